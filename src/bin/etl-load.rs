@@ -1,0 +1,7 @@
+//! `etl-load`: NDJSON in, a SQLite table out, all or nothing.
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = etlkit::cli::load::LoadArgs::parse();
+    etlkit::error::finish("etl-load", etlkit::load::run(args))
+}

@@ -1,0 +1,41 @@
+//! Command-line definitions: one clap `Parser` per program, sharing option
+//! groups so that a flag means the same thing everywhere. Parsing is all
+//! that happens here; the program modules turn these into checked plans.
+
+pub mod extract;
+pub mod load;
+
+use clap::Args;
+
+use crate::progress::Verbosity;
+
+/// Exit codes, identical for every program; appended to each `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (also when a downstream reader closes the pipe early)
+  1    runtime failure: I/O, malformed input, database error, truncated input
+  2    usage error: bad flags or a bad combination of them
+  3    finished, but some records were rejected (see --rejects)
+  130  interrupted (SIGINT); nothing partial was committed";
+
+/// `-q` / `-v`, shared by every program.
+#[derive(Debug, Clone, Args)]
+pub struct VerbosityArgs {
+    /// Print errors only: no progress bar, no summary line
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail on stderr (table creation, column types, timings)
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+impl VerbosityArgs {
+    /// The settings the library uses.
+    pub fn verbosity(&self) -> Verbosity {
+        Verbosity {
+            quiet: self.quiet,
+            verbose: self.verbose,
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Edge formats: how bytes in a file become records and back.
+
+pub mod csv;
+pub mod infer;
+pub mod json;
+
+use std::path::Path;
+
+use clap::ValueEnum;
+
+/// A file format etlkit reads at the edges of a pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Comma-separated values with a header line (RFC 4180 quoting).
+    Csv,
+    /// Tab-separated values with a header line; no quoting.
+    Tsv,
+    /// One JSON object per line (also .jsonl); control lines are checked.
+    Ndjson,
+}
+
+impl Format {
+    /// The format a file name suggests, if any.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(Format::Csv),
+            "tsv" | "tab" => Some(Format::Tsv),
+            "ndjson" | "jsonl" => Some(Format::Ndjson),
+            _ => None,
+        }
+    }
+}

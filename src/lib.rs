@@ -1,0 +1,19 @@
+//! etlkit: small Unix programs for shell-driven ETL.
+//!
+//! `etl-extract | etl-transform | etl-load` pipelines pass NDJSON records
+//! framed by control lines (see [`wire`]), so that a consumer can tell a
+//! complete stream from one whose producer died. The binaries in `src/bin`
+//! only parse arguments and call [`extract::run`] or [`load::run`].
+
+pub mod cli;
+pub mod error;
+pub mod extract;
+pub mod format;
+pub mod load;
+pub mod output;
+pub mod progress;
+pub mod record;
+pub mod sink;
+pub mod source;
+pub mod sqlite;
+pub mod wire;

@@ -1,0 +1,329 @@
+//! A SQLite table as a sink: one transaction per run, columns created and
+//! added from the records, values fitted to column types or rejected.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{CachedStatement, Connection};
+use serde_json::Value;
+
+use super::convert::{to_sql, type_of_value, widen};
+use crate::record::{FieldType, Record, Schema};
+use crate::sqlite::{ColumnKind, declared_type, quote_ident};
+
+/// An open SQLite database with a write transaction in progress.
+pub struct SqliteTarget {
+    path: PathBuf,
+    created: bool,
+    conn: Connection,
+}
+
+impl SqliteTarget {
+    /// Opens (or creates) the database and takes the write lock. Another
+    /// load of the same file is waited for, up to `wait`.
+    pub fn open(path: &Path, wait: Duration) -> Result<Self> {
+        let name = path.display();
+        let created = !path.exists();
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open SQLite database {name}"))?;
+        let target = SqliteTarget {
+            path: path.to_path_buf(),
+            created,
+            conn,
+        };
+        target
+            .conn
+            .busy_timeout(wait)
+            .and_then(|()| {
+                target
+                    .conn
+                    .execute_batch("PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
+            })
+            .and_then(|()| target.conn.execute_batch("BEGIN IMMEDIATE"))
+            .with_context(|| format!("cannot start a write transaction on {name}"))?;
+        Ok(target)
+    }
+
+    /// The connection, inside the run's transaction.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Makes the run's changes durable and visible.
+    pub fn commit(self) -> Result<()> {
+        self.conn
+            .execute_batch("COMMIT")
+            .with_context(|| format!("cannot commit to {}", self.path.display()))
+    }
+
+    /// Undoes the run; a database file this run created is removed again,
+    /// so a failed first load leaves no trace.
+    pub fn rollback(self) {
+        // The transaction dies with the connection even if ROLLBACK fails.
+        let _ = self.conn.execute_batch("ROLLBACK");
+        drop(self.conn);
+        if self.created {
+            for suffix in ["", "-journal", "-wal", "-shm"] {
+                let mut p = self.path.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// How the table's existing rows are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Keep them; add the new rows.
+    Append,
+    /// Delete them in the same transaction that adds the new rows.
+    Replace,
+}
+
+struct Column {
+    name: String,
+    kind: ColumnKind,
+}
+
+/// Writes records into one table within the target's transaction.
+pub struct TableWriter<'c> {
+    conn: &'c Connection,
+    table: String,
+    quoted_table: String,
+    exists: bool,
+    columns: Vec<Column>,
+    by_name: HashMap<String, usize>,
+    by_lower: HashMap<String, usize>,
+    /// Fields seen only as null, created at the end so the column exists.
+    null_only: Vec<String>,
+    bound: Vec<usize>,
+    statement: Option<(Vec<usize>, CachedStatement<'c>)>,
+    log: Vec<String>,
+}
+
+impl<'c> TableWriter<'c> {
+    /// Reads the table's columns if it exists; `mode` replace empties it.
+    pub fn new(conn: &'c Connection, table: &str, mode: WriteMode) -> Result<Self> {
+        let quoted_table = quote_ident(table);
+        let mut writer = TableWriter {
+            conn,
+            table: table.to_string(),
+            quoted_table,
+            exists: false,
+            columns: Vec::new(),
+            by_name: HashMap::new(),
+            by_lower: HashMap::new(),
+            null_only: Vec::new(),
+            bound: Vec::new(),
+            statement: None,
+            log: Vec::new(),
+        };
+        let mut stmt = conn.prepare("SELECT name, type FROM pragma_table_info(?1)")?;
+        let existing: Vec<(String, String)> = stmt
+            .query_map([table], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()
+            .with_context(|| format!("cannot read the columns of table {table:?}"))?;
+        drop(stmt);
+        for (name, decl) in existing {
+            writer.exists = true;
+            writer.push_column(name, ColumnKind::from_declared(&decl));
+        }
+        if writer.exists && mode == WriteMode::Replace {
+            conn.execute(&format!("DELETE FROM {}", writer.quoted_table), [])
+                .with_context(|| format!("cannot empty table {table:?}"))?;
+            writer
+                .log
+                .push(format!("emptied table {table:?} for replace"));
+        }
+        Ok(writer)
+    }
+
+    /// Lines for `-v`: what the writer created or changed.
+    pub fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.log)
+    }
+
+    fn push_column(&mut self, name: String, kind: ColumnKind) {
+        let i = self.columns.len();
+        self.by_name.insert(name.clone(), i);
+        self.by_lower.entry(name.to_lowercase()).or_insert(i);
+        self.columns.push(Column { name, kind });
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.by_name
+            .get(name)
+            .or_else(|| self.by_lower.get(&name.to_lowercase()))
+            .copied()
+    }
+
+    /// Creates the table, or adds missing columns, for the declared schema
+    /// and a sample of records: a column's type comes from the schema, else
+    /// from the widest of its sample values.
+    pub fn prepare<'r>(
+        &mut self,
+        schema: &Schema,
+        sample: impl IntoIterator<Item = &'r Record>,
+    ) -> Result<()> {
+        let mut wanted: Vec<(String, Option<FieldType>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (name, t) in schema {
+            index.insert(name.to_lowercase(), wanted.len());
+            wanted.push((name.clone(), Some(*t)));
+        }
+        let declared = wanted.len();
+        for record in sample {
+            for (name, value) in record {
+                let i = *index.entry(name.to_lowercase()).or_insert_with(|| {
+                    wanted.push((name.clone(), None));
+                    wanted.len() - 1
+                });
+                if i < declared {
+                    continue;
+                }
+                if let Some(t) = type_of_value(value) {
+                    let slot = &mut wanted[i].1;
+                    *slot = Some(slot.map_or(t, |old| widen(old, t)));
+                }
+            }
+        }
+        let missing: Vec<(String, FieldType)> = wanted
+            .into_iter()
+            .filter(|(name, _)| self.find(name).is_none())
+            .map(|(name, t)| (name, t.unwrap_or(FieldType::Text)))
+            .collect();
+        self.add_columns(&missing)
+    }
+
+    fn add_columns(&mut self, columns: &[(String, FieldType)]) -> Result<()> {
+        if columns.is_empty() {
+            return Ok(());
+        }
+        if !self.exists {
+            let defs: Vec<String> = columns
+                .iter()
+                .map(|(name, t)| format!("{} {}", quote_ident(name), declared_type(*t)))
+                .collect();
+            let sql = format!("CREATE TABLE {} ({})", self.quoted_table, defs.join(", "));
+            self.conn
+                .execute(&sql, [])
+                .with_context(|| format!("cannot create table {:?}", self.table))?;
+            self.exists = true;
+            self.log.push(format!(
+                "created table {:?}: {}",
+                self.table,
+                defs.join(", ")
+            ));
+        } else {
+            for (name, t) in columns {
+                let sql = format!(
+                    "ALTER TABLE {} ADD COLUMN {} {}",
+                    self.quoted_table,
+                    quote_ident(name),
+                    declared_type(*t)
+                );
+                self.conn.execute(&sql, []).with_context(|| {
+                    format!("cannot add column {name:?} to table {:?}", self.table)
+                })?;
+                self.log.push(format!(
+                    "added column {name:?} {} to table {:?}",
+                    declared_type(*t),
+                    self.table
+                ));
+            }
+        }
+        for (name, t) in columns {
+            self.push_column(name.clone(), ColumnKind::Typed(*t));
+        }
+        self.null_only
+            .retain(|n| !self.by_lower.contains_key(&n.to_lowercase()));
+        Ok(())
+    }
+
+    /// Inserts one record. `Ok(Err(reason))` is a rejected record: nothing
+    /// of it was written. `Err` is a database failure that ends the run.
+    pub fn insert(&mut self, record: &Record) -> Result<Result<(), String>> {
+        self.bound.clear();
+        let mut values: Vec<&Value> = Vec::with_capacity(record.len());
+        let mut new_columns: Vec<(String, FieldType)> = Vec::new();
+        for (name, value) in record {
+            match self.find(name) {
+                Some(i) => {
+                    if self.bound.contains(&i) {
+                        return Ok(Err(format!(
+                            "field {name:?} names column {:?} a second time (names are case-insensitive)",
+                            self.columns[i].name
+                        )));
+                    }
+                    self.bound.push(i);
+                    values.push(value);
+                }
+                None => match type_of_value(value) {
+                    Some(t) => new_columns.push((name.clone(), t)),
+                    None => {
+                        if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                            self.null_only.push(name.clone());
+                        }
+                    }
+                },
+            }
+        }
+        if !new_columns.is_empty() {
+            self.add_columns(&new_columns)?;
+            return self.insert(record);
+        }
+        let mut params = Vec::with_capacity(values.len());
+        for (&i, value) in self.bound.iter().zip(&values) {
+            match to_sql(value, self.columns[i].kind) {
+                Ok(v) => params.push(v),
+                Err(reason) => {
+                    return Ok(Err(format!("column {:?}: {reason}", self.columns[i].name)));
+                }
+            }
+        }
+        let reuse = matches!(&self.statement, Some((cols, _)) if *cols == self.bound);
+        if !reuse {
+            let sql = if self.bound.is_empty() {
+                format!("INSERT INTO {} DEFAULT VALUES", self.quoted_table)
+            } else {
+                let names: Vec<String> = self
+                    .bound
+                    .iter()
+                    .map(|&i| quote_ident(&self.columns[i].name))
+                    .collect();
+                let marks: Vec<String> = (1..=names.len()).map(|n| format!("?{n}")).collect();
+                format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    self.quoted_table,
+                    names.join(", "),
+                    marks.join(", ")
+                )
+            };
+            let stmt = self.conn.prepare_cached(&sql)?;
+            self.statement = Some((self.bound.clone(), stmt));
+        }
+        let Some((_, stmt)) = self.statement.as_mut() else {
+            bail!("insert statement missing after preparation");
+        };
+        for (n, param) in params.iter().enumerate() {
+            stmt.raw_bind_parameter(n + 1, param)?;
+        }
+        stmt.raw_execute()
+            .with_context(|| format!("cannot insert into table {:?}", self.table))?;
+        Ok(Ok(()))
+    }
+
+    /// Creates columns for fields that only ever held null, so that every
+    /// field of the input has a column. Call before committing.
+    pub fn finish(&mut self) -> Result<()> {
+        self.statement = None;
+        let pending: Vec<(String, FieldType)> = std::mem::take(&mut self.null_only)
+            .into_iter()
+            .map(|n| (n, FieldType::Text))
+            .collect();
+        self.add_columns(&pending)
+    }
+}

@@ -1,0 +1,148 @@
+//! NDJSON files as a source: each line is checked to be one JSON object and
+//! passed on byte for byte. Control lines in the file (a saved stream) are
+//! checked, not copied: a saved stream that was cut short fails here instead
+//! of being passed on as if it were whole.
+
+use std::io::BufRead;
+
+use anyhow::{Context, Result, bail};
+use serde::de::IgnoredAny;
+
+use super::Source;
+use crate::progress::Progress;
+use crate::record::Schema;
+use crate::wire::{self, Framing, Line};
+
+/// An NDJSON input read line by line.
+pub struct NdjsonSource<R> {
+    name: String,
+    input: R,
+    line: Vec<u8>,
+    line_no: u64,
+    framing: Framing,
+}
+
+impl<R: BufRead> NdjsonSource<R> {
+    /// A source over `input`, called `name` in messages.
+    pub fn new(input: R, name: &str) -> Self {
+        NdjsonSource {
+            name: name.to_string(),
+            input,
+            line: Vec::with_capacity(4096),
+            line_no: 0,
+            framing: Framing::new(),
+        }
+    }
+
+    fn located(&self, err: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::anyhow!("{}:{}: {err}", self.name, self.line_no)
+    }
+}
+
+/// Checks that `line` is one complete JSON object, without building it.
+pub fn check_object(line: &[u8]) -> Result<()> {
+    if let Err(e) = std::str::from_utf8(line) {
+        bail!("invalid UTF-8 at byte {}", e.valid_up_to());
+    }
+    if line.first() != Some(&b'{') {
+        let found = match line.first() {
+            Some(b'[') => "an array",
+            Some(b'"') => "a string",
+            _ => "something else",
+        };
+        bail!("expected a JSON object, found {found}");
+    }
+    check_json(line)
+}
+
+/// Checks that `bytes` is exactly one JSON value, without building it.
+pub fn check_json(bytes: &[u8]) -> Result<()> {
+    serde_json::from_slice::<IgnoredAny>(bytes)
+        .map_err(|e| anyhow::anyhow!("invalid JSON: {e}"))?;
+    Ok(())
+}
+
+impl<R: BufRead> Source for NdjsonSource<R> {
+    fn schema(&self) -> Schema {
+        Vec::new()
+    }
+
+    fn run(
+        &mut self,
+        emit: &mut dyn FnMut(&[u8]) -> Result<()>,
+        _progress: &Progress,
+    ) -> Result<()> {
+        loop {
+            self.line.clear();
+            let n = self
+                .input
+                .read_until(b'\n', &mut self.line)
+                .with_context(|| format!("cannot read {}", self.name))?;
+            if n == 0 {
+                let framing = std::mem::take(&mut self.framing);
+                framing
+                    .finish()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", self.name))?;
+                return Ok(());
+            }
+            self.line_no += 1;
+            let line = std::mem::take(&mut self.line);
+            let result = self.handle_line(line.trim_ascii(), emit);
+            self.line = line;
+            result?;
+        }
+    }
+}
+
+impl<R: BufRead> NdjsonSource<R> {
+    fn handle_line(
+        &mut self,
+        text: &[u8],
+        emit: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let line_no = self.line_no;
+        if wire::looks_like_control(text) {
+            if let Line::Control(kind, obj) = wire::parse_line(text).map_err(|e| self.located(e))? {
+                self.framing
+                    .control(&kind, &obj, line_no)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", self.name))?;
+                return Ok(());
+            }
+        }
+        check_object(text).map_err(|e| self.located(e))?;
+        self.framing
+            .record(line_no)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.name))?;
+        emit(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_pass_other_json_fails() {
+        assert!(check_object(br#"{"a":[1,{"b":null}]}"#).is_ok());
+        assert_eq!(
+            check_object(b"[1]").unwrap_err().to_string(),
+            "expected a JSON object, found an array"
+        );
+        assert!(check_object(br#"{"a":1"#).is_err());
+        assert!(check_object(b"{\"a\":\"\xff\"}").is_err());
+        assert!(check_object(br#"{"a":1} {"b":2}"#).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_neither_crashes_extract_nor_load() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
+        assert!(check_object(deep.as_bytes()).is_ok());
+        let err = crate::wire::parse_line(deep.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("recursion limit"), "{err}");
+    }
+}

@@ -1,0 +1,162 @@
+//! A SQLite table or query as a source. Values come out as the wire types
+//! their declared column types promise: BOOLEAN columns as true/false, JSON
+//! columns as nested JSON, BLOBs as `\x`-prefixed hex text.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+
+use super::Source;
+use crate::format::json;
+use crate::progress::Progress;
+use crate::record::{FieldType, Schema};
+use crate::sqlite::{ColumnKind, quote_ident};
+
+/// What to read from the database.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every row of a table.
+    Table(String),
+    /// The rows of a SELECT statement.
+    Query(String),
+}
+
+struct Column {
+    name: String,
+    key: Vec<u8>,
+    kind: ColumnKind,
+}
+
+/// A query over a read-only connection.
+pub struct SqliteSource {
+    name: String,
+    connection: Connection,
+    sql: String,
+    columns: Vec<Column>,
+}
+
+impl SqliteSource {
+    /// Opens `path` read-only and prepares the query (which checks it).
+    pub fn open(path: &Path, selection: &Selection) -> Result<Self> {
+        let name = path.display().to_string();
+        if !path.is_file() {
+            bail!("cannot open {name}: no such file");
+        }
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open SQLite database {name}"))?;
+        let sql = match selection {
+            Selection::Table(table) => format!("SELECT * FROM {}", quote_ident(table)),
+            Selection::Query(sql) => sql.clone(),
+        };
+        let columns = {
+            let statement = connection
+                .prepare(&sql)
+                .with_context(|| format!("{name}: cannot prepare the query"))?;
+            statement
+                .columns()
+                .map(|c| Column {
+                    name: c.name().to_string(),
+                    key: json::key_prefix(c.name()),
+                    kind: c
+                        .decl_type()
+                        .map_or(ColumnKind::Any, ColumnKind::from_declared),
+                })
+                .collect()
+        };
+        Ok(SqliteSource {
+            name,
+            connection,
+            sql,
+            columns,
+        })
+    }
+}
+
+impl Source for SqliteSource {
+    fn schema(&self) -> Schema {
+        self.columns
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), c.kind.field_type()?)))
+            .collect()
+    }
+
+    fn run(
+        &mut self,
+        emit: &mut dyn FnMut(&[u8]) -> Result<()>,
+        _progress: &Progress,
+    ) -> Result<()> {
+        let mut statement = self.connection.prepare(&self.sql)?;
+        let mut rows = statement
+            .query([])
+            .with_context(|| format!("{}: cannot run the query", self.name))?;
+        let mut out = Vec::with_capacity(1024);
+        let mut row_no = 0u64;
+        while let Some(row) = rows
+            .next()
+            .with_context(|| format!("{}: reading row {}", self.name, row_no + 1))?
+        {
+            row_no += 1;
+            out.clear();
+            out.push(b'{');
+            for (i, col) in self.columns.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&col.key);
+                let value = row.get_ref(i)?;
+                write_value(&mut out, value, col.kind).with_context(|| {
+                    format!("{}: row {row_no}, column {:?}", self.name, col.name)
+                })?;
+            }
+            out.push(b'}');
+            emit(&out)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_value(out: &mut Vec<u8>, value: ValueRef<'_>, kind: ColumnKind) -> Result<()> {
+    match value {
+        ValueRef::Null => out.extend_from_slice(b"null"),
+        ValueRef::Integer(i)
+            if kind == ColumnKind::Typed(FieldType::Boolean) && (i == 0 || i == 1) =>
+        {
+            out.extend_from_slice(if i == 1 { b"true" } else { b"false" });
+        }
+        ValueRef::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        ValueRef::Real(f) if f.is_finite() => {
+            let text = f.to_string();
+            out.extend_from_slice(text.as_bytes());
+            if !text.contains(['.', 'e', 'E']) {
+                // Keep it a float on the wire: 5.0, not the integer 5.
+                out.extend_from_slice(b".0");
+            }
+        }
+        ValueRef::Real(f) => bail!("non-finite number {f} has no JSON form"),
+        ValueRef::Text(bytes) => {
+            let text = std::str::from_utf8(bytes).context("text is not valid UTF-8")?;
+            if kind == ColumnKind::Typed(FieldType::Json)
+                && crate::source::ndjson::check_json(bytes).is_ok()
+            {
+                out.extend_from_slice(text.trim().as_bytes());
+            } else {
+                json::write_str(out, text);
+            }
+        }
+        ValueRef::Blob(bytes) => {
+            let mut hex = String::with_capacity(2 + bytes.len() * 2);
+            hex.push_str("\\x");
+            for b in bytes {
+                let _ = write!(hex, "{b:02x}");
+            }
+            json::write_str(out, &hex);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! SQLite conventions shared by the source and the sink: how identifiers
+//! are quoted, and how a column's declared type maps to a wire type.
+
+use crate::record::FieldType;
+
+/// Quotes an identifier that may come from data: `"` doubled, whole name
+/// wrapped. Never paste a name into SQL any other way.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The declared type etlkit gives a column it creates for `t`.
+pub fn declared_type(t: FieldType) -> &'static str {
+    match t {
+        FieldType::Integer => "INTEGER",
+        FieldType::Float => "REAL",
+        FieldType::Boolean => "BOOLEAN",
+        FieldType::Text => "TEXT",
+        FieldType::Json => "JSON",
+    }
+}
+
+/// What a column accepts, derived from its declared type the way SQLite
+/// derives affinity, plus the two names etlkit gives meaning to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// A typed column etlkit understands.
+    Typed(FieldType),
+    /// NUMERIC affinity (DATE, DECIMAL, ...): numbers, and text SQLite
+    /// would not turn into a number.
+    Numeric,
+    /// No declared type: anything, stored as given.
+    Any,
+}
+
+impl ColumnKind {
+    /// The kind of a column declared as `decl`.
+    pub fn from_declared(decl: &str) -> ColumnKind {
+        let upper = decl.to_ascii_uppercase();
+        if upper.starts_with("BOOL") {
+            ColumnKind::Typed(FieldType::Boolean)
+        } else if upper == "JSON" || upper == "JSONB" {
+            ColumnKind::Typed(FieldType::Json)
+        } else if upper.contains("INT") {
+            ColumnKind::Typed(FieldType::Integer)
+        } else if upper.contains("CHAR") || upper.contains("CLOB") || upper.contains("TEXT") {
+            ColumnKind::Typed(FieldType::Text)
+        } else if upper.is_empty() || upper.contains("BLOB") {
+            ColumnKind::Any
+        } else if upper.contains("REAL") || upper.contains("FLOA") || upper.contains("DOUB") {
+            ColumnKind::Typed(FieldType::Float)
+        } else {
+            ColumnKind::Numeric
+        }
+    }
+
+    /// The wire type a reader of this column should declare, if any.
+    pub fn field_type(self) -> Option<FieldType> {
+        match self {
+            ColumnKind::Typed(t) => Some(t),
+            ColumnKind::Numeric | ColumnKind::Any => None,
+        }
+    }
+
+    /// A name for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ColumnKind::Typed(t) => declared_type(t),
+            ColumnKind::Numeric => "NUMERIC",
+            ColumnKind::Any => "untyped",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_doubles_quotes() {
+        assert_eq!(
+            quote_ident(r#"a"b; DROP TABLE x"#),
+            r#""a""b; DROP TABLE x""#
+        );
+    }
+
+    #[test]
+    fn declared_types_map_like_affinity() {
+        use ColumnKind::*;
+        assert_eq!(
+            ColumnKind::from_declared("BIGINT"),
+            Typed(FieldType::Integer)
+        );
+        assert_eq!(
+            ColumnKind::from_declared("varchar(20)"),
+            Typed(FieldType::Text)
+        );
+        assert_eq!(
+            ColumnKind::from_declared("DOUBLE PRECISION"),
+            Typed(FieldType::Float)
+        );
+        assert_eq!(
+            ColumnKind::from_declared("BOOLEAN"),
+            Typed(FieldType::Boolean)
+        );
+        assert_eq!(ColumnKind::from_declared("JSON"), Typed(FieldType::Json));
+        assert_eq!(ColumnKind::from_declared("DATETIME"), Numeric);
+        assert_eq!(ColumnKind::from_declared(""), Any);
+        for t in [
+            FieldType::Integer,
+            FieldType::Float,
+            FieldType::Boolean,
+            FieldType::Text,
+            FieldType::Json,
+        ] {
+            assert_eq!(ColumnKind::from_declared(declared_type(t)), Typed(t));
+        }
+    }
+}

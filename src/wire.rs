@@ -1,0 +1,373 @@
+//! The wire between stages: NDJSON records framed by control lines.
+//!
+//! A control line is a JSON object whose first key is `"@etl"`. A producer
+//! writes `{"@etl":"begin",...}` before its first record and
+//! `{"@etl":"end","rows":N,...}` after its last, and only when it succeeded.
+//! A consumer that saw `begin` but reaches EOF without `end` knows its
+//! producer died and must not commit. [`Framing`] keeps that bookkeeping.
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value};
+
+use crate::record::{FieldType, Record, Schema};
+
+/// The key that marks a control line when it comes first in an object.
+pub const CONTROL_KEY: &str = "@etl";
+
+/// Version of the control-line format written into `begin` lines.
+pub const WIRE_VERSION: u64 = 1;
+
+/// What a producer says before its first record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Begin {
+    /// The stream's name: keys incremental state, shows in messages.
+    pub stream: String,
+    /// Where the data came from (a path, a table), for people reading logs.
+    pub source: Option<String>,
+    /// Column types the producer knows, in column order.
+    pub schema: Schema,
+}
+
+/// What a producer says after its last record, on success only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct End {
+    /// The stream's name, as in `begin`.
+    pub stream: String,
+    /// How many records the producer wrote.
+    pub rows: u64,
+    /// The stream's new incremental position, if it has one.
+    pub bookmark: Option<Value>,
+}
+
+impl Begin {
+    /// The control line, without its newline.
+    pub fn to_line(&self) -> String {
+        let mut obj = Map::new();
+        obj.insert(CONTROL_KEY.into(), "begin".into());
+        obj.insert("version".into(), WIRE_VERSION.into());
+        obj.insert("stream".into(), self.stream.clone().into());
+        if let Some(source) = &self.source {
+            obj.insert("source".into(), source.clone().into());
+        }
+        if !self.schema.is_empty() {
+            let schema: Map<String, Value> = self
+                .schema
+                .iter()
+                .map(|(name, t)| (name.clone(), Value::from(t.name())))
+                .collect();
+            obj.insert("schema".into(), Value::Object(schema));
+        }
+        Value::Object(obj).to_string()
+    }
+
+    /// Reads a `begin` control object; unknown keys are ignored so that
+    /// newer producers can add fields.
+    pub fn from_control(obj: &Map<String, Value>) -> Begin {
+        let schema = match obj.get("schema") {
+            Some(Value::Object(fields)) => fields
+                .iter()
+                .filter_map(|(name, t)| {
+                    let t = FieldType::from_name(t.as_str()?)?;
+                    Some((name.clone(), t))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Begin {
+            stream: string_field(obj, "stream"),
+            source: obj.get("source").and_then(Value::as_str).map(String::from),
+            schema,
+        }
+    }
+}
+
+impl End {
+    /// The control line, without its newline.
+    pub fn to_line(&self) -> String {
+        let mut obj = Map::new();
+        obj.insert(CONTROL_KEY.into(), "end".into());
+        obj.insert("stream".into(), self.stream.clone().into());
+        obj.insert("rows".into(), self.rows.into());
+        if let Some(bookmark) = &self.bookmark {
+            obj.insert("bookmark".into(), bookmark.clone());
+        }
+        Value::Object(obj).to_string()
+    }
+
+    /// Reads an `end` control object.
+    pub fn from_control(obj: &Map<String, Value>) -> Result<End> {
+        let rows = obj
+            .get("rows")
+            .and_then(Value::as_u64)
+            .context("end line has no valid \"rows\" count")?;
+        Ok(End {
+            stream: string_field(obj, "stream"),
+            rows,
+            bookmark: obj.get("bookmark").cloned(),
+        })
+    }
+}
+
+fn string_field(obj: &Map<String, Value>, key: &str) -> String {
+    obj.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// One parsed line of the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// A data record.
+    Record(Record),
+    /// A control line: its kind (`"begin"`, `"end"`, ...) and the object.
+    Control(String, Map<String, Value>),
+}
+
+/// Cheap test for a control line on raw bytes, before full parsing: does
+/// the object open with the `"@etl"` key?
+pub fn looks_like_control(line: &[u8]) -> bool {
+    let rest = trim_ascii_start(line);
+    let Some(rest) = rest.strip_prefix(b"{") else {
+        return false;
+    };
+    trim_ascii_start(rest).starts_with(b"\"@etl\"")
+}
+
+fn trim_ascii_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// Parses one non-blank line of the wire. The error says what is wrong;
+/// the caller adds where.
+pub fn parse_line(line: &[u8]) -> Result<Line> {
+    let value: Value = serde_json::from_slice(line).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Value::Object(obj) = value else {
+        bail!(
+            "expected a JSON object, found {}",
+            crate::record::describe_kind(&value)
+        );
+    };
+    match obj.iter().next() {
+        Some((key, kind)) if key == CONTROL_KEY => {
+            let kind = kind
+                .as_str()
+                .context("control line's \"@etl\" value is not a string")?
+                .to_string();
+            Ok(Line::Control(kind, obj))
+        }
+        _ => Ok(Line::Record(obj)),
+    }
+}
+
+/// How a finished input was framed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    /// No lines at all: the producer may have died before writing.
+    Empty,
+    /// Records without control lines: a foreign producer, committed at EOF.
+    Unframed,
+    /// One or more complete `begin` ... `end` segments.
+    Framed(Vec<End>),
+}
+
+#[derive(Debug)]
+struct OpenSegment {
+    begin: Begin,
+    line: u64,
+    rows: u64,
+}
+
+/// Checks that a stream of lines is framed truthfully: `begin` and `end`
+/// pair up, the `end` count matches, and nothing is missing at EOF.
+#[derive(Debug, Default)]
+pub struct Framing {
+    open: Option<OpenSegment>,
+    ended: Vec<End>,
+    records: u64,
+    lines: u64,
+}
+
+impl Framing {
+    /// A checker for a new input.
+    pub fn new() -> Self {
+        Framing::default()
+    }
+
+    /// Records seen so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The `begin` of the segment being read, if any.
+    pub fn current(&self) -> Option<&Begin> {
+        self.open.as_ref().map(|s| &s.begin)
+    }
+
+    /// Notes a record on line `line`.
+    pub fn record(&mut self, line: u64) -> Result<()> {
+        self.lines += 1;
+        self.records += 1;
+        match &mut self.open {
+            Some(seg) => seg.rows += 1,
+            None if !self.ended.is_empty() => bail!(
+                "line {line}: record after the stream's end line; \
+                 a framed stream may not carry records outside begin/end"
+            ),
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Notes a control line; returns the `begin` it opened, if it was one.
+    pub fn control(
+        &mut self,
+        kind: &str,
+        obj: &Map<String, Value>,
+        line: u64,
+    ) -> Result<Option<Begin>> {
+        self.lines += 1;
+        match kind {
+            "begin" => {
+                if let Some(seg) = &self.open {
+                    bail!(
+                        "line {line}: a new stream begins while stream {:?} (begun on line {}) \
+                         has no end: upstream ended early after {} rows",
+                        seg.begin.stream,
+                        seg.line,
+                        seg.rows
+                    );
+                }
+                if self.records > 0 && self.ended.is_empty() {
+                    bail!(
+                        "line {line}: begin line after {} unframed records",
+                        self.records
+                    );
+                }
+                let begin = Begin::from_control(obj);
+                self.open = Some(OpenSegment {
+                    begin: begin.clone(),
+                    line,
+                    rows: 0,
+                });
+                Ok(Some(begin))
+            }
+            "end" => {
+                let Some(seg) = self.open.take() else {
+                    bail!("line {line}: end line without a begin line");
+                };
+                let end = End::from_control(obj).with_context(|| format!("line {line}"))?;
+                if end.rows != seg.rows {
+                    bail!(
+                        "line {line}: end line of stream {:?} counts {} rows but {} arrived: \
+                         records were lost or added between stages",
+                        seg.begin.stream,
+                        end.rows,
+                        seg.rows
+                    );
+                }
+                self.ended.push(end);
+                Ok(None)
+            }
+            // Kinds a later version may add; they carry no records.
+            _ => Ok(None),
+        }
+    }
+
+    /// Called at EOF: how the input was framed, or the truncation error.
+    pub fn finish(self) -> Result<Shape> {
+        if let Some(seg) = self.open {
+            bail!(
+                "upstream ended early after {} rows: stream {:?} (begun on line {}) has no end line",
+                seg.rows,
+                seg.begin.stream,
+                seg.line
+            );
+        }
+        Ok(if self.lines == 0 {
+            Shape::Empty
+        } else if self.ended.is_empty() {
+            Shape::Unframed
+        } else {
+            Shape::Framed(self.ended)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(line: &str) -> (String, Map<String, Value>) {
+        match parse_line(line.as_bytes()).expect("valid line") {
+            Line::Control(kind, obj) => (kind, obj),
+            Line::Record(_) => panic!("not a control line: {line}"),
+        }
+    }
+
+    #[test]
+    fn begin_round_trips_with_schema() {
+        let begin = Begin {
+            stream: "orders".into(),
+            source: Some("orders.csv".into()),
+            schema: vec![
+                ("id".into(), FieldType::Integer),
+                ("zip".into(), FieldType::Text),
+            ],
+        };
+        let line = begin.to_line();
+        assert!(looks_like_control(line.as_bytes()));
+        let (kind, obj) = control(&line);
+        assert_eq!(kind, "begin");
+        assert_eq!(Begin::from_control(&obj), begin);
+    }
+
+    #[test]
+    fn record_with_control_key_later_is_a_record() {
+        let line = br#"{"id":1,"@etl":"begin"}"#;
+        assert!(!looks_like_control(line));
+        assert!(matches!(parse_line(line), Ok(Line::Record(_))));
+    }
+
+    #[test]
+    fn non_objects_are_errors() {
+        let err = parse_line(b"[1,2]").unwrap_err();
+        assert_eq!(err.to_string(), "expected a JSON object, found array");
+    }
+
+    #[test]
+    fn truncated_stream_is_an_error() {
+        let mut framing = Framing::new();
+        let (kind, obj) = control(r#"{"@etl":"begin","stream":"s"}"#);
+        framing.control(&kind, &obj, 1).expect("begin");
+        framing.record(2).expect("record");
+        let err = framing.finish().unwrap_err().to_string();
+        assert!(
+            err.starts_with("upstream ended early after 1 rows"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn end_count_must_match() {
+        let mut framing = Framing::new();
+        let (kind, obj) = control(r#"{"@etl":"begin","stream":"s"}"#);
+        framing.control(&kind, &obj, 1).expect("begin");
+        framing.record(2).expect("record");
+        let (kind, obj) = control(r#"{"@etl":"end","stream":"s","rows":2}"#);
+        let err = framing.control(&kind, &obj, 3).unwrap_err().to_string();
+        assert!(err.contains("counts 2 rows but 1 arrived"), "{err}");
+    }
+
+    #[test]
+    fn shapes() {
+        assert_eq!(Framing::new().finish().expect("ok"), Shape::Empty);
+        let mut framing = Framing::new();
+        framing.record(1).expect("record");
+        assert_eq!(framing.finish().expect("ok"), Shape::Unframed);
+    }
+}
