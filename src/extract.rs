@@ -120,7 +120,27 @@ pub fn run(args: ExtractArgs) -> Result<Outcome> {
                 let name = input.name.clone();
                 let reader = BufReader::with_capacity(1 << 16, progress.wrap_reader(input.reader));
                 let src: Box<dyn Source> = match format {
-                    Format::Csv | Format::Tsv => Box::new(CsvSource::open(reader, &name, &csv)?),
+                    Format::Csv | Format::Tsv => match CsvSource::open(reader, &name, &csv) {
+                        Ok(src) => Box::new(src),
+                        Err(err) => {
+                            // The input opened, so a stream has started: say so,
+                            // and a consumer sees a truncated stream, not an
+                            // empty one it might take for an empty source.
+                            let begin = Begin {
+                                stream: args
+                                    .stream
+                                    .clone()
+                                    .unwrap_or_else(|| default_stream(path.as_deref())),
+                                source: Some(name),
+                                schema: Vec::new(),
+                            };
+                            let mut out = output::stdout();
+                            writeln!(out, "{}", begin.to_line())
+                                .and_then(|()| out.flush())
+                                .context("writing to stdout")?;
+                            return Err(err);
+                        }
+                    },
                     Format::Ndjson => Box::new(NdjsonSource::new(reader, &name)),
                 };
                 (src, progress, default_stream(path.as_deref()), name)

@@ -147,6 +147,12 @@ impl Load<'_> {
             .hint("if the source really is empty, add --allow-empty")
             .into());
         }
+        if shape == Shape::Empty {
+            self.progress.warn(&format!(
+                "{}: input has no lines at all (did the producer fail?)",
+                self.input_name
+            ));
+        }
         if !prepared {
             self.flush_sample(&mut writer, &schema, &mut sample)?;
         }

@@ -1,1 +1,8 @@
-//! Integration tests: the real binaries.
+//! Integration tests: the real binaries, run in temp dirs with a cleared
+//! environment, against real SQLite files.
+
+mod common;
+mod docs;
+mod extract;
+mod load;
+mod pipeline;

@@ -21,7 +21,8 @@ Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
   $ etl-extract sample-data/events.ndjson --stream clicks -q | tail -n 1
   $ etl-extract --all-text sample-data/customers.csv > customers.ndjson
-  $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders -q && etl-extract wh.db --query 'SELECT order_id, zip FROM orders' | head -n 3
+  $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders
+  $ etl-extract wh.db --query 'SELECT order_id, zip FROM orders' | head -n 3
 ";
 
 /// Read CSV, TSV, NDJSON or a SQLite table and write records as NDJSON

@@ -1,0 +1,154 @@
+//! Helpers shared by the integration tests.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const EXTRACT: &str = env!("CARGO_BIN_EXE_etl-extract");
+pub const LOAD: &str = env!("CARGO_BIN_EXE_etl-load");
+
+/// The repository's sample-data directory.
+pub fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample-data")
+        .join(name)
+}
+
+/// The directory holding the built binaries, for PATH.
+pub fn bin_dir() -> PathBuf {
+    Path::new(EXTRACT)
+        .parent()
+        .expect("binary has a parent")
+        .to_path_buf()
+}
+
+/// A command for a binary with a cleared environment, run in `dir`.
+pub fn cmd(bin: &str, dir: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.env_clear().env("PATH", path_var()).current_dir(dir);
+    c
+}
+
+fn path_var() -> String {
+    format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display())
+}
+
+/// Runs `command` with `stdin` bytes as its input.
+pub fn run_with_input(mut command: Command, stdin: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        // The program may exit before reading everything; that is its call.
+        let _ = pipe.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("binary runs");
+    writer.join().expect("writer thread");
+    out
+}
+
+/// Runs a command with stdin from /dev/null.
+pub fn run(mut command: Command) -> Output {
+    command.stdin(Stdio::null()).output().expect("binary runs")
+}
+
+/// Runs a bash script (with pipefail) in `dir`, binaries on PATH.
+pub fn bash(script: &str, dir: &Path) -> Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -o pipefail\n{script}"))
+        .env_clear()
+        .env("PATH", path_var())
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash runs")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// Exit code, failing loudly with stderr when the process was killed.
+pub fn code(out: &Output) -> i32 {
+    out.status
+        .code()
+        .unwrap_or_else(|| panic!("killed by a signal; stderr: {}", stderr(out)))
+}
+
+/// Parses NDJSON output into its lines as JSON values.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Only the records of NDJSON output (control lines dropped).
+pub fn records(text: &str) -> Vec<serde_json::Value> {
+    json_lines(text)
+        .into_iter()
+        .filter(|v| {
+            v.as_object()
+                .and_then(|o| o.keys().next())
+                .map(String::as_str)
+                != Some("@etl")
+        })
+        .collect()
+}
+
+/// Row count of a table, or None when the table (or file) does not exist.
+pub fn count(db: &Path, table: &str) -> Option<i64> {
+    if !db.exists() {
+        return None;
+    }
+    let conn = rusqlite::Connection::open(db).expect("db opens");
+    conn.query_row(
+        &format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\"")),
+        [],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+/// A full, ordered text dump of a table for exact comparisons.
+pub fn dump(db: &Path, table: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("db opens");
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT * FROM \"{}\" ORDER BY rowid",
+            table.replace('"', "\"\"")
+        ))
+        .expect("select");
+    let n = stmt.column_count();
+    stmt.query_map([], |row| {
+        let mut cells = Vec::new();
+        for i in 0..n {
+            let v: rusqlite::types::Value = row.get(i)?;
+            cells.push(format!("{v:?}"));
+        }
+        Ok(cells.join("|"))
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+/// Writes `contents` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write fixture");
+    path
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}

@@ -1,0 +1,153 @@
+//! Help, man pages and their examples stay true.
+//!
+//! Man pages and help snapshots are generated from the clap definitions;
+//! after changing a flag, regenerate them with
+//! `ETLKIT_BLESS=1 cargo test --test cli docs::` and commit the result.
+
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+
+use crate::common::*;
+
+fn commands() -> Vec<clap::Command> {
+    vec![
+        etlkit::cli::extract::ExtractArgs::command(),
+        etlkit::cli::load::LoadArgs::command(),
+    ]
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn check_or_bless(path: &Path, actual: &[u8]) {
+    if std::env::var_os("ETLKIT_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, actual).expect("write");
+        return;
+    }
+    let expected = std::fs::read(path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "{} is stale; regenerate with ETLKIT_BLESS=1 cargo test --test cli docs::",
+        path.display()
+    );
+}
+
+fn roff_escape(line: &str) -> String {
+    let escaped = line.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with(['.', '\'']) {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
+}
+
+/// A man page: clap_mangen's sections, then the long help's closing text
+/// split into DETAILS, EXAMPLES and EXIT STATUS, with examples and the
+/// exit-code table kept as written (no filling).
+fn man_page(command: clap::Command) -> Vec<u8> {
+    let after = command
+        .get_after_long_help()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let man = clap_mangen::Man::new(command);
+    let mut page = Vec::new();
+    man.render_title(&mut page).expect("render");
+    man.render_name_section(&mut page).expect("render");
+    man.render_synopsis_section(&mut page).expect("render");
+    man.render_description_section(&mut page).expect("render");
+    man.render_options_section(&mut page).expect("render");
+    let mut details = String::new();
+    let mut verbatim = String::new();
+    for paragraph in after.split("\n\n") {
+        let mut lines = paragraph.lines();
+        let heading = match lines.next().unwrap_or_default() {
+            "Examples:" => Some("EXAMPLES"),
+            "Exit codes:" => Some("EXIT STATUS"),
+            _ => None,
+        };
+        if let Some(heading) = heading {
+            verbatim.push_str(&format!(".SH \"{heading}\"\n.nf\n"));
+            for line in lines {
+                verbatim.push_str(&roff_escape(line.trim_start()));
+                verbatim.push('\n');
+            }
+            verbatim.push_str(".fi\n");
+        } else {
+            details.push_str(".PP\n");
+            for line in paragraph.lines() {
+                details.push_str(&roff_escape(line));
+                details.push('\n');
+            }
+        }
+    }
+    if !details.is_empty() {
+        page.extend_from_slice(b".SH DETAILS\n");
+        page.extend_from_slice(details.as_bytes());
+    }
+    page.extend_from_slice(verbatim.as_bytes());
+    man.render_version_section(&mut page).expect("render");
+    page
+}
+
+#[test]
+fn man_pages_are_current() {
+    for command in commands() {
+        let name = command.get_name().to_string();
+        let page = man_page(command);
+        check_or_bless(&root().join("man").join(format!("{name}.1")), &page);
+    }
+}
+
+#[test]
+fn help_output_matches_snapshots() {
+    for command in commands() {
+        let name = command.get_name().to_string();
+        let bin = if name == "etl-extract" { EXTRACT } else { LOAD };
+        let dir = tempdir();
+        for flag in ["--help", "-h"] {
+            let mut c = cmd(bin, dir.path());
+            c.env("COLUMNS", "100").arg(flag);
+            let out = run(c);
+            assert_eq!(code(&out), 0);
+            let file = format!("{name}{}.txt", if flag == "-h" { ".short" } else { "" });
+            check_or_bless(&root().join("tests/snapshots").join(file), &out.stdout);
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+#[test]
+fn help_examples_run() {
+    let dir = tempdir();
+    copy_dir(&root().join("sample-data"), &dir.path().join("sample-data"));
+    let mut ran = 0;
+    for (bin, command) in [(EXTRACT, "etl-extract"), (LOAD, "etl-load")] {
+        let mut c = cmd(bin, dir.path());
+        c.arg("--help");
+        let help = stdout(&run(c));
+        let examples: Vec<&str> = help
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("$ "))
+            .collect();
+        assert!(
+            examples.len() >= 2,
+            "{command} --help has runnable examples"
+        );
+        for example in examples {
+            let out = bash(example, dir.path());
+            assert_eq!(code(&out), 0, "{example}\n{}", stderr(&out));
+            ran += 1;
+        }
+    }
+    assert!(ran >= 4);
+}

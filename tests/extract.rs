@@ -1,0 +1,285 @@
+//! `etl-extract` on its own: formats, typing, framing, errors.
+
+use crate::common::*;
+use serde_json::json;
+
+fn extract_bytes(name: &str, contents: &[u8], args: &[&str]) -> std::process::Output {
+    let dir = tempdir();
+    let path = write(dir.path(), name, contents);
+    let mut c = cmd(EXTRACT, dir.path());
+    c.arg(&path).args(args);
+    run(c)
+}
+
+#[test]
+fn csv_is_framed_and_typed() {
+    let out = extract_bytes(
+        "t.csv",
+        b"id,zip,price,ok,when\n1,00501,2.50,true,2026-01-01\n2,,3,false,\n",
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines = json_lines(&stdout(&out));
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["@etl"], "begin");
+    assert_eq!(lines[0]["stream"], "t");
+    assert_eq!(
+        lines[0]["schema"],
+        json!({"id":"integer","zip":"text","price":"float","ok":"boolean","when":"text"})
+    );
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some(r#"{"id":1,"zip":"00501","price":2.50,"ok":true,"when":"2026-01-01"}"#)
+    );
+    assert_eq!(
+        stdout(&out).lines().nth(2),
+        Some(r#"{"id":2,"zip":null,"price":3,"ok":false,"when":null}"#)
+    );
+    assert_eq!(lines[3], json!({"@etl":"end","stream":"t","rows":2}));
+    assert!(stderr(&out).starts_with("etl-extract: 2 rows read, 2 written, 0 rejected in "));
+}
+
+#[test]
+fn sample_orders_keep_every_value() {
+    let dir = tempdir();
+    let mut c = cmd(EXTRACT, dir.path());
+    c.arg(sample("orders.csv")).arg("-q");
+    let out = run(c);
+    assert_eq!(code(&out), 0);
+    assert_eq!(stderr(&out), "", "-q prints nothing on success");
+    let text = stdout(&out);
+    assert!(
+        text.contains(r#""external_ref":9007199254740993004"#),
+        "19-digit id keeps its digits"
+    );
+    let recs = records(&text);
+    assert_eq!(recs.len(), 12);
+    assert_eq!(recs[0]["zip"], "00501");
+    assert_eq!(recs[0]["product"], "Widget, large");
+    assert_eq!(
+        recs[3]["note"],
+        "Gift wrap, please.\nCard: \"Happy birthday, Ana!\""
+    );
+    assert_eq!(recs[4]["product"], "東京 tea set");
+    assert_eq!(recs[6]["shipped"], serde_json::Value::Null);
+}
+
+#[test]
+fn stdin_by_dash_and_by_default() {
+    let dir = tempdir();
+    for args in [vec!["-"], vec![], vec!["--format", "csv"]] {
+        let mut c = cmd(EXTRACT, dir.path());
+        c.args(&args).arg("-q");
+        let out = run_with_input(c, b"a,b\n1,x\n");
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        assert_eq!(records(&stdout(&out)), [json!({"a":1,"b":"x"})]);
+        assert_eq!(json_lines(&stdout(&out))[0]["stream"], "stdin");
+    }
+}
+
+#[test]
+fn bom_crlf_and_quoted_newlines() {
+    let out = extract_bytes(
+        "w.csv",
+        b"\xEF\xBB\xBFname,note\r\n\"a, b\",\"x\r\ny\"\r\n",
+        &["-q"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"name":"a, b","note":"x\r\ny"})]
+    );
+}
+
+#[test]
+fn tsv_and_custom_delimiter() {
+    let out = extract_bytes("t.tsv", b"a\tb\n5\" screen\t7\n", &["-q"]);
+    assert_eq!(records(&stdout(&out)), [json!({"a":"5\" screen","b":7})]);
+    let out = extract_bytes("t.txt", b"a;b\n1;2\n", &["-q", "--delimiter", ";"]);
+    assert_eq!(records(&stdout(&out)), [json!({"a":1,"b":2})]);
+}
+
+#[test]
+fn no_header_and_all_text() {
+    let out = extract_bytes(
+        "t.csv",
+        b"1,007\n2,008\n",
+        &["-q", "--no-header", "--all-text"],
+    );
+    assert_eq!(
+        records(&stdout(&out)),
+        [
+            json!({"column_1":"1","column_2":"007"}),
+            json!({"column_1":"2","column_2":"008"})
+        ]
+    );
+}
+
+#[test]
+fn ndjson_passes_records_through_unchanged() {
+    let input = b"{\"b\":1,\"a\":12345678901234567890123}\n\n{\"nested\":{\"x\":[1,2]}}\r\n";
+    let out = extract_bytes("e.ndjson", input, &["-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[1], r#"{"b":1,"a":12345678901234567890123}"#);
+    assert_eq!(lines[2], r#"{"nested":{"x":[1,2]}}"#);
+    assert_eq!(lines.len(), 4);
+}
+
+#[test]
+fn header_only_csv_is_an_empty_stream() {
+    let out = extract_bytes("h.csv", b"a,b\n", &["-q"]);
+    assert_eq!(code(&out), 0);
+    let lines = json_lines(&stdout(&out));
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["rows"], 0);
+}
+
+#[test]
+fn empty_csv_is_an_error() {
+    let out = extract_bytes("empty.csv", b"", &[]);
+    assert_eq!(code(&out), 1);
+    let lines = json_lines(&stdout(&out));
+    assert_eq!(
+        lines.len(),
+        1,
+        "a begin line and no end: downstream sees a cut stream"
+    );
+    assert_eq!(lines[0]["@etl"], "begin");
+    assert!(
+        stderr(&out).contains("empty.csv: empty input: no header line"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn malformed_csv_names_file_and_line() {
+    let cases: [(&str, &[u8], &str); 5] = [
+        (
+            "quote.csv",
+            b"a,b\n1,2\n3,\"open\n4,5\n",
+            "quote.csv:3: unterminated quoted field 2",
+        ),
+        (
+            "ragged.csv",
+            b"a,b\n1,2\n3\n",
+            "ragged.csv:3: expected 2 fields (as in the first line), found 1",
+        ),
+        (
+            "utf8.csv",
+            b"a,b\n1,2\n3,\xff\xfe\n",
+            "utf8.csv:3: invalid UTF-8 in field 2",
+        ),
+        (
+            "stray.csv",
+            b"a,b\n\"x\"y,2\n",
+            "stray.csv:2: unexpected 'y' after the closing quote of field 1",
+        ),
+        (
+            "dupe.csv",
+            b"id,name,ID\n1,2,3\n",
+            "dupe.csv:1: duplicate column name \"ID\" in the header (fields 1 and 3)",
+        ),
+    ];
+    for (name, contents, expected) in cases {
+        let out = extract_bytes(name, contents, &[]);
+        assert_eq!(code(&out), 1, "{name}");
+        let err = stderr(&out);
+        assert!(err.starts_with("etl-extract: error: "), "{name}: {err}");
+        assert!(
+            err.contains(expected),
+            "{name}: expected {expected:?} in {err:?}"
+        );
+        assert!(
+            !stdout(&out).contains(r#""@etl":"end""#),
+            "{name}: a failed extract must not write an end line"
+        );
+    }
+}
+
+#[test]
+fn later_value_that_breaks_the_guess_is_passed_on_as_text() {
+    let out = extract_bytes("t.csv", b"qty\n1\n2\nn/a\n", &["--infer-rows", "2"]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"qty":1}), json!({"qty":2}), json!({"qty":"n/a"})]
+    );
+    assert!(
+        stderr(&out).contains("t.csv:4: column \"qty\" was typed integer"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn malformed_ndjson_names_file_and_line() {
+    let cases: [(&str, &[u8], &str); 3] = [
+        (
+            "bad.ndjson",
+            b"{\"a\":1}\n{\"a\":\n",
+            "bad.ndjson:2: invalid JSON",
+        ),
+        (
+            "arr.ndjson",
+            b"{\"a\":1}\n[1,2]\n",
+            "arr.ndjson:2: expected a JSON object, found an array",
+        ),
+        (
+            "cut.ndjson",
+            b"{\"@etl\":\"begin\",\"stream\":\"s\"}\n{\"a\":1}\n",
+            "cut.ndjson: upstream ended early after 1 rows",
+        ),
+    ];
+    for (name, contents, expected) in cases {
+        let out = extract_bytes(name, contents, &[]);
+        assert_eq!(code(&out), 1, "{name}");
+        assert!(stderr(&out).contains(expected), "{name}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn missing_file_fails_without_output() {
+    let dir = tempdir();
+    let mut c = cmd(EXTRACT, dir.path());
+    c.arg("missing.csv");
+    let out = run(c);
+    assert_eq!(code(&out), 1);
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        "etl-extract: error: cannot open missing.csv: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempdir();
+    let mut c = cmd(EXTRACT, dir.path());
+    c.args(["--table", "t"]);
+    let out = run(c);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        "etl-extract: error: --table and --query need a SQLite database file as INPUT\n"
+    );
+    let mut c = cmd(EXTRACT, dir.path());
+    c.args(["--bogus"]);
+    assert_eq!(code(&run(c)), 2);
+}
+
+#[test]
+fn closed_pipe_exits_zero_silently() {
+    let dir = tempdir();
+    let mut csv = String::from("id,name,amount\n");
+    for i in 0..200_000 {
+        csv.push_str(&format!("{i},name {i},{}.25\n", i % 1000));
+    }
+    write(dir.path(), "big.csv", csv.as_bytes());
+    let out = bash("etl-extract big.csv | head -n 3", dir.path());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out).lines().count(), 3);
+}

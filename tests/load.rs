@@ -1,0 +1,246 @@
+//! `etl-load` on its own: framing, modes, typing, all-or-nothing.
+
+use std::path::Path;
+
+use crate::common::*;
+
+const BEGIN: &str = r#"{"@etl":"begin","stream":"s"}"#;
+
+fn load(dir: &Path, args: &[&str], input: &str) -> std::process::Output {
+    let mut c = cmd(LOAD, dir);
+    c.arg("w.db").args(["--table", "t"]).args(args);
+    run_with_input(c, input.as_bytes())
+}
+
+fn framed(records: &[&str]) -> String {
+    let mut s = format!("{BEGIN}\n");
+    for r in records {
+        s.push_str(r);
+        s.push('\n');
+    }
+    s.push_str(&format!(
+        r#"{{"@etl":"end","stream":"s","rows":{}}}"#,
+        records.len()
+    ));
+    s.push('\n');
+    s
+}
+
+#[test]
+fn append_twice_doubles_replace_twice_keeps_one_copy() {
+    let dir = tempdir();
+    let db = dir.path().join("w.db");
+    let input = framed(&[r#"{"id":1,"name":"a"}"#, r#"{"id":2,"name":"b"}"#]);
+    for _ in 0..2 {
+        let out = load(dir.path(), &[], &input);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    assert_eq!(count(&db, "t"), Some(4));
+    for _ in 0..2 {
+        let out = load(dir.path(), &["--mode", "replace"], &input);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    assert_eq!(
+        dump(&db, "t"),
+        ["Integer(1)|Text(\"a\")", "Integer(2)|Text(\"b\")"]
+    );
+}
+
+#[test]
+fn stream_cut_after_begin_commits_nothing() {
+    let dir = tempdir();
+    let db = dir.path().join("w.db");
+    let out = load(dir.path(), &[], &framed(&[r#"{"id":1}"#]));
+    assert_eq!(code(&out), 0);
+    for mode in ["append", "replace"] {
+        let cut = format!("{BEGIN}\n{{\"id\":2}}\n{{\"id\":3}}\n");
+        let out = load(dir.path(), &["--mode", mode], &cut);
+        assert_eq!(code(&out), 1, "{mode}");
+        let err = stderr(&out);
+        assert!(err.contains("upstream ended early after 2 rows"), "{err}");
+        assert!(err.contains("nothing was loaded into w.db"), "{err}");
+        assert_eq!(
+            dump(&db, "t"),
+            ["Integer(1)"],
+            "{mode} left the table as it was"
+        );
+    }
+}
+
+#[test]
+fn cut_stream_into_new_database_leaves_no_file() {
+    let dir = tempdir();
+    let out = load(dir.path(), &[], &format!("{BEGIN}\n{{\"id\":2}}\n"));
+    assert_eq!(code(&out), 1);
+    assert!(!dir.path().join("w.db").exists());
+}
+
+#[test]
+fn empty_input_never_replaces_a_table_with_nothing() {
+    let dir = tempdir();
+    let db = dir.path().join("w.db");
+    load(dir.path(), &[], &framed(&[r#"{"id":1}"#]));
+    let out = load(dir.path(), &["--mode", "replace"], "");
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stderr(&out),
+        "etl-load: error: nothing was loaded into w.db (table \"t\" is as it was): \
+         stdin: input has no lines at all; refusing to replace table \"t\" with nothing\n\
+         hint: if the source really is empty, add --allow-empty\n"
+    );
+    assert_eq!(count(&db, "t"), Some(1));
+    // A framed empty stream is a truthful empty source.
+    let out = load(dir.path(), &["--mode", "replace"], &framed(&[]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&db, "t"), Some(0));
+    load(dir.path(), &[], &framed(&[r#"{"id":1}"#]));
+    let out = load(dir.path(), &["--mode", "replace", "--allow-empty"], "");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&db, "t"), Some(0));
+}
+
+#[test]
+fn unframed_input_from_other_tools_is_committed() {
+    let dir = tempdir();
+    let out = load(dir.path(), &["-q"], "{\"id\":1}\n{\"id\":2}");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(count(&dir.path().join("w.db"), "t"), Some(2));
+}
+
+#[test]
+fn end_count_mismatch_commits_nothing() {
+    let dir = tempdir();
+    let input =
+        format!("{BEGIN}\n{{\"id\":1}}\n{{\"@etl\":\"end\",\"stream\":\"s\",\"rows\":2}}\n");
+    let out = load(dir.path(), &[], &input);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("counts 2 rows but 1 arrived"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("w.db").exists());
+}
+
+#[test]
+fn second_begin_without_end_is_truncation() {
+    let dir = tempdir();
+    let input = format!("{BEGIN}\n{{\"id\":1}}\n{}", framed(&[r#"{"id":2}"#]));
+    let out = load(dir.path(), &[], &input);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("upstream ended early after 1 rows"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn types_come_from_begin_schema_and_values() {
+    let dir = tempdir();
+    let db = dir.path().join("w.db");
+    let input = "{\"@etl\":\"begin\",\"stream\":\"s\",\"schema\":{\"p\":\"float\",\"z\":\"text\"}}\n\
+                 {\"p\":1,\"z\":null,\"n\":null,\"j\":{\"a\":[1]},\"b\":true,\"q\":1}\n\
+                 {\"p\":2.5,\"z\":\"007\",\"n\":null,\"j\":null,\"b\":false,\"q\":2.25}\n\
+                 {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":2}\n";
+    let out = load(dir.path(), &[], input);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let types: Vec<(String, String)> = conn
+        .prepare("SELECT name, type FROM pragma_table_info('t')")
+        .expect("pragma")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let expected = [
+        ("p", "REAL"),
+        ("z", "TEXT"),
+        ("n", "TEXT"),
+        ("j", "JSON"),
+        ("b", "BOOLEAN"),
+        ("q", "REAL"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(types, expected);
+}
+
+#[test]
+fn value_that_does_not_fit_fails_the_run_naming_its_line() {
+    let dir = tempdir();
+    let db = dir.path().join("w.db");
+    load(dir.path(), &[], &framed(&[r#"{"id":1}"#]));
+    let input = framed(&[r#"{"id":2}"#, r#"{"id":"n/a"}"#]);
+    let out = load(dir.path(), &[], &input);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out)
+            .contains("stdin:3: column \"id\": text value \"n/a\" does not fit a INTEGER column"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(&db, "t"), Some(1));
+}
+
+#[test]
+fn new_field_adds_a_column() {
+    let dir = tempdir();
+    let db = dir.path().join("w.db");
+    load(dir.path(), &[], &framed(&[r#"{"id":1}"#]));
+    let out = load(dir.path(), &[], &framed(&[r#"{"id":2,"color":"red"}"#]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        dump(&db, "t"),
+        ["Integer(1)|Null", "Integer(2)|Text(\"red\")"]
+    );
+}
+
+#[test]
+fn hostile_names_are_quoted() {
+    let dir = tempdir();
+    let table = r#"x"; DROP TABLE t; --"#;
+    let mut c = cmd(LOAD, dir.path());
+    c.arg("w.db").args(["--table", table]);
+    let out = run_with_input(c, br#"{"a b":1,"select":2,"q\"uote":3}"#);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        dump(&dir.path().join("w.db"), table),
+        ["Integer(1)|Integer(2)|Integer(3)"]
+    );
+}
+
+#[test]
+fn bad_json_names_line() {
+    let dir = tempdir();
+    let out = load(dir.path(), &[], "{\"id\":1}\n{\"id\":\n");
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("stdin:2: EOF while parsing"),
+        "{}",
+        stderr(&out)
+    );
+    let out = load(dir.path(), &[], "{\"id\":1}\n\"text\"\n");
+    assert!(
+        stderr(&out).contains("stdin:2: expected a JSON object, found text"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempdir();
+    let out = load(dir.path(), &["--allow-empty"], "");
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        "etl-load: error: --allow-empty only applies to --mode replace\n"
+    );
+    let mut c = cmd(LOAD, dir.path());
+    c.arg("w.db");
+    assert_eq!(code(&run(c)), 2, "--table is required");
+}
