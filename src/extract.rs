@@ -1,28 +1,37 @@
-//! `etl-extract`: check the arguments, open the source, write the wire.
+//! `etl-extract`: check the arguments, open the sources, write the wire.
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
 
 use crate::cli::extract::ExtractArgs;
 use crate::error::{Outcome, usage};
 use crate::format::Format;
 use crate::format::csv::Quoting;
+use crate::incremental::{Incremental, Verdict, parse_bound};
 use crate::output;
 use crate::progress::{Counts, Progress};
-use crate::source::Source;
-use crate::source::csv::{CsvOptions, CsvSource};
+use crate::record::FieldType;
+use crate::rejects::Rejects;
+use crate::source::csv::{Column, CsvOptions, CsvSource};
+use crate::source::input::{self, Compression, Location};
+use crate::source::json_array::JsonArraySource;
 use crate::source::ndjson::NdjsonSource;
-use crate::source::sqlite::{Selection, SqliteSource};
+use crate::source::parquet::ParquetSource;
+use crate::source::sqlite::{Selection, SqliteSource, Window};
+use crate::source::{Context, Source, Taken};
+use crate::state::StateStore;
 use crate::wire::{Begin, End};
 
 const PROGRAM: &str = "etl-extract";
 
-enum Plan {
-    File {
-        path: Option<PathBuf>,
-        format: Format,
+enum Inputs {
+    Files {
+        locations: Vec<Location>,
+        format: Option<Format>,
+        compression: Compression,
         csv: CsvOptions,
     },
     Sqlite {
@@ -31,65 +40,46 @@ enum Plan {
     },
 }
 
-fn plan(args: &ExtractArgs) -> Result<Plan> {
-    let selection = match (&args.table, &args.query) {
-        (Some(table), None) => Some(Selection::Table(table.clone())),
-        (None, Some(query)) => Some(Selection::Query(query.clone())),
-        _ => None,
+struct Plan {
+    inputs: Inputs,
+    stream: String,
+    incremental: Option<IncrementalPlan>,
+}
+
+struct IncrementalPlan {
+    cursor: String,
+    state: Option<StateStore>,
+    since: Option<Value>,
+    until: Option<Value>,
+}
+
+fn pinned_types(path: &Path) -> Result<Vec<(String, FieldType)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read schema file {}", path.display()))?;
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&text) else {
+        return Err(usage(format!(
+            "schema file {} must be a JSON object such as {{\"zip\":\"text\",\"qty\":\"integer\"}}",
+            path.display()
+        )));
     };
-    if let Some(selection) = selection {
-        let path = match &args.input {
-            Some(p) if p != Path::new("-") => p.clone(),
-            _ => {
-                return Err(usage(
-                    "--table and --query need a SQLite database file as INPUT",
-                ));
-            }
-        };
-        if args.format.is_some() || args.delimiter.is_some() || args.no_header || args.all_text {
-            return Err(usage(
-                "--format, --delimiter, --no-header and --all-text apply to files, not to --table/--query",
-            ));
-        }
-        return Ok(Plan::Sqlite { path, selection });
-    }
-    let format = args
-        .format
-        .or_else(|| args.input.as_deref().and_then(Format::from_path))
-        .unwrap_or(Format::Csv);
-    let delimiter = match args.delimiter {
-        Some(c) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => c as u8,
-        Some(c) => {
-            return Err(usage(format!(
-                "--delimiter must be one ASCII character other than a quote or newline, not {c:?}"
-            )));
-        }
-        None if format == Format::Tsv => b'\t',
-        None => b',',
-    };
-    if args.infer_rows == 0 {
-        return Err(usage("--infer-rows must be at least 1"));
-    }
-    Ok(Plan::File {
-        path: args.input.clone(),
-        format,
-        csv: CsvOptions {
-            delimiter,
-            quoting: if format == Format::Tsv {
-                Quoting::None
-            } else {
-                Quoting::Rfc4180
-            },
-            header: !args.no_header,
-            all_text: args.all_text,
-            infer_rows: args.infer_rows,
-        },
-    })
+    fields
+        .into_iter()
+        .map(|(name, t)| {
+            let parsed = t.as_str().and_then(FieldType::from_name).ok_or_else(|| {
+                usage(format!(
+                    "schema file {}: column {name:?} has type {t}; use integer, float, boolean, text or json",
+                    path.display()
+                ))
+            })?;
+            Ok((name, parsed))
+        })
+        .collect()
 }
 
 /// The default stream name: the file name up to its first dot, else `stdin`.
-fn default_stream(path: Option<&Path>) -> String {
-    path.filter(|p| *p != Path::new("-"))
+fn default_stream(location: Option<&Location>) -> String {
+    location
+        .and_then(Location::path)
         .and_then(|p| p.file_name())
         .and_then(|n| n.to_str())
         .and_then(|n| n.split('.').next())
@@ -98,92 +88,308 @@ fn default_stream(path: Option<&Path>) -> String {
         .to_string()
 }
 
+fn plan(args: &ExtractArgs) -> Result<Plan> {
+    let incremental = args.cursor.as_ref().map(|cursor| IncrementalPlan {
+        cursor: cursor.clone(),
+        state: args.state.as_deref().map(StateStore::from_arg),
+        since: args.since.as_deref().map(parse_bound),
+        until: args.until.as_deref().map(parse_bound),
+    });
+    let selection = match (&args.table, &args.query) {
+        (Some(table), None) => Some(Selection::Table(table.clone())),
+        (None, Some(query)) => Some(Selection::Query(query.clone())),
+        _ => None,
+    };
+    if let Some(selection) = selection {
+        let path = match args.inputs.as_slice() {
+            [p] if p != Path::new("-") => p.clone(),
+            _ => {
+                return Err(usage(
+                    "--table and --query need one SQLite database file as INPUT",
+                ));
+            }
+        };
+        if args.format.is_some()
+            || args.delimiter.is_some()
+            || args.no_header
+            || args.all_text
+            || args.schema.is_some()
+        {
+            return Err(usage(
+                "--format, --delimiter, --no-header, --all-text and --schema apply to files, not to --table/--query",
+            ));
+        }
+        let stream = args.stream.clone().unwrap_or_else(|| match &selection {
+            Selection::Table(t) => t.clone(),
+            Selection::Query(_) => "query".to_string(),
+        });
+        return Ok(Plan {
+            inputs: Inputs::Sqlite { path, selection },
+            stream,
+            incremental,
+        });
+    }
+    let delimiter = match args.delimiter {
+        Some(c) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => Some(c as u8),
+        Some(c) => {
+            return Err(usage(format!(
+                "--delimiter must be one ASCII character other than a quote or newline, not {c:?}"
+            )));
+        }
+        None => None,
+    };
+    if args.infer_rows == 0 {
+        return Err(usage("--infer-rows must be at least 1"));
+    }
+    let pinned = match &args.schema {
+        Some(path) => pinned_types(path)?,
+        None => Vec::new(),
+    };
+    let locations = input::locate(&args.inputs)?;
+    let stream = args
+        .stream
+        .clone()
+        .unwrap_or_else(|| default_stream(locations.first()));
+    Ok(Plan {
+        inputs: Inputs::Files {
+            locations,
+            format: args.format,
+            compression: args.compression,
+            csv: CsvOptions {
+                delimiter: delimiter.unwrap_or(b','),
+                quoting: Quoting::Rfc4180,
+                header: !args.no_header,
+                all_text: args.all_text,
+                infer_rows: args.infer_rows,
+                pinned,
+            },
+        },
+        stream,
+        incremental,
+    })
+}
+
+/// Opens one file of a stream as a source.
+fn open_file(
+    location: &Location,
+    format: Option<Format>,
+    compression: Compression,
+    csv: &CsvOptions,
+    columns: &mut Option<Vec<Column>>,
+    cx: &mut Context<'_>,
+) -> Result<Box<dyn Source>> {
+    let format = format
+        .or_else(|| location.path().and_then(Format::from_path))
+        .unwrap_or(Format::Csv);
+    if format == Format::Parquet {
+        let Some(path) = location.path() else {
+            return Err(usage(
+                "Parquet is read from a file, not stdin (its index is at the end)",
+            ));
+        };
+        return Ok(Box::new(ParquetSource::open(path)?));
+    }
+    let input = input::open(location, compression, cx.progress)?;
+    Ok(match format {
+        Format::Csv | Format::Tsv => {
+            let mut options = csv.clone();
+            if format == Format::Tsv {
+                options.quoting = Quoting::None;
+                if options.delimiter == b',' {
+                    options.delimiter = b'\t';
+                }
+            }
+            let source =
+                CsvSource::open(input.reader, &input.name, &options, columns.as_deref(), cx)?;
+            if columns.is_none() {
+                *columns = Some(source.columns().to_vec());
+            }
+            Box::new(source)
+        }
+        Format::Ndjson => Box::new(NdjsonSource::new(input.reader, &input.name)),
+        Format::Json => Box::new(JsonArraySource::new(input.reader, &input.name)),
+        Format::Parquet => unreachable!("handled above"),
+    })
+}
+
 /// Runs `etl-extract`.
 pub fn run(args: ExtractArgs) -> Result<Outcome> {
     let plan = plan(&args)?;
-    let verbosity = args.verbosity.verbosity();
-    let (mut source, progress, stream, source_name): (Box<dyn Source>, Progress, String, String) =
-        match plan {
-            Plan::Sqlite { path, selection } => {
-                let stream = match &selection {
-                    Selection::Table(t) => t.clone(),
-                    Selection::Query(_) => "query".to_string(),
-                };
-                let progress = Progress::new(PROGRAM, verbosity, None);
-                let src = SqliteSource::open(&path, &selection)?;
-                let name = path.display().to_string();
-                (Box::new(src), progress, stream, name)
+    let size = match &plan.inputs {
+        Inputs::Files { locations, .. } => locations.iter().map(Location::size).sum(),
+        Inputs::Sqlite { .. } => None,
+    };
+    let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), size);
+    let max_rejects = args.max_rejects.or(if args.rejects.is_some() {
+        None
+    } else {
+        Some(0)
+    });
+    let mut rejects = Rejects::open(args.rejects.as_deref(), max_rejects)?;
+
+    let mut incremental = match &plan.incremental {
+        Some(inc) => {
+            let stored = match &inc.state {
+                Some(store) => store.read(&plan.stream)?,
+                None => None,
+            };
+            if let Some(bm) = &stored {
+                progress.detail(&format!(
+                    "stream {:?} starts after bookmark {bm}",
+                    plan.stream
+                ));
             }
-            Plan::File { path, format, csv } => {
-                let input = output::open_input(path.as_deref())?;
-                let progress = Progress::new(PROGRAM, verbosity, input.size);
-                let name = input.name.clone();
-                let reader = BufReader::with_capacity(1 << 16, progress.wrap_reader(input.reader));
-                let src: Box<dyn Source> = match format {
-                    Format::Csv | Format::Tsv => match CsvSource::open(reader, &name, &csv) {
-                        Ok(src) => Box::new(src),
-                        Err(err) => {
-                            // The input opened, so a stream has started: say so,
-                            // and a consumer sees a truncated stream, not an
-                            // empty one it might take for an empty source.
-                            let begin = Begin {
-                                stream: args
-                                    .stream
-                                    .clone()
-                                    .unwrap_or_else(|| default_stream(path.as_deref())),
-                                source: Some(name),
-                                schema: Vec::new(),
-                            };
-                            let mut out = output::stdout();
-                            writeln!(out, "{}", begin.to_line())
-                                .and_then(|()| out.flush())
-                                .context("writing to stdout")?;
-                            return Err(err);
-                        }
-                    },
-                    Format::Ndjson => Box::new(NdjsonSource::new(reader, &name)),
-                };
-                (src, progress, default_stream(path.as_deref()), name)
-            }
-        };
-    let stream = args.stream.clone().unwrap_or(stream);
+            Some(Incremental::new(
+                &inc.cursor,
+                stored.as_ref(),
+                inc.since.clone(),
+                inc.until.clone(),
+            )?)
+        }
+        None => None,
+    };
 
     let mut out = output::stdout();
-    let begin = Begin {
-        stream: stream.clone(),
-        source: Some(source_name),
-        schema: source.schema(),
+    let mut cx = Context {
+        progress: &progress,
+        rejects: &mut rejects,
+        read: 0,
     };
-    writeln!(out, "{}", begin.to_line()).context("writing to stdout")?;
-    let mut rows = 0u64;
-    source.run(
-        &mut |record| {
+    let mut begin = Begin {
+        stream: plan.stream.clone(),
+        source: None,
+        schema: Vec::new(),
+        // Only a run that keeps state says where it started, so that the
+        // load can refuse it if another run moved the bookmark meanwhile.
+        from: incremental
+            .as_ref()
+            .filter(|_| plan.incremental.as_ref().is_some_and(|i| i.state.is_some()))
+            .map(Incremental::starting_point),
+    };
+    // The SQL range is fixed before the filter starts moving the bookmark.
+    let window_bounds = incremental
+        .as_ref()
+        .map(|inc| (inc.lower_bound().cloned(), inc.upper_bound().cloned()));
+    let mut written = 0u64;
+    let mut skipped = 0u64;
+    let mut remarks = Vec::new();
+    {
+        let mut emit = |record: &[u8]| -> Result<Taken> {
+            if let Some(inc) = incremental.as_mut() {
+                match inc.judge(record)? {
+                    Verdict::Emit => {}
+                    Verdict::Skip => {
+                        skipped += 1;
+                        return Ok(Taken::Done);
+                    }
+                    Verdict::NoCursor => {
+                        return Ok(Taken::Rejected(format!(
+                            "cursor column {:?} is null or missing",
+                            inc.cursor()
+                        )));
+                    }
+                }
+            }
             out.write_all(record)?;
             out.write_all(b"\n")?;
-            rows += 1;
-            if rows % 8192 == 0 {
-                progress.set_rows(rows);
+            written += 1;
+            if written.is_multiple_of(8192) {
+                progress.set_rows(written);
             }
-            Ok(())
-        },
-        &progress,
-    )?;
+            Ok(Taken::Done)
+        };
+        match &plan.inputs {
+            Inputs::Sqlite { path, selection } => {
+                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
+                    |(inc, (lower, upper))| Window {
+                        column: &inc.cursor,
+                        lower: lower.as_ref(),
+                        upper: upper.as_ref(),
+                    },
+                );
+                let mut source = SqliteSource::open(path, selection, window)?;
+                begin.source = Some(path.display().to_string());
+                begin.schema = source.schema();
+                write_begin(&begin)?;
+                source.run(&mut emit, &mut cx)?;
+            }
+            Inputs::Files {
+                locations,
+                format,
+                compression,
+                csv,
+            } => {
+                let mut columns = None;
+                for (i, location) in locations.iter().enumerate() {
+                    let opened =
+                        open_file(location, *format, *compression, csv, &mut columns, &mut cx);
+                    let mut source = match opened {
+                        Ok(source) => source,
+                        Err(err) if i == 0 && location.path().is_none_or(Path::exists) => {
+                            // The input is there, so a stream has started: say so,
+                            // and a consumer sees a cut stream, not an empty one it
+                            // might take for an empty source.
+                            write_begin(&begin)?;
+                            return Err(err);
+                        }
+                        Err(err) => return Err(err),
+                    };
+                    if i == 0 {
+                        begin.source = Some(match location {
+                            Location::Path(p) => p.display().to_string(),
+                            Location::Stdin => "stdin".into(),
+                        });
+                        begin.schema = source.schema();
+                        write_begin(&begin)?;
+                    }
+                    source.run(&mut emit, &mut cx)?;
+                    remarks.extend(source.remarks());
+                }
+            }
+        }
+        out.flush().context("writing to stdout")?;
+    }
+    let read = cx.read;
+    let rejected = rejects.count();
+    rejects.finish()?;
+    if read != written + skipped + rejected {
+        bail!(
+            "internal accounting error: {read} rows read, {written} written, {skipped} skipped, {rejected} rejected"
+        );
+    }
     let end = End {
-        stream,
-        rows,
-        bookmark: None,
+        stream: plan.stream.clone(),
+        rows: written,
+        bookmark: incremental.as_ref().and_then(Incremental::bookmark),
     };
-    writeln!(out, "{}", end.to_line()).context("writing to stdout")?;
-    out.flush().context("writing to stdout")?;
-    if let Some(remark) = source.remarks() {
+    write_line(&end.to_line())?;
+    for remark in remarks {
         progress.warn(&remark);
     }
     progress.summary(&Counts {
-        read: rows,
-        written: rows,
-        rejected: 0,
+        read,
+        written,
+        rejected,
+        skipped,
     });
-    Ok(Outcome::Ok)
+    Ok(if rejected > 0 {
+        Outcome::Rejected
+    } else {
+        Outcome::Ok
+    })
+}
+
+fn write_begin(begin: &Begin) -> Result<()> {
+    write_line(&begin.to_line())
+}
+
+/// Writes a control line straight to stdout (data lines are buffered in
+/// between; the buffered writer is flushed before the end line).
+fn write_line(line: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .context("writing to stdout")
 }
 
 #[cfg(test)]
@@ -192,9 +398,10 @@ mod tests {
 
     #[test]
     fn stream_names() {
-        assert_eq!(default_stream(Some(Path::new("data/orders.csv"))), "orders");
-        assert_eq!(default_stream(Some(Path::new("orders.csv.gz"))), "orders");
-        assert_eq!(default_stream(Some(Path::new("-"))), "stdin");
+        let name = |p: &str| default_stream(Some(&Location::Path(PathBuf::from(p))));
+        assert_eq!(name("data/orders.csv"), "orders");
+        assert_eq!(name("orders.csv.gz"), "orders");
+        assert_eq!(default_stream(Some(&Location::Stdin)), "stdin");
         assert_eq!(default_stream(None), "stdin");
     }
 }

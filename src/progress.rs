@@ -123,6 +123,8 @@ pub struct Counts {
     pub written: u64,
     /// Records rejected (written to the rejects file).
     pub rejected: u64,
+    /// Records passed over on purpose (before the bookmark, already loaded).
+    pub skipped: u64,
 }
 
 impl Counts {
@@ -134,8 +136,13 @@ impl Counts {
         } else {
             0
         };
+        let skipped = if self.skipped > 0 {
+            format!(", {} skipped", self.skipped)
+        } else {
+            String::new()
+        };
         format!(
-            "{} rows read, {} written, {} rejected in {:.2} s ({} rows/s)",
+            "{} rows read, {} written, {} rejected{skipped} in {:.2} s ({} rows/s)",
             self.read, self.written, self.rejected, secs, rate
         )
     }
@@ -165,6 +172,7 @@ mod tests {
             read: 10,
             written: 8,
             rejected: 2,
+            skipped: 0,
         };
         let text = counts.describe(Duration::from_secs(2));
         assert_eq!(

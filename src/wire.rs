@@ -26,6 +26,10 @@ pub struct Begin {
     pub source: Option<String>,
     /// Column types the producer knows, in column order.
     pub schema: Schema,
+    /// For incremental runs: the stored bookmark the run started from (null
+    /// on a first run). A loader that stores bookmarks refuses the stream if
+    /// its stored bookmark is no longer this one: another run got there first.
+    pub from: Option<Value>,
 }
 
 /// What a producer says after its last record, on success only.
@@ -57,6 +61,9 @@ impl Begin {
                 .collect();
             obj.insert("schema".into(), Value::Object(schema));
         }
+        if let Some(from) = &self.from {
+            obj.insert("from".into(), from.clone());
+        }
         Value::Object(obj).to_string()
     }
 
@@ -77,6 +84,7 @@ impl Begin {
             stream: string_field(obj, "stream"),
             source: obj.get("source").and_then(Value::as_str).map(String::from),
             schema,
+            from: obj.get("from").cloned(),
         }
     }
 }
@@ -318,6 +326,7 @@ mod tests {
                 ("id".into(), FieldType::Integer),
                 ("zip".into(), FieldType::Text),
             ],
+            from: Some(Value::Null),
         };
         let line = begin.to_line();
         assert!(looks_like_control(line.as_bytes()));

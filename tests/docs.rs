@@ -133,7 +133,7 @@ fn help_examples_run() {
     let mut ran = 0;
     for (bin, command) in [(EXTRACT, "etl-extract"), (LOAD, "etl-load")] {
         let mut c = cmd(bin, dir.path());
-        c.arg("--help");
+        c.env("COLUMNS", "1000").arg("--help");
         let help = stdout(&run(c));
         let examples: Vec<&str> = help
             .lines()

@@ -14,15 +14,42 @@ the run fails with \"upstream ended early after N rows\". Input without control
 lines (from another tool) is committed at EOF. Input with no lines at all is
 refused by --mode replace unless --allow-empty says an empty source is real.
 
+Modes: append adds the rows; replace empties the table and fills it again in
+the same transaction (readers see the old rows or the new ones; columns,
+indexes and triggers stay); upsert inserts new keys and updates existing ones
+by --key (a unique index on the key is created if missing). Within one run,
+the last record for a key wins, so loading the same input twice leaves the
+table exactly as loading it once. With --delete-when COL, a record whose COL
+is true deletes its key's row instead (soft-delete flags become hard
+deletes); other records are upserted, COL included.
+
 The table is created if missing, with column types from the stream's begin
 line or, failing that, from the values: INTEGER, REAL, BOOLEAN, TEXT, JSON.
-A new field adds a column. A column's type is never changed: a value that
-does not fit it fails the run, naming its input line.
+Under --schema evolve a new field adds a column; under --schema strict a
+record with a field the table lacks is rejected. A column's type is never
+changed: a value that does not fit it (text in an INTEGER column, 2^53+1 in a
+REAL column) is rejected, never converted.
+
+Rejected records: without --rejects the first one fails the run, naming its
+input line. With --rejects FILE each goes to FILE as a JSON line (input,
+line, reason, record) and the rest commits, exit 3; more than --max-rejects
+rejected records fail the run and commit nothing. The summary accounts for
+every record: read = written + rejected.
+
+Incremental state: when an end line carries a bookmark (etl-extract --cursor),
+it is stored in the target's _etl_state table in the same transaction as the
+rows, so rows and bookmark commit together or not at all. If the stream's
+begin line says which bookmark the extract started from and the stored one
+has moved since (another run loaded the stream meanwhile), nothing is loaded
+and the run fails. Two loads into one database never interleave: the second
+waits for the first (up to --wait seconds), then fails clearly.
 
 Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders
   $ etl-extract sample-data/customers.csv | etl-load wh.db --table customers --mode replace
   $ etl-load wh.db --table events sample-data/events.ndjson
+  $ etl-extract sample-data/orders.csv | etl-load wh.db --table latest --mode upsert --key order_id
+  $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders --schema strict --rejects rejects.ndjson --max-rejects 10
 ";
 
 /// How a load treats rows already in the table.
@@ -32,6 +59,17 @@ pub enum Mode {
     Append,
     /// Swap the table's rows for the incoming rows, atomically
     Replace,
+    /// Insert or update rows by --key
+    Upsert,
+}
+
+/// What happens to fields the table has no column for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaPolicy {
+    /// Add a column for a new field
+    Evolve,
+    /// Reject records with fields the table lacks
+    Strict,
 }
 
 /// Load NDJSON records into a SQLite table, all or nothing
@@ -47,7 +85,7 @@ pub struct LoadArgs {
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
 
-    /// NDJSON input file, or - for stdin (the default)
+    /// NDJSON input file (may be .gz or .zst), or - for stdin (the default)
     #[arg(value_name = "INPUT")]
     pub input: Option<PathBuf>,
 
@@ -55,13 +93,37 @@ pub struct LoadArgs {
     #[arg(short, long)]
     pub table: String,
 
-    /// append adds rows; replace swaps the table's contents in one transaction
+    /// append adds rows; replace swaps the table's contents; upsert merges by --key
     #[arg(short, long, value_enum, default_value_t = Mode::Append)]
     pub mode: Mode,
+
+    /// Key column(s) for upsert: repeat the flag or separate with commas
+    #[arg(short, long, value_name = "COL", value_delimiter = ',')]
+    pub key: Vec<String>,
+
+    /// With upsert: a record whose COL is true deletes its key's row
+    #[arg(long, value_name = "COL")]
+    pub delete_when: Option<String>,
+
+    /// evolve adds a column for a new field; strict rejects such records
+    #[arg(long, value_enum, default_value_t = SchemaPolicy::Evolve)]
+    pub schema: SchemaPolicy,
+
+    /// Write rejected records to FILE (one JSON line each) and commit the rest
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+
+    /// Fail, committing nothing, when more than N records are rejected [default: no limit with --rejects, 0 without]
+    #[arg(long, value_name = "N", requires = "rejects")]
+    pub max_rejects: Option<u64>,
 
     /// Let --mode replace empty the table when the input has no lines at all
     #[arg(long)]
     pub allow_empty: bool,
+
+    /// Seconds to wait for another load of the same database to finish
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub wait: u64,
 
     /// -q and -v
     #[command(flatten)]

@@ -11,7 +11,7 @@
 
 use std::io::BufRead;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 /// How fields are quoted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,28 @@ pub struct RawRecord {
     ends: Vec<usize>,
     /// The line the record starts on (1-based).
     pub line: u64,
+    /// The record's input bytes as read, for the rejects file.
+    pub raw: Vec<u8>,
+}
+
+/// What one call to [`CsvParser::read`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A well-formed record.
+    Record,
+    /// A malformed one: the parser has moved past it.
+    Bad(BadRow),
+    /// The end of the input.
+    Eof,
+}
+
+/// A malformed record: where, why, and its bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadRow {
+    /// The line the record starts on.
+    pub line: u64,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
 impl RawRecord {
@@ -48,22 +70,21 @@ impl RawRecord {
         &self.bytes[start..self.ends[i]]
     }
 
-    /// Field `i` as text, or an error naming the input, line and field.
-    pub fn text(&self, name: &str, i: usize) -> Result<&str> {
-        match std::str::from_utf8(self.field(i)) {
-            Ok(s) => Ok(s),
-            Err(e) => bail!(
-                "{name}:{}: invalid UTF-8 in field {} at byte {}",
-                self.line,
+    /// Field `i` as text, or why it is not.
+    pub fn text(&self, i: usize) -> Result<&str, String> {
+        std::str::from_utf8(self.field(i)).map_err(|e| {
+            format!(
+                "invalid UTF-8 in field {} at byte {}",
                 i + 1,
                 e.valid_up_to()
-            ),
-        }
+            )
+        })
     }
 
     fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
+        self.raw.clear();
     }
 
     /// A copy that owns its bytes, for buffering a sample.
@@ -72,6 +93,7 @@ impl RawRecord {
             bytes: self.bytes.clone(),
             ends: self.ends.clone(),
             line: self.line,
+            raw: self.raw.clone(),
         }
     }
 }
@@ -135,12 +157,14 @@ impl<R: BufRead> CsvParser<R> {
         Ok(true)
     }
 
-    /// Reads the next record into `record`; false at EOF.
-    pub fn read(&mut self, record: &mut RawRecord) -> Result<bool> {
+    /// Reads the next record into `record`. A malformed record is skipped
+    /// and reported as [`Step::Bad`] (its bytes in `record.raw`); only I/O
+    /// errors are `Err`.
+    pub fn read(&mut self, record: &mut RawRecord) -> Result<Step> {
         record.clear();
         loop {
             if !self.next_line()? {
-                return Ok(false);
+                return Ok(Step::Eof);
             }
             let content = strip_newline(&self.line_buf);
             if !content.is_empty() {
@@ -151,6 +175,7 @@ impl<R: BufRead> CsvParser<R> {
         let mut state = State::FieldStart;
         loop {
             let line = &self.line_buf;
+            record.raw.extend_from_slice(line);
             let content_len = strip_newline(line).len();
             for &b in &line[..content_len] {
                 state = match state {
@@ -178,29 +203,35 @@ impl<R: BufRead> CsvParser<R> {
                         record.ends.push(record.bytes.len());
                         State::FieldStart
                     }
-                    State::QuoteInQuoted => bail!(
-                        "{}:{}: unexpected {} after the closing quote of field {}",
-                        self.name,
-                        self.lines_read,
-                        describe_byte(b),
-                        record.ends.len() + 1
-                    ),
+                    State::QuoteInQuoted => {
+                        return Ok(Step::Bad(BadRow {
+                            line: record.line,
+                            reason: format!(
+                                "unexpected {} after the closing quote of field {}",
+                                describe_byte(b),
+                                record.ends.len() + 1
+                            ),
+                        }));
+                    }
                 };
             }
             if state != State::Quoted {
                 record.ends.push(record.bytes.len());
-                return Ok(true);
+                return Ok(Step::Record);
             }
             // A line break inside quotes belongs to the field, as written.
             record.bytes.extend_from_slice(&line[content_len..]);
             if !self.next_line()? {
-                bail!(
-                    "{}:{}: unterminated quoted field {}: its quote, opened on line {}, is never closed",
-                    self.name,
-                    record.line,
-                    record.ends.len() + 1,
-                    record.line
-                );
+                return Ok(Step::Bad(BadRow {
+                    line: record.line,
+                    reason: format!(
+                        "unterminated quoted field {}: its quote, opened on line {}, is never closed \
+                         (the rest of the input, to line {}, is part of this row)",
+                        record.ends.len() + 1,
+                        record.line,
+                        self.lines_read
+                    ),
+                }));
             }
         }
     }
@@ -223,79 +254,91 @@ fn describe_byte(b: u8) -> String {
 mod tests {
     use super::*;
 
-    fn parse(input: &str) -> Result<Vec<Vec<String>>> {
+    fn parse(input: &str) -> Result<Vec<Vec<String>>, String> {
         let mut parser = CsvParser::new(input.as_bytes(), "t.csv", b',', Quoting::Rfc4180);
         let mut rec = RawRecord::default();
         let mut out = Vec::new();
-        while parser.read(&mut rec)? {
-            out.push(
-                (0..rec.len())
-                    .map(|i| rec.text("t.csv", i).map(String::from))
-                    .collect::<Result<_>>()?,
-            );
+        loop {
+            match parser.read(&mut rec).map_err(|e| e.to_string())? {
+                Step::Record => out.push(
+                    (0..rec.len())
+                        .map(|i| rec.text(i).map(String::from))
+                        .collect::<Result<_, _>>()?,
+                ),
+                Step::Bad(bad) => return Err(format!("line {}: {}", bad.line, bad.reason)),
+                Step::Eof => return Ok(out),
+            }
         }
-        Ok(out)
     }
 
     #[test]
     fn quoted_commas_quotes_and_newlines() {
-        let rows =
-            parse("a,b\n\"x, y\",\"say \"\"hi\"\"\"\n\"line1\r\nline2\",z\n").expect("valid");
+        let rows = parse("a,b\n\"x, y\",\"say \"\"hi\"\"\"\n\"line1\r\nline2\",z\n").unwrap();
         assert_eq!(rows[1], ["x, y", "say \"hi\""]);
         assert_eq!(rows[2], ["line1\r\nline2", "z"]);
     }
 
     #[test]
     fn bom_and_crlf_and_blank_lines() {
-        let rows = parse("\u{feff}a,b\r\n\r\n1,2\r\n").expect("valid");
+        let rows = parse("\u{feff}a,b\r\n\r\n1,2\r\n").unwrap();
         assert_eq!(rows, [["a", "b"], ["1", "2"]]);
     }
 
     #[test]
     fn empty_fields_and_trailing_delimiter() {
-        let rows = parse("a,,\n").expect("valid");
+        let rows = parse("a,,\n").unwrap();
         assert_eq!(rows[0], ["a", "", ""]);
     }
 
     #[test]
     fn unterminated_quote_names_its_line() {
-        let err = parse("a,b\n1,2\n3,\"open\n4,5\n").unwrap_err().to_string();
+        let err = parse("a,b\n1,2\n3,\"open\n4,5\n").unwrap_err();
         assert!(
-            err.starts_with("t.csv:3: unterminated quoted field 2"),
+            err.starts_with("line 3: unterminated quoted field 2"),
             "{err}"
         );
     }
 
     #[test]
-    fn garbage_after_quote() {
-        let err = parse("\"a\"b,c\n").unwrap_err().to_string();
+    fn garbage_after_quote_is_a_bad_row_and_parsing_goes_on() {
+        let mut parser = CsvParser::new(&b"\"a\"b,c\nd,e\n"[..], "t.csv", b',', Quoting::Rfc4180);
+        let mut rec = RawRecord::default();
+        let step = parser.read(&mut rec).unwrap();
         assert_eq!(
-            err,
-            "t.csv:1: unexpected 'b' after the closing quote of field 1"
+            step,
+            Step::Bad(BadRow {
+                line: 1,
+                reason: "unexpected 'b' after the closing quote of field 1".into()
+            })
         );
+        assert_eq!(rec.raw, b"\"a\"b,c\n");
+        assert_eq!(parser.read(&mut rec).unwrap(), Step::Record);
+        assert_eq!(rec.text(1).unwrap(), "e");
     }
 
     #[test]
     fn quote_inside_unquoted_field_is_data() {
-        let rows = parse("5\" screen,x\n").expect("valid");
+        let rows = parse("5\" screen,x\n").unwrap();
         assert_eq!(rows[0], ["5\" screen", "x"]);
     }
 
     #[test]
-    fn invalid_utf8_names_line_and_field() {
+    fn invalid_utf8_names_field() {
         let mut parser = CsvParser::new(&b"a,b\n1,\xff\n"[..], "t.csv", b',', Quoting::Rfc4180);
         let mut rec = RawRecord::default();
-        assert!(parser.read(&mut rec).expect("header"));
-        assert!(parser.read(&mut rec).expect("row"));
-        let err = rec.text("t.csv", 1).unwrap_err().to_string();
-        assert_eq!(err, "t.csv:2: invalid UTF-8 in field 2 at byte 0");
+        assert_eq!(parser.read(&mut rec).unwrap(), Step::Record);
+        assert_eq!(parser.read(&mut rec).unwrap(), Step::Record);
+        assert_eq!(
+            rec.text(1).unwrap_err(),
+            "invalid UTF-8 in field 2 at byte 0"
+        );
     }
 
     #[test]
     fn tsv_without_quoting_keeps_quotes() {
         let mut parser = CsvParser::new(&b"\"a\tb\n"[..], "t.tsv", b'\t', Quoting::None);
         let mut rec = RawRecord::default();
-        assert!(parser.read(&mut rec).expect("row"));
+        assert_eq!(parser.read(&mut rec).unwrap(), Step::Record);
         assert_eq!(rec.field(0), b"\"a");
     }
 }

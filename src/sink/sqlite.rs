@@ -81,6 +81,21 @@ pub enum WriteMode {
     Append,
     /// Delete them in the same transaction that adds the new rows.
     Replace,
+    /// Insert new keys, update existing ones (last record for a key wins).
+    Upsert,
+}
+
+/// How records are written into the table.
+#[derive(Debug, Clone)]
+pub struct TableOptions {
+    /// Append, replace or upsert.
+    pub mode: WriteMode,
+    /// Key columns for upsert (and for deletes).
+    pub keys: Vec<String>,
+    /// A boolean field: records where it is true delete their key's row.
+    pub delete_when: Option<String>,
+    /// Reject records with fields the table has no column for.
+    pub strict: bool,
 }
 
 struct Column {
@@ -91,6 +106,8 @@ struct Column {
 /// Writes records into one table within the target's transaction.
 pub struct TableWriter<'c> {
     conn: &'c Connection,
+    options: TableOptions,
+    deleted: u64,
     table: String,
     quoted_table: String,
     exists: bool,
@@ -106,10 +123,13 @@ pub struct TableWriter<'c> {
 
 impl<'c> TableWriter<'c> {
     /// Reads the table's columns if it exists; `mode` replace empties it.
-    pub fn new(conn: &'c Connection, table: &str, mode: WriteMode) -> Result<Self> {
+    pub fn new(conn: &'c Connection, table: &str, options: TableOptions) -> Result<Self> {
         let quoted_table = quote_ident(table);
+        let mode = options.mode;
         let mut writer = TableWriter {
             conn,
+            options,
+            deleted: 0,
             table: table.to_string(),
             quoted_table,
             exists: false,
@@ -195,7 +215,80 @@ impl<'c> TableWriter<'c> {
             .filter(|(name, _)| self.find(name).is_none())
             .map(|(name, t)| (name, t.unwrap_or(FieldType::Text)))
             .collect();
-        self.add_columns(&missing)
+        if self.options.strict && self.exists && !missing.is_empty() {
+            // Strict: the table's columns are fixed; records with other
+            // fields are rejected one by one in `insert`.
+        } else {
+            self.add_columns(&missing)?;
+        }
+        self.ensure_key_index()
+    }
+
+    /// Upserts need a unique index on the key columns for ON CONFLICT.
+    fn ensure_key_index(&mut self) -> Result<()> {
+        if self.options.keys.is_empty() || !self.exists {
+            return Ok(());
+        }
+        let mut cols = Vec::new();
+        for key in &self.options.keys {
+            let Some(i) = self.find(key) else {
+                return Err(crate::error::usage(format!(
+                    "key column {key:?} is neither in the input nor in table {:?}",
+                    self.table
+                )));
+            };
+            cols.push(quote_ident(&self.columns[i].name));
+        }
+        let index = quote_ident(&format!("{}__etl_key", self.table));
+        let sql = format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {} ({})",
+            self.quoted_table,
+            cols.join(", ")
+        );
+        self.conn.execute(&sql, []).with_context(|| {
+            format!(
+                "cannot upsert into table {:?} by key ({}): its existing rows repeat a key",
+                self.table,
+                self.options.keys.join(", ")
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Rows deleted by `--delete-when` so far.
+    pub fn deleted(&self) -> u64 {
+        self.deleted
+    }
+
+    fn delete(&mut self, record: &Record) -> Result<Result<(), String>> {
+        let mut params = Vec::new();
+        let mut conditions = Vec::new();
+        for key in &self.options.keys {
+            let Some(i) = self.find(key) else {
+                return Ok(Err(format!("key column {key:?} does not exist")));
+            };
+            let value = record.get(key).unwrap_or(&Value::Null);
+            match to_sql(value, self.columns[i].kind) {
+                Ok(v) => params.push(v),
+                Err(reason) => return Ok(Err(format!("key column {key:?}: {reason}"))),
+            }
+            conditions.push(format!(
+                "{} = ?{}",
+                quote_ident(&self.columns[i].name),
+                params.len()
+            ));
+        }
+        let sql = format!(
+            "DELETE FROM {} WHERE {}",
+            self.quoted_table,
+            conditions.join(" AND ")
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        for (n, param) in params.iter().enumerate() {
+            stmt.raw_bind_parameter(n + 1, param)?;
+        }
+        self.deleted += stmt.raw_execute()? as u64;
+        Ok(Ok(()))
     }
 
     fn add_columns(&mut self, columns: &[(String, FieldType)]) -> Result<()> {
@@ -246,6 +339,16 @@ impl<'c> TableWriter<'c> {
     /// Inserts one record. `Ok(Err(reason))` is a rejected record: nothing
     /// of it was written. `Err` is a database failure that ends the run.
     pub fn insert(&mut self, record: &Record) -> Result<Result<(), String>> {
+        for key in &self.options.keys {
+            if record.get(key).is_none_or(Value::is_null) {
+                return Ok(Err(format!("key field {key:?} is null or missing")));
+            }
+        }
+        if let Some(flag) = &self.options.delete_when
+            && record.get(flag) == Some(&Value::Bool(true))
+        {
+            return self.delete(record);
+        }
         self.bound.clear();
         let mut values: Vec<&Value> = Vec::with_capacity(record.len());
         let mut new_columns: Vec<(String, FieldType)> = Vec::new();
@@ -260,6 +363,12 @@ impl<'c> TableWriter<'c> {
                     }
                     self.bound.push(i);
                     values.push(value);
+                }
+                None if self.options.strict => {
+                    return Ok(Err(format!(
+                        "field {name:?} is not a column of table {:?} (--schema strict)",
+                        self.table
+                    )));
                 }
                 None => match type_of_value(value) {
                     Some(t) => new_columns.push((name.clone(), t)),
@@ -295,12 +404,16 @@ impl<'c> TableWriter<'c> {
                     .map(|&i| quote_ident(&self.columns[i].name))
                     .collect();
                 let marks: Vec<String> = (1..=names.len()).map(|n| format!("?{n}")).collect();
-                format!(
+                let mut sql = format!(
                     "INSERT INTO {} ({}) VALUES ({})",
                     self.quoted_table,
                     names.join(", "),
                     marks.join(", ")
-                )
+                );
+                if self.options.mode == WriteMode::Upsert {
+                    sql.push_str(&self.on_conflict(&names));
+                }
+                sql
             };
             let stmt = self.conn.prepare_cached(&sql)?;
             self.statement = Some((self.bound.clone(), stmt));
@@ -316,6 +429,30 @@ impl<'c> TableWriter<'c> {
         Ok(Ok(()))
     }
 
+    fn on_conflict(&self, names: &[String]) -> String {
+        let keys: Vec<String> = self
+            .options
+            .keys
+            .iter()
+            .filter_map(|k| self.find(k))
+            .map(|i| quote_ident(&self.columns[i].name))
+            .collect();
+        let updates: Vec<String> = names
+            .iter()
+            .filter(|n| !keys.contains(n))
+            .map(|n| format!("{n} = excluded.{n}"))
+            .collect();
+        if updates.is_empty() {
+            format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", "))
+        } else {
+            format!(
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                keys.join(", "),
+                updates.join(", ")
+            )
+        }
+    }
+
     /// Creates columns for fields that only ever held null, so that every
     /// field of the input has a column. Call before committing.
     pub fn finish(&mut self) -> Result<()> {
@@ -324,6 +461,9 @@ impl<'c> TableWriter<'c> {
             .into_iter()
             .map(|n| (n, FieldType::Text))
             .collect();
-        self.add_columns(&pending)
+        if !self.options.strict || !self.exists {
+            self.add_columns(&pending)?;
+        }
+        Ok(())
     }
 }

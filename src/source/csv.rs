@@ -5,12 +5,12 @@ use std::io::BufRead;
 
 use anyhow::{Result, bail};
 
-use super::Source;
-use crate::format::csv::{CsvParser, Quoting, RawRecord};
+use super::{Context, Emit, Source, deliver};
+use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::infer::{ColumnGuess, Encoded, Typed};
 use crate::format::json;
-use crate::progress::Progress;
 use crate::record::{FieldType, Schema};
+use crate::rejects::Payload;
 
 /// How to read a delimited file.
 #[derive(Debug, Clone)]
@@ -21,13 +21,17 @@ pub struct CsvOptions {
     pub quoting: Quoting,
     /// The first line names the columns.
     pub header: bool,
-    /// Every column is text.
+    /// Every column is text (unless pinned).
     pub all_text: bool,
     /// Records sampled to type the columns.
     pub infer_rows: usize,
+    /// Types pinned by `--schema`, by column name.
+    pub pinned: Vec<(String, FieldType)>,
 }
 
-struct Column {
+/// A column as the first file of a stream defined it.
+#[derive(Debug, Clone)]
+pub struct Column {
     name: String,
     key: Vec<u8>,
     typed: Typed,
@@ -39,17 +43,36 @@ pub struct CsvSource<R> {
     name: String,
     parser: CsvParser<R>,
     columns: Vec<Column>,
-    sample: VecDeque<RawRecord>,
-    record: RawRecord,
+    /// Records read for typing, with the reason when one was malformed.
+    sample: VecDeque<(RawRecord, Option<String>)>,
 }
 
 impl<R: BufRead> CsvSource<R> {
-    /// Reads the header and the typing sample; fails on an empty input
-    /// (no header) and on unusable header names.
-    pub fn open(input: R, name: &str, options: &CsvOptions) -> Result<Self> {
+    /// Reads the header and the typing sample. `columns` from an earlier file
+    /// of the same stream fixes names and types: this file's header must match.
+    pub fn open(
+        input: R,
+        name: &str,
+        options: &CsvOptions,
+        columns: Option<&[Column]>,
+        cx: &mut Context<'_>,
+    ) -> Result<Self> {
         let mut parser = CsvParser::new(input, name, options.delimiter, options.quoting);
         let mut first = RawRecord::default();
-        let has_first = parser.read(&mut first)?;
+        let first_step = loop {
+            match parser.read(&mut first)? {
+                Step::Bad(bad) if options.header => {
+                    bail!("{name}:{}: header line: {}", bad.line, bad.reason)
+                }
+                Step::Bad(bad) => {
+                    cx.read += 1;
+                    cx.rejects
+                        .reject(name, bad.line, &bad.reason, Payload::Raw(&first.raw))?;
+                }
+                step => break step,
+            }
+        };
+        let has_first = first_step == Step::Record;
         let names = if options.header {
             if !has_first {
                 bail!("{name}: empty input: no header line");
@@ -58,35 +81,70 @@ impl<R: BufRead> CsvSource<R> {
         } else {
             (1..=first.len()).map(|i| format!("column_{i}")).collect()
         };
-
         let mut sample = VecDeque::new();
         if !options.header && has_first {
-            sample.push_back(first);
-        }
-        let mut record = RawRecord::default();
-        while sample.len() < options.infer_rows.max(1) && parser.read(&mut record)? {
-            sample.push_back(record.to_owned_record());
+            sample.push_back((first, None));
         }
 
+        if let Some(expected) = columns {
+            let expected_names: Vec<&str> = expected.iter().map(|c| c.name.as_str()).collect();
+            if options.header && names != expected_names {
+                bail!(
+                    "{name}:1: header differs from the stream's first file: [{}] instead of [{}]",
+                    names.join(", "),
+                    expected_names.join(", ")
+                );
+            }
+            let mut columns = expected.to_vec();
+            columns.iter_mut().for_each(|c| c.mismatches = 0);
+            return Ok(CsvSource {
+                name: name.to_string(),
+                parser,
+                columns,
+                sample,
+            });
+        }
+
+        let mut record = RawRecord::default();
+        while sample.len() < options.infer_rows.max(1) {
+            match parser.read(&mut record)? {
+                Step::Record => sample.push_back((record.to_owned_record(), None)),
+                // Bad rows in the sample are rejected when their turn comes.
+                Step::Bad(bad) => sample.push_back((record.to_owned_record(), Some(bad.reason))),
+                Step::Eof => break,
+            }
+        }
         let mut guesses = vec![ColumnGuess::default(); names.len()];
-        for rec in &sample {
-            check_width(rec, names.len(), name)?;
+        for (rec, _) in sample
+            .iter()
+            .filter(|(r, bad)| bad.is_none() && r.len() == names.len())
+        {
             for (i, guess) in guesses.iter_mut().enumerate() {
-                guess.observe(rec.text(name, i)?);
+                if let Ok(text) = rec.text(i) {
+                    guess.observe(text);
+                }
             }
         }
         let columns = names
             .into_iter()
             .zip(guesses)
-            .map(|(col, guess)| Column {
-                key: json::key_prefix(&col),
-                typed: Typed(if options.all_text {
+            .map(|(col, guess)| {
+                let pinned = options
+                    .pinned
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(&col))
+                    .map(|(_, t)| *t);
+                let typed = pinned.unwrap_or(if options.all_text {
                     FieldType::Text
                 } else {
                     guess.decide()
-                }),
-                name: col,
-                mismatches: 0,
+                });
+                Column {
+                    key: json::key_prefix(&col),
+                    typed: Typed(typed),
+                    name: col,
+                    mismatches: 0,
+                }
             })
             .collect();
         Ok(CsvSource {
@@ -94,23 +152,39 @@ impl<R: BufRead> CsvSource<R> {
             parser,
             columns,
             sample,
-            record,
         })
     }
 
-    fn encode(&mut self, rec: &RawRecord, out: &mut Vec<u8>, progress: &Progress) -> Result<()> {
-        check_width(rec, self.columns.len(), &self.name)?;
+    /// The columns, for the next file of the same stream.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// Encodes one record, or says why it cannot be.
+    fn encode(
+        &mut self,
+        rec: &RawRecord,
+        out: &mut Vec<u8>,
+        cx: &Context<'_>,
+    ) -> Result<(), String> {
+        if rec.len() != self.columns.len() {
+            return Err(format!(
+                "expected {} fields (as in the first line), found {}",
+                self.columns.len(),
+                rec.len()
+            ));
+        }
         out.push(b'{');
         for (i, col) in self.columns.iter_mut().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             out.extend_from_slice(&col.key);
-            let field = rec.text(&self.name, i)?;
+            let field = rec.text(i)?;
             if col.typed.encode(field, out) == Encoded::Mismatch {
                 col.mismatches += 1;
                 if col.mismatches == 1 {
-                    progress.warn(&format!(
+                    cx.progress.warn(&format!(
                         "{}:{}: column {:?} was typed {} from the first rows, but holds {:?}; \
                          passed on as text (a typed load will reject it)",
                         self.name,
@@ -125,24 +199,38 @@ impl<R: BufRead> CsvSource<R> {
         out.push(b'}');
         Ok(())
     }
-}
 
-fn check_width(rec: &RawRecord, width: usize, name: &str) -> Result<()> {
-    if rec.len() != width {
-        bail!(
-            "{name}:{}: expected {width} fields (as in the first line), found {}",
-            rec.line,
-            rec.len()
-        );
+    fn handle(
+        &mut self,
+        rec: &RawRecord,
+        bad: Option<String>,
+        out: &mut Vec<u8>,
+        emit: &mut Emit<'_>,
+        cx: &mut Context<'_>,
+    ) -> Result<()> {
+        cx.read += 1;
+        out.clear();
+        let result = match bad {
+            Some(reason) => Err(reason),
+            None => self.encode(rec, out, cx),
+        };
+        match result {
+            Ok(()) => deliver(emit, out, cx, &self.name, rec.line),
+            Err(reason) => cx
+                .rejects
+                .reject(&self.name, rec.line, &reason, Payload::Raw(&rec.raw)),
+        }
     }
-    Ok(())
 }
 
 fn header_names(header: &RawRecord, name: &str) -> Result<Vec<String>> {
     let mut names = Vec::with_capacity(header.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for i in 0..header.len() {
-        let raw = header.text(name, i)?.trim();
+        let raw = header
+            .text(i)
+            .map_err(|reason| anyhow::anyhow!("{name}:{}: header line: {reason}", header.line))?
+            .trim();
         let col = if raw.is_empty() {
             format!("column_{}", i + 1)
         } else {
@@ -168,24 +256,20 @@ impl<R: BufRead> Source for CsvSource<R> {
             .collect()
     }
 
-    fn run(
-        &mut self,
-        emit: &mut dyn FnMut(&[u8]) -> Result<()>,
-        progress: &Progress,
-    ) -> Result<()> {
+    fn run(&mut self, emit: &mut Emit<'_>, cx: &mut Context<'_>) -> Result<()> {
         let mut out = Vec::with_capacity(1024);
-        while let Some(rec) = self.sample.pop_front() {
-            out.clear();
-            self.encode(&rec, &mut out, progress)?;
-            emit(&out)?;
+        while let Some((rec, bad)) = self.sample.pop_front() {
+            self.handle(&rec, bad, &mut out, emit, cx)?;
         }
-        let mut rec = std::mem::take(&mut self.record);
-        while self.parser.read(&mut rec)? {
-            out.clear();
-            self.encode(&rec, &mut out, progress)?;
-            emit(&out)?;
+        let mut rec = RawRecord::default();
+        loop {
+            let bad = match self.parser.read(&mut rec)? {
+                Step::Eof => return Ok(()),
+                Step::Record => None,
+                Step::Bad(bad) => Some(bad.reason),
+            };
+            self.handle(&rec, bad, &mut out, emit, cx)?;
         }
-        Ok(())
     }
 
     fn remarks(&self) -> Option<String> {
@@ -197,7 +281,8 @@ impl<R: BufRead> Source for CsvSource<R> {
             .collect();
         (!hit.is_empty()).then(|| {
             format!(
-                "values that did not fit their column's type were passed on as text in: {}",
+                "{}: values that did not fit their column's type were passed on as text in: {}",
+                self.name,
                 hit.join(", ")
             )
         })

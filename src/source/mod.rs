@@ -1,25 +1,69 @@
 //! Where records come from. Each source turns its input into wire records:
-//! JSON object text, handed on one record at a time, so that
-//! extraction streams with flat memory.
+//! JSON object text, handed on one record at a time, so that extraction
+//! streams with flat memory. Malformed rows go to the rejects file (or fail
+//! the run); they are never skipped silently.
 
 pub mod csv;
+pub mod input;
+pub mod json_array;
 pub mod ndjson;
+pub mod parquet;
 pub mod sqlite;
 
 use anyhow::Result;
 
 use crate::progress::Progress;
 use crate::record::Schema;
+use crate::rejects::Rejects;
+
+/// What a source needs besides its input while it runs.
+pub struct Context<'a> {
+    /// Progress display and warnings.
+    pub progress: &'a Progress,
+    /// Where malformed rows go.
+    pub rejects: &'a mut Rejects,
+    /// Rows read, including rejected ones.
+    pub read: u64,
+}
+
+/// What the receiver of a record made of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// Written on, or deliberately passed over (already loaded).
+    Done,
+    /// Refused, with the reason: the source sends it to the rejects file
+    /// with its position.
+    Rejected(String),
+}
+
+/// Receives each record's JSON object text (no newline).
+pub type Emit<'a> = dyn FnMut(&[u8]) -> Result<Taken> + 'a;
+
+/// Hands a record on; a refusal goes to the rejects file at `input:line`.
+pub fn deliver(
+    emit: &mut Emit<'_>,
+    record: &[u8],
+    cx: &mut Context<'_>,
+    input: &str,
+    line: u64,
+) -> Result<()> {
+    match emit(record)? {
+        Taken::Done => Ok(()),
+        Taken::Rejected(reason) => {
+            cx.rejects
+                .reject(input, line, &reason, crate::rejects::Payload::Raw(record))
+        }
+    }
+}
 
 /// A producer of wire records.
 pub trait Source {
     /// Column types known before the first record (for the `begin` line).
     fn schema(&self) -> Schema;
 
-    /// Reads the whole input, handing each record's JSON object text (no
-    /// newline) to `emit`. Stops at the first error, from either side.
-    fn run(&mut self, emit: &mut dyn FnMut(&[u8]) -> Result<()>, progress: &Progress)
-    -> Result<()>;
+    /// Reads the whole input, handing each record to `emit`. Stops at the
+    /// first error, from either side.
+    fn run(&mut self, emit: &mut Emit<'_>, cx: &mut Context<'_>) -> Result<()>;
 
     /// A closing remark for stderr (e.g. values passed on as text), if any.
     fn remarks(&self) -> Option<String> {

@@ -5,19 +5,18 @@
 
 use std::io::BufRead;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use serde::de::IgnoredAny;
 
-use super::Source;
-use crate::progress::Progress;
+use super::{Context, Emit, Source, deliver};
 use crate::record::Schema;
+use crate::rejects::Payload;
 use crate::wire::{self, Framing, Line};
 
 /// An NDJSON input read line by line.
 pub struct NdjsonSource<R> {
     name: String,
     input: R,
-    line: Vec<u8>,
     line_no: u64,
     framing: Framing,
 }
@@ -28,14 +27,41 @@ impl<R: BufRead> NdjsonSource<R> {
         NdjsonSource {
             name: name.to_string(),
             input,
-            line: Vec::with_capacity(4096),
             line_no: 0,
             framing: Framing::new(),
         }
     }
 
-    fn located(&self, err: impl std::fmt::Display) -> anyhow::Error {
-        anyhow::anyhow!("{}:{}: {err}", self.name, self.line_no)
+    fn handle_line(
+        &mut self,
+        text: &[u8],
+        emit: &mut Emit<'_>,
+        cx: &mut Context<'_>,
+    ) -> Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let line_no = self.line_no;
+        if wire::looks_like_control(text) {
+            let parsed =
+                wire::parse_line(text).map_err(|e| anyhow!("{}:{line_no}: {e}", self.name))?;
+            if let Line::Control(kind, obj) = parsed {
+                self.framing
+                    .control(&kind, &obj, line_no)
+                    .map_err(|e| anyhow!("{}: {e}", self.name))?;
+                return Ok(());
+            }
+        }
+        cx.read += 1;
+        if let Err(reason) = check_object(text) {
+            return cx
+                .rejects
+                .reject(&self.name, line_no, &reason.to_string(), Payload::Raw(text));
+        }
+        self.framing
+            .record(line_no)
+            .map_err(|e| anyhow!("{}: {e}", self.name))?;
+        deliver(emit, text, cx, &self.name, line_no)
     }
 }
 
@@ -57,8 +83,7 @@ pub fn check_object(line: &[u8]) -> Result<()> {
 
 /// Checks that `bytes` is exactly one JSON value, without building it.
 pub fn check_json(bytes: &[u8]) -> Result<()> {
-    serde_json::from_slice::<IgnoredAny>(bytes)
-        .map_err(|e| anyhow::anyhow!("invalid JSON: {e}"))?;
+    serde_json::from_slice::<IgnoredAny>(bytes).map_err(|e| anyhow!("invalid JSON: {e}"))?;
     Ok(())
 }
 
@@ -67,56 +92,24 @@ impl<R: BufRead> Source for NdjsonSource<R> {
         Vec::new()
     }
 
-    fn run(
-        &mut self,
-        emit: &mut dyn FnMut(&[u8]) -> Result<()>,
-        _progress: &Progress,
-    ) -> Result<()> {
+    fn run(&mut self, emit: &mut Emit<'_>, cx: &mut Context<'_>) -> Result<()> {
+        let mut line = Vec::with_capacity(4096);
         loop {
-            self.line.clear();
+            line.clear();
             let n = self
                 .input
-                .read_until(b'\n', &mut self.line)
+                .read_until(b'\n', &mut line)
                 .with_context(|| format!("cannot read {}", self.name))?;
             if n == 0 {
                 let framing = std::mem::take(&mut self.framing);
                 framing
                     .finish()
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", self.name))?;
+                    .map_err(|e| anyhow!("{}: {e}", self.name))?;
                 return Ok(());
             }
             self.line_no += 1;
-            let line = std::mem::take(&mut self.line);
-            let result = self.handle_line(line.trim_ascii(), emit);
-            self.line = line;
-            result?;
+            self.handle_line(line.trim_ascii(), emit, cx)?;
         }
-    }
-}
-
-impl<R: BufRead> NdjsonSource<R> {
-    fn handle_line(
-        &mut self,
-        text: &[u8],
-        emit: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<()> {
-        if text.is_empty() {
-            return Ok(());
-        }
-        let line_no = self.line_no;
-        if wire::looks_like_control(text) {
-            if let Line::Control(kind, obj) = wire::parse_line(text).map_err(|e| self.located(e))? {
-                self.framing
-                    .control(&kind, &obj, line_no)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", self.name))?;
-                return Ok(());
-            }
-        }
-        check_object(text).map_err(|e| self.located(e))?;
-        self.framing
-            .record(line_no)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.name))?;
-        emit(text)
     }
 }
 

@@ -5,13 +5,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::Source;
+use super::{Context, Emit, Source, deliver};
 use crate::format::json;
-use crate::progress::Progress;
 use crate::record::{FieldType, Schema};
 use crate::sqlite::{ColumnKind, quote_ident};
 
@@ -35,12 +34,39 @@ pub struct SqliteSource {
     name: String,
     connection: Connection,
     sql: String,
+    params: Vec<serde_json::Value>,
     columns: Vec<Column>,
+}
+
+/// A cursor range to push into the query.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    /// The cursor column.
+    pub column: &'a str,
+    /// Inclusive lower bound.
+    pub lower: Option<&'a serde_json::Value>,
+    /// Exclusive upper bound.
+    pub upper: Option<&'a serde_json::Value>,
+}
+
+fn to_sql_param(value: &serde_json::Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(V::Integer)
+            .or_else(|| n.as_f64().map(V::Real))
+            .unwrap_or(V::Null),
+        serde_json::Value::String(s) => V::Text(s.clone()),
+        other => V::Text(other.to_string()),
+    }
 }
 
 impl SqliteSource {
     /// Opens `path` read-only and prepares the query (which checks it).
-    pub fn open(path: &Path, selection: &Selection) -> Result<Self> {
+    /// `window` pushes an incremental cursor range into the SQL: rows with
+    /// `column >= lower` and `column < upper` (either bound optional).
+    pub fn open(path: &Path, selection: &Selection, window: Option<Window<'_>>) -> Result<Self> {
         let name = path.display().to_string();
         if !path.is_file() {
             bail!("cannot open {name}: no such file");
@@ -50,10 +76,26 @@ impl SqliteSource {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .with_context(|| format!("cannot open SQLite database {name}"))?;
-        let sql = match selection {
+        let mut sql = match selection {
             Selection::Table(table) => format!("SELECT * FROM {}", quote_ident(table)),
-            Selection::Query(sql) => sql.clone(),
+            Selection::Query(sql) => sql.trim().trim_end_matches(';').to_string(),
         };
+        let mut params = Vec::new();
+        if let Some(window) = window {
+            let column = quote_ident(window.column);
+            let mut conditions = Vec::new();
+            if let Some(lower) = window.lower {
+                params.push(lower.clone());
+                conditions.push(format!("{column} >= ?{}", params.len()));
+            }
+            if let Some(upper) = window.upper {
+                params.push(upper.clone());
+                conditions.push(format!("{column} < ?{}", params.len()));
+            }
+            if !conditions.is_empty() {
+                sql = format!("SELECT * FROM ({sql}) WHERE {}", conditions.join(" AND "));
+            }
+        }
         let columns = {
             let statement = connection
                 .prepare(&sql)
@@ -73,6 +115,7 @@ impl SqliteSource {
             name,
             connection,
             sql,
+            params,
             columns,
         })
     }
@@ -86,14 +129,11 @@ impl Source for SqliteSource {
             .collect()
     }
 
-    fn run(
-        &mut self,
-        emit: &mut dyn FnMut(&[u8]) -> Result<()>,
-        _progress: &Progress,
-    ) -> Result<()> {
+    fn run(&mut self, emit: &mut Emit<'_>, cx: &mut Context<'_>) -> Result<()> {
         let mut statement = self.connection.prepare(&self.sql)?;
+        let params: Vec<rusqlite::types::Value> = self.params.iter().map(to_sql_param).collect();
         let mut rows = statement
-            .query([])
+            .query(rusqlite::params_from_iter(params))
             .with_context(|| format!("{}: cannot run the query", self.name))?;
         let mut out = Vec::with_capacity(1024);
         let mut row_no = 0u64;
@@ -102,6 +142,7 @@ impl Source for SqliteSource {
             .with_context(|| format!("{}: reading row {}", self.name, row_no + 1))?
         {
             row_no += 1;
+            cx.read += 1;
             out.clear();
             out.push(b'{');
             for (i, col) in self.columns.iter().enumerate() {
@@ -115,7 +156,7 @@ impl Source for SqliteSource {
                 })?;
             }
             out.push(b'}');
-            emit(&out)?;
+            deliver(emit, &out, cx, &self.name, row_no)?;
         }
         Ok(())
     }

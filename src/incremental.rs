@@ -1,0 +1,313 @@
+//! Incremental extraction: which rows are past the bookmark, and the new
+//! bookmark to hand downstream in the `end` line.
+//!
+//! A bookmark is the largest cursor value emitted so far plus fingerprints
+//! of the rows that carry exactly that value:
+//! `{"cursor":"updated_at","value":"2026-11-05T09:00:00Z","at_value":["9c1e..."]}`.
+//! The next run emits rows whose cursor is greater, and rows whose cursor
+//! equals the value but whose fingerprint is not listed. So a row that lands
+//! later with the same timestamp as the boundary is not lost, and the
+//! boundary rows already loaded are not repeated (a boundary row that
+//! changed has a new fingerprint and is emitted again, as an update should).
+//!
+//! Rows whose cursor is null (or missing) have no position: they are
+//! rejected, which by default fails the run naming the row.
+
+use std::cmp::Ordering;
+
+use anyhow::{Result, bail};
+use serde_json::{Map, Value};
+
+/// The stored position of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bookmark {
+    /// The cursor column it was taken on.
+    pub cursor: String,
+    /// The largest cursor value emitted.
+    pub value: Value,
+    /// Fingerprints of the emitted rows whose cursor equals `value`.
+    pub at_value: Vec<String>,
+}
+
+impl Bookmark {
+    /// The bookmark's JSON form, as stored in state and carried in `end` lines.
+    pub fn to_json(&self) -> Value {
+        let mut obj = Map::new();
+        obj.insert("cursor".into(), self.cursor.clone().into());
+        obj.insert("value".into(), self.value.clone());
+        obj.insert(
+            "at_value".into(),
+            Value::Array(self.at_value.iter().cloned().map(Value::from).collect()),
+        );
+        Value::Object(obj)
+    }
+
+    /// Reads a stored bookmark.
+    pub fn from_json(json: &Value) -> Result<Bookmark> {
+        let (Some(cursor), Some(value)) = (
+            json.get("cursor").and_then(Value::as_str),
+            json.get("value"),
+        ) else {
+            bail!("stored bookmark {json} lacks \"cursor\" or \"value\"");
+        };
+        let at_value = json
+            .get("at_value")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Bookmark {
+            cursor: cursor.to_string(),
+            value: value.clone(),
+            at_value,
+        })
+    }
+}
+
+/// Orders two cursor values: numbers by value, text by code point.
+pub fn compare(a: &Value, b: &Value) -> Result<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            if let (Some(x), Some(y)) = (x.as_i64(), y.as_i64()) {
+                return Ok(x.cmp(&y));
+            }
+            match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => Ok(x.total_cmp(&y)),
+                _ => bail!("cannot compare cursor values {a} and {b}"),
+            }
+        }
+        (Value::String(x), Value::String(y)) => Ok(x.cmp(y)),
+        _ => bail!(
+            "cursor values {a} and {b} are of different kinds; a cursor must be all numbers or all text"
+        ),
+    }
+}
+
+/// Parses a `--since`/`--until` argument: a number if it reads as one, else text.
+pub fn parse_bound(text: &str) -> Value {
+    if crate::format::infer::is_integer(text) || crate::format::infer::is_exact_decimal(text) {
+        serde_json::from_str(text).unwrap_or_else(|_| Value::from(text))
+    } else {
+        Value::from(text)
+    }
+}
+
+/// A 64-bit FNV-1a fingerprint of a record's wire text, in hex.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// What to do with one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// It is past the bookmark (and inside the window): emit it.
+    Emit,
+    /// Already loaded, or outside `--since`/`--until`.
+    Skip,
+    /// Its cursor is null or missing.
+    NoCursor,
+}
+
+/// The filter for one incremental run.
+#[derive(Debug)]
+pub struct Incremental {
+    cursor: String,
+    stored: Option<Bookmark>,
+    since: Option<Value>,
+    until: Option<Value>,
+    next: Option<Bookmark>,
+}
+
+impl Incremental {
+    /// A filter on `cursor` from the stored bookmark (if any), with an
+    /// optional explicit window that overrides the bookmark for this run.
+    pub fn new(
+        cursor: &str,
+        stored: Option<&Value>,
+        since: Option<Value>,
+        until: Option<Value>,
+    ) -> Result<Self> {
+        let stored = stored.map(Bookmark::from_json).transpose()?;
+        if let Some(bm) = &stored
+            && bm.cursor != cursor
+        {
+            bail!(
+                "the stored bookmark was taken on cursor {:?}, not {cursor:?}; \
+                 use the same --cursor, or a new --stream name",
+                bm.cursor
+            );
+        }
+        Ok(Incremental {
+            cursor: cursor.to_string(),
+            next: stored.clone(),
+            stored,
+            since,
+            until,
+        })
+    }
+
+    /// The cursor column.
+    pub fn cursor(&self) -> &str {
+        &self.cursor
+    }
+
+    /// The stored bookmark this run starts from, as JSON (null if none).
+    pub fn starting_point(&self) -> Value {
+        self.stored.as_ref().map_or(Value::Null, Bookmark::to_json)
+    }
+
+    /// Lowest cursor value this run can emit (inclusive), for pushing into SQL.
+    pub fn lower_bound(&self) -> Option<&Value> {
+        self.since
+            .as_ref()
+            .or_else(|| self.stored.as_ref().map(|b| &b.value))
+    }
+
+    /// Cursor value this run stops before (exclusive), for pushing into SQL.
+    pub fn upper_bound(&self) -> Option<&Value> {
+        self.until.as_ref()
+    }
+
+    /// Decides about one record, given its wire text.
+    pub fn judge(&mut self, record: &[u8]) -> Result<Verdict> {
+        let fields: Map<String, Value> = serde_json::from_slice(record)?;
+        let value = match fields.get(&self.cursor) {
+            None | Some(Value::Null) => return Ok(Verdict::NoCursor),
+            Some(v) => v,
+        };
+        if let Some(since) = &self.since {
+            if compare(value, since)? == Ordering::Less {
+                return Ok(Verdict::Skip);
+            }
+        } else if let Some(bm) = &self.stored {
+            match compare(value, &bm.value)? {
+                Ordering::Less => return Ok(Verdict::Skip),
+                Ordering::Equal if bm.at_value.contains(&fingerprint(record)) => {
+                    return Ok(Verdict::Skip);
+                }
+                _ => {}
+            }
+        }
+        if let Some(until) = &self.until
+            && compare(value, until)? != Ordering::Less
+        {
+            return Ok(Verdict::Skip);
+        }
+        self.advance(value, record)?;
+        Ok(Verdict::Emit)
+    }
+
+    fn advance(&mut self, value: &Value, record: &[u8]) -> Result<()> {
+        let print = fingerprint(record);
+        match &mut self.next {
+            Some(bm) => match compare(value, &bm.value)? {
+                Ordering::Greater => {
+                    bm.value = value.clone();
+                    bm.at_value = vec![print];
+                }
+                Ordering::Equal if !bm.at_value.contains(&print) => bm.at_value.push(print),
+                // A backfill below the bookmark never moves it backwards.
+                _ => {}
+            },
+            None => {
+                self.next = Some(Bookmark {
+                    cursor: self.cursor.clone(),
+                    value: value.clone(),
+                    at_value: vec![print],
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The bookmark for the `end` line: where the next run starts.
+    pub fn bookmark(&self) -> Option<Value> {
+        self.next.as_ref().map(Bookmark::to_json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(inc: &mut Incremental, rows: &[&str]) -> Vec<Verdict> {
+        rows.iter()
+            .map(|r| inc.judge(r.as_bytes()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn boundary_rows_are_neither_lost_nor_repeated() {
+        let mut first = Incremental::new("t", None, None, None).unwrap();
+        let rows = [r#"{"id":1,"t":10}"#, r#"{"id":2,"t":20}"#];
+        assert_eq!(run(&mut first, &rows), [Verdict::Emit, Verdict::Emit]);
+        let bm = first.bookmark().unwrap();
+        assert_eq!(bm["value"], json!(20));
+
+        // A row with the boundary value arrives after the first run.
+        let mut second = Incremental::new("t", Some(&bm), None, None).unwrap();
+        let rows = [
+            r#"{"id":1,"t":10}"#,
+            r#"{"id":2,"t":20}"#,
+            r#"{"id":3,"t":20}"#,
+        ];
+        assert_eq!(
+            run(&mut second, &rows),
+            [Verdict::Skip, Verdict::Skip, Verdict::Emit]
+        );
+        let bm = second.bookmark().unwrap();
+        assert_eq!(bm["at_value"].as_array().unwrap().len(), 2);
+
+        let mut third = Incremental::new("t", Some(&bm), None, None).unwrap();
+        assert_eq!(
+            run(&mut third, &rows),
+            [Verdict::Skip, Verdict::Skip, Verdict::Skip]
+        );
+        assert_eq!(third.bookmark(), Some(bm));
+    }
+
+    #[test]
+    fn backfill_window_never_moves_the_bookmark_back() {
+        let stored = json!({"cursor":"t","value":50,"at_value":[]});
+        let mut inc =
+            Incremental::new("t", Some(&stored), Some(json!(10)), Some(json!(20))).unwrap();
+        let rows = [r#"{"t":5}"#, r#"{"t":10}"#, r#"{"t":19}"#, r#"{"t":20}"#];
+        assert_eq!(
+            run(&mut inc, &rows),
+            [Verdict::Skip, Verdict::Emit, Verdict::Emit, Verdict::Skip]
+        );
+        assert_eq!(inc.bookmark().unwrap()["value"], json!(50));
+    }
+
+    #[test]
+    fn null_cursor_and_kind_mismatch() {
+        let mut inc = Incremental::new("t", None, None, None).unwrap();
+        assert_eq!(inc.judge(br#"{"t":null}"#).unwrap(), Verdict::NoCursor);
+        assert_eq!(inc.judge(br#"{"x":1}"#).unwrap(), Verdict::NoCursor);
+        inc.judge(br#"{"t":1}"#).unwrap();
+        assert!(inc.judge(br#"{"t":"a"}"#).is_err());
+    }
+
+    #[test]
+    fn wrong_cursor_for_stored_state() {
+        let stored = json!({"cursor":"a","value":1});
+        assert!(Incremental::new("b", Some(&stored), None, None).is_err());
+    }
+
+    #[test]
+    fn bounds_parse_numbers_and_text() {
+        assert_eq!(parse_bound("42"), json!(42));
+        assert_eq!(parse_bound("2026-11-01"), json!("2026-11-01"));
+        assert_eq!(parse_bound("007"), json!("007"));
+    }
+}

@@ -1,0 +1,138 @@
+//! Rejected rows: written out with their reason and position, never dropped.
+//!
+//! Without `--rejects FILE` the first bad row fails the run, naming it.
+//! With it, each bad row is appended to FILE as one JSON line and the run
+//! goes on, failing only when more than `--max-rejects` rows were rejected.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::{Map, Value};
+
+/// Where a rejected row came from and what it held.
+pub enum Payload<'a> {
+    /// Raw input bytes (a CSV line, an unparsable JSON line).
+    Raw(&'a [u8]),
+    /// A parsed record that did not fit its target.
+    Record(&'a Map<String, Value>),
+}
+
+/// The rejects file and its limit.
+pub struct Rejects {
+    out: Option<(PathBuf, BufWriter<File>)>,
+    max: Option<u64>,
+    count: u64,
+}
+
+impl Rejects {
+    /// `path`: where rejected rows go (none: the first one fails the run).
+    /// `max`: how many may be rejected before the run fails (none: no limit).
+    pub fn open(path: Option<&Path>, max: Option<u64>) -> Result<Self> {
+        let out = match path {
+            Some(p) => {
+                let file = File::create(p)
+                    .with_context(|| format!("cannot create rejects file {}", p.display()))?;
+                Some((p.to_path_buf(), BufWriter::new(file)))
+            }
+            None => None,
+        };
+        Ok(Rejects { out, max, count: 0 })
+    }
+
+    /// Rows rejected so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Records one bad row at `input`:`line` (line 0: no line, e.g. a table
+    /// row). Fails the run when there is no rejects file or the limit is passed.
+    pub fn reject(
+        &mut self,
+        input: &str,
+        line: u64,
+        reason: &str,
+        payload: Payload<'_>,
+    ) -> Result<()> {
+        let place = if line > 0 {
+            format!("{input}:{line}")
+        } else {
+            input.to_string()
+        };
+        let Some((path, out)) = &mut self.out else {
+            return Err(anyhow!("{place}: {reason}"));
+        };
+        self.count += 1;
+        let mut entry = Map::new();
+        entry.insert("input".into(), input.into());
+        if line > 0 {
+            entry.insert("line".into(), line.into());
+        }
+        entry.insert("reason".into(), reason.into());
+        match payload {
+            Payload::Raw(bytes) => {
+                let text = String::from_utf8_lossy(bytes);
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                entry.insert("raw".into(), text.strip_suffix('\r').unwrap_or(text).into());
+            }
+            Payload::Record(record) => {
+                entry.insert("record".into(), Value::Object(record.clone()));
+            }
+        }
+        writeln!(out, "{}", Value::Object(entry))
+            .with_context(|| format!("cannot write rejects file {}", path.display()))?;
+        if let Some(max) = self.max.filter(|max| self.count > *max) {
+            let path = path.display().to_string();
+            self.finish()?;
+            return Err(anyhow!(
+                "more than {max} rows rejected (--max-rejects {max}); the last one: {place}: {reason}; \
+                 rejected rows are in {path}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Flushes the rejects file.
+    pub fn finish(&mut self) -> Result<()> {
+        if let Some((path, out)) = &mut self.out {
+            out.flush()
+                .with_context(|| format!("cannot write rejects file {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_file_the_first_reject_fails() {
+        let mut rejects = Rejects::open(None, None).unwrap();
+        let err = rejects
+            .reject("a.csv", 3, "bad", Payload::Raw(b"x"))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "a.csv:3: bad");
+    }
+
+    #[test]
+    fn rejects_are_written_and_limited() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.ndjson");
+        let mut rejects = Rejects::open(Some(&path), Some(1)).unwrap();
+        rejects
+            .reject("a.csv", 3, "bad", Payload::Raw(b"x,y\r\n"))
+            .unwrap();
+        let err = rejects
+            .reject("a.csv", 4, "worse", Payload::Raw(b"z"))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("more than 1 rows rejected"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.lines().next(),
+            Some(r#"{"input":"a.csv","line":3,"reason":"bad","raw":"x,y"}"#)
+        );
+        assert_eq!(text.lines().count(), 2);
+    }
+}

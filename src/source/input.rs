@@ -1,0 +1,203 @@
+//! Opening inputs: paths, globs and stdin, with gzip and zstd undone on the
+//! way in (by extension, by `--compression`, or by sniffing magic bytes).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
+
+use crate::error::{Failure, Kind, usage};
+use crate::progress::Progress;
+
+/// How an input is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Compression {
+    /// From the file extension, else from the first bytes
+    #[default]
+    Auto,
+    /// Not compressed
+    None,
+    /// gzip (.gz)
+    Gzip,
+    /// Zstandard (.zst)
+    Zstd,
+}
+
+impl Compression {
+    /// The compression a file name announces, and the name without it
+    /// (`orders.csv.gz` → gzip, `orders.csv`).
+    pub fn from_path(path: &Path) -> (Compression, PathBuf) {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let found = match ext.as_deref() {
+            Some("gz" | "gzip") => Compression::Gzip,
+            Some("zst" | "zstd") => Compression::Zstd,
+            _ => return (Compression::Auto, path.to_path_buf()),
+        };
+        (found, path.with_extension(""))
+    }
+}
+
+/// An opened input.
+pub struct Input {
+    /// The name used in messages: the path as given, or `stdin`.
+    pub name: String,
+    /// The bytes, decompressed.
+    pub reader: Box<dyn BufRead>,
+}
+
+/// One input named on the command line: a path, or stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A file.
+    Path(PathBuf),
+    /// Standard input (`-`, or no input named).
+    Stdin,
+}
+
+impl Location {
+    /// The path, if this is a file.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Location::Path(p) => Some(p),
+            Location::Stdin => None,
+        }
+    }
+
+    /// Size on disk, for the progress bar.
+    pub fn size(&self) -> Option<u64> {
+        let meta = std::fs::metadata(self.path()?).ok()?;
+        meta.is_file().then_some(meta.len())
+    }
+}
+
+fn has_glob_chars(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Turns the command line's inputs into locations: `-` is stdin (at most
+/// once), a pattern that is not an existing file is expanded as a glob in
+/// sorted order, and no inputs at all means stdin — unless stdin is a
+/// terminal, which is a usage error rather than a silent wait.
+pub fn locate(args: &[PathBuf]) -> Result<Vec<Location>> {
+    if args.is_empty() {
+        if io::stdin().is_terminal() {
+            return Err(Failure::new(Kind::Usage, "no input: stdin is a terminal")
+                .hint("name an input file, or pipe data in (use - to read a terminal)")
+                .into());
+        }
+        return Ok(vec![Location::Stdin]);
+    }
+    let mut out = Vec::new();
+    for arg in args {
+        let text = arg.to_string_lossy();
+        if text == "-" {
+            if out.contains(&Location::Stdin) {
+                return Err(usage("stdin (-) can be named only once"));
+            }
+            out.push(Location::Stdin);
+        } else if has_glob_chars(&text) && !arg.exists() {
+            let mut matches: Vec<PathBuf> = glob::glob(&text)
+                .map_err(|e| usage(format!("bad pattern {text:?}: {e}")))?
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect();
+            if matches.is_empty() {
+                bail!("no file matches {text:?}");
+            }
+            matches.sort();
+            out.extend(matches.into_iter().map(Location::Path));
+        } else {
+            out.push(Location::Path(arg.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// The single input of a program that reads one (`None` or `-`: stdin).
+pub fn locate_one(path: Option<&Path>) -> Result<Location> {
+    let args: Vec<PathBuf> = path.map(Path::to_path_buf).into_iter().collect();
+    let mut found = locate(&args)?;
+    if found.len() != 1 {
+        return Err(usage("this program reads one input"));
+    }
+    Ok(found.remove(0))
+}
+
+/// Opens a location for reading, undoing its compression. Bytes read from
+/// the file (before decompression) advance `progress`.
+pub fn open(location: &Location, compression: Compression, progress: &Progress) -> Result<Input> {
+    let (name, raw, by_name): (String, Box<dyn Read>, Compression) = match location {
+        Location::Path(p) => {
+            let file = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            let by_name = Compression::from_path(p).0;
+            (
+                p.display().to_string(),
+                Box::new(progress.wrap_reader(file)),
+                by_name,
+            )
+        }
+        Location::Stdin => ("stdin".into(), Box::new(io::stdin()), Compression::Auto),
+    };
+    let mut buffered = BufReader::with_capacity(1 << 16, raw);
+    let chosen = match (compression, by_name) {
+        (Compression::Auto, Compression::Auto) => {
+            sniff(&mut buffered).with_context(|| format!("cannot read {name}"))?
+        }
+        (Compression::Auto, by_name) => by_name,
+        (explicit, _) => explicit,
+    };
+    let reader: Box<dyn BufRead> = match chosen {
+        Compression::Gzip => Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(buffered),
+        )),
+        Compression::Zstd => Box::new(BufReader::with_capacity(
+            1 << 16,
+            zstd::stream::read::Decoder::with_buffer(buffered)
+                .with_context(|| format!("cannot start zstd decoding of {name}"))?,
+        )),
+        Compression::None | Compression::Auto => Box::new(buffered),
+    };
+    Ok(Input { name, reader })
+}
+
+fn sniff(input: &mut impl BufRead) -> io::Result<Compression> {
+    let head = input.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_extension_is_stripped() {
+        let (c, rest) = Compression::from_path(Path::new("a/orders.csv.gz"));
+        assert_eq!(c, Compression::Gzip);
+        assert_eq!(rest, Path::new("a/orders.csv"));
+        let (c, rest) = Compression::from_path(Path::new("orders.csv"));
+        assert_eq!(c, Compression::Auto);
+        assert_eq!(rest, Path::new("orders.csv"));
+    }
+
+    #[test]
+    fn sniffing() {
+        assert_eq!(sniff(&mut &[0x1f, 0x8b, 8][..]).unwrap(), Compression::Gzip);
+        assert_eq!(
+            sniff(&mut &[0x28, 0xb5, 0x2f, 0xfd][..]).unwrap(),
+            Compression::Zstd
+        );
+        assert_eq!(sniff(&mut &b"a,b"[..]).unwrap(), Compression::None);
+    }
+}

@@ -1,0 +1,222 @@
+//! Incremental state: where each stream's bookmark is kept.
+//!
+//! With a SQLite target the bookmark lives in the table `_etl_state` inside
+//! the target, written by `etl-load` in the same transaction as the rows, so
+//! rows and bookmark commit together or not at all. Otherwise STATE is a JSON
+//! file, replaced atomically (temp file, fsync, rename) under a lock file.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use serde_json::{Map, Value};
+
+/// Name of the state table in a database target.
+pub const STATE_TABLE: &str = "_etl_state";
+
+/// Where bookmarks are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateStore {
+    /// The `_etl_state` table of a SQLite database.
+    Sqlite(PathBuf),
+    /// A JSON file: `{"streams": {"NAME": {"bookmark": ...}}}`.
+    Json(PathBuf),
+}
+
+impl StateStore {
+    /// A `.json` path is a JSON state file; anything else a SQLite database.
+    pub fn from_arg(path: &Path) -> StateStore {
+        let is_json = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if is_json {
+            StateStore::Json(path.to_path_buf())
+        } else {
+            StateStore::Sqlite(path.to_path_buf())
+        }
+    }
+
+    /// The stored bookmark of `stream`; `None` before its first run.
+    pub fn read(&self, stream: &str) -> Result<Option<Value>> {
+        match self {
+            StateStore::Sqlite(path) => {
+                if !path.exists() {
+                    return Ok(None);
+                }
+                let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .with_context(|| format!("cannot open state database {}", path.display()))?;
+                read_sqlite(&conn, stream)
+                    .with_context(|| format!("cannot read state from {}", path.display()))
+            }
+            StateStore::Json(path) => {
+                let doc = read_json_file(path)?;
+                Ok(doc
+                    .get("streams")
+                    .and_then(|s| s.get(stream))
+                    .and_then(|s| s.get("bookmark"))
+                    .cloned())
+            }
+        }
+    }
+}
+
+/// Reads a bookmark inside an open connection (and its transaction).
+pub fn read_sqlite(conn: &Connection, stream: &str) -> Result<Option<Value>> {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [STATE_TABLE],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(None);
+    }
+    let text: Option<String> = conn
+        .query_row(
+            &format!("SELECT bookmark FROM \"{STATE_TABLE}\" WHERE stream = ?1"),
+            [stream],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match text {
+        Some(t) => Ok(Some(
+            serde_json::from_str(&t).context("stored bookmark is not valid JSON")?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Stores a bookmark inside the caller's transaction.
+pub fn write_sqlite(conn: &Connection, stream: &str, bookmark: &Value, rows: u64) -> Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS \"{STATE_TABLE}\" (\
+           stream TEXT PRIMARY KEY, bookmark JSON NOT NULL, rows INTEGER NOT NULL, \
+           updated_at TEXT NOT NULL)"
+    ))?;
+    conn.execute(
+        &format!(
+            "INSERT INTO \"{STATE_TABLE}\" (stream, bookmark, rows, updated_at) \
+             VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
+             ON CONFLICT (stream) DO UPDATE SET bookmark = excluded.bookmark, \
+             rows = excluded.rows, updated_at = excluded.updated_at"
+        ),
+        rusqlite::params![stream, bookmark.to_string(), rows as i64],
+    )
+    .context("cannot store the bookmark")?;
+    Ok(())
+}
+
+fn read_json_file(path: &Path) -> Result<Map<String, Value>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read state file {}", path.display()));
+        }
+    };
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(doc)) => Ok(doc),
+        _ => bail!("state file {} is not a JSON object", path.display()),
+    }
+}
+
+/// Holds the lock file `STATE.lock` for as long as it lives.
+pub struct StateLock {
+    _file: File,
+}
+
+/// Takes the lock on a JSON state file, waiting for another run to finish.
+pub fn lock_json(path: &Path) -> Result<StateLock> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open lock file {}", Path::new(&lock_path).display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", Path::new(&lock_path).display()))?;
+    Ok(StateLock { _file: file })
+}
+
+/// Stores a bookmark in a JSON state file: read, change, write a temp file,
+/// fsync, rename over the old one, fsync the directory. Call under
+/// [`lock_json`].
+pub fn write_json(path: &Path, stream: &str, bookmark: &Value, rows: u64) -> Result<()> {
+    let mut doc = read_json_file(path)?;
+    doc.insert("version".into(), 1.into());
+    let streams = doc
+        .entry("streams")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(streams) = streams else {
+        bail!(
+            "state file {}: \"streams\" is not an object",
+            path.display()
+        );
+    };
+    let mut entry = Map::new();
+    entry.insert("bookmark".into(), bookmark.clone());
+    entry.insert("rows".into(), rows.into());
+    streams.insert(stream.into(), Value::Object(entry));
+    let text = serde_json::to_string_pretty(&Value::Object(doc))?;
+    write_atomically(path, text.as_bytes())
+}
+
+/// Replaces `path` with `bytes` so that a reader (or a crash) sees the old
+/// file or the new one, never a mix.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let result = (|| -> Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_state_round_trips_and_keeps_other_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let store = StateStore::from_arg(&path);
+        assert_eq!(store.read("a").unwrap(), None);
+        let _lock = lock_json(&path).unwrap();
+        write_json(&path, "a", &json!({"value": 5}), 3).unwrap();
+        write_json(&path, "b", &json!({"value": "x"}), 1).unwrap();
+        assert_eq!(store.read("a").unwrap(), Some(json!({"value": 5})));
+        assert_eq!(store.read("b").unwrap(), Some(json!({"value": "x"})));
+    }
+
+    #[test]
+    fn sqlite_state_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(read_sqlite(&conn, "s").unwrap(), None);
+        write_sqlite(&conn, "s", &json!({"value": 1}), 1).unwrap();
+        write_sqlite(&conn, "s", &json!({"value": 2}), 1).unwrap();
+        drop(conn);
+        let store = StateStore::from_arg(&path);
+        assert_eq!(store.read("s").unwrap(), Some(json!({"value": 2})));
+    }
+}
