@@ -123,7 +123,7 @@ impl Load<'_> {
         let mut writer = TableWriter::new(conn, &self.args.table, options)?;
         let mut framing = Framing::new();
         let mut schema: Schema = Vec::new();
-        let mut sample: Vec<(u64, Record)> = Vec::new();
+        let mut sample: Vec<(u64, Pending)> = Vec::new();
         let mut prepared = false;
         let mut line = Vec::with_capacity(4096);
         let mut line_no = 0u64;
@@ -143,18 +143,18 @@ impl Load<'_> {
             let parsed = match wire::parse_line(text) {
                 Ok(parsed) => parsed,
                 Err(e) if !wire::looks_like_control(text) => {
-                    // A record line we cannot read: a rejected record.
+                    // A record line we cannot read: a rejected record, in
+                    // its turn (after the records held for typing).
                     framing
                         .record(line_no)
                         .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
                     self.counts.read += 1;
-                    self.rejects.reject(
-                        self.input_name,
-                        line_no,
-                        &e.to_string(),
-                        Payload::Raw(text),
-                    )?;
-                    self.counts.rejected += 1;
+                    let bad = Pending::Unreadable(e.to_string(), text.to_vec());
+                    if prepared {
+                        self.write(&mut writer, line_no, bad)?;
+                    } else {
+                        sample.push((line_no, bad));
+                    }
                     continue;
                 }
                 Err(e) => return Err(anyhow!("{}:{line_no}: {e}", self.input_name)),
@@ -189,9 +189,9 @@ impl Load<'_> {
                         .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
                     self.counts.read += 1;
                     if prepared {
-                        self.write(&mut writer, line_no, &record)?;
+                        self.write(&mut writer, line_no, Pending::Record(record))?;
                     } else {
-                        sample.push((line_no, record));
+                        sample.push((line_no, Pending::Record(record)));
                         if sample.len() >= TYPING_SAMPLE {
                             self.flush_sample(&mut writer, &schema, &mut sample)?;
                             prepared = true;
@@ -254,26 +254,48 @@ impl Load<'_> {
         &mut self,
         writer: &mut TableWriter<'_>,
         schema: &Schema,
-        sample: &mut Vec<(u64, Record)>,
+        sample: &mut Vec<(u64, Pending)>,
     ) -> Result<()> {
-        writer.prepare(schema, sample.iter().map(|(_, r)| r))?;
-        for (line_no, record) in sample.drain(..) {
-            self.write(writer, line_no, &record)?;
+        let records = sample.iter().filter_map(|(_, p)| match p {
+            Pending::Record(r) => Some(r),
+            Pending::Unreadable(..) => None,
+        });
+        writer.prepare(schema, records)?;
+        for (line_no, pending) in sample.drain(..) {
+            self.write(writer, line_no, pending)?;
         }
         Ok(())
     }
 
-    fn write(&mut self, writer: &mut TableWriter<'_>, line_no: u64, record: &Record) -> Result<()> {
-        match writer.insert(record)? {
-            Ok(()) => self.counts.written += 1,
-            Err(reason) => {
-                self.rejects
-                    .reject(self.input_name, line_no, &reason, Payload::Record(record))?;
-                self.counts.rejected += 1;
-            }
-        }
+    fn write(
+        &mut self,
+        writer: &mut TableWriter<'_>,
+        line_no: u64,
+        pending: Pending,
+    ) -> Result<()> {
+        let (reason, payload) = match &pending {
+            Pending::Record(record) => match writer.insert(record)? {
+                Ok(()) => {
+                    self.counts.written += 1;
+                    return Ok(());
+                }
+                Err(reason) => (reason, Payload::Record(record)),
+            },
+            Pending::Unreadable(reason, raw) => (reason.clone(), Payload::Raw(raw)),
+        };
+        self.rejects
+            .reject(self.input_name, line_no, &reason, payload)?;
+        self.counts.rejected += 1;
         Ok(())
     }
+}
+
+/// An input line on its way into the table.
+enum Pending {
+    /// A record to insert.
+    Record(Record),
+    /// A line that is not a JSON object: its reason and bytes.
+    Unreadable(String, Vec<u8>),
 }
 
 /// Refuses a stream whose extract started from a bookmark that is no longer

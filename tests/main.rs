@@ -4,5 +4,8 @@
 mod common;
 mod docs;
 mod extract;
+mod formats;
+mod incremental;
 mod load;
+mod modes;
 mod pipeline;

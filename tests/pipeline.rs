@@ -4,23 +4,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// Numbers compared by value (`249.50` equals `249.5`), everything else exactly.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            x.to_string() == y.to_string()
-                || (x.as_f64().is_some() && x.as_f64() == y.as_f64() && !x.is_i64())
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
-        }
-        _ => a == b,
-    }
-}
-
 #[test]
 fn orders_round_trip_through_sqlite() {
     let dir = tempdir();

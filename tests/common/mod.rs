@@ -152,3 +152,42 @@ pub fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
+
+/// Values compared the way a round trip must keep them: numbers by value
+/// (`249.50` equals `249.5`, integers exactly), everything else exactly.
+pub fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64().is_some() && x.as_f64() == y.as_f64(),
+        },
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        _ => a == b,
+    }
+}
+
+/// Asserts two record lists are the same, record by record.
+pub fn assert_same_records(a: &[serde_json::Value], b: &[serde_json::Value], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: record counts differ");
+    for (x, y) in a.iter().zip(b) {
+        assert!(same(x, y), "{what}: records differ:\n{x}\n{y}");
+    }
+}
+
+/// Runs etl-extract with `args` in `dir` and returns its records (asserting exit 0).
+pub fn extract_records(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut c = cmd(EXTRACT, dir);
+    c.arg("-q").args(args);
+    let out = run(c);
+    assert_eq!(code(&out), 0, "etl-extract {args:?}: {}", stderr(&out));
+    records(&stdout(&out))
+}
