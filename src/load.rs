@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use crate::cli::load::{LoadArgs, Mode, SchemaPolicy};
 use crate::error::{Failure, Kind, Outcome, usage};
+use crate::format::flat::{self, Fields};
 use crate::progress::{Counts, Progress};
-use crate::record::{Record, Schema};
+use crate::record::Schema;
 use crate::rejects::{Payload, Rejects};
 use crate::sink::sqlite::{SqliteTarget, TableOptions, TableWriter, WriteMode};
 use crate::source::input::{self, Compression};
@@ -123,7 +124,7 @@ impl Load<'_> {
         let mut writer = TableWriter::new(conn, &self.args.table, options)?;
         let mut framing = Framing::new();
         let mut schema: Schema = Vec::new();
-        let mut sample: Vec<(u64, Pending)> = Vec::new();
+        let mut sample: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut prepared = false;
         let mut line = Vec::with_capacity(4096);
         let mut line_no = 0u64;
@@ -140,67 +141,51 @@ impl Load<'_> {
             if text.is_empty() {
                 continue;
             }
-            let parsed = match wire::parse_line(text) {
-                Ok(parsed) => parsed,
-                Err(e) if !wire::looks_like_control(text) => {
-                    // A record line we cannot read: a rejected record, in
-                    // its turn (after the records held for typing).
-                    framing
-                        .record(line_no)
-                        .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
-                    self.counts.read += 1;
-                    let bad = Pending::Unreadable(e.to_string(), text.to_vec());
+            if wire::looks_like_control(text) {
+                let Line::Control(kind, obj) = wire::parse_line(text)
+                    .map_err(|e| anyhow!("{}:{line_no}: {e}", self.input_name))?
+                else {
+                    unreachable!("a line whose first key is @etl parses as a control line");
+                };
+                let begin = framing
+                    .control(&kind, &obj, line_no)
+                    .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
+                if let Some(begin) = begin {
+                    self.progress.detail(&format!(
+                        "stream {:?} from {}",
+                        begin.stream,
+                        begin.source.as_deref().unwrap_or("an unnamed source")
+                    ));
+                    if let Some(from) = &begin.from {
+                        check_starting_point(conn, &begin.stream, from)?;
+                    }
+                    for (name, t) in begin.schema {
+                        if !schema.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                            schema.push((name, t));
+                        }
+                    }
                     if prepared {
-                        self.write(&mut writer, line_no, bad)?;
-                    } else {
-                        sample.push((line_no, bad));
-                    }
-                    continue;
-                }
-                Err(e) => return Err(anyhow!("{}:{line_no}: {e}", self.input_name)),
-            };
-            match parsed {
-                Line::Control(kind, obj) => {
-                    let begin = framing
-                        .control(&kind, &obj, line_no)
-                        .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
-                    if let Some(begin) = begin {
-                        self.progress.detail(&format!(
-                            "stream {:?} from {}",
-                            begin.stream,
-                            begin.source.as_deref().unwrap_or("an unnamed source")
-                        ));
-                        if let Some(from) = &begin.from {
-                            check_starting_point(conn, &begin.stream, from)?;
-                        }
-                        for (name, t) in begin.schema {
-                            if !schema.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
-                                schema.push((name, t));
-                            }
-                        }
-                        if prepared {
-                            writer.prepare(&schema, [])?;
-                        }
+                        writer.prepare(&schema, [])?;
                     }
                 }
-                Line::Record(record) => {
-                    framing
-                        .record(line_no)
-                        .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
-                    self.counts.read += 1;
-                    if prepared {
-                        self.write(&mut writer, line_no, Pending::Record(record))?;
-                    } else {
-                        sample.push((line_no, Pending::Record(record)));
-                        if sample.len() >= TYPING_SAMPLE {
-                            self.flush_sample(&mut writer, &schema, &mut sample)?;
-                            prepared = true;
-                        }
-                    }
-                    if self.counts.read.is_multiple_of(8192) {
-                        self.progress.set_rows(self.counts.read);
-                    }
+                continue;
+            }
+            framing
+                .record(line_no)
+                .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
+            self.counts.read += 1;
+            if prepared {
+                self.write(&mut writer, line_no, text, flat::parse_object(text))?;
+            } else {
+                // Held back (as bytes) until the table's columns are typed.
+                sample.push((line_no, text.to_vec()));
+                if sample.len() >= TYPING_SAMPLE {
+                    self.flush_sample(&mut writer, &schema, &mut sample)?;
+                    prepared = true;
                 }
+            }
+            if self.counts.read.is_multiple_of(8192) {
+                self.progress.set_rows(self.counts.read);
             }
         }
         let shape = framing
@@ -254,48 +239,53 @@ impl Load<'_> {
         &mut self,
         writer: &mut TableWriter<'_>,
         schema: &Schema,
-        sample: &mut Vec<(u64, Pending)>,
+        sample: &mut Vec<(u64, Vec<u8>)>,
     ) -> Result<()> {
-        let records = sample.iter().filter_map(|(_, p)| match p {
-            Pending::Record(r) => Some(r),
-            Pending::Unreadable(..) => None,
-        });
-        writer.prepare(schema, records)?;
-        for (line_no, pending) in sample.drain(..) {
-            self.write(writer, line_no, pending)?;
+        let parsed: Vec<_> = sample
+            .iter()
+            .map(|(_, line)| flat::parse_object(line))
+            .collect();
+        writer.prepare(schema, parsed.iter().filter_map(|p| p.as_ref().ok()))?;
+        for ((line_no, line), fields) in sample.iter().zip(parsed) {
+            self.write(writer, *line_no, line, fields)?;
         }
+        sample.clear();
         Ok(())
     }
 
+    /// Inserts one record line, or rejects it (unreadable, or not fitting).
     fn write(
         &mut self,
         writer: &mut TableWriter<'_>,
         line_no: u64,
-        pending: Pending,
+        line: &[u8],
+        fields: Result<Fields<'_>, String>,
     ) -> Result<()> {
-        let (reason, payload) = match &pending {
-            Pending::Record(record) => match writer.insert(record)? {
+        let reason = match fields {
+            Ok(fields) => match writer.insert(&fields)? {
                 Ok(()) => {
                     self.counts.written += 1;
                     return Ok(());
                 }
-                Err(reason) => (reason, Payload::Record(record)),
+                Err(reason) => reason,
             },
-            Pending::Unreadable(reason, raw) => (reason.clone(), Payload::Raw(raw)),
+            Err(reason) => reason,
         };
+        let payload = match serde_json::from_slice::<serde_json::Map<String, Value>>(line) {
+            Ok(ref record) => {
+                return self.reject(line_no, &reason, Payload::Record(record));
+            }
+            Err(_) => Payload::Raw(line),
+        };
+        self.reject(line_no, &reason, payload)
+    }
+
+    fn reject(&mut self, line_no: u64, reason: &str, payload: Payload<'_>) -> Result<()> {
         self.rejects
-            .reject(self.input_name, line_no, &reason, payload)?;
+            .reject(self.input_name, line_no, reason, payload)?;
         self.counts.rejected += 1;
         Ok(())
     }
-}
-
-/// An input line on its way into the table.
-enum Pending {
-    /// A record to insert.
-    Record(Record),
-    /// A line that is not a JSON object: its reason and bytes.
-    Unreadable(String, Vec<u8>),
 }
 
 /// Refuses a stream whose extract started from a bookmark that is no longer

@@ -219,7 +219,8 @@ fn bad_json_names_line() {
     let out = load(dir.path(), &[], "{\"id\":1}\n{\"id\":\n");
     assert_eq!(code(&out), 1);
     assert!(
-        stderr(&out).contains("stdin:2: EOF while parsing"),
+        stderr(&out)
+            .contains("stdin:2: invalid JSON: the line ends inside the object (cut short?)"),
         "{}",
         stderr(&out)
     );

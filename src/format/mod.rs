@@ -1,6 +1,7 @@
 //! Edge formats: how bytes in a file become records and back.
 
 pub mod csv;
+pub mod flat;
 pub mod infer;
 pub mod json;
 

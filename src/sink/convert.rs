@@ -1,36 +1,36 @@
-//! Fitting JSON values into typed columns without losing anything.
+//! Fitting record values into typed columns without losing anything.
 //!
 //! Typing is conservative: a value goes into a column only when the column
 //! can hold it exactly. Anything else is a reject with a reason, never a
 //! silent conversion (no `"n/a"` becoming 0, no 2^53+1 becoming a float).
 
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
-use serde_json::{Number, Value};
 
-use crate::record::{FieldType, describe_kind, preview};
+use crate::format::flat::Raw;
+use crate::record::FieldType;
 use crate::sqlite::ColumnKind;
 
 /// The wire type a new column gets from one value (`None` for null).
-pub fn type_of_value(value: &Value) -> Option<FieldType> {
+pub fn type_of_value(value: &Raw<'_>) -> Option<FieldType> {
     Some(match value {
-        Value::Null => return None,
-        Value::Bool(_) => FieldType::Boolean,
-        Value::Number(n) if number_is_integer(n) => {
-            if n.as_i64().is_some() {
+        Raw::Null => return None,
+        Raw::Bool(_) => FieldType::Boolean,
+        Raw::Number(n) if is_integer_text(n) => {
+            if n.parse::<i64>().is_ok() {
                 FieldType::Integer
             } else {
                 FieldType::Text
             }
         }
-        Value::Number(n) => {
-            if float_of(n).is_some() {
+        Raw::Number(n) => {
+            if exact_float(n).is_some() {
                 FieldType::Float
             } else {
                 FieldType::Text
             }
         }
-        Value::String(_) => FieldType::Text,
-        Value::Array(_) | Value::Object(_) => FieldType::Json,
+        Raw::Str(_) => FieldType::Text,
+        Raw::Nested(_) => FieldType::Json,
     })
 }
 
@@ -45,22 +45,22 @@ pub fn widen(a: FieldType, b: FieldType) -> FieldType {
     }
 }
 
-fn number_is_integer(n: &Number) -> bool {
-    !n.to_string().contains(['.', 'e', 'E'])
+fn is_integer_text(n: &str) -> bool {
+    !n.contains(['.', 'e', 'E'])
 }
 
-/// The number as an f64, when the f64 holds the written decimal exactly
-/// (to its significant digits).
-pub fn float_of(n: &Number) -> Option<f64> {
-    if let Some(i) = n.as_i64() {
+/// A JSON number as an f64, when the f64 holds the written decimal exactly
+/// (to its significant digits); integers only up to 2^53.
+pub fn exact_float(text: &str) -> Option<f64> {
+    if is_integer_text(text) {
+        let i: i64 = text.parse().ok()?;
         return (i.unsigned_abs() <= 1 << 53).then_some(i as f64);
     }
-    let text = n.to_string();
     let f: f64 = text.parse().ok()?;
     if !f.is_finite() {
         return None;
     }
-    let mantissa = text.split(['e', 'E']).next().unwrap_or(&text);
+    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let significant = digits.trim_start_matches('0').trim_end_matches('0');
     if significant.is_empty() {
@@ -68,6 +68,9 @@ pub fn float_of(n: &Number) -> Option<f64> {
     }
     if significant.len() > 17 {
         return None;
+    }
+    if significant.len() <= 15 {
+        return Some(f);
     }
     let formatted = format!("{:.*e}", significant.len() - 1, f.abs());
     let back: String = formatted
@@ -89,60 +92,58 @@ fn looks_numeric(text: &str) -> bool {
         && !t.to_ascii_lowercase().contains("inf")
 }
 
+fn text(s: &str) -> ToSqlOutput<'_> {
+    ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+}
+
 /// Converts `value` for a column of `kind`, or says why it does not fit.
-pub fn to_sql<'a>(value: &'a Value, kind: ColumnKind) -> Result<ToSqlOutput<'a>, String> {
+pub fn to_sql<'a>(value: &'a Raw<'a>, kind: ColumnKind) -> Result<ToSqlOutput<'a>, String> {
     let misfit = || {
         format!(
-            "{} value {} does not fit a {} column",
-            describe_kind(value),
-            preview(value),
+            "{} does not fit a {} column",
+            value.describe(),
             kind.describe()
         )
     };
     let owned = |v: SqlValue| Ok(ToSqlOutput::Owned(v));
-    let text = |s: &'a str| Ok(ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())));
     match (kind, value) {
-        (_, Value::Null) => owned(SqlValue::Null),
-        (ColumnKind::Typed(FieldType::Integer), Value::Number(n)) if number_is_integer(n) => n
-            .as_i64()
+        (_, Raw::Null) => owned(SqlValue::Null),
+        (ColumnKind::Typed(FieldType::Integer), Raw::Number(n)) if is_integer_text(n) => n
+            .parse::<i64>()
             .map(|i| owned(SqlValue::Integer(i)))
-            .unwrap_or_else(|| Err(misfit())),
-        (ColumnKind::Typed(FieldType::Float), Value::Number(n)) => float_of(n)
+            .unwrap_or_else(|_| Err(misfit())),
+        (ColumnKind::Typed(FieldType::Float), Raw::Number(n)) => exact_float(n)
             .map(|f| owned(SqlValue::Real(f)))
             .unwrap_or_else(|| Err(misfit())),
-        (ColumnKind::Typed(FieldType::Boolean), Value::Bool(b)) => {
+        (ColumnKind::Typed(FieldType::Boolean), Raw::Bool(b)) => {
             owned(SqlValue::Integer(i64::from(*b)))
         }
-        (ColumnKind::Typed(FieldType::Text), Value::String(s)) => text(s),
-        (ColumnKind::Typed(FieldType::Text), Value::Number(n)) => {
-            owned(SqlValue::Text(n.to_string()))
+        (ColumnKind::Typed(FieldType::Text), Raw::Str(s)) => Ok(text(s)),
+        (ColumnKind::Typed(FieldType::Text), Raw::Number(n) | Raw::Nested(n)) => Ok(text(n)),
+        (ColumnKind::Typed(FieldType::Text), Raw::Bool(b)) => {
+            Ok(text(if *b { "true" } else { "false" }))
         }
-        (ColumnKind::Typed(FieldType::Text), Value::Bool(b)) => {
-            owned(SqlValue::Text(b.to_string()))
-        }
-        (ColumnKind::Typed(FieldType::Text | FieldType::Json), _) => {
-            owned(SqlValue::Text(value.to_string()))
-        }
-        (ColumnKind::Numeric | ColumnKind::Any, Value::Number(n)) => {
-            if let (true, Some(i)) = (number_is_integer(n), n.as_i64()) {
+        (ColumnKind::Typed(FieldType::Json), Raw::Nested(j) | Raw::Number(j)) => Ok(text(j)),
+        (ColumnKind::Typed(FieldType::Json), _) => owned(SqlValue::Text(value.to_json())),
+        (ColumnKind::Numeric | ColumnKind::Any, Raw::Number(n)) => {
+            if let (true, Ok(i)) = (is_integer_text(n), n.parse::<i64>()) {
                 owned(SqlValue::Integer(i))
-            } else if let Some(f) = float_of(n) {
+            } else if let Some(f) = exact_float(n) {
                 owned(SqlValue::Real(f))
             } else if kind == ColumnKind::Any {
-                owned(SqlValue::Text(n.to_string()))
+                Ok(text(n))
             } else {
                 Err(misfit())
             }
         }
-        (ColumnKind::Numeric, Value::String(s)) if looks_numeric(s) => Err(format!(
-            "text {} would be turned into a number by a NUMERIC column",
-            preview(value)
+        (ColumnKind::Numeric, Raw::Str(s)) if looks_numeric(s) => Err(format!(
+            "{} would be turned into a number by a NUMERIC column",
+            value.describe()
         )),
-        (ColumnKind::Numeric | ColumnKind::Any, Value::String(s)) => text(s),
-        (ColumnKind::Numeric | ColumnKind::Any, Value::Bool(b)) => {
+        (ColumnKind::Numeric | ColumnKind::Any, Raw::Str(s) | Raw::Nested(s)) => Ok(text(s)),
+        (ColumnKind::Numeric | ColumnKind::Any, Raw::Bool(b)) => {
             owned(SqlValue::Integer(i64::from(*b)))
         }
-        (ColumnKind::Numeric | ColumnKind::Any, _) => owned(SqlValue::Text(value.to_string())),
         _ => Err(misfit()),
     }
 }
@@ -150,40 +151,52 @@ pub fn to_sql<'a>(value: &'a Value, kind: ColumnKind) -> Result<ToSqlOutput<'a>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn fits(value: Value, t: FieldType) -> bool {
-        to_sql(&value, ColumnKind::Typed(t)).is_ok()
+    fn num(s: &str) -> Raw<'_> {
+        Raw::Number(s.into())
+    }
+
+    fn fits(value: &Raw<'_>, t: FieldType) -> bool {
+        to_sql(value, ColumnKind::Typed(t)).is_ok()
     }
 
     #[test]
     fn integers_stay_exact() {
-        assert!(fits(json!(9007199254740993_i64), FieldType::Integer));
-        assert!(!fits(json!(9007199254740993_i64), FieldType::Float));
-        assert!(!fits(json!(1.5), FieldType::Integer));
-        assert!(!fits(json!("42"), FieldType::Integer));
-        assert!(!fits(json!(true), FieldType::Integer));
-        let huge: Value = serde_json::from_str("123456789012345678901234567890").expect("json");
-        assert!(!fits(huge.clone(), FieldType::Integer));
+        assert!(fits(&num("9007199254740993"), FieldType::Integer));
+        assert!(!fits(&num("9007199254740993"), FieldType::Float));
+        assert!(!fits(&num("1.5"), FieldType::Integer));
+        assert!(!fits(&Raw::Str("42".into()), FieldType::Integer));
+        assert!(!fits(&Raw::Bool(true), FieldType::Integer));
+        let huge = num("123456789012345678901234567890");
+        assert!(!fits(&huge, FieldType::Integer));
         assert_eq!(type_of_value(&huge), Some(FieldType::Text));
-        assert!(fits(huge, FieldType::Text));
+        assert!(fits(&huge, FieldType::Text));
     }
 
     #[test]
     fn floats_must_round_trip() {
-        let exact: Value = serde_json::from_str("3.141592653589793").expect("json");
-        assert!(fits(exact, FieldType::Float));
-        let too_long: Value = serde_json::from_str("0.12345678901234567890").expect("json");
-        assert!(!fits(too_long, FieldType::Float));
-        assert!(fits(json!(12), FieldType::Float));
-        let cents: Value = serde_json::from_str("12.50").expect("json");
-        assert!(fits(cents, FieldType::Float));
+        assert!(fits(&num("3.141592653589793"), FieldType::Float));
+        assert!(!fits(&num("0.12345678901234567890"), FieldType::Float));
+        assert!(fits(&num("12"), FieldType::Float));
+        assert!(fits(&num("12.50"), FieldType::Float));
+        assert!(fits(&num("1e300"), FieldType::Float));
+        assert!(!fits(&num("1e999"), FieldType::Float));
     }
 
     #[test]
     fn numeric_columns_refuse_text_they_would_convert() {
-        assert!(to_sql(&json!("00501"), ColumnKind::Numeric).is_err());
-        assert!(to_sql(&json!("2026-11-01"), ColumnKind::Numeric).is_ok());
+        assert!(to_sql(&Raw::Str("00501".into()), ColumnKind::Numeric).is_err());
+        assert!(to_sql(&Raw::Str("2026-11-01".into()), ColumnKind::Numeric).is_ok());
+    }
+
+    #[test]
+    fn messages_name_kind_and_value() {
+        let err = to_sql(
+            &Raw::Str("n/a".into()),
+            ColumnKind::Typed(FieldType::Integer),
+        )
+        .unwrap_err();
+        assert_eq!(err, "text value \"n/a\" does not fit a INTEGER column");
     }
 
     #[test]

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rusqlite::{CachedStatement, Connection};
-use serde_json::Value;
 
 use super::convert::{to_sql, type_of_value, widen};
-use crate::record::{FieldType, Record, Schema};
+use crate::format::flat::{Fields, Raw};
+use crate::record::{FieldType, Schema};
 use crate::sqlite::{ColumnKind, declared_type, quote_ident};
 
 /// An open SQLite database with a write transaction in progress.
@@ -117,6 +117,8 @@ pub struct TableWriter<'c> {
     /// Fields seen only as null, created at the end so the column exists.
     null_only: Vec<String>,
     bound: Vec<usize>,
+    /// Field names of the last record inserted, in order.
+    last_fields: Vec<String>,
     statement: Option<(Vec<usize>, CachedStatement<'c>)>,
     log: Vec<String>,
 }
@@ -138,6 +140,7 @@ impl<'c> TableWriter<'c> {
             by_lower: HashMap::new(),
             null_only: Vec::new(),
             bound: Vec::new(),
+            last_fields: Vec::new(),
             statement: None,
             log: Vec::new(),
         };
@@ -186,7 +189,7 @@ impl<'c> TableWriter<'c> {
     pub fn prepare<'r>(
         &mut self,
         schema: &Schema,
-        sample: impl IntoIterator<Item = &'r Record>,
+        sample: impl IntoIterator<Item = &'r Fields<'r>>,
     ) -> Result<()> {
         let mut wanted: Vec<(String, Option<FieldType>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -198,7 +201,7 @@ impl<'c> TableWriter<'c> {
         for record in sample {
             for (name, value) in record {
                 let i = *index.entry(name.to_lowercase()).or_insert_with(|| {
-                    wanted.push((name.clone(), None));
+                    wanted.push((name.to_string(), None));
                     wanted.len() - 1
                 });
                 if i < declared {
@@ -260,14 +263,14 @@ impl<'c> TableWriter<'c> {
         self.deleted
     }
 
-    fn delete(&mut self, record: &Record) -> Result<Result<(), String>> {
+    fn delete(&mut self, record: &Fields<'_>) -> Result<Result<(), String>> {
         let mut params = Vec::new();
         let mut conditions = Vec::new();
         for key in &self.options.keys {
             let Some(i) = self.find(key) else {
                 return Ok(Err(format!("key column {key:?} does not exist")));
             };
-            let value = record.get(key).unwrap_or(&Value::Null);
+            let value = field(record, key).unwrap_or(&Raw::Null);
             match to_sql(value, self.columns[i].kind) {
                 Ok(v) => params.push(v),
                 Err(reason) => return Ok(Err(format!("key column {key:?}: {reason}"))),
@@ -338,19 +341,35 @@ impl<'c> TableWriter<'c> {
 
     /// Inserts one record. `Ok(Err(reason))` is a rejected record: nothing
     /// of it was written. `Err` is a database failure that ends the run.
-    pub fn insert(&mut self, record: &Record) -> Result<Result<(), String>> {
+    pub fn insert(&mut self, record: &Fields<'_>) -> Result<Result<(), String>> {
         for key in &self.options.keys {
-            if record.get(key).is_none_or(Value::is_null) {
+            if field(record, key).is_none_or(Raw::is_null) {
                 return Ok(Err(format!("key field {key:?} is null or missing")));
             }
         }
         if let Some(flag) = &self.options.delete_when
-            && record.get(flag) == Some(&Value::Bool(true))
+            && field(record, flag) == Some(&Raw::Bool(true))
         {
             return self.delete(record);
         }
+        // Records of one stream almost always repeat the same fields in the
+        // same order: then the columns found for the last record apply.
+        let same_fields = self.last_fields.len() == record.len()
+            && self
+                .last_fields
+                .iter()
+                .zip(record)
+                .all(|(last, (name, _))| last == name)
+            // A field that had no column (only nulls so far) may have a value now.
+            && self
+                .bound
+                .iter()
+                .zip(record)
+                .all(|(&i, (_, value))| i != usize::MAX || value.is_null());
+        if same_fields {
+            return self.bind_and_run(record);
+        }
         self.bound.clear();
-        let mut values: Vec<&Value> = Vec::with_capacity(record.len());
         let mut new_columns: Vec<(String, FieldType)> = Vec::new();
         for (name, value) in record {
             match self.find(name) {
@@ -362,7 +381,6 @@ impl<'c> TableWriter<'c> {
                         )));
                     }
                     self.bound.push(i);
-                    values.push(value);
                 }
                 None if self.options.strict => {
                     return Ok(Err(format!(
@@ -371,11 +389,14 @@ impl<'c> TableWriter<'c> {
                     )));
                 }
                 None => match type_of_value(value) {
-                    Some(t) => new_columns.push((name.clone(), t)),
+                    Some(t) => new_columns.push((name.to_string(), t)),
                     None => {
                         if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                            self.null_only.push(name.clone());
+                            self.null_only.push(name.to_string());
                         }
+                        // A field without a column is not bound; mark the
+                        // slot so that field order stays aligned.
+                        self.bound.push(usize::MAX);
                     }
                 },
             }
@@ -384,22 +405,36 @@ impl<'c> TableWriter<'c> {
             self.add_columns(&new_columns)?;
             return self.insert(record);
         }
-        let mut params = Vec::with_capacity(values.len());
-        for (&i, value) in self.bound.iter().zip(&values) {
+        self.last_fields.clear();
+        self.last_fields
+            .extend(record.iter().map(|(name, _)| name.to_string()));
+        self.bind_and_run(record)
+    }
+
+    /// Binds the record's values to the columns in `self.bound` (one slot
+    /// per field, `usize::MAX` for a null field without a column) and runs
+    /// the insert.
+    fn bind_and_run(&mut self, record: &Fields<'_>) -> Result<Result<(), String>> {
+        let mut params = Vec::with_capacity(record.len());
+        let mut columns = Vec::with_capacity(record.len());
+        for (&i, (_, value)) in self.bound.iter().zip(record) {
+            if i == usize::MAX {
+                continue;
+            }
             match to_sql(value, self.columns[i].kind) {
                 Ok(v) => params.push(v),
                 Err(reason) => {
                     return Ok(Err(format!("column {:?}: {reason}", self.columns[i].name)));
                 }
             }
+            columns.push(i);
         }
-        let reuse = matches!(&self.statement, Some((cols, _)) if *cols == self.bound);
+        let reuse = matches!(&self.statement, Some((cols, _)) if *cols == columns);
         if !reuse {
-            let sql = if self.bound.is_empty() {
+            let sql = if columns.is_empty() {
                 format!("INSERT INTO {} DEFAULT VALUES", self.quoted_table)
             } else {
-                let names: Vec<String> = self
-                    .bound
+                let names: Vec<String> = columns
                     .iter()
                     .map(|&i| quote_ident(&self.columns[i].name))
                     .collect();
@@ -416,7 +451,7 @@ impl<'c> TableWriter<'c> {
                 sql
             };
             let stmt = self.conn.prepare_cached(&sql)?;
-            self.statement = Some((self.bound.clone(), stmt));
+            self.statement = Some((columns, stmt));
         }
         let Some((_, stmt)) = self.statement.as_mut() else {
             bail!("insert statement missing after preparation");
@@ -466,4 +501,9 @@ impl<'c> TableWriter<'c> {
         }
         Ok(())
     }
+}
+
+/// The value of the first field called `name`.
+fn field<'r>(record: &'r Fields<'_>, name: &str) -> Option<&'r Raw<'r>> {
+    record.iter().find(|(n, _)| n == name).map(|(_, v)| v)
 }

@@ -1,0 +1,389 @@
+//! A fast reader for the records on the wire: one JSON object per line,
+//! read into borrowed fields instead of a `serde_json::Value` tree.
+//!
+//! Loading spends most of its time turning lines into values, so records
+//! are parsed here without allocating per field: keys and strings borrow
+//! from the line unless they hold escapes, numbers stay the text they were
+//! written as (so 19-digit ids and long decimals keep every digit), and
+//! nested objects and arrays stay raw JSON text (checked by serde_json).
+//! Duplicate keys are kept, so the loader can refuse them instead of
+//! silently keeping one.
+
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+
+/// One field value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Raw<'a> {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A number, as written.
+    Number(Cow<'a, str>),
+    /// A string, unescaped.
+    Str(Cow<'a, str>),
+    /// A nested object or array, as JSON text.
+    Nested(Cow<'a, str>),
+}
+
+impl Raw<'_> {
+    /// An owned copy, for records held across lines.
+    pub fn into_owned(self) -> Raw<'static> {
+        match self {
+            Raw::Null => Raw::Null,
+            Raw::Bool(b) => Raw::Bool(b),
+            Raw::Number(n) => Raw::Number(Cow::Owned(n.into_owned())),
+            Raw::Str(s) => Raw::Str(Cow::Owned(s.into_owned())),
+            Raw::Nested(j) => Raw::Nested(Cow::Owned(j.into_owned())),
+        }
+    }
+
+    /// True for `null`.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Raw::Null)
+    }
+
+    /// The value as JSON text (strings quoted and escaped).
+    pub fn to_json(&self) -> String {
+        match self {
+            Raw::Null => "null".into(),
+            Raw::Bool(b) => b.to_string(),
+            Raw::Number(n) => n.to_string(),
+            Raw::Str(s) => {
+                let mut out = Vec::with_capacity(s.len() + 2);
+                super::json::write_str(&mut out, s);
+                String::from_utf8(out).unwrap_or_default()
+            }
+            Raw::Nested(j) => j.to_string(),
+        }
+    }
+
+    /// A short description of the value for messages: kind and preview.
+    pub fn describe(&self) -> String {
+        let kind = match self {
+            Raw::Null => "null",
+            Raw::Bool(_) => "boolean",
+            Raw::Number(n) if !n.contains(['.', 'e', 'E']) => "integer",
+            Raw::Number(_) => "number",
+            Raw::Str(_) => "text",
+            Raw::Nested(j) if j.starts_with('[') => "array",
+            Raw::Nested(_) => "object",
+        };
+        let text = self.to_json();
+        let preview = if text.chars().count() <= 40 {
+            text
+        } else {
+            format!("{}...", text.chars().take(37).collect::<String>())
+        };
+        format!("{kind} value {preview}")
+    }
+}
+
+/// A record's fields in input order.
+pub type Fields<'a> = Vec<(Cow<'a, str>, Raw<'a>)>;
+
+/// Parses one line holding a JSON object. The error says what is wrong.
+pub fn parse_object(line: &[u8]) -> Result<Fields<'_>, String> {
+    let text = std::str::from_utf8(line)
+        .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
+    let mut p = Parser { text, pos: 0 };
+    p.skip_ws();
+    match p.peek() {
+        Some(b'{') => p.pos += 1,
+        Some(b'[') => return Err("expected a JSON object, found array".into()),
+        Some(b'"') => return Err("expected a JSON object, found text".into()),
+        None => return Err("empty line".into()),
+        Some(_) => return Err("expected a JSON object".into()),
+    }
+    let mut fields = Vec::with_capacity(16);
+    p.skip_ws();
+    if p.peek() == Some(b'}') {
+        p.pos += 1;
+    } else {
+        loop {
+            p.skip_ws();
+            if p.peek() != Some(b'"') {
+                return Err(p.error("expected a field name"));
+            }
+            let key = p.string()?;
+            p.skip_ws();
+            if p.peek() != Some(b':') {
+                return Err(p.error("expected ':' after a field name"));
+            }
+            p.pos += 1;
+            p.skip_ws();
+            let value = p.value()?;
+            fields.push((key, value));
+            p.skip_ws();
+            match p.peek() {
+                Some(b',') => p.pos += 1,
+                Some(b'}') => {
+                    p.pos += 1;
+                    break;
+                }
+                _ => return Err(p.error("expected ',' or '}'")),
+            }
+        }
+    }
+    p.skip_ws();
+    if p.pos != text.len() {
+        return Err(p.error("unexpected text after the object"));
+    }
+    Ok(fields)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.pos).copied()
+    }
+
+    fn error(&self, what: &str) -> String {
+        if self.pos >= self.text.len() {
+            "invalid JSON: the line ends inside the object (cut short?)".into()
+        } else {
+            format!("invalid JSON: {what} at column {}", self.pos + 1)
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+            self.pos += 1;
+        }
+    }
+
+    /// A string starting at the opening quote.
+    fn string(&mut self) -> Result<Cow<'a, str>, String> {
+        let start = self.pos + 1;
+        let bytes = self.bytes();
+        let mut i = start;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Ok(Cow::Borrowed(&self.text[start..i]));
+                }
+                b'\\' => return self.escaped_string(start),
+                0x00..=0x1f => {
+                    self.pos = i;
+                    return Err(self.error("control character in a string"));
+                }
+                _ => i += 1,
+            }
+        }
+        self.pos = i;
+        Err(self.error("unterminated string"))
+    }
+
+    fn escaped_string(&mut self, start: usize) -> Result<Cow<'a, str>, String> {
+        // Rare path: hand the string to serde_json, which knows every escape.
+        let bytes = self.bytes();
+        let mut i = start;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 2,
+                b'"' => break,
+                _ => i += 1,
+            }
+        }
+        if i >= bytes.len() {
+            self.pos = bytes.len();
+            return Err(self.error("unterminated string"));
+        }
+        let literal = &self.text[start - 1..=i];
+        let decoded: String =
+            serde_json::from_str(literal).map_err(|e| format!("invalid JSON: {e}"))?;
+        self.pos = i + 1;
+        Ok(Cow::Owned(decoded))
+    }
+
+    fn value(&mut self) -> Result<Raw<'a>, String> {
+        match self.peek() {
+            Some(b'"') => self.string().map(Raw::Str),
+            Some(b'{' | b'[') => self.nested(),
+            Some(b't') => self.literal("true", Raw::Bool(true)),
+            Some(b'f') => self.literal("false", Raw::Bool(false)),
+            Some(b'n') => self.literal("null", Raw::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(self.error("expected a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Raw<'a>) -> Result<Raw<'a>, String> {
+        if self.text[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(self.error("expected a value"))
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<Raw<'a>, String> {
+        let start = self.pos;
+        let result = self.number_body(start);
+        if result.is_err() {
+            self.pos = start;
+            return Err(self.error("malformed number"));
+        }
+        result
+    }
+
+    fn number_body(&mut self, start: usize) -> Result<Raw<'a>, String> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        let int_start = self.pos;
+        let n = self.digits();
+        if n == 0 || (n > 1 && self.bytes()[int_start] == b'0') {
+            return Err(self.error("malformed number"));
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(self.error("malformed number"));
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.error("malformed number"));
+            }
+        }
+        Ok(Raw::Number(Cow::Borrowed(&self.text[start..self.pos])))
+    }
+
+    fn nested(&mut self) -> Result<Raw<'a>, String> {
+        let start = self.pos;
+        let bytes = self.bytes();
+        let mut depth = 0usize;
+        let mut i = start;
+        let mut in_string = false;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if in_string {
+                match b {
+                    b'\\' => i += 1,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+            } else {
+                match b {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            let raw = &self.text[start..=i];
+                            serde_json::from_str::<IgnoredAny>(raw)
+                                .map_err(|e| format!("invalid JSON: {e}"))?;
+                            self.pos = i + 1;
+                            return Ok(Raw::Nested(Cow::Borrowed(raw)));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        self.pos = bytes.len();
+        Err(self.error("unterminated object or array"))
+    }
+}
+
+/// An owned copy of a record's fields.
+pub fn into_owned(fields: Fields<'_>) -> Fields<'static> {
+    fields
+        .into_iter()
+        .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_records_keep_numbers_as_written() {
+        let fields = parse_object(
+            br#" {"id":12345678901234567890123,"p":2.50,"s":"a\"b\u00e9","n":null,"t":true,"j":{"a":[1,"}"]}} "#,
+        )
+        .unwrap();
+        assert_eq!(
+            fields[0],
+            (
+                Cow::Borrowed("id"),
+                Raw::Number("12345678901234567890123".into())
+            )
+        );
+        assert_eq!(fields[1].1, Raw::Number("2.50".into()));
+        assert_eq!(fields[2].1, Raw::Str("a\"bé".into()));
+        assert_eq!(fields[3].1, Raw::Null);
+        assert_eq!(fields[4].1, Raw::Bool(true));
+        assert_eq!(fields[5].1, Raw::Nested(r#"{"a":[1,"}"]}"#.into()));
+        assert_eq!(parse_object(b"{}").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_what_is_valid() {
+        let cases: [&[u8]; 14] = [
+            br#"{"a":1}"#,
+            br#"{"a":01}"#,
+            br#"{"a":1.}"#,
+            br#"{"a":-}"#,
+            br#"{"a":1e5}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":"x}"#,
+            br#"{"a":[1,2}"#,
+            br#"{"a":1,}"#,
+            br#"{"a":1} x"#,
+            b"{\"a\":\"\x01\"}",
+            br#"{"a":"\q"}"#,
+            br#"{"a" 1}"#,
+            br#"{"a":{"b":[true,null,"\u0041"]}}"#,
+        ];
+        for case in cases {
+            let ours = parse_object(case).is_ok();
+            let theirs =
+                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(case).is_ok();
+            assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(case));
+        }
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        assert_eq!(
+            parse_object(b"[1]").unwrap_err(),
+            "expected a JSON object, found array"
+        );
+        assert_eq!(
+            parse_object(br#"{"a":01}"#).unwrap_err(),
+            "invalid JSON: malformed number at column 6"
+        );
+        assert!(
+            parse_object(b"{\"a\":\"\xff\"}")
+                .unwrap_err()
+                .starts_with("invalid UTF-8")
+        );
+    }
+}
