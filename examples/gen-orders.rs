@@ -90,7 +90,7 @@ fn main() -> std::io::Result<()> {
     let dir = Path::new(args.get(2).map_or(".", String::as_str));
     std::fs::create_dir_all(dir)?;
 
-    let mut rng = Rng(0x5eed_0f_e71c_0001);
+    let mut rng = Rng(0x005e_ed0f_e71c_0001);
     let mut out = BufWriter::with_capacity(1 << 20, File::create(dir.join("orders.csv"))?);
     writeln!(out, "{HEADER}")?;
     for id in 1..=rows {
@@ -98,7 +98,7 @@ fn main() -> std::io::Result<()> {
     }
     out.flush()?;
 
-    let mut rng = Rng(0x5eed_0f_de17_a002);
+    let mut rng = Rng(0x005e_ed0f_de17_a002);
     let mut out = BufWriter::with_capacity(1 << 20, File::create(dir.join("delta.csv"))?);
     writeln!(out, "{HEADER}")?;
     for i in 0..rows / 10 {
