@@ -336,3 +336,24 @@ fn failed_commit_leaves_rows_and_bookmark_unchanged() {
         .expect("state");
     assert!(bookmark.contains("\"value\":1"), "{bookmark}");
 }
+
+#[test]
+fn upsert_uses_an_existing_unique_key() {
+    let dir = tempdir();
+    let d = dir.path();
+    let conn = rusqlite::Connection::open(d.join("w.db")).expect("open");
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .expect("create");
+    drop(conn);
+    let out = load(
+        d,
+        &["--mode", "upsert", "--key", "id"],
+        "{\"id\":1,\"v\":\"a\"}\n{\"id\":1,\"v\":\"b\"}\n",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(dump(&d.join("w.db"), "t"), ["Integer(1)|Text(\"b\")"]);
+    assert_eq!(
+        schema_sql(&d.join("w.db")),
+        ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]
+    );
+}

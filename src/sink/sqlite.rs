@@ -39,7 +39,7 @@ impl SqliteTarget {
             .and_then(|()| {
                 target
                     .conn
-                    .execute_batch("PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
+                    .execute_batch("PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")
             })
             .and_then(|()| target.conn.execute_batch("BEGIN IMMEDIATE"))
             .with_context(|| format!("cannot start a write transaction on {name}"))?;
@@ -240,8 +240,12 @@ impl<'c> TableWriter<'c> {
                     self.table
                 )));
             };
-            cols.push(quote_ident(&self.columns[i].name));
+            cols.push(self.columns[i].name.clone());
         }
+        if self.has_unique_index(&cols)? {
+            return Ok(());
+        }
+        let cols: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
         let index = quote_ident(&format!("{}__etl_key", self.table));
         let sql = format!(
             "CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {} ({})",
@@ -256,6 +260,49 @@ impl<'c> TableWriter<'c> {
             )
         })?;
         Ok(())
+    }
+
+    /// Is there already a unique index (or primary key) on exactly these
+    /// columns? Then ON CONFLICT can use it and no second index is built.
+    fn has_unique_index(&self, columns: &[String]) -> Result<bool> {
+        let mut wanted: Vec<String> = columns.iter().map(|c| c.to_lowercase()).collect();
+        wanted.sort();
+        // The primary key (an INTEGER PRIMARY KEY is not listed as an index).
+        let mut pk = self
+            .conn
+            .prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0")?;
+        let mut pk_cols: Vec<String> = pk
+            .query_map([&self.table], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .map(|c| c.to_lowercase())
+            .collect();
+        pk_cols.sort();
+        if pk_cols == wanted {
+            return Ok(true);
+        }
+        let mut list = self
+            .conn
+            .prepare("SELECT name FROM pragma_index_list(?1) WHERE \"unique\" = 1")?;
+        let names: Vec<String> = list
+            .query_map([&self.table], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for name in names {
+            let mut info = self
+                .conn
+                .prepare("SELECT name FROM pragma_index_info(?1)")?;
+            let mut cols: Vec<String> = info
+                .query_map([&name], |r| r.get::<_, Option<String>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .map(|c| c.unwrap_or_default().to_lowercase())
+                .collect();
+            cols.sort();
+            if cols == wanted {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Rows deleted by `--delete-when` so far.
