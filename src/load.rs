@@ -1,31 +1,43 @@
 //! `etl-load`: read the wire, check its framing, write one transaction.
 
 use std::io::BufRead;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 
-use crate::cli::load::{LoadArgs, Mode, SchemaPolicy};
+use crate::cli::load::{CommitPolicy, LoadArgs, Mode, SchemaPolicy, TargetFormat};
 use crate::error::{Failure, Kind, Outcome, usage};
 use crate::format::flat::{self, Fields};
 use crate::progress::{Counts, Progress};
 use crate::record::Schema;
 use crate::rejects::{Payload, Rejects};
-use crate::sink::sqlite::{SqliteTarget, TableOptions, TableWriter, WriteMode};
+use crate::sink::Sink;
+use crate::sink::file::{FileFormat, FileOptions, FileSink};
+use crate::sink::sqlite::{SqliteSink, SqliteTarget};
+use crate::sink::table::{TableOptions, WriteMode};
 use crate::source::input::{self, Compression};
-use crate::state;
-use crate::wire::{self, Framing, Line, Shape};
+use crate::wire::{self, End, Framing, Line, Shape};
 
 const PROGRAM: &str = "etl-load";
 
 /// Records held back to type the columns of a table that does not exist yet.
 const TYPING_SAMPLE: usize = 1000;
 
-fn table_options(args: &LoadArgs) -> Result<TableOptions> {
-    if args.table.trim().is_empty() {
-        return Err(usage("--table must name a table"));
-    }
+/// Where the records go, checked against the other flags.
+enum Target {
+    Database {
+        table: String,
+        options: TableOptions,
+    },
+    File {
+        path: Option<std::path::PathBuf>,
+        options: FileOptions,
+    },
+}
+
+fn plan(args: &LoadArgs) -> Result<Target> {
     if args.allow_empty && args.mode != Mode::Replace {
         return Err(usage("--allow-empty only applies to --mode replace"));
     }
@@ -47,21 +59,85 @@ fn table_options(args: &LoadArgs) -> Result<TableOptions> {
             "--delete-when needs --mode upsert (rows are deleted by --key)",
         ));
     }
-    Ok(TableOptions {
-        mode: match args.mode {
-            Mode::Append => WriteMode::Append,
-            Mode::Replace => WriteMode::Replace,
-            Mode::Upsert => WriteMode::Upsert,
+    let stdout = args.target == Path::new("-");
+    let format = args.format.unwrap_or_else(|| {
+        if stdout {
+            TargetFormat::Ndjson
+        } else {
+            match FileFormat::from_path(&args.target) {
+                Some(FileFormat::Csv) => TargetFormat::Csv,
+                Some(FileFormat::Tsv) => TargetFormat::Tsv,
+                Some(FileFormat::Ndjson) => TargetFormat::Ndjson,
+                None => TargetFormat::Sqlite,
+            }
+        }
+    });
+    let file_format = match format {
+        TargetFormat::Sqlite if stdout => {
+            return Err(usage("a SQLite database cannot be written to stdout"));
+        }
+        TargetFormat::Sqlite => None,
+        TargetFormat::Csv => Some(FileFormat::Csv),
+        TargetFormat::Tsv => Some(FileFormat::Tsv),
+        TargetFormat::Ndjson => Some(FileFormat::Ndjson),
+    };
+    let strict = args.schema == SchemaPolicy::Strict;
+    let Some(file_format) = file_format else {
+        let table = match &args.table {
+            Some(t) if !t.trim().is_empty() => t.clone(),
+            _ => return Err(usage("--table is required for a database target")),
+        };
+        if args.state.is_some() {
+            return Err(usage(
+                "a database target keeps bookmarks in its own _etl_state table; --state is for file targets",
+            ));
+        }
+        return Ok(Target::Database {
+            table,
+            options: TableOptions {
+                mode: match args.mode {
+                    Mode::Append => WriteMode::Append,
+                    Mode::Replace => WriteMode::Replace,
+                    Mode::Upsert => WriteMode::Upsert,
+                },
+                keys,
+                delete_when: args.delete_when.clone(),
+                strict,
+            },
+        });
+    };
+    if args.mode == Mode::Upsert {
+        return Err(usage("--mode upsert needs a database target"));
+    }
+    if args.table.is_some() {
+        return Err(usage(
+            "--table names a table in a database; this target is a file",
+        ));
+    }
+    if args.commit == CommitPolicy::Segment {
+        return Err(usage(
+            "--commit segment needs a database target (a file is written whole)",
+        ));
+    }
+    if stdout && args.state.is_some() {
+        return Err(usage(
+            "--state needs a file target: bookmarks are stored once the data is on disk",
+        ));
+    }
+    Ok(Target::File {
+        path: (!stdout).then(|| args.target.clone()),
+        options: FileOptions {
+            format: file_format,
+            append: args.mode == Mode::Append,
+            strict,
+            state: args.state.clone(),
         },
-        keys,
-        delete_when: args.delete_when.clone(),
-        strict: args.schema == SchemaPolicy::Strict,
     })
 }
 
 /// Runs `etl-load`.
 pub fn run(args: LoadArgs) -> Result<Outcome> {
-    let options = table_options(&args)?;
+    let target = plan(&args)?;
     let location = input::locate_one(args.input.as_deref())?;
     let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), location.size());
     let input = input::open(&location, Compression::Auto, &progress)?;
@@ -71,19 +147,72 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
         Some(0)
     });
     let mut rejects = Rejects::open(args.rejects.as_deref(), max_rejects)?;
-    let target = SqliteTarget::open(&args.target, Duration::from_secs(args.wait))?;
+    let (target_name, untouched) = match &target {
+        Target::Database { table, .. } => (
+            format!("table {table:?}"),
+            format!(
+                "nothing was loaded into {} (table {table:?} is as it was)",
+                args.target.display()
+            ),
+        ),
+        Target::File { path: Some(p), .. } => (
+            p.display().to_string(),
+            format!("nothing was written to {} (it is as it was)", p.display()),
+        ),
+        Target::File { path: None, .. } => ("stdout".into(), "the output is incomplete".into()),
+    };
     let mut load = Load {
+        target_name: &target_name,
         args: &args,
         input_name: &input.name,
         progress: &progress,
         rejects: &mut rejects,
         counts: Counts::default(),
+        segments_committed: 0,
     };
-    let result = load.run(input.reader, &target, options);
+    let (result, what) = match &target {
+        Target::Database { table, options } => {
+            let db = SqliteTarget::open(&args.target, Duration::from_secs(args.wait))?;
+            let result = SqliteSink::new(&db, table, options.clone()).and_then(|sink| {
+                let mut sink: Box<dyn Sink + '_> = Box::new(sink);
+                match load.run(input.reader, sink.as_mut()) {
+                    Ok(()) => sink.commit(),
+                    Err(err) => {
+                        sink.abort();
+                        Err(err)
+                    }
+                }
+            });
+            if result.is_err() {
+                db.rollback(load.segments_committed > 0);
+            }
+            (
+                result,
+                format!("table {table:?} in {}", args.target.display()),
+            )
+        }
+        Target::File { path, options } => {
+            let mut sink: Box<dyn Sink> = Box::new(FileSink::open(path.as_deref(), options)?);
+            let result = match load.run(input.reader, sink.as_mut()) {
+                Ok(()) => sink.commit(),
+                Err(err) => {
+                    sink.abort();
+                    Err(err)
+                }
+            };
+            let what = path
+                .as_ref()
+                .map_or("stdout".to_string(), |p| p.display().to_string());
+            (result, what)
+        }
+    };
     let counts = load.counts;
-    match result.and_then(|()| rejects.finish()) {
-        Ok(()) => {
-            target.commit()?;
+    let segments = load.segments_committed;
+    match result.and_then(|log| rejects.finish().map(|()| log)) {
+        Ok(log) => {
+            for line in log {
+                progress.detail(&line);
+            }
             progress.summary(&counts);
             Ok(if counts.rejected > 0 {
                 Outcome::Rejected
@@ -94,34 +223,31 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
         Err(err) => {
             // Keep what the rejects file holds: it explains the failure.
             let _ = rejects.finish();
-            target.rollback();
             progress.clear();
-            Err(err.context(format!(
-                "nothing was loaded into {} (table {:?} is as it was)",
-                args.target.display(),
-                args.table
-            )))
+            let what_happened = if segments > 0 {
+                format!(
+                    "the {segments} segments before the failure were committed to {what}; the rest was not"
+                )
+            } else {
+                untouched
+            };
+            Err(err.context(what_happened))
         }
     }
 }
 
 struct Load<'a> {
+    target_name: &'a str,
     args: &'a LoadArgs,
     input_name: &'a str,
     progress: &'a Progress,
     rejects: &'a mut Rejects,
     counts: Counts,
+    segments_committed: u64,
 }
 
 impl Load<'_> {
-    fn run(
-        &mut self,
-        mut reader: impl BufRead,
-        target: &SqliteTarget,
-        options: TableOptions,
-    ) -> Result<()> {
-        let conn = target.connection();
-        let mut writer = TableWriter::new(conn, &self.args.table, options)?;
+    fn run(&mut self, mut reader: impl BufRead, sink: &mut dyn Sink) -> Result<()> {
         let mut framing = Framing::new();
         let mut schema: Schema = Vec::new();
         let mut sample: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -157,7 +283,7 @@ impl Load<'_> {
                         begin.source.as_deref().unwrap_or("an unnamed source")
                     ));
                     if let Some(from) = &begin.from {
-                        check_starting_point(conn, &begin.stream, from)?;
+                        sink.check_start(&begin.stream, from)?;
                     }
                     for (name, t) in begin.schema {
                         if !schema.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
@@ -165,7 +291,24 @@ impl Load<'_> {
                         }
                     }
                     if prepared {
-                        writer.prepare(&schema, [])?;
+                        sink.prepare(&schema, &[])?;
+                    }
+                }
+                if kind == "end" {
+                    let end = End::from_control(&obj)
+                        .map_err(|e| anyhow!("{}:{line_no}: {e}", self.input_name))?;
+                    sink.end_stream(&end)?;
+                    if self.args.commit == CommitPolicy::Segment {
+                        if !prepared {
+                            self.flush_sample(sink, &schema, &mut sample)?;
+                            prepared = true;
+                        }
+                        sink.commit_point()?;
+                        self.segments_committed += 1;
+                        self.progress.detail(&format!(
+                            "committed stream {:?} up to line {line_no}",
+                            end.stream
+                        ));
                     }
                 }
                 continue;
@@ -175,12 +318,12 @@ impl Load<'_> {
                 .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
             self.counts.read += 1;
             if prepared {
-                self.write(&mut writer, line_no, text, flat::parse_object(text))?;
+                self.write(sink, line_no, text, flat::parse_object(text))?;
             } else {
                 // Held back (as bytes) until the table's columns are typed.
                 sample.push((line_no, text.to_vec()));
                 if sample.len() >= TYPING_SAMPLE {
-                    self.flush_sample(&mut writer, &schema, &mut sample)?;
+                    self.flush_sample(sink, &schema, &mut sample)?;
                     prepared = true;
                 }
             }
@@ -196,8 +339,8 @@ impl Load<'_> {
                 return Err(Failure::new(
                     Kind::Runtime,
                     format!(
-                        "{}: input has no lines at all; refusing to replace table {:?} with nothing",
-                        self.input_name, self.args.table
+                        "{}: input has no lines at all; refusing to replace {} with nothing",
+                        self.input_name, self.target_name
                     ),
                 )
                 .hint("if the source really is empty, add --allow-empty")
@@ -209,35 +352,14 @@ impl Load<'_> {
             ));
         }
         if !prepared {
-            self.flush_sample(&mut writer, &schema, &mut sample)?;
-        }
-        writer.finish()?;
-        if writer.deleted() > 0 {
-            self.progress.detail(&format!(
-                "deleted {} rows (--delete-when)",
-                writer.deleted()
-            ));
-        }
-        for line in writer.take_log() {
-            self.progress.detail(&line);
-        }
-        if let Shape::Framed(ends) = &shape {
-            for end in ends {
-                if let Some(bookmark) = &end.bookmark {
-                    state::write_sqlite(conn, &end.stream, bookmark, end.rows)?;
-                    self.progress.detail(&format!(
-                        "stream {:?}: bookmark stored: {bookmark}",
-                        end.stream
-                    ));
-                }
-            }
+            self.flush_sample(sink, &schema, &mut sample)?;
         }
         Ok(())
     }
 
     fn flush_sample(
         &mut self,
-        writer: &mut TableWriter<'_>,
+        sink: &mut dyn Sink,
         schema: &Schema,
         sample: &mut Vec<(u64, Vec<u8>)>,
     ) -> Result<()> {
@@ -245,24 +367,25 @@ impl Load<'_> {
             .iter()
             .map(|(_, line)| flat::parse_object(line))
             .collect();
-        writer.prepare(schema, parsed.iter().filter_map(|p| p.as_ref().ok()))?;
+        let records: Vec<&Fields<'_>> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        sink.prepare(schema, &records)?;
         for ((line_no, line), fields) in sample.iter().zip(parsed) {
-            self.write(writer, *line_no, line, fields)?;
+            self.write(sink, *line_no, line, fields)?;
         }
         sample.clear();
         Ok(())
     }
 
-    /// Inserts one record line, or rejects it (unreadable, or not fitting).
+    /// Writes one record line, or rejects it (unreadable, or not fitting).
     fn write(
         &mut self,
-        writer: &mut TableWriter<'_>,
+        sink: &mut dyn Sink,
         line_no: u64,
         line: &[u8],
         fields: Result<Fields<'_>, String>,
     ) -> Result<()> {
         let reason = match fields {
-            Ok(fields) => match writer.insert(&fields)? {
+            Ok(fields) => match sink.insert(&fields, line)? {
                 Ok(()) => {
                     self.counts.written += 1;
                     return Ok(());
@@ -271,38 +394,14 @@ impl Load<'_> {
             },
             Err(reason) => reason,
         };
-        let payload = match serde_json::from_slice::<serde_json::Map<String, Value>>(line) {
-            Ok(ref record) => {
-                return self.reject(line_no, &reason, Payload::Record(record));
-            }
-            Err(_) => Payload::Raw(line),
+        let record = serde_json::from_slice::<serde_json::Map<String, Value>>(line).ok();
+        let payload = match &record {
+            Some(record) => Payload::Record(record),
+            None => Payload::Raw(line),
         };
-        self.reject(line_no, &reason, payload)
-    }
-
-    fn reject(&mut self, line_no: u64, reason: &str, payload: Payload<'_>) -> Result<()> {
         self.rejects
-            .reject(self.input_name, line_no, reason, payload)?;
+            .reject(self.input_name, line_no, &reason, payload)?;
         self.counts.rejected += 1;
         Ok(())
     }
-}
-
-/// Refuses a stream whose extract started from a bookmark that is no longer
-/// the stored one: another run has loaded this stream since, and loading
-/// this one too would repeat or skip rows.
-fn check_starting_point(conn: &rusqlite::Connection, stream: &str, from: &Value) -> Result<()> {
-    let stored = state::read_sqlite(conn, stream)?.unwrap_or(Value::Null);
-    if &stored != from {
-        return Err(Failure::new(
-            Kind::Runtime,
-            format!(
-                "stream {stream:?}: the target's stored bookmark {stored} is not the one this \
-                 extract started from ({from}): another run loaded the stream meanwhile"
-            ),
-        )
-        .hint("run the job again; and check that etl-extract --state names this target")
-        .into());
-    }
-    Ok(())
 }

@@ -4,6 +4,7 @@
 mod common;
 mod docs;
 mod extract;
+mod files;
 mod formats;
 mod incremental;
 mod load;

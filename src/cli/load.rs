@@ -44,12 +44,27 @@ has moved since (another run loaded the stream meanwhile), nothing is loaded
 and the run fails. Two loads into one database never interleave: the second
 waits for the first (up to --wait seconds), then fails clearly.
 
+Endless input (from etl-watch, or tail -f through etl-extract): with
+--commit segment every begin..end segment is committed, with its bookmark,
+when its end line arrives; a segment cut short is rolled back and the run
+fails, leaving the segments before it committed.
+
+File targets: a .csv, .tsv or .ndjson TARGET (or --format) is written to a
+temporary file beside it and renamed into place when the run succeeds, so
+readers see the old file or the new one. --mode append adds to a copy of
+the old file, --mode replace writes it anew (upsert needs a database). The columns of
+a CSV/TSV file are fixed by its header or its first records, and a record
+with other non-null fields is rejected. - writes to stdout. Bookmarks go to
+--state FILE.json, after the data file is in place.
+
 Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders
   $ etl-extract sample-data/customers.csv | etl-load wh.db --table customers --mode replace
   $ etl-load wh.db --table events sample-data/events.ndjson
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table latest --mode upsert --key order_id
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders --schema strict --rejects rejects.ndjson --max-rejects 10
+  $ etl-extract sample-data/events.ndjson | etl-load events.csv --mode replace
+  $ etl-extract sample-data/orders.csv --cursor ordered_at --state orders.state.json | etl-load orders.ndjson --mode append --state orders.state.json
 ";
 
 /// How a load treats rows already in the table.
@@ -72,7 +87,29 @@ pub enum SchemaPolicy {
     Strict,
 }
 
-/// Load NDJSON records into a SQLite table, all or nothing
+/// What a commit covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CommitPolicy {
+    /// One transaction for the whole run
+    Run,
+    /// One transaction per begin..end segment (for endless streams)
+    Segment,
+}
+
+/// The format of a file target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetFormat {
+    /// A SQLite database file
+    Sqlite,
+    /// CSV with a header line
+    Csv,
+    /// TSV with a header line, no quoting
+    Tsv,
+    /// One JSON object per line
+    Ndjson,
+}
+
+/// Load NDJSON records into a SQLite table (or a CSV/TSV/NDJSON file), all or nothing
 #[derive(Debug, Parser)]
 #[command(
     name = "etl-load",
@@ -81,7 +118,7 @@ pub enum SchemaPolicy {
     after_long_help = format!("{AFTER_HELP}\n{}", super::EXIT_CODES),
 )]
 pub struct LoadArgs {
-    /// SQLite database file (created if missing)
+    /// SQLite database file (created if missing), or a .csv/.tsv/.ndjson file, or - for stdout
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
 
@@ -89,9 +126,13 @@ pub struct LoadArgs {
     #[arg(value_name = "INPUT")]
     pub input: Option<PathBuf>,
 
-    /// Table to load into (created if missing)
+    /// Table to load into (created if missing); required for a database
     #[arg(short, long)]
-    pub table: String,
+    pub table: Option<String>,
+
+    /// Target format [default: from the extension: .csv, .tsv, .ndjson/.jsonl; else sqlite; - is ndjson]
+    #[arg(short, long, value_enum)]
+    pub format: Option<TargetFormat>,
 
     /// append adds rows; replace swaps the table's contents; upsert merges by --key
     #[arg(short, long, value_enum, default_value_t = Mode::Append)]
@@ -120,6 +161,15 @@ pub struct LoadArgs {
     /// Let --mode replace empty the table when the input has no lines at all
     #[arg(long)]
     pub allow_empty: bool,
+
+    /// For a file target: the JSON file that keeps incremental bookmarks
+    /// (a database target keeps them in its _etl_state table)
+    #[arg(long, value_name = "FILE.json")]
+    pub state: Option<PathBuf>,
+
+    /// run: one transaction for the whole input; segment: commit at every end line
+    #[arg(long, value_enum, default_value_t = CommitPolicy::Run)]
+    pub commit: CommitPolicy,
 
     /// Seconds to wait for another load of the same database to finish
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]

@@ -1,5 +1,41 @@
 //! Where records go. A sink takes parsed records and either commits all of
-//! them or none.
+//! them or none; the load loop (`load.rs`) drives any sink the same way.
 
 pub mod convert;
+pub mod file;
 pub mod sqlite;
+pub mod table;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::format::flat::Fields;
+use crate::record::Schema;
+use crate::wire::End;
+
+/// A destination for one load run.
+pub trait Sink {
+    /// A stream begins that started from bookmark `from` (null: no
+    /// bookmark yet); refuse it if the stored bookmark is another one.
+    fn check_start(&mut self, stream: &str, from: &Value) -> Result<()>;
+
+    /// Sets up columns from the declared schema and a sample of records.
+    fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()>;
+
+    /// Writes one record (`line` is its wire text). `Ok(Err(reason))`
+    /// rejects the record; `Err` ends the run.
+    fn insert(&mut self, fields: &Fields<'_>, line: &[u8]) -> Result<Result<(), String>>;
+
+    /// A stream ended: keep its bookmark with the data.
+    fn end_stream(&mut self, end: &End) -> Result<()>;
+
+    /// Makes everything written so far durable and visible (a segment
+    /// commit); the run goes on in a new transaction.
+    fn commit_point(&mut self) -> Result<()>;
+
+    /// Finishes and commits the run; returns lines for `-v`.
+    fn commit(self: Box<Self>) -> Result<Vec<String>>;
+
+    /// Undoes everything since the last commit point.
+    fn abort(self: Box<Self>);
+}

@@ -1,0 +1,331 @@
+//! CSV, TSV and NDJSON files (or stdout) as a sink.
+//!
+//! A file target is written to a temporary file beside it and renamed over
+//! the target only when the run succeeds (after fsync), so a reader sees
+//! the old file or the new one. `append` starts the temporary file as a copy
+//! of the old one. With `--state FILE.json` the streams' bookmarks are
+//! written after the data file is in place, under a lock held for the run.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use super::Sink;
+use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
+use crate::format::flat::{Fields, Raw};
+use crate::record::Schema;
+use crate::sink::sqlite::check_starting_point;
+use crate::state::{self, StateLock, StateStore};
+use crate::wire::End;
+
+/// The format of a file target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Comma-separated, RFC 4180 quoting, header line.
+    Csv,
+    /// Tab-separated, no quoting, header line.
+    Tsv,
+    /// One JSON object per line, as received.
+    Ndjson,
+}
+
+impl FileFormat {
+    /// The format a target path names by its extension, if any.
+    pub fn from_path(path: &Path) -> Option<FileFormat> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(FileFormat::Csv),
+            "tsv" | "tab" => Some(FileFormat::Tsv),
+            "ndjson" | "jsonl" => Some(FileFormat::Ndjson),
+            _ => None,
+        }
+    }
+}
+
+/// How to write a file target.
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    /// The format.
+    pub format: FileFormat,
+    /// Keep the existing file's rows and add to them.
+    pub append: bool,
+    /// Reject records with fields outside the file's columns.
+    pub strict: bool,
+    /// JSON state file for bookmarks.
+    pub state: Option<PathBuf>,
+}
+
+enum Writer {
+    Delimited(Box<csv::Writer<Box<dyn Write>>>),
+    Lines(Box<dyn Write>),
+}
+
+/// A file (or stdout) being written.
+pub struct FileSink {
+    target: Option<PathBuf>,
+    tmp: Option<PathBuf>,
+    writer: Writer,
+    format: FileFormat,
+    strict: bool,
+    columns: Option<Vec<String>>,
+    row: Vec<Vec<u8>>,
+    state: Option<(PathBuf, StateLock)>,
+    ends: Vec<End>,
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map_or_else(|| "target".into(), |n| n.to_string_lossy().into_owned());
+    target.with_file_name(format!(".{name}.etl-tmp-{}", std::process::id()))
+}
+
+/// The header of an existing delimited file.
+fn existing_header(path: &Path, format: FileFormat) -> Result<Option<Vec<String>>> {
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path.display().to_string();
+    let (delimiter, quoting) = match format {
+        FileFormat::Tsv => (b'\t', Quoting::None),
+        _ => (b',', Quoting::Rfc4180),
+    };
+    let mut parser = CsvParser::new(std::io::BufReader::new(file), &name, delimiter, quoting);
+    let mut header = RawRecord::default();
+    match parser.read(&mut header)? {
+        Step::Record => (0..header.len())
+            .map(|i| header.text(i).map(String::from))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{name}:1: header line: {e}")),
+        Step::Eof => Ok(None),
+        Step::Bad(bad) => bail!("{name}:{}: header line: {}", bad.line, bad.reason),
+    }
+}
+
+impl FileSink {
+    /// Opens `target` (`None`: stdout) for writing.
+    pub fn open(target: Option<&Path>, options: &FileOptions) -> Result<Self> {
+        let state = match &options.state {
+            Some(path) => Some((path.clone(), state::lock_json(path)?)),
+            None => None,
+        };
+        let mut columns = None;
+        let (tmp, out): (Option<PathBuf>, Box<dyn Write>) = match target {
+            None => (None, crate::output::stdout()),
+            Some(path) => {
+                let tmp = temp_path(path);
+                let mut needs_newline = false;
+                if options.append && path.exists() {
+                    std::fs::copy(path, &tmp).with_context(|| {
+                        format!("cannot copy {} to append to it", path.display())
+                    })?;
+                    if options.format != FileFormat::Ndjson {
+                        columns = existing_header(path, options.format)?;
+                    }
+                    let bytes = std::fs::metadata(path)?.len();
+                    needs_newline = bytes > 0 && last_byte(path)? != Some(b'\n');
+                }
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?;
+                if needs_newline {
+                    file.write_all(b"\n")?;
+                }
+                (Some(tmp), Box::new(BufWriter::with_capacity(1 << 16, file)))
+            }
+        };
+        let writer = match options.format {
+            FileFormat::Ndjson => Writer::Lines(out),
+            FileFormat::Csv | FileFormat::Tsv => {
+                let mut builder = csv::WriterBuilder::new();
+                if options.format == FileFormat::Tsv {
+                    builder.delimiter(b'\t').quote_style(csv::QuoteStyle::Never);
+                }
+                Writer::Delimited(Box::new(builder.from_writer(out)))
+            }
+        };
+        Ok(FileSink {
+            target: target.map(Path::to_path_buf),
+            tmp,
+            writer,
+            format: options.format,
+            strict: options.strict,
+            columns,
+            row: Vec::new(),
+            state,
+            ends: Vec::new(),
+        })
+    }
+}
+
+/// One delimited cell: null is empty, nested values are JSON text.
+fn cell(format: FileFormat, value: &Raw<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
+    match value {
+        Raw::Null => {}
+        Raw::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Raw::Number(n) | Raw::Nested(n) | Raw::Str(n) => out.extend_from_slice(n.as_bytes()),
+    }
+    if format == FileFormat::Tsv && out.iter().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+        return Err("a tab or line break cannot be written to TSV (it has no quoting)".into());
+    }
+    Ok(())
+}
+
+fn last_byte(path: &Path) -> Result<Option<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    if file.seek(SeekFrom::End(-1)).is_err() {
+        return Ok(None);
+    }
+    let mut byte = [0u8; 1];
+    file.read_exact(&mut byte)?;
+    Ok(Some(byte[0]))
+}
+
+impl Sink for FileSink {
+    fn check_start(&mut self, stream: &str, from: &Value) -> Result<()> {
+        match &self.state {
+            Some((path, _)) => {
+                let stored = StateStore::Json(path.clone())
+                    .read(stream)?
+                    .unwrap_or(Value::Null);
+                check_starting_point(stream, &stored, from)
+            }
+            None => Err(crate::error::usage(format!(
+                "stream {stream:?} is incremental, but no --state FILE.json keeps its bookmark \
+                 for a file target: the next run would start from the beginning"
+            ))),
+        }
+    }
+
+    fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
+        if self.columns.is_some() {
+            return Ok(());
+        }
+        let mut columns: Vec<String> = schema.iter().map(|(n, _)| n.clone()).collect();
+        for fields in sample {
+            for (name, _) in fields.iter() {
+                if !columns.iter().any(|c| c == name) {
+                    columns.push(name.to_string());
+                }
+            }
+        }
+        if let Writer::Delimited(w) = &mut self.writer {
+            w.write_record(&columns)
+                .context("cannot write the header")?;
+        }
+        self.columns = Some(columns);
+        Ok(())
+    }
+
+    fn insert(&mut self, fields: &Fields<'_>, line: &[u8]) -> Result<Result<(), String>> {
+        let Some(columns) = &self.columns else {
+            bail!("file sink used before its columns were set");
+        };
+        let delimited = self.format != FileFormat::Ndjson;
+        if delimited || self.strict {
+            // A delimited file's header is fixed; a null needs no column.
+            let unknown = fields.iter().find(|(name, value)| {
+                let has_column = columns.iter().any(|c| c == name);
+                let harmless = delimited && value.is_null();
+                !(has_column || harmless)
+            });
+            if let Some((name, _)) = unknown {
+                return Ok(Err(format!(
+                    "field {name:?} is not one of the file's columns (fixed by its header or first records)"
+                )));
+            }
+        }
+        match &mut self.writer {
+            Writer::Lines(out) => {
+                out.write_all(line)?;
+                out.write_all(b"\n")?;
+            }
+            Writer::Delimited(w) => {
+                self.row.resize(columns.len(), Vec::new());
+                for (column, slot) in columns.iter().zip(self.row.iter_mut()) {
+                    let value = fields
+                        .iter()
+                        .find(|(n, _)| n == column)
+                        .map_or(&Raw::Null, |(_, v)| v);
+                    if let Err(reason) = cell(self.format, value, slot) {
+                        return Ok(Err(format!("column {column:?}: {reason}")));
+                    }
+                }
+                w.write_record(&self.row)?;
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn end_stream(&mut self, end: &End) -> Result<()> {
+        self.ends.push(end.clone());
+        Ok(())
+    }
+
+    fn commit_point(&mut self) -> Result<()> {
+        bail!("a file target is written whole; --commit segment needs a database target")
+    }
+
+    fn commit(self: Box<Self>) -> Result<Vec<String>> {
+        let FileSink {
+            target,
+            tmp,
+            writer,
+            state,
+            ends,
+            ..
+        } = *self;
+        let mut out = match writer {
+            Writer::Delimited(w) => w
+                .into_inner()
+                .map_err(|e| anyhow::anyhow!("cannot write the file: {}", e.error()))?,
+            Writer::Lines(out) => out,
+        };
+        out.flush().context("cannot write the file")?;
+        drop(out);
+        let mut log = Vec::new();
+        if let (Some(target), Some(tmp)) = (&target, &tmp) {
+            File::open(tmp)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("cannot sync {}", tmp.display()))?;
+            std::fs::rename(tmp, target).with_context(|| {
+                format!(
+                    "cannot move the new file into place at {}",
+                    target.display()
+                )
+            })?;
+            let dir = target
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            File::open(dir).and_then(|d| d.sync_all()).ok();
+            log.push(format!("wrote {}", target.display()));
+        }
+        if let Some((path, _lock)) = &state {
+            for end in ends.iter().filter(|e| e.bookmark.is_some()) {
+                if let Some(bookmark) = &end.bookmark {
+                    state::write_json(path, &end.stream, bookmark, end.rows)?;
+                    log.push(format!(
+                        "stream {:?}: bookmark stored in {}",
+                        end.stream,
+                        path.display()
+                    ));
+                }
+            }
+        }
+        Ok(log)
+    }
+
+    fn abort(self: Box<Self>) {
+        let tmp = self.tmp.clone();
+        drop(self);
+        if let Some(tmp) = tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
