@@ -15,6 +15,7 @@ use crate::record::Schema;
 use crate::rejects::{Payload, Rejects};
 use crate::sink::Sink;
 use crate::sink::file::{FileFormat, FileOptions, FileSink};
+use crate::sink::parquet::ParquetSink;
 use crate::sink::sqlite::{SqliteSink, SqliteTarget};
 use crate::sink::table::{TableOptions, WriteMode};
 use crate::source::input::{self, Compression};
@@ -34,6 +35,11 @@ enum Target {
     File {
         path: Option<std::path::PathBuf>,
         options: FileOptions,
+    },
+    Parquet {
+        path: std::path::PathBuf,
+        strict: bool,
+        state: Option<std::path::PathBuf>,
     },
 }
 
@@ -68,6 +74,11 @@ fn plan(args: &LoadArgs) -> Result<Target> {
                 Some(FileFormat::Csv) => TargetFormat::Csv,
                 Some(FileFormat::Tsv) => TargetFormat::Tsv,
                 Some(FileFormat::Ndjson) => TargetFormat::Ndjson,
+                None if crate::format::Format::from_path(&args.target)
+                    == Some(crate::format::Format::Parquet) =>
+                {
+                    TargetFormat::Parquet
+                }
                 None => TargetFormat::Sqlite,
             }
         }
@@ -80,9 +91,39 @@ fn plan(args: &LoadArgs) -> Result<Target> {
         TargetFormat::Csv => Some(FileFormat::Csv),
         TargetFormat::Tsv => Some(FileFormat::Tsv),
         TargetFormat::Ndjson => Some(FileFormat::Ndjson),
+        TargetFormat::Parquet => None,
     };
     let strict = args.schema == SchemaPolicy::Strict;
     let Some(file_format) = file_format else {
+        if format == TargetFormat::Parquet {
+            if stdout {
+                return Err(usage("Parquet is written to a file, not stdout"));
+            }
+            if args.mode == Mode::Upsert
+                || args.table.is_some()
+                || args.commit == CommitPolicy::Segment
+            {
+                return Err(usage(
+                    "a Parquet target takes --mode replace, or append to a new file; no --table, upsert or segment commits",
+                ));
+            }
+            if args.mode == Mode::Append && args.target.exists() {
+                return Err(Failure::new(
+                    Kind::Usage,
+                    format!(
+                        "{} exists and a Parquet file cannot be appended to",
+                        args.target.display()
+                    ),
+                )
+                .hint("use --mode replace to write it anew")
+                .into());
+            }
+            return Ok(Target::Parquet {
+                path: args.target.clone(),
+                strict,
+                state: args.state.clone(),
+            });
+        }
         let table = match &args.table {
             Some(t) if !t.trim().is_empty() => t.clone(),
             _ => return Err(usage("--table is required for a database target")),
@@ -160,6 +201,13 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
             format!("nothing was written to {} (it is as it was)", p.display()),
         ),
         Target::File { path: None, .. } => ("stdout".into(), "the output is incomplete".into()),
+        Target::Parquet { path, .. } => (
+            path.display().to_string(),
+            format!(
+                "nothing was written to {} (it is as it was)",
+                path.display()
+            ),
+        ),
     };
     let mut load = Load {
         target_name: &target_name,
@@ -173,16 +221,8 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
     let (result, what) = match &target {
         Target::Database { table, options } => {
             let db = SqliteTarget::open(&args.target, Duration::from_secs(args.wait))?;
-            let result = SqliteSink::new(&db, table, options.clone()).and_then(|sink| {
-                let mut sink: Box<dyn Sink + '_> = Box::new(sink);
-                match load.run(input.reader, sink.as_mut()) {
-                    Ok(()) => sink.commit(),
-                    Err(err) => {
-                        sink.abort();
-                        Err(err)
-                    }
-                }
-            });
+            let result = SqliteSink::new(&db, table, options.clone())
+                .and_then(|sink| load.drive(input.reader, Box::new(sink)));
             if result.is_err() {
                 db.rollback(load.segments_committed > 0);
             }
@@ -192,18 +232,21 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
             )
         }
         Target::File { path, options } => {
-            let mut sink: Box<dyn Sink> = Box::new(FileSink::open(path.as_deref(), options)?);
-            let result = match load.run(input.reader, sink.as_mut()) {
-                Ok(()) => sink.commit(),
-                Err(err) => {
-                    sink.abort();
-                    Err(err)
-                }
-            };
+            let sink = FileSink::open(path.as_deref(), options)?;
+            let result = load.drive(input.reader, Box::new(sink));
             let what = path
                 .as_ref()
                 .map_or("stdout".to_string(), |p| p.display().to_string());
             (result, what)
+        }
+        Target::Parquet {
+            path,
+            strict,
+            state,
+        } => {
+            let sink = ParquetSink::open(path, *strict, state.as_deref())?;
+            let result = load.drive(input.reader, Box::new(sink));
+            (result, path.display().to_string())
         }
     };
     let counts = load.counts;
@@ -247,6 +290,21 @@ struct Load<'a> {
 }
 
 impl Load<'_> {
+    /// Runs the load into `sink`, then commits it, or aborts it on failure.
+    fn drive<'s>(
+        &mut self,
+        reader: impl BufRead,
+        mut sink: Box<dyn Sink + 's>,
+    ) -> Result<Vec<String>> {
+        match self.run(reader, sink.as_mut()) {
+            Ok(()) => sink.commit(),
+            Err(err) => {
+                sink.abort();
+                Err(err)
+            }
+        }
+    }
+
     fn run(&mut self, mut reader: impl BufRead, sink: &mut dyn Sink) -> Result<()> {
         let mut framing = Framing::new();
         let mut schema: Schema = Vec::new();

@@ -168,3 +168,55 @@ fn segment_commits_keep_what_ended_before_a_cut() {
         "segment commits need a database"
     );
 }
+
+#[test]
+fn parquet_target_round_trips_and_rejects_misfits() {
+    let dir = tempdir();
+    let d = dir.path();
+    let out = bash(
+        &format!(
+            "etl-extract -q {} | etl-load -q orders.parquet --mode replace",
+            sample("orders.csv").display()
+        ),
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let original = extract_records(d, &[&sample("orders.csv").display().to_string()]);
+    let back = extract_records(d, &["orders.parquet"]);
+    assert_same_records(&back, &original, "orders through Parquet");
+    let begin = json_lines(&stdout(&{
+        let mut c = cmd(EXTRACT, d);
+        c.arg("orders.parquet");
+        run(c)
+    }))[0]
+        .clone();
+    assert_eq!(begin["schema"]["external_ref"], "integer");
+    assert_eq!(begin["schema"]["shipped"], "boolean");
+
+    let mut c = cmd(LOAD, d);
+    c.args(["t.parquet", "--rejects", "r.ndjson"]);
+    let input = "{\"@etl\":\"begin\",\"stream\":\"s\",\"schema\":{\"n\":\"integer\"}}\n\
+                 {\"n\":1}\n{\"n\":\"x\"}\n{\"n\":3}\n{\"@etl\":\"end\",\"stream\":\"s\",\"rows\":3}\n";
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        std::fs::read_to_string(d.join("r.ndjson"))
+            .expect("rejects")
+            .contains("does not fit a integer column")
+    );
+    assert_eq!(
+        extract_records(d, &["t.parquet"]),
+        [serde_json::json!({"n":1}), serde_json::json!({"n":3})]
+    );
+
+    let mut c = cmd(LOAD, d);
+    c.arg("t.parquet");
+    let out = run_with_input(c, b"{\"n\":4}\n");
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("cannot be appended to"),
+        "{}",
+        stderr(&out)
+    );
+    no_temp_files(d);
+}

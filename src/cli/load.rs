@@ -49,12 +49,14 @@ Endless input (from etl-watch, or tail -f through etl-extract): with
 when its end line arrives; a segment cut short is rolled back and the run
 fails, leaving the segments before it committed.
 
-File targets: a .csv, .tsv or .ndjson TARGET (or --format) is written to a
+File targets: a .csv, .tsv, .ndjson or .parquet TARGET (or --format) is written to a
 temporary file beside it and renamed into place when the run succeeds, so
 readers see the old file or the new one. --mode append adds to a copy of
 the old file, --mode replace writes it anew (upsert needs a database). The columns of
 a CSV/TSV file are fixed by its header or its first records, and a record
-with other non-null fields is rejected. - writes to stdout. Bookmarks go to
+with other non-null fields is rejected. Parquet columns are typed like a
+table's (INT64, DOUBLE, BOOLEAN, UTF-8 text and JSON); a Parquet file
+cannot be appended to. - writes to stdout. Bookmarks go to
 --state FILE.json, after the data file is in place.
 
 Examples:
@@ -64,6 +66,7 @@ Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table latest --mode upsert --key order_id
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders --schema strict --rejects rejects.ndjson --max-rejects 10
   $ etl-extract sample-data/events.ndjson | etl-load events.csv --mode replace
+  $ etl-extract sample-data/orders.csv | etl-load orders.parquet --mode replace
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state orders.state.json | etl-load orders.ndjson --mode append --state orders.state.json
 ";
 
@@ -107,6 +110,8 @@ pub enum TargetFormat {
     Tsv,
     /// One JSON object per line
     Ndjson,
+    /// Apache Parquet (zstd-compressed, typed columns)
+    Parquet,
 }
 
 /// Load NDJSON records into a SQLite table (or a CSV/TSV/NDJSON file), all or nothing
@@ -130,7 +135,7 @@ pub struct LoadArgs {
     #[arg(short, long)]
     pub table: Option<String>,
 
-    /// Target format [default: from the extension: .csv, .tsv, .ndjson/.jsonl; else sqlite; - is ndjson]
+    /// Target format [default: from the extension: .csv, .tsv, .ndjson/.jsonl, .parquet; else sqlite; - is ndjson]
     #[arg(short, long, value_enum)]
     pub format: Option<TargetFormat>,
 

@@ -75,7 +75,8 @@ pub struct FileSink {
     ends: Vec<End>,
 }
 
-fn temp_path(target: &Path) -> PathBuf {
+/// The temporary file a target is written to before it is renamed.
+pub fn temp_path(target: &Path) -> PathBuf {
     let name = target
         .file_name()
         .map_or_else(|| "target".into(), |n| n.to_string_lossy().into_owned());
@@ -173,6 +174,44 @@ fn cell(format: FileFormat, value: &Raw<'_>, out: &mut Vec<u8>) -> Result<(), St
         return Err("a tab or line break cannot be written to TSV (it has no quoting)".into());
     }
     Ok(())
+}
+
+/// Makes a finished temporary file the target: fsync, rename, fsync the
+/// directory, so that a crash leaves the old file or the new one.
+pub fn finish_file(tmp: &Path, target: &Path) -> Result<()> {
+    File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot sync {}", tmp.display()))?;
+    std::fs::rename(tmp, target).with_context(|| {
+        format!(
+            "cannot move the new file into place at {}",
+            target.display()
+        )
+    })?;
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // Not every filesystem lets a directory be synced; the rename stands.
+    File::open(dir).and_then(|d| d.sync_all()).ok();
+    Ok(())
+}
+
+/// Stores the streams' bookmarks in a JSON state file (after the data is
+/// in place); returns lines for `-v`.
+pub fn write_bookmarks(path: &Path, ends: &[End]) -> Result<Vec<String>> {
+    let mut log = Vec::new();
+    for end in ends {
+        if let Some(bookmark) = &end.bookmark {
+            state::write_json(path, &end.stream, bookmark, end.rows)?;
+            log.push(format!(
+                "stream {:?}: bookmark stored in {}",
+                end.stream,
+                path.display()
+            ));
+        }
+    }
+    Ok(log)
 }
 
 fn last_byte(path: &Path) -> Result<Option<u8>> {
@@ -290,33 +329,11 @@ impl Sink for FileSink {
         drop(out);
         let mut log = Vec::new();
         if let (Some(target), Some(tmp)) = (&target, &tmp) {
-            File::open(tmp)
-                .and_then(|f| f.sync_all())
-                .with_context(|| format!("cannot sync {}", tmp.display()))?;
-            std::fs::rename(tmp, target).with_context(|| {
-                format!(
-                    "cannot move the new file into place at {}",
-                    target.display()
-                )
-            })?;
-            let dir = target
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            File::open(dir).and_then(|d| d.sync_all()).ok();
+            finish_file(tmp, target)?;
             log.push(format!("wrote {}", target.display()));
         }
         if let Some((path, _lock)) = &state {
-            for end in ends.iter().filter(|e| e.bookmark.is_some()) {
-                if let Some(bookmark) = &end.bookmark {
-                    state::write_json(path, &end.stream, bookmark, end.rows)?;
-                    log.push(format!(
-                        "stream {:?}: bookmark stored in {}",
-                        end.stream,
-                        path.display()
-                    ));
-                }
-            }
+            log.extend(write_bookmarks(path, &ends)?);
         }
         Ok(log)
     }

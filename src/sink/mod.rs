@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod file;
+pub mod parquet;
 pub mod sqlite;
 pub mod table;
 
