@@ -12,6 +12,7 @@ use crate::format::Format;
 use crate::format::csv::Quoting;
 use crate::incremental::{Incremental, Verdict, parse_bound};
 use crate::output;
+use crate::pg::source::PgSource;
 use crate::progress::{Counts, Progress};
 use crate::record::FieldType;
 use crate::rejects::Rejects;
@@ -36,6 +37,11 @@ enum Inputs {
     },
     Sqlite {
         path: PathBuf,
+        selection: Selection,
+    },
+    Postgres {
+        url: String,
+        schema: String,
         selection: Selection,
     },
 }
@@ -91,7 +97,10 @@ fn default_stream(location: Option<&Location>) -> String {
 fn plan(args: &ExtractArgs) -> Result<Plan> {
     let incremental = args.cursor.as_ref().map(|cursor| IncrementalPlan {
         cursor: cursor.clone(),
-        state: args.state.as_deref().map(StateStore::from_arg),
+        state: args
+            .state
+            .as_deref()
+            .map(|s| StateStore::from_arg_in(s, &args.schema_name)),
         since: args.since.as_deref().map(parse_bound),
         until: args.until.as_deref().map(parse_bound),
     });
@@ -105,7 +114,7 @@ fn plan(args: &ExtractArgs) -> Result<Plan> {
             [p] if p != Path::new("-") => p.clone(),
             _ => {
                 return Err(usage(
-                    "--table and --query need one SQLite database file as INPUT",
+                    "--table and --query need one database as INPUT: a SQLite file or a postgres:// URL",
                 ));
             }
         };
@@ -123,8 +132,17 @@ fn plan(args: &ExtractArgs) -> Result<Plan> {
             Selection::Table(t) => t.clone(),
             Selection::Query(_) => "query".to_string(),
         });
+        let inputs = if crate::pg::is_url(&path.to_string_lossy()) {
+            Inputs::Postgres {
+                url: path.to_string_lossy().into_owned(),
+                schema: args.schema_name.clone(),
+                selection,
+            }
+        } else {
+            Inputs::Sqlite { path, selection }
+        };
         return Ok(Plan {
-            inputs: Inputs::Sqlite { path, selection },
+            inputs,
             stream,
             incremental,
         });
@@ -217,7 +235,7 @@ pub fn run(args: ExtractArgs) -> Result<Outcome> {
     let plan = plan(&args)?;
     let size = match &plan.inputs {
         Inputs::Files { locations, .. } => locations.iter().map(Location::size).sum(),
-        Inputs::Sqlite { .. } => None,
+        Inputs::Sqlite { .. } | Inputs::Postgres { .. } => None,
     };
     let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), size);
     let max_rejects = args.max_rejects.or(if args.rejects.is_some() {
@@ -309,6 +327,20 @@ pub fn run(args: ExtractArgs) -> Result<Outcome> {
                 );
                 let mut source = SqliteSource::open(path, selection, window)?;
                 begin.source = Some(path.display().to_string());
+                begin.schema = source.schema();
+                write_begin(&begin)?;
+                source.run(&mut emit, &mut cx)?;
+            }
+            Inputs::Postgres {
+                url,
+                schema,
+                selection,
+            } => {
+                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
+                    |(inc, (lower, upper))| (inc.cursor.as_str(), lower.as_ref(), upper.as_ref()),
+                );
+                let mut source = PgSource::open(url, schema, selection, window)?;
+                begin.source = Some(crate::pg::conn::redact(url));
                 begin.schema = source.schema();
                 write_begin(&begin)?;
                 source.run(&mut emit, &mut cx)?;

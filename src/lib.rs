@@ -12,6 +12,7 @@ pub mod format;
 pub mod incremental;
 pub mod load;
 pub mod output;
+pub mod pg;
 pub mod progress;
 pub mod record;
 pub mod rejects;

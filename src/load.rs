@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::cli::load::{CommitPolicy, LoadArgs, Mode, SchemaPolicy, TargetFormat};
 use crate::error::{Failure, Kind, Outcome, usage};
 use crate::format::flat::{self, Fields};
+use crate::pg::sink::PgSink;
 use crate::progress::{Counts, Progress};
 use crate::record::Schema;
 use crate::rejects::{Payload, Rejects};
@@ -31,6 +32,8 @@ enum Target {
     Database {
         table: String,
         options: TableOptions,
+        /// The PostgreSQL URL, when the database is not a SQLite file.
+        postgres: Option<String>,
     },
     File {
         path: Option<std::path::PathBuf>,
@@ -65,9 +68,18 @@ fn plan(args: &LoadArgs) -> Result<Target> {
             "--delete-when needs --mode upsert (rows are deleted by --key)",
         ));
     }
+    if args.mode == Mode::Replace && args.commit == CommitPolicy::Segment {
+        return Err(usage(
+            "--mode replace empties the table once per run; it cannot be combined with --commit segment",
+        ));
+    }
+    let target_text = args.target.to_string_lossy();
+    let postgres = crate::pg::is_url(&target_text).then(|| target_text.into_owned());
     let stdout = args.target == Path::new("-");
     let format = args.format.unwrap_or_else(|| {
-        if stdout {
+        if postgres.is_some() {
+            TargetFormat::Sqlite
+        } else if stdout {
             TargetFormat::Ndjson
         } else {
             match FileFormat::from_path(&args.target) {
@@ -135,6 +147,7 @@ fn plan(args: &LoadArgs) -> Result<Target> {
         }
         return Ok(Target::Database {
             table,
+            postgres,
             options: TableOptions {
                 mode: match args.mode {
                     Mode::Append => WriteMode::Append,
@@ -188,13 +201,17 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
         Some(0)
     });
     let mut rejects = Rejects::open(args.rejects.as_deref(), max_rejects)?;
+    let db_name = match &target {
+        Target::Database {
+            postgres: Some(url),
+            ..
+        } => crate::pg::conn::redact(url),
+        _ => args.target.display().to_string(),
+    };
     let (target_name, untouched) = match &target {
         Target::Database { table, .. } => (
             format!("table {table:?}"),
-            format!(
-                "nothing was loaded into {} (table {table:?} is as it was)",
-                args.target.display()
-            ),
+            format!("nothing was loaded into {db_name} (table {table:?} is as it was)"),
         ),
         Target::File { path: Some(p), .. } => (
             p.display().to_string(),
@@ -219,7 +236,27 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
         segments_committed: 0,
     };
     let (result, what) = match &target {
-        Target::Database { table, options } => {
+        Target::Database {
+            table,
+            options,
+            postgres: Some(url),
+        } => {
+            let mut client = crate::pg::conn::connect(url)?;
+            let result = PgSink::new(
+                &mut client,
+                &db_name,
+                &args.schema_name,
+                table,
+                options.clone(),
+            )
+            .and_then(|sink| load.drive(input.reader, Box::new(sink)));
+            (result, format!("table {table:?} in {db_name}"))
+        }
+        Target::Database {
+            table,
+            options,
+            postgres: None,
+        } => {
             let db = SqliteTarget::open(&args.target, Duration::from_secs(args.wait))?;
             let result = SqliteSink::new(&db, table, options.clone())
                 .and_then(|sink| load.drive(input.reader, Box::new(sink)));

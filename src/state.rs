@@ -23,9 +23,21 @@ pub enum StateStore {
     Sqlite(PathBuf),
     /// A JSON file: `{"streams": {"NAME": {"bookmark": ...}}}`.
     Json(PathBuf),
+    /// The `_etl_state` table of a PostgreSQL schema: (URL, schema).
+    Postgres(String, String),
 }
 
 impl StateStore {
+    /// A `postgres://` URL is a PostgreSQL database (its `_etl_state` in
+    /// `schema`), a `.json` path a JSON state file, anything else SQLite.
+    pub fn from_arg_in(path: &Path, schema: &str) -> StateStore {
+        let text = path.to_string_lossy();
+        if crate::pg::is_url(&text) {
+            return StateStore::Postgres(text.into_owned(), schema.to_string());
+        }
+        StateStore::from_arg(path)
+    }
+
     /// A `.json` path is a JSON state file; anything else a SQLite database.
     pub fn from_arg(path: &Path) -> StateStore {
         let is_json = path
@@ -50,6 +62,34 @@ impl StateStore {
                     .with_context(|| format!("cannot open state database {}", path.display()))?;
                 read_sqlite(&conn, stream)
                     .with_context(|| format!("cannot read state from {}", path.display()))
+            }
+            StateStore::Postgres(url, schema) => {
+                let mut client = crate::pg::conn::connect(url)?;
+                let table = format!("{}.\"{STATE_TABLE}\"", crate::pg::conn::quote(schema));
+                let exists: bool = client
+                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot read state: {}", crate::pg::source::db_message(&e))
+                    })?
+                    .get(0);
+                if !exists {
+                    return Ok(None);
+                }
+                let row = client
+                    .query_opt(
+                        &format!("SELECT bookmark::text FROM {table} WHERE stream = $1"),
+                        &[&stream],
+                    )
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot read state: {}", crate::pg::source::db_message(&e))
+                    })?;
+                match row {
+                    Some(r) => Ok(Some(
+                        serde_json::from_str(r.get::<_, &str>(0))
+                            .context("stored bookmark is not valid JSON")?,
+                    )),
+                    None => Ok(None),
+                }
             }
             StateStore::Json(path) => {
                 let doc = read_json_file(path)?;

@@ -35,8 +35,16 @@ the rows (so STATE is the target, e.g. wh.db), or in a STATE.json file. The
 bookmark also lists the rows at its exact value, so rows that share the
 boundary value are neither lost nor repeated. Rows whose cursor is null are
 rejected. --since and --until (inclusive, exclusive) replace the bookmark
-for one backfill run; the bookmark never moves backwards. For SQLite sources
+for one backfill run; the bookmark never moves backwards. For database sources
 the range is pushed into the query.
+
+PostgreSQL: INPUT is a postgres:// URL; host, port, user, database and
+password not in the URL come from PGHOST, PGPORT, PGUSER, PGDATABASE,
+PGPASSWORD or ~/.pgpass, as with psql. Rows are streamed (memory stays flat)
+and typed by the server: bigint and numeric keep every digit, timestamps
+are ISO 8601 in UTC, json/jsonb are nested JSON. Prefer PGPASSWORD or
+~/.pgpass to a password in the URL: other users can read command lines.
+No message etlkit prints contains the password.
 
 Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
@@ -58,7 +66,7 @@ Examples:
 )]
 pub struct ExtractArgs {
     /// Input files or globs, or - for stdin (the default). With --table or
-    /// --query, one SQLite database file
+    /// --query, one SQLite database file or a postgres:// URL
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
@@ -91,13 +99,17 @@ pub struct ExtractArgs {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub infer_rows: usize,
 
-    /// Read this table from the SQLite database INPUT
+    /// Read this table from the database INPUT
     #[arg(long, value_name = "TABLE", conflicts_with = "query")]
     pub table: Option<String>,
 
-    /// Run this SELECT against the SQLite database INPUT
+    /// Run this SELECT against the database INPUT
     #[arg(long, value_name = "SQL")]
     pub query: Option<String>,
+
+    /// PostgreSQL schema of --table and of the _etl_state table read by --state
+    #[arg(long, value_name = "NAME", default_value = "public")]
+    pub schema_name: String,
 
     /// Stream name for control lines and state [default: the first file's name up to its first dot, the table, or "stdin"]
     #[arg(long, value_name = "NAME")]
@@ -115,7 +127,7 @@ pub struct ExtractArgs {
     #[arg(long, value_name = "COL")]
     pub cursor: Option<String>,
 
-    /// Where the bookmark is kept: the target database (wh.db) or a .json file
+    /// Where the bookmark is kept: the target database (wh.db, postgres://...) or a .json file
     #[arg(long, value_name = "STATE", requires = "cursor")]
     pub state: Option<PathBuf>,
 

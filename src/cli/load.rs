@@ -44,6 +44,19 @@ has moved since (another run loaded the stream meanwhile), nothing is loaded
 and the run fails. Two loads into one database never interleave: the second
 waits for the first (up to --wait seconds), then fails clearly.
 
+PostgreSQL targets: TARGET is a postgres:// URL (PGHOST, PGUSER, PGPASSWORD,
+PGDATABASE and ~/.pgpass fill what it leaves out). Rows go in with COPY:
+straight into the table for append; through a temporary staging table for
+replace (the table is emptied and refilled at the end, in the same
+transaction) and upsert (INSERT ... ON CONFLICT on --key). New tables get
+bigint, double precision, boolean, text and jsonb columns. Values are checked
+against their columns before they are sent (ranges of smallint/integer,
+exact floats, numeric digits kept), so a bad row is a reject; date,
+timestamp, uuid and other columns take text the server checks, and a value
+it refuses fails the run. The bookmark goes to _etl_state in --schema-name,
+in the same transaction; loads of the same table take turns (an advisory
+lock).
+
 Endless input (from etl-watch, or tail -f through etl-extract): with
 --commit segment every begin..end segment is committed, with its bookmark,
 when its end line arrives; a segment cut short is rolled back and the run
@@ -67,6 +80,7 @@ Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders --schema strict --rejects rejects.ndjson --max-rejects 10
   $ etl-extract sample-data/events.ndjson | etl-load events.csv --mode replace
   $ etl-extract sample-data/orders.csv | etl-load orders.parquet --mode replace
+  $ etl-extract sample-data/orders.csv | etl-load postgres://postgres@127.0.0.1/test --table etl_example_orders --mode upsert --key order_id
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state orders.state.json | etl-load orders.ndjson --mode append --state orders.state.json
 ";
 
@@ -123,7 +137,7 @@ pub enum TargetFormat {
     after_long_help = format!("{AFTER_HELP}\n{}", super::EXIT_CODES),
 )]
 pub struct LoadArgs {
-    /// SQLite database file (created if missing), or a .csv/.tsv/.ndjson file, or - for stdout
+    /// SQLite database file (created if missing), postgres:// URL, .csv/.tsv/.ndjson/.parquet file, or - for stdout
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
 
@@ -166,6 +180,10 @@ pub struct LoadArgs {
     /// Let --mode replace empty the table when the input has no lines at all
     #[arg(long)]
     pub allow_empty: bool,
+
+    /// PostgreSQL schema of the table and of its _etl_state table (created if missing)
+    #[arg(long, value_name = "NAME", default_value = "public")]
+    pub schema_name: String,
 
     /// For a file target: the JSON file that keeps incremental bookmarks
     /// (a database target keeps them in its _etl_state table)

@@ -1,0 +1,12 @@
+//! PostgreSQL as a source and a target: connections that follow libpq's
+//! conventions and never show a password, a streamed source, and a sink
+//! that writes with COPY.
+
+pub mod conn;
+pub mod sink;
+pub mod source;
+
+/// Is `target` a PostgreSQL connection URL?
+pub fn is_url(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
+}

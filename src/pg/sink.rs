@@ -1,0 +1,666 @@
+//! A PostgreSQL table as a sink. Rows travel with COPY: straight into the
+//! table for append, through a temporary staging table for replace and
+//! upsert, so that the table is emptied (replace) or merged (upsert) only
+//! at the end, inside the same transaction as everything else. Values are
+//! checked against their columns before they are sent, so a bad row is a
+//! reject, not a failed COPY. The bookmark is stored in `_etl_state` in the
+//! target schema, in the same transaction.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use postgres::Client;
+use serde_json::Value;
+
+use super::conn::quote;
+use super::source::db_message;
+use crate::format::flat::{Fields, Raw};
+use crate::record::{FieldType, Schema};
+use crate::sink::Sink;
+use crate::sink::convert::{exact_float, type_of_value, widen};
+use crate::sink::sqlite::check_starting_point;
+use crate::sink::table::{TableOptions, WriteMode};
+use crate::wire::End;
+
+/// COPY data is sent in chunks of about this many bytes.
+const CHUNK: usize = 4 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Int(i64, i64),
+    Float,
+    Numeric,
+    Bool,
+    Text,
+    Json,
+    /// date, timestamp, uuid, ...: text the server checks.
+    Other,
+}
+
+impl Kind {
+    fn from_typname(name: &str) -> Kind {
+        match name {
+            "int2" => Kind::Int(i64::from(i16::MIN), i64::from(i16::MAX)),
+            "int4" => Kind::Int(i64::from(i32::MIN), i64::from(i32::MAX)),
+            "int8" => Kind::Int(i64::MIN, i64::MAX),
+            "float4" | "float8" => Kind::Float,
+            "numeric" => Kind::Numeric,
+            "bool" => Kind::Bool,
+            "text" | "varchar" | "bpchar" | "name" | "citext" => Kind::Text,
+            "json" | "jsonb" => Kind::Json,
+            _ => Kind::Other,
+        }
+    }
+
+    fn declared(t: FieldType) -> &'static str {
+        match t {
+            FieldType::Integer => "bigint",
+            FieldType::Float => "double precision",
+            FieldType::Boolean => "boolean",
+            FieldType::Text => "text",
+            FieldType::Json => "jsonb",
+        }
+    }
+
+    fn of(t: FieldType) -> Kind {
+        match t {
+            FieldType::Integer => Kind::Int(i64::MIN, i64::MAX),
+            FieldType::Float => Kind::Float,
+            FieldType::Boolean => Kind::Bool,
+            FieldType::Text => Kind::Text,
+            FieldType::Json => Kind::Json,
+        }
+    }
+}
+
+struct Column {
+    name: String,
+    kind: Kind,
+    type_name: String,
+}
+
+/// Loads into one PostgreSQL table inside one transaction.
+pub struct PgSink<'c> {
+    client: &'c mut Client,
+    name: String,
+    schema: String,
+    table: String,
+    qtable: String,
+    options: TableOptions,
+    exists: bool,
+    columns: Vec<Column>,
+    null_only: Vec<String>,
+    staged: bool,
+    chunk: Vec<u8>,
+    chunk_columns: usize,
+    ends: Vec<End>,
+    log: Vec<String>,
+    deleted: u64,
+}
+
+fn pg_err(what: &str) -> impl Fn(postgres::Error) -> anyhow::Error + '_ {
+    move |e| anyhow::anyhow!("{what}: {}", db_message(&e))
+}
+
+impl<'c> PgSink<'c> {
+    /// Starts the transaction, takes the table's load lock (a second load
+    /// of the same table waits) and reads the table's columns.
+    pub fn new(
+        client: &'c mut Client,
+        name: &str,
+        schema: &str,
+        table: &str,
+        options: TableOptions,
+    ) -> Result<Self> {
+        let qtable = format!("{}.{}", quote(schema), quote(table));
+        let mut sink = PgSink {
+            client,
+            name: name.to_string(),
+            schema: schema.to_string(),
+            table: table.to_string(),
+            qtable,
+            staged: options.mode != WriteMode::Append,
+            options,
+            exists: false,
+            columns: Vec::new(),
+            null_only: Vec::new(),
+            chunk: Vec::with_capacity(CHUNK + 65_536),
+            chunk_columns: 0,
+            ends: Vec::new(),
+            log: Vec::new(),
+            deleted: 0,
+        };
+        sink.begin()?;
+        Ok(sink)
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.client
+            .batch_execute("BEGIN")
+            .map_err(pg_err("cannot start a transaction"))?;
+        self.client
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                &[&format!("etlkit:{}", self.qtable)],
+            )
+            .map_err(pg_err("cannot take the table's load lock"))?;
+        let rows = self
+            .client
+            .query(
+                "SELECT a.attname::text, t.typname::text, format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+                 ORDER BY a.attnum",
+                &[&self.qtable],
+            )
+            .map_err(pg_err("cannot read the table's columns"))?;
+        self.exists = !rows.is_empty();
+        self.columns = rows
+            .iter()
+            .map(|r| Column {
+                name: r.get(0),
+                kind: Kind::from_typname(r.get(1)),
+                type_name: r.get(2),
+            })
+            .collect();
+        if self.exists && self.staged {
+            self.create_staging()?;
+        }
+        Ok(())
+    }
+
+    fn create_staging(&mut self) -> Result<()> {
+        self.client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS etl_stage (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP; \
+                 ALTER TABLE etl_stage ADD COLUMN IF NOT EXISTS _etl_seq bigserial",
+                self.qtable
+            ))
+            .map_err(pg_err("cannot create the staging table"))
+    }
+
+    fn copy_target(&self) -> String {
+        if self.staged {
+            "etl_stage".into()
+        } else {
+            self.qtable.clone()
+        }
+    }
+
+    /// Sends the buffered COPY rows.
+    fn flush(&mut self) -> Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = self.columns[..self.chunk_columns]
+            .iter()
+            .map(|c| quote(&c.name))
+            .collect();
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN",
+            self.copy_target(),
+            names.join(", ")
+        );
+        let mut writer = self
+            .client
+            .copy_in(&sql)
+            .map_err(pg_err("cannot start COPY"))?;
+        writer.write_all(&self.chunk).context("cannot send rows")?;
+        writer
+            .finish()
+            .map_err(|e| anyhow::anyhow!("{}: COPY failed: {}", self.name, db_message(&e)))?;
+        self.chunk.clear();
+        Ok(())
+    }
+
+    fn add_columns(&mut self, columns: &[(String, FieldType)]) -> Result<()> {
+        if columns.is_empty() {
+            return Ok(());
+        }
+        self.flush()?;
+        if !self.exists {
+            if !self.schema.is_empty() {
+                self.client
+                    .batch_execute(&format!(
+                        "CREATE SCHEMA IF NOT EXISTS {}",
+                        quote(&self.schema)
+                    ))
+                    .map_err(pg_err("cannot create the schema"))?;
+            }
+            let defs: Vec<String> = columns
+                .iter()
+                .map(|(n, t)| format!("{} {}", quote(n), Kind::declared(*t)))
+                .collect();
+            self.client
+                .batch_execute(&format!(
+                    "CREATE TABLE {} ({})",
+                    self.qtable,
+                    defs.join(", ")
+                ))
+                .map_err(pg_err("cannot create the table"))?;
+            self.log.push(format!(
+                "created table {}: {}",
+                self.qtable,
+                defs.join(", ")
+            ));
+            self.exists = true;
+            for (n, t) in columns {
+                self.columns.push(Column {
+                    name: n.clone(),
+                    kind: Kind::of(*t),
+                    type_name: Kind::declared(*t).into(),
+                });
+            }
+            if self.staged {
+                self.create_staging()?;
+            }
+        } else {
+            for (n, t) in columns {
+                let mut sql = format!(
+                    "ALTER TABLE {} ADD COLUMN {} {}",
+                    self.qtable,
+                    quote(n),
+                    Kind::declared(*t)
+                );
+                if self.staged {
+                    sql.push_str(&format!(
+                        "; ALTER TABLE etl_stage ADD COLUMN {} {}",
+                        quote(n),
+                        Kind::declared(*t)
+                    ));
+                }
+                self.client
+                    .batch_execute(&sql)
+                    .map_err(pg_err("cannot add a column"))?;
+                self.log
+                    .push(format!("added column {n:?} to {}", self.qtable));
+                self.columns.push(Column {
+                    name: n.clone(),
+                    kind: Kind::of(*t),
+                    type_name: Kind::declared(*t).into(),
+                });
+            }
+        }
+        self.null_only
+            .retain(|n| !columns.iter().any(|(c, _)| c.eq_ignore_ascii_case(n)));
+        Ok(())
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// Moves staged rows into the table (replace empties it first; upsert
+    /// merges by key, the last record for a key winning), then stores the
+    /// bookmarks: the end of every transaction.
+    fn settle(&mut self) -> Result<()> {
+        let pending: Vec<(String, FieldType)> = std::mem::take(&mut self.null_only)
+            .into_iter()
+            .map(|n| (n, FieldType::Text))
+            .collect();
+        if !self.options.strict || !self.exists {
+            self.add_columns(&pending)?;
+        }
+        self.flush()?;
+        if self.staged && self.exists {
+            let cols: Vec<String> = self.columns.iter().map(|c| quote(&c.name)).collect();
+            let cols = cols.join(", ");
+            match self.options.mode {
+                WriteMode::Replace => {
+                    self.client
+                        .batch_execute(&format!(
+                            "TRUNCATE {t}; INSERT INTO {t} ({cols}) SELECT {cols} FROM etl_stage ORDER BY _etl_seq; \
+                             TRUNCATE etl_stage",
+                            t = self.qtable
+                        ))
+                        .map_err(pg_err("cannot replace the table's rows"))?;
+                }
+                WriteMode::Upsert => self.merge(&cols)?,
+                WriteMode::Append => {}
+            }
+        }
+        if !self.ends.iter().any(|e| e.bookmark.is_some()) {
+            self.ends.clear();
+            return Ok(());
+        }
+        let state = format!("{}.\"_etl_state\"", quote(&self.schema));
+        self.client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {state} (stream text PRIMARY KEY, bookmark json NOT NULL, \
+                 rows bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+            ))
+            .map_err(pg_err("cannot create the state table"))?;
+        for end in std::mem::take(&mut self.ends) {
+            if let Some(bookmark) = &end.bookmark {
+                self.client
+                    .execute(
+                        &format!(
+                            "INSERT INTO {state} (stream, bookmark, rows) VALUES ($1, $2::text::json, $3) \
+                             ON CONFLICT (stream) DO UPDATE SET bookmark = excluded.bookmark, \
+                             rows = excluded.rows, updated_at = now()"
+                        ),
+                        &[&end.stream, &bookmark.to_string(), &(end.rows as i64)],
+                    )
+                    .map_err(pg_err("cannot store the bookmark"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, cols: &str) -> Result<()> {
+        let keys: Vec<String> = self.options.keys.iter().map(|k| quote(k)).collect();
+        let keys = keys.join(", ");
+        self.client
+            .batch_execute(&format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({keys})",
+                quote(&format!("{}__etl_key", self.table)),
+                self.qtable
+            ))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot upsert into {} by key ({keys}): {}",
+                    self.qtable,
+                    db_message(&e)
+                )
+            })?;
+        let latest = format!(
+            "(SELECT DISTINCT ON ({keys}) * FROM etl_stage ORDER BY {keys}, _etl_seq DESC) AS s"
+        );
+        let mut keep = String::new();
+        if let Some(flag) = &self.options.delete_when {
+            let on: Vec<String> = self
+                .options
+                .keys
+                .iter()
+                .map(|k| format!("t.{k} = s.{k}", k = quote(k)))
+                .collect();
+            let deleted = self
+                .client
+                .execute(
+                    &format!(
+                        "DELETE FROM {} AS t USING {latest} WHERE s.{} IS TRUE AND {}",
+                        self.qtable,
+                        quote(flag),
+                        on.join(" AND ")
+                    ),
+                    &[],
+                )
+                .map_err(pg_err("cannot apply deletes"))?;
+            self.deleted += deleted;
+            keep = format!(" WHERE s.{} IS NOT TRUE", quote(flag));
+        }
+        let updates: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| !self.options.keys.contains(&c.name))
+            .map(|c| format!("{n} = excluded.{n}", n = quote(&c.name)))
+            .collect();
+        let action = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        let select: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("s.{}", quote(&c.name)))
+            .collect();
+        self.client
+            .batch_execute(&format!(
+                "INSERT INTO {} ({cols}) SELECT {} FROM {latest}{keep} ON CONFLICT ({keys}) {action}; \
+                 TRUNCATE etl_stage",
+                self.qtable,
+                select.join(", ")
+            ))
+            .map_err(pg_err("cannot upsert"))?;
+        Ok(())
+    }
+}
+
+/// Appends `text` to a COPY row, escaped for the text format.
+fn copy_text(out: &mut Vec<u8>, text: &str) {
+    for b in text.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// Appends one value for a column of `kind`, or says why it does not fit.
+fn copy_value(
+    out: &mut Vec<u8>,
+    kind: Kind,
+    type_name: &str,
+    value: &Raw<'_>,
+) -> Result<(), String> {
+    let misfit = || format!("{} does not fit a {type_name} column", value.describe());
+    if let Raw::Str(s) | Raw::Nested(s) = value
+        && s.contains('\0')
+    {
+        return Err("text with a NUL character cannot be stored in PostgreSQL".into());
+    }
+    match (kind, value) {
+        (_, Raw::Null) => out.extend_from_slice(b"\\N"),
+        (Kind::Int(min, max), Raw::Number(n)) => {
+            let i: i64 = n.parse().map_err(|_| misfit())?;
+            if i < min || i > max {
+                return Err(misfit());
+            }
+            out.extend_from_slice(n.as_bytes());
+        }
+        (Kind::Float, Raw::Number(n)) => {
+            exact_float(n).ok_or_else(misfit)?;
+            out.extend_from_slice(n.as_bytes());
+        }
+        (Kind::Numeric, Raw::Number(n)) => out.extend_from_slice(n.as_bytes()),
+        (Kind::Bool, Raw::Bool(b)) => out.push(if *b { b't' } else { b'f' }),
+        (Kind::Text | Kind::Other, Raw::Str(s)) => copy_text(out, s),
+        (Kind::Text, Raw::Number(n) | Raw::Nested(n)) => copy_text(out, n),
+        (Kind::Text, Raw::Bool(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        (Kind::Json, other) => copy_text(out, &other.to_json()),
+        _ => return Err(misfit()),
+    }
+    Ok(())
+}
+
+impl Sink for PgSink<'_> {
+    fn check_start(&mut self, stream: &str, from: &Value) -> Result<()> {
+        let state = format!("{}.\"_etl_state\"", quote(&self.schema));
+        let exists: bool = self
+            .client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&state])
+            .map_err(pg_err("cannot look for the state table"))?
+            .get(0);
+        let stored = if exists {
+            let row = self
+                .client
+                .query_opt(
+                    &format!("SELECT bookmark::text FROM {state} WHERE stream = $1 FOR UPDATE"),
+                    &[&stream],
+                )
+                .map_err(pg_err("cannot read the bookmark"))?;
+            match row {
+                Some(r) => serde_json::from_str(r.get::<_, &str>(0))
+                    .context("stored bookmark is not JSON")?,
+                None => Value::Null,
+            }
+        } else {
+            Value::Null
+        };
+        check_starting_point(stream, &stored, from)
+    }
+
+    fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
+        let mut wanted: Vec<(String, Option<FieldType>)> =
+            schema.iter().map(|(n, t)| (n.clone(), Some(*t))).collect();
+        let declared = wanted.len();
+        for fields in sample {
+            for (name, value) in fields.iter() {
+                let i = match wanted.iter().position(|(n, _)| n == name) {
+                    Some(i) => i,
+                    None => {
+                        wanted.push((name.to_string(), None));
+                        wanted.len() - 1
+                    }
+                };
+                if i >= declared
+                    && let Some(t) = type_of_value(value)
+                {
+                    wanted[i].1 = Some(wanted[i].1.map_or(t, |old| widen(old, t)));
+                }
+            }
+        }
+        let missing: Vec<(String, FieldType)> = wanted
+            .into_iter()
+            .filter(|(n, _)| self.find(n).is_none())
+            .map(|(n, t)| (n, t.unwrap_or(FieldType::Text)))
+            .collect();
+        if !(self.options.strict && self.exists) {
+            self.add_columns(&missing)?;
+        }
+        for key in &self.options.keys {
+            if self.find(key).is_none() {
+                return Err(crate::error::usage(format!(
+                    "key column {key:?} is neither in the input nor in table {}",
+                    self.qtable
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, fields: &Fields<'_>, _line: &[u8]) -> Result<Result<(), String>> {
+        for key in &self.options.keys {
+            if fields
+                .iter()
+                .find(|(n, _)| n == key)
+                .is_none_or(|(_, v)| v.is_null())
+            {
+                return Ok(Err(format!("key field {key:?} is null or missing")));
+            }
+        }
+        let mut new_columns = Vec::new();
+        for (name, value) in fields {
+            if self.find(name).is_none() {
+                if self.options.strict {
+                    return Ok(Err(format!(
+                        "field {name:?} is not a column of {} (--schema strict)",
+                        self.qtable
+                    )));
+                }
+                match type_of_value(value) {
+                    Some(t) => new_columns.push((name.to_string(), t)),
+                    None if !self.null_only.iter().any(|n| n == name) => {
+                        self.null_only.push(name.to_string());
+                    }
+                    None => {}
+                }
+            }
+        }
+        if !new_columns.is_empty() {
+            self.add_columns(&new_columns)?;
+        }
+        if self.chunk_columns != self.columns.len() {
+            self.flush()?;
+            self.chunk_columns = self.columns.len();
+        }
+        let start = self.chunk.len();
+        for (i, column) in self.columns.iter().enumerate() {
+            if i > 0 {
+                self.chunk.push(b'\t');
+            }
+            let value = fields
+                .iter()
+                .find(|(n, _)| *n == column.name)
+                .map_or(&Raw::Null, |(_, v)| v);
+            if let Err(reason) = copy_value(&mut self.chunk, column.kind, &column.type_name, value)
+            {
+                self.chunk.truncate(start);
+                return Ok(Err(format!("column {:?}: {reason}", column.name)));
+            }
+        }
+        self.chunk.push(b'\n');
+        if self.chunk.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(Ok(()))
+    }
+
+    fn end_stream(&mut self, end: &End) -> Result<()> {
+        self.ends.push(end.clone());
+        Ok(())
+    }
+
+    fn commit_point(&mut self) -> Result<()> {
+        self.settle()?;
+        self.client
+            .batch_execute("COMMIT")
+            .map_err(pg_err("cannot commit"))?;
+        self.begin()
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<Vec<String>> {
+        self.settle()?;
+        self.client
+            .batch_execute("COMMIT")
+            .map_err(|e| anyhow::anyhow!("{}: cannot commit: {}", self.name, db_message(&e)))?;
+        let mut log = std::mem::take(&mut self.log);
+        if self.deleted > 0 {
+            log.push(format!("deleted {} rows (--delete-when)", self.deleted));
+        }
+        Ok(log)
+    }
+
+    fn abort(self: Box<Self>) {
+        // The server rolls back if this fails too (the session ends).
+        let _ = self.client.batch_execute("ROLLBACK");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_escapes_and_checks() {
+        let mut out = Vec::new();
+        copy_value(&mut out, Kind::Text, "text", &Raw::Str("a\tb\\c\nd".into())).unwrap();
+        assert_eq!(out, b"a\\tb\\\\c\\nd");
+        out.clear();
+        assert!(
+            copy_value(
+                &mut out,
+                Kind::Int(-32768, 32767),
+                "smallint",
+                &Raw::Number("40000".into())
+            )
+            .is_err()
+        );
+        assert!(
+            copy_value(
+                &mut out,
+                Kind::Int(i64::MIN, i64::MAX),
+                "bigint",
+                &Raw::Str("1".into())
+            )
+            .is_err()
+        );
+        assert!(copy_value(&mut out, Kind::Text, "text", &Raw::Str("nul\0".into())).is_err());
+        out.clear();
+        copy_value(&mut out, Kind::Json, "jsonb", &Raw::Str("x".into())).unwrap();
+        assert_eq!(out, b"\"x\"");
+        out.clear();
+        copy_value(
+            &mut out,
+            Kind::Numeric,
+            "numeric",
+            &Raw::Number("12345678901234567890.123".into()),
+        )
+        .unwrap();
+        assert_eq!(out, b"12345678901234567890.123");
+    }
+}
