@@ -10,3 +10,4 @@ mod incremental;
 mod load;
 mod modes;
 mod pipeline;
+mod postgres;

@@ -417,6 +417,16 @@ impl<'c> PgSink<'c> {
     }
 }
 
+/// `-?digits[.digits]`: text a numeric column takes without change.
+fn is_decimal_text(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = body.split_once('.').unwrap_or((body, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Appends `text` to a COPY row, escaped for the text format.
 fn copy_text(out: &mut Vec<u8>, text: &str) {
     for b in text.bytes() {
@@ -457,6 +467,9 @@ fn copy_value(
             out.extend_from_slice(n.as_bytes());
         }
         (Kind::Numeric, Raw::Number(n)) => out.extend_from_slice(n.as_bytes()),
+        // Exact decimals often travel as text (a SQLite TEXT column keeps
+        // every digit); text that is a plain decimal number goes in as is.
+        (Kind::Numeric, Raw::Str(s)) if is_decimal_text(s) => out.extend_from_slice(s.as_bytes()),
         (Kind::Bool, Raw::Bool(b)) => out.push(if *b { b't' } else { b'f' }),
         (Kind::Text | Kind::Other, Raw::Str(s)) => copy_text(out, s),
         (Kind::Text, Raw::Number(n) | Raw::Nested(n)) => copy_text(out, n),

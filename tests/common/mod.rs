@@ -191,3 +191,76 @@ pub fn extract_records(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
     assert_eq!(code(&out), 0, "etl-extract {args:?}: {}", stderr(&out));
     records(&stdout(&out))
 }
+
+/// The PostgreSQL server the tests use: ETLKIT_TEST_PG, else the local
+/// test database. `None` (with a loud note) when it is not reachable,
+/// unless ETLKIT_REQUIRE_POSTGRES is set, as in CI: then it is a failure.
+pub fn pg_url() -> Option<String> {
+    let url = std::env::var("ETLKIT_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    match postgres::Client::connect(&url, postgres::NoTls) {
+        Ok(_) => Some(url),
+        Err(e) => {
+            if std::env::var_os("ETLKIT_REQUIRE_POSTGRES").is_some() {
+                panic!("PostgreSQL is required (ETLKIT_REQUIRE_POSTGRES) but unreachable: {e}");
+            }
+            eprintln!(
+                "SKIPPED: PostgreSQL test: no server at the test URL ({e}); set ETLKIT_TEST_PG"
+            );
+            None
+        }
+    }
+}
+
+/// A schema of its own for one test, dropped when the test ends.
+pub struct PgSchema {
+    pub url: String,
+    pub name: String,
+}
+
+impl PgSchema {
+    pub fn new(test: &str) -> Option<PgSchema> {
+        let url = pg_url()?;
+        let name = format!("etl_t_{test}_{}", std::process::id());
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .expect("schema");
+        Some(PgSchema { url, name })
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect")
+    }
+
+    /// Rows of a query, each as its columns' text joined by '|'.
+    pub fn rows(&self, sql: &str) -> Vec<String> {
+        let sql = format!(
+            "SELECT (SELECT string_agg(coalesce(x.value, ''), '|' ORDER BY x.n) \
+             FROM json_each_text(row_to_json(t)) WITH ORDINALITY AS x(key, value, n)) FROM ({sql}) AS t"
+        );
+        self.client()
+            .query(&sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+            .collect()
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        self.client()
+            .query_one(&format!("SELECT count(*) FROM {}.{table}", self.name), &[])
+            .expect("count")
+            .get(0)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.url, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
