@@ -241,15 +241,9 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
             options,
             postgres: Some(url),
         } => {
-            let mut client = crate::pg::conn::connect(url)?;
-            let result = PgSink::new(
-                &mut client,
-                &db_name,
-                &args.schema_name,
-                table,
-                options.clone(),
-            )
-            .and_then(|sink| load.drive(input.reader, Box::new(sink)));
+            let client = crate::pg::conn::connect(url)?;
+            let result = PgSink::new(client, &db_name, &args.schema_name, table, options.clone())
+                .and_then(|sink| load.drive(input.reader, Box::new(sink)));
             (result, format!("table {table:?} in {db_name}"))
         }
         Target::Database {

@@ -8,7 +8,10 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result, bail};
 use postgres::Client;
 use serde_json::Value;
 
@@ -79,9 +82,19 @@ struct Column {
     type_name: String,
 }
 
+/// A COPY in progress on a writer thread, which holds the connection
+/// until the COPY ends: rows are parsed here while the server stores the
+/// previous chunk.
+struct CopyStream {
+    chunks: SyncSender<Vec<u8>>,
+    done: JoinHandle<(Client, Result<()>)>,
+    columns: usize,
+}
+
 /// Loads into one PostgreSQL table inside one transaction.
-pub struct PgSink<'c> {
-    client: &'c mut Client,
+pub struct PgSink {
+    client: Option<Client>,
+    copy: Option<CopyStream>,
     name: String,
     schema: String,
     table: String,
@@ -98,15 +111,37 @@ pub struct PgSink<'c> {
     deleted: u64,
 }
 
+/// The connection, once any COPY in progress has finished (its error, if
+/// the server refused the rows, surfaces here). A free function so that
+/// callers can borrow the sink's other fields at the same time.
+fn conn<'a>(
+    copy: &mut Option<CopyStream>,
+    client: &'a mut Option<Client>,
+    name: &str,
+) -> Result<&'a mut Client> {
+    if let Some(stream) = copy.take() {
+        drop(stream.chunks);
+        let (returned, result) = stream
+            .done
+            .join()
+            .map_err(|_| anyhow::anyhow!("the COPY writer thread panicked"))?;
+        *client = Some(returned);
+        result.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    }
+    client
+        .as_mut()
+        .context("the connection was lost with a failed COPY")
+}
+
 fn pg_err(what: &str) -> impl Fn(postgres::Error) -> anyhow::Error + '_ {
     move |e| anyhow::anyhow!("{what}: {}", db_message(&e))
 }
 
-impl<'c> PgSink<'c> {
+impl PgSink {
     /// Starts the transaction, takes the table's load lock (a second load
     /// of the same table waits) and reads the table's columns.
     pub fn new(
-        client: &'c mut Client,
+        client: Client,
         name: &str,
         schema: &str,
         table: &str,
@@ -114,7 +149,8 @@ impl<'c> PgSink<'c> {
     ) -> Result<Self> {
         let qtable = format!("{}.{}", quote(schema), quote(table));
         let mut sink = PgSink {
-            client,
+            client: Some(client),
+            copy: None,
             name: name.to_string(),
             schema: schema.to_string(),
             table: table.to_string(),
@@ -135,17 +171,16 @@ impl<'c> PgSink<'c> {
     }
 
     fn begin(&mut self) -> Result<()> {
-        self.client
+        conn(&mut self.copy, &mut self.client, &self.name)?
             .batch_execute("BEGIN")
             .map_err(pg_err("cannot start a transaction"))?;
-        self.client
+        conn(&mut self.copy, &mut self.client, &self.name)?
             .execute(
                 "SELECT pg_advisory_xact_lock(hashtext($1))",
                 &[&format!("etlkit:{}", self.qtable)],
             )
             .map_err(pg_err("cannot take the table's load lock"))?;
-        let rows = self
-            .client
+        let rows = conn(&mut self.copy, &mut self.client, &self.name)?
             .query(
                 "SELECT a.attname::text, t.typname::text, format_type(a.atttypid, a.atttypmod) \
                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
@@ -170,7 +205,7 @@ impl<'c> PgSink<'c> {
     }
 
     fn create_staging(&mut self) -> Result<()> {
-        self.client
+        conn(&mut self.copy, &mut self.client, &self.name)?
             .batch_execute(&format!(
                 "CREATE TEMP TABLE IF NOT EXISTS etl_stage (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP; \
                  ALTER TABLE etl_stage ADD COLUMN IF NOT EXISTS _etl_seq bigserial",
@@ -187,29 +222,59 @@ impl<'c> PgSink<'c> {
         }
     }
 
-    /// Sends the buffered COPY rows.
+    /// Hands the buffered rows to the COPY writer, starting one if needed.
     fn flush(&mut self) -> Result<()> {
         if self.chunk.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = self.columns[..self.chunk_columns]
-            .iter()
-            .map(|c| quote(&c.name))
-            .collect();
-        let sql = format!(
-            "COPY {} ({}) FROM STDIN",
-            self.copy_target(),
-            names.join(", ")
-        );
-        let mut writer = self
-            .client
-            .copy_in(&sql)
-            .map_err(pg_err("cannot start COPY"))?;
-        writer.write_all(&self.chunk).context("cannot send rows")?;
-        writer
-            .finish()
-            .map_err(|e| anyhow::anyhow!("{}: COPY failed: {}", self.name, db_message(&e)))?;
-        self.chunk.clear();
+        if self
+            .copy
+            .as_ref()
+            .is_some_and(|c| c.columns != self.chunk_columns)
+        {
+            conn(&mut self.copy, &mut self.client, &self.name)?;
+        }
+        if self.copy.is_none() {
+            let names: Vec<String> = self.columns[..self.chunk_columns]
+                .iter()
+                .map(|c| quote(&c.name))
+                .collect();
+            let sql = format!(
+                "COPY {} ({}) FROM STDIN",
+                self.copy_target(),
+                names.join(", ")
+            );
+            conn(&mut self.copy, &mut self.client, &self.name)?;
+            let mut client = self.client.take().context("no connection")?;
+            let (chunks, incoming) = sync_channel::<Vec<u8>>(2);
+            let done = std::thread::spawn(move || {
+                let result = (|| -> Result<()> {
+                    let mut writer = client
+                        .copy_in(&sql)
+                        .map_err(|e| anyhow::anyhow!("cannot start COPY: {}", db_message(&e)))?;
+                    for chunk in incoming {
+                        writer.write_all(&chunk).context("cannot send rows")?;
+                    }
+                    writer
+                        .finish()
+                        .map_err(|e| anyhow::anyhow!("COPY failed: {}", db_message(&e)))?;
+                    Ok(())
+                })();
+                (client, result)
+            });
+            self.copy = Some(CopyStream {
+                chunks,
+                done,
+                columns: self.chunk_columns,
+            });
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK + 65_536));
+        let sent = self.copy.as_ref().map(|c| c.chunks.send(chunk));
+        if let Some(Err(_)) = sent {
+            // The writer stopped early: collect its error.
+            conn(&mut self.copy, &mut self.client, &self.name)?;
+            bail!("{}: the COPY ended before all rows were sent", self.name);
+        }
         Ok(())
     }
 
@@ -220,7 +285,7 @@ impl<'c> PgSink<'c> {
         self.flush()?;
         if !self.exists {
             if !self.schema.is_empty() {
-                self.client
+                conn(&mut self.copy, &mut self.client, &self.name)?
                     .batch_execute(&format!(
                         "CREATE SCHEMA IF NOT EXISTS {}",
                         quote(&self.schema)
@@ -231,7 +296,7 @@ impl<'c> PgSink<'c> {
                 .iter()
                 .map(|(n, t)| format!("{} {}", quote(n), Kind::declared(*t)))
                 .collect();
-            self.client
+            conn(&mut self.copy, &mut self.client, &self.name)?
                 .batch_execute(&format!(
                     "CREATE TABLE {} ({})",
                     self.qtable,
@@ -269,7 +334,7 @@ impl<'c> PgSink<'c> {
                         Kind::declared(*t)
                     ));
                 }
-                self.client
+                conn(&mut self.copy, &mut self.client, &self.name)?
                     .batch_execute(&sql)
                     .map_err(pg_err("cannot add a column"))?;
                 self.log
@@ -307,7 +372,7 @@ impl<'c> PgSink<'c> {
             let cols = cols.join(", ");
             match self.options.mode {
                 WriteMode::Replace => {
-                    self.client
+                    conn(&mut self.copy, &mut self.client, &self.name)?
                         .batch_execute(&format!(
                             "TRUNCATE {t}; INSERT INTO {t} ({cols}) SELECT {cols} FROM etl_stage ORDER BY _etl_seq; \
                              TRUNCATE etl_stage",
@@ -324,7 +389,7 @@ impl<'c> PgSink<'c> {
             return Ok(());
         }
         let state = format!("{}.\"_etl_state\"", quote(&self.schema));
-        self.client
+        conn(&mut self.copy, &mut self.client, &self.name)?
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {state} (stream text PRIMARY KEY, bookmark json NOT NULL, \
                  rows bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
@@ -332,7 +397,7 @@ impl<'c> PgSink<'c> {
             .map_err(pg_err("cannot create the state table"))?;
         for end in std::mem::take(&mut self.ends) {
             if let Some(bookmark) = &end.bookmark {
-                self.client
+                conn(&mut self.copy, &mut self.client, &self.name)?
                     .execute(
                         &format!(
                             "INSERT INTO {state} (stream, bookmark, rows) VALUES ($1, $2::text::json, $3) \
@@ -350,7 +415,7 @@ impl<'c> PgSink<'c> {
     fn merge(&mut self, cols: &str) -> Result<()> {
         let keys: Vec<String> = self.options.keys.iter().map(|k| quote(k)).collect();
         let keys = keys.join(", ");
-        self.client
+        conn(&mut self.copy, &mut self.client, &self.name)?
             .batch_execute(&format!(
                 "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({keys})",
                 quote(&format!("{}__etl_key", self.table)),
@@ -374,8 +439,7 @@ impl<'c> PgSink<'c> {
                 .iter()
                 .map(|k| format!("t.{k} = s.{k}", k = quote(k)))
                 .collect();
-            let deleted = self
-                .client
+            let deleted = conn(&mut self.copy, &mut self.client, &self.name)?
                 .execute(
                     &format!(
                         "DELETE FROM {} AS t USING {latest} WHERE s.{} IS TRUE AND {}",
@@ -405,7 +469,7 @@ impl<'c> PgSink<'c> {
             .iter()
             .map(|c| format!("s.{}", quote(&c.name)))
             .collect();
-        self.client
+        conn(&mut self.copy, &mut self.client, &self.name)?
             .batch_execute(&format!(
                 "INSERT INTO {} ({cols}) SELECT {} FROM {latest}{keep} ON CONFLICT ({keys}) {action}; \
                  TRUNCATE etl_stage",
@@ -480,17 +544,15 @@ fn copy_value(
     Ok(())
 }
 
-impl Sink for PgSink<'_> {
+impl Sink for PgSink {
     fn check_start(&mut self, stream: &str, from: &Value) -> Result<()> {
         let state = format!("{}.\"_etl_state\"", quote(&self.schema));
-        let exists: bool = self
-            .client
+        let exists: bool = conn(&mut self.copy, &mut self.client, &self.name)?
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&state])
             .map_err(pg_err("cannot look for the state table"))?
             .get(0);
         let stored = if exists {
-            let row = self
-                .client
+            let row = conn(&mut self.copy, &mut self.client, &self.name)?
                 .query_opt(
                     &format!("SELECT bookmark::text FROM {state} WHERE stream = $1 FOR UPDATE"),
                     &[&stream],
@@ -610,7 +672,7 @@ impl Sink for PgSink<'_> {
 
     fn commit_point(&mut self) -> Result<()> {
         self.settle()?;
-        self.client
+        conn(&mut self.copy, &mut self.client, &self.name)?
             .batch_execute("COMMIT")
             .map_err(pg_err("cannot commit"))?;
         self.begin()
@@ -618,7 +680,7 @@ impl Sink for PgSink<'_> {
 
     fn commit(mut self: Box<Self>) -> Result<Vec<String>> {
         self.settle()?;
-        self.client
+        conn(&mut self.copy, &mut self.client, &self.name)?
             .batch_execute("COMMIT")
             .map_err(|e| anyhow::anyhow!("{}: cannot commit: {}", self.name, db_message(&e)))?;
         let mut log = std::mem::take(&mut self.log);
@@ -628,9 +690,11 @@ impl Sink for PgSink<'_> {
         Ok(log)
     }
 
-    fn abort(self: Box<Self>) {
+    fn abort(mut self: Box<Self>) {
         // The server rolls back if this fails too (the session ends).
-        let _ = self.client.batch_execute("ROLLBACK");
+        if let Ok(client) = conn(&mut self.copy, &mut self.client, &self.name) {
+            let _ = client.batch_execute("ROLLBACK");
+        }
     }
 }
 
