@@ -283,6 +283,7 @@ pub fn run(args: ExtractArgs) -> Result<Outcome> {
             .as_ref()
             .filter(|_| plan.incremental.as_ref().is_some_and(|i| i.state.is_some()))
             .map(Incremental::starting_point),
+        batch: None,
     };
     // The SQL range is fixed before the filter starts moving the bookmark.
     let window_bounds = incremental

@@ -20,4 +20,5 @@ pub mod sink;
 pub mod source;
 pub mod sqlite;
 pub mod state;
+pub mod watch;
 pub mod wire;

@@ -341,6 +341,8 @@ impl Load<'_> {
         let mut schema: Schema = Vec::new();
         let mut sample: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut prepared = false;
+        // Inside a batch that was committed before (sent again after a crash).
+        let mut skipping = false;
         let mut line = Vec::with_capacity(4096);
         let mut line_no = 0u64;
         loop {
@@ -374,6 +376,16 @@ impl Load<'_> {
                     if let Some(from) = &begin.from {
                         sink.check_start(&begin.stream, from)?;
                     }
+                    if let Some(batch) = &begin.batch {
+                        skipping = sink.batch_committed(batch)?;
+                        if skipping {
+                            self.progress.detail(&format!(
+                                "batch {batch} was committed before; skipping it"
+                            ));
+                        } else {
+                            sink.record_batch(batch)?;
+                        }
+                    }
                     for (name, t) in begin.schema {
                         if !schema.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
                             schema.push((name, t));
@@ -382,6 +394,9 @@ impl Load<'_> {
                     if prepared {
                         sink.prepare(&schema, &[])?;
                     }
+                }
+                if kind == "end" && std::mem::take(&mut skipping) {
+                    continue;
                 }
                 if kind == "end" {
                     let end = End::from_control(&obj)
@@ -406,6 +421,10 @@ impl Load<'_> {
                 .record(line_no)
                 .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
             self.counts.read += 1;
+            if skipping {
+                self.counts.skipped += 1;
+                continue;
+            }
             if prepared {
                 self.write(sink, line_no, text, flat::parse_object(text))?;
             } else {

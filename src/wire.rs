@@ -30,6 +30,10 @@ pub struct Begin {
     /// on a first run). A loader that stores bookmarks refuses the stream if
     /// its stored bookmark is no longer this one: another run got there first.
     pub from: Option<Value>,
+    /// For a batch from `etl-watch`: an id derived from the source
+    /// positions it covers. A database load that already committed this id
+    /// skips the batch, so a batch resent after a crash repeats nothing.
+    pub batch: Option<String>,
 }
 
 /// What a producer says after its last record, on success only.
@@ -64,6 +68,9 @@ impl Begin {
         if let Some(from) = &self.from {
             obj.insert("from".into(), from.clone());
         }
+        if let Some(batch) = &self.batch {
+            obj.insert("batch".into(), batch.clone().into());
+        }
         Value::Object(obj).to_string()
     }
 
@@ -85,6 +92,7 @@ impl Begin {
             source: obj.get("source").and_then(Value::as_str).map(String::from),
             schema,
             from: obj.get("from").cloned(),
+            batch: obj.get("batch").and_then(Value::as_str).map(String::from),
         }
     }
 }
@@ -327,6 +335,7 @@ mod tests {
                 ("zip".into(), FieldType::Text),
             ],
             from: Some(Value::Null),
+            batch: Some("f00d".into()),
         };
         let line = begin.to_line();
         assert!(looks_like_control(line.as_bytes()));

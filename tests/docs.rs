@@ -14,6 +14,7 @@ fn commands() -> Vec<clap::Command> {
     vec![
         etlkit::cli::extract::ExtractArgs::command(),
         etlkit::cli::load::LoadArgs::command(),
+        etlkit::cli::watch::WatchArgs::command(),
     ]
 }
 
@@ -105,7 +106,11 @@ fn man_pages_are_current() {
 fn help_output_matches_snapshots() {
     for command in commands() {
         let name = command.get_name().to_string();
-        let bin = if name == "etl-extract" { EXTRACT } else { LOAD };
+        let bin = match name.as_str() {
+            "etl-extract" => EXTRACT,
+            "etl-load" => LOAD,
+            _ => WATCH,
+        };
         let dir = tempdir();
         for flag in ["--help", "-h"] {
             let mut c = cmd(bin, dir.path());
@@ -131,7 +136,11 @@ fn help_examples_run() {
     let dir = tempdir();
     copy_dir(&root().join("sample-data"), &dir.path().join("sample-data"));
     let mut ran = 0;
-    for (bin, command) in [(EXTRACT, "etl-extract"), (LOAD, "etl-load")] {
+    for (bin, command) in [
+        (EXTRACT, "etl-extract"),
+        (LOAD, "etl-load"),
+        (WATCH, "etl-watch"),
+    ] {
         let mut c = cmd(bin, dir.path());
         c.env("COLUMNS", "1000").arg("--help");
         let help = stdout(&run(c));

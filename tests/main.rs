@@ -11,3 +11,4 @@ mod load;
 mod modes;
 mod pipeline;
 mod postgres;
+mod watch;

@@ -114,6 +114,7 @@ pub struct CsvParser<R> {
     quoting: Quoting,
     line_buf: Vec<u8>,
     lines_read: u64,
+    bytes_read: u64,
     first: bool,
 }
 
@@ -128,6 +129,7 @@ impl<R: BufRead> CsvParser<R> {
             quoting,
             line_buf: Vec::with_capacity(4096),
             lines_read: 0,
+            bytes_read: 0,
             first: true,
         }
     }
@@ -135,6 +137,11 @@ impl<R: BufRead> CsvParser<R> {
     /// Lines consumed so far.
     pub fn lines_read(&self) -> u64 {
         self.lines_read
+    }
+
+    /// Bytes consumed so far (a BOM included).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// Reads one physical line into `line_buf`; false at EOF.
@@ -148,6 +155,7 @@ impl<R: BufRead> CsvParser<R> {
             return Ok(false);
         }
         self.lines_read += 1;
+        self.bytes_read += n as u64;
         if self.first {
             self.first = false;
             if self.line_buf.starts_with(b"\xEF\xBB\xBF") {

@@ -670,6 +670,41 @@ impl Sink for PgSink {
         Ok(())
     }
 
+    fn batch_committed(&mut self, id: &str) -> Result<bool> {
+        let table = format!("{}.\"_etl_batches\"", quote(&self.schema));
+        let client = conn(&mut self.copy, &mut self.client, &self.name)?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .map_err(pg_err("cannot look for the batch table"))?
+            .get(0);
+        if !exists {
+            return Ok(false);
+        }
+        Ok(client
+            .query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[&id])
+            .map_err(pg_err("cannot read the batch table"))?
+            .is_some())
+    }
+
+    fn record_batch(&mut self, id: &str) -> Result<()> {
+        let table = format!("{}.\"_etl_batches\"", quote(&self.schema));
+        let client = conn(&mut self.copy, &mut self.client, &self.name)?;
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {}; \
+                 CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, committed_at timestamptz NOT NULL DEFAULT now())",
+                quote(&self.schema)
+            ))
+            .map_err(pg_err("cannot create the batch table"))?;
+        client
+            .execute(
+                &format!("INSERT INTO {table} (id) VALUES ($1) ON CONFLICT DO NOTHING"),
+                &[&id],
+            )
+            .map_err(pg_err("cannot record the batch"))?;
+        Ok(())
+    }
+
     fn commit_point(&mut self) -> Result<()> {
         self.settle()?;
         conn(&mut self.copy, &mut self.client, &self.name)?

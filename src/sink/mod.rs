@@ -30,6 +30,17 @@ pub trait Sink {
     /// A stream ended: keep its bookmark with the data.
     fn end_stream(&mut self, end: &End) -> Result<()>;
 
+    /// Has a batch with this id (from `etl-watch`) been committed before?
+    /// Targets that cannot tell answer no.
+    fn batch_committed(&mut self, _id: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Records a batch id, committed with the batch's rows.
+    fn record_batch(&mut self, _id: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// Makes everything written so far durable and visible (a segment
     /// commit); the run goes on in a new transaction.
     fn commit_point(&mut self) -> Result<()>;

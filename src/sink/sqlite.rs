@@ -17,6 +17,9 @@ use crate::record::Schema;
 use crate::state;
 use crate::wire::End;
 
+/// The table that remembers which `etl-watch` batches were committed.
+pub const BATCH_TABLE: &str = "_etl_batches";
+
 /// An open SQLite database with a write transaction in progress.
 pub struct SqliteTarget {
     path: PathBuf,
@@ -124,6 +127,39 @@ impl Sink for SqliteSink<'_> {
 
     fn end_stream(&mut self, end: &End) -> Result<()> {
         self.ends.push(end.clone());
+        Ok(())
+    }
+
+    fn batch_committed(&mut self, id: &str) -> Result<bool> {
+        let conn = self.target.connection();
+        let exists: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [BATCH_TABLE],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(false);
+        }
+        Ok(conn.query_row(
+            &format!("SELECT count(*) > 0 FROM \"{BATCH_TABLE}\" WHERE id = ?1"),
+            [id],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn record_batch(&mut self, id: &str) -> Result<()> {
+        let conn = self.target.connection();
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{BATCH_TABLE}\" (id TEXT PRIMARY KEY, committed_at TEXT NOT NULL)"
+        ))?;
+        conn.execute(
+            &format!(
+                "INSERT OR IGNORE INTO \"{BATCH_TABLE}\" (id, committed_at) \
+                 VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+            ),
+            [id],
+        )
+        .context("cannot record the batch")?;
         Ok(())
     }
 

@@ -1,0 +1,195 @@
+//! Where `etl-watch` has got to: for each file (known by device, inode and
+//! a fingerprint of its first bytes) the offset up to which batches were
+//! handed on, plus the batch in flight, if any. Written atomically; one
+//! `etl-watch` per checkpoint (a second one is refused, not queued).
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value, json};
+
+/// A file's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileId {
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// FNV-1a hash of the first `fp_len` bytes, in hex.
+    pub fp: String,
+    /// How many leading bytes the fingerprint covers (at most 64).
+    pub fp_len: u64,
+}
+
+/// A byte range of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    /// The file.
+    pub id: FileId,
+    /// Its path when the range was read.
+    pub path: PathBuf,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+/// The saved positions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checkpoint {
+    /// Per file: its last path and the offset handed on so far.
+    pub files: Vec<(FileId, PathBuf, u64)>,
+    /// The batch in flight: handed to --exec but not yet confirmed.
+    pub pending: Vec<Range>,
+}
+
+fn id_json(id: &FileId) -> Value {
+    json!({"dev": id.dev, "ino": id.ino, "fp": id.fp, "fp_len": id.fp_len})
+}
+
+fn id_from(v: &Value) -> Option<FileId> {
+    Some(FileId {
+        dev: v.get("dev")?.as_u64()?,
+        ino: v.get("ino")?.as_u64()?,
+        fp: v.get("fp")?.as_str()?.to_string(),
+        fp_len: v.get("fp_len")?.as_u64()?,
+    })
+}
+
+/// The JSON form of ranges (also used in batch end lines).
+pub fn ranges_json(ranges: &[Range]) -> Value {
+    Value::Array(
+        ranges
+            .iter()
+            .map(|r| {
+                let mut o = Map::new();
+                o.insert("file".into(), r.path.display().to_string().into());
+                o.insert("id".into(), id_json(&r.id));
+                o.insert("start".into(), r.start.into());
+                o.insert("end".into(), r.end.into());
+                Value::Object(o)
+            })
+            .collect(),
+    )
+}
+
+fn ranges_from(v: Option<&Value>) -> Vec<Range> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| {
+                    Some(Range {
+                        id: id_from(r.get("id")?)?,
+                        path: PathBuf::from(r.get("file")?.as_str()?),
+                        start: r.get("start")?.as_u64()?,
+                        end: r.get("end")?.as_u64()?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Checkpoint {
+    /// Reads a checkpoint; a missing file is an empty checkpoint.
+    pub fn load(path: &Path) -> Result<Checkpoint> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Checkpoint::default()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read checkpoint {}", path.display()));
+            }
+        };
+        let doc: Value = serde_json::from_str(&text)
+            .with_context(|| format!("checkpoint {} is not valid JSON", path.display()))?;
+        let files = doc
+            .get("files")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| {
+                        Some((
+                            id_from(f.get("id")?)?,
+                            PathBuf::from(f.get("file")?.as_str()?),
+                            f.get("offset")?.as_u64()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Checkpoint {
+            files,
+            pending: ranges_from(doc.get("pending")),
+        })
+    }
+
+    /// Writes the checkpoint atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let files: Vec<Value> = self
+            .files
+            .iter()
+            .map(|(id, file, offset)| json!({"file": file.display().to_string(), "id": id_json(id), "offset": offset}))
+            .collect();
+        let doc = json!({"version": 1, "files": files, "pending": ranges_json(&self.pending)});
+        let text = serde_json::to_string_pretty(&doc)?;
+        crate::state::write_atomically(path, text.as_bytes())
+    }
+}
+
+/// Holds the checkpoint's lock file for as long as it lives.
+pub struct CheckpointLock {
+    _file: File,
+}
+
+/// Takes the lock on `path`; a second `etl-watch` gets an error at once.
+pub fn lock(path: &Path) -> Result<CheckpointLock> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", Path::new(&lock_path).display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(CheckpointLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another etl-watch is using checkpoint {} (its lock is held)",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let id = FileId {
+            dev: 1,
+            ino: 2,
+            fp: "ab".into(),
+            fp_len: 64,
+        };
+        let cp = Checkpoint {
+            files: vec![(id.clone(), PathBuf::from("a.log"), 10)],
+            pending: vec![Range {
+                id: id.clone(),
+                path: "a.log".into(),
+                start: 10,
+                end: 20,
+            }],
+        };
+        cp.save(&path).unwrap();
+        assert_eq!(Checkpoint::load(&path).unwrap(), cp);
+        let _held = lock(&path).unwrap();
+        assert!(lock(&path).is_err());
+    }
+}

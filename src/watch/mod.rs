@@ -1,0 +1,654 @@
+//! `etl-watch`: follow files or stdin, cut what arrives into batches, hand
+//! each batch on (stdout or `--exec`), and move the checkpoint only past
+//! batches that were handed on successfully.
+
+pub mod checkpoint;
+pub mod files;
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::cli::watch::{WatchArgs, WatchFormat};
+use crate::error::{Outcome, usage};
+use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
+use crate::format::json;
+use crate::incremental::fingerprint;
+use crate::progress::{Counts, Progress};
+use crate::record::FieldType;
+use crate::rejects::{Payload, Rejects};
+use crate::source::ndjson::check_object;
+use crate::wire::{Begin, End};
+use checkpoint::{Checkpoint, Range, ranges_json};
+use files::Tracked;
+
+const PROGRAM: &str = "etl-watch";
+
+/// Scans a rotated-away, drained file stays followed (late writes by a
+/// program that has not reopened its log yet still arrive).
+const IDLE_SCANS: u32 = 40;
+
+/// Records waiting to be handed on.
+#[derive(Default)]
+struct Batch {
+    records: Vec<u8>,
+    rows: usize,
+    bytes: usize,
+    started: Option<Instant>,
+}
+
+impl Batch {
+    fn push(&mut self, record: &[u8], input_bytes: usize) {
+        self.records.extend_from_slice(record);
+        self.records.push(b'\n');
+        self.rows += 1;
+        self.bytes += input_bytes;
+        self.started.get_or_insert_with(Instant::now);
+    }
+}
+
+struct Watcher<'a> {
+    args: &'a WatchArgs,
+    progress: &'a Progress,
+    rejects: Rejects,
+    counts: Counts,
+    batches: u64,
+    headers: HashMap<(u64, u64, String), Vec<String>>,
+    checkpoint_path: Option<PathBuf>,
+    tracked: Vec<Tracked>,
+    batch: Batch,
+}
+
+/// Runs `etl-watch`.
+pub fn run(args: WatchArgs) -> Result<Outcome> {
+    if args.batch_rows == 0 || args.batch_bytes == 0 || args.batch_interval < 0.0 {
+        return Err(usage("batch limits must be positive"));
+    }
+    let stdin = args.paths.is_empty() || args.paths.iter().any(|p| p.as_os_str() == "-");
+    if stdin && args.paths.len() > 1 {
+        return Err(usage("stdin (-) cannot be watched together with files"));
+    }
+    if stdin && args.checkpoint.is_some() {
+        return Err(usage(
+            "a checkpoint needs files: stdin cannot be read again after a restart",
+        ));
+    }
+    let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), None);
+    let _lock = match &args.checkpoint {
+        Some(path) => Some(checkpoint::lock(path)?),
+        None => None,
+    };
+    let rejects = Rejects::open(
+        args.rejects.as_deref(),
+        if args.rejects.is_some() {
+            None
+        } else {
+            Some(0)
+        },
+    )?;
+    let mut watcher = Watcher {
+        args: &args,
+        progress: &progress,
+        rejects,
+        counts: Counts::default(),
+        batches: 0,
+        headers: HashMap::new(),
+        checkpoint_path: args.checkpoint.clone(),
+        tracked: Vec::new(),
+        batch: Batch::default(),
+    };
+    if stdin {
+        watcher.follow_stdin()?;
+    } else {
+        watcher.follow_files()?;
+    }
+    watcher.rejects.finish()?;
+    let counts = watcher.counts;
+    progress.detail(&format!("{} batches handed on", watcher.batches));
+    progress.summary(&counts);
+    Ok(if counts.rejected > 0 {
+        Outcome::Rejected
+    } else {
+        Outcome::Ok
+    })
+}
+
+/// Parsed records of one chunk, and how many of its bytes they used.
+struct Parsed {
+    records: Vec<(Vec<u8>, usize)>,
+    used: usize,
+}
+
+impl Watcher<'_> {
+    fn schema(&self) -> Vec<(String, FieldType)> {
+        match self.args.format {
+            WatchFormat::Lines => vec![
+                ("line".into(), FieldType::Text),
+                ("file".into(), FieldType::Text),
+                ("offset".into(), FieldType::Integer),
+            ],
+            WatchFormat::Ndjson | WatchFormat::Csv => Vec::new(),
+        }
+    }
+
+    /// Turns complete lines from `name`, starting at byte `base`, into
+    /// records; bad ones go to the rejects. CSV needs the file's header.
+    fn parse(
+        &mut self,
+        name: &str,
+        base: u64,
+        chunk: &[u8],
+        header: Option<&[String]>,
+    ) -> Result<Parsed> {
+        let mut records = Vec::new();
+        if self.args.format == WatchFormat::Csv {
+            let header = header.unwrap_or_default();
+            let mut parser = CsvParser::new(chunk, name, b',', Quoting::Rfc4180);
+            let mut rec = RawRecord::default();
+            let mut used = 0usize;
+            loop {
+                let before = parser.bytes_read();
+                match parser.read(&mut rec)? {
+                    Step::Eof => break,
+                    Step::Record if rec.len() == header.len() => {
+                        let mut out = vec![b'{'];
+                        for (i, col) in header.iter().enumerate() {
+                            if i > 0 {
+                                out.push(b',');
+                            }
+                            out.extend_from_slice(&json::key_prefix(col));
+                            match rec.text(i) {
+                                Ok("") => out.extend_from_slice(b"null"),
+                                Ok(text) => json::write_str(&mut out, text),
+                                Err(reason) => {
+                                    self.reject(name, base + before, &reason, &rec.raw)?;
+                                    out.clear();
+                                    break;
+                                }
+                            }
+                        }
+                        if !out.is_empty() {
+                            out.push(b'}');
+                            records.push((out, rec.raw.len()));
+                        }
+                    }
+                    Step::Record => {
+                        let reason = format!(
+                            "expected {} fields (as in the header), found {}",
+                            header.len(),
+                            rec.len()
+                        );
+                        self.reject(name, base + before, &reason, &rec.raw)?;
+                    }
+                    Step::Bad(bad) if bad.reason.starts_with("unterminated quoted field") => {
+                        // The rest of the record has not arrived yet.
+                        return Ok(Parsed { records, used });
+                    }
+                    Step::Bad(bad) => self.reject(name, base + before, &bad.reason, &rec.raw)?,
+                }
+                used = parser.bytes_read() as usize;
+            }
+            return Ok(Parsed { records, used });
+        }
+        let mut start = 0usize;
+        for line in chunk.split_inclusive(|&b| b == b'\n') {
+            let offset = base + start as u64;
+            start += line.len();
+            let text = line.strip_suffix(b"\n").unwrap_or(line);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            match self.args.format {
+                WatchFormat::Lines => match std::str::from_utf8(text) {
+                    Ok(s) => {
+                        let mut out = Vec::with_capacity(s.len() + 64);
+                        out.extend_from_slice(b"{\"line\":");
+                        json::write_str(&mut out, s);
+                        out.extend_from_slice(b",\"file\":");
+                        json::write_str(&mut out, name);
+                        out.extend_from_slice(format!(",\"offset\":{offset}}}").as_bytes());
+                        records.push((out, line.len()));
+                    }
+                    Err(e) => {
+                        let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to());
+                        self.reject(name, offset, &reason, text)?;
+                    }
+                },
+                WatchFormat::Ndjson => {
+                    let trimmed = text.trim_ascii();
+                    if trimmed.is_empty() {
+                        continue;
+                    }
+                    match check_object(trimmed) {
+                        Ok(()) => records.push((trimmed.to_vec(), line.len())),
+                        Err(reason) => self.reject(name, offset, &reason.to_string(), text)?,
+                    }
+                }
+                WatchFormat::Csv => unreachable!("handled above"),
+            }
+        }
+        Ok(Parsed {
+            records,
+            used: chunk.len(),
+        })
+    }
+
+    fn reject(&mut self, name: &str, offset: u64, reason: &str, raw: &[u8]) -> Result<()> {
+        self.counts.read += 1;
+        self.counts.rejected += 1;
+        let reason = format!("at byte {offset}: {reason}");
+        self.rejects.reject(name, 0, &reason, Payload::Raw(raw))
+    }
+
+    fn header(&mut self, index: usize) -> Result<Option<Vec<String>>> {
+        let t = &mut self.tracked[index];
+        let key = (t.id.dev, t.id.ino, t.id.fp.clone());
+        if let Some(h) = self.headers.get(&key) {
+            return Ok(Some(h.clone()));
+        }
+        let Some(line) = t.first_line()? else {
+            return Ok(None);
+        };
+        let name = t.path.display().to_string();
+        let mut parser = CsvParser::new(&line[..], &name, b',', Quoting::Rfc4180);
+        let mut rec = RawRecord::default();
+        if parser.read(&mut rec)? != Step::Record {
+            bail!("{name}:1: the header line cannot be read");
+        }
+        let names: Vec<String> = (0..rec.len())
+            .map(|i| rec.text(i).map(|s| s.trim().to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("{name}:1: header line: {e}"))?;
+        self.headers.insert(key, names.clone());
+        Ok(Some(names))
+    }
+
+    /// Reads what is complete in file `index` into the batch, handing on
+    /// full batches as it goes.
+    fn drain(&mut self, index: usize) -> Result<()> {
+        loop {
+            let room = self
+                .args
+                .batch_bytes
+                .saturating_sub(self.batch.bytes)
+                .max(4096);
+            let chunk = self.tracked[index].complete_bytes(room)?;
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let (name, mut base) = {
+                let t = &self.tracked[index];
+                (t.path.display().to_string(), t.read)
+            };
+            let mut body: &[u8] = &chunk;
+            let header = if self.args.format == WatchFormat::Csv {
+                if base == 0 {
+                    // The header line itself is not a record.
+                    let Some(h) = self.header(index)? else {
+                        return Ok(());
+                    };
+                    let header_len = self.tracked[index].first_line()?.map_or(0, |l| l.len());
+                    if header_len > body.len() {
+                        return Ok(());
+                    }
+                    body = &body[header_len..];
+                    base = header_len as u64;
+                    self.tracked[index].read = base;
+                    Some(h)
+                } else {
+                    self.header(index)?
+                }
+            } else {
+                None
+            };
+            let parsed = self.parse(&name, base, body, header.as_deref())?;
+            if parsed.used == 0 && parsed.records.is_empty() {
+                return Ok(());
+            }
+            for (record, used) in &parsed.records {
+                self.counts.read += 1;
+                self.batch.push(record, *used);
+            }
+            self.tracked[index].read = base + parsed.used as u64;
+            if self.batch.rows >= self.args.batch_rows || self.batch.bytes >= self.args.batch_bytes
+            {
+                self.deliver()?;
+            }
+            if parsed.used < body.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn save_checkpoint(&self, pending: Vec<Range>) -> Result<()> {
+        let Some(path) = &self.checkpoint_path else {
+            return Ok(());
+        };
+        let checkpoint = Checkpoint {
+            files: self
+                .tracked
+                .iter()
+                .map(|t| (t.id.clone(), t.path.clone(), t.committed))
+                .collect(),
+            pending,
+        };
+        checkpoint.save(path)
+    }
+
+    /// Hands the batch on: to stdout, or through --exec with retries. The
+    /// checkpoint names the batch before --exec runs and moves past it only
+    /// after --exec exits 0.
+    fn deliver(&mut self) -> Result<()> {
+        if self.batch.rows == 0 {
+            // Nothing to hand on, but bytes may have been read (blank lines).
+            for t in &mut self.tracked {
+                t.committed = t.read;
+            }
+            self.batch = Batch::default();
+            return self.save_checkpoint(Vec::new());
+        }
+        let ranges: Vec<Range> = self
+            .tracked
+            .iter()
+            .filter_map(Tracked::pending_range)
+            .collect();
+        let positions = ranges_json(&ranges);
+        let id = if ranges.is_empty() {
+            None
+        } else {
+            Some(fingerprint(positions_key(&ranges).as_bytes()))
+        };
+        let begin = Begin {
+            stream: self.args.stream.clone(),
+            source: Some(PROGRAM.into()),
+            schema: self.schema(),
+            from: None,
+            batch: id,
+        };
+        let end = End {
+            stream: self.args.stream.clone(),
+            rows: self.batch.rows as u64,
+            bookmark: None,
+        };
+        let mut end_line: Value = serde_json::from_str(&end.to_line())?;
+        if let Value::Object(o) = &mut end_line {
+            o.insert("positions".into(), positions);
+        }
+        let mut payload = Vec::with_capacity(self.batch.records.len() + 512);
+        payload.extend_from_slice(begin.to_line().as_bytes());
+        payload.push(b'\n');
+        payload.extend_from_slice(&self.batch.records);
+        payload.extend_from_slice(end_line.to_string().as_bytes());
+        payload.push(b'\n');
+
+        match &self.args.exec {
+            Some(cmd) => {
+                self.save_checkpoint(ranges)?;
+                self.exec(cmd, &payload)?;
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&payload)
+                    .and_then(|()| out.flush())
+                    .context("writing to stdout")?;
+            }
+        }
+        for t in &mut self.tracked {
+            t.committed = t.read;
+        }
+        self.counts.written += self.batch.rows as u64;
+        self.batches += 1;
+        self.batch = Batch::default();
+        self.save_checkpoint(Vec::new())
+    }
+
+    fn exec(&self, cmd: &str, payload: &[u8]) -> Result<()> {
+        let mut delay = Duration::from_secs(1);
+        for attempt in 0..=self.args.max_retries {
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .stdin(Stdio::piped())
+                .spawn()
+                .context("cannot start sh for --exec")?;
+            if let Some(mut stdin) = child.stdin.take() {
+                // A command that stops reading early decides by its exit code.
+                let _ = stdin.write_all(payload);
+            }
+            let status = child.wait().context("--exec command")?;
+            if status.success() {
+                return Ok(());
+            }
+            if attempt < self.args.max_retries {
+                self.progress.warn(&format!(
+                    "--exec failed ({status}); retrying in {} s",
+                    delay.as_secs()
+                ));
+                std::thread::sleep(delay);
+                delay *= 2;
+            } else {
+                bail!(
+                    "--exec failed ({status}) {} times; the batch stays in the checkpoint and is sent again on the next run",
+                    self.args.max_retries + 1
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends again, first, the batch that was in flight when the last run
+    /// stopped: same ranges, same records, same batch id.
+    fn replay(&mut self, pending: &[Range]) -> Result<()> {
+        for range in pending {
+            let Some(index) = self.tracked.iter().position(|t| t.id == range.id) else {
+                self.progress.warn(&format!(
+                    "{} is gone; its bytes {}..{} from the unconfirmed batch cannot be sent again",
+                    range.path.display(),
+                    range.start,
+                    range.end
+                ));
+                continue;
+            };
+            let bytes = self.tracked[index].bytes(range.start, range.end)?;
+            let name = self.tracked[index].path.display().to_string();
+            let header = if self.args.format == WatchFormat::Csv {
+                self.header(index)?
+            } else {
+                None
+            };
+            let (base, body) = if self.args.format == WatchFormat::Csv && range.start == 0 {
+                let header_len = self.tracked[index].first_line()?.map_or(0, |l| l.len());
+                (header_len as u64, &bytes[header_len.min(bytes.len())..])
+            } else {
+                (range.start, &bytes[..])
+            };
+            let parsed = self.parse(&name, base, body, header.as_deref())?;
+            for (record, used) in &parsed.records {
+                self.counts.read += 1;
+                self.batch.push(record, *used);
+            }
+            let t = &mut self.tracked[index];
+            t.committed = range.start;
+            t.read = range.end;
+        }
+        self.deliver()
+    }
+
+    fn scan(&mut self) -> Result<()> {
+        for t in &mut self.tracked {
+            t.present = false;
+        }
+        for path in files::candidates(&self.args.paths) {
+            let Ok(mut file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let id = files::identify(&mut file)?;
+            let known = self
+                .tracked
+                .iter_mut()
+                .find(|t| t.id.dev == id.dev && t.id.ino == id.ino);
+            match known {
+                Some(t) => {
+                    t.present = true;
+                    t.path = path;
+                }
+                None => {
+                    let size = file.metadata()?.len();
+                    let start = if self.args.from_end { size } else { 0 };
+                    self.progress
+                        .detail(&format!("following {}", path.display()));
+                    self.tracked.push(Tracked::new(id, path, file, start));
+                }
+            }
+        }
+        let mut index = 0;
+        while index < self.tracked.len() {
+            if self.tracked[index].check()? {
+                self.progress.warn(&format!(
+                    "{} was truncated or rewritten; reading it again from the start",
+                    self.tracked[index].path.display()
+                ));
+            }
+            if self.tracked[index].may_drop(if self.args.once { 0 } else { IDLE_SCANS })? {
+                self.tracked.remove(index);
+            } else {
+                index += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn follow_files(&mut self) -> Result<()> {
+        if let Some(path) = &self.checkpoint_path {
+            let checkpoint = Checkpoint::load(path)?;
+            let (tracked, warnings) = files::restore(&checkpoint);
+            for w in warnings {
+                self.progress.warn(&w);
+            }
+            self.tracked = tracked;
+            if !checkpoint.pending.is_empty() {
+                self.progress
+                    .detail("sending the unconfirmed batch of the last run again");
+                self.replay(&checkpoint.pending)?;
+            }
+        }
+        let interval = Duration::from_secs_f64(self.args.batch_interval);
+        loop {
+            self.scan()?;
+            for index in 0..self.tracked.len() {
+                self.drain(index)?;
+            }
+            let due = self.batch.started.is_some_and(|s| s.elapsed() >= interval);
+            if self.args.once || due {
+                self.deliver()?;
+            }
+            if self.args.once {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(self.args.poll_interval));
+        }
+    }
+
+    fn follow_stdin(&mut self) -> Result<()> {
+        let (lines, incoming) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(1024);
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                let mut line = Vec::new();
+                match stdin.read_until(b'\n', &mut line) {
+                    Ok(0) => return,
+                    Ok(_) => {
+                        if lines.send(Ok(line)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = lines.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let interval = Duration::from_secs_f64(self.args.batch_interval);
+        let mut offset = 0u64;
+        let mut header: Option<Vec<String>> = None;
+        let mut pending = Vec::new();
+        loop {
+            let wait = match self.batch.started {
+                Some(s) => interval.saturating_sub(s.elapsed()),
+                None => Duration::from_secs(3600),
+            };
+            match incoming.recv_timeout(wait) {
+                Ok(line) => {
+                    let line = line.context("cannot read stdin")?;
+                    pending.extend_from_slice(&line);
+                    if !line.ends_with(b"\n") {
+                        continue; // the final line without a newline: at EOF below
+                    }
+                    if self.args.format == WatchFormat::Csv && header.is_none() {
+                        let mut parser =
+                            CsvParser::new(&pending[..], "stdin", b',', Quoting::Rfc4180);
+                        let mut rec = RawRecord::default();
+                        match parser.read(&mut rec)? {
+                            Step::Record => {
+                                header = Some(
+                                    (0..rec.len())
+                                        .map(|i| rec.text(i).map(|s| s.trim().to_string()))
+                                        .collect::<Result<_, _>>()
+                                        .map_err(|e| {
+                                            anyhow::anyhow!("stdin:1: header line: {e}")
+                                        })?,
+                                );
+                                offset += pending.len() as u64;
+                                pending.clear();
+                            }
+                            _ => continue,
+                        }
+                        continue;
+                    }
+                    let parsed = self.parse("stdin", offset, &pending, header.as_deref())?;
+                    for (record, used) in &parsed.records {
+                        self.counts.read += 1;
+                        self.batch.push(record, *used);
+                    }
+                    offset += parsed.used as u64;
+                    pending.drain(..parsed.used);
+                    if self.batch.rows >= self.args.batch_rows
+                        || self.batch.bytes >= self.args.batch_bytes
+                    {
+                        self.deliver()?;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.deliver()?,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    if !pending.is_empty() {
+                        pending.push(b'\n');
+                        let parsed = self.parse("stdin", offset, &pending, header.as_deref())?;
+                        for (record, used) in &parsed.records {
+                            self.counts.read += 1;
+                            self.batch.push(record, *used);
+                        }
+                    }
+                    return self.deliver();
+                }
+            }
+        }
+    }
+}
+
+/// A stable text naming a batch's ranges, hashed into its id.
+fn positions_key(ranges: &[Range]) -> String {
+    ranges
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}:{}:{}:{}-{}",
+                r.id.dev, r.id.ino, r.id.fp, r.id.fp_len, r.start, r.end
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}

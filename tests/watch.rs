@@ -1,0 +1,323 @@
+//! etl-watch with real files: appends, partial lines, rotation,
+//! copytruncate, new files, restarts, crashes between commit and
+//! checkpoint: every source line lands exactly once.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::common::*;
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(text.as_bytes()).expect("append");
+}
+
+fn watch_once(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut c = cmd(WATCH, dir);
+    c.arg("--once").args(args);
+    run(c)
+}
+
+fn lines_of(out: &std::process::Output) -> Vec<String> {
+    records(&stdout(out))
+        .iter()
+        .map(|r| r["line"].as_str().expect("line").to_string())
+        .collect()
+}
+
+#[test]
+fn appends_and_partial_lines_resume_from_the_checkpoint() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"one\ntwo\nthr");
+    let out = watch_once(d, &["app.log", "--checkpoint", "ck.json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        lines_of(&out),
+        ["one", "two"],
+        "a half-written line is held"
+    );
+    append(&d.join("app.log"), "ee\nfour\n");
+    let out = watch_once(d, &["app.log", "--checkpoint", "ck.json"]);
+    assert_eq!(lines_of(&out), ["three", "four"]);
+    let out = watch_once(d, &["app.log", "--checkpoint", "ck.json"]);
+    assert_eq!(lines_of(&out), Vec::<String>::new(), "nothing repeated");
+    let framed = json_lines(&stdout(&watch_once(d, &["app.log"])));
+    assert_eq!(framed[0]["@etl"], "begin");
+    assert!(framed[0]["batch"].is_string());
+    assert_eq!(framed.last().expect("end")["rows"], 4);
+}
+
+#[test]
+fn rotation_by_rename_loses_and_repeats_nothing() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"1\n2\n");
+    assert_eq!(
+        lines_of(&watch_once(d, &["app.log", "--checkpoint", "ck.json"])),
+        ["1", "2"]
+    );
+    append(&d.join("app.log"), "3\n");
+    std::fs::rename(d.join("app.log"), d.join("app.log.1")).expect("rotate");
+    write(d, "app.log", b"4\n");
+    let out = watch_once(d, &["app.log", "--checkpoint", "ck.json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(lines_of(&out), ["3", "4"]);
+    assert_eq!(
+        lines_of(&watch_once(d, &["app.log", "--checkpoint", "ck.json"])),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn copytruncate_starts_the_file_over() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"old 1\nold 2\n");
+    assert_eq!(
+        lines_of(&watch_once(d, &["app.log", "--checkpoint", "ck.json"])).len(),
+        2
+    );
+    std::fs::copy(d.join("app.log"), d.join("app.log.1")).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("app.log"))
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    append(&d.join("app.log"), "new 1\n");
+    let out = watch_once(d, &["app.log", "--checkpoint", "ck.json"]);
+    assert_eq!(lines_of(&out), ["new 1"], "{}", stderr(&out));
+}
+
+#[test]
+fn new_files_in_a_watched_directory() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::create_dir(d.join("inbox")).expect("mkdir");
+    write(&d.join("inbox"), "a.ndjson", b"{\"n\":1}\n");
+    let args = ["inbox", "--format", "ndjson", "--checkpoint", "ck.json"];
+    let out = watch_once(d, &args);
+    assert_eq!(records(&stdout(&out)), [serde_json::json!({"n":1})]);
+    write(&d.join("inbox"), "b.ndjson", b"{\"n\":2}\n{\"n\":3}\n");
+    let out = watch_once(d, &args);
+    assert_eq!(
+        records(&stdout(&out)),
+        [serde_json::json!({"n":2}), serde_json::json!({"n":3})]
+    );
+}
+
+#[test]
+fn csv_records_may_span_writes() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "in.csv", b"id,note\n1,\"two\nlines");
+    let args = ["in.csv", "--format", "csv", "--checkpoint", "ck.json"];
+    assert_eq!(
+        records(&stdout(&watch_once(d, &args))),
+        Vec::<serde_json::Value>::new()
+    );
+    append(&d.join("in.csv"), "\"\n2,\n");
+    let out = watch_once(d, &args);
+    assert_eq!(
+        records(&stdout(&out)),
+        [
+            serde_json::json!({"id":"1","note":"two\nlines"}),
+            serde_json::json!({"id":"2","note":null})
+        ]
+    );
+}
+
+#[test]
+fn batches_close_at_the_row_limit_and_stdin_works() {
+    let dir = tempdir();
+    let mut c = cmd(WATCH, dir.path());
+    c.args(["--batch-rows", "2", "--format", "ndjson"]);
+    let out = run_with_input(c, b"{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n{\"n\":5}");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines = json_lines(&stdout(&out));
+    let ends = lines.iter().filter(|l| l["@etl"] == "end").count();
+    assert_eq!(ends, 3);
+    assert_eq!(records(&stdout(&out)).len(), 5);
+}
+
+fn table_lines(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let mut stmt = conn
+        .prepare("SELECT line FROM t ORDER BY offset")
+        .expect("select");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+#[test]
+fn crash_between_commit_and_checkpoint_repeats_nothing() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"1\n2\n3\n");
+    // The load commits, then the watcher dies before it can move its checkpoint.
+    let mut c = cmd(WATCH, d);
+    c.args([
+        "--once",
+        "app.log",
+        "--checkpoint",
+        "ck.json",
+        "--exec",
+        "etl-load -q wh.db --table t && kill -9 $PPID",
+    ]);
+    let out = run(c);
+    assert!(out.status.code().is_none(), "the watcher was killed");
+    assert_eq!(table_lines(&d.join("wh.db")), ["1", "2", "3"]);
+    append(&d.join("app.log"), "4\n");
+    let mut c = cmd(WATCH, d);
+    c.args([
+        "--once",
+        "app.log",
+        "--checkpoint",
+        "ck.json",
+        "--exec",
+        "etl-load -q wh.db --table t",
+    ]);
+    let out = run(c);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        table_lines(&d.join("wh.db")),
+        ["1", "2", "3", "4"],
+        "append mode, yet nothing repeated"
+    );
+}
+
+#[test]
+fn failed_exec_keeps_the_batch_for_the_next_run() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"1\n2\n");
+    let mut c = cmd(WATCH, d);
+    c.args([
+        "--once",
+        "app.log",
+        "--checkpoint",
+        "ck.json",
+        "--max-retries",
+        "0",
+        "--exec",
+        "exit 7",
+    ]);
+    let out = run(c);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("--exec failed"), "{}", stderr(&out));
+    let mut c = cmd(WATCH, d);
+    c.args([
+        "--once",
+        "app.log",
+        "--checkpoint",
+        "ck.json",
+        "--exec",
+        "etl-load -q wh.db --table t",
+    ]);
+    assert_eq!(code(&run(c)), 0);
+    assert_eq!(table_lines(&d.join("wh.db")), ["1", "2"]);
+}
+
+#[test]
+fn sigkill_at_random_points_loses_and_repeats_nothing() {
+    let dir = tempdir();
+    let d = dir.path();
+    let exec = "etl-load -q wh.db --table t";
+    let mut expected = Vec::new();
+    let mut seed: u64 = std::env::var("ETLKIT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..6 {
+        let mut text = String::new();
+        for i in 0..200 {
+            let line = format!("r{round}-{i}");
+            text.push_str(&line);
+            text.push('\n');
+            expected.push(line);
+        }
+        append(&d.join("app.log"), &text);
+        let mut child = std::process::Command::new(WATCH)
+            .args([
+                "app.log",
+                "--checkpoint",
+                "ck.json",
+                "--batch-rows",
+                "37",
+                "--poll-interval",
+                "20",
+                "--exec",
+                exec,
+            ])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin_dir().display()))
+            .current_dir(d)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(20 + next() % 300));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut c = cmd(WATCH, d);
+    c.args([
+        "--once",
+        "app.log",
+        "--checkpoint",
+        "ck.json",
+        "--exec",
+        exec,
+    ]);
+    let out = run(c);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut got = table_lines(&d.join("wh.db"));
+    let mut want = expected.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got.len(), want.len(), "every line exactly once");
+    assert_eq!(got, want);
+}
+
+#[test]
+fn one_watcher_per_checkpoint() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"1\n");
+    let mut first = std::process::Command::new(WATCH)
+        .args([
+            "app.log",
+            "--checkpoint",
+            "ck.json",
+            "--exec",
+            "cat > /dev/null",
+        ])
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = watch_once(d, &["app.log", "--checkpoint", "ck.json"]);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("another etl-watch is using checkpoint ck.json"),
+        "{}",
+        stderr(&out)
+    );
+}
