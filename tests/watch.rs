@@ -321,3 +321,54 @@ fn one_watcher_per_checkpoint() {
         stderr(&out)
     );
 }
+
+#[test]
+fn inbox_script_from_cron_loads_each_line_once() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::create_dir(d.join("inbox")).expect("mkdir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/watch-inbox.sh");
+    let cron_run = || {
+        std::process::Command::new("env")
+            .arg("-i")
+            .arg(format!("PATH={}:/usr/bin:/bin", bin_dir().display()))
+            .arg(&script)
+            .arg(d.join("inbox"))
+            .arg(d.join("wh.db"))
+            .current_dir("/")
+            .output()
+            .expect("script runs")
+    };
+    write(&d.join("inbox"), "a.ndjson", b"{\"n\":1}\n{\"n\":2}\n");
+    assert_eq!(code(&cron_run()), 0);
+    write(&d.join("inbox"), "b.ndjson", b"{\"n\":3}\n");
+    append(&d.join("inbox").join("a.ndjson"), "{\"n\":4}\n");
+    let out = cron_run();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(code(&cron_run()), 0);
+    assert_eq!(count(&d.join("wh.db"), "events"), Some(4));
+}
+
+#[test]
+fn follow_script_picks_up_lines_as_they_come() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"start\n");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/follow-log.sh");
+    let mut child = std::process::Command::new(&script)
+        .arg(d.join("app.log"))
+        .arg(d.join("logs.db"))
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir().display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    append(&d.join("app.log"), "second\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count(&d.join("logs.db"), "app_log") != Some(2) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(count(&d.join("logs.db"), "app_log"), Some(2));
+}

@@ -98,7 +98,8 @@ impl Checkpoint {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Checkpoint::default()),
             Err(e) => {
-                return Err(e).with_context(|| format!("cannot read checkpoint {}", path.display()));
+                return Err(e)
+                    .with_context(|| format!("cannot read checkpoint {}", path.display()));
             }
         };
         let doc: Value = serde_json::from_str(&text)
