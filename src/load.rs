@@ -366,7 +366,7 @@ impl Load<'_> {
                 };
                 let begin = framing
                     .control(&kind, &obj, line_no)
-                    .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
+                    .map_err(|e| wire::locate(self.input_name, e))?;
                 if let Some(begin) = begin {
                     self.progress.detail(&format!(
                         "stream {:?} from {}",
@@ -419,7 +419,7 @@ impl Load<'_> {
             }
             framing
                 .record(line_no)
-                .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
+                .map_err(|e| wire::locate(self.input_name, e))?;
             self.counts.read += 1;
             if skipping {
                 self.counts.skipped += 1;
@@ -441,7 +441,7 @@ impl Load<'_> {
         }
         let shape = framing
             .finish()
-            .map_err(|e| anyhow!("{}: {e}", self.input_name))?;
+            .map_err(|e| wire::locate(self.input_name, e))?;
         if shape == Shape::Empty {
             if self.args.mode == Mode::Replace && !self.args.allow_empty {
                 return Err(Failure::new(

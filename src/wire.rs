@@ -198,6 +198,41 @@ struct OpenSegment {
     rows: u64,
 }
 
+/// A framing error at a line of the input.
+#[derive(Debug)]
+pub struct FramingError {
+    /// The input line, when the error has one.
+    pub line: Option<u64>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for FramingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for FramingError {}
+
+fn at(line: Option<u64>, message: String) -> anyhow::Error {
+    FramingError { line, message }.into()
+}
+
+/// Names the input in a framing error: `name:line: message`.
+pub fn locate(name: &str, err: anyhow::Error) -> anyhow::Error {
+    match err.downcast_ref::<FramingError>() {
+        Some(FramingError {
+            line: Some(line),
+            message,
+        }) => anyhow::anyhow!("{name}:{line}: {message}"),
+        _ => anyhow::anyhow!("{name}: {err:#}"),
+    }
+}
+
 /// Checks that a stream of lines is framed truthfully: `begin` and `end`
 /// pair up, the `end` count matches, and nothing is missing at EOF.
 #[derive(Debug, Default)]
@@ -230,10 +265,14 @@ impl Framing {
         self.records += 1;
         match &mut self.open {
             Some(seg) => seg.rows += 1,
-            None if !self.ended.is_empty() => bail!(
-                "line {line}: record after the stream's end line; \
-                 a framed stream may not carry records outside begin/end"
-            ),
+            None if !self.ended.is_empty() => {
+                return Err(at(
+                    Some(line),
+                    "record after the stream's end line; \
+                     a framed stream may not carry records outside begin/end"
+                        .into(),
+                ));
+            }
             None => {}
         }
         Ok(())
@@ -250,19 +289,20 @@ impl Framing {
         match kind {
             "begin" => {
                 if let Some(seg) = &self.open {
-                    bail!(
-                        "line {line}: a new stream begins while stream {:?} (begun on line {}) \
-                         has no end: upstream ended early after {} rows",
-                        seg.begin.stream,
-                        seg.line,
-                        seg.rows
-                    );
+                    return Err(at(
+                        Some(line),
+                        format!(
+                            "a new stream begins while stream {:?} (begun on line {}) \
+                             has no end: upstream ended early after {} rows",
+                            seg.begin.stream, seg.line, seg.rows
+                        ),
+                    ));
                 }
                 if self.records > 0 && self.ended.is_empty() {
-                    bail!(
-                        "line {line}: begin line after {} unframed records",
-                        self.records
-                    );
+                    return Err(at(
+                        Some(line),
+                        format!("begin line after {} unframed records", self.records),
+                    ));
                 }
                 let begin = Begin::from_control(obj);
                 self.open = Some(OpenSegment {
@@ -274,17 +314,18 @@ impl Framing {
             }
             "end" => {
                 let Some(seg) = self.open.take() else {
-                    bail!("line {line}: end line without a begin line");
+                    return Err(at(Some(line), "end line without a begin line".into()));
                 };
-                let end = End::from_control(obj).with_context(|| format!("line {line}"))?;
+                let end = End::from_control(obj).map_err(|e| at(Some(line), e.to_string()))?;
                 if end.rows != seg.rows {
-                    bail!(
-                        "line {line}: end line of stream {:?} counts {} rows but {} arrived: \
-                         records were lost or added between stages",
-                        seg.begin.stream,
-                        end.rows,
-                        seg.rows
-                    );
+                    return Err(at(
+                        Some(line),
+                        format!(
+                            "end line of stream {:?} counts {} rows but {} arrived: \
+                             records were lost or added between stages",
+                            seg.begin.stream, end.rows, seg.rows
+                        ),
+                    ));
                 }
                 self.ended.push(end);
                 Ok(None)
@@ -297,12 +338,13 @@ impl Framing {
     /// Called at EOF: how the input was framed, or the truncation error.
     pub fn finish(self) -> Result<Shape> {
         if let Some(seg) = self.open {
-            bail!(
-                "upstream ended early after {} rows: stream {:?} (begun on line {}) has no end line",
-                seg.rows,
-                seg.begin.stream,
-                seg.line
-            );
+            return Err(at(
+                None,
+                format!(
+                    "upstream ended early after {} rows: stream {:?} (begun on line {}) has no end line",
+                    seg.rows, seg.begin.stream, seg.line
+                ),
+            ));
         }
         Ok(if self.lines == 0 {
             Shape::Empty

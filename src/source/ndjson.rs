@@ -48,7 +48,7 @@ impl<R: BufRead> NdjsonSource<R> {
             if let Line::Control(kind, obj) = parsed {
                 self.framing
                     .control(&kind, &obj, line_no)
-                    .map_err(|e| anyhow!("{}: {e}", self.name))?;
+                    .map_err(|e| wire::locate(&self.name, e))?;
                 return Ok(());
             }
         }
@@ -60,7 +60,7 @@ impl<R: BufRead> NdjsonSource<R> {
         }
         self.framing
             .record(line_no)
-            .map_err(|e| anyhow!("{}: {e}", self.name))?;
+            .map_err(|e| wire::locate(&self.name, e))?;
         deliver(emit, text, cx, &self.name, line_no)
     }
 }
@@ -104,7 +104,7 @@ impl<R: BufRead> Source for NdjsonSource<R> {
                 let framing = std::mem::take(&mut self.framing);
                 framing
                     .finish()
-                    .map_err(|e| anyhow!("{}: {e}", self.name))?;
+                    .map_err(|e| wire::locate(&self.name, e))?;
                 return Ok(());
             }
             self.line_no += 1;
