@@ -2,6 +2,7 @@
 //! environment, against real SQLite files.
 
 mod common;
+mod corpus;
 mod docs;
 mod extract;
 mod files;
