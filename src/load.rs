@@ -75,6 +75,20 @@ fn plan(args: &LoadArgs) -> Result<Target> {
     }
     let target_text = args.target.to_string_lossy();
     let postgres = crate::pg::is_url(&target_text).then(|| target_text.into_owned());
+    if postgres.is_some() && args.format.is_some_and(|f| f != TargetFormat::Sqlite) {
+        return Err(usage(
+            "--format names a file format; a postgres:// target is a database",
+        ));
+    }
+    if args
+        .state
+        .as_ref()
+        .is_some_and(|s| crate::pg::is_url(&s.to_string_lossy()))
+    {
+        return Err(usage(
+            "--state for a file target is a .json file; a database target keeps its own state",
+        ));
+    }
     let stdout = args.target == Path::new("-");
     let format = args.format.unwrap_or_else(|| {
         if postgres.is_some() {
@@ -255,7 +269,7 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
             let result = SqliteSink::new(&db, table, options.clone())
                 .and_then(|sink| load.drive(input.reader, Box::new(sink)));
             if result.is_err() {
-                db.rollback(load.segments_committed > 0);
+                db.rollback();
             }
             (
                 result,
@@ -327,7 +341,12 @@ impl Load<'_> {
         reader: impl BufRead,
         mut sink: Box<dyn Sink + 's>,
     ) -> Result<Vec<String>> {
-        match self.run(reader, sink.as_mut()) {
+        // The rejects file is complete before the rows commit, so that a
+        // failure to write it cannot follow a commit.
+        match self
+            .run(reader, sink.as_mut())
+            .and_then(|()| self.rejects.finish())
+        {
             Ok(()) => sink.commit(),
             Err(err) => {
                 sink.abort();

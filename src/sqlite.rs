@@ -16,7 +16,9 @@ pub fn declared_type(t: FieldType) -> &'static str {
         FieldType::Float => "REAL",
         FieldType::Boolean => "BOOLEAN",
         FieldType::Text => "TEXT",
-        FieldType::Json => "JSON",
+        // TEXT affinity: with the plain name JSON (NUMERIC affinity) SQLite
+        // would turn a long number's text into a rounded REAL.
+        FieldType::Json => "JSON_TEXT",
     }
 }
 
@@ -39,7 +41,7 @@ impl ColumnKind {
         let upper = decl.to_ascii_uppercase();
         if upper.starts_with("BOOL") {
             ColumnKind::Typed(FieldType::Boolean)
-        } else if upper == "JSON" || upper == "JSONB" {
+        } else if upper == "JSON" || upper == "JSONB" || upper == "JSON_TEXT" {
             ColumnKind::Typed(FieldType::Json)
         } else if upper.contains("INT") {
             ColumnKind::Typed(FieldType::Integer)

@@ -357,3 +357,32 @@ fn upsert_uses_an_existing_unique_key() {
         ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]
     );
 }
+
+#[test]
+fn a_rejected_record_does_not_shift_the_next_ones_values() {
+    let dir = tempdir();
+    let d = dir.path();
+    assert_eq!(code(&load(d, &[], "{\"a\":1,\"b\":2}\n")), 0);
+    let input = "{\"a\":3,\"b\":4}\n{\"b\":5,\"x\":6}\n{\"a\":7,\"b\":8}\n";
+    let out = load(d, &["--schema", "strict", "--rejects", "r.ndjson"], input);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(
+        dump(&d.join("w.db"), "t"),
+        [
+            "Integer(1)|Integer(2)",
+            "Integer(3)|Integer(4)",
+            "Integer(7)|Integer(8)"
+        ]
+    );
+}
+
+#[test]
+fn json_columns_keep_long_numbers_exact() {
+    let dir = tempdir();
+    let d = dir.path();
+    let input = "{\"j\":[1]}\n{\"j\":12345678901234567890123}\n{\"j\":0.12345678901234567890}\n";
+    assert_eq!(code(&load(d, &[], input)), 0);
+    let back = extract_records(d, &["w.db", "--table", "t"]);
+    assert_eq!(back[1]["j"].to_string(), "12345678901234567890123");
+    assert_eq!(back[2]["j"].to_string(), "0.12345678901234567890");
+}

@@ -322,3 +322,96 @@ fn hostile_names_load_safely() {
         ["1|2|3"]
     );
 }
+
+#[test]
+fn upsert_and_append_touch_only_the_columns_the_input_names() {
+    let Some(pg) = PgSchema::new("subset") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {}.c (id bigint PRIMARY KEY, a text, b text, created text NOT NULL DEFAULT 'now')",
+            pg.name
+        ))
+        .expect("table");
+    let args = ["--table", "c", "--mode", "upsert", "--key", "id"];
+    assert_eq!(
+        code(&load(&pg, d, &args, "{\"id\":1,\"a\":\"x\",\"b\":\"y\"}\n")),
+        0
+    );
+    let out = load(&pg, d, &args, "{\"id\":1,\"a\":\"z\"}\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        pg.rows(&format!("SELECT * FROM {}.c", pg.name)),
+        ["1|z|y|now"]
+    );
+    let out = load(&pg, d, &["--table", "c"], "{\"id\":2,\"a\":\"w\"}\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        pg.rows(&format!("SELECT * FROM {}.c WHERE id = 2", pg.name)),
+        ["2|w||now"]
+    );
+}
+
+#[test]
+fn values_that_a_column_would_change_are_rejected() {
+    let Some(pg) = PgSchema::new("modifiers") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {}.m (price numeric(10,2), r real, at timestamp)",
+            pg.name
+        ))
+        .expect("table");
+    for (record, fragment) in [
+        ("{\"price\":1.234}", "does not fit a numeric(10,2) column"),
+        ("{\"r\":16777217}", "does not fit a real column"),
+        (
+            "{\"at\":\"2026-11-01T09:00:00+02:00\"}",
+            "carries a UTC offset",
+        ),
+    ] {
+        let out = load(&pg, d, &["--table", "m"], &format!("{record}\n"));
+        assert_eq!(code(&out), 1, "{record}");
+        assert!(
+            stderr(&out).contains(fragment),
+            "{record}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(pg.count("m"), 0);
+}
+
+#[test]
+fn text_cursors_compare_by_code_point_like_the_bookmark() {
+    let Some(pg) = PgSchema::new("collate") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let (url, s) = (&pg.url, &pg.name);
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {s}.src (k text); INSERT INTO {s}.src VALUES ('B'), ('a')"
+        ))
+        .expect("table");
+    let job = format!(
+        "etl-extract '{url}' --schema-name {s} --table src --cursor k --state '{url}' \
+         | etl-load '{url}' --schema-name {s} --table dst"
+    );
+    assert_eq!(code(&bash(&job, d)), 0);
+    pg.client()
+        .batch_execute(&format!("INSERT INTO {s}.src VALUES ('b')"))
+        .expect("insert");
+    let out = bash(&job, d);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        pg.rows(&format!("SELECT k FROM {s}.dst ORDER BY k COLLATE \"C\"")),
+        ["B", "a", "b"]
+    );
+}

@@ -16,16 +16,22 @@ pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let (authority, tail) = match rest.find(['/', '?']) {
+    // Like the driver, user info runs to the first '@' (a password may
+    // hold '/' or '?'); the host part ends at the next '/' or '?'.
+    let (userinfo, rest) = match rest.split_once('@') {
+        Some((info, host_and_more)) => (Some(info), host_and_more),
+        None => (None, rest),
+    };
+    let (host, tail) = match rest.find(['/', '?']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
+    let authority = match userinfo {
+        Some(info) => {
+            let user = info.split(':').next().unwrap_or_default();
             format!("{user}@{host}")
         }
-        None => authority.to_string(),
+        None => host.to_string(),
     };
     let tail: String = match tail.split_once('?') {
         Some((path, query)) => {
@@ -197,6 +203,7 @@ mod tests {
         );
         assert_eq!(redact("postgresql://h/db"), "postgresql://h/db");
         assert_eq!(redact("postgres://u:p@h"), "postgres://u@h");
+        assert_eq!(redact("postgres://u:ab/cd?e@h/db"), "postgres://u@h/db");
     }
 
     #[test]

@@ -88,7 +88,7 @@ struct Column {
 struct CopyStream {
     chunks: SyncSender<Vec<u8>>,
     done: JoinHandle<(Client, Result<()>)>,
-    columns: usize,
+    columns: Vec<usize>,
 }
 
 /// Loads into one PostgreSQL table inside one transaction.
@@ -105,7 +105,9 @@ pub struct PgSink {
     null_only: Vec<String>,
     staged: bool,
     chunk: Vec<u8>,
-    chunk_columns: usize,
+    /// Columns the input has named so far: the only ones sent and updated
+    /// (the rest keep their defaults, or their values on upsert).
+    copy_cols: Vec<usize>,
     ends: Vec<End>,
     log: Vec<String>,
     deleted: u64,
@@ -161,7 +163,7 @@ impl PgSink {
             columns: Vec::new(),
             null_only: Vec::new(),
             chunk: Vec::with_capacity(CHUNK + 65_536),
-            chunk_columns: 0,
+            copy_cols: Vec::new(),
             ends: Vec::new(),
             log: Vec::new(),
             deleted: 0,
@@ -230,14 +232,15 @@ impl PgSink {
         if self
             .copy
             .as_ref()
-            .is_some_and(|c| c.columns != self.chunk_columns)
+            .is_some_and(|c| c.columns != self.copy_cols)
         {
             conn(&mut self.copy, &mut self.client, &self.name)?;
         }
         if self.copy.is_none() {
-            let names: Vec<String> = self.columns[..self.chunk_columns]
+            let names: Vec<String> = self
+                .copy_cols
                 .iter()
-                .map(|c| quote(&c.name))
+                .map(|&i| quote(&self.columns[i].name))
                 .collect();
             let sql = format!(
                 "COPY {} ({}) FROM STDIN",
@@ -265,7 +268,7 @@ impl PgSink {
             self.copy = Some(CopyStream {
                 chunks,
                 done,
-                columns: self.chunk_columns,
+                columns: self.copy_cols.clone(),
             });
         }
         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK + 65_536));
@@ -368,13 +371,19 @@ impl PgSink {
         }
         self.flush()?;
         if self.staged && self.exists {
-            let cols: Vec<String> = self.columns.iter().map(|c| quote(&c.name)).collect();
+            let cols: Vec<String> = self
+                .copy_cols
+                .iter()
+                .map(|&i| quote(&self.columns[i].name))
+                .collect();
             let cols = cols.join(", ");
             match self.options.mode {
                 WriteMode::Replace => {
                     conn(&mut self.copy, &mut self.client, &self.name)?
                         .batch_execute(&format!(
-                            "TRUNCATE {t}; INSERT INTO {t} ({cols}) SELECT {cols} FROM etl_stage ORDER BY _etl_seq; \
+                            // DELETE, not TRUNCATE: readers keep seeing the old
+                            // rows (MVCC) until the transaction commits.
+                            "DELETE FROM {t}; INSERT INTO {t} ({cols}) SELECT {cols} FROM etl_stage ORDER BY _etl_seq; \
                              TRUNCATE etl_stage",
                             t = self.qtable
                         ))
@@ -453,8 +462,8 @@ impl PgSink {
             self.deleted += deleted;
             keep = format!(" WHERE s.{} IS NOT TRUE", quote(flag));
         }
-        let updates: Vec<String> = self
-            .columns
+        let sent: Vec<&Column> = self.copy_cols.iter().map(|&i| &self.columns[i]).collect();
+        let updates: Vec<String> = sent
             .iter()
             .filter(|c| !self.options.keys.contains(&c.name))
             .map(|c| format!("{n} = excluded.{n}", n = quote(&c.name)))
@@ -464,8 +473,7 @@ impl PgSink {
         } else {
             format!("DO UPDATE SET {}", updates.join(", "))
         };
-        let select: Vec<String> = self
-            .columns
+        let select: Vec<String> = sent
             .iter()
             .map(|c| format!("s.{}", quote(&c.name)))
             .collect();
@@ -479,6 +487,35 @@ impl PgSink {
             .map_err(pg_err("cannot upsert"))?;
         Ok(())
     }
+}
+
+/// Does a decimal fit the scale of `numeric(p,s)` without rounding?
+fn fits_scale(type_name: &str, number: &str) -> bool {
+    let Some(scale) = type_name
+        .strip_prefix("numeric(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|ps| ps.split(',').nth(1))
+        .and_then(|s| s.trim().parse::<usize>().ok())
+    else {
+        return true;
+    };
+    if number.contains(['e', 'E']) {
+        return false;
+    }
+    let fraction = number.split_once('.').map_or("", |(_, f)| f);
+    fraction.trim_end_matches('0').len() <= scale
+}
+
+/// Does a timestamp text end with a UTC offset (`Z`, `+02:00`, `-0500`)?
+fn has_offset(s: &str) -> bool {
+    let s = s.trim();
+    if s.ends_with(['Z', 'z']) {
+        return true;
+    }
+    let Some(time) = s.split(['T', ' ']).nth(1) else {
+        return false;
+    };
+    time.contains(['+', '-'])
 }
 
 /// `-?digits[.digits]`: text a numeric column takes without change.
@@ -527,13 +564,28 @@ fn copy_value(
             out.extend_from_slice(n.as_bytes());
         }
         (Kind::Float, Raw::Number(n)) => {
-            exact_float(n).ok_or_else(misfit)?;
+            let f = exact_float(n).ok_or_else(misfit)?;
+            if type_name == "real" && f64::from(f as f32) != f {
+                return Err(misfit());
+            }
             out.extend_from_slice(n.as_bytes());
         }
-        (Kind::Numeric, Raw::Number(n)) => out.extend_from_slice(n.as_bytes()),
+        (Kind::Numeric, Raw::Number(n)) if fits_scale(type_name, n) => {
+            out.extend_from_slice(n.as_bytes());
+        }
         // Exact decimals often travel as text (a SQLite TEXT column keeps
         // every digit); text that is a plain decimal number goes in as is.
-        (Kind::Numeric, Raw::Str(s)) if is_decimal_text(s) => out.extend_from_slice(s.as_bytes()),
+        (Kind::Numeric, Raw::Str(s)) if is_decimal_text(s) && fits_scale(type_name, s) => {
+            out.extend_from_slice(s.as_bytes());
+        }
+        (Kind::Other, Raw::Str(s))
+            if type_name == "timestamp without time zone" && has_offset(s) =>
+        {
+            return Err(format!(
+                "{} carries a UTC offset, which a timestamp without time zone column would drop",
+                value.describe()
+            ));
+        }
         (Kind::Bool, Raw::Bool(b)) => out.push(if *b { b't' } else { b'f' }),
         (Kind::Text | Kind::Other, Raw::Str(s)) => copy_text(out, s),
         (Kind::Text, Raw::Number(n) | Raw::Nested(n)) => copy_text(out, n),
@@ -639,13 +691,32 @@ impl Sink for PgSink {
         if !new_columns.is_empty() {
             self.add_columns(&new_columns)?;
         }
-        if self.chunk_columns != self.columns.len() {
+        let named: Vec<usize> = fields
+            .iter()
+            .filter_map(|(name, _)| self.find(name))
+            .filter(|i| !self.copy_cols.contains(i))
+            .collect();
+        if !named.is_empty() {
+            // Rows so far go with the old column list; later ones with the new.
             self.flush()?;
-            self.chunk_columns = self.columns.len();
+            for i in named {
+                if !self.copy_cols.contains(&i) {
+                    self.copy_cols.push(i);
+                }
+            }
+        }
+        if self.copy_cols.is_empty() {
+            // A record with no values at all: a row of defaults.
+            let target = self.copy_target();
+            conn(&mut self.copy, &mut self.client, &self.name)?
+                .batch_execute(&format!("INSERT INTO {target} DEFAULT VALUES"))
+                .map_err(pg_err("cannot insert a row of defaults"))?;
+            return Ok(Ok(()));
         }
         let start = self.chunk.len();
-        for (i, column) in self.columns.iter().enumerate() {
-            if i > 0 {
+        for (n, &i) in self.copy_cols.iter().enumerate() {
+            let column = &self.columns[i];
+            if n > 0 {
                 self.chunk.push(b'\t');
             }
             let value = fields
@@ -774,5 +845,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, b"12345678901234567890.123");
+    }
+
+    #[test]
+    fn column_modifiers_are_respected() {
+        let mut out = Vec::new();
+        let num = |s: &str| Raw::Number(s.to_string().into());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric(10,2)", &num("1.234")).is_err());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric(10,2)", &num("1.230")).is_ok());
+        assert!(copy_value(&mut out, Kind::Float, "real", &num("16777217")).is_err());
+        let ts = |s: &str| Raw::Str(s.to_string().into());
+        let tz = "timestamp without time zone";
+        assert!(copy_value(&mut out, Kind::Other, tz, &ts("2026-11-01T09:00:00+02:00")).is_err());
+        assert!(copy_value(&mut out, Kind::Other, tz, &ts("2026-11-01 09:00:00")).is_ok());
     }
 }

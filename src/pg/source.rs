@@ -78,12 +78,26 @@ impl PgSource {
                         Value::String(s) => s.clone(),
                         other => other.to_string(),
                     });
-                    conditions.push(format!(
-                        "{} {op} ${}::text::{}",
-                        quote(column),
-                        params.len(),
-                        quote(&col_type)
-                    ));
+                    // Text compares by code point, as the bookmark does (a
+                    // database collation would order rows differently and
+                    // skip some at the boundary).
+                    let text_like =
+                        matches!(col_type.as_str(), "text" | "varchar" | "bpchar" | "name");
+                    let condition = if text_like {
+                        format!(
+                            "{} COLLATE \"C\" {op} ${}::text COLLATE \"C\"",
+                            quote(column),
+                            params.len()
+                        )
+                    } else {
+                        format!(
+                            "{} {op} ${}::text::{}",
+                            quote(column),
+                            params.len(),
+                            quote(&col_type)
+                        )
+                    };
+                    conditions.push(condition);
                 }
             }
         }

@@ -127,9 +127,14 @@ impl FileSink {
                     let bytes = std::fs::metadata(path)?.len();
                     needs_newline = bytes > 0 && last_byte(path)? != Some(b'\n');
                 }
+                let copied = options.append && path.exists();
+                // A temporary file left by a killed run (same PID) must not
+                // leak into this one: start it empty unless it is the copy.
                 let mut file = std::fs::OpenOptions::new()
                     .create(true)
-                    .append(true)
+                    .write(true)
+                    .append(copied)
+                    .truncate(!copied)
                     .open(&tmp)
                     .with_context(|| format!("cannot create {}", tmp.display()))?;
                 if needs_newline {

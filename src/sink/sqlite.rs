@@ -23,7 +23,6 @@ pub const BATCH_TABLE: &str = "_etl_batches";
 /// An open SQLite database with a write transaction in progress.
 pub struct SqliteTarget {
     path: PathBuf,
-    created: bool,
     conn: Connection,
 }
 
@@ -32,12 +31,10 @@ impl SqliteTarget {
     /// load of the same file is waited for, up to `wait`.
     pub fn open(path: &Path, wait: Duration) -> Result<Self> {
         let name = path.display();
-        let created = !path.exists();
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open SQLite database {name}"))?;
         let target = SqliteTarget {
             path: path.to_path_buf(),
-            created,
             conn,
         };
         target
@@ -64,20 +61,12 @@ impl SqliteTarget {
             .with_context(|| format!("cannot commit to {}", self.path.display()))
     }
 
-    /// Undoes the open transaction. A database file this run created and
-    /// never committed to is removed again, so a failed first load leaves
-    /// no trace.
-    pub fn rollback(self, committed_before: bool) {
+    /// Undoes the open transaction. A database file this run created stays
+    /// (empty): another load may already be waiting on it, and deleting it
+    /// would make that load's commit vanish.
+    pub fn rollback(self) {
         // The transaction dies with the connection even if ROLLBACK fails.
         let _ = self.conn.execute_batch("ROLLBACK");
-        drop(self.conn);
-        if self.created && !committed_before {
-            for suffix in ["", "-journal", "-wal", "-shm"] {
-                let mut p = self.path.clone().into_os_string();
-                p.push(suffix);
-                let _ = std::fs::remove_file(p);
-            }
-        }
     }
 }
 

@@ -354,6 +354,9 @@ impl<'c> TableWriter<'c> {
         if same_fields {
             return self.bind_and_run(record);
         }
+        // Until this record's columns are all found, the shortcut for "same
+        // fields as the last record" must not be taken.
+        self.last_fields.clear();
         self.bound.clear();
         let mut new_columns: Vec<(String, FieldType)> = Vec::new();
         for (name, value) in record {

@@ -102,9 +102,7 @@ impl<R: BufRead> Source for NdjsonSource<R> {
                 .with_context(|| format!("cannot read {}", self.name))?;
             if n == 0 {
                 let framing = std::mem::take(&mut self.framing);
-                framing
-                    .finish()
-                    .map_err(|e| wire::locate(&self.name, e))?;
+                framing.finish().map_err(|e| wire::locate(&self.name, e))?;
                 return Ok(());
             }
             self.line_no += 1;
