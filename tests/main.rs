@@ -3,6 +3,7 @@
 
 mod common;
 mod corpus;
+mod crash;
 mod docs;
 mod extract;
 mod files;
