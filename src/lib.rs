@@ -9,6 +9,7 @@ pub mod cli;
 pub mod error;
 pub mod extract;
 pub mod format;
+pub mod harness;
 pub mod incremental;
 pub mod load;
 pub mod output;

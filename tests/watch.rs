@@ -372,3 +372,37 @@ fn follow_script_picks_up_lines_as_they_come() {
     let _ = child.wait();
     assert_eq!(count(&d.join("logs.db"), "app_log"), Some(2));
 }
+
+#[test]
+fn inotify_wakes_the_watcher_before_the_next_poll() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"");
+    let mut child = std::process::Command::new(WATCH)
+        .args([
+            "app.log",
+            "--poll-interval",
+            "600000",
+            "--batch-interval",
+            "0.1",
+            "--exec",
+            "etl-load -q wh.db --table t",
+        ])
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir().display()))
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    append(&d.join("app.log"), "hello\n");
+    // The next poll is ten minutes away: only a change notification gets
+    // the line read in time, and the batch interval hands it on.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while count(&d.join("wh.db"), "t") != Some(1) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(count(&d.join("wh.db"), "t"), Some(1));
+}

@@ -14,7 +14,8 @@ use crate::progress::Verbosity;
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0    success (also when a downstream reader closes the pipe early)
-  1    runtime failure: I/O, malformed input, database error, truncated input
+  1    runtime failure: I/O, malformed input, database error, truncated input,
+       or a lock another run held (etl-load past --wait; a second etl-watch)
   2    usage error: bad flags or a bad combination of them
   3    finished, but some records were rejected (see --rejects)
   130  interrupted (SIGINT); nothing partial was committed";

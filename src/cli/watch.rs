@@ -12,8 +12,10 @@ etl-watch turns data that keeps arriving into batches. It follows files
 files it still holds open), directories and quoted globs (new files are
 picked up), or an endless stdin. A file is known by its device, inode and a
 fingerprint of its first bytes, not by its name. A half-written last line is
-held until its newline arrives. Changes are found by polling every
---poll-interval milliseconds, which also works on network filesystems.
+held until its newline arrives. Changes are noticed through inotify as
+they happen, and by polling every --poll-interval milliseconds as well, so
+network filesystems (where inotify stays silent) work too; --poll turns
+inotify off.
 
 A batch closes at --batch-rows records, --batch-bytes bytes or
 --batch-interval seconds, whichever comes first. Each batch is framed by
@@ -108,9 +110,14 @@ pub struct WatchArgs {
     #[arg(long)]
     pub from_end: bool,
 
-    /// How often to look for changes, in milliseconds
+    /// How often to look for changes, in milliseconds (also between inotify events)
     #[arg(long, value_name = "MS", default_value_t = 250)]
     pub poll_interval: u64,
+
+    /// Do not use inotify; only poll (e.g. on network filesystems, where
+    /// change notifications do not arrive)
+    #[arg(long)]
+    pub poll: bool,
 
     /// Stream name in control lines [default: "watch"]
     #[arg(long, value_name = "NAME", default_value = "watch")]

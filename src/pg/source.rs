@@ -5,7 +5,6 @@
 
 use anyhow::{Context as _, Result};
 use postgres::Client;
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
 use serde_json::Value;
 
@@ -13,6 +12,9 @@ use super::conn::{self, quote};
 use crate::record::{FieldType, Schema};
 use crate::source::sqlite::Selection;
 use crate::source::{Context, Emit, Source, deliver};
+
+/// Rows fetched from the server per round trip.
+const FETCH_ROWS: usize = 5_000;
 
 /// A query over a PostgreSQL connection.
 pub struct PgSource {
@@ -134,28 +136,42 @@ impl Source for PgSource {
     }
 
     fn run(&mut self, emit: &mut Emit<'_>, cx: &mut Context<'_>) -> Result<()> {
+        // A server-side cursor, fetched in pages: memory stays flat however
+        // large the result, and however slowly the next stage reads.
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> = self
             .params
             .iter()
             .map(|p| p as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let mut rows = self.client.query_raw(&self.sql, params).map_err(|e| {
-            anyhow::anyhow!("{}: cannot run the query: {}", self.name, db_message(&e))
-        })?;
+        let name = self.name.clone();
+        let fail =
+            |what: &str, e: postgres::Error| anyhow::anyhow!("{name}: {what}: {}", db_message(&e));
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| fail("cannot start a read transaction", e))?;
+        tx.execute(
+            &format!("DECLARE etl_rows NO SCROLL CURSOR FOR {}", self.sql),
+            &params,
+        )
+        .map_err(|e| fail("cannot run the query", e))?;
         let mut row_no = 0u64;
-        while let Some(row) = rows.next().map_err(|e| {
-            anyhow::anyhow!(
-                "{}: reading row {}: {}",
-                self.name,
-                row_no + 1,
-                db_message(&e)
-            )
-        })? {
-            row_no += 1;
-            cx.read += 1;
-            let text: &str = row.get(0);
-            deliver(emit, text.as_bytes(), cx, &self.name, row_no)?;
+        loop {
+            let rows = tx
+                .query(&format!("FETCH {FETCH_ROWS} FROM etl_rows"), &[])
+                .map_err(|e| fail(&format!("reading after row {row_no}"), e))?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                row_no += 1;
+                cx.read += 1;
+                let text: &str = row.get(0);
+                deliver(emit, text.as_bytes(), cx, &self.name, row_no)?;
+            }
         }
+        tx.commit()
+            .map_err(|e| fail("cannot close the read transaction", e))?;
         Ok(())
     }
 }

@@ -536,6 +536,7 @@ impl Watcher<'_> {
             }
         }
         let interval = Duration::from_secs_f64(self.args.batch_interval);
+        let (_watcher, changes) = self.notifications();
         loop {
             self.scan()?;
             for index in 0..self.tracked.len() {
@@ -548,8 +549,64 @@ impl Watcher<'_> {
             if self.args.once {
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(self.args.poll_interval));
+            // Wake for the next poll, or when the open batch is due.
+            let mut poll = Duration::from_millis(self.args.poll_interval);
+            if let Some(started) = self.batch.started {
+                poll = poll.min(interval.saturating_sub(started.elapsed()));
+            }
+            match &changes {
+                // Wake at the first change, or at the next poll at the latest.
+                Some(changes) => {
+                    if changes.recv_timeout(poll).is_ok() {
+                        while changes.try_recv().is_ok() {}
+                    }
+                }
+                None => std::thread::sleep(poll),
+            }
         }
+    }
+
+    /// inotify on the watched paths (their directories, so that renames
+    /// and new files are seen). `None`, and polling alone, when --poll is
+    /// given, in --once mode, or when the system refuses.
+    fn notifications(
+        &self,
+    ) -> (
+        Option<notify::RecommendedWatcher>,
+        Option<std::sync::mpsc::Receiver<()>>,
+    ) {
+        use notify::Watcher as _;
+        if self.args.poll || self.args.once {
+            return (None, None);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let watcher = notify::recommended_watcher(move |_event| {
+            let _ = tx.send(());
+        });
+        let mut watcher = match watcher {
+            Ok(w) => w,
+            Err(e) => {
+                self.progress.detail(&format!(
+                    "no inotify ({e}); polling every {} ms",
+                    self.args.poll_interval
+                ));
+                return (None, None);
+            }
+        };
+        for path in &self.args.paths {
+            let dir = if path.is_dir() {
+                path.clone()
+            } else {
+                path.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from)
+            };
+            if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                self.progress
+                    .detail(&format!("cannot watch {} ({e}); polling it", dir.display()));
+            }
+        }
+        (Some(watcher), Some(rx))
     }
 
     fn follow_stdin(&mut self) -> Result<()> {
