@@ -104,11 +104,23 @@ pub enum Outcome {
 /// Turns a program's result into its exit code, printing the error (one
 /// line, then an optional hint) on stderr. A broken pipe is a normal way for
 /// a downstream reader to say "enough": exit 0, print nothing.
-pub fn finish(program: &str, result: anyhow::Result<Outcome>) -> ExitCode {
+pub fn finish(program: &str, result: anyhow::Result<Outcome>, log_json: bool) -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Rejected) => ExitCode::from(Kind::Rejects.code()),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if log_json => {
+            let code = exit_code_for(&err);
+            let record = serde_json::json!({
+                "program": program,
+                "status": "error",
+                "exit_code": code,
+                "error": format!("{err:#}"),
+                "hint": failure_of(&err).and_then(|f| f.hint.clone()),
+            });
+            eprintln!("{record}");
+            ExitCode::from(code)
+        }
         Err(err) => {
             eprintln!("{program}: error: {err:#}");
             if let Some(hint) = failure_of(&err).and_then(|f| f.hint.as_deref()) {

@@ -69,7 +69,7 @@ pub fn json_array(data: &[u8]) {
         "fuzz",
         Verbosity {
             quiet: true,
-            verbose: false,
+            ..Verbosity::default()
         },
         None,
     );

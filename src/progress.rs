@@ -17,6 +17,8 @@ pub struct Verbosity {
     pub quiet: bool,
     /// Extra detail on stderr.
     pub verbose: bool,
+    /// The summary as a JSON run record.
+    pub log_json: bool,
 }
 
 /// Progress display and run counters for one program run.
@@ -94,9 +96,13 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 
-    /// Clears the bar and prints the summary line.
+    /// Clears the bar and prints the summary line (or the JSON record).
     pub fn summary(&self, counts: &Counts) {
         self.clear();
+        if self.verbosity.log_json {
+            eprintln!("{}", counts.record(self.program, self.started.elapsed()));
+            return;
+        }
         if self.verbosity.quiet {
             return;
         }
@@ -145,6 +151,24 @@ impl Counts {
             "{} rows read, {} written, {} rejected{skipped} in {:.2} s ({} rows/s)",
             self.read, self.written, self.rejected, secs, rate
         )
+    }
+}
+
+impl Counts {
+    /// The run record `--log-json` prints for a run that finished.
+    pub fn record(&self, program: &str, elapsed: Duration) -> String {
+        let secs = elapsed.as_secs_f64();
+        serde_json::json!({
+            "program": program,
+            "status": if self.rejected > 0 { "rejected" } else { "ok" },
+            "exit_code": if self.rejected > 0 { 3 } else { 0 },
+            "rows_read": self.read,
+            "rows_written": self.written,
+            "rows_rejected": self.rejected,
+            "rows_skipped": self.skipped,
+            "seconds": (secs * 1000.0).round() / 1000.0,
+        })
+        .to_string()
     }
 }
 

@@ -253,3 +253,32 @@ fn usage_errors_exit_2() {
     c.arg("w.db");
     assert_eq!(code(&run(c)), 2, "--table is required");
 }
+
+#[test]
+fn log_json_gives_machine_readable_run_records() {
+    let dir = tempdir();
+    let out = load(dir.path(), &["--log-json", "-q"], &framed(&[r#"{"id":1}"#]));
+    assert_eq!(code(&out), 0);
+    let record: serde_json::Value =
+        serde_json::from_str(stderr(&out).trim()).expect("one JSON line");
+    assert_eq!(record["program"], "etl-load");
+    assert_eq!(record["status"], "ok");
+    assert_eq!(record["rows_read"], 1);
+    assert_eq!(record["rows_written"], 1);
+    let out = load(
+        dir.path(),
+        &["--log-json"],
+        "{\"@etl\":\"begin\",\"stream\":\"s\"}\n",
+    );
+    assert_eq!(code(&out), 1);
+    let record: serde_json::Value =
+        serde_json::from_str(stderr(&out).trim()).expect("one JSON line");
+    assert_eq!(record["status"], "error");
+    assert_eq!(record["exit_code"], 1);
+    assert!(
+        record["error"]
+            .as_str()
+            .expect("error text")
+            .contains("upstream ended early after 0 rows")
+    );
+}

@@ -3,5 +3,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = etlkit::cli::extract::ExtractArgs::parse();
-    etlkit::error::finish("etl-extract", etlkit::extract::run(args))
+    let log_json = args.verbosity.log_json;
+    etlkit::error::finish("etl-extract", etlkit::extract::run(args), log_json)
 }

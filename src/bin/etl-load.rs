@@ -3,5 +3,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = etlkit::cli::load::LoadArgs::parse();
-    etlkit::error::finish("etl-load", etlkit::load::run(args))
+    let log_json = args.verbosity.log_json;
+    etlkit::error::finish("etl-load", etlkit::load::run(args), log_json)
 }

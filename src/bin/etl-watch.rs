@@ -3,5 +3,6 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = etlkit::cli::watch::WatchArgs::parse();
-    etlkit::error::finish("etl-watch", etlkit::watch::run(args))
+    let log_json = args.verbosity.log_json;
+    etlkit::error::finish("etl-watch", etlkit::watch::run(args), log_json)
 }

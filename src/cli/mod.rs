@@ -30,6 +30,11 @@ pub struct VerbosityArgs {
     /// Print more detail on stderr (table creation, column types, timings)
     #[arg(short, long, global = true)]
     pub verbose: bool,
+
+    /// End with a JSON run record on stderr instead of the summary line
+    /// (also for failures: status, exit code, error), even with -q
+    #[arg(long, global = true)]
+    pub log_json: bool,
 }
 
 impl VerbosityArgs {
@@ -38,6 +43,7 @@ impl VerbosityArgs {
         Verbosity {
             quiet: self.quiet,
             verbose: self.verbose,
+            log_json: self.log_json,
         }
     }
 }

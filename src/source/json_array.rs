@@ -201,7 +201,7 @@ mod tests {
             "test",
             Verbosity {
                 quiet: true,
-                verbose: false,
+                ..Verbosity::default()
             },
             None,
         );
