@@ -406,3 +406,44 @@ fn inotify_wakes_the_watcher_before_the_next_poll() {
     let _ = child.wait();
     assert_eq!(count(&d.join("wh.db"), "t"), Some(1));
 }
+
+#[test]
+fn its_own_checkpoint_in_a_watched_directory_is_not_input() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "a.log", b"1\n");
+    for _ in 0..3 {
+        let out = watch_once(d, &[".", "--checkpoint", "w.ckpt"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let out = watch_once(d, &[".", "--checkpoint", "w.ckpt"]);
+    assert_eq!(lines_of(&out), Vec::<String>::new());
+}
+
+#[test]
+fn from_end_skips_old_lines_only_on_the_very_first_run() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"old\n");
+    let args = ["app.log", "--checkpoint", "ck.json", "--from-end"];
+    assert_eq!(lines_of(&watch_once(d, &args)), Vec::<String>::new());
+    append(&d.join("app.log"), "new\n");
+    std::fs::rename(d.join("app.log"), d.join("app.log.1")).expect("rotate");
+    write(d, "app.log", b"after rotation\n");
+    assert_eq!(lines_of(&watch_once(d, &args)), ["new", "after rotation"]);
+}
+
+#[test]
+fn a_long_quoted_csv_record_does_not_stall_the_file() {
+    let dir = tempdir();
+    let d = dir.path();
+    let long = "y\n".repeat(5000);
+    write(
+        d,
+        "in.csv",
+        format!("id,note\n1,\"{long}\"\n2,z\n").as_bytes(),
+    );
+    let out = watch_once(d, &["in.csv", "--format", "csv", "--batch-bytes", "1000"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)).len(), 2);
+}

@@ -42,6 +42,8 @@ pub struct Checkpoint {
     pub files: Vec<(FileId, PathBuf, u64)>,
     /// The batch in flight: handed to --exec but not yet confirmed.
     pub pending: Vec<Range>,
+    /// That batch's id, reused when it is sent again.
+    pub pending_id: Option<String>,
 }
 
 fn id_json(id: &FileId) -> Value {
@@ -122,6 +124,10 @@ impl Checkpoint {
         Ok(Checkpoint {
             files,
             pending: ranges_from(doc.get("pending")),
+            pending_id: doc
+                .get("pending_id")
+                .and_then(Value::as_str)
+                .map(String::from),
         })
     }
 
@@ -132,7 +138,12 @@ impl Checkpoint {
             .iter()
             .map(|(id, file, offset)| json!({"file": file.display().to_string(), "id": id_json(id), "offset": offset}))
             .collect();
-        let doc = json!({"version": 1, "files": files, "pending": ranges_json(&self.pending)});
+        let doc = json!({
+            "version": 1,
+            "files": files,
+            "pending": ranges_json(&self.pending),
+            "pending_id": self.pending_id,
+        });
         let text = serde_json::to_string_pretty(&doc)?;
         crate::state::write_atomically(path, text.as_bytes())
     }
@@ -187,6 +198,7 @@ mod tests {
                 start: 10,
                 end: 20,
             }],
+            pending_id: Some("b47c".into()),
         };
         cp.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), cp);

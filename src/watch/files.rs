@@ -111,8 +111,7 @@ impl Tracked {
     /// has grown. Returns true if the file started over.
     pub fn check(&mut self) -> Result<bool> {
         let size = self.size()?;
-        let rewritten = size < self.read || !is_same(&self.id, &mut self.file)?;
-        if rewritten {
+        if self.rewritten()? {
             self.id = identify(&mut self.file)?;
             self.committed = 0;
             self.read = 0;
@@ -122,6 +121,11 @@ impl Tracked {
             self.id = identify(&mut self.file)?;
         }
         Ok(false)
+    }
+
+    /// Was the file truncated, or its first bytes rewritten, since it was read?
+    pub fn rewritten(&mut self) -> Result<bool> {
+        Ok(self.size()? < self.read || !is_same(&self.id, &mut self.file)?)
     }
 
     /// Up to `max` unread bytes that end with a newline (a half-written last
@@ -134,9 +138,13 @@ impl Tracked {
         let want = (size - self.read).min(max.max(1) as u64);
         let mut buf = vec![0u8; want as usize];
         self.file.seek(SeekFrom::Start(self.read))?;
-        self.file
-            .read_exact(&mut buf)
-            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        if let Err(e) = self.file.read_exact(&mut buf) {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                // Truncated while we read: the next scan notices and restarts it.
+                return Ok(Vec::new());
+            }
+            return Err(e).with_context(|| format!("cannot read {}", self.path.display()));
+        }
         match buf.iter().rposition(|&b| b == b'\n') {
             Some(last) => buf.truncate(last + 1),
             None if want < size - self.read => {

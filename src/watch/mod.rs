@@ -62,11 +62,20 @@ struct Watcher<'a> {
     checkpoint_path: Option<PathBuf>,
     tracked: Vec<Tracked>,
     batch: Batch,
+    /// --from-end applies to files found before anything was ever read
+    /// (no checkpoint yet); files that appear later start at their start.
+    first_scan: bool,
+    /// The id of the batch being sent again after a restart.
+    replay_id: Option<String>,
 }
 
 /// Runs `etl-watch`.
 pub fn run(args: WatchArgs) -> Result<Outcome> {
-    if args.batch_rows == 0 || args.batch_bytes == 0 || args.batch_interval < 0.0 {
+    if args.batch_rows == 0
+        || args.batch_bytes == 0
+        || !args.batch_interval.is_finite()
+        || args.batch_interval < 0.0
+    {
         return Err(usage("batch limits must be positive"));
     }
     let stdin = args.paths.is_empty() || args.paths.iter().any(|p| p.as_os_str() == "-");
@@ -101,6 +110,8 @@ pub fn run(args: WatchArgs) -> Result<Outcome> {
         checkpoint_path: args.checkpoint.clone(),
         tracked: Vec::new(),
         batch: Batch::default(),
+        first_scan: true,
+        replay_id: None,
     };
     if stdin {
         watcher.follow_stdin()?;
@@ -269,12 +280,15 @@ impl Watcher<'_> {
     /// Reads what is complete in file `index` into the batch, handing on
     /// full batches as it goes.
     fn drain(&mut self, index: usize) -> Result<()> {
+        let mut grow = 1usize;
+        let mut last_len = 0usize;
         loop {
             let room = self
                 .args
                 .batch_bytes
                 .saturating_sub(self.batch.bytes)
-                .max(4096);
+                .max(4096)
+                .saturating_mul(grow);
             let chunk = self.tracked[index].complete_bytes(room)?;
             if chunk.is_empty() {
                 return Ok(());
@@ -306,8 +320,19 @@ impl Watcher<'_> {
             };
             let parsed = self.parse(&name, base, body, header.as_deref())?;
             if parsed.used == 0 && parsed.records.is_empty() {
+                let unread_beyond = self.tracked[index].size()? > base + body.len() as u64;
+                let grew = chunk.len() > last_len;
+                last_len = chunk.len();
+                if unread_beyond && grew {
+                    // One record (a long quoted CSV field) is bigger than
+                    // the room: read further rather than stall.
+                    grow = grow.saturating_mul(2);
+                    continue;
+                }
                 return Ok(());
             }
+            grow = 1;
+            last_len = 0;
             for (record, used) in &parsed.records {
                 self.counts.read += 1;
                 self.batch.push(record, *used);
@@ -323,7 +348,7 @@ impl Watcher<'_> {
         }
     }
 
-    fn save_checkpoint(&self, pending: Vec<Range>) -> Result<()> {
+    fn save_checkpoint(&self, pending: Vec<Range>, pending_id: Option<String>) -> Result<()> {
         let Some(path) = &self.checkpoint_path else {
             return Ok(());
         };
@@ -334,6 +359,7 @@ impl Watcher<'_> {
                 .map(|t| (t.id.clone(), t.path.clone(), t.committed))
                 .collect(),
             pending,
+            pending_id,
         };
         checkpoint.save(path)
     }
@@ -348,7 +374,7 @@ impl Watcher<'_> {
                 t.committed = t.read;
             }
             self.batch = Batch::default();
-            return self.save_checkpoint(Vec::new());
+            return self.save_checkpoint(Vec::new(), None);
         }
         let ranges: Vec<Range> = self
             .tracked
@@ -356,17 +382,19 @@ impl Watcher<'_> {
             .filter_map(Tracked::pending_range)
             .collect();
         let positions = ranges_json(&ranges);
-        let id = if ranges.is_empty() {
-            None
-        } else {
-            Some(fingerprint(positions_key(&ranges).as_bytes()))
+        // A batch sent again after a restart keeps the id it was first
+        // sent with, even if one of its files has gone since.
+        let id = match self.replay_id.take() {
+            Some(id) => Some(id),
+            None if ranges.is_empty() => None,
+            None => Some(fingerprint(positions_key(&ranges).as_bytes())),
         };
         let begin = Begin {
             stream: self.args.stream.clone(),
             source: Some(PROGRAM.into()),
             schema: self.schema(),
             from: None,
-            batch: id,
+            batch: id.clone(),
         };
         let end = End {
             stream: self.args.stream.clone(),
@@ -386,7 +414,7 @@ impl Watcher<'_> {
 
         match &self.args.exec {
             Some(cmd) => {
-                self.save_checkpoint(ranges)?;
+                self.save_checkpoint(ranges, id)?;
                 self.exec(cmd, &payload)?;
             }
             None => {
@@ -402,7 +430,7 @@ impl Watcher<'_> {
         self.counts.written += self.batch.rows as u64;
         self.batches += 1;
         self.batch = Batch::default();
-        self.save_checkpoint(Vec::new())
+        self.save_checkpoint(Vec::new(), None)
     }
 
     fn exec(&self, cmd: &str, payload: &[u8]) -> Result<()> {
@@ -452,7 +480,15 @@ impl Watcher<'_> {
                 ));
                 continue;
             };
-            let bytes = self.tracked[index].bytes(range.start, range.end)?;
+            let bytes = match self.tracked[index].bytes(range.start, range.end) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    self.progress.warn(&format!(
+                        "{e:#}: those bytes of the unconfirmed batch cannot be sent again"
+                    ));
+                    continue;
+                }
+            };
             let name = self.tracked[index].path.display().to_string();
             let header = if self.args.format == WatchFormat::Csv {
                 self.header(index)?
@@ -482,10 +518,16 @@ impl Watcher<'_> {
             t.present = false;
         }
         for path in files::candidates(&self.args.paths) {
+            if self.is_own_file(&path) {
+                continue;
+            }
             let Ok(mut file) = std::fs::File::open(&path) else {
                 continue;
             };
-            let id = files::identify(&mut file)?;
+            // A file changing under our feet is looked at again next scan.
+            let Ok(id) = files::identify(&mut file) else {
+                continue;
+            };
             let known = self
                 .tracked
                 .iter_mut()
@@ -497,15 +539,27 @@ impl Watcher<'_> {
                 }
                 None => {
                     let size = file.metadata()?.len();
-                    let start = if self.args.from_end { size } else { 0 };
+                    let start = if self.args.from_end && self.first_scan {
+                        size
+                    } else {
+                        0
+                    };
                     self.progress
                         .detail(&format!("following {}", path.display()));
                     self.tracked.push(Tracked::new(id, path, file, start));
                 }
             }
         }
+        self.first_scan = false;
         let mut index = 0;
         while index < self.tracked.len() {
+            if self.tracked[index].read > self.tracked[index].committed
+                && self.tracked[index].rewritten()?
+            {
+                // Hand on what was read from the old content while its
+                // positions still describe it.
+                self.deliver()?;
+            }
             if self.tracked[index].check()? {
                 self.progress.warn(&format!(
                     "{} was truncated or rewritten; reading it again from the start",
@@ -525,6 +579,8 @@ impl Watcher<'_> {
         if let Some(path) = &self.checkpoint_path {
             let checkpoint = Checkpoint::load(path)?;
             let (tracked, warnings) = files::restore(&checkpoint);
+            self.first_scan = checkpoint.files.is_empty();
+            self.replay_id = checkpoint.pending_id.clone();
             for w in warnings {
                 self.progress.warn(&w);
             }
@@ -693,6 +749,33 @@ impl Watcher<'_> {
                 }
             }
         }
+    }
+}
+
+impl Watcher<'_> {
+    /// The checkpoint, its lock and temporary files, and the rejects file
+    /// are never input, even inside a watched directory.
+    fn is_own_file(&self, path: &std::path::Path) -> bool {
+        let same_name_prefix = |own: &std::path::Path| {
+            let (Some(name), Some(own_name)) = (path.file_name(), own.file_name()) else {
+                return false;
+            };
+            let dir = |p: &std::path::Path| {
+                p.parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from)
+                    .canonicalize()
+                    .ok()
+            };
+            dir(path) == dir(own)
+                && name
+                    .to_string_lossy()
+                    .starts_with(own_name.to_string_lossy().as_ref())
+        };
+        self.checkpoint_path
+            .as_deref()
+            .is_some_and(same_name_prefix)
+            || self.args.rejects.as_deref().is_some_and(same_name_prefix)
     }
 }
 
