@@ -169,17 +169,24 @@ pub struct StateLock {
 
 /// Takes the lock on a JSON state file, waiting for another run to finish.
 pub fn lock_json(path: &Path) -> Result<StateLock> {
+    let (file, lock_path) = open_lock_file(path)?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    Ok(StateLock { _file: file })
+}
+
+/// Opens (creating it) the lock file `PATH.lock` that guards `path`.
+pub fn open_lock_file(path: &Path) -> Result<(File, PathBuf)> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .with_context(|| format!("cannot open lock file {}", Path::new(&lock_path).display()))?;
-    file.lock()
-        .with_context(|| format!("cannot lock {}", Path::new(&lock_path).display()))?;
-    Ok(StateLock { _file: file })
+        .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
+    Ok((file, lock_path))
 }
 
 /// Stores a bookmark in a JSON state file: read, change, write a temp file,

@@ -20,7 +20,7 @@ use super::source::db_message;
 use crate::format::flat::{Fields, Raw};
 use crate::record::{FieldType, Schema};
 use crate::sink::Sink;
-use crate::sink::convert::{exact_float, type_of_value, widen};
+use crate::sink::convert::{column_types, exact_float, type_of_value};
 use crate::sink::sqlite::check_starting_point;
 use crate::sink::table::{TableOptions, WriteMode};
 use crate::wire::End;
@@ -622,29 +622,9 @@ impl Sink for PgSink {
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
-        let mut wanted: Vec<(String, Option<FieldType>)> =
-            schema.iter().map(|(n, t)| (n.clone(), Some(*t))).collect();
-        let declared = wanted.len();
-        for fields in sample {
-            for (name, value) in fields.iter() {
-                let i = match wanted.iter().position(|(n, _)| n == name) {
-                    Some(i) => i,
-                    None => {
-                        wanted.push((name.to_string(), None));
-                        wanted.len() - 1
-                    }
-                };
-                if i >= declared
-                    && let Some(t) = type_of_value(value)
-                {
-                    wanted[i].1 = Some(wanted[i].1.map_or(t, |old| widen(old, t)));
-                }
-            }
-        }
-        let missing: Vec<(String, FieldType)> = wanted
+        let missing: Vec<(String, FieldType)> = column_types(schema, sample)
             .into_iter()
             .filter(|(n, _)| self.find(n).is_none())
-            .map(|(n, t)| (n, t.unwrap_or(FieldType::Text)))
             .collect();
         if !(self.options.strict && self.exists) {
             self.add_columns(&missing)?;

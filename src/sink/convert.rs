@@ -6,8 +6,8 @@
 
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 
-use crate::format::flat::Raw;
-use crate::record::FieldType;
+use crate::format::flat::{Fields, Raw};
+use crate::record::{FieldType, Schema};
 use crate::sqlite::ColumnKind;
 
 /// The wire type a new column gets from one value (`None` for null).
@@ -32,6 +32,36 @@ pub fn type_of_value(value: &Raw<'_>) -> Option<FieldType> {
         Raw::Str(_) => FieldType::Text,
         Raw::Nested(_) => FieldType::Json,
     })
+}
+
+/// Columns for a new or growing table, in order: the producer's declared
+/// schema first (its types win), then fields as they first appear in the
+/// sample, each typed by the widest of its values (text when all null).
+pub fn column_types(schema: &Schema, sample: &[&Fields<'_>]) -> Vec<(String, FieldType)> {
+    let mut wanted: Vec<(String, Option<FieldType>)> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (name, t) in schema {
+        index.insert(name.to_lowercase(), wanted.len());
+        wanted.push((name.clone(), Some(*t)));
+    }
+    let declared = wanted.len();
+    for fields in sample {
+        for (name, value) in fields.iter() {
+            let i = *index.entry(name.to_lowercase()).or_insert_with(|| {
+                wanted.push((name.to_string(), None));
+                wanted.len() - 1
+            });
+            if i >= declared
+                && let Some(t) = type_of_value(value)
+            {
+                wanted[i].1 = Some(wanted[i].1.map_or(t, |old| widen(old, t)));
+            }
+        }
+    }
+    wanted
+        .into_iter()
+        .map(|(n, t)| (n, t.unwrap_or(FieldType::Text)))
+        .collect()
 }
 
 /// The narrowest column type that holds values of both types exactly.

@@ -230,20 +230,26 @@ fn last_byte(path: &Path) -> Result<Option<u8>> {
     Ok(Some(byte[0]))
 }
 
+/// For file targets: refuses a stream whose bookmark moved in the JSON
+/// state file, or an incremental stream with no state file to keep it.
+pub fn check_json_start(state: Option<&Path>, stream: &str, from: &Value) -> Result<()> {
+    match state {
+        Some(path) => {
+            let stored = StateStore::Json(path.to_path_buf())
+                .read(stream)?
+                .unwrap_or(Value::Null);
+            check_starting_point(stream, &stored, from)
+        }
+        None => Err(crate::error::usage(format!(
+            "stream {stream:?} is incremental, but no --state FILE.json keeps its bookmark \
+             for a file target: the next run would start from the beginning"
+        ))),
+    }
+}
+
 impl Sink for FileSink {
     fn check_start(&mut self, stream: &str, from: &Value) -> Result<()> {
-        match &self.state {
-            Some((path, _)) => {
-                let stored = StateStore::Json(path.clone())
-                    .read(stream)?
-                    .unwrap_or(Value::Null);
-                check_starting_point(stream, &stored, from)
-            }
-            None => Err(crate::error::usage(format!(
-                "stream {stream:?} is incremental, but no --state FILE.json keeps its bookmark \
-                 for a file target: the next run would start from the beginning"
-            ))),
-        }
+        check_json_start(self.state.as_ref().map(|(p, _)| p.as_path()), stream, from)
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {

@@ -19,12 +19,11 @@ use parquet::schema::types::Type;
 use serde_json::Value;
 
 use super::Sink;
-use super::convert::{exact_float, type_of_value, widen};
-use super::file::{finish_file, temp_path, write_bookmarks};
+use super::convert::{column_types, exact_float};
+use super::file::{check_json_start, finish_file, temp_path, write_bookmarks};
 use crate::format::flat::{Fields, Raw};
 use crate::record::{FieldType, Schema};
-use crate::sink::sqlite::check_starting_point;
-use crate::state::{self, StateLock, StateStore};
+use crate::state::{self, StateLock};
 use crate::wire::End;
 
 const ROW_GROUP: usize = 65_536;
@@ -182,46 +181,16 @@ fn push(column: &mut Column, value: &Raw<'_>) {
 
 impl Sink for ParquetSink {
     fn check_start(&mut self, stream: &str, from: &Value) -> Result<()> {
-        match &self.state {
-            Some((path, _)) => {
-                let stored = StateStore::Json(path.clone())
-                    .read(stream)?
-                    .unwrap_or(Value::Null);
-                check_starting_point(stream, &stored, from)
-            }
-            None => Err(crate::error::usage(format!(
-                "stream {stream:?} is incremental, but no --state FILE.json keeps its bookmark \
-                 for a file target: the next run would start from the beginning"
-            ))),
-        }
+        check_json_start(self.state.as_ref().map(|(p, _)| p.as_path()), stream, from)
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
         if self.writer.is_some() {
             return Ok(());
         }
-        let mut wanted: Vec<(String, Option<FieldType>)> =
-            schema.iter().map(|(n, t)| (n.clone(), Some(*t))).collect();
-        let declared = wanted.len();
-        for fields in sample {
-            for (name, value) in fields.iter() {
-                let i = match wanted.iter().position(|(n, _)| n == name) {
-                    Some(i) => i,
-                    None => {
-                        wanted.push((name.to_string(), None));
-                        wanted.len() - 1
-                    }
-                };
-                if i >= declared
-                    && let Some(t) = type_of_value(value)
-                {
-                    wanted[i].1 = Some(wanted[i].1.map_or(t, |old| widen(old, t)));
-                }
-            }
-        }
+        let wanted = column_types(schema, sample);
         let mut fields = Vec::new();
         for (name, kind) in wanted {
-            let kind = kind.unwrap_or(FieldType::Text);
             fields.push(Arc::new(parquet_type(&name, kind)?));
             self.columns.push(Column {
                 cells: match kind {

@@ -107,7 +107,7 @@ impl Sink for SqliteSink<'_> {
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
-        self.writer.prepare(schema, sample.iter().copied())
+        self.writer.prepare(schema, sample)
     }
 
     fn insert(&mut self, fields: &Fields<'_>, _line: &[u8]) -> Result<Result<(), String>> {

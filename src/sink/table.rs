@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result, bail};
 use rusqlite::{CachedStatement, Connection};
 
-use super::convert::{to_sql, type_of_value, widen};
+use super::convert::{column_types, to_sql, type_of_value};
 use crate::format::flat::{Fields, Raw};
 use crate::record::{FieldType, Schema};
 use crate::sqlite::{ColumnKind, declared_type, quote_ident};
@@ -124,37 +124,10 @@ impl<'c> TableWriter<'c> {
     /// Creates the table, or adds missing columns, for the declared schema
     /// and a sample of records: a column's type comes from the schema, else
     /// from the widest of its sample values.
-    pub fn prepare<'r>(
-        &mut self,
-        schema: &Schema,
-        sample: impl IntoIterator<Item = &'r Fields<'r>>,
-    ) -> Result<()> {
-        let mut wanted: Vec<(String, Option<FieldType>)> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        for (name, t) in schema {
-            index.insert(name.to_lowercase(), wanted.len());
-            wanted.push((name.clone(), Some(*t)));
-        }
-        let declared = wanted.len();
-        for record in sample {
-            for (name, value) in record {
-                let i = *index.entry(name.to_lowercase()).or_insert_with(|| {
-                    wanted.push((name.to_string(), None));
-                    wanted.len() - 1
-                });
-                if i < declared {
-                    continue;
-                }
-                if let Some(t) = type_of_value(value) {
-                    let slot = &mut wanted[i].1;
-                    *slot = Some(slot.map_or(t, |old| widen(old, t)));
-                }
-            }
-        }
-        let missing: Vec<(String, FieldType)> = wanted
+    pub fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
+        let missing: Vec<(String, FieldType)> = column_types(schema, sample)
             .into_iter()
             .filter(|(name, _)| self.find(name).is_none())
-            .map(|(name, t)| (name, t.unwrap_or(FieldType::Text)))
             .collect();
         if self.options.strict && self.exists && !missing.is_empty() {
             // Strict: the table's columns are fixed; records with other

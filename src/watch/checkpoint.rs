@@ -3,7 +3,7 @@
 //! handed on, plus the batch in flight, if any. Written atomically; one
 //! `etl-watch` per checkpoint (a second one is refused, not queued).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -156,14 +156,7 @@ pub struct CheckpointLock {
 
 /// Takes the lock on `path`; a second `etl-watch` gets an error at once.
 pub fn lock(path: &Path) -> Result<CheckpointLock> {
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", Path::new(&lock_path).display()))?;
+    let (file, _) = crate::state::open_lock_file(path)?;
     match file.try_lock() {
         Ok(()) => Ok(CheckpointLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => bail!(
