@@ -22,7 +22,9 @@ A batch closes at --batch-rows records, --batch-bytes bytes or
 control lines: its begin line carries a batch id derived from the source
 positions it covers, and its end line the positions themselves.
 
-Without --exec, batches go to stdout as NDJSON. With --exec CMD, each batch
+Without --exec, batches go to stdout as NDJSON, and the checkpoint moves
+once a batch is written to the pipe (use --exec when the next stage must
+confirm it). With --exec CMD, each batch
 is piped into sh -c CMD; the checkpoint moves past the batch only when CMD
 exits 0. A failed CMD is retried with backoff (--max-retries), then
 etl-watch exits non-zero and the batch is sent again on the next run.

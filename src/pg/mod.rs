@@ -3,6 +3,7 @@
 //! that writes with COPY.
 
 pub mod conn;
+pub mod copy;
 pub mod sink;
 pub mod source;
 

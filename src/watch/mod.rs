@@ -4,9 +4,11 @@
 
 pub mod checkpoint;
 pub mod files;
+mod records;
+mod stdin;
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,13 +18,9 @@ use serde_json::Value;
 
 use crate::cli::watch::{WatchArgs, WatchFormat};
 use crate::error::{Outcome, usage};
-use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
-use crate::format::json;
 use crate::incremental::fingerprint;
 use crate::progress::{Counts, Progress};
-use crate::record::FieldType;
-use crate::rejects::{Payload, Rejects};
-use crate::source::ndjson::check_object;
+use crate::rejects::Rejects;
 use crate::wire::{Begin, End};
 use checkpoint::{Checkpoint, Range, ranges_json};
 use files::Tracked;
@@ -129,154 +127,7 @@ pub fn run(args: WatchArgs) -> Result<Outcome> {
     })
 }
 
-/// Parsed records of one chunk, and how many of its bytes they used.
-struct Parsed {
-    records: Vec<(Vec<u8>, usize)>,
-    used: usize,
-}
-
 impl Watcher<'_> {
-    fn schema(&self) -> Vec<(String, FieldType)> {
-        match self.args.format {
-            WatchFormat::Lines => vec![
-                ("line".into(), FieldType::Text),
-                ("file".into(), FieldType::Text),
-                ("offset".into(), FieldType::Integer),
-            ],
-            WatchFormat::Ndjson | WatchFormat::Csv => Vec::new(),
-        }
-    }
-
-    /// Turns complete lines from `name`, starting at byte `base`, into
-    /// records; bad ones go to the rejects. CSV needs the file's header.
-    fn parse(
-        &mut self,
-        name: &str,
-        base: u64,
-        chunk: &[u8],
-        header: Option<&[String]>,
-    ) -> Result<Parsed> {
-        let mut records = Vec::new();
-        if self.args.format == WatchFormat::Csv {
-            let header = header.unwrap_or_default();
-            let mut parser = CsvParser::new(chunk, name, b',', Quoting::Rfc4180);
-            let mut rec = RawRecord::default();
-            let mut used = 0usize;
-            loop {
-                let before = parser.bytes_read();
-                match parser.read(&mut rec)? {
-                    Step::Eof => break,
-                    Step::Record if rec.len() == header.len() => {
-                        let mut out = vec![b'{'];
-                        for (i, col) in header.iter().enumerate() {
-                            if i > 0 {
-                                out.push(b',');
-                            }
-                            out.extend_from_slice(&json::key_prefix(col));
-                            match rec.text(i) {
-                                Ok("") => out.extend_from_slice(b"null"),
-                                Ok(text) => json::write_str(&mut out, text),
-                                Err(reason) => {
-                                    self.reject(name, base + before, &reason, &rec.raw)?;
-                                    out.clear();
-                                    break;
-                                }
-                            }
-                        }
-                        if !out.is_empty() {
-                            out.push(b'}');
-                            records.push((out, rec.raw.len()));
-                        }
-                    }
-                    Step::Record => {
-                        let reason = format!(
-                            "expected {} fields (as in the header), found {}",
-                            header.len(),
-                            rec.len()
-                        );
-                        self.reject(name, base + before, &reason, &rec.raw)?;
-                    }
-                    Step::Bad(bad) if bad.reason.starts_with("unterminated quoted field") => {
-                        // The rest of the record has not arrived yet.
-                        return Ok(Parsed { records, used });
-                    }
-                    Step::Bad(bad) => self.reject(name, base + before, &bad.reason, &rec.raw)?,
-                }
-                used = parser.bytes_read() as usize;
-            }
-            return Ok(Parsed { records, used });
-        }
-        let mut start = 0usize;
-        for line in chunk.split_inclusive(|&b| b == b'\n') {
-            let offset = base + start as u64;
-            start += line.len();
-            let text = line.strip_suffix(b"\n").unwrap_or(line);
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            match self.args.format {
-                WatchFormat::Lines => match std::str::from_utf8(text) {
-                    Ok(s) => {
-                        let mut out = Vec::with_capacity(s.len() + 64);
-                        out.extend_from_slice(b"{\"line\":");
-                        json::write_str(&mut out, s);
-                        out.extend_from_slice(b",\"file\":");
-                        json::write_str(&mut out, name);
-                        out.extend_from_slice(format!(",\"offset\":{offset}}}").as_bytes());
-                        records.push((out, line.len()));
-                    }
-                    Err(e) => {
-                        let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to());
-                        self.reject(name, offset, &reason, text)?;
-                    }
-                },
-                WatchFormat::Ndjson => {
-                    let trimmed = text.trim_ascii();
-                    if trimmed.is_empty() {
-                        continue;
-                    }
-                    match check_object(trimmed) {
-                        Ok(()) => records.push((trimmed.to_vec(), line.len())),
-                        Err(reason) => self.reject(name, offset, &reason.to_string(), text)?,
-                    }
-                }
-                WatchFormat::Csv => unreachable!("handled above"),
-            }
-        }
-        Ok(Parsed {
-            records,
-            used: chunk.len(),
-        })
-    }
-
-    fn reject(&mut self, name: &str, offset: u64, reason: &str, raw: &[u8]) -> Result<()> {
-        self.counts.read += 1;
-        self.counts.rejected += 1;
-        let reason = format!("at byte {offset}: {reason}");
-        self.rejects.reject(name, 0, &reason, Payload::Raw(raw))
-    }
-
-    fn header(&mut self, index: usize) -> Result<Option<Vec<String>>> {
-        let t = &mut self.tracked[index];
-        let key = (t.id.dev, t.id.ino, t.id.fp.clone());
-        if let Some(h) = self.headers.get(&key) {
-            return Ok(Some(h.clone()));
-        }
-        let Some(line) = t.first_line()? else {
-            return Ok(None);
-        };
-        let name = t.path.display().to_string();
-        let mut parser = CsvParser::new(&line[..], &name, b',', Quoting::Rfc4180);
-        let mut rec = RawRecord::default();
-        if parser.read(&mut rec)? != Step::Record {
-            bail!("{name}:1: the header line cannot be read");
-        }
-        let names: Vec<String> = (0..rec.len())
-            .map(|i| rec.text(i).map(|s| s.trim().to_string()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("{name}:1: header line: {e}"))?;
-        self.headers.insert(key, names.clone());
-        Ok(Some(names))
-    }
-
     /// Reads what is complete in file `index` into the batch, handing on
     /// full batches as it goes.
     fn drain(&mut self, index: usize) -> Result<()> {
@@ -599,7 +450,11 @@ impl Watcher<'_> {
                 self.drain(index)?;
             }
             let due = self.batch.started.is_some_and(|s| s.elapsed() >= interval);
-            if self.args.once || due {
+            // Bytes read without a record (blank or rejected lines) move the
+            // checkpoint too, or a restart would read them again.
+            let idle_bytes =
+                self.batch.rows == 0 && self.tracked.iter().any(|t| t.read > t.committed);
+            if self.args.once || due || idle_bytes {
                 self.deliver()?;
             }
             if self.args.once {
@@ -663,92 +518,6 @@ impl Watcher<'_> {
             }
         }
         (Some(watcher), Some(rx))
-    }
-
-    fn follow_stdin(&mut self) -> Result<()> {
-        let (lines, incoming) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(1024);
-        std::thread::spawn(move || {
-            let mut stdin = std::io::stdin().lock();
-            loop {
-                let mut line = Vec::new();
-                match stdin.read_until(b'\n', &mut line) {
-                    Ok(0) => return,
-                    Ok(_) => {
-                        if lines.send(Ok(line)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = lines.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        let interval = Duration::from_secs_f64(self.args.batch_interval);
-        let mut offset = 0u64;
-        let mut header: Option<Vec<String>> = None;
-        let mut pending = Vec::new();
-        loop {
-            let wait = match self.batch.started {
-                Some(s) => interval.saturating_sub(s.elapsed()),
-                None => Duration::from_secs(3600),
-            };
-            match incoming.recv_timeout(wait) {
-                Ok(line) => {
-                    let line = line.context("cannot read stdin")?;
-                    pending.extend_from_slice(&line);
-                    if !line.ends_with(b"\n") {
-                        continue; // the final line without a newline: at EOF below
-                    }
-                    if self.args.format == WatchFormat::Csv && header.is_none() {
-                        let mut parser =
-                            CsvParser::new(&pending[..], "stdin", b',', Quoting::Rfc4180);
-                        let mut rec = RawRecord::default();
-                        match parser.read(&mut rec)? {
-                            Step::Record => {
-                                header = Some(
-                                    (0..rec.len())
-                                        .map(|i| rec.text(i).map(|s| s.trim().to_string()))
-                                        .collect::<Result<_, _>>()
-                                        .map_err(|e| {
-                                            anyhow::anyhow!("stdin:1: header line: {e}")
-                                        })?,
-                                );
-                                offset += pending.len() as u64;
-                                pending.clear();
-                            }
-                            _ => continue,
-                        }
-                        continue;
-                    }
-                    let parsed = self.parse("stdin", offset, &pending, header.as_deref())?;
-                    for (record, used) in &parsed.records {
-                        self.counts.read += 1;
-                        self.batch.push(record, *used);
-                    }
-                    offset += parsed.used as u64;
-                    pending.drain(..parsed.used);
-                    if self.batch.rows >= self.args.batch_rows
-                        || self.batch.bytes >= self.args.batch_bytes
-                    {
-                        self.deliver()?;
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.deliver()?,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    if !pending.is_empty() {
-                        pending.push(b'\n');
-                        let parsed = self.parse("stdin", offset, &pending, header.as_deref())?;
-                        for (record, used) in &parsed.records {
-                            self.counts.read += 1;
-                            self.batch.push(record, *used);
-                        }
-                    }
-                    return self.deliver();
-                }
-            }
-        }
     }
 }
 

@@ -1,0 +1,101 @@
+//! An endless stdin as input: lines arrive on a reader thread, and batches
+//! close by rows, bytes or time. Stdin cannot be read again, so there is no
+//! checkpoint; batches carry no position id.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::Watcher;
+use crate::cli::watch::WatchFormat;
+use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
+
+impl Watcher<'_> {
+    /// Reads stdin until EOF, handing on batches as they close.
+    pub(super) fn follow_stdin(&mut self) -> Result<()> {
+        let (lines, incoming) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(1024);
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                let mut line = Vec::new();
+                match stdin.read_until(b'\n', &mut line) {
+                    Ok(0) => return,
+                    Ok(_) => {
+                        if lines.send(Ok(line)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = lines.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let interval = Duration::from_secs_f64(self.args.batch_interval);
+        let mut offset = 0u64;
+        let mut header: Option<Vec<String>> = None;
+        let mut pending = Vec::new();
+        loop {
+            let wait = match self.batch.started {
+                Some(s) => interval.saturating_sub(s.elapsed()),
+                None => Duration::from_secs(3600),
+            };
+            match incoming.recv_timeout(wait) {
+                Ok(line) => {
+                    let line = line.context("cannot read stdin")?;
+                    pending.extend_from_slice(&line);
+                    if !line.ends_with(b"\n") {
+                        continue; // the final line without a newline: at EOF below
+                    }
+                    if self.args.format == WatchFormat::Csv && header.is_none() {
+                        let mut parser =
+                            CsvParser::new(&pending[..], "stdin", b',', Quoting::Rfc4180);
+                        let mut rec = RawRecord::default();
+                        match parser.read(&mut rec)? {
+                            Step::Record => {
+                                header = Some(
+                                    (0..rec.len())
+                                        .map(|i| rec.text(i).map(|s| s.trim().to_string()))
+                                        .collect::<Result<_, _>>()
+                                        .map_err(|e| {
+                                            anyhow::anyhow!("stdin:1: header line: {e}")
+                                        })?,
+                                );
+                                offset += pending.len() as u64;
+                                pending.clear();
+                            }
+                            _ => continue,
+                        }
+                        continue;
+                    }
+                    let parsed = self.parse("stdin", offset, &pending, header.as_deref())?;
+                    for (record, used) in &parsed.records {
+                        self.counts.read += 1;
+                        self.batch.push(record, *used);
+                    }
+                    offset += parsed.used as u64;
+                    pending.drain(..parsed.used);
+                    if self.batch.rows >= self.args.batch_rows
+                        || self.batch.bytes >= self.args.batch_bytes
+                    {
+                        self.deliver()?;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.deliver()?,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    if !pending.is_empty() {
+                        pending.push(b'\n');
+                        let parsed = self.parse("stdin", offset, &pending, header.as_deref())?;
+                        for (record, used) in &parsed.records {
+                            self.counts.read += 1;
+                            self.batch.push(record, *used);
+                        }
+                    }
+                    return self.deliver();
+                }
+            }
+        }
+    }
+}
