@@ -21,5 +21,6 @@ pub mod sink;
 pub mod source;
 pub mod sqlite;
 pub mod state;
+pub mod transform;
 pub mod watch;
 pub mod wire;

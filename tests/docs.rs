@@ -15,6 +15,7 @@ fn commands() -> Vec<clap::Command> {
         etlkit::cli::extract::ExtractArgs::command(),
         etlkit::cli::load::LoadArgs::command(),
         etlkit::cli::watch::WatchArgs::command(),
+        etlkit::cli::transform::TransformArgs::command(),
     ]
 }
 
@@ -109,6 +110,7 @@ fn help_output_matches_snapshots() {
         let bin = match name.as_str() {
             "etl-extract" => EXTRACT,
             "etl-load" => LOAD,
+            "etl-transform" => TRANSFORM,
             _ => WATCH,
         };
         let dir = tempdir();

@@ -13,4 +13,5 @@ mod load;
 mod modes;
 mod pipeline;
 mod postgres;
+mod transform;
 mod watch;

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 pub const EXTRACT: &str = env!("CARGO_BIN_EXE_etl-extract");
 pub const LOAD: &str = env!("CARGO_BIN_EXE_etl-load");
 pub const WATCH: &str = env!("CARGO_BIN_EXE_etl-watch");
+pub const TRANSFORM: &str = env!("CARGO_BIN_EXE_etl-transform");
 
 /// The repository's sample-data directory.
 pub fn sample(name: &str) -> PathBuf {

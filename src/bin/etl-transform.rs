@@ -1,0 +1,8 @@
+//! `etl-transform`: NDJSON in, reshaped NDJSON out, row by row.
+use clap::CommandFactory;
+
+fn main() -> std::process::ExitCode {
+    let matches = etlkit::cli::transform::TransformArgs::command().get_matches();
+    let log_json = matches.get_flag("log_json");
+    etlkit::error::finish("etl-transform", etlkit::transform::run(&matches), log_json)
+}

@@ -1,0 +1,113 @@
+//! `etl-transform`: reshape records in the pipe, row by row.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use super::VerbosityArgs;
+
+const AFTER_HELP: &str = "\
+Steps run in the order they are given, each on every record, as records
+arrive: memory stays flat and output flows on an endless input. Only
+--dedup holds records (one per key, until the input ends) and --validate's
+unique rule holds the keys it has seen.
+
+  --select a,b        keep these fields, in this order
+  --drop a,b          remove these fields
+  --rename old=new    rename a field (repeat, or a=x,b=y)
+  --filter EXPR       keep records for which EXPR is true
+  --derive name=EXPR  set a field to EXPR (a new field goes last)
+  --cast col=TYPE     integer, float, boolean or text; a value that cannot
+                      be cast exactly is a rejected record
+  --dedup key[,key]   keep the last record for each key
+  --validate FILE     a data contract; records that break it are rejected
+                      with the rule they broke
+
+Expressions: fields by name (qty, $qty, ${order id}), numbers, 'text' or
+\"text\", true, false, null, + - * / %, . (join text), == != < <= > >=,
+and or not (&& || !), parentheses, and lower upper trim len substr
+coalesce is_null int float text round. Integers stay exact 64-bit.
+
+A contract is a JSON object: {\"required\": [\"id\"], \"not_null\": [\"id\"],
+\"types\": {\"id\": \"integer\", \"price\": \"float\"}, \"allowed\": {\"status\":
+[\"new\", \"shipped\"]}, \"unique\": [\"id\"]}.
+
+Control lines pass through: a begin line's schema follows the steps, an end
+line's row count is the records written, its bookmark is kept. Input cut
+short upstream stays cut: no end line is written and the exit is 1.
+Rejected records go to --rejects (or fail the run, naming the line).
+
+Examples:
+  $ etl-extract sample-data/orders.csv | etl-transform --filter 'quantity > 2' --select order_id,quantity | tail -n 2
+  $ etl-extract sample-data/orders.csv | etl-transform --derive 'total=quantity * unit_price' --rename note=comment -q | head -n 2
+  $ etl-extract sample-data/customers.csv | etl-transform --cast vip=text --dedup country | etl-load wh.db --table one_per_country
+";
+
+/// Reshape NDJSON records: select, rename, filter, derive, cast, dedup, validate
+#[derive(Debug, Parser)]
+#[command(
+    name = "etl-transform",
+    version,
+    after_help = "Examples:\n  $ etl-extract sample-data/orders.csv | etl-transform --filter 'quantity > 2' --select order_id,quantity\n\nMore in --help.",
+    after_long_help = format!("{AFTER_HELP}\n{}", super::EXIT_CODES),
+)]
+pub struct TransformArgs {
+    /// NDJSON input file, or - for stdin (the default)
+    #[arg(value_name = "INPUT")]
+    pub input: Option<PathBuf>,
+
+    /// Keep only these fields, in this order
+    #[arg(long, value_name = "FIELDS", value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub select: Vec<String>,
+
+    /// Remove these fields
+    #[arg(long, value_name = "FIELDS", value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub drop: Vec<String>,
+
+    /// Rename fields: old=new
+    #[arg(long, value_name = "OLD=NEW", value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub rename: Vec<String>,
+
+    /// Keep records for which the expression is true
+    #[arg(long, value_name = "EXPR", action = clap::ArgAction::Append)]
+    pub filter: Vec<String>,
+
+    /// Set a field: name=EXPR
+    #[arg(long, value_name = "NAME=EXPR", action = clap::ArgAction::Append)]
+    pub derive: Vec<String>,
+
+    /// Cast a field: col=integer|float|boolean|text
+    #[arg(long, value_name = "COL=TYPE", value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub cast: Vec<String>,
+
+    /// Keep the last record per key (holds one record per key until the end)
+    #[arg(long, value_name = "KEYS", value_delimiter = ',')]
+    pub dedup: Vec<String>,
+
+    /// Check records against a data contract (JSON file)
+    #[arg(long, value_name = "FILE")]
+    pub validate: Option<PathBuf>,
+
+    /// Write rejected records here (one JSON line each) and go on
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+
+    /// Fail when more than N records are rejected [default: no limit with --rejects, 0 without]
+    #[arg(long, value_name = "N", requires = "rejects")]
+    pub max_rejects: Option<u64>,
+
+    /// -q and -v
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_valid() {
+        TransformArgs::command().debug_assert();
+    }
+}

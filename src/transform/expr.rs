@@ -1,0 +1,524 @@
+//! A small expression language for `--filter` and `--derive`, in the spirit
+//! of Miller and jq: fields by name (`qty`, `$qty`, `${order id}`),
+//! numbers, 'text' or "text", true/false/null, arithmetic (+ - * / %),
+//! `.` to join text, comparisons (== != < <= > >=), and/or/not (also && || !),
+//! parentheses and a few functions: lower, upper, trim, len, substr,
+//! coalesce, is_null, int, float, text, round.
+//!
+//! Numbers keep their exactness: integers are 64-bit and stay integers;
+//! a comparison between numbers is by value. A missing field is null; null
+//! compares equal only to null, and arithmetic on null gives null.
+
+use std::cmp::Ordering;
+
+use anyhow::{Result, bail};
+use serde_json::{Map, Number, Value};
+
+/// A parsed expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A constant.
+    Lit(Value),
+    /// A field of the record.
+    Field(String),
+    /// A unary operator: `-`, `not`.
+    Unary(char, Box<Expr>),
+    /// A binary operator.
+    Binary(Op, Box<Expr>, Box<Expr>),
+    /// A function call.
+    Call(String, Vec<Expr>),
+}
+
+/// Binary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `or`
+    Or,
+    /// `and`
+    And,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Rem,
+    /// `.` (text join)
+    Concat,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Num(String),
+    Str(String),
+    Ident(String),
+    Sym(&'static str),
+}
+
+fn tokenize(src: &str) -> Result<Vec<Token>> {
+    let chars: Vec<char> = src.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            out.push(Token::Num(chars[start..i].iter().collect()));
+        } else if c == '\'' || c == '"' {
+            let mut s = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => bail!("unterminated text in expression: {src}"),
+                    Some('\\') => {
+                        if let Some(&n) = chars.get(i + 1) {
+                            s.push(match n {
+                                'n' => '\n',
+                                't' => '\t',
+                                other => other,
+                            });
+                        }
+                        i += 2;
+                    }
+                    Some(&q) if q == c => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&other) => {
+                        s.push(other);
+                        i += 1;
+                    }
+                }
+            }
+            out.push(Token::Str(s));
+        } else if c == '$' && chars.get(i + 1) == Some(&'{') {
+            let end = chars[i..]
+                .iter()
+                .position(|&ch| ch == '}')
+                .map(|p| p + i)
+                .ok_or_else(|| anyhow::anyhow!("unterminated ${{...}} in expression: {src}"))?;
+            out.push(Token::Ident(chars[i + 2..end].iter().collect()));
+            i = end + 1;
+        } else if c.is_alphanumeric() || c == '_' || c == '$' || c == '@' {
+            let start = if c == '$' { i + 1 } else { i };
+            i += 1;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            out.push(Token::Ident(chars[start..i].iter().collect()));
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            let sym = match two.as_str() {
+                "==" => "==",
+                "!=" => "!=",
+                "<=" => "<=",
+                ">=" => ">=",
+                "&&" => "and",
+                "||" => "or",
+                _ => "",
+            };
+            if !sym.is_empty() {
+                out.push(Token::Sym(sym));
+                i += 2;
+                continue;
+            }
+            let sym = match c {
+                '<' => "<",
+                '>' => ">",
+                '+' => "+",
+                '-' => "-",
+                '*' => "*",
+                '/' => "/",
+                '%' => "%",
+                '.' => ".",
+                '(' => "(",
+                ')' => ")",
+                ',' => ",",
+                '!' => "not",
+                '=' => "==",
+                _ => bail!("unexpected {c:?} in expression: {src}"),
+            };
+            out.push(Token::Sym(sym));
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+    src: String,
+}
+
+impl Parser {
+    fn peek_sym(&self) -> Option<&'static str> {
+        match self.tokens.get(self.pos) {
+            Some(Token::Sym(s)) => Some(s),
+            Some(Token::Ident(w)) if w == "and" => Some("and"),
+            Some(Token::Ident(w)) if w == "or" => Some("or"),
+            Some(Token::Ident(w)) if w == "not" => Some("not"),
+            _ => None,
+        }
+    }
+
+    fn binary(&mut self, level: usize) -> Result<Expr> {
+        const LEVELS: [&[(&str, Op)]; 5] = [
+            &[("or", Op::Or)],
+            &[("and", Op::And)],
+            &[
+                ("==", Op::Eq),
+                ("!=", Op::Ne),
+                ("<", Op::Lt),
+                ("<=", Op::Le),
+                (">", Op::Gt),
+                (">=", Op::Ge),
+            ],
+            &[("+", Op::Add), ("-", Op::Sub), (".", Op::Concat)],
+            &[("*", Op::Mul), ("/", Op::Div), ("%", Op::Rem)],
+        ];
+        if level == LEVELS.len() {
+            return self.unary();
+        }
+        let mut left = self.binary(level + 1)?;
+        while let Some(sym) = self.peek_sym() {
+            let Some((_, op)) = LEVELS[level].iter().find(|(s, _)| *s == sym) else {
+                break;
+            };
+            self.pos += 1;
+            let right = self.binary(level + 1)?;
+            left = Expr::Binary(*op, Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Expr> {
+        match self.peek_sym() {
+            Some("-") => {
+                self.pos += 1;
+                Ok(Expr::Unary('-', Box::new(self.unary()?)))
+            }
+            Some("not") => {
+                self.pos += 1;
+                Ok(Expr::Unary('!', Box::new(self.binary(2)?)))
+            }
+            _ => self.primary(),
+        }
+    }
+
+    fn primary(&mut self) -> Result<Expr> {
+        let token = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        Ok(match token {
+            Some(Token::Num(n)) => {
+                let v: Value = serde_json::from_str(&n)
+                    .map_err(|_| anyhow::anyhow!("bad number {n} in expression: {}", self.src))?;
+                Expr::Lit(v)
+            }
+            Some(Token::Str(s)) => Expr::Lit(Value::String(s)),
+            Some(Token::Ident(w)) if w == "true" => Expr::Lit(Value::Bool(true)),
+            Some(Token::Ident(w)) if w == "false" => Expr::Lit(Value::Bool(false)),
+            Some(Token::Ident(w)) if w == "null" => Expr::Lit(Value::Null),
+            Some(Token::Ident(w)) if self.peek_sym() == Some("(") => {
+                self.pos += 1;
+                let mut args = Vec::new();
+                if self.peek_sym() != Some(")") {
+                    loop {
+                        args.push(self.binary(0)?);
+                        match self.peek_sym() {
+                            Some(",") => self.pos += 1,
+                            _ => break,
+                        }
+                    }
+                }
+                self.expect(")")?;
+                Expr::Call(w.to_ascii_lowercase(), args)
+            }
+            Some(Token::Ident(w)) => Expr::Field(w),
+            Some(Token::Sym("(")) => {
+                let inner = self.binary(0)?;
+                self.expect(")")?;
+                inner
+            }
+            _ => bail!("expression ends early or has a stray symbol: {}", self.src),
+        })
+    }
+
+    fn expect(&mut self, sym: &str) -> Result<()> {
+        if self.peek_sym() == Some(sym) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            bail!("expected {sym:?} in expression: {}", self.src)
+        }
+    }
+}
+
+/// Parses an expression.
+pub fn parse(src: &str) -> Result<Expr> {
+    let mut parser = Parser {
+        tokens: tokenize(src)?,
+        pos: 0,
+        src: src.to_string(),
+    };
+    let expr = parser.binary(0)?;
+    if parser.pos != parser.tokens.len() {
+        bail!("unexpected text after the expression: {src}");
+    }
+    Ok(expr)
+}
+
+fn as_int(n: &Number) -> Option<i64> {
+    if n.to_string().contains(['.', 'e', 'E']) {
+        None
+    } else {
+        n.as_i64()
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        _ => None,
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (as_int(x), as_int(y)) {
+            (Some(x), Some(y)) => Some(x.cmp(&y)),
+            _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        },
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        (Value::Null, Value::Null) => Some(Ordering::Equal),
+        _ => None,
+    }
+}
+
+fn float_value(f: f64) -> Value {
+    Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+fn arithmetic(op: Op, a: &Value, b: &Value) -> Result<Value> {
+    if a.is_null() || b.is_null() {
+        return Ok(Value::Null);
+    }
+    if let (Value::Number(x), Value::Number(y)) = (a, b)
+        && let (Some(x), Some(y)) = (as_int(x), as_int(y))
+    {
+        let r = match op {
+            Op::Add => x.checked_add(y),
+            Op::Sub => x.checked_sub(y),
+            Op::Mul => x.checked_mul(y),
+            Op::Rem if y != 0 => x.checked_rem(y),
+            Op::Div if y != 0 && x % y == 0 => x.checked_div(y),
+            Op::Div if y != 0 => return Ok(float_value(x as f64 / y as f64)),
+            _ => bail!("division by zero"),
+        };
+        return r
+            .map(Value::from)
+            .ok_or_else(|| anyhow::anyhow!("integer overflow"));
+    }
+    let (Some(x), Some(y)) = (number(a), number(b)) else {
+        bail!("arithmetic on {a} and {b}, which are not both numbers");
+    };
+    Ok(float_value(match op {
+        Op::Add => x + y,
+        Op::Sub => x - y,
+        Op::Mul => x * y,
+        Op::Div if y != 0.0 => x / y,
+        Op::Rem if y != 0.0 => x % y,
+        _ => bail!("division by zero"),
+    }))
+}
+
+impl Expr {
+    /// Evaluates against a record. Errors (e.g. arithmetic on text) name
+    /// the values involved; the caller rejects the record with them.
+    pub fn eval(&self, record: &Map<String, Value>) -> Result<Value> {
+        Ok(match self {
+            Expr::Lit(v) => v.clone(),
+            Expr::Field(name) => record.get(name).cloned().unwrap_or(Value::Null),
+            Expr::Unary('-', e) => {
+                let v = e.eval(record)?;
+                arithmetic(Op::Sub, &Value::from(0), &v)?
+            }
+            Expr::Unary(_, e) => Value::Bool(!truthy(&e.eval(record)?)),
+            Expr::Binary(Op::And, a, b) => {
+                Value::Bool(truthy(&a.eval(record)?) && truthy(&b.eval(record)?))
+            }
+            Expr::Binary(Op::Or, a, b) => {
+                Value::Bool(truthy(&a.eval(record)?) || truthy(&b.eval(record)?))
+            }
+            Expr::Binary(op, a, b) => {
+                let (a, b) = (a.eval(record)?, b.eval(record)?);
+                match op {
+                    Op::Eq => Value::Bool(compare(&a, &b) == Some(Ordering::Equal)),
+                    Op::Ne => Value::Bool(compare(&a, &b) != Some(Ordering::Equal)),
+                    Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                        let Some(ord) = compare(&a, &b) else {
+                            return Ok(Value::Bool(false));
+                        };
+                        Value::Bool(match op {
+                            Op::Lt => ord == Ordering::Less,
+                            Op::Le => ord != Ordering::Greater,
+                            Op::Gt => ord == Ordering::Greater,
+                            _ => ord != Ordering::Less,
+                        })
+                    }
+                    Op::Concat => Value::String(text(&a) + &text(&b)),
+                    _ => arithmetic(*op, &a, &b)?,
+                }
+            }
+            Expr::Call(name, args) => {
+                let vals: Vec<Value> =
+                    args.iter().map(|a| a.eval(record)).collect::<Result<_>>()?;
+                call(name, &vals)?
+            }
+        })
+    }
+}
+
+fn call(name: &str, args: &[Value]) -> Result<Value> {
+    let arg = |i: usize| args.get(i).cloned().unwrap_or(Value::Null);
+    Ok(match name {
+        "lower" => Value::String(text(&arg(0)).to_lowercase()),
+        "upper" => Value::String(text(&arg(0)).to_uppercase()),
+        "trim" => Value::String(text(&arg(0)).trim().to_string()),
+        "len" => Value::from(text(&arg(0)).chars().count()),
+        "substr" => {
+            let s = text(&arg(0));
+            let start = number(&arg(1)).unwrap_or(0.0).max(0.0) as usize;
+            let len = number(&arg(2)).map_or(usize::MAX, |n| n.max(0.0) as usize);
+            Value::String(s.chars().skip(start).take(len).collect())
+        }
+        "coalesce" => args
+            .iter()
+            .find(|v| !v.is_null())
+            .cloned()
+            .unwrap_or(Value::Null),
+        "is_null" => Value::Bool(arg(0).is_null()),
+        "text" | "string" => match arg(0) {
+            Value::Null => Value::Null,
+            v => Value::String(text(&v)),
+        },
+        "int" => match arg(0) {
+            Value::Null => Value::Null,
+            Value::Number(n) if as_int(&n).is_some() => Value::Number(n),
+            Value::String(s) if crate::format::infer::is_integer(s.trim()) => {
+                serde_json::from_str(s.trim())?
+            }
+            v => bail!("int() of {v}: not an integer"),
+        },
+        "float" => match arg(0) {
+            Value::Null => Value::Null,
+            Value::Number(n) => Value::Number(n),
+            Value::String(s) => match s.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() => float_value(f),
+                _ => bail!("float() of {s:?}: not a number"),
+            },
+            v => bail!("float() of {v}: not a number"),
+        },
+        "round" => {
+            let Some(x) = number(&arg(0)) else {
+                return Ok(Value::Null);
+            };
+            let digits = number(&arg(1)).unwrap_or(0.0) as i32;
+            let scale = 10f64.powi(digits);
+            let r = (x * scale).round() / scale;
+            if digits <= 0 && r.abs() < 9.0e15 {
+                Value::from(r as i64)
+            } else {
+                float_value(r)
+            }
+        }
+        other => bail!("unknown function {other}()"),
+    })
+}
+
+/// Is a value "true" for a filter?
+pub fn is_true(v: &Value) -> bool {
+    truthy(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn eval(src: &str, record: Value) -> Value {
+        let Value::Object(map) = record else {
+            panic!("object")
+        };
+        parse(src).unwrap().eval(&map).unwrap()
+    }
+
+    #[test]
+    fn arithmetic_comparison_logic() {
+        let r = json!({"qty": 3, "price": 2.5, "zip": "00501", "big": 9007199254740993_i64});
+        assert_eq!(eval("qty * price", r.clone()), json!(7.5));
+        assert_eq!(eval("qty + 1", r.clone()), json!(4));
+        assert_eq!(eval("big + 1", r.clone()), json!(9007199254740994_i64));
+        assert_eq!(eval("qty > 2 && zip == '00501'", r.clone()), json!(true));
+        assert_eq!(
+            eval("not (qty > 2) or missing == null", r.clone()),
+            json!(true)
+        );
+        assert_eq!(eval("upper(zip . '-x')", r.clone()), json!("00501-X"));
+        assert_eq!(eval("${qty} % 2", r.clone()), json!(1));
+        assert_eq!(eval("-qty", r.clone()), json!(-3));
+        assert_eq!(eval("round(price)", r.clone()), json!(3));
+        assert_eq!(eval("coalesce(missing, 'd')", r), json!("d"));
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        assert!(parse("qty >").is_err());
+        assert!(parse("(qty").is_err());
+        assert!(parse("'open").is_err());
+        let Value::Object(map) = json!({"s": "x"}) else {
+            unreachable!()
+        };
+        let err = parse("s * 2").unwrap().eval(&map).unwrap_err().to_string();
+        assert!(err.contains("not both numbers"), "{err}");
+    }
+}

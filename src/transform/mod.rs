@@ -1,0 +1,488 @@
+//! `etl-transform`: steps applied to each record as it passes, control lines
+//! kept truthful (schema follows the steps, end counts what was written,
+//! bookmarks kept), and a cut input never completed downstream.
+
+pub mod contract;
+pub mod expr;
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::{ArgMatches, FromArgMatches};
+use serde_json::{Map, Number, Value};
+
+use crate::cli::transform::TransformArgs;
+use crate::error::{Outcome, usage};
+use crate::format::infer;
+use crate::output;
+use crate::progress::{Counts, Progress};
+use crate::record::FieldType;
+use crate::rejects::{Payload, Rejects};
+use crate::sink::convert::exact_float;
+use crate::source::input::{self, Compression};
+use crate::wire::{self, Begin, End, Framing, Line};
+use contract::Contract;
+use expr::Expr;
+
+const PROGRAM: &str = "etl-transform";
+
+/// One step, in command-line order.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Keep these fields, in this order.
+    Select(Vec<String>),
+    /// Remove these fields.
+    Drop(Vec<String>),
+    /// Rename fields.
+    Rename(Vec<(String, String)>),
+    /// Keep records where the expression is true.
+    Filter(Expr),
+    /// Set a field to an expression.
+    Derive(String, Expr),
+    /// Cast fields to types.
+    Cast(Vec<(String, FieldType)>),
+}
+
+fn split_pair(text: &str, what: &str) -> Result<(String, String)> {
+    let (a, b) = text
+        .split_once('=')
+        .ok_or_else(|| usage(format!("{what} takes NAME=VALUE, not {text:?}")))?;
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() || b.is_empty() {
+        return Err(usage(format!("{what} takes NAME=VALUE, not {text:?}")));
+    }
+    Ok((a.to_string(), b.to_string()))
+}
+
+/// The steps in the order their flags appear on the command line.
+pub fn steps(matches: &ArgMatches) -> Result<Vec<Step>> {
+    let mut found: Vec<(usize, Step)> = Vec::new();
+    for id in ["select", "drop", "rename", "filter", "derive", "cast"] {
+        let (Some(occurrences), Some(indices)) = (
+            matches.get_occurrences::<String>(id),
+            matches.indices_of(id),
+        ) else {
+            continue;
+        };
+        let mut indices = indices;
+        for occurrence in occurrences {
+            let values: Vec<String> = occurrence.cloned().collect();
+            let mut first = usize::MAX;
+            for _ in &values {
+                first = first.min(indices.next().unwrap_or(usize::MAX));
+            }
+            let step = match id {
+                "select" => Step::Select(values),
+                "drop" => Step::Drop(values),
+                "rename" => Step::Rename(
+                    values
+                        .iter()
+                        .map(|v| split_pair(v, "--rename"))
+                        .collect::<Result<_>>()?,
+                ),
+                "filter" => Step::Filter(
+                    expr::parse(&values.join(",")).map_err(|e| usage(format!("--filter: {e}")))?,
+                ),
+                "derive" => {
+                    let (name, src) = split_pair(&values.join(","), "--derive")?;
+                    Step::Derive(
+                        name,
+                        expr::parse(&src).map_err(|e| usage(format!("--derive: {e}")))?,
+                    )
+                }
+                _ => Step::Cast(
+                    values
+                        .iter()
+                        .map(|v| {
+                            let (col, t) = split_pair(v, "--cast")?;
+                            let t = FieldType::from_name(&t).ok_or_else(|| {
+                                usage(format!(
+                                    "--cast {v}: types are integer, float, boolean, text, json"
+                                ))
+                            })?;
+                            Ok((col, t))
+                        })
+                        .collect::<Result<_>>()?,
+                ),
+            };
+            found.push((first, step));
+        }
+    }
+    found.sort_by_key(|(i, _)| *i);
+    Ok(found.into_iter().map(|(_, s)| s).collect())
+}
+
+/// Casts a value exactly, or says why it cannot be.
+fn cast(value: &Value, to: FieldType) -> Result<Value, String> {
+    let fail = || format!("{value} cannot be cast to {} exactly", to.name());
+    Ok(match (to, value) {
+        (_, Value::Null) => Value::Null,
+        (FieldType::Text, Value::String(_)) => value.clone(),
+        (FieldType::Text, Value::Number(n)) => Value::String(n.to_string()),
+        (FieldType::Text, Value::Bool(b)) => Value::String(b.to_string()),
+        (FieldType::Text | FieldType::Json, other) => {
+            if to == FieldType::Json {
+                other.clone()
+            } else {
+                Value::String(other.to_string())
+            }
+        }
+        (FieldType::Integer, Value::Number(n)) if infer::is_integer(&n.to_string()) => {
+            value.clone()
+        }
+        (FieldType::Integer, Value::Number(n)) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            _ => return Err(fail()),
+        },
+        (FieldType::Integer, Value::String(s)) if infer::is_integer(s.trim()) => {
+            serde_json::from_str(s.trim()).map_err(|_| fail())?
+        }
+        (FieldType::Float, Value::Number(n)) => {
+            exact_float(&n.to_string()).ok_or_else(fail)?;
+            value.clone()
+        }
+        (FieldType::Float, Value::String(s)) => {
+            let t = s.trim();
+            if !(infer::is_integer(t) || infer::is_exact_decimal(t)) {
+                return Err(fail());
+            }
+            Value::Number(t.parse::<Number>().map_err(|_| fail())?)
+        }
+        (FieldType::Boolean, Value::Bool(_)) => value.clone(),
+        (FieldType::Boolean, Value::String(s)) => {
+            Value::Bool(infer::parse_bool(s.trim()).ok_or_else(fail)?)
+        }
+        _ => return Err(fail()),
+    })
+}
+
+/// Applies the steps to one record: `Ok(None)` when a filter drops it,
+/// `Err(reason)` when it must be rejected.
+fn apply(
+    steps: &[Step],
+    mut record: Map<String, Value>,
+) -> Result<Option<Map<String, Value>>, String> {
+    for step in steps {
+        match step {
+            Step::Select(fields) => {
+                let mut kept = Map::new();
+                for f in fields {
+                    if let Some(v) = record.remove(f) {
+                        kept.insert(f.clone(), v);
+                    }
+                }
+                record = kept;
+            }
+            Step::Drop(fields) => {
+                for f in fields {
+                    record.shift_remove(f);
+                }
+            }
+            Step::Rename(pairs) => {
+                for (old, new) in pairs {
+                    if record.contains_key(old) {
+                        record = record
+                            .into_iter()
+                            .map(|(k, v)| if &k == old { (new.clone(), v) } else { (k, v) })
+                            .collect();
+                    }
+                }
+            }
+            Step::Filter(e) => {
+                let v = e.eval(&record).map_err(|e| format!("--filter: {e}"))?;
+                if !expr::is_true(&v) {
+                    return Ok(None);
+                }
+            }
+            Step::Derive(name, e) => {
+                let v = e
+                    .eval(&record)
+                    .map_err(|e| format!("--derive {name}: {e}"))?;
+                record.insert(name.clone(), v);
+            }
+            Step::Cast(pairs) => {
+                for (col, t) in pairs {
+                    if let Some(v) = record.get(col) {
+                        let cast = cast(v, *t).map_err(|e| format!("--cast {col}: {e}"))?;
+                        record.insert(col.clone(), cast);
+                    }
+                }
+            }
+        }
+    }
+    Ok(Some(record))
+}
+
+/// The begin line's schema after the steps (types of derived fields are
+/// not known, so they are left out).
+fn follow_schema(steps: &[Step], mut schema: Vec<(String, FieldType)>) -> Vec<(String, FieldType)> {
+    for step in steps {
+        match step {
+            Step::Select(fields) => {
+                schema = fields
+                    .iter()
+                    .filter_map(|f| schema.iter().find(|(n, _)| n == f).cloned())
+                    .collect();
+            }
+            Step::Drop(fields) => schema.retain(|(n, _)| !fields.contains(n)),
+            Step::Rename(pairs) => {
+                for (old, new) in pairs {
+                    for (n, _) in schema.iter_mut().filter(|(n, _)| n == old) {
+                        *n = new.clone();
+                    }
+                }
+            }
+            Step::Derive(name, _) => schema.retain(|(n, _)| n != name),
+            Step::Cast(pairs) => {
+                for (col, t) in pairs {
+                    for (_, ty) in schema.iter_mut().filter(|(n, _)| n == col) {
+                        *ty = *t;
+                    }
+                }
+            }
+            Step::Filter(_) => {}
+        }
+    }
+    schema
+}
+
+/// Runs `etl-transform` from parsed command-line matches.
+pub fn run(matches: &ArgMatches) -> Result<Outcome> {
+    let args = TransformArgs::from_arg_matches(matches).map_err(|e| usage(e.to_string()))?;
+    let steps = steps(matches)?;
+    let mut contract = match &args.validate {
+        Some(path) => Some(Contract::load(path)?),
+        None => None,
+    };
+    let location = input::locate_one(args.input.as_deref())?;
+    let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), location.size());
+    let input = input::open(&location, Compression::Auto, &progress)?;
+    let max_rejects = args.max_rejects.or(if args.rejects.is_some() {
+        None
+    } else {
+        Some(0)
+    });
+    let mut rejects = Rejects::open(args.rejects.as_deref(), max_rejects)?;
+    let mut out = output::stdout();
+    let mut counts = Counts::default();
+    let mut framing = Framing::new();
+    let mut segment_rows = 0u64;
+    // --dedup: one record per key, in the order keys were first seen.
+    let mut held: Vec<Map<String, Value>> = Vec::new();
+    let mut held_index: HashMap<String, usize> = HashMap::new();
+    let name = input.name.clone();
+    let mut reader = input.reader;
+    let mut line = Vec::with_capacity(4096);
+    let mut line_no = 0u64;
+
+    let flush_held = |out: &mut Box<dyn Write>,
+                      held: &mut Vec<Map<String, Value>>,
+                      held_index: &mut HashMap<String, usize>,
+                      counts: &mut Counts,
+                      segment_rows: &mut u64|
+     -> Result<()> {
+        for record in held.drain(..) {
+            writeln!(out, "{}", Value::Object(record))?;
+            counts.written += 1;
+            *segment_rows += 1;
+        }
+        held_index.clear();
+        Ok(())
+    };
+
+    loop {
+        line.clear();
+        if reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {name}"))?
+            == 0
+        {
+            break;
+        }
+        line_no += 1;
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        let parsed = match wire::parse_line(text) {
+            Ok(parsed) => parsed,
+            Err(e) if !wire::looks_like_control(text) => {
+                framing
+                    .record(line_no)
+                    .map_err(|e| wire::locate(&name, e))?;
+                counts.read += 1;
+                counts.rejected += 1;
+                rejects.reject(&name, line_no, &e.to_string(), Payload::Raw(text))?;
+                continue;
+            }
+            Err(e) => return Err(anyhow!("{name}:{line_no}: {e}")),
+        };
+        match parsed {
+            Line::Control(kind, obj) => {
+                let begin = framing
+                    .control(&kind, &obj, line_no)
+                    .map_err(|e| wire::locate(&name, e))?;
+                if let Some(begin) = begin {
+                    segment_rows = 0;
+                    let begin = Begin {
+                        schema: follow_schema(&steps, begin.schema),
+                        ..begin
+                    };
+                    writeln!(out, "{}", begin.to_line())?;
+                } else if kind == "end" {
+                    flush_held(
+                        &mut out,
+                        &mut held,
+                        &mut held_index,
+                        &mut counts,
+                        &mut segment_rows,
+                    )?;
+                    let end =
+                        End::from_control(&obj).map_err(|e| anyhow!("{name}:{line_no}: {e}"))?;
+                    let end = End {
+                        rows: segment_rows,
+                        ..end
+                    };
+                    writeln!(out, "{}", end.to_line())?;
+                    out.flush()?;
+                } else {
+                    writeln!(out, "{}", Value::Object(obj))?;
+                }
+            }
+            Line::Record(record) => {
+                framing
+                    .record(line_no)
+                    .map_err(|e| wire::locate(&name, e))?;
+                counts.read += 1;
+                let original = record.clone();
+                let result = apply(&steps, record).and_then(|r| match (r, contract.as_mut()) {
+                    (Some(r), Some(c)) => c.check(&r).map(|()| Some(r)),
+                    (r, _) => Ok(r),
+                });
+                match result {
+                    Ok(None) => counts.skipped += 1,
+                    Ok(Some(record)) if !args.dedup.is_empty() => {
+                        let key: Vec<String> = args
+                            .dedup
+                            .iter()
+                            .map(|k| record.get(k).map_or("null".into(), Value::to_string))
+                            .collect();
+                        let key = key.join("\u{1f}");
+                        match held_index.get(&key) {
+                            Some(&i) => {
+                                held[i] = record;
+                                counts.skipped += 1;
+                            }
+                            None => {
+                                held_index.insert(key, held.len());
+                                held.push(record);
+                            }
+                        }
+                    }
+                    Ok(Some(record)) => {
+                        writeln!(out, "{}", Value::Object(record))?;
+                        counts.written += 1;
+                        segment_rows += 1;
+                    }
+                    Err(reason) => {
+                        counts.rejected += 1;
+                        rejects.reject(&name, line_no, &reason, Payload::Record(&original))?;
+                    }
+                }
+                if counts.read.is_multiple_of(8192) {
+                    progress.set_rows(counts.read);
+                }
+            }
+        }
+    }
+    let shape = framing.finish().map_err(|e| wire::locate(&name, e));
+    if shape.is_ok() {
+        // Unframed input: what --dedup held goes out at the end.
+        flush_held(
+            &mut out,
+            &mut held,
+            &mut held_index,
+            &mut counts,
+            &mut segment_rows,
+        )?;
+    }
+    out.flush().context("writing to stdout")?;
+    rejects.finish()?;
+    shape?;
+    if counts.read != counts.written + counts.rejected + counts.skipped {
+        bail!("internal accounting error: {counts:?}");
+    }
+    progress.summary(&counts);
+    Ok(if counts.rejected > 0 {
+        Outcome::Rejected
+    } else {
+        Outcome::Ok
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rec(v: Value) -> Map<String, Value> {
+        let Value::Object(m) = v else {
+            panic!("object")
+        };
+        m
+    }
+
+    #[test]
+    fn steps_apply_in_order() {
+        let steps = vec![
+            Step::Derive("total".into(), expr::parse("qty * 2").unwrap()),
+            Step::Rename(vec![("qty".into(), "n".into())]),
+            Step::Filter(expr::parse("n > 1").unwrap()),
+            Step::Select(vec!["total".into(), "n".into()]),
+        ];
+        let out = apply(&steps, rec(json!({"id": 1, "qty": 3})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(Value::Object(out).to_string(), r#"{"total":6,"n":3}"#);
+        assert_eq!(
+            apply(&steps, rec(json!({"id": 1, "qty": 1}))).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn casts_are_exact_or_rejected() {
+        assert_eq!(cast(&json!("42"), FieldType::Integer).unwrap(), json!(42));
+        assert!(cast(&json!("4.2"), FieldType::Integer).is_err());
+        assert_eq!(cast(&json!(5), FieldType::Text).unwrap(), json!("5"));
+        assert_eq!(
+            cast(&json!("TRUE"), FieldType::Boolean).unwrap(),
+            json!(true)
+        );
+        assert!(cast(&json!("yes"), FieldType::Boolean).is_err());
+        assert!(cast(&json!("0.12345678901234567890"), FieldType::Float).is_err());
+        assert_eq!(cast(&json!(null), FieldType::Integer).unwrap(), json!(null));
+    }
+
+    #[test]
+    fn schema_follows_the_steps() {
+        let steps = vec![
+            Step::Rename(vec![("a".into(), "x".into())]),
+            Step::Cast(vec![("b".into(), FieldType::Text)]),
+            Step::Drop(vec!["c".into()]),
+        ];
+        let schema = vec![
+            ("a".into(), FieldType::Integer),
+            ("b".into(), FieldType::Integer),
+            ("c".into(), FieldType::Float),
+        ];
+        assert_eq!(
+            follow_schema(&steps, schema),
+            vec![
+                ("x".into(), FieldType::Integer),
+                ("b".into(), FieldType::Text)
+            ]
+        );
+    }
+}

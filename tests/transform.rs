@@ -1,0 +1,161 @@
+//! etl-transform: steps in order, truthful control lines, rejects.
+
+use crate::common::*;
+use serde_json::json;
+
+fn transform(args: &[&str], input: &str) -> std::process::Output {
+    let dir = tempdir();
+    let mut c = cmd(TRANSFORM, dir.path());
+    c.args(args);
+    run_with_input(c, input.as_bytes())
+}
+
+const STREAM: &str = "{\"@etl\":\"begin\",\"stream\":\"s\",\"schema\":{\"id\":\"integer\",\"qty\":\"integer\",\"zip\":\"text\"}}\n\
+{\"id\":1,\"qty\":5,\"zip\":\"00501\"}\n\
+{\"id\":2,\"qty\":1,\"zip\":\"02134\"}\n\
+{\"id\":9007199254740993,\"qty\":7,\"zip\":null}\n\
+{\"@etl\":\"end\",\"stream\":\"s\",\"rows\":3,\"bookmark\":{\"cursor\":\"id\",\"value\":3,\"at_value\":[]}}\n";
+
+#[test]
+fn filter_counts_and_bookmark_stay_truthful() {
+    let out = transform(&["--filter", "qty > 2", "--select", "id,zip"], STREAM);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines = json_lines(&stdout(&out));
+    assert_eq!(lines[0]["schema"], json!({"id": "integer", "zip": "text"}));
+    assert_eq!(
+        records(&stdout(&out)),
+        [
+            json!({"id":1,"zip":"00501"}),
+            json!({"id":9007199254740993_i64,"zip":null})
+        ]
+    );
+    let end = lines.last().expect("end");
+    assert_eq!(end["rows"], 2, "the end line counts what was written");
+    assert_eq!(end["bookmark"]["value"], 3, "the bookmark is kept");
+    assert!(
+        stdout(&out).contains("9007199254740993"),
+        "big integers keep their digits"
+    );
+    assert!(
+        stderr(&out).contains("3 rows read, 2 written, 0 rejected, 1 skipped"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn steps_run_in_command_line_order() {
+    let input = "{\"a\":1,\"b\":2}\n";
+    let out = transform(
+        &["--rename", "a=x", "--derive", "y=x + b", "--drop", "b"],
+        input,
+    );
+    assert_eq!(records(&stdout(&out)), [json!({"x":1,"y":3})]);
+    let out = transform(
+        &["--derive", "y=a + b", "--rename", "y=z", "--select", "z"],
+        input,
+    );
+    assert_eq!(records(&stdout(&out)), [json!({"z":3})]);
+}
+
+#[test]
+fn truncated_input_stays_truncated() {
+    let cut = "{\"@etl\":\"begin\",\"stream\":\"s\"}\n{\"id\":1}\n";
+    let out = transform(&["--select", "id"], cut);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("upstream ended early after 1 rows"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stdout(&out).contains("\"end\""),
+        "no end line for a cut input"
+    );
+}
+
+#[test]
+fn the_whole_pipe_rejects_a_cut_stream() {
+    let dir = tempdir();
+    let out = bash(
+        &format!(
+            "etl-extract -q {} | head -n 5 | etl-transform -q --select order_id | etl-load -q w.db --table t",
+            sample("orders.csv").display()
+        ),
+        dir.path(),
+    );
+    assert_ne!(code(&out), 0);
+    assert_eq!(count(&dir.path().join("w.db"), "t"), None);
+}
+
+#[test]
+fn casts_and_contracts_reject_with_a_reason() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "contract.json", br#"{"required":["id"],"not_null":["id"],"types":{"qty":"integer"},"allowed":{"status":["new","shipped"]},"unique":["id"]}"#);
+    let input = "{\"id\":1,\"qty\":2,\"status\":\"new\"}\n\
+                 {\"qty\":2}\n\
+                 {\"id\":2,\"qty\":\"two\",\"status\":\"new\"}\n\
+                 {\"id\":3,\"qty\":2,\"status\":\"lost\"}\n\
+                 {\"id\":1,\"qty\":2,\"status\":\"new\"}\n\
+                 {\"id\":4,\"qty\":\"7\",\"status\":\"shipped\"}\n";
+    let mut c = cmd(TRANSFORM, d);
+    c.args(["--validate", "contract.json", "--rejects", "r.ndjson"]);
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)).len(), 1);
+    let rejected = std::fs::read_to_string(d.join("r.ndjson")).expect("rejects");
+    for rule in ["required", "types", "allowed", "unique"] {
+        assert!(
+            rejected.contains(&format!("contract rule {rule}")),
+            "{rule}: {rejected}"
+        );
+    }
+    let mut c = cmd(TRANSFORM, d);
+    c.args([
+        "--cast",
+        "qty=integer",
+        "--validate",
+        "contract.json",
+        "--rejects",
+        "r2.ndjson",
+    ]);
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(
+        records(&stdout(&out)).len(),
+        2,
+        "a cast before the contract fixes \"7\""
+    );
+}
+
+#[test]
+fn dedup_keeps_the_last_record_per_key() {
+    let input = "{\"@etl\":\"begin\",\"stream\":\"s\"}\n{\"k\":1,\"v\":\"a\"}\n{\"k\":2,\"v\":\"b\"}\n{\"k\":1,\"v\":\"c\"}\n{\"@etl\":\"end\",\"stream\":\"s\",\"rows\":3}\n";
+    let out = transform(&["--dedup", "k"], input);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"k":1,"v":"c"}), json!({"k":2,"v":"b"})]
+    );
+    assert_eq!(json_lines(&stdout(&out)).last().expect("end")["rows"], 2);
+}
+
+#[test]
+fn bad_expressions_are_usage_errors() {
+    let out = transform(&["--filter", "qty >"], "");
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("--filter:"), "{}", stderr(&out));
+    let out = transform(&["--cast", "a=decimal"], "");
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
+fn a_failing_expression_rejects_the_record() {
+    let out = transform(&["--derive", "x=s * 2"], "{\"s\":\"text\"}\n");
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("stdin:1: --derive x: arithmetic on"),
+        "{}",
+        stderr(&out)
+    );
+}
