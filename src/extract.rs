@@ -230,6 +230,52 @@ fn open_file(
     })
 }
 
+/// Reads a whole file (CSV, TSV, NDJSON, JSON array or Parquet, by its
+/// extension, typed as `etl-extract` types it) into records: for lookup
+/// tables, which must be held anyway.
+pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
+    let progress = Progress::new(
+        PROGRAM,
+        crate::progress::Verbosity {
+            quiet: true,
+            ..Default::default()
+        },
+        None,
+    );
+    let mut rejects = Rejects::open(None, Some(0))?;
+    let mut cx = Context {
+        progress: &progress,
+        rejects: &mut rejects,
+        read: 0,
+    };
+    let options = CsvOptions {
+        delimiter: b',',
+        quoting: Quoting::Rfc4180,
+        header: true,
+        all_text: false,
+        infer_rows: 1000,
+        pinned: Vec::new(),
+    };
+    let location = Location::Path(path.to_path_buf());
+    let mut source = open_file(
+        &location,
+        None,
+        Compression::Auto,
+        &options,
+        &mut None,
+        &mut cx,
+    )?;
+    let mut records = Vec::new();
+    source.run(
+        &mut |bytes| {
+            records.push(serde_json::from_slice(bytes)?);
+            Ok(Taken::Done)
+        },
+        &mut cx,
+    )?;
+    Ok(records)
+}
+
 /// Runs `etl-extract`.
 pub fn run(args: ExtractArgs) -> Result<Outcome> {
     let plan = plan(&args)?;

@@ -22,6 +22,12 @@ unique rule holds the keys it has seen.
   --dedup key[,key]   keep the last record for each key
   --validate FILE     a data contract; records that break it are rejected
                       with the rule they broke
+  --sql SELECT        last: a query over the stream's records (table input)
+                      and --with lookup files, by polars SQL: projections,
+                      expressions, CASE, casts, string and date functions,
+                      WHERE, GROUP BY, ORDER BY, DISTINCT, joins, window
+                      functions where polars has them. Holds the records of
+                      a stream (segment) until its end line, then answers.
 
 Expressions: fields by name (qty, $qty, ${order id}), numbers, 'text' or
 \"text\", true, false, null, + - * / %, . (join text), == != < <= > >=,
@@ -41,6 +47,8 @@ Examples:
   $ etl-extract sample-data/orders.csv | etl-transform --filter 'quantity > 2' --select order_id,quantity | tail -n 2
   $ etl-extract sample-data/orders.csv | etl-transform --derive 'total=quantity * unit_price' --rename note=comment -q | head -n 2
   $ etl-extract sample-data/customers.csv | etl-transform --cast vip=text --dedup country | etl-load wh.db --table one_per_country
+  $ etl-extract sample-data/orders.csv | etl-transform --sql 'SELECT customer_id, SUM(quantity) AS items FROM input GROUP BY customer_id ORDER BY items DESC' | head -n 3
+  $ etl-extract sample-data/orders.csv | etl-transform --with c=sample-data/customers.csv --sql 'SELECT o.order_id, c.name FROM input o JOIN c ON o.customer_id = c.customer_id'
 ";
 
 /// Reshape NDJSON records: select, rename, filter, derive, cast, dedup, validate
@@ -83,6 +91,15 @@ pub struct TransformArgs {
     /// Keep the last record per key (holds one record per key until the end)
     #[arg(long, value_name = "KEYS", value_delimiter = ',')]
     pub dedup: Vec<String>,
+
+    /// Run a SELECT over all records (the table `input`) with polars SQL;
+    /// holds the stream's records until it ends
+    #[arg(long, value_name = "SELECT")]
+    pub sql: Option<String>,
+
+    /// A lookup table for --sql: NAME=FILE (CSV, NDJSON, JSON, Parquet)
+    #[arg(long = "with", value_name = "NAME=FILE", requires = "sql")]
+    pub with: Vec<String>,
 
     /// Check records against a data contract (JSON file)
     #[arg(long, value_name = "FILE")]

@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod expr;
+pub mod sql;
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -255,6 +256,15 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
         Some(path) => Some(Contract::load(path)?),
         None => None,
     };
+    let mut lookups = Vec::new();
+    for with in &args.with {
+        let (table, path) = split_pair(with, "--with")?;
+        let rows = crate::extract::read_all(std::path::Path::new(&path))
+            .with_context(|| format!("--with {table}"))?;
+        lookups.push((table, rows));
+    }
+    // Records are held (not written as they come) for --dedup and --sql.
+    let hold = !args.dedup.is_empty() || args.sql.is_some();
     let location = input::locate_one(args.input.as_deref())?;
     let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), location.size());
     let input = input::open(&location, Compression::Auto, &progress)?;
@@ -276,18 +286,32 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
     let mut line = Vec::with_capacity(4096);
     let mut line_no = 0u64;
 
+    let sql = args.sql.clone();
     let flush_held = |out: &mut Box<dyn Write>,
                       held: &mut Vec<Map<String, Value>>,
                       held_index: &mut HashMap<String, usize>,
                       counts: &mut Counts,
                       segment_rows: &mut u64|
      -> Result<()> {
-        for record in held.drain(..) {
+        let records = std::mem::take(held);
+        held_index.clear();
+        if records.is_empty() {
+            // No records: no table for a query to run on, and nothing to write.
+            return Ok(());
+        }
+        let records = match &sql {
+            Some(query) => {
+                // A query's rows are not one per record read: the summary
+                // then says how many went in and how many came out.
+                sql::run(query, &records, &lookups)?
+            }
+            None => records,
+        };
+        for record in records {
             writeln!(out, "{}", Value::Object(record))?;
             counts.written += 1;
             *segment_rows += 1;
         }
-        held_index.clear();
         Ok(())
     };
 
@@ -325,10 +349,13 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
                     .map_err(|e| wire::locate(&name, e))?;
                 if let Some(begin) = begin {
                     segment_rows = 0;
-                    let begin = Begin {
-                        schema: follow_schema(&steps, begin.schema),
-                        ..begin
+                    let schema = if args.sql.is_some() {
+                        // The query decides the columns.
+                        Vec::new()
+                    } else {
+                        follow_schema(&steps, begin.schema)
                     };
+                    let begin = Begin { schema, ..begin };
                     writeln!(out, "{}", begin.to_line())?;
                 } else if kind == "end" {
                     flush_held(
@@ -362,6 +389,7 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
                 });
                 match result {
                     Ok(None) => counts.skipped += 1,
+                    Ok(Some(record)) if args.dedup.is_empty() && hold => held.push(record),
                     Ok(Some(record)) if !args.dedup.is_empty() => {
                         let key: Vec<String> = args
                             .dedup
@@ -410,7 +438,7 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
     out.flush().context("writing to stdout")?;
     rejects.finish()?;
     shape?;
-    if counts.read != counts.written + counts.rejected + counts.skipped {
+    if args.sql.is_none() && counts.read != counts.written + counts.rejected + counts.skipped {
         bail!("internal accounting error: {counts:?}");
     }
     progress.summary(&counts);
