@@ -280,6 +280,8 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
     let mut segment_rows = 0u64;
     // --dedup: one record per key, in the order keys were first seen.
     let mut held: Vec<Map<String, Value>> = Vec::new();
+    // --sql without --dedup: records go straight into typed columns.
+    let mut table = sql::Builder::default();
     let mut held_index: HashMap<String, usize> = HashMap::new();
     let name = input.name.clone();
     let mut reader = input.reader;
@@ -290,20 +292,25 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
     let flush_held = |out: &mut Box<dyn Write>,
                       held: &mut Vec<Map<String, Value>>,
                       held_index: &mut HashMap<String, usize>,
+                      table: &mut sql::Builder,
                       counts: &mut Counts,
                       segment_rows: &mut u64|
      -> Result<()> {
         let records = std::mem::take(held);
         held_index.clear();
-        if records.is_empty() {
-            // No records: no table for a query to run on, and nothing to write.
-            return Ok(());
-        }
         let records = match &sql {
             Some(query) => {
+                for record in &records {
+                    table.push(record);
+                }
+                let input = std::mem::take(table);
+                if input.is_empty() {
+                    // No records: no table for a query to run on.
+                    return Ok(());
+                }
                 // A query's rows are not one per record read: the summary
                 // then says how many went in and how many came out.
-                sql::run(query, &records, &lookups)?
+                sql::run(query, input, &lookups)?
             }
             None => records,
         };
@@ -362,6 +369,7 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
                         &mut out,
                         &mut held,
                         &mut held_index,
+                        &mut table,
                         &mut counts,
                         &mut segment_rows,
                     )?;
@@ -382,14 +390,13 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
                     .record(line_no)
                     .map_err(|e| wire::locate(&name, e))?;
                 counts.read += 1;
-                let original = record.clone();
                 let result = apply(&steps, record).and_then(|r| match (r, contract.as_mut()) {
                     (Some(r), Some(c)) => c.check(&r).map(|()| Some(r)),
                     (r, _) => Ok(r),
                 });
                 match result {
                     Ok(None) => counts.skipped += 1,
-                    Ok(Some(record)) if args.dedup.is_empty() && hold => held.push(record),
+                    Ok(Some(record)) if args.dedup.is_empty() && hold => table.push(&record),
                     Ok(Some(record)) if !args.dedup.is_empty() => {
                         let key: Vec<String> = args
                             .dedup
@@ -415,6 +422,9 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
                     }
                     Err(reason) => {
                         counts.rejected += 1;
+                        // The record as it came in (read again: rejects are rare).
+                        let original: Map<String, Value> =
+                            serde_json::from_slice(text).unwrap_or_default();
                         rejects.reject(&name, line_no, &reason, Payload::Record(&original))?;
                     }
                 }
@@ -431,6 +441,7 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
             &mut out,
             &mut held,
             &mut held_index,
+            &mut table,
             &mut counts,
             &mut segment_rows,
         )?;

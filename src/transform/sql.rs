@@ -47,55 +47,156 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Builds a DataFrame from records (columns in first-seen order).
-pub fn frame(records: &[Map<String, Value>]) -> Result<DataFrame> {
-    let mut names: Vec<String> = Vec::new();
-    let mut kinds: Vec<Option<Kind>> = Vec::new();
-    for r in records {
-        for (k, v) in r {
-            let i = match names.iter().position(|n| n == k) {
-                Some(i) => i,
-                None => {
-                    names.push(k.clone());
-                    kinds.push(None);
-                    names.len() - 1
-                }
-            };
-            if let Some(kind) = kind_of(v) {
-                kinds[i] = Some(kinds[i].map_or(kind, |old| widen(old, kind)));
-            }
+/// One column being built: typed values, widened as values arrive
+/// (integers to floats; anything mixed to text).
+#[derive(Debug)]
+enum Cells {
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+    Text(Vec<Option<String>>),
+}
+
+impl Cells {
+    fn nulls(n: usize, kind: Kind) -> Cells {
+        match kind {
+            Kind::Int => Cells::Int(vec![None; n]),
+            Kind::Float => Cells::Float(vec![None; n]),
+            Kind::Bool => Cells::Bool(vec![None; n]),
+            Kind::Text => Cells::Text(vec![None; n]),
         }
     }
-    let mut columns = Vec::with_capacity(names.len());
-    for (name, kind) in names.iter().zip(kinds) {
-        let values = records.iter().map(|r| r.get(name).filter(|v| !v.is_null()));
-        let column = match kind.unwrap_or(Kind::Text) {
-            Kind::Int => Column::new(
-                name.as_str().into(),
-                values
-                    .map(|v| v.and_then(Value::as_i64))
-                    .collect::<Vec<_>>(),
-            ),
-            Kind::Float => Column::new(
-                name.as_str().into(),
-                values
-                    .map(|v| v.and_then(Value::as_f64))
-                    .collect::<Vec<_>>(),
-            ),
-            Kind::Bool => Column::new(
-                name.as_str().into(),
-                values
-                    .map(|v| v.and_then(Value::as_bool))
-                    .collect::<Vec<_>>(),
-            ),
-            Kind::Text => Column::new(
-                name.as_str().into(),
-                values.map(|v| v.map(text)).collect::<Vec<_>>(),
-            ),
-        };
-        columns.push(column);
+
+    fn kind(&self) -> Kind {
+        match self {
+            Cells::Int(_) => Kind::Int,
+            Cells::Float(_) => Kind::Float,
+            Cells::Bool(_) => Kind::Bool,
+            Cells::Text(_) => Kind::Text,
+        }
     }
-    DataFrame::new(records.len(), columns).map_err(|e| anyhow!("cannot build the table: {e}"))
+
+    fn len(&self) -> usize {
+        match self {
+            Cells::Int(v) => v.len(),
+            Cells::Float(v) => v.len(),
+            Cells::Bool(v) => v.len(),
+            Cells::Text(v) => v.len(),
+        }
+    }
+
+    /// Converts the column to `kind` (which is at least as wide).
+    fn widen_to(&mut self, kind: Kind) {
+        let converted = match (std::mem::replace(self, Cells::Int(Vec::new())), kind) {
+            (Cells::Int(v), Kind::Float) => {
+                Cells::Float(v.into_iter().map(|x| x.map(|i| i as f64)).collect())
+            }
+            (Cells::Int(v), Kind::Text) => {
+                Cells::Text(v.into_iter().map(|x| x.map(|i| i.to_string())).collect())
+            }
+            (Cells::Float(v), Kind::Text) => {
+                Cells::Text(v.into_iter().map(|x| x.map(|f| f.to_string())).collect())
+            }
+            (Cells::Bool(v), Kind::Text) => {
+                Cells::Text(v.into_iter().map(|x| x.map(|b| b.to_string())).collect())
+            }
+            (same, _) => same,
+        };
+        *self = converted;
+    }
+
+    fn push(&mut self, v: Option<&Value>) {
+        match (self, v) {
+            (Cells::Int(c), v) => c.push(v.and_then(Value::as_i64)),
+            (Cells::Float(c), v) => c.push(v.and_then(Value::as_f64)),
+            (Cells::Bool(c), v) => c.push(v.and_then(Value::as_bool)),
+            (Cells::Text(c), v) => c.push(v.map(text)),
+        }
+    }
+}
+
+/// Records turned into typed columns as they arrive (so a million records
+/// cost columns, not a million JSON trees).
+#[derive(Debug, Default)]
+pub struct Builder {
+    names: Vec<String>,
+    columns: Vec<Cells>,
+    rows: usize,
+}
+
+impl Builder {
+    /// True before any record.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Adds one record; fields not seen before become columns (null for
+    /// the earlier rows).
+    pub fn push(&mut self, record: &Map<String, Value>) {
+        for (name, value) in record {
+            let Some(kind) = kind_of(value) else {
+                if !self.names.iter().any(|n| n == name) {
+                    self.names.push(name.clone());
+                    self.columns.push(Cells::nulls(self.rows, Kind::Int));
+                }
+                continue;
+            };
+            match self.names.iter().position(|n| n == name) {
+                Some(i) => {
+                    let current = self.columns[i].kind();
+                    let wanted = if self.columns[i].len() > 0
+                        && matches!(&self.columns[i], Cells::Int(v) if v.iter().all(Option::is_none))
+                    {
+                        // A column of nulls so far takes the first real type.
+                        kind
+                    } else {
+                        widen(current, kind)
+                    };
+                    if wanted != current {
+                        if matches!(&self.columns[i], Cells::Int(v) if v.iter().all(Option::is_none))
+                        {
+                            self.columns[i] = Cells::nulls(self.columns[i].len(), wanted);
+                        } else {
+                            self.columns[i].widen_to(wanted);
+                        }
+                    }
+                }
+                None => {
+                    self.names.push(name.clone());
+                    self.columns.push(Cells::nulls(self.rows, kind));
+                }
+            }
+        }
+        for (name, column) in self.names.iter().zip(self.columns.iter_mut()) {
+            column.push(record.get(name).filter(|v| !v.is_null()));
+        }
+        self.rows += 1;
+    }
+
+    /// The finished table.
+    pub fn finish(self) -> Result<DataFrame> {
+        let columns = self
+            .names
+            .iter()
+            .zip(self.columns)
+            .map(|(name, cells)| match cells {
+                Cells::Int(v) => Column::new(name.as_str().into(), v),
+                Cells::Float(v) => Column::new(name.as_str().into(), v),
+                Cells::Bool(v) => Column::new(name.as_str().into(), v),
+                Cells::Text(v) => Column::new(name.as_str().into(), v),
+            })
+            .collect();
+        DataFrame::new(self.rows, columns).map_err(|e| anyhow!("cannot build the table: {e}"))
+    }
+}
+
+/// Builds a DataFrame from records (columns in first-seen order).
+pub fn frame(records: &[Map<String, Value>]) -> Result<DataFrame> {
+    let mut builder = Builder::default();
+    for r in records {
+        builder.push(r);
+    }
+    builder.finish()
 }
 
 fn json_value(v: AnyValue<'_>) -> Value {
@@ -122,11 +223,11 @@ fn json_value(v: AnyValue<'_>) -> Value {
 /// Runs `sql` over `input` and named lookup tables; returns the result rows.
 pub fn run(
     sql: &str,
-    input: &[Map<String, Value>],
+    input: Builder,
     lookups: &[(String, Vec<Map<String, Value>>)],
 ) -> Result<Vec<Map<String, Value>>> {
     let mut ctx = SQLContext::new();
-    ctx.register("input", frame(input)?.lazy());
+    ctx.register("input", input.finish()?.lazy());
     for (name, rows) in lookups {
         ctx.register(
             name,
@@ -171,9 +272,11 @@ mod tests {
             {"k": "b", "n": 2, "p": null},
             {"k": "a", "n": 3, "p": 2.5}
         ]));
+        let mut builder = Builder::default();
+        input.iter().for_each(|r| builder.push(r));
         let out = run(
             "SELECT k, SUM(n) AS total, COUNT(*) AS c FROM input GROUP BY k ORDER BY k",
-            &input,
+            builder,
             &[],
         )
         .unwrap();
