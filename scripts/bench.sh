@@ -181,7 +181,7 @@ for x in qsv xsv; do
 done
 [ -n "$refs" ] || notes+=("filter + select: neither mlr nor xsv/qsv is installed; etlkit's figure is shown alone.")
 echo "  filter kept $f_rows rows (awk says $filter_expected)" >&2
-row "filter + select (extract | transform)" "${f_time}s (${f_rss} MB)" "${refs:-not installed}" "–" "≤ 3x xsv, < mlr"
+row "filter + select (extract, transform)" "${f_time}s (${f_rss} MB)" "${refs:-not installed}" "–" "≤ 3x xsv, < mlr"
 
 # 5. group-by aggregate, against sqlite3 (and DuckDB when installed)
 echo "5. group-by" >&2
@@ -204,7 +204,7 @@ if command -v duckdb >/dev/null; then
 else
   notes+=("group-by: DuckDB is not installed, so the ≤ 2x DuckDB target cannot be checked in this run.")
 fi
-row "group-by (extract | transform --sql)" "${g_time}s (${g_rss} MB)" "${refs:-not installed}" "–" "≤ 2x DuckDB"
+row "group-by (extract, transform --sql)" "${g_time}s (${g_rss} MB)" "${refs:-not installed}" "–" "≤ 2x DuckDB"
 
 # 6. Memory of the streaming paths as input grows
 echo "6. memory" >&2
