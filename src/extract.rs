@@ -284,12 +284,7 @@ pub fn run(args: ExtractArgs) -> Result<Outcome> {
         Inputs::Sqlite { .. } | Inputs::Postgres { .. } => None,
     };
     let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), size);
-    let max_rejects = args.max_rejects.or(if args.rejects.is_some() {
-        None
-    } else {
-        Some(0)
-    });
-    let mut rejects = Rejects::open(args.rejects.as_deref(), max_rejects)?;
+    let mut rejects = args.rejects.open()?;
 
     let mut incremental = match &plan.incremental {
         Some(inc) => {

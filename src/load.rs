@@ -209,12 +209,7 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
     let location = input::locate_one(args.input.as_deref())?;
     let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), location.size());
     let input = input::open(&location, Compression::Auto, &progress)?;
-    let max_rejects = args.max_rejects.or(if args.rejects.is_some() {
-        None
-    } else {
-        Some(0)
-    });
-    let mut rejects = Rejects::open(args.rejects.as_deref(), max_rejects)?;
+    let mut rejects = args.rejects.open()?;
     let db_name = match &target {
         Target::Database {
             postgres: Some(url),

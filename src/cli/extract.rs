@@ -115,13 +115,9 @@ pub struct ExtractArgs {
     #[arg(long, value_name = "NAME")]
     pub stream: Option<String>,
 
-    /// Write bad rows to FILE (one JSON line each: input, line, reason, raw) and go on
-    #[arg(long, value_name = "FILE")]
-    pub rejects: Option<PathBuf>,
-
-    /// Fail when more than N rows are rejected [default: no limit with --rejects, 0 without]
-    #[arg(long, value_name = "N", requires = "rejects")]
-    pub max_rejects: Option<u64>,
+    /// --rejects and --max-rejects
+    #[command(flatten)]
+    pub rejects: super::RejectsArgs,
 
     /// Incremental: emit only rows whose COL is past the stored bookmark
     #[arg(long, value_name = "COL")]

@@ -169,13 +169,9 @@ pub struct LoadArgs {
     #[arg(long, value_enum, default_value_t = SchemaPolicy::Evolve)]
     pub schema: SchemaPolicy,
 
-    /// Write rejected records to FILE (one JSON line each) and commit the rest
-    #[arg(long, value_name = "FILE")]
-    pub rejects: Option<PathBuf>,
-
-    /// Fail, committing nothing, when more than N records are rejected [default: no limit with --rejects, 0 without]
-    #[arg(long, value_name = "N", requires = "rejects")]
-    pub max_rejects: Option<u64>,
+    /// --rejects and --max-rejects
+    #[command(flatten)]
+    pub rejects: super::RejectsArgs,
 
     /// Let --mode replace empty the table when the input has no lines at all
     #[arg(long)]

@@ -7,9 +7,42 @@ pub mod load;
 pub mod transform;
 pub mod watch;
 
+use std::path::PathBuf;
+
 use clap::Args;
 
 use crate::progress::Verbosity;
+use crate::rejects::Rejects;
+
+/// `--rejects` / `--max-rejects`, shared by every program that reads records.
+#[derive(Debug, Clone, Args)]
+pub struct RejectsArgs {
+    /// Write rejected records to FILE (one JSON line each: input, line,
+    /// reason, and the record or raw text) and go on
+    #[arg(long = "rejects", id = "rejects", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Fail, passing nothing on as complete, when more than N records are
+    /// rejected [default: no limit with --rejects, 0 without]
+    #[arg(
+        long = "max-rejects",
+        id = "max_rejects",
+        value_name = "N",
+        requires = "rejects"
+    )]
+    pub max: Option<u64>,
+}
+
+impl RejectsArgs {
+    /// Opens the rejects file with its limit: without a file, the first
+    /// rejected record fails the run.
+    pub fn open(&self) -> anyhow::Result<Rejects> {
+        let max = self
+            .max
+            .or(if self.file.is_some() { None } else { Some(0) });
+        Rejects::open(self.file.as_deref(), max)
+    }
+}
 
 /// Exit codes, identical for every program; appended to each `--help`.
 pub const EXIT_CODES: &str = "\

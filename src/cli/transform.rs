@@ -105,13 +105,9 @@ pub struct TransformArgs {
     #[arg(long, value_name = "FILE")]
     pub validate: Option<PathBuf>,
 
-    /// Write rejected records here (one JSON line each) and go on
-    #[arg(long, value_name = "FILE")]
-    pub rejects: Option<PathBuf>,
-
-    /// Fail when more than N records are rejected [default: no limit with --rejects, 0 without]
-    #[arg(long, value_name = "N", requires = "rejects")]
-    pub max_rejects: Option<u64>,
+    /// --rejects and --max-rejects
+    #[command(flatten)]
+    pub rejects: super::RejectsArgs,
 
     /// -q and -v
     #[command(flatten)]

@@ -125,9 +125,9 @@ pub struct WatchArgs {
     #[arg(long, value_name = "NAME", default_value = "watch")]
     pub stream: String,
 
-    /// Write lines that are not valid records (--format ndjson/csv) here and go on
-    #[arg(long, value_name = "FILE")]
-    pub rejects: Option<PathBuf>,
+    /// --rejects and --max-rejects (for lines that are not valid records)
+    #[command(flatten)]
+    pub rejects: super::RejectsArgs,
 
     /// -q and -v
     #[command(flatten)]

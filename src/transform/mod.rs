@@ -19,7 +19,7 @@ use crate::format::infer;
 use crate::output;
 use crate::progress::{Counts, Progress};
 use crate::record::FieldType;
-use crate::rejects::{Payload, Rejects};
+use crate::rejects::Payload;
 use crate::sink::convert::exact_float;
 use crate::source::input::{self, Compression};
 use crate::wire::{self, Begin, End, Framing, Line};
@@ -268,12 +268,7 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
     let location = input::locate_one(args.input.as_deref())?;
     let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), location.size());
     let input = input::open(&location, Compression::Auto, &progress)?;
-    let max_rejects = args.max_rejects.or(if args.rejects.is_some() {
-        None
-    } else {
-        Some(0)
-    });
-    let mut rejects = Rejects::open(args.rejects.as_deref(), max_rejects)?;
+    let mut rejects = args.rejects.open()?;
     let mut out = output::stdout();
     let mut counts = Counts::default();
     let mut framing = Framing::new();

@@ -90,14 +90,7 @@ pub fn run(args: WatchArgs) -> Result<Outcome> {
         Some(path) => Some(checkpoint::lock(path)?),
         None => None,
     };
-    let rejects = Rejects::open(
-        args.rejects.as_deref(),
-        if args.rejects.is_some() {
-            None
-        } else {
-            Some(0)
-        },
-    )?;
+    let rejects = args.rejects.open()?;
     let mut watcher = Watcher {
         args: &args,
         progress: &progress,
@@ -544,7 +537,12 @@ impl Watcher<'_> {
         self.checkpoint_path
             .as_deref()
             .is_some_and(same_name_prefix)
-            || self.args.rejects.as_deref().is_some_and(same_name_prefix)
+            || self
+                .args
+                .rejects
+                .file
+                .as_deref()
+                .is_some_and(same_name_prefix)
     }
 }
 
