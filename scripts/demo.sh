@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 data="$here/sample-data"
 db=${1:-etlkit-demo.db}
 
-for bin in etl-extract etl-load; do
+for bin in etl-extract etl-transform etl-load; do
   command -v "$bin" >/dev/null || {
     echo "demo: $bin is not on PATH; run: cargo install --locked --path $here" >&2
     exit 2
@@ -38,6 +38,13 @@ etl-extract -q "$db" --query "
   FROM orders o JOIN customers c USING (customer_id)
   WHERE o.order_id IN (1001, 1004, 1005)
   ORDER BY o.order_id" | records
+
+echo
+echo "== items per country, joined in the pipe with etl-transform --sql"
+etl-extract -q "$data/orders.csv" \
+  | etl-transform -q --with "c=$data/customers.csv" \
+      --sql 'SELECT c.country, SUM(o.quantity) AS items FROM input o JOIN c ON o.customer_id = c.customer_id GROUP BY c.country ORDER BY items DESC, c.country' \
+  | records
 
 echo
 echo "== the demo database is $db; query it with: etl-extract $db --query 'SELECT ...'"
