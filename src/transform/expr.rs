@@ -375,22 +375,29 @@ impl Expr {
     /// Evaluates against a record. Errors (e.g. arithmetic on text) name
     /// the values involved; the caller rejects the record with them.
     pub fn eval(&self, record: &Map<String, Value>) -> Result<Value> {
+        self.eval_with(&|name| record.get(name).cloned().unwrap_or(Value::Null))
+    }
+
+    /// Evaluates with `field` giving the value of a field by name (null
+    /// when missing): lets callers keep records in any form.
+    pub fn eval_with(&self, field: &dyn Fn(&str) -> Value) -> Result<Value> {
+        let record = field;
         Ok(match self {
             Expr::Lit(v) => v.clone(),
-            Expr::Field(name) => record.get(name).cloned().unwrap_or(Value::Null),
+            Expr::Field(name) => field(name),
             Expr::Unary('-', e) => {
-                let v = e.eval(record)?;
+                let v = e.eval_with(record)?;
                 arithmetic(Op::Sub, &Value::from(0), &v)?
             }
-            Expr::Unary(_, e) => Value::Bool(!truthy(&e.eval(record)?)),
+            Expr::Unary(_, e) => Value::Bool(!truthy(&e.eval_with(record)?)),
             Expr::Binary(Op::And, a, b) => {
-                Value::Bool(truthy(&a.eval(record)?) && truthy(&b.eval(record)?))
+                Value::Bool(truthy(&a.eval_with(record)?) && truthy(&b.eval_with(record)?))
             }
             Expr::Binary(Op::Or, a, b) => {
-                Value::Bool(truthy(&a.eval(record)?) || truthy(&b.eval(record)?))
+                Value::Bool(truthy(&a.eval_with(record)?) || truthy(&b.eval_with(record)?))
             }
             Expr::Binary(op, a, b) => {
-                let (a, b) = (a.eval(record)?, b.eval(record)?);
+                let (a, b) = (a.eval_with(record)?, b.eval_with(record)?);
                 match op {
                     Op::Eq => Value::Bool(compare(&a, &b) == Some(Ordering::Equal)),
                     Op::Ne => Value::Bool(compare(&a, &b) != Some(Ordering::Equal)),
@@ -410,8 +417,10 @@ impl Expr {
                 }
             }
             Expr::Call(name, args) => {
-                let vals: Vec<Value> =
-                    args.iter().map(|a| a.eval(record)).collect::<Result<_>>()?;
+                let vals: Vec<Value> = args
+                    .iter()
+                    .map(|a| a.eval_with(record))
+                    .collect::<Result<_>>()?;
                 call(name, &vals)?
             }
         })

@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod expr;
+pub mod flat;
 pub mod sql;
 
 use std::collections::HashMap;
@@ -281,6 +282,7 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
     let name = input.name.clone();
     let mut reader = input.reader;
     let mut line = Vec::with_capacity(4096);
+    let mut buffer = Vec::with_capacity(4096);
     let mut line_no = 0u64;
 
     let sql = args.sql.clone();
@@ -329,6 +331,39 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
         line_no += 1;
         let text = line.trim_ascii();
         if text.is_empty() {
+            continue;
+        }
+        // Row-wise steps alone: the fast path on borrowed fields.
+        if !hold && contract.is_none() && !wire::looks_like_control(text) {
+            framing
+                .record(line_no)
+                .map_err(|e| wire::locate(&name, e))?;
+            counts.read += 1;
+            let result = crate::format::flat::parse_object(text)
+                .and_then(|fields| flat::apply(&steps, fields));
+            match result {
+                Ok(None) => counts.skipped += 1,
+                Ok(Some(fields)) => {
+                    buffer.clear();
+                    flat::write(&mut buffer, &fields);
+                    buffer.push(b'\n');
+                    out.write_all(&buffer)?;
+                    counts.written += 1;
+                    segment_rows += 1;
+                }
+                Err(reason) => {
+                    counts.rejected += 1;
+                    let original: Option<Map<String, Value>> = serde_json::from_slice(text).ok();
+                    let payload = match &original {
+                        Some(record) => Payload::Record(record),
+                        None => Payload::Raw(text),
+                    };
+                    rejects.reject(&name, line_no, &reason, payload)?;
+                }
+            }
+            if counts.read.is_multiple_of(8192) {
+                progress.set_rows(counts.read);
+            }
             continue;
         }
         let parsed = match wire::parse_line(text) {
