@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use serde_json::Value;
 
 use crate::cli::load::{CommitPolicy, LoadArgs, Mode, SchemaPolicy, TargetFormat};
 use crate::error::{Failure, Kind, Outcome, usage};
@@ -13,7 +12,7 @@ use crate::format::flat::{self, Fields};
 use crate::pg::sink::PgSink;
 use crate::progress::{Counts, Progress};
 use crate::record::Schema;
-use crate::rejects::{Payload, Rejects};
+use crate::rejects::Rejects;
 use crate::sink::Sink;
 use crate::sink::file::{FileFormat, FileOptions, FileSink};
 use crate::sink::parquet::ParquetSink;
@@ -516,13 +515,8 @@ impl Load<'_> {
             },
             Err(reason) => reason,
         };
-        let record = serde_json::from_slice::<serde_json::Map<String, Value>>(line).ok();
-        let payload = match &record {
-            Some(record) => Payload::Record(record),
-            None => Payload::Raw(line),
-        };
         self.rejects
-            .reject(self.input_name, line_no, &reason, payload)?;
+            .reject_line(self.input_name, line_no, &reason, line)?;
         self.counts.rejected += 1;
         Ok(())
     }

@@ -93,6 +93,15 @@ impl Rejects {
         Ok(())
     }
 
+    /// Records a bad wire line: as the record it holds when it parses as a
+    /// JSON object (read again here: rejects are rare), else as raw text.
+    pub fn reject_line(&mut self, input: &str, line: u64, reason: &str, text: &[u8]) -> Result<()> {
+        match serde_json::from_slice::<Map<String, Value>>(text) {
+            Ok(record) => self.reject(input, line, reason, Payload::Record(&record)),
+            Err(_) => self.reject(input, line, reason, Payload::Raw(text)),
+        }
+    }
+
     /// Flushes the rejects file.
     pub fn finish(&mut self) -> Result<()> {
         if let Some((path, out)) = &mut self.out {

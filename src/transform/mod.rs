@@ -353,12 +353,7 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
                 }
                 Err(reason) => {
                     counts.rejected += 1;
-                    let original: Option<Map<String, Value>> = serde_json::from_slice(text).ok();
-                    let payload = match &original {
-                        Some(record) => Payload::Record(record),
-                        None => Payload::Raw(text),
-                    };
-                    rejects.reject(&name, line_no, &reason, payload)?;
+                    rejects.reject_line(&name, line_no, &reason, text)?;
                 }
             }
             if counts.read.is_multiple_of(8192) {
@@ -452,10 +447,7 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
                     }
                     Err(reason) => {
                         counts.rejected += 1;
-                        // The record as it came in (read again: rejects are rare).
-                        let original: Map<String, Value> =
-                            serde_json::from_slice(text).unwrap_or_default();
-                        rejects.reject(&name, line_no, &reason, Payload::Record(&original))?;
+                        rejects.reject_line(&name, line_no, &reason, text)?;
                     }
                 }
                 if counts.read.is_multiple_of(8192) {
