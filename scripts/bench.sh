@@ -206,6 +206,20 @@ else
 fi
 row "group-by (extract, transform --sql)" "${g_time}s (${g_rss} MB)" "${refs:-not installed}" "–" "≤ 2x DuckDB"
 
+# 7. Incremental on a coarse cursor: every row shares one cursor value, so
+# every row sits at the bookmark's boundary and is judged against it.
+echo "7. incremental, one cursor value for every row" >&2
+awk -v n="$rows" 'BEGIN { print "id,day"; for (i = 0; i < n; i++) print i ",2026-11-05" }' > coarse.csv
+bench "plain extract" "true" "$(T x) etl-extract -q coarse.csv > /dev/null"
+c_plain=$last_time
+rm -f inc.db
+etl-extract -q coarse.csv --cursor day --state inc.db | etl-load -q inc.db --table c
+check "incremental first run" "$rows" "$(sqlite3 inc.db 'SELECT count(*) FROM c')"
+bench "incremental rerun" "true" "$(T x) etl-extract -q coarse.csv --cursor day --state inc.db > inc.out"
+check "incremental rerun emits nothing" "0" "$(grep -vc '^{\"@etl' inc.out || true)"
+bm_kb=$(sqlite3 inc.db 'SELECT length(bookmark) / 1024 FROM _etl_state')
+row "incremental rerun, $rows rows on one cursor value" "${last_time}s (${last_rss} MB), bookmark ${bm_kb} KB" "plain extract: ${c_plain}s" "$(ratio "$last_time" "$c_plain")x" "≤ 2x, linear"
+
 # 6. Memory of the streaming paths as input grows
 echo "6. memory" >&2
 if [ -n "$gnu_time" ]; then

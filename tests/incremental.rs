@@ -278,3 +278,43 @@ fn cron_style_script_twice_loads_no_duplicates() {
     }
     assert_eq!(count(&d.join("wh.db"), "orders"), Some(12));
 }
+
+#[test]
+fn a_coarse_cursor_shared_by_many_rows_loads_each_row_once() {
+    let dir = tempdir();
+    let d = dir.path();
+    let db = d.join("wh.db");
+    // 20000 rows on one day: the boundary value holds every row.
+    write(
+        d,
+        "src.csv",
+        format!("{HEADER}{}", rows(0..20_000, "2026-11-05")).as_bytes(),
+    );
+    let out = job(d);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&db, "t"), Some(20_000));
+    let bookmark = stored_bookmark(&db, "src");
+    let packed = bookmark["at_value_packed"].as_str().expect("packed form");
+    assert!(
+        packed.len() <= 20_000 * 11,
+        "bookmark takes {} bytes for 20000 boundary rows",
+        packed.len()
+    );
+
+    // More rows arrive on the same day: exactly those are loaded.
+    write(
+        d,
+        "src.csv",
+        format!("{HEADER}{}", rows(0..25_000, "2026-11-05")).as_bytes(),
+    );
+    let out = job(d);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        emitted(&out).contains("25000 rows read, 5000 written"),
+        "{}",
+        stderr(&out)
+    );
+    let out = job(d);
+    assert!(emitted(&out).contains(" 0 written"), "{}", stderr(&out));
+    assert_eq!(count(&db, "t"), Some(25_000));
+}

@@ -33,7 +33,8 @@ timestamps work) and puts the new bookmark in the end line. etl-load stores
 it: in the target database's _etl_state table, in the same transaction as
 the rows (so STATE is the target, e.g. wh.db), or in a STATE.json file. The
 bookmark also lists the rows at its exact value, so rows that share the
-boundary value are neither lost nor repeated. Rows whose cursor is null are
+boundary value are neither lost nor repeated (past 64 such rows as packed
+fingerprints, 8 bytes a row: prefer a cursor finer than a day). Rows whose cursor is null are
 rejected. --since and --until (inclusive, exclusive) replace the bookmark
 for one backfill run; the bookmark never moves backwards. For database sources
 the range is pushed into the query.
