@@ -11,7 +11,7 @@ use crate::error::{Failure, Kind, Outcome, usage};
 use crate::format::flat::{self, Fields};
 use crate::pg::sink::PgSink;
 use crate::progress::{Counts, Progress};
-use crate::record::Schema;
+use crate::record::{RESERVED_PREFIX, Schema, is_reserved_name};
 use crate::rejects::Rejects;
 use crate::sink::Sink;
 use crate::sink::file::{FileFormat, FileOptions, FileSink};
@@ -153,6 +153,21 @@ fn plan(args: &LoadArgs) -> Result<Target> {
             Some(t) if !t.trim().is_empty() => t.clone(),
             _ => return Err(usage("--table is required for a database target")),
         };
+        if is_reserved_name(&table) {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!(
+                    "--table {table:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own tables"
+                ),
+            )
+            .hint("choose another table name")
+            .into());
+        }
+        if let Some(key) = keys.iter().find(|k| is_reserved_name(k)) {
+            return Err(usage(format!(
+                "--key {key:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
+            )));
+        }
         if args.state.is_some() {
             return Err(usage(
                 "a database target keeps bookmarks in its own _etl_state table; --state is for file targets",
@@ -242,6 +257,7 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
         rejects: &mut rejects,
         counts: Counts::default(),
         segments_committed: 0,
+        database: matches!(target, Target::Database { .. }),
     };
     let (result, what) = match &target {
         Target::Database {
@@ -326,6 +342,8 @@ struct Load<'a> {
     rejects: &'a mut Rejects,
     counts: Counts,
     segments_committed: u64,
+    /// A database target: fields named like etlkit's own columns are refused.
+    database: bool,
 }
 
 impl Load<'_> {
@@ -398,6 +416,23 @@ impl Load<'_> {
                         } else {
                             sink.record_batch(batch)?;
                         }
+                    }
+                    if self.database
+                        && let Some((name, _)) =
+                            begin.schema.iter().find(|(name, _)| is_reserved_name(name))
+                    {
+                        return Err(Failure::new(
+                            Kind::Runtime,
+                            format!(
+                                "{}:{line_no}: the stream declares a field {name:?}; names starting with \
+                                 {RESERVED_PREFIX} are reserved for etlkit's own columns",
+                                self.input_name
+                            ),
+                        )
+                        .hint(format!(
+                            "rename it on the way: etl-transform --rename {name}=NEW_NAME"
+                        ))
+                        .into());
                     }
                     for (name, t) in begin.schema {
                         if !schema.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
@@ -488,13 +523,30 @@ impl Load<'_> {
             .iter()
             .map(|(_, line)| flat::parse_object(line))
             .collect();
-        let records: Vec<&Fields<'_>> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        // Records that will be rejected do not shape the table.
+        let records: Vec<&Fields<'_>> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .filter(|fields| self.reserved_field(fields).is_none())
+            .collect();
         sink.prepare(schema, &records)?;
         for ((line_no, line), fields) in sample.iter().zip(parsed) {
             self.write(sink, *line_no, line, fields)?;
         }
         sample.clear();
         Ok(())
+    }
+
+    /// The first field of a record bound for a database whose name etlkit
+    /// reserves.
+    fn reserved_field<'f>(&self, fields: &'f Fields<'_>) -> Option<&'f str> {
+        if !self.database {
+            return None;
+        }
+        fields
+            .iter()
+            .map(|(name, _)| name.as_ref())
+            .find(|name| is_reserved_name(name))
     }
 
     /// Writes one record line, or rejects it (unreadable, or not fitting).
@@ -506,6 +558,9 @@ impl Load<'_> {
         fields: Result<Fields<'_>, String>,
     ) -> Result<()> {
         let reason = match fields {
+            Ok(ref fields) if let Some(name) = self.reserved_field(fields) => format!(
+                "field {name:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
+            ),
             Ok(fields) => match sink.insert(&fields, line)? {
                 Ok(()) => {
                     self.counts.written += 1;

@@ -6,6 +6,16 @@ use serde_json::Value;
 /// One record: a JSON object whose field order is the source's column order.
 pub type Record = serde_json::Map<String, Value>;
 
+/// Names starting with this (in any case) belong to etlkit's own tables and
+/// columns (`_etl_state`, `_etl_batches`, `_etl_seq`) in a target database.
+pub const RESERVED_PREFIX: &str = "_etl_";
+
+/// True for a table or column name etlkit keeps for itself.
+pub fn is_reserved_name(name: &str) -> bool {
+    name.len() >= RESERVED_PREFIX.len()
+        && name.as_bytes()[..RESERVED_PREFIX.len()].eq_ignore_ascii_case(RESERVED_PREFIX.as_bytes())
+}
+
 /// The type a producer declares for a field in its `begin` line, and the
 /// type a loader gives the column it creates for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

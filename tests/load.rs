@@ -282,3 +282,62 @@ fn log_json_gives_machine_readable_run_records() {
             .contains("upstream ended early after 0 rows")
     );
 }
+
+#[test]
+fn names_etlkit_reserves_are_refused() {
+    let dir = tempdir();
+    let d = dir.path();
+    let db = d.join("w.db");
+    for table in ["_etl_state", "_ETL_batches", "_etl_mine"] {
+        let mut c = cmd(LOAD, d);
+        c.args(["w.db", "--table", table]);
+        let out = run_with_input(c, b"{\"id\":1}\n");
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "--table {table:?}: names starting with _etl_ are reserved"
+            )),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(!db.exists(), "a refused table name touches nothing");
+
+    // A field named like etlkit's own columns is a reject, never a column.
+    let input = framed(&[r#"{"id":1}"#, r#"{"id":2,"_etl_seq":7}"#, r#"{"id":3}"#]);
+    let out = load(d, &[], &input);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "stdin:3: field \"_etl_seq\": names starting with _etl_ are reserved for etlkit's own columns"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(&db, "t"), None);
+    let out = load(
+        d,
+        &["--rejects", "bad.ndjson", "--max-rejects", "1"],
+        &input,
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(count(&db, "t"), Some(2));
+    assert!(!dump(&db, "t").iter().any(|row| row.contains('7')));
+    let bad = std::fs::read_to_string(d.join("bad.ndjson")).expect("rejects file");
+    assert!(bad.contains("_etl_seq"), "{bad}");
+
+    // A stream that declares such a field is refused before anything is written.
+    let input = format!(
+        "{}\n{{\"id\":9,\"_etl_x\":1}}\n{}\n",
+        r#"{"@etl":"begin","stream":"s","schema":{"id":"integer","_etl_x":"integer"}}"#,
+        r#"{"@etl":"end","stream":"s","rows":1}"#
+    );
+    let out = load(d, &[], &input);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("declares a field \"_etl_x\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(&db, "t"), Some(2));
+}

@@ -28,7 +28,9 @@ line or, failing that, from the values: INTEGER, REAL, BOOLEAN, TEXT, JSON.
 Under --schema evolve a new field adds a column; under --schema strict a
 record with a field the table lacks is rejected. A column's type is never
 changed: a value that does not fit it (text in an INTEGER column, 2^53+1 in a
-REAL column) is rejected, never converted.
+REAL column) is rejected, never converted. Names starting with _etl_ (any
+case) belong to etlkit's own tables and columns (_etl_state, _etl_batches):
+such a --table is a usage error, a record with such a field is rejected.
 
 Rejected records: without --rejects the first one fails the run, naming its
 input line. With --rejects FILE each goes to FILE as a JSON line (input,
