@@ -299,7 +299,12 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
             strict,
             state,
         } => {
-            let sink = ParquetSink::open(path, *strict, state.as_deref())?;
+            let sink = ParquetSink::open(
+                path,
+                *strict,
+                state.as_deref(),
+                args.mode == Mode::Append,
+            )?;
             let result = load.drive(input.reader, Box::new(sink));
             (result, path.display().to_string())
         }

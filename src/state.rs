@@ -175,6 +175,25 @@ pub fn lock_json(path: &Path) -> Result<StateLock> {
     Ok(StateLock { _file: file })
 }
 
+/// Takes the lock of a file target (`.NAME.etl-lock` beside it), waiting
+/// for another run writing the same file: two appends would each copy the
+/// old file, and the second rename would drop the first one's rows.
+pub fn lock_target(path: &Path) -> Result<StateLock> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "target".into(), |n| n.to_string_lossy().into_owned());
+    let lock_path = path.with_file_name(format!(".{name}.etl-lock"));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    Ok(StateLock { _file: file })
+}
+
 /// Opens (creating it) the lock file `PATH.lock` that guards `path`.
 pub fn open_lock_file(path: &Path) -> Result<(File, PathBuf)> {
     let mut lock_path = path.as_os_str().to_owned();

@@ -12,6 +12,7 @@ mod incremental;
 mod load;
 mod modes;
 mod pipeline;
+mod stores;
 mod postgres;
 mod transform;
 mod watch;

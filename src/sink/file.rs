@@ -73,6 +73,8 @@ pub struct FileSink {
     row: Vec<Vec<u8>>,
     state: Option<(PathBuf, StateLock)>,
     ends: Vec<End>,
+    /// Held for the run, so that another run writes after this one.
+    _target_lock: Option<StateLock>,
 }
 
 /// The temporary file a target is written to before it is renamed.
@@ -111,6 +113,7 @@ impl FileSink {
             Some(path) => Some((path.clone(), state::lock_json(path)?)),
             None => None,
         };
+        let target_lock = target.map(state::lock_target).transpose()?;
         let mut columns = None;
         let (tmp, out): (Option<PathBuf>, Box<dyn Write>) = match target {
             None => (None, crate::output::stdout()),
@@ -163,6 +166,7 @@ impl FileSink {
             row: Vec::new(),
             state,
             ends: Vec::new(),
+            _target_lock: target_lock,
         })
     }
 }

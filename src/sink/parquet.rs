@@ -52,11 +52,32 @@ pub struct ParquetSink {
     strict: bool,
     state: Option<(PathBuf, StateLock)>,
     ends: Vec<End>,
+    /// Held for the run, so that another run writes after this one.
+    _target_lock: StateLock,
 }
 
 impl ParquetSink {
     /// Prepares to write `target` (replacing it when the run succeeds).
-    pub fn open(target: &Path, strict: bool, state_path: Option<&Path>) -> Result<Self> {
+    /// `new_file`: the file must not exist (an append), checked under the
+    /// target's lock so that two such runs cannot both write it.
+    pub fn open(
+        target: &Path,
+        strict: bool,
+        state_path: Option<&Path>,
+        new_file: bool,
+    ) -> Result<Self> {
+        let target_lock = state::lock_target(target)?;
+        if new_file && target.exists() {
+            return Err(crate::error::Failure::new(
+                crate::error::Kind::Usage,
+                format!(
+                    "{} exists and a Parquet file cannot be appended to",
+                    target.display()
+                ),
+            )
+            .hint("use --mode replace to write it anew")
+            .into());
+        }
         let state = match state_path {
             Some(path) => Some((path.to_path_buf(), state::lock_json(path)?)),
             None => None,
@@ -70,6 +91,7 @@ impl ParquetSink {
             strict,
             state,
             ends: Vec::new(),
+            _target_lock: target_lock,
         })
     }
 

@@ -4,7 +4,7 @@
 //! become ISO 8601 text (with `Z` only when the file says UTC), binary
 //! becomes `\x`-prefixed hex, nested groups, lists and maps become JSON.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::path::Path;
@@ -25,6 +25,8 @@ pub struct ParquetSource {
     reader: SerializedFileReader<File>,
     schema: Schema,
     utc: HashMap<String, bool>,
+    /// Text columns annotated as JSON: their values go on the wire nested.
+    json_text: HashSet<String>,
 }
 
 impl ParquetSource {
@@ -42,8 +44,15 @@ impl ParquetSource {
             .clone();
         let mut schema = Vec::new();
         let mut utc = HashMap::new();
+        let mut json_text = HashSet::new();
         for field in root.get_fields() {
             let info = field.get_basic_info();
+            if field.is_primitive()
+                && (matches!(info.logical_type_ref(), Some(LogicalType::Json))
+                    || info.converted_type() == ConvertedType::JSON)
+            {
+                json_text.insert(field.name().to_string());
+            }
             if let Some(LogicalType::Timestamp(t)) = info.logical_type_ref() {
                 utc.insert(field.name().to_string(), t.is_adjusted_to_u_t_c);
             }
@@ -54,6 +63,7 @@ impl ParquetSource {
             reader,
             schema,
             utc,
+            json_text,
         })
     }
 }
@@ -68,7 +78,8 @@ fn wire_type(field: &Type) -> FieldType {
         info.converted_type(),
         info.logical_type_ref(),
     ) {
-        (_, ConvertedType::LIST | ConvertedType::MAP, _) => FieldType::Json,
+        (_, ConvertedType::LIST | ConvertedType::MAP | ConvertedType::JSON, _)
+        | (_, _, Some(LogicalType::Json)) => FieldType::Json,
         (_, ConvertedType::DECIMAL, _) => match field {
             Type::PrimitiveType { precision, .. } if *precision <= 15 => FieldType::Float,
             _ => FieldType::Text,
@@ -237,6 +248,14 @@ impl Source for ParquetSource {
                     out.push(b',');
                 }
                 out.extend_from_slice(&json::key_prefix(name));
+                if let Field::Str(text) = value
+                    && self.json_text.contains(name)
+                    && let Ok(nested) = serde_json::from_str::<serde_json::Value>(text)
+                {
+                    // Re-written compact: one record stays one line.
+                    out.extend_from_slice(nested.to_string().as_bytes());
+                    continue;
+                }
                 let utc = self.utc.get(name).copied().unwrap_or(false);
                 write_field(&mut out, value, utc)
                     .with_context(|| format!("{}: row {}, column {name:?}", self.name, n + 1))?;

@@ -1,0 +1,576 @@
+//! The store conformance suite: the same cases, with the same input, run
+//! against every store etl-load writes, and read back through etl-extract.
+//! A store keeps a promise or is listed here as a named exception with its
+//! reason (see `Exception`); nothing differs by accident.
+//!
+//! Stores: SQLite, PostgreSQL (skipped loudly without a server, required
+//! under ETLKIT_REQUIRE_POSTGRES), and the file targets CSV, NDJSON and
+//! Parquet.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// A store under test, with a place of its own.
+struct Store {
+    kind: Kind,
+    dir: tempfile::TempDir,
+    pg: Option<PgSchema>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Sqlite,
+    Postgres,
+    Csv,
+    Ndjson,
+    Parquet,
+}
+
+/// Promises a store cannot keep, by design. Each is documented in
+/// etl-load's help (File targets).
+#[derive(Debug, PartialEq)]
+enum Exception {
+    /// Files have no keys: --mode upsert needs a database.
+    NoUpsert,
+    /// A Parquet file is written whole: no append to an existing file.
+    NoParquetAppend,
+    /// CSV and NDJSON carry no column types: any value fits.
+    Untyped,
+    /// A CSV file's columns are fixed by its header: a new field is a reject.
+    FixedColumns,
+    /// A file holds one table; batch ids need a database's `_etl_batches`.
+    NoBatchIds,
+}
+
+impl Store {
+    /// Every store, each in a fresh place; PostgreSQL only when reachable.
+    fn all(test: &str) -> Vec<Store> {
+        let mut stores = Vec::new();
+        for kind in [
+            Kind::Sqlite,
+            Kind::Postgres,
+            Kind::Csv,
+            Kind::Ndjson,
+            Kind::Parquet,
+        ] {
+            let pg = if kind == Kind::Postgres {
+                match PgSchema::new(&format!("st_{test}")) {
+                    Some(pg) => Some(pg),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            stores.push(Store {
+                kind,
+                dir: tempdir(),
+                pg,
+            });
+        }
+        stores
+    }
+
+    fn d(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn is_database(&self) -> bool {
+        matches!(self.kind, Kind::Sqlite | Kind::Postgres)
+    }
+
+    fn lacks(&self, exception: Exception) -> bool {
+        use Exception::*;
+        match self.kind {
+            Kind::Sqlite | Kind::Postgres => false,
+            Kind::Csv => matches!(exception, NoUpsert | Untyped | FixedColumns | NoBatchIds),
+            Kind::Ndjson => matches!(exception, NoUpsert | Untyped | NoBatchIds),
+            Kind::Parquet => matches!(exception, NoUpsert | NoParquetAppend | NoBatchIds),
+        }
+    }
+
+    fn file(&self, table: &str) -> PathBuf {
+        let ext = match self.kind {
+            Kind::Csv => "csv",
+            Kind::Ndjson => "ndjson",
+            Kind::Parquet => "parquet",
+            Kind::Sqlite | Kind::Postgres => unreachable!("databases have tables"),
+        };
+        self.d().join(format!("{table}.{ext}"))
+    }
+
+    /// etl-load's target arguments for `table`.
+    fn target(&self, table: &str) -> Vec<String> {
+        match self.kind {
+            Kind::Sqlite => vec!["w.db".into(), "--table".into(), table.into()],
+            Kind::Postgres => {
+                let pg = self.pg.as_ref().expect("a PostgreSQL store has a schema");
+                vec![
+                    pg.url.clone(),
+                    "--schema-name".into(),
+                    pg.name.clone(),
+                    "--table".into(),
+                    table.into(),
+                ]
+            }
+            _ => vec![self.file(table).display().to_string()],
+        }
+    }
+
+    /// Runs etl-load into `table` with `args` and `input` on stdin.
+    fn load(&self, table: &str, args: &[&str], input: &str) -> Output {
+        let mut c = cmd(LOAD, self.d());
+        c.args(self.target(table)).args(args);
+        run_with_input(c, input.as_bytes())
+    }
+
+    /// Like `load`, with the store's own place for bookmarks: a database
+    /// keeps them itself, a file target in `TABLE.state.json`.
+    fn load_stateful(&self, table: &str, args: &[&str], input: &str) -> Output {
+        let state = format!("{table}.state.json");
+        let mut all: Vec<&str> = args.to_vec();
+        if !self.is_database() {
+            all.extend(["--state", &state]);
+        }
+        self.load(table, &all, input)
+    }
+
+    /// The table's records read back with etl-extract, ordered by `id`;
+    /// `None` when the table or file does not exist.
+    fn read(&self, table: &str) -> Option<Vec<Value>> {
+        let args: Vec<String> = match self.kind {
+            Kind::Sqlite => {
+                if count(&self.d().join("w.db"), table).is_none() {
+                    return None;
+                }
+                vec!["w.db".into(), "--table".into(), table.into()]
+            }
+            Kind::Postgres => {
+                let pg = self.pg.as_ref().expect("a PostgreSQL store has a schema");
+                let exists: bool = pg
+                    .client()
+                    .query_one(
+                        "SELECT to_regclass(quote_ident($1) || '.' || quote_ident($2)) IS NOT NULL",
+                        &[&pg.name, &table],
+                    )
+                    .expect("regclass")
+                    .get(0);
+                if !exists {
+                    return None;
+                }
+                vec![
+                    pg.url.clone(),
+                    "--schema-name".into(),
+                    pg.name.clone(),
+                    "--table".into(),
+                    table.into(),
+                ]
+            }
+            _ => {
+                let file = self.file(table);
+                if !file.exists() {
+                    return None;
+                }
+                let mut args = vec![file.display().to_string()];
+                if self.kind == Kind::Csv {
+                    // Read back as written: types are the load's business.
+                    args.push("--all-text".into());
+                }
+                args
+            }
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut rows = extract_records(self.d(), &args);
+        rows.sort_by_key(|r| r.get("id").map(Value::to_string).unwrap_or_default());
+        Some(rows)
+    }
+
+    fn name(&self) -> String {
+        format!("{:?}", self.kind)
+    }
+}
+
+fn framed(records: &[Value]) -> String {
+    framed_with(r#"{"@etl":"begin","stream":"s"}"#, records, None)
+}
+
+fn framed_with(begin: &str, records: &[Value], bookmark: Option<Value>) -> String {
+    let mut s = format!("{begin}\n");
+    for r in records {
+        s.push_str(&r.to_string());
+        s.push('\n');
+    }
+    let mut end = json!({"@etl": "end", "stream": "s", "rows": records.len()});
+    if let Some(b) = bookmark {
+        end["bookmark"] = b;
+    }
+    s.push_str(&end.to_string());
+    s.push('\n');
+    s
+}
+
+/// Compares what a store holds with what it should, values by value. CSV
+/// read back as text holds every value as text (or null).
+fn assert_holds(store: &Store, table: &str, expected: &[Value]) {
+    let got = store
+        .read(table)
+        .unwrap_or_else(|| panic!("{}: {table} does not exist", store.name()));
+    let expected: Vec<Value> = if store.kind == Kind::Csv {
+        expected.iter().map(as_csv_text).collect()
+    } else {
+        expected.to_vec()
+    };
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{}: {table} holds {got:?}, expected {expected:?}",
+        store.name()
+    );
+    for (g, e) in got.iter().zip(&expected) {
+        let e_obj = e.as_object().expect("expected records are objects");
+        for (k, v) in e_obj {
+            let gv = g.get(k).unwrap_or(&Value::Null);
+            assert!(
+                same(gv, v),
+                "{}: {table}: field {k}: got {gv}, expected {v} (record {g})",
+                store.name()
+            );
+        }
+    }
+}
+
+fn as_csv_text(record: &Value) -> Value {
+    let obj = record.as_object().expect("object");
+    Value::Object(
+        obj.iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::Null => Value::Null,
+                    Value::String(s) if s.is_empty() => Value::Null,
+                    Value::String(s) => Value::String(s.clone()),
+                    other => Value::String(other.to_string()),
+                };
+                (k.clone(), text)
+            })
+            .collect(),
+    )
+}
+
+fn ok(store: &Store, out: &Output) {
+    assert_eq!(code(out), 0, "{}: {}", store.name(), stderr(out));
+}
+
+#[test]
+fn append_adds_and_replace_refills() {
+    let first = [json!({"id": 1, "name": "a"}), json!({"id": 2, "name": "b"})];
+    let second = [json!({"id": 3, "name": "c"})];
+    for store in Store::all("modes") {
+        ok(&store, &store.load("t", &["--mode", "replace"], &framed(&first)));
+        assert_holds(&store, "t", &first);
+        let out = store.load("t", &[], &framed(&second));
+        if store.lacks(Exception::NoParquetAppend) {
+            assert_eq!(code(&out), 2, "{}", stderr(&out));
+            assert_holds(&store, "t", &first);
+        } else {
+            ok(&store, &out);
+            assert_holds(&store, "t", &[first[0].clone(), first[1].clone(), second[0].clone()]);
+        }
+        ok(&store, &store.load("t", &["--mode", "replace"], &framed(&second)));
+        assert_holds(&store, "t", &second);
+    }
+}
+
+#[test]
+fn upsert_keeps_omitted_fields_and_the_last_record_wins() {
+    for store in Store::all("upsert") {
+        let out = store.load(
+            "h",
+            &["--mode", "upsert", "--key", "id"],
+            &framed(&[json!({"id": 1, "a": "a1", "b": "b1"})]),
+        );
+        if store.lacks(Exception::NoUpsert) {
+            assert_eq!(code(&out), 2, "{}: {}", store.name(), stderr(&out));
+            continue;
+        }
+        ok(&store, &out);
+        // Partial records: an omitted field keeps its stored value; two
+        // records of one key in one run apply in order.
+        let delta = framed(&[
+            json!({"id": 1, "a": "A1"}),
+            json!({"id": 2, "a": "A2", "b": "B2"}),
+            json!({"id": 1, "b": "B1"}),
+        ]);
+        let expected = [
+            json!({"id": 1, "a": "A1", "b": "B1"}),
+            json!({"id": 2, "a": "A2", "b": "B2"}),
+        ];
+        for _ in 0..2 {
+            ok(&store, &store.load("h", &["--mode", "upsert", "--key", "id"], &delta));
+            assert_holds(&store, "h", &expected);
+        }
+        // An explicit null is a value, unlike an omitted field.
+        ok(
+            &store,
+            &store.load(
+                "h",
+                &["--mode", "upsert", "--key", "id"],
+                &framed(&[json!({"id": 2, "b": null})]),
+            ),
+        );
+        assert_holds(
+            &store,
+            "h",
+            &[expected[0].clone(), json!({"id": 2, "a": "A2", "b": null})],
+        );
+    }
+}
+
+#[test]
+fn a_cut_stream_and_an_empty_one_change_nothing() {
+    let rows = [json!({"id": 1, "name": "kept"})];
+    for store in Store::all("cut") {
+        ok(&store, &store.load("t", &["--mode", "replace"], &framed(&rows)));
+        for mode in ["append", "replace"] {
+            if mode == "append" && store.lacks(Exception::NoParquetAppend) {
+                continue;
+            }
+            let cut = r#"{"@etl":"begin","stream":"s"}
+{"id":2,"name":"lost"}
+"#;
+            let out = store.load("t", &["--mode", mode], cut);
+            assert_eq!(code(&out), 1, "{}: {}", store.name(), stderr(&out));
+            assert!(
+                stderr(&out).contains("upstream ended early after 1 rows"),
+                "{}: {}",
+                store.name(),
+                stderr(&out)
+            );
+            assert_holds(&store, "t", &rows);
+        }
+        let out = store.load("t", &["--mode", "replace"], "");
+        assert_eq!(code(&out), 1, "{}: {}", store.name(), stderr(&out));
+        assert_holds(&store, "t", &rows);
+    }
+}
+
+#[test]
+fn bookmarks_commit_with_the_data_and_a_stale_start_is_refused() {
+    let rows = [json!({"id": 1, "t": 10})];
+    let bookmark = json!({"cursor": "t", "value": 10, "at_value": []});
+    for store in Store::all("state") {
+        let first = framed_with(
+            r#"{"@etl":"begin","stream":"s","from":null}"#,
+            &rows,
+            Some(bookmark.clone()),
+        );
+        ok(&store, &store.load_stateful("t", &["--mode", "replace"], &first));
+        // The same extract again (it started from no bookmark, but one is
+        // stored now): refused, nothing written.
+        let out = store.load_stateful("t", &["--mode", "replace"], &framed_with(
+            r#"{"@etl":"begin","stream":"s","from":null}"#,
+            &[json!({"id": 2, "t": 5})],
+            Some(json!({"cursor": "t", "value": 5, "at_value": []})),
+        ));
+        assert_eq!(code(&out), 1, "{}: {}", store.name(), stderr(&out));
+        assert!(
+            stderr(&out).contains("is not the one this extract started from"),
+            "{}: {}",
+            store.name(),
+            stderr(&out)
+        );
+        assert_holds(&store, "t", &rows);
+        // A run that starts from the stored bookmark goes on.
+        let next = framed_with(
+            &json!({"@etl": "begin", "stream": "s", "from": bookmark}).to_string(),
+            &[json!({"id": 2, "t": 20})],
+            Some(json!({"cursor": "t", "value": 20, "at_value": []})),
+        );
+        ok(&store, &store.load_stateful("t", &["--mode", "replace"], &next));
+        assert_holds(&store, "t", &[json!({"id": 2, "t": 20})]);
+    }
+}
+
+#[test]
+fn batch_ids_are_skipped_when_replayed_and_scoped_to_their_table() {
+    let begin = r#"{"@etl":"begin","stream":"app","batch":"b-1"}"#;
+    let rows = [json!({"id": 1}), json!({"id": 2})];
+    let batch = framed_with(begin, &rows, None);
+    for store in Store::all("batches") {
+        if store.lacks(Exception::NoBatchIds) {
+            continue;
+        }
+        ok(&store, &store.load("t1", &[], &batch));
+        // Replayed after a crash between commit and checkpoint: skipped.
+        ok(&store, &store.load("t1", &[], &batch));
+        assert_holds(&store, "t1", &rows);
+        // The same batch into another table is that table's first time.
+        ok(&store, &store.load("t2", &[], &batch));
+        assert_holds(&store, "t2", &rows);
+    }
+}
+
+#[test]
+fn schema_evolves_by_default_and_strict_rejects_new_fields() {
+    for store in Store::all("drift") {
+        if store.lacks(Exception::NoParquetAppend) {
+            continue;
+        }
+        ok(&store, &store.load("t", &["--mode", "replace"], &framed(&[json!({"id": 1, "a": "x"})])));
+        let out = store.load(
+            "t",
+            &["--schema", "strict", "--rejects", "bad.ndjson", "--max-rejects", "5"],
+            &framed(&[json!({"id": 2, "a": "y"}), json!({"id": 3, "a": "z", "extra": 1})]),
+        );
+        assert_eq!(code(&out), 3, "{}: {}", store.name(), stderr(&out));
+        assert!(
+            stderr(&out).contains("2 read, 1 written, 1 rejected")
+                || stderr(&out).contains("2 rows read, 1 written, 1 rejected"),
+            "{}: {}",
+            store.name(),
+            stderr(&out)
+        );
+        assert_holds(&store, "t", &[json!({"id": 1, "a": "x"}), json!({"id": 2, "a": "y"})]);
+        let out = store.load("t", &[], &framed(&[json!({"id": 4, "a": "w", "extra": 1})]));
+        if store.lacks(Exception::FixedColumns) {
+            assert_eq!(code(&out), 1, "{}: {}", store.name(), stderr(&out));
+            continue;
+        }
+        ok(&store, &out);
+        let got = store.read("t").expect("table");
+        assert_eq!(got.len(), 3, "{}", store.name());
+        assert!(same(&got[2]["extra"], &json!(1)), "{}: {got:?}", store.name());
+    }
+}
+
+#[test]
+fn a_value_that_does_not_fit_is_a_reject_and_every_row_is_accounted_for() {
+    for store in Store::all("rejects") {
+        if store.lacks(Exception::Untyped) || store.lacks(Exception::NoParquetAppend) {
+            continue;
+        }
+        ok(&store, &store.load("t", &[], &framed(&[json!({"id": 1, "n": 5})])));
+        let input = framed(&[
+            json!({"id": 2, "n": 6}),
+            json!({"id": 3, "n": "six"}),
+            json!({"id": 4, "n": 7}),
+        ]);
+        // Without --rejects the first bad row fails the run, naming it.
+        let out = store.load("t", &[], &input);
+        assert_eq!(code(&out), 1, "{}: {}", store.name(), stderr(&out));
+        assert!(stderr(&out).contains("stdin:3:"), "{}: {}", store.name(), stderr(&out));
+        assert_holds(&store, "t", &[json!({"id": 1, "n": 5})]);
+        let out = store.load("t", &["--rejects", "bad.ndjson", "--max-rejects", "1"], &input);
+        assert_eq!(code(&out), 3, "{}: {}", store.name(), stderr(&out));
+        assert!(
+            stderr(&out).contains("3 rows read, 2 written, 1 rejected"),
+            "{}: {}",
+            store.name(),
+            stderr(&out)
+        );
+        let bad = std::fs::read_to_string(store.d().join("bad.ndjson")).expect("rejects");
+        assert!(bad.contains("six"), "{}: {bad}", store.name());
+        assert_eq!(store.read("t").expect("table").len(), 3, "{}", store.name());
+    }
+}
+
+#[test]
+fn values_survive_the_round_trip() {
+    let rows = [
+        json!({
+            "id": 1,
+            "big": 9007199254740993i64,
+            "zip": "00501",
+            "price": 12.5,
+            "at": "2026-11-01T09:15:00.5Z",
+            "doc": {"a": [1, 2.5, null], "b": {"c": "東京"}},
+            "text": "Café \"quoted\"\nsecond line",
+            "flag": true,
+            "none": null
+        }),
+        json!({"id": 2, "big": -9223372036854775807i64, "zip": "99950", "price": 0.1,
+               "at": "2026-11-02T00:00:00Z", "doc": [], "text": "", "flag": false, "none": null}),
+    ];
+    for store in Store::all("values") {
+        ok(&store, &store.load("v", &["--mode", "replace"], &framed(&rows)));
+        let got = store.read("v").expect("table");
+        assert_eq!(got.len(), 2, "{}", store.name());
+        for (g, e) in got.iter().zip(&rows) {
+            for key in ["id", "big", "zip", "at", "text", "price"] {
+                let expected = if store.kind == Kind::Csv {
+                    as_csv_text(e)[key].clone()
+                } else {
+                    e[key].clone()
+                };
+                assert!(
+                    same(&g[key], &expected),
+                    "{}: {key}: got {}, expected {expected}",
+                    store.name(),
+                    g[key]
+                );
+            }
+            if store.kind != Kind::Csv {
+                assert!(same(&g["doc"], &e["doc"]), "{}: doc {}", store.name(), g["doc"]);
+                assert_eq!(g["flag"], e["flag"], "{}", store.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn hostile_and_long_names_are_kept_apart_or_refused() {
+    let long_a = format!("{}_a", "c".repeat(70));
+    let long_b = format!("{}_b", "c".repeat(70));
+    let mut record = serde_json::Map::new();
+    record.insert("id".into(), json!(1));
+    record.insert("we\"ird; drop table x;--".into(), json!("q"));
+    record.insert(long_a.clone(), json!("A"));
+    record.insert(long_b.clone(), json!("B"));
+    let rows = [Value::Object(record)];
+    for store in Store::all("names") {
+        let table = if store.is_database() {
+            "tab \"le\"; --"
+        } else {
+            "t"
+        };
+        let out = store.load(table, &["--mode", "replace"], &framed(&rows));
+        if code(&out) != 0 {
+            // Refused: clearly, and nothing was written.
+            assert!(
+                stderr(&out).contains(&long_a[..20]) || stderr(&out).contains("63"),
+                "{}: {}",
+                store.name(),
+                stderr(&out)
+            );
+            assert!(store.read(table).is_none(), "{}", store.name());
+            continue;
+        }
+        let got = store.read(table).expect("table");
+        assert_eq!(got[0]["we\"ird; drop table x;--"], "q", "{}", store.name());
+        assert_eq!(got[0][long_a.as_str()], "A", "{}: {got:?}", store.name());
+        assert_eq!(got[0][long_b.as_str()], "B", "{}: {got:?}", store.name());
+    }
+}
+
+#[test]
+fn two_loads_at_once_both_land() {
+    for store in Store::all("concurrent") {
+        if store.lacks(Exception::NoParquetAppend) {
+            continue;
+        }
+        ok(&store, &store.load("t", &["--mode", "replace"], &framed(&[json!({"id": 0})])));
+        let records: Vec<Value> = (1..=2000).map(|i| json!({"id": i})).collect();
+        let (a, b) = records.split_at(1000);
+        let (a, b) = (framed(a), framed(b));
+        let (out_a, out_b) = std::thread::scope(|s| {
+            let ta = s.spawn(|| store.load("t", &["--wait", "30"], &a));
+            let tb = s.spawn(|| store.load("t", &["--wait", "30"], &b));
+            (ta.join().expect("a"), tb.join().expect("b"))
+        });
+        ok(&store, &out_a);
+        ok(&store, &out_b);
+        assert_eq!(store.read("t").expect("table").len(), 2001, "{}", store.name());
+    }
+}
