@@ -447,3 +447,169 @@ fn a_long_quoted_csv_record_does_not_stall_the_file() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(records(&stdout(&out)).len(), 2);
 }
+
+/// A prefix longer than a fingerprint of the first bytes: NDJSON events
+/// that differ only after it.
+const LONG_PREFIX: &str =
+    "{\"event\":\"page_view\",\"schema\":\"v2\",\"source\":\"web-frontend\",\"site\":\"shop\",";
+
+fn events(ids: std::ops::RangeInclusive<u32>) -> String {
+    ids.map(|i| format!("{LONG_PREFIX}\"id\":{i}}}\n"))
+        .collect()
+}
+
+fn load_into(table: &str) -> String {
+    format!("etl-load -q wh.db --table {table}")
+}
+
+fn watch_exec(dir: &Path, args: &[&str], exec: &str) -> std::process::Output {
+    let mut c = cmd(WATCH, dir);
+    c.arg("--once").args(args).args(["--exec", exec]);
+    run(c)
+}
+
+fn ids_in(db: &Path, table: &str) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let mut stmt = conn
+        .prepare(&format!("SELECT id FROM {table} ORDER BY rowid"))
+        .expect("select");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+#[test]
+fn a_new_file_on_a_reused_inode_is_read_from_its_start() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempdir();
+    let d = dir.path();
+    let inbox = d.join("inbox");
+    std::fs::create_dir(&inbox).expect("mkdir");
+    write(&inbox, "b1.ndjson", events(1..=2).as_bytes());
+    let old_inode = std::fs::metadata(inbox.join("b1.ndjson"))
+        .expect("stat")
+        .ino();
+    let args = ["inbox", "--format", "ndjson", "--checkpoint", "ck.json"];
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The inbox pattern: the processed file is deleted, the next one
+    // arrives (ext4 hands it the freed inode at once).
+    std::fs::remove_file(inbox.join("b1.ndjson")).expect("rm");
+    // Other files freed inodes too: hold on to the ones handed out until
+    // the old inode comes round (hidden files are not watched).
+    let mut reused = false;
+    for attempt in 0..64 {
+        write(&inbox, "b2.ndjson", events(3..=4).as_bytes());
+        reused = std::fs::metadata(inbox.join("b2.ndjson"))
+            .expect("stat")
+            .ino()
+            == old_inode;
+        if reused {
+            break;
+        }
+        std::fs::rename(
+            inbox.join("b2.ndjson"),
+            inbox.join(format!(".held{attempt}")),
+        )
+        .expect("hold");
+    }
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        ids_in(&d.join("wh.db"), "events"),
+        [1, 2, 3, 4],
+        "inode reused: {reused}; {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_file_rewritten_in_place_while_not_running_is_read_from_its_start() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.ndjson", events(1..=2).as_bytes());
+    let args = [
+        "app.ndjson",
+        "--format",
+        "ndjson",
+        "--checkpoint",
+        "ck.json",
+    ];
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Same inode, same size, same first bytes: only the content differs.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("app.ndjson"))
+        .expect("open");
+    f.write_all(events(3..=4).as_bytes()).expect("rewrite");
+    drop(f);
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("app.ndjson was rewritten or replaced since the checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ids_in(&d.join("wh.db"), "events"), [1, 2, 3, 4]);
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        ids_in(&d.join("wh.db"), "events"),
+        [1, 2, 3, 4],
+        "and read once"
+    );
+}
+
+#[test]
+fn copytruncate_while_not_running_never_resumes_mid_line() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.ndjson", events(1..=2).as_bytes());
+    let args = [
+        "app.ndjson",
+        "--format",
+        "ndjson",
+        "--checkpoint",
+        "ck.json",
+    ];
+    assert_eq!(records(&stdout(&watch_once(d, &args))).len(), 2);
+    std::fs::copy(d.join("app.ndjson"), d.join("app.ndjson.1")).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("app.ndjson"))
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    // The new content grows past the old offset before etl-watch runs again.
+    append(&d.join("app.ndjson"), &events(10..=12));
+    let out = watch_once(d, &args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let ids: Vec<serde_json::Value> = records(&stdout(&out))
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [10, 11, 12], "{}", stderr(&out));
+}
+
+#[test]
+fn appends_to_a_large_file_resume_where_they_stopped() {
+    let dir = tempdir();
+    let d = dir.path();
+    // Past the bytes a file's identity check reads at each end.
+    write(d, "big.ndjson", events(1..=3000).as_bytes());
+    let args = [
+        "big.ndjson",
+        "--format",
+        "ndjson",
+        "--checkpoint",
+        "ck.json",
+    ];
+    assert_eq!(records(&stdout(&watch_once(d, &args))).len(), 3000);
+    append(&d.join("big.ndjson"), &events(3001..=3002));
+    let out = watch_once(d, &args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)).len(), 2, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("rewritten"), "{}", stderr(&out));
+}

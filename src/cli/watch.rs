@@ -10,12 +10,15 @@ const AFTER_HELP: &str = "\
 etl-watch turns data that keeps arriving into batches. It follows files
 (appended lines, rotation by rename, truncation by copytruncate, deleted
 files it still holds open), directories and quoted globs (new files are
-picked up), or an endless stdin. A file is known by its device, inode and a
-fingerprint of its first bytes, not by its name. A half-written last line is
-held until its newline arrives. Changes are noticed through inotify as
-they happen, and by polling every --poll-interval milliseconds as well, so
-network filesystems (where inotify stays silent) work too; --poll turns
-inotify off.
+picked up), or an endless stdin. A file is known by its device, inode,
+birth time and a fingerprint of its first bytes, not by its name; on a
+restart, the bytes before its checkpointed offset (its first 64 KiB and the
+64 KiB before the offset) must still be the ones read, or it is another file
+(rewritten in place, or new on a reused inode) and is read from its start.
+A half-written last line is held until its newline arrives. Changes are
+noticed through inotify as they happen, and by polling every
+--poll-interval milliseconds as well, so network filesystems (where inotify
+stays silent) work too; --poll turns inotify off.
 
 A batch closes at --batch-rows records, --batch-bytes bytes or
 --batch-interval seconds, whichever comes first. Each batch is framed by
