@@ -613,3 +613,131 @@ fn appends_to_a_large_file_resume_where_they_stopped() {
     assert_eq!(records(&stdout(&out)).len(), 2, "{}", stderr(&out));
     assert!(!stderr(&out).contains("rewritten"), "{}", stderr(&out));
 }
+
+#[test]
+fn two_jobs_into_two_tables_of_one_database_both_load_everything() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.ndjson", events(1..=50).as_bytes());
+    let out = watch_exec(
+        d,
+        &["app.ndjson", "-f", "ndjson", "--checkpoint", "a.ckpt"],
+        &load_into("all_events"),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = watch_exec(
+        d,
+        &[
+            "app.ndjson",
+            "-f",
+            "ndjson",
+            "--checkpoint",
+            "b.ckpt",
+            "--stream",
+            "errors",
+        ],
+        &load_into("error_events"),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&d.join("wh.db"), "all_events"), Some(50));
+    assert_eq!(count(&d.join("wh.db"), "error_events"), Some(50));
+}
+
+#[test]
+fn batch_ids_recorded_before_they_were_scoped_still_stop_a_replay() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"1\n2\n3\n");
+    let out = watch_exec(
+        d,
+        &["app.log", "--checkpoint", "ck.json"],
+        "etl-load -q wh.db --table t && kill -9 $PPID",
+    );
+    assert!(out.status.code().is_none(), "the watcher was killed");
+    // The database as an older etlkit left it: batch ids not scoped.
+    let conn = rusqlite::Connection::open(d.join("wh.db")).expect("open");
+    conn.execute_batch(
+        "CREATE TABLE old AS SELECT id, committed_at FROM _etl_batches; \
+         DROP TABLE _etl_batches; \
+         CREATE TABLE _etl_batches (id TEXT PRIMARY KEY, committed_at TEXT NOT NULL); \
+         INSERT INTO _etl_batches SELECT * FROM old; DROP TABLE old;",
+    )
+    .expect("legacy table");
+    drop(conn);
+    append(&d.join("app.log"), "4\n");
+    let out = watch_exec(
+        d,
+        &["app.log", "--checkpoint", "ck.json"],
+        "etl-load -q wh.db --table t",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(table_lines(&d.join("wh.db")), ["1", "2", "3", "4"]);
+    let conn = rusqlite::Connection::open(d.join("wh.db")).expect("open");
+    let scoped: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM _etl_batches WHERE target_table = 't' AND stream = 'watch'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the batch table has its scope columns");
+    assert_eq!(scoped, 1);
+}
+
+#[test]
+fn two_jobs_into_two_postgres_tables_both_load_everything_and_replays_are_skipped() {
+    let Some(pg) = PgSchema::new("watch_scope") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.ndjson", events(1..=50).as_bytes());
+    let into = |table: &str| {
+        format!(
+            "etl-load -q '{}' --schema-name {} --table {table}",
+            pg.url, pg.name
+        )
+    };
+    // A legacy batch table (ids not scoped) is migrated in place.
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {}._etl_batches (id text PRIMARY KEY, committed_at timestamptz NOT NULL DEFAULT now()); \
+             INSERT INTO {}._etl_batches (id) VALUES ('0123456789abcdef')",
+            pg.name, pg.name
+        ))
+        .expect("legacy batch table");
+    // The first job commits, then dies before moving its checkpoint.
+    let out = watch_exec(
+        d,
+        &["app.ndjson", "-f", "ndjson", "--checkpoint", "a.ckpt"],
+        &format!("{} && kill -9 $PPID", into("all_events")),
+    );
+    assert!(out.status.code().is_none(), "the watcher was killed");
+    let out = watch_exec(
+        d,
+        &["app.ndjson", "-f", "ndjson", "--checkpoint", "a.ckpt"],
+        &into("all_events"),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(pg.count("all_events"), 50, "the replay was skipped");
+    let out = watch_exec(
+        d,
+        &[
+            "app.ndjson",
+            "-f",
+            "ndjson",
+            "--checkpoint",
+            "b.ckpt",
+            "--stream",
+            "errors",
+        ],
+        &into("error_events"),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(pg.count("error_events"), 50);
+    assert_eq!(pg.count("all_events"), 50);
+    let scopes = pg.rows(&format!(
+        "SELECT coalesce(target_table, '-'), coalesce(stream, '-') FROM {}._etl_batches ORDER BY 1, 2",
+        pg.name
+    ));
+    assert_eq!(scopes, ["-|-", "all_events|watch", "error_events|errors"]);
+}

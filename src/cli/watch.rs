@@ -23,7 +23,8 @@ stays silent) work too; --poll turns inotify off.
 A batch closes at --batch-rows records, --batch-bytes bytes or
 --batch-interval seconds, whichever comes first. Each batch is framed by
 control lines: its begin line carries a batch id derived from the source
-positions it covers, and its end line the positions themselves.
+positions it covers and the bytes they hold, and its end line the positions
+themselves.
 
 Without --exec, batches go to stdout as NDJSON, and the checkpoint moves
 once a batch is written to the pipe (use --exec when the next stage must
@@ -35,8 +36,10 @@ etl-watch exits non-zero and the batch is sent again on the next run.
 Exactly once into a database: before running CMD, etl-watch writes the
 batch's positions to the checkpoint; after a crash it first sends that same
 batch again, with the same id, and etl-load skips a batch id it has already
-committed (kept in the _etl_batches table, in the same transaction as the
-rows). So even --mode append repeats nothing.
+committed into the same table for the same --stream (kept in the
+_etl_batches table, in the same transaction as the rows). So even --mode
+append repeats nothing, and two jobs following one file into two tables (or
+under two stream names) each load every batch.
 
 --checkpoint FILE is written atomically and guarded by a lock: a second
 etl-watch on the same checkpoint exits with an error. --once handles what is
