@@ -741,3 +741,33 @@ fn two_jobs_into_two_postgres_tables_both_load_everything_and_replays_are_skippe
     ));
     assert_eq!(scopes, ["-|-", "all_events|watch", "error_events|errors"]);
 }
+
+#[test]
+fn a_file_rewritten_after_a_crash_is_not_taken_for_the_unconfirmed_batch() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.ndjson", events(1..=2).as_bytes());
+    let args = [
+        "app.ndjson",
+        "--format",
+        "ndjson",
+        "--checkpoint",
+        "ck.json",
+    ];
+    // The load commits, then the watcher dies with the batch unconfirmed.
+    let out = watch_exec(
+        d,
+        &args,
+        &format!("{} && kill -9 $PPID", load_into("events")),
+    );
+    assert!(out.status.code().is_none(), "the watcher was killed");
+    std::fs::write(d.join("app.ndjson"), events(3..=4)).expect("rewrite in place");
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("app.ndjson changed since the unconfirmed batch was cut"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ids_in(&d.join("wh.db"), "events"), [1, 2, 3, 4]);
+}

@@ -217,6 +217,10 @@ impl Watcher<'_> {
             for t in &mut self.tracked {
                 t.commit();
             }
+            // A batch to send again that came to nothing (its bytes are
+            // gone or changed) must not lend its id to the next batch,
+            // which etl-load would skip as already committed.
+            self.replay_id = None;
             self.batch = Batch::default();
             return self.save_checkpoint(Vec::new(), None);
         }
