@@ -413,13 +413,13 @@ impl Load<'_> {
                         sink.check_start(&begin.stream, from)?;
                     }
                     if let Some(batch) = &begin.batch {
-                        skipping = sink.batch_committed(batch)?;
+                        skipping = sink.batch_committed(&begin.stream, batch)?;
                         if skipping {
                             self.progress.detail(&format!(
                                 "batch {batch} was committed before; skipping it"
                             ));
                         } else {
-                            sink.record_batch(batch)?;
+                            sink.record_batch(&begin.stream, batch)?;
                         }
                     }
                     if self.database

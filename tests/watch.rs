@@ -447,3 +447,327 @@ fn a_long_quoted_csv_record_does_not_stall_the_file() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(records(&stdout(&out)).len(), 2);
 }
+
+/// A prefix longer than a fingerprint of the first bytes: NDJSON events
+/// that differ only after it.
+const LONG_PREFIX: &str =
+    "{\"event\":\"page_view\",\"schema\":\"v2\",\"source\":\"web-frontend\",\"site\":\"shop\",";
+
+fn events(ids: std::ops::RangeInclusive<u32>) -> String {
+    ids.map(|i| format!("{LONG_PREFIX}\"id\":{i}}}\n"))
+        .collect()
+}
+
+fn load_into(table: &str) -> String {
+    format!("etl-load -q wh.db --table {table}")
+}
+
+fn watch_exec(dir: &Path, args: &[&str], exec: &str) -> std::process::Output {
+    let mut c = cmd(WATCH, dir);
+    c.arg("--once").args(args).args(["--exec", exec]);
+    run(c)
+}
+
+fn ids_in(db: &Path, table: &str) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let mut stmt = conn
+        .prepare(&format!("SELECT id FROM {table} ORDER BY rowid"))
+        .expect("select");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+#[test]
+fn a_new_file_on_a_reused_inode_is_read_from_its_start() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempdir();
+    let d = dir.path();
+    let inbox = d.join("inbox");
+    std::fs::create_dir(&inbox).expect("mkdir");
+    write(&inbox, "b1.ndjson", events(1..=2).as_bytes());
+    let old_inode = std::fs::metadata(inbox.join("b1.ndjson"))
+        .expect("stat")
+        .ino();
+    let args = ["inbox", "--format", "ndjson", "--checkpoint", "ck.json"];
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The inbox pattern: the processed file is deleted, the next one
+    // arrives (ext4 hands it the freed inode at once).
+    std::fs::remove_file(inbox.join("b1.ndjson")).expect("rm");
+    // Other files freed inodes too: hold on to the ones handed out until
+    // the old inode comes round (hidden files are not watched).
+    let mut reused = false;
+    for attempt in 0..64 {
+        write(&inbox, "b2.ndjson", events(3..=4).as_bytes());
+        reused = std::fs::metadata(inbox.join("b2.ndjson"))
+            .expect("stat")
+            .ino()
+            == old_inode;
+        if reused {
+            break;
+        }
+        std::fs::rename(
+            inbox.join("b2.ndjson"),
+            inbox.join(format!(".held{attempt}")),
+        )
+        .expect("hold");
+    }
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        ids_in(&d.join("wh.db"), "events"),
+        [1, 2, 3, 4],
+        "inode reused: {reused}; {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_file_rewritten_in_place_while_not_running_is_read_from_its_start() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.ndjson", events(1..=2).as_bytes());
+    let args = [
+        "app.ndjson",
+        "--format",
+        "ndjson",
+        "--checkpoint",
+        "ck.json",
+    ];
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Same inode, same size, same first bytes: only the content differs.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("app.ndjson"))
+        .expect("open");
+    f.write_all(events(3..=4).as_bytes()).expect("rewrite");
+    drop(f);
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("app.ndjson was rewritten or replaced since the checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ids_in(&d.join("wh.db"), "events"), [1, 2, 3, 4]);
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        ids_in(&d.join("wh.db"), "events"),
+        [1, 2, 3, 4],
+        "and read once"
+    );
+}
+
+#[test]
+fn copytruncate_while_not_running_never_resumes_mid_line() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.ndjson", events(1..=2).as_bytes());
+    let args = [
+        "app.ndjson",
+        "--format",
+        "ndjson",
+        "--checkpoint",
+        "ck.json",
+    ];
+    assert_eq!(records(&stdout(&watch_once(d, &args))).len(), 2);
+    std::fs::copy(d.join("app.ndjson"), d.join("app.ndjson.1")).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("app.ndjson"))
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    // The new content grows past the old offset before etl-watch runs again.
+    append(&d.join("app.ndjson"), &events(10..=12));
+    let out = watch_once(d, &args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let ids: Vec<serde_json::Value> = records(&stdout(&out))
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [10, 11, 12], "{}", stderr(&out));
+}
+
+#[test]
+fn appends_to_a_large_file_resume_where_they_stopped() {
+    let dir = tempdir();
+    let d = dir.path();
+    // Past the bytes a file's identity check reads at each end.
+    write(d, "big.ndjson", events(1..=3000).as_bytes());
+    let args = [
+        "big.ndjson",
+        "--format",
+        "ndjson",
+        "--checkpoint",
+        "ck.json",
+    ];
+    assert_eq!(records(&stdout(&watch_once(d, &args))).len(), 3000);
+    append(&d.join("big.ndjson"), &events(3001..=3002));
+    let out = watch_once(d, &args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)).len(), 2, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("rewritten"), "{}", stderr(&out));
+}
+
+#[test]
+fn two_jobs_into_two_tables_of_one_database_both_load_everything() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.ndjson", events(1..=50).as_bytes());
+    let out = watch_exec(
+        d,
+        &["app.ndjson", "-f", "ndjson", "--checkpoint", "a.ckpt"],
+        &load_into("all_events"),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = watch_exec(
+        d,
+        &[
+            "app.ndjson",
+            "-f",
+            "ndjson",
+            "--checkpoint",
+            "b.ckpt",
+            "--stream",
+            "errors",
+        ],
+        &load_into("error_events"),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&d.join("wh.db"), "all_events"), Some(50));
+    assert_eq!(count(&d.join("wh.db"), "error_events"), Some(50));
+}
+
+#[test]
+fn batch_ids_recorded_before_they_were_scoped_still_stop_a_replay() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"1\n2\n3\n");
+    let out = watch_exec(
+        d,
+        &["app.log", "--checkpoint", "ck.json"],
+        "etl-load -q wh.db --table t && kill -9 $PPID",
+    );
+    assert!(out.status.code().is_none(), "the watcher was killed");
+    // The database as an older etlkit left it: batch ids not scoped.
+    let conn = rusqlite::Connection::open(d.join("wh.db")).expect("open");
+    conn.execute_batch(
+        "CREATE TABLE old AS SELECT id, committed_at FROM _etl_batches; \
+         DROP TABLE _etl_batches; \
+         CREATE TABLE _etl_batches (id TEXT PRIMARY KEY, committed_at TEXT NOT NULL); \
+         INSERT INTO _etl_batches SELECT * FROM old; DROP TABLE old;",
+    )
+    .expect("legacy table");
+    drop(conn);
+    append(&d.join("app.log"), "4\n");
+    let out = watch_exec(
+        d,
+        &["app.log", "--checkpoint", "ck.json"],
+        "etl-load -q wh.db --table t",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(table_lines(&d.join("wh.db")), ["1", "2", "3", "4"]);
+    let conn = rusqlite::Connection::open(d.join("wh.db")).expect("open");
+    let scoped: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM _etl_batches WHERE target_table = 't' AND stream = 'watch'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the batch table has its scope columns");
+    assert_eq!(scoped, 1);
+}
+
+#[test]
+fn two_jobs_into_two_postgres_tables_both_load_everything_and_replays_are_skipped() {
+    let Some(pg) = PgSchema::new("watch_scope") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.ndjson", events(1..=50).as_bytes());
+    let into = |table: &str| {
+        format!(
+            "etl-load -q '{}' --schema-name {} --table {table}",
+            pg.url, pg.name
+        )
+    };
+    // A legacy batch table (ids not scoped) is migrated in place.
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {}._etl_batches (id text PRIMARY KEY, committed_at timestamptz NOT NULL DEFAULT now()); \
+             INSERT INTO {}._etl_batches (id) VALUES ('0123456789abcdef')",
+            pg.name, pg.name
+        ))
+        .expect("legacy batch table");
+    // The first job commits, then dies before moving its checkpoint.
+    let out = watch_exec(
+        d,
+        &["app.ndjson", "-f", "ndjson", "--checkpoint", "a.ckpt"],
+        &format!("{} && kill -9 $PPID", into("all_events")),
+    );
+    assert!(out.status.code().is_none(), "the watcher was killed");
+    let out = watch_exec(
+        d,
+        &["app.ndjson", "-f", "ndjson", "--checkpoint", "a.ckpt"],
+        &into("all_events"),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(pg.count("all_events"), 50, "the replay was skipped");
+    let out = watch_exec(
+        d,
+        &[
+            "app.ndjson",
+            "-f",
+            "ndjson",
+            "--checkpoint",
+            "b.ckpt",
+            "--stream",
+            "errors",
+        ],
+        &into("error_events"),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(pg.count("error_events"), 50);
+    assert_eq!(pg.count("all_events"), 50);
+    let scopes = pg.rows(&format!(
+        "SELECT coalesce(target_table, '-'), coalesce(stream, '-') FROM {}._etl_batches ORDER BY 1, 2",
+        pg.name
+    ));
+    assert_eq!(scopes, ["-|-", "all_events|watch", "error_events|errors"]);
+}
+
+#[test]
+fn a_file_rewritten_after_a_crash_is_not_taken_for_the_unconfirmed_batch() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.ndjson", events(1..=2).as_bytes());
+    let args = [
+        "app.ndjson",
+        "--format",
+        "ndjson",
+        "--checkpoint",
+        "ck.json",
+    ];
+    // The load commits, then the watcher dies with the batch unconfirmed.
+    let out = watch_exec(
+        d,
+        &args,
+        &format!("{} && kill -9 $PPID", load_into("events")),
+    );
+    assert!(out.status.code().is_none(), "the watcher was killed");
+    std::fs::write(d.join("app.ndjson"), events(3..=4)).expect("rewrite in place");
+    let out = watch_exec(d, &args, &load_into("events"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("app.ndjson changed since the unconfirmed batch was cut"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ids_in(&d.join("wh.db"), "events"), [1, 2, 3, 4]);
+}

@@ -10,17 +10,21 @@ const AFTER_HELP: &str = "\
 etl-watch turns data that keeps arriving into batches. It follows files
 (appended lines, rotation by rename, truncation by copytruncate, deleted
 files it still holds open), directories and quoted globs (new files are
-picked up), or an endless stdin. A file is known by its device, inode and a
-fingerprint of its first bytes, not by its name. A half-written last line is
-held until its newline arrives. Changes are noticed through inotify as
-they happen, and by polling every --poll-interval milliseconds as well, so
-network filesystems (where inotify stays silent) work too; --poll turns
-inotify off.
+picked up), or an endless stdin. A file is known by its device, inode,
+birth time and a fingerprint of its first bytes, not by its name; on a
+restart, the bytes before its checkpointed offset (its first 64 KiB and the
+64 KiB before the offset) must still be the ones read, or it is another file
+(rewritten in place, or new on a reused inode) and is read from its start.
+A half-written last line is held until its newline arrives. Changes are
+noticed through inotify as they happen, and by polling every
+--poll-interval milliseconds as well, so network filesystems (where inotify
+stays silent) work too; --poll turns inotify off.
 
 A batch closes at --batch-rows records, --batch-bytes bytes or
 --batch-interval seconds, whichever comes first. Each batch is framed by
 control lines: its begin line carries a batch id derived from the source
-positions it covers, and its end line the positions themselves.
+positions it covers and the bytes they hold, and its end line the positions
+themselves.
 
 Without --exec, batches go to stdout as NDJSON, and the checkpoint moves
 once a batch is written to the pipe (use --exec when the next stage must
@@ -32,8 +36,10 @@ etl-watch exits non-zero and the batch is sent again on the next run.
 Exactly once into a database: before running CMD, etl-watch writes the
 batch's positions to the checkpoint; after a crash it first sends that same
 batch again, with the same id, and etl-load skips a batch id it has already
-committed (kept in the _etl_batches table, in the same transaction as the
-rows). So even --mode append repeats nothing.
+committed into the same table for the same --stream (kept in the
+_etl_batches table, in the same transaction as the rows). So even --mode
+append repeats nothing, and two jobs following one file into two tables (or
+under two stream names) each load every batch.
 
 --checkpoint FILE is written atomically and guarded by a lock: a second
 etl-watch on the same checkpoint exits with an error. --once handles what is

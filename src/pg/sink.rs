@@ -567,36 +567,82 @@ impl Sink for PgSink {
         Ok(())
     }
 
-    fn batch_committed(&mut self, id: &str) -> Result<bool> {
+    /// Batch ids are scoped to (target table, stream); legacy rows
+    /// (from before, without a table) match every table: the rules are
+    /// those of `crate::sink::sqlite::BATCH_TABLE`.
+    fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool> {
         let table = format!("{}.\"_etl_batches\"", quote(&self.schema));
         let client = conn(&mut self.copy, &mut self.client, &self.name)?;
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
-            .map_err(pg_err("cannot look for the batch table"))?
-            .get(0);
+        let (exists, scoped): (bool, bool) = client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute \
+                 WHERE attrelid = to_regclass($1) AND attname = 'target_table' AND NOT attisdropped)",
+                &[&table],
+            )
+            .map(|r| (r.get(0), r.get(1)))
+            .map_err(pg_err("cannot look for the batch table"))?;
         if !exists {
             return Ok(false);
         }
-        Ok(client
-            .query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[&id])
+        let found = if scoped {
+            client.query_opt(
+                &format!(
+                    "SELECT 1 FROM {table} WHERE id = $1 \
+                     AND ((target_table = $2 AND stream = $3) OR target_table IS NULL) LIMIT 1"
+                ),
+                &[&id, &self.table, &stream],
+            )
+        } else {
+            client.query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[&id])
+        };
+        Ok(found
             .map_err(pg_err("cannot read the batch table"))?
             .is_some())
     }
 
-    fn record_batch(&mut self, id: &str) -> Result<()> {
+    fn record_batch(&mut self, stream: &str, id: &str) -> Result<()> {
         let table = format!("{}.\"_etl_batches\"", quote(&self.schema));
         let client = conn(&mut self.copy, &mut self.client, &self.name)?;
-        client
-            .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {}; \
-                 CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, committed_at timestamptz NOT NULL DEFAULT now())",
-                quote(&self.schema)
-            ))
-            .map_err(pg_err("cannot create the batch table"))?;
+        let scoped: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_attribute \
+                 WHERE attrelid = to_regclass($1) AND attname = 'target_table' AND NOT attisdropped)",
+                &[&table],
+            )
+            .map_err(pg_err("cannot look for the batch table"))?
+            .get(0);
+        if !scoped {
+            // Created, or migrated in place from the legacy shape (id
+            // PRIMARY KEY: its rows keep a NULL table and stream), by one
+            // load at a time: concurrent first loads into other tables
+            // wait here, then find it done.
+            client
+                .execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    &[&format!("etlkit-batches:{}", self.schema)],
+                )
+                .map_err(pg_err("cannot take the batch table's lock"))?;
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema}; \
+                     CREATE TABLE IF NOT EXISTS {table} (target_table text, stream text, \
+                       id text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now()); \
+                     ALTER TABLE {table} ADD COLUMN IF NOT EXISTS target_table text, \
+                       ADD COLUMN IF NOT EXISTS stream text, \
+                       DROP CONSTRAINT IF EXISTS \"_etl_batches_pkey\"; \
+                     CREATE UNIQUE INDEX IF NOT EXISTS \"_etl_batches_scope\" \
+                       ON {table} (target_table, stream, id)",
+                    schema = quote(&self.schema)
+                ))
+                .map_err(pg_err("cannot create or migrate the batch table"))?;
+        }
         client
             .execute(
-                &format!("INSERT INTO {table} (id) VALUES ($1) ON CONFLICT DO NOTHING"),
-                &[&id],
+                &format!(
+                    "INSERT INTO {table} (target_table, stream, id) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING"
+                ),
+                &[&self.table, &stream, &id],
             )
             .map_err(pg_err("cannot record the batch"))?;
         Ok(())

@@ -30,14 +30,16 @@ pub trait Sink {
     /// A stream ended: keep its bookmark with the data.
     fn end_stream(&mut self, end: &End) -> Result<()>;
 
-    /// Has a batch with this id (from `etl-watch`) been committed before?
-    /// Targets that cannot tell answer no.
-    fn batch_committed(&mut self, _id: &str) -> Result<bool> {
+    /// Has a batch with this id (from `etl-watch`) been committed before
+    /// into this sink's table, for `stream`? Targets that cannot tell
+    /// answer no.
+    fn batch_committed(&mut self, _stream: &str, _id: &str) -> Result<bool> {
         Ok(false)
     }
 
-    /// Records a batch id, committed with the batch's rows.
-    fn record_batch(&mut self, _id: &str) -> Result<()> {
+    /// Records a batch id for this sink's table and `stream`, committed
+    /// with the batch's rows.
+    fn record_batch(&mut self, _stream: &str, _id: &str) -> Result<()> {
         Ok(())
     }
 

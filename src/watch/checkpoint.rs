@@ -1,7 +1,8 @@
-//! Where `etl-watch` has got to: for each file (known by device, inode and
-//! a fingerprint of its first bytes) the offset up to which batches were
-//! handed on, plus the batch in flight, if any. Written atomically; one
-//! `etl-watch` per checkpoint (a second one is refused, not queued).
+//! Where `etl-watch` has got to: for each file (known by device, inode,
+//! birth time and a fingerprint of its first bytes) the offset up to which
+//! batches were handed on and a seal of the bytes before that offset, plus
+//! the batch in flight, if any. Written atomically; one `etl-watch` per
+//! checkpoint (a second one is refused, not queued).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,35 @@ pub struct FileId {
     pub fp: String,
     /// How many leading bytes the fingerprint covers (at most 64).
     pub fp_len: u64,
+    /// Birth time in nanoseconds since the epoch, where the filesystem
+    /// keeps one: a reused inode is born again. `None` when unknown (and
+    /// in checkpoints written before it was recorded).
+    pub born: Option<u64>,
+}
+
+impl FileId {
+    /// The same file? Birth times are compared only when both are known.
+    pub fn same_file(&self, other: &FileId) -> bool {
+        self.dev == other.dev
+            && self.ino == other.ino
+            && self.fp == other.fp
+            && self.fp_len == other.fp_len
+            && (self.born.is_none() || other.born.is_none() || self.born == other.born)
+    }
+}
+
+/// One followed file in the checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Its identity.
+    pub id: FileId,
+    /// Its last path.
+    pub path: PathBuf,
+    /// Bytes handed on so far.
+    pub offset: u64,
+    /// The seal of the bytes before `offset` (see `files::seal`); `None`
+    /// in checkpoints written before seals were kept.
+    pub seal: Option<String>,
 }
 
 /// A byte range of one file.
@@ -33,13 +63,16 @@ pub struct Range {
     pub start: u64,
     /// One past the last byte.
     pub end: u64,
+    /// Hash of the bytes `start..end`, so that a resent batch is known to
+    /// hold what was first sent (`None` in older checkpoints).
+    pub hash: Option<String>,
 }
 
 /// The saved positions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checkpoint {
-    /// Per file: its last path and the offset handed on so far.
-    pub files: Vec<(FileId, PathBuf, u64)>,
+    /// Per file: its last path, the offset handed on so far and its seal.
+    pub files: Vec<FileEntry>,
     /// The batch in flight: handed to --exec but not yet confirmed.
     pub pending: Vec<Range>,
     /// That batch's id, reused when it is sent again.
@@ -47,7 +80,11 @@ pub struct Checkpoint {
 }
 
 fn id_json(id: &FileId) -> Value {
-    json!({"dev": id.dev, "ino": id.ino, "fp": id.fp, "fp_len": id.fp_len})
+    let mut v = json!({"dev": id.dev, "ino": id.ino, "fp": id.fp, "fp_len": id.fp_len});
+    if let (Some(born), Value::Object(o)) = (id.born, &mut v) {
+        o.insert("born".into(), born.into());
+    }
+    v
 }
 
 fn id_from(v: &Value) -> Option<FileId> {
@@ -56,6 +93,7 @@ fn id_from(v: &Value) -> Option<FileId> {
         ino: v.get("ino")?.as_u64()?,
         fp: v.get("fp")?.as_str()?.to_string(),
         fp_len: v.get("fp_len")?.as_u64()?,
+        born: v.get("born").and_then(Value::as_u64),
     })
 }
 
@@ -70,6 +108,9 @@ pub fn ranges_json(ranges: &[Range]) -> Value {
                 o.insert("id".into(), id_json(&r.id));
                 o.insert("start".into(), r.start.into());
                 o.insert("end".into(), r.end.into());
+                if let Some(hash) = &r.hash {
+                    o.insert("hash".into(), hash.clone().into());
+                }
                 Value::Object(o)
             })
             .collect(),
@@ -86,6 +127,7 @@ fn ranges_from(v: Option<&Value>) -> Vec<Range> {
                         path: PathBuf::from(r.get("file")?.as_str()?),
                         start: r.get("start")?.as_u64()?,
                         end: r.get("end")?.as_u64()?,
+                        hash: r.get("hash").and_then(Value::as_str).map(String::from),
                     })
                 })
                 .collect()
@@ -112,11 +154,12 @@ impl Checkpoint {
             .map(|a| {
                 a.iter()
                     .filter_map(|f| {
-                        Some((
-                            id_from(f.get("id")?)?,
-                            PathBuf::from(f.get("file")?.as_str()?),
-                            f.get("offset")?.as_u64()?,
-                        ))
+                        Some(FileEntry {
+                            id: id_from(f.get("id")?)?,
+                            path: PathBuf::from(f.get("file")?.as_str()?),
+                            offset: f.get("offset")?.as_u64()?,
+                            seal: f.get("seal").and_then(Value::as_str).map(String::from),
+                        })
                     })
                     .collect()
             })
@@ -136,10 +179,17 @@ impl Checkpoint {
         let files: Vec<Value> = self
             .files
             .iter()
-            .map(|(id, file, offset)| json!({"file": file.display().to_string(), "id": id_json(id), "offset": offset}))
+            .map(|f| {
+                json!({
+                    "file": f.path.display().to_string(),
+                    "id": id_json(&f.id),
+                    "offset": f.offset,
+                    "seal": f.seal,
+                })
+            })
             .collect();
         let doc = json!({
-            "version": 1,
+            "version": 2,
             "files": files,
             "pending": ranges_json(&self.pending),
             "pending_id": self.pending_id,
@@ -182,14 +232,21 @@ mod tests {
             ino: 2,
             fp: "ab".into(),
             fp_len: 64,
+            born: Some(1_800_000_000_123_456_789),
         };
         let cp = Checkpoint {
-            files: vec![(id.clone(), PathBuf::from("a.log"), 10)],
+            files: vec![FileEntry {
+                id: id.clone(),
+                path: PathBuf::from("a.log"),
+                offset: 10,
+                seal: Some("cd".into()),
+            }],
             pending: vec![Range {
                 id: id.clone(),
                 path: "a.log".into(),
                 start: 10,
                 end: 20,
+                hash: Some("ef".into()),
             }],
             pending_id: Some("b47c".into()),
         };
@@ -197,5 +254,27 @@ mod tests {
         assert_eq!(Checkpoint::load(&path).unwrap(), cp);
         let _held = lock(&path).unwrap();
         assert!(lock(&path).is_err());
+    }
+
+    #[test]
+    fn reads_checkpoints_written_before_seals_and_birth_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(
+            &path,
+            r#"{"version":1,"files":[{"file":"a.log","id":{"dev":1,"ino":2,"fp":"ab","fp_len":3},"offset":3}],
+               "pending":[{"file":"a.log","id":{"dev":1,"ino":2,"fp":"ab","fp_len":3},"start":3,"end":5}],"pending_id":"x"}"#,
+        )
+        .unwrap();
+        let cp = Checkpoint::load(&path).unwrap();
+        assert_eq!(cp.files[0].seal, None);
+        assert_eq!(cp.files[0].id.born, None);
+        assert_eq!(cp.pending[0].hash, None);
+        let mut born = cp.files[0].id.clone();
+        born.born = Some(7);
+        assert!(born.same_file(&cp.files[0].id));
+        let mut other = born.clone();
+        other.born = Some(8);
+        assert!(!born.same_file(&other));
     }
 }

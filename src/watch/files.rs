@@ -1,19 +1,64 @@
-//! Following files: identity by device, inode and fingerprint; open
+//! Following files: identity by device, inode, birth time and
+//! fingerprint; a seal of the bytes before the checkpointed offset, so that
+//! a different file on the same inode is never resumed mid-way; open
 //! handles so that a file renamed or deleted mid-read is still drained;
 //! truncation noticed; only complete lines handed out.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::checkpoint::{Checkpoint, FileId, Range};
-use crate::incremental::fingerprint;
+use super::checkpoint::{Checkpoint, FileEntry, FileId, Range};
 
 /// Bytes covered by a file's fingerprint, once it is that long.
 const FP_BYTES: u64 = 64;
+
+/// A seal covers this many bytes at the start of a file and this many
+/// just before the sealed offset: every byte of a file up to 128 KiB, and
+/// a bounded read (two windows, at each restart and each moved checkpoint)
+/// however large the file grows.
+const SEAL_WINDOW: u64 = 64 << 10;
+
+/// The seal of a file that was already shorter than the sealed offset:
+/// it matches no file, so such a file is read again from its start.
+const SEAL_TRUNCATED: &str = "truncated";
+
+/// FNV-1a, 64 bits, fed in pieces. Its values are stored in checkpoints
+/// and batch ids, so it must never change between releases (unlike std's
+/// `DefaultHasher`).
+#[derive(Debug, Clone, Copy)]
+pub struct Hasher(u64);
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Hasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher {
+    /// Feeds `bytes`.
+    pub fn update(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// The hash of `bytes` alone, in hex.
+    pub fn of(bytes: &[u8]) -> String {
+        let mut h = Hasher::default();
+        h.update(bytes);
+        h.hex()
+    }
+
+    /// The hash so far, in hex.
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
 
 /// A file being followed.
 pub struct Tracked {
@@ -30,13 +75,30 @@ pub struct Tracked {
     pub present: bool,
     /// Scans since it last grew while not at a watched path.
     idle_scans: u32,
+    /// Hash of the bytes `committed..read` (the range in the batch).
+    pending: Hasher,
+    /// The seal at `committed` (offset, seal), once known.
+    committed_seal: Option<(u64, String)>,
+    /// The seal at `read`, taken when a batch is cut: it becomes the
+    /// committed seal once the batch is handed on.
+    read_seal: Option<(u64, String)>,
 }
 
 fn head_hash(file: &mut File, len: u64) -> Result<String> {
     let mut buf = vec![0u8; len as usize];
     file.seek(SeekFrom::Start(0))?;
     file.read_exact(&mut buf)?;
-    Ok(fingerprint(&buf))
+    Ok(Hasher::of(&buf))
+}
+
+/// When the file was born (created), where the filesystem keeps it.
+fn born(meta: &std::fs::Metadata) -> Option<u64> {
+    let since = meta
+        .created()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    u64::try_from(since.as_nanos()).ok()
 }
 
 /// The identity of an open file, fingerprinting up to its first 64 bytes.
@@ -48,17 +110,68 @@ pub fn identify(file: &mut File) -> Result<FileId> {
         ino: meta.ino(),
         fp: head_hash(file, fp_len)?,
         fp_len,
+        born: born(&meta),
     })
 }
 
-/// Is `file` the file `known` describes (same device and inode, and the
-/// same first bytes)? False for a reused inode or rewritten content.
+/// Is `file` the file `known` describes (same device and inode, born at
+/// the same time where that is known, and the same first bytes)? False
+/// for a reused inode or rewritten first bytes.
 pub fn is_same(known: &FileId, file: &mut File) -> Result<bool> {
     let meta = file.metadata()?;
     if meta.dev() != known.dev || meta.ino() != known.ino || meta.len() < known.fp_len {
         return Ok(false);
     }
+    if let (Some(was), Some(is)) = (known.born, born(&meta))
+        && was != is
+    {
+        return Ok(false);
+    }
     Ok(head_hash(file, known.fp_len)? == known.fp)
+}
+
+/// The seal of a file's bytes before `offset`: a hash of the offset, the
+/// first [`SEAL_WINDOW`] bytes and the last [`SEAL_WINDOW`] bytes before
+/// the offset (all of them up to twice the window). A file rewritten in
+/// place, copytruncated and refilled, or a new file on a reused inode
+/// differs in them (a different file that agrees with the old one in its
+/// first 64 KiB and in the 64 KiB before the offset would have to repeat
+/// the same records at the same byte positions), so it is read from its
+/// start instead of resumed mid-way. Bounded: at most 128 KiB are read,
+/// from the page cache in the usual case, however large the file.
+pub fn seal(file: &File, offset: u64) -> Result<String> {
+    if file.metadata()?.len() < offset {
+        return Ok(SEAL_TRUNCATED.into());
+    }
+    let mut hasher = Hasher::default();
+    hasher.update(format!("{offset}:").as_bytes());
+    let head = offset.min(SEAL_WINDOW);
+    let tail_start = SEAL_WINDOW.max(offset.saturating_sub(SEAL_WINDOW));
+    let mut buf = vec![0u8; head.max(offset.saturating_sub(tail_start)) as usize];
+    for (start, len) in [(0, head), (tail_start, offset.saturating_sub(tail_start))] {
+        let buf = &mut buf[..len as usize];
+        match file.read_exact_at(buf, start) {
+            Ok(()) => hasher.update(buf),
+            // Shrunk while we read.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(SEAL_TRUNCATED.into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(hasher.hex())
+}
+
+/// Does `file` still hold, before `entry.offset`, what the checkpoint
+/// sealed? Checkpoints without a seal (older ones) check the size only.
+fn holds(entry: &FileEntry, file: &File) -> Result<bool> {
+    if file.metadata()?.len() < entry.offset {
+        return Ok(false);
+    }
+    Ok(match &entry.seal {
+        Some(sealed) => seal(file, entry.offset)? == *sealed,
+        None => true,
+    })
 }
 
 /// Finds a file by identity: at `path`, or renamed within its directory
@@ -98,7 +211,72 @@ impl Tracked {
             read: offset,
             present: true,
             idle_scans: 0,
+            pending: Hasher::default(),
+            committed_seal: None,
+            read_seal: None,
         }
+    }
+
+    /// Marks the bytes up to `to` as read into the batch; `chunk` holds
+    /// the file's bytes from `chunk_start` on, including those.
+    pub fn advance(&mut self, to: u64, chunk: &[u8], chunk_start: u64) {
+        let from = (self.read - chunk_start) as usize;
+        self.pending
+            .update(&chunk[from..(to - chunk_start) as usize]);
+        self.read = to;
+    }
+
+    /// The range `start..end` goes again into the batch (resent after a
+    /// restart), holding `bytes`.
+    pub fn resend(&mut self, start: u64, end: u64, bytes: &[u8]) {
+        self.committed = start;
+        self.read = end;
+        self.pending = Hasher::default();
+        self.pending.update(bytes);
+    }
+
+    /// Seals the bytes read so far, before the batch holding them is
+    /// handed on: as close to the read as possible, so that the seal
+    /// describes the bytes that were handed on.
+    pub fn seal_read(&mut self) -> Result<()> {
+        if self
+            .read_seal
+            .as_ref()
+            .is_none_or(|(at, _)| *at != self.read)
+        {
+            self.read_seal = Some((self.read, seal(&self.file, self.read)?));
+        }
+        Ok(())
+    }
+
+    /// The batch holding what was read has been handed on.
+    pub fn commit(&mut self) {
+        self.committed = self.read;
+        self.pending = Hasher::default();
+        if self
+            .read_seal
+            .as_ref()
+            .is_some_and(|(at, _)| *at == self.committed)
+        {
+            self.committed_seal = self.read_seal.take();
+        }
+    }
+
+    /// The file's checkpoint entry.
+    pub fn entry(&mut self) -> Result<FileEntry> {
+        let fresh = self
+            .committed_seal
+            .as_ref()
+            .is_some_and(|(at, _)| *at == self.committed);
+        if !fresh {
+            self.committed_seal = Some((self.committed, seal(&self.file, self.committed)?));
+        }
+        Ok(FileEntry {
+            id: self.id.clone(),
+            path: self.path.clone(),
+            offset: self.committed,
+            seal: self.committed_seal.as_ref().map(|(_, s)| s.clone()),
+        })
     }
 
     /// The file's current size.
@@ -115,6 +293,9 @@ impl Tracked {
             self.id = identify(&mut self.file)?;
             self.committed = 0;
             self.read = 0;
+            self.pending = Hasher::default();
+            self.committed_seal = None;
+            self.read_seal = None;
             return Ok(true);
         }
         if self.id.fp_len < FP_BYTES && size > self.id.fp_len {
@@ -191,6 +372,7 @@ impl Tracked {
             path: self.path.clone(),
             start: self.committed,
             end: self.read,
+            hash: Some(self.pending.hex()),
         })
     }
 
@@ -249,22 +431,78 @@ fn is_hidden(path: &Path) -> bool {
 }
 
 /// Restores followed files from a checkpoint (renamed files are found in
-/// their directory). Returns the files and a warning per file that is gone.
-pub fn restore(checkpoint: &Checkpoint) -> (Vec<Tracked>, Vec<String>) {
+/// their directory). A file whose bytes before the checkpointed offset are
+/// no longer the sealed ones is another file on the same inode (rewritten
+/// in place, copytruncated and refilled, or new on a reused inode): it is
+/// left out, so that the next scan finds it as a new file and reads it
+/// from its start. Returns the files and a warning per file that is gone.
+pub fn restore(checkpoint: &Checkpoint) -> Result<(Vec<Tracked>, Vec<String>)> {
     let mut tracked = Vec::new();
     let mut warnings = Vec::new();
-    for (id, path, offset) in &checkpoint.files {
-        match find(id, path) {
+    for entry in &checkpoint.files {
+        let offset = entry.offset;
+        match find(&entry.id, &entry.path) {
             Some((path, file)) => {
-                let mut t = Tracked::new(id.clone(), path, file, *offset);
+                if !holds(entry, &file)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                {
+                    warnings.push(format!(
+                        "{} was rewritten or replaced since the checkpoint; reading it from its start (what the old file held after byte {offset} was never read)",
+                        path.display()
+                    ));
+                    continue;
+                }
+                let mut id = entry.id.clone();
+                if id.born.is_none() {
+                    id.born = file.metadata().ok().as_ref().and_then(born);
+                }
+                let mut t = Tracked::new(id, path, file, offset);
+                t.committed_seal = entry.seal.clone().map(|s| (offset, s));
                 t.present = false;
                 tracked.push(t);
             }
             None => warnings.push(format!(
                 "{} is gone (deleted or rewritten) since the checkpoint; what it held after byte {offset} was never read",
-                path.display()
+                entry.path.display()
             )),
         }
     }
-    (tracked, warnings)
+    Ok((tracked, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seal_holds_through_appends_and_breaks_on_rewrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let line = |i: u32| format!("{{\"prefix\":\"{}\",\"id\":{i:06}}}\n", "x".repeat(60));
+        let text: String = (0..4000).map(line).collect();
+        assert!(text.len() as u64 > 2 * SEAL_WINDOW);
+        std::fs::write(&path, &text).unwrap();
+        let offset = text.len() as u64;
+        let sealed = seal(&File::open(&path).unwrap(), offset).unwrap();
+        let mut appended = text.clone();
+        appended.push_str(&line(4000));
+        std::fs::write(&path, &appended).unwrap();
+        assert_eq!(seal(&File::open(&path).unwrap(), offset).unwrap(), sealed);
+        for changed_line in [3, 3998] {
+            let mut other = text.clone();
+            let at = changed_line * line(0).len() + line(0).len() - 3;
+            other.replace_range(at..at + 1, "9");
+            std::fs::write(&path, &other).unwrap();
+            assert_ne!(seal(&File::open(&path).unwrap(), offset).unwrap(), sealed);
+        }
+        std::fs::write(&path, &text[..100]).unwrap();
+        assert_eq!(
+            seal(&File::open(&path).unwrap(), offset).unwrap(),
+            SEAL_TRUNCATED
+        );
+        std::fs::write(&path, "short\n").unwrap();
+        let small = seal(&File::open(&path).unwrap(), 6).unwrap();
+        std::fs::write(&path, "shirt\n").unwrap();
+        assert_ne!(seal(&File::open(&path).unwrap(), 6).unwrap(), small);
+    }
 }

@@ -18,7 +18,6 @@ use serde_json::Value;
 
 use crate::cli::watch::{WatchArgs, WatchFormat};
 use crate::error::{Outcome, usage};
-use crate::incremental::fingerprint;
 use crate::progress::{Counts, Progress};
 use crate::rejects::Rejects;
 use crate::wire::{Begin, End};
@@ -133,6 +132,7 @@ impl Watcher<'_> {
                 .saturating_sub(self.batch.bytes)
                 .max(4096)
                 .saturating_mul(grow);
+            let chunk_start = self.tracked[index].read;
             let chunk = self.tracked[index].complete_bytes(room)?;
             if chunk.is_empty() {
                 return Ok(());
@@ -154,7 +154,7 @@ impl Watcher<'_> {
                     }
                     body = &body[header_len..];
                     base = header_len as u64;
-                    self.tracked[index].read = base;
+                    self.tracked[index].advance(base, &chunk, chunk_start);
                     Some(h)
                 } else {
                     self.header(index)?
@@ -181,7 +181,7 @@ impl Watcher<'_> {
                 self.counts.read += 1;
                 self.batch.push(record, *used);
             }
-            self.tracked[index].read = base + parsed.used as u64;
+            self.tracked[index].advance(base + parsed.used as u64, &chunk, chunk_start);
             if self.batch.rows >= self.args.batch_rows || self.batch.bytes >= self.args.batch_bytes
             {
                 self.deliver()?;
@@ -192,16 +192,16 @@ impl Watcher<'_> {
         }
     }
 
-    fn save_checkpoint(&self, pending: Vec<Range>, pending_id: Option<String>) -> Result<()> {
+    fn save_checkpoint(&mut self, pending: Vec<Range>, pending_id: Option<String>) -> Result<()> {
         let Some(path) = &self.checkpoint_path else {
             return Ok(());
         };
         let checkpoint = Checkpoint {
             files: self
                 .tracked
-                .iter()
-                .map(|t| (t.id.clone(), t.path.clone(), t.committed))
-                .collect(),
+                .iter_mut()
+                .map(Tracked::entry)
+                .collect::<Result<_>>()?,
             pending,
             pending_id,
         };
@@ -215,8 +215,12 @@ impl Watcher<'_> {
         if self.batch.rows == 0 {
             // Nothing to hand on, but bytes may have been read (blank lines).
             for t in &mut self.tracked {
-                t.committed = t.read;
+                t.commit();
             }
+            // A batch to send again that came to nothing (its bytes are
+            // gone or changed) must not lend its id to the next batch,
+            // which etl-load would skip as already committed.
+            self.replay_id = None;
             self.batch = Batch::default();
             return self.save_checkpoint(Vec::new(), None);
         }
@@ -225,13 +229,20 @@ impl Watcher<'_> {
             .iter()
             .filter_map(Tracked::pending_range)
             .collect();
+        if self.checkpoint_path.is_some() {
+            for t in &mut self.tracked {
+                if t.read > t.committed {
+                    t.seal_read()?;
+                }
+            }
+        }
         let positions = ranges_json(&ranges);
         // A batch sent again after a restart keeps the id it was first
         // sent with, even if one of its files has gone since.
         let id = match self.replay_id.take() {
             Some(id) => Some(id),
             None if ranges.is_empty() => None,
-            None => Some(fingerprint(positions_key(&ranges).as_bytes())),
+            None => Some(files::Hasher::of(positions_key(&ranges).as_bytes())),
         };
         let begin = Begin {
             stream: self.args.stream.clone(),
@@ -269,7 +280,7 @@ impl Watcher<'_> {
             }
         }
         for t in &mut self.tracked {
-            t.committed = t.read;
+            t.commit();
         }
         self.counts.written += self.batch.rows as u64;
         self.batches += 1;
@@ -315,7 +326,7 @@ impl Watcher<'_> {
     /// stopped: same ranges, same records, same batch id.
     fn replay(&mut self, pending: &[Range]) -> Result<()> {
         for range in pending {
-            let Some(index) = self.tracked.iter().position(|t| t.id == range.id) else {
+            let Some(index) = self.tracked.iter().position(|t| t.id.same_file(&range.id)) else {
                 self.progress.warn(&format!(
                     "{} is gone; its bytes {}..{} from the unconfirmed batch cannot be sent again",
                     range.path.display(),
@@ -333,6 +344,18 @@ impl Watcher<'_> {
                     continue;
                 }
             };
+            if let Some(hash) = &range.hash
+                && files::Hasher::of(&bytes) != *hash
+            {
+                // Rewritten since: what is there now is read as new data.
+                self.progress.warn(&format!(
+                    "{} changed since the unconfirmed batch was cut; its bytes {}..{} cannot be sent again",
+                    range.path.display(),
+                    range.start,
+                    range.end
+                ));
+                continue;
+            }
             let name = self.tracked[index].path.display().to_string();
             let header = if self.args.format == WatchFormat::Csv {
                 self.header(index)?
@@ -350,9 +373,7 @@ impl Watcher<'_> {
                 self.counts.read += 1;
                 self.batch.push(record, *used);
             }
-            let t = &mut self.tracked[index];
-            t.committed = range.start;
-            t.read = range.end;
+            self.tracked[index].resend(range.start, range.end, &bytes);
         }
         self.deliver()
     }
@@ -422,7 +443,7 @@ impl Watcher<'_> {
     fn follow_files(&mut self) -> Result<()> {
         if let Some(path) = &self.checkpoint_path {
             let checkpoint = Checkpoint::load(path)?;
-            let (tracked, warnings) = files::restore(&checkpoint);
+            let (tracked, warnings) = files::restore(&checkpoint)?;
             self.first_scan = checkpoint.files.is_empty();
             self.replay_id = checkpoint.pending_id.clone();
             for w in warnings {
@@ -546,16 +567,28 @@ impl Watcher<'_> {
     }
 }
 
-/// A stable text naming a batch's ranges, hashed into its id.
+/// A stable text naming a batch's ranges and what they hold, hashed into
+/// its id: a new file on a reused inode, or a file rewritten in place,
+/// gives its batches new ids even where their byte ranges are the old
+/// ones. The `v2` tag keeps these ids apart from those of older releases
+/// (which named positions only), see `sink::sqlite::BATCH_TABLE`.
 fn positions_key(ranges: &[Range]) -> String {
-    ranges
+    let ranges = ranges
         .iter()
         .map(|r| {
             format!(
-                "{}:{}:{}:{}:{}-{}",
-                r.id.dev, r.id.ino, r.id.fp, r.id.fp_len, r.start, r.end
+                "{}:{}:{}:{}:{}:{}-{}:{}",
+                r.id.dev,
+                r.id.ino,
+                r.id.born.unwrap_or(0),
+                r.id.fp,
+                r.id.fp_len,
+                r.start,
+                r.end,
+                r.hash.as_deref().unwrap_or("")
             )
         })
         .collect::<Vec<_>>()
-        .join(";")
+        .join(";");
+    format!("v2;{ranges}")
 }
