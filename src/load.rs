@@ -299,12 +299,8 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
             strict,
             state,
         } => {
-            let sink = ParquetSink::open(
-                path,
-                *strict,
-                state.as_deref(),
-                args.mode == Mode::Append,
-            )?;
+            let sink =
+                ParquetSink::open(path, *strict, state.as_deref(), args.mode == Mode::Append)?;
             let result = load.drive(input.reader, Box::new(sink));
             (result, path.display().to_string())
         }
@@ -413,7 +409,11 @@ impl Load<'_> {
                         sink.check_start(&begin.stream, from)?;
                     }
                     if let Some(batch) = &begin.batch {
-                        skipping = sink.batch_committed(&begin.stream, batch)?;
+                        // A replace run is loaded again instead: skipping it
+                        // would replace the table with nothing, while loading
+                        // the same batch twice leaves what once did.
+                        skipping = self.args.mode != Mode::Replace
+                            && sink.batch_committed(&begin.stream, batch)?;
                         if skipping {
                             self.progress.detail(&format!(
                                 "batch {batch} was committed before; skipping it"

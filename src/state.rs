@@ -231,6 +231,53 @@ pub fn write_json(path: &Path, stream: &str, bookmark: &Value, rows: u64) -> Res
     write_atomically(path, text.as_bytes())
 }
 
+/// Batch ids kept per stream in a JSON state file: a replay concerns the
+/// batch in flight when a run stopped, so the newest ones are enough.
+const JSON_BATCHES_KEPT: usize = 1000;
+
+/// Has the file target behind this JSON state committed batch `id` of
+/// `stream`? (The state file belongs to one target, so no table is named.)
+pub fn json_batch_committed(path: &Path, stream: &str, id: &str) -> Result<bool> {
+    let doc = read_json_file(path)?;
+    Ok(doc
+        .get("batches")
+        .and_then(|b| b.get(stream))
+        .and_then(Value::as_array)
+        .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id))))
+}
+
+/// Adds committed batch ids (stream, id) to a JSON state file, keeping the
+/// newest [`JSON_BATCHES_KEPT`] per stream. Call under [`lock_json`], after
+/// the data is in place.
+pub fn write_json_batches(path: &Path, batches: &[(String, String)]) -> Result<()> {
+    if batches.is_empty() {
+        return Ok(());
+    }
+    let mut doc = read_json_file(path)?;
+    doc.insert("version".into(), 1.into());
+    let all = doc
+        .entry("batches")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(all) = all else {
+        bail!(
+            "state file {}: \"batches\" is not an object",
+            path.display()
+        );
+    };
+    for (stream, id) in batches {
+        let ids = all
+            .entry(stream.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(ids) = ids {
+            ids.push(Value::from(id.as_str()));
+            let excess = ids.len().saturating_sub(JSON_BATCHES_KEPT);
+            ids.drain(..excess);
+        }
+    }
+    let text = serde_json::to_string_pretty(&Value::Object(doc))?;
+    write_atomically(path, text.as_bytes())
+}
+
 /// Replaces `path` with `bytes` so that a reader (or a crash) sees the old
 /// file or the new one, never a mix.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -12,7 +12,7 @@ mod incremental;
 mod load;
 mod modes;
 mod pipeline;
-mod stores;
 mod postgres;
+mod stores;
 mod transform;
 mod watch;

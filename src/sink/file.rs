@@ -73,6 +73,8 @@ pub struct FileSink {
     row: Vec<Vec<u8>>,
     state: Option<(PathBuf, StateLock)>,
     ends: Vec<End>,
+    /// Batch ids (stream, id) to keep in the state file with the bookmarks.
+    batches: Vec<(String, String)>,
     /// Held for the run, so that another run writes after this one.
     _target_lock: Option<StateLock>,
 }
@@ -106,6 +108,25 @@ fn existing_header(path: &Path, format: FileFormat) -> Result<Option<Vec<String>
     }
 }
 
+/// The fields of an existing NDJSON file's first record: the columns
+/// `--schema strict` holds later records to.
+fn existing_fields(path: &Path) -> Result<Option<Vec<String>>> {
+    use std::io::BufRead;
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut first = Vec::new();
+    std::io::BufReader::new(file)
+        .read_until(b'\n', &mut first)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if first.trim_ascii().is_empty() {
+        return Ok(None);
+    }
+    let fields = crate::format::flat::parse_object(first.trim_ascii())
+        .map_err(|e| anyhow::anyhow!("{}:1: {e}", path.display()))?;
+    Ok(Some(
+        fields.iter().map(|(name, _)| name.to_string()).collect(),
+    ))
+}
+
 impl FileSink {
     /// Opens `target` (`None`: stdout) for writing.
     pub fn open(target: Option<&Path>, options: &FileOptions) -> Result<Self> {
@@ -126,6 +147,8 @@ impl FileSink {
                     })?;
                     if options.format != FileFormat::Ndjson {
                         columns = existing_header(path, options.format)?;
+                    } else if options.strict {
+                        columns = existing_fields(path)?;
                     }
                     let bytes = std::fs::metadata(path)?.len();
                     needs_newline = bytes > 0 && last_byte(path)? != Some(b'\n');
@@ -166,6 +189,7 @@ impl FileSink {
             row: Vec::new(),
             state,
             ends: Vec::new(),
+            batches: Vec::new(),
             _target_lock: target_lock,
         })
     }
@@ -206,9 +230,14 @@ pub fn finish_file(tmp: &Path, target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Stores the streams' bookmarks in a JSON state file (after the data is
-/// in place); returns lines for `-v`.
-pub fn write_bookmarks(path: &Path, ends: &[End]) -> Result<Vec<String>> {
+/// Stores the streams' bookmarks and the committed batch ids in a JSON
+/// state file (after the data is in place); returns lines for `-v`.
+pub fn write_bookmarks(
+    path: &Path,
+    ends: &[End],
+    batches: &[(String, String)],
+) -> Result<Vec<String>> {
+    state::write_json_batches(path, batches)?;
     let mut log = Vec::new();
     for end in ends {
         if let Some(bookmark) = &end.bookmark {
@@ -321,6 +350,18 @@ impl Sink for FileSink {
         Ok(())
     }
 
+    fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool> {
+        match &self.state {
+            Some((path, _)) => state::json_batch_committed(path, stream, id),
+            None => Ok(false),
+        }
+    }
+
+    fn record_batch(&mut self, stream: &str, id: &str) -> Result<()> {
+        self.batches.push((stream.to_string(), id.to_string()));
+        Ok(())
+    }
+
     fn commit_point(&mut self) -> Result<()> {
         bail!("a file target is written whole; --commit segment needs a database target")
     }
@@ -332,6 +373,7 @@ impl Sink for FileSink {
             writer,
             state,
             ends,
+            batches,
             ..
         } = *self;
         let mut out = match writer {
@@ -348,7 +390,7 @@ impl Sink for FileSink {
             log.push(format!("wrote {}", target.display()));
         }
         if let Some((path, _lock)) = &state {
-            log.extend(write_bookmarks(path, &ends)?);
+            log.extend(write_bookmarks(path, &ends, &batches)?);
         }
         Ok(log)
     }

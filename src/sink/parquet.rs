@@ -52,6 +52,8 @@ pub struct ParquetSink {
     strict: bool,
     state: Option<(PathBuf, StateLock)>,
     ends: Vec<End>,
+    /// Batch ids (stream, id) to keep in the state file with the bookmarks.
+    batches: Vec<(String, String)>,
     /// Held for the run, so that another run writes after this one.
     _target_lock: StateLock,
 }
@@ -91,6 +93,7 @@ impl ParquetSink {
             strict,
             state,
             ends: Vec::new(),
+            batches: Vec::new(),
             _target_lock: target_lock,
         })
     }
@@ -278,6 +281,18 @@ impl Sink for ParquetSink {
         Ok(())
     }
 
+    fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool> {
+        match &self.state {
+            Some((path, _)) => state::json_batch_committed(path, stream, id),
+            None => Ok(false),
+        }
+    }
+
+    fn record_batch(&mut self, stream: &str, id: &str) -> Result<()> {
+        self.batches.push((stream.to_string(), id.to_string()));
+        Ok(())
+    }
+
     fn commit_point(&mut self) -> Result<()> {
         bail!("a file target is written whole; --commit segment needs a database target")
     }
@@ -293,7 +308,7 @@ impl Sink for ParquetSink {
         finish_file(&self.tmp, &self.target)?;
         let mut log = vec![format!("wrote {}", self.target.display())];
         if let Some((path, _lock)) = &self.state {
-            log.extend(write_bookmarks(path, &self.ends)?);
+            log.extend(write_bookmarks(path, &self.ends, &self.batches)?);
         }
         Ok(log)
     }
