@@ -119,6 +119,7 @@ const EXTRACT_CASES: &[(&str, i32, &str)] = &[
     ("leading-zeros.csv", 0, "2 rows read, 2 written"),
     ("float-precision.csv", 0, "2 rows read, 2 written"),
     ("numbers-with-spaces.csv", 0, "2 rows read, 2 written"),
+    ("cr-line-endings.csv", 0, "2 rows read, 2 written"),
     (
         "not-json.ndjson",
         1,

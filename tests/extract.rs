@@ -283,3 +283,29 @@ fn closed_pipe_exits_zero_silently() {
     assert_eq!(stderr(&out), "");
     assert_eq!(stdout(&out).lines().count(), 3);
 }
+
+#[test]
+fn csv_with_lone_cr_line_endings_gives_every_row() {
+    let out = extract_bytes("mac.csv", b"a,b\r1,2\r3,4\r", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines = json_lines(&stdout(&out));
+    assert_eq!(lines[0]["schema"], json!({"a":"integer","b":"integer"}));
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"a":1,"b":2}), json!({"a":3,"b":4})]
+    );
+    // Inside quotes a CR is data, whatever the line endings around it.
+    let out = extract_bytes("mac.csv", b"a,b\r\"x\ry\",2\r3,4", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"a":"x\ry","b":2}), json!({"a":"3","b":4})]
+    );
+    // Stdin reads the same way.
+    let dir = tempdir();
+    let mut c = cmd(EXTRACT, dir.path());
+    c.args(["-f", "csv"]);
+    let out = run_with_input(c, b"a,b\r1,2\r3,4\r");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)).len(), 2);
+}

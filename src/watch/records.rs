@@ -151,6 +151,14 @@ impl Watcher<'_> {
         if parser.read(&mut rec)? != Step::Record {
             bail!("{name}:1: the header line cannot be read");
         }
+        if parser.bytes_read() < line.len() as u64 {
+            // The records are counted from the first LF: a header ended by
+            // a lone CR would have the rows after it skipped with it.
+            bail!(
+                "{name}:1: the header line ends with a lone CR (old Mac line endings); \
+                 etl-watch reads CSV lines that end with LF or CRLF"
+            );
+        }
         let names: Vec<String> = (0..rec.len())
             .map(|i| rec.text(i).map(|s| s.trim().to_string()))
             .collect::<Result<_, _>>()

@@ -41,6 +41,7 @@ cases = {
     "leading-zeros.csv": b"zip\n00501\n02134\n",
     "float-precision.csv": b"p\n0.1\n0.12345678901234567890\n",
     "numbers-with-spaces.csv": b"n\n 1\n2 \n",
+    "cr-line-endings.csv": b"a,b\r1,2\r\"x\ry\",4\r",
     # NDJSON
     "not-json.ndjson": b'{"a":1}\nnot json\n',
     "array-line.ndjson": b'{"a":1}\n[1,2]\n',
