@@ -212,6 +212,11 @@ const EXTRACT_CASES: &[(&str, i32, &str)] = &[
         "control-not-string.ndjson:1: control line's \"@etl\" value is not a string",
     ),
     (
+        "unknown-control.ndjson",
+        1,
+        "unknown-control.ndjson:1: unknown control line \"bogus\"",
+    ),
+    (
         "array-missing-comma.json",
         1,
         "array-missing-comma.json:2: expected , or ] between elements",

@@ -309,3 +309,46 @@ fn csv_with_lone_cr_line_endings_gives_every_row() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(records(&stdout(&out)).len(), 2);
 }
+
+#[test]
+fn unknown_control_lines_in_ndjson_are_rejected_not_dropped() {
+    let input = b"{\"@etl\":\"bogus\",\"x\":1}\n{\"x\":2}\n";
+    let out = extract_bytes("c.ndjson", input, &[]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("c.ndjson:1: unknown control line \"bogus\""),
+        "{}",
+        stderr(&out)
+    );
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "c.ndjson", input);
+    let mut c = cmd(EXTRACT, d);
+    c.args(["c.ndjson", "--rejects", "rej.ndjson"]);
+    let out = run(c);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)), [json!({"x":2})]);
+    assert!(stderr(&out).contains("2 rows read, 1 written, 1 rejected"));
+    let rejected = json_lines(&std::fs::read_to_string(d.join("rej.ndjson")).expect("rejects"));
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["line"], 1);
+}
+
+#[test]
+fn a_record_whose_first_field_is_the_control_key_is_rejected() {
+    // Downstream stages would take such a record for a control line.
+    let out = extract_bytes("k.csv", b"@etl,x\nbegin,1\n", &[]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("k.csv:2: a record's first field may not be named \"@etl\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = extract_bytes("k.json", b"[{\"@etl\":\"end\",\"rows\":0}]", &[]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("k.json:1: a record's first field may not be named \"@etl\""),
+        "{}",
+        stderr(&out)
+    );
+}

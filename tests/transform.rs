@@ -218,3 +218,36 @@ fn sql_window_matches_sqlite() {
     let q = "SELECT order_id, customer_id, SUM(quantity) OVER (PARTITION BY customer_id ORDER BY order_id) AS running FROM input ORDER BY order_id";
     same_as_sqlite(q, q, &[]);
 }
+
+#[test]
+fn unknown_control_lines_are_rejected_not_passed_on() {
+    let input = "{\"@etl\":\"begin\",\"stream\":\"s\"}\n\
+                 {\"@etl\":\"bogus\",\"x\":1}\n\
+                 {\"x\":2}\n\
+                 {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":2}\n";
+    let out = transform(&[], input);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("stdin:2: unknown control line \"bogus\""),
+        "{}",
+        stderr(&out)
+    );
+    let dir = tempdir();
+    let mut c = cmd(TRANSFORM, dir.path());
+    c.args(["--rejects", "r.ndjson"]);
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(!stdout(&out).contains("bogus"));
+    assert_eq!(records(&stdout(&out)), [json!({"x":2})]);
+    assert_eq!(json_lines(&stdout(&out)).last().expect("end")["rows"], 1);
+    let rejected = std::fs::read_to_string(dir.path().join("r.ndjson")).expect("rejects");
+    assert!(rejected.contains("\"line\":2"), "{rejected}");
+    // A step may not make a record that reads as a control line.
+    let out = transform(&["--rename", "x=@etl"], "{\"x\":\"end\"}\n");
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("stdin:1: a record's first field may not be named \"@etl\""),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -213,6 +213,9 @@ fn apply(
             }
         }
     }
+    if record.keys().next().map(String::as_str) == Some(wire::CONTROL_KEY) {
+        return Err(wire::CONTROL_KEY_FIRST.into());
+    }
     Ok(Some(record))
 }
 
@@ -406,9 +409,15 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
                     };
                     writeln!(out, "{}", end.to_line())?;
                     out.flush()?;
-                } else {
-                    writeln!(out, "{}", Value::Object(obj))?;
                 }
+            }
+            Line::BadControl(reason) => {
+                framing
+                    .record(line_no)
+                    .map_err(|e| wire::locate(&name, e))?;
+                counts.read += 1;
+                counts.rejected += 1;
+                rejects.reject_line(&name, line_no, &reason, text)?;
             }
             Line::Record(record) => {
                 framing
