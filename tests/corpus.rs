@@ -176,6 +176,7 @@ const EXTRACT_CASES: &[(&str, i32, &str)] = &[
     ("duplicate-keys.ndjson", 0, "1 rows read, 1 written"),
     ("empty.ndjson", 0, "0 rows read, 0 written"),
     ("blank-lines.ndjson", 0, "1 rows read, 1 written"),
+    ("bom.ndjson", 0, "1 rows read, 1 written"),
     (
         "end-without-begin.ndjson",
         1,
@@ -241,6 +242,12 @@ const EXTRACT_CASES: &[(&str, i32, &str)] = &[
         1,
         "array-trailing-garbage.json:1: unexpected 'x' after the end of the array",
     ),
+    (
+        "array-form-feed.json",
+        1,
+        "array-form-feed.json:2: unexpected control character 0x0c between JSON values",
+    ),
+    ("bom-array.json", 0, "1 rows read, 1 written"),
 ];
 
 fn summary_counts(stderr: &str, program: &str) -> Option<(u64, u64, u64)> {

@@ -311,6 +311,44 @@ fn csv_with_lone_cr_line_endings_gives_every_row() {
 }
 
 #[test]
+fn a_bom_before_ndjson_or_a_json_array_is_skipped() {
+    let out = extract_bytes("b.ndjson", b"\xEF\xBB\xBF{\"id\":1}\n{\"id\":2}\n", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)), [json!({"id":1}), json!({"id":2})]);
+    let out = extract_bytes("b.json", b"\xEF\xBB\xBF[{\"id\":1},\n{\"id\":2}]\n", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)), [json!({"id":1}), json!({"id":2})]);
+    // Only at the start: elsewhere it is not JSON.
+    let out = extract_bytes("b.ndjson", b"{\"id\":1}\n\xEF\xBB\xBF{\"id\":2}\n", &[]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("b.ndjson:2: expected a JSON object"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn form_feed_is_not_json_whitespace_in_an_array() {
+    for (input, line) in [
+        (&b"[\x0c]"[..], 1),
+        (&b"[{\"a\":1},\n\x0c{\"a\":2}]"[..], 2),
+    ] {
+        let out = extract_bytes("ff.json", input, &[]);
+        assert_eq!(code(&out), 1, "{}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("etl-extract: error: ")
+                && stderr(&out).contains(&format!(
+                    "ff.json:{line}: unexpected control character 0x0c between JSON values"
+                )),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!stdout(&out).contains("\"end\""));
+    }
+}
+
+#[test]
 fn unknown_control_lines_in_ndjson_are_rejected_not_dropped() {
     let input = b"{\"@etl\":\"bogus\",\"x\":1}\n{\"x\":2}\n";
     let out = extract_bytes("c.ndjson", input, &[]);

@@ -362,3 +362,10 @@ fn unknown_control_lines_are_rejected_not_passed_on() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_bom_at_the_start_of_stdin_is_skipped() {
+    let out = transform(&["--derive", "b=a+1"], "\u{feff}{\"a\":1}\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)), [json!({"a":1,"b":2})]);
+}

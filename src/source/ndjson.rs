@@ -118,7 +118,12 @@ impl<R: BufRead> Source for NdjsonSource<R> {
                 return Ok(());
             }
             self.line_no += 1;
-            self.handle_line(line.trim_ascii(), emit, cx)?;
+            let text = if self.line_no == 1 {
+                wire::strip_bom(&line)
+            } else {
+                &line
+            };
+            self.handle_line(text.trim_ascii(), emit, cx)?;
         }
     }
 }

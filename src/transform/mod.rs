@@ -332,7 +332,12 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
             break;
         }
         line_no += 1;
-        let text = line.trim_ascii();
+        let text = if line_no == 1 {
+            wire::strip_bom(&line)
+        } else {
+            &line
+        };
+        let text = text.trim_ascii();
         if text.is_empty() {
             continue;
         }

@@ -94,6 +94,11 @@ impl Watcher<'_> {
             start += line.len();
             let text = line.strip_suffix(b"\n").unwrap_or(line);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
+            let text = if offset == 0 {
+                crate::wire::strip_bom(text)
+            } else {
+                text
+            };
             match self.args.format {
                 WatchFormat::Lines => match std::str::from_utf8(text) {
                     Ok(s) => {
