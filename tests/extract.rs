@@ -390,3 +390,59 @@ fn a_record_whose_first_field_is_the_control_key_is_rejected() {
         stderr(&out)
     );
 }
+
+#[test]
+fn sqlite_columns_without_a_wire_type_keep_their_place() {
+    let dir = tempdir();
+    let d = dir.path();
+    let conn = rusqlite::Connection::open(d.join("src.db")).expect("db");
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER, at DATETIME, name TEXT, amount NUMERIC, note, n INT);
+         INSERT INTO t VALUES (1, '2026-01-02 10:00:00', 'a', 12.5, x'00ff', 7),
+                              (2, NULL, 'b', 3, NULL, NULL);",
+    )
+    .expect("fixture");
+    drop(conn);
+    let mut c = cmd(EXTRACT, d);
+    c.args(["src.db", "--table", "t"]);
+    let out = run(c);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let begin = &json_lines(&stdout(&out))[0];
+    let schema: Vec<(String, String)> = begin["schema"]
+        .as_object()
+        .expect("schema")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("type").to_string()))
+        .collect();
+    let schema: Vec<(&str, &str)> = schema
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        schema,
+        [
+            ("id", "integer"),
+            ("at", "text"),
+            ("name", "text"),
+            ("amount", "float"),
+            ("note", "text"),
+            ("n", "integer")
+        ]
+    );
+    // A round trip through a new table keeps the column order.
+    let out = bash(
+        "etl-extract -q src.db --table t | etl-load -q dst.db --table t",
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(d.join("dst.db")).expect("db");
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('t') ORDER BY cid")
+        .expect("pragma");
+    let columns: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(columns, ["id", "at", "name", "amount", "note", "n"]);
+}
