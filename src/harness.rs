@@ -54,7 +54,7 @@ pub fn wire_lines(data: &[u8]) {
             Ok(Line::Control(kind, obj)) => {
                 let _ = framing.control(&kind, &obj, n as u64 + 1);
             }
-            Ok(Line::Record(_)) => {
+            Ok(Line::Record(_) | Line::BadControl(_)) => {
                 let _ = framing.record(n as u64 + 1);
             }
             Err(_) => {}

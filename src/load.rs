@@ -386,15 +386,38 @@ impl Load<'_> {
                 break;
             }
             line_no += 1;
-            let text = line.trim_ascii();
+            let text = if line_no == 1 {
+                wire::strip_bom(&line)
+            } else {
+                &line
+            };
+            let text = text.trim_ascii();
             if text.is_empty() {
                 continue;
             }
             if wire::looks_like_control(text) {
-                let Line::Control(kind, obj) = wire::parse_line(text)
+                let (kind, obj) = match wire::parse_line(text)
                     .map_err(|e| anyhow!("{}:{line_no}: {e}", self.input_name))?
-                else {
-                    unreachable!("a line whose first key is @etl parses as a control line");
+                {
+                    Line::Control(kind, obj) => (kind, obj),
+                    Line::BadControl(reason) => {
+                        // Neither framing nor data: a reject, never dropped.
+                        framing
+                            .record(line_no)
+                            .map_err(|e| wire::locate(self.input_name, e))?;
+                        self.counts.read += 1;
+                        if skipping {
+                            self.counts.skipped += 1;
+                        } else {
+                            self.rejects
+                                .reject_line(self.input_name, line_no, &reason, text)?;
+                            self.counts.rejected += 1;
+                        }
+                        continue;
+                    }
+                    Line::Record(_) => {
+                        unreachable!("a line whose first key is @etl is not a record")
+                    }
                 };
                 let begin = framing
                     .control(&kind, &obj, line_no)

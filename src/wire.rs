@@ -136,8 +136,26 @@ fn string_field(obj: &Map<String, Value>, key: &str) -> String {
 pub enum Line {
     /// A data record.
     Record(Record),
-    /// A control line: its kind (`"begin"`, `"end"`, ...) and the object.
+    /// A control line: its kind (`"begin"` or `"end"`) and the object.
     Control(String, Map<String, Value>),
+    /// An object whose first key is `"@etl"` but which is no control line
+    /// etlkit knows. It is not a record either (the key marks it as not
+    /// one), so a reader rejects it with this reason instead of dropping it.
+    BadControl(String),
+}
+
+/// Why a record whose first field is named `"@etl"` cannot be written on:
+/// every reader would take it for a control line.
+pub const CONTROL_KEY_FIRST: &str =
+    "a record's first field may not be named \"@etl\": on the wire that key marks a control line";
+
+/// The control line kinds of this wire version.
+pub const CONTROL_KINDS: [&str; 2] = ["begin", "end"];
+
+/// A line with a UTF-8 byte order mark cut off its start. Editors and
+/// Windows exporters put one at the start of a file; it is not data.
+pub fn strip_bom(line: &[u8]) -> &[u8] {
+    line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line)
 }
 
 /// Cheap test for a control line on raw bytes, before full parsing: does
@@ -169,13 +187,23 @@ pub fn parse_line(line: &[u8]) -> Result<Line> {
         );
     };
     match obj.iter().next() {
-        Some((key, kind)) if key == CONTROL_KEY => {
-            let kind = kind
-                .as_str()
-                .context("control line's \"@etl\" value is not a string")?
-                .to_string();
-            Ok(Line::Control(kind, obj))
-        }
+        Some((key, kind)) if key == CONTROL_KEY => match kind.as_str() {
+            Some(kind) if CONTROL_KINDS.contains(&kind) => {
+                let kind = kind.to_string();
+                Ok(Line::Control(kind, obj))
+            }
+            Some(kind) => Ok(Line::BadControl(format!(
+                "unknown control line {kind:?}: an object whose first key is \"@etl\" \
+                 is a control line ({}), not a record",
+                CONTROL_KINDS.join(" or ")
+            ))),
+            None => Ok(Line::BadControl(format!(
+                "control line's \"@etl\" value is not a string: {}; an object whose first key \
+                 is \"@etl\" is a control line ({}), not a record",
+                crate::record::preview(kind),
+                CONTROL_KINDS.join(" or ")
+            ))),
+        },
         _ => Ok(Line::Record(obj)),
     }
 }
@@ -330,8 +358,8 @@ impl Framing {
                 self.ended.push(end);
                 Ok(None)
             }
-            // Kinds a later version may add; they carry no records.
-            _ => Ok(None),
+            // parse_line turns any other kind into Line::BadControl.
+            other => Err(at(Some(line), format!("unknown control line {other:?}"))),
         }
     }
 
@@ -363,7 +391,7 @@ mod tests {
     fn control(line: &str) -> (String, Map<String, Value>) {
         match parse_line(line.as_bytes()).expect("valid line") {
             Line::Control(kind, obj) => (kind, obj),
-            Line::Record(_) => panic!("not a control line: {line}"),
+            Line::Record(_) | Line::BadControl(_) => panic!("not a control line: {line}"),
         }
     }
 
@@ -391,6 +419,18 @@ mod tests {
         let line = br#"{"id":1,"@etl":"begin"}"#;
         assert!(!looks_like_control(line));
         assert!(matches!(parse_line(line), Ok(Line::Record(_))));
+    }
+
+    #[test]
+    fn unknown_control_kinds_are_neither_control_lines_nor_records() {
+        for line in [r#"{"@etl":"bogus","x":1}"#, r#"{"@etl":5}"#] {
+            match parse_line(line.as_bytes()) {
+                Ok(Line::BadControl(reason)) => {
+                    assert!(reason.contains("control line"), "{reason}")
+                }
+                other => panic!("{line}: {other:?}"),
+            }
+        }
     }
 
     #[test]

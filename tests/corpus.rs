@@ -119,6 +119,7 @@ const EXTRACT_CASES: &[(&str, i32, &str)] = &[
     ("leading-zeros.csv", 0, "2 rows read, 2 written"),
     ("float-precision.csv", 0, "2 rows read, 2 written"),
     ("numbers-with-spaces.csv", 0, "2 rows read, 2 written"),
+    ("cr-line-endings.csv", 0, "2 rows read, 2 written"),
     (
         "not-json.ndjson",
         1,
@@ -175,6 +176,7 @@ const EXTRACT_CASES: &[(&str, i32, &str)] = &[
     ("duplicate-keys.ndjson", 0, "1 rows read, 1 written"),
     ("empty.ndjson", 0, "0 rows read, 0 written"),
     ("blank-lines.ndjson", 0, "1 rows read, 1 written"),
+    ("bom.ndjson", 0, "1 rows read, 1 written"),
     (
         "end-without-begin.ndjson",
         1,
@@ -211,6 +213,11 @@ const EXTRACT_CASES: &[(&str, i32, &str)] = &[
         "control-not-string.ndjson:1: control line's \"@etl\" value is not a string",
     ),
     (
+        "unknown-control.ndjson",
+        1,
+        "unknown-control.ndjson:1: unknown control line \"bogus\"",
+    ),
+    (
         "array-missing-comma.json",
         1,
         "array-missing-comma.json:2: expected , or ] between elements",
@@ -235,6 +242,12 @@ const EXTRACT_CASES: &[(&str, i32, &str)] = &[
         1,
         "array-trailing-garbage.json:1: unexpected 'x' after the end of the array",
     ),
+    (
+        "array-form-feed.json",
+        1,
+        "array-form-feed.json:2: unexpected control character 0x0c between JSON values",
+    ),
+    ("bom-array.json", 0, "1 rows read, 1 written"),
 ];
 
 fn summary_counts(stderr: &str, program: &str) -> Option<(u64, u64, u64)> {

@@ -283,3 +283,166 @@ fn closed_pipe_exits_zero_silently() {
     assert_eq!(stderr(&out), "");
     assert_eq!(stdout(&out).lines().count(), 3);
 }
+
+#[test]
+fn csv_with_lone_cr_line_endings_gives_every_row() {
+    let out = extract_bytes("mac.csv", b"a,b\r1,2\r3,4\r", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines = json_lines(&stdout(&out));
+    assert_eq!(lines[0]["schema"], json!({"a":"integer","b":"integer"}));
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"a":1,"b":2}), json!({"a":3,"b":4})]
+    );
+    // Inside quotes a CR is data, whatever the line endings around it.
+    let out = extract_bytes("mac.csv", b"a,b\r\"x\ry\",2\r3,4", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"a":"x\ry","b":2}), json!({"a":"3","b":4})]
+    );
+    // Stdin reads the same way.
+    let dir = tempdir();
+    let mut c = cmd(EXTRACT, dir.path());
+    c.args(["-f", "csv"]);
+    let out = run_with_input(c, b"a,b\r1,2\r3,4\r");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)).len(), 2);
+}
+
+#[test]
+fn a_bom_before_ndjson_or_a_json_array_is_skipped() {
+    let out = extract_bytes("b.ndjson", b"\xEF\xBB\xBF{\"id\":1}\n{\"id\":2}\n", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)), [json!({"id":1}), json!({"id":2})]);
+    let out = extract_bytes("b.json", b"\xEF\xBB\xBF[{\"id\":1},\n{\"id\":2}]\n", &[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)), [json!({"id":1}), json!({"id":2})]);
+    // Only at the start: elsewhere it is not JSON.
+    let out = extract_bytes("b.ndjson", b"{\"id\":1}\n\xEF\xBB\xBF{\"id\":2}\n", &[]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("b.ndjson:2: expected a JSON object"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn form_feed_is_not_json_whitespace_in_an_array() {
+    for (input, line) in [
+        (&b"[\x0c]"[..], 1),
+        (&b"[{\"a\":1},\n\x0c{\"a\":2}]"[..], 2),
+    ] {
+        let out = extract_bytes("ff.json", input, &[]);
+        assert_eq!(code(&out), 1, "{}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("etl-extract: error: ")
+                && stderr(&out).contains(&format!(
+                    "ff.json:{line}: unexpected control character 0x0c between JSON values"
+                )),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!stdout(&out).contains("\"end\""));
+    }
+}
+
+#[test]
+fn unknown_control_lines_in_ndjson_are_rejected_not_dropped() {
+    let input = b"{\"@etl\":\"bogus\",\"x\":1}\n{\"x\":2}\n";
+    let out = extract_bytes("c.ndjson", input, &[]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("c.ndjson:1: unknown control line \"bogus\""),
+        "{}",
+        stderr(&out)
+    );
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "c.ndjson", input);
+    let mut c = cmd(EXTRACT, d);
+    c.args(["c.ndjson", "--rejects", "rej.ndjson"]);
+    let out = run(c);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)), [json!({"x":2})]);
+    assert!(stderr(&out).contains("2 rows read, 1 written, 1 rejected"));
+    let rejected = json_lines(&std::fs::read_to_string(d.join("rej.ndjson")).expect("rejects"));
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["line"], 1);
+}
+
+#[test]
+fn a_record_whose_first_field_is_the_control_key_is_rejected() {
+    // Downstream stages would take such a record for a control line.
+    let out = extract_bytes("k.csv", b"@etl,x\nbegin,1\n", &[]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("k.csv:2: a record's first field may not be named \"@etl\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = extract_bytes("k.json", b"[{\"@etl\":\"end\",\"rows\":0}]", &[]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("k.json:1: a record's first field may not be named \"@etl\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn sqlite_columns_without_a_wire_type_keep_their_place() {
+    let dir = tempdir();
+    let d = dir.path();
+    let conn = rusqlite::Connection::open(d.join("src.db")).expect("db");
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER, at DATETIME, name TEXT, amount NUMERIC, note, n INT);
+         INSERT INTO t VALUES (1, '2026-01-02 10:00:00', 'a', 12.5, x'00ff', 7),
+                              (2, NULL, 'b', 3, NULL, NULL);",
+    )
+    .expect("fixture");
+    drop(conn);
+    let mut c = cmd(EXTRACT, d);
+    c.args(["src.db", "--table", "t"]);
+    let out = run(c);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let begin = &json_lines(&stdout(&out))[0];
+    let schema: Vec<(String, String)> = begin["schema"]
+        .as_object()
+        .expect("schema")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("type").to_string()))
+        .collect();
+    let schema: Vec<(&str, &str)> = schema
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        schema,
+        [
+            ("id", "integer"),
+            ("at", "text"),
+            ("name", "text"),
+            ("amount", "float"),
+            ("note", "text"),
+            ("n", "integer")
+        ]
+    );
+    // A round trip through a new table keeps the column order.
+    let out = bash(
+        "etl-extract -q src.db --table t | etl-load -q dst.db --table t",
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(d.join("dst.db")).expect("db");
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('t') ORDER BY cid")
+        .expect("pragma");
+    let columns: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(columns, ["id", "at", "name", "amount", "note", "n"]);
+}

@@ -241,3 +241,41 @@ fn extract_rejects_go_to_a_file_and_the_run_goes_on() {
         "past the limit there is no end line"
     );
 }
+
+#[test]
+fn watch_reads_lone_cr_csv_from_stdin_and_refuses_it_in_a_file() {
+    let dir = tempdir();
+    let d = dir.path();
+    let mut c = cmd(WATCH, d);
+    c.args(["--format", "csv"]);
+    let out = run_with_input(c, b"a,b\r1,2\r3,4\n5,6\r");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        records(&stdout(&out)),
+        [
+            serde_json::json!({"a":"1","b":"2"}),
+            serde_json::json!({"a":"3","b":"4"}),
+            serde_json::json!({"a":"5","b":"6"})
+        ]
+    );
+    // A file is read from its first LF on: a header ended by a lone CR
+    // would take the rows after it along, so the file is refused instead.
+    write(d, "mac.csv", b"a,b\r1,2\r3,4\n");
+    let mut c = cmd(WATCH, d);
+    c.args([
+        "--once",
+        "mac.csv",
+        "--format",
+        "csv",
+        "--checkpoint",
+        "ck.json",
+    ]);
+    let out = run(c);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("mac.csv:1: the header line ends with a lone CR"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(records(&stdout(&out)), Vec::<Value>::new());
+}

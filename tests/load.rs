@@ -341,3 +341,52 @@ fn names_etlkit_reserves_are_refused() {
     );
     assert_eq!(count(&db, "t"), Some(2));
 }
+
+#[test]
+fn an_unknown_control_line_is_a_reject_never_dropped() {
+    let dir = tempdir();
+    let db = dir.path().join("w.db");
+    let input = "{\"@etl\":\"bogus\",\"x\":1}\n{\"x\":2}\n";
+    let out = load(dir.path(), &[], input);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("stdin:1: unknown control line \"bogus\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(&db, "t"), None, "nothing was loaded");
+    let out = load(dir.path(), &["--rejects", "r.ndjson"], input);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 rows read, 1 written, 1 rejected"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(&db, "t"), Some(1));
+    let rejected = std::fs::read_to_string(dir.path().join("r.ndjson")).expect("rejects");
+    let rejected: serde_json::Value = serde_json::from_str(rejected.trim()).expect("one reject");
+    assert_eq!(rejected["line"], 1);
+    assert_eq!(
+        rejected["record"],
+        serde_json::json!({"@etl":"bogus","x":1})
+    );
+    // Inside a framed stream it counts as one of the producer's rows.
+    let out = load(
+        dir.path(),
+        &["--rejects", "r.ndjson"],
+        &framed(&[r#"{"@etl":5}"#, r#"{"x":3}"#]),
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(count(&db, "t"), Some(2));
+}
+
+#[test]
+fn a_bom_at_the_start_of_the_input_is_skipped() {
+    let dir = tempdir();
+    let out = load(dir.path(), &[], "\u{feff}{\"id\":1}\n{\"id\":2}\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        dump(&dir.path().join("w.db"), "t"),
+        ["Integer(1)", "Integer(2)"]
+    );
+}

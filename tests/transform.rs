@@ -218,3 +218,154 @@ fn sql_window_matches_sqlite() {
     let q = "SELECT order_id, customer_id, SUM(quantity) OVER (PARTITION BY customer_id ORDER BY order_id) AS running FROM input ORDER BY order_id";
     same_as_sqlite(q, q, &[]);
 }
+
+#[test]
+fn integer_overflow_is_a_reject_not_a_panic() {
+    let input = "{\"a\":-9223372036854775808}\n{\"a\":4}\n";
+    for (expr, reason) in [
+        (
+            "b=a/-1",
+            "--derive b: integer overflow: -9223372036854775808 / -1",
+        ),
+        (
+            "b=a*-1",
+            "--derive b: integer overflow: -9223372036854775808 * -1",
+        ),
+        (
+            "b=a-1",
+            "--derive b: integer overflow: -9223372036854775808 - 1",
+        ),
+        (
+            "b=-a",
+            "--derive b: integer overflow: 0 - -9223372036854775808",
+        ),
+    ] {
+        let out = transform(&["--derive", expr], input);
+        assert_eq!(code(&out), 1, "{expr}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("stdin:1: {reason}")),
+            "{expr}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    // The remainder of i64::MIN by -1 is 0, exactly.
+    let out = transform(&["--derive", "b=a%-1"], input);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"a":i64::MIN,"b":0}), json!({"a":4,"b":0})]
+    );
+    // With --rejects the run goes on; the record path (--dedup) agrees.
+    let dir = tempdir();
+    for extra in [&[][..], &["--dedup", "a"][..]] {
+        let mut c = cmd(TRANSFORM, dir.path());
+        c.args(["--derive", "b=a/-1", "--rejects", "r.ndjson"])
+            .args(extra);
+        let out = run_with_input(c, input.as_bytes());
+        assert_eq!(code(&out), 3, "{extra:?}: {}", stderr(&out));
+        assert_eq!(records(&stdout(&out)), [json!({"a":4,"b":-4})]);
+        let rejected = std::fs::read_to_string(dir.path().join("r.ndjson")).expect("rejects");
+        assert!(rejected.contains("integer overflow"), "{rejected}");
+    }
+}
+
+#[test]
+fn a_deeply_nested_value_is_rejected_never_taken_for_null() {
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let input = format!("{{\"a\":{deep}}}\n{{\"a\":null}}\n");
+    let out = transform(&["--filter", "a != null"], &input);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "stdin:1: --filter: field \"a\" cannot be evaluated: recursion limit exceeded"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // A cast would have turned it into null too.
+    let out = transform(&["--cast", "a=text"], &input);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stdin:1: --cast a: field \"a\" cannot be evaluated"),
+        "{}",
+        stderr(&out)
+    );
+    // A step that does not read the value passes it on untouched.
+    let out = transform(&["--derive", "b=1"], &input);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains(&deep));
+}
+
+#[test]
+fn float_overflow_is_a_reject_not_null() {
+    for (args, reason) in [
+        (
+            &["--derive", "b=a*10"][..],
+            "stdin:1: --derive b: float overflow: ",
+        ),
+        (
+            &["--filter", "a*10 > 0"][..],
+            "stdin:1: --filter: float overflow: ",
+        ),
+    ] {
+        let out = transform(args, "{\"a\":1e308}\n");
+        assert_eq!(code(&out), 1, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(reason), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is beyond the range of a 64-bit float"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = transform(
+        &["--sql", "SELECT a * 10 AS b FROM input"],
+        "{\"a\":1e308}\n",
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--sql: result row 1, column \"b\": float overflow"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn unknown_control_lines_are_rejected_not_passed_on() {
+    let input = "{\"@etl\":\"begin\",\"stream\":\"s\"}\n\
+                 {\"@etl\":\"bogus\",\"x\":1}\n\
+                 {\"x\":2}\n\
+                 {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":2}\n";
+    let out = transform(&[], input);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("stdin:2: unknown control line \"bogus\""),
+        "{}",
+        stderr(&out)
+    );
+    let dir = tempdir();
+    let mut c = cmd(TRANSFORM, dir.path());
+    c.args(["--rejects", "r.ndjson"]);
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(!stdout(&out).contains("bogus"));
+    assert_eq!(records(&stdout(&out)), [json!({"x":2})]);
+    assert_eq!(json_lines(&stdout(&out)).last().expect("end")["rows"], 1);
+    let rejected = std::fs::read_to_string(dir.path().join("r.ndjson")).expect("rejects");
+    assert!(rejected.contains("\"line\":2"), "{rejected}");
+    // A step may not make a record that reads as a control line.
+    let out = transform(&["--rename", "x=@etl"], "{\"x\":\"end\"}\n");
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("stdin:1: a record's first field may not be named \"@etl\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_bom_at_the_start_of_stdin_is_skipped() {
+    let out = transform(&["--derive", "b=a+1"], "\u{feff}{\"a\":1}\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)), [json!({"a":1,"b":2})]);
+}

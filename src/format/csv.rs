@@ -7,9 +7,10 @@
 //! stray character after a closing quote and invalid UTF-8, each with the
 //! line it happened on. Quoted fields may hold delimiters, doubled quotes
 //! and line breaks (kept verbatim); a UTF-8 BOM at the start is skipped;
-//! blank lines are skipped.
+//! blank lines are skipped. A line ends with LF, CRLF or a lone CR (old
+//! Mac exporters), as in the common readers; a CR inside quotes is data.
 
-use std::io::BufRead;
+use std::io::{self, BufRead};
 
 use anyhow::{Context, Result};
 
@@ -147,9 +148,7 @@ impl<R: BufRead> CsvParser<R> {
     /// Reads one physical line into `line_buf`; false at EOF.
     fn next_line(&mut self) -> Result<bool> {
         self.line_buf.clear();
-        let n = self
-            .input
-            .read_until(b'\n', &mut self.line_buf)
+        let n = read_line(&mut self.input, &mut self.line_buf)
             .with_context(|| format!("cannot read {}", self.name))?;
         if n == 0 {
             return Ok(false);
@@ -245,6 +244,49 @@ impl<R: BufRead> CsvParser<R> {
     }
 }
 
+/// Appends one line to `out`, its ending included: up to and including
+/// the first LF, CRLF or lone CR. Returns the bytes read (0 at EOF).
+fn read_line(input: &mut impl BufRead, out: &mut Vec<u8>) -> io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let buf = match input.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(total);
+        }
+        let Some(i) = buf.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let n = buf.len();
+            out.extend_from_slice(buf);
+            input.consume(n);
+            total += n;
+            continue;
+        };
+        let cr = buf[i] == b'\r';
+        out.extend_from_slice(&buf[..=i]);
+        input.consume(i + 1);
+        total += i + 1;
+        if cr {
+            // CRLF is one line ending, even when the LF is not buffered yet.
+            let next = loop {
+                match input.fill_buf() {
+                    Ok(next) => break next,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if next.first() == Some(&b'\n') {
+                out.push(b'\n');
+                input.consume(1);
+                total += 1;
+            }
+        }
+        return Ok(total);
+    }
+}
+
 fn strip_newline(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
@@ -290,6 +332,29 @@ mod tests {
     fn bom_and_crlf_and_blank_lines() {
         let rows = parse("\u{feff}a,b\r\n\r\n1,2\r\n").unwrap();
         assert_eq!(rows, [["a", "b"], ["1", "2"]]);
+    }
+
+    #[test]
+    fn a_lone_cr_ends_a_line_but_is_data_inside_quotes() {
+        let rows = parse("a,b\r1,2\r\"x\ry\",4\r\r5,6").unwrap();
+        assert_eq!(rows, [["a", "b"], ["1", "2"], ["x\ry", "4"], ["5", "6"]]);
+        let rows = parse("a,b\r\n1,2\n3,4\r").unwrap();
+        assert_eq!(rows, [["a", "b"], ["1", "2"], ["3", "4"]]);
+    }
+
+    #[test]
+    fn crlf_split_across_reads_is_one_line_ending() {
+        // A reader that hands out one byte at a time: the LF of a CRLF is
+        // never in the same buffer as its CR.
+        let input = std::io::BufReader::with_capacity(1, &b"a,b\r\n1,2\r\n"[..]);
+        let mut parser = CsvParser::new(input, "t.csv", b',', Quoting::Rfc4180);
+        let mut rec = RawRecord::default();
+        assert_eq!(parser.read(&mut rec).unwrap(), Step::Record);
+        assert_eq!(parser.read(&mut rec).unwrap(), Step::Record);
+        assert_eq!(rec.text(1).unwrap(), "2");
+        assert_eq!(parser.read(&mut rec).unwrap(), Step::Eof);
+        assert_eq!(parser.lines_read(), 2);
+        assert_eq!(parser.bytes_read(), 10);
     }
 
     #[test]

@@ -49,13 +49,43 @@ impl<R: BufRead> JsonArraySource<R> {
         Ok(Some(b))
     }
 
+    /// The next byte that is not JSON whitespace (space, tab, LF, CR). A
+    /// control character there is no JSON at all: form feed, say, which
+    /// other whitespace tests accept.
     fn next_non_space(&mut self) -> Result<Option<u8>> {
         loop {
             match self.next_byte()? {
-                Some(b) if b.is_ascii_whitespace() => continue,
+                Some(b) if is_json_space(b) => continue,
+                Some(b) if b.is_ascii_control() => bail!(
+                    "{}:{}: unexpected control character 0x{b:02x} between JSON values \
+                     (JSON whitespace is space, tab, LF and CR)",
+                    self.name,
+                    self.line
+                ),
                 other => return Ok(other),
             }
         }
+    }
+
+    /// Skips a UTF-8 byte order mark at the start of the input.
+    fn skip_bom(&mut self) -> Result<()> {
+        const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+        let Some(first) = self.next_byte()? else {
+            return Ok(());
+        };
+        if first != BOM[0] {
+            self.peeked = Some(first);
+            return Ok(());
+        }
+        for expected in &BOM[1..] {
+            if self.next_byte()? != Some(*expected) {
+                bail!(
+                    "{}:1: expected a JSON array, found invalid UTF-8",
+                    self.name
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Reads one element starting with `first` into `out`; stops before the
@@ -76,7 +106,7 @@ impl<R: BufRead> JsonArraySource<R> {
                 }
                 // A scalar runs to the next delimiter.
                 match self.next_byte()? {
-                    Some(b) if b == b',' || b == b']' || b.is_ascii_whitespace() => {
+                    Some(b) if b == b',' || b == b']' || is_json_space(b) => {
                         self.peeked = Some(b);
                         return Ok(());
                     }
@@ -121,6 +151,7 @@ impl<R: BufRead> Source for JsonArraySource<R> {
     }
 
     fn run(&mut self, emit: &mut Emit<'_>, cx: &mut Context<'_>) -> Result<()> {
+        self.skip_bom()?;
         match self.next_non_space()? {
             Some(b'[') => {}
             Some(b'{') => bail!(
@@ -190,6 +221,11 @@ impl<R: BufRead> Source for JsonArraySource<R> {
     }
 }
 
+/// JSON's whitespace: narrower than ASCII's (no form feed).
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +278,28 @@ mod tests {
         assert!(
             err.starts_with("a.json:2: the array ends in the middle"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn form_feed_is_not_json_whitespace() {
+        for input in ["[\u{c}]", "[{\"a\":1},\n\u{c}{\"b\":2}]", "\u{c}[]"] {
+            let err = collect(input, None).unwrap_err().to_string();
+            assert!(err.contains("unexpected control character 0x0c"), "{err}");
+        }
+        let err = collect("[{\"a\":1},\n\u{c}{\"b\":2}]", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("a.json:2: "), "{err}");
+    }
+
+    #[test]
+    fn a_bom_at_the_start_is_skipped() {
+        let out = collect("\u{feff}[{\"a\":1}]", None).unwrap();
+        assert_eq!(out, [r#"{"a":1}"#]);
+        assert_eq!(
+            collect("\u{feff}", None).unwrap_err().to_string(),
+            "a.json: empty input: expected a JSON array"
         );
     }
 

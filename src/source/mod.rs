@@ -47,6 +47,15 @@ pub fn deliver(
     input: &str,
     line: u64,
 ) -> Result<()> {
+    if crate::wire::looks_like_control(record) {
+        // Downstream would take it for a control line and not load it.
+        return cx.rejects.reject(
+            input,
+            line,
+            crate::wire::CONTROL_KEY_FIRST,
+            crate::rejects::Payload::Raw(record),
+        );
+    }
     match emit(record)? {
         Taken::Done => Ok(()),
         Taken::Rejected(reason) => {

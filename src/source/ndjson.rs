@@ -45,11 +45,23 @@ impl<R: BufRead> NdjsonSource<R> {
         if wire::looks_like_control(text) {
             let parsed =
                 wire::parse_line(text).map_err(|e| anyhow!("{}:{line_no}: {e}", self.name))?;
-            if let Line::Control(kind, obj) = parsed {
-                self.framing
-                    .control(&kind, &obj, line_no)
-                    .map_err(|e| wire::locate(&self.name, e))?;
-                return Ok(());
+            match parsed {
+                Line::Control(kind, obj) => {
+                    self.framing
+                        .control(&kind, &obj, line_no)
+                        .map_err(|e| wire::locate(&self.name, e))?;
+                    return Ok(());
+                }
+                Line::BadControl(reason) => {
+                    cx.read += 1;
+                    self.framing
+                        .record(line_no)
+                        .map_err(|e| wire::locate(&self.name, e))?;
+                    return cx
+                        .rejects
+                        .reject(&self.name, line_no, &reason, Payload::Raw(text));
+                }
+                Line::Record(_) => {}
             }
         }
         cx.read += 1;
@@ -106,7 +118,12 @@ impl<R: BufRead> Source for NdjsonSource<R> {
                 return Ok(());
             }
             self.line_no += 1;
-            self.handle_line(line.trim_ascii(), emit, cx)?;
+            let text = if self.line_no == 1 {
+                wire::strip_bom(&line)
+            } else {
+                &line
+            };
+            self.handle_line(text.trim_ascii(), emit, cx)?;
         }
     }
 }

@@ -1,6 +1,12 @@
 //! A SQLite table or query as a source. Values come out as the wire types
 //! their declared column types promise: BOOLEAN columns as true/false, JSON
 //! columns as nested JSON, BLOBs as `\x`-prefixed hex text.
+//!
+//! Every column is in the `begin` schema, in source order: a loader creates
+//! declared columns first, so one left out would move to the end of a new
+//! table. A column whose declared type promises no wire type (DATETIME,
+//! NUMERIC, none, or a computed query column) is typed from its first
+//! [`TYPING_SAMPLE`] values, by the rule a loader uses for an untyped field.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,10 +29,15 @@ pub enum Selection {
     Query(String),
 }
 
+/// Rows read to type the columns whose declared type has no wire type.
+pub const TYPING_SAMPLE: usize = 1000;
+
 struct Column {
     name: String,
     key: Vec<u8>,
     kind: ColumnKind,
+    /// The wire type in the `begin` schema.
+    wire: FieldType,
 }
 
 /// A query over a read-only connection.
@@ -97,17 +108,32 @@ impl SqliteSource {
             }
         }
         let columns = {
-            let statement = connection
+            let mut statement = connection
                 .prepare(&sql)
                 .with_context(|| format!("{name}: cannot prepare the query"))?;
-            statement
+            let kinds: Vec<(String, ColumnKind)> = statement
                 .columns()
-                .map(|c| Column {
-                    name: c.name().to_string(),
-                    key: json::key_prefix(c.name()),
-                    kind: c
+                .map(|c| {
+                    let kind = c
                         .decl_type()
-                        .map_or(ColumnKind::Any, ColumnKind::from_declared),
+                        .map_or(ColumnKind::Any, ColumnKind::from_declared);
+                    (c.name().to_string(), kind)
+                })
+                .collect();
+            let sampled = if kinds.iter().any(|(_, k)| k.field_type().is_none()) {
+                sample_types(&mut statement, &params, kinds.len())
+                    .with_context(|| format!("{name}: cannot run the query"))?
+            } else {
+                vec![None; kinds.len()]
+            };
+            kinds
+                .into_iter()
+                .zip(sampled)
+                .map(|((col, kind), sampled)| Column {
+                    key: json::key_prefix(&col),
+                    name: col,
+                    wire: kind.field_type().or(sampled).unwrap_or(FieldType::Text),
+                    kind,
                 })
                 .collect()
         };
@@ -125,7 +151,7 @@ impl Source for SqliteSource {
     fn schema(&self) -> Schema {
         self.columns
             .iter()
-            .filter_map(|c| Some((c.name.clone(), c.kind.field_type()?)))
+            .map(|c| (c.name.clone(), c.wire))
             .collect()
     }
 
@@ -160,6 +186,44 @@ impl Source for SqliteSource {
         }
         Ok(())
     }
+}
+
+/// The wire type of each column's first [`TYPING_SAMPLE`] values (`None`
+/// when all are null): integers, floats (integers and floats together),
+/// else text — what a loader would make of the values written for them.
+fn sample_types(
+    statement: &mut rusqlite::Statement<'_>,
+    params: &[serde_json::Value],
+    width: usize,
+) -> Result<Vec<Option<FieldType>>> {
+    let params: Vec<rusqlite::types::Value> = params.iter().map(to_sql_param).collect();
+    let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+    let mut types: Vec<Option<FieldType>> = vec![None; width];
+    let mut seen = 0;
+    while seen < TYPING_SAMPLE
+        && let Some(row) = rows.next()?
+    {
+        seen += 1;
+        for (i, slot) in types.iter_mut().enumerate() {
+            let t = match row.get_ref(i)? {
+                ValueRef::Null => continue,
+                ValueRef::Integer(_) => FieldType::Integer,
+                ValueRef::Real(_) => FieldType::Float,
+                ValueRef::Text(_) | ValueRef::Blob(_) => FieldType::Text,
+            };
+            *slot = Some(match *slot {
+                None => t,
+                Some(old) if old == t => t,
+                Some(FieldType::Integer | FieldType::Float)
+                    if matches!(t, FieldType::Integer | FieldType::Float) =>
+                {
+                    FieldType::Float
+                }
+                Some(_) => FieldType::Text,
+            });
+        }
+    }
+    Ok(types)
 }
 
 fn write_value(out: &mut Vec<u8>, value: ValueRef<'_>, kind: ColumnKind) -> Result<()> {

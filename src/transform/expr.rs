@@ -334,8 +334,24 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
-fn float_value(f: f64) -> Value {
-    Number::from_f64(f).map_or(Value::Null, Value::Number)
+/// A float result as a value; infinity and NaN have no JSON form, and
+/// turning them into null would hide the overflow.
+fn float_value(f: f64) -> Result<Value> {
+    match Number::from_f64(f) {
+        Some(n) => Ok(Value::Number(n)),
+        None => bail!("float overflow: the result is {f}, which has no JSON form"),
+    }
+}
+
+/// A number as a float, or why it is none (beyond the range of a float).
+fn float_operand(v: &Value) -> Result<Option<f64>> {
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) => Ok(Some(f)),
+            None => bail!("number {n} is beyond the range of a 64-bit float"),
+        },
+        _ => Ok(None),
+    }
 }
 
 fn arithmetic(op: Op, a: &Value, b: &Value) -> Result<Value> {
@@ -349,42 +365,68 @@ fn arithmetic(op: Op, a: &Value, b: &Value) -> Result<Value> {
             Op::Add => x.checked_add(y),
             Op::Sub => x.checked_sub(y),
             Op::Mul => x.checked_mul(y),
-            Op::Rem if y != 0 => x.checked_rem(y),
-            Op::Div if y != 0 && x % y == 0 => x.checked_div(y),
-            Op::Div if y != 0 => return Ok(float_value(x as f64 / y as f64)),
+            // Only i64::MIN % -1 wraps, and its remainder is 0 exactly.
+            Op::Rem if y != 0 => Some(x.wrapping_rem(y)),
+            // checked_rem is None only for i64::MIN / -1: an overflow.
+            Op::Div if y != 0 => match x.checked_rem(y) {
+                Some(0) | None => x.checked_div(y),
+                Some(_) => return float_value(x as f64 / y as f64),
+            },
             _ => bail!("division by zero"),
         };
-        return r
-            .map(Value::from)
-            .ok_or_else(|| anyhow::anyhow!("integer overflow"));
+        return r.map(Value::from).ok_or_else(|| {
+            anyhow::anyhow!(
+                "integer overflow: {x} {} {y} does not fit in 64 bits",
+                op_symbol(op)
+            )
+        });
     }
-    let (Some(x), Some(y)) = (number(a), number(b)) else {
+    let (Some(x), Some(y)) = (float_operand(a)?, float_operand(b)?) else {
         bail!("arithmetic on {a} and {b}, which are not both numbers");
     };
-    Ok(float_value(match op {
+    let r = match op {
         Op::Add => x + y,
         Op::Sub => x - y,
         Op::Mul => x * y,
         Op::Div if y != 0.0 => x / y,
         Op::Rem if y != 0.0 => x % y,
         _ => bail!("division by zero"),
-    }))
+    };
+    if !r.is_finite() {
+        bail!(
+            "float overflow: {a} {} {b} is beyond the range of a 64-bit float",
+            op_symbol(op)
+        );
+    }
+    float_value(r)
+}
+
+fn op_symbol(op: Op) -> &'static str {
+    match op {
+        Op::Add => "+",
+        Op::Sub => "-",
+        Op::Mul => "*",
+        Op::Div => "/",
+        Op::Rem => "%",
+        _ => "?",
+    }
 }
 
 impl Expr {
     /// Evaluates against a record. Errors (e.g. arithmetic on text) name
     /// the values involved; the caller rejects the record with them.
     pub fn eval(&self, record: &Map<String, Value>) -> Result<Value> {
-        self.eval_with(&|name| record.get(name).cloned().unwrap_or(Value::Null))
+        self.eval_with(&|name| Ok(record.get(name).cloned().unwrap_or(Value::Null)))
     }
 
     /// Evaluates with `field` giving the value of a field by name (null
-    /// when missing): lets callers keep records in any form.
-    pub fn eval_with(&self, field: &dyn Fn(&str) -> Value) -> Result<Value> {
+    /// when missing), or why it cannot be read: lets callers keep records
+    /// in any form.
+    pub fn eval_with(&self, field: &dyn Fn(&str) -> Result<Value>) -> Result<Value> {
         let record = field;
         Ok(match self {
             Expr::Lit(v) => v.clone(),
-            Expr::Field(name) => field(name),
+            Expr::Field(name) => field(name)?,
             Expr::Unary('-', e) => {
                 let v = e.eval_with(record)?;
                 arithmetic(Op::Sub, &Value::from(0), &v)?
@@ -462,22 +504,28 @@ fn call(name: &str, args: &[Value]) -> Result<Value> {
             Value::Null => Value::Null,
             Value::Number(n) => Value::Number(n),
             Value::String(s) => match s.trim().parse::<f64>() {
-                Ok(f) if f.is_finite() => float_value(f),
+                Ok(f) if f.is_finite() => float_value(f)?,
                 _ => bail!("float() of {s:?}: not a number"),
             },
             v => bail!("float() of {v}: not a number"),
         },
         "round" => {
-            let Some(x) = number(&arg(0)) else {
+            let Some(x) = float_operand(&arg(0))? else {
                 return Ok(Value::Null);
             };
             let digits = number(&arg(1)).unwrap_or(0.0) as i32;
             let scale = 10f64.powi(digits);
-            let r = (x * scale).round() / scale;
+            let scaled = x * scale;
+            // A number too large to scale has no digits there to round.
+            let r = if scaled.is_finite() {
+                scaled.round() / scale
+            } else {
+                x
+            };
             if digits <= 0 && r.abs() < 9.0e15 {
                 Value::from(r as i64)
             } else {
-                float_value(r)
+                float_value(r)?
             }
         }
         other => bail!("unknown function {other}()"),
@@ -517,6 +565,37 @@ mod tests {
         assert_eq!(eval("-qty", r.clone()), json!(-3));
         assert_eq!(eval("round(price)", r.clone()), json!(3));
         assert_eq!(eval("coalesce(missing, 'd')", r), json!("d"));
+    }
+
+    #[test]
+    fn overflow_is_an_error_never_a_panic_or_null() {
+        let map: Map<String, Value> = serde_json::from_str(
+            r#"{"min":-9223372036854775808,"max":9223372036854775807,"f":1e308,"huge":1e400}"#,
+        )
+        .unwrap();
+        let err = |src: &str| parse(src).unwrap().eval(&map).unwrap_err().to_string();
+        assert_eq!(
+            err("min / -1"),
+            "integer overflow: -9223372036854775808 / -1 does not fit in 64 bits"
+        );
+        assert!(err("min * -1").starts_with("integer overflow"));
+        assert!(err("max + 1").starts_with("integer overflow"));
+        assert!(err("min - 1").starts_with("integer overflow"));
+        assert!(err("-min").starts_with("integer overflow"));
+        let e = err("f * 10");
+        assert!(e.starts_with("float overflow: 1e"), "{e}");
+        assert!(
+            e.ends_with(" * 10 is beyond the range of a 64-bit float"),
+            "{e}"
+        );
+        assert!(err("-f - f").starts_with("float overflow"));
+        assert!(err("f / 0.0000001").starts_with("float overflow"));
+        assert!(err("huge + 1").contains("beyond the range of a 64-bit float"));
+        assert!(err("round(huge)").contains("beyond the range of a 64-bit float"));
+        let ok = |src: &str| parse(src).unwrap().eval(&map).unwrap();
+        assert_eq!(ok("min % -1"), json!(0));
+        assert_eq!(ok("min / 1"), json!(i64::MIN));
+        assert_eq!(ok("round(f, 10)"), json!(1e308));
     }
 
     #[test]

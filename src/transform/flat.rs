@@ -11,17 +11,26 @@ use super::{Step, cast, expr};
 use crate::format::flat::{Fields, Raw};
 use crate::format::json;
 
-/// A field's value as JSON.
-fn value_of(raw: &Raw<'_>) -> Value {
-    match raw {
+/// A field's value as JSON, or why it cannot be read (e.g. nested deeper
+/// than serde_json goes): never null in its place, which a filter would
+/// take for a missing value.
+fn value_of(name: &str, raw: &Raw<'_>) -> anyhow::Result<Value> {
+    Ok(match raw {
         Raw::Null => Value::Null,
         Raw::Bool(b) => Value::Bool(*b),
-        Raw::Number(n) => n
-            .parse::<serde_json::Number>()
-            .map_or(Value::Null, Value::Number),
+        Raw::Number(n) => Value::Number(
+            n.parse::<serde_json::Number>()
+                .map_err(|e| anyhow::anyhow!("field {name:?} cannot be evaluated: {e}"))?,
+        ),
         Raw::Str(s) => Value::String(s.to_string()),
-        Raw::Nested(j) => serde_json::from_str(j).unwrap_or(Value::Null),
-    }
+        Raw::Nested(j) => serde_json::from_str(j)
+            .map_err(|e| anyhow::anyhow!("field {name:?} cannot be evaluated: {e}"))?,
+    })
+}
+
+/// The value of field `name` (null when missing) for an expression.
+fn field_value(fields: &Fields<'_>, name: &str) -> anyhow::Result<Value> {
+    get(fields, name).map_or(Ok(Value::Null), |raw| value_of(name, raw))
 }
 
 /// A JSON value as a field.
@@ -63,7 +72,7 @@ pub fn apply<'a>(steps: &[Step], mut fields: Fields<'a>) -> Result<Option<Fields
             }
             Step::Filter(e) => {
                 let v = e
-                    .eval_with(&|name| get(&fields, name).map_or(Value::Null, value_of))
+                    .eval_with(&|name| field_value(&fields, name))
                     .map_err(|e| format!("--filter: {e}"))?;
                 if !expr::is_true(&v) {
                     return Ok(None);
@@ -71,7 +80,7 @@ pub fn apply<'a>(steps: &[Step], mut fields: Fields<'a>) -> Result<Option<Fields
             }
             Step::Derive(name, e) => {
                 let v = e
-                    .eval_with(&|n| get(&fields, n).map_or(Value::Null, value_of))
+                    .eval_with(&|n| field_value(&fields, n))
                     .map_err(|e| format!("--derive {name}: {e}"))?;
                 let raw = raw_of(v);
                 match fields.iter_mut().find(|(n, _)| n == name) {
@@ -82,13 +91,21 @@ pub fn apply<'a>(steps: &[Step], mut fields: Fields<'a>) -> Result<Option<Fields
             Step::Cast(pairs) => {
                 for (col, t) in pairs {
                     if let Some((_, slot)) = fields.iter_mut().find(|(n, _)| n == col) {
-                        let cast =
-                            cast(&value_of(slot), *t).map_err(|e| format!("--cast {col}: {e}"))?;
+                        let cast = value_of(col, slot)
+                            .map_err(|e| e.to_string())
+                            .and_then(|v| cast(&v, *t))
+                            .map_err(|e| format!("--cast {col}: {e}"))?;
                         *slot = raw_of(cast);
                     }
                 }
             }
         }
+    }
+    if fields
+        .first()
+        .is_some_and(|(n, _)| n == crate::wire::CONTROL_KEY)
+    {
+        return Err(crate::wire::CONTROL_KEY_FIRST.into());
     }
     Ok(Some(fields))
 }

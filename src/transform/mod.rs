@@ -213,6 +213,9 @@ fn apply(
             }
         }
     }
+    if record.keys().next().map(String::as_str) == Some(wire::CONTROL_KEY) {
+        return Err(wire::CONTROL_KEY_FIRST.into());
+    }
     Ok(Some(record))
 }
 
@@ -329,7 +332,12 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
             break;
         }
         line_no += 1;
-        let text = line.trim_ascii();
+        let text = if line_no == 1 {
+            wire::strip_bom(&line)
+        } else {
+            &line
+        };
+        let text = text.trim_ascii();
         if text.is_empty() {
             continue;
         }
@@ -406,9 +414,15 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
                     };
                     writeln!(out, "{}", end.to_line())?;
                     out.flush()?;
-                } else {
-                    writeln!(out, "{}", Value::Object(obj))?;
                 }
+            }
+            Line::BadControl(reason) => {
+                framing
+                    .record(line_no)
+                    .map_err(|e| wire::locate(&name, e))?;
+                counts.read += 1;
+                counts.rejected += 1;
+                rejects.reject_line(&name, line_no, &reason, text)?;
             }
             Line::Record(record) => {
                 framing

@@ -27,6 +27,8 @@ fn kind_of(v: &Value) -> Option<Kind> {
             Some(Kind::Int)
         }
         Value::Number(n) if !n.to_string().contains(['.', 'e', 'E']) => Some(Kind::Text),
+        // Beyond the range of a float (1e400): kept as text, not nulled.
+        Value::Number(n) if n.as_f64().is_none() => Some(Kind::Text),
         Value::Number(_) => Some(Kind::Float),
         _ => Some(Kind::Text),
     }
@@ -199,9 +201,15 @@ pub fn frame(records: &[Map<String, Value>]) -> Result<DataFrame> {
     builder.finish()
 }
 
-fn json_value(v: AnyValue<'_>) -> Value {
-    let float = |f: f64| Number::from_f64(f).map_or(Value::Null, Value::Number);
-    match v {
+/// A result cell as JSON; a float overflow (inf, NaN) is an error, since
+/// JSON has no form for it and null would hide it.
+fn json_value(v: AnyValue<'_>) -> Result<Value> {
+    let float = |f: f64| {
+        Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(|| anyhow!("float overflow: the result is {f}, which has no JSON form"))
+    };
+    Ok(match v {
         AnyValue::Null => Value::Null,
         AnyValue::Boolean(b) => Value::Bool(b),
         AnyValue::String(s) => Value::String(s.to_string()),
@@ -214,10 +222,10 @@ fn json_value(v: AnyValue<'_>) -> Value {
         AnyValue::UInt16(i) => Value::from(i),
         AnyValue::UInt32(i) => Value::from(i),
         AnyValue::UInt64(i) => Value::from(i),
-        AnyValue::Float32(f) => float(f64::from(f)),
-        AnyValue::Float64(f) => float(f),
+        AnyValue::Float32(f) => float(f64::from(f))?,
+        AnyValue::Float64(f) => float(f)?,
         other => Value::String(other.to_string().trim_matches('"').to_string()),
-    }
+    })
 }
 
 /// Runs `sql` over `input` and named lookup tables; returns the result rows.
@@ -245,7 +253,14 @@ pub fn run(
         let mut row = Map::new();
         for column in result.columns() {
             let value = column.get(i).map_err(|e| anyhow!("--sql: {e}"))?;
-            row.insert(column.name().to_string(), json_value(value));
+            let value = json_value(value).map_err(|e| {
+                anyhow!(
+                    "--sql: result row {}, column {:?}: {e}",
+                    i + 1,
+                    column.name()
+                )
+            })?;
+            row.insert(column.name().to_string(), value);
         }
         rows.push(row);
     }

@@ -94,6 +94,11 @@ impl Watcher<'_> {
             start += line.len();
             let text = line.strip_suffix(b"\n").unwrap_or(line);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
+            let text = if offset == 0 {
+                crate::wire::strip_bom(text)
+            } else {
+                text
+            };
             match self.args.format {
                 WatchFormat::Lines => match std::str::from_utf8(text) {
                     Ok(s) => {
@@ -150,6 +155,14 @@ impl Watcher<'_> {
         let mut rec = RawRecord::default();
         if parser.read(&mut rec)? != Step::Record {
             bail!("{name}:1: the header line cannot be read");
+        }
+        if parser.bytes_read() < line.len() as u64 {
+            // The records are counted from the first LF: a header ended by
+            // a lone CR would have the rows after it skipped with it.
+            bail!(
+                "{name}:1: the header line ends with a lone CR (old Mac line endings); \
+                 etl-watch reads CSV lines that end with LF or CRLF"
+            );
         }
         let names: Vec<String> = (0..rec.len())
             .map(|i| rec.text(i).map(|s| s.trim().to_string()))

@@ -50,25 +50,10 @@ impl Watcher<'_> {
                         continue; // the final line without a newline: at EOF below
                     }
                     if self.args.format == WatchFormat::Csv && header.is_none() {
-                        let mut parser =
-                            CsvParser::new(&pending[..], "stdin", b',', Quoting::Rfc4180);
-                        let mut rec = RawRecord::default();
-                        match parser.read(&mut rec)? {
-                            Step::Record => {
-                                header = Some(
-                                    (0..rec.len())
-                                        .map(|i| rec.text(i).map(|s| s.trim().to_string()))
-                                        .collect::<Result<_, _>>()
-                                        .map_err(|e| {
-                                            anyhow::anyhow!("stdin:1: header line: {e}")
-                                        })?,
-                                );
-                                offset += pending.len() as u64;
-                                pending.clear();
-                            }
-                            _ => continue,
+                        header = take_header(&mut pending, &mut offset)?;
+                        if header.is_none() || pending.is_empty() {
+                            continue;
                         }
-                        continue;
                     }
                     let parsed = self.parse("stdin", offset, &pending, header.as_deref())?;
                     for (record, used) in &parsed.records {
@@ -87,6 +72,9 @@ impl Watcher<'_> {
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     if !pending.is_empty() {
                         pending.push(b'\n');
+                        if self.args.format == WatchFormat::Csv && header.is_none() {
+                            header = take_header(&mut pending, &mut offset)?;
+                        }
                         let parsed = self.parse("stdin", offset, &pending, header.as_deref())?;
                         for (record, used) in &parsed.records {
                             self.counts.read += 1;
@@ -98,4 +86,23 @@ impl Watcher<'_> {
             }
         }
     }
+}
+
+/// Reads the CSV header from the start of `pending` and takes its bytes
+/// (only its own: with CR line endings the rows follow in the same chunk);
+/// `None` while the header is incomplete.
+fn take_header(pending: &mut Vec<u8>, offset: &mut u64) -> Result<Option<Vec<String>>> {
+    let mut parser = CsvParser::new(&pending[..], "stdin", b',', Quoting::Rfc4180);
+    let mut rec = RawRecord::default();
+    if parser.read(&mut rec)? != Step::Record {
+        return Ok(None);
+    }
+    let names = (0..rec.len())
+        .map(|i| rec.text(i).map(|s| s.trim().to_string()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("stdin:1: header line: {e}"))?;
+    let used = parser.bytes_read() as usize;
+    *offset += used as u64;
+    pending.drain(..used);
+    Ok(Some(names))
 }

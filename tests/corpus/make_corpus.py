@@ -41,6 +41,7 @@ cases = {
     "leading-zeros.csv": b"zip\n00501\n02134\n",
     "float-precision.csv": b"p\n0.1\n0.12345678901234567890\n",
     "numbers-with-spaces.csv": b"n\n 1\n2 \n",
+    "cr-line-endings.csv": b"a,b\r1,2\r\"x\ry\",4\r",
     # NDJSON
     "not-json.ndjson": b'{"a":1}\nnot json\n',
     "array-line.ndjson": b'{"a":1}\n[1,2]\n',
@@ -58,6 +59,7 @@ cases = {
     "duplicate-keys.ndjson": b'{"a":1,"a":2}\n',
     "empty.ndjson": b"",
     "blank-lines.ndjson": b'\n\n{"a":1}\n\n',
+    "bom.ndjson": b'\xef\xbb\xbf{"a":1}\n',
     # Control lines in the wrong place
     "end-without-begin.ndjson": b'{"a":1}\n{"@etl":"end","stream":"s","rows":1}\n',
     "begin-without-end.ndjson": b'{"@etl":"begin","stream":"s"}\n{"a":1}\n',
@@ -66,12 +68,15 @@ cases = {
     "record-after-end.ndjson": b'{"@etl":"begin","stream":"s"}\n{"@etl":"end","stream":"s","rows":0}\n{"a":1}\n',
     "end-without-rows.ndjson": b'{"@etl":"begin","stream":"s"}\n{"@etl":"end","stream":"s"}\n',
     "control-not-string.ndjson": b'{"@etl":5}\n',
+    "unknown-control.ndjson": b'{"@etl":"bogus","a":1}\n{"a":2}\n',
     # JSON arrays
     "array-missing-comma.json": b'[{"a":1}\n{"a":2}]\n',
     "array-unclosed.json": b'[{"a":1},\n',
     "array-of-scalars.json": b"[1, 2]\n",
     "object-not-array.json": b'{"a":1}\n',
     "array-trailing-garbage.json": b'[{"a":1}] x\n',
+    "array-form-feed.json": b'[{"a":1},\n\x0c{"a":2}]\n',
+    "bom-array.json": b'\xef\xbb\xbf[{"a":1}]\n',
 }
 for name, data in cases.items():
     (here / name).write_bytes(data)
