@@ -72,7 +72,11 @@ a CSV/TSV file are fixed by its header or its first records, and a record
 with other non-null fields is rejected. Parquet columns are typed like a
 table's (INT64, DOUBLE, BOOLEAN, UTF-8 text and JSON); a Parquet file
 cannot be appended to. - writes to stdout. Bookmarks go to
---state FILE.json, after the data file is in place.
+--state FILE.json, after the data file is in place, with the ids of the
+etl-watch batches written (a replayed batch is skipped). A file has no
+transaction to hold both: a crash between the rename and the state write
+can repeat the last batch, where a database repeats nothing. Two runs
+writing one file take turns (lock file .NAME.etl-lock beside it).
 
 Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders
