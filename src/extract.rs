@@ -8,6 +8,10 @@ use serde_json::Value;
 
 use crate::cli::extract::ExtractArgs;
 use crate::error::{Outcome, usage};
+use crate::files::csv::{Column, CsvOptions, CsvSource};
+use crate::files::json_array::JsonArraySource;
+use crate::files::ndjson::NdjsonSource;
+use crate::files::parquet::ParquetSource;
 use crate::format::Format;
 use crate::format::csv::Quoting;
 use crate::incremental::{Incremental, Verdict, parse_bound};
@@ -16,13 +20,10 @@ use crate::pg::source::PgSource;
 use crate::progress::{Counts, Progress};
 use crate::record::FieldType;
 use crate::rejects::Rejects;
-use crate::source::csv::{Column, CsvOptions, CsvSource};
 use crate::source::input::{self, Compression, Location};
-use crate::source::json_array::JsonArraySource;
-use crate::source::ndjson::NdjsonSource;
-use crate::source::parquet::ParquetSource;
-use crate::source::sqlite::{Selection, SqliteSource, Window};
 use crate::source::{Context, Source, Taken};
+use crate::source::{Selection, Window};
+use crate::sqlite::source::SqliteSource;
 use crate::state::StateStore;
 use crate::wire::{Begin, End};
 

@@ -1,11 +1,11 @@
 //! Entry points for the fuzz targets in `fuzz/` and for the tests that
 //! replay their corpora: each takes arbitrary bytes and must never panic.
 
+use crate::files::json_array::JsonArraySource;
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::flat;
 use crate::progress::{Progress, Verbosity};
 use crate::rejects::Rejects;
-use crate::source::json_array::JsonArraySource;
 use crate::source::{Context, Source, Taken};
 use crate::wire::{self, Framing, Line};
 

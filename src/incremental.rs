@@ -25,6 +25,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
+use crate::error::{Failure, Kind};
 use crate::format::flat::{Raw, parse_object};
 
 /// The stored position of a stream.
@@ -276,6 +277,24 @@ impl Incremental {
     pub fn bookmark(&self) -> Option<Value> {
         self.next.as_ref().map(Bookmark::to_json)
     }
+}
+
+/// Refuses a stream whose extract started from a bookmark that is no longer
+/// the stored one: another run has loaded this stream since, and loading
+/// this one too would repeat or skip rows.
+pub fn check_starting_point(stream: &str, stored: &Value, from: &Value) -> Result<()> {
+    if stored != from {
+        return Err(Failure::new(
+            Kind::Runtime,
+            format!(
+                "stream {stream:?}: the stored bookmark {stored} is not the one this \
+                 extract started from ({from}): another run loaded the stream meanwhile"
+            ),
+        )
+        .hint("run the job again; and check that etl-extract --state names this target")
+        .into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

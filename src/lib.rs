@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod format;
 pub mod harness;
 pub mod incremental;

@@ -8,17 +8,17 @@ use anyhow::{Context, Result, anyhow};
 
 use crate::cli::load::{CommitPolicy, LoadArgs, Mode, SchemaPolicy, TargetFormat};
 use crate::error::{Failure, Kind, Outcome, usage};
+use crate::files::parquet_sink::ParquetSink;
+use crate::files::sink::{FileFormat, FileOptions, FileSink};
 use crate::format::flat::{self, Fields};
 use crate::pg::sink::PgSink;
 use crate::progress::{Counts, Progress};
 use crate::record::{RESERVED_PREFIX, Schema, is_reserved_name};
 use crate::rejects::Rejects;
 use crate::sink::Sink;
-use crate::sink::file::{FileFormat, FileOptions, FileSink};
-use crate::sink::parquet::ParquetSink;
-use crate::sink::sqlite::{SqliteSink, SqliteTarget};
-use crate::sink::table::{TableOptions, WriteMode};
 use crate::source::input::{self, Compression};
+use crate::sqlite::sink::{SqliteSink, SqliteTarget};
+use crate::sqlite::table::{TableOptions, WriteMode};
 use crate::wire::{self, End, Framing, Line, Shape};
 
 const PROGRAM: &str = "etl-load";

@@ -141,9 +141,7 @@ impl Store {
     fn read(&self, table: &str) -> Option<Vec<Value>> {
         let args: Vec<String> = match self.kind {
             Kind::Sqlite => {
-                if count(&self.d().join("w.db"), table).is_none() {
-                    return None;
-                }
+                count(&self.d().join("w.db"), table)?;
                 vec!["w.db".into(), "--table".into(), table.into()]
             }
             Kind::Postgres => {

@@ -19,11 +19,11 @@ use super::conn::quote;
 use super::copy::{Kind, copy_value};
 use super::source::db_message;
 use crate::format::flat::{Fields, Raw};
+use crate::incremental::check_starting_point;
 use crate::record::{FieldType, Schema};
 use crate::sink::Sink;
 use crate::sink::convert::{column_types, type_of_value};
-use crate::sink::sqlite::check_starting_point;
-use crate::sink::table::{TableOptions, WriteMode};
+use crate::sqlite::table::{TableOptions, WriteMode};
 use crate::wire::End;
 
 /// COPY data is sent in chunks of about this many bytes.
@@ -569,7 +569,7 @@ impl Sink for PgSink {
 
     /// Batch ids are scoped to (target table, stream); legacy rows
     /// (from before, without a table) match every table: the rules are
-    /// those of `crate::sink::sqlite::BATCH_TABLE`.
+    /// those of `crate::sqlite::sink::BATCH_TABLE`.
     fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool> {
         let table = format!("{}.\"_etl_batches\"", quote(&self.schema));
         let client = conn(&mut self.copy, &mut self.client, &self.name)?;

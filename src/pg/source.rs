@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::conn::{self, quote};
 use crate::record::{FieldType, Schema};
-use crate::source::sqlite::Selection;
+use crate::source::Selection;
 use crate::source::{Context, Emit, Source, deliver};
 
 /// Rows fetched from the server per round trip.

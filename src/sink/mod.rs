@@ -2,10 +2,6 @@
 //! them or none; the load loop (`load.rs`) drives any sink the same way.
 
 pub mod convert;
-pub mod file;
-pub mod parquet;
-pub mod sqlite;
-pub mod table;
 
 use anyhow::Result;
 use serde_json::Value;

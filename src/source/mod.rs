@@ -3,12 +3,7 @@
 //! streams with flat memory. Malformed rows go to the rejects file (or fail
 //! the run); they are never skipped silently.
 
-pub mod csv;
 pub mod input;
-pub mod json_array;
-pub mod ndjson;
-pub mod parquet;
-pub mod sqlite;
 
 use anyhow::Result;
 
@@ -63,6 +58,26 @@ pub fn deliver(
                 .reject(input, line, &reason, crate::rejects::Payload::Raw(record))
         }
     }
+}
+
+/// What to read from a database.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every row of a table.
+    Table(String),
+    /// The rows of a SELECT statement.
+    Query(String),
+}
+
+/// A cursor range to push into the query.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    /// The cursor column.
+    pub column: &'a str,
+    /// Inclusive lower bound.
+    pub lower: Option<&'a serde_json::Value>,
+    /// Exclusive upper bound.
+    pub upper: Option<&'a serde_json::Value>,
 }
 
 /// A producer of wire records.

@@ -5,11 +5,11 @@ use anyhow::{Result, bail};
 
 use super::Watcher;
 use crate::cli::watch::WatchFormat;
+use crate::files::ndjson::check_object;
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::json;
 use crate::record::FieldType;
 use crate::rejects::Payload;
-use crate::source::ndjson::check_object;
 
 /// Parsed records of one chunk, and how many of its bytes they used.
 pub(super) struct Parsed {

@@ -7,10 +7,10 @@ use std::io::BufRead;
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{Context, Emit, Source, deliver};
+use crate::files::ndjson::check_object;
 use crate::record::Schema;
 use crate::rejects::Payload;
-use crate::source::ndjson::check_object;
+use crate::source::{Context, Emit, Source, deliver};
 
 /// A streamed JSON array.
 pub struct JsonArraySource<R> {
@@ -251,7 +251,7 @@ mod tests {
         JsonArraySource::new(input.as_bytes(), "a.json").run(
             &mut |r| {
                 out.push(String::from_utf8(r.to_vec())?);
-                Ok(super::super::Taken::Done)
+                Ok(crate::source::Taken::Done)
             },
             &mut cx,
         )?;

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::Sink;
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::flat::{Fields, Raw};
+use crate::incremental::check_starting_point;
 use crate::record::Schema;
-use crate::sink::sqlite::check_starting_point;
+use crate::sink::Sink;
 use crate::state::{self, StateLock, StateStore};
 use crate::wire::End;
 

@@ -15,19 +15,10 @@ use anyhow::{Context as _, Result, bail};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Context, Emit, Source, deliver};
 use crate::format::json;
 use crate::record::{FieldType, Schema};
+use crate::source::{Context, Emit, Selection, Source, Window, deliver};
 use crate::sqlite::{ColumnKind, quote_ident};
-
-/// What to read from the database.
-#[derive(Debug, Clone)]
-pub enum Selection {
-    /// Every row of a table.
-    Table(String),
-    /// The rows of a SELECT statement.
-    Query(String),
-}
 
 /// Rows read to type the columns whose declared type has no wire type.
 pub const TYPING_SAMPLE: usize = 1000;
@@ -47,17 +38,6 @@ pub struct SqliteSource {
     sql: String,
     params: Vec<serde_json::Value>,
     columns: Vec<Column>,
-}
-
-/// A cursor range to push into the query.
-#[derive(Debug, Clone, Copy)]
-pub struct Window<'a> {
-    /// The cursor column.
-    pub column: &'a str,
-    /// Inclusive lower bound.
-    pub lower: Option<&'a serde_json::Value>,
-    /// Exclusive upper bound.
-    pub upper: Option<&'a serde_json::Value>,
 }
 
 fn to_sql_param(value: &serde_json::Value) -> rusqlite::types::Value {
@@ -247,7 +227,7 @@ fn write_value(out: &mut Vec<u8>, value: ValueRef<'_>, kind: ColumnKind) -> Resu
         ValueRef::Text(bytes) => {
             let text = std::str::from_utf8(bytes).context("text is not valid UTF-8")?;
             if kind == ColumnKind::Typed(FieldType::Json)
-                && crate::source::ndjson::check_json(bytes).is_ok()
+                && crate::files::ndjson::check_json(bytes).is_ok()
             {
                 out.extend_from_slice(text.trim().as_bytes());
             } else {

@@ -5,12 +5,12 @@ use std::io::BufRead;
 
 use anyhow::{Result, bail};
 
-use super::{Context, Emit, Source, deliver};
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::infer::{ColumnGuess, Encoded, Typed};
 use crate::format::json;
 use crate::record::{FieldType, Schema};
 use crate::rejects::Payload;
+use crate::source::{Context, Emit, Source, deliver};
 
 /// How to read a delimited file.
 #[derive(Debug, Clone)]

@@ -8,9 +8,9 @@ use std::io::BufRead;
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::de::IgnoredAny;
 
-use super::{Context, Emit, Source, deliver};
 use crate::record::Schema;
 use crate::rejects::Payload;
+use crate::source::{Context, Emit, Source, deliver};
 use crate::wire::{self, Framing, Line};
 
 /// An NDJSON input read line by line.

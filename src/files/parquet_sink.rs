@@ -18,11 +18,11 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 use serde_json::Value;
 
-use super::Sink;
-use super::convert::{column_types, exact_float};
-use super::file::{check_json_start, finish_file, temp_path, write_bookmarks};
+use super::sink::{check_json_start, finish_file, temp_path, write_bookmarks};
 use crate::format::flat::{Fields, Raw};
 use crate::record::{FieldType, Schema};
+use crate::sink::Sink;
+use crate::sink::convert::{column_types, exact_float};
 use crate::state::{self, StateLock};
 use crate::wire::End;
 

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use anyhow::{Context, Result, bail};
 use rusqlite::{CachedStatement, Connection};
 
-use super::convert::{column_types, to_sql, type_of_value};
 use crate::format::flat::{Fields, Raw};
 use crate::record::{FieldType, Schema};
+use crate::sink::convert::{column_types, to_sql, type_of_value};
 use crate::sqlite::{ColumnKind, declared_type, quote_ident};
 
 /// How the table's existing rows are treated.

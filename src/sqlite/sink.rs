@@ -9,11 +9,11 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 use serde_json::Value;
 
-use super::Sink;
 use super::table::{TableOptions, TableWriter};
-use crate::error::{Failure, Kind};
 use crate::format::flat::Fields;
+use crate::incremental::check_starting_point;
 use crate::record::Schema;
+use crate::sink::Sink;
 use crate::state;
 use crate::wire::End;
 
@@ -243,22 +243,4 @@ impl Sink for SqliteSink<'_> {
     fn abort(self: Box<Self>) {
         // The caller rolls the target back once the sink is gone.
     }
-}
-
-/// Refuses a stream whose extract started from a bookmark that is no longer
-/// the stored one: another run has loaded this stream since, and loading
-/// this one too would repeat or skip rows.
-pub fn check_starting_point(stream: &str, stored: &Value, from: &Value) -> Result<()> {
-    if stored != from {
-        return Err(Failure::new(
-            Kind::Runtime,
-            format!(
-                "stream {stream:?}: the stored bookmark {stored} is not the one this \
-                 extract started from ({from}): another run loaded the stream meanwhile"
-            ),
-        )
-        .hint("run the job again; and check that etl-extract --state names this target")
-        .into());
-    }
-    Ok(())
 }

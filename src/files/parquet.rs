@@ -15,9 +15,9 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use parquet::schema::types::Type;
 
-use super::{Context, Emit, Source, deliver};
 use crate::format::json;
 use crate::record::{FieldType, Schema};
+use crate::source::{Context, Emit, Source, deliver};
 
 /// A Parquet file.
 pub struct ParquetSource {

@@ -1,5 +1,11 @@
-//! SQLite conventions shared by the source and the sink: how identifiers
-//! are quoted, and how a column's declared type maps to a wire type.
+//! SQLite as a store: a table or query as a source, a table as a target
+//! (one transaction per run), and the state kept beside the data. This file
+//! holds the conventions both sides share: how identifiers are quoted, and
+//! how a column's declared type maps to a wire type.
+
+pub mod sink;
+pub mod source;
+pub mod table;
 
 use crate::record::FieldType;
 
