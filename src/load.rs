@@ -1,24 +1,22 @@
 //! `etl-load`: read the wire, check its framing, write one transaction.
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::cli::load::{CommitPolicy, LoadArgs, Mode, SchemaPolicy, TargetFormat};
-use crate::error::{Failure, Kind, Outcome, usage};
+use crate::error::{Failure, Kind, Outcome};
 use crate::files::parquet_sink::ParquetSink;
-use crate::files::sink::{FileFormat, FileOptions, FileSink};
+use crate::files::sink::{FileOptions, FileSink};
 use crate::format::flat::{self, Fields};
 use crate::pg::sink::PgSink;
-use crate::progress::{Counts, Progress};
+use crate::progress::{Counts, Progress, Verbosity};
 use crate::record::{RESERVED_PREFIX, Schema, is_reserved_name};
-use crate::rejects::Rejects;
-use crate::sink::Sink;
+use crate::rejects::{Rejects, RejectsOptions};
+use crate::sink::{LoadMode, Sink, TableOptions};
 use crate::source::input::{self, Compression};
 use crate::sqlite::sink::{SqliteSink, SqliteTarget};
-use crate::sqlite::table::{TableOptions, WriteMode};
 use crate::wire::{self, End, Framing, Line, Shape};
 
 const PROGRAM: &str = "etl-load";
@@ -27,211 +25,89 @@ const PROGRAM: &str = "etl-load";
 const TYPING_SAMPLE: usize = 1000;
 
 /// Where the records go, checked against the other flags.
-enum Target {
+#[derive(Debug)]
+pub enum Target {
+    /// A table in a SQLite file or a PostgreSQL database.
     Database {
+        /// The SQLite file (or the PostgreSQL URL as given).
+        location: PathBuf,
+        /// The table.
         table: String,
+        /// Mode, keys, schema policy.
         options: TableOptions,
         /// The PostgreSQL URL, when the database is not a SQLite file.
         postgres: Option<String>,
+        /// The PostgreSQL schema.
+        schema_name: String,
+        /// How long to wait for another load of the same SQLite file.
+        wait: Duration,
     },
+    /// A CSV, TSV or NDJSON file, or stdout (`None`).
     File {
-        path: Option<std::path::PathBuf>,
+        /// The file; `None` writes to stdout.
+        path: Option<PathBuf>,
+        /// Format, mode, schema policy, state file.
         options: FileOptions,
     },
+    /// A Parquet file.
     Parquet {
-        path: std::path::PathBuf,
+        /// The file.
+        path: PathBuf,
+        /// Reject records with fields outside the first records' columns.
         strict: bool,
-        state: Option<std::path::PathBuf>,
+        /// The JSON state file for bookmarks and batch ids.
+        state: Option<PathBuf>,
     },
 }
 
-fn plan(args: &LoadArgs) -> Result<Target> {
-    if args.allow_empty && args.mode != Mode::Replace {
-        return Err(usage("--allow-empty only applies to --mode replace"));
-    }
-    let keys: Vec<String> = args
-        .key
-        .iter()
-        .map(|k| k.trim().to_string())
-        .filter(|k| !k.is_empty())
-        .collect();
-    match (args.mode, keys.is_empty()) {
-        (Mode::Upsert, true) => return Err(usage("--mode upsert needs --key COL[,COL...]")),
-        (Mode::Append | Mode::Replace, false) => {
-            return Err(usage("--key applies to --mode upsert"));
-        }
-        _ => {}
-    }
-    if args.delete_when.is_some() && args.mode != Mode::Upsert {
-        return Err(usage(
-            "--delete-when needs --mode upsert (rows are deleted by --key)",
-        ));
-    }
-    if args.mode == Mode::Replace && args.commit == CommitPolicy::Segment {
-        return Err(usage(
-            "--mode replace empties the table once per run; it cannot be combined with --commit segment",
-        ));
-    }
-    let target_text = args.target.to_string_lossy();
-    let postgres = crate::pg::is_url(&target_text).then(|| target_text.into_owned());
-    if postgres.is_some() && args.format.is_some_and(|f| f != TargetFormat::Sqlite) {
-        return Err(usage(
-            "--format names a file format; a postgres:// target is a database",
-        ));
-    }
-    if args
-        .state
-        .as_ref()
-        .is_some_and(|s| crate::pg::is_url(&s.to_string_lossy()))
-    {
-        return Err(usage(
-            "--state for a file target is a .json file; a database target keeps its own state",
-        ));
-    }
-    let stdout = args.target == Path::new("-");
-    let format = args.format.unwrap_or_else(|| {
-        if postgres.is_some() {
-            TargetFormat::Sqlite
-        } else if stdout {
-            TargetFormat::Ndjson
-        } else {
-            match FileFormat::from_path(&args.target) {
-                Some(FileFormat::Csv) => TargetFormat::Csv,
-                Some(FileFormat::Tsv) => TargetFormat::Tsv,
-                Some(FileFormat::Ndjson) => TargetFormat::Ndjson,
-                None if crate::format::Format::from_path(&args.target)
-                    == Some(crate::format::Format::Parquet) =>
-                {
-                    TargetFormat::Parquet
-                }
-                None => TargetFormat::Sqlite,
-            }
-        }
-    });
-    let file_format = match format {
-        TargetFormat::Sqlite if stdout => {
-            return Err(usage("a SQLite database cannot be written to stdout"));
-        }
-        TargetFormat::Sqlite => None,
-        TargetFormat::Csv => Some(FileFormat::Csv),
-        TargetFormat::Tsv => Some(FileFormat::Tsv),
-        TargetFormat::Ndjson => Some(FileFormat::Ndjson),
-        TargetFormat::Parquet => None,
-    };
-    let strict = args.schema == SchemaPolicy::Strict;
-    let Some(file_format) = file_format else {
-        if format == TargetFormat::Parquet {
-            if stdout {
-                return Err(usage("Parquet is written to a file, not stdout"));
-            }
-            if args.mode == Mode::Upsert
-                || args.table.is_some()
-                || args.commit == CommitPolicy::Segment
-            {
-                return Err(usage(
-                    "a Parquet target takes --mode replace, or append to a new file; no --table, upsert or segment commits",
-                ));
-            }
-            if args.mode == Mode::Append && args.target.exists() {
-                return Err(Failure::new(
-                    Kind::Usage,
-                    format!(
-                        "{} exists and a Parquet file cannot be appended to",
-                        args.target.display()
-                    ),
-                )
-                .hint("use --mode replace to write it anew")
-                .into());
-            }
-            return Ok(Target::Parquet {
-                path: args.target.clone(),
-                strict,
-                state: args.state.clone(),
-            });
-        }
-        let table = match &args.table {
-            Some(t) if !t.trim().is_empty() => t.clone(),
-            _ => return Err(usage("--table is required for a database target")),
-        };
-        if is_reserved_name(&table) {
-            return Err(Failure::new(
-                Kind::Usage,
-                format!(
-                    "--table {table:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own tables"
-                ),
-            )
-            .hint("choose another table name")
-            .into());
-        }
-        if let Some(key) = keys.iter().find(|k| is_reserved_name(k)) {
-            return Err(usage(format!(
-                "--key {key:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
-            )));
-        }
-        if args.state.is_some() {
-            return Err(usage(
-                "a database target keeps bookmarks in its own _etl_state table; --state is for file targets",
-            ));
-        }
-        return Ok(Target::Database {
-            table,
-            postgres,
-            options: TableOptions {
-                mode: match args.mode {
-                    Mode::Append => WriteMode::Append,
-                    Mode::Replace => WriteMode::Replace,
-                    Mode::Upsert => WriteMode::Upsert,
-                },
-                keys,
-                delete_when: args.delete_when.clone(),
-                strict,
-            },
-        });
-    };
-    if args.mode == Mode::Upsert {
-        return Err(usage("--mode upsert needs a database target"));
-    }
-    if args.table.is_some() {
-        return Err(usage(
-            "--table names a table in a database; this target is a file",
-        ));
-    }
-    if args.commit == CommitPolicy::Segment {
-        return Err(usage(
-            "--commit segment needs a database target (a file is written whole)",
-        ));
-    }
-    if stdout && args.state.is_some() {
-        return Err(usage(
-            "--state needs a file target: bookmarks are stored once the data is on disk",
-        ));
-    }
-    Ok(Target::File {
-        path: (!stdout).then(|| args.target.clone()),
-        options: FileOptions {
-            format: file_format,
-            append: args.mode == Mode::Append,
-            strict,
-            state: args.state.clone(),
-        },
-    })
+/// When a load commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitPolicy {
+    /// One transaction for the whole run.
+    Run,
+    /// One transaction per begin..end segment (for endless streams).
+    Segment,
 }
 
-/// Runs `etl-load`.
-pub fn run(args: LoadArgs) -> Result<Outcome> {
-    let target = plan(&args)?;
-    let location = input::locate_one(args.input.as_deref())?;
-    let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), location.size());
+/// A checked `etl-load` run: what the flags asked for, validated before
+/// any input is read or any target is touched.
+#[derive(Debug)]
+pub struct LoadPlan {
+    /// The input file; `None` reads stdin.
+    pub input: Option<PathBuf>,
+    /// Where the records go.
+    pub target: Target,
+    /// Append, replace or upsert.
+    pub mode: LoadMode,
+    /// When to commit.
+    pub commit: CommitPolicy,
+    /// Let replace empty the target when the input has no lines at all.
+    pub allow_empty: bool,
+    /// Where rejected records go, and how many may be.
+    pub rejects: RejectsOptions,
+    /// How much to say on stderr.
+    pub verbosity: Verbosity,
+}
+
+/// Runs `etl-load` as planned.
+pub fn run(plan: LoadPlan) -> Result<Outcome> {
+    let target = &plan.target;
+    let location = input::locate_one(plan.input.as_deref())?;
+    let progress = Progress::new(PROGRAM, plan.verbosity, location.size());
     let input = input::open(&location, Compression::Auto, &progress)?;
-    let mut rejects = args.rejects.open()?;
+    let mut rejects = plan.rejects.open()?;
     let db_name = match &target {
         Target::Database {
             postgres: Some(url),
             ..
         } => crate::pg::conn::redact(url),
-        _ => args.target.display().to_string(),
+        Target::Database { location, .. } => location.display().to_string(),
+        Target::File { path, .. } => path
+            .as_ref()
+            .map_or("stdout".into(), |p| p.display().to_string()),
+        Target::Parquet { path, .. } => path.display().to_string(),
     };
-    let (target_name, untouched) = match &target {
+    let (target_name, untouched) = match target {
         Target::Database { table, .. } => (
             format!("table {table:?}"),
             format!("nothing was loaded into {db_name} (table {table:?} is as it was)"),
@@ -251,7 +127,7 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
     };
     let mut load = Load {
         target_name: &target_name,
-        args: &args,
+        plan: &plan,
         input_name: &input.name,
         progress: &progress,
         rejects: &mut rejects,
@@ -259,32 +135,34 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
         segments_committed: 0,
         database: matches!(target, Target::Database { .. }),
     };
-    let (result, what) = match &target {
+    let (result, what) = match target {
         Target::Database {
             table,
             options,
             postgres: Some(url),
+            schema_name,
+            ..
         } => {
             let client = crate::pg::conn::connect(url)?;
-            let result = PgSink::new(client, &db_name, &args.schema_name, table, options.clone())
+            let result = PgSink::new(client, &db_name, schema_name, table, options.clone())
                 .and_then(|sink| load.drive(input.reader, Box::new(sink)));
             (result, format!("table {table:?} in {db_name}"))
         }
         Target::Database {
+            location,
             table,
             options,
             postgres: None,
+            wait,
+            ..
         } => {
-            let db = SqliteTarget::open(&args.target, Duration::from_secs(args.wait))?;
+            let db = SqliteTarget::open(location, *wait)?;
             let result = SqliteSink::new(&db, table, options.clone())
                 .and_then(|sink| load.drive(input.reader, Box::new(sink)));
             if result.is_err() {
                 db.rollback();
             }
-            (
-                result,
-                format!("table {table:?} in {}", args.target.display()),
-            )
+            (result, format!("table {table:?} in {}", location.display()))
         }
         Target::File { path, options } => {
             let sink = FileSink::open(path.as_deref(), options)?;
@@ -299,8 +177,12 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
             strict,
             state,
         } => {
-            let sink =
-                ParquetSink::open(path, *strict, state.as_deref(), args.mode == Mode::Append)?;
+            let sink = ParquetSink::open(
+                path,
+                *strict,
+                state.as_deref(),
+                plan.mode == LoadMode::Append,
+            )?;
             let result = load.drive(input.reader, Box::new(sink));
             (result, path.display().to_string())
         }
@@ -337,7 +219,7 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
 
 struct Load<'a> {
     target_name: &'a str,
-    args: &'a LoadArgs,
+    plan: &'a LoadPlan,
     input_name: &'a str,
     progress: &'a Progress,
     rejects: &'a mut Rejects,
@@ -435,7 +317,7 @@ impl Load<'_> {
                         // A replace run is loaded again instead: skipping it
                         // would replace the table with nothing, while loading
                         // the same batch twice leaves what once did.
-                        skipping = self.args.mode != Mode::Replace
+                        skipping = self.plan.mode != LoadMode::Replace
                             && sink.batch_committed(&begin.stream, batch)?;
                         if skipping {
                             self.progress.detail(&format!(
@@ -478,7 +360,7 @@ impl Load<'_> {
                     let end = End::from_control(&obj)
                         .map_err(|e| anyhow!("{}:{line_no}: {e}", self.input_name))?;
                     sink.end_stream(&end)?;
-                    if self.args.commit == CommitPolicy::Segment {
+                    if self.plan.commit == CommitPolicy::Segment {
                         if !prepared {
                             self.flush_sample(sink, &schema, &mut sample)?;
                             prepared = true;
@@ -519,7 +401,7 @@ impl Load<'_> {
             .finish()
             .map_err(|e| wire::locate(self.input_name, e))?;
         if shape == Shape::Empty {
-            if self.args.mode == Mode::Replace && !self.args.allow_empty {
+            if self.plan.mode == LoadMode::Replace && !self.plan.allow_empty {
                 return Err(Failure::new(
                     Kind::Runtime,
                     format!(

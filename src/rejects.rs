@@ -19,6 +19,25 @@ pub enum Payload<'a> {
     Record(&'a Map<String, Value>),
 }
 
+/// Where rejected rows go and how many may be, as the flags said.
+#[derive(Debug, Clone, Default)]
+pub struct RejectsOptions {
+    /// The rejects file; none: the first rejected row fails the run.
+    pub file: Option<PathBuf>,
+    /// The limit; none: no limit with a file, 0 without.
+    pub max: Option<u64>,
+}
+
+impl RejectsOptions {
+    /// Opens the rejects file with its limit.
+    pub fn open(&self) -> Result<Rejects> {
+        let max = self
+            .max
+            .or(if self.file.is_some() { None } else { Some(0) });
+        Rejects::open(self.file.as_deref(), max)
+    }
+}
+
 /// The rejects file and its limit.
 pub struct Rejects {
     out: Option<(PathBuf, BufWriter<File>)>,

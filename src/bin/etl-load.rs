@@ -4,5 +4,9 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let args = etlkit::cli::load::LoadArgs::parse();
     let log_json = args.verbosity.log_json;
-    etlkit::error::finish("etl-load", etlkit::load::run(args), log_json)
+    etlkit::error::finish(
+        "etl-load",
+        args.plan().and_then(etlkit::load::run),
+        log_json,
+    )
 }

@@ -1,10 +1,19 @@
 //! `etl-load`: read the NDJSON wire and write it into a SQLite table.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use anyhow::Result;
+
+use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
+use crate::error::{Failure, Kind, usage};
+use crate::files::sink::{FileFormat, FileOptions};
+use crate::load::{CommitPolicy, LoadPlan, Target};
+use crate::record::{RESERVED_PREFIX, is_reserved_name};
+use crate::sink::{LoadMode, TableOptions};
 
 const AFTER_HELP: &str = "\
 Every run is one transaction: the target shows the old rows or the new ones,
@@ -90,17 +99,6 @@ Examples:
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state orders.state.json | etl-load orders.ndjson --mode append --state orders.state.json
 ";
 
-/// How a load treats rows already in the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
-    /// Add the incoming rows to the table
-    Append,
-    /// Swap the table's rows for the incoming rows, atomically
-    Replace,
-    /// Insert or update rows by --key
-    Upsert,
-}
-
 /// What happens to fields the table has no column for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SchemaPolicy {
@@ -108,15 +106,6 @@ pub enum SchemaPolicy {
     Evolve,
     /// Reject records with fields the table lacks
     Strict,
-}
-
-/// What a commit covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CommitPolicy {
-    /// One transaction for the whole run
-    Run,
-    /// One transaction per begin..end segment (for endless streams)
-    Segment,
 }
 
 /// The format of a file target.
@@ -160,8 +149,8 @@ pub struct LoadArgs {
     pub format: Option<TargetFormat>,
 
     /// append adds rows; replace swaps the table's contents; upsert merges by --key
-    #[arg(short, long, value_enum, default_value_t = Mode::Append)]
-    pub mode: Mode,
+    #[arg(short, long, value_enum, default_value_t = LoadMode::Append)]
+    pub mode: LoadMode,
 
     /// Key column(s) for upsert: repeat the flag or separate with commas
     #[arg(short, long, value_name = "COL", value_delimiter = ',')]
@@ -203,6 +192,227 @@ pub struct LoadArgs {
     /// -q and -v
     #[command(flatten)]
     pub verbosity: VerbosityArgs,
+}
+
+impl ValueEnum for LoadMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[LoadMode::Append, LoadMode::Replace, LoadMode::Upsert]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            LoadMode::Append => {
+                PossibleValue::new("append").help("Add the incoming rows to the table")
+            }
+            LoadMode::Replace => PossibleValue::new("replace")
+                .help("Swap the table's rows for the incoming rows, atomically"),
+            LoadMode::Upsert => PossibleValue::new("upsert").help("Insert or update rows by --key"),
+        })
+    }
+}
+
+impl ValueEnum for CommitPolicy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[CommitPolicy::Run, CommitPolicy::Segment]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            CommitPolicy::Run => {
+                PossibleValue::new("run").help("One transaction for the whole run")
+            }
+            CommitPolicy::Segment => PossibleValue::new("segment")
+                .help("One transaction per begin..end segment (for endless streams)"),
+        })
+    }
+}
+
+impl LoadArgs {
+    /// The checked plan of this run: every combination of flags that
+    /// cannot work is a usage error here, before any I/O.
+    pub fn plan(&self) -> Result<LoadPlan> {
+        Ok(LoadPlan {
+            target: target(self)?,
+            input: self.input.clone(),
+            mode: self.mode,
+            commit: self.commit,
+            allow_empty: self.allow_empty,
+            rejects: self.rejects.options(),
+            verbosity: self.verbosity.verbosity(),
+        })
+    }
+}
+
+/// Checks the flags against each other and names where the records go.
+fn target(args: &LoadArgs) -> Result<Target> {
+    if args.allow_empty && args.mode != LoadMode::Replace {
+        return Err(usage("--allow-empty only applies to --mode replace"));
+    }
+    let keys: Vec<String> = args
+        .key
+        .iter()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
+    match (args.mode, keys.is_empty()) {
+        (LoadMode::Upsert, true) => return Err(usage("--mode upsert needs --key COL[,COL...]")),
+        (LoadMode::Append | LoadMode::Replace, false) => {
+            return Err(usage("--key applies to --mode upsert"));
+        }
+        _ => {}
+    }
+    if args.delete_when.is_some() && args.mode != LoadMode::Upsert {
+        return Err(usage(
+            "--delete-when needs --mode upsert (rows are deleted by --key)",
+        ));
+    }
+    if args.mode == LoadMode::Replace && args.commit == CommitPolicy::Segment {
+        return Err(usage(
+            "--mode replace empties the table once per run; it cannot be combined with --commit segment",
+        ));
+    }
+    let target_text = args.target.to_string_lossy();
+    let postgres = crate::pg::is_url(&target_text).then(|| target_text.to_string());
+    if postgres.is_some() && args.format.is_some_and(|f| f != TargetFormat::Sqlite) {
+        return Err(usage(
+            "--format names a file format; a postgres:// target is a database",
+        ));
+    }
+    if args
+        .state
+        .as_ref()
+        .is_some_and(|s| crate::pg::is_url(&s.to_string_lossy()))
+    {
+        return Err(usage(
+            "--state for a file target is a .json file; a database target keeps its own state",
+        ));
+    }
+    let stdout = args.target == Path::new("-");
+    let format = args.format.unwrap_or_else(|| {
+        if postgres.is_some() {
+            TargetFormat::Sqlite
+        } else if stdout {
+            TargetFormat::Ndjson
+        } else {
+            match FileFormat::from_path(&args.target) {
+                Some(FileFormat::Csv) => TargetFormat::Csv,
+                Some(FileFormat::Tsv) => TargetFormat::Tsv,
+                Some(FileFormat::Ndjson) => TargetFormat::Ndjson,
+                None if crate::format::Format::from_path(&args.target)
+                    == Some(crate::format::Format::Parquet) =>
+                {
+                    TargetFormat::Parquet
+                }
+                None => TargetFormat::Sqlite,
+            }
+        }
+    });
+    let file_format = match format {
+        TargetFormat::Sqlite if stdout => {
+            return Err(usage("a SQLite database cannot be written to stdout"));
+        }
+        TargetFormat::Sqlite => None,
+        TargetFormat::Csv => Some(FileFormat::Csv),
+        TargetFormat::Tsv => Some(FileFormat::Tsv),
+        TargetFormat::Ndjson => Some(FileFormat::Ndjson),
+        TargetFormat::Parquet => None,
+    };
+    let strict = args.schema == SchemaPolicy::Strict;
+    let Some(file_format) = file_format else {
+        if format == TargetFormat::Parquet {
+            if stdout {
+                return Err(usage("Parquet is written to a file, not stdout"));
+            }
+            if args.mode == LoadMode::Upsert
+                || args.table.is_some()
+                || args.commit == CommitPolicy::Segment
+            {
+                return Err(usage(
+                    "a Parquet target takes --mode replace, or append to a new file; no --table, upsert or segment commits",
+                ));
+            }
+            if args.mode == LoadMode::Append && args.target.exists() {
+                return Err(Failure::new(
+                    Kind::Usage,
+                    format!(
+                        "{} exists and a Parquet file cannot be appended to",
+                        args.target.display()
+                    ),
+                )
+                .hint("use --mode replace to write it anew")
+                .into());
+            }
+            return Ok(Target::Parquet {
+                path: args.target.clone(),
+                strict,
+                state: args.state.clone(),
+            });
+        }
+        let table = match &args.table {
+            Some(t) if !t.trim().is_empty() => t.clone(),
+            _ => return Err(usage("--table is required for a database target")),
+        };
+        if is_reserved_name(&table) {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!(
+                    "--table {table:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own tables"
+                ),
+            )
+            .hint("choose another table name")
+            .into());
+        }
+        if let Some(key) = keys.iter().find(|k| is_reserved_name(k)) {
+            return Err(usage(format!(
+                "--key {key:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
+            )));
+        }
+        if args.state.is_some() {
+            return Err(usage(
+                "a database target keeps bookmarks in its own _etl_state table; --state is for file targets",
+            ));
+        }
+        return Ok(Target::Database {
+            location: args.target.clone(),
+            table,
+            postgres,
+            schema_name: args.schema_name.clone(),
+            wait: Duration::from_secs(args.wait),
+            options: TableOptions {
+                mode: args.mode,
+                keys,
+                delete_when: args.delete_when.clone(),
+                strict,
+            },
+        });
+    };
+    if args.mode == LoadMode::Upsert {
+        return Err(usage("--mode upsert needs a database target"));
+    }
+    if args.table.is_some() {
+        return Err(usage(
+            "--table names a table in a database; this target is a file",
+        ));
+    }
+    if args.commit == CommitPolicy::Segment {
+        return Err(usage(
+            "--commit segment needs a database target (a file is written whole)",
+        ));
+    }
+    if stdout && args.state.is_some() {
+        return Err(usage(
+            "--state needs a file target: bookmarks are stored once the data is on disk",
+        ));
+    }
+    Ok(Target::File {
+        path: (!stdout).then(|| args.target.clone()),
+        options: FileOptions {
+            format: file_format,
+            append: args.mode == LoadMode::Append,
+            strict,
+            state: args.state.clone(),
+        },
+    })
 }
 
 #[cfg(test)]

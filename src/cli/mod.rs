@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::progress::Verbosity;
-use crate::rejects::Rejects;
+use crate::rejects::{Rejects, RejectsOptions};
 
 /// `--rejects` / `--max-rejects`, shared by every program that reads records.
 #[derive(Debug, Clone, Args)]
@@ -34,13 +34,18 @@ pub struct RejectsArgs {
 }
 
 impl RejectsArgs {
+    /// The checked options.
+    pub fn options(&self) -> RejectsOptions {
+        RejectsOptions {
+            file: self.file.clone(),
+            max: self.max,
+        }
+    }
+
     /// Opens the rejects file with its limit: without a file, the first
     /// rejected record fails the run.
     pub fn open(&self) -> anyhow::Result<Rejects> {
-        let max = self
-            .max
-            .or(if self.file.is_some() { None } else { Some(0) });
-        Rejects::open(self.file.as_deref(), max)
+        self.options().open()
     }
 }
 

@@ -23,7 +23,7 @@ use crate::incremental::check_starting_point;
 use crate::record::{FieldType, Schema};
 use crate::sink::Sink;
 use crate::sink::convert::{column_types, type_of_value};
-use crate::sqlite::table::{TableOptions, WriteMode};
+use crate::sink::{LoadMode, TableOptions};
 use crate::wire::End;
 
 /// COPY data is sent in chunks of about this many bytes.
@@ -110,7 +110,7 @@ impl PgSink {
             schema: schema.to_string(),
             table: table.to_string(),
             qtable,
-            staged: options.mode != WriteMode::Append,
+            staged: options.mode != LoadMode::Append,
             options,
             exists: false,
             columns: Vec::new(),
@@ -331,7 +331,7 @@ impl PgSink {
                 .collect();
             let cols = cols.join(", ");
             match self.options.mode {
-                WriteMode::Replace => {
+                LoadMode::Replace => {
                     conn(&mut self.copy, &mut self.client, &self.name)?
                         .batch_execute(&format!(
                             // DELETE, not TRUNCATE: readers keep seeing the old
@@ -342,8 +342,8 @@ impl PgSink {
                         ))
                         .map_err(pg_err("cannot replace the table's rows"))?;
                 }
-                WriteMode::Upsert => self.merge(&cols)?,
-                WriteMode::Append => {}
+                LoadMode::Upsert => self.merge(&cols)?,
+                LoadMode::Append => {}
             }
         }
         if !self.ends.iter().any(|e| e.bookmark.is_some()) {

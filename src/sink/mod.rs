@@ -10,6 +10,31 @@ use crate::format::flat::Fields;
 use crate::record::Schema;
 use crate::wire::End;
 
+/// How a load treats what the target already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Keep it; add the new rows.
+    Append,
+    /// Swap it for the new rows in the same transaction (a file: written anew).
+    Replace,
+    /// Insert new keys, update existing ones (last record for a key wins,
+    /// for the fields it carries).
+    Upsert,
+}
+
+/// How records are written into a table of a database store.
+#[derive(Debug, Clone)]
+pub struct TableOptions {
+    /// Append, replace or upsert.
+    pub mode: LoadMode,
+    /// Key columns for upsert (and for deletes).
+    pub keys: Vec<String>,
+    /// A boolean field: records where it is true delete their key's row.
+    pub delete_when: Option<String>,
+    /// Reject records with fields the table has no column for.
+    pub strict: bool,
+}
+
 /// A destination for one load run.
 pub trait Sink {
     /// A stream begins that started from bookmark `from` (null: no

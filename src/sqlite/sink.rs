@@ -9,11 +9,12 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 use serde_json::Value;
 
-use super::table::{TableOptions, TableWriter};
+use super::table::TableWriter;
 use crate::format::flat::Fields;
 use crate::incremental::check_starting_point;
 use crate::record::Schema;
 use crate::sink::Sink;
+use crate::sink::TableOptions;
 use crate::state;
 use crate::wire::End;
 

@@ -10,31 +10,8 @@ use rusqlite::{CachedStatement, Connection};
 use crate::format::flat::{Fields, Raw};
 use crate::record::{FieldType, Schema};
 use crate::sink::convert::{column_types, to_sql, type_of_value};
+use crate::sink::{LoadMode, TableOptions};
 use crate::sqlite::{ColumnKind, declared_type, quote_ident};
-
-/// How the table's existing rows are treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    /// Keep them; add the new rows.
-    Append,
-    /// Delete them in the same transaction that adds the new rows.
-    Replace,
-    /// Insert new keys, update existing ones (last record for a key wins).
-    Upsert,
-}
-
-/// How records are written into the table.
-#[derive(Debug, Clone)]
-pub struct TableOptions {
-    /// Append, replace or upsert.
-    pub mode: WriteMode,
-    /// Key columns for upsert (and for deletes).
-    pub keys: Vec<String>,
-    /// A boolean field: records where it is true delete their key's row.
-    pub delete_when: Option<String>,
-    /// Reject records with fields the table has no column for.
-    pub strict: bool,
-}
 
 struct Column {
     name: String,
@@ -92,7 +69,7 @@ impl<'c> TableWriter<'c> {
             writer.exists = true;
             writer.push_column(name, ColumnKind::from_declared(&decl));
         }
-        if writer.exists && mode == WriteMode::Replace {
+        if writer.exists && mode == LoadMode::Replace {
             conn.execute(&format!("DELETE FROM {}", writer.quoted_table), [])
                 .with_context(|| format!("cannot empty table {table:?}"))?;
             writer
@@ -406,7 +383,7 @@ impl<'c> TableWriter<'c> {
                     names.join(", "),
                     marks.join(", ")
                 );
-                if self.options.mode == WriteMode::Upsert {
+                if self.options.mode == LoadMode::Upsert {
                     sql.push_str(&self.on_conflict(&names));
                 }
                 sql
