@@ -436,6 +436,7 @@ pub fn run(args: ExtractArgs) -> Result<Outcome> {
         stream: plan.stream.clone(),
         rows: written,
         bookmark: incremental.as_ref().and_then(Incremental::bookmark),
+        positions: None,
     };
     write_line(&end.to_line())?;
     for remark in remarks {

@@ -4,7 +4,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::Result;
 
 use crate::error::{Failure, Kind, Outcome};
 use crate::files::parquet_sink::ParquetSink;
@@ -17,7 +17,7 @@ use crate::rejects::{Rejects, RejectsOptions};
 use crate::sink::{LoadMode, Sink, TableOptions};
 use crate::source::input::{self, Compression};
 use crate::sqlite::sink::{SqliteSink, SqliteTarget};
-use crate::wire::{self, End, Framing, Line, Shape};
+use crate::wire::{Item, Reader, Shape};
 
 const PROGRAM: &str = "etl-load";
 
@@ -250,61 +250,45 @@ impl Load<'_> {
         }
     }
 
-    fn run(&mut self, mut reader: impl BufRead, sink: &mut dyn Sink) -> Result<()> {
-        let mut framing = Framing::new();
+    fn run(&mut self, reader: impl BufRead, sink: &mut dyn Sink) -> Result<()> {
+        let mut wire = Reader::new(reader, self.input_name);
         let mut schema: Schema = Vec::new();
         let mut sample: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut prepared = false;
         // Inside a batch that was committed before (sent again after a crash).
         let mut skipping = false;
-        let mut line = Vec::with_capacity(4096);
-        let mut line_no = 0u64;
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("cannot read {}", self.input_name))?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            let text = if line_no == 1 {
-                wire::strip_bom(&line)
-            } else {
-                &line
-            };
-            let text = text.trim_ascii();
-            if text.is_empty() {
-                continue;
-            }
-            if wire::looks_like_control(text) {
-                let (kind, obj) = match wire::parse_line(text)
-                    .map_err(|e| anyhow!("{}:{line_no}: {e}", self.input_name))?
-                {
-                    Line::Control(kind, obj) => (kind, obj),
-                    Line::BadControl(reason) => {
-                        // Neither framing nor data: a reject, never dropped.
-                        framing
-                            .record(line_no)
-                            .map_err(|e| wire::locate(self.input_name, e))?;
-                        self.counts.read += 1;
-                        if skipping {
-                            self.counts.skipped += 1;
-                        } else {
-                            self.rejects
-                                .reject_line(self.input_name, line_no, &reason, text)?;
-                            self.counts.rejected += 1;
+        while let Some((line_no, item)) = wire.next_item()? {
+            match item {
+                Item::Record(text) => {
+                    self.counts.read += 1;
+                    if skipping {
+                        self.counts.skipped += 1;
+                    } else if prepared {
+                        self.write(sink, line_no, text, flat::parse_object(text))?;
+                    } else {
+                        // Held back (as bytes) until the table's columns are typed.
+                        sample.push((line_no, text.to_vec()));
+                        if sample.len() >= TYPING_SAMPLE {
+                            self.flush_sample(sink, &schema, &mut sample)?;
+                            prepared = true;
                         }
-                        continue;
                     }
-                    Line::Record(_) => {
-                        unreachable!("a line whose first key is @etl is not a record")
+                    if self.counts.read.is_multiple_of(8192) {
+                        self.progress.set_rows(self.counts.read);
                     }
-                };
-                let begin = framing
-                    .control(&kind, &obj, line_no)
-                    .map_err(|e| wire::locate(self.input_name, e))?;
-                if let Some(begin) = begin {
+                }
+                Item::Bad { reason, text } => {
+                    // Neither framing nor data: a reject, never dropped.
+                    self.counts.read += 1;
+                    if skipping {
+                        self.counts.skipped += 1;
+                    } else {
+                        self.rejects
+                            .reject_line(self.input_name, line_no, &reason, text)?;
+                        self.counts.rejected += 1;
+                    }
+                }
+                Item::Begin(begin) => {
                     self.progress.detail(&format!(
                         "stream {:?} from {}",
                         begin.stream,
@@ -353,12 +337,10 @@ impl Load<'_> {
                         sink.prepare(&schema, &[])?;
                     }
                 }
-                if kind == "end" && std::mem::take(&mut skipping) {
-                    continue;
-                }
-                if kind == "end" {
-                    let end = End::from_control(&obj)
-                        .map_err(|e| anyhow!("{}:{line_no}: {e}", self.input_name))?;
+                Item::End(end) => {
+                    if std::mem::take(&mut skipping) {
+                        continue;
+                    }
                     sink.end_stream(&end)?;
                     if self.plan.commit == CommitPolicy::Segment {
                         if !prepared {
@@ -373,33 +355,9 @@ impl Load<'_> {
                         ));
                     }
                 }
-                continue;
-            }
-            framing
-                .record(line_no)
-                .map_err(|e| wire::locate(self.input_name, e))?;
-            self.counts.read += 1;
-            if skipping {
-                self.counts.skipped += 1;
-                continue;
-            }
-            if prepared {
-                self.write(sink, line_no, text, flat::parse_object(text))?;
-            } else {
-                // Held back (as bytes) until the table's columns are typed.
-                sample.push((line_no, text.to_vec()));
-                if sample.len() >= TYPING_SAMPLE {
-                    self.flush_sample(sink, &schema, &mut sample)?;
-                    prepared = true;
-                }
-            }
-            if self.counts.read.is_multiple_of(8192) {
-                self.progress.set_rows(self.counts.read);
             }
         }
-        let shape = framing
-            .finish()
-            .map_err(|e| wire::locate(self.input_name, e))?;
+        let shape = wire.finish()?;
         if shape == Shape::Empty {
             if self.plan.mode == LoadMode::Replace && !self.plan.allow_empty {
                 return Err(Failure::new(

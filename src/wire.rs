@@ -45,6 +45,11 @@ pub struct End {
     pub rows: u64,
     /// The stream's new incremental position, if it has one.
     pub bookmark: Option<Value>,
+    /// For a batch from `etl-watch`: the source positions it covers (file
+    /// identity and byte range, or a broker's sequence range), for people
+    /// and tools reading the wire; the batch id in `begin` is what a load
+    /// checks.
+    pub positions: Option<Value>,
 }
 
 impl Begin {
@@ -107,6 +112,9 @@ impl End {
         if let Some(bookmark) = &self.bookmark {
             obj.insert("bookmark".into(), bookmark.clone());
         }
+        if let Some(positions) = &self.positions {
+            obj.insert("positions".into(), positions.clone());
+        }
         Value::Object(obj).to_string()
     }
 
@@ -120,6 +128,7 @@ impl End {
             stream: string_field(obj, "stream"),
             rows,
             bookmark: obj.get("bookmark").cloned(),
+            positions: obj.get("positions").cloned(),
         })
     }
 }
@@ -381,6 +390,125 @@ impl Framing {
         } else {
             Shape::Framed(self.ended)
         })
+    }
+}
+
+/// One item of the wire, as [`Reader`] hands it on.
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// A segment begins.
+    Begin(Begin),
+    /// A record: its JSON object text, trimmed, not yet parsed (a line that
+    /// is not valid JSON is the caller's reject).
+    Record(&'a [u8]),
+    /// An object whose first key is `"@etl"` but which is no control line:
+    /// counted as a row of its segment, for the caller to reject.
+    Bad {
+        /// Why it is not a control line.
+        reason: String,
+        /// The line's text.
+        text: &'a [u8],
+    },
+    /// A segment ended, its count checked.
+    End(End),
+}
+
+/// Reads the wire from any input: one line at a time, blank lines and a
+/// leading byte order mark skipped, control lines parsed and the framing
+/// checked once for every program that reads it. Errors name the input
+/// and line.
+pub struct Reader<R> {
+    input: R,
+    name: String,
+    framing: Framing,
+    line: Vec<u8>,
+    line_no: u64,
+}
+
+impl<R: std::io::BufRead> Reader<R> {
+    /// A reader of `input`, called `name` in messages.
+    pub fn new(input: R, name: &str) -> Self {
+        Reader {
+            input,
+            name: name.to_string(),
+            framing: Framing::new(),
+            line: Vec::with_capacity(4096),
+            line_no: 0,
+        }
+    }
+
+    /// The input's name, as messages give it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The number of the line last read (1-based).
+    pub fn line_no(&self) -> u64 {
+        self.line_no
+    }
+
+    /// The next item with its line number, or `None` at EOF (then call
+    /// [`Reader::finish`]).
+    pub fn next_item(&mut self) -> Result<Option<(u64, Item<'_>)>> {
+        let start = loop {
+            self.line.clear();
+            let n = self
+                .input
+                .read_until(b'\n', &mut self.line)
+                .with_context(|| format!("cannot read {}", self.name))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line_no += 1;
+            let start = if self.line_no == 1 {
+                self.line.len() - strip_bom(&self.line).len()
+            } else {
+                0
+            };
+            if !self.line[start..].trim_ascii().is_empty() {
+                break start;
+            }
+        };
+        let line_no = self.line_no;
+        let text = self.line[start..].trim_ascii();
+        if !looks_like_control(text) {
+            self.framing
+                .record(line_no)
+                .map_err(|e| locate(&self.name, e))?;
+            return Ok(Some((line_no, Item::Record(text))));
+        }
+        match parse_line(text).map_err(|e| anyhow::anyhow!("{}:{line_no}: {e}", self.name))? {
+            Line::Control(kind, obj) => {
+                let begin = self
+                    .framing
+                    .control(&kind, &obj, line_no)
+                    .map_err(|e| locate(&self.name, e))?;
+                let item = match begin {
+                    Some(begin) => Item::Begin(begin),
+                    None => Item::End(
+                        self.framing
+                            .ended
+                            .last()
+                            .cloned()
+                            .expect("an end line that passed the framing check was kept"),
+                    ),
+                };
+                Ok(Some((line_no, item)))
+            }
+            Line::BadControl(reason) => {
+                self.framing
+                    .record(line_no)
+                    .map_err(|e| locate(&self.name, e))?;
+                Ok(Some((line_no, Item::Bad { reason, text })))
+            }
+            Line::Record(_) => unreachable!("a line whose first key is @etl is not a record"),
+        }
+    }
+
+    /// At EOF: how the input was framed, or the truncation error.
+    pub fn finish(self) -> Result<Shape> {
+        let name = self.name;
+        self.framing.finish().map_err(|e| locate(&name, e))
     }
 }
 

@@ -369,3 +369,27 @@ fn a_bom_at_the_start_of_stdin_is_skipped() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(records(&stdout(&out)), [json!({"a":1,"b":2})]);
 }
+
+#[test]
+fn a_batch_keeps_its_id_and_positions_through_the_pipe() {
+    let dir = tempdir();
+    let input = concat!(
+        r#"{"@etl":"begin","stream":"app","batch":"b-7"}"#,
+        "\n",
+        r#"{"id":1,"n":5}"#,
+        "\n",
+        r#"{"id":2,"n":1}"#,
+        "\n",
+        r#"{"@etl":"end","stream":"app","rows":2,"positions":[{"file":"a.log","from":0,"to":30}]}"#,
+        "\n"
+    );
+    let mut c = cmd(TRANSFORM, dir.path());
+    c.args(["-q", "--filter", "n > 2"]);
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines = json_lines(&stdout(&out));
+    assert_eq!(lines[0]["batch"], "b-7");
+    let end = lines.last().expect("end line");
+    assert_eq!(end["rows"], 1);
+    assert_eq!(end["positions"][0]["to"], 30);
+}

@@ -8,9 +8,9 @@ pub mod flat;
 pub mod sql;
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::{ArgMatches, FromArgMatches};
 use serde_json::{Map, Number, Value};
 
@@ -23,7 +23,7 @@ use crate::record::FieldType;
 use crate::rejects::Payload;
 use crate::sink::convert::exact_float;
 use crate::source::input::{self, Compression};
-use crate::wire::{self, Begin, End, Framing, Line};
+use crate::wire::{self, Begin, End, Item, Line, Reader};
 use contract::Contract;
 use expr::Expr;
 
@@ -275,7 +275,6 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
     let mut rejects = args.rejects.open()?;
     let mut out = output::stdout();
     let mut counts = Counts::default();
-    let mut framing = Framing::new();
     let mut segment_rows = 0u64;
     // --dedup: one record per key, in the order keys were first seen.
     let mut held: Vec<Map<String, Value>> = Vec::new();
@@ -283,10 +282,8 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
     let mut table = sql::Builder::default();
     let mut held_index: HashMap<String, usize> = HashMap::new();
     let name = input.name.clone();
-    let mut reader = input.reader;
-    let mut line = Vec::with_capacity(4096);
+    let mut wire = Reader::new(input.reader, &name);
     let mut buffer = Vec::with_capacity(4096);
-    let mut line_no = 0u64;
 
     let sql = args.sql.clone();
     let flush_held = |out: &mut Box<dyn Write>,
@@ -322,31 +319,53 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
         Ok(())
     };
 
-    loop {
-        line.clear();
-        if reader
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read {name}"))?
-            == 0
-        {
-            break;
-        }
-        line_no += 1;
-        let text = if line_no == 1 {
-            wire::strip_bom(&line)
-        } else {
-            &line
+    while let Some((line_no, item)) = wire.next_item()? {
+        let text = match item {
+            Item::Begin(begin) => {
+                segment_rows = 0;
+                let schema = if args.sql.is_some() {
+                    // The query decides the columns.
+                    Vec::new()
+                } else {
+                    follow_schema(&steps, begin.schema)
+                };
+                let begin = Begin { schema, ..begin };
+                writeln!(out, "{}", begin.to_line())?;
+                continue;
+            }
+            Item::End(end) => {
+                flush_held(
+                    &mut out,
+                    &mut held,
+                    &mut held_index,
+                    &mut table,
+                    &mut counts,
+                    &mut segment_rows,
+                )?;
+                // The count is what this stage wrote; the rest (bookmark,
+                // positions) passes through.
+                let end = End {
+                    rows: segment_rows,
+                    ..end
+                };
+                writeln!(out, "{}", end.to_line())?;
+                out.flush()?;
+                continue;
+            }
+            Item::Bad { reason, text } => {
+                counts.read += 1;
+                counts.rejected += 1;
+                rejects.reject_line(&name, line_no, &reason, text)?;
+                continue;
+            }
+            Item::Record(text) => text,
         };
-        let text = text.trim_ascii();
-        if text.is_empty() {
-            continue;
+        counts.read += 1;
+        if counts.read.is_multiple_of(8192) {
+            progress.set_rows(counts.read);
         }
         // Row-wise steps alone: the fast path on borrowed fields.
-        if !hold && contract.is_none() && !wire::looks_like_control(text) {
-            framing
-                .record(line_no)
-                .map_err(|e| wire::locate(&name, e))?;
-            counts.read += 1;
+        if !hold && contract.is_none() {
             let result = crate::format::flat::parse_object(text)
                 .and_then(|fields| flat::apply(&steps, fields));
             match result {
@@ -364,113 +383,54 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
                     rejects.reject_line(&name, line_no, &reason, text)?;
                 }
             }
-            if counts.read.is_multiple_of(8192) {
-                progress.set_rows(counts.read);
-            }
             continue;
         }
-        let parsed = match wire::parse_line(text) {
-            Ok(parsed) => parsed,
-            Err(e) if !wire::looks_like_control(text) => {
-                framing
-                    .record(line_no)
-                    .map_err(|e| wire::locate(&name, e))?;
-                counts.read += 1;
+        let record = match wire::parse_line(text) {
+            Ok(Line::Record(record)) => record,
+            Ok(_) => unreachable!("the wire reader hands on control lines as such"),
+            Err(e) => {
                 counts.rejected += 1;
                 rejects.reject(&name, line_no, &e.to_string(), Payload::Raw(text))?;
                 continue;
             }
-            Err(e) => return Err(anyhow!("{name}:{line_no}: {e}")),
         };
-        match parsed {
-            Line::Control(kind, obj) => {
-                let begin = framing
-                    .control(&kind, &obj, line_no)
-                    .map_err(|e| wire::locate(&name, e))?;
-                if let Some(begin) = begin {
-                    segment_rows = 0;
-                    let schema = if args.sql.is_some() {
-                        // The query decides the columns.
-                        Vec::new()
-                    } else {
-                        follow_schema(&steps, begin.schema)
-                    };
-                    let begin = Begin { schema, ..begin };
-                    writeln!(out, "{}", begin.to_line())?;
-                } else if kind == "end" {
-                    flush_held(
-                        &mut out,
-                        &mut held,
-                        &mut held_index,
-                        &mut table,
-                        &mut counts,
-                        &mut segment_rows,
-                    )?;
-                    let end =
-                        End::from_control(&obj).map_err(|e| anyhow!("{name}:{line_no}: {e}"))?;
-                    let end = End {
-                        rows: segment_rows,
-                        ..end
-                    };
-                    writeln!(out, "{}", end.to_line())?;
-                    out.flush()?;
+        let result = apply(&steps, record).and_then(|r| match (r, contract.as_mut()) {
+            (Some(r), Some(c)) => c.check(&r).map(|()| Some(r)),
+            (r, _) => Ok(r),
+        });
+        match result {
+            Ok(None) => counts.skipped += 1,
+            Ok(Some(record)) if args.dedup.is_empty() && hold => table.push(&record),
+            Ok(Some(record)) if !args.dedup.is_empty() => {
+                let key: Vec<String> = args
+                    .dedup
+                    .iter()
+                    .map(|k| record.get(k).map_or("null".into(), Value::to_string))
+                    .collect();
+                let key = key.join("\u{1f}");
+                match held_index.get(&key) {
+                    Some(&i) => {
+                        held[i] = record;
+                        counts.skipped += 1;
+                    }
+                    None => {
+                        held_index.insert(key, held.len());
+                        held.push(record);
+                    }
                 }
             }
-            Line::BadControl(reason) => {
-                framing
-                    .record(line_no)
-                    .map_err(|e| wire::locate(&name, e))?;
-                counts.read += 1;
+            Ok(Some(record)) => {
+                writeln!(out, "{}", Value::Object(record))?;
+                counts.written += 1;
+                segment_rows += 1;
+            }
+            Err(reason) => {
                 counts.rejected += 1;
                 rejects.reject_line(&name, line_no, &reason, text)?;
             }
-            Line::Record(record) => {
-                framing
-                    .record(line_no)
-                    .map_err(|e| wire::locate(&name, e))?;
-                counts.read += 1;
-                let result = apply(&steps, record).and_then(|r| match (r, contract.as_mut()) {
-                    (Some(r), Some(c)) => c.check(&r).map(|()| Some(r)),
-                    (r, _) => Ok(r),
-                });
-                match result {
-                    Ok(None) => counts.skipped += 1,
-                    Ok(Some(record)) if args.dedup.is_empty() && hold => table.push(&record),
-                    Ok(Some(record)) if !args.dedup.is_empty() => {
-                        let key: Vec<String> = args
-                            .dedup
-                            .iter()
-                            .map(|k| record.get(k).map_or("null".into(), Value::to_string))
-                            .collect();
-                        let key = key.join("\u{1f}");
-                        match held_index.get(&key) {
-                            Some(&i) => {
-                                held[i] = record;
-                                counts.skipped += 1;
-                            }
-                            None => {
-                                held_index.insert(key, held.len());
-                                held.push(record);
-                            }
-                        }
-                    }
-                    Ok(Some(record)) => {
-                        writeln!(out, "{}", Value::Object(record))?;
-                        counts.written += 1;
-                        segment_rows += 1;
-                    }
-                    Err(reason) => {
-                        counts.rejected += 1;
-                        rejects.reject_line(&name, line_no, &reason, text)?;
-                    }
-                }
-                if counts.read.is_multiple_of(8192) {
-                    progress.set_rows(counts.read);
-                }
-            }
         }
     }
-    let shape = framing.finish().map_err(|e| wire::locate(&name, e));
+    let shape = wire.finish();
     if shape.is_ok() {
         // Unframed input: what --dedup held goes out at the end.
         flush_held(

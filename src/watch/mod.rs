@@ -14,7 +14,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
 
 use crate::cli::watch::{WatchArgs, WatchFormat};
 use crate::error::{Outcome, usage};
@@ -255,16 +254,13 @@ impl Watcher<'_> {
             stream: self.args.stream.clone(),
             rows: self.batch.rows as u64,
             bookmark: None,
+            positions: Some(positions),
         };
-        let mut end_line: Value = serde_json::from_str(&end.to_line())?;
-        if let Value::Object(o) = &mut end_line {
-            o.insert("positions".into(), positions);
-        }
         let mut payload = Vec::with_capacity(self.batch.records.len() + 512);
         payload.extend_from_slice(begin.to_line().as_bytes());
         payload.push(b'\n');
         payload.extend_from_slice(&self.batch.records);
-        payload.extend_from_slice(end_line.to_string().as_bytes());
+        payload.extend_from_slice(end.to_line().as_bytes());
         payload.push(b'\n');
 
         match &self.args.exec {
