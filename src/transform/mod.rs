@@ -20,10 +20,9 @@ use crate::format::infer;
 use crate::output;
 use crate::progress::{Counts, Progress};
 use crate::record::FieldType;
-use crate::rejects::Payload;
 use crate::sink::convert::exact_float;
 use crate::source::input::{self, Compression};
-use crate::wire::{self, Begin, End, Item, Line, Reader};
+use crate::wire::{Begin, End, Item, Reader};
 use contract::Contract;
 use expr::Expr;
 
@@ -157,66 +156,6 @@ fn cast(value: &Value, to: FieldType) -> Result<Value, String> {
         }
         _ => return Err(fail()),
     })
-}
-
-/// Applies the steps to one record: `Ok(None)` when a filter drops it,
-/// `Err(reason)` when it must be rejected.
-fn apply(
-    steps: &[Step],
-    mut record: Map<String, Value>,
-) -> Result<Option<Map<String, Value>>, String> {
-    for step in steps {
-        match step {
-            Step::Select(fields) => {
-                let mut kept = Map::new();
-                for f in fields {
-                    if let Some(v) = record.remove(f) {
-                        kept.insert(f.clone(), v);
-                    }
-                }
-                record = kept;
-            }
-            Step::Drop(fields) => {
-                for f in fields {
-                    record.shift_remove(f);
-                }
-            }
-            Step::Rename(pairs) => {
-                for (old, new) in pairs {
-                    if record.contains_key(old) {
-                        record = record
-                            .into_iter()
-                            .map(|(k, v)| if &k == old { (new.clone(), v) } else { (k, v) })
-                            .collect();
-                    }
-                }
-            }
-            Step::Filter(e) => {
-                let v = e.eval(&record).map_err(|e| format!("--filter: {e}"))?;
-                if !expr::is_true(&v) {
-                    return Ok(None);
-                }
-            }
-            Step::Derive(name, e) => {
-                let v = e
-                    .eval(&record)
-                    .map_err(|e| format!("--derive {name}: {e}"))?;
-                record.insert(name.clone(), v);
-            }
-            Step::Cast(pairs) => {
-                for (col, t) in pairs {
-                    if let Some(v) = record.get(col) {
-                        let cast = cast(v, *t).map_err(|e| format!("--cast {col}: {e}"))?;
-                        record.insert(col.clone(), cast);
-                    }
-                }
-            }
-        }
-    }
-    if record.keys().next().map(String::as_str) == Some(wire::CONTROL_KEY) {
-        return Err(wire::CONTROL_KEY_FIRST.into());
-    }
-    Ok(Some(record))
 }
 
 /// The begin line's schema after the steps (types of derived fields are
@@ -385,19 +324,24 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
             }
             continue;
         }
-        let record = match wire::parse_line(text) {
-            Ok(Line::Record(record)) => record,
-            Ok(_) => unreachable!("the wire reader hands on control lines as such"),
-            Err(e) => {
-                counts.rejected += 1;
-                rejects.reject(&name, line_no, &e.to_string(), Payload::Raw(text))?;
-                continue;
-            }
-        };
-        let result = apply(&steps, record).and_then(|r| match (r, contract.as_mut()) {
-            (Some(r), Some(c)) => c.check(&r).map(|()| Some(r)),
-            (r, _) => Ok(r),
-        });
+        // The same steps as the fast path; a record becomes a JSON map only
+        // here, where it is checked against a contract or held.
+        let result = crate::format::flat::parse_object(text)
+            .and_then(|fields| flat::apply(&steps, fields))
+            .and_then(|fields| match fields {
+                None => Ok(None),
+                Some(fields) => {
+                    buffer.clear();
+                    flat::write(&mut buffer, &fields);
+                    serde_json::from_slice::<Map<String, Value>>(&buffer)
+                        .map(Some)
+                        .map_err(|e| e.to_string())
+                }
+            })
+            .and_then(|r| match (r, contract.as_mut()) {
+                (Some(r), Some(c)) => c.check(&r).map(|()| Some(r)),
+                (r, _) => Ok(r),
+            });
         match result {
             Ok(None) => counts.skipped += 1,
             Ok(Some(record)) if args.dedup.is_empty() && hold => table.push(&record),
@@ -461,13 +405,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rec(v: Value) -> Map<String, Value> {
-        let Value::Object(m) = v else {
-            panic!("object")
-        };
-        m
-    }
-
     #[test]
     fn steps_apply_in_order() {
         let steps = vec![
@@ -476,13 +413,18 @@ mod tests {
             Step::Filter(expr::parse("n > 1").unwrap()),
             Step::Select(vec!["total".into(), "n".into()]),
         ];
-        let out = apply(&steps, rec(json!({"id": 1, "qty": 3})))
+        let line = br#"{"id":1,"qty":3}"#;
+        let out = flat::apply(&steps, crate::format::flat::parse_object(line).unwrap())
             .unwrap()
             .unwrap();
-        assert_eq!(Value::Object(out).to_string(), r#"{"total":6,"n":3}"#);
-        assert_eq!(
-            apply(&steps, rec(json!({"id": 1, "qty": 1}))).unwrap(),
-            None
+        let mut text = Vec::new();
+        flat::write(&mut text, &out);
+        assert_eq!(String::from_utf8(text).unwrap(), r#"{"total":6,"n":3}"#);
+        let line = br#"{"id":1,"qty":1}"#;
+        assert!(
+            flat::apply(&steps, crate::format::flat::parse_object(line).unwrap())
+                .unwrap()
+                .is_none()
         );
     }
 
