@@ -4,5 +4,9 @@ use clap::CommandFactory;
 fn main() -> std::process::ExitCode {
     let matches = etlkit::cli::transform::TransformArgs::command().get_matches();
     let log_json = matches.get_flag("log_json");
-    etlkit::error::finish("etl-transform", etlkit::transform::run(&matches), log_json)
+    etlkit::error::finish(
+        "etl-transform",
+        etlkit::cli::transform::plan(&matches).and_then(etlkit::transform::run),
+        log_json,
+    )
 }

@@ -2,9 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use anyhow::Result;
+use clap::{ArgMatches, FromArgMatches, Parser};
 
 use super::VerbosityArgs;
+use crate::error::usage;
+use crate::record::FieldType;
+use crate::transform::{Step, TransformPlan, expr};
 
 const AFTER_HELP: &str = "\
 Steps run in the order they are given, each on every record, as records
@@ -112,6 +116,96 @@ pub struct TransformArgs {
     /// -q and -v
     #[command(flatten)]
     pub verbosity: VerbosityArgs,
+}
+
+/// The checked plan of a run, from the parsed matches (the order of the
+/// step flags on the command line is the order the steps run in).
+pub fn plan(matches: &ArgMatches) -> Result<TransformPlan> {
+    let args = TransformArgs::from_arg_matches(matches).map_err(|e| usage(e.to_string()))?;
+    let with = args
+        .with
+        .iter()
+        .map(|w| split_pair(w, "--with").map(|(name, path)| (name, PathBuf::from(path))))
+        .collect::<Result<_>>()?;
+    Ok(TransformPlan {
+        steps: steps(matches)?,
+        input: args.input,
+        dedup: args.dedup,
+        sql: args.sql,
+        with,
+        validate: args.validate,
+        rejects: args.rejects.options(),
+        verbosity: args.verbosity.verbosity(),
+    })
+}
+
+fn split_pair(text: &str, what: &str) -> Result<(String, String)> {
+    let (a, b) = text
+        .split_once('=')
+        .ok_or_else(|| usage(format!("{what} takes NAME=VALUE, not {text:?}")))?;
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() || b.is_empty() {
+        return Err(usage(format!("{what} takes NAME=VALUE, not {text:?}")));
+    }
+    Ok((a.to_string(), b.to_string()))
+}
+
+/// The steps in the order their flags appear on the command line.
+pub fn steps(matches: &ArgMatches) -> Result<Vec<Step>> {
+    let mut found: Vec<(usize, Step)> = Vec::new();
+    for id in ["select", "drop", "rename", "filter", "derive", "cast"] {
+        let (Some(occurrences), Some(indices)) = (
+            matches.get_occurrences::<String>(id),
+            matches.indices_of(id),
+        ) else {
+            continue;
+        };
+        let mut indices = indices;
+        for occurrence in occurrences {
+            let values: Vec<String> = occurrence.cloned().collect();
+            let mut first = usize::MAX;
+            for _ in &values {
+                first = first.min(indices.next().unwrap_or(usize::MAX));
+            }
+            let step = match id {
+                "select" => Step::Select(values),
+                "drop" => Step::Drop(values),
+                "rename" => Step::Rename(
+                    values
+                        .iter()
+                        .map(|v| split_pair(v, "--rename"))
+                        .collect::<Result<_>>()?,
+                ),
+                "filter" => Step::Filter(
+                    expr::parse(&values.join(",")).map_err(|e| usage(format!("--filter: {e}")))?,
+                ),
+                "derive" => {
+                    let (name, src) = split_pair(&values.join(","), "--derive")?;
+                    Step::Derive(
+                        name,
+                        expr::parse(&src).map_err(|e| usage(format!("--derive: {e}")))?,
+                    )
+                }
+                _ => Step::Cast(
+                    values
+                        .iter()
+                        .map(|v| {
+                            let (col, t) = split_pair(v, "--cast")?;
+                            let t = FieldType::from_name(&t).ok_or_else(|| {
+                                usage(format!(
+                                    "--cast {v}: types are integer, float, boolean, text, json"
+                                ))
+                            })?;
+                            Ok((col, t))
+                        })
+                        .collect::<Result<_>>()?,
+                ),
+            };
+            found.push((first, step));
+        }
+    }
+    found.sort_by_key(|(i, _)| *i);
+    Ok(found.into_iter().map(|(_, s)| s).collect())
 }
 
 #[cfg(test)]

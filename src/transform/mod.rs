@@ -9,17 +9,17 @@ pub mod sql;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
-use clap::{ArgMatches, FromArgMatches};
 use serde_json::{Map, Number, Value};
 
-use crate::cli::transform::TransformArgs;
-use crate::error::{Outcome, usage};
+use crate::error::Outcome;
 use crate::format::infer;
 use crate::output;
-use crate::progress::{Counts, Progress};
+use crate::progress::{Counts, Progress, Verbosity};
 use crate::record::FieldType;
+use crate::rejects::RejectsOptions;
 use crate::sink::convert::exact_float;
 use crate::source::input::{self, Compression};
 use crate::wire::{Begin, End, Item, Reader};
@@ -43,75 +43,6 @@ pub enum Step {
     Derive(String, Expr),
     /// Cast fields to types.
     Cast(Vec<(String, FieldType)>),
-}
-
-fn split_pair(text: &str, what: &str) -> Result<(String, String)> {
-    let (a, b) = text
-        .split_once('=')
-        .ok_or_else(|| usage(format!("{what} takes NAME=VALUE, not {text:?}")))?;
-    let (a, b) = (a.trim(), b.trim());
-    if a.is_empty() || b.is_empty() {
-        return Err(usage(format!("{what} takes NAME=VALUE, not {text:?}")));
-    }
-    Ok((a.to_string(), b.to_string()))
-}
-
-/// The steps in the order their flags appear on the command line.
-pub fn steps(matches: &ArgMatches) -> Result<Vec<Step>> {
-    let mut found: Vec<(usize, Step)> = Vec::new();
-    for id in ["select", "drop", "rename", "filter", "derive", "cast"] {
-        let (Some(occurrences), Some(indices)) = (
-            matches.get_occurrences::<String>(id),
-            matches.indices_of(id),
-        ) else {
-            continue;
-        };
-        let mut indices = indices;
-        for occurrence in occurrences {
-            let values: Vec<String> = occurrence.cloned().collect();
-            let mut first = usize::MAX;
-            for _ in &values {
-                first = first.min(indices.next().unwrap_or(usize::MAX));
-            }
-            let step = match id {
-                "select" => Step::Select(values),
-                "drop" => Step::Drop(values),
-                "rename" => Step::Rename(
-                    values
-                        .iter()
-                        .map(|v| split_pair(v, "--rename"))
-                        .collect::<Result<_>>()?,
-                ),
-                "filter" => Step::Filter(
-                    expr::parse(&values.join(",")).map_err(|e| usage(format!("--filter: {e}")))?,
-                ),
-                "derive" => {
-                    let (name, src) = split_pair(&values.join(","), "--derive")?;
-                    Step::Derive(
-                        name,
-                        expr::parse(&src).map_err(|e| usage(format!("--derive: {e}")))?,
-                    )
-                }
-                _ => Step::Cast(
-                    values
-                        .iter()
-                        .map(|v| {
-                            let (col, t) = split_pair(v, "--cast")?;
-                            let t = FieldType::from_name(&t).ok_or_else(|| {
-                                usage(format!(
-                                    "--cast {v}: types are integer, float, boolean, text, json"
-                                ))
-                            })?;
-                            Ok((col, t))
-                        })
-                        .collect::<Result<_>>()?,
-                ),
-            };
-            found.push((first, step));
-        }
-    }
-    found.sort_by_key(|(i, _)| *i);
-    Ok(found.into_iter().map(|(_, s)| s).collect())
 }
 
 /// Casts a value exactly, or says why it cannot be.
@@ -191,25 +122,44 @@ fn follow_schema(steps: &[Step], mut schema: Vec<(String, FieldType)>) -> Vec<(S
     schema
 }
 
-/// Runs `etl-transform` from parsed command-line matches.
-pub fn run(matches: &ArgMatches) -> Result<Outcome> {
-    let args = TransformArgs::from_arg_matches(matches).map_err(|e| usage(e.to_string()))?;
-    let steps = steps(matches)?;
+/// A checked `etl-transform` run.
+#[derive(Debug)]
+pub struct TransformPlan {
+    /// The input file; `None` reads stdin.
+    pub input: Option<PathBuf>,
+    /// The row-wise steps, in command-line order.
+    pub steps: Vec<Step>,
+    /// --dedup keys (empty: no dedup).
+    pub dedup: Vec<String>,
+    /// --sql query.
+    pub sql: Option<String>,
+    /// --with lookup tables: name and file.
+    pub with: Vec<(String, PathBuf)>,
+    /// --validate contract file.
+    pub validate: Option<PathBuf>,
+    /// Where rejected records go, and how many may be.
+    pub rejects: RejectsOptions,
+    /// How much to say on stderr.
+    pub verbosity: Verbosity,
+}
+
+/// Runs `etl-transform` as planned.
+pub fn run(plan: TransformPlan) -> Result<Outcome> {
+    let args = &plan;
+    let steps = &plan.steps;
     let mut contract = match &args.validate {
         Some(path) => Some(Contract::load(path)?),
         None => None,
     };
     let mut lookups = Vec::new();
-    for with in &args.with {
-        let (table, path) = split_pair(with, "--with")?;
-        let rows = crate::extract::read_all(std::path::Path::new(&path))
-            .with_context(|| format!("--with {table}"))?;
-        lookups.push((table, rows));
+    for (table, path) in &args.with {
+        let rows = crate::extract::read_all(path).with_context(|| format!("--with {table}"))?;
+        lookups.push((table.clone(), rows));
     }
     // Records are held (not written as they come) for --dedup and --sql.
     let hold = !args.dedup.is_empty() || args.sql.is_some();
     let location = input::locate_one(args.input.as_deref())?;
-    let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), location.size());
+    let progress = Progress::new(PROGRAM, args.verbosity, location.size());
     let input = input::open(&location, Compression::Auto, &progress)?;
     let mut rejects = args.rejects.open()?;
     let mut out = output::stdout();
@@ -266,7 +216,7 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
                     // The query decides the columns.
                     Vec::new()
                 } else {
-                    follow_schema(&steps, begin.schema)
+                    follow_schema(steps, begin.schema)
                 };
                 let begin = Begin { schema, ..begin };
                 writeln!(out, "{}", begin.to_line())?;
@@ -306,7 +256,7 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
         // Row-wise steps alone: the fast path on borrowed fields.
         if !hold && contract.is_none() {
             let result = crate::format::flat::parse_object(text)
-                .and_then(|fields| flat::apply(&steps, fields));
+                .and_then(|fields| flat::apply(steps, fields));
             match result {
                 Ok(None) => counts.skipped += 1,
                 Ok(Some(fields)) => {
@@ -327,7 +277,7 @@ pub fn run(matches: &ArgMatches) -> Result<Outcome> {
         // The same steps as the fast path; a record becomes a JSON map only
         // here, where it is checked against a contract or held.
         let result = crate::format::flat::parse_object(text)
-            .and_then(|fields| flat::apply(&steps, fields))
+            .and_then(|fields| flat::apply(steps, fields))
             .and_then(|fields| match fields {
                 None => Ok(None),
                 Some(fields) => {
