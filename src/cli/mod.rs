@@ -10,6 +10,11 @@ pub mod watch;
 use std::path::PathBuf;
 
 use clap::Args;
+use clap::ValueEnum;
+use clap::builder::PossibleValue;
+
+use crate::format::Format;
+use crate::source::input::Compression;
 
 use crate::progress::Verbosity;
 use crate::rejects::{Rejects, RejectsOptions};
@@ -84,5 +89,57 @@ impl VerbosityArgs {
             verbose: self.verbose,
             log_json: self.log_json,
         }
+    }
+}
+
+// The library's value types, spelled for the command line here so that no
+// library module depends on clap.
+
+impl ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            Format::Csv,
+            Format::Tsv,
+            Format::Ndjson,
+            Format::Json,
+            Format::Parquet,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Format::Csv => PossibleValue::new("csv")
+                .help("Comma-separated values with a header line (RFC 4180 quoting)"),
+            Format::Tsv => PossibleValue::new("tsv")
+                .help("Tab-separated values with a header line; no quoting"),
+            Format::Ndjson => PossibleValue::new("ndjson")
+                .help("One JSON object per line (also .jsonl); control lines are checked"),
+            Format::Json => PossibleValue::new("json")
+                .help("A JSON array of objects, streamed element by element"),
+            Format::Parquet => {
+                PossibleValue::new("parquet").help("Apache Parquet (a file, not stdin)")
+            }
+        })
+    }
+}
+
+impl ValueEnum for Compression {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            Compression::Auto,
+            Compression::None,
+            Compression::Gzip,
+            Compression::Zstd,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Compression::Auto => PossibleValue::new("auto")
+                .help("From the file extension, else from the first bytes"),
+            Compression::None => PossibleValue::new("none").help("Not compressed"),
+            Compression::Gzip => PossibleValue::new("gzip").help("gzip (.gz)"),
+            Compression::Zstd => PossibleValue::new("zstd").help("Zstandard (.zst)"),
+        })
     }
 }

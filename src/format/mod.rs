@@ -7,10 +7,8 @@ pub mod json;
 
 use std::path::Path;
 
-use clap::ValueEnum;
-
 /// A file format etlkit reads at the edges of a pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Comma-separated values with a header line (RFC 4180 quoting).
     Csv,

@@ -6,13 +6,12 @@ use std::io::{self, BufRead, BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::ValueEnum;
 
 use crate::error::{Failure, Kind, usage};
 use crate::progress::Progress;
 
 /// How an input is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
     /// From the file extension, else from the first bytes
     #[default]
