@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::cli::extract::ExtractArgs;
 use crate::error::{Outcome, usage};
 use crate::files::csv::{Column, CsvOptions, CsvSource};
 use crate::files::json_array::JsonArraySource;
@@ -14,12 +13,11 @@ use crate::files::ndjson::NdjsonSource;
 use crate::files::parquet::ParquetSource;
 use crate::format::Format;
 use crate::format::csv::Quoting;
-use crate::incremental::{Incremental, Verdict, parse_bound};
+use crate::incremental::{Incremental, Verdict};
 use crate::output;
 use crate::pg::source::PgSource;
-use crate::progress::{Counts, Progress};
-use crate::record::FieldType;
-use crate::rejects::Rejects;
+use crate::progress::{Counts, Progress, Verbosity};
+use crate::rejects::{Rejects, RejectsOptions};
 use crate::source::input::{self, Compression, Location};
 use crate::source::{Context, Source, Taken};
 use crate::source::{Selection, Window};
@@ -29,163 +27,64 @@ use crate::wire::{Begin, End};
 
 const PROGRAM: &str = "etl-extract";
 
-enum Inputs {
+/// What an extract reads.
+#[derive(Debug)]
+pub enum Inputs {
+    /// Files (or stdin) read as one stream.
     Files {
+        /// The files, globs expanded, in order.
         locations: Vec<Location>,
+        /// The format, when --format named one (else from each file).
         format: Option<Format>,
+        /// How the files are compressed.
         compression: Compression,
+        /// CSV and TSV reading options.
         csv: CsvOptions,
     },
+    /// A table or query of a SQLite file.
     Sqlite {
+        /// The database file.
         path: PathBuf,
+        /// The table or query.
         selection: Selection,
     },
+    /// A table or query of a PostgreSQL database.
     Postgres {
+        /// The connection URL.
         url: String,
+        /// The schema of --table.
         schema: String,
+        /// The table or query.
         selection: Selection,
     },
 }
 
-struct Plan {
-    inputs: Inputs,
-    stream: String,
-    incremental: Option<IncrementalPlan>,
+/// A checked `etl-extract` run.
+#[derive(Debug)]
+pub struct ExtractPlan {
+    /// What to read.
+    pub inputs: Inputs,
+    /// The stream's name (keys its bookmark).
+    pub stream: String,
+    /// `--cursor` and friends, for an incremental run.
+    pub incremental: Option<IncrementalPlan>,
+    /// Where malformed rows go, and how many may be.
+    pub rejects: RejectsOptions,
+    /// How much to say on stderr.
+    pub verbosity: Verbosity,
 }
 
-struct IncrementalPlan {
-    cursor: String,
-    state: Option<StateStore>,
-    since: Option<Value>,
-    until: Option<Value>,
-}
-
-fn pinned_types(path: &Path) -> Result<Vec<(String, FieldType)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read schema file {}", path.display()))?;
-    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&text) else {
-        return Err(usage(format!(
-            "schema file {} must be a JSON object such as {{\"zip\":\"text\",\"qty\":\"integer\"}}",
-            path.display()
-        )));
-    };
-    fields
-        .into_iter()
-        .map(|(name, t)| {
-            let parsed = t.as_str().and_then(FieldType::from_name).ok_or_else(|| {
-                usage(format!(
-                    "schema file {}: column {name:?} has type {t}; use integer, float, boolean, text or json",
-                    path.display()
-                ))
-            })?;
-            Ok((name, parsed))
-        })
-        .collect()
-}
-
-/// The default stream name: the file name up to its first dot, else `stdin`.
-fn default_stream(location: Option<&Location>) -> String {
-    location
-        .and_then(Location::path)
-        .and_then(|p| p.file_name())
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.split('.').next())
-        .filter(|s| !s.is_empty())
-        .unwrap_or("stdin")
-        .to_string()
-}
-
-fn plan(args: &ExtractArgs) -> Result<Plan> {
-    let incremental = args.cursor.as_ref().map(|cursor| IncrementalPlan {
-        cursor: cursor.clone(),
-        state: args
-            .state
-            .as_deref()
-            .map(|s| StateStore::from_arg_in(s, &args.schema_name)),
-        since: args.since.as_deref().map(parse_bound),
-        until: args.until.as_deref().map(parse_bound),
-    });
-    let selection = match (&args.table, &args.query) {
-        (Some(table), None) => Some(Selection::Table(table.clone())),
-        (None, Some(query)) => Some(Selection::Query(query.clone())),
-        _ => None,
-    };
-    if let Some(selection) = selection {
-        let path = match args.inputs.as_slice() {
-            [p] if p != Path::new("-") => p.clone(),
-            _ => {
-                return Err(usage(
-                    "--table and --query need one database as INPUT: a SQLite file or a postgres:// URL",
-                ));
-            }
-        };
-        if args.format.is_some()
-            || args.delimiter.is_some()
-            || args.no_header
-            || args.all_text
-            || args.schema.is_some()
-        {
-            return Err(usage(
-                "--format, --delimiter, --no-header, --all-text and --schema apply to files, not to --table/--query",
-            ));
-        }
-        let stream = args.stream.clone().unwrap_or_else(|| match &selection {
-            Selection::Table(t) => t.clone(),
-            Selection::Query(_) => "query".to_string(),
-        });
-        let inputs = if crate::pg::is_url(&path.to_string_lossy()) {
-            Inputs::Postgres {
-                url: path.to_string_lossy().into_owned(),
-                schema: args.schema_name.clone(),
-                selection,
-            }
-        } else {
-            Inputs::Sqlite { path, selection }
-        };
-        return Ok(Plan {
-            inputs,
-            stream,
-            incremental,
-        });
-    }
-    let delimiter = match args.delimiter {
-        Some(c) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => Some(c as u8),
-        Some(c) => {
-            return Err(usage(format!(
-                "--delimiter must be one ASCII character other than a quote or newline, not {c:?}"
-            )));
-        }
-        None => None,
-    };
-    if args.infer_rows == 0 {
-        return Err(usage("--infer-rows must be at least 1"));
-    }
-    let pinned = match &args.schema {
-        Some(path) => pinned_types(path)?,
-        None => Vec::new(),
-    };
-    let locations = input::locate(&args.inputs)?;
-    let stream = args
-        .stream
-        .clone()
-        .unwrap_or_else(|| default_stream(locations.first()));
-    Ok(Plan {
-        inputs: Inputs::Files {
-            locations,
-            format: args.format,
-            compression: args.compression,
-            csv: CsvOptions {
-                delimiter: delimiter.unwrap_or(b','),
-                quoting: Quoting::Rfc4180,
-                header: !args.no_header,
-                all_text: args.all_text,
-                infer_rows: args.infer_rows,
-                pinned,
-            },
-        },
-        stream,
-        incremental,
-    })
+/// The incremental part of an extract.
+#[derive(Debug)]
+pub struct IncrementalPlan {
+    /// The cursor column.
+    pub cursor: String,
+    /// Where the bookmark is read from.
+    pub state: Option<StateStore>,
+    /// Backfill window: inclusive lower bound.
+    pub since: Option<Value>,
+    /// Backfill window: exclusive upper bound.
+    pub until: Option<Value>,
 }
 
 /// Opens one file of a stream as a source.
@@ -277,15 +176,14 @@ pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
     Ok(records)
 }
 
-/// Runs `etl-extract`.
-pub fn run(args: ExtractArgs) -> Result<Outcome> {
-    let plan = plan(&args)?;
+/// Runs `etl-extract` as planned.
+pub fn run(plan: ExtractPlan) -> Result<Outcome> {
     let size = match &plan.inputs {
         Inputs::Files { locations, .. } => locations.iter().map(Location::size).sum(),
         Inputs::Sqlite { .. } | Inputs::Postgres { .. } => None,
     };
-    let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), size);
-    let mut rejects = args.rejects.open()?;
+    let progress = Progress::new(PROGRAM, plan.verbosity, size);
+    let mut rejects = plan.rejects.open()?;
 
     let mut incremental = match &plan.incremental {
         Some(inc) => {
@@ -466,18 +364,4 @@ fn write_line(line: &str) -> Result<()> {
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
         .context("writing to stdout")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stream_names() {
-        let name = |p: &str| default_stream(Some(&Location::Path(PathBuf::from(p))));
-        assert_eq!(name("data/orders.csv"), "orders");
-        assert_eq!(name("orders.csv.gz"), "orders");
-        assert_eq!(default_stream(Some(&Location::Stdin)), "stdin");
-        assert_eq!(default_stream(None), "stdin");
-    }
 }

@@ -1,12 +1,22 @@
 //! `etl-extract`: read files, stdin or a SQLite table and write the NDJSON wire.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::{Context as _, Result};
 use clap::Parser;
+use serde_json::Value;
 
 use super::VerbosityArgs;
+use crate::error::usage;
+use crate::extract::{ExtractPlan, IncrementalPlan, Inputs};
+use crate::files::csv::CsvOptions;
 use crate::format::Format;
-use crate::source::input::Compression;
+use crate::format::csv::Quoting;
+use crate::incremental::parse_bound;
+use crate::record::FieldType;
+use crate::source::Selection;
+use crate::source::input::{self, Compression, Location};
+use crate::state::StateStore;
 
 const AFTER_HELP: &str = "\
 Output is NDJSON on stdout: a {\"@etl\":\"begin\",...} line, one JSON object per
@@ -141,6 +151,146 @@ pub struct ExtractArgs {
     pub verbosity: VerbosityArgs,
 }
 
+fn pinned_types(path: &Path) -> Result<Vec<(String, FieldType)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read schema file {}", path.display()))?;
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&text) else {
+        return Err(usage(format!(
+            "schema file {} must be a JSON object such as {{\"zip\":\"text\",\"qty\":\"integer\"}}",
+            path.display()
+        )));
+    };
+    fields
+        .into_iter()
+        .map(|(name, t)| {
+            let parsed = t.as_str().and_then(FieldType::from_name).ok_or_else(|| {
+                usage(format!(
+                    "schema file {}: column {name:?} has type {t}; use integer, float, boolean, text or json",
+                    path.display()
+                ))
+            })?;
+            Ok((name, parsed))
+        })
+        .collect()
+}
+
+/// The default stream name: the file name up to its first dot, else `stdin`.
+fn default_stream(location: Option<&Location>) -> String {
+    location
+        .and_then(Location::path)
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.split('.').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("stdin")
+        .to_string()
+}
+
+impl ExtractArgs {
+    /// The checked plan of this run: bad combinations of flags are usage
+    /// errors here, before any input is read.
+    pub fn plan(&self) -> Result<ExtractPlan> {
+        plan(self)
+    }
+}
+
+fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
+    let incremental = args.cursor.as_ref().map(|cursor| IncrementalPlan {
+        cursor: cursor.clone(),
+        state: args
+            .state
+            .as_deref()
+            .map(|s| StateStore::from_arg_in(s, &args.schema_name)),
+        since: args.since.as_deref().map(parse_bound),
+        until: args.until.as_deref().map(parse_bound),
+    });
+    let selection = match (&args.table, &args.query) {
+        (Some(table), None) => Some(Selection::Table(table.clone())),
+        (None, Some(query)) => Some(Selection::Query(query.clone())),
+        _ => None,
+    };
+    if let Some(selection) = selection {
+        let path = match args.inputs.as_slice() {
+            [p] if p != Path::new("-") => p.clone(),
+            _ => {
+                return Err(usage(
+                    "--table and --query need one database as INPUT: a SQLite file or a postgres:// URL",
+                ));
+            }
+        };
+        if args.format.is_some()
+            || args.delimiter.is_some()
+            || args.no_header
+            || args.all_text
+            || args.schema.is_some()
+        {
+            return Err(usage(
+                "--format, --delimiter, --no-header, --all-text and --schema apply to files, not to --table/--query",
+            ));
+        }
+        let stream = args.stream.clone().unwrap_or_else(|| match &selection {
+            Selection::Table(t) => t.clone(),
+            Selection::Query(_) => "query".to_string(),
+        });
+        let inputs = if crate::pg::is_url(&path.to_string_lossy()) {
+            Inputs::Postgres {
+                url: path.to_string_lossy().into_owned(),
+                schema: args.schema_name.clone(),
+                selection,
+            }
+        } else {
+            Inputs::Sqlite { path, selection }
+        };
+        return Ok(ExtractPlan {
+            inputs,
+            stream,
+            incremental,
+            rejects: args.rejects.options(),
+            verbosity: args.verbosity.verbosity(),
+        });
+    }
+    let delimiter = match args.delimiter {
+        Some(c) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => Some(c as u8),
+        Some(c) => {
+            return Err(usage(format!(
+                "--delimiter must be one ASCII character other than a quote or newline, not {c:?}"
+            )));
+        }
+        None => None,
+    };
+    if args.infer_rows == 0 {
+        return Err(usage("--infer-rows must be at least 1"));
+    }
+    let pinned = match &args.schema {
+        Some(path) => pinned_types(path)?,
+        None => Vec::new(),
+    };
+    let locations = input::locate(&args.inputs)?;
+    let stream = args
+        .stream
+        .clone()
+        .unwrap_or_else(|| default_stream(locations.first()));
+    Ok(ExtractPlan {
+        rejects: args.rejects.options(),
+        verbosity: args.verbosity.verbosity(),
+        inputs: Inputs::Files {
+            locations,
+            format: args.format,
+            compression: args.compression,
+            csv: CsvOptions {
+                delimiter: delimiter.unwrap_or(b','),
+                quoting: Quoting::Rfc4180,
+                header: !args.no_header,
+                all_text: args.all_text,
+                infer_rows: args.infer_rows,
+                pinned,
+            },
+        },
+        stream,
+        incremental,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +299,14 @@ mod tests {
     #[test]
     fn definition_is_valid() {
         ExtractArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn stream_names() {
+        let name = |p: &str| default_stream(Some(&Location::Path(PathBuf::from(p))));
+        assert_eq!(name("data/orders.csv"), "orders");
+        assert_eq!(name("orders.csv.gz"), "orders");
+        assert_eq!(default_stream(Some(&Location::Stdin)), "stdin");
+        assert_eq!(default_stream(None), "stdin");
     }
 }
