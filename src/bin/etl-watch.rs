@@ -4,5 +4,9 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let args = etlkit::cli::watch::WatchArgs::parse();
     let log_json = args.verbosity.log_json;
-    etlkit::error::finish("etl-watch", etlkit::watch::run(args), log_json)
+    etlkit::error::finish(
+        "etl-watch",
+        args.plan().and_then(etlkit::watch::run),
+        log_json,
+    )
 }

@@ -2,9 +2,13 @@
 
 use std::path::PathBuf;
 
+use anyhow::Result;
+use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
+use crate::error::usage;
+use crate::watch::{WatchFormat, WatchPlan};
 
 const AFTER_HELP: &str = "\
 etl-watch turns data that keeps arriving into batches. It follows files
@@ -53,17 +57,6 @@ Examples:
   $ etl-watch --once --format ndjson sample-data/events.ndjson --checkpoint events.ckpt --exec 'etl-load wh.db --table events_watch'
   $ etl-watch --once sample-data/events.ndjson --batch-rows 3 | head -n 2
 ";
-
-/// How arriving data is split into records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WatchFormat {
-    /// Each line is a record: {"line", "file", "offset"}
-    Lines,
-    /// Each line is a JSON object, passed on as it is
-    Ndjson,
-    /// CSV with a header line in each file; values as text
-    Csv,
-}
 
 /// Follow files or stdin and hand on micro-batches, losing and repeating nothing
 #[derive(Debug, Parser)]
@@ -138,6 +131,66 @@ pub struct WatchArgs {
     /// -q and -v
     #[command(flatten)]
     pub verbosity: VerbosityArgs,
+}
+
+impl ValueEnum for WatchFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[WatchFormat::Lines, WatchFormat::Ndjson, WatchFormat::Csv]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            WatchFormat::Lines => PossibleValue::new("lines")
+                .help("Each line is a record: {\"line\", \"file\", \"offset\"}"),
+            WatchFormat::Ndjson => {
+                PossibleValue::new("ndjson").help("Each line is a JSON object, passed on as it is")
+            }
+            WatchFormat::Csv => PossibleValue::new("csv")
+                .help("CSV with a header line in each file; values as text"),
+        })
+    }
+}
+
+impl WatchArgs {
+    /// The checked plan of this run: bad combinations of flags are usage
+    /// errors here, before anything is read.
+    pub fn plan(&self) -> Result<WatchPlan> {
+        let args = self;
+        if args.batch_rows == 0
+            || args.batch_bytes == 0
+            || !args.batch_interval.is_finite()
+            || args.batch_interval < 0.0
+        {
+            return Err(usage("batch limits must be positive"));
+        }
+        let stdin = args.paths.is_empty() || args.paths.iter().any(|p| p.as_os_str() == "-");
+        if stdin && args.paths.len() > 1 {
+            return Err(usage("stdin (-) cannot be watched together with files"));
+        }
+        if stdin && args.checkpoint.is_some() {
+            return Err(usage(
+                "a checkpoint needs files: stdin cannot be read again after a restart",
+            ));
+        }
+        Ok(WatchPlan {
+            paths: args.paths.clone(),
+            stdin,
+            format: args.format,
+            batch_rows: args.batch_rows,
+            batch_bytes: args.batch_bytes,
+            batch_interval: args.batch_interval,
+            exec: args.exec.clone(),
+            max_retries: args.max_retries,
+            checkpoint: args.checkpoint.clone(),
+            once: args.once,
+            from_end: args.from_end,
+            poll_interval: args.poll_interval,
+            poll: args.poll,
+            stream: args.stream.clone(),
+            rejects: args.rejects.options(),
+            verbosity: args.verbosity.verbosity(),
+        })
+    }
 }
 
 #[cfg(test)]

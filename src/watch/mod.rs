@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::watch::{WatchArgs, WatchFormat};
-use crate::error::{Outcome, usage};
-use crate::progress::{Counts, Progress};
-use crate::rejects::Rejects;
+use crate::error::Outcome;
+use crate::progress::{Counts, Progress, Verbosity};
+use crate::rejects::{Rejects, RejectsOptions};
 use crate::wire::{Begin, End};
 use checkpoint::{Checkpoint, Range, ranges_json};
 use files::Tracked;
@@ -49,7 +48,7 @@ impl Batch {
 }
 
 struct Watcher<'a> {
-    args: &'a WatchArgs,
+    plan: &'a WatchPlan,
     progress: &'a Progress,
     rejects: Rejects,
     counts: Counts,
@@ -65,32 +64,66 @@ struct Watcher<'a> {
     replay_id: Option<String>,
 }
 
-/// Runs `etl-watch`.
-pub fn run(args: WatchArgs) -> Result<Outcome> {
-    if args.batch_rows == 0
-        || args.batch_bytes == 0
-        || !args.batch_interval.is_finite()
-        || args.batch_interval < 0.0
-    {
-        return Err(usage("batch limits must be positive"));
-    }
-    let stdin = args.paths.is_empty() || args.paths.iter().any(|p| p.as_os_str() == "-");
-    if stdin && args.paths.len() > 1 {
-        return Err(usage("stdin (-) cannot be watched together with files"));
-    }
-    if stdin && args.checkpoint.is_some() {
-        return Err(usage(
-            "a checkpoint needs files: stdin cannot be read again after a restart",
-        ));
-    }
-    let progress = Progress::new(PROGRAM, args.verbosity.verbosity(), None);
+/// How arriving data is split into records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchFormat {
+    /// Each line is a record: {"line", "file", "offset"}.
+    Lines,
+    /// Each line is a JSON object, passed on as it is.
+    Ndjson,
+    /// CSV with a header line in each file; values as text.
+    Csv,
+}
+
+/// A checked `etl-watch` run.
+#[derive(Debug)]
+pub struct WatchPlan {
+    /// Files, directories or globs to follow; empty: stdin.
+    pub paths: Vec<PathBuf>,
+    /// Read stdin instead of files.
+    pub stdin: bool,
+    /// How lines become records.
+    pub format: WatchFormat,
+    /// Close a batch at this many records.
+    pub batch_rows: usize,
+    /// Close a batch at this many bytes of input.
+    pub batch_bytes: usize,
+    /// Close a non-empty batch after this many seconds.
+    pub batch_interval: f64,
+    /// Pipe each batch into `sh -c` this.
+    pub exec: Option<String>,
+    /// Retries of a failed --exec batch.
+    pub max_retries: u32,
+    /// Where positions are kept between runs.
+    pub checkpoint: Option<PathBuf>,
+    /// Handle what has arrived, then exit.
+    pub once: bool,
+    /// Read files seen for the first time from their current end.
+    pub from_end: bool,
+    /// Milliseconds between looks for changes.
+    pub poll_interval: u64,
+    /// Poll only, no inotify.
+    pub poll: bool,
+    /// The stream name in control lines.
+    pub stream: String,
+    /// Where lines that are no valid records go.
+    pub rejects: RejectsOptions,
+    /// How much to say on stderr.
+    pub verbosity: Verbosity,
+}
+
+/// Runs `etl-watch` as planned.
+pub fn run(plan: WatchPlan) -> Result<Outcome> {
+    let args = &plan;
+    let stdin = plan.stdin;
+    let progress = Progress::new(PROGRAM, args.verbosity, None);
     let _lock = match &args.checkpoint {
         Some(path) => Some(checkpoint::lock(path)?),
         None => None,
     };
     let rejects = args.rejects.open()?;
     let mut watcher = Watcher {
-        args: &args,
+        plan: args,
         progress: &progress,
         rejects,
         counts: Counts::default(),
@@ -126,7 +159,7 @@ impl Watcher<'_> {
         let mut last_len = 0usize;
         loop {
             let room = self
-                .args
+                .plan
                 .batch_bytes
                 .saturating_sub(self.batch.bytes)
                 .max(4096)
@@ -141,7 +174,7 @@ impl Watcher<'_> {
                 (t.path.display().to_string(), t.read)
             };
             let mut body: &[u8] = &chunk;
-            let header = if self.args.format == WatchFormat::Csv {
+            let header = if self.plan.format == WatchFormat::Csv {
                 if base == 0 {
                     // The header line itself is not a record.
                     let Some(h) = self.header(index)? else {
@@ -181,7 +214,7 @@ impl Watcher<'_> {
                 self.batch.push(record, *used);
             }
             self.tracked[index].advance(base + parsed.used as u64, &chunk, chunk_start);
-            if self.batch.rows >= self.args.batch_rows || self.batch.bytes >= self.args.batch_bytes
+            if self.batch.rows >= self.plan.batch_rows || self.batch.bytes >= self.plan.batch_bytes
             {
                 self.deliver()?;
             }
@@ -244,14 +277,14 @@ impl Watcher<'_> {
             None => Some(files::Hasher::of(positions_key(&ranges).as_bytes())),
         };
         let begin = Begin {
-            stream: self.args.stream.clone(),
+            stream: self.plan.stream.clone(),
             source: Some(PROGRAM.into()),
             schema: self.schema(),
             from: None,
             batch: id.clone(),
         };
         let end = End {
-            stream: self.args.stream.clone(),
+            stream: self.plan.stream.clone(),
             rows: self.batch.rows as u64,
             bookmark: None,
             positions: Some(positions),
@@ -263,7 +296,7 @@ impl Watcher<'_> {
         payload.extend_from_slice(end.to_line().as_bytes());
         payload.push(b'\n');
 
-        match &self.args.exec {
+        match &self.plan.exec {
             Some(cmd) => {
                 self.save_checkpoint(ranges, id)?;
                 self.exec(cmd, &payload)?;
@@ -286,7 +319,7 @@ impl Watcher<'_> {
 
     fn exec(&self, cmd: &str, payload: &[u8]) -> Result<()> {
         let mut delay = Duration::from_secs(1);
-        for attempt in 0..=self.args.max_retries {
+        for attempt in 0..=self.plan.max_retries {
             let mut child = Command::new("sh")
                 .arg("-c")
                 .arg(cmd)
@@ -301,7 +334,7 @@ impl Watcher<'_> {
             if status.success() {
                 return Ok(());
             }
-            if attempt < self.args.max_retries {
+            if attempt < self.plan.max_retries {
                 self.progress.warn(&format!(
                     "--exec failed ({status}); retrying in {} s",
                     delay.as_secs()
@@ -311,7 +344,7 @@ impl Watcher<'_> {
             } else {
                 bail!(
                     "--exec failed ({status}) {} times; the batch stays in the checkpoint and is sent again on the next run",
-                    self.args.max_retries + 1
+                    self.plan.max_retries + 1
                 );
             }
         }
@@ -353,12 +386,12 @@ impl Watcher<'_> {
                 continue;
             }
             let name = self.tracked[index].path.display().to_string();
-            let header = if self.args.format == WatchFormat::Csv {
+            let header = if self.plan.format == WatchFormat::Csv {
                 self.header(index)?
             } else {
                 None
             };
-            let (base, body) = if self.args.format == WatchFormat::Csv && range.start == 0 {
+            let (base, body) = if self.plan.format == WatchFormat::Csv && range.start == 0 {
                 let header_len = self.tracked[index].first_line()?.map_or(0, |l| l.len());
                 (header_len as u64, &bytes[header_len.min(bytes.len())..])
             } else {
@@ -378,7 +411,7 @@ impl Watcher<'_> {
         for t in &mut self.tracked {
             t.present = false;
         }
-        for path in files::candidates(&self.args.paths) {
+        for path in files::candidates(&self.plan.paths) {
             if self.is_own_file(&path) {
                 continue;
             }
@@ -400,7 +433,7 @@ impl Watcher<'_> {
                 }
                 None => {
                     let size = file.metadata()?.len();
-                    let start = if self.args.from_end && self.first_scan {
+                    let start = if self.plan.from_end && self.first_scan {
                         size
                     } else {
                         0
@@ -427,7 +460,7 @@ impl Watcher<'_> {
                     self.tracked[index].path.display()
                 ));
             }
-            if self.tracked[index].may_drop(if self.args.once { 0 } else { IDLE_SCANS })? {
+            if self.tracked[index].may_drop(if self.plan.once { 0 } else { IDLE_SCANS })? {
                 self.tracked.remove(index);
             } else {
                 index += 1;
@@ -452,7 +485,7 @@ impl Watcher<'_> {
                 self.replay(&checkpoint.pending)?;
             }
         }
-        let interval = Duration::from_secs_f64(self.args.batch_interval);
+        let interval = Duration::from_secs_f64(self.plan.batch_interval);
         let (_watcher, changes) = self.notifications();
         loop {
             self.scan()?;
@@ -464,14 +497,14 @@ impl Watcher<'_> {
             // checkpoint too, or a restart would read them again.
             let idle_bytes =
                 self.batch.rows == 0 && self.tracked.iter().any(|t| t.read > t.committed);
-            if self.args.once || due || idle_bytes {
+            if self.plan.once || due || idle_bytes {
                 self.deliver()?;
             }
-            if self.args.once {
+            if self.plan.once {
                 return Ok(());
             }
             // Wake for the next poll, or when the open batch is due.
-            let mut poll = Duration::from_millis(self.args.poll_interval);
+            let mut poll = Duration::from_millis(self.plan.poll_interval);
             if let Some(started) = self.batch.started {
                 poll = poll.min(interval.saturating_sub(started.elapsed()));
             }
@@ -497,7 +530,7 @@ impl Watcher<'_> {
         Option<std::sync::mpsc::Receiver<()>>,
     ) {
         use notify::Watcher as _;
-        if self.args.poll || self.args.once {
+        if self.plan.poll || self.plan.once {
             return (None, None);
         }
         let (tx, rx) = std::sync::mpsc::channel();
@@ -509,12 +542,12 @@ impl Watcher<'_> {
             Err(e) => {
                 self.progress.detail(&format!(
                     "no inotify ({e}); polling every {} ms",
-                    self.args.poll_interval
+                    self.plan.poll_interval
                 ));
                 return (None, None);
             }
         };
-        for path in &self.args.paths {
+        for path in &self.plan.paths {
             let dir = if path.is_dir() {
                 path.clone()
             } else {
@@ -555,7 +588,7 @@ impl Watcher<'_> {
             .as_deref()
             .is_some_and(same_name_prefix)
             || self
-                .args
+                .plan
                 .rejects
                 .file
                 .as_deref()

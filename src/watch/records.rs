@@ -3,8 +3,8 @@
 
 use anyhow::{Result, bail};
 
+use super::WatchFormat;
 use super::Watcher;
-use crate::cli::watch::WatchFormat;
 use crate::files::ndjson::check_object;
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::json;
@@ -19,7 +19,7 @@ pub(super) struct Parsed {
 
 impl Watcher<'_> {
     pub(super) fn schema(&self) -> Vec<(String, FieldType)> {
-        match self.args.format {
+        match self.plan.format {
             WatchFormat::Lines => vec![
                 ("line".into(), FieldType::Text),
                 ("file".into(), FieldType::Text),
@@ -39,7 +39,7 @@ impl Watcher<'_> {
         header: Option<&[String]>,
     ) -> Result<Parsed> {
         let mut records = Vec::new();
-        if self.args.format == WatchFormat::Csv {
+        if self.plan.format == WatchFormat::Csv {
             let header = header.unwrap_or_default();
             let mut parser = CsvParser::new(chunk, name, b',', Quoting::Rfc4180);
             let mut rec = RawRecord::default();
@@ -99,7 +99,7 @@ impl Watcher<'_> {
             } else {
                 text
             };
-            match self.args.format {
+            match self.plan.format {
                 WatchFormat::Lines => match std::str::from_utf8(text) {
                     Ok(s) => {
                         let mut out = Vec::with_capacity(s.len() + 64);

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::WatchFormat;
 use super::Watcher;
-use crate::cli::watch::WatchFormat;
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 
 impl Watcher<'_> {
@@ -33,7 +33,7 @@ impl Watcher<'_> {
                 }
             }
         });
-        let interval = Duration::from_secs_f64(self.args.batch_interval);
+        let interval = Duration::from_secs_f64(self.plan.batch_interval);
         let mut offset = 0u64;
         let mut header: Option<Vec<String>> = None;
         let mut pending = Vec::new();
@@ -49,7 +49,7 @@ impl Watcher<'_> {
                     if !line.ends_with(b"\n") {
                         continue; // the final line without a newline: at EOF below
                     }
-                    if self.args.format == WatchFormat::Csv && header.is_none() {
+                    if self.plan.format == WatchFormat::Csv && header.is_none() {
                         header = take_header(&mut pending, &mut offset)?;
                         if header.is_none() || pending.is_empty() {
                             continue;
@@ -62,8 +62,8 @@ impl Watcher<'_> {
                     }
                     offset += parsed.used as u64;
                     pending.drain(..parsed.used);
-                    if self.batch.rows >= self.args.batch_rows
-                        || self.batch.bytes >= self.args.batch_bytes
+                    if self.batch.rows >= self.plan.batch_rows
+                        || self.batch.bytes >= self.plan.batch_bytes
                     {
                         self.deliver()?;
                     }
@@ -72,7 +72,7 @@ impl Watcher<'_> {
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     if !pending.is_empty() {
                         pending.push(b'\n');
-                        if self.args.format == WatchFormat::Csv && header.is_none() {
+                        if self.plan.format == WatchFormat::Csv && header.is_none() {
                             header = take_header(&mut pending, &mut offset)?;
                         }
                         let parsed = self.parse("stdin", offset, &pending, header.as_deref())?;
