@@ -41,7 +41,7 @@ enum Inputs {
     },
     Postgres {
         url: String,
-        schema: String,
+        schema: Option<String>,
         selection: Selection,
     },
 }
@@ -100,7 +100,7 @@ fn plan(args: &ExtractArgs) -> Result<Plan> {
         state: args
             .state
             .as_deref()
-            .map(|s| StateStore::from_arg_in(s, &args.schema_name)),
+            .map(|s| StateStore::from_arg_in(s, args.schema_name.as_deref())),
         since: args.since.as_deref().map(parse_bound),
         until: args.until.as_deref().map(parse_bound),
     });
@@ -381,7 +381,7 @@ pub fn run(args: ExtractArgs) -> Result<Outcome> {
                 let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
                     |(inc, (lower, upper))| (inc.cursor.as_str(), lower.as_ref(), upper.as_ref()),
                 );
-                let mut source = PgSource::open(url, schema, selection, window)?;
+                let mut source = PgSource::open(url, schema.as_deref(), selection, window)?;
                 begin.source = Some(crate::pg::conn::redact(url));
                 begin.schema = source.schema();
                 write_begin(&begin)?;

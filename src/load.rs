@@ -250,8 +250,14 @@ pub fn run(args: LoadArgs) -> Result<Outcome> {
             postgres: Some(url),
         } => {
             let client = crate::pg::conn::connect(url)?;
-            let result = PgSink::new(client, &db_name, &args.schema_name, table, options.clone())
-                .and_then(|sink| load.drive(input.reader, Box::new(sink)));
+            let result = PgSink::new(
+                client,
+                &db_name,
+                args.schema_name.as_deref(),
+                table,
+                options.clone(),
+            )
+            .and_then(|sink| load.drive(input.reader, Box::new(sink)));
             (result, format!("table {table:?} in {db_name}"))
         }
         Target::Database {
