@@ -52,8 +52,8 @@ pub enum Inputs {
     Postgres {
         /// The connection URL.
         url: String,
-        /// The schema of --table.
-        schema: String,
+        /// The schema of --table (none: the connection's current schema).
+        schema: Option<String>,
         /// The table or query.
         selection: Selection,
     },
@@ -280,7 +280,7 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                 let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
                     |(inc, (lower, upper))| (inc.cursor.as_str(), lower.as_ref(), upper.as_ref()),
                 );
-                let mut source = PgSource::open(url, schema, selection, window)?;
+                let mut source = PgSource::open(url, schema.as_deref(), selection, window)?;
                 begin.source = Some(crate::pg::conn::redact(url));
                 begin.schema = source.schema();
                 write_begin(&begin)?;

@@ -37,8 +37,8 @@ pub enum Target {
         options: TableOptions,
         /// The PostgreSQL URL, when the database is not a SQLite file.
         postgres: Option<String>,
-        /// The PostgreSQL schema.
-        schema_name: String,
+        /// The PostgreSQL schema (none: the connection's current schema).
+        schema_name: Option<String>,
         /// How long to wait for another load of the same SQLite file.
         wait: Duration,
     },
@@ -144,8 +144,14 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
             ..
         } => {
             let client = crate::pg::conn::connect(url)?;
-            let result = PgSink::new(client, &db_name, schema_name, table, options.clone())
-                .and_then(|sink| load.drive(input.reader, Box::new(sink)));
+            let result = PgSink::new(
+                client,
+                &db_name,
+                schema_name.as_deref(),
+                table,
+                options.clone(),
+            )
+            .and_then(|sink| load.drive(input.reader, Box::new(sink)));
             (result, format!("table {table:?} in {db_name}"))
         }
         Target::Database {

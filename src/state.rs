@@ -23,17 +23,18 @@ pub enum StateStore {
     Sqlite(PathBuf),
     /// A JSON file: `{"streams": {"NAME": {"bookmark": ...}}}`.
     Json(PathBuf),
-    /// The `_etl_state` table of a PostgreSQL schema: (URL, schema).
-    Postgres(String, String),
+    /// The `_etl_state` table of a PostgreSQL schema: (URL, schema; none:
+    /// the connection's current schema).
+    Postgres(String, Option<String>),
 }
 
 impl StateStore {
     /// A `postgres://` URL is a PostgreSQL database (its `_etl_state` in
     /// `schema`), a `.json` path a JSON state file, anything else SQLite.
-    pub fn from_arg_in(path: &Path, schema: &str) -> StateStore {
+    pub fn from_arg_in(path: &Path, schema: Option<&str>) -> StateStore {
         let text = path.to_string_lossy();
         if crate::pg::is_url(&text) {
-            return StateStore::Postgres(text.into_owned(), schema.to_string());
+            return StateStore::Postgres(text.into_owned(), schema.map(String::from));
         }
         StateStore::from_arg(path)
     }
@@ -65,7 +66,12 @@ impl StateStore {
             }
             StateStore::Postgres(url, schema) => {
                 let mut client = crate::pg::conn::connect(url)?;
-                let table = format!("{}.\"{STATE_TABLE}\"", crate::pg::conn::quote(schema));
+                let schema = crate::pg::conn::schema_of(
+                    &mut client,
+                    schema.as_deref(),
+                    &crate::pg::conn::redact(url),
+                )?;
+                let table = format!("{}.\"{STATE_TABLE}\"", crate::pg::conn::quote(&schema));
                 let exists: bool = client
                     .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
                     .map_err(|e| {

@@ -390,3 +390,80 @@ fn a_bom_at_the_start_of_the_input_is_skipped() {
         ["Integer(1)", "Integer(2)"]
     );
 }
+
+/// The rejects file's reasons, in order.
+fn reject_reasons(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("r.ndjson")).expect("rejects file");
+    json_lines(&text)
+        .iter()
+        .map(|r| r["reason"].as_str().expect("reason").to_string())
+        .collect()
+}
+
+#[test]
+fn floats_that_cannot_be_stored_exactly_are_rejected() {
+    let dir = tempdir();
+    let d = dir.path();
+    let out = load(d, &[], "{\"id\":0,\"n\":1.5}\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let input = framed(&[
+        r#"{"id":1,"n":1e-400}"#,
+        r#"{"id":2,"n":1e400}"#,
+        r#"{"id":3,"n":1.2345678901234e-315}"#,
+        r#"{"id":4,"n":1.5e-310}"#,
+        r#"{"id":5,"n":5e-324}"#,
+    ]);
+    let out = load(d, &["--rejects", "r.ndjson"], &input);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(
+        reject_reasons(d),
+        [
+            "column \"n\": number value 1e-400 does not fit a REAL column",
+            "column \"n\": number value 1e400 does not fit a REAL column",
+            "column \"n\": number value 1.2345678901234e-315 does not fit a REAL column",
+        ]
+    );
+    assert_eq!(
+        dump(&d.join("w.db"), "t"),
+        [
+            "Integer(0)|Real(1.5)",
+            "Integer(4)|Real(1.5e-310)",
+            "Integer(5)|Real(5e-324)"
+        ]
+    );
+}
+
+#[test]
+fn numeric_text_goes_into_numeric_columns_when_exact() {
+    let dir = tempdir();
+    let d = dir.path();
+    let out = load(d, &[], "{\"id\":0,\"amount\":1.5,\"qty\":3}\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let input = framed(&[
+        r#"{"id":1,"amount":"1.00","qty":"12"}"#,
+        r#"{"id":2,"qty":"1.5"}"#,
+        r#"{"id":3,"amount":"abc"}"#,
+        r#"{"id":4,"amount":"1e-400"}"#,
+        r#"{"id":5,"qty":"007"}"#,
+        r#"{"id":6,"amount":"-2.5e3","qty":"-9007199254740993"}"#,
+    ]);
+    let out = load(d, &["--rejects", "r.ndjson"], &input);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(
+        reject_reasons(d),
+        [
+            "column \"qty\": text value \"1.5\" does not fit a INTEGER column",
+            "column \"amount\": text value \"abc\" does not fit a REAL column",
+            "column \"amount\": text value \"1e-400\" does not fit a REAL column",
+            "column \"qty\": text value \"007\" does not fit a INTEGER column",
+        ]
+    );
+    assert_eq!(
+        dump(&d.join("w.db"), "t"),
+        [
+            "Integer(0)|Real(1.5)|Integer(3)",
+            "Integer(1)|Real(1.0)|Integer(12)",
+            "Integer(6)|Real(-2500.0)|Integer(-9007199254740993)"
+        ]
+    );
+}

@@ -275,7 +275,21 @@ fn passwords_never_appear_in_output() {
         1,
     );
     let bad_port = with_pw.replace(":5432/", ":1/");
+    // An unencoded '@' in the password: the URL's user info runs to the
+    // last '@' of its authority, and all of it stays hidden.
+    let at_pw = pg.url.replacen(
+        "postgres://postgres@",
+        &format!("postgres://postgres:p@{secret}@"),
+        1,
+    );
     let runs = [
+        format!("etl-extract '{at_pw}' --table t"),
+        format!("etl-extract --log-json '{at_pw}' --query 'SELECT 1 AS x'"),
+        format!(
+            "echo '{{\"id\":1}}' | etl-load --log-json '{at_pw}' --schema-name {} --table t",
+            pg.name
+        ),
+        format!("echo '{{\"id\":1}}' | etl-load -v '{at_pw}' --table t"),
         format!("etl-extract '{with_pw}' --table missing_table"),
         format!("etl-extract '{bad_port}' --table t"),
         format!(
@@ -413,5 +427,429 @@ fn text_cursors_compare_by_code_point_like_the_bookmark() {
     assert_eq!(
         pg.rows(&format!("SELECT k FROM {s}.dst ORDER BY k COLLATE \"C\"")),
         ["B", "a", "b"]
+    );
+}
+
+/// Rows of `table` in both stores, as extracted records ordered by `id`.
+fn both_stores(pg: &PgSchema, d: &std::path::Path, table: &str) -> [Vec<serde_json::Value>; 2] {
+    let sql = |schema: &str| format!("SELECT * FROM {schema}{table} ORDER BY id");
+    [
+        extract_records(d, &["w.db", "--query", &sql("")]),
+        extract_records(d, &[&pg.url, "--query", &sql(&format!("{}.", pg.name))]),
+    ]
+}
+
+/// Loads `input` into the same table of SQLite (w.db) and PostgreSQL.
+fn load_both(pg: &PgSchema, d: &std::path::Path, args: &[&str], input: &str) {
+    let out = load(pg, d, args, input);
+    assert_eq!(code(&out), 0, "PostgreSQL: {}", stderr(&out));
+    let mut c = cmd(LOAD, d);
+    c.arg("w.db").args(args);
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(code(&out), 0, "SQLite: {}", stderr(&out));
+}
+
+#[test]
+fn upsert_keeps_fields_a_record_omits() {
+    let Some(pg) = PgSchema::new("omit") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let s = &pg.name;
+    let args = ["--table", "h", "--mode", "upsert", "--key", "id"];
+    load_both(&pg, d, &args, "{\"id\":1,\"a\":\"a1\",\"b\":\"b1\"}\n");
+    let second = "{\"id\":1,\"a\":\"A1\"}\n{\"id\":2,\"a\":\"A2\",\"b\":\"B2\"}\n";
+    load_both(&pg, d, &args, second);
+    assert_eq!(
+        pg.rows(&format!("SELECT * FROM {s}.h ORDER BY id")),
+        ["1|A1|b1", "2|A2|B2"],
+        "an omitted field keeps its stored value"
+    );
+    let [lite, post] = both_stores(&pg, d, "h");
+    assert_same_records(&lite, &post, "SQLite and PostgreSQL agree");
+
+    // Within one run: records of one key carrying different fields; the
+    // last record carrying a field wins for that field.
+    let args = ["--table", "w", "--mode", "upsert", "--key", "id"];
+    let mixed = "{\"id\":1,\"a\":\"a1\",\"b\":\"b1\"}\n{\"id\":1,\"a\":\"A1\"}\n\
+                 {\"id\":3,\"b\":\"x\"}\n{\"id\":3,\"a\":\"y\"}\n{\"id\":4}\n\
+                 {\"id\":5,\"a\":\"p\",\"b\":\"q\"}\n{\"id\":5,\"b\":null}\n";
+    load_both(&pg, d, &args, mixed);
+    let once = pg.rows(&format!("SELECT * FROM {s}.w ORDER BY id"));
+    assert_eq!(once, ["1|A1|b1", "3|y|x", "4||", "5|p|"]);
+    load_both(&pg, d, &args, mixed);
+    assert_eq!(
+        pg.rows(&format!("SELECT * FROM {s}.w ORDER BY id")),
+        once,
+        "upsert twice equals upsert once"
+    );
+    let [lite, post] = both_stores(&pg, d, "w");
+    assert_same_records(&lite, &post, "SQLite and PostgreSQL agree");
+
+    // A delete in the middle of a run: what follows starts a fresh row.
+    let args = [
+        "--table",
+        "g",
+        "--mode",
+        "upsert",
+        "--key",
+        "id",
+        "--delete-when",
+        "gone",
+    ];
+    load_both(
+        &pg,
+        d,
+        &args,
+        "{\"id\":1,\"a\":\"a\",\"b\":\"b\",\"gone\":false}\n{\"id\":2,\"a\":\"c\",\"b\":\"d\",\"gone\":false}\n",
+    );
+    let churn = "{\"id\":1,\"b\":\"B\"}\n{\"id\":1,\"gone\":true}\n{\"id\":1,\"a\":\"new\"}\n\
+                 {\"id\":2,\"a\":\"C\"}\n";
+    load_both(&pg, d, &args, churn);
+    assert_eq!(
+        pg.rows(&format!("SELECT * FROM {s}.g ORDER BY id")),
+        ["1|new||", "2|C|d|false"]
+    );
+    let [lite, post] = both_stores(&pg, d, "g");
+    assert_same_records(&lite, &post, "SQLite and PostgreSQL agree");
+}
+
+#[test]
+fn floats_that_cannot_be_stored_exactly_are_rejects() {
+    let Some(pg) = PgSchema::new("floats") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {}.f (id bigint, d double precision, r real, n numeric, m numeric(5,2))",
+            pg.name
+        ))
+        .expect("table");
+    let input = framed(&[
+        r#"{"id":1,"d":1e-400}"#,
+        r#"{"id":2,"d":1e400}"#,
+        r#"{"id":3,"d":1.2345678901234e-315}"#,
+        r#"{"id":4,"r":1e-50}"#,
+        r#"{"id":5,"n":1e-20000}"#,
+        r#"{"id":6,"m":12345.6}"#,
+        r#"{"id":7,"d":1.5e-310,"r":0.5,"n":1e-400,"m":123.45}"#,
+    ]);
+    let out = load(&pg, d, &["--table", "f", "--rejects", "r.ndjson"], &input);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let rejects = json_lines(&std::fs::read_to_string(d.join("r.ndjson")).expect("rejects"));
+    let reasons: Vec<&str> = rejects
+        .iter()
+        .map(|r| r["reason"].as_str().expect("reason"))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "column \"d\": number value 1e-400 does not fit a double precision column",
+            "column \"d\": number value 1e400 does not fit a double precision column",
+            "column \"d\": number value 1.2345678901234e-315 does not fit a double precision column",
+            "column \"r\": number value 1e-50 does not fit a real column",
+            "column \"n\": number value 1e-20000 does not fit a numeric column",
+            "column \"m\": number value 12345.6 does not fit a numeric(5,2) column",
+        ]
+    );
+    assert_eq!(
+        pg.rows(&format!(
+            "SELECT id, d, r, n = 1e-400, m FROM {}.f",
+            pg.name
+        )),
+        ["7|1.5e-310|0.5|true|123.45"]
+    );
+}
+
+#[test]
+fn connection_parameters_are_honoured_or_refused() {
+    let Some(pg) = PgSchema::new("params") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let s = &pg.name;
+    let sep = if pg.url.contains('?') { '&' } else { '?' };
+    let with = |params: &str| format!("{}{sep}{params}", pg.url);
+
+    // options=-csearch_path=...: the table goes to that schema.
+    let url = with(&format!("options=-csearch_path%3D{s}&connect_timeout=5"));
+    let mut c = cmd(LOAD, d);
+    c.args([url.as_str(), "--table", "h"]);
+    let out = run_with_input(c, b"{\"id\":1}\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(pg.count("h"), 1);
+    let url = with(&format!(
+        "options=-csearch_path%3D{s}&application_name=etl_params_test&sslmode=prefer"
+    ));
+    let got = extract_records(
+        d,
+        &[
+            &url,
+            "--query",
+            "SELECT current_schema() AS s, current_setting('application_name') AS app, count(*) AS n FROM h",
+        ],
+    );
+    assert_eq!(
+        got,
+        [serde_json::json!({"s": s, "app": "etl_params_test", "n": 1})]
+    );
+    let passfile = write(d, "pgpass", b"*:*:*:*:unused\n");
+    let url = with(&format!(
+        "sslmode=disable&passfile={}&keepalives=1&target_session_attrs=any",
+        passfile.display()
+    ));
+    let got = extract_records(d, &[&url, "--query", "SELECT 1 AS one"]);
+    assert_eq!(got, [serde_json::json!({"one": 1})]);
+
+    // What etlkit cannot honour is refused, never ignored.
+    for (params, message) in [
+        (
+            "service=warehouse",
+            "unsupported connection parameter \"service\"",
+        ),
+        ("bogus=1", "unsupported connection parameter \"bogus\""),
+        ("sslrootcert=ca.pem", "sslrootcert needs TLS"),
+        ("sslmode=verify-full", "sslmode=verify-full needs TLS"),
+        (
+            "sslmode=sometimes",
+            "invalid value for sslmode: \"sometimes\"",
+        ),
+    ] {
+        let url = with(params);
+        for mut c in [cmd(EXTRACT, d), cmd(LOAD, d)] {
+            c.args([url.as_str(), "--table", "h"]);
+            let out = run_with_input(c, b"{\"id\":2}\n");
+            assert_eq!(code(&out), 2, "{params}: {}", stderr(&out));
+            assert!(stderr(&out).contains(message), "{params}: {}", stderr(&out));
+        }
+    }
+    assert_eq!(pg.count("h"), 1);
+
+    // A key=value connection string is refused, not taken for a file name.
+    let conninfo = "host=127.0.0.1 dbname=test password=Sup3rS3cret-pw";
+    let mut c = cmd(LOAD, d);
+    c.args([conninfo, "--table", "h"]);
+    let out = run_with_input(c, b"{\"id\":2}\n");
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("key=value connection strings are not supported"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("Sup3rS3cret"), "{}", stderr(&out));
+    assert!(!d.join(conninfo).exists());
+}
+
+#[test]
+fn extract_reads_a_table_with_a_column_named_t() {
+    let Some(pg) = PgSchema::new("colt") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let s = &pg.name;
+    let out = load(&pg, d, &["--table", "x"], "{\"t\":1,\"b\":\"a\"}\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let got = extract_records(d, &[&pg.url, "--schema-name", s, "--table", "x"]);
+    assert_eq!(got, [serde_json::json!({"t": 1, "b": "a"})]);
+    let got = extract_records(
+        d,
+        &[
+            &pg.url,
+            "--schema-name",
+            s,
+            "--table",
+            "x",
+            "--cursor",
+            "t",
+            "--since",
+            "0",
+        ],
+    );
+    assert_eq!(got, [serde_json::json!({"t": 1, "b": "a"})]);
+}
+
+#[test]
+fn identifiers_over_63_bytes_are_refused() {
+    let Some(pg) = PgSchema::new("long") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let long = format!("{}_a", "x".repeat(62));
+    let out = load(&pg, d, &["--table", &long], "{\"id\":1}\n");
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "table name \"{long}\" is 64 bytes; PostgreSQL identifiers are at most 63 bytes"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let field = format!("{}é", "c".repeat(62));
+    let input = format!("{{\"id\":1}}\n{{\"id\":2,\"{field}\":1}}\n");
+    let out = load(&pg, d, &["--table", "t"], &input);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "column name \"{field}\" is 64 bytes; PostgreSQL identifiers are at most 63 bytes"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let tables = pg.rows(&format!(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = '{}'",
+        pg.name
+    ));
+    assert_eq!(tables, ["0"], "nothing was written");
+    // A name of exactly 63 bytes is fine; an index name etlkit derives
+    // from it never collides with another long table's.
+    let a = format!("{}a", "y".repeat(62));
+    let b = format!("{}b", "y".repeat(62));
+    for table in [&a, &b] {
+        let args = ["--table", table.as_str(), "--mode", "upsert", "--key", "id"];
+        for _ in 0..2 {
+            let out = load(&pg, d, &args, "{\"id\":1,\"v\":1}\n");
+            assert_eq!(code(&out), 0, "{}", stderr(&out));
+        }
+    }
+    assert_eq!(
+        pg.rows(&format!(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = '{}'",
+            pg.name
+        )),
+        ["2"]
+    );
+}
+
+#[test]
+fn connection_failures_show_the_server_message() {
+    let Some(pg) = PgSchema::new("connfail") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let secret = "Sup3rS3cret-pw";
+    let with_pw = pg.url.replacen(
+        "postgres://postgres@",
+        &format!("postgres://postgres:{secret}@"),
+        1,
+    );
+    let no_db = with_pw.replace("/test", "/etl_no_such_db");
+    let no_role = with_pw.replace("//postgres:", "//etl_no_such_role:");
+    for (url, message) in [
+        (&no_db, "database \"etl_no_such_db\" does not exist"),
+        (&no_role, "role \"etl_no_such_role\" does not exist"),
+    ] {
+        for script in [
+            format!("etl-extract '{url}' --table t"),
+            format!("echo '{{\"id\":1}}' | etl-load '{url}' --table t"),
+        ] {
+            let out = bash(&script, d);
+            assert_eq!(code(&out), 1, "{script}");
+            let err = stderr(&out);
+            assert!(err.contains(message), "{script}: {err}");
+            assert!(!err.contains("db error"), "{script}: {err}");
+            assert!(!err.contains(secret), "{script}: {err}");
+        }
+    }
+}
+
+#[test]
+fn numeric_text_goes_into_numeric_columns_when_exact() {
+    let Some(pg) = PgSchema::new("numtext") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {}.n (id bigint, d double precision, n numeric, i integer)",
+            pg.name
+        ))
+        .expect("table");
+    let input = framed(&[
+        r#"{"id":1,"d":"1.00","n":"12.50","i":"12"}"#,
+        r#"{"id":2,"i":"1.5"}"#,
+        r#"{"id":3,"d":"abc"}"#,
+        r#"{"id":4,"d":"1e-400"}"#,
+        r#"{"id":5,"n":"00501"}"#,
+        r#"{"id":6,"d":"-2.5e3","n":"-0.001","i":"-7"}"#,
+    ]);
+    let out = load(&pg, d, &["--table", "n", "--rejects", "r.ndjson"], &input);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let rejects = json_lines(&std::fs::read_to_string(d.join("r.ndjson")).expect("rejects"));
+    let reasons: Vec<&str> = rejects
+        .iter()
+        .map(|r| r["reason"].as_str().expect("reason"))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "column \"i\": text value \"1.5\" does not fit a integer column",
+            "column \"d\": text value \"abc\" does not fit a double precision column",
+            "column \"d\": text value \"1e-400\" does not fit a double precision column",
+            "column \"n\": text value \"00501\" does not fit a numeric column",
+        ]
+    );
+    assert_eq!(
+        pg.rows(&format!("SELECT * FROM {}.n ORDER BY id", pg.name)),
+        ["1|1|12.50|12", "6|-2500|-0.001|-7"]
+    );
+}
+
+#[test]
+fn decimals_get_numeric_columns_in_new_tables() {
+    let Some(pg) = PgSchema::new("decimal") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let (url, s) = (&pg.url, &pg.name);
+    write(d, "pay.csv", b"id,amount\n1,12.50\n2,0.10\n3,0.20\n");
+    let out = bash(
+        &format!(
+            "etl-extract pay.csv | etl-load '{url}' --schema-name {s} --table pay && \
+             echo '{{\"x\":0.1,\"y\":2}}' | etl-load '{url}' --schema-name {s} --table j"
+        ),
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        pg.rows(&format!(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns \
+             WHERE table_schema = '{s}' ORDER BY table_name, ordinal_position"
+        )),
+        [
+            "j|x|numeric",
+            "j|y|bigint",
+            "pay|id|bigint",
+            "pay|amount|numeric"
+        ]
+    );
+    assert_eq!(
+        pg.rows(&format!("SELECT sum(amount) FROM {s}.pay")),
+        ["12.80"]
+    );
+    let got = extract_records(d, &[url, "--schema-name", s, "--table", "pay"]);
+    assert_eq!(got[0]["amount"].to_string(), "12.50");
+    // A double precision column made before still takes what it took.
+    pg.client()
+        .batch_execute(&format!("CREATE TABLE {s}.dp (v double precision)"))
+        .expect("table");
+    let out = load(
+        &pg,
+        d,
+        &["--table", "dp"],
+        "{\"v\":0.1}\n{\"v\":1e300}\n{\"v\":3}\n",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        pg.rows(&format!("SELECT v FROM {s}.dp")),
+        ["0.1", "1e+300", "3"]
     );
 }

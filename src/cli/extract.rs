@@ -49,13 +49,12 @@ rejected. --since and --until (inclusive, exclusive) replace the bookmark
 for one backfill run; the bookmark never moves backwards. For database sources
 the range is pushed into the query.
 
-PostgreSQL: INPUT is a postgres:// URL; host, port, user, database and
-password not in the URL come from PGHOST, PGPORT, PGUSER, PGDATABASE,
-PGPASSWORD or ~/.pgpass, as with psql. Rows are streamed (memory stays flat)
-and typed by the server: bigint and numeric keep every digit, timestamps
-are ISO 8601 in UTC, json/jsonb are nested JSON. Prefer PGPASSWORD or
-~/.pgpass to a password in the URL: other users can read command lines.
-No message etlkit prints contains the password.
+PostgreSQL: INPUT is a postgres:// URL (see PostgreSQL connections below).
+--table names a table of --schema-name, else of the connection's current
+schema (public, unless the search_path says otherwise); a name over 63
+bytes, which PostgreSQL would truncate, is refused. Rows are streamed
+(memory stays flat) and typed by the server: bigint and numeric keep every
+digit, timestamps are ISO 8601 in UTC, json/jsonb are nested JSON.
 
 Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
@@ -73,7 +72,11 @@ Examples:
     name = "etl-extract",
     version,
     after_help = "Examples:\n  $ etl-extract sample-data/orders.csv | head -n 3\n\nMore in --help.",
-    after_long_help = format!("{AFTER_HELP}\n{}", super::EXIT_CODES),
+    after_long_help = format!(
+        "{AFTER_HELP}\n{}\n\n{}",
+        super::POSTGRES_CONNECTIONS,
+        super::EXIT_CODES
+    ),
 )]
 pub struct ExtractArgs {
     /// Input files or globs, or - for stdin (the default). With --table or
@@ -118,9 +121,9 @@ pub struct ExtractArgs {
     #[arg(long, value_name = "SQL")]
     pub query: Option<String>,
 
-    /// PostgreSQL schema of --table and of the _etl_state table read by --state
-    #[arg(long, value_name = "NAME", default_value = "public")]
-    pub schema_name: String,
+    /// PostgreSQL schema of --table and of the _etl_state table read by --state [default: the connection's current schema: public, unless search_path says otherwise]
+    #[arg(long, value_name = "NAME")]
+    pub schema_name: Option<String>,
 
     /// Stream name for control lines and state [default: the first file's name up to its first dot, the table, or "stdin"]
     #[arg(long, value_name = "NAME")]
@@ -200,7 +203,7 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
         state: args
             .state
             .as_deref()
-            .map(|s| StateStore::from_arg_in(s, &args.schema_name)),
+            .map(|s| StateStore::from_arg_in(s, args.schema_name.as_deref())),
         since: args.since.as_deref().map(parse_bound),
         until: args.until.as_deref().map(parse_bound),
     });

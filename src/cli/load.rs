@@ -36,10 +36,17 @@ The table is created if missing, with column types from the stream's begin
 line or, failing that, from the values: INTEGER, REAL, BOOLEAN, TEXT, JSON.
 Under --schema evolve a new field adds a column; under --schema strict a
 record with a field the table lacks is rejected. A column's type is never
-changed: a value that does not fit it (text in an INTEGER column, 2^53+1 in a
-REAL column) is rejected, never converted. Names starting with _etl_ (any
-case) belong to etlkit's own tables and columns (_etl_state, _etl_batches):
-such a --table is a usage error, a record with such a field is rejected.
+changed: a value that does not fit it (\"n/a\" or 1.5 in an INTEGER column;
+2^53+1, 1e400 or 1e-400 in a REAL column) is rejected, never converted. Text
+written as a number (\"1.00\", \"12\") goes into a numeric column when the column
+holds that number exactly, like the number itself; other text (\"007\") does
+not. SQLite has no decimal type: a decimal goes into a REAL column (a binary
+float, exact to 15 significant digits; sums of amounts are float sums), or
+stays TEXT when a float cannot hold its digits. Load money into PostgreSQL
+(numeric) or keep it as text when it must add up to the cent. Names
+starting with _etl_ (any case) belong to etlkit's own tables and columns
+(_etl_state, _etl_batches): such a --table is a usage error, a record with
+such a field is rejected.
 
 Rejected records: without --rejects the first one fails the run, naming its
 input line. With --rejects FILE each goes to FILE as a JSON line (input,
@@ -55,18 +62,21 @@ has moved since (another run loaded the stream meanwhile), nothing is loaded
 and the run fails. Two loads into one database never interleave: the second
 waits for the first (up to --wait seconds), then fails clearly.
 
-PostgreSQL targets: TARGET is a postgres:// URL (PGHOST, PGUSER, PGPASSWORD,
-PGDATABASE and ~/.pgpass fill what it leaves out). Rows go in with COPY:
-straight into the table for append; through a temporary staging table for
-replace (the table is emptied and refilled at the end, in the same
-transaction) and upsert (INSERT ... ON CONFLICT on --key). New tables get
-bigint, double precision, boolean, text and jsonb columns. Values are checked
-against their columns before they are sent (ranges of smallint/integer,
-exact floats, numeric digits kept), so a bad row is a reject; date,
-timestamp, uuid and other columns take text the server checks, and a value
-it refuses fails the run. The bookmark goes to _etl_state in --schema-name,
-in the same transaction; loads of the same table take turns (an advisory
-lock).
+PostgreSQL targets: TARGET is a postgres:// URL (see PostgreSQL connections
+below); the table goes to --schema-name, else to the connection's current
+schema (public, unless the search_path says otherwise). Rows go in with
+COPY: straight into the table for append; through a temporary staging table
+for replace (the table is emptied and refilled at the end, in the same
+transaction) and upsert (INSERT ... ON CONFLICT on --key; a field a record
+omits keeps its stored value, as in SQLite). New tables get bigint, numeric
+(decimals, digit for digit: 12.50 stays 12.50), boolean, text and jsonb
+columns. Values are checked against their columns before they are sent
+(ranges of smallint/integer, exact floats, numeric precision and scale), so
+a bad row is a reject; date, timestamp, uuid and other columns take text
+the server checks, and a value it refuses fails the run. Table and column
+names over 63 bytes, which PostgreSQL would truncate, are refused. The
+bookmark goes to _etl_state in the same schema, in the same transaction;
+loads of the same table take turns (an advisory lock).
 
 Endless input (from etl-watch, or tail -f through etl-extract): with
 --commit segment every begin..end segment is committed, with its bookmark,
@@ -129,7 +139,11 @@ pub enum TargetFormat {
     name = "etl-load",
     version,
     after_help = "Examples:\n  $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders\n\nMore in --help.",
-    after_long_help = format!("{AFTER_HELP}\n{}", super::EXIT_CODES),
+    after_long_help = format!(
+        "{AFTER_HELP}\n{}\n\n{}",
+        super::POSTGRES_CONNECTIONS,
+        super::EXIT_CODES
+    ),
 )]
 pub struct LoadArgs {
     /// SQLite database file (created if missing), postgres:// URL, .csv/.tsv/.ndjson/.parquet file, or - for stdout
@@ -172,9 +186,9 @@ pub struct LoadArgs {
     #[arg(long)]
     pub allow_empty: bool,
 
-    /// PostgreSQL schema of the table and of its _etl_state table (created if missing)
-    #[arg(long, value_name = "NAME", default_value = "public")]
-    pub schema_name: String,
+    /// PostgreSQL schema of the table and of its _etl_state table (created if missing) [default: the connection's current schema: public, unless search_path says otherwise]
+    #[arg(long, value_name = "NAME")]
+    pub schema_name: Option<String>,
 
     /// For a file target: the JSON file that keeps incremental bookmarks
     /// (a database target keeps them in its _etl_state table)

@@ -54,6 +54,29 @@ impl RejectsArgs {
     }
 }
 
+/// How a PostgreSQL connection is written, for the `--help` of the
+/// programs that take one (etl-extract, etl-load).
+pub const POSTGRES_CONNECTIONS: &str = "\
+PostgreSQL connections:
+  A postgres:// (or postgresql://) URL, read as libpq reads it:
+  postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE?PARAM=VALUE&... (write a
+  special character in the password percent-encoded: '@' as %40). What the
+  URL leaves out comes from PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD,
+  PGOPTIONS, PGAPPNAME, PGCONNECT_TIMEOUT, PGSSLMODE and PGPASSFILE or
+  ~/.pgpass, as with psql. URL parameters honoured: host, hostaddr, port,
+  dbname, user, password, passfile, options (options=-csearch_path%3Dstaging
+  makes staging the schema used without --schema-name), application_name,
+  fallback_application_name, connect_timeout (default 30 seconds), sslmode
+  (disable, allow, prefer), keepalives, keepalives_idle, keepalives_interval,
+  keepalives_count, tcp_user_timeout, target_session_attrs (any, read-write,
+  read-only), channel_binding, load_balance_hosts, sslnegotiation, gssencmode
+  (disable, prefer) and client_encoding (UTF8). This build has no TLS:
+  sslmode=require, verify-ca and verify-full and the ssl* certificate
+  parameters are refused, and so is any parameter etlkit does not know (exit
+  2); none is ignored. key=value connection strings are not accepted. No
+  message etlkit prints contains the password; prefer PGPASSWORD or
+  ~/.pgpass to a password in the URL: other users can read command lines.";
+
 /// Exit codes, identical for every program; appended to each `--help`.
 pub const EXIT_CODES: &str = "\
 Exit codes:

@@ -1,27 +1,80 @@
 //! Connecting to PostgreSQL the way libpq does: a `postgres://` URL, with
-//! PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD and `~/.pgpass` (or
-//! PGPASSFILE) filling what the URL leaves out. The URL a user typed may
+//! PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGOPTIONS, PGAPPNAME,
+//! PGCONNECT_TIMEOUT, PGSSLMODE and `~/.pgpass` (or PGPASSFILE) filling what
+//! the URL leaves out. The URL's libpq parameters are honoured, or refused
+//! when etlkit cannot honour them; none is ignored. The URL a user typed may
 //! hold a password, so everything we print uses [`redact`].
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use postgres::config::{Host, SslMode};
 use postgres::{Client, Config, NoTls};
+
+use crate::error::usage;
+
+/// The longest identifier PostgreSQL keeps; it truncates longer ones.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Does `text` look like a libpq key=value connection string?
+pub fn is_keyword_string(text: &str) -> bool {
+    let Some((key, _)) = text.trim_start().split_once('=') else {
+        return false;
+    };
+    let key = key.trim_end();
+    DRIVER_PARAMETERS.contains(&key)
+        || TLS_PARAMETERS.contains(&key)
+        || [
+            "passfile",
+            "sslmode",
+            "service",
+            "gssencmode",
+            "client_encoding",
+        ]
+        .contains(&key)
+}
+
+/// A key=value connection string without its password value (quoted or
+/// not).
+fn redact_keywords(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("password") {
+        out.push_str(&rest[..at + "password".len()]);
+        rest = &rest[at + "password".len()..];
+        let trimmed = rest.trim_start();
+        let Some(value) = trimmed.strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim_start();
+        let end = if let Some(quoted) = value.strip_prefix('\'') {
+            let mut escaped = false;
+            quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let close = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    close
+                })
+                .map_or(value.len(), |(i, _)| i + 2)
+        } else {
+            value.find(char::is_whitespace).unwrap_or(value.len())
+        };
+        out.push_str("=***");
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// The URL without its password (for messages, logs and control lines).
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return redact_keywords(url);
     };
-    // Like the driver, user info runs to the first '@' (a password may
-    // hold '/' or '?'); the host part ends at the next '/' or '?'.
-    let (userinfo, rest) = match rest.split_once('@') {
-        Some((info, host_and_more)) => (Some(info), host_and_more),
-        None => (None, rest),
-    };
+    let (userinfo, rest) = split_userinfo(rest);
     let (host, tail) = match rest.find(['/', '?']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -37,7 +90,12 @@ pub fn redact(url: &str) -> String {
         Some((path, query)) => {
             let kept: Vec<&str> = query
                 .split('&')
-                .filter(|kv| !kv.to_ascii_lowercase().starts_with("password="))
+                .filter(|kv| {
+                    let key = kv.split('=').next().unwrap_or_default();
+                    !percent_decode(key)
+                        .to_ascii_lowercase()
+                        .ends_with("password")
+                })
                 .collect();
             if kept.is_empty() {
                 path.to_string()
@@ -50,7 +108,188 @@ pub fn redact(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
-fn pgpass_file() -> Option<PathBuf> {
+/// Splits what follows `scheme://` into user info and the rest. User info
+/// ends at an '@'. The driver takes the first one, and a password may hold
+/// '/' or '?'; a password may also hold an unencoded '@', so all up to the
+/// last '@' before the authority ends (the first '/' or '?' after the first
+/// '@') counts as user info, to be hidden.
+fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    match rest.find('@') {
+        Some(first) => {
+            let end = rest[first..]
+                .find(['/', '?'])
+                .map_or(rest.len(), |i| first + i);
+            let last = rest[..end].rfind('@').unwrap_or(first);
+            (Some(&rest[..last]), &rest[last + 1..])
+        }
+        None => (None, rest),
+    }
+}
+
+/// Decodes `%XX` escapes (as the driver does); a malformed escape stays as
+/// written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// libpq parameters the driver honours as they are written.
+const DRIVER_PARAMETERS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "options",
+    "application_name",
+    "connect_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "tcp_user_timeout",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+    "sslnegotiation",
+];
+
+/// libpq parameters that only mean something over TLS.
+const TLS_PARAMETERS: &[&str] = &[
+    "sslcert",
+    "sslkey",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslpassword",
+    "sslsni",
+    "sslcompression",
+    "sslcertmode",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "requiressl",
+];
+
+/// What the URL and the environment ask for beyond what the driver parses.
+#[derive(Default)]
+struct Extras {
+    passfile: Option<PathBuf>,
+    fallback_application_name: Option<String>,
+    connect_timeout: bool,
+}
+
+/// Checks an sslmode: without TLS in this build, only the modes that can
+/// work without it are accepted. Returns the mode to hand to the driver.
+fn check_sslmode(mode: &str, shown: &str) -> Result<&'static str> {
+    match mode {
+        "disable" | "allow" => Ok("disable"),
+        "prefer" => Ok("prefer"),
+        "require" | "verify-ca" | "verify-full" => Err(usage(format!(
+            "{shown}: sslmode={mode} needs TLS, which this build of etlkit does not include; \
+             connect over a trusted network or a local socket"
+        ))),
+        other => Err(usage(format!(
+            "{shown}: invalid value for sslmode: {other:?} (disable, allow, prefer, require, \
+             verify-ca or verify-full)"
+        ))),
+    }
+}
+
+/// Splits the URL's parameters into those the driver takes as written and
+/// those etlkit handles itself; refuses the ones it cannot honour.
+fn sort_parameters(url: &str, extras: &mut Extras) -> Result<String> {
+    let shown = redact(url);
+    // The driver's user info runs to the first '@'; the query starts at
+    // the first '?' after it.
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let from = url[after_scheme..]
+        .find('@')
+        .map_or(after_scheme, |i| after_scheme + i + 1);
+    let Some(q) = url[from..].find('?').map(|i| from + i) else {
+        return Ok(url.to_string());
+    };
+    let mut kept: Vec<String> = Vec::new();
+    for pair in url[q + 1..].split('&').filter(|p| !p.is_empty()) {
+        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(raw_key);
+        let value = percent_decode(raw_value);
+        match key.as_str() {
+            "sslmode" => kept.push(format!("sslmode={}", check_sslmode(&value, &shown)?)),
+            "connect_timeout" => {
+                extras.connect_timeout = true;
+                kept.push(pair.to_string());
+            }
+            k if DRIVER_PARAMETERS.contains(&k) => kept.push(pair.to_string()),
+            "keepalives_count" => kept.push(format!("keepalives_retries={raw_value}")),
+            "passfile" => extras.passfile = Some(PathBuf::from(value)),
+            "fallback_application_name" => extras.fallback_application_name = Some(value),
+            "gssencmode" => match value.as_str() {
+                "disable" | "prefer" => {}
+                _ => {
+                    return Err(usage(format!(
+                        "{shown}: gssencmode={value} needs GSSAPI encryption, which this build \
+                         of etlkit does not include"
+                    )));
+                }
+            },
+            "client_encoding" => {
+                let v = value.to_ascii_uppercase().replace('-', "");
+                if v != "UTF8" && v != "UNICODE" && v != "AUTO" {
+                    return Err(usage(format!(
+                        "{shown}: client_encoding={value} is not supported: etlkit talks to \
+                         the server in UTF8"
+                    )));
+                }
+            }
+            k if TLS_PARAMETERS.contains(&k) => {
+                return Err(usage(format!(
+                    "{shown}: {k} needs TLS, which this build of etlkit does not include"
+                )));
+            }
+            other => {
+                return Err(crate::error::Failure::new(
+                    crate::error::Kind::Usage,
+                    format!("{shown}: unsupported connection parameter {other:?}"),
+                )
+                .hint(
+                    "etlkit takes host, hostaddr, port, dbname, user, password, passfile, \
+                     options, application_name, fallback_application_name, connect_timeout, \
+                     sslmode (disable, allow, prefer), keepalives*, tcp_user_timeout, \
+                     target_session_attrs, channel_binding, load_balance_hosts",
+                )
+                .into());
+            }
+        }
+    }
+    let base = &url[..q];
+    Ok(if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    })
+}
+
+fn pgpass_file(extras: &Extras) -> Option<PathBuf> {
+    if let Some(p) = &extras.passfile {
+        return Some(p.clone());
+    }
     if let Some(p) = std::env::var_os("PGPASSFILE") {
         return Some(PathBuf::from(p));
     }
@@ -98,8 +337,41 @@ pub fn pgpass_lookup(text: &str, host: &str, port: u16, db: &str, user: &str) ->
 /// Builds the connection settings for `url`, filling gaps from the
 /// environment and the pgpass file as libpq would.
 pub fn config(url: &str) -> Result<Config> {
-    let mut config = Config::from_str(url)
-        .map_err(|e| anyhow::anyhow!("bad PostgreSQL URL {}: {e}", redact(url)))?;
+    if !url.contains("://") {
+        return Err(crate::error::Failure::new(
+            crate::error::Kind::Usage,
+            format!(
+                "{}: key=value connection strings are not supported",
+                redact(url)
+            ),
+        )
+        .hint("write it as a URL: postgres://USER@HOST:PORT/DATABASE?PARAM=VALUE")
+        .into());
+    }
+    let mut extras = Extras::default();
+    let for_driver = sort_parameters(url, &mut extras)?;
+    let mut config = Config::from_str(&for_driver).map_err(|e| {
+        usage(format!(
+            "bad PostgreSQL URL {}: {}",
+            redact(url),
+            scrub(&db_message(&e), url)
+        ))
+    })?;
+    if config
+        .get_hosts()
+        .iter()
+        .any(|h| matches!(h, Host::Tcp(name) if name.contains('@')))
+    {
+        return Err(crate::error::Failure::new(
+            crate::error::Kind::Usage,
+            format!(
+                "bad PostgreSQL URL {}: the host name holds '@'",
+                redact(url)
+            ),
+        )
+        .hint("write an '@' in the user name or password as %40")
+        .into());
+    }
     if config.get_hosts().is_empty() {
         let host = std::env::var("PGHOST").unwrap_or_else(|_| "localhost".into());
         if host.starts_with('/') {
@@ -131,7 +403,9 @@ pub fn config(url: &str) -> Result<Config> {
     if config.get_password().is_none() {
         if let Ok(password) = std::env::var("PGPASSWORD") {
             config.password(password);
-        } else if let Some(text) = pgpass_file().and_then(|f| std::fs::read_to_string(f).ok()) {
+        } else if let Some(text) =
+            pgpass_file(&extras).and_then(|f| std::fs::read_to_string(f).ok())
+        {
             let host = match config.get_hosts().first() {
                 Some(Host::Tcp(h)) => h.clone(),
                 _ => "localhost".into(),
@@ -144,15 +418,43 @@ pub fn config(url: &str) -> Result<Config> {
             }
         }
     }
-    if config.get_ssl_mode() == SslMode::Require {
-        bail!(
-            "{}: sslmode=require needs TLS, which this build of etlkit does not include; \
-             connect over a trusted network or a local socket",
-            redact(url)
-        );
+    if config.get_options().is_none()
+        && let Ok(options) = std::env::var("PGOPTIONS")
+    {
+        config.options(&options);
     }
-    config.connect_timeout(Duration::from_secs(30));
-    config.application_name("etlkit");
+    if !url.contains("sslmode=")
+        && let Ok(mode) = std::env::var("PGSSLMODE")
+    {
+        let mode = check_sslmode(&mode, "PGSSLMODE")?;
+        config.ssl_mode(if mode == "prefer" {
+            SslMode::Prefer
+        } else {
+            SslMode::Disable
+        });
+    }
+    if !extras.connect_timeout
+        && let Ok(seconds) = std::env::var("PGCONNECT_TIMEOUT")
+    {
+        let seconds: i64 = seconds
+            .trim()
+            .parse()
+            .map_err(|_| usage("PGCONNECT_TIMEOUT is not a number of seconds"))?;
+        extras.connect_timeout = true;
+        if seconds > 0 {
+            config.connect_timeout(Duration::from_secs(seconds as u64));
+        }
+    }
+    if !extras.connect_timeout {
+        config.connect_timeout(Duration::from_secs(30));
+    }
+    if config.get_application_name().is_none() {
+        let name = std::env::var("PGAPPNAME")
+            .ok()
+            .or(extras.fallback_application_name)
+            .unwrap_or_else(|| "etlkit".into());
+        config.application_name(&name);
+    }
     Ok(config)
 }
 
@@ -164,7 +466,7 @@ pub fn connect(url: &str) -> Result<Client> {
         anyhow::anyhow!(
             "cannot connect to {}: {}",
             redact(url),
-            scrub(&e.to_string(), url)
+            scrub(&db_message(&e), url)
         )
     })?;
     client
@@ -173,17 +475,99 @@ pub fn connect(url: &str) -> Result<Client> {
     Ok(client)
 }
 
+/// The server's message for an error (`database "x" does not exist`), or
+/// the driver's error with its causes (`error connecting to server:
+/// Connection refused`): never a bare "db error".
+pub fn db_message(err: &postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        return db.message().to_string();
+    }
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The schema a table name refers to: `given` (--schema-name), else the
+/// session's current schema (the first existing one on its search_path,
+/// which `options=-csearch_path=...` sets).
+pub fn schema_of(client: &mut Client, given: Option<&str>, name: &str) -> Result<String> {
+    if let Some(schema) = given {
+        check_identifier("schema name", schema)?;
+        return Ok(schema.to_string());
+    }
+    let current: Option<String> = client
+        .query_one("SELECT current_schema()::text", &[])
+        .map_err(|e| anyhow::anyhow!("{name}: cannot read the current schema: {}", db_message(&e)))?
+        .get(0);
+    current.ok_or_else(|| {
+        crate::error::Failure::new(
+            crate::error::Kind::Usage,
+            "no schema on the connection's search_path exists",
+        )
+        .hint("create it, or name one with --schema-name")
+        .into()
+    })
+}
+
+/// Refuses a name PostgreSQL would truncate: two long names that share
+/// their first 63 bytes would name the same table or column.
+pub fn check_identifier(what: &str, name: &str) -> Result<()> {
+    if name.len() > MAX_IDENTIFIER_BYTES {
+        return Err(usage(identifier_too_long(what, name)));
+    }
+    Ok(())
+}
+
+/// The message for a name over PostgreSQL's identifier limit.
+pub fn identifier_too_long(what: &str, name: &str) -> String {
+    format!(
+        "{what} {name:?} is {} bytes; PostgreSQL identifiers are at most {MAX_IDENTIFIER_BYTES} \
+         bytes (it would truncate the name)",
+        name.len()
+    )
+}
+
 /// Removes a URL's password from a message, should a driver ever echo it.
 pub fn scrub(message: &str, url: &str) -> String {
-    match Config::from_str(url)
-        .ok()
-        .and_then(|c| c.get_password().map(<[u8]>::to_vec))
+    let Some((_, rest)) = url.split_once("://") else {
+        return message.to_string();
+    };
+    let mut secrets: Vec<String> = Vec::new();
+    if let (Some(info), _) = split_userinfo(rest)
+        && let Some((_, password)) = info.split_once(':')
     {
-        Some(pw) if !pw.is_empty() => {
-            message.replace(&String::from_utf8_lossy(&pw).into_owned(), "***")
+        secrets.push(password.to_string());
+        secrets.push(percent_decode(password));
+        // What the driver takes for the password (up to the first '@'),
+        // unless so short that hiding it would garble the message.
+        let first = password.split('@').next().unwrap_or_default();
+        if first.len() >= 4 {
+            secrets.push(percent_decode(first));
         }
-        _ => message.to_string(),
     }
+    if let Some((_, query)) = rest.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((key, value)) = pair.split_once('=')
+                && percent_decode(key)
+                    .to_ascii_lowercase()
+                    .ends_with("password")
+            {
+                secrets.push(value.to_string());
+                secrets.push(percent_decode(value));
+            }
+        }
+    }
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = message.to_string();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(secret.as_str(), "***");
+    }
+    out
 }
 
 /// Quotes an identifier for PostgreSQL.
@@ -204,6 +588,57 @@ mod tests {
         assert_eq!(redact("postgresql://h/db"), "postgresql://h/db");
         assert_eq!(redact("postgres://u:p@h"), "postgres://u@h");
         assert_eq!(redact("postgres://u:ab/cd?e@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("postgres://u:p@Sup3rS3cr3t@host/db"),
+            "postgres://u@host/db"
+        );
+        assert_eq!(
+            redact("postgres://u:a/b@c@h:5/db?x=1"),
+            "postgres://u@h:5/db?x=1"
+        );
+    }
+
+    #[test]
+    fn key_value_strings_are_recognised_and_redacted() {
+        assert!(is_keyword_string("host=db dbname=wh"));
+        assert!(is_keyword_string("dbname = wh"));
+        assert!(!is_keyword_string("wh.db"));
+        assert!(!is_keyword_string("a=b.db"));
+        assert_eq!(
+            redact("host=db password=s3cret user=u"),
+            "host=db password=*** user=u"
+        );
+        assert_eq!(
+            redact("host=db password = 'a b\\' c' user=u"),
+            "host=db password=*** user=u"
+        );
+        assert!(config("host=db dbname=wh").is_err());
+    }
+
+    #[test]
+    fn url_parameters_are_honoured() {
+        let c = config(
+            "postgres://u@h/db?options=-csearch_path%3Dstaging&application_name=job&\
+             connect_timeout=5&passfile=/nonexistent&keepalives_count=3&sslmode=allow",
+        )
+        .expect("supported parameters");
+        assert_eq!(c.get_options(), Some("-csearch_path=staging"));
+        assert_eq!(c.get_application_name(), Some("job"));
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(5)));
+        assert_eq!(c.get_keepalives_retries(), Some(3));
+        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
+        let c = config("postgres://u@h/db?fallback_application_name=nightly").expect("fallback");
+        assert_eq!(c.get_application_name(), Some("nightly"));
+        for bad in [
+            "postgres://u@h/db?service=x",
+            "postgres://u@h/db?sslmode=require",
+            "postgres://u@h/db?sslcert=c.pem",
+            "postgres://u@h/db?gssencmode=require",
+            "postgres://u@h/db?keepalives_retries=3",
+        ] {
+            let err = config(bad).expect_err(bad);
+            assert_eq!(crate::error::exit_code_for(&err), 2, "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::format::flat::Raw;
 use crate::record::FieldType;
-use crate::sink::convert::exact_float;
+use crate::sink::convert::{exact_float, is_number_text};
 
 /// What a PostgreSQL column accepts, from its type name.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,11 +41,13 @@ impl Kind {
         }
     }
 
-    /// The type etlkit gives a new column for a wire type.
+    /// The type etlkit gives a new column for a wire type. Decimals get
+    /// `numeric`: it keeps the digits as written (12.50 stays 12.50, and
+    /// sums of money add up exactly), where a double would round them.
     pub fn declared(t: FieldType) -> &'static str {
         match t {
             FieldType::Integer => "bigint",
-            FieldType::Float => "double precision",
+            FieldType::Float => "numeric",
             FieldType::Boolean => "boolean",
             FieldType::Text => "text",
             FieldType::Json => "jsonb",
@@ -56,7 +58,7 @@ impl Kind {
     pub fn of(t: FieldType) -> Kind {
         match t {
             FieldType::Integer => Kind::Int(i64::MIN, i64::MAX),
-            FieldType::Float => Kind::Float,
+            FieldType::Float => Kind::Numeric,
             FieldType::Boolean => Kind::Bool,
             FieldType::Text => Kind::Text,
             FieldType::Json => Kind::Json,
@@ -64,21 +66,62 @@ impl Kind {
     }
 }
 
-/// Does a decimal fit the scale of `numeric(p,s)` without rounding?
-fn fits_scale(type_name: &str, number: &str) -> bool {
-    let Some(scale) = type_name
+/// Digits a `numeric` value may have before and after the decimal point
+/// (PostgreSQL refuses more with "value overflows numeric format").
+const NUMERIC_MAX_WEIGHT: i64 = 131_072;
+const NUMERIC_MAX_SCALE: i64 = 16_383;
+
+/// Does a number (JSON syntax) go into a `numeric` or `numeric(p,s)` column
+/// exactly, without rounding and without the server refusing it?
+fn fits_numeric(type_name: &str, number: &str) -> bool {
+    let unsigned = number.strip_prefix('-').unwrap_or(number);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => match e.parse::<i64>() {
+            Ok(e) if e.abs() <= 2 * NUMERIC_MAX_WEIGHT => (m, e),
+            _ => return false,
+        },
+        None => (unsigned, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let len = digits.len() as i64;
+    // Where the decimal point falls in `digits`.
+    let point = int.len() as i64 + exponent;
+    let leading = digits.bytes().take_while(|&b| b == b'0').count() as i64;
+    if leading == len {
+        return true;
+    }
+    let trailing = digits.bytes().rev().take_while(|&b| b == b'0').count() as i64;
+    let int_digits = (point - leading).max(0);
+    let scale_written = (len - point).max(0);
+    let scale_needed = (len - trailing - point).max(0);
+    if int_digits > NUMERIC_MAX_WEIGHT || scale_written > NUMERIC_MAX_SCALE {
+        return false;
+    }
+    let Some((precision, scale)) = type_name
         .strip_prefix("numeric(")
         .and_then(|rest| rest.strip_suffix(')'))
-        .and_then(|ps| ps.split(',').nth(1))
-        .and_then(|s| s.trim().parse::<usize>().ok())
+        .and_then(|ps| {
+            let (p, s) = ps.split_once(',').unwrap_or((ps, "0"));
+            Some((p.trim().parse::<i64>().ok()?, s.trim().parse::<i64>().ok()?))
+        })
     else {
         return true;
     };
-    if number.contains(['e', 'E']) {
-        return false;
+    scale_needed <= scale && int_digits <= precision - scale
+}
+
+/// Does a number (JSON syntax) go into a column of a numeric `kind` as
+/// written, without rounding and without the server refusing it?
+fn number_fits(kind: Kind, type_name: &str, n: &str) -> bool {
+    match kind {
+        Kind::Int(min, max) => n.parse::<i64>().is_ok_and(|i| (min..=max).contains(&i)),
+        Kind::Float => {
+            exact_float(n).is_some_and(|f| type_name != "real" || f64::from(f as f32) == f)
+        }
+        Kind::Numeric => fits_numeric(type_name, n),
+        _ => false,
     }
-    let fraction = number.split_once('.').map_or("", |(_, f)| f);
-    fraction.trim_end_matches('0').len() <= scale
 }
 
 /// Does a timestamp text end with a UTC offset (`Z`, `+02:00`, `-0500`)?
@@ -91,16 +134,6 @@ fn has_offset(s: &str) -> bool {
         return false;
     };
     time.contains(['+', '-'])
-}
-
-/// `-?digits[.digits]`: text a numeric column takes without change.
-fn is_decimal_text(s: &str) -> bool {
-    let body = s.strip_prefix('-').unwrap_or(s);
-    let (int, frac) = body.split_once('.').unwrap_or((body, "0"));
-    !int.is_empty()
-        && !frac.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Appends `text` to a COPY row, escaped for the text format.
@@ -129,30 +162,23 @@ pub fn copy_value(
     {
         return Err("text with a NUL character cannot be stored in PostgreSQL".into());
     }
+    // Numbers often travel as text ("1.00" from a JSON API, every digit of
+    // a numeric kept in a SQLite TEXT column): text written as a number goes
+    // into a numeric column by the same rule as the number itself.
+    let number = match value {
+        Raw::Number(n) => Some(n),
+        Raw::Str(s) if is_number_text(s) => Some(s),
+        _ => None,
+    };
+    if let (Kind::Int(..) | Kind::Float | Kind::Numeric, Some(n)) = (kind, number) {
+        if !number_fits(kind, type_name, n) {
+            return Err(misfit());
+        }
+        out.extend_from_slice(n.as_bytes());
+        return Ok(());
+    }
     match (kind, value) {
         (_, Raw::Null) => out.extend_from_slice(b"\\N"),
-        (Kind::Int(min, max), Raw::Number(n)) => {
-            let i: i64 = n.parse().map_err(|_| misfit())?;
-            if i < min || i > max {
-                return Err(misfit());
-            }
-            out.extend_from_slice(n.as_bytes());
-        }
-        (Kind::Float, Raw::Number(n)) => {
-            let f = exact_float(n).ok_or_else(misfit)?;
-            if type_name == "real" && f64::from(f as f32) != f {
-                return Err(misfit());
-            }
-            out.extend_from_slice(n.as_bytes());
-        }
-        (Kind::Numeric, Raw::Number(n)) if fits_scale(type_name, n) => {
-            out.extend_from_slice(n.as_bytes());
-        }
-        // Exact decimals often travel as text (a SQLite TEXT column keeps
-        // every digit); text that is a plain decimal number goes in as is.
-        (Kind::Numeric, Raw::Str(s)) if is_decimal_text(s) && fits_scale(type_name, s) => {
-            out.extend_from_slice(s.as_bytes());
-        }
         (Kind::Other, Raw::Str(s))
             if type_name == "timestamp without time zone" && has_offset(s) =>
         {
@@ -195,7 +221,7 @@ mod tests {
                 &mut out,
                 Kind::Int(i64::MIN, i64::MAX),
                 "bigint",
-                &Raw::Str("1".into())
+                &Raw::Str("1 ".into())
             )
             .is_err()
         );
@@ -221,6 +247,22 @@ mod tests {
         assert!(copy_value(&mut out, Kind::Numeric, "numeric(10,2)", &num("1.234")).is_err());
         assert!(copy_value(&mut out, Kind::Numeric, "numeric(10,2)", &num("1.230")).is_ok());
         assert!(copy_value(&mut out, Kind::Float, "real", &num("16777217")).is_err());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric(5,2)", &num("123.4")).is_ok());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric(5,2)", &num("1234.5")).is_err());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric(5,2)", &num("1.5e2")).is_ok());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric(5,2)", &num("1.5e-3")).is_err());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric(5)", &num("12345")).is_ok());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric(5)", &num("1.5")).is_err());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric", &num("1e-16383")).is_ok());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric", &num("1.5e-16383")).is_err());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric", &num("1e131071")).is_ok());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric", &num("1e131072")).is_err());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric", &num("0e-99999")).is_ok());
+        let text = |s: &str| Raw::Str(s.to_string().into());
+        assert!(copy_value(&mut out, Kind::Float, "double precision", &text("1.00")).is_ok());
+        assert!(copy_value(&mut out, Kind::Float, "double precision", &text("1e-400")).is_err());
+        assert!(copy_value(&mut out, Kind::Int(0, 9), "integer", &text("1.5")).is_err());
+        assert!(copy_value(&mut out, Kind::Numeric, "numeric", &text("007")).is_err());
         let ts = |s: &str| Raw::Str(s.to_string().into());
         let tz = "timestamp without time zone";
         assert!(copy_value(&mut out, Kind::Other, tz, &ts("2026-11-01T09:00:00+02:00")).is_err());

@@ -7,7 +7,11 @@ pub mod copy;
 pub mod sink;
 pub mod source;
 
-/// Is `target` a PostgreSQL connection URL?
+/// Is `target` a PostgreSQL connection URL? A libpq key=value string
+/// (`host=db dbname=wh`) counts too, so that it is refused as such rather
+/// than taken for a file name.
 pub fn is_url(target: &str) -> bool {
-    target.starts_with("postgres://") || target.starts_with("postgresql://")
+    target.starts_with("postgres://")
+        || target.starts_with("postgresql://")
+        || conn::is_keyword_string(target)
 }

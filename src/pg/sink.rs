@@ -6,6 +6,7 @@
 //! reject, not a failed COPY. The bookmark is stored in `_etl_state` in the
 //! target schema, in the same transaction.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -15,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use postgres::Client;
 use serde_json::Value;
 
-use super::conn::quote;
+use super::conn::{MAX_IDENTIFIER_BYTES, identifier_too_long, quote, schema_of};
 use super::copy::{Kind, copy_value};
 use super::source::db_message;
 use crate::format::flat::{Fields, Raw};
@@ -61,6 +62,12 @@ pub struct PgSink {
     /// Columns the input has named so far: the only ones sent and updated
     /// (the rest keep their defaults, or their values on upsert).
     copy_cols: Vec<usize>,
+    /// Upsert: which of `copy_cols` each staged record carried (a field a
+    /// record omits keeps its stored value). Each distinct set gets a
+    /// number, staged with the record in `_etl_pat`.
+    patterns: Vec<Vec<bool>>,
+    pattern_ids: HashMap<Vec<bool>, usize>,
+    pattern: Vec<bool>,
     ends: Vec<End>,
     log: Vec<String>,
     deleted: u64,
@@ -95,19 +102,22 @@ fn pg_err(what: &str) -> impl Fn(postgres::Error) -> anyhow::Error + '_ {
 impl PgSink {
     /// Starts the transaction, takes the table's load lock (a second load
     /// of the same table waits) and reads the table's columns.
+    /// `schema` none: the connection's current schema.
     pub fn new(
-        client: Client,
+        mut client: Client,
         name: &str,
-        schema: &str,
+        schema: Option<&str>,
         table: &str,
         options: TableOptions,
     ) -> Result<Self> {
-        let qtable = format!("{}.{}", quote(schema), quote(table));
+        super::conn::check_identifier("table name", table)?;
+        let schema = schema_of(&mut client, schema, name)?;
+        let qtable = format!("{}.{}", quote(&schema), quote(table));
         let mut sink = PgSink {
             client: Some(client),
             copy: None,
             name: name.to_string(),
-            schema: schema.to_string(),
+            schema,
             table: table.to_string(),
             qtable,
             staged: options.mode != LoadMode::Append,
@@ -117,6 +127,9 @@ impl PgSink {
             null_only: Vec::new(),
             chunk: Vec::with_capacity(CHUNK + 65_536),
             copy_cols: Vec::new(),
+            patterns: Vec::new(),
+            pattern_ids: HashMap::new(),
+            pattern: Vec::new(),
             ends: Vec::new(),
             log: Vec::new(),
             deleted: 0,
@@ -163,7 +176,8 @@ impl PgSink {
         conn(&mut self.copy, &mut self.client, &self.name)?
             .batch_execute(&format!(
                 "CREATE TEMP TABLE IF NOT EXISTS etl_stage (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP; \
-                 ALTER TABLE etl_stage ADD COLUMN IF NOT EXISTS _etl_seq bigserial",
+                 ALTER TABLE etl_stage ADD COLUMN IF NOT EXISTS _etl_seq bigserial, \
+                 ADD COLUMN IF NOT EXISTS _etl_pat integer",
                 self.qtable
             ))
             .map_err(pg_err("cannot create the staging table"))
@@ -190,11 +204,14 @@ impl PgSink {
             conn(&mut self.copy, &mut self.client, &self.name)?;
         }
         if self.copy.is_none() {
-            let names: Vec<String> = self
+            let mut names: Vec<String> = self
                 .copy_cols
                 .iter()
                 .map(|&i| quote(&self.columns[i].name))
                 .collect();
+            if self.options.mode == LoadMode::Upsert {
+                names.push("_etl_pat".into());
+            }
             let sql = format!(
                 "COPY {} ({}) FROM STDIN",
                 self.copy_target(),
@@ -237,6 +254,9 @@ impl PgSink {
     fn add_columns(&mut self, columns: &[(String, FieldType)]) -> Result<()> {
         if columns.is_empty() {
             return Ok(());
+        }
+        if let Some((n, _)) = columns.iter().find(|(n, _)| n.len() > MAX_IDENTIFIER_BYTES) {
+            bail!("{}", identifier_too_long("column name", n));
         }
         self.flush()?;
         if !self.exists {
@@ -342,7 +362,7 @@ impl PgSink {
                         ))
                         .map_err(pg_err("cannot replace the table's rows"))?;
                 }
-                LoadMode::Upsert => self.merge(&cols)?,
+                LoadMode::Upsert => self.merge()?,
                 LoadMode::Append => {}
             }
         }
@@ -374,72 +394,216 @@ impl PgSink {
         Ok(())
     }
 
-    fn merge(&mut self, cols: &str) -> Result<()> {
+    /// Is there a unique index (or primary key) on exactly the key columns?
+    /// Then ON CONFLICT can use it and no second index is built.
+    fn has_key_index(&mut self) -> Result<bool> {
+        let keys: Vec<String> = self.options.keys.clone();
+        Ok(conn(&mut self.copy, &mut self.client, &self.name)?
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_index i \
+                 WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL \
+                 AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($2::text[]) \
+                 AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_attribute a \
+                      WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey::int2[])) \
+                     = (SELECT array_agg(k ORDER BY k) FROM unnest($2::text[]) AS k))",
+                &[&self.qtable, &keys],
+            )
+            .map_err(pg_err("cannot read the table's indexes"))?
+            .get(0))
+    }
+
+    /// Merges the staged rows into the table by key. The last record for a
+    /// key wins for each field it carries; a field it omits keeps the
+    /// stored value (or the column default for a new key); a record that
+    /// deletes its key (--delete-when) drops the stored row, and the
+    /// records after it start a fresh one.
+    fn merge(&mut self) -> Result<()> {
         let keys: Vec<String> = self.options.keys.iter().map(|k| quote(k)).collect();
-        let keys = keys.join(", ");
-        conn(&mut self.copy, &mut self.client, &self.name)?
-            .batch_execute(&format!(
-                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({keys})",
-                quote(&format!("{}__etl_key", self.table)),
-                self.qtable
-            ))
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot upsert into {} by key ({keys}): {}",
-                    self.qtable,
-                    db_message(&e)
-                )
-            })?;
-        let latest = format!(
-            "(SELECT DISTINCT ON ({keys}) * FROM etl_stage ORDER BY {keys}, _etl_seq DESC) AS s"
-        );
-        let mut keep = String::new();
-        if let Some(flag) = &self.options.delete_when {
-            let on: Vec<String> = self
-                .options
-                .keys
+        let key_list = keys.join(", ");
+        let on = |a: &str, b: &str| -> String {
+            keys.iter()
+                .map(|k| format!("{a}.{k} = {b}.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        if !self.has_key_index()? {
+            conn(&mut self.copy, &mut self.client, &self.name)?
+                .batch_execute(&format!(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({key_list})",
+                    quote(&key_index_name(&self.table)),
+                    self.qtable
+                ))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot upsert into {} by key ({key_list}): {}",
+                        self.qtable,
+                        db_message(&e)
+                    )
+                })?;
+        }
+        // No staged record named the flag: none deletes (and the column may
+        // not exist yet).
+        if let Some(flag) = &self.options.delete_when
+            && self
+                .copy_cols
                 .iter()
-                .map(|k| format!("t.{k} = s.{k}", k = quote(k)))
-                .collect();
-            let deleted = conn(&mut self.copy, &mut self.client, &self.name)?
+                .any(|&i| self.columns[i].name == *flag)
+        {
+            let flag = quote(flag);
+            let client = conn(&mut self.copy, &mut self.client, &self.name)?;
+            let deleted = client
                 .execute(
                     &format!(
-                        "DELETE FROM {} AS t USING {latest} WHERE s.{} IS TRUE AND {}",
+                        "DELETE FROM {} AS t USING (SELECT DISTINCT {key_list} FROM etl_stage \
+                         WHERE {flag} IS TRUE) AS d WHERE {}",
                         self.qtable,
-                        quote(flag),
-                        on.join(" AND ")
+                        on("t", "d")
                     ),
                     &[],
                 )
                 .map_err(pg_err("cannot apply deletes"))?;
             self.deleted += deleted;
-            keep = format!(" WHERE s.{} IS NOT TRUE", quote(flag));
+            client
+                .execute(
+                    &format!(
+                        "DELETE FROM etl_stage AS s USING (SELECT {key_list}, max(_etl_seq) AS last \
+                         FROM etl_stage WHERE {flag} IS TRUE GROUP BY {key_list}) AS d \
+                         WHERE {} AND s._etl_seq <= d.last",
+                        on("s", "d")
+                    ),
+                    &[],
+                )
+                .map_err(pg_err("cannot apply deletes"))?;
         }
-        let sent: Vec<&Column> = self.copy_cols.iter().map(|&i| &self.columns[i]).collect();
-        let updates: Vec<String> = sent
-            .iter()
-            .filter(|c| !self.options.keys.contains(&c.name))
-            .map(|c| format!("{n} = excluded.{n}", n = quote(&c.name)))
-            .collect();
-        let action = if updates.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            format!("DO UPDATE SET {}", updates.join(", "))
-        };
-        let select: Vec<String> = sent
-            .iter()
-            .map(|c| format!("s.{}", quote(&c.name)))
-            .collect();
-        conn(&mut self.copy, &mut self.client, &self.name)?
-            .batch_execute(&format!(
-                "INSERT INTO {} ({cols}) SELECT {} FROM {latest}{keep} ON CONFLICT ({keys}) {action}; \
-                 TRUNCATE etl_stage",
+        // Non-key columns grouped by the set of staged patterns that carry
+        // them: columns of one group always come from the same record.
+        let mut groups: Vec<(Vec<usize>, Vec<String>)> = Vec::new();
+        for (p, &i) in self.copy_cols.iter().enumerate() {
+            let name = &self.columns[i].name;
+            if self.options.keys.contains(name) {
+                continue;
+            }
+            let carriers: Vec<usize> = (0..self.patterns.len())
+                .filter(|&j| self.patterns[j].get(p) == Some(&true))
+                .collect();
+            if carriers.is_empty() {
+                continue;
+            }
+            match groups.iter_mut().find(|(c, _)| *c == carriers) {
+                Some((_, cols)) => cols.push(quote(name)),
+                None => groups.push((carriers, vec![quote(name)])),
+            }
+        }
+        let upsert = |cols: &[String], from: &str, filter: &str| -> String {
+            let updates: Vec<String> = cols.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+            let action = if updates.is_empty() {
+                "DO NOTHING".to_string()
+            } else {
+                format!("DO UPDATE SET {}", updates.join(", "))
+            };
+            let all: Vec<String> = keys.iter().chain(cols).cloned().collect();
+            let select: Vec<String> = all.iter().map(|c| format!("m.{c}")).collect();
+            format!(
+                "INSERT INTO {} ({}) SELECT {} FROM {from} AS m{filter} ON CONFLICT ({key_list}) {action}",
                 self.qtable,
+                all.join(", "),
                 select.join(", ")
-            ))
+            )
+        };
+        let latest = format!(
+            "(SELECT DISTINCT ON ({key_list}) * FROM etl_stage ORDER BY {key_list}, _etl_seq DESC)"
+        );
+        let everyone = self.patterns.len();
+        let sql = if groups.iter().all(|(c, _)| c.len() == everyone) {
+            // Every record carried every column: the latest record per key.
+            let cols: Vec<String> = groups.into_iter().flat_map(|(_, c)| c).collect();
+            upsert(&cols, &latest, "")
+        } else {
+            let flags: Vec<String> = (0..groups.len())
+                .map(|g| format!("NULL::boolean AS _etl_c{g}"))
+                .collect();
+            let mut sql = format!(
+                "CREATE TEMP TABLE etl_merged AS SELECT DISTINCT ON ({key_list}) *, {} FROM etl_stage \
+                 ORDER BY {key_list}, _etl_seq DESC;",
+                flags.join(", ")
+            );
+            for (g, (carriers, cols)) in groups.iter().enumerate() {
+                let ids: Vec<String> = carriers.iter().map(usize::to_string).collect();
+                let set: Vec<String> = cols.iter().map(|c| format!("{c} = c.{c}")).collect();
+                sql.push_str(&format!(
+                    " UPDATE etl_merged AS m SET {}, _etl_c{g} = true FROM (SELECT DISTINCT ON ({key_list}) \
+                     {key_list}, {} FROM etl_stage WHERE _etl_pat IN ({}) ORDER BY {key_list}, _etl_seq DESC) AS c \
+                     WHERE {};",
+                    set.join(", "),
+                    cols.join(", "),
+                    ids.join(", "),
+                    on("m", "c")
+                ));
+            }
+            // One insert per combination of groups a key's records carried,
+            // naming only those columns.
+            let checks: Vec<String> = (0..groups.len())
+                .map(|g| format!("_etl_c{g} IS TRUE"))
+                .collect();
+            let client = conn(&mut self.copy, &mut self.client, &self.name)?;
+            client
+                .batch_execute(&sql)
+                .map_err(pg_err("cannot upsert"))?;
+            let combinations = client
+                .query(
+                    &format!("SELECT DISTINCT {} FROM etl_merged", checks.join(", ")),
+                    &[],
+                )
+                .map_err(pg_err("cannot upsert"))?;
+            let mut sql = String::new();
+            for row in combinations {
+                let mut cols = Vec::new();
+                let mut filter = Vec::new();
+                for (g, (_, group)) in groups.iter().enumerate() {
+                    if row.get::<_, bool>(g) {
+                        cols.extend(group.iter().cloned());
+                        filter.push(format!("m._etl_c{g} IS TRUE"));
+                    } else {
+                        filter.push(format!("m._etl_c{g} IS NOT TRUE"));
+                    }
+                }
+                sql.push_str(&upsert(
+                    &cols,
+                    "etl_merged",
+                    &format!(" WHERE {}", filter.join(" AND ")),
+                ));
+                sql.push_str("; ");
+            }
+            sql.push_str("DROP TABLE etl_merged");
+            sql
+        };
+        conn(&mut self.copy, &mut self.client, &self.name)?
+            .batch_execute(&format!("{sql}; TRUNCATE etl_stage"))
             .map_err(pg_err("cannot upsert"))?;
+        self.patterns.clear();
+        self.pattern_ids.clear();
         Ok(())
     }
+}
+
+/// The name of the unique index etlkit puts on an upsert key: within
+/// PostgreSQL's 63 bytes, and different for tables whose long names share
+/// a prefix (a truncated name would be one index for both).
+fn key_index_name(table: &str) -> String {
+    let name = format!("{table}__etl_key");
+    if name.len() <= MAX_IDENTIFIER_BYTES {
+        return name;
+    }
+    // FNV-1a: the same name on every build and platform.
+    let hash = table.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let suffix = format!("_{hash:08x}__etl_key");
+    let mut cut = MAX_IDENTIFIER_BYTES - suffix.len();
+    while !table.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &table[..cut])
 }
 
 impl Sink for PgSink {
@@ -540,20 +704,36 @@ impl Sink for PgSink {
             return Ok(Ok(()));
         }
         let start = self.chunk.len();
+        let upsert = self.options.mode == LoadMode::Upsert;
+        self.pattern.clear();
         for (n, &i) in self.copy_cols.iter().enumerate() {
             let column = &self.columns[i];
             if n > 0 {
                 self.chunk.push(b'\t');
             }
-            let value = fields
-                .iter()
-                .find(|(n, _)| *n == column.name)
-                .map_or(&Raw::Null, |(_, v)| v);
+            let field = fields.iter().find(|(n, _)| *n == column.name);
+            if upsert {
+                self.pattern.push(field.is_some());
+            }
+            let value = field.map_or(&Raw::Null, |(_, v)| v);
             if let Err(reason) = copy_value(&mut self.chunk, column.kind, &column.type_name, value)
             {
                 self.chunk.truncate(start);
                 return Ok(Err(format!("column {:?}: {reason}", column.name)));
             }
+        }
+        if upsert {
+            let id = match self.pattern_ids.get(&self.pattern) {
+                Some(&id) => id,
+                None => {
+                    let id = self.patterns.len();
+                    self.patterns.push(self.pattern.clone());
+                    self.pattern_ids.insert(self.pattern.clone(), id);
+                    id
+                }
+            };
+            self.chunk.push(b'\t');
+            self.chunk.extend_from_slice(id.to_string().as_bytes());
         }
         self.chunk.push(b'\n');
         if self.chunk.len() >= CHUNK {

@@ -43,15 +43,19 @@ impl PgSource {
     /// (`column >= lower`, `column < upper`) into the SQL.
     pub fn open(
         url: &str,
-        schema_name: &str,
+        schema_name: Option<&str>,
         selection: &Selection,
         window: Option<(&str, Option<&Value>, Option<&Value>)>,
     ) -> Result<Self> {
         let name = conn::redact(url);
+        if let Selection::Table(table) = selection {
+            conn::check_identifier("table name", table)?;
+        }
         let mut client = conn::connect(url)?;
         let base = match selection {
             Selection::Table(table) => {
-                format!("SELECT * FROM {}.{}", quote(schema_name), quote(table))
+                let schema_name = conn::schema_of(&mut client, schema_name, &name)?;
+                format!("SELECT * FROM {}.{}", quote(&schema_name), quote(table))
             }
             Selection::Query(sql) => sql.trim().trim_end_matches(';').to_string(),
         };
@@ -111,7 +115,9 @@ impl PgSource {
                 conditions.join(" AND ")
             )
         };
-        let sql = format!("SELECT row_to_json(t)::text FROM ({filtered}) AS t");
+        // `alias.*` names the row even when a column has the alias's name
+        // (a bare `row_to_json(t)` would take a column called t).
+        let sql = format!("SELECT row_to_json(_etl_row.*)::text FROM ({filtered}) AS _etl_row");
         Ok(PgSource {
             name,
             client,
@@ -122,13 +128,7 @@ impl PgSource {
     }
 }
 
-/// The server's message for an error, without driver noise.
-pub fn db_message(err: &postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => err.to_string(),
-    }
-}
+pub use super::conn::db_message;
 
 impl Source for PgSource {
     fn schema(&self) -> Schema {

@@ -79,8 +79,43 @@ fn is_integer_text(n: &str) -> bool {
     !n.contains(['.', 'e', 'E'])
 }
 
+/// Is `text` a number written the way JSON writes one (`-12`, `1.00`,
+/// `2.5e3`)? Text of this shape going into a numeric column is read as that
+/// number, in every store; anything else (`007`, `+1`, `.5`, ` 1`, `NaN`)
+/// stays text, which a numeric column rejects.
+pub fn is_number_text(text: &str) -> bool {
+    let b = text.strip_prefix('-').unwrap_or(text).as_bytes();
+    let digits = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+    let int = digits(b);
+    if int == 0 || (int > 1 && b[0] == b'0') {
+        return false;
+    }
+    let mut rest = &b[int..];
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = digits(frac);
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    if let Some(exp) = rest.strip_prefix(b"e").or_else(|| rest.strip_prefix(b"E")) {
+        let exp = exp
+            .strip_prefix(b"+")
+            .or_else(|| exp.strip_prefix(b"-"))
+            .unwrap_or(exp);
+        let n = digits(exp);
+        if n == 0 {
+            return false;
+        }
+        rest = &exp[n..];
+    }
+    rest.is_empty()
+}
+
 /// A JSON number as an f64, when the f64 holds the written decimal exactly
-/// (to its significant digits); integers only up to 2^53.
+/// (to its significant digits); integers only up to 2^53. A number too
+/// large (infinity), too small (it would become 0) or so small that the f64
+/// keeps fewer digits than were written (a subnormal) has no exact f64.
 pub fn exact_float(text: &str) -> Option<f64> {
     if is_integer_text(text) {
         let i: i64 = text.parse().ok()?;
@@ -96,8 +131,24 @@ pub fn exact_float(text: &str) -> Option<f64> {
     if significant.is_empty() {
         return Some(f);
     }
+    if f == 0.0 {
+        return None;
+    }
     if significant.len() > 17 {
         return None;
+    }
+    if f.abs() < f64::MIN_POSITIVE {
+        // A subnormal holds fewer than 15 digits: it is exact only when the
+        // shortest text that reads back as it has the written digits.
+        let shortest = format!("{:e}", f.abs());
+        let back: String = shortest
+            .split('e')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        return (back == significant).then_some(f);
     }
     if significant.len() <= 15 {
         return Some(f);
@@ -126,6 +177,25 @@ fn text(s: &str) -> ToSqlOutput<'_> {
     ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
 }
 
+/// A number (JSON number, or text written as one) for a numeric column of
+/// `kind`, when the column holds it exactly.
+fn number_value(n: &str, kind: ColumnKind) -> Option<SqlValue> {
+    let integer = || {
+        is_integer_text(n)
+            .then(|| n.parse::<i64>().ok())
+            .flatten()
+            .map(SqlValue::Integer)
+    };
+    match kind {
+        ColumnKind::Typed(FieldType::Integer) => integer(),
+        ColumnKind::Typed(FieldType::Float) => exact_float(n).map(SqlValue::Real),
+        ColumnKind::Numeric | ColumnKind::Any => {
+            integer().or_else(|| exact_float(n).map(SqlValue::Real))
+        }
+        ColumnKind::Typed(_) => None,
+    }
+}
+
 /// Converts `value` for a column of `kind`, or says why it does not fit.
 pub fn to_sql<'a>(value: &'a Raw<'a>, kind: ColumnKind) -> Result<ToSqlOutput<'a>, String> {
     let misfit = || {
@@ -138,13 +208,16 @@ pub fn to_sql<'a>(value: &'a Raw<'a>, kind: ColumnKind) -> Result<ToSqlOutput<'a
     let owned = |v: SqlValue| Ok(ToSqlOutput::Owned(v));
     match (kind, value) {
         (_, Raw::Null) => owned(SqlValue::Null),
-        (ColumnKind::Typed(FieldType::Integer), Raw::Number(n)) if is_integer_text(n) => n
-            .parse::<i64>()
-            .map(|i| owned(SqlValue::Integer(i)))
-            .unwrap_or_else(|_| Err(misfit())),
-        (ColumnKind::Typed(FieldType::Float), Raw::Number(n)) => exact_float(n)
-            .map(|f| owned(SqlValue::Real(f)))
-            .unwrap_or_else(|| Err(misfit())),
+        (ColumnKind::Typed(FieldType::Integer | FieldType::Float), Raw::Number(n)) => {
+            number_value(n, kind).map_or_else(|| Err(misfit()), owned)
+        }
+        // Numbers often travel as text ("1.00" from a JSON API): text
+        // written as a number goes into a numeric column when it fits
+        // exactly, the same rule as for the number itself.
+        (
+            ColumnKind::Typed(FieldType::Integer | FieldType::Float) | ColumnKind::Numeric,
+            Raw::Str(s),
+        ) if is_number_text(s) => number_value(s, kind).map_or_else(|| Err(misfit()), owned),
         (ColumnKind::Typed(FieldType::Boolean), Raw::Bool(b)) => {
             owned(SqlValue::Integer(i64::from(*b)))
         }
@@ -155,17 +228,11 @@ pub fn to_sql<'a>(value: &'a Raw<'a>, kind: ColumnKind) -> Result<ToSqlOutput<'a
         }
         (ColumnKind::Typed(FieldType::Json), Raw::Nested(j) | Raw::Number(j)) => Ok(text(j)),
         (ColumnKind::Typed(FieldType::Json), _) => owned(SqlValue::Text(value.to_json())),
-        (ColumnKind::Numeric | ColumnKind::Any, Raw::Number(n)) => {
-            if let (true, Ok(i)) = (is_integer_text(n), n.parse::<i64>()) {
-                owned(SqlValue::Integer(i))
-            } else if let Some(f) = exact_float(n) {
-                owned(SqlValue::Real(f))
-            } else if kind == ColumnKind::Any {
-                Ok(text(n))
-            } else {
-                Err(misfit())
-            }
-        }
+        (ColumnKind::Numeric | ColumnKind::Any, Raw::Number(n)) => match number_value(n, kind) {
+            Some(v) => owned(v),
+            None if kind == ColumnKind::Any => Ok(text(n)),
+            None => Err(misfit()),
+        },
         (ColumnKind::Numeric, Raw::Str(s)) if looks_numeric(s) => Err(format!(
             "{} would be turned into a number by a NUMERIC column",
             value.describe()
@@ -195,7 +262,8 @@ mod tests {
         assert!(fits(&num("9007199254740993"), FieldType::Integer));
         assert!(!fits(&num("9007199254740993"), FieldType::Float));
         assert!(!fits(&num("1.5"), FieldType::Integer));
-        assert!(!fits(&Raw::Str("42".into()), FieldType::Integer));
+        assert!(fits(&Raw::Str("42".into()), FieldType::Integer));
+        assert!(!fits(&Raw::Str("42x".into()), FieldType::Integer));
         assert!(!fits(&Raw::Bool(true), FieldType::Integer));
         let huge = num("123456789012345678901234567890");
         assert!(!fits(&huge, FieldType::Integer));
@@ -217,6 +285,46 @@ mod tests {
     fn numeric_columns_refuse_text_they_would_convert() {
         assert!(to_sql(&Raw::Str("00501".into()), ColumnKind::Numeric).is_err());
         assert!(to_sql(&Raw::Str("2026-11-01".into()), ColumnKind::Numeric).is_ok());
+    }
+
+    #[test]
+    fn number_text_converts_only_when_exact() {
+        let text = |s: &'static str| Raw::Str(s.into());
+        assert!(fits(&text("1.00"), FieldType::Float));
+        assert!(fits(&text("12"), FieldType::Integer));
+        assert!(fits(&text("-2.5e3"), FieldType::Float));
+        assert!(!fits(&text("1.5"), FieldType::Integer));
+        assert!(!fits(&text("abc"), FieldType::Float));
+        assert!(!fits(&text("1e-400"), FieldType::Float));
+        assert!(!fits(&text("007"), FieldType::Integer));
+        assert!(to_sql(&text("1.50"), ColumnKind::Numeric).is_ok());
+        assert!(matches!(
+            to_sql(&text("12"), ColumnKind::Any),
+            Ok(ToSqlOutput::Borrowed(ValueRef::Text(_)))
+        ));
+        for good in ["0", "-0", "12", "1.00", "0.5", "1e5", "1E+5", "-2.5e-3"] {
+            assert!(is_number_text(good), "{good}");
+        }
+        for bad in [
+            "", "-", "007", "+1", ".5", "1.", "1e", "1e+", " 1", "1 ", "NaN", "0x1",
+        ] {
+            assert!(!is_number_text(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn underflow_and_lost_digits_are_not_exact() {
+        assert_eq!(exact_float("1e-400"), None);
+        assert_eq!(exact_float("1e400"), None);
+        assert_eq!(exact_float("1.2345678901234e-315"), None);
+        assert_eq!(exact_float("4.9e-324"), None);
+        assert_eq!(exact_float("5e-324"), Some(5e-324));
+        assert_eq!(exact_float("1.5e-310"), Some(1.5e-310));
+        assert_eq!(exact_float("0e-400"), Some(0.0));
+        assert_eq!(
+            exact_float("2.2250738585072014e-308"),
+            Some(f64::MIN_POSITIVE)
+        );
     }
 
     #[test]
