@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use serde_json::Value;
 
 use crate::error::{Failure, Kind, Outcome};
 use crate::files::parquet_sink::ParquetSink;
 use crate::files::sink::{FileOptions, FileSink};
 use crate::format::flat::{self, Fields};
+use crate::incremental::check_starting_point;
 use crate::pg::sink::PgSink;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::record::{RESERVED_PREFIX, Schema, is_reserved_name};
@@ -17,6 +19,7 @@ use crate::rejects::{Rejects, RejectsOptions};
 use crate::sink::{LoadMode, Sink, TableOptions};
 use crate::source::input::{self, Compression};
 use crate::sqlite::sink::{SqliteSink, SqliteTarget};
+use crate::state::StateChanges;
 use crate::wire::{Item, Reader, Shape};
 
 const PROGRAM: &str = "etl-load";
@@ -244,11 +247,12 @@ impl Load<'_> {
     ) -> Result<Vec<String>> {
         // The rejects file is complete before the rows commit, so that a
         // failure to write it cannot follow a commit.
+        let mut changes = StateChanges::default();
         match self
-            .run(reader, sink.as_mut())
+            .run(reader, sink.as_mut(), &mut changes)
             .and_then(|()| self.rejects.finish())
         {
-            Ok(()) => sink.commit(),
+            Ok(()) => sink.commit(&changes),
             Err(err) => {
                 sink.abort();
                 Err(err)
@@ -256,7 +260,14 @@ impl Load<'_> {
         }
     }
 
-    fn run(&mut self, reader: impl BufRead, sink: &mut dyn Sink) -> Result<()> {
+    /// Reads the whole input into `sink`; what the run changes in the
+    /// target's state is collected in `changes`, for the commit.
+    fn run(
+        &mut self,
+        reader: impl BufRead,
+        sink: &mut dyn Sink,
+        changes: &mut StateChanges,
+    ) -> Result<()> {
         let mut wire = Reader::new(reader, self.input_name);
         let mut schema: Schema = Vec::new();
         let mut sample: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -301,20 +312,25 @@ impl Load<'_> {
                         begin.source.as_deref().unwrap_or("an unnamed source")
                     ));
                     if let Some(from) = &begin.from {
-                        sink.check_start(&begin.stream, from)?;
+                        let stored = sink.state().bookmark(&begin.stream)?;
+                        check_starting_point(
+                            &begin.stream,
+                            stored.as_ref().unwrap_or(&Value::Null),
+                            from,
+                        )?;
                     }
                     if let Some(batch) = &begin.batch {
                         // A replace run is loaded again instead: skipping it
                         // would replace the table with nothing, while loading
                         // the same batch twice leaves what once did.
                         skipping = self.plan.mode != LoadMode::Replace
-                            && sink.batch_committed(&begin.stream, batch)?;
+                            && sink.state().batch_committed(&begin.stream, batch)?;
                         if skipping {
                             self.progress.detail(&format!(
                                 "batch {batch} was committed before; skipping it"
                             ));
                         } else {
-                            sink.record_batch(&begin.stream, batch)?;
+                            changes.batches.push((begin.stream.clone(), batch.clone()));
                         }
                     }
                     if self.database
@@ -347,18 +363,18 @@ impl Load<'_> {
                     if std::mem::take(&mut skipping) {
                         continue;
                     }
-                    sink.end_stream(&end)?;
+                    let stream = end.stream.clone();
+                    changes.ends.push(end);
                     if self.plan.commit == CommitPolicy::Segment {
                         if !prepared {
                             self.flush_sample(sink, &schema, &mut sample)?;
                             prepared = true;
                         }
-                        sink.commit_point()?;
+                        sink.commit_point(changes)?;
+                        changes.clear();
                         self.segments_committed += 1;
-                        self.progress.detail(&format!(
-                            "committed stream {:?} up to line {line_no}",
-                            end.stream
-                        ));
+                        self.progress
+                            .detail(&format!("committed stream {stream:?} up to line {line_no}"));
                     }
                 }
             }

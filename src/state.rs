@@ -1,203 +1,96 @@
-//! Incremental state: where each stream's bookmark is kept.
+//! Incremental state: the contract every store keeps for its bookmarks and
+//! committed batch ids.
 //!
-//! With a SQLite target the bookmark lives in the table `_etl_state` inside
-//! the target, written by `etl-load` in the same transaction as the rows, so
-//! rows and bookmark commit together or not at all. Otherwise STATE is a JSON
-//! file, replaced atomically (temp file, fsync, rename) under a lock file.
+//! A database store keeps them in `_etl_state` and `_etl_batches` inside the
+//! target, written in the same transaction as the rows, so rows, bookmark and
+//! batch id commit together or not at all. A file store keeps them in a JSON
+//! state file, written after the data file is in place. Each store reads and
+//! writes its own (`sqlite/state.rs`, `pg/state.rs`, `files/state.rs`); the
+//! load driver only sees [`StateStore`] and hands the changes of a run to the
+//! sink's commit as [`StateChanges`].
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use serde_json::{Map, Value};
+use anyhow::{Context, Result};
+use serde_json::Value;
 
-/// Name of the state table in a database target.
+use crate::wire::End;
+
+/// Name of the bookmark table in a database target.
 pub const STATE_TABLE: &str = "_etl_state";
 
-/// Where bookmarks are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StateStore {
-    /// The `_etl_state` table of a SQLite database.
-    Sqlite(PathBuf),
-    /// A JSON file: `{"streams": {"NAME": {"bookmark": ...}}}`.
-    Json(PathBuf),
-    /// The `_etl_state` table of a PostgreSQL schema: (URL, schema; none:
-    /// the connection's current schema).
-    Postgres(String, Option<String>),
-}
+/// Name of the table that remembers which `etl-watch` batches were committed
+/// in a database target: one row per (target table, stream, batch id), so
+/// that two jobs following the same file into two tables (or under two
+/// stream names) each load every batch, while a batch sent again to the
+/// same table and stream is skipped.
+///
+/// Databases written before batch ids were scoped hold `_etl_batches (id
+/// PRIMARY KEY, committed_at)`. The first batch recorded migrates it in
+/// place, inside the load's transaction: `target_table` and `stream` are
+/// added and the old rows keep NULL in both. Such a legacy row means
+/// "committed into some table of this database, by some stream": it
+/// matches its id for every table and stream, so the job that wrote it
+/// never loads that batch twice. It does not block other tables: ids of
+/// batches cut since are tagged and cover the batch's bytes, so they never
+/// equal an id cut before; only a batch that was in flight at the upgrade,
+/// sent again with its old id, can meet a legacy row (at worst that one
+/// batch of a job whose very batch another table had committed is skipped,
+/// as it was before).
+pub const BATCH_TABLE: &str = "_etl_batches";
 
-impl StateStore {
-    /// A `postgres://` URL is a PostgreSQL database (its `_etl_state` in
-    /// `schema`), a `.json` path a JSON state file, anything else SQLite.
-    pub fn from_arg_in(path: &Path, schema: Option<&str>) -> StateStore {
-        let text = path.to_string_lossy();
-        if crate::pg::is_url(&text) {
-            return StateStore::Postgres(text.into_owned(), schema.map(String::from));
-        }
-        StateStore::from_arg(path)
-    }
-
-    /// A `.json` path is a JSON state file; anything else a SQLite database.
-    pub fn from_arg(path: &Path) -> StateStore {
-        let is_json = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        if is_json {
-            StateStore::Json(path.to_path_buf())
-        } else {
-            StateStore::Sqlite(path.to_path_buf())
-        }
-    }
-
+/// What a target remembers between runs, read inside the run's transaction.
+pub trait StateStore {
     /// The stored bookmark of `stream`; `None` before its first run.
-    pub fn read(&self, stream: &str) -> Result<Option<Value>> {
-        match self {
-            StateStore::Sqlite(path) => {
-                if !path.exists() {
-                    return Ok(None);
-                }
-                let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-                    .with_context(|| format!("cannot open state database {}", path.display()))?;
-                read_sqlite(&conn, stream)
-                    .with_context(|| format!("cannot read state from {}", path.display()))
-            }
-            StateStore::Postgres(url, schema) => {
-                let mut client = crate::pg::conn::connect(url)?;
-                let schema = crate::pg::conn::schema_of(
-                    &mut client,
-                    schema.as_deref(),
-                    &crate::pg::conn::redact(url),
-                )?;
-                let table = format!("{}.\"{STATE_TABLE}\"", crate::pg::conn::quote(&schema));
-                let exists: bool = client
-                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot read state: {}", crate::pg::source::db_message(&e))
-                    })?
-                    .get(0);
-                if !exists {
-                    return Ok(None);
-                }
-                let row = client
-                    .query_opt(
-                        &format!("SELECT bookmark::text FROM {table} WHERE stream = $1"),
-                        &[&stream],
-                    )
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot read state: {}", crate::pg::source::db_message(&e))
-                    })?;
-                match row {
-                    Some(r) => Ok(Some(
-                        serde_json::from_str(r.get::<_, &str>(0))
-                            .context("stored bookmark is not valid JSON")?,
-                    )),
-                    None => Ok(None),
-                }
-            }
-            StateStore::Json(path) => {
-                let doc = read_json_file(path)?;
-                Ok(doc
-                    .get("streams")
-                    .and_then(|s| s.get(stream))
-                    .and_then(|s| s.get("bookmark"))
-                    .cloned())
-            }
-        }
+    fn bookmark(&mut self, stream: &str) -> Result<Option<Value>>;
+
+    /// Was batch `id` of `stream` committed into this target before?
+    fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool>;
+}
+
+/// What a run changes in its target's state, committed with its rows.
+#[derive(Debug, Default)]
+pub struct StateChanges {
+    /// The end lines of the streams loaded (bookmark and row count).
+    pub ends: Vec<End>,
+    /// Batch ids loaded: (stream, id).
+    pub batches: Vec<(String, String)>,
+}
+
+impl StateChanges {
+    /// The streams' new bookmarks: (stream, bookmark, rows).
+    pub fn bookmarks(&self) -> impl Iterator<Item = (&str, &Value, u64)> {
+        self.ends
+            .iter()
+            .filter_map(|e| Some((e.stream.as_str(), e.bookmark.as_ref()?, e.rows)))
+    }
+
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty() && self.bookmarks().next().is_none()
+    }
+
+    /// Forgets what was committed (after a segment commit).
+    pub fn clear(&mut self) {
+        self.ends.clear();
+        self.batches.clear();
     }
 }
 
-/// Reads a bookmark inside an open connection (and its transaction).
-pub fn read_sqlite(conn: &Connection, stream: &str) -> Result<Option<Value>> {
-    let exists: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [STATE_TABLE],
-        |r| r.get(0),
-    )?;
-    if !exists {
-        return Ok(None);
-    }
-    let text: Option<String> = conn
-        .query_row(
-            &format!("SELECT bookmark FROM \"{STATE_TABLE}\" WHERE stream = ?1"),
-            [stream],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match text {
-        Some(t) => Ok(Some(
-            serde_json::from_str(&t).context("stored bookmark is not valid JSON")?,
-        )),
-        None => Ok(None),
-    }
-}
-
-/// Stores a bookmark inside the caller's transaction.
-pub fn write_sqlite(conn: &Connection, stream: &str, bookmark: &Value, rows: u64) -> Result<()> {
-    conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS \"{STATE_TABLE}\" (\
-           stream TEXT PRIMARY KEY, bookmark JSON NOT NULL, rows INTEGER NOT NULL, \
-           updated_at TEXT NOT NULL)"
-    ))?;
-    conn.execute(
-        &format!(
-            "INSERT INTO \"{STATE_TABLE}\" (stream, bookmark, rows, updated_at) \
-             VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
-             ON CONFLICT (stream) DO UPDATE SET bookmark = excluded.bookmark, \
-             rows = excluded.rows, updated_at = excluded.updated_at"
-        ),
-        rusqlite::params![stream, bookmark.to_string(), rows as i64],
-    )
-    .context("cannot store the bookmark")?;
-    Ok(())
-}
-
-fn read_json_file(path: &Path) -> Result<Map<String, Value>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot read state file {}", path.display()));
-        }
-    };
-    match serde_json::from_str(&text) {
-        Ok(Value::Object(doc)) => Ok(doc),
-        _ => bail!("state file {} is not a JSON object", path.display()),
-    }
-}
-
-/// Holds the lock file `STATE.lock` for as long as it lives.
-pub struct StateLock {
+/// Holds a lock file for as long as it lives.
+pub struct FileLock {
     _file: File,
 }
 
-/// Takes the lock on a JSON state file, waiting for another run to finish.
-pub fn lock_json(path: &Path) -> Result<StateLock> {
+/// Takes the lock file `PATH.lock` that guards `path`, waiting for another
+/// run holding it.
+pub fn lock_file(path: &Path) -> Result<FileLock> {
     let (file, lock_path) = open_lock_file(path)?;
     file.lock()
         .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    Ok(StateLock { _file: file })
-}
-
-/// Takes the lock of a file target (`.NAME.etl-lock` beside it), waiting
-/// for another run writing the same file: two appends would each copy the
-/// old file, and the second rename would drop the first one's rows.
-pub fn lock_target(path: &Path) -> Result<StateLock> {
-    let name = path
-        .file_name()
-        .map_or_else(|| "target".into(), |n| n.to_string_lossy().into_owned());
-    let lock_path = path.with_file_name(format!(".{name}.etl-lock"));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
-    file.lock()
-        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    Ok(StateLock { _file: file })
+    Ok(FileLock { _file: file })
 }
 
 /// Opens (creating it) the lock file `PATH.lock` that guards `path`.
@@ -214,74 +107,23 @@ pub fn open_lock_file(path: &Path) -> Result<(File, PathBuf)> {
     Ok((file, lock_path))
 }
 
-/// Stores a bookmark in a JSON state file: read, change, write a temp file,
-/// fsync, rename over the old one, fsync the directory. Call under
-/// [`lock_json`].
-pub fn write_json(path: &Path, stream: &str, bookmark: &Value, rows: u64) -> Result<()> {
-    let mut doc = read_json_file(path)?;
-    doc.insert("version".into(), 1.into());
-    let streams = doc
-        .entry("streams")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Value::Object(streams) = streams else {
-        bail!(
-            "state file {}: \"streams\" is not an object",
-            path.display()
-        );
-    };
-    let mut entry = Map::new();
-    entry.insert("bookmark".into(), bookmark.clone());
-    entry.insert("rows".into(), rows.into());
-    streams.insert(stream.into(), Value::Object(entry));
-    let text = serde_json::to_string_pretty(&Value::Object(doc))?;
-    write_atomically(path, text.as_bytes())
-}
-
-/// Batch ids kept per stream in a JSON state file: a replay concerns the
-/// batch in flight when a run stopped, so the newest ones are enough.
-const JSON_BATCHES_KEPT: usize = 1000;
-
-/// Has the file target behind this JSON state committed batch `id` of
-/// `stream`? (The state file belongs to one target, so no table is named.)
-pub fn json_batch_committed(path: &Path, stream: &str, id: &str) -> Result<bool> {
-    let doc = read_json_file(path)?;
-    Ok(doc
-        .get("batches")
-        .and_then(|b| b.get(stream))
-        .and_then(Value::as_array)
-        .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id))))
-}
-
-/// Adds committed batch ids (stream, id) to a JSON state file, keeping the
-/// newest [`JSON_BATCHES_KEPT`] per stream. Call under [`lock_json`], after
-/// the data is in place.
-pub fn write_json_batches(path: &Path, batches: &[(String, String)]) -> Result<()> {
-    if batches.is_empty() {
-        return Ok(());
-    }
-    let mut doc = read_json_file(path)?;
-    doc.insert("version".into(), 1.into());
-    let all = doc
-        .entry("batches")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Value::Object(all) = all else {
-        bail!(
-            "state file {}: \"batches\" is not an object",
-            path.display()
-        );
-    };
-    for (stream, id) in batches {
-        let ids = all
-            .entry(stream.clone())
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(ids) = ids {
-            ids.push(Value::from(id.as_str()));
-            let excess = ids.len().saturating_sub(JSON_BATCHES_KEPT);
-            ids.drain(..excess);
-        }
-    }
-    let text = serde_json::to_string_pretty(&Value::Object(doc))?;
-    write_atomically(path, text.as_bytes())
+/// Takes the lock of a file target (`.NAME.etl-lock` beside it), waiting
+/// for another run writing the same file: two appends would each copy the
+/// old file, and the second rename would drop the first one's rows.
+pub fn lock_target(path: &Path) -> Result<FileLock> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "target".into(), |n| n.to_string_lossy().into_owned());
+    let lock_path = path.with_file_name(format!(".{name}.etl-lock"));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    Ok(FileLock { _file: file })
 }
 
 /// Replaces `path` with `bytes` so that a reader (or a crash) sees the old
@@ -306,36 +148,4 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.with_context(|| format!("cannot write {}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn json_state_round_trips_and_keeps_other_streams() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let store = StateStore::from_arg(&path);
-        assert_eq!(store.read("a").unwrap(), None);
-        let _lock = lock_json(&path).unwrap();
-        write_json(&path, "a", &json!({"value": 5}), 3).unwrap();
-        write_json(&path, "b", &json!({"value": "x"}), 1).unwrap();
-        assert_eq!(store.read("a").unwrap(), Some(json!({"value": 5})));
-        assert_eq!(store.read("b").unwrap(), Some(json!({"value": "x"})));
-    }
-
-    #[test]
-    fn sqlite_state_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let conn = Connection::open(&path).unwrap();
-        assert_eq!(read_sqlite(&conn, "s").unwrap(), None);
-        write_sqlite(&conn, "s", &json!({"value": 1}), 1).unwrap();
-        write_sqlite(&conn, "s", &json!({"value": 2}), 1).unwrap();
-        drop(conn);
-        let store = StateStore::from_arg(&path);
-        assert_eq!(store.read("s").unwrap(), Some(json!({"value": 2})));
-    }
 }

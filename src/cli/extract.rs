@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::VerbosityArgs;
 use crate::error::usage;
-use crate::extract::{ExtractPlan, IncrementalPlan, Inputs};
+use crate::extract::{ExtractPlan, IncrementalPlan, Inputs, StateLocation};
 use crate::files::csv::CsvOptions;
 use crate::format::Format;
 use crate::format::csv::Quoting;
@@ -16,7 +16,6 @@ use crate::incremental::parse_bound;
 use crate::record::FieldType;
 use crate::source::Selection;
 use crate::source::input::{self, Compression, Location};
-use crate::state::StateStore;
 
 const AFTER_HELP: &str = "\
 Output is NDJSON on stdout: a {\"@etl\":\"begin\",...} line, one JSON object per
@@ -203,7 +202,7 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
         state: args
             .state
             .as_deref()
-            .map(|s| StateStore::from_arg_in(s, args.schema_name.as_deref())),
+            .map(|s| StateLocation::from_arg(s, args.schema_name.as_deref())),
         since: args.since.as_deref().map(parse_bound),
         until: args.until.as_deref().map(parse_bound),
     });

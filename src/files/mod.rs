@@ -8,3 +8,4 @@ pub mod ndjson;
 pub mod parquet;
 pub mod parquet_sink;
 pub mod sink;
+pub mod state;

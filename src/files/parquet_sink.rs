@@ -16,15 +16,14 @@ use parquet::data_type::ByteArray;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
-use serde_json::Value;
 
-use super::sink::{check_json_start, finish_file, temp_path, write_bookmarks};
+use super::sink::{finish_file, temp_path};
+use super::state::JsonState;
 use crate::format::flat::{Fields, Raw};
 use crate::record::{FieldType, Schema};
 use crate::sink::Sink;
 use crate::sink::convert::{column_types, exact_float};
-use crate::state::{self, StateLock};
-use crate::wire::End;
+use crate::state::{self, FileLock, StateChanges, StateStore};
 
 const ROW_GROUP: usize = 65_536;
 
@@ -50,12 +49,9 @@ pub struct ParquetSink {
     columns: Vec<Column>,
     rows: usize,
     strict: bool,
-    state: Option<(PathBuf, StateLock)>,
-    ends: Vec<End>,
-    /// Batch ids (stream, id) to keep in the state file with the bookmarks.
-    batches: Vec<(String, String)>,
+    state: JsonState,
     /// Held for the run, so that another run writes after this one.
-    _target_lock: StateLock,
+    _target_lock: FileLock,
 }
 
 impl ParquetSink {
@@ -80,10 +76,7 @@ impl ParquetSink {
             .hint("use --mode replace to write it anew")
             .into());
         }
-        let state = match state_path {
-            Some(path) => Some((path.to_path_buf(), state::lock_json(path)?)),
-            None => None,
-        };
+        let state = JsonState::open(state_path)?;
         Ok(ParquetSink {
             target: target.to_path_buf(),
             tmp: temp_path(target),
@@ -92,8 +85,6 @@ impl ParquetSink {
             rows: 0,
             strict,
             state,
-            ends: Vec::new(),
-            batches: Vec::new(),
             _target_lock: target_lock,
         })
     }
@@ -205,8 +196,8 @@ fn push(column: &mut Column, value: &Raw<'_>) {
 }
 
 impl Sink for ParquetSink {
-    fn check_start(&mut self, stream: &str, from: &Value) -> Result<()> {
-        check_json_start(self.state.as_ref().map(|(p, _)| p.as_path()), stream, from)
+    fn state(&mut self) -> &mut dyn StateStore {
+        &mut self.state
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
@@ -276,28 +267,11 @@ impl Sink for ParquetSink {
         Ok(Ok(()))
     }
 
-    fn end_stream(&mut self, end: &End) -> Result<()> {
-        self.ends.push(end.clone());
-        Ok(())
-    }
-
-    fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool> {
-        match &self.state {
-            Some((path, _)) => state::json_batch_committed(path, stream, id),
-            None => Ok(false),
-        }
-    }
-
-    fn record_batch(&mut self, stream: &str, id: &str) -> Result<()> {
-        self.batches.push((stream.to_string(), id.to_string()));
-        Ok(())
-    }
-
-    fn commit_point(&mut self) -> Result<()> {
+    fn commit_point(&mut self, _changes: &StateChanges) -> Result<()> {
         bail!("a file target is written whole; --commit segment needs a database target")
     }
 
-    fn commit(mut self: Box<Self>) -> Result<Vec<String>> {
+    fn commit(mut self: Box<Self>, changes: &StateChanges) -> Result<Vec<String>> {
         if self.writer.is_none() {
             self.prepare(&Vec::new(), &[])?;
         }
@@ -307,9 +281,7 @@ impl Sink for ParquetSink {
         }
         finish_file(&self.tmp, &self.target)?;
         let mut log = vec![format!("wrote {}", self.target.display())];
-        if let Some((path, _lock)) = &self.state {
-            log.extend(write_bookmarks(path, &self.ends, &self.batches)?);
-        }
+        log.extend(self.state.write(changes)?);
         Ok(log)
     }
 

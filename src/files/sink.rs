@@ -11,15 +11,13 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
 
+use super::state::JsonState;
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::flat::{Fields, Raw};
-use crate::incremental::check_starting_point;
 use crate::record::Schema;
 use crate::sink::Sink;
-use crate::state::{self, StateLock, StateStore};
-use crate::wire::End;
+use crate::state::{self, FileLock, StateChanges, StateStore};
 
 /// The format of a file target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +69,9 @@ pub struct FileSink {
     strict: bool,
     columns: Option<Vec<String>>,
     row: Vec<Vec<u8>>,
-    state: Option<(PathBuf, StateLock)>,
-    ends: Vec<End>,
-    /// Batch ids (stream, id) to keep in the state file with the bookmarks.
-    batches: Vec<(String, String)>,
+    state: JsonState,
     /// Held for the run, so that another run writes after this one.
-    _target_lock: Option<StateLock>,
+    _target_lock: Option<FileLock>,
 }
 
 /// The temporary file a target is written to before it is renamed.
@@ -130,10 +125,7 @@ fn existing_fields(path: &Path) -> Result<Option<Vec<String>>> {
 impl FileSink {
     /// Opens `target` (`None`: stdout) for writing.
     pub fn open(target: Option<&Path>, options: &FileOptions) -> Result<Self> {
-        let state = match &options.state {
-            Some(path) => Some((path.clone(), state::lock_json(path)?)),
-            None => None,
-        };
+        let state = JsonState::open(options.state.as_deref())?;
         let target_lock = target.map(state::lock_target).transpose()?;
         let mut columns = None;
         let (tmp, out): (Option<PathBuf>, Box<dyn Write>) = match target {
@@ -188,8 +180,6 @@ impl FileSink {
             columns,
             row: Vec::new(),
             state,
-            ends: Vec::new(),
-            batches: Vec::new(),
             _target_lock: target_lock,
         })
     }
@@ -230,28 +220,6 @@ pub fn finish_file(tmp: &Path, target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Stores the streams' bookmarks and the committed batch ids in a JSON
-/// state file (after the data is in place); returns lines for `-v`.
-pub fn write_bookmarks(
-    path: &Path,
-    ends: &[End],
-    batches: &[(String, String)],
-) -> Result<Vec<String>> {
-    state::write_json_batches(path, batches)?;
-    let mut log = Vec::new();
-    for end in ends {
-        if let Some(bookmark) = &end.bookmark {
-            state::write_json(path, &end.stream, bookmark, end.rows)?;
-            log.push(format!(
-                "stream {:?}: bookmark stored in {}",
-                end.stream,
-                path.display()
-            ));
-        }
-    }
-    Ok(log)
-}
-
 fn last_byte(path: &Path) -> Result<Option<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = File::open(path)?;
@@ -263,26 +231,9 @@ fn last_byte(path: &Path) -> Result<Option<u8>> {
     Ok(Some(byte[0]))
 }
 
-/// For file targets: refuses a stream whose bookmark moved in the JSON
-/// state file, or an incremental stream with no state file to keep it.
-pub fn check_json_start(state: Option<&Path>, stream: &str, from: &Value) -> Result<()> {
-    match state {
-        Some(path) => {
-            let stored = StateStore::Json(path.to_path_buf())
-                .read(stream)?
-                .unwrap_or(Value::Null);
-            check_starting_point(stream, &stored, from)
-        }
-        None => Err(crate::error::usage(format!(
-            "stream {stream:?} is incremental, but no --state FILE.json keeps its bookmark \
-             for a file target: the next run would start from the beginning"
-        ))),
-    }
-}
-
 impl Sink for FileSink {
-    fn check_start(&mut self, stream: &str, from: &Value) -> Result<()> {
-        check_json_start(self.state.as_ref().map(|(p, _)| p.as_path()), stream, from)
+    fn state(&mut self) -> &mut dyn StateStore {
+        &mut self.state
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
@@ -345,35 +296,16 @@ impl Sink for FileSink {
         Ok(Ok(()))
     }
 
-    fn end_stream(&mut self, end: &End) -> Result<()> {
-        self.ends.push(end.clone());
-        Ok(())
-    }
-
-    fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool> {
-        match &self.state {
-            Some((path, _)) => state::json_batch_committed(path, stream, id),
-            None => Ok(false),
-        }
-    }
-
-    fn record_batch(&mut self, stream: &str, id: &str) -> Result<()> {
-        self.batches.push((stream.to_string(), id.to_string()));
-        Ok(())
-    }
-
-    fn commit_point(&mut self) -> Result<()> {
+    fn commit_point(&mut self, _changes: &StateChanges) -> Result<()> {
         bail!("a file target is written whole; --commit segment needs a database target")
     }
 
-    fn commit(self: Box<Self>) -> Result<Vec<String>> {
+    fn commit(self: Box<Self>, changes: &StateChanges) -> Result<Vec<String>> {
         let FileSink {
             target,
             tmp,
             writer,
             state,
-            ends,
-            batches,
             ..
         } = *self;
         let mut out = match writer {
@@ -389,9 +321,7 @@ impl Sink for FileSink {
             finish_file(tmp, target)?;
             log.push(format!("wrote {}", target.display()));
         }
-        if let Some((path, _lock)) = &state {
-            log.extend(write_bookmarks(path, &ends, &batches)?);
-        }
+        log.extend(state.write(changes)?);
         Ok(log)
     }
 

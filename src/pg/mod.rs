@@ -6,6 +6,7 @@ pub mod conn;
 pub mod copy;
 pub mod sink;
 pub mod source;
+pub mod state;
 
 /// Is `target` a PostgreSQL connection URL? A libpq key=value string
 /// (`host=db dbname=wh`) counts too, so that it is refused as such rather

@@ -20,12 +20,11 @@ use super::conn::{MAX_IDENTIFIER_BYTES, identifier_too_long, quote, schema_of};
 use super::copy::{Kind, copy_value};
 use super::source::db_message;
 use crate::format::flat::{Fields, Raw};
-use crate::incremental::check_starting_point;
 use crate::record::{FieldType, Schema};
 use crate::sink::Sink;
 use crate::sink::convert::{column_types, type_of_value};
 use crate::sink::{LoadMode, TableOptions};
-use crate::wire::End;
+use crate::state::{StateChanges, StateStore};
 
 /// COPY data is sent in chunks of about this many bytes.
 const CHUNK: usize = 4 << 20;
@@ -68,7 +67,6 @@ pub struct PgSink {
     patterns: Vec<Vec<bool>>,
     pattern_ids: HashMap<Vec<bool>, usize>,
     pattern: Vec<bool>,
-    ends: Vec<End>,
     log: Vec<String>,
     deleted: u64,
 }
@@ -130,7 +128,6 @@ impl PgSink {
             patterns: Vec::new(),
             pattern_ids: HashMap::new(),
             pattern: Vec::new(),
-            ends: Vec::new(),
             log: Vec::new(),
             deleted: 0,
         };
@@ -334,7 +331,7 @@ impl PgSink {
     /// Moves staged rows into the table (replace empties it first; upsert
     /// merges by key, the last record for a key winning), then stores the
     /// bookmarks: the end of every transaction.
-    fn settle(&mut self) -> Result<()> {
+    fn settle(&mut self, changes: &StateChanges) -> Result<()> {
         let pending: Vec<(String, FieldType)> = std::mem::take(&mut self.null_only)
             .into_iter()
             .map(|n| (n, FieldType::Text))
@@ -366,32 +363,8 @@ impl PgSink {
                 LoadMode::Append => {}
             }
         }
-        if !self.ends.iter().any(|e| e.bookmark.is_some()) {
-            self.ends.clear();
-            return Ok(());
-        }
-        let state = format!("{}.\"_etl_state\"", quote(&self.schema));
-        conn(&mut self.copy, &mut self.client, &self.name)?
-            .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {state} (stream text PRIMARY KEY, bookmark json NOT NULL, \
-                 rows bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
-            ))
-            .map_err(pg_err("cannot create the state table"))?;
-        for end in std::mem::take(&mut self.ends) {
-            if let Some(bookmark) = &end.bookmark {
-                conn(&mut self.copy, &mut self.client, &self.name)?
-                    .execute(
-                        &format!(
-                            "INSERT INTO {state} (stream, bookmark, rows) VALUES ($1, $2::text::json, $3) \
-                             ON CONFLICT (stream) DO UPDATE SET bookmark = excluded.bookmark, \
-                             rows = excluded.rows, updated_at = now()"
-                        ),
-                        &[&end.stream, &bookmark.to_string(), &(end.rows as i64)],
-                    )
-                    .map_err(pg_err("cannot store the bookmark"))?;
-            }
-        }
-        Ok(())
+        let client = conn(&mut self.copy, &mut self.client, &self.name)?;
+        super::state::write(client, &self.schema, &self.table, changes)
     }
 
     /// Is there a unique index (or primary key) on exactly the key columns?
@@ -607,28 +580,8 @@ fn key_index_name(table: &str) -> String {
 }
 
 impl Sink for PgSink {
-    fn check_start(&mut self, stream: &str, from: &Value) -> Result<()> {
-        let state = format!("{}.\"_etl_state\"", quote(&self.schema));
-        let exists: bool = conn(&mut self.copy, &mut self.client, &self.name)?
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&state])
-            .map_err(pg_err("cannot look for the state table"))?
-            .get(0);
-        let stored = if exists {
-            let row = conn(&mut self.copy, &mut self.client, &self.name)?
-                .query_opt(
-                    &format!("SELECT bookmark::text FROM {state} WHERE stream = $1 FOR UPDATE"),
-                    &[&stream],
-                )
-                .map_err(pg_err("cannot read the bookmark"))?;
-            match row {
-                Some(r) => serde_json::from_str(r.get::<_, &str>(0))
-                    .context("stored bookmark is not JSON")?,
-                None => Value::Null,
-            }
-        } else {
-            Value::Null
-        };
-        check_starting_point(stream, &stored, from)
+    fn state(&mut self) -> &mut dyn StateStore {
+        self
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
@@ -742,102 +695,16 @@ impl Sink for PgSink {
         Ok(Ok(()))
     }
 
-    fn end_stream(&mut self, end: &End) -> Result<()> {
-        self.ends.push(end.clone());
-        Ok(())
-    }
-
-    /// Batch ids are scoped to (target table, stream); legacy rows
-    /// (from before, without a table) match every table: the rules are
-    /// those of `crate::sqlite::sink::BATCH_TABLE`.
-    fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool> {
-        let table = format!("{}.\"_etl_batches\"", quote(&self.schema));
-        let client = conn(&mut self.copy, &mut self.client, &self.name)?;
-        let (exists, scoped): (bool, bool) = client
-            .query_one(
-                "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute \
-                 WHERE attrelid = to_regclass($1) AND attname = 'target_table' AND NOT attisdropped)",
-                &[&table],
-            )
-            .map(|r| (r.get(0), r.get(1)))
-            .map_err(pg_err("cannot look for the batch table"))?;
-        if !exists {
-            return Ok(false);
-        }
-        let found = if scoped {
-            client.query_opt(
-                &format!(
-                    "SELECT 1 FROM {table} WHERE id = $1 \
-                     AND ((target_table = $2 AND stream = $3) OR target_table IS NULL) LIMIT 1"
-                ),
-                &[&id, &self.table, &stream],
-            )
-        } else {
-            client.query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[&id])
-        };
-        Ok(found
-            .map_err(pg_err("cannot read the batch table"))?
-            .is_some())
-    }
-
-    fn record_batch(&mut self, stream: &str, id: &str) -> Result<()> {
-        let table = format!("{}.\"_etl_batches\"", quote(&self.schema));
-        let client = conn(&mut self.copy, &mut self.client, &self.name)?;
-        let scoped: bool = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_attribute \
-                 WHERE attrelid = to_regclass($1) AND attname = 'target_table' AND NOT attisdropped)",
-                &[&table],
-            )
-            .map_err(pg_err("cannot look for the batch table"))?
-            .get(0);
-        if !scoped {
-            // Created, or migrated in place from the legacy shape (id
-            // PRIMARY KEY: its rows keep a NULL table and stream), by one
-            // load at a time: concurrent first loads into other tables
-            // wait here, then find it done.
-            client
-                .execute(
-                    "SELECT pg_advisory_xact_lock(hashtext($1))",
-                    &[&format!("etlkit-batches:{}", self.schema)],
-                )
-                .map_err(pg_err("cannot take the batch table's lock"))?;
-            client
-                .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {schema}; \
-                     CREATE TABLE IF NOT EXISTS {table} (target_table text, stream text, \
-                       id text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now()); \
-                     ALTER TABLE {table} ADD COLUMN IF NOT EXISTS target_table text, \
-                       ADD COLUMN IF NOT EXISTS stream text, \
-                       DROP CONSTRAINT IF EXISTS \"_etl_batches_pkey\"; \
-                     CREATE UNIQUE INDEX IF NOT EXISTS \"_etl_batches_scope\" \
-                       ON {table} (target_table, stream, id)",
-                    schema = quote(&self.schema)
-                ))
-                .map_err(pg_err("cannot create or migrate the batch table"))?;
-        }
-        client
-            .execute(
-                &format!(
-                    "INSERT INTO {table} (target_table, stream, id) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING"
-                ),
-                &[&self.table, &stream, &id],
-            )
-            .map_err(pg_err("cannot record the batch"))?;
-        Ok(())
-    }
-
-    fn commit_point(&mut self) -> Result<()> {
-        self.settle()?;
+    fn commit_point(&mut self, changes: &StateChanges) -> Result<()> {
+        self.settle(changes)?;
         conn(&mut self.copy, &mut self.client, &self.name)?
             .batch_execute("COMMIT")
             .map_err(pg_err("cannot commit"))?;
         self.begin()
     }
 
-    fn commit(mut self: Box<Self>) -> Result<Vec<String>> {
-        self.settle()?;
+    fn commit(mut self: Box<Self>, changes: &StateChanges) -> Result<Vec<String>> {
+        self.settle(changes)?;
         conn(&mut self.copy, &mut self.client, &self.name)?
             .batch_execute("COMMIT")
             .map_err(|e| anyhow::anyhow!("{}: cannot commit: {}", self.name, db_message(&e)))?;
@@ -853,5 +720,19 @@ impl Sink for PgSink {
         if let Ok(client) = conn(&mut self.copy, &mut self.client, &self.name) {
             let _ = client.batch_execute("ROLLBACK");
         }
+    }
+}
+
+/// PostgreSQL's state is read through the load's own connection, inside
+/// its transaction (see `state.rs` in this folder).
+impl StateStore for PgSink {
+    fn bookmark(&mut self, stream: &str) -> Result<Option<Value>> {
+        let client = conn(&mut self.copy, &mut self.client, &self.name)?;
+        super::state::read_bookmark(client, &self.schema, stream, true)
+    }
+
+    fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool> {
+        let client = conn(&mut self.copy, &mut self.client, &self.name)?;
+        super::state::batch_committed(client, &self.schema, &self.table, stream, id)
     }
 }

@@ -4,11 +4,10 @@
 pub mod convert;
 
 use anyhow::Result;
-use serde_json::Value;
 
 use crate::format::flat::Fields;
 use crate::record::Schema;
-use crate::wire::End;
+use crate::state::{StateChanges, StateStore};
 
 /// How a load treats what the target already holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,11 +34,15 @@ pub struct TableOptions {
     pub strict: bool,
 }
 
-/// A destination for one load run.
+/// A destination for one load run: a table of a database, or a file. The
+/// load driver (`load.rs`) drives every sink the same way: it checks
+/// starting points and batch ids through [`Sink::state`], writes each
+/// record with [`Sink::insert`], and hands the run's state changes to the
+/// commit, which stores them with the rows.
 pub trait Sink {
-    /// A stream begins that started from bookmark `from` (null: no
-    /// bookmark yet); refuse it if the stored bookmark is another one.
-    fn check_start(&mut self, stream: &str, from: &Value) -> Result<()>;
+    /// The target's state store (bookmarks, committed batch ids), read
+    /// inside the run's transaction.
+    fn state(&mut self) -> &mut dyn StateStore;
 
     /// Sets up columns from the declared schema and a sample of records.
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()>;
@@ -48,28 +51,12 @@ pub trait Sink {
     /// rejects the record; `Err` ends the run.
     fn insert(&mut self, fields: &Fields<'_>, line: &[u8]) -> Result<Result<(), String>>;
 
-    /// A stream ended: keep its bookmark with the data.
-    fn end_stream(&mut self, end: &End) -> Result<()>;
+    /// Makes everything written so far durable and visible, with `changes`
+    /// (a segment commit); the run goes on in a new transaction.
+    fn commit_point(&mut self, changes: &StateChanges) -> Result<()>;
 
-    /// Has a batch with this id (from `etl-watch`) been committed before
-    /// into this sink's table, for `stream`? Targets that cannot tell
-    /// answer no.
-    fn batch_committed(&mut self, _stream: &str, _id: &str) -> Result<bool> {
-        Ok(false)
-    }
-
-    /// Records a batch id for this sink's table and `stream`, committed
-    /// with the batch's rows.
-    fn record_batch(&mut self, _stream: &str, _id: &str) -> Result<()> {
-        Ok(())
-    }
-
-    /// Makes everything written so far durable and visible (a segment
-    /// commit); the run goes on in a new transaction.
-    fn commit_point(&mut self) -> Result<()>;
-
-    /// Finishes and commits the run; returns lines for `-v`.
-    fn commit(self: Box<Self>) -> Result<Vec<String>>;
+    /// Finishes and commits the run with `changes`; returns lines for `-v`.
+    fn commit(self: Box<Self>, changes: &StateChanges) -> Result<Vec<String>>;
 
     /// Undoes everything since the last commit point.
     fn abort(self: Box<Self>);

@@ -5,6 +5,7 @@
 
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod table;
 
 use crate::record::FieldType;

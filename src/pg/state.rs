@@ -1,0 +1,178 @@
+//! PostgreSQL's state store: bookmarks in `_etl_state` and committed batch
+//! ids in `_etl_batches` of the target's schema, read and written inside
+//! the load's transaction, so they commit with the rows or not at all.
+
+use anyhow::{Context, Result};
+use postgres::Client;
+use serde_json::Value;
+
+use super::conn::quote;
+use super::source::db_message;
+use crate::state::{BATCH_TABLE, STATE_TABLE, StateChanges};
+
+fn pg_err(what: &str) -> impl Fn(postgres::Error) -> anyhow::Error + '_ {
+    move |e| anyhow::anyhow!("{what}: {}", db_message(&e))
+}
+
+fn state_table(schema: &str) -> String {
+    format!("{}.\"{STATE_TABLE}\"", quote(schema))
+}
+
+fn batch_table(schema: &str) -> String {
+    format!("{}.\"{BATCH_TABLE}\"", quote(schema))
+}
+
+/// The stored bookmark of `stream`. Inside a load (`lock`), the row is
+/// locked until the load commits, so a concurrent run waits to read it.
+pub fn read_bookmark(
+    client: &mut Client,
+    schema: &str,
+    stream: &str,
+    lock: bool,
+) -> Result<Option<Value>> {
+    let table = state_table(schema);
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .map_err(pg_err("cannot look for the state table"))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT bookmark::text FROM {table} WHERE stream = $1{}",
+                if lock { " FOR UPDATE" } else { "" }
+            ),
+            &[&stream],
+        )
+        .map_err(pg_err("cannot read the bookmark"))?;
+    match row {
+        Some(r) => Ok(Some(
+            serde_json::from_str(r.get::<_, &str>(0)).context("stored bookmark is not JSON")?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The stored bookmark of `stream` in the database at `url` (outside any
+/// load), for `etl-extract --state postgres://...`; `schema` none: the
+/// connection's current schema.
+pub fn read_bookmark_url(url: &str, schema: Option<&str>, stream: &str) -> Result<Option<Value>> {
+    let mut client = super::conn::connect(url)?;
+    let schema = super::conn::schema_of(&mut client, schema, &super::conn::redact(url))?;
+    read_bookmark(&mut client, &schema, stream, false).context("cannot read state")
+}
+
+/// Was batch `id` of `stream` committed into `table` before? Batch ids are
+/// scoped to (target table, stream); legacy rows (from before, without a
+/// table) match every table: see [`BATCH_TABLE`].
+pub fn batch_committed(
+    client: &mut Client,
+    schema: &str,
+    table: &str,
+    stream: &str,
+    id: &str,
+) -> Result<bool> {
+    let batches = batch_table(schema);
+    let (exists, scoped): (bool, bool) = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute \
+             WHERE attrelid = to_regclass($1) AND attname = 'target_table' AND NOT attisdropped)",
+            &[&batches],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .map_err(pg_err("cannot look for the batch table"))?;
+    if !exists {
+        return Ok(false);
+    }
+    let found = if scoped {
+        client.query_opt(
+            &format!(
+                "SELECT 1 FROM {batches} WHERE id = $1 \
+                 AND ((target_table = $2 AND stream = $3) OR target_table IS NULL) LIMIT 1"
+            ),
+            &[&id, &table, &stream],
+        )
+    } else {
+        client.query_opt(&format!("SELECT 1 FROM {batches} WHERE id = $1"), &[&id])
+    };
+    Ok(found
+        .map_err(pg_err("cannot read the batch table"))?
+        .is_some())
+}
+
+/// Writes a run's bookmarks and the batch ids it loaded into `table`,
+/// inside the load's transaction.
+pub fn write(client: &mut Client, schema: &str, table: &str, changes: &StateChanges) -> Result<()> {
+    if changes.bookmarks().next().is_some() {
+        let state = state_table(schema);
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {state} (stream text PRIMARY KEY, bookmark json NOT NULL, \
+                 rows bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+            ))
+            .map_err(pg_err("cannot create the state table"))?;
+        for (stream, bookmark, rows) in changes.bookmarks() {
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {state} (stream, bookmark, rows) VALUES ($1, $2::text::json, $3) \
+                         ON CONFLICT (stream) DO UPDATE SET bookmark = excluded.bookmark, \
+                         rows = excluded.rows, updated_at = now()"
+                    ),
+                    &[&stream, &bookmark.to_string(), &(rows as i64)],
+                )
+                .map_err(pg_err("cannot store the bookmark"))?;
+        }
+    }
+    if changes.batches.is_empty() {
+        return Ok(());
+    }
+    let batches = batch_table(schema);
+    let scoped: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute \
+             WHERE attrelid = to_regclass($1) AND attname = 'target_table' AND NOT attisdropped)",
+            &[&batches],
+        )
+        .map_err(pg_err("cannot look for the batch table"))?
+        .get(0);
+    if !scoped {
+        // Created, or migrated in place from the legacy shape (id PRIMARY
+        // KEY: its rows keep a NULL table and stream), by one load at a
+        // time: concurrent first loads into other tables wait here, then
+        // find it done.
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                &[&format!("etlkit-batches:{schema}")],
+            )
+            .map_err(pg_err("cannot take the batch table's lock"))?;
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {quoted}; \
+                 CREATE TABLE IF NOT EXISTS {batches} (target_table text, stream text, \
+                   id text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now()); \
+                 ALTER TABLE {batches} ADD COLUMN IF NOT EXISTS target_table text, \
+                   ADD COLUMN IF NOT EXISTS stream text, \
+                   DROP CONSTRAINT IF EXISTS \"{BATCH_TABLE}_pkey\"; \
+                 CREATE UNIQUE INDEX IF NOT EXISTS \"{BATCH_TABLE}_scope\" \
+                   ON {batches} (target_table, stream, id)",
+                quoted = quote(schema)
+            ))
+            .map_err(pg_err("cannot create or migrate the batch table"))?;
+    }
+    for (stream, id) in &changes.batches {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {batches} (target_table, stream, id) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING"
+                ),
+                &[&table, stream, id],
+            )
+            .map_err(pg_err("cannot record the batch"))?;
+    }
+    Ok(())
+}
