@@ -7,7 +7,7 @@ use std::io::BufRead;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::files::ndjson::check_object;
+use crate::format::json::check_object;
 use crate::record::Schema;
 use crate::rejects::Payload;
 use crate::source::{Context, Emit, Source, deliver};

@@ -5,9 +5,9 @@
 
 use std::io::BufRead;
 
-use anyhow::{Context as _, Result, anyhow, bail};
-use serde::de::IgnoredAny;
+use anyhow::{Context as _, Result, anyhow};
 
+use crate::format::json::check_object;
 use crate::record::Schema;
 use crate::rejects::Payload;
 use crate::source::{Context, Emit, Source, deliver};
@@ -75,28 +75,6 @@ impl<R: BufRead> NdjsonSource<R> {
             .map_err(|e| wire::locate(&self.name, e))?;
         deliver(emit, text, cx, &self.name, line_no)
     }
-}
-
-/// Checks that `line` is one complete JSON object, without building it.
-pub fn check_object(line: &[u8]) -> Result<()> {
-    if let Err(e) = std::str::from_utf8(line) {
-        bail!("invalid UTF-8 at byte {}", e.valid_up_to());
-    }
-    if line.first() != Some(&b'{') {
-        let found = match line.first() {
-            Some(b'[') => "an array",
-            Some(b'"') => "a string",
-            _ => "something else",
-        };
-        bail!("expected a JSON object, found {found}");
-    }
-    check_json(line)
-}
-
-/// Checks that `bytes` is exactly one JSON value, without building it.
-pub fn check_json(bytes: &[u8]) -> Result<()> {
-    serde_json::from_slice::<IgnoredAny>(bytes).map_err(|e| anyhow!("invalid JSON: {e}"))?;
-    Ok(())
 }
 
 impl<R: BufRead> Source for NdjsonSource<R> {

@@ -20,9 +20,9 @@ use parquet::schema::types::Type;
 use super::sink::{finish_file, temp_path};
 use super::state::JsonState;
 use crate::format::flat::{Fields, Raw};
+use crate::format::typing::{column_types, exact_float};
 use crate::record::{FieldType, Schema};
 use crate::sink::Sink;
-use crate::sink::convert::{column_types, exact_float};
 use crate::state::{self, FileLock, StateChanges, StateStore};
 
 const ROW_GROUP: usize = 65_536;

@@ -38,6 +38,29 @@ pub fn key_prefix(name: &str) -> Vec<u8> {
     out
 }
 
+/// Checks that `line` is one complete JSON object, without building it.
+pub fn check_object(line: &[u8]) -> anyhow::Result<()> {
+    if let Err(e) = std::str::from_utf8(line) {
+        anyhow::bail!("invalid UTF-8 at byte {}", e.valid_up_to());
+    }
+    if line.first() != Some(&b'{') {
+        let found = match line.first() {
+            Some(b'[') => "an array",
+            Some(b'"') => "a string",
+            _ => "something else",
+        };
+        anyhow::bail!("expected a JSON object, found {found}");
+    }
+    check_json(line)
+}
+
+/// Checks that `bytes` is exactly one JSON value, without building it.
+pub fn check_json(bytes: &[u8]) -> anyhow::Result<()> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|e| anyhow::anyhow!("invalid JSON: {e}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ pub mod csv;
 pub mod flat;
 pub mod infer;
 pub mod json;
+pub mod typing;
 
 use std::path::Path;
 

@@ -3,8 +3,8 @@
 //! anything is sent.
 
 use crate::format::flat::Raw;
+use crate::format::typing::{exact_float, is_number_text};
 use crate::record::FieldType;
-use crate::sink::convert::{exact_float, is_number_text};
 
 /// What a PostgreSQL column accepts, from its type name.
 #[derive(Debug, Clone, Copy, PartialEq)]

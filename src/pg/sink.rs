@@ -20,9 +20,9 @@ use super::conn::{MAX_IDENTIFIER_BYTES, identifier_too_long, quote, schema_of};
 use super::copy::{Kind, copy_value};
 use super::source::db_message;
 use crate::format::flat::{Fields, Raw};
+use crate::format::typing::{column_types, type_of_value};
 use crate::record::{FieldType, Schema};
 use crate::sink::Sink;
-use crate::sink::convert::{column_types, type_of_value};
 use crate::sink::{LoadMode, TableOptions};
 use crate::state::{StateChanges, StateStore};
 

@@ -1,8 +1,6 @@
 //! Where records go. A sink takes parsed records and either commits all of
 //! them or none; the load loop (`load.rs`) drives any sink the same way.
 
-pub mod convert;
-
 use anyhow::Result;
 
 use crate::format::flat::Fields;

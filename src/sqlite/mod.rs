@@ -7,6 +7,7 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod table;
+pub mod types;
 
 use crate::record::FieldType;
 

@@ -227,7 +227,7 @@ fn write_value(out: &mut Vec<u8>, value: ValueRef<'_>, kind: ColumnKind) -> Resu
         ValueRef::Text(bytes) => {
             let text = std::str::from_utf8(bytes).context("text is not valid UTF-8")?;
             if kind == ColumnKind::Typed(FieldType::Json)
-                && crate::files::ndjson::check_json(bytes).is_ok()
+                && crate::format::json::check_json(bytes).is_ok()
             {
                 out.extend_from_slice(text.trim().as_bytes());
             } else {

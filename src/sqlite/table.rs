@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use anyhow::{Context, Result, bail};
 use rusqlite::{CachedStatement, Connection};
 
+use super::types::to_sql;
 use crate::format::flat::{Fields, Raw};
+use crate::format::typing::{column_types, type_of_value};
 use crate::record::{FieldType, Schema};
-use crate::sink::convert::{column_types, to_sql, type_of_value};
 use crate::sink::{LoadMode, TableOptions};
 use crate::sqlite::{ColumnKind, declared_type, quote_ident};
 

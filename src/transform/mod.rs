@@ -16,11 +16,11 @@ use serde_json::{Map, Number, Value};
 
 use crate::error::Outcome;
 use crate::format::infer;
+use crate::format::typing::exact_float;
 use crate::output;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::record::FieldType;
 use crate::rejects::RejectsOptions;
-use crate::sink::convert::exact_float;
 use crate::source::input::{self, Compression};
 use crate::wire::{Begin, End, Item, Reader};
 use contract::Contract;

@@ -600,7 +600,7 @@ impl Watcher<'_> {
 /// its id: a new file on a reused inode, or a file rewritten in place,
 /// gives its batches new ids even where their byte ranges are the old
 /// ones. The `v2` tag keeps these ids apart from those of older releases
-/// (which named positions only), see `sqlite::sink::BATCH_TABLE`.
+/// (which named positions only), see `state::BATCH_TABLE`.
 fn positions_key(ranges: &[Range]) -> String {
     let ranges = ranges
         .iter()

@@ -5,9 +5,9 @@ use anyhow::{Result, bail};
 
 use super::WatchFormat;
 use super::Watcher;
-use crate::files::ndjson::check_object;
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::json;
+use crate::format::json::check_object;
 use crate::record::FieldType;
 use crate::rejects::Payload;
 

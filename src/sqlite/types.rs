@@ -1,0 +1,170 @@
+//! Fitting record values into SQLite columns: a value goes into a column
+//! only when the column holds it exactly; anything else is a reject with a
+//! reason.
+
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
+
+use super::ColumnKind;
+use crate::format::flat::Raw;
+use crate::format::typing::{exact_float, is_integer_text, is_number_text};
+use crate::record::FieldType;
+
+/// Would SQLite turn this text into a number in a NUMERIC column?
+fn looks_numeric(text: &str) -> bool {
+    let t = text.trim();
+    !t.is_empty()
+        && t.parse::<f64>().is_ok()
+        && !t.eq_ignore_ascii_case("nan")
+        && !t.to_ascii_lowercase().contains("inf")
+}
+
+fn text(s: &str) -> ToSqlOutput<'_> {
+    ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+}
+
+/// A number (JSON number, or text written as one) for a numeric column of
+/// `kind`, when the column holds it exactly.
+fn number_value(n: &str, kind: ColumnKind) -> Option<SqlValue> {
+    let integer = || {
+        is_integer_text(n)
+            .then(|| n.parse::<i64>().ok())
+            .flatten()
+            .map(SqlValue::Integer)
+    };
+    match kind {
+        ColumnKind::Typed(FieldType::Integer) => integer(),
+        ColumnKind::Typed(FieldType::Float) => exact_float(n).map(SqlValue::Real),
+        ColumnKind::Numeric | ColumnKind::Any => {
+            integer().or_else(|| exact_float(n).map(SqlValue::Real))
+        }
+        ColumnKind::Typed(_) => None,
+    }
+}
+
+/// Converts `value` for a column of `kind`, or says why it does not fit.
+pub fn to_sql<'a>(value: &'a Raw<'a>, kind: ColumnKind) -> Result<ToSqlOutput<'a>, String> {
+    let misfit = || {
+        format!(
+            "{} does not fit a {} column",
+            value.describe(),
+            kind.describe()
+        )
+    };
+    let owned = |v: SqlValue| Ok(ToSqlOutput::Owned(v));
+    match (kind, value) {
+        (_, Raw::Null) => owned(SqlValue::Null),
+        (ColumnKind::Typed(FieldType::Integer | FieldType::Float), Raw::Number(n)) => {
+            number_value(n, kind).map_or_else(|| Err(misfit()), owned)
+        }
+        // Numbers often travel as text ("1.00" from a JSON API): text
+        // written as a number goes into a numeric column when it fits
+        // exactly, the same rule as for the number itself.
+        (
+            ColumnKind::Typed(FieldType::Integer | FieldType::Float) | ColumnKind::Numeric,
+            Raw::Str(s),
+        ) if is_number_text(s) => number_value(s, kind).map_or_else(|| Err(misfit()), owned),
+        (ColumnKind::Typed(FieldType::Boolean), Raw::Bool(b)) => {
+            owned(SqlValue::Integer(i64::from(*b)))
+        }
+        (ColumnKind::Typed(FieldType::Text), Raw::Str(s)) => Ok(text(s)),
+        (ColumnKind::Typed(FieldType::Text), Raw::Number(n) | Raw::Nested(n)) => Ok(text(n)),
+        (ColumnKind::Typed(FieldType::Text), Raw::Bool(b)) => {
+            Ok(text(if *b { "true" } else { "false" }))
+        }
+        (ColumnKind::Typed(FieldType::Json), Raw::Nested(j) | Raw::Number(j)) => Ok(text(j)),
+        (ColumnKind::Typed(FieldType::Json), _) => owned(SqlValue::Text(value.to_json())),
+        (ColumnKind::Numeric | ColumnKind::Any, Raw::Number(n)) => match number_value(n, kind) {
+            Some(v) => owned(v),
+            None if kind == ColumnKind::Any => Ok(text(n)),
+            None => Err(misfit()),
+        },
+        (ColumnKind::Numeric, Raw::Str(s)) if looks_numeric(s) => Err(format!(
+            "{} would be turned into a number by a NUMERIC column",
+            value.describe()
+        )),
+        (ColumnKind::Numeric | ColumnKind::Any, Raw::Str(s) | Raw::Nested(s)) => Ok(text(s)),
+        (ColumnKind::Numeric | ColumnKind::Any, Raw::Bool(b)) => {
+            owned(SqlValue::Integer(i64::from(*b)))
+        }
+        _ => Err(misfit()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::typing::type_of_value;
+
+    fn num(s: &str) -> Raw<'_> {
+        Raw::Number(s.into())
+    }
+
+    fn fits(value: &Raw<'_>, t: FieldType) -> bool {
+        to_sql(value, ColumnKind::Typed(t)).is_ok()
+    }
+
+    #[test]
+    fn integers_stay_exact() {
+        assert!(fits(&num("9007199254740993"), FieldType::Integer));
+        assert!(!fits(&num("9007199254740993"), FieldType::Float));
+        assert!(!fits(&num("1.5"), FieldType::Integer));
+        assert!(fits(&Raw::Str("42".into()), FieldType::Integer));
+        assert!(!fits(&Raw::Str("42x".into()), FieldType::Integer));
+        assert!(!fits(&Raw::Bool(true), FieldType::Integer));
+        let huge = num("123456789012345678901234567890");
+        assert!(!fits(&huge, FieldType::Integer));
+        assert_eq!(type_of_value(&huge), Some(FieldType::Text));
+        assert!(fits(&huge, FieldType::Text));
+    }
+
+    #[test]
+    fn floats_must_round_trip() {
+        assert!(fits(&num("3.141592653589793"), FieldType::Float));
+        assert!(!fits(&num("0.12345678901234567890"), FieldType::Float));
+        assert!(fits(&num("12"), FieldType::Float));
+        assert!(fits(&num("12.50"), FieldType::Float));
+        assert!(fits(&num("1e300"), FieldType::Float));
+        assert!(!fits(&num("1e999"), FieldType::Float));
+    }
+
+    #[test]
+    fn numeric_columns_refuse_text_they_would_convert() {
+        assert!(to_sql(&Raw::Str("00501".into()), ColumnKind::Numeric).is_err());
+        assert!(to_sql(&Raw::Str("2026-11-01".into()), ColumnKind::Numeric).is_ok());
+    }
+
+    #[test]
+    fn number_text_converts_only_when_exact() {
+        let text = |s: &'static str| Raw::Str(s.into());
+        assert!(fits(&text("1.00"), FieldType::Float));
+        assert!(fits(&text("12"), FieldType::Integer));
+        assert!(fits(&text("-2.5e3"), FieldType::Float));
+        assert!(!fits(&text("1.5"), FieldType::Integer));
+        assert!(!fits(&text("abc"), FieldType::Float));
+        assert!(!fits(&text("1e-400"), FieldType::Float));
+        assert!(!fits(&text("007"), FieldType::Integer));
+        assert!(to_sql(&text("1.50"), ColumnKind::Numeric).is_ok());
+        assert!(matches!(
+            to_sql(&text("12"), ColumnKind::Any),
+            Ok(ToSqlOutput::Borrowed(ValueRef::Text(_)))
+        ));
+        for good in ["0", "-0", "12", "1.00", "0.5", "1e5", "1E+5", "-2.5e-3"] {
+            assert!(is_number_text(good), "{good}");
+        }
+        for bad in [
+            "", "-", "007", "+1", ".5", "1.", "1e", "1e+", " 1", "1 ", "NaN", "0x1",
+        ] {
+            assert!(!is_number_text(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn messages_name_kind_and_value() {
+        let err = to_sql(
+            &Raw::Str("n/a".into()),
+            ColumnKind::Typed(FieldType::Integer),
+        )
+        .unwrap_err();
+        assert_eq!(err, "text value \"n/a\" does not fit a INTEGER column");
+    }
+}
