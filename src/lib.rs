@@ -18,6 +18,7 @@ pub mod pg;
 pub mod progress;
 pub mod record;
 pub mod rejects;
+pub mod runs;
 pub mod sink;
 pub mod source;
 pub mod sqlite;

@@ -16,6 +16,7 @@ use crate::pg::sink::PgSink;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::record::{RESERVED_PREFIX, Schema, is_reserved_name};
 use crate::rejects::{Rejects, RejectsOptions};
+use crate::runs::{RunRecord, RunStatus};
 use crate::sink::{LoadMode, Sink, TableOptions};
 use crate::source::input::{self, Compression};
 use crate::sqlite::sink::{SqliteSink, SqliteTarget};
@@ -90,6 +91,8 @@ pub struct LoadPlan {
     pub rejects: RejectsOptions,
     /// How much to say on stderr.
     pub verbosity: Verbosity,
+    /// The job's name in the run history (none: the table or file).
+    pub job: Option<String>,
 }
 
 /// Runs `etl-load` as planned.
@@ -137,6 +140,7 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
         counts: Counts::default(),
         segments_committed: 0,
         database: matches!(target, Target::Database { .. }),
+        run: RunRecord::start(&job_name(&plan)),
     };
     let (result, what) = match target {
         Target::Database {
@@ -198,6 +202,7 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
     };
     let counts = load.counts;
     let segments = load.segments_committed;
+    let mut run = load.run;
     match result.and_then(|log| rejects.finish().map(|()| log)) {
         Ok(log) => {
             for line in log {
@@ -214,6 +219,18 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
             // Keep what the rejects file holds: it explains the failure.
             let _ = rejects.finish();
             progress.clear();
+            run.fill(&counts);
+            run.status = RunStatus::Failed;
+            run.error = Some(match target {
+                Target::Database {
+                    postgres: Some(url),
+                    ..
+                } => crate::pg::conn::scrub(&format!("{err:#}"), url),
+                _ => format!("{err:#}"),
+            });
+            if let Err(e) = record_failed_run(target, &run) {
+                progress.detail(&format!("the failed run was not recorded: {e:#}"));
+            }
             let what_happened = if segments > 0 {
                 format!(
                     "the {segments} segments before the failure were committed to {what}; the rest was not"
@@ -222,6 +239,49 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
                 untouched
             };
             Err(err.context(what_happened))
+        }
+    }
+}
+
+/// The job's name in the run history: `--job`, else the table or file.
+fn job_name(plan: &LoadPlan) -> String {
+    if let Some(job) = &plan.job {
+        return job.clone();
+    }
+    match &plan.target {
+        Target::Database { table, .. } => table.clone(),
+        Target::File { path: Some(p), .. } | Target::Parquet { path: p, .. } => {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        }
+        Target::File { path: None, .. } => "stdout".into(),
+    }
+}
+
+/// Writes a failed run's record in a transaction of its own, after the
+/// load's was rolled back (best effort: the caller reports the original
+/// error either way).
+fn record_failed_run(target: &Target, run: &RunRecord) -> Result<()> {
+    match target {
+        Target::Database {
+            postgres: Some(url),
+            schema_name,
+            table,
+            ..
+        } => crate::pg::state::record_failed_run(url, schema_name.as_deref(), table, run),
+        Target::Database {
+            location,
+            table,
+            wait,
+            ..
+        } => crate::sqlite::state::record_failed_run(location, table, run, *wait),
+        Target::File { options, .. } => {
+            crate::files::state::JsonState::open(options.state.as_deref())?.record_failed_run(run)
+        }
+        Target::Parquet { state, .. } => {
+            crate::files::state::JsonState::open(state.as_deref())?.record_failed_run(run)
         }
     }
 }
@@ -236,6 +296,8 @@ struct Load<'a> {
     segments_committed: u64,
     /// A database target: fields named like etlkit's own columns are refused.
     database: bool,
+    /// The run's record for the target's history.
+    run: RunRecord,
 }
 
 impl Load<'_> {
@@ -252,7 +314,11 @@ impl Load<'_> {
             .run(reader, sink.as_mut(), &mut changes)
             .and_then(|()| self.rejects.finish())
         {
-            Ok(()) => sink.commit(&changes),
+            Ok(()) => {
+                self.run.fill(&self.counts);
+                changes.run = Some(self.run.clone());
+                sink.commit(&changes)
+            }
             Err(err) => {
                 sink.abort();
                 Err(err)
@@ -313,6 +379,9 @@ impl Load<'_> {
                     ));
                     if let Some(from) = &begin.from {
                         let stored = sink.state().bookmark(&begin.stream)?;
+                        self.run
+                            .bookmark_before
+                            .insert(begin.stream.clone(), stored.clone().unwrap_or(Value::Null));
                         check_starting_point(
                             &begin.stream,
                             stored.as_ref().unwrap_or(&Value::Null),
@@ -331,6 +400,7 @@ impl Load<'_> {
                             ));
                         } else {
                             changes.batches.push((begin.stream.clone(), batch.clone()));
+                            self.run.batches.push(batch.clone());
                         }
                     }
                     if self.database
@@ -364,6 +434,11 @@ impl Load<'_> {
                         continue;
                     }
                     let stream = end.stream.clone();
+                    if let Some(bookmark) = &end.bookmark {
+                        self.run
+                            .bookmark_after
+                            .insert(stream.clone(), bookmark.clone());
+                    }
                     changes.ends.push(end);
                     if self.plan.commit == CommitPolicy::Segment {
                         if !prepared {

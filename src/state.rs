@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use crate::runs::RunRecord;
 use crate::wire::End;
 
 /// Name of the bookmark table in a database target.
@@ -57,6 +58,8 @@ pub struct StateChanges {
     pub ends: Vec<End>,
     /// Batch ids loaded: (stream, id).
     pub batches: Vec<(String, String)>,
+    /// The run's record for the history (set for the final commit).
+    pub run: Option<RunRecord>,
 }
 
 impl StateChanges {
@@ -69,7 +72,7 @@ impl StateChanges {
 
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.batches.is_empty() && self.bookmarks().next().is_none()
+        self.batches.is_empty() && self.bookmarks().next().is_none() && self.run.is_none()
     }
 
     /// Forgets what was committed (after a segment commit).

@@ -16,7 +16,10 @@ fn load(dir: &Path, args: &[&str], input: &str) -> std::process::Output {
 fn schema_sql(db: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).expect("open");
     let mut stmt = conn
-        .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+        .prepare(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL \
+             AND name NOT LIKE '\\_etl\\_%' ESCAPE '\\' ORDER BY name",
+        )
         .expect("schema");
     stmt.query_map([], |r| r.get(0))
         .expect("query")

@@ -665,3 +665,137 @@ fn two_loads_at_once_both_land() {
         );
     }
 }
+
+/// The run history a store keeps: `_etl_runs` read back with etl-extract,
+/// or the `runs` of a file target's state file.
+fn runs(store: &Store, table: &str) -> Vec<Value> {
+    match store.kind {
+        Kind::Sqlite => extract_records(store.d(), &["w.db", "--table", "_etl_runs"]),
+        Kind::Postgres => {
+            let pg = store.pg.as_ref().expect("a PostgreSQL store has a schema");
+            extract_records(
+                store.d(),
+                &[&pg.url, "--schema-name", &pg.name, "--table", "_etl_runs"],
+            )
+        }
+        _ => {
+            let text = std::fs::read_to_string(store.d().join(format!("{table}.state.json")))
+                .expect("state file");
+            let doc: Value = serde_json::from_str(&text).expect("state JSON");
+            doc["runs"].as_array().cloned().unwrap_or_default()
+        }
+    }
+}
+
+#[test]
+fn every_run_is_recorded_with_its_counts_and_a_failure_with_its_place() {
+    for store in Store::all("runs") {
+        let good = framed_with(
+            r#"{"@etl":"begin","stream":"s","from":null}"#,
+            &[json!({"id": 1}), json!({"id": 2})],
+            Some(json!({"cursor": "id", "value": 2, "at_value": []})),
+        );
+        ok(
+            &store,
+            &store.load_stateful("t", &["--mode", "replace", "--job", "nightly"], &good),
+        );
+        let second = framed_with(
+            &json!({"@etl": "begin", "stream": "s",
+                    "from": {"cursor": "id", "value": 2, "at_value": []}})
+            .to_string(),
+            &[json!({"id": 3})],
+            Some(json!({"cursor": "id", "value": 3, "at_value": []})),
+        );
+        ok(
+            &store,
+            &store.load_stateful("t", &["--mode", "replace", "--job", "nightly"], &second),
+        );
+        let bad = "{\"id\":4}\n{\"id\":5\n";
+        let out = store.load_stateful("t", &["--mode", "replace", "--job", "nightly"], bad);
+        assert_eq!(code(&out), 1, "{}: {}", store.name(), stderr(&out));
+        assert_holds(&store, "t", &[json!({"id": 3})]);
+
+        let runs = runs(&store, "t");
+        let status: Vec<&str> = runs
+            .iter()
+            .map(|r| r["status"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(status, ["ok", "ok", "failed"], "{}: {runs:?}", store.name());
+        assert!(
+            runs.iter().all(|r| r["job"] == "nightly"),
+            "{}",
+            store.name()
+        );
+        assert!(
+            same(&runs[0]["rows_written"], &json!(2)),
+            "{}: {runs:?}",
+            store.name()
+        );
+        assert!(same(&runs[1]["rows_read"], &json!(1)), "{}", store.name());
+        let after = &runs[1]["bookmark_after"];
+        let after: Value = match after {
+            Value::String(text) => serde_json::from_str(text).expect("JSON text"),
+            other => other.clone(),
+        };
+        assert!(
+            same(&after["s"]["value"], &json!(3)),
+            "{}: {after}",
+            store.name()
+        );
+        let error = runs[2]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("stdin:2:"), "{}: {error}", store.name());
+    }
+}
+
+#[test]
+fn a_killed_load_leaves_no_rows_and_no_ok_run() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    for store in Store::all("killed") {
+        if !store.is_database() {
+            continue;
+        }
+        let mut c = cmd(LOAD, store.d());
+        c.args(store.target("t"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().expect("etl-load starts");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"{\"@etl\":\"begin\",\"stream\":\"s\"}\n")
+            .expect("write");
+        for i in 0..5000 {
+            writeln!(stdin, "{{\"id\":{i}}}").expect("write");
+        }
+        stdin.flush().expect("flush");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        drop(stdin);
+        assert_eq!(
+            store.read("t").map(|r| r.len()).unwrap_or(0),
+            0,
+            "{}",
+            store.name()
+        );
+        let no_history = match &store.pg {
+            Some(pg) => {
+                pg.rows(&format!(
+                    "SELECT to_regclass('{}._etl_runs') IS NULL",
+                    pg.name
+                )) == ["true"]
+            }
+            None => count(&store.d().join("w.db"), "_etl_runs").is_none(),
+        };
+        let ok_runs = if no_history {
+            0
+        } else {
+            runs(&store, "t")
+                .iter()
+                .filter(|r| r["status"] == "ok")
+                .count()
+        };
+        assert_eq!(ok_runs, 0, "{}", store.name());
+    }
+}

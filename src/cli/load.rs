@@ -199,6 +199,11 @@ pub struct LoadArgs {
     #[arg(long, value_enum, default_value_t = CommitPolicy::Run)]
     pub commit: CommitPolicy,
 
+    /// The job's name in the run history (_etl_runs, or the --state file)
+    /// [default: the table, or the file's name]
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+
     /// Seconds to wait for another load of the same database to finish
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub wait: u64,
@@ -253,6 +258,7 @@ impl LoadArgs {
             allow_empty: self.allow_empty,
             rejects: self.rejects.options(),
             verbosity: self.verbosity.verbosity(),
+            job: self.job.clone(),
         })
     }
 }

@@ -14,11 +14,15 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 
 use crate::error::usage;
+use crate::runs::RunRecord;
 use crate::state::{FileLock, StateChanges, StateStore, lock_file, write_atomically};
 
 /// Batch ids kept per stream: a replay concerns the batch in flight when a
 /// run stopped, so the newest ones are enough.
 const BATCHES_KEPT: usize = 1000;
+
+/// Run records kept in a state file (the newest).
+const RUNS_KEPT: usize = 1000;
 
 /// The state file of one file target, locked for the run (or none).
 pub struct JsonState {
@@ -73,9 +77,39 @@ impl JsonState {
                 }
             }
         }
+        if let Some(run) = &changes.run {
+            push_run(&mut doc, run);
+        }
         let text = serde_json::to_string_pretty(&Value::Object(doc))?;
         write_atomically(path, text.as_bytes())?;
         Ok(log)
+    }
+
+    /// Records a failed run (nothing else changes); best effort, under the
+    /// lock this run holds.
+    pub fn record_failed_run(&self, run: &RunRecord) -> Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut doc = read_doc(path)?;
+        doc.insert("version".into(), 1.into());
+        push_run(&mut doc, run);
+        let text = serde_json::to_string_pretty(&Value::Object(doc))?;
+        write_atomically(path, text.as_bytes())
+    }
+}
+
+fn push_run(doc: &mut Map<String, Value>, run: &RunRecord) {
+    let runs = doc
+        .entry("runs")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !runs.is_array() {
+        *runs = Value::Array(Vec::new());
+    }
+    if let Value::Array(runs) = runs {
+        runs.push(run.to_json());
+        let excess = runs.len().saturating_sub(RUNS_KEPT);
+        runs.drain(..excess);
     }
 }
 
@@ -160,6 +194,7 @@ mod tests {
                 end("b", json!({"value": "x"})),
             ],
             batches: vec![("a".into(), "b-1".into())],
+            run: None,
         };
         state.write(&changes).unwrap();
         assert_eq!(state.bookmark("a").unwrap(), Some(json!({"value": 5})));

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::conn::quote;
 use super::source::db_message;
+use crate::runs::{RUNS_TABLE, RunRecord};
 use crate::state::{BATCH_TABLE, STATE_TABLE, StateChanges};
 
 fn pg_err(what: &str) -> impl Fn(postgres::Error) -> anyhow::Error + '_ {
@@ -126,6 +127,9 @@ pub fn write(client: &mut Client, schema: &str, table: &str, changes: &StateChan
                 .map_err(pg_err("cannot store the bookmark"))?;
         }
     }
+    if let Some(run) = &changes.run {
+        record_run(client, schema, table, run)?;
+    }
     if changes.batches.is_empty() {
         return Ok(());
     }
@@ -175,4 +179,60 @@ pub fn write(client: &mut Client, schema: &str, table: &str, changes: &StateChan
             .map_err(pg_err("cannot record the batch"))?;
     }
     Ok(())
+}
+
+/// Adds a run to `_etl_runs` (inside the caller's transaction).
+pub fn record_run(client: &mut Client, schema: &str, table: &str, run: &RunRecord) -> Result<()> {
+    let runs = format!("{}.\"{RUNS_TABLE}\"", quote(schema));
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {quoted}; \
+             CREATE TABLE IF NOT EXISTS {runs} (run_id bigserial PRIMARY KEY, job text NOT NULL, \
+             target_table text NOT NULL, started_at timestamptz NOT NULL, ended_at timestamptz NOT NULL, \
+             rows_read bigint NOT NULL, rows_written bigint NOT NULL, rows_rejected bigint NOT NULL, \
+             rows_skipped bigint NOT NULL, bookmark_before jsonb, bookmark_after jsonb, \
+             batches jsonb, status text NOT NULL, error text)",
+            quoted = quote(schema)
+        ))
+        .map_err(pg_err("cannot create the run history table"))?;
+    let json = run.to_json();
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {runs} (job, target_table, started_at, ended_at, rows_read, rows_written, \
+                 rows_rejected, rows_skipped, bookmark_before, bookmark_after, batches, status, error) \
+                 VALUES ($1, $2, to_timestamp($3), to_timestamp($4), $5, $6, $7, $8, \
+                 $9::text::jsonb, $10::text::jsonb, $11::text::jsonb, $12, $13)"
+            ),
+            &[
+                &run.job,
+                &table,
+                &run.started,
+                &run.ended,
+                &(run.read as i64),
+                &(run.written as i64),
+                &(run.rejected as i64),
+                &(run.skipped as i64),
+                &json["bookmark_before"].to_string(),
+                &json["bookmark_after"].to_string(),
+                &json["batches"].to_string(),
+                &run.status.name(),
+                &run.error,
+            ],
+        )
+        .map_err(pg_err("cannot record the run"))?;
+    Ok(())
+}
+
+/// Records a failed run in its own transaction, after the load's was
+/// rolled back.
+pub fn record_failed_run(
+    url: &str,
+    schema: Option<&str>,
+    table: &str,
+    run: &RunRecord,
+) -> Result<()> {
+    let mut client = super::conn::connect(url)?;
+    let schema = super::conn::schema_of(&mut client, schema, &super::conn::redact(url))?;
+    record_run(&mut client, &schema, table, run)
 }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde_json::Value;
 
+use crate::runs::{RUNS_TABLE, RunRecord};
 use crate::state::{BATCH_TABLE, STATE_TABLE, StateChanges, StateStore};
 
 /// The state of one target table, inside an open transaction.
@@ -32,6 +33,9 @@ impl<'c> SqliteState<'c> {
         }
         if !changes.batches.is_empty() {
             ensure_batch_table(self.conn)?;
+        }
+        if let Some(run) = &changes.run {
+            record_run(self.conn, &self.table, run)?;
         }
         for (stream, id) in &changes.batches {
             self.conn
@@ -74,6 +78,59 @@ impl StateStore for SqliteState<'_> {
         };
         Ok(committed)
     }
+}
+
+/// Adds a run to `_etl_runs` (inside the caller's transaction).
+pub fn record_run(conn: &Connection, table: &str, run: &RunRecord) -> Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS \"{RUNS_TABLE}\" (run_id INTEGER PRIMARY KEY, job TEXT NOT NULL, \
+         target_table TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT NOT NULL, \
+         rows_read INTEGER NOT NULL, rows_written INTEGER NOT NULL, rows_rejected INTEGER NOT NULL, \
+         rows_skipped INTEGER NOT NULL, bookmark_before JSON_TEXT, bookmark_after JSON_TEXT, \
+         batches JSON_TEXT, status TEXT NOT NULL, error TEXT)"
+    ))?;
+    let json = run.to_json();
+    conn.execute(
+        &format!(
+            "INSERT INTO \"{RUNS_TABLE}\" (job, target_table, started_at, ended_at, rows_read, \
+             rows_written, rows_rejected, rows_skipped, bookmark_before, bookmark_after, batches, \
+             status, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        ),
+        rusqlite::params![
+            run.job,
+            table,
+            json["started_at"].as_str(),
+            json["ended_at"].as_str(),
+            run.read as i64,
+            run.written as i64,
+            run.rejected as i64,
+            run.skipped as i64,
+            json["bookmark_before"].to_string(),
+            json["bookmark_after"].to_string(),
+            json["batches"].to_string(),
+            run.status.name(),
+            run.error,
+        ],
+    )
+    .context("cannot record the run")?;
+    Ok(())
+}
+
+/// Records a failed run in its own transaction, after the load's was
+/// rolled back (waiting up to `wait` for another load).
+pub fn record_failed_run(
+    path: &Path,
+    table: &str,
+    run: &RunRecord,
+    wait: std::time::Duration,
+) -> Result<()> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+    conn.busy_timeout(wait)?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    record_run(&conn, table, run)?;
+    conn.execute_batch("COMMIT")?;
+    Ok(())
 }
 
 /// The stored bookmark of `stream` in a SQLite file (read-only, outside
