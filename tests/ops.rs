@@ -1,0 +1,287 @@
+//! Operating from cron: the job wrapper (`scripts/etl-job`) and the
+//! freshness check (`scripts/etl-check`), run as a crontab would run them.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::common::*;
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
+}
+
+/// Runs a script with the binaries on PATH, in `dir`.
+fn run_script(name: &str, args: &[&str], dir: &Path) -> Output {
+    std::process::Command::new(script(name))
+        .args(args)
+        .env_clear()
+        .env(
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display()),
+        )
+        .current_dir(dir)
+        .output()
+        .expect("script runs")
+}
+
+#[test]
+fn etl_job_retries_runtime_failures_and_fires_the_hook_once() {
+    let dir = tempdir();
+    let d = dir.path();
+    let lock_dir = d.display().to_string();
+    // Fails twice with exit 1, then succeeds.
+    let out = run_script(
+        "etl-job",
+        &[
+            "--retries",
+            "3",
+            "--backoff",
+            "0.05",
+            "--lock-dir",
+            &lock_dir,
+            "--on-failure",
+            "echo hook >> hooks",
+            "flaky",
+            "--",
+            "echo try >> tries; [ $(wc -l < tries) -ge 3 ] || { echo 'etl-load: error: server away' >&2; exit 1; }",
+        ],
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(d.join("tries"))
+            .expect("tries")
+            .lines()
+            .count(),
+        3
+    );
+    assert!(
+        !d.join("hooks").exists(),
+        "no hook for a job that succeeded"
+    );
+
+    // Always fails: 1 + 2 attempts, then the hook once with what happened.
+    let out = run_script(
+        "etl-job",
+        &[
+            "--retries",
+            "2",
+            "--backoff",
+            "0.05",
+            "--lock-dir",
+            &lock_dir,
+            "--on-failure",
+            "echo \"$ETL_JOB_NAME|$ETL_JOB_EXIT|$ETL_JOB_ERROR\" >> hooks",
+            "broken",
+            "--",
+            "echo go >> runs; echo 'stdin:7: etl-load: error: bad line' >&2; echo 'summary' >&2; exit 1",
+        ],
+        d,
+    );
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        std::fs::read_to_string(d.join("runs"))
+            .expect("runs")
+            .lines()
+            .count(),
+        3
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("hooks")).expect("hooks"),
+        "broken|1|stdin:7: etl-load: error: bad line\n"
+    );
+}
+
+#[test]
+fn etl_job_does_not_retry_usage_errors_or_rejects() {
+    let dir = tempdir();
+    let d = dir.path();
+    let lock_dir = d.display().to_string();
+    for exit in ["2", "3"] {
+        let out = run_script(
+            "etl-job",
+            &[
+                "--retries",
+                "3",
+                "--backoff",
+                "0.05",
+                "--lock-dir",
+                &lock_dir,
+                "j",
+                "--",
+                &format!("echo x >> runs{exit}; exit {exit}"),
+            ],
+            d,
+        );
+        assert_eq!(code(&out).to_string(), exit);
+        let runs = std::fs::read_to_string(d.join(format!("runs{exit}"))).expect("runs");
+        assert_eq!(runs.lines().count(), 1, "exit {exit} is not retried");
+    }
+}
+
+#[test]
+fn etl_job_never_overlaps_a_running_job() {
+    let dir = tempdir();
+    let d = dir.path();
+    let lock_dir = d.display().to_string();
+    let mut first = std::process::Command::new(script("etl-job"))
+        .args([
+            "--lock-dir",
+            &lock_dir,
+            "nightly",
+            "--",
+            "touch started; sleep 2",
+        ])
+        .current_dir(d)
+        .spawn()
+        .expect("first run");
+    while !d.join("started").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = run_script(
+        "etl-job",
+        &["--lock-dir", &lock_dir, "nightly", "--", "touch second"],
+        d,
+    );
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("job nightly is already running"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!d.join("second").exists());
+    assert!(first.wait().expect("first ends").success());
+    // Once it is over, the next run goes ahead.
+    let out = run_script(
+        "etl-job",
+        &["--lock-dir", &lock_dir, "nightly", "--", "touch second"],
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(d.join("second").exists());
+}
+
+#[test]
+fn etl_job_stops_an_attempt_at_its_timeout() {
+    let dir = tempdir();
+    let d = dir.path();
+    let lock_dir = d.display().to_string();
+    let out = run_script(
+        "etl-job",
+        &[
+            "--timeout",
+            "1",
+            "--retries",
+            "0",
+            "--lock-dir",
+            &lock_dir,
+            "slow",
+            "--",
+            "sleep 30",
+        ],
+        d,
+    );
+    assert_eq!(code(&out), 124, "{}", stderr(&out));
+}
+
+#[test]
+fn etl_check_says_when_a_job_is_stale_or_brought_too_few_rows() {
+    let dir = tempdir();
+    let d = dir.path();
+    let out = run_script(
+        "etl-check",
+        &["wh.db", "--job", "orders", "--max-age", "1h"],
+        d,
+    );
+    assert_eq!(code(&out), 1, "no history yet: {}", stderr(&out));
+
+    let load = bash(
+        &format!(
+            "etl-extract {} | etl-load -q wh.db --table orders",
+            sample("orders.csv").display()
+        ),
+        d,
+    );
+    assert_eq!(code(&load), 0, "{}", stderr(&load));
+    let out = run_script(
+        "etl-check",
+        &[
+            "wh.db",
+            "--job",
+            "orders",
+            "--max-age",
+            "1h",
+            "--min-rows",
+            "12",
+        ],
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("wrote 12 rows"), "{}", stdout(&out));
+
+    let out = run_script(
+        "etl-check",
+        &["wh.db", "--job", "orders", "--min-rows", "13"],
+        d,
+    );
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("fewer than 13"), "{}", stderr(&out));
+
+    // The last good run ended three hours ago.
+    let conn = rusqlite::Connection::open(d.join("wh.db")).expect("open");
+    conn.execute_batch(
+        "UPDATE _etl_runs SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3 hours')",
+    )
+    .expect("age the run");
+    drop(conn);
+    let out = run_script(
+        "etl-check",
+        &["wh.db", "--job", "orders", "--max-age", "2h"],
+        d,
+    );
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("is stale"), "{}", stderr(&out));
+    let out = run_script(
+        "etl-check",
+        &["wh.db", "--job", "orders", "--max-age", "4h"],
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let out = run_script("etl-check", &["wh.db", "--max-age", "4h"], d);
+    assert_eq!(code(&out), 2, "--job is required");
+}
+
+#[test]
+fn etl_check_reads_a_postgres_history() {
+    let Some(pg) = PgSchema::new("check") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let load = bash(
+        &format!(
+            "etl-extract {} | etl-load -q '{}' --schema-name {} --table orders --job nightly",
+            sample("orders.csv").display(),
+            pg.url,
+            pg.name
+        ),
+        d,
+    );
+    assert_eq!(code(&load), 0, "{}", stderr(&load));
+    let args = [
+        pg.url.as_str(),
+        "--schema-name",
+        pg.name.as_str(),
+        "--job",
+        "nightly",
+        "--max-age",
+        "10m",
+        "--min-rows",
+        "12",
+    ];
+    let out = run_script("etl-check", &args, d);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+}
