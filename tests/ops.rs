@@ -285,3 +285,29 @@ fn etl_check_reads_a_postgres_history() {
     let out = run_script("etl-check", &args, d);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
 }
+
+#[test]
+fn completions_load_in_bash_for_every_program() {
+    let dir = tempdir();
+    for program in ["etl-extract", "etl-transform", "etl-load", "etl-watch"] {
+        let out = bash(
+            &format!("source <({program} --completions bash) && complete -p {program}"),
+            dir.path(),
+        );
+        assert_eq!(code(&out), 0, "{program}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("-F _{} {program}", program.replace('-', "__"))),
+            "{program}: {}",
+            stdout(&out)
+        );
+        // The script offers the program's own flags.
+        let script = bash(&format!("{program} --completions bash"), dir.path());
+        assert!(stdout(&script).contains("--completions"), "{program}");
+    }
+    let out = bash("etl-load --completions zsh", dir.path());
+    assert!(
+        stdout(&out).starts_with("#compdef etl-load"),
+        "{}",
+        stdout(&out)
+    );
+}

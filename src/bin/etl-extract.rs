@@ -1,7 +1,10 @@
 //! `etl-extract`: files and databases in, NDJSON out.
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> std::process::ExitCode {
+    if etlkit::cli::completions(etlkit::cli::extract::ExtractArgs::command()) {
+        return std::process::ExitCode::SUCCESS;
+    }
     let args = etlkit::cli::extract::ExtractArgs::parse();
     let log_json = args.verbosity.log_json;
     etlkit::error::finish(

@@ -1,7 +1,10 @@
 //! `etl-load`: NDJSON in, a SQLite table out, all or nothing.
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> std::process::ExitCode {
+    if etlkit::cli::completions(etlkit::cli::load::LoadArgs::command()) {
+        return std::process::ExitCode::SUCCESS;
+    }
     let args = etlkit::cli::load::LoadArgs::parse();
     let log_json = args.verbosity.log_json;
     etlkit::error::finish(

@@ -1,7 +1,10 @@
 //! `etl-watch`: files and stdin in, batches out (or into --exec).
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> std::process::ExitCode {
+    if etlkit::cli::completions(etlkit::cli::watch::WatchArgs::command()) {
+        return std::process::ExitCode::SUCCESS;
+    }
     let args = etlkit::cli::watch::WatchArgs::parse();
     let log_json = args.verbosity.log_json;
     etlkit::error::finish(

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use clap::Args;
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
+use clap_complete::Shell;
 
 use crate::format::Format;
 use crate::source::input::Compression;
@@ -77,6 +78,27 @@ PostgreSQL connections:
   message etlkit prints contains the password; prefer PGPASSWORD or
   ~/.pgpass to a password in the URL: other users can read command lines.";
 
+/// Handles `--completions SHELL` before the program's own parsing, so that
+/// it works without the arguments a run requires (etl-load's TARGET):
+/// prints the completion script of `command` and says so.
+pub fn completions(mut command: clap::Command) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = args.iter().enumerate().find_map(|(i, arg)| {
+        if arg == "--completions" {
+            args.get(i + 1).cloned()
+        } else {
+            arg.strip_prefix("--completions=").map(String::from)
+        }
+    });
+    let Some(shell) = value.and_then(|v| <Shell as ValueEnum>::from_str(&v, true).ok()) else {
+        // Absent, or not a shell: clap's own parsing says what is wrong.
+        return false;
+    };
+    let name = command.get_name().to_string();
+    clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+    true
+}
+
 /// Exit codes, identical for every program; appended to each `--help`.
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -102,6 +124,12 @@ pub struct VerbosityArgs {
     /// (also for failures: status, exit code, error), even with -q
     #[arg(long, global = true)]
     pub log_json: bool,
+
+    /// Print a shell completion script for bash, zsh, fish, elvish or
+    /// powershell, and exit (e.g. etl-load --completions bash >
+    /// ~/.local/share/bash-completion/completions/etl-load)
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<Shell>,
 }
 
 impl VerbosityArgs {
