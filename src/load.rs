@@ -93,6 +93,8 @@ pub struct LoadPlan {
     pub verbosity: Verbosity,
     /// The job's name in the run history (none: the table or file).
     pub job: Option<String>,
+    /// Do everything, then roll back and say what would have changed.
+    pub dry_run: bool,
 }
 
 /// Runs `etl-load` as planned.
@@ -172,7 +174,7 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
             let db = SqliteTarget::open(location, *wait)?;
             let result = SqliteSink::new(&db, table, options.clone())
                 .and_then(|sink| load.drive(input.reader, Box::new(sink)));
-            if result.is_err() {
+            if result.is_err() || plan.dry_run {
                 db.rollback();
             }
             (result, format!("table {table:?} in {}", location.display()))
@@ -206,7 +208,12 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
     match result.and_then(|log| rejects.finish().map(|()| log)) {
         Ok(log) => {
             for line in log {
-                progress.detail(&line);
+                if plan.dry_run {
+                    // Asked for: shown even without -v.
+                    progress.note(&line);
+                } else {
+                    progress.detail(&line);
+                }
             }
             progress.summary(&counts);
             Ok(if counts.rejected > 0 {
@@ -314,6 +321,17 @@ impl Load<'_> {
             .run(reader, sink.as_mut(), &mut changes)
             .and_then(|()| self.rejects.finish())
         {
+            Ok(()) if self.plan.dry_run => {
+                // Everything was done; now undo it and say what it was.
+                let described = sink.describe();
+                sink.abort();
+                let mut log: Vec<String> = described?
+                    .into_iter()
+                    .map(|line| format!("dry run: {line}"))
+                    .collect();
+                log.push("dry run: nothing was committed".into());
+                Ok(log)
+            }
             Ok(()) => {
                 self.run.fill(&self.counts);
                 changes.run = Some(self.run.clone());

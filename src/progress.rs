@@ -83,6 +83,14 @@ impl Progress {
         }
     }
 
+    /// Prints a line the user asked for (e.g. `--dry-run`'s report), unless -q.
+    pub fn note(&self, message: &str) {
+        if !self.verbosity.quiet {
+            self.bar
+                .suspend(|| eprintln!("{}: {message}", self.program));
+        }
+    }
+
     /// Prints a `-v` detail line.
     pub fn detail(&self, message: &str) {
         if self.verbosity.verbose && !self.verbosity.quiet {

@@ -799,3 +799,37 @@ fn a_killed_load_leaves_no_rows_and_no_ok_run() {
         assert_eq!(ok_runs, 0, "{}", store.name());
     }
 }
+
+#[test]
+fn a_dry_run_does_everything_then_changes_nothing() {
+    let rows = [json!({"id": 1, "name": "kept"})];
+    for store in Store::all("dry") {
+        ok(
+            &store,
+            &store.load("t", &["--mode", "replace"], &framed(&rows)),
+        );
+        let input = framed(&[json!({"id": 2, "name": "new", "extra": 1.5})]);
+        let out = store.load("t", &["--mode", "replace", "--dry-run"], &input);
+        ok(&store, &out);
+        let err = stderr(&out);
+        assert!(
+            err.contains("dry run: nothing was committed"),
+            "{}: {err}",
+            store.name()
+        );
+        assert!(
+            err.contains("extra"),
+            "{}: the new column is shown: {err}",
+            store.name()
+        );
+        assert!(
+            err.contains("1 rows read, 1 written"),
+            "{}: {err}",
+            store.name()
+        );
+        assert_holds(&store, "t", &rows);
+        // Bad rows still fail a dry run, as they would fail the real one.
+        let out = store.load("t", &["--mode", "replace", "--dry-run"], "{\"id\":3\n");
+        assert_eq!(code(&out), 1, "{}: {}", store.name(), stderr(&out));
+    }
+}

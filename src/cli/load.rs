@@ -102,6 +102,7 @@ Examples:
   $ etl-extract sample-data/customers.csv | etl-load wh.db --table customers --mode replace
   $ etl-load wh.db --table events sample-data/events.ndjson
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table latest --mode upsert --key order_id
+  $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders --dry-run --job nightly-orders
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders --schema strict --rejects rejects.ndjson --max-rejects 10
   $ etl-extract sample-data/events.ndjson | etl-load events.csv --mode replace
   $ etl-extract sample-data/orders.csv | etl-load orders.parquet --mode replace
@@ -204,6 +205,11 @@ pub struct LoadArgs {
     #[arg(long, value_name = "NAME")]
     pub job: Option<String>,
 
+    /// Do everything (create and alter tables, write and check every row),
+    /// then roll back: prints the table definitions and the counts
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Seconds to wait for another load of the same database to finish
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub wait: u64,
@@ -259,6 +265,7 @@ impl LoadArgs {
             rejects: self.rejects.options(),
             verbosity: self.verbosity.verbosity(),
             job: self.job.clone(),
+            dry_run: self.dry_run,
         })
     }
 }

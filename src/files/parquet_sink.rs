@@ -285,6 +285,19 @@ impl Sink for ParquetSink {
         Ok(log)
     }
 
+    fn describe(&mut self) -> Result<Vec<String>> {
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.kind.name()))
+            .collect();
+        Ok(vec![format!(
+            "{} (Parquet): columns {}",
+            self.target.display(),
+            columns.join(", ")
+        )])
+    }
+
     fn abort(self: Box<Self>) {
         let tmp = self.tmp.clone();
         drop(self);

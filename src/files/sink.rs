@@ -325,6 +325,18 @@ impl Sink for FileSink {
         Ok(log)
     }
 
+    fn describe(&mut self) -> Result<Vec<String>> {
+        let name = self
+            .target
+            .as_ref()
+            .map_or("stdout".to_string(), |p| p.display().to_string());
+        Ok(vec![format!(
+            "{name} ({:?}): columns {}",
+            self.format,
+            self.columns.as_deref().unwrap_or_default().join(", ")
+        )])
+    }
+
     fn abort(self: Box<Self>) {
         let tmp = self.tmp.clone();
         drop(self);

@@ -715,6 +715,28 @@ impl Sink for PgSink {
         Ok(log)
     }
 
+    fn describe(&mut self) -> Result<Vec<String>> {
+        let client = conn(&mut self.copy, &mut self.client, &self.name)?;
+        let columns: Vec<String> = client
+            .query(
+                "SELECT quote_ident(column_name) || ' ' || format_type(a.atttypid, a.atttypmod) \
+                 FROM information_schema.columns c JOIN pg_attribute a \
+                   ON a.attrelid = to_regclass(quote_ident($1) || '.' || quote_ident($2)) \
+                  AND a.attname = c.column_name \
+                 WHERE c.table_schema = $1 AND c.table_name = $2 ORDER BY c.ordinal_position",
+                &[&self.schema, &self.table],
+            )
+            .map_err(pg_err("cannot read the table's definition"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(vec![format!(
+            "CREATE TABLE {} ({});",
+            self.qtable,
+            columns.join(", ")
+        )])
+    }
+
     fn abort(mut self: Box<Self>) {
         // The server rolls back if this fails too (the session ends).
         if let Ok(client) = conn(&mut self.copy, &mut self.client, &self.name) {

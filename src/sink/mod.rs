@@ -56,6 +56,10 @@ pub trait Sink {
     /// Finishes and commits the run with `changes`; returns lines for `-v`.
     fn commit(self: Box<Self>, changes: &StateChanges) -> Result<Vec<String>>;
 
+    /// The target's definition as the run has left it so far (before
+    /// commit), for `--dry-run`: the table's DDL, or a file's columns.
+    fn describe(&mut self) -> Result<Vec<String>>;
+
     /// Undoes everything since the last commit point.
     fn abort(self: Box<Self>);
 }

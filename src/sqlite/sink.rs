@@ -68,6 +68,7 @@ impl SqliteTarget {
 /// Loads into one table of an open [`SqliteTarget`].
 pub struct SqliteSink<'c> {
     target: &'c SqliteTarget,
+    table: String,
     writer: TableWriter<'c>,
     state: SqliteState<'c>,
 }
@@ -78,6 +79,7 @@ impl<'c> SqliteSink<'c> {
         Ok(SqliteSink {
             writer: TableWriter::new(target.connection(), table, options)?,
             state: SqliteState::new(target.connection(), table),
+            table: table.to_string(),
             target,
         })
     }
@@ -128,6 +130,19 @@ impl Sink for SqliteSink<'_> {
             ));
         }
         Ok(log)
+    }
+
+    fn describe(&mut self) -> Result<Vec<String>> {
+        self.writer.finish()?;
+        let conn = self.target.connection();
+        let mut stmt = conn.prepare(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL \
+             ORDER BY type DESC, name",
+        )?;
+        let ddl = stmt
+            .query_map([&self.table], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(ddl.into_iter().map(|sql| format!("{sql};")).collect())
     }
 
     fn abort(self: Box<Self>) {
