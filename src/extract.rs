@@ -14,6 +14,7 @@ use crate::files::parquet::ParquetSource;
 use crate::format::Format;
 use crate::format::csv::Quoting;
 use crate::incremental::{Incremental, Verdict};
+use crate::mysql::source::{MysqlSource, ZeroDates};
 use crate::output;
 use crate::pg::source::PgSource;
 use crate::progress::{Counts, Progress, Verbosity};
@@ -47,6 +48,15 @@ pub enum Inputs {
         path: PathBuf,
         /// The table or query.
         selection: Selection,
+    },
+    /// A table or query of a MySQL or MariaDB database.
+    Mysql {
+        /// The connection URL.
+        url: String,
+        /// The table or query.
+        selection: Selection,
+        /// What a zero date becomes.
+        zero_dates: ZeroDates,
     },
     /// A table or query of a PostgreSQL database.
     Postgres {
@@ -180,7 +190,7 @@ pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
 pub fn run(plan: ExtractPlan) -> Result<Outcome> {
     let size = match &plan.inputs {
         Inputs::Files { locations, .. } => locations.iter().map(Location::size).sum(),
-        Inputs::Sqlite { .. } | Inputs::Postgres { .. } => None,
+        Inputs::Sqlite { .. } | Inputs::Postgres { .. } | Inputs::Mysql { .. } => None,
     };
     let progress = Progress::new(PROGRAM, plan.verbosity, size);
     let mut rejects = plan.rejects.open()?;
@@ -271,6 +281,25 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                 begin.schema = source.schema();
                 write_begin(&begin)?;
                 source.run(&mut emit, &mut cx)?;
+            }
+            Inputs::Mysql {
+                url,
+                selection,
+                zero_dates,
+            } => {
+                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
+                    |(inc, (lower, upper))| Window {
+                        column: &inc.cursor,
+                        lower: lower.as_ref(),
+                        upper: upper.as_ref(),
+                    },
+                );
+                let mut source = MysqlSource::open(url, selection, window, *zero_dates)?;
+                begin.source = Some(crate::mysql::conn::redact(url));
+                begin.schema = source.schema();
+                write_begin(&begin)?;
+                source.run(&mut emit, &mut cx)?;
+                remarks.extend(source.remarks());
             }
             Inputs::Postgres {
                 url,

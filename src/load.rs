@@ -10,6 +10,7 @@ use crate::error::{Failure, Kind, Outcome};
 use crate::files::parquet_sink::ParquetSink;
 use crate::files::sink::{FileOptions, FileSink};
 use crate::format::flat::{self, Fields};
+use crate::mysql::sink::MysqlSink;
 use crate::pg::sink::PgSink;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::record::{RESERVED_PREFIX, Schema, is_reserved_name};
@@ -40,6 +41,17 @@ pub enum Target {
         /// The PostgreSQL schema.
         schema_name: String,
         /// How long to wait for another load of the same SQLite file.
+        wait: Duration,
+    },
+    /// A table in a MySQL or MariaDB database.
+    Mysql {
+        /// The mysql:// URL as given (printed only redacted).
+        url: String,
+        /// The table.
+        table: String,
+        /// Mode, keys, schema policy.
+        options: TableOptions,
+        /// How long to wait for another load of the same table.
         wait: Duration,
     },
     /// A CSV, TSV or NDJSON file, or stdout (`None`).
@@ -102,13 +114,14 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
             ..
         } => crate::pg::conn::redact(url),
         Target::Database { location, .. } => location.display().to_string(),
+        Target::Mysql { url, .. } => crate::mysql::conn::redact(url),
         Target::File { path, .. } => path
             .as_ref()
             .map_or("stdout".into(), |p| p.display().to_string()),
         Target::Parquet { path, .. } => path.display().to_string(),
     };
     let (target_name, untouched) = match target {
-        Target::Database { table, .. } => (
+        Target::Database { table, .. } | Target::Mysql { table, .. } => (
             format!("table {table:?}"),
             format!("nothing was loaded into {db_name} (table {table:?} is as it was)"),
         ),
@@ -133,7 +146,7 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
         rejects: &mut rejects,
         counts: Counts::default(),
         segments_committed: 0,
-        database: matches!(target, Target::Database { .. }),
+        database: matches!(target, Target::Database { .. } | Target::Mysql { .. }),
     };
     let (result, what) = match target {
         Target::Database {
@@ -163,6 +176,16 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
                 db.rollback();
             }
             (result, format!("table {table:?} in {}", location.display()))
+        }
+        Target::Mysql {
+            url,
+            table,
+            options,
+            wait,
+        } => {
+            let result = MysqlSink::open(url, table, options.clone(), wait.as_secs())
+                .and_then(|sink| load.drive(input.reader, Box::new(sink)));
+            (result, format!("table {table:?} in {db_name}"))
         }
         Target::File { path, options } => {
             let sink = FileSink::open(path.as_deref(), options)?;

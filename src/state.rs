@@ -25,6 +25,8 @@ pub enum StateStore {
     Json(PathBuf),
     /// The `_etl_state` table of a PostgreSQL schema: (URL, schema).
     Postgres(String, String),
+    /// The `_etl_state` table of the MySQL database a URL names.
+    Mysql(String),
 }
 
 impl StateStore {
@@ -34,6 +36,9 @@ impl StateStore {
         let text = path.to_string_lossy();
         if crate::pg::is_url(&text) {
             return StateStore::Postgres(text.into_owned(), schema.to_string());
+        }
+        if crate::mysql::is_url(&text) {
+            return StateStore::Mysql(text.into_owned());
         }
         StateStore::from_arg(path)
     }
@@ -91,6 +96,7 @@ impl StateStore {
                     None => Ok(None),
                 }
             }
+            StateStore::Mysql(url) => crate::mysql::state::read(url, stream),
             StateStore::Json(path) => {
                 let doc = read_json_file(path)?;
                 Ok(doc

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
+use clap::builder::PossibleValue;
+use clap::{Parser, ValueEnum};
 use serde_json::Value;
 
 use super::VerbosityArgs;
@@ -13,6 +14,7 @@ use crate::files::csv::CsvOptions;
 use crate::format::Format;
 use crate::format::csv::Quoting;
 use crate::incremental::parse_bound;
+use crate::mysql::source::ZeroDates;
 use crate::record::FieldType;
 use crate::source::Selection;
 use crate::source::input::{self, Compression, Location};
@@ -122,6 +124,11 @@ pub struct ExtractArgs {
     #[arg(long, value_name = "NAME", default_value = "public")]
     pub schema_name: String,
 
+    /// MySQL/MariaDB: what a zero date (0000-00-00, or a zero month or
+    /// day) becomes: reject the row, or read it as null with a warning
+    #[arg(long, value_name = "POLICY", default_value = "reject")]
+    pub zero_dates: ZeroDates,
+
     /// Stream name for control lines and state [default: the first file's name up to its first dot, the table, or "stdin"]
     #[arg(long, value_name = "NAME")]
     pub stream: Option<String>,
@@ -149,6 +156,23 @@ pub struct ExtractArgs {
     /// -q and -v
     #[command(flatten)]
     pub verbosity: VerbosityArgs,
+}
+
+impl ValueEnum for ZeroDates {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[ZeroDates::Reject, ZeroDates::Null]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            ZeroDates::Reject => {
+                PossibleValue::new("reject").help("The row is a reject (see --rejects)")
+            }
+            ZeroDates::Null => {
+                PossibleValue::new("null").help("The value becomes null; a warning counts them")
+            }
+        })
+    }
 }
 
 fn pinned_types(path: &Path) -> Result<Vec<(String, FieldType)>> {
@@ -214,7 +238,7 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
             [p] if p != Path::new("-") => p.clone(),
             _ => {
                 return Err(usage(
-                    "--table and --query need one database as INPUT: a SQLite file or a postgres:// URL",
+                    "--table and --query need one database as INPUT: a SQLite file, a postgres:// or a mysql:// URL",
                 ));
             }
         };
@@ -232,7 +256,13 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
             Selection::Table(t) => t.clone(),
             Selection::Query(_) => "query".to_string(),
         });
-        let inputs = if crate::pg::is_url(&path.to_string_lossy()) {
+        let inputs = if crate::mysql::is_url(&path.to_string_lossy()) {
+            Inputs::Mysql {
+                url: path.to_string_lossy().into_owned(),
+                selection,
+                zero_dates: args.zero_dates,
+            }
+        } else if crate::pg::is_url(&path.to_string_lossy()) {
             Inputs::Postgres {
                 url: path.to_string_lossy().into_owned(),
                 schema: args.schema_name.clone(),

@@ -272,17 +272,18 @@ fn target(args: &LoadArgs) -> Result<Target> {
         ));
     }
     let target_text = args.target.to_string_lossy();
+    if crate::mysql::is_url(&target_text) {
+        return mysql_target(args, &target_text, keys);
+    }
     let postgres = crate::pg::is_url(&target_text).then(|| target_text.to_string());
     if postgres.is_some() && args.format.is_some_and(|f| f != TargetFormat::Sqlite) {
         return Err(usage(
             "--format names a file format; a postgres:// target is a database",
         ));
     }
-    if args
-        .state
-        .as_ref()
-        .is_some_and(|s| crate::pg::is_url(&s.to_string_lossy()))
-    {
+    if args.state.as_ref().is_some_and(|s| {
+        crate::pg::is_url(&s.to_string_lossy()) || crate::mysql::is_url(&s.to_string_lossy())
+    }) {
         return Err(usage(
             "--state for a file target is a .json file; a database target keeps its own state",
         ));
@@ -411,6 +412,56 @@ fn target(args: &LoadArgs) -> Result<Target> {
             append: args.mode == LoadMode::Append,
             strict,
             state: args.state.clone(),
+        },
+    })
+}
+
+/// A table in a MySQL or MariaDB database: the database is the URL's.
+fn mysql_target(args: &LoadArgs, url: &str, keys: Vec<String>) -> Result<Target> {
+    if args.format.is_some_and(|f| f != TargetFormat::Sqlite) {
+        return Err(usage(
+            "--format names a file format; a mysql:// target is a database",
+        ));
+    }
+    if args.schema_name != "public" {
+        return Err(usage(
+            "--schema-name is for PostgreSQL; a MySQL target's database is the one in its URL",
+        ));
+    }
+    let table = match &args.table {
+        Some(t) if !t.trim().is_empty() => t.clone(),
+        _ => return Err(usage("--table is required for a database target")),
+    };
+    if is_reserved_name(&table) {
+        return Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "--table {table:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own tables"
+            ),
+        )
+        .hint("choose another table name")
+        .into());
+    }
+    if let Some(key) = keys.iter().find(|k| is_reserved_name(k)) {
+        return Err(usage(format!(
+            "--key {key:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
+        )));
+    }
+    if args.state.is_some() {
+        return Err(usage(
+            "a database target keeps bookmarks in its own _etl_state table; --state is for file targets",
+        ));
+    }
+    crate::mysql::conn::database(url)?;
+    Ok(Target::Mysql {
+        url: url.to_string(),
+        table,
+        wait: Duration::from_secs(args.wait),
+        options: TableOptions {
+            mode: args.mode,
+            keys,
+            delete_when: args.delete_when.clone(),
+            strict: args.schema == SchemaPolicy::Strict,
         },
     })
 }
