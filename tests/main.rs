@@ -11,6 +11,7 @@ mod formats;
 mod incremental;
 mod load;
 mod modes;
+mod mysql;
 mod pipeline;
 mod postgres;
 mod stores;
