@@ -59,6 +59,20 @@ are ISO 8601 in UTC, json/jsonb are nested JSON. Prefer PGPASSWORD or
 ~/.pgpass to a password in the URL: other users can read command lines.
 No message etlkit prints contains the password.
 
+MySQL and MariaDB: INPUT is a mysql:// (or mariadb://) URL naming the
+database; the user, password, host and port it leaves out come from the
+[client] section of ~/.my.cnf, then MYSQL_PWD, MYSQL_HOST and
+MYSQL_TCP_PORT, as with the mysql client (URL parameters: socket; TLS
+options are refused: this build has no TLS). Rows are streamed and typed by
+the server: BIGINT UNSIGNED up to 18446744073709551615 and DECIMAL are
+numbers with every digit (declared text, so a loader keeps the digits);
+BIT(1) is true/false; DATE is YYYY-MM-DD, DATETIME YYYY-MM-DDTHH:MM:SS[.f]
+and TIMESTAMP the same in UTC with a Z; JSON is nested JSON; text is UTF-8
+(utf8mb4); binary strings and BLOBs are \\x-prefixed hex text. A zero date
+(0000-00-00, or a zero month or day) rejects its row unless --zero-dates
+null reads it as null (a warning counts them). Text cursors compare by code
+point in SQL too.
+
 Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
   $ etl-extract sample-data/events.ndjson --stream clicks -q | tail -n 1
@@ -67,9 +81,10 @@ Examples:
   $ etl-extract wh.db --query 'SELECT order_id, zip FROM orders' | head -n 3
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state wh.db | etl-load wh.db -t recent
   $ etl-extract sample-data/orders.csv --cursor ordered_at --since 2026-11-03 --until 2026-11-04
+  $ etl-extract mysql://root@127.0.0.1:3306/test --query 'SELECT 18446744073709551615 AS big, 1.50 AS price' -q
 ";
 
-/// Read CSV, TSV, NDJSON, JSON, Parquet or a SQLite table and write records as NDJSON
+/// Read CSV, TSV, NDJSON, JSON, Parquet or a database table and write records as NDJSON
 #[derive(Debug, Parser)]
 #[command(
     name = "etl-extract",
@@ -79,7 +94,7 @@ Examples:
 )]
 pub struct ExtractArgs {
     /// Input files or globs, or - for stdin (the default). With --table or
-    /// --query, one SQLite database file or a postgres:// URL
+    /// --query, one SQLite database file, a postgres:// or a mysql:// URL
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 

@@ -68,6 +68,22 @@ it refuses fails the run. The bookmark goes to _etl_state in --schema-name,
 in the same transaction; loads of the same table take turns (an advisory
 lock).
 
+MySQL and MariaDB targets: TARGET is a mysql:// (or mariadb://) URL naming
+the database (credentials as for etl-extract: ~/.my.cnf [client], MYSQL_PWD).
+Rows are checked against their columns (integer ranges incl. UNSIGNED,
+DECIMAL digits and scale, exact floats, text length, dates, TIMESTAMP's
+range; \\x-hex text becomes the bytes of a binary column), so a bad row is a
+reject, and staged in a temporary table: MySQL commits at every CREATE or
+ALTER TABLE, so new tables and columns are made at the end, before one
+InnoDB transaction moves the rows (replace: DELETE and refill; upsert:
+INSERT ... ON DUPLICATE KEY UPDATE of the fields each record carries, on a
+unique index over --key) and stores the bookmark (_etl_state) and batch ids
+(_etl_batches). A run that fails leaves the rows as they were (a column or
+table it created may stay, empty). New tables get BIGINT, DOUBLE, BIT(1),
+LONGTEXT (VARCHAR(191) for a key) and JSON columns, utf8mb4_bin. Names longer
+than MySQL's 64 characters are refused, never truncated. Loads of one table
+take turns (GET_LOCK, up to --wait seconds).
+
 Endless input (from etl-watch, or tail -f through etl-extract): with
 --commit segment every begin..end segment is committed, with its bookmark,
 when its end line arrives; a segment cut short is rolled back and the run
@@ -96,6 +112,7 @@ Examples:
   $ etl-extract sample-data/events.ndjson | etl-load events.csv --mode replace
   $ etl-extract sample-data/orders.csv | etl-load orders.parquet --mode replace
   $ etl-extract sample-data/orders.csv | etl-load postgres://postgres@127.0.0.1/test --table etl_example_orders --mode upsert --key order_id
+  $ etl-extract sample-data/orders.csv | etl-load mysql://root@127.0.0.1:3306/test --table etl_example_orders --mode upsert --key order_id
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state orders.state.json | etl-load orders.ndjson --mode append --state orders.state.json
 ";
 
@@ -132,7 +149,7 @@ pub enum TargetFormat {
     after_long_help = format!("{AFTER_HELP}\n{}", super::EXIT_CODES),
 )]
 pub struct LoadArgs {
-    /// SQLite database file (created if missing), postgres:// URL, .csv/.tsv/.ndjson/.parquet file, or - for stdout
+    /// SQLite database file (created if missing), postgres:// or mysql:// URL, .csv/.tsv/.ndjson/.parquet file, or - for stdout
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
 
