@@ -160,6 +160,37 @@ else
   notes+=("CSV → PostgreSQL: no psql, or no server at \$ETLKIT_BENCH_PG (default: the local test database).")
 fi
 
+# 3b. CSV -> MariaDB/MySQL, into a typed table with a key, against the
+# mariadb client's LOAD DATA LOCAL INFILE (which skips every check etlkit makes)
+my_url=${ETLKIT_BENCH_MYSQL:-mysql://root@127.0.0.1:3306/test}
+my_client=$(command -v mariadb || command -v mysql || true)
+my_args=(-uroot -h127.0.0.1 -P3306 test)
+if [ -n "${ETLKIT_BENCH_MYSQL_ARGS:-}" ]; then read -r -a my_args <<< "$ETLKIT_BENCH_MYSQL_ARGS"; fi
+if [ -n "$my_client" ] && "$my_client" "${my_args[@]}" -e 'SELECT 1' >/dev/null 2>&1; then
+  echo "3b. CSV -> MariaDB" >&2
+  my_table="CREATE TABLE %s(order_id BIGINT PRIMARY KEY, external_ref BIGINT, customer_id TEXT, zip TEXT,
+    product TEXT, quantity BIGINT, unit_price DOUBLE, ordered_at TEXT, shipped VARCHAR(5), note TEXT)"
+  my_check="SELECT CONCAT(COUNT(*), ' ', SUM(quantity), ' ', ROUND(SUM(unit_price), 2)) FROM %s"
+  myq() { "$my_client" "${my_args[@]}" -N -e "$1"; }
+  myfresh() { echo "$my_client ${my_args[*]} -e 'DROP TABLE IF EXISTS $1; $(printf "$my_table" "$1")'"; }
+  bench "etlkit" "$(myfresh etl_bench_e)" "$(T x) etl-extract -q orders.csv | $(T l) etl-load -q '$my_url' --table etl_bench_e"
+  m_time=$last_time; m_rss=$last_rss
+  expected=$(myq "$(printf "$my_check" etl_bench_e)")
+  check "etlkit MariaDB row count" "$rows" "${expected%% *}"
+  cat > load.sql <<'SQL'
+SET SESSION sql_mode='';
+LOAD DATA LOCAL INFILE 'orders.csv' INTO TABLE etl_bench_r
+  FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '"' IGNORE 1 LINES;
+SQL
+  bench "$(basename "$my_client") LOAD DATA" "$(myfresh etl_bench_r)" "$my_client --local-infile=1 ${my_args[*]} < load.sql"
+  check "LOAD DATA" "$expected" "$(myq "$(printf "$my_check" etl_bench_r)")"
+  myq 'DROP TABLE etl_bench_e; DROP TABLE etl_bench_r'
+  row "CSV → MariaDB (typed, keyed)" "${m_time}s (${m_rss} MB)" "LOAD DATA LOCAL INFILE: ${last_time}s" "$(ratio "$m_time" "$last_time")x" "≤ 2.0x"
+else
+  row "CSV → MariaDB" "skipped" "LOAD DATA LOCAL INFILE" "–" "≤ 2.0x"
+  notes+=("CSV → MariaDB: no mariadb/mysql client, or no server (\$ETLKIT_BENCH_MYSQL, \$ETLKIT_BENCH_MYSQL_ARGS).")
+fi
+
 # 4. filter + select through the pipe, against Miller and xsv/qsv
 echo "4. filter + select" >&2
 filter_expected=$(awk -F, 'NR > 1 && $6 ~ /^[0-9]+$/ && $6 > 10' orders.csv | wc -l)

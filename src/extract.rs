@@ -14,6 +14,7 @@ use crate::files::parquet::ParquetSource;
 use crate::format::Format;
 use crate::format::csv::Quoting;
 use crate::incremental::{Incremental, Verdict};
+use crate::mysql::source::{MysqlSource, ZeroDates};
 use crate::output;
 use crate::pg::source::PgSource;
 use crate::progress::{Counts, Progress, Verbosity};
@@ -46,6 +47,15 @@ pub enum Inputs {
         path: PathBuf,
         /// The table or query.
         selection: Selection,
+    },
+    /// A table or query of a MySQL or MariaDB database.
+    Mysql {
+        /// The connection URL.
+        url: String,
+        /// The table or query.
+        selection: Selection,
+        /// What a zero date becomes.
+        zero_dates: ZeroDates,
     },
     /// A table or query of a PostgreSQL database.
     Postgres {
@@ -84,15 +94,21 @@ pub enum StateLocation {
     /// The `_etl_state` table of a PostgreSQL schema (none: the
     /// connection's current schema).
     Postgres(String, Option<String>),
+    /// The `_etl_state` table of the MySQL database a URL names.
+    Mysql(String),
 }
 
 impl StateLocation {
     /// A `postgres://` URL is a PostgreSQL database (its `_etl_state` in
-    /// `schema`), a `.json` path a JSON state file, anything else SQLite.
+    /// `schema`), a `mysql://` URL a MySQL database, a `.json` path a JSON
+    /// state file, anything else SQLite.
     pub fn from_arg(path: &Path, schema: Option<&str>) -> StateLocation {
         let text = path.to_string_lossy();
         if crate::pg::is_url(&text) {
             return StateLocation::Postgres(text.into_owned(), schema.map(String::from));
+        }
+        if crate::mysql::is_url(&text) {
+            return StateLocation::Mysql(text.into_owned());
         }
         let is_json = path
             .extension()
@@ -113,6 +129,7 @@ impl StateLocation {
             StateLocation::Postgres(url, schema) => {
                 crate::pg::state::read_bookmark_url(url, schema.as_deref(), stream)
             }
+            StateLocation::Mysql(url) => crate::mysql::state::read(url, stream),
         }
     }
 }
@@ -223,7 +240,7 @@ pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
 pub fn run(plan: ExtractPlan) -> Result<Outcome> {
     let size = match &plan.inputs {
         Inputs::Files { locations, .. } => locations.iter().map(Location::size).sum(),
-        Inputs::Sqlite { .. } | Inputs::Postgres { .. } => None,
+        Inputs::Sqlite { .. } | Inputs::Postgres { .. } | Inputs::Mysql { .. } => None,
     };
     let progress = Progress::new(PROGRAM, plan.verbosity, size);
     let mut rejects = plan.rejects.open()?;
@@ -314,6 +331,25 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                 begin.schema = source.schema();
                 write_begin(&begin)?;
                 source.run(&mut emit, &mut cx)?;
+            }
+            Inputs::Mysql {
+                url,
+                selection,
+                zero_dates,
+            } => {
+                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
+                    |(inc, (lower, upper))| Window {
+                        column: &inc.cursor,
+                        lower: lower.as_ref(),
+                        upper: upper.as_ref(),
+                    },
+                );
+                let mut source = MysqlSource::open(url, selection, window, *zero_dates)?;
+                begin.source = Some(crate::mysql::conn::redact(url));
+                begin.schema = source.schema();
+                write_begin(&begin)?;
+                source.run(&mut emit, &mut cx)?;
+                remarks.extend(source.remarks());
             }
             Inputs::Postgres {
                 url,

@@ -108,6 +108,10 @@ pub fn compare(a: &Value, b: &Value) -> Result<Ordering> {
             if let (Some(x), Some(y)) = (x.as_i64(), y.as_i64()) {
                 return Ok(x.cmp(&y));
             }
+            // BIGINT UNSIGNED past i64::MAX: exact, not through a float.
+            if let (Some(x), Some(y)) = (x.as_u64(), y.as_u64()) {
+                return Ok(x.cmp(&y));
+            }
             match (x.as_f64(), y.as_f64()) {
                 (Some(x), Some(y)) => Ok(x.total_cmp(&y)),
                 _ => bail!("cannot compare cursor values {a} and {b}"),

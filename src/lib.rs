@@ -13,6 +13,7 @@ pub mod format;
 pub mod harness;
 pub mod incremental;
 pub mod load;
+pub mod mysql;
 pub mod output;
 pub mod pg;
 pub mod progress;

@@ -12,6 +12,7 @@ use crate::files::parquet_sink::ParquetSink;
 use crate::files::sink::{FileOptions, FileSink};
 use crate::format::flat::{self, Fields};
 use crate::incremental::check_starting_point;
+use crate::mysql::sink::MysqlSink;
 use crate::pg::sink::PgSink;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::record::{RESERVED_PREFIX, Schema, is_reserved_name};
@@ -44,6 +45,17 @@ pub enum Target {
         /// The PostgreSQL schema (none: the connection's current schema).
         schema_name: Option<String>,
         /// How long to wait for another load of the same SQLite file.
+        wait: Duration,
+    },
+    /// A table in a MySQL or MariaDB database.
+    Mysql {
+        /// The mysql:// URL as given (printed only redacted).
+        url: String,
+        /// The table.
+        table: String,
+        /// Mode, keys, schema policy.
+        options: TableOptions,
+        /// How long to wait for another load of the same table.
         wait: Duration,
     },
     /// A CSV, TSV or NDJSON file, or stdout (`None`).
@@ -110,13 +122,14 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
             ..
         } => crate::pg::conn::redact(url),
         Target::Database { location, .. } => location.display().to_string(),
+        Target::Mysql { url, .. } => crate::mysql::conn::redact(url),
         Target::File { path, .. } => path
             .as_ref()
             .map_or("stdout".into(), |p| p.display().to_string()),
         Target::Parquet { path, .. } => path.display().to_string(),
     };
     let (target_name, untouched) = match target {
-        Target::Database { table, .. } => (
+        Target::Database { table, .. } | Target::Mysql { table, .. } => (
             format!("table {table:?}"),
             format!("nothing was loaded into {db_name} (table {table:?} is as it was)"),
         ),
@@ -141,7 +154,7 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
         rejects: &mut rejects,
         counts: Counts::default(),
         segments_committed: 0,
-        database: matches!(target, Target::Database { .. }),
+        database: matches!(target, Target::Database { .. } | Target::Mysql { .. }),
         run: RunRecord::start(&job_name(&plan)),
     };
     let (result, what) = match target {
@@ -178,6 +191,16 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
                 db.rollback();
             }
             (result, format!("table {table:?} in {}", location.display()))
+        }
+        Target::Mysql {
+            url,
+            table,
+            options,
+            wait,
+        } => {
+            let result = MysqlSink::open(url, table, options.clone(), wait.as_secs())
+                .and_then(|sink| load.drive(input.reader, Box::new(sink)));
+            (result, format!("table {table:?} in {db_name}"))
         }
         Target::File { path, options } => {
             let sink = FileSink::open(path.as_deref(), options)?;
@@ -233,6 +256,9 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
                     postgres: Some(url),
                     ..
                 } => crate::pg::conn::scrub(&format!("{err:#}"), url),
+                Target::Mysql { url, .. } => {
+                    format!("{err:#}").replace(url.as_str(), &crate::mysql::conn::redact(url))
+                }
                 _ => format!("{err:#}"),
             });
             if let Err(e) = record_failed_run(target, &run) {
@@ -256,7 +282,7 @@ fn job_name(plan: &LoadPlan) -> String {
         return job.clone();
     }
     match &plan.target {
-        Target::Database { table, .. } => table.clone(),
+        Target::Database { table, .. } | Target::Mysql { table, .. } => table.clone(),
         Target::File { path: Some(p), .. } | Target::Parquet { path: p, .. } => {
             p.file_name().map_or_else(
                 || p.display().to_string(),
@@ -290,6 +316,7 @@ fn record_failed_run(target: &Target, run: &RunRecord) -> Result<()> {
         Target::Parquet { state, .. } => {
             crate::files::state::JsonState::open(state.as_deref())?.record_failed_run(run)
         }
+        Target::Mysql { url, table, .. } => crate::mysql::state::record_failed_run(url, table, run),
     }
 }
 
@@ -410,8 +437,12 @@ impl Load<'_> {
                         // A replace run is loaded again instead: skipping it
                         // would replace the table with nothing, while loading
                         // the same batch twice leaves what once did.
+                        let seen = changes
+                            .batches
+                            .iter()
+                            .any(|(s, id)| *s == begin.stream && id == batch);
                         skipping = self.plan.mode != LoadMode::Replace
-                            && sink.state().batch_committed(&begin.stream, batch)?;
+                            && (seen || sink.state().batch_committed(&begin.stream, batch)?);
                         if skipping {
                             self.progress.detail(&format!(
                                 "batch {batch} was committed before; skipping it"

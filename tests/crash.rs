@@ -1,5 +1,5 @@
 //! Crash suite: `extract | load` killed with SIGKILL at random points, in
-//! every mode, into SQLite and PostgreSQL. After every kill the target must
+//! every mode, into SQLite, PostgreSQL and MariaDB/MySQL. After every kill the target must
 //! hold exactly what it held before (never a partial load), and after a
 //! clean rerun exactly the expected rows (nothing lost, nothing doubled).
 //!
@@ -74,6 +74,7 @@ fn suite(iterations: u32, name: &str) {
     let d = dir.path();
     let mut rng = Rng(seed());
     let pg = PgSchema::new(name);
+    let my = MyDb::new(name);
     let rows = 20_000;
     let mut kills = 0;
     for i in 0..iterations {
@@ -84,7 +85,7 @@ fn suite(iterations: u32, name: &str) {
             let table = format!("t_{}", mode.split(' ').next().unwrap_or(mode));
             let mut targets = vec![(
                 format!("etl-load -q w.db --table {table} --mode {mode}"),
-                false,
+                Db::Sqlite,
             )];
             if let Some(pg) = &pg {
                 targets.push((
@@ -92,16 +93,23 @@ fn suite(iterations: u32, name: &str) {
                         "etl-load -q '{}' --schema-name {} --table {table} --mode {mode}",
                         pg.url, pg.name
                     ),
-                    true,
+                    Db::Postgres,
                 ));
             }
-            for (load, is_pg) in targets {
-                let state = || match (&pg, is_pg) {
-                    (Some(pg), true) => pg_state(pg, &table),
+            if let Some(my) = &my {
+                targets.push((
+                    format!("etl-load -q '{}' --table {table} --mode {mode}", my.url),
+                    Db::Mysql,
+                ));
+            }
+            for (load, db) in targets {
+                let state = || match (&pg, &my, db) {
+                    (Some(pg), _, Db::Postgres) => pg_state(pg, &table),
+                    (_, Some(my), Db::Mysql) => my_state(my, &table),
                     _ => sqlite_state(&d.join("w.db"), &table),
                 };
                 let before = state();
-                let complete = expected(&before, mode, rows, version, is_pg);
+                let complete = expected(&before, mode, rows, version, db != Db::Sqlite);
                 let script = format!("etl-extract -q src.csv | {load}");
                 let delay = Duration::from_millis(5 + rng.next() % 250);
                 let killed = run_and_kill(&script, d, delay);
@@ -109,7 +117,11 @@ fn suite(iterations: u32, name: &str) {
                 after.sort();
                 let what = format!(
                     "iteration {i}, {} {mode}, seed {}",
-                    if is_pg { "PostgreSQL" } else { "SQLite" },
+                    match db {
+                        Db::Sqlite => "SQLite",
+                        Db::Postgres => "PostgreSQL",
+                        Db::Mysql => "MariaDB",
+                    },
                     seed()
                 );
                 let mut unchanged = before.clone();
@@ -133,8 +145,9 @@ fn suite(iterations: u32, name: &str) {
                 }
                 if after.len() > 100_000 {
                     // Keep the growing append table small: start it over.
-                    match (&pg, is_pg) {
-                        (Some(pg), true) => pg
+                    match (&pg, &my, db) {
+                        (_, Some(my), Db::Mysql) => my.exec(&format!("DROP TABLE {table}")),
+                        (Some(pg), _, Db::Postgres) => pg
                             .client()
                             .batch_execute(&format!("DROP TABLE {}.{table}", pg.name))
                             .expect("drop"),
@@ -149,12 +162,27 @@ fn suite(iterations: u32, name: &str) {
     assert!(kills > 0, "no run was killed mid-way");
 }
 
-/// The sorted rows after one complete run of `mode` over `before`.
-fn expected(before: &[String], mode: &str, rows: usize, version: u32, is_pg: bool) -> Vec<String> {
+/// The target databases of the suite.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Db {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+/// The sorted rows after one complete run of `mode` over `before`
+/// (`as_text`: cells as text joined by '|', as PostgreSQL and MySQL dumps are).
+fn expected(
+    before: &[String],
+    mode: &str,
+    rows: usize,
+    version: u32,
+    as_text: bool,
+) -> Vec<String> {
     let pad = "x".repeat(60);
     let fresh: Vec<String> = (0..rows)
         .map(|i| {
-            if is_pg {
+            if as_text {
                 format!("{i}|v{version}-{i}|{pad}")
             } else {
                 format!("Integer({i})|Text(\"v{version}-{i}\")|Text(\"{pad}\")")
@@ -181,6 +209,13 @@ fn pg_state(pg: &PgSchema, table: &str) -> Vec<String> {
         return Vec::new();
     }
     pg.rows(&format!("SELECT * FROM {qualified}"))
+}
+
+fn my_state(my: &MyDb, table: &str) -> Vec<String> {
+    if !my.exists(table) {
+        return Vec::new();
+    }
+    my.rows(&format!("SELECT * FROM `{table}`"))
 }
 
 #[test]

@@ -158,6 +158,9 @@ fn help_examples_run() {
             if example.contains("postgres://") && pg_url().is_none() {
                 continue;
             }
+            if example.contains("mysql://") && mysql_url().is_none() {
+                continue;
+            }
             let out = bash(example, dir.path());
             assert_eq!(code(&out), 0, "{example}\n{}", stderr(&out));
             ran += 1;
@@ -169,5 +172,14 @@ fn help_examples_run() {
         client
             .batch_execute("DROP TABLE IF EXISTS public.etl_example_orders")
             .expect("clean up the example's table");
+    }
+    if let Some(url) = mysql_url() {
+        use mysql::prelude::Queryable;
+        etlkit::mysql::conn::connect(&url)
+            .and_then(|mut c| {
+                c.query_drop("DROP TABLE IF EXISTS etl_example_orders")
+                    .map_err(anyhow::Error::from)
+            })
+            .expect("clean up the MySQL example's table");
     }
 }

@@ -263,7 +263,7 @@ fn usage_errors_exit_2() {
     assert_eq!(code(&out), 2);
     assert_eq!(
         stderr(&out),
-        "etl-extract: error: --table and --query need one database as INPUT: a SQLite file or a postgres:// URL\n"
+        "etl-extract: error: --table and --query need one database as INPUT: a SQLite file, a postgres:// or a mysql:// URL\n"
     );
     let mut c = cmd(EXTRACT, dir.path());
     c.args(["--bogus"]);

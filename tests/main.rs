@@ -11,6 +11,7 @@ mod formats;
 mod incremental;
 mod load;
 mod modes;
+mod mysql;
 mod ops;
 mod pipeline;
 mod postgres;

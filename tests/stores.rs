@@ -4,8 +4,8 @@
 //! reason (see `Exception`); nothing differs by accident.
 //!
 //! Stores: SQLite, PostgreSQL (skipped loudly without a server, required
-//! under ETLKIT_REQUIRE_POSTGRES), and the file targets CSV, NDJSON and
-//! Parquet.
+//! under ETLKIT_REQUIRE_POSTGRES), MariaDB/MySQL (the same, under
+//! ETLKIT_REQUIRE_MYSQL), and the file targets CSV, NDJSON and Parquet.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -19,12 +19,14 @@ struct Store {
     kind: Kind,
     dir: tempfile::TempDir,
     pg: Option<PgSchema>,
+    my: Option<MyDb>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Sqlite,
     Postgres,
+    Mysql,
     Csv,
     Ndjson,
     Parquet,
@@ -51,6 +53,7 @@ impl Store {
         for kind in [
             Kind::Sqlite,
             Kind::Postgres,
+            Kind::Mysql,
             Kind::Csv,
             Kind::Ndjson,
             Kind::Parquet,
@@ -63,10 +66,19 @@ impl Store {
             } else {
                 None
             };
+            let my = if kind == Kind::Mysql {
+                match MyDb::new(&format!("st_{test}")) {
+                    Some(my) => Some(my),
+                    None => continue,
+                }
+            } else {
+                None
+            };
             stores.push(Store {
                 kind,
                 dir: tempdir(),
                 pg,
+                my,
             });
         }
         stores
@@ -77,13 +89,13 @@ impl Store {
     }
 
     fn is_database(&self) -> bool {
-        matches!(self.kind, Kind::Sqlite | Kind::Postgres)
+        matches!(self.kind, Kind::Sqlite | Kind::Postgres | Kind::Mysql)
     }
 
     fn lacks(&self, exception: Exception) -> bool {
         use Exception::*;
         match self.kind {
-            Kind::Sqlite | Kind::Postgres => false,
+            Kind::Sqlite | Kind::Postgres | Kind::Mysql => false,
             Kind::Csv => matches!(exception, NoUpsert | Untyped | FixedColumns),
             Kind::Ndjson => matches!(exception, NoUpsert | Untyped),
             Kind::Parquet => matches!(exception, NoUpsert | NoParquetAppend),
@@ -95,7 +107,7 @@ impl Store {
             Kind::Csv => "csv",
             Kind::Ndjson => "ndjson",
             Kind::Parquet => "parquet",
-            Kind::Sqlite | Kind::Postgres => unreachable!("databases have tables"),
+            Kind::Sqlite | Kind::Postgres | Kind::Mysql => unreachable!("databases have tables"),
         };
         self.d().join(format!("{table}.{ext}"))
     }
@@ -113,6 +125,10 @@ impl Store {
                     "--table".into(),
                     table.into(),
                 ]
+            }
+            Kind::Mysql => {
+                let my = self.my.as_ref().expect("a MySQL store has a database");
+                vec![my.url.clone(), "--table".into(), table.into()]
             }
             _ => vec![self.file(table).display().to_string()],
         }
@@ -164,6 +180,13 @@ impl Store {
                     "--table".into(),
                     table.into(),
                 ]
+            }
+            Kind::Mysql => {
+                let my = self.my.as_ref().expect("a MySQL store has a database");
+                if !my.exists(table) {
+                    return None;
+                }
+                vec![my.url.clone(), "--table".into(), table.into()]
             }
             _ => {
                 let file = self.file(table);
@@ -677,6 +700,10 @@ fn runs(store: &Store, table: &str) -> Vec<Value> {
                 store.d(),
                 &[&pg.url, "--schema-name", &pg.name, "--table", "_etl_runs"],
             )
+        }
+        Kind::Mysql => {
+            let my = store.my.as_ref().expect("a MySQL store has a database");
+            extract_records(store.d(), &[&my.url, "--table", "_etl_runs"])
         }
         _ => {
             let text = std::fs::read_to_string(store.d().join(format!("{table}.state.json")))

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
+use clap::builder::PossibleValue;
+use clap::{Parser, ValueEnum};
 use serde_json::Value;
 
 use super::VerbosityArgs;
@@ -13,6 +14,7 @@ use crate::files::csv::CsvOptions;
 use crate::format::Format;
 use crate::format::csv::Quoting;
 use crate::incremental::parse_bound;
+use crate::mysql::source::ZeroDates;
 use crate::record::FieldType;
 use crate::source::Selection;
 use crate::source::input::{self, Compression, Location};
@@ -55,6 +57,20 @@ bytes, which PostgreSQL would truncate, is refused. Rows are streamed
 (memory stays flat) and typed by the server: bigint and numeric keep every
 digit, timestamps are ISO 8601 in UTC, json/jsonb are nested JSON.
 
+MySQL and MariaDB: INPUT is a mysql:// (or mariadb://) URL naming the
+database; the user, password, host and port it leaves out come from the
+[client] section of ~/.my.cnf, then MYSQL_PWD, MYSQL_HOST and
+MYSQL_TCP_PORT, as with the mysql client (URL parameters: socket; TLS
+options are refused: this build has no TLS). Rows are streamed and typed by
+the server: BIGINT UNSIGNED up to 18446744073709551615 and DECIMAL are
+numbers with every digit (declared text, so a loader keeps the digits);
+BIT(1) is true/false; DATE is YYYY-MM-DD, DATETIME YYYY-MM-DDTHH:MM:SS[.f]
+and TIMESTAMP the same in UTC with a Z; JSON is nested JSON; text is UTF-8
+(utf8mb4); binary strings and BLOBs are \\x-prefixed hex text. A zero date
+(0000-00-00, or a zero month or day) rejects its row unless --zero-dates
+null reads it as null (a warning counts them). Text cursors compare by code
+point in SQL too.
+
 Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
   $ etl-extract sample-data/events.ndjson --stream clicks -q | tail -n 1
@@ -63,9 +79,10 @@ Examples:
   $ etl-extract wh.db --query 'SELECT order_id, zip FROM orders' | head -n 3
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state wh.db | etl-load wh.db -t recent
   $ etl-extract sample-data/orders.csv --cursor ordered_at --since 2026-11-03 --until 2026-11-04
+  $ etl-extract mysql://root@127.0.0.1:3306/test --query 'SELECT 18446744073709551615 AS big, 1.50 AS price' -q
 ";
 
-/// Read CSV, TSV, NDJSON, JSON, Parquet or a SQLite table and write records as NDJSON
+/// Read CSV, TSV, NDJSON, JSON, Parquet or a database table and write records as NDJSON
 #[derive(Debug, Parser)]
 #[command(
     name = "etl-extract",
@@ -79,7 +96,7 @@ Examples:
 )]
 pub struct ExtractArgs {
     /// Input files or globs, or - for stdin (the default). With --table or
-    /// --query, one SQLite database file or a postgres:// URL
+    /// --query, one SQLite database file, a postgres:// or a mysql:// URL
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
@@ -124,6 +141,11 @@ pub struct ExtractArgs {
     #[arg(long, value_name = "NAME")]
     pub schema_name: Option<String>,
 
+    /// MySQL/MariaDB: what a zero date (0000-00-00, or a zero month or
+    /// day) becomes: reject the row, or read it as null with a warning
+    #[arg(long, value_name = "POLICY", default_value = "reject")]
+    pub zero_dates: ZeroDates,
+
     /// Stream name for control lines and state [default: the first file's name up to its first dot, the table, or "stdin"]
     #[arg(long, value_name = "NAME")]
     pub stream: Option<String>,
@@ -151,6 +173,23 @@ pub struct ExtractArgs {
     /// -q and -v
     #[command(flatten)]
     pub verbosity: VerbosityArgs,
+}
+
+impl ValueEnum for ZeroDates {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[ZeroDates::Reject, ZeroDates::Null]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            ZeroDates::Reject => {
+                PossibleValue::new("reject").help("The row is a reject (see --rejects)")
+            }
+            ZeroDates::Null => {
+                PossibleValue::new("null").help("The value becomes null; a warning counts them")
+            }
+        })
+    }
 }
 
 fn pinned_types(path: &Path) -> Result<Vec<(String, FieldType)>> {
@@ -216,7 +255,7 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
             [p] if p != Path::new("-") => p.clone(),
             _ => {
                 return Err(usage(
-                    "--table and --query need one database as INPUT: a SQLite file or a postgres:// URL",
+                    "--table and --query need one database as INPUT: a SQLite file, a postgres:// or a mysql:// URL",
                 ));
             }
         };
@@ -234,7 +273,13 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
             Selection::Table(t) => t.clone(),
             Selection::Query(_) => "query".to_string(),
         });
-        let inputs = if crate::pg::is_url(&path.to_string_lossy()) {
+        let inputs = if crate::mysql::is_url(&path.to_string_lossy()) {
+            Inputs::Mysql {
+                url: path.to_string_lossy().into_owned(),
+                selection,
+                zero_dates: args.zero_dates,
+            }
+        } else if crate::pg::is_url(&path.to_string_lossy()) {
             Inputs::Postgres {
                 url: path.to_string_lossy().into_owned(),
                 schema: args.schema_name.clone(),

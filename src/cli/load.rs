@@ -78,6 +78,22 @@ names over 63 bytes, which PostgreSQL would truncate, are refused. The
 bookmark goes to _etl_state in the same schema, in the same transaction;
 loads of the same table take turns (an advisory lock).
 
+MySQL and MariaDB targets: TARGET is a mysql:// (or mariadb://) URL naming
+the database (credentials as for etl-extract: ~/.my.cnf [client], MYSQL_PWD).
+Rows are checked against their columns (integer ranges incl. UNSIGNED,
+DECIMAL digits and scale, exact floats, text length, dates, TIMESTAMP's
+range; \\x-hex text becomes the bytes of a binary column), so a bad row is a
+reject, and staged in a temporary table: MySQL commits at every CREATE or
+ALTER TABLE, so new tables and columns are made at the end, before one
+InnoDB transaction moves the rows (replace: DELETE and refill; upsert:
+INSERT ... ON DUPLICATE KEY UPDATE of the fields each record carries, on a
+unique index over --key) and stores the bookmark (_etl_state) and batch ids
+(_etl_batches). A run that fails leaves the rows as they were (a column or
+table it created may stay, empty). New tables get BIGINT, DOUBLE, BIT(1),
+LONGTEXT (VARCHAR(191) for a key) and JSON columns, utf8mb4_bin. Names longer
+than MySQL's 64 characters are refused, never truncated. Loads of one table
+take turns (GET_LOCK, up to --wait seconds).
+
 Endless input (from etl-watch, or tail -f through etl-extract): with
 --commit segment every begin..end segment is committed, with its bookmark,
 when its end line arrives; a segment cut short is rolled back and the run
@@ -107,6 +123,7 @@ Examples:
   $ etl-extract sample-data/events.ndjson | etl-load events.csv --mode replace
   $ etl-extract sample-data/orders.csv | etl-load orders.parquet --mode replace
   $ etl-extract sample-data/orders.csv | etl-load postgres://postgres@127.0.0.1/test --table etl_example_orders --mode upsert --key order_id
+  $ etl-extract sample-data/orders.csv | etl-load mysql://root@127.0.0.1:3306/test --table etl_example_orders --mode upsert --key order_id
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state orders.state.json | etl-load orders.ndjson --mode append --state orders.state.json
 ";
 
@@ -147,7 +164,7 @@ pub enum TargetFormat {
     ),
 )]
 pub struct LoadArgs {
-    /// SQLite database file (created if missing), postgres:// URL, .csv/.tsv/.ndjson/.parquet file, or - for stdout
+    /// SQLite database file (created if missing), postgres:// or mysql:// URL, .csv/.tsv/.ndjson/.parquet file, or - for stdout
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
 
@@ -299,17 +316,18 @@ fn target(args: &LoadArgs) -> Result<Target> {
         ));
     }
     let target_text = args.target.to_string_lossy();
+    if crate::mysql::is_url(&target_text) {
+        return mysql_target(args, &target_text, keys);
+    }
     let postgres = crate::pg::is_url(&target_text).then(|| target_text.to_string());
     if postgres.is_some() && args.format.is_some_and(|f| f != TargetFormat::Sqlite) {
         return Err(usage(
             "--format names a file format; a postgres:// target is a database",
         ));
     }
-    if args
-        .state
-        .as_ref()
-        .is_some_and(|s| crate::pg::is_url(&s.to_string_lossy()))
-    {
+    if args.state.as_ref().is_some_and(|s| {
+        crate::pg::is_url(&s.to_string_lossy()) || crate::mysql::is_url(&s.to_string_lossy())
+    }) {
         return Err(usage(
             "--state for a file target is a .json file; a database target keeps its own state",
         ));
@@ -438,6 +456,56 @@ fn target(args: &LoadArgs) -> Result<Target> {
             append: args.mode == LoadMode::Append,
             strict,
             state: args.state.clone(),
+        },
+    })
+}
+
+/// A table in a MySQL or MariaDB database: the database is the URL's.
+fn mysql_target(args: &LoadArgs, url: &str, keys: Vec<String>) -> Result<Target> {
+    if args.format.is_some_and(|f| f != TargetFormat::Sqlite) {
+        return Err(usage(
+            "--format names a file format; a mysql:// target is a database",
+        ));
+    }
+    if args.schema_name.is_some() {
+        return Err(usage(
+            "--schema-name is for PostgreSQL; a MySQL target's database is the one in its URL",
+        ));
+    }
+    let table = match &args.table {
+        Some(t) if !t.trim().is_empty() => t.clone(),
+        _ => return Err(usage("--table is required for a database target")),
+    };
+    if is_reserved_name(&table) {
+        return Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "--table {table:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own tables"
+            ),
+        )
+        .hint("choose another table name")
+        .into());
+    }
+    if let Some(key) = keys.iter().find(|k| is_reserved_name(k)) {
+        return Err(usage(format!(
+            "--key {key:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
+        )));
+    }
+    if args.state.is_some() {
+        return Err(usage(
+            "a database target keeps bookmarks in its own _etl_state table; --state is for file targets",
+        ));
+    }
+    crate::mysql::conn::database(url)?;
+    Ok(Target::Mysql {
+        url: url.to_string(),
+        table,
+        wait: Duration::from_secs(args.wait),
+        options: TableOptions {
+            mode: args.mode,
+            keys,
+            delete_when: args.delete_when.clone(),
+            strict: args.schema == SchemaPolicy::Strict,
         },
     })
 }

@@ -266,3 +266,106 @@ impl Drop for PgSchema {
         }
     }
 }
+
+/// The MariaDB/MySQL server the tests use: ETLKIT_TEST_MYSQL, else the
+/// local test database. `None` (with a loud note) when it is not
+/// reachable, unless ETLKIT_REQUIRE_MYSQL is set, as in CI: then it is a
+/// failure.
+pub fn mysql_url() -> Option<String> {
+    let url = std::env::var("ETLKIT_TEST_MYSQL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+    match etlkit::mysql::conn::connect(&url) {
+        Ok(_) => Some(url),
+        Err(e) => {
+            if std::env::var_os("ETLKIT_REQUIRE_MYSQL").is_some() {
+                panic!("MariaDB/MySQL is required (ETLKIT_REQUIRE_MYSQL) but unreachable: {e}");
+            }
+            eprintln!(
+                "SKIPPED: MariaDB/MySQL test: no server at the test URL ({e}); set ETLKIT_TEST_MYSQL"
+            );
+            None
+        }
+    }
+}
+
+/// A database of its own for one test, dropped when the test ends.
+pub struct MyDb {
+    /// The URL of the test's database.
+    pub url: String,
+    pub name: String,
+}
+
+impl MyDb {
+    pub fn new(test: &str) -> Option<MyDb> {
+        use mysql::prelude::Queryable;
+        let base = mysql_url()?;
+        let name = format!("etl_t_{test}_{}", std::process::id());
+        let mut conn = etlkit::mysql::conn::connect(&base).expect("connect");
+        conn.query_drop(format!(
+            "DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}`"
+        ))
+        .expect("database");
+        let (head, _) = base
+            .rsplit_once('/')
+            .expect("the test URL names a database");
+        Some(MyDb {
+            url: format!("{head}/{name}"),
+            name,
+        })
+    }
+
+    pub fn conn(&self) -> mysql::Conn {
+        etlkit::mysql::conn::connect(&self.url).expect("connect")
+    }
+
+    pub fn exec(&self, sql: &str) {
+        use mysql::prelude::Queryable;
+        self.conn()
+            .query_drop(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub fn exists(&self, table: &str) -> bool {
+        use mysql::prelude::Queryable;
+        let n: Option<u64> = self
+            .conn()
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+                 AND TABLE_NAME = ?",
+                (table,),
+            )
+            .expect("tables");
+        n.unwrap_or(0) > 0
+    }
+
+    /// Rows of a query, each as its columns' text joined by '|' (NULL empty).
+    pub fn rows(&self, sql: &str) -> Vec<String> {
+        use mysql::prelude::Queryable;
+        let rows: Vec<mysql::Row> = self
+            .conn()
+            .query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter()
+            .map(|row| {
+                row.unwrap()
+                    .into_iter()
+                    .map(|v| match v {
+                        mysql::Value::NULL => String::new(),
+                        mysql::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                        other => other.as_sql(true),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    }
+}
+
+impl Drop for MyDb {
+    fn drop(&mut self) {
+        use mysql::prelude::Queryable;
+        if let Ok(mut c) = etlkit::mysql::conn::connect(&self.url) {
+            let _ = c.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
+        }
+    }
+}

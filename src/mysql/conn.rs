@@ -1,0 +1,379 @@
+//! Connecting to MySQL or MariaDB the way the `mysql` client does: a
+//! `mysql://` (or `mariadb://`) URL, with the `[client]` section of
+//! `~/.my.cnf` and then `MYSQL_PWD`, `MYSQL_HOST` and `MYSQL_TCP_PORT`
+//! filling what the URL leaves out (the client's own order: option files
+//! before environment variables). The URL a user typed may hold a
+//! password, so everything we print uses [`redact`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use mysql::{Conn, OptsBuilder};
+
+/// Where and as whom to connect, once the URL, the option file and the
+/// environment have had their say.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Host name or address (`localhost` by default).
+    pub host: String,
+    /// TCP port (3306 by default).
+    pub port: u16,
+    /// A Unix socket to use instead of TCP.
+    pub socket: Option<String>,
+    /// User name.
+    pub user: Option<String>,
+    /// Password; never printed.
+    pub password: Option<String>,
+    /// The database (a MySQL "schema"): where tables and `_etl_state` live.
+    pub database: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("socket", &self.socket)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+/// The URL without its password (for messages, logs and control lines).
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    // User info runs to the last '@' before the path: a password may hold
+    // '@', '/' or '?' when the user did not percent-encode it.
+    let (userinfo, host_and_more) = match rest.rfind('@') {
+        Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+        None => (None, rest),
+    };
+    let authority = match userinfo {
+        Some(info) => {
+            let user = info.split(':').next().unwrap_or_default();
+            format!("{user}@")
+        }
+        None => String::new(),
+    };
+    let tail = match host_and_more.split_once('?') {
+        Some((path, query)) => {
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|kv| {
+                    let key = kv
+                        .split('=')
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase();
+                    key != "password" && key != "pass"
+                })
+                .collect();
+            if kept.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{}", kept.join("&"))
+            }
+        }
+        None => host_and_more.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// Decodes `%XX` escapes (user names and passwords with reserved characters).
+fn percent_decode(text: &str) -> Result<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .context("a '%' in the URL is not followed by two hex digits")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).context("a percent-encoded part of the URL is not UTF-8")
+}
+
+/// The `[client]` options of an option file: `key=value` lines, `#`/`;`
+/// comments, quoted values, `-` and `_` alike in keys.
+pub fn parse_option_file(text: &str) -> Vec<(String, String)> {
+    let mut in_client = false;
+    let mut options = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_client = section.trim().eq_ignore_ascii_case("client");
+            continue;
+        }
+        if !in_client {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => (line, ""),
+        };
+        let value = if value.len() >= 2
+            && ((value.starts_with('"') && value.ends_with('"'))
+                || (value.starts_with('\'') && value.ends_with('\'')))
+        {
+            &value[1..value.len() - 1]
+        } else {
+            value
+        };
+        options.push((
+            key.replace('-', "_").to_ascii_lowercase(),
+            value.to_string(),
+        ));
+    }
+    options
+}
+
+fn option_file() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".my.cnf"))
+}
+
+/// Refuses TLS settings this build cannot honour (it has no TLS).
+fn refuse_tls(key: &str, value: &str, origin: &str) -> Result<()> {
+    let wants_tls = match key {
+        "ssl_mode" | "sslmode" => !value.eq_ignore_ascii_case("disabled"),
+        "ssl" => !matches!(value.to_ascii_lowercase().as_str(), "0" | "false" | "off"),
+        k => k.starts_with("ssl_") || k.starts_with("tls_"),
+    };
+    if wants_tls {
+        bail!(
+            "{origin}: {key} asks for TLS, which this build of etlkit does not include; \
+             connect over a trusted network or a local socket"
+        );
+    }
+    Ok(())
+}
+
+/// Works out the connection settings for `url`.
+pub fn settings(url: &str) -> Result<Settings> {
+    let shown = redact(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        bail!("{shown}: not a mysql:// URL");
+    };
+    if !matches!(scheme, "mysql" | "mariadb") {
+        bail!("{shown}: not a mysql:// URL");
+    }
+    let (userinfo, rest) = match rest.rfind('@') {
+        Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+        None => (None, rest),
+    };
+    let (authority, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let (hostport, path) = match authority.split_once('/') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let mut s = Settings {
+        host: String::new(),
+        port: 0,
+        socket: None,
+        user: None,
+        password: None,
+        database: None,
+    };
+    if let Some(info) = userinfo {
+        let (user, password) = match info.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (info, None),
+        };
+        if !user.is_empty() {
+            s.user = Some(percent_decode(user).with_context(|| shown.clone())?);
+        }
+        if let Some(p) = password {
+            s.password = Some(percent_decode(p).with_context(|| shown.clone())?);
+        }
+    }
+    if !hostport.is_empty() {
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (h, Some(p)),
+            _ => (hostport, None),
+        };
+        s.host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if let Some(port) = port {
+            s.port = port
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{shown}: {port:?} is not a port number"))?;
+        }
+    }
+    if let Some(db) = path.filter(|p| !p.is_empty()) {
+        s.database = Some(percent_decode(db).with_context(|| shown.clone())?);
+    }
+    for pair in query.into_iter().flat_map(|q| q.split('&')) {
+        if pair.is_empty() {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = key.replace('-', "_").to_ascii_lowercase();
+        let value = percent_decode(value).with_context(|| shown.clone())?;
+        match key.as_str() {
+            "socket" => s.socket = Some(value),
+            "password" | "pass" => s.password = Some(value),
+            "user" => s.user = Some(value),
+            k if k.starts_with("ssl") || k.starts_with("tls") => {
+                refuse_tls(k, &value, &shown)?;
+            }
+            other => bail!(
+                "{shown}: unsupported URL parameter {other:?} (etlkit takes socket, user and password)"
+            ),
+        }
+    }
+    // The [client] section of ~/.my.cnf, then the environment.
+    if let Some(text) = option_file().and_then(|f| std::fs::read_to_string(f).ok()) {
+        for (key, value) in parse_option_file(&text) {
+            match key.as_str() {
+                "user" if s.user.is_none() => s.user = Some(value),
+                "password" if s.password.is_none() => s.password = Some(value),
+                "host" if s.host.is_empty() => s.host = value,
+                "port" if s.port == 0 => {
+                    s.port = value.parse().map_err(|_| {
+                        anyhow::anyhow!("~/.my.cnf: port {value:?} is not a number")
+                    })?;
+                }
+                "socket" if s.socket.is_none() => s.socket = Some(value),
+                "database" if s.database.is_none() => s.database = Some(value),
+                k if k.starts_with("ssl") || k.starts_with("tls") => {
+                    refuse_tls(k, &value, "~/.my.cnf [client]")?;
+                }
+                _ => {}
+            }
+        }
+    }
+    if s.password.is_none()
+        && let Ok(p) = std::env::var("MYSQL_PWD")
+    {
+        s.password = Some(p);
+    }
+    if s.host.is_empty() {
+        s.host = std::env::var("MYSQL_HOST").unwrap_or_else(|_| "localhost".into());
+    }
+    if s.port == 0 {
+        s.port = match std::env::var("MYSQL_TCP_PORT") {
+            Ok(p) => p.parse().context("MYSQL_TCP_PORT is not a port number")?,
+            Err(_) => 3306,
+        };
+    }
+    if s.user.is_none() {
+        s.user = std::env::var("USER").ok();
+    }
+    Ok(s)
+}
+
+/// The database a URL names; loads and state need one.
+pub fn database(url: &str) -> Result<String> {
+    settings(url)?.database.ok_or_else(|| {
+        crate::error::usage(format!(
+            "{}: name the database in the URL, e.g. mysql://user@host:3306/DATABASE",
+            redact(url)
+        ))
+    })
+}
+
+/// Connects, with the session in UTC, utf8mb4 and a strict SQL mode (a
+/// value the server would change is an error, never a warning).
+pub fn connect(url: &str) -> Result<Conn> {
+    let s = settings(url)?;
+    let shown = redact(url);
+    let mut opts = OptsBuilder::new()
+        .ip_or_hostname(Some(s.host.clone()))
+        .tcp_port(s.port)
+        .user(s.user.clone())
+        .pass(s.password.clone())
+        .db_name(s.database.clone())
+        .tcp_connect_timeout(Some(Duration::from_secs(30)))
+        .prefer_socket(s.socket.is_some())
+        .init(vec![
+            "SET NAMES utf8mb4",
+            "SET time_zone = '+00:00'",
+            "SET sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_BACKSLASH_ESCAPES,\
+             NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO'",
+        ]);
+    if let Some(socket) = &s.socket {
+        opts = opts.socket(Some(socket.clone()));
+    }
+    Conn::new(opts).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to {shown}: {}",
+            scrub(&message(&e), s.password.as_deref())
+        )
+    })
+}
+
+/// The server's message for an error, without driver noise.
+pub fn message(err: &mysql::Error) -> String {
+    match err {
+        mysql::Error::MySqlError(e) => format!("{} (error {})", e.message, e.code),
+        other => other.to_string(),
+    }
+}
+
+/// Removes a password from a message, should a driver ever echo it.
+pub fn scrub(message: &str, password: Option<&str>) -> String {
+    match password {
+        Some(p) if !p.is_empty() => message.replace(p, "***"),
+        _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("mysql://etl:s3cret@db.example:3306/wh?socket=/x&password=y"),
+            "mysql://etl@db.example:3306/wh?socket=/x"
+        );
+        assert_eq!(redact("mariadb://h/db"), "mariadb://h/db");
+        assert_eq!(redact("mysql://u:p@ss/w@h/db"), "mysql://u@h/db");
+    }
+
+    #[test]
+    fn urls_are_parsed() {
+        let s = settings("mysql://etl:p%40ss@db.example:3307/wh").unwrap();
+        assert_eq!(s.user.as_deref(), Some("etl"));
+        assert_eq!(s.password.as_deref(), Some("p@ss"));
+        assert_eq!((s.host.as_str(), s.port), ("db.example", 3307));
+        assert_eq!(s.database.as_deref(), Some("wh"));
+        assert!(settings("mysql://h/db?compress=true").is_err());
+        assert!(settings("mysql://h/db?ssl-mode=REQUIRED").is_err());
+        assert!(settings("mysql://h/db?ssl-mode=DISABLED").is_ok());
+        assert!(!format!("{s:?}").contains("p@ss"));
+    }
+
+    #[test]
+    fn option_files_give_the_client_section() {
+        let text = "[mysqld]\nport=1\n[client]\nuser = etl\npassword=\"a b\"\n# c\nssl-mode=DISABLED\n[mysql]\nuser=x\n";
+        assert_eq!(
+            parse_option_file(text),
+            [
+                ("user".to_string(), "etl".to_string()),
+                ("password".to_string(), "a b".to_string()),
+                ("ssl_mode".to_string(), "DISABLED".to_string()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,529 @@
+//! What each MySQL column accepts, and how a value is written as an SQL
+//! literal: checked first, so that a value the server would change
+//! (truncate, round, shift by a time zone, turn into a zero date) is a
+//! reject before anything is sent. The session runs with
+//! `NO_BACKSLASH_ESCAPES`, so a quote is the only character a string
+//! literal escapes.
+
+use std::fmt::Write as _;
+
+use crate::format::flat::Raw;
+use crate::format::typing::exact_float;
+use crate::record::FieldType;
+
+/// What a column accepts, read from `information_schema.COLUMNS`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// An integer type with its range; `tiny_bool` for TINYINT(1), which
+    /// also takes true/false as 1/0.
+    Int {
+        /// Smallest value.
+        min: i128,
+        /// Largest value.
+        max: i128,
+        /// TINYINT(1), MySQL's BOOLEAN.
+        tiny_bool: bool,
+    },
+    /// FLOAT (`single`) or DOUBLE: numbers the type holds exactly.
+    Float {
+        /// FLOAT, 32 bits.
+        single: bool,
+    },
+    /// DECIMAL(p,s): decimals that fit without rounding.
+    Decimal {
+        /// Total digits.
+        precision: u32,
+        /// Digits after the point.
+        scale: u32,
+        /// No negative values.
+        unsigned: bool,
+    },
+    /// BIT(n): BIT(1) takes true/false; wider ones integers that fit.
+    Bit(u32),
+    /// Character columns, with their length limit in characters.
+    Text(Option<u64>),
+    /// Binary columns, with their length limit in bytes.
+    Binary(Option<u64>),
+    /// JSON.
+    Json,
+    /// DATE.
+    Date,
+    /// DATETIME(frac).
+    DateTime(u32),
+    /// TIMESTAMP(frac): stored in UTC.
+    Timestamp(u32),
+    /// TIME, YEAR, ENUM, SET, spatial...: text the server checks.
+    Other,
+}
+
+/// The columns of `information_schema.COLUMNS` a kind is read from.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnInfo {
+    /// DATA_TYPE, lower case (`int`, `varchar`, ...).
+    pub data_type: String,
+    /// COLUMN_TYPE (`int(10) unsigned`, `decimal(10,2)`, ...).
+    pub column_type: String,
+    /// CHARACTER_MAXIMUM_LENGTH.
+    pub max_length: Option<u64>,
+    /// NUMERIC_PRECISION.
+    pub precision: Option<u64>,
+    /// NUMERIC_SCALE.
+    pub scale: Option<u64>,
+    /// DATETIME_PRECISION.
+    pub fraction: Option<u64>,
+    /// A JSON column (MariaDB: LONGTEXT with a json_valid check).
+    pub json: bool,
+    /// The character set is binary.
+    pub binary: bool,
+}
+
+impl Kind {
+    /// The kind of a column described by `info`.
+    pub fn from_info(info: &ColumnInfo) -> Kind {
+        let unsigned = info.column_type.to_ascii_lowercase().contains("unsigned");
+        let int = |bits: u32| {
+            if unsigned {
+                Kind::Int {
+                    min: 0,
+                    max: (1i128 << bits) - 1,
+                    tiny_bool: false,
+                }
+            } else {
+                Kind::Int {
+                    min: -(1i128 << (bits - 1)),
+                    max: (1i128 << (bits - 1)) - 1,
+                    tiny_bool: false,
+                }
+            }
+        };
+        if info.json {
+            return Kind::Json;
+        }
+        let fraction = info.fraction.unwrap_or(0) as u32;
+        match info.data_type.as_str() {
+            "tinyint" => match int(8) {
+                Kind::Int { min, max, .. } => Kind::Int {
+                    min,
+                    max,
+                    tiny_bool: info
+                        .column_type
+                        .to_ascii_lowercase()
+                        .starts_with("tinyint(1)"),
+                },
+                other => other,
+            },
+            "smallint" => int(16),
+            "mediumint" => int(24),
+            "int" | "integer" => int(32),
+            "bigint" => int(64),
+            "float" => Kind::Float { single: true },
+            "double" | "real" => Kind::Float { single: false },
+            "decimal" | "numeric" => Kind::Decimal {
+                precision: info.precision.unwrap_or(10) as u32,
+                scale: info.scale.unwrap_or(0) as u32,
+                unsigned,
+            },
+            "bit" => Kind::Bit(info.precision.unwrap_or(1) as u32),
+            "json" => Kind::Json,
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext"
+                if !info.binary =>
+            {
+                Kind::Text(info.max_length)
+            }
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "binary"
+            | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+                Kind::Binary(info.max_length)
+            }
+            "date" => Kind::Date,
+            "datetime" => Kind::DateTime(fraction),
+            "timestamp" => Kind::Timestamp(fraction),
+            _ => Kind::Other,
+        }
+    }
+
+    /// The kind of a column etlkit created for a wire type.
+    pub fn of(t: FieldType) -> Kind {
+        match t {
+            FieldType::Integer => Kind::Int {
+                min: i128::from(i64::MIN),
+                max: i128::from(i64::MAX),
+                tiny_bool: false,
+            },
+            FieldType::Float => Kind::Float { single: false },
+            FieldType::Boolean => Kind::Bit(1),
+            FieldType::Text => Kind::Text(None),
+            FieldType::Json => Kind::Json,
+        }
+    }
+}
+
+/// `-?(0|[1-9][0-9]*)`: integer text that converts to a number and back unchanged.
+fn is_canonical_integer(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    !body.is_empty()
+        && body.bytes().all(|b| b.is_ascii_digit())
+        && (body == "0" || !body.starts_with('0'))
+}
+
+/// `-?digits[.digits]`, no exponent: what a DECIMAL column takes as is.
+fn decimal_parts(s: &str) -> Option<(bool, &str, &str)> {
+    let (negative, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    (!int.is_empty() && digits(int) && digits(frac) && !(body.ends_with('.')))
+        .then_some((negative, int, frac))
+}
+
+/// Appends a string literal.
+pub fn push_text(out: &mut String, s: &str) {
+    if s.contains('\0') {
+        // A NUL inside a quoted literal is not safe on every server: send
+        // the bytes as a hex literal in utf8mb4.
+        out.push_str("_utf8mb4 ");
+        push_hex(out, s.as_bytes());
+        return;
+    }
+    out.push('\'');
+    out.push_str(&s.replace('\'', "''"));
+    out.push('\'');
+}
+
+/// Appends a hex literal: `X'..'` (an empty one is `''`).
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    if bytes.is_empty() {
+        out.push_str("''");
+        return;
+    }
+    out.push_str("X'");
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out.push('\'');
+}
+
+/// Decodes the `\x`-prefixed hex text a binary column is extracted as.
+pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let hex = s.strip_prefix("\\x")?;
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
+        _ => 28,
+    }
+}
+
+fn number(text: &str) -> Option<u32> {
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+/// A calendar date `YYYY-MM-DD` (no zero month or day), as (y, m, d).
+fn parse_date(s: &str) -> Option<(u32, u32, u32)> {
+    let (y, rest) = s.split_at_checked(4)?;
+    let rest = rest.strip_prefix('-')?;
+    let (m, rest) = rest.split_at_checked(2)?;
+    let d = rest.strip_prefix('-')?;
+    let (y, m, d) = (number(y)?, number(m)?, number(d)?);
+    (d.to_string().len() <= 2
+        && (1..=12).contains(&m)
+        && (1..=days_in_month(y, m)).contains(&d)
+        && y >= 1)
+        .then_some((y, m, d))
+}
+
+/// Checks date-time text for a DATETIME or TIMESTAMP column and returns
+/// it in the server's form (`YYYY-MM-DD HH:MM:SS[.f]`); `utc` accepts a
+/// trailing `Z` or `+00:00` (the session is in UTC).
+fn date_time(s: &str, fraction: u32, utc: bool, column: &str) -> Result<String, String> {
+    let bad = || format!("text {s:?} is not a date and time a {column} column takes");
+    let (date, time) = match s.split_once(['T', ' ']) {
+        Some((d, t)) => (d, t),
+        None => (s, "00:00:00"),
+    };
+    parse_date(date).ok_or_else(bad)?;
+    let (time, offset) = match time.find(['Z', 'z', '+', '-']) {
+        Some(i) => time.split_at(i),
+        None => (time, ""),
+    };
+    if !offset.is_empty() {
+        let is_utc = matches!(offset, "Z" | "z" | "+00:00" | "+0000" | "+00" | "-00:00");
+        if !(utc && is_utc) {
+            return Err(format!(
+                "text {s:?} carries a UTC offset, which a {column} column would drop"
+            ));
+        }
+    }
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let parts: Vec<&str> = hms.split(':').collect();
+    let [h, m, sec] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let ok = h.len() == 2
+        && m.len() == 2
+        && sec.len() == 2
+        && number(h).is_some_and(|h| h < 24)
+        && number(m).is_some_and(|m| m < 60)
+        && number(sec).is_some_and(|s| s < 60)
+        && (frac.is_empty() || number(frac).is_some())
+        && frac.len() <= 9;
+    if !ok {
+        return Err(bad());
+    }
+    if frac.trim_end_matches('0').len() > fraction as usize {
+        return Err(format!(
+            "text {s:?} has more fractional seconds than the {column} column keeps ({fraction})"
+        ));
+    }
+    let mut out = format!("{date} {hms}");
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    Ok(out)
+}
+
+/// Appends `value` as a literal for a column of `kind` (named `column_type`
+/// in messages), or says why it does not fit.
+pub fn push_value(
+    out: &mut String,
+    kind: &Kind,
+    column_type: &str,
+    value: &Raw<'_>,
+) -> Result<(), String> {
+    let misfit = || format!("{} does not fit a {column_type} column", value.describe());
+    match (kind, value) {
+        (_, Raw::Null) => out.push_str("NULL"),
+        (Kind::Int { min, max, .. }, Raw::Number(n) | Raw::Str(n)) if is_canonical_integer(n) => {
+            let i: i128 = n.parse().map_err(|_| misfit())?;
+            if i < *min || i > *max {
+                return Err(misfit());
+            }
+            out.push_str(n);
+        }
+        (
+            Kind::Int {
+                tiny_bool: true, ..
+            },
+            Raw::Bool(b),
+        ) => out.push(if *b { '1' } else { '0' }),
+        (Kind::Float { single }, Raw::Number(n) | Raw::Str(n))
+            if matches!(value, Raw::Number(_)) || decimal_parts(n).is_some() =>
+        {
+            let f = exact_float(n).ok_or_else(misfit)?;
+            // A FLOAT keeps 32 bits and reads back as the float's shortest
+            // text: the value fits when that text is the same number.
+            let single_back = || (f as f32).to_string().parse::<f64>().ok();
+            if *single && ((f as f32).is_infinite() || single_back() != Some(f)) {
+                return Err(misfit());
+            }
+            // In exponent form: MySQL reads a literal with a decimal point
+            // and more than 65 digits as a DECIMAL and clamps it (10^300
+            // written out became 1e65); with an exponent it is a DOUBLE,
+            // and the shortest exponent text reads back as the same float.
+            out.push_str(&format!("{f:e}"));
+        }
+        (
+            Kind::Decimal {
+                precision,
+                scale,
+                unsigned,
+            },
+            Raw::Number(n) | Raw::Str(n),
+        ) => {
+            let (negative, int, frac) = decimal_parts(n).ok_or_else(misfit)?;
+            let int_digits = int.trim_start_matches('0').len();
+            let frac_digits = frac.trim_end_matches('0').len();
+            let zero = int_digits == 0 && frac_digits == 0;
+            if int_digits > precision.saturating_sub(*scale) as usize
+                || frac_digits > *scale as usize
+                || (*unsigned && negative && !zero)
+            {
+                return Err(misfit());
+            }
+            out.push_str(n);
+        }
+        (Kind::Bit(1), Raw::Bool(b)) => out.push_str(if *b { "b'1'" } else { "b'0'" }),
+        (Kind::Bit(bits), Raw::Number(n)) if is_canonical_integer(n) => {
+            let i: i128 = n.parse().map_err(|_| misfit())?;
+            if i < 0 || i >= 1i128 << bits {
+                return Err(misfit());
+            }
+            out.push_str(n);
+        }
+        (Kind::Text(limit), Raw::Str(s) | Raw::Number(s) | Raw::Nested(s)) => {
+            if limit.is_some_and(|l| s.chars().count() as u64 > l) {
+                return Err(format!(
+                    "{} is longer than the {column_type} column holds",
+                    value.describe()
+                ));
+            }
+            push_text(out, s);
+        }
+        (Kind::Text(_), Raw::Bool(b)) => push_text(out, if *b { "true" } else { "false" }),
+        (Kind::Binary(limit), Raw::Str(s) | Raw::Number(s)) => {
+            let bytes = decode_hex(s).unwrap_or_else(|| s.as_bytes().to_vec());
+            if limit.is_some_and(|l| bytes.len() as u64 > l) {
+                return Err(format!(
+                    "{} is longer than the {column_type} column holds",
+                    value.describe()
+                ));
+            }
+            push_hex(out, &bytes);
+        }
+        (Kind::Json, other) => push_text(out, &other.to_json()),
+        (Kind::Date, Raw::Str(s)) => {
+            parse_date(s).ok_or_else(|| format!("text {s:?} is not a date (YYYY-MM-DD)"))?;
+            push_text(out, s);
+        }
+        (Kind::DateTime(fraction), Raw::Str(s)) => {
+            push_text(out, &date_time(s, *fraction, false, column_type)?);
+        }
+        (Kind::Timestamp(fraction), Raw::Str(s)) => {
+            let text = date_time(s, *fraction, true, column_type)?;
+            let whole = &text[..19.min(text.len())];
+            if !("1970-01-01 00:00:01"..="2038-01-19 03:14:07").contains(&whole) {
+                return Err(format!(
+                    "text {s:?} is outside the range of a TIMESTAMP column (1970 to 2038)"
+                ));
+            }
+            push_text(out, &text);
+        }
+        (Kind::Other, Raw::Str(s) | Raw::Number(s)) => push_text(out, s),
+        _ => return Err(misfit()),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(kind: &Kind, value: Raw<'_>) -> Result<String, String> {
+        let mut out = String::new();
+        push_value(&mut out, kind, "x", &value).map(|()| out)
+    }
+
+    fn num(s: &str) -> Raw<'_> {
+        Raw::Number(s.into())
+    }
+
+    fn text(s: &str) -> Raw<'_> {
+        Raw::Str(s.into())
+    }
+
+    #[test]
+    fn integers_by_range() {
+        let unsigned = Kind::from_info(&ColumnInfo {
+            data_type: "bigint".into(),
+            column_type: "bigint(20) unsigned".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            lit(&unsigned, num("18446744073709551615")).unwrap(),
+            "18446744073709551615"
+        );
+        assert!(lit(&unsigned, num("18446744073709551616")).is_err());
+        assert!(lit(&unsigned, num("-1")).is_err());
+        assert_eq!(
+            lit(&unsigned, text("18446744073709551615")).unwrap(),
+            "18446744073709551615"
+        );
+        assert!(lit(&unsigned, text("00501")).is_err());
+        assert!(lit(&unsigned, num("1.5")).is_err());
+    }
+
+    #[test]
+    fn decimals_keep_every_digit() {
+        let d = Kind::Decimal {
+            precision: 10,
+            scale: 2,
+            unsigned: false,
+        };
+        assert_eq!(lit(&d, text("12.50")).unwrap(), "12.50");
+        assert_eq!(lit(&d, num("-12.5")).unwrap(), "-12.5");
+        assert!(lit(&d, num("1.234")).is_err());
+        assert!(lit(&d, num("123456789.1")).is_err());
+        assert!(lit(&d, num("1e2")).is_err());
+        assert!(lit(&d, text("n/a")).is_err());
+    }
+
+    #[test]
+    fn strings_and_bytes() {
+        assert_eq!(lit(&Kind::Text(None), text("it's")).unwrap(), "'it''s'");
+        assert_eq!(lit(&Kind::Text(None), text("a\\b")).unwrap(), "'a\\b'");
+        assert!(lit(&Kind::Text(Some(3)), text("東京都x")).is_err());
+        assert_eq!(
+            lit(&Kind::Text(Some(3)), text("東京都")).unwrap(),
+            "'東京都'"
+        );
+        assert_eq!(
+            lit(&Kind::Binary(None), text("\\x00ff")).unwrap(),
+            "X'00ff'"
+        );
+        assert_eq!(lit(&Kind::Binary(None), text("ab")).unwrap(), "X'6162'");
+        assert_eq!(lit(&Kind::Json, text("x")).unwrap(), "'\"x\"'");
+        assert_eq!(
+            lit(&Kind::Text(None), text("a\0b")).unwrap(),
+            "_utf8mb4 X'610062'"
+        );
+    }
+
+    #[test]
+    fn dates_and_times() {
+        assert!(lit(&Kind::Date, text("2026-02-29")).is_err());
+        assert!(lit(&Kind::Date, text("0000-00-00")).is_err());
+        assert_eq!(
+            lit(&Kind::Date, text("2024-02-29")).unwrap(),
+            "'2024-02-29'"
+        );
+        assert_eq!(
+            lit(&Kind::DateTime(0), text("2026-11-01T09:15:00")).unwrap(),
+            "'2026-11-01 09:15:00'"
+        );
+        assert!(lit(&Kind::DateTime(0), text("2026-11-01T09:15:00.5")).is_err());
+        assert!(lit(&Kind::DateTime(6), text("2026-11-01T09:15:00Z")).is_err());
+        assert_eq!(
+            lit(&Kind::Timestamp(3), text("2026-11-01T09:15:00.250Z")).unwrap(),
+            "'2026-11-01 09:15:00.250'"
+        );
+        assert!(lit(&Kind::Timestamp(0), text("2026-11-01T09:15:00+02:00")).is_err());
+        assert!(lit(&Kind::Timestamp(0), text("1960-01-01 00:00:00")).is_err());
+    }
+
+    #[test]
+    fn booleans_and_floats() {
+        assert_eq!(lit(&Kind::Bit(1), Raw::Bool(true)).unwrap(), "b'1'");
+        assert!(lit(&Kind::Bit(1), num("2")).is_err());
+        assert!(lit(&Kind::Float { single: true }, num("16777217")).is_err());
+        assert_eq!(
+            lit(&Kind::Float { single: true }, num("0.1")).unwrap(),
+            "1e-1"
+        );
+        assert_eq!(
+            lit(&Kind::Float { single: false }, num("0.1")).unwrap(),
+            "1e-1"
+        );
+        let written_out = format!("1{}.0", "0".repeat(300));
+        assert_eq!(
+            lit(&Kind::Float { single: false }, num(&written_out)).unwrap(),
+            "1e300"
+        );
+        assert!(lit(&Kind::of(FieldType::Integer), Raw::Bool(true)).is_err());
+    }
+}
