@@ -89,8 +89,9 @@ pub struct HttpArgs {
     pub limit_param: Option<String>,
 
     /// Incremental: send the bookmark (or --since) to the API as query
-    /// parameter NAME, so that it returns only newer records (they are still
-    /// checked against the bookmark here)
+    /// parameter NAME, so that it returns only newer records. The API should
+    /// include records at that very value (>=): those already loaded are
+    /// skipped here, as every record is still checked against the bookmark
     #[arg(
         long,
         value_name = "NAME",
@@ -217,7 +218,8 @@ pub(super) fn plan(
         )));
     }
     let h = &args.http;
-    let mut start = Url::parse(url).map_err(|e| usage(format!("{url}: {e}")))?;
+    // The URL may hold a credential (?api_key=...): the error does not repeat it.
+    let mut start = Url::parse(url).map_err(|e| usage(format!("the INPUT URL: {e}")))?;
     let mut redactor = Redactor::default();
     let mut headers = Vec::new();
     for text in &h.headers {

@@ -142,11 +142,11 @@ impl HttpSource {
                 None => backoff(retry),
             };
             retry += 1;
-            progress.warn(&format!(
+            progress.warn(&self.redactor().redact(&format!(
                 "page {number}: {why}; retry {retry} of {} in {:.1} s",
                 self.plan.retries,
                 wait.as_secs_f64()
-            ));
+            )));
             std::thread::sleep(wait);
         }
     }
@@ -306,6 +306,9 @@ fn classify(err: &ureq::Error) -> Failed {
         E::BodyExceedsLimit(limit) => Failed::Fatal(anyhow!(
             "the page is larger than {} MiB; ask the API for smaller pages",
             limit / (1024 * 1024)
+        )),
+        E::Rustls(e) => Failed::Fatal(anyhow!(
+            "TLS: {e} (an API with a private CA needs --ca-cert)"
         )),
         other => Failed::Fatal(anyhow!("{other}")),
     }
