@@ -338,6 +338,60 @@ fn a_server_that_dies_or_sends_no_json_mid_way_cuts_the_stream() {
 }
 
 #[test]
+fn a_page_cut_off_mid_body_is_fetched_again_and_nothing_repeats() {
+    let dir = tempdir();
+    let api = Api::orders(300, None);
+    let page_two = serde_json::to_vec(&json!({"data": [order(100), order(101)]})).expect("json");
+    api.fault(2, Reply::Cut(page_two[..page_two.len() / 2].to_vec()));
+    let out = extract(dir.path(), &[&api.url(), "--next", "next"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(ids(&records(&stdout(&out))), (1..=300).collect::<Vec<_>>());
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("etl-extract: warning: page 2: connection failed: ")
+            && err.contains("; retry 1 of 5 in 1."),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_body_that_links_to_more_pages_is_not_read_as_one_page() {
+    let dir = tempdir();
+    let server = Server::start(|r| {
+        Reply::json(&match r.param("cursor") {
+            None => json!({"items": [{"id": 1}], "paging": {"nextPageToken": "p2"}}),
+            Some(_) => json!({"items": [{"id": 2}], "paging": {"nextPageToken": null}}),
+        })
+    });
+    let out = extract(dir.path(), &[&server.url("/v2/items")]);
+    assert_eq!(code(&out), 1);
+    assert!(!stdout(&out).contains(r#""@etl":"end""#));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "etl-extract: error: {}: page 1: the response has a next page (paging.nextPageToken \
+             is \"p2\") but no pagination was chosen and no Link header came: follow it with \
+             --cursor-param NAME --cursor-path paging.nextPageToken; without that only this page \
+             would be read\n",
+            server.url("/v2/items")
+        )
+    );
+    let out = extract(
+        dir.path(),
+        &[
+            &server.url("/v2/items"),
+            "--cursor-param",
+            "cursor",
+            "--cursor-path",
+            "paging.nextPageToken",
+            "-q",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(ids(&records(&stdout(&out))), [1, 2]);
+}
+
+#[test]
 fn the_token_shows_in_no_output_message_rejects_file_or_row() {
     let dir = tempdir();
     let d = dir.path();

@@ -72,6 +72,8 @@ pub struct Pager {
     seen: HashMap<String, u64>,
     previous: Option<u64>,
     offset: u64,
+    /// The cursor the last page was asked for with.
+    sent: Option<String>,
 }
 
 impl Pager {
@@ -85,6 +87,7 @@ impl Pager {
             seen,
             previous: None,
             offset: 0,
+            sent: None,
         }
     }
 
@@ -116,9 +119,15 @@ impl Pager {
         match &style {
             Pagination::LinkHeader => {
                 let Some(link) = page.links.iter().find_map(|v| next_link(v)) else {
+                    if let Some(advice) = unfollowed_pages(page.body) {
+                        bail!(
+                            "page {}: {advice}; without that only this page would be read",
+                            page.number
+                        );
+                    }
                     return Ok(None);
                 };
-                self.follow(page, &link, "Link header").map(Some)
+                self.follow(page, &link, "Link header")
             }
             Pagination::NextLink(path) => {
                 let link = match path.find(page.body) {
@@ -132,7 +141,7 @@ impl Pager {
                     ),
                 };
                 let where_ = format!("--next {path}");
-                self.follow(page, &link, &where_).map(Some)
+                self.follow(page, &link, &where_)
             }
             Pagination::Cursor { param, path } => {
                 let token = match path.find(page.body) {
@@ -146,6 +155,11 @@ impl Pager {
                         crate::record::describe_kind(other)
                     ),
                 };
+                // An empty page that hands back the cursor it was asked
+                // with says "nothing more yet" (APIs meant for polling do).
+                if page.records == 0 && self.sent.as_deref() == Some(token.as_str()) {
+                    return Ok(None);
+                }
                 if let Some(first) = self.seen.insert(format!("cursor {token}"), page.number) {
                     bail!(
                         "pagination did not advance: page {} returned the cursor {token:?} \
@@ -153,7 +167,9 @@ impl Pager {
                         page.number
                     );
                 }
-                Ok(Some(self.start.with_param(param, &token)))
+                let next = self.start.with_param(param, &token);
+                self.sent = Some(token);
+                Ok(Some(next))
             }
             Pagination::Offset { param } => {
                 if page.records == 0 {
@@ -174,13 +190,17 @@ impl Pager {
         }
     }
 
-    fn follow(&mut self, page: &Page<'_>, link: &str, where_: &str) -> Result<Url> {
+    fn follow(&mut self, page: &Page<'_>, link: &str, where_: &str) -> Result<Option<Url>> {
         let url = page.url.join(link).map_err(|e| {
             anyhow::anyhow!(
                 "page {}: the next link ({where_}) is not usable: {e}",
                 page.number
             )
         })?;
+        // An empty page linking to itself says "nothing more yet".
+        if page.records == 0 && url == *page.url {
+            return Ok(None);
+        }
         if url.origin() != self.start.origin() {
             bail!(
                 "page {}: the next link ({where_}) leaves {} for {}; etlkit does not send \
@@ -197,7 +217,7 @@ impl Pager {
                 page.number
             );
         }
-        Ok(url)
+        Ok(Some(url))
     }
 
     fn check_new_records(&mut self, page: &Page<'_>, param: &str) -> Result<()> {
@@ -210,6 +230,95 @@ impl Pager {
             );
         }
         Ok(())
+    }
+}
+
+/// Objects of a body where APIs put their paging fields.
+const PAGING_OBJECTS: [&str; 8] = [
+    "links",
+    "_links",
+    "meta",
+    "pagination",
+    "paging",
+    "response_metadata",
+    "page_info",
+    "pageinfo",
+];
+
+/// What to do about a body that says more pages follow (a non-empty
+/// `next...` field, `has_more: true`) when no pagination was chosen and no
+/// Link header came: reading one page and calling it complete would drop
+/// the rest silently.
+fn unfollowed_pages(body: &Value) -> Option<String> {
+    let Value::Object(top) = body else {
+        return None;
+    };
+    let mut places = vec![(Vec::new(), top)];
+    for (key, value) in top {
+        if let Value::Object(inner) = value
+            && PAGING_OBJECTS.contains(&key.to_ascii_lowercase().as_str())
+        {
+            places.push((vec![key.as_str()], inner));
+        }
+    }
+    let choose = "choose --next, --cursor-param with --cursor-path, --offset-param or --page-param";
+    for (prefix, fields) in places {
+        for (key, value) in fields {
+            let lower = key.to_ascii_lowercase();
+            let mut steps = prefix.clone();
+            steps.push(key.as_str());
+            let flag = matches!(lower.as_str(), "has_more" | "hasmore" | "more")
+                || (lower.contains("next") && value.is_boolean());
+            if flag {
+                if value == &Value::Bool(true) {
+                    return Some(format!(
+                        "the response says {} is true, but no pagination was chosen: {choose}",
+                        path_text(&steps)
+                    ));
+                }
+                continue;
+            }
+            if !lower.contains("next") {
+                continue;
+            }
+            let (value, steps) = match value.get("href").filter(|h| h.is_string()) {
+                Some(href) => (href, [steps, vec!["href"]].concat()),
+                None => (value, steps),
+            };
+            let more = match value {
+                Value::String(s) => !s.trim().is_empty(),
+                Value::Number(_) => true,
+                _ => false,
+            };
+            if !more {
+                continue;
+            }
+            let path = path_text(&steps);
+            let flags = if lower.contains("cursor") || lower.contains("token") {
+                format!("--cursor-param NAME --cursor-path {path}")
+            } else {
+                format!("--next {path}")
+            };
+            return Some(format!(
+                "the response has a next page ({path} is {}) but no pagination was chosen \
+                 and no Link header came: follow it with {flags}",
+                crate::record::preview(value)
+            ));
+        }
+    }
+    None
+}
+
+/// A place as a user writes it: dotted, or a JSON pointer when a step holds
+/// a dot or slash.
+fn path_text(steps: &[&str]) -> String {
+    if steps.iter().any(|s| s.contains(['.', '/', '~'])) {
+        steps
+            .iter()
+            .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+            .collect()
+    } else {
+        steps.join(".")
     }
 }
 
@@ -342,6 +451,69 @@ mod tests {
                 .next(&page(2, &second, &json!({"data": []}), &[]))
                 .unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn an_empty_page_handing_back_its_own_cursor_or_link_is_the_end() {
+        let start = Url::parse("http://h/x").unwrap();
+        let style = Pagination::Cursor {
+            param: "c".into(),
+            path: JsonPath::field("next"),
+        };
+        let mut pager = Pager::new(style, start.clone());
+        let full = json!({"data": [1], "next": "t1"});
+        let second = pager.next(&page(1, &start, &full, &[])).unwrap().unwrap();
+        let empty = json!({"data": [], "next": "t1"});
+        assert_eq!(pager.next(&page(2, &second, &empty, &[])).unwrap(), None);
+
+        let mut pager = Pager::new(Pagination::NextLink(JsonPath::field("next")), start.clone());
+        let itself = json!({"data": [], "next": "/x"});
+        assert_eq!(pager.next(&page(1, &start, &itself, &[])).unwrap(), None);
+    }
+
+    #[test]
+    fn a_paginated_body_without_chosen_pagination_fails() {
+        let start = Url::parse("http://h/x").unwrap();
+        let mut pager = Pager::new(Pagination::LinkHeader, start.clone());
+        let advice = |body: Value| unfollowed_pages(&body).unwrap_or_default();
+        assert!(
+            advice(json!({"data": [1], "next": "/x?p=2"})).ends_with("follow it with --next next")
+        );
+        assert!(
+            advice(json!({"data": [1], "meta": {"next_cursor": "abc"}}))
+                .ends_with("--cursor-param NAME --cursor-path meta.next_cursor")
+        );
+        assert!(
+            advice(json!({"value": [], "@odata.nextLink": "https://h/x?$skip=10"}))
+                .ends_with("--next /@odata.nextLink")
+        );
+        assert!(
+            advice(json!({"_links": {"next": {"href": "/x?p=2"}}}))
+                .ends_with("--next _links.next.href")
+        );
+        assert!(advice(json!({"data": [], "has_more": true})).contains("has_more is true"));
+        for finished in [
+            json!({"data": [1], "next": null}),
+            json!({"data": [1], "next": ""}),
+            json!({"data": [1], "has_more": false, "meta": {"next_cursor": null}}),
+            json!({"data": [1], "_links": {"next": null}}),
+            json!([1, 2]),
+        ] {
+            assert_eq!(unfollowed_pages(&finished), None, "{finished}");
+        }
+        let err = pager
+            .next(&page(
+                1,
+                &start,
+                &json!({"data": [1], "next": "/x?p=2"}),
+                &[],
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("page 1: the response has a next page"),
+            "{err}"
         );
     }
 

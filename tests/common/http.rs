@@ -45,6 +45,9 @@ pub enum Reply {
     /// Close the connection without answering, and stop listening: the
     /// server is gone (later connections are refused).
     Die,
+    /// Send a 200 whose body stops half-way (the Content-Length promises
+    /// twice what comes), then close the connection.
+    Cut(Vec<u8>),
 }
 
 impl Reply {
@@ -158,6 +161,15 @@ fn serve(
                     "Content-Length: {}\r\nConnection: close\r\n\r\n",
                     body.len()
                 ));
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+                let _ = stream.flush();
+            }
+            Reply::Cut(body) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len() * 2
+                );
                 let _ = stream.write_all(head.as_bytes());
                 let _ = stream.write_all(&body);
                 let _ = stream.flush();
