@@ -13,6 +13,7 @@ use crate::files::ndjson::NdjsonSource;
 use crate::files::parquet::ParquetSource;
 use crate::format::Format;
 use crate::format::csv::Quoting;
+use crate::http::source::HttpSource;
 use crate::incremental::{Incremental, Verdict};
 use crate::mysql::source::{MysqlSource, ZeroDates};
 use crate::output;
@@ -66,6 +67,8 @@ pub enum Inputs {
         /// The table or query.
         selection: Selection,
     },
+    /// An HTTP JSON API, page by page.
+    Http(Box<crate::http::HttpPlan>),
 }
 
 /// A checked `etl-extract` run.
@@ -240,7 +243,10 @@ pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
 pub fn run(plan: ExtractPlan) -> Result<Outcome> {
     let size = match &plan.inputs {
         Inputs::Files { locations, .. } => locations.iter().map(Location::size).sum(),
-        Inputs::Sqlite { .. } | Inputs::Postgres { .. } | Inputs::Mysql { .. } => None,
+        Inputs::Sqlite { .. }
+        | Inputs::Postgres { .. }
+        | Inputs::Mysql { .. }
+        | Inputs::Http(_) => None,
     };
     let progress = Progress::new(PROGRAM, plan.verbosity, size);
     let mut rejects = plan.rejects.open()?;
@@ -362,6 +368,15 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                 let mut source = PgSource::open(url, schema.as_deref(), selection, window)?;
                 begin.source = Some(crate::pg::conn::redact(url));
                 begin.schema = source.schema();
+                write_begin(&begin)?;
+                source.run(&mut emit, &mut cx)?;
+            }
+            Inputs::Http(http) => {
+                let lower = window_bounds.as_ref().and_then(|(lower, _)| lower.as_ref());
+                let mut source = HttpSource::open((**http).clone(), lower)?;
+                begin.source = Some(source.name());
+                // Begun before the first request: a run that fails from
+                // here on is a cut stream downstream, never an empty one.
                 write_begin(&begin)?;
                 source.run(&mut emit, &mut cx)?;
             }

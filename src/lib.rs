@@ -11,6 +11,7 @@ pub mod extract;
 pub mod files;
 pub mod format;
 pub mod harness;
+pub mod http;
 pub mod incremental;
 pub mod load;
 pub mod mysql;

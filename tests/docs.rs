@@ -161,8 +161,22 @@ fn help_examples_run() {
             if example.contains("mysql://") && mysql_url().is_none() {
                 continue;
             }
-            let out = bash(example, dir.path());
+            // An API example runs against a local orders API wanting a token.
+            let api = example
+                .contains("https://api.example.com")
+                .then(|| crate::common::http::Api::orders(250, Some("docs-example-token")));
+            let script = match &api {
+                Some(api) => format!(
+                    "export API_TOKEN=docs-example-token\n{}",
+                    example.replace("https://api.example.com", &api.server.base())
+                ),
+                None => example.to_string(),
+            };
+            let out = bash(&script, dir.path());
             assert_eq!(code(&out), 0, "{example}\n{}", stderr(&out));
+            if let Some(api) = api {
+                assert_eq!(api.server.requests().len(), 3, "{example}: every page read");
+            }
             ran += 1;
         }
     }

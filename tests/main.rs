@@ -8,6 +8,7 @@ mod docs;
 mod extract;
 mod files;
 mod formats;
+mod http;
 mod incremental;
 mod load;
 mod modes;

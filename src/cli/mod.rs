@@ -3,6 +3,7 @@
 //! that happens here; the program modules turn these into checked plans.
 
 pub mod extract;
+pub mod http;
 pub mod load;
 pub mod transform;
 pub mod watch;

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod http;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
