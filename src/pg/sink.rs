@@ -816,7 +816,7 @@ impl Sink for PgSink {
                 ))
                 .map_err(pg_err("cannot create or migrate the batch table"))?;
         }
-        client
+        let recorded = client
             .execute(
                 &format!(
                     "INSERT INTO {table} (target_table, stream, id) VALUES ($1, $2, $3) \
@@ -825,6 +825,15 @@ impl Sink for PgSink {
                 &[&self.table, &stream, &id],
             )
             .map_err(pg_err("cannot record the batch"))?;
+        if recorded == 0 {
+            // Another load of the same batch (one left running by a
+            // crashed watcher) committed it after we looked: loading it
+            // too would repeat it. The rerun finds it and skips it.
+            bail!(
+                "batch {id} was committed by another load meanwhile; nothing of this run \
+                 is committed (run it again: the batch is then skipped)"
+            );
+        }
         Ok(())
     }
 
