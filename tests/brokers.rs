@@ -619,6 +619,40 @@ fn nats_batch_in_flight_is_sent_again_with_its_id() {
     nats.delete_stream(&stream);
 }
 
+#[test]
+fn help_examples_run() {
+    let redis = reachable(REDIS_ADDR, "Redis", "ETLKIT_REQUIRE_REDIS");
+    let nats = reachable(NATS_ADDR, "NATS", "ETLKIT_REQUIRE_NATS");
+    let dir = tempdir();
+    let mut c = cmd(WATCH, dir.path());
+    c.env("COLUMNS", "1000").arg("--help");
+    let help = stdout(&run(c));
+    let examples: Vec<&str> = help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("$ "))
+        .filter(|e| e.contains("nats://") || e.contains("redis://"))
+        .collect();
+    assert_eq!(examples.len(), 2, "{help}");
+    // Names of their own: other tests share these servers.
+    let name = unique("helpex");
+    for example in examples {
+        if (example.contains("nats://") && !nats) || (example.contains("redis://") && !redis) {
+            continue;
+        }
+        let example = example
+            .replace("orders", &name)
+            .replace("ORDERS", &name.to_uppercase());
+        let out = bash(&example, dir.path());
+        assert_eq!(code(&out), 0, "{example}\n{}", stderr(&out));
+    }
+    if redis {
+        Redis::connect().call(&["DEL", &name]);
+    }
+    if nats {
+        Nats::connect().delete_stream(&name.to_uppercase());
+    }
+}
+
 /// Starts a watcher in its own process group.
 fn spawn_watch(dir: &Path, args: &[String], log: &str) -> Child {
     let log = std::fs::File::create(dir.join(log)).expect("log");

@@ -53,10 +53,37 @@ each line becomes {\"line\":...,\"file\":...,\"offset\":...}; ndjson lines pass
 through (a line that is not a JSON object is a reject); csv files are read
 with their header line, every value as text.
 
+Brokers: etl-watch nats://HOST[:PORT] --subject SUBJECT --durable NAME
+reads a NATS JetStream stream through a durable pull consumer (created when
+missing; a missing stream is an error unless --create-stream), and
+etl-watch redis://HOST[:PORT][/DB] --key KEY --group NAME reads a Redis
+stream through a consumer group with XREADGROUP (group created when
+missing). A message's record is its payload (a Redis entry's payload field;
+an entry without one is one record of all its fields), read by --format:
+ndjson (the default for brokers), lines, or csv with a header line in each
+payload. --checkpoint is required: it names the batch in flight. A batch's
+position is the broker's sequence range (stream, consumer, first..last) and
+its id derives from it. Messages are acknowledged (JetStream ack, Redis
+XACK) only after --exec exited 0, or, without --exec, once the batch was
+written and flushed to stdout (a reader that dies after that loses it: use
+--exec for exactly once). After a crash the unacknowledged messages come
+again; the batch named in the checkpoint is rebuilt from exactly its
+messages and sent again with the same id, which etl-load skips if it
+committed it. Redis gives them back at once (the consumer's pending
+entries: keep --consumer the same); JetStream redelivers after --ack-wait,
+so the batch is read from the stream by sequence and those deliveries are
+acknowledged when they come. A message that is not valid for --format goes
+to --rejects with its sequence number and is acknowledged once written
+there (the file is added to across runs). A batch holds at most the
+consumer's max_ack_pending messages (a consumer etl-watch creates allows
+twice --batch-rows).
+
 Examples:
   $ etl-watch --once --format csv sample-data/orders.csv --batch-rows 5 | grep -c '\"@etl\":\"end\"'
   $ etl-watch --once --format ndjson sample-data/events.ndjson --checkpoint events.ckpt --exec 'etl-load wh.db --table events_watch'
   $ etl-watch --once sample-data/events.ndjson --batch-rows 3 | head -n 2
+  $ etl-watch redis://127.0.0.1:6379 --key orders --group etl --create-stream --once --checkpoint orders.ckpt --exec 'etl-load wh.db --table orders'
+  $ etl-watch nats://127.0.0.1:4222 --subject 'orders.>' --durable etl-orders --js-stream ORDERS --create-stream --once --checkpoint nats.ckpt --exec 'etl-load wh.db --table orders'
 ";
 
 /// Follow files or stdin and hand on micro-batches, losing and repeating nothing
