@@ -26,7 +26,7 @@ mkdir -p "$state"
 
 case "$url" in
   redis://*) from=(--key "$source" --group "${GROUP:-etl}" --consumer "${CONSUMER:-$(hostname)}") ;;
-  nats://*)  from=(--subject "$source" --durable "${DURABLE:-etl-$table}") ;;
+  nats://*)  from=(--subject "$source" --durable "${DURABLE:-etl-$table}" --ack-wait "${ACK_WAIT:-60}") ;;
   *) echo "watch-broker.sh: URL must be redis:// or nats://" >&2; exit 2 ;;
 esac
 
