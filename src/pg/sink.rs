@@ -825,7 +825,8 @@ impl Sink for PgSink {
                 &[&self.table, &stream, &id],
             )
             .map_err(pg_err("cannot record the batch"))?;
-        if recorded == 0 {
+        if recorded == 0 && self.options.mode != LoadMode::Replace {
+            // (A replace run loads a committed batch again on purpose.)
             // Another load of the same batch (one left running by a
             // crashed watcher) committed it after we looked: loading it
             // too would repeat it. The rerun finds it and skips it.
