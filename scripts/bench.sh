@@ -251,6 +251,41 @@ check "incremental rerun emits nothing" "0" "$(grep -vc '^{\"@etl' inc.out || tr
 bm_kb=$(sqlite3 inc.db 'SELECT length(bookmark) / 1024 FROM _etl_state')
 row "incremental rerun, $rows rows on one cursor value" "${last_time}s (${last_rss} MB), bookmark ${bm_kb} KB" "plain extract: ${c_plain}s" "$(ratio "$last_time" "$c_plain")x" "≤ 2x, linear"
 
+# 8. Redis stream -> SQLite: etl-watch (consumer group, acknowledged after
+# each commit, exactly once) against a plain consumer written with the
+# broker's own CLI (redis-cli XREADGROUP, no acknowledgement) piped into
+# etl-load. NATS is not measured here: its CLI (nats) is not packaged for
+# the machines this runs on.
+redis_addr=${ETLKIT_BENCH_REDIS:-127.0.0.1:6379}
+messages=$(( rows / 10 ))
+if command -v redis-cli >/dev/null && redis-cli -u "redis://$redis_addr" PING >/dev/null 2>&1; then
+  echo "8. Redis stream -> SQLite ($messages messages)" >&2
+  rkey="etl_bench_$$"
+  fill_redis() {
+    redis-cli -u "redis://$redis_addr" DEL "$rkey" >/dev/null
+    awk -v n="$messages" -v key="$rkey" 'BEGIN {
+      for (i = 0; i < n; i++) {
+        p = sprintf("{\"id\":%d,\"customer\":\"c%d\",\"amount\":%d.25,\"note\":\"order %d, \\\"rush\\\"\"}", i, i % 977, i % 500, i)
+        printf "*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$7\r\npayload\r\n$%d\r\n%s\r\n", length(key), key, length(p), p
+      }
+    }' | redis-cli -u "redis://$redis_addr" --pipe >/dev/null
+  }
+  bench "etlkit" "rm -f m.db m.ckpt; $(declare -f fill_redis); rkey=$rkey messages=$messages redis_addr=$redis_addr fill_redis" \
+    "$(T w) etl-watch -q redis://$redis_addr --key $rkey --group bench --once --batch-rows 50000 --checkpoint m.ckpt --exec 'etl-load -q m.db --table msgs'"
+  m_time=$last_time; m_rss=$last_rss
+  check "etl-watch message count" "$messages" "$(sqlite3 m.db 'SELECT count(DISTINCT id) FROM msgs')"
+  check "etl-watch acknowledgements" "0" "$(redis-cli -u "redis://$redis_addr" XPENDING "$rkey" bench | head -n 1)"
+  bench "redis-cli | etl-load" "rm -f n.db; $(declare -f fill_redis); rkey=$rkey messages=$messages redis_addr=$redis_addr fill_redis; redis-cli -u redis://$redis_addr XGROUP CREATE $rkey plain 0 >/dev/null" \
+    "redis-cli -u redis://$redis_addr --raw XREADGROUP GROUP plain c COUNT $messages STREAMS $rkey '>' | awk 'prev == \"payload\" {print} {prev = \$0}' | $(T l) etl-load -q n.db --table msgs"
+  check "redis-cli message count" "$messages" "$(sqlite3 n.db 'SELECT count(DISTINCT id) FROM msgs')"
+  redis-cli -u "redis://$redis_addr" DEL "$rkey" >/dev/null
+  row "Redis stream → SQLite, $messages messages" "${m_time}s ($(awk -v n="$messages" -v t="$m_time" 'BEGIN {printf "%d", n / t}') msg/s, ${m_rss} MB)" "redis-cli XREADGROUP | etl-load: ${last_time}s" "$(ratio "$m_time" "$last_time")x" "≤ 1.5x"
+else
+  row "Redis stream → SQLite" "skipped" "redis-cli | etl-load" "–" "≤ 1.5x"
+  notes+=("Redis stream → SQLite: no redis-cli, or no server at \$ETLKIT_BENCH_REDIS (default 127.0.0.1:6379).")
+fi
+notes+=("NATS JetStream → SQLite: not measured; the nats CLI (the plain consumer to compare with) is not installed.")
+
 # 6. Memory of the streaming paths as input grows
 echo "6. memory" >&2
 if [ -n "$gnu_time" ]; then

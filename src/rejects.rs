@@ -31,10 +31,28 @@ pub struct RejectsOptions {
 impl RejectsOptions {
     /// Opens the rejects file with its limit.
     pub fn open(&self) -> Result<Rejects> {
-        let max = self
-            .max
-            .or(if self.file.is_some() { None } else { Some(0) });
-        Rejects::open(self.file.as_deref(), max)
+        Rejects::open(self.file.as_deref(), self.limit())
+    }
+
+    /// The limit: none with a file, 0 without, unless given.
+    fn limit(&self) -> Option<u64> {
+        self.max
+            .or(if self.file.is_some() { None } else { Some(0) })
+    }
+
+    /// Like `open`, but adds to an existing rejects file instead of
+    /// emptying it (for sources that never send a rejected record again).
+    pub fn open_append(&self) -> Result<Rejects> {
+        let mut rejects = Rejects::open(None, self.limit())?;
+        if let Some(p) = &self.file {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open rejects file {}", p.display()))?;
+            rejects.out = Some((p.clone(), BufWriter::new(file)));
+        }
+        Ok(rejects)
     }
 }
 
@@ -119,6 +137,16 @@ impl Rejects {
             Ok(record) => self.reject(input, line, reason, Payload::Record(&record)),
             Err(_) => self.reject(input, line, reason, Payload::Raw(text)),
         }
+    }
+
+    /// Flushes the rejects file and waits until it is on disk.
+    pub fn sync(&mut self) -> Result<()> {
+        if let Some((path, out)) = &mut self.out {
+            out.flush()
+                .and_then(|()| out.get_ref().sync_data())
+                .with_context(|| format!("cannot write rejects file {}", path.display()))?;
+        }
+        Ok(())
     }
 
     /// Flushes the rejects file.

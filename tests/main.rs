@@ -1,6 +1,7 @@
 //! Integration tests: the real binaries, run in temp dirs with a cleared
 //! environment, against real SQLite files.
 
+mod brokers;
 mod common;
 mod corpus;
 mod crash;

@@ -8,6 +8,7 @@ use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
 use crate::error::usage;
+use crate::watch::broker::{BrokerPlan, BrokerUrl, is_broker_url};
 use crate::watch::{WatchFormat, WatchPlan};
 
 const AFTER_HELP: &str = "\
@@ -52,10 +53,37 @@ each line becomes {\"line\":...,\"file\":...,\"offset\":...}; ndjson lines pass
 through (a line that is not a JSON object is a reject); csv files are read
 with their header line, every value as text.
 
+Brokers: etl-watch nats://HOST[:PORT] --subject SUBJECT --durable NAME
+reads a NATS JetStream stream through a durable pull consumer (created when
+missing; a missing stream is an error unless --create-stream), and
+etl-watch redis://HOST[:PORT][/DB] --key KEY --group NAME reads a Redis
+stream through a consumer group with XREADGROUP (group created when
+missing). A message's record is its payload (a Redis entry's payload field;
+an entry without one is one record of all its fields), read by --format:
+ndjson (the default for brokers), lines, or csv with a header line in each
+payload. --checkpoint is required: it names the batch in flight. A batch's
+position is the broker's sequence range (stream, consumer, first..last) and
+its id derives from it. Messages are acknowledged (JetStream ack, Redis
+XACK) only after --exec exited 0, or, without --exec, once the batch was
+written and flushed to stdout (a reader that dies after that loses it: use
+--exec for exactly once). After a crash the unacknowledged messages come
+again; the batch named in the checkpoint is rebuilt from exactly its
+messages and sent again with the same id, which etl-load skips if it
+committed it. Redis gives them back at once (the consumer's pending
+entries: keep --consumer the same); JetStream redelivers after --ack-wait,
+so the batch is read from the stream by sequence and those deliveries are
+acknowledged when they come. A message that is not valid for --format goes
+to --rejects with its sequence number and is acknowledged once written
+there (the file is added to across runs). A batch holds at most the
+consumer's max_ack_pending messages (a consumer etl-watch creates allows
+twice --batch-rows).
+
 Examples:
   $ etl-watch --once --format csv sample-data/orders.csv --batch-rows 5 | grep -c '\"@etl\":\"end\"'
   $ etl-watch --once --format ndjson sample-data/events.ndjson --checkpoint events.ckpt --exec 'etl-load wh.db --table events_watch'
   $ etl-watch --once sample-data/events.ndjson --batch-rows 3 | head -n 2
+  $ etl-watch redis://127.0.0.1:6379 --key orders --group etl --create-stream --once --checkpoint orders.ckpt --exec 'etl-load wh.db --table orders'
+  $ etl-watch nats://127.0.0.1:4222 --subject 'orders.>' --durable etl-orders --js-stream ORDERS --create-stream --once --checkpoint nats.ckpt --exec 'etl-load wh.db --table orders'
 ";
 
 /// Follow files or stdin and hand on micro-batches, losing and repeating nothing
@@ -67,13 +95,15 @@ Examples:
     after_long_help = format!("{AFTER_HELP}\n{}", super::EXIT_CODES),
 )]
 pub struct WatchArgs {
-    /// Files, directories or quoted globs to follow, or - for stdin (the default)
-    #[arg(value_name = "PATH")]
+    /// Files, directories or quoted globs to follow, - for stdin (the
+    /// default), or one broker: nats://HOST[:PORT] or redis://HOST[:PORT][/DB]
+    #[arg(value_name = "PATH|URL")]
     pub paths: Vec<PathBuf>,
 
-    /// How lines become records
-    #[arg(short, long, value_enum, default_value_t = WatchFormat::Lines)]
-    pub format: WatchFormat,
+    /// How lines (or message payloads) become records [default: lines for
+    /// files and stdin, ndjson for brokers]
+    #[arg(short, long, value_enum)]
+    pub format: Option<WatchFormat>,
 
     /// Close a batch at this many records
     #[arg(long, value_name = "N", default_value_t = 10_000)]
@@ -124,6 +154,51 @@ pub struct WatchArgs {
     #[arg(long, value_name = "NAME", default_value = "watch")]
     pub stream: String,
 
+    /// NATS: the subject filter of the JetStream consumer (e.g. 'orders.>')
+    #[arg(long, value_name = "SUBJECT", help_heading = "Brokers")]
+    pub subject: Option<String>,
+
+    /// NATS: the durable pull consumer's name (created when missing)
+    #[arg(long, value_name = "NAME", help_heading = "Brokers")]
+    pub durable: Option<String>,
+
+    /// NATS: the JetStream stream [default: the one stream that holds --subject]
+    #[arg(long, value_name = "NAME", help_heading = "Brokers")]
+    pub js_stream: Option<String>,
+
+    /// NATS: how long a delivered message may stay unacknowledged before it
+    /// is delivered again, for a consumer created by this run
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30.0,
+        help_heading = "Brokers"
+    )]
+    pub ack_wait: f64,
+
+    /// Redis: the stream's key
+    #[arg(long, value_name = "KEY", help_heading = "Brokers")]
+    pub key: Option<String>,
+
+    /// Redis: the consumer group (created when missing)
+    #[arg(long, value_name = "NAME", help_heading = "Brokers")]
+    pub group: Option<String>,
+
+    /// Redis: this reader's name in the group; keep it the same across
+    /// restarts, one etl-watch per name
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "etl-watch",
+        help_heading = "Brokers"
+    )]
+    pub consumer: String,
+
+    /// Create the stream when it is missing (NATS: --js-stream on --subject;
+    /// Redis: --key); without it a missing stream is an error
+    #[arg(long, help_heading = "Brokers")]
+    pub create_stream: bool,
+
     /// --rejects and --max-rejects (for lines that are not valid records)
     #[command(flatten)]
     pub rejects: super::RejectsArgs,
@@ -163,7 +238,9 @@ impl WatchArgs {
         {
             return Err(usage("batch limits must be positive"));
         }
-        let stdin = args.paths.is_empty() || args.paths.iter().any(|p| p.as_os_str() == "-");
+        let broker = self.broker()?;
+        let stdin = broker.is_none()
+            && (args.paths.is_empty() || args.paths.iter().any(|p| p.as_os_str() == "-"));
         if stdin && args.paths.len() > 1 {
             return Err(usage("stdin (-) cannot be watched together with files"));
         }
@@ -172,10 +249,21 @@ impl WatchArgs {
                 "a checkpoint needs files: stdin cannot be read again after a restart",
             ));
         }
+        if broker.is_some() && args.checkpoint.is_none() {
+            return Err(usage(
+                "a broker needs --checkpoint FILE: it names the batch in flight, so that a batch \
+                 delivered again after a crash keeps its id and is not loaded twice",
+            ));
+        }
+        let format = args.format.unwrap_or(if broker.is_some() {
+            WatchFormat::Ndjson
+        } else {
+            WatchFormat::Lines
+        });
         Ok(WatchPlan {
             paths: args.paths.clone(),
             stdin,
-            format: args.format,
+            format,
             batch_rows: args.batch_rows,
             batch_bytes: args.batch_bytes,
             batch_interval: args.batch_interval,
@@ -189,7 +277,92 @@ impl WatchArgs {
             stream: args.stream.clone(),
             rejects: args.rejects.options(),
             verbosity: args.verbosity.verbosity(),
+            broker,
+            create_stream: args.create_stream,
         })
+    }
+
+    /// The broker named on the command line, with its flags checked.
+    fn broker(&self) -> Result<Option<BrokerPlan>> {
+        let urls: Vec<&str> = self
+            .paths
+            .iter()
+            .filter_map(|p| p.to_str())
+            .filter(|p| is_broker_url(p))
+            .collect();
+        let nats_flags =
+            self.subject.is_some() || self.durable.is_some() || self.js_stream.is_some();
+        let redis_flags = self.key.is_some() || self.group.is_some();
+        let Some(url) = urls.first() else {
+            if nats_flags || redis_flags || self.create_stream {
+                return Err(usage(
+                    "--subject, --durable, --js-stream, --key, --group and --create-stream \
+                     need a broker URL (nats://... or redis://...)",
+                ));
+            }
+            return Ok(None);
+        };
+        if self.paths.len() > 1 {
+            return Err(usage(
+                "a broker is watched alone, not with files or other brokers",
+            ));
+        }
+        let url = BrokerUrl::parse(url).map_err(|e| usage(format!("{e:#}")))?;
+        if url.scheme == "nats" {
+            if redis_flags {
+                return Err(usage(
+                    "--key and --group are for redis://; NATS takes --subject and --durable",
+                ));
+            }
+            let (Some(subject), Some(durable)) = (&self.subject, &self.durable) else {
+                return Err(usage("nats:// needs --subject SUBJECT and --durable NAME"));
+            };
+            let bad_name =
+                |n: &str| n.is_empty() || n.contains(['.', '*', '>', ' ', '\t', '/', '\\']);
+            if bad_name(durable) || self.js_stream.as_deref().is_some_and(bad_name) {
+                return Err(usage(
+                    "--durable and --js-stream are names without '.', '*', '>', '/', '\\' or spaces",
+                ));
+            }
+            if subject.is_empty() || subject.contains([' ', '\t']) {
+                return Err(usage(
+                    "--subject is a NATS subject without spaces, e.g. 'orders.>'",
+                ));
+            }
+            if self.create_stream && self.js_stream.is_none() {
+                return Err(usage(
+                    "--create-stream for NATS needs --js-stream NAME (the stream to create)",
+                ));
+            }
+            if !self.ack_wait.is_finite() || self.ack_wait < 1.0 {
+                return Err(usage("--ack-wait is at least 1 second"));
+            }
+            Ok(Some(BrokerPlan::Nats {
+                url,
+                subject: subject.clone(),
+                durable: durable.clone(),
+                js_stream: self.js_stream.clone(),
+                ack_wait: self.ack_wait,
+            }))
+        } else {
+            if nats_flags {
+                return Err(usage(
+                    "--subject, --durable and --js-stream are for nats://; Redis takes --key and --group",
+                ));
+            }
+            let (Some(key), Some(group)) = (&self.key, &self.group) else {
+                return Err(usage("redis:// needs --key KEY and --group NAME"));
+            };
+            if key.is_empty() || group.is_empty() || self.consumer.is_empty() {
+                return Err(usage("--key, --group and --consumer cannot be empty"));
+            }
+            Ok(Some(BrokerPlan::Redis {
+                url,
+                key: key.clone(),
+                group: group.clone(),
+                consumer: self.consumer.clone(),
+            }))
+        }
     }
 }
 

@@ -364,7 +364,8 @@ impl PgSink {
             }
         }
         let client = conn(&mut self.copy, &mut self.client, &self.name)?;
-        super::state::write(client, &self.schema, &self.table, changes)
+        let replace = self.options.mode == LoadMode::Replace;
+        super::state::write(client, &self.schema, &self.table, changes, replace)
     }
 
     /// Is there a unique index (or primary key) on exactly the key columns?

@@ -105,7 +105,13 @@ pub fn batch_committed(
 
 /// Writes a run's bookmarks and the batch ids it loaded into `table`,
 /// inside the load's transaction.
-pub fn write(client: &mut Client, schema: &str, table: &str, changes: &StateChanges) -> Result<()> {
+pub fn write(
+    client: &mut Client,
+    schema: &str,
+    table: &str,
+    changes: &StateChanges,
+    replace: bool,
+) -> Result<()> {
     if changes.bookmarks().next().is_some() {
         let state = state_table(schema);
         client
@@ -168,7 +174,7 @@ pub fn write(client: &mut Client, schema: &str, table: &str, changes: &StateChan
             .map_err(pg_err("cannot create or migrate the batch table"))?;
     }
     for (stream, id) in &changes.batches {
-        client
+        let recorded = client
             .execute(
                 &format!(
                     "INSERT INTO {batches} (target_table, stream, id) VALUES ($1, $2, $3) \
@@ -177,6 +183,16 @@ pub fn write(client: &mut Client, schema: &str, table: &str, changes: &StateChan
                 &[&table, stream, id],
             )
             .map_err(pg_err("cannot record the batch"))?;
+        if recorded == 0 && !replace {
+            // (A replace run loads a committed batch again on purpose.)
+            // Another load of the same batch (one left running by a crashed
+            // watcher) committed it after this one looked: loading it too
+            // would repeat it. The rerun finds it and skips it.
+            anyhow::bail!(
+                "batch {id} was committed by another load meanwhile; nothing of this run \
+                 is committed (run it again: the batch is then skipped)"
+            );
+        }
     }
     Ok(())
 }

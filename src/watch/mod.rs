@@ -2,9 +2,12 @@
 //! each batch on (stdout or `--exec`), and move the checkpoint only past
 //! batches that were handed on successfully.
 
+pub mod broker;
 pub mod checkpoint;
 pub mod files;
+mod nats;
 mod records;
+mod redis;
 mod stdin;
 
 use std::collections::HashMap;
@@ -108,6 +111,10 @@ pub struct WatchPlan {
     pub stream: String,
     /// Where lines that are no valid records go.
     pub rejects: RejectsOptions,
+    /// A message broker to read instead of files.
+    pub broker: Option<broker::BrokerPlan>,
+    /// Create the broker's stream when it is missing.
+    pub create_stream: bool,
     /// How much to say on stderr.
     pub verbosity: Verbosity,
 }
@@ -121,7 +128,13 @@ pub fn run(plan: WatchPlan) -> Result<Outcome> {
         Some(path) => Some(checkpoint::lock(path)?),
         None => None,
     };
-    let rejects = args.rejects.open()?;
+    // A broker's rejected messages are acknowledged once written: the
+    // file is added to, never emptied by the next run.
+    let rejects = if args.broker.is_some() {
+        args.rejects.open_append()?
+    } else {
+        args.rejects.open()?
+    };
     let mut watcher = Watcher {
         plan: args,
         progress: &progress,
@@ -135,7 +148,14 @@ pub fn run(plan: WatchPlan) -> Result<Outcome> {
         first_scan: true,
         replay_id: None,
     };
-    if stdin {
+    if let Some(broker) = &args.broker {
+        let options = broker::BrokerOptions {
+            create_stream: args.create_stream,
+            from_end: args.from_end,
+            batch_rows: args.batch_rows,
+        };
+        watcher.follow_broker(broker, options)?;
+    } else if stdin {
         watcher.follow_stdin()?;
     } else {
         watcher.follow_files()?;
