@@ -1,5 +1,6 @@
 //! `etl-extract`: check the arguments, open the sources, write the wire.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -250,6 +251,31 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
     };
     let progress = Progress::new(PROGRAM, plan.verbosity, size);
     let mut rejects = plan.rejects.open()?;
+    let mut out = output::stdout();
+    let (counts, remarks) = run_into(&plan, &mut out, &progress, &mut rejects)?;
+    for remark in remarks {
+        progress.warn(&remark);
+    }
+    progress.summary(&counts);
+    Ok(if counts.rejected > 0 {
+        Outcome::Rejected
+    } else {
+        Outcome::Ok
+    })
+}
+
+/// Writes the wire of `plan` (begin, records, end) into `out`; malformed
+/// rows go to `rejects`. Returns the counts and the source's remarks (for
+/// warnings). `etl-extract` writes to stdout; `etl-load FILE.csv` writes
+/// into a pipe its load driver reads (see `oneoff`).
+pub fn run_into(
+    plan: &ExtractPlan,
+    out: &mut dyn Write,
+    progress: &Progress,
+    rejects: &mut Rejects,
+) -> Result<(Counts, Vec<String>)> {
+    // Records and control lines share the writer.
+    let out = RefCell::new(out);
 
     let mut incremental = match &plan.incremental {
         Some(inc) => {
@@ -273,10 +299,9 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
         None => None,
     };
 
-    let mut out = output::stdout();
     let mut cx = Context {
-        progress: &progress,
-        rejects: &mut rejects,
+        progress,
+        rejects,
         read: 0,
     };
     let mut begin = Begin {
@@ -315,6 +340,7 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                     }
                 }
             }
+            let mut out = out.borrow_mut();
             out.write_all(record)?;
             out.write_all(b"\n")?;
             written += 1;
@@ -335,7 +361,7 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                 let mut source = SqliteSource::open(path, selection, window)?;
                 begin.source = Some(path.display().to_string());
                 begin.schema = source.schema();
-                write_begin(&begin)?;
+                write_begin(&out, &begin)?;
                 source.run(&mut emit, &mut cx)?;
             }
             Inputs::Mysql {
@@ -353,7 +379,7 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                 let mut source = MysqlSource::open(url, selection, window, *zero_dates)?;
                 begin.source = Some(crate::mysql::conn::redact(url));
                 begin.schema = source.schema();
-                write_begin(&begin)?;
+                write_begin(&out, &begin)?;
                 source.run(&mut emit, &mut cx)?;
                 remarks.extend(source.remarks());
             }
@@ -368,7 +394,7 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                 let mut source = PgSource::open(url, schema.as_deref(), selection, window)?;
                 begin.source = Some(crate::pg::conn::redact(url));
                 begin.schema = source.schema();
-                write_begin(&begin)?;
+                write_begin(&out, &begin)?;
                 source.run(&mut emit, &mut cx)?;
             }
             Inputs::Http(http) => {
@@ -377,7 +403,7 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                 begin.source = Some(source.name());
                 // Begun before the first request: a run that fails from
                 // here on is a cut stream downstream, never an empty one.
-                write_begin(&begin)?;
+                write_begin(&out, &begin)?;
                 source.run(&mut emit, &mut cx)?;
             }
             Inputs::Files {
@@ -396,7 +422,7 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                             // The input is there, so a stream has started: say so,
                             // and a consumer sees a cut stream, not an empty one it
                             // might take for an empty source.
-                            write_begin(&begin)?;
+                            write_begin(&out, &begin)?;
                             return Err(err);
                         }
                         Err(err) => return Err(err),
@@ -407,18 +433,18 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                             Location::Stdin => "stdin".into(),
                         });
                         begin.schema = source.schema();
-                        write_begin(&begin)?;
+                        write_begin(&out, &begin)?;
                     }
                     source.run(&mut emit, &mut cx)?;
                     remarks.extend(source.remarks());
                 }
             }
         }
-        out.flush().context("writing to stdout")?;
+        out.borrow_mut().flush().context("writing to stdout")?;
     }
     let read = cx.read;
-    let rejected = rejects.count();
-    rejects.finish()?;
+    let rejected = cx.rejects.count();
+    cx.rejects.finish()?;
     if read != written + skipped + rejected {
         bail!(
             "internal accounting error: {read} rows read, {written} written, {skipped} skipped, {rejected} rejected"
@@ -430,31 +456,26 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
         bookmark: incremental.as_ref().and_then(Incremental::bookmark),
         positions: None,
     };
-    write_line(&end.to_line())?;
-    for remark in remarks {
-        progress.warn(&remark);
-    }
-    progress.summary(&Counts {
-        read,
-        written,
-        rejected,
-        skipped,
-    });
-    Ok(if rejected > 0 {
-        Outcome::Rejected
-    } else {
-        Outcome::Ok
-    })
+    write_line(&out, &end.to_line())?;
+    Ok((
+        Counts {
+            read,
+            written,
+            rejected,
+            skipped,
+        },
+        remarks,
+    ))
 }
 
-fn write_begin(begin: &Begin) -> Result<()> {
-    write_line(&begin.to_line())
+fn write_begin(out: &RefCell<&mut dyn Write>, begin: &Begin) -> Result<()> {
+    write_line(out, &begin.to_line())
 }
 
-/// Writes a control line straight to stdout (data lines are buffered in
-/// between; the buffered writer is flushed before the end line).
-fn write_line(line: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+/// Writes a control line and flushes, so that the records before it and
+/// the line itself are on their way at once.
+fn write_line(out: &RefCell<&mut dyn Write>, line: &str) -> Result<()> {
+    let mut out = out.borrow_mut();
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
         .context("writing to stdout")

@@ -15,6 +15,7 @@ pub mod http;
 pub mod incremental;
 pub mod load;
 pub mod mysql;
+pub mod oneoff;
 pub mod output;
 pub mod pg;
 pub mod progress;

@@ -107,15 +107,31 @@ pub struct LoadPlan {
     pub job: Option<String>,
     /// Do everything, then roll back and say what would have changed.
     pub dry_run: bool,
+    /// Input that is not NDJSON (CSV, TSV, a JSON array, Parquet, several
+    /// files): read with etl-extract's code, as `etl-extract | etl-load`.
+    pub extract: Option<crate::extract::ExtractPlan>,
 }
 
 /// Runs `etl-load` as planned.
-pub fn run(plan: LoadPlan) -> Result<Outcome> {
-    let target = &plan.target;
-    let location = input::locate_one(plan.input.as_deref())?;
-    let progress = Progress::new(PROGRAM, plan.verbosity, location.size());
-    let input = input::open(&location, Compression::Auto, &progress)?;
+pub fn run(mut plan: LoadPlan) -> Result<Outcome> {
     let mut rejects = plan.rejects.open()?;
+    let (input, upstream, progress) = match plan.extract.take() {
+        Some(extract) => {
+            let progress = Progress::new(PROGRAM, plan.verbosity, None);
+            let (input, upstream) = crate::oneoff::start(extract, &rejects)?;
+            (input, Some(upstream), progress)
+        }
+        None => {
+            let location = input::locate_one(plan.input.as_deref())?;
+            let progress = Progress::new(PROGRAM, plan.verbosity, location.size());
+            (
+                input::open(&location, Compression::Auto, &progress)?,
+                None,
+                progress,
+            )
+        }
+    };
+    let target = &plan.target;
     let db_name = match &target {
         Target::Database {
             postgres: Some(url),
@@ -156,6 +172,7 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
         segments_committed: 0,
         database: matches!(target, Target::Database { .. } | Target::Mysql { .. }),
         run: RunRecord::start(&job_name(&plan)),
+        upstream: upstream.as_ref(),
     };
     let (result, what) = match target {
         Target::Database {
@@ -225,6 +242,13 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
             (result, path.display().to_string())
         }
     };
+    let result = match &upstream {
+        Some(upstream) => result.map_err(|err| upstream.explain(err)),
+        None => result,
+    };
+    for remark in upstream.iter().flat_map(crate::oneoff::Upstream::remarks) {
+        progress.warn(&remark);
+    }
     let counts = load.counts;
     let segments = load.segments_committed;
     let mut run = load.run;
@@ -332,6 +356,8 @@ struct Load<'a> {
     database: bool,
     /// The run's record for the target's history.
     run: RunRecord,
+    /// A one-off load's extract: the rows it rejected count as read.
+    upstream: Option<&'a crate::oneoff::Upstream>,
 }
 
 impl Load<'_> {
@@ -344,10 +370,14 @@ impl Load<'_> {
         // The rejects file is complete before the rows commit, so that a
         // failure to write it cannot follow a commit.
         let mut changes = StateChanges::default();
-        match self
-            .run(reader, sink.as_mut(), &mut changes)
-            .and_then(|()| self.rejects.finish())
-        {
+        let ran = self.run(reader, sink.as_mut(), &mut changes);
+        if let Some(upstream) = self.upstream {
+            // Known now: the wire's end waited for the extract.
+            let rejected = upstream.rejected();
+            self.counts.read += rejected;
+            self.counts.rejected += rejected;
+        }
+        match ran.and_then(|()| self.rejects.finish()) {
             Ok(()) if self.plan.dry_run => {
                 // Everything was done; now undo it and say what it was.
                 let described = sink.describe();
@@ -585,8 +615,35 @@ impl Load<'_> {
             Err(reason) => reason,
         };
         self.rejects
-            .reject_line(self.input_name, line_no, &reason, line)?;
+            .reject_line(self.input_name, line_no, &reason, line)
+            .map_err(|err| hint_format(err, line))?;
         self.counts.rejected += 1;
         Ok(())
     }
+}
+
+/// A failure on a line that is not JSON but looks like a CSV or TSV row
+/// (NDJSON is the default for stdin and unknown extensions) says how to
+/// read it as one.
+fn hint_format(err: anyhow::Error, line: &[u8]) -> anyhow::Error {
+    let text = line.trim_ascii();
+    if text.is_empty()
+        || b"{[\"".contains(&text[0])
+        || serde_json::from_slice::<Value>(text).is_ok()
+    {
+        return err;
+    }
+    let format = if text.contains(&b'\t') {
+        "tsv"
+    } else if text.contains(&b',') || text.contains(&b';') || text.contains(&b'|') {
+        "csv"
+    } else {
+        return err;
+    };
+    Failure::new(Kind::Runtime, format!("{err:#}"))
+        .hint(format!(
+            "this looks like {}; pass --input-format {format}",
+            format.to_uppercase()
+        ))
+        .into()
 }

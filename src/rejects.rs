@@ -7,6 +7,8 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Map, Value};
@@ -50,7 +52,7 @@ impl RejectsOptions {
                 .append(true)
                 .open(p)
                 .with_context(|| format!("cannot open rejects file {}", p.display()))?;
-            rejects.out = Some((p.clone(), BufWriter::new(file)));
+            rejects.out = Some((p.clone(), Arc::new(Mutex::new(BufWriter::new(file)))));
         }
         Ok(rejects)
     }
@@ -58,9 +60,14 @@ impl RejectsOptions {
 
 /// The rejects file and its limit.
 pub struct Rejects {
-    out: Option<(PathBuf, BufWriter<File>)>,
+    /// Shared by the handles of one run (see `share`); each entry is
+    /// written whole under the lock, so lines never interleave.
+    out: Option<(PathBuf, Arc<Mutex<BufWriter<File>>>)>,
     max: Option<u64>,
+    /// Rows rejected through this handle.
     count: u64,
+    /// Rows rejected through all handles: the limit applies to the run.
+    total: Arc<AtomicU64>,
 }
 
 impl Rejects {
@@ -71,14 +78,32 @@ impl Rejects {
             Some(p) => {
                 let file = File::create(p)
                     .with_context(|| format!("cannot create rejects file {}", p.display()))?;
-                Some((p.to_path_buf(), BufWriter::new(file)))
+                Some((p.to_path_buf(), Arc::new(Mutex::new(BufWriter::new(file)))))
             }
             None => None,
         };
-        Ok(Rejects { out, max, count: 0 })
+        Ok(Rejects {
+            out,
+            max,
+            count: 0,
+            total: Arc::new(AtomicU64::new(0)),
+        })
     }
 
-    /// Rows rejected so far.
+    /// A second handle on the same file, limit and run-wide count, for a
+    /// stage of the same run on another thread (`etl-load FILE.csv` reads
+    /// the file with extract's code): its rejects go to the one file, and
+    /// `--max-rejects` counts both. `count` stays per handle.
+    pub fn share(&self) -> Rejects {
+        Rejects {
+            out: self.out.clone(),
+            max: self.max,
+            count: 0,
+            total: Arc::clone(&self.total),
+        }
+    }
+
+    /// Rows rejected so far through this handle.
     pub fn count(&self) -> u64 {
         self.count
     }
@@ -101,6 +126,7 @@ impl Rejects {
             return Err(anyhow!("{place}: {reason}"));
         };
         self.count += 1;
+        let total = self.total.fetch_add(1, Ordering::SeqCst) + 1;
         let mut entry = Map::new();
         entry.insert("input".into(), input.into());
         if line > 0 {
@@ -117,9 +143,14 @@ impl Rejects {
                 entry.insert("record".into(), Value::Object(record.clone()));
             }
         }
-        writeln!(out, "{}", Value::Object(entry))
-            .with_context(|| format!("cannot write rejects file {}", path.display()))?;
-        if let Some(max) = self.max.filter(|max| self.count > *max) {
+        {
+            let mut out = out
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            writeln!(out, "{}", Value::Object(entry))
+                .with_context(|| format!("cannot write rejects file {}", path.display()))?;
+        }
+        if let Some(max) = self.max.filter(|max| total > *max) {
             let path = path.display().to_string();
             self.finish()?;
             return Err(anyhow!(
@@ -142,6 +173,9 @@ impl Rejects {
     /// Flushes the rejects file and waits until it is on disk.
     pub fn sync(&mut self) -> Result<()> {
         if let Some((path, out)) = &mut self.out {
+            let mut out = out
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             out.flush()
                 .and_then(|()| out.get_ref().sync_data())
                 .with_context(|| format!("cannot write rejects file {}", path.display()))?;
@@ -152,6 +186,9 @@ impl Rejects {
     /// Flushes the rejects file.
     pub fn finish(&mut self) -> Result<()> {
         if let Some((path, out)) = &mut self.out {
+            let mut out = out
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             out.flush()
                 .with_context(|| format!("cannot write rejects file {}", path.display()))?;
         }

@@ -2,20 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
-use serde_json::Value;
 
 use super::VerbosityArgs;
 use crate::error::usage;
 use crate::extract::{ExtractPlan, IncrementalPlan, Inputs, StateLocation};
-use crate::files::csv::CsvOptions;
 use crate::format::Format;
-use crate::format::csv::Quoting;
 use crate::incremental::parse_bound;
 use crate::mysql::source::ZeroDates;
-use crate::record::FieldType;
 use crate::source::Selection;
 use crate::source::input::{self, Compression, Location};
 
@@ -128,26 +124,14 @@ pub struct ExtractArgs {
     #[arg(long, value_enum, default_value_t = Compression::Auto)]
     pub compression: Compression,
 
-    /// Field delimiter for CSV (one ASCII character, e.g. ';' or '|') [default: ',' for csv, tab for tsv]
-    #[arg(short, long, value_name = "CHAR")]
-    pub delimiter: Option<char>,
-
-    /// The CSV/TSV input has no header line; columns are named column_1, column_2, ...
-    #[arg(long)]
-    pub no_header: bool,
-
-    /// Do not guess CSV column types: every value is text (except columns pinned by --schema)
-    #[arg(long)]
-    pub all_text: bool,
+    /// --delimiter, --no-header, --all-text, --infer-rows
+    #[command(flatten)]
+    pub csv: super::input::CsvArgs,
 
     /// Pin CSV column types with a JSON file: {"zip":"text","qty":"integer"}
     /// (types: integer, float, boolean, text, json)
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
-
-    /// How many leading CSV records decide the column types (held in memory)
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    pub infer_rows: usize,
 
     /// Read this table from the database INPUT
     #[arg(long, value_name = "TABLE", conflicts_with = "query")]
@@ -216,31 +200,8 @@ impl ValueEnum for ZeroDates {
     }
 }
 
-fn pinned_types(path: &Path) -> Result<Vec<(String, FieldType)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read schema file {}", path.display()))?;
-    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&text) else {
-        return Err(usage(format!(
-            "schema file {} must be a JSON object such as {{\"zip\":\"text\",\"qty\":\"integer\"}}",
-            path.display()
-        )));
-    };
-    fields
-        .into_iter()
-        .map(|(name, t)| {
-            let parsed = t.as_str().and_then(FieldType::from_name).ok_or_else(|| {
-                usage(format!(
-                    "schema file {}: column {name:?} has type {t}; use integer, float, boolean, text or json",
-                    path.display()
-                ))
-            })?;
-            Ok((name, parsed))
-        })
-        .collect()
-}
-
 /// The default stream name: the file name up to its first dot, else `stdin`.
-fn default_stream(location: Option<&Location>) -> String {
+pub(super) fn default_stream(location: Option<&Location>) -> String {
     location
         .and_then(Location::path)
         .and_then(|p| p.file_name())
@@ -286,12 +247,7 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
                 ));
             }
         };
-        if args.format.is_some()
-            || args.delimiter.is_some()
-            || args.no_header
-            || args.all_text
-            || args.schema.is_some()
-        {
+        if args.format.is_some() || args.csv.any_set() || args.schema.is_some() {
             return Err(usage(
                 "--format, --delimiter, --no-header, --all-text and --schema apply to files, not to --table/--query",
             ));
@@ -323,22 +279,7 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
             verbosity: args.verbosity.verbosity(),
         });
     }
-    let delimiter = match args.delimiter {
-        Some(c) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => Some(c as u8),
-        Some(c) => {
-            return Err(usage(format!(
-                "--delimiter must be one ASCII character other than a quote or newline, not {c:?}"
-            )));
-        }
-        None => None,
-    };
-    if args.infer_rows == 0 {
-        return Err(usage("--infer-rows must be at least 1"));
-    }
-    let pinned = match &args.schema {
-        Some(path) => pinned_types(path)?,
-        None => Vec::new(),
-    };
+    let csv = args.csv.options(args.schema.as_deref())?;
     let locations = input::locate(&args.inputs)?;
     let stream = args
         .stream
@@ -351,14 +292,7 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
             locations,
             format: args.format,
             compression: args.compression,
-            csv: CsvOptions {
-                delimiter: delimiter.unwrap_or(b','),
-                quoting: Quoting::Rfc4180,
-                header: !args.no_header,
-                all_text: args.all_text,
-                infer_rows: args.infer_rows,
-                pinned,
-            },
+            csv,
         },
         stream,
         incremental,

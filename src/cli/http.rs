@@ -207,9 +207,9 @@ pub(super) fn plan(
         ("--table", args.table.is_some()),
         ("--query", args.query.is_some()),
         ("--format", args.format.is_some()),
-        ("--delimiter", args.delimiter.is_some()),
-        ("--no-header", args.no_header),
-        ("--all-text", args.all_text),
+        ("--delimiter", args.csv.delimiter.is_some()),
+        ("--no-header", args.csv.no_header),
+        ("--all-text", args.csv.all_text),
         ("--schema", args.schema.is_some()),
     ];
     if let Some((flag, _)) = file_flags.iter().find(|(_, set)| *set) {

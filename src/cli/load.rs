@@ -10,10 +10,13 @@ use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
 use crate::error::{Failure, Kind, usage};
+use crate::extract::{ExtractPlan, Inputs};
 use crate::files::sink::{FileFormat, FileOptions};
+use crate::format::Format;
 use crate::load::{CommitPolicy, LoadPlan, Target};
 use crate::record::{RESERVED_PREFIX, is_reserved_name};
 use crate::sink::{LoadMode, TableOptions};
+use crate::source::input::{self, Compression, Location};
 
 const AFTER_HELP: &str = "\
 Every run is one transaction: the target shows the old rows or the new ones,
@@ -168,9 +171,24 @@ pub struct LoadArgs {
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
 
-    /// NDJSON input file (may be .gz or .zst), or - for stdin (the default)
+    /// Input files or globs, or - for stdin (the default): NDJSON, or
+    /// anything etl-extract reads (CSV, TSV, JSON arrays, Parquet; .gz or
+    /// .zst), by --input-format, else the extension (see One-off loads)
     #[arg(value_name = "INPUT")]
-    pub input: Option<PathBuf>,
+    pub inputs: Vec<PathBuf>,
+
+    /// Input format [default: from the file extension, else ndjson]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub input_format: Option<crate::format::Format>,
+
+    /// --delimiter, --no-header, --all-text, --infer-rows
+    #[command(flatten)]
+    pub csv: super::input::CsvArgs,
+
+    /// Pin CSV input column types with a JSON file: {"zip":"text","qty":"integer"}
+    /// (etl-extract's --schema; here --schema is evolve|strict)
+    #[arg(long, value_name = "FILE")]
+    pub column_types: Option<PathBuf>,
 
     /// Table to load into (created if missing); required for a database
     #[arg(short, long)]
@@ -273,9 +291,12 @@ impl LoadArgs {
     /// The checked plan of this run: every combination of flags that
     /// cannot work is a usage error here, before any I/O.
     pub fn plan(&self) -> Result<LoadPlan> {
+        let target = target(self)?;
+        let (input, extract) = self.input_plan()?;
         Ok(LoadPlan {
-            target: target(self)?,
-            input: self.input.clone(),
+            target,
+            input,
+            extract,
             mode: self.mode,
             commit: self.commit,
             allow_empty: self.allow_empty,
@@ -285,6 +306,64 @@ impl LoadArgs {
             dry_run: self.dry_run,
         })
     }
+}
+
+impl LoadArgs {
+    /// Where the records come from: one NDJSON input read directly (the
+    /// wire), or anything else read with etl-extract's code, exactly as
+    /// `etl-extract INPUT... | etl-load` would.
+    fn input_plan(&self) -> Result<(Option<PathBuf>, Option<ExtractPlan>)> {
+        let ndjson = |path: &PathBuf| {
+            let by_name = (path != Path::new("-"))
+                .then(|| Format::from_path(path))
+                .flatten();
+            self.input_format.or(by_name).unwrap_or(Format::Ndjson) == Format::Ndjson
+        };
+        match self.inputs.as_slice() {
+            [] if self.input_format.is_none_or(|f| f == Format::Ndjson) => {
+                return self.direct(None);
+            }
+            [one] if !has_glob_chars(one) && ndjson(one) => return self.direct(Some(one)),
+            _ => {}
+        }
+        let locations = input::locate(&self.inputs)?;
+        let csv = self.csv.options(self.column_types.as_deref())?;
+        let plan = ExtractPlan {
+            inputs: Inputs::Files {
+                // Each file's extension decides, as in etl-extract; but
+                // where none does, the default is NDJSON, the wire.
+                format: self.input_format.or_else(|| {
+                    let named = |l: &Location| l.path().and_then(Format::from_path).is_some();
+                    (!locations.iter().all(named)).then_some(Format::Ndjson)
+                }),
+                compression: Compression::Auto,
+                csv,
+                locations: locations.clone(),
+            },
+            stream: super::extract::default_stream(locations.first()),
+            incremental: None,
+            rejects: self.rejects.options(),
+            verbosity: self.verbosity.verbosity(),
+        };
+        Ok((None, Some(plan)))
+    }
+
+    /// One NDJSON input, read by the load itself: CSV flags do not apply.
+    fn direct(&self, input: Option<&PathBuf>) -> Result<(Option<PathBuf>, Option<ExtractPlan>)> {
+        if self.csv.any_set() || self.column_types.is_some() {
+            return Err(Failure::new(
+                Kind::Usage,
+                "--delimiter, --no-header, --all-text and --column-types apply to CSV/TSV input",
+            )
+            .hint("name a .csv/.tsv INPUT or pass --input-format csv")
+            .into());
+        }
+        Ok((input.cloned(), None))
+    }
+}
+
+fn has_glob_chars(path: &Path) -> bool {
+    path.to_string_lossy().contains(['*', '?', '['])
 }
 
 /// Checks the flags against each other and names where the records go.

@@ -4,6 +4,7 @@
 
 pub mod extract;
 pub mod http;
+pub mod input;
 pub mod load;
 pub mod transform;
 pub mod watch;
