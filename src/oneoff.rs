@@ -66,7 +66,9 @@ impl Upstream {
 pub fn start(plan: ExtractPlan, rejects: &Rejects) -> Result<(Input, Upstream)> {
     let name = match &plan.inputs {
         Inputs::Files { locations, .. } => match locations.first() {
-            Some(Location::Path(p)) => p.display().to_string(),
+            // The load names its rejects by the line of the wire, which
+            // is not the file's line: say so.
+            Some(Location::Path(p)) => format!("{} as NDJSON", p.display()),
             Some(Location::Stdin) | None => "stdin".into(),
         },
         _ => plan.stream.clone(),

@@ -14,6 +14,7 @@ mod incremental;
 mod load;
 mod modes;
 mod mysql;
+mod oneoff;
 mod ops;
 mod pipeline;
 mod postgres;
