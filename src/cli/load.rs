@@ -116,8 +116,21 @@ transaction to hold both: a crash between the rename and the state write
 can repeat the last batch, where a database repeats nothing. Two runs
 writing one file take turns (lock file .NAME.etl-lock beside it).
 
+One-off loads: an INPUT that is not NDJSON (by --input-format, else its
+extension: .csv, .tsv, .json, .parquet, also .gz/.zst), several INPUTs or a
+glob are read with etl-extract's own code, as if piped from etl-extract
+INPUT...: the same table, the same typing (--delimiter, --no-header,
+--all-text, --infer-rows, and --column-types FILE for extract's --schema
+FILE), the same guarantees (a cut file commits nothing; an empty file never
+replaces a table). One --rejects file and one --max-rejects take the rows
+both halves refuse: a malformed row names its line in the file, a row that
+does not fit the table its line in the NDJSON stream (\"FILE as NDJSON\").
+NDJSON stays the default for stdin and .ndjson/.jsonl files.
+
 Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders
+  $ etl-load wh.db --table orders sample-data/orders.csv
+  $ etl-load wh.db --table customers_text --mode replace --all-text sample-data/customers.csv
   $ etl-extract sample-data/customers.csv | etl-load wh.db --table customers --mode replace
   $ etl-load wh.db --table events sample-data/events.ndjson
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table latest --mode upsert --key order_id
@@ -159,7 +172,7 @@ pub enum TargetFormat {
 #[command(
     name = "etl-load",
     version,
-    after_help = "Examples:\n  $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders\n\nMore in --help.",
+    after_help = "Examples:\n  $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders\n  $ etl-load wh.db --table orders sample-data/orders.csv\n\nMore in --help.",
     after_long_help = format!(
         "{AFTER_HELP}\n{}\n\n{}",
         super::POSTGRES_CONNECTIONS,
