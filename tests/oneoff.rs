@@ -294,3 +294,29 @@ fn csv_on_stdin_says_how_to_read_it() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(count(&dir.path().join("w.db"), "t"), Some(1));
 }
+
+#[test]
+fn several_files_and_globs_are_one_stream_as_in_the_pipe() {
+    let dir = tempdir();
+    write(dir.path(), "a.csv", b"id,name\n1,a\n2,b\n");
+    write(dir.path(), "b.csv", b"id,name\n3,c\n");
+    for args in [&["a.csv", "b.csv"][..], &["*.csv"][..]] {
+        let _ = std::fs::remove_file(dir.path().join("one.db"));
+        let _ = std::fs::remove_file(dir.path().join("piped.db"));
+        let mut c = cmd(LOAD, dir.path());
+        c.args(["one.db", "-t", "t"]).args(args);
+        let out = run(c);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let out = bash(
+            &format!(
+                "etl-extract -q {} | etl-load -q piped.db -t t",
+                args.join(" ")
+            ),
+            dir.path(),
+        );
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let one = table_dump(&dir.path().join("one.db"), "t");
+        assert_eq!(one.1.len(), 3);
+        assert_eq!(one, table_dump(&dir.path().join("piped.db"), "t"));
+    }
+}

@@ -167,7 +167,7 @@ pub enum TargetFormat {
     Parquet,
 }
 
-/// Load NDJSON records into a SQLite table (or a CSV/TSV/NDJSON file), all or nothing
+/// Load NDJSON records (or any file etl-extract reads) into a SQLite, PostgreSQL or MySQL table, or a file, all or nothing
 #[derive(Debug, Parser)]
 #[command(
     name = "etl-load",
