@@ -14,6 +14,7 @@ use crate::files::parquet::ParquetSource;
 use crate::format::Format;
 use crate::format::csv::Quoting;
 use crate::incremental::{Incremental, Verdict};
+use crate::lake::source::LakeSource;
 use crate::output;
 use crate::pg::source::PgSource;
 use crate::progress::{Counts, Progress, Verbosity};
@@ -47,6 +48,11 @@ pub enum Inputs {
         path: PathBuf,
         /// The table or query.
         selection: Selection,
+    },
+    /// A dataset directory written by etl-load (Hive-partitioned Parquet).
+    Lake {
+        /// The dataset directory.
+        dir: PathBuf,
     },
     /// A table or query of a PostgreSQL database.
     Postgres {
@@ -180,7 +186,7 @@ pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
 pub fn run(plan: ExtractPlan) -> Result<Outcome> {
     let size = match &plan.inputs {
         Inputs::Files { locations, .. } => locations.iter().map(Location::size).sum(),
-        Inputs::Sqlite { .. } | Inputs::Postgres { .. } => None,
+        Inputs::Sqlite { .. } | Inputs::Postgres { .. } | Inputs::Lake { .. } => None,
     };
     let progress = Progress::new(PROGRAM, plan.verbosity, size);
     let mut rejects = plan.rejects.open()?;
@@ -268,6 +274,26 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
                 );
                 let mut source = SqliteSource::open(path, selection, window)?;
                 begin.source = Some(path.display().to_string());
+                begin.schema = source.schema();
+                write_begin(&begin)?;
+                source.run(&mut emit, &mut cx)?;
+            }
+            Inputs::Lake { dir } => {
+                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
+                    |(inc, (lower, upper))| Window {
+                        column: &inc.cursor,
+                        lower: lower.as_ref(),
+                        upper: upper.as_ref(),
+                    },
+                );
+                let mut source = LakeSource::open(dir, window)?;
+                if source.pruned() > 0 {
+                    progress.detail(&format!(
+                        "{} files left unread: their partitions lie outside the cursor range",
+                        source.pruned()
+                    ));
+                }
+                begin.source = Some(dir.display().to_string());
                 begin.schema = source.schema();
                 write_begin(&begin)?;
                 source.run(&mut emit, &mut cx)?;

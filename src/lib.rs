@@ -12,6 +12,7 @@ pub mod files;
 pub mod format;
 pub mod harness;
 pub mod incremental;
+pub mod lake;
 pub mod load;
 pub mod output;
 pub mod pg;

@@ -10,6 +10,7 @@ use crate::error::{Failure, Kind, Outcome};
 use crate::files::parquet_sink::ParquetSink;
 use crate::files::sink::{FileOptions, FileSink};
 use crate::format::flat::{self, Fields};
+use crate::lake::sink::{LakeOptions, LakeSink};
 use crate::pg::sink::PgSink;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::record::{RESERVED_PREFIX, Schema, is_reserved_name};
@@ -57,6 +58,15 @@ pub enum Target {
         strict: bool,
         /// The JSON state file for bookmarks and batch ids.
         state: Option<PathBuf>,
+        /// Rows per row group.
+        row_group_size: usize,
+    },
+    /// A Hive-partitioned Parquet dataset (a directory).
+    Lake {
+        /// The dataset directory.
+        dir: PathBuf,
+        /// Partitioning, mode, schema policy, file settings.
+        options: LakeOptions,
     },
 }
 
@@ -106,6 +116,7 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
             .as_ref()
             .map_or("stdout".into(), |p| p.display().to_string()),
         Target::Parquet { path, .. } => path.display().to_string(),
+        Target::Lake { dir, .. } => dir.display().to_string(),
     };
     let (target_name, untouched) = match target {
         Target::Database { table, .. } => (
@@ -122,6 +133,13 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
             format!(
                 "nothing was written to {} (it is as it was)",
                 path.display()
+            ),
+        ),
+        Target::Lake { dir, .. } => (
+            format!("dataset {}", dir.display()),
+            format!(
+                "nothing was committed to the dataset {} (it is as it was)",
+                dir.display()
             ),
         ),
     };
@@ -176,15 +194,22 @@ pub fn run(plan: LoadPlan) -> Result<Outcome> {
             path,
             strict,
             state,
+            row_group_size,
         } => {
             let sink = ParquetSink::open(
                 path,
                 *strict,
                 state.as_deref(),
                 plan.mode == LoadMode::Append,
-            )?;
+            )?
+            .with_row_group_size(*row_group_size);
             let result = load.drive(input.reader, Box::new(sink));
             (result, path.display().to_string())
+        }
+        Target::Lake { dir, options } => {
+            let sink = LakeSink::open(dir, options.clone())?;
+            let result = load.drive(input.reader, Box::new(sink));
+            (result, format!("the dataset {}", dir.display()))
         }
     };
     let counts = load.counts;

@@ -38,8 +38,12 @@ impl StateStore {
         StateStore::from_arg(path)
     }
 
-    /// A `.json` path is a JSON state file; anything else a SQLite database.
+    /// A `.json` path is a JSON state file, a dataset directory its
+    /// manifest; anything else a SQLite database.
     pub fn from_arg(path: &Path) -> StateStore {
+        if let Some(manifest) = crate::lake::state_file(path) {
+            return StateStore::Json(manifest);
+        }
         let is_json = path
             .extension()
             .and_then(|e| e.to_str())
@@ -91,14 +95,7 @@ impl StateStore {
                     None => Ok(None),
                 }
             }
-            StateStore::Json(path) => {
-                let doc = read_json_file(path)?;
-                Ok(doc
-                    .get("streams")
-                    .and_then(|s| s.get(stream))
-                    .and_then(|s| s.get("bookmark"))
-                    .cloned())
-            }
+            StateStore::Json(path) => Ok(bookmark_in(&read_json_file(path)?, stream)),
         }
     }
 }
@@ -148,7 +145,8 @@ pub fn write_sqlite(conn: &Connection, stream: &str, bookmark: &Value, rows: u64
     Ok(())
 }
 
-fn read_json_file(path: &Path) -> Result<Map<String, Value>> {
+/// Reads a JSON state document (an empty one when the file does not exist).
+pub fn read_json_file(path: &Path) -> Result<Map<String, Value>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
@@ -213,22 +211,41 @@ pub fn open_lock_file(path: &Path) -> Result<(File, PathBuf)> {
 /// [`lock_json`].
 pub fn write_json(path: &Path, stream: &str, bookmark: &Value, rows: u64) -> Result<()> {
     let mut doc = read_json_file(path)?;
+    set_bookmark(&mut doc, stream, bookmark, rows)
+        .with_context(|| format!("state file {}", path.display()))?;
+    let text = serde_json::to_string_pretty(&Value::Object(doc))?;
+    write_atomically(path, text.as_bytes())
+}
+
+/// Sets `stream`'s bookmark in a JSON state document (the layout of a
+/// state file, also kept inside a dataset's manifest).
+pub fn set_bookmark(
+    doc: &mut Map<String, Value>,
+    stream: &str,
+    bookmark: &Value,
+    rows: u64,
+) -> Result<()> {
     doc.insert("version".into(), 1.into());
     let streams = doc
         .entry("streams")
         .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(streams) = streams else {
-        bail!(
-            "state file {}: \"streams\" is not an object",
-            path.display()
-        );
+        bail!("\"streams\" is not an object");
     };
     let mut entry = Map::new();
     entry.insert("bookmark".into(), bookmark.clone());
     entry.insert("rows".into(), rows.into());
     streams.insert(stream.into(), Value::Object(entry));
-    let text = serde_json::to_string_pretty(&Value::Object(doc))?;
-    write_atomically(path, text.as_bytes())
+    Ok(())
+}
+
+/// The bookmark of `stream` in a JSON state document; `None` before its
+/// first run.
+pub fn bookmark_in(doc: &Map<String, Value>, stream: &str) -> Option<Value> {
+    doc.get("streams")
+        .and_then(|s| s.get(stream))
+        .and_then(|s| s.get("bookmark"))
+        .cloned()
 }
 
 /// Batch ids kept per stream in a JSON state file: a replay concerns the
@@ -238,12 +255,15 @@ const JSON_BATCHES_KEPT: usize = 1000;
 /// Has the file target behind this JSON state committed batch `id` of
 /// `stream`? (The state file belongs to one target, so no table is named.)
 pub fn json_batch_committed(path: &Path, stream: &str, id: &str) -> Result<bool> {
-    let doc = read_json_file(path)?;
-    Ok(doc
-        .get("batches")
+    Ok(batch_in(&read_json_file(path)?, stream, id))
+}
+
+/// Is batch `id` of `stream` recorded in a JSON state document?
+pub fn batch_in(doc: &Map<String, Value>, stream: &str, id: &str) -> bool {
+    doc.get("batches")
         .and_then(|b| b.get(stream))
         .and_then(Value::as_array)
-        .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id))))
+        .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id)))
 }
 
 /// Adds committed batch ids (stream, id) to a JSON state file, keeping the
@@ -254,15 +274,23 @@ pub fn write_json_batches(path: &Path, batches: &[(String, String)]) -> Result<(
         return Ok(());
     }
     let mut doc = read_json_file(path)?;
+    add_batches(&mut doc, batches).with_context(|| format!("state file {}", path.display()))?;
+    let text = serde_json::to_string_pretty(&Value::Object(doc))?;
+    write_atomically(path, text.as_bytes())
+}
+
+/// Adds committed batch ids (stream, id) to a JSON state document, keeping
+/// the newest [`JSON_BATCHES_KEPT`] per stream.
+pub fn add_batches(doc: &mut Map<String, Value>, batches: &[(String, String)]) -> Result<()> {
+    if batches.is_empty() {
+        return Ok(());
+    }
     doc.insert("version".into(), 1.into());
     let all = doc
         .entry("batches")
         .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(all) = all else {
-        bail!(
-            "state file {}: \"batches\" is not an object",
-            path.display()
-        );
+        bail!("\"batches\" is not an object");
     };
     for (stream, id) in batches {
         let ids = all
@@ -274,8 +302,7 @@ pub fn write_json_batches(path: &Path, batches: &[(String, String)]) -> Result<(
             ids.drain(..excess);
         }
     }
-    let text = serde_json::to_string_pretty(&Value::Object(doc))?;
-    write_atomically(path, text.as_bytes())
+    Ok(())
 }
 
 /// Replaces `path` with `bytes` so that a reader (or a crash) sees the old

@@ -76,7 +76,8 @@ Examples:
     after_long_help = format!("{AFTER_HELP}\n{}", super::EXIT_CODES),
 )]
 pub struct ExtractArgs {
-    /// Input files or globs, or - for stdin (the default). With --table or
+    /// Input files or globs, or - for stdin (the default); or one dataset
+    /// directory written by etl-load --partition-by. With --table or
     /// --query, one SQLite database file or a postgres:// URL
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -248,6 +249,36 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
             rejects: args.rejects.options(),
             verbosity: args.verbosity.verbosity(),
         });
+    }
+    if let [dir] = args.inputs.as_slice()
+        && dir.is_dir()
+    {
+        if args.format.is_some_and(|f| f != Format::Parquet)
+            || args.delimiter.is_some()
+            || args.no_header
+            || args.all_text
+            || args.schema.is_some()
+        {
+            return Err(usage(
+                "a dataset directory is Parquet: --format, --delimiter, --no-header, --all-text and --schema do not apply",
+            ));
+        }
+        return Ok(ExtractPlan {
+            stream: args
+                .stream
+                .clone()
+                .unwrap_or_else(|| default_stream(Some(&Location::Path(dir.clone())))),
+            inputs: Inputs::Lake { dir: dir.clone() },
+            incremental,
+            rejects: args.rejects.options(),
+            verbosity: args.verbosity.verbosity(),
+        });
+    }
+    if let Some(dir) = args.inputs.iter().find(|p| p.is_dir()) {
+        return Err(usage(format!(
+            "{} is a directory: a dataset is read alone, not with other inputs",
+            dir.display()
+        )));
     }
     let delimiter = match args.delimiter {
         Some(c) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => Some(c as u8),

@@ -7,4 +7,5 @@ pub mod json_array;
 pub mod ndjson;
 pub mod parquet;
 pub mod parquet_sink;
+pub mod parquet_writer;
 pub mod sink;

@@ -343,7 +343,8 @@ impl PgSink {
                         .map_err(pg_err("cannot replace the table's rows"))?;
                 }
                 LoadMode::Upsert => self.merge(&cols)?,
-                LoadMode::Append => {}
+                // ReplacePartitions is refused for tables when the flags are checked.
+                LoadMode::Append | LoadMode::ReplacePartitions => {}
             }
         }
         if !self.ends.iter().any(|e| e.bookmark.is_some()) {
