@@ -9,6 +9,7 @@ mod extract;
 mod files;
 mod formats;
 mod incremental;
+mod lake;
 mod load;
 mod modes;
 mod pipeline;

@@ -4,8 +4,9 @@
 //! reason (see `Exception`); nothing differs by accident.
 //!
 //! Stores: SQLite, PostgreSQL (skipped loudly without a server, required
-//! under ETLKIT_REQUIRE_POSTGRES), and the file targets CSV, NDJSON and
-//! Parquet.
+//! under ETLKIT_REQUIRE_POSTGRES), the file targets CSV, NDJSON and
+//! Parquet, and a Hive-partitioned Parquet dataset (partitioned by `id`, so
+//! every case also goes through partition paths and back).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -28,6 +29,7 @@ enum Kind {
     Csv,
     Ndjson,
     Parquet,
+    Lake,
 }
 
 /// Promises a store cannot keep, by design. Each is documented in
@@ -54,6 +56,7 @@ impl Store {
             Kind::Csv,
             Kind::Ndjson,
             Kind::Parquet,
+            Kind::Lake,
         ] {
             let pg = if kind == Kind::Postgres {
                 match PgSchema::new(&format!("st_{test}")) {
@@ -80,10 +83,17 @@ impl Store {
         matches!(self.kind, Kind::Sqlite | Kind::Postgres)
     }
 
+    /// Databases keep bookmarks and batch ids beside the data, and so does
+    /// a dataset (in its manifest); other files need a --state file.
+    fn keeps_own_state(&self) -> bool {
+        self.is_database() || self.kind == Kind::Lake
+    }
+
     fn lacks(&self, exception: Exception) -> bool {
         use Exception::*;
         match self.kind {
             Kind::Sqlite | Kind::Postgres => false,
+            Kind::Lake => matches!(exception, NoUpsert),
             Kind::Csv => matches!(exception, NoUpsert | Untyped | FixedColumns),
             Kind::Ndjson => matches!(exception, NoUpsert | Untyped),
             Kind::Parquet => matches!(exception, NoUpsert | NoParquetAppend),
@@ -95,6 +105,7 @@ impl Store {
             Kind::Csv => "csv",
             Kind::Ndjson => "ndjson",
             Kind::Parquet => "parquet",
+            Kind::Lake => return self.d().join(table),
             Kind::Sqlite | Kind::Postgres => unreachable!("databases have tables"),
         };
         self.d().join(format!("{table}.{ext}"))
@@ -114,6 +125,11 @@ impl Store {
                     table.into(),
                 ]
             }
+            Kind::Lake => vec![
+                self.file(table).display().to_string(),
+                "--partition-by".into(),
+                "id".into(),
+            ],
             _ => vec![self.file(table).display().to_string()],
         }
     }
@@ -130,7 +146,7 @@ impl Store {
     fn load_stateful(&self, table: &str, args: &[&str], input: &str) -> Output {
         let state = format!("{table}.state.json");
         let mut all: Vec<&str> = args.to_vec();
-        if !self.is_database() {
+        if !self.keeps_own_state() {
             all.extend(["--state", &state]);
         }
         self.load(table, &all, input)
@@ -164,6 +180,13 @@ impl Store {
                     "--table".into(),
                     table.into(),
                 ]
+            }
+            Kind::Lake => {
+                let dir = self.file(table);
+                if !dir.join("_etl_manifest.json").exists() {
+                    return None;
+                }
+                vec![dir.display().to_string()]
             }
             _ => {
                 let file = self.file(table);

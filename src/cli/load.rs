@@ -508,7 +508,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 /// The dataset target, when the flags or the target name one: checked
 /// against the flags that do not apply to a dataset.
 fn dataset_target(args: &LoadArgs, postgres: bool, stdout: bool) -> Result<Option<Target>> {
-    let named = !args.partition_by.is_empty() || args.mode == LoadMode::ReplacePartitions;
+    let named = !args.partition_by.is_empty();
     let text = args.target.to_string_lossy();
     let parquet_dir =
         args.format == Some(TargetFormat::Parquet) && (args.target.is_dir() || text.ends_with('/'));
@@ -517,7 +517,7 @@ fn dataset_target(args: &LoadArgs, postgres: bool, stdout: bool) -> Result<Optio
     if !(named || parquet_dir || existing) || stdout || postgres {
         if named && (stdout || postgres) {
             return Err(usage(
-                "--partition-by and replace-partitions write a Parquet dataset: TARGET is a directory",
+                "--partition-by writes a Parquet dataset: TARGET is a directory",
             ));
         }
         return Ok(None);

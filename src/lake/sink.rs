@@ -604,9 +604,6 @@ impl Sink for LakeSink {
         let w = part.writing.as_mut().expect("a file was started above");
         let before = w.file.buffered_bytes();
         w.file.push(fields)?;
-        if w.file.buffered_bytes() as u64 >= file_size {
-            w.file.flush_group()?;
-        }
         let after = w.file.buffered_bytes();
         let full = w.file.written_bytes() >= file_size;
         self.buffered = self.buffered.saturating_sub(before) + after;

@@ -15,7 +15,7 @@ use crate::error::{Failure, Kind};
 use crate::files::parquet::ParquetSource;
 use crate::format::json;
 use crate::record::{FieldType, Schema};
-use crate::source::{Context, Emit, Source, Window};
+use crate::source::{Context, Emit, Source, Window, deliver};
 
 /// Files opened before the first record is emitted: a load that replaces
 /// them meanwhile cannot take them away (an open file outlives its
@@ -29,12 +29,17 @@ const ATTEMPTS: usize = 20;
 enum Pending {
     Open(Box<ParquetSource>),
     Later(PathBuf, String, Vec<(String, String)>),
+    /// A file without columns (every field is in the path): Parquet keeps
+    /// no rows for it, the manifest counts them.
+    PathOnly(String, u64, Vec<(String, String)>),
 }
 
 /// A dataset directory written by etl-load.
 pub struct LakeSource {
     schema: Schema,
     files: Vec<Pending>,
+    /// The manifest's row count of each file opened later.
+    rows: Vec<(PathBuf, u64)>,
     skipped: usize,
 }
 
@@ -141,6 +146,7 @@ impl LakeSource {
             .collect();
         schema.extend(path_columns.iter().cloned());
         let mut files = Vec::new();
+        let mut rows = Vec::new();
         let mut skipped = 0;
         for file in &manifest.files {
             if let Some(w) = window
@@ -170,15 +176,23 @@ impl LakeSource {
             let name = path.display().to_string();
             if files.len() < OPENED_AHEAD {
                 let handle = File::open(&path)?;
-                let source = ParquetSource::from_file(handle, name)?.with_constant_fields(constant);
-                files.push(Pending::Open(Box::new(source)));
+                let source = ParquetSource::from_file(handle, name.clone())?;
+                if source.schema().is_empty() {
+                    files.push(Pending::PathOnly(name, file.rows, constant));
+                    continue;
+                }
+                files.push(Pending::Open(Box::new(
+                    source.with_constant_fields(constant),
+                )));
             } else {
+                rows.push((path.clone(), file.rows));
                 files.push(Pending::Later(path, name, constant));
             }
         }
         Ok(LakeSource {
             schema,
             files,
+            rows,
             skipped,
         })
     }
@@ -206,6 +220,34 @@ fn may_hold(manifest: &Manifest, file: &DataFile, window: &Window<'_>) -> bool {
     })
 }
 
+/// Emits `rows` records made of the path's fields only.
+fn path_only(
+    name: &str,
+    rows: u64,
+    constant: &[(String, String)],
+    emit: &mut Emit<'_>,
+    cx: &mut Context<'_>,
+) -> Result<()> {
+    let mut record = Vec::from(&b"{"[..]);
+    for (i, (column, text)) in constant.iter().enumerate() {
+        if i > 0 {
+            record.push(b',');
+        }
+        record.extend_from_slice(&json::key_prefix(column));
+        record.extend_from_slice(text.as_bytes());
+    }
+    record.push(b'}');
+    for n in 0..rows {
+        cx.read += 1;
+        deliver(emit, &record, cx, name, n + 1)?;
+    }
+    Ok(())
+}
+
+fn rows_of(path: &Path, rows: &[(PathBuf, u64)]) -> u64 {
+    rows.iter().find(|(p, _)| p == path).map_or(0, |(_, n)| *n)
+}
+
 impl Source for LakeSource {
     fn schema(&self) -> Schema {
         self.schema.clone()
@@ -221,7 +263,16 @@ impl Source for LakeSource {
                             "cannot open {name}: a load replaced it while this run read the dataset; run again"
                         )
                     })?;
-                    ParquetSource::from_file(handle, name)?.with_constant_fields(constant)
+                    let source = ParquetSource::from_file(handle, name.clone())?;
+                    if source.schema().is_empty() {
+                        path_only(&name, rows_of(&path, &self.rows), &constant, emit, cx)?;
+                        continue;
+                    }
+                    source.with_constant_fields(constant)
+                }
+                Pending::PathOnly(name, rows, constant) => {
+                    path_only(&name, rows, &constant, emit, cx)?;
+                    continue;
                 }
             };
             source.run(emit, cx)?;
