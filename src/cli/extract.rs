@@ -57,6 +57,15 @@ are ISO 8601 in UTC, json/jsonb are nested JSON. Prefer PGPASSWORD or
 ~/.pgpass to a password in the URL: other users can read command lines.
 No message etlkit prints contains the password.
 
+Datasets: INPUT may be one directory written by etl-load --partition-by (a
+Hive-partitioned Parquet dataset). Only the files its manifest
+_etl_manifest.json lists are read, so a load in progress or one that crashed
+is never seen; columns kept in the paths (--partition-by COL) come back typed,
+after the files' columns. With --cursor on a partition column (or the
+timestamp a COL:day key comes from), partitions outside --since/--until or
+below the bookmark are not opened. --state DIR reads the bookmark the dataset
+keeps in its manifest.
+
 Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
   $ etl-extract sample-data/events.ndjson --stream clicks -q | tail -n 1
@@ -65,6 +74,7 @@ Examples:
   $ etl-extract wh.db --query 'SELECT order_id, zip FROM orders' | head -n 3
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state wh.db | etl-load wh.db -t recent
   $ etl-extract sample-data/orders.csv --cursor ordered_at --since 2026-11-03 --until 2026-11-04
+  $ etl-extract sample-data/orders.csv | etl-load lake/orders --partition-by ordered_at:day && etl-extract lake/orders --cursor ordered_at --since 2026-11-03 --until 2026-11-04 | tail -n 1
 ";
 
 /// Read CSV, TSV, NDJSON, JSON, Parquet or a SQLite table and write records as NDJSON

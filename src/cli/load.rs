@@ -96,18 +96,23 @@ Hive layout Spark, Trino and DuckDB read: orders/ordered_at_day=2026-11-03/
 part-<id>-<n>.parquet. COL:day takes the date as written in an ISO 8601 text
 (no time-zone conversion); a plain COL moves into the path (Hive style) and
 etl-extract restores it. Names are escaped as Hive does (%3A for :), null is
-__HIVE_DEFAULT_PARTITION__. A partition gets a new file at every
---row-group-size rows past --file-size. Modes: append adds files; replace swaps
-the whole dataset; replace-partitions replaces the partitions the input has
-rows for and leaves the others byte for byte (a rerun with the same input
-leaves the same files). A new field adds a column to the dataset's schema (new
-files carry it; DuckDB reads old and new files with union_by_name);
---schema strict rejects it. Files are written hidden beside their place and
-renamed; then the manifest _etl_manifest.json, which lists the committed
-files, is replaced: that is the commit. etl-extract DIR reads only what it
-lists; a crashed run leaves files no manifest lists, removed by the next load.
-The manifest also keeps the bookmarks and batch ids (etl-extract --state DIR),
-so they commit with the data; --state is not used. A later run without
+__HIVE_DEFAULT_PARTITION__; an empty text or a nested value is a reject. A
+file ends at the first row group (--row-group-size rows) that takes it past
+--file-size, and the partition goes on in a new one; at most 64 files are
+open at once. Modes: append adds files; replace swaps the whole dataset;
+replace-partitions replaces the partitions the input has rows for and leaves
+the others byte for byte (a rerun with the same input leaves the same files).
+A new field adds a column to the dataset's schema (new files carry it; DuckDB
+reads old and new files with union_by_name); --schema strict rejects it.
+Files are written hidden beside their place and renamed; then the manifest
+_etl_manifest.json, which lists the committed files, is replaced: that is the
+commit, and replaced files are deleted after it. etl-extract DIR reads only
+what the manifest lists; a crashed run leaves files no manifest lists, which
+the next load removes. A reader that lists the files itself (a glob such as
+DIR/**/*.parquet) can see a commit's files before its manifest, and replaced
+files until just after it: read the manifest's list for an exact view. The
+manifest also keeps the bookmarks and batch ids (etl-extract --state DIR), so
+they commit with the data; --state is refused. A later run without
 --partition-by keeps the dataset's partitioning; another one needs replace.
 
 Examples:

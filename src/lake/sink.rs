@@ -151,6 +151,7 @@ fn clean(dir: &Path, rel: &str, listed: &HashSet<&str>) -> Result<()> {
             let _ = std::fs::remove_dir(&path);
         } else if kind.is_file()
             && (name.starts_with(TMP_PREFIX)
+                || (rel.is_empty() && name.starts_with(&format!("{MANIFEST}.tmp")))
                 || (is_part_name(&name) && !listed.contains(child.as_str())))
         {
             std::fs::remove_file(&path)
