@@ -16,6 +16,7 @@ use crate::format::Format;
 use crate::format::csv::Quoting;
 use crate::http::source::HttpSource;
 use crate::incremental::{Incremental, Verdict};
+use crate::lake::source::LakeSource;
 use crate::mysql::source::{MysqlSource, ZeroDates};
 use crate::output;
 use crate::pg::source::PgSource;
@@ -58,6 +59,11 @@ pub enum Inputs {
         selection: Selection,
         /// What a zero date becomes.
         zero_dates: ZeroDates,
+    },
+    /// A dataset directory written by etl-load (Hive-partitioned Parquet).
+    Lake {
+        /// The dataset directory.
+        dir: PathBuf,
     },
     /// A table or query of a PostgreSQL database.
     Postgres {
@@ -113,6 +119,10 @@ impl StateLocation {
         }
         if crate::mysql::is_url(&text) {
             return StateLocation::Mysql(text.into_owned());
+        }
+        // A dataset directory keeps its state in its manifest.
+        if let Some(manifest) = crate::lake::state_file(path) {
+            return StateLocation::Json(manifest);
         }
         let is_json = path
             .extension()
@@ -247,6 +257,7 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
         Inputs::Sqlite { .. }
         | Inputs::Postgres { .. }
         | Inputs::Mysql { .. }
+        | Inputs::Lake { .. }
         | Inputs::Http(_) => None,
     };
     let progress = Progress::new(PROGRAM, plan.verbosity, size);
@@ -382,6 +393,26 @@ pub fn run_into(
                 write_begin(&out, &begin)?;
                 source.run(&mut emit, &mut cx)?;
                 remarks.extend(source.remarks());
+            }
+            Inputs::Lake { dir } => {
+                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
+                    |(inc, (lower, upper))| Window {
+                        column: &inc.cursor,
+                        lower: lower.as_ref(),
+                        upper: upper.as_ref(),
+                    },
+                );
+                let mut source = LakeSource::open(dir, window)?;
+                if source.pruned() > 0 {
+                    progress.detail(&format!(
+                        "{} files left unread: their partitions lie outside the cursor range",
+                        source.pruned()
+                    ));
+                }
+                begin.source = Some(dir.display().to_string());
+                begin.schema = source.schema();
+                write_begin(&out, &begin)?;
+                source.run(&mut emit, &mut cx)?;
             }
             Inputs::Postgres {
                 url,

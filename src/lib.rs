@@ -13,6 +13,7 @@ pub mod format;
 pub mod harness;
 pub mod http;
 pub mod incremental;
+pub mod lake;
 pub mod load;
 pub mod mysql;
 pub mod oneoff;

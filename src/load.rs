@@ -12,6 +12,7 @@ use crate::files::parquet_sink::ParquetSink;
 use crate::files::sink::{FileOptions, FileSink};
 use crate::format::flat::{self, Fields};
 use crate::incremental::check_starting_point;
+use crate::lake::sink::{LakeOptions, LakeSink};
 use crate::mysql::sink::MysqlSink;
 use crate::pg::sink::PgSink;
 use crate::progress::{Counts, Progress, Verbosity};
@@ -73,6 +74,15 @@ pub enum Target {
         strict: bool,
         /// The JSON state file for bookmarks and batch ids.
         state: Option<PathBuf>,
+        /// Rows per row group.
+        row_group_size: usize,
+    },
+    /// A Hive-partitioned Parquet dataset (a directory).
+    Lake {
+        /// The dataset directory.
+        dir: PathBuf,
+        /// Partitioning, mode, schema policy, file settings.
+        options: LakeOptions,
     },
 }
 
@@ -143,6 +153,7 @@ pub fn run(mut plan: LoadPlan) -> Result<Outcome> {
             .as_ref()
             .map_or("stdout".into(), |p| p.display().to_string()),
         Target::Parquet { path, .. } => path.display().to_string(),
+        Target::Lake { dir, .. } => dir.display().to_string(),
     };
     let (target_name, untouched) = match target {
         Target::Database { table, .. } | Target::Mysql { table, .. } => (
@@ -159,6 +170,13 @@ pub fn run(mut plan: LoadPlan) -> Result<Outcome> {
             format!(
                 "nothing was written to {} (it is as it was)",
                 path.display()
+            ),
+        ),
+        Target::Lake { dir, .. } => (
+            format!("dataset {}", dir.display()),
+            format!(
+                "nothing was committed to the dataset {} (it is as it was)",
+                dir.display()
             ),
         ),
     };
@@ -231,15 +249,22 @@ pub fn run(mut plan: LoadPlan) -> Result<Outcome> {
             path,
             strict,
             state,
+            row_group_size,
         } => {
             let sink = ParquetSink::open(
                 path,
                 *strict,
                 state.as_deref(),
                 plan.mode == LoadMode::Append,
-            )?;
+            )?
+            .with_row_group_size(*row_group_size);
             let result = load.drive(input.reader, Box::new(sink));
             (result, path.display().to_string())
+        }
+        Target::Lake { dir, options } => {
+            let sink = LakeSink::open(dir, options.clone())?;
+            let result = load.drive(input.reader, Box::new(sink));
+            (result, format!("the dataset {}", dir.display()))
         }
     };
     let result = match &upstream {
@@ -314,6 +339,10 @@ fn job_name(plan: &LoadPlan) -> String {
             )
         }
         Target::File { path: None, .. } => "stdout".into(),
+        Target::Lake { dir, .. } => dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
     }
 }
 
@@ -341,6 +370,7 @@ fn record_failed_run(target: &Target, run: &RunRecord) -> Result<()> {
             crate::files::state::JsonState::open(state.as_deref())?.record_failed_run(run)
         }
         Target::Mysql { url, table, .. } => crate::mysql::state::record_failed_run(url, table, run),
+        Target::Lake { dir, .. } => crate::lake::state::record_failed_run(dir, run),
     }
 }
 

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use crate::common::*;
 
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -23,7 +23,7 @@ impl Rng {
     }
 }
 
-fn seed() -> u64 {
+pub fn seed() -> u64 {
     std::env::var("ETLKIT_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -32,7 +32,7 @@ fn seed() -> u64 {
 
 /// Runs `script` (a pipeline) under bash and SIGKILLs the whole process
 /// group after `delay`; returns whether it was killed before finishing.
-fn run_and_kill(script: &str, dir: &Path, delay: Duration) -> bool {
+pub fn run_and_kill(script: &str, dir: &Path, delay: Duration) -> bool {
     let mut child = Command::new("setsid")
         .args(["bash", "-c", &format!("set -o pipefail; {script}")])
         .env("PATH", format!("{}:/usr/bin:/bin", bin_dir().display()))

@@ -11,6 +11,7 @@ mod files;
 mod formats;
 mod http;
 mod incremental;
+mod lake;
 mod load;
 mod modes;
 mod mysql;

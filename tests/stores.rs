@@ -5,7 +5,9 @@
 //!
 //! Stores: SQLite, PostgreSQL (skipped loudly without a server, required
 //! under ETLKIT_REQUIRE_POSTGRES), MariaDB/MySQL (the same, under
-//! ETLKIT_REQUIRE_MYSQL), and the file targets CSV, NDJSON and Parquet.
+//! ETLKIT_REQUIRE_MYSQL), the file targets CSV, NDJSON and Parquet, and a
+//! Hive-partitioned Parquet dataset (partitioned by `id`, so every case also
+//! goes through partition paths and back).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -30,6 +32,7 @@ enum Kind {
     Csv,
     Ndjson,
     Parquet,
+    Lake,
 }
 
 /// Promises a store cannot keep, by design. Each is documented in
@@ -57,6 +60,7 @@ impl Store {
             Kind::Csv,
             Kind::Ndjson,
             Kind::Parquet,
+            Kind::Lake,
         ] {
             let pg = if kind == Kind::Postgres {
                 match PgSchema::new(&format!("st_{test}")) {
@@ -92,10 +96,17 @@ impl Store {
         matches!(self.kind, Kind::Sqlite | Kind::Postgres | Kind::Mysql)
     }
 
+    /// Databases keep bookmarks and batch ids beside the data, and so does
+    /// a dataset (in its manifest); other files need a --state file.
+    fn keeps_own_state(&self) -> bool {
+        self.is_database() || self.kind == Kind::Lake
+    }
+
     fn lacks(&self, exception: Exception) -> bool {
         use Exception::*;
         match self.kind {
             Kind::Sqlite | Kind::Postgres | Kind::Mysql => false,
+            Kind::Lake => matches!(exception, NoUpsert),
             Kind::Csv => matches!(exception, NoUpsert | Untyped | FixedColumns),
             Kind::Ndjson => matches!(exception, NoUpsert | Untyped),
             Kind::Parquet => matches!(exception, NoUpsert | NoParquetAppend),
@@ -107,6 +118,7 @@ impl Store {
             Kind::Csv => "csv",
             Kind::Ndjson => "ndjson",
             Kind::Parquet => "parquet",
+            Kind::Lake => return self.d().join(table),
             Kind::Sqlite | Kind::Postgres | Kind::Mysql => unreachable!("databases have tables"),
         };
         self.d().join(format!("{table}.{ext}"))
@@ -130,6 +142,11 @@ impl Store {
                 let my = self.my.as_ref().expect("a MySQL store has a database");
                 vec![my.url.clone(), "--table".into(), table.into()]
             }
+            Kind::Lake => vec![
+                self.file(table).display().to_string(),
+                "--partition-by".into(),
+                "id".into(),
+            ],
             _ => vec![self.file(table).display().to_string()],
         }
     }
@@ -146,7 +163,7 @@ impl Store {
     fn load_stateful(&self, table: &str, args: &[&str], input: &str) -> Output {
         let state = format!("{table}.state.json");
         let mut all: Vec<&str> = args.to_vec();
-        if !self.is_database() {
+        if !self.keeps_own_state() {
             all.extend(["--state", &state]);
         }
         self.load(table, &all, input)
@@ -187,6 +204,13 @@ impl Store {
                     return None;
                 }
                 vec![my.url.clone(), "--table".into(), table.into()]
+            }
+            Kind::Lake => {
+                let dir = self.file(table);
+                if !dir.join("_etl_manifest.json").exists() {
+                    return None;
+                }
+                vec![dir.display().to_string()]
             }
             _ => {
                 let file = self.file(table);
@@ -704,6 +728,15 @@ fn runs(store: &Store, table: &str) -> Vec<Value> {
         Kind::Mysql => {
             let my = store.my.as_ref().expect("a MySQL store has a database");
             extract_records(store.d(), &[&my.url, "--table", "_etl_runs"])
+        }
+        Kind::Lake => {
+            let text = std::fs::read_to_string(store.file(table).join("_etl_manifest.json"))
+                .expect("manifest");
+            let doc: Value = serde_json::from_str(&text).expect("manifest JSON");
+            let runs = doc
+                .get("state")
+                .map_or(&doc["runs"], |state| &state["runs"]);
+            runs.as_array().cloned().unwrap_or_default()
         }
         _ => {
             let text = std::fs::read_to_string(store.d().join(format!("{table}.state.json")))

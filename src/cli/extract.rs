@@ -83,6 +83,15 @@ list, and masks it (***) in every message, --log-json record, control line
 and rejects file. https:// uses rustls with Mozilla's roots; --ca-cert FILE
 trusts a private CA instead. HTTPS_PROXY, HTTP_PROXY and NO_PROXY are honoured.
 
+Datasets: INPUT may be one directory written by etl-load --partition-by (a
+Hive-partitioned Parquet dataset). Only the files its manifest
+_etl_manifest.json lists are read, so a load in progress or one that crashed
+is never seen; columns kept in the paths (--partition-by COL) come back typed,
+after the files' columns. With --cursor on a partition column (or the
+timestamp a COL:day key comes from), partitions outside --since/--until or
+below the bookmark are not opened. --state DIR reads the bookmark the dataset
+keeps in its manifest.
+
 Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
   $ etl-extract sample-data/events.ndjson --stream clicks -q | tail -n 1
@@ -95,6 +104,7 @@ Examples:
   $ etl-extract https://api.example.com/v1/orders --next next -H 'Authorization: Bearer $API_TOKEN'
   # crontab: an API into SQLite every 15 minutes, new records only (api.env: export API_TOKEN=...)
   */15 * * * * cd /srv/etl && . ./api.env && set -o pipefail && etl-extract -q https://api.example.com/v1/orders --next next -H 'Authorization: Bearer $API_TOKEN' --cursor updated_at --since-param updated_since --state wh.db | etl-load -q wh.db --table orders --mode upsert --key id
+  $ etl-extract sample-data/orders.csv | etl-load lake/orders --partition-by ordered_at:day && etl-extract lake/orders --cursor ordered_at --since 2026-11-03 --until 2026-11-04 | tail -n 1
 ";
 
 /// Read CSV, TSV, NDJSON, JSON, Parquet, a SQLite, PostgreSQL or MySQL table or an HTTP JSON API and write records as NDJSON
@@ -110,7 +120,8 @@ Examples:
     ),
 )]
 pub struct ExtractArgs {
-    /// Input files or globs, or - for stdin (the default). With --table or
+    /// Input files or globs, or - for stdin (the default); or one dataset
+    /// directory written by etl-load --partition-by. With --table or
     /// --query, one SQLite database file, a postgres:// or a mysql:// URL. An
     /// http:// or https:// URL reads a JSON API (see HTTP sources)
     #[arg(value_name = "INPUT")]
@@ -278,6 +289,36 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
             rejects: args.rejects.options(),
             verbosity: args.verbosity.verbosity(),
         });
+    }
+    if let [dir] = args.inputs.as_slice()
+        && dir.is_dir()
+    {
+        if args.format.is_some_and(|f| f != Format::Parquet)
+            || args.csv.delimiter.is_some()
+            || args.csv.no_header
+            || args.csv.all_text
+            || args.schema.is_some()
+        {
+            return Err(usage(
+                "a dataset directory is Parquet: --format, --delimiter, --no-header, --all-text and --schema do not apply",
+            ));
+        }
+        return Ok(ExtractPlan {
+            stream: args
+                .stream
+                .clone()
+                .unwrap_or_else(|| default_stream(Some(&Location::Path(dir.clone())))),
+            inputs: Inputs::Lake { dir: dir.clone() },
+            incremental,
+            rejects: args.rejects.options(),
+            verbosity: args.verbosity.verbosity(),
+        });
+    }
+    if let Some(dir) = args.inputs.iter().find(|p| p.is_dir()) {
+        return Err(usage(format!(
+            "{} is a directory: a dataset is read alone, not with other inputs",
+            dir.display()
+        )));
     }
     let csv = args.csv.options(args.schema.as_deref())?;
     let locations = input::locate(&args.inputs)?;

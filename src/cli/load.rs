@@ -11,8 +11,11 @@ use clap::{Parser, ValueEnum};
 use super::VerbosityArgs;
 use crate::error::{Failure, Kind, usage};
 use crate::extract::{ExtractPlan, Inputs};
+use crate::files::parquet_writer::DEFAULT_ROW_GROUP;
 use crate::files::sink::{FileFormat, FileOptions};
 use crate::format::Format;
+use crate::lake::partition::PartitionSpec;
+use crate::lake::sink::LakeOptions;
 use crate::load::{CommitPolicy, LoadPlan, Target};
 use crate::record::{RESERVED_PREFIX, is_reserved_name};
 use crate::sink::{LoadMode, TableOptions};
@@ -127,6 +130,31 @@ both halves refuse: a malformed row names its line in the file, a row that
 does not fit the table its line in the NDJSON stream (\"FILE as NDJSON\").
 NDJSON stays the default for stdin and .ndjson/.jsonl files.
 
+Datasets (a data lake): --partition-by COL[:year|month|day|hour] (several
+allowed, outermost first) writes TARGET as a directory of Parquet files in the
+Hive layout Spark, Trino and DuckDB read: orders/ordered_at_day=2026-11-03/
+part-<id>-<n>.parquet. COL:day takes the date as written in an ISO 8601 text
+(no time-zone conversion); a plain COL moves into the path (Hive style) and
+etl-extract restores it. Names are escaped as Hive does (%3A for :), null is
+__HIVE_DEFAULT_PARTITION__; an empty text or a nested value is a reject. A
+file ends at the first row group (--row-group-size rows) that takes it past
+--file-size, and the partition goes on in a new one; at most 64 files are
+open at once. Modes: append adds files; replace swaps the whole dataset;
+replace-partitions replaces the partitions the input has rows for and leaves
+the others byte for byte (a rerun with the same input leaves the same files).
+A new field adds a column to the dataset's schema (new files carry it; DuckDB
+reads old and new files with union_by_name); --schema strict rejects it.
+Files are written hidden beside their place and renamed; then the manifest
+_etl_manifest.json, which lists the committed files, is replaced: that is the
+commit, and replaced files are deleted after it. etl-extract DIR reads only
+what the manifest lists; a crashed run leaves files no manifest lists, which
+the next load removes. A reader that lists the files itself (a glob such as
+DIR/**/*.parquet) can see a commit's files before its manifest, and replaced
+files until just after it: read the manifest's list for an exact view. The
+manifest also keeps the bookmarks and batch ids (etl-extract --state DIR), so
+they commit with the data; --state is refused. A later run without
+--partition-by keeps the dataset's partitioning; another one needs replace.
+
 Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders
   $ etl-load wh.db --table orders sample-data/orders.csv
@@ -141,6 +169,7 @@ Examples:
   $ etl-extract sample-data/orders.csv | etl-load postgres://postgres@127.0.0.1/test --table etl_example_orders --mode upsert --key order_id
   $ etl-extract sample-data/orders.csv | etl-load mysql://root@127.0.0.1:3306/test --table etl_example_orders --mode upsert --key order_id
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state orders.state.json | etl-load orders.ndjson --mode append --state orders.state.json
+  $ etl-extract sample-data/orders.csv | etl-load lake/orders --format parquet --partition-by ordered_at:day --mode replace-partitions
 ";
 
 /// What happens to fields the table has no column for.
@@ -180,7 +209,7 @@ pub enum TargetFormat {
     ),
 )]
 pub struct LoadArgs {
-    /// SQLite database file (created if missing), postgres:// or mysql:// URL, .csv/.tsv/.ndjson/.parquet file, or - for stdout
+    /// SQLite database file (created if missing), postgres:// or mysql:// URL, .csv/.tsv/.ndjson/.parquet file, dataset directory, or - for stdout
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
 
@@ -239,6 +268,21 @@ pub struct LoadArgs {
     #[arg(long, value_name = "NAME")]
     pub schema_name: Option<String>,
 
+    /// Write a Hive-partitioned Parquet dataset (TARGET is a directory) by
+    /// COL, or by the year, month, day or hour of a timestamp COL; repeat or
+    /// separate with commas, outermost first
+    #[arg(long, value_name = "COL[:UNIT]", value_delimiter = ',')]
+    pub partition_by: Vec<String>,
+
+    /// Parquet targets: rows per row group [default: 65536]
+    #[arg(long, value_name = "ROWS")]
+    pub row_group_size: Option<usize>,
+
+    /// Datasets: start a new file in a partition once its file passes this
+    /// size (bytes, or with K, M, G) [default: 128M]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub file_size: Option<u64>,
+
     /// For a file target: the JSON file that keeps incremental bookmarks
     /// (a database target keeps them in its _etl_state table)
     #[arg(long, value_name = "FILE.json")]
@@ -269,7 +313,12 @@ pub struct LoadArgs {
 
 impl ValueEnum for LoadMode {
     fn value_variants<'a>() -> &'a [Self] {
-        &[LoadMode::Append, LoadMode::Replace, LoadMode::Upsert]
+        &[
+            LoadMode::Append,
+            LoadMode::Replace,
+            LoadMode::Upsert,
+            LoadMode::ReplacePartitions,
+        ]
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
@@ -280,6 +329,8 @@ impl ValueEnum for LoadMode {
             LoadMode::Replace => PossibleValue::new("replace")
                 .help("Swap the table's rows for the incoming rows, atomically"),
             LoadMode::Upsert => PossibleValue::new("upsert").help("Insert or update rows by --key"),
+            LoadMode::ReplacePartitions => PossibleValue::new("replace-partitions")
+                .help("Datasets: replace the partitions the input has rows for, keep the rest"),
         })
     }
 }
@@ -392,7 +443,7 @@ fn target(args: &LoadArgs) -> Result<Target> {
         .collect();
     match (args.mode, keys.is_empty()) {
         (LoadMode::Upsert, true) => return Err(usage("--mode upsert needs --key COL[,COL...]")),
-        (LoadMode::Append | LoadMode::Replace, false) => {
+        (LoadMode::Append | LoadMode::Replace | LoadMode::ReplacePartitions, false) => {
             return Err(usage("--key applies to --mode upsert"));
         }
         _ => {}
@@ -425,6 +476,27 @@ fn target(args: &LoadArgs) -> Result<Target> {
         ));
     }
     let stdout = args.target == Path::new("-");
+    if let Some(target) = dataset_target(args, postgres.is_some(), stdout)? {
+        return Ok(target);
+    }
+    if args.mode == LoadMode::ReplacePartitions {
+        return Err(usage(
+            "--mode replace-partitions needs a partitioned dataset (--partition-by)",
+        ));
+    }
+    if args.file_size.is_some() {
+        return Err(usage(
+            "--file-size applies to datasets (--partition-by), not to one file",
+        ));
+    }
+    if args.row_group_size.is_some()
+        && !(args.format == Some(TargetFormat::Parquet)
+            || args.format.is_none()
+                && crate::format::Format::from_path(&args.target)
+                    == Some(crate::format::Format::Parquet))
+    {
+        return Err(usage("--row-group-size applies to Parquet targets"));
+    }
     let format = args.format.unwrap_or_else(|| {
         if postgres.is_some() {
             TargetFormat::Sqlite
@@ -483,6 +555,7 @@ fn target(args: &LoadArgs) -> Result<Target> {
                 path: args.target.clone(),
                 strict,
                 state: args.state.clone(),
+                row_group_size: args.row_group_size.unwrap_or(DEFAULT_ROW_GROUP),
             });
         }
         let table = match &args.table {
@@ -602,10 +675,126 @@ fn mysql_target(args: &LoadArgs, url: &str, keys: Vec<String>) -> Result<Target>
     })
 }
 
+/// Parses a size: bytes, or a number with K, M or G (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let factor: u64 = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(format!("{text:?} is not a size such as 500000, 64M or 1G")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size such as 500000, 64M or 1G"))
+}
+
+/// The dataset target, when the flags or the target name one: checked
+/// against the flags that do not apply to a dataset.
+fn dataset_target(args: &LoadArgs, postgres: bool, stdout: bool) -> Result<Option<Target>> {
+    let named = !args.partition_by.is_empty();
+    let text = args.target.to_string_lossy();
+    let parquet_dir =
+        args.format == Some(TargetFormat::Parquet) && (args.target.is_dir() || text.ends_with('/'));
+    let existing =
+        args.format.is_none() && crate::lake::state_file(&args.target).is_some_and(|m| m.exists());
+    if !(named || parquet_dir || existing) || stdout || postgres {
+        if named && (stdout || postgres) {
+            return Err(usage(
+                "--partition-by writes a Parquet dataset: TARGET is a directory",
+            ));
+        }
+        return Ok(None);
+    }
+    if let Some(format) = args.format.filter(|f| *f != TargetFormat::Parquet) {
+        let name = format
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        return Err(usage(format!(
+            "a dataset is written as Parquet; --format {name} cannot be partitioned"
+        )));
+    }
+    if args.target.is_file() {
+        return Err(usage(format!(
+            "{} is a file; a dataset is a directory",
+            args.target.display()
+        )));
+    }
+    if args.mode == LoadMode::Upsert {
+        return Err(usage(
+            "a dataset takes --mode append, replace or replace-partitions; upsert needs a database",
+        ));
+    }
+    if args.table.is_some() {
+        return Err(usage(
+            "--table names a table in a database; this target is a dataset directory",
+        ));
+    }
+    if args.commit == CommitPolicy::Segment {
+        return Err(usage(
+            "a dataset commits once per run; --commit segment needs a database target",
+        ));
+    }
+    if args.state.is_some() {
+        return Err(usage(
+            "a dataset keeps bookmarks and batch ids in its own manifest (_etl_manifest.json); leave out --state",
+        ));
+    }
+    let mut specs: Vec<PartitionSpec> = Vec::new();
+    for text in args
+        .partition_by
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+    {
+        let spec = PartitionSpec::parse(text).map_err(usage)?;
+        if specs.iter().any(|s| s.key() == spec.key()) {
+            return Err(usage(format!(
+                "--partition-by names {:?} twice",
+                spec.key()
+            )));
+        }
+        specs.push(spec);
+    }
+    if args.row_group_size == Some(0) {
+        return Err(usage("--row-group-size must be at least 1"));
+    }
+    Ok(Some(Target::Lake {
+        dir: args.target.clone(),
+        options: LakeOptions {
+            partition_by: (!specs.is_empty()).then_some(specs),
+            mode: args.mode,
+            strict: args.schema == SchemaPolicy::Strict,
+            row_group_size: args.row_group_size.unwrap_or(DEFAULT_ROW_GROUP),
+            file_size: args.file_size.unwrap_or(128 << 20),
+        },
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("500000"), Ok(500_000));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("50KiB"), Ok(50 << 10));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+    }
 
     #[test]
     fn definition_is_valid() {

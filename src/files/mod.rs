@@ -7,5 +7,6 @@ pub mod json_array;
 pub mod ndjson;
 pub mod parquet;
 pub mod parquet_sink;
+pub mod parquet_writer;
 pub mod sink;
 pub mod state;

@@ -27,6 +27,9 @@ pub struct ParquetSource {
     utc: HashMap<String, bool>,
     /// Text columns annotated as JSON: their values go on the wire nested.
     json_text: HashSet<String>,
+    /// Fields added to every record after the file's columns (a dataset's
+    /// partition values, which live in its paths): name and JSON text.
+    constant: Vec<(String, String)>,
 }
 
 impl ParquetSource {
@@ -34,6 +37,11 @@ impl ParquetSource {
     pub fn open(path: &Path) -> Result<Self> {
         let name = path.display().to_string();
         let file = File::open(path).with_context(|| format!("cannot open {name}"))?;
+        Self::from_file(file, name)
+    }
+
+    /// Reads the footer of an open file; `name` is used in messages.
+    pub fn from_file(file: File, name: String) -> Result<Self> {
         let reader = SerializedFileReader::new(file)
             .with_context(|| format!("{name}: not a readable Parquet file"))?;
         let root = reader
@@ -64,7 +72,15 @@ impl ParquetSource {
             schema,
             utc,
             json_text,
+            constant: Vec::new(),
         })
+    }
+
+    /// Adds these fields (name, JSON text) to every record, after the
+    /// file's own columns.
+    pub fn with_constant_fields(mut self, fields: Vec<(String, String)>) -> Self {
+        self.constant = fields;
+        self
     }
 }
 
@@ -259,6 +275,13 @@ impl Source for ParquetSource {
                 let utc = self.utc.get(name).copied().unwrap_or(false);
                 write_field(&mut out, value, utc)
                     .with_context(|| format!("{}: row {}, column {name:?}", self.name, n + 1))?;
+            }
+            for (i, (name, json)) in self.constant.iter().enumerate() {
+                if i > 0 || row.len() > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&json::key_prefix(name));
+                out.extend_from_slice(json.as_bytes());
             }
             out.push(b'}');
             deliver(emit, &out, cx, &self.name, n as u64 + 1)?;

@@ -49,37 +49,8 @@ impl JsonState {
             return Ok(Vec::new());
         }
         let mut doc = read_doc(path)?;
-        doc.insert("version".into(), 1.into());
-        let mut log = Vec::new();
-        {
-            let streams = object_entry(&mut doc, "streams", path)?;
-            for (stream, bookmark, rows) in changes.bookmarks() {
-                let mut entry = Map::new();
-                entry.insert("bookmark".into(), bookmark.clone());
-                entry.insert("rows".into(), rows.into());
-                streams.insert(stream.into(), Value::Object(entry));
-                log.push(format!(
-                    "stream {stream:?}: bookmark stored in {}",
-                    path.display()
-                ));
-            }
-        }
-        if !changes.batches.is_empty() {
-            let all = object_entry(&mut doc, "batches", path)?;
-            for (stream, id) in &changes.batches {
-                let ids = all
-                    .entry(stream.clone())
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                if let Value::Array(ids) = ids {
-                    ids.push(Value::from(id.as_str()));
-                    let excess = ids.len().saturating_sub(BATCHES_KEPT);
-                    ids.drain(..excess);
-                }
-            }
-        }
-        if let Some(run) = &changes.run {
-            push_run(&mut doc, run);
-        }
+        let log = apply_changes(&mut doc, changes, &path.display().to_string())
+            .with_context(|| format!("state file {}", path.display()))?;
         let text = serde_json::to_string_pretty(&Value::Object(doc))?;
         write_atomically(path, text.as_bytes())?;
         Ok(log)
@@ -99,7 +70,63 @@ impl JsonState {
     }
 }
 
-fn push_run(doc: &mut Map<String, Value>, run: &RunRecord) {
+/// Puts a run's bookmarks, batch ids and run record into a state document
+/// (the layout of a state file, also kept inside a dataset's manifest);
+/// returns lines for `-v` naming `place`.
+pub fn apply_changes(
+    doc: &mut Map<String, Value>,
+    changes: &StateChanges,
+    place: &str,
+) -> Result<Vec<String>> {
+    doc.insert("version".into(), 1.into());
+    let mut log = Vec::new();
+    {
+        let streams = object_entry(doc, "streams")?;
+        for (stream, bookmark, rows) in changes.bookmarks() {
+            let mut entry = Map::new();
+            entry.insert("bookmark".into(), bookmark.clone());
+            entry.insert("rows".into(), rows.into());
+            streams.insert(stream.into(), Value::Object(entry));
+            log.push(format!("stream {stream:?}: bookmark stored in {place}"));
+        }
+    }
+    if !changes.batches.is_empty() {
+        let all = object_entry(doc, "batches")?;
+        for (stream, id) in &changes.batches {
+            let ids = all
+                .entry(stream.clone())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(ids) = ids {
+                ids.push(Value::from(id.as_str()));
+                let excess = ids.len().saturating_sub(BATCHES_KEPT);
+                ids.drain(..excess);
+            }
+        }
+    }
+    if let Some(run) = &changes.run {
+        push_run(doc, run);
+    }
+    Ok(log)
+}
+
+/// The bookmark of `stream` in a state document; `None` before its first run.
+pub fn bookmark_in(doc: &Map<String, Value>, stream: &str) -> Option<Value> {
+    doc.get("streams")
+        .and_then(|s| s.get(stream))
+        .and_then(|s| s.get("bookmark"))
+        .cloned()
+}
+
+/// Is batch `id` of `stream` recorded in a state document?
+pub fn batch_in(doc: &Map<String, Value>, stream: &str, id: &str) -> bool {
+    doc.get("batches")
+        .and_then(|b| b.get(stream))
+        .and_then(Value::as_array)
+        .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id)))
+}
+
+/// Adds a run record to a state document (the newest kept).
+pub fn push_run(doc: &mut Map<String, Value>, run: &RunRecord) {
     let runs = doc
         .entry("runs")
         .or_insert_with(|| Value::Array(Vec::new()));
@@ -128,21 +155,13 @@ impl StateStore for JsonState {
         let Some(path) = &self.path else {
             return Ok(false);
         };
-        Ok(read_doc(path)?
-            .get("batches")
-            .and_then(|b| b.get(stream))
-            .and_then(Value::as_array)
-            .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id))))
+        Ok(batch_in(&read_doc(path)?, stream, id))
     }
 }
 
 /// The stored bookmark of `stream` in a JSON state file.
 pub fn read_bookmark(path: &Path, stream: &str) -> Result<Option<Value>> {
-    Ok(read_doc(path)?
-        .get("streams")
-        .and_then(|s| s.get(stream))
-        .and_then(|s| s.get("bookmark"))
-        .cloned())
+    Ok(bookmark_in(&read_doc(path)?, stream))
 }
 
 fn read_doc(path: &Path) -> Result<Map<String, Value>> {
@@ -162,11 +181,10 @@ fn read_doc(path: &Path) -> Result<Map<String, Value>> {
 fn object_entry<'d>(
     doc: &'d mut Map<String, Value>,
     key: &str,
-    path: &Path,
 ) -> Result<&'d mut Map<String, Value>> {
     match doc.entry(key).or_insert_with(|| Value::Object(Map::new())) {
         Value::Object(map) => Ok(map),
-        _ => bail!("state file {}: {key:?} is not an object", path.display()),
+        _ => bail!("{key:?} is not an object"),
     }
 }
 

@@ -360,7 +360,8 @@ impl PgSink {
                         .map_err(pg_err("cannot replace the table's rows"))?;
                 }
                 LoadMode::Upsert => self.merge()?,
-                LoadMode::Append => {}
+                // ReplacePartitions is refused for tables when the flags are checked.
+                LoadMode::Append | LoadMode::ReplacePartitions => {}
             }
         }
         let client = conn(&mut self.copy, &mut self.client, &self.name)?;

@@ -17,6 +17,9 @@ pub enum LoadMode {
     /// Insert new keys, update existing ones (last record for a key wins,
     /// for the fields it carries).
     Upsert,
+    /// For a partitioned dataset: swap the partitions the input has rows
+    /// for, keep the others as they are.
+    ReplacePartitions,
 }
 
 /// How records are written into a table of a database store.

@@ -1,0 +1,306 @@
+//! Reading a dataset back: the files its manifest lists (never a file of a
+//! commit in progress), each through the Parquet source, with the identity
+//! partition columns restored from the paths, typed by the manifest's
+//! schema. Partitions on the cursor column that cannot hold rows of the
+//! incremental window are not opened.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde_json::Value;
+
+use super::manifest::{DataFile, MANIFEST, Manifest};
+use crate::error::{Failure, Kind};
+use crate::files::parquet::ParquetSource;
+use crate::format::json;
+use crate::record::{FieldType, Schema};
+use crate::source::{Context, Emit, Source, Window, deliver};
+
+/// Files opened before the first record is emitted: a load that replaces
+/// them meanwhile cannot take them away (an open file outlives its
+/// deletion). Past this many, the rest are opened as they are reached.
+const OPENED_AHEAD: usize = 256;
+
+/// A load may replace files between reading the manifest and opening them:
+/// read it again, this many times.
+const ATTEMPTS: usize = 20;
+
+enum Pending {
+    Open(Box<ParquetSource>),
+    Later(PathBuf, String, Vec<(String, String)>),
+    /// A file without columns (every field is in the path): Parquet keeps
+    /// no rows for it, the manifest counts them.
+    PathOnly(String, u64, Vec<(String, String)>),
+}
+
+/// A dataset directory written by etl-load.
+pub struct LakeSource {
+    schema: Schema,
+    files: Vec<Pending>,
+    /// The manifest's row count of each file opened later.
+    rows: Vec<(PathBuf, u64)>,
+    skipped: usize,
+}
+
+/// A partition value as the wire writes its column's type.
+fn wire_value(kind: FieldType, text: Option<&str>) -> Value {
+    let Some(text) = text else {
+        return Value::Null;
+    };
+    match kind {
+        FieldType::Integer | FieldType::Float => serde_json::from_str::<Value>(text)
+            .ok()
+            .filter(Value::is_number)
+            .unwrap_or_else(|| Value::String(text.to_string())),
+        FieldType::Boolean => match text {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            other => Value::String(other.to_string()),
+        },
+        FieldType::Text | FieldType::Json => Value::String(text.to_string()),
+    }
+}
+
+fn json_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => {
+            let mut out = Vec::with_capacity(s.len() + 2);
+            json::write_str(&mut out, s);
+            String::from_utf8(out).unwrap_or_default()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl LakeSource {
+    /// Opens the dataset at `dir`; with a window on a partition column,
+    /// partitions that cannot hold rows inside it are left out.
+    pub fn open(dir: &Path, window: Option<Window<'_>>) -> Result<Self> {
+        let mut last_err = None;
+        let mut last_commit = None;
+        for _ in 0..ATTEMPTS {
+            let manifest = Manifest::read(dir)?.ok_or_else(|| {
+                anyhow::Error::from(
+                    Failure::new(
+                        Kind::Runtime,
+                        format!(
+                            "{} has no {MANIFEST}: it is not a dataset written by etl-load",
+                            dir.display()
+                        ),
+                    )
+                    .hint(format!(
+                        "read its Parquet files with a glob: etl-extract '{}/**/*.parquet'",
+                        dir.display()
+                    )),
+                )
+            })?;
+            match Self::open_files(dir, &manifest, window) {
+                Ok(source) => return Ok(source),
+                Err(err)
+                    if err
+                        .downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+                {
+                    // Replaced by a commit after we read the manifest, or
+                    // (the same commit twice) lost.
+                    if last_commit == Some(manifest.commit) {
+                        return Err(err.context(format!(
+                            "{}: a file its manifest lists is missing",
+                            dir.display()
+                        )));
+                    }
+                    last_commit = Some(manifest.commit);
+                    last_err = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last_err
+            .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
+            .context(format!(
+                "{}: files kept changing while the dataset was opened",
+                dir.display()
+            )))
+    }
+
+    fn open_files(dir: &Path, manifest: &Manifest, window: Option<Window<'_>>) -> Result<Self> {
+        let path_columns: Vec<(String, FieldType)> = manifest
+            .partition_by
+            .iter()
+            .filter(|s| s.is_identity())
+            .map(|s| {
+                let kind = manifest
+                    .schema
+                    .iter()
+                    .find(|(n, _)| *n == s.column)
+                    .map_or(FieldType::Text, |(_, t)| *t);
+                (s.column.clone(), kind)
+            })
+            .collect();
+        let mut schema: Schema = manifest
+            .schema
+            .iter()
+            .filter(|(n, _)| !manifest.is_path_column(n))
+            .cloned()
+            .collect();
+        schema.extend(path_columns.iter().cloned());
+        let mut files = Vec::new();
+        let mut rows = Vec::new();
+        let mut skipped = 0;
+        for file in &manifest.files {
+            if let Some(w) = window
+                && !may_hold(manifest, file, &w)
+            {
+                skipped += 1;
+                continue;
+            }
+            let constant: Vec<(String, String)> = path_columns
+                .iter()
+                .map(|(column, kind)| {
+                    let key = manifest
+                        .partition_by
+                        .iter()
+                        .find(|s| s.is_identity() && s.column == *column)
+                        .map(super::partition::PartitionSpec::key)
+                        .unwrap_or_default();
+                    let text = file
+                        .partition
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .and_then(|(_, v)| v.as_deref());
+                    (column.clone(), json_text(&wire_value(*kind, text)))
+                })
+                .collect();
+            let path = dir.join(&file.path);
+            let name = path.display().to_string();
+            if files.len() < OPENED_AHEAD {
+                let handle = File::open(&path)?;
+                let source = ParquetSource::from_file(handle, name.clone())?;
+                if source.schema().is_empty() {
+                    files.push(Pending::PathOnly(name, file.rows, constant));
+                    continue;
+                }
+                files.push(Pending::Open(Box::new(
+                    source.with_constant_fields(constant),
+                )));
+            } else {
+                rows.push((path.clone(), file.rows));
+                files.push(Pending::Later(path, name, constant));
+            }
+        }
+        Ok(LakeSource {
+            schema,
+            files,
+            rows,
+            skipped,
+        })
+    }
+}
+
+/// Can this file hold rows inside the window? Asked of every partition
+/// key on the window's column.
+fn may_hold(manifest: &Manifest, file: &DataFile, window: &Window<'_>) -> bool {
+    manifest.partition_by.iter().all(|spec| {
+        let key = spec.key();
+        let Some((_, text)) = file.partition.iter().find(|(k, _)| *k == key) else {
+            return true;
+        };
+        let kind = if spec.is_identity() {
+            manifest
+                .schema
+                .iter()
+                .find(|(n, _)| *n == spec.column)
+                .map_or(FieldType::Text, |(_, t)| *t)
+        } else {
+            FieldType::Text
+        };
+        let value = text.as_deref().map(|t| wire_value(kind, Some(t)));
+        spec.may_hold(value.as_ref(), window.column, window.lower, window.upper)
+    })
+}
+
+/// Emits `rows` records made of the path's fields only.
+fn path_only(
+    name: &str,
+    rows: u64,
+    constant: &[(String, String)],
+    emit: &mut Emit<'_>,
+    cx: &mut Context<'_>,
+) -> Result<()> {
+    let mut record = Vec::from(&b"{"[..]);
+    for (i, (column, text)) in constant.iter().enumerate() {
+        if i > 0 {
+            record.push(b',');
+        }
+        record.extend_from_slice(&json::key_prefix(column));
+        record.extend_from_slice(text.as_bytes());
+    }
+    record.push(b'}');
+    for n in 0..rows {
+        cx.read += 1;
+        deliver(emit, &record, cx, name, n + 1)?;
+    }
+    Ok(())
+}
+
+fn rows_of(path: &Path, rows: &[(PathBuf, u64)]) -> u64 {
+    rows.iter().find(|(p, _)| p == path).map_or(0, |(_, n)| *n)
+}
+
+impl Source for LakeSource {
+    fn schema(&self) -> Schema {
+        self.schema.clone()
+    }
+
+    fn run(&mut self, emit: &mut Emit<'_>, cx: &mut Context<'_>) -> Result<()> {
+        for pending in std::mem::take(&mut self.files) {
+            let mut source = match pending {
+                Pending::Open(source) => *source,
+                Pending::Later(path, name, constant) => {
+                    let handle = File::open(&path).with_context(|| {
+                        format!(
+                            "cannot open {name}: a load replaced it while this run read the dataset; run again"
+                        )
+                    })?;
+                    let source = ParquetSource::from_file(handle, name.clone())?;
+                    if source.schema().is_empty() {
+                        path_only(&name, rows_of(&path, &self.rows), &constant, emit, cx)?;
+                        continue;
+                    }
+                    source.with_constant_fields(constant)
+                }
+                Pending::PathOnly(name, rows, constant) => {
+                    path_only(&name, rows, &constant, emit, cx)?;
+                    continue;
+                }
+            };
+            source.run(emit, cx)?;
+        }
+        Ok(())
+    }
+}
+
+impl LakeSource {
+    /// How many files the window let this run leave unread.
+    pub fn pruned(&self) -> usize {
+        self.skipped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_values_come_back_typed() {
+        assert_eq!(wire_value(FieldType::Integer, Some("42")), Value::from(42));
+        assert_eq!(wire_value(FieldType::Text, Some("42")), Value::from("42"));
+        assert_eq!(
+            wire_value(FieldType::Boolean, Some("true")),
+            Value::Bool(true)
+        );
+        assert_eq!(wire_value(FieldType::Integer, None), Value::Null);
+        assert_eq!(json_text(&Value::from("a\"b")), r#""a\"b""#);
+    }
+}
