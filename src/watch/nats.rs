@@ -8,13 +8,18 @@
 //! (`STREAM.MSG.GET`) to rebuild a batch after a restart.
 //!
 //! A message rebuilt that way has no ack subject: the consumer delivers it
-//! again once its ack wait runs out. Its sequence is kept ("done", in the
-//! checkpoint) and that delivery is acknowledged without being passed on.
+//! again once its ack wait runs out. And JetStream delivers at least once:
+//! a message can come again after its acknowledgement was confirmed (seen
+//! here with nats-server 2.9 under load). So the sequences of every batch
+//! handed on are kept ("done", also in the checkpoint) until the consumer's
+//! ack floor has passed them; a delivery of one of them is acknowledged
+//! again, never passed on.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
@@ -294,8 +299,69 @@ pub(super) struct JetStream {
     subject: String,
     created: String,
     ack_floor: u64,
-    /// Sequences already handed on whose delivery is still to come.
-    done: BTreeSet<u64>,
+    /// Sequences handed on (their batch's command exited 0) above the
+    /// consumer's ack floor: a delivery of one of them is not passed on.
+    done: SeqSet,
+    /// When the ack floor was last asked for.
+    floor_read: Option<Instant>,
+}
+
+/// How often the consumer's ack floor is read to forget sequences in `done`.
+const FLOOR_EVERY: Duration = Duration::from_secs(1);
+
+/// A set of stream sequences kept as ranges (first..=last by first): the
+/// sequences of batches are mostly consecutive.
+#[derive(Debug, Default)]
+struct SeqSet(BTreeMap<u64, u64>);
+
+impl SeqSet {
+    fn contains(&self, seq: u64) -> bool {
+        self.0
+            .range(..=seq)
+            .next_back()
+            .is_some_and(|(_, &last)| seq <= last)
+    }
+
+    fn insert(&mut self, seq: u64) {
+        if self.contains(seq) {
+            return;
+        }
+        let before = self
+            .0
+            .range(..seq)
+            .next_back()
+            .filter(|(_, last)| **last + 1 == seq)
+            .map(|(&first, _)| first);
+        let after = seq.checked_add(1).and_then(|n| self.0.remove(&n));
+        match before {
+            Some(first) => {
+                self.0.insert(first, after.unwrap_or(seq));
+            }
+            None => {
+                self.0.insert(seq, after.unwrap_or(seq));
+            }
+        }
+    }
+
+    /// Forgets the sequences up to `floor`.
+    fn forget_through(&mut self, floor: u64) {
+        let mut kept = self.0.split_off(&(floor + 1));
+        if let Some((_, &last)) = self.0.iter().next_back()
+            && last > floor
+        {
+            kept.insert(floor + 1, last);
+        }
+        self.0 = kept;
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.0.iter().map(|(&a, &b)| (a, b))
+    }
 }
 
 impl JetStream {
@@ -432,7 +498,8 @@ impl JetStream {
             subject: subject.clone(),
             created,
             ack_floor,
-            done: BTreeSet::new(),
+            done: SeqSet::default(),
+            floor_read: None,
         })
     }
 
@@ -463,6 +530,30 @@ impl JetStream {
         Ok(())
     }
 
+    /// Reads the consumer's ack floor and forgets the sequences handed on
+    /// up to it: the server delivers none of them again.
+    fn read_floor(&mut self) -> Result<()> {
+        let api = format!("$JS.API.CONSUMER.INFO.{}.{}", self.stream, self.durable);
+        let info = self.conn.request(&api, &Value::Null)?.map_err(|e| {
+            anyhow!(
+                "{}: consumer {} on {}: {}",
+                self.url,
+                self.durable,
+                self.stream,
+                e.description
+            )
+        })?;
+        self.floor_read = Some(Instant::now());
+        if let Some(floor) = info
+            .pointer("/ack_floor/stream_seq")
+            .and_then(Value::as_u64)
+        {
+            self.ack_floor = self.ack_floor.max(floor);
+            self.done.forget_through(self.ack_floor);
+        }
+        Ok(())
+    }
+
     fn pull(&mut self, max: usize, wait: Option<Duration>) -> Result<(Vec<Message>, bool)> {
         let reply = self.conn.reply_subject();
         let body = match wait {
@@ -477,7 +568,10 @@ impl JetStream {
         self.conn.flush()?;
         let timeout = wait.unwrap_or_default() + REPLY_TIMEOUT;
         let mut out = Vec::new();
-        let mut redelivered_done = Vec::new();
+        // Deliveries of messages already handed on, by sequence: the newest
+        // one is acknowledged after the pull. (A pull can outlast the ack
+        // wait: one message may come several times in one pull.)
+        let mut redelivered_done: BTreeMap<u64, String> = BTreeMap::new();
         let mut got = 0;
         let mut drained = false;
         while got < max {
@@ -486,8 +580,8 @@ impl JetStream {
                 got += 1;
                 let seq = stream_seq(ack)
                     .with_context(|| format!("unexpected JetStream ack subject {ack}"))?;
-                if self.done.remove(&seq) {
-                    redelivered_done.push(ack.to_string());
+                if self.done.contains(seq) {
+                    redelivered_done.insert(seq, ack.to_string());
                     continue;
                 }
                 out.push(Message {
@@ -520,7 +614,7 @@ impl JetStream {
             }
         }
         if !redelivered_done.is_empty() {
-            let subjects: Vec<&str> = redelivered_done.iter().map(String::as_str).collect();
+            let subjects: Vec<&str> = redelivered_done.values().map(String::as_str).collect();
             self.ack_subjects(&subjects)?;
         }
         Ok((out, drained))
@@ -589,16 +683,15 @@ impl Source for JetStream {
     }
 
     fn ack(&mut self, messages: &[Message]) -> Result<()> {
-        let mut subjects = Vec::new();
+        let subjects: Vec<&str> = messages.iter().filter_map(|m| m.ack.as_deref()).collect();
+        self.ack_subjects(&subjects)?;
         for m in messages {
-            match &m.ack {
-                Some(subject) => subjects.push(subject.as_str()),
-                None => {
-                    self.done.insert(m.seq.0);
-                }
-            }
+            self.done.insert(m.seq.0);
         }
-        self.ack_subjects(&subjects)
+        if self.floor_read.is_none_or(|t| t.elapsed() >= FLOOR_EVERY) {
+            self.read_floor()?;
+        }
+        Ok(())
     }
 
     fn positions(&self, messages: &[Message]) -> Value {
@@ -682,19 +775,24 @@ impl Source for JetStream {
     }
 
     fn state(&self) -> Value {
-        let done: Vec<Value> = ranges(self.done.iter().copied())
-            .into_iter()
-            .map(|(a, b)| json!([a, b]))
-            .collect();
+        let done: Vec<Value> = self.done.ranges().map(|(a, b)| json!([a, b])).collect();
         json!({ "done": done })
     }
 
     fn restore(&mut self, state: &Value) {
-        let floor = self.ack_floor;
-        self.done = ranges_from(state.get("done"))
-            .into_iter()
-            .filter(|s| *s > floor)
-            .collect();
+        let ranges = state.get("done").and_then(Value::as_array);
+        for range in ranges.into_iter().flatten() {
+            let (Some(first), Some(last)) = (
+                range.get(0).and_then(Value::as_u64),
+                range.get(1).and_then(Value::as_u64),
+            ) else {
+                continue;
+            };
+            let first = first.max(self.ack_floor + 1);
+            if first <= last {
+                self.done.0.insert(first, last);
+            }
+        }
     }
 }
 
@@ -713,6 +811,24 @@ mod tests {
             Some(43)
         );
         assert_eq!(stream_seq("$JS.ACK.x"), None);
+    }
+
+    #[test]
+    fn sequence_sets_merge_and_forget_below_the_floor() {
+        let mut set = SeqSet::default();
+        for seq in [5, 3, 4, 9, 1, 8, 10] {
+            set.insert(seq);
+        }
+        assert_eq!(set.ranges().collect::<Vec<_>>(), [(1, 1), (3, 5), (8, 10)]);
+        assert!(set.contains(4) && set.contains(10) && !set.contains(2) && !set.contains(7));
+        set.insert(2);
+        assert_eq!(set.ranges().collect::<Vec<_>>(), [(1, 5), (8, 10)]);
+        set.forget_through(3);
+        assert_eq!(set.ranges().collect::<Vec<_>>(), [(4, 5), (8, 10)]);
+        set.forget_through(9);
+        assert_eq!(set.ranges().collect::<Vec<_>>(), [(10, 10)]);
+        set.forget_through(10);
+        assert!(set.is_empty());
     }
 
     #[test]
