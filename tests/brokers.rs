@@ -1,7 +1,8 @@
-//! `etl-watch` on message brokers: NATS JetStream and Redis Streams, real
-//! servers on 127.0.0.1 (NATS 4222 with JetStream, Redis 6379). Without a
-//! server these tests skip loudly; with ETLKIT_REQUIRE_NATS or
-//! ETLKIT_REQUIRE_REDIS set (as in CI) they fail instead.
+//! `etl-watch` on message brokers: NATS JetStream, Redis Streams and Kafka,
+//! real servers on 127.0.0.1 (NATS 4222 with JetStream, Redis 6379, a
+//! Kafka-protocol broker on 9092). Without a server these tests skip
+//! loudly; with ETLKIT_REQUIRE_NATS, ETLKIT_REQUIRE_REDIS or
+//! ETLKIT_REQUIRE_KAFKA set (as in CI) they fail instead.
 //!
 //! The crash tests are the acceptance test: 10,000 messages, watch
 //! and load into SQLite and PostgreSQL in append mode, the watcher or the
@@ -16,9 +17,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::common::kafka::{Kafka, kafka_addr};
 use crate::common::*;
 
 const NATS_ADDR: &str = "127.0.0.1:4222";
+const PARTITIONS: i32 = 3;
 const REDIS_ADDR: &str = "127.0.0.1:6379";
 
 fn reachable(addr: &str, what: &str, require: &str) -> bool {
@@ -454,6 +457,47 @@ fn broker_flags_are_checked_before_connecting() {
         ),
         (vec!["a.log", "--key", "k"], "need a broker URL"),
         (
+            vec!["kafka://127.0.0.1", "--group", "g", "--checkpoint", "c"],
+            "kafka:// needs --topic TOPIC and --group NAME",
+        ),
+        (
+            vec![
+                "kafka://127.0.0.1",
+                "--topic",
+                "t",
+                "--group",
+                "g",
+                "--create-stream",
+                "--checkpoint",
+                "c",
+            ],
+            "--create-stream is not for kafka://",
+        ),
+        (
+            vec![
+                "kafka://u:p@127.0.0.1",
+                "--topic",
+                "t",
+                "--group",
+                "g",
+                "--checkpoint",
+                "c",
+            ],
+            "(SASL) is not supported",
+        ),
+        (
+            vec![
+                "redis://127.0.0.1",
+                "--topic",
+                "t",
+                "--group",
+                "g",
+                "--checkpoint",
+                "c",
+            ],
+            "--topic is for kafka://",
+        ),
+        (
             vec![
                 "rediss://h",
                 "--key",
@@ -701,10 +745,154 @@ fn nats_message_delivered_twice_in_one_pull_after_a_restart_loads_once() {
     nats.delete_stream(&stream);
 }
 
+/// Publishes message `i` of `range` to partition `i % PARTITIONS`.
+fn kafka_publish(topic: &str, range: std::ops::Range<usize>) {
+    let mut kafka = Kafka::connect();
+    let all = payloads(range.start, range.end);
+    for p in 0..PARTITIONS {
+        let mine: Vec<Vec<u8>> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (range.start + i) as i32 % PARTITIONS == p)
+            .map(|(_, m)| m.clone())
+            .collect();
+        if !mine.is_empty() {
+            kafka.produce(topic, p, &mine);
+        }
+    }
+}
+
+#[test]
+fn kafka_messages_load_once_and_offsets_are_committed() {
+    if !reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA") {
+        return;
+    }
+    let dir = tempdir();
+    let topic = unique("etl_t_kafka");
+    let mut kafka = Kafka::connect();
+    let url = format!("kafka://{}", kafka_addr());
+    let base = [
+        url.as_str(),
+        "--topic",
+        &topic,
+        "--group",
+        "etl",
+        "--once",
+        "--checkpoint",
+        "k.ckpt",
+    ];
+    let out = watch(dir.path(), &base);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    kafka.create_topic(&topic, PARTITIONS);
+    kafka_publish(&topic, 0..30);
+    // A poison message on partition 1, between good ones.
+    kafka.produce(&topic, 1, &[b"{broken".to_vec()]);
+    kafka_publish(&topic, 30..33);
+    let mut args = base.to_vec();
+    args.extend([
+        "--batch-rows",
+        "8",
+        "--rejects",
+        "bad.ndjson",
+        "--exec",
+        "etl-load wh.db --table orders",
+    ]);
+    let out = watch(dir.path(), &args);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let db = dir.path().join("wh.db");
+    assert_eq!(count(&db, "orders"), Some(33));
+    let conn = rusqlite::Connection::open(&db).expect("db");
+    let distinct: i64 = conn
+        .query_row("SELECT count(DISTINCT id) FROM orders", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(distinct, 33);
+    let bad = json_lines(&std::fs::read_to_string(dir.path().join("bad.ndjson")).expect("rejects"));
+    assert_eq!(bad.len(), 1);
+    assert!(
+        bad[0]["reason"]
+            .as_str()
+            .expect("reason")
+            .starts_with(&format!("partition 1 offset 10 ({topic})")),
+        "{}",
+        bad[0]
+    );
+    let ends = kafka.end_offsets(&topic, PARTITIONS);
+    assert_eq!(ends, vec![11, 12, 11]);
+    assert_eq!(kafka.committed("etl", &topic, PARTITIONS), ends);
+    // Nothing new: a second run loads nothing and rejects nothing again.
+    let out = watch(dir.path(), &args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&db, "orders"), Some(33));
+    kafka.delete_topic(&topic);
+}
+
+#[test]
+fn kafka_batch_in_flight_is_sent_again_with_its_id() {
+    if !reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA") {
+        return;
+    }
+    let dir = tempdir();
+    let topic = unique("etl_t_kreplay");
+    let mut kafka = Kafka::connect();
+    kafka.create_topic(&topic, PARTITIONS);
+    kafka_publish(&topic, 0..12);
+    let url = format!("kafka://{}", kafka_addr());
+    let base = [
+        url.as_str(),
+        "--topic",
+        &topic,
+        "--group",
+        "etl",
+        "--once",
+        "--batch-rows",
+        "5",
+        "--checkpoint",
+        "c.ckpt",
+        "--max-retries",
+        "0",
+    ];
+    // The load commits, then the "crash": --exec fails after it.
+    let mut args = base.to_vec();
+    args.extend(["--exec", "etl-load wh.db --table t && false"]);
+    let out = watch(dir.path(), &args);
+    assert_eq!(code(&out), 1);
+    assert_eq!(count(&dir.path().join("wh.db"), "t"), Some(5));
+    assert_eq!(kafka.committed("etl", &topic, PARTITIONS), vec![-1, -1, -1]);
+    let checkpoint: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("c.ckpt")).expect("ckpt"))
+            .expect("json");
+    let id = checkpoint["pending"]["batch"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // The rerun reads the 5 messages again by their offsets and sends them
+    // with the same id (skipped by etl-load), then the other 7.
+    let mut args = base.to_vec();
+    args.extend(["--exec", "tee -a sent.ndjson | etl-load wh.db --table t"]);
+    let out = watch(dir.path(), &args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let sent = json_lines(&std::fs::read_to_string(dir.path().join("sent.ndjson")).expect("sent"));
+    assert_eq!(sent[0]["batch"], json!(id));
+    assert_eq!(sent[6]["positions"]["messages"], json!(5));
+    assert_eq!(count(&dir.path().join("wh.db"), "t"), Some(12));
+    let conn = rusqlite::Connection::open(dir.path().join("wh.db")).expect("db");
+    let distinct: i64 = conn
+        .query_row("SELECT count(DISTINCT id) FROM t", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(distinct, 12);
+    assert_eq!(
+        kafka.committed("etl", &topic, PARTITIONS),
+        kafka.end_offsets(&topic, PARTITIONS)
+    );
+    kafka.delete_topic(&topic);
+}
+
 #[test]
 fn help_examples_run() {
     let redis = reachable(REDIS_ADDR, "Redis", "ETLKIT_REQUIRE_REDIS");
     let nats = reachable(NATS_ADDR, "NATS", "ETLKIT_REQUIRE_NATS");
+    let kafka = reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA");
     let dir = tempdir();
     let mut c = cmd(WATCH, dir.path());
     c.env("COLUMNS", "1000").arg("--help");
@@ -712,18 +900,27 @@ fn help_examples_run() {
     let examples: Vec<&str> = help
         .lines()
         .filter_map(|l| l.trim_start().strip_prefix("$ "))
-        .filter(|e| e.contains("nats://") || e.contains("redis://"))
+        .filter(|e| e.contains("nats://") || e.contains("redis://") || e.contains("kafka://"))
         .collect();
-    assert_eq!(examples.len(), 2, "{help}");
+    assert_eq!(examples.len(), 3, "{help}");
     // Names of their own: other tests share these servers.
     let name = unique("helpex");
+    if kafka {
+        // Kafka topics are created with Kafka's tools, not by etl-watch.
+        Kafka::connect().create_topic(&name, PARTITIONS);
+        kafka_publish(&name, 0..5);
+    }
     for example in examples {
-        if (example.contains("nats://") && !nats) || (example.contains("redis://") && !redis) {
+        if (example.contains("nats://") && !nats)
+            || (example.contains("redis://") && !redis)
+            || (example.contains("kafka://") && !kafka)
+        {
             continue;
         }
         let example = example
             .replace("orders", &name)
-            .replace("ORDERS", &name.to_uppercase());
+            .replace("ORDERS", &name.to_uppercase())
+            .replace("127.0.0.1:9092", &kafka_addr());
         let out = bash(&example, dir.path());
         assert_eq!(code(&out), 0, "{example}\n{}", stderr(&out));
     }
@@ -732,6 +929,9 @@ fn help_examples_run() {
     }
     if nats {
         Nats::connect().delete_stream(&name.to_uppercase());
+    }
+    if kafka {
+        Kafka::connect().delete_topic(&name);
     }
 }
 
@@ -1005,6 +1205,43 @@ fn nats_crash(store: Store) {
     };
     crash_and_recover(&store, &source, &mut publish, &mut settled, seed() ^ 0x5a5a);
     Nats::connect().delete_stream(&stream);
+}
+
+fn kafka_crash(store: Store) {
+    let topic = unique("etl_t_kcrash");
+    Kafka::connect().create_topic(&topic, PARTITIONS);
+    let url = format!("kafka://{}", kafka_addr());
+    let source: Vec<String> = [url.as_str(), "--topic", &topic, "--group", "etl"]
+        .map(String::from)
+        .to_vec();
+    let topic2 = topic.clone();
+    let mut publish = |range: std::ops::Range<usize>| kafka_publish(&topic2, range);
+    let mut kafka = Kafka::connect();
+    let topic3 = topic.clone();
+    let mut settled = move || {
+        let ends = kafka.end_offsets(&topic3, PARTITIONS);
+        ends.iter().sum::<i64>() == MESSAGES as i64
+            && kafka.committed("etl", &topic3, PARTITIONS) == ends
+    };
+    crash_and_recover(&store, &source, &mut publish, &mut settled, seed() ^ 0x6b61);
+    Kafka::connect().delete_topic(&topic);
+}
+
+#[test]
+fn kafka_crashes_into_sqlite_load_each_message_once() {
+    if reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA") {
+        kafka_crash(Store::Sqlite);
+    }
+}
+
+#[test]
+fn kafka_crashes_into_postgres_load_each_message_once() {
+    if !reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA") {
+        return;
+    }
+    if let Some(schema) = PgSchema::new("kafka_crash") {
+        kafka_crash(Store::Postgres(schema));
+    }
 }
 
 #[test]

@@ -158,7 +158,10 @@ fn help_examples_run() {
             if example.contains("postgres://") && pg_url().is_none() {
                 continue;
             }
-            if example.contains("nats://") || example.contains("redis://") {
+            if example.contains("nats://")
+                || example.contains("redis://")
+                || example.contains("kafka://")
+            {
                 // Run by brokers::help_examples_run, on names of their own.
                 continue;
             }

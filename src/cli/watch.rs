@@ -58,13 +58,17 @@ reads a NATS JetStream stream through a durable pull consumer (created when
 missing; a missing stream is an error unless --create-stream), and
 etl-watch redis://HOST[:PORT][/DB] --key KEY --group NAME reads a Redis
 stream through a consumer group with XREADGROUP (group created when
-missing). A message's record is its payload (a Redis entry's payload field;
+missing), and etl-watch kafka://HOST[:PORT] --topic TOPIC --group NAME reads
+every partition of a Kafka topic, starting at the group's committed offsets
+(a group with none starts at the log's start, or its end with --from-end).
+A message's record is its payload (a Redis entry's payload field;
 an entry without one is one record of all its fields), read by --format:
 ndjson (the default for brokers), lines, or csv with a header line in each
 payload. --checkpoint is required: it names the batch in flight. A batch's
-position is the broker's sequence range (stream, consumer, first..last) and
-its id derives from it. Messages are acknowledged (JetStream ack, Redis
-XACK) only after --exec exited 0, or, without --exec, once the batch was
+position is the broker's sequence range (stream, consumer, first..last; for
+Kafka topic, group and each partition's first..last offset) and its id
+derives from it. Messages are acknowledged (JetStream ack, Redis XACK, the
+Kafka group's offset commit) only after --exec exited 0, or, without --exec, once the batch was
 written and flushed to stdout (a reader that dies after that loses it: use
 --exec for exactly once). After a crash the unacknowledged messages come
 again; the batch named in the checkpoint is rebuilt from exactly its
@@ -72,11 +76,15 @@ messages and sent again with the same id, which etl-load skips if it
 committed it. Redis gives them back at once (the consumer's pending
 entries: keep --consumer the same); JetStream redelivers after --ack-wait,
 so the batch is read from the stream by sequence and those deliveries are
-acknowledged when they come. A message that is not valid for --format goes
-to --rejects with its sequence number and is acknowledged once written
+acknowledged when they come; Kafka resumes at the committed offsets and
+the batch is read again by its offsets. A message that is not valid for
+--format goes to --rejects with its sequence number (Kafka: partition and
+offset) and is acknowledged once written
 there (the file is added to across runs). A batch holds at most the
 consumer's max_ack_pending messages (a consumer etl-watch creates allows
-twice --batch-rows).
+twice --batch-rows). Kafka: etl-watch is the group's one reader (it does
+not join the group's rebalancing; its checkpoint lock keeps a second
+etl-watch out); the topic must exist; no TLS or SASL.
 
 Examples:
   $ etl-watch --once --format csv sample-data/orders.csv --batch-rows 5 | grep -c '\"@etl\":\"end\"'
@@ -84,6 +92,7 @@ Examples:
   $ etl-watch --once sample-data/events.ndjson --batch-rows 3 | head -n 2
   $ etl-watch redis://127.0.0.1:6379 --key orders --group etl --create-stream --once --checkpoint orders.ckpt --exec 'etl-load wh.db --table orders'
   $ etl-watch nats://127.0.0.1:4222 --subject 'orders.>' --durable etl-orders --js-stream ORDERS --create-stream --once --checkpoint nats.ckpt --exec 'etl-load wh.db --table orders'
+  $ etl-watch kafka://127.0.0.1:9092 --topic orders --group etl-orders --once --checkpoint kafka.ckpt --exec 'etl-load wh.db --table orders'
 ";
 
 /// Follow files or stdin and hand on micro-batches, losing and repeating nothing
@@ -96,7 +105,8 @@ Examples:
 )]
 pub struct WatchArgs {
     /// Files, directories or quoted globs to follow, - for stdin (the
-    /// default), or one broker: nats://HOST[:PORT] or redis://HOST[:PORT][/DB]
+    /// default), or one broker: nats://HOST[:PORT], redis://HOST[:PORT][/DB]
+    /// or kafka://HOST[:PORT]
     #[arg(value_name = "PATH|URL")]
     pub paths: Vec<PathBuf>,
 
@@ -180,7 +190,12 @@ pub struct WatchArgs {
     #[arg(long, value_name = "KEY", help_heading = "Brokers")]
     pub key: Option<String>,
 
-    /// Redis: the consumer group (created when missing)
+    /// Kafka: the topic (every partition is read)
+    #[arg(long, value_name = "TOPIC", help_heading = "Brokers")]
+    pub topic: Option<String>,
+
+    /// Redis: the consumer group (created when missing); Kafka: the group
+    /// whose committed offsets etl-watch reads and moves
     #[arg(long, value_name = "NAME", help_heading = "Brokers")]
     pub group: Option<String>,
 
@@ -294,10 +309,10 @@ impl WatchArgs {
             self.subject.is_some() || self.durable.is_some() || self.js_stream.is_some();
         let redis_flags = self.key.is_some() || self.group.is_some();
         let Some(url) = urls.first() else {
-            if nats_flags || redis_flags || self.create_stream {
+            if nats_flags || redis_flags || self.topic.is_some() || self.create_stream {
                 return Err(usage(
-                    "--subject, --durable, --js-stream, --key, --group and --create-stream \
-                     need a broker URL (nats://... or redis://...)",
+                    "--subject, --durable, --js-stream, --key, --topic, --group and --create-stream \
+                     need a broker URL (nats://..., redis://... or kafka://...)",
                 ));
             }
             return Ok(None);
@@ -308,6 +323,34 @@ impl WatchArgs {
             ));
         }
         let url = BrokerUrl::parse(url).map_err(|e| usage(format!("{e:#}")))?;
+        if url.scheme != "kafka" && self.topic.is_some() {
+            return Err(usage("--topic is for kafka://"));
+        }
+        if url.scheme == "kafka" {
+            if nats_flags || self.key.is_some() {
+                return Err(usage(
+                    "--subject, --durable, --js-stream and --key are not for kafka://; \
+                     Kafka takes --topic and --group",
+                ));
+            }
+            let (Some(topic), Some(group)) = (&self.topic, &self.group) else {
+                return Err(usage("kafka:// needs --topic TOPIC and --group NAME"));
+            };
+            if topic.is_empty() || group.is_empty() {
+                return Err(usage("--topic and --group cannot be empty"));
+            }
+            if self.create_stream {
+                return Err(usage(
+                    "--create-stream is not for kafka://: create the topic with its partitions \
+                     using Kafka's own tools",
+                ));
+            }
+            return Ok(Some(BrokerPlan::Kafka {
+                url,
+                topic: topic.clone(),
+                group: group.clone(),
+            }));
+        }
         if url.scheme == "nats" {
             if redis_flags {
                 return Err(usage(

@@ -1,4 +1,4 @@
-//! Message brokers (NATS JetStream, Redis Streams) as watch sources.
+//! Message brokers (NATS JetStream, Redis Streams, Kafka) as watch sources.
 //!
 //! A broker keeps the messages; etl-watch keeps only the batch in flight.
 //! Messages are cut into batches as they arrive; a batch's position is the
@@ -66,6 +66,12 @@ pub(super) trait Source {
     fn identity(&self) -> String;
     /// The JSON form of a sequence in records and positions.
     fn seq_json(&self, seq: Seq) -> Value;
+    /// A message's position in words, for rejects: "sequence 42".
+    fn position_text(&self, seq: Seq) -> String {
+        let seq = self.seq_json(seq);
+        let seq = seq.as_str().map_or_else(|| seq.to_string(), String::from);
+        format!("sequence {seq}")
+    }
     /// Up to `max` messages: waiting at most `wait` for the first one, or
     /// not at all (`None`: only what is there now). Empty: none arrived.
     fn fetch(&mut self, max: usize, wait: Option<Duration>) -> Result<Vec<Message>>;
@@ -98,6 +104,15 @@ pub enum BrokerPlan {
         /// Ack wait of a consumer this run creates, in seconds.
         ack_wait: f64,
     },
+    /// A Kafka topic (all partitions), offsets committed for a group.
+    Kafka {
+        /// The bootstrap broker.
+        url: BrokerUrl,
+        /// The topic.
+        topic: String,
+        /// The consumer group whose committed offsets are used.
+        group: String,
+    },
     /// A Redis stream read through a consumer group.
     Redis {
         /// The server.
@@ -127,7 +142,7 @@ pub struct BrokerOptions {
 /// the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
-    /// `nats` or `redis`.
+    /// `nats`, `redis` or `kafka`.
     pub scheme: String,
     /// Host name or address.
     pub host: String,
@@ -159,21 +174,23 @@ impl std::fmt::Display for BrokerUrl {
 
 /// Is `text` a broker URL (rather than a path)?
 pub fn is_broker_url(text: &str) -> bool {
-    ["nats://", "redis://", "rediss://", "tls://"]
+    ["nats://", "redis://", "rediss://", "tls://", "kafka://"]
         .iter()
         .any(|p| text.starts_with(p))
 }
 
 impl BrokerUrl {
-    /// Parses `nats://[user:password@|token@]host[:port]` or
-    /// `redis://[[user]:password@]host[:port][/db]`. TLS is refused.
+    /// Parses `nats://[user:password@|token@]host[:port]`,
+    /// `redis://[[user]:password@]host[:port][/db]` or
+    /// `kafka://host[:port]`. TLS (and SASL for Kafka) is refused.
     pub fn parse(text: &str) -> Result<BrokerUrl> {
         let (scheme, rest) = text
             .split_once("://")
-            .context("a broker URL starts with nats:// or redis://")?;
+            .context("a broker URL starts with nats://, redis:// or kafka://")?;
         let default_port = match scheme {
             "nats" => 4222,
             "redis" => 6379,
+            "kafka" => 9092,
             "tls" | "rediss" => bail!("{scheme}:// (TLS) is not supported by etl-watch"),
             _ => bail!("unknown broker scheme {scheme}://"),
         };
@@ -221,6 +238,12 @@ impl BrokerUrl {
         let path = path.trim_end_matches('/').to_string();
         if scheme == "nats" && !path.is_empty() {
             bail!("a nats:// URL has no path (name the stream with --js-stream)");
+        }
+        if scheme == "kafka" && !path.is_empty() {
+            bail!("a kafka:// URL has no path (name the topic with --topic)");
+        }
+        if scheme == "kafka" && (user.is_some() || password.is_some()) {
+            bail!("kafka:// with a user or password (SASL) is not supported by etl-watch");
         }
         if scheme == "redis" && !path.is_empty() && path[1..].parse::<u32>().is_err() {
             bail!("the path of a redis:// URL is a database number, e.g. redis://127.0.0.1:6379/0");
@@ -338,6 +361,7 @@ impl Watcher<'_> {
         let mut source: Box<dyn Source> = match broker {
             BrokerPlan::Nats { .. } => Box::new(super::nats::JetStream::open(broker, options)?),
             BrokerPlan::Redis { .. } => Box::new(super::redis::RedisStream::open(broker, options)?),
+            BrokerPlan::Kafka { .. } => Box::new(super::kafka::KafkaTopic::open(broker, options)?),
         };
         let path = self
             .checkpoint_path
@@ -439,8 +463,11 @@ impl Watcher<'_> {
                     Body::Fields(fields) => fields_text(fields),
                     Body::Gone => Vec::new(),
                 };
-                let seq = seq.as_str().map_or_else(|| seq.to_string(), String::from);
-                let reason = format!("sequence {seq} ({}): {reason}", message.subject);
+                let reason = format!(
+                    "{} ({}): {reason}",
+                    source.position_text(message.seq),
+                    message.subject
+                );
                 self.rejects
                     .reject(&source.name(), 0, &reason, Payload::Raw(&raw))?;
                 self.rejects.sync()?;

@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod checkpoint;
 pub mod files;
+pub mod kafka;
 mod nats;
 mod records;
 mod redis;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod http;
+pub mod kafka;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

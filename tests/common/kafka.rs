@@ -1,0 +1,186 @@
+//! A bare Kafka connection for setting up and checking the Kafka tests:
+//! create a topic, publish to a partition, read end and committed offsets.
+//! The broker is a real Kafka-protocol server at 127.0.0.1:9092 (or
+//! ETLKIT_TEST_KAFKA).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use etlkit::watch::kafka::Encoder as Body;
+
+/// The test broker's address.
+pub fn kafka_addr() -> String {
+    std::env::var("ETLKIT_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub struct Kafka {
+    stream: TcpStream,
+    next: i32,
+}
+
+struct Answer<'a>(&'a [u8]);
+
+impl Answer<'_> {
+    fn take(&mut self, n: usize) -> &[u8] {
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        a
+    }
+    fn i16(&mut self) -> i16 {
+        i16::from_be_bytes(self.take(2).try_into().expect("2 bytes"))
+    }
+    fn i32(&mut self) -> i32 {
+        i32::from_be_bytes(self.take(4).try_into().expect("4 bytes"))
+    }
+    fn i64(&mut self) -> i64 {
+        i64::from_be_bytes(self.take(8).try_into().expect("8 bytes"))
+    }
+    fn string(&mut self) -> String {
+        let n = self.i16();
+        if n < 0 {
+            return String::new();
+        }
+        String::from_utf8_lossy(self.take(n as usize)).into_owned()
+    }
+}
+
+impl Kafka {
+    pub fn connect() -> Kafka {
+        let stream = TcpStream::connect(kafka_addr()).expect("kafka");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        Kafka { stream, next: 0 }
+    }
+
+    fn call(&mut self, api: i16, version: i16, body: &Body) -> Vec<u8> {
+        self.next += 1;
+        let mut head = Body::default();
+        head.i16(api)
+            .i16(version)
+            .i32(self.next)
+            .string("etlkit-tests");
+        let size = (head.0.len() + body.0.len()) as i32;
+        let mut frame = size.to_be_bytes().to_vec();
+        frame.extend_from_slice(&head.0);
+        frame.extend_from_slice(&body.0);
+        self.stream.write_all(&frame).expect("send");
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).expect("answer");
+        let mut reply = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut reply).expect("answer");
+        assert_eq!(
+            i32::from_be_bytes(reply[..4].try_into().expect("id")),
+            self.next
+        );
+        reply.split_off(4)
+    }
+
+    /// Creates `topic` with `partitions` partitions (CreateTopics v0).
+    pub fn create_topic(&mut self, topic: &str, partitions: i32) {
+        let mut body = Body::default();
+        body.i32(1)
+            .string(topic)
+            .i32(partitions)
+            .i16(1)
+            .i32(0)
+            .i32(0);
+        body.i32(30_000);
+        let reply = self.call(19, 0, &body);
+        let mut a = Answer(&reply);
+        assert_eq!(a.i32(), 1);
+        let _name = a.string();
+        let error = a.i16();
+        assert!(
+            error == 0 || error == 36,
+            "CreateTopics: Kafka error {error}"
+        );
+    }
+
+    /// Publishes `values` to one partition (Produce v3, acks from all).
+    pub fn produce(&mut self, topic: &str, partition: i32, values: &[Vec<u8>]) {
+        let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let batch = etlkit::watch::kafka::record_batch(&values);
+        let mut body = Body::default();
+        body.i16(-1).i16(-1).i32(30_000);
+        body.i32(1).string(topic).i32(1).i32(partition);
+        body.i32(batch.len() as i32);
+        body.0.extend_from_slice(&batch);
+        let reply = self.call(0, 3, &body);
+        let mut a = Answer(&reply);
+        assert_eq!(a.i32(), 1);
+        let _name = a.string();
+        assert_eq!(a.i32(), 1);
+        let _partition = a.i32();
+        let error = a.i16();
+        assert_eq!(error, 0, "Produce: Kafka error {error}");
+    }
+
+    /// The end offset (high watermark) of each of `partitions`, as a
+    /// Fetch (v4) reports it.
+    pub fn end_offsets(&mut self, topic: &str, partitions: i32) -> Vec<i64> {
+        let mut body = Body::default();
+        body.i32(-1).i32(0).i32(1).i32(1 << 20);
+        body.0.push(0);
+        body.i32(1).string(topic).i32(partitions);
+        for p in 0..partitions {
+            body.i32(p).i64(0).i32(1);
+        }
+        let reply = self.call(1, 4, &body);
+        let mut a = Answer(&reply);
+        let _throttle = a.i32();
+        let mut out = vec![-1; partitions as usize];
+        for _ in 0..a.i32() {
+            let _name = a.string();
+            for _ in 0..a.i32() {
+                let p = a.i32();
+                let error = a.i16();
+                let high = a.i64();
+                let _stable = a.i64();
+                let aborted = a.i32();
+                assert!(aborted <= 0, "no transactions here");
+                let records = a.i32();
+                if records > 0 {
+                    a.take(records as usize);
+                }
+                assert_eq!(error, 0, "Fetch: Kafka error {error}");
+                out[p as usize] = high;
+            }
+        }
+        out
+    }
+
+    /// The group's committed offset of each of `partitions` (-1: none;
+    /// OffsetFetch v1, asked of the broker, which coordinates every group
+    /// on a single-node cluster).
+    pub fn committed(&mut self, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+        let mut body = Body::default();
+        body.string(group).i32(1).string(topic).i32(partitions);
+        for p in 0..partitions {
+            body.i32(p);
+        }
+        let reply = self.call(9, 1, &body);
+        let mut a = Answer(&reply);
+        let mut out = vec![-1; partitions as usize];
+        for _ in 0..a.i32() {
+            let _name = a.string();
+            for _ in 0..a.i32() {
+                let p = a.i32();
+                let offset = a.i64();
+                let _metadata = a.string();
+                let error = a.i16();
+                assert_eq!(error, 0, "OffsetFetch: Kafka error {error}");
+                out[p as usize] = offset;
+            }
+        }
+        out
+    }
+
+    /// Deletes `topic` (DeleteTopics v0).
+    pub fn delete_topic(&mut self, topic: &str) {
+        let mut body = Body::default();
+        body.i32(1).string(topic).i32(30_000);
+        let _ = self.call(20, 0, &body);
+    }
+}
