@@ -214,6 +214,25 @@ done
 echo "  filter kept $f_rows rows (awk says $filter_expected)" >&2
 row "filter + select (extract, transform)" "${f_time}s (${f_rss} MB)" "${refs:-not installed}" "–" "≤ 3x xsv, < mlr"
 
+# 4b. --dedup over all-distinct keys: it holds a key hash and a spill-file
+# offset per key, not the records (target: 200 MB at 2M keys, 100 bytes a
+# key); Miller's last-record-per-key (tail -g) holds the records.
+echo "4b. --dedup on $rows distinct keys" >&2
+etl-extract -q orders.csv > d.ndjson
+d_mb=$(( $(stat -c %s d.ndjson) / 1000000 ))
+bench "etlkit" "true" "$(T t) etl-transform -q --dedup order_id d.ndjson > d.out"
+d_time=$last_time; d_rss=$last_rss
+check "--dedup rows" "$rows" "$(grep -vc '^{\"@etl' d.out || true)"
+d_ref="not installed"
+if command -v mlr >/dev/null; then
+  bench "mlr tail -g" "true" "mlr --ijsonl --ojsonl tail -n 1 -g order_id d.ndjson > md.out"
+  check "mlr tail -g rows" "$rows" "$(wc -l < md.out | tr -d ' ')"
+  d_ref="mlr tail -n 1 -g: ${last_time}s, ${last_rss} MB"
+fi
+d_per_key=$(awk -v m="$d_rss" -v n="$rows" 'BEGIN {printf "%d", m * 1048576 / n}')
+row "--dedup, $rows distinct keys (input ${d_mb} MB NDJSON)" "${d_time}s, ${d_rss} MB (${d_per_key} bytes a key)" "$d_ref" "–" "≤ 100 bytes a key"
+rm -f d.ndjson d.out md.out
+
 # 5. group-by aggregate, against sqlite3 (and DuckDB when installed)
 echo "5. group-by" >&2
 group_sql="SELECT customer_id, SUM(quantity) AS items, COUNT(*) AS n FROM input GROUP BY customer_id"

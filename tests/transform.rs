@@ -1,7 +1,7 @@
 //! etl-transform: steps in order, truthful control lines, rejects.
 
 use crate::common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn transform(args: &[&str], input: &str) -> std::process::Output {
     let dir = tempdir();
@@ -138,6 +138,50 @@ fn dedup_keeps_the_last_record_per_key() {
         [json!({"k":1,"v":"c"}), json!({"k":2,"v":"b"})]
     );
     assert_eq!(json_lines(&stdout(&out)).last().expect("end")["rows"], 2);
+}
+
+/// --dedup holds keys and spills records: each segment gets its own
+/// keys, a composite key and 1 vs "1" stay apart, --sql reads the records
+/// back, and the spill file leaves nothing behind in TMPDIR.
+#[test]
+fn dedup_spills_per_segment_and_leaves_nothing_behind() {
+    let dir = tempdir();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp");
+    let segment = |stream: &str| {
+        format!(
+            "{{\"@etl\":\"begin\",\"stream\":\"{stream}\"}}\n\
+             {{\"k\":1,\"j\":\"x\",\"v\":1}}\n{{\"k\":\"1\",\"j\":\"x\",\"v\":2}}\n\
+             {{\"k\":1,\"j\":\"y\",\"v\":3}}\n{{\"k\":1,\"j\":\"x\",\"v\":4}}\n\
+             {{\"@etl\":\"end\",\"stream\":\"{stream}\",\"rows\":4}}\n"
+        )
+    };
+    let input = segment("a") + &segment("b");
+    let run_it = |args: &[&str]| {
+        let mut c = cmd(TRANSFORM, dir.path());
+        c.env("TMPDIR", &tmp).args(args);
+        run_with_input(c, input.as_bytes())
+    };
+    let out = run_it(&["--dedup", "k,j"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let expected = [
+        json!({"k":1,"j":"x","v":4}),
+        json!({"k":"1","j":"x","v":2}),
+        json!({"k":1,"j":"y","v":3}),
+    ];
+    let both: Vec<Value> = expected.iter().chain(expected.iter()).cloned().collect();
+    assert_eq!(records(&stdout(&out)), both);
+    let ends: Vec<Value> = json_lines(&stdout(&out))
+        .into_iter()
+        .filter(|l| l["@etl"] == json!("end"))
+        .collect();
+    assert_eq!(ends.len(), 2);
+    assert!(ends.iter().all(|e| e["rows"] == json!(3)), "{ends:?}");
+    let out = run_it(&["--dedup", "k,j", "--sql", "SELECT sum(v) AS s FROM input"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)), [json!({"s":9}), json!({"s":9})]);
+    let left: Vec<_> = std::fs::read_dir(&tmp).expect("tmp").collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

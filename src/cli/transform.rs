@@ -13,8 +13,10 @@ use crate::transform::{Step, TransformPlan, expr};
 const AFTER_HELP: &str = "\
 Steps run in the order they are given, each on every record, as records
 arrive: memory stays flat and output flows on an endless input. Only
---dedup holds records (one per key, until the input ends) and --validate's
-unique rule holds the keys it has seen.
+--dedup holds back its output (one record per key, until the input or the
+segment ends: the records wait in a spill file in $TMPDIR, and memory holds
+a 16-byte hash and an offset per key) and --validate's unique rule holds a
+16-byte hash of each key it has seen.
 
   --select a,b        keep these fields, in this order
   --drop a,b          remove these fields

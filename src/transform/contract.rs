@@ -19,7 +19,8 @@ pub struct Contract {
     types: Vec<(String, FieldType)>,
     allowed: Vec<(String, Vec<Value>)>,
     unique: Vec<String>,
-    seen: HashSet<String>,
+    /// Hashes of the unique keys seen (16 bytes a key, see `held`).
+    seen: HashSet<super::held::Key>,
 }
 
 fn names(doc: &Value, key: &str) -> Vec<String> {
@@ -127,7 +128,10 @@ impl Contract {
                 .iter()
                 .map(|k| record.get(k).map_or("null".into(), Value::to_string))
                 .collect();
-            if !self.seen.insert(key.join("\u{1f}")) {
+            if !self
+                .seen
+                .insert(super::held::key_hash(record, &self.unique))
+            {
                 return Err(format!(
                     "contract rule unique: key ({}) = ({}) was seen before",
                     self.unique.join(", "),

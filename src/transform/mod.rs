@@ -5,9 +5,9 @@
 pub mod contract;
 pub mod expr;
 pub mod flat;
+pub mod held;
 pub mod sql;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -166,29 +166,28 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
     let mut counts = Counts::default();
     let mut segment_rows = 0u64;
     // --dedup: one record per key, in the order keys were first seen.
-    let mut held: Vec<Map<String, Value>> = Vec::new();
+    let mut held = held::Held::default();
     // --sql without --dedup: records go straight into typed columns.
     let mut table = sql::Builder::default();
-    let mut held_index: HashMap<String, usize> = HashMap::new();
     let name = input.name.clone();
     let mut wire = Reader::new(input.reader, &name);
     let mut buffer = Vec::with_capacity(4096);
 
     let sql = args.sql.clone();
     let flush_held = |out: &mut Box<dyn Write>,
-                      held: &mut Vec<Map<String, Value>>,
-                      held_index: &mut HashMap<String, usize>,
+                      held: &mut held::Held,
                       table: &mut sql::Builder,
                       counts: &mut Counts,
                       segment_rows: &mut u64|
      -> Result<()> {
-        let records = std::mem::take(held);
-        held_index.clear();
         let records = match &sql {
             Some(query) => {
-                for record in &records {
-                    table.push(record);
-                }
+                held.drain(|line| {
+                    let record: Map<String, Value> = serde_json::from_slice(line)
+                        .context("--dedup's spill file holds a bad record")?;
+                    table.push(&record);
+                    Ok(())
+                })?;
                 let input = std::mem::take(table);
                 if input.is_empty() {
                     // No records: no table for a query to run on.
@@ -198,7 +197,15 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
                 // then says how many went in and how many came out.
                 sql::run(query, input, &lookups)?
             }
-            None => records,
+            None => {
+                return held.drain(|line| {
+                    out.write_all(line)?;
+                    out.write_all(b"\n")?;
+                    counts.written += 1;
+                    *segment_rows += 1;
+                    Ok(())
+                });
+            }
         };
         for record in records {
             writeln!(out, "{}", Value::Object(record))?;
@@ -226,7 +233,6 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
                 flush_held(
                     &mut out,
                     &mut held,
-                    &mut held_index,
                     &mut table,
                     &mut counts,
                     &mut segment_rows,
@@ -296,21 +302,9 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
             Ok(None) => counts.skipped += 1,
             Ok(Some(record)) if args.dedup.is_empty() && hold => table.push(&record),
             Ok(Some(record)) if !args.dedup.is_empty() => {
-                let key: Vec<String> = args
-                    .dedup
-                    .iter()
-                    .map(|k| record.get(k).map_or("null".into(), Value::to_string))
-                    .collect();
-                let key = key.join("\u{1f}");
-                match held_index.get(&key) {
-                    Some(&i) => {
-                        held[i] = record;
-                        counts.skipped += 1;
-                    }
-                    None => {
-                        held_index.insert(key, held.len());
-                        held.push(record);
-                    }
+                let key = held::key_hash(&record, &args.dedup);
+                if held.push(key, Value::Object(record).to_string().as_bytes())? {
+                    counts.skipped += 1;
                 }
             }
             Ok(Some(record)) => {
@@ -330,7 +324,6 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
         flush_held(
             &mut out,
             &mut held,
-            &mut held_index,
             &mut table,
             &mut counts,
             &mut segment_rows,
