@@ -122,22 +122,21 @@ impl Contract {
                 ));
             }
         }
-        if !self.unique.is_empty() {
+        if !self.unique.is_empty()
+            && !self
+                .seen
+                .insert(super::held::key_hash(record, &self.unique))
+        {
             let key: Vec<String> = self
                 .unique
                 .iter()
                 .map(|k| record.get(k).map_or("null".into(), Value::to_string))
                 .collect();
-            if !self
-                .seen
-                .insert(super::held::key_hash(record, &self.unique))
-            {
-                return Err(format!(
-                    "contract rule unique: key ({}) = ({}) was seen before",
-                    self.unique.join(", "),
-                    key.join(", ")
-                ));
-            }
+            return Err(format!(
+                "contract rule unique: key ({}) = ({}) was seen before",
+                self.unique.join(", "),
+                key.join(", ")
+            ));
         }
         Ok(())
     }

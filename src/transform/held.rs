@@ -18,16 +18,22 @@ use serde_json::{Map, Value};
 
 /// The hash of a record's key fields (a missing field counts as null).
 pub fn key_hash(record: &Map<String, Value>, fields: &[String]) -> Key {
+    // The fields' JSON texts, each ended by 0x1f (which JSON text holds
+    // only escaped), written once and hashed twice.
+    let mut text = Vec::with_capacity(64);
+    for field in fields {
+        match record.get(field) {
+            Some(v) => {
+                serde_json::to_writer(&mut text, v).expect("a JSON value always writes into a Vec")
+            }
+            None => text.extend_from_slice(b"null"),
+        }
+        text.push(0x1f);
+    }
     let half = |salt: u8| {
         let mut h = std::hash::DefaultHasher::new();
         salt.hash(&mut h);
-        for field in fields {
-            match record.get(field) {
-                Some(v) => v.to_string().hash(&mut h),
-                None => "null".hash(&mut h),
-            }
-            0x1fu8.hash(&mut h);
-        }
+        text.hash(&mut h);
         h.finish()
     };
     [half(1), half(2)]

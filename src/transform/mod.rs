@@ -303,7 +303,9 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
             Ok(Some(record)) if args.dedup.is_empty() && hold => table.push(&record),
             Ok(Some(record)) if !args.dedup.is_empty() => {
                 let key = held::key_hash(&record, &args.dedup);
-                if held.push(key, Value::Object(record).to_string().as_bytes())? {
+                buffer.clear();
+                serde_json::to_writer(&mut buffer, &record)?;
+                if held.push(key, &buffer)? {
                     counts.skipped += 1;
                 }
             }

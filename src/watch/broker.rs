@@ -259,6 +259,31 @@ impl BrokerUrl {
     }
 }
 
+/// A TCP connection to `host:port`, trying each address it resolves to
+/// (10 s each), with Nagle off: brokers answer small requests. `server`
+/// names it in errors (never with a password).
+pub(super) fn connect_tcp(host: &str, port: u16, server: &str) -> Result<std::net::TcpStream> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {server}"))?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(e).with_context(|| format!("cannot connect to {server}")),
+        None => bail!("cannot connect to {server}: no address"),
+    }
+}
+
 fn percent_decode(text: &str) -> Result<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

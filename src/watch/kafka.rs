@@ -18,13 +18,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
-use super::broker::{Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Seq, Source};
+use super::broker::{
+    Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Seq, Source, connect_tcp,
+};
 
 /// How long an answer may take beyond a fetch wait.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -163,6 +165,26 @@ impl<'a> Decoder<'a> {
         }
         Ok(Some(self.take(n as usize)?))
     }
+    /// Walks a topics → partitions answer (etl-watch asks for one topic),
+    /// handing `each` each partition's index with the decoder at the
+    /// partition's other fields.
+    fn partitions(&mut self, mut each: impl FnMut(i32, &mut Self) -> Result<()>) -> Result<()> {
+        for _ in 0..self.count()? {
+            let _name = self.string()?;
+            for _ in 0..self.count()? {
+                let id = self.i32()?;
+                each(id, self)?;
+            }
+        }
+        Ok(())
+    }
+    /// Skips an INT32 array.
+    fn skip_i32s(&mut self) -> Result<()> {
+        for _ in 0..self.count()? {
+            self.i32()?;
+        }
+        Ok(())
+    }
     fn rest(&self) -> &'a [u8] {
         &self.data[self.at..]
     }
@@ -177,28 +199,11 @@ struct Conn {
 
 impl Conn {
     fn connect(host: &str, port: u16, server: &str) -> Result<Conn> {
-        let addrs: Vec<_> = (host, port)
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve {server}"))?
-            .collect();
-        let mut last = None;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
-                Ok(stream) => {
-                    stream.set_nodelay(true)?;
-                    return Ok(Conn {
-                        stream,
-                        next: 0,
-                        server: server.to_string(),
-                    });
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        match last {
-            Some(e) => Err(e).with_context(|| format!("cannot connect to {server}")),
-            None => bail!("cannot connect to {server}: no address"),
-        }
+        Ok(Conn {
+            stream: connect_tcp(host, port, server)?,
+            next: 0,
+            server: server.to_string(),
+        })
     }
 
     /// Sends a request and returns its answer's body (after the
@@ -375,12 +380,8 @@ impl KafkaTopic {
                 let _error = d.i16()?;
                 let id = d.i32()?;
                 let leader = d.i32()?;
-                for _ in 0..d.count()? {
-                    d.i32()?;
-                }
-                for _ in 0..d.count()? {
-                    d.i32()?;
-                }
+                d.skip_i32s()?;
+                d.skip_i32s()?;
                 self.partitions.entry(id).or_default().leader = leader;
             }
         }
@@ -402,9 +403,8 @@ impl KafkaTopic {
                 .get(&node)
                 .cloned()
                 .with_context(|| format!("{}: broker {node} is not known", self.url))?;
+            // The address the cluster advertises for the broker.
             let server = format!("kafka://{host}:{port}");
-            // The address the cluster advertises for itself; where it is
-            // the bootstrap server's, reuse the name the user gave.
             let conn = Conn::connect(&host, port, &server)?;
             self.conns.insert(node, conn);
         }
@@ -462,34 +462,31 @@ impl KafkaTopic {
             .call(API_OFFSET_FETCH, 1, &body.0, Duration::ZERO)?;
         let mut d = Decoder::new(&reply);
         let mut out = HashMap::new();
-        for _ in 0..d.count()? {
-            let _name = d.string()?;
-            for _ in 0..d.count()? {
-                let id = d.i32()?;
-                let offset = d.i64()?;
-                let _metadata = d.string()?;
-                let error = d.i16()?;
-                if error == NOT_COORDINATOR || error == COORDINATOR_LOADING {
-                    self.coordinator = None;
-                    bail!(
-                        "{}: group {:?}: {}; run again",
-                        self.url,
-                        self.group,
-                        error_text(error)
-                    );
-                }
-                if error != 0 {
-                    bail!(
-                        "{}: committed offset of {}/{id} for group {:?}: {}",
-                        self.url,
-                        self.topic,
-                        self.group,
-                        error_text(error)
-                    );
-                }
-                out.insert(id, offset);
+        d.partitions(|id, d| {
+            let offset = d.i64()?;
+            let _metadata = d.string()?;
+            let error = d.i16()?;
+            if error == NOT_COORDINATOR || error == COORDINATOR_LOADING {
+                self.coordinator = None;
+                bail!(
+                    "{}: group {:?}: {}; run again",
+                    self.url,
+                    self.group,
+                    error_text(error)
+                );
             }
-        }
+            if error != 0 {
+                bail!(
+                    "{}: committed offset of {}/{id} for group {:?}: {}",
+                    self.url,
+                    self.topic,
+                    self.group,
+                    error_text(error)
+                );
+            }
+            out.insert(id, offset);
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -509,24 +506,21 @@ impl KafkaTopic {
                 .conn(leader)?
                 .call(API_LIST_OFFSETS, 1, &body.0, Duration::ZERO)?;
             let mut d = Decoder::new(&reply);
-            for _ in 0..d.count()? {
-                let _name = d.string()?;
-                for _ in 0..d.count()? {
-                    let id = d.i32()?;
-                    let error = d.i16()?;
-                    let _timestamp = d.i64()?;
-                    let offset = d.i64()?;
-                    if error != 0 {
-                        bail!(
-                            "{}: offsets of {}/{id}: {}",
-                            self.url,
-                            self.topic,
-                            error_text(error)
-                        );
-                    }
-                    out.insert(id, offset);
+            d.partitions(|id, d| {
+                let error = d.i16()?;
+                let _timestamp = d.i64()?;
+                let offset = d.i64()?;
+                if error != 0 {
+                    bail!(
+                        "{}: offsets of {}/{id}: {}",
+                        self.url,
+                        self.topic,
+                        error_text(error)
+                    );
                 }
-            }
+                out.insert(id, offset);
+                Ok(())
+            })?;
         }
         Ok(out)
     }
@@ -597,49 +591,46 @@ impl KafkaTopic {
                 .call(API_FETCH, 4, &body.0, wait / leaders)?;
             let mut d = Decoder::new(&reply);
             let _throttle = d.i32()?;
-            for _ in 0..d.count()? {
-                let _name = d.string()?;
+            d.partitions(|id, d| {
+                let error = d.i16()?;
+                let high = d.i64()?;
+                let _stable = d.i64()?;
                 for _ in 0..d.count()? {
-                    let id = d.i32()?;
-                    let error = d.i16()?;
-                    let high = d.i64()?;
-                    let _stable = d.i64()?;
-                    for _ in 0..d.count()? {
-                        d.i64()?;
-                        d.i64()?;
-                    }
-                    let records = d.bytes()?.unwrap_or_default();
-                    match error {
-                        0 => {}
-                        OFFSET_OUT_OF_RANGE => bail!(
-                            "{}: offset {} of {}/{id} is no longer in the log \
-                             (deleted by retention before it was read)",
-                            self.url,
-                            from[&id],
-                            self.topic
-                        ),
-                        code => bail!(
-                            "{}: fetching {}/{id}: {}",
-                            self.url,
-                            self.topic,
-                            error_text(code)
-                        ),
-                    }
-                    let start = from[&id];
-                    let before = out.len();
-                    for (offset, value) in decode_batches(records)
-                        .with_context(|| format!("{}: {}/{id}", self.url, self.topic))?
-                    {
-                        if offset >= start {
-                            out.push((id, offset, value));
-                        }
-                    }
-                    let first = out[before..].iter().map(|m| m.1).min();
-                    if high > start && first.is_none_or(|f| f > start) {
-                        stalled.push((id, start));
+                    d.i64()?;
+                    d.i64()?;
+                }
+                let records = d.bytes()?.unwrap_or_default();
+                match error {
+                    0 => {}
+                    OFFSET_OUT_OF_RANGE => bail!(
+                        "{}: offset {} of {}/{id} is no longer in the log \
+                         (deleted by retention before it was read)",
+                        self.url,
+                        from[&id],
+                        self.topic
+                    ),
+                    code => bail!(
+                        "{}: fetching {}/{id}: {}",
+                        self.url,
+                        self.topic,
+                        error_text(code)
+                    ),
+                }
+                let start = from[&id];
+                let before = out.len();
+                for (offset, value) in decode_batches(records)
+                    .with_context(|| format!("{}: {}/{id}", self.url, self.topic))?
+                {
+                    if offset >= start {
+                        out.push((id, offset, value));
                     }
                 }
-            }
+                let first = out[before..].iter().map(|m| m.1).min();
+                if high > start && first.is_none_or(|f| f > start) {
+                    stalled.push((id, start));
+                }
+                Ok(())
+            })?;
         }
         Ok((out, stalled))
     }
@@ -657,25 +648,22 @@ impl KafkaTopic {
             .conn(node)?
             .call(API_OFFSET_COMMIT, 2, &body.0, Duration::ZERO)?;
         let mut d = Decoder::new(&reply);
-        for _ in 0..d.count()? {
-            let _name = d.string()?;
-            for _ in 0..d.count()? {
-                let id = d.i32()?;
-                let error = d.i16()?;
-                if error != 0 {
-                    if error == NOT_COORDINATOR {
-                        self.coordinator = None;
-                    }
-                    bail!(
-                        "{}: cannot commit the offset of {}/{id} for group {:?}: {}",
-                        self.url,
-                        self.topic,
-                        self.group,
-                        error_text(error)
-                    );
+        d.partitions(|id, d| {
+            let error = d.i16()?;
+            if error != 0 {
+                if error == NOT_COORDINATOR {
+                    self.coordinator = None;
                 }
+                bail!(
+                    "{}: cannot commit the offset of {}/{id} for group {:?}: {}",
+                    self.url,
+                    self.topic,
+                    self.group,
+                    error_text(error)
+                );
             }
-        }
+            Ok(())
+        })?;
         for (id, offset) in offsets {
             if let Some(p) = self.partitions.get_mut(id) {
                 p.committed = *offset;
@@ -720,13 +708,8 @@ fn skip_partition_metadata(d: &mut Decoder<'_>) -> Result<()> {
     d.i16()?;
     d.i32()?;
     d.i32()?;
-    for _ in 0..d.count()? {
-        d.i32()?;
-    }
-    for _ in 0..d.count()? {
-        d.i32()?;
-    }
-    Ok(())
+    d.skip_i32s()?;
+    d.skip_i32s()
 }
 
 /// The (offset, value) of each record in a fetch's record batches. A last

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -26,7 +26,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
-use super::broker::{Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Seq, Source};
+use super::broker::{
+    Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Seq, Source, connect_tcp,
+};
 
 /// How long a reply from the server may take beyond any wait asked for.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,29 +79,7 @@ struct Conn {
 impl Conn {
     fn connect(url: &BrokerUrl) -> Result<Conn> {
         let server = url.to_string();
-        let addrs: Vec<_> = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve {server}"))?
-            .collect();
-        let mut last = None;
-        let mut stream = None;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let stream = match (stream, last) {
-            (Some(s), _) => s,
-            (None, Some(e)) => {
-                return Err(e).with_context(|| format!("cannot connect to {server}"));
-            }
-            (None, None) => bail!("cannot connect to {server}: no address"),
-        };
-        stream.set_nodelay(true)?;
+        let stream = connect_tcp(&url.host, url.port, &server)?;
         stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
         let mut reader = BufReader::new(stream.try_clone()?);
         let mut line = String::new();
@@ -332,15 +312,9 @@ impl SeqSet {
             .next_back()
             .filter(|(_, last)| **last + 1 == seq)
             .map(|(&first, _)| first);
+        // Joins the range ending just before and the one starting just after.
         let after = seq.checked_add(1).and_then(|n| self.0.remove(&n));
-        match before {
-            Some(first) => {
-                self.0.insert(first, after.unwrap_or(seq));
-            }
-            None => {
-                self.0.insert(seq, after.unwrap_or(seq));
-            }
-        }
+        self.0.insert(before.unwrap_or(seq), after.unwrap_or(seq));
     }
 
     /// Forgets the sequences up to `floor`.
