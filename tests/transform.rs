@@ -184,6 +184,56 @@ fn dedup_spills_per_segment_and_leaves_nothing_behind() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// --sql builds only the columns a query names, typed from the wire:
+/// unnamed fields (even ones that change type) do not matter, `*` keeps
+/// every field, quoted names and fields that appear late are found, a
+/// field given twice keeps its last value, and every record is a row.
+#[test]
+fn sql_reads_only_the_fields_it_names() {
+    let input = "{\"@etl\":\"begin\",\"stream\":\"s\"}\n\
+        {\"id\":1,\"q\":2,\"junk\":\"x\",\"Odd Name\":1.5}\n\
+        {\"id\":2,\"q\":3.5,\"junk\":[1,2]}\n\
+        {\"id\":12345678901234567890123,\"junk\":true,\"late\":\"z\",\"q\":1,\"q\":4}\n\
+        {\"other\":1}\n\
+        {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":4}\n";
+    let out = transform(
+        &[
+            "--sql",
+            "SELECT count(*) AS n, sum(q) AS q, count(\"Odd Name\") AS odd, max(late) AS late FROM input",
+        ],
+        input,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"n": 4, "q": 9.5, "odd": 1, "late": "z"})]
+    );
+    assert_eq!(json_lines(&stdout(&out)).last().expect("end")["rows"], 1);
+    let out = transform(
+        &[
+            "--sql",
+            "SELECT * FROM input WHERE q IS NOT NULL ORDER BY q",
+        ],
+        input,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rows = records(&stdout(&out));
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        rows[0],
+        json!({"id": "1", "q": 2.0, "junk": "x", "Odd Name": 1.5, "late": null, "other": null}),
+        "a column mixing 64-bit and wider integers is text; ints and floats are floats"
+    );
+    assert_eq!(rows[1]["junk"], json!("[1,2]"));
+    assert_eq!(rows[2]["id"], json!("12345678901234567890123"));
+    // Filters run before the query, on the same fast path.
+    let out = transform(
+        &["--filter", "id == 2", "--sql", "SELECT id, q FROM input"],
+        input,
+    );
+    assert_eq!(records(&stdout(&out)), [json!({"id": 2, "q": 3.5})]);
+}
+
 #[test]
 fn bad_expressions_are_usage_errors() {
     let out = transform(&["--filter", "qty >"], "");

@@ -168,7 +168,8 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
     // --dedup: one record per key, in the order keys were first seen.
     let mut held = held::Held::default();
     // --sql without --dedup: records go straight into typed columns.
-    let mut table = sql::Builder::default();
+    // Only the fields the query names become columns.
+    let mut table = sql::Builder::new(args.sql.as_deref().map(sql::wanted).unwrap_or_default());
     let name = input.name.clone();
     let mut wire = Reader::new(input.reader, &name);
     let mut buffer = Vec::with_capacity(4096);
@@ -180,38 +181,31 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
                       counts: &mut Counts,
                       segment_rows: &mut u64|
      -> Result<()> {
-        let records = match &sql {
-            Some(query) => {
-                held.drain(|line| {
-                    let record: Map<String, Value> = serde_json::from_slice(line)
-                        .context("--dedup's spill file holds a bad record")?;
-                    table.push(&record);
-                    Ok(())
-                })?;
-                let input = std::mem::take(table);
-                if input.is_empty() {
-                    // No records: no table for a query to run on.
-                    return Ok(());
-                }
-                // A query's rows are not one per record read: the summary
-                // then says how many went in and how many came out.
-                sql::run(query, input, &lookups)?
-            }
-            None => {
-                return held.drain(|line| {
-                    out.write_all(line)?;
-                    out.write_all(b"\n")?;
-                    counts.written += 1;
-                    *segment_rows += 1;
-                    Ok(())
-                });
-            }
+        let Some(query) = &sql else {
+            return held.drain(|line| {
+                out.write_all(line)?;
+                out.write_all(b"\n")?;
+                counts.written += 1;
+                *segment_rows += 1;
+                Ok(())
+            });
         };
-        for record in records {
-            writeln!(out, "{}", Value::Object(record))?;
-            counts.written += 1;
-            *segment_rows += 1;
+        held.drain(|line| {
+            let fields = crate::format::flat::parse_object(line)
+                .map_err(|e| anyhow::anyhow!("--dedup's spill file holds a bad record: {e}"))?;
+            table.push(&fields);
+            Ok(())
+        })?;
+        let input = table.take();
+        if input.is_empty() {
+            // No records: no table for a query to run on.
+            return Ok(());
         }
+        // A query's rows are not one per record read: the summary then
+        // says how many went in and how many came out.
+        let written = sql::run(query, input, &lookups, out.as_mut())?;
+        counts.written += written;
+        *segment_rows += written;
         Ok(())
     };
 
@@ -259,12 +253,14 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
         if counts.read.is_multiple_of(8192) {
             progress.set_rows(counts.read);
         }
-        // Row-wise steps alone: the fast path on borrowed fields.
-        if !hold && contract.is_none() {
+        // Row-wise steps, and --sql's columns: the fast path on borrowed
+        // fields.
+        if args.dedup.is_empty() && contract.is_none() {
             let result = crate::format::flat::parse_object(text)
                 .and_then(|fields| flat::apply(steps, fields));
             match result {
                 Ok(None) => counts.skipped += 1,
+                Ok(Some(fields)) if hold => table.push(&fields),
                 Ok(Some(fields)) => {
                     buffer.clear();
                     flat::write(&mut buffer, &fields);
@@ -300,7 +296,7 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
             });
         match result {
             Ok(None) => counts.skipped += 1,
-            Ok(Some(record)) if args.dedup.is_empty() && hold => table.push(&record),
+            Ok(Some(record)) if args.dedup.is_empty() && hold => table.push_map(&record),
             Ok(Some(record)) if !args.dedup.is_empty() => {
                 let key = held::key_hash(&record, &args.dedup);
                 buffer.clear();

@@ -1,0 +1,387 @@
+//! Records into typed columns as they arrive: each field is typed straight
+//! from the borrowed wire fields (no JSON tree per record), and only the
+//! fields the query names become columns.
+//!
+//! Column types: a column of 64-bit integers stays integer, numbers become
+//! floats, true/false booleans, everything else text (nested values as JSON
+//! text). Integers beyond 64 bits stay text, digit for digit. A column that
+//! mixes kinds widens: integers to floats, anything else to text.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{Result, anyhow};
+use polars::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::format::flat::{Fields, Raw};
+
+/// Which fields become columns.
+#[derive(Debug, Clone, Default)]
+pub enum Wanted {
+    /// Every field (the query reads `*`, or cannot be read for names).
+    #[default]
+    All,
+    /// Fields whose lower-cased name is in the set.
+    Only(HashSet<String>),
+}
+
+impl Wanted {
+    fn keeps(&self, name: &str) -> bool {
+        match self {
+            Wanted::All => true,
+            Wanted::Only(names) => names.contains(&name.to_lowercase()),
+        }
+    }
+}
+
+/// One value, typed.
+enum Cell<'r> {
+    /// An integer, with its text as written.
+    Int(i64, &'r str),
+    /// A finite float, with its text as written.
+    Float(f64, &'r str),
+    Bool(bool),
+    Text(Cow<'r, str>),
+}
+
+impl<'r> Cell<'r> {
+    fn of(raw: &'r Raw<'_>) -> Option<Cell<'r>> {
+        Some(match raw {
+            Raw::Null => return None,
+            Raw::Bool(b) => Cell::Bool(*b),
+            Raw::Number(n) if !n.contains(['.', 'e', 'E']) => match n.parse::<i64>() {
+                Ok(i) => Cell::Int(i, n),
+                // Beyond 64 bits: text, digit for digit.
+                Err(_) => Cell::Text(Cow::Borrowed(n)),
+            },
+            Raw::Number(n) => match n.parse::<f64>() {
+                Ok(f) if f.is_finite() => Cell::Float(f, n),
+                // Beyond the range of a float (1e400): kept as text, not nulled.
+                _ => Cell::Text(Cow::Borrowed(n)),
+            },
+            Raw::Str(s) => Cell::Text(Cow::Borrowed(s)),
+            Raw::Nested(j) => Cell::Text(compact(j)),
+        })
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Cell::Int(..) => Kind::Int,
+            Cell::Float(..) => Kind::Float,
+            Cell::Bool(_) => Kind::Bool,
+            Cell::Text(_) => Kind::Text,
+        }
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            Cell::Int(_, s) | Cell::Float(_, s) => s,
+            Cell::Bool(true) => "true",
+            Cell::Bool(false) => "false",
+            Cell::Text(s) => s,
+        }
+    }
+}
+
+/// Nested JSON as compact text, the form a JSON writer gives it: as written
+/// unless it holds whitespace or escapes, which are normalized.
+fn compact(json: &str) -> Cow<'_, str> {
+    if !json.contains([' ', '\t', '\n', '\r', '\\']) {
+        return Cow::Borrowed(json);
+    }
+    match serde_json::from_str::<Value>(json) {
+        Ok(v) => Cow::Owned(v.to_string()),
+        Err(_) => Cow::Borrowed(json),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kind {
+    Int,
+    Float,
+    Bool,
+    Text,
+}
+
+/// One column being built.
+enum Cells {
+    /// Only nulls so far: the first value decides the type.
+    Nulls(usize),
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+    Text(StringChunkedBuilder),
+}
+
+impl Cells {
+    /// A column of `n` nulls of `kind`.
+    fn nulls(n: usize, kind: Kind) -> Cells {
+        match kind {
+            Kind::Int => Cells::Int(vec![None; n]),
+            Kind::Float => Cells::Float(vec![None; n]),
+            Kind::Bool => Cells::Bool(vec![None; n]),
+            Kind::Text => {
+                let mut b = StringChunkedBuilder::new(PlSmallStr::EMPTY, n);
+                (0..n).for_each(|_| b.append_null());
+                Cells::Text(b)
+            }
+        }
+    }
+
+    fn widen_to_float(&mut self) {
+        if let Cells::Int(v) = self {
+            *self = Cells::Float(v.iter().map(|x| x.map(|i| i as f64)).collect());
+        }
+    }
+
+    fn widen_to_text(&mut self) {
+        fn texts<T: ToString>(v: &[Option<T>]) -> Cells {
+            let mut b = StringChunkedBuilder::new(PlSmallStr::EMPTY, v.len());
+            for x in v {
+                b.append_option(x.as_ref().map(T::to_string));
+            }
+            Cells::Text(b)
+        }
+        *self = match self {
+            Cells::Nulls(n) => Cells::nulls(*n, Kind::Text),
+            Cells::Int(v) => texts(v),
+            Cells::Float(v) => texts(v),
+            Cells::Bool(v) => texts(v),
+            Cells::Text(_) => return,
+        };
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Cells::Nulls(n) => *n += 1,
+            Cells::Int(v) => v.push(None),
+            Cells::Float(v) => v.push(None),
+            Cells::Bool(v) => v.push(None),
+            Cells::Text(b) => b.append_null(),
+        }
+    }
+
+    fn push(&mut self, cell: &Cell<'_>) {
+        loop {
+            match (&mut *self, cell) {
+                (Cells::Nulls(n), c) => *self = Cells::nulls(*n, c.kind()),
+                (Cells::Int(v), Cell::Int(i, _)) => return v.push(Some(*i)),
+                (Cells::Int(_), Cell::Float(..)) => self.widen_to_float(),
+                (Cells::Float(v), Cell::Float(f, _)) => return v.push(Some(*f)),
+                (Cells::Float(v), Cell::Int(i, _)) => return v.push(Some(*i as f64)),
+                (Cells::Bool(v), Cell::Bool(b)) => return v.push(Some(*b)),
+                (Cells::Text(b), c) => return b.append_value(c.text()),
+                _ => self.widen_to_text(),
+            }
+        }
+    }
+
+    fn finish(self, name: &str) -> Column {
+        let name = PlSmallStr::from_str(name);
+        match self {
+            Cells::Nulls(n) => Column::full_null(name, n, &DataType::Int64),
+            Cells::Int(v) => Column::new(name, v),
+            Cells::Float(v) => Column::new(name, v),
+            Cells::Bool(v) => Column::new(name, v),
+            Cells::Text(b) => b.finish().with_name(name).into_column(),
+        }
+    }
+}
+
+/// Records turned into typed columns as they arrive (so a million records
+/// cost the columns the query reads, not a million JSON trees).
+#[derive(Default)]
+pub struct Builder {
+    wanted: Wanted,
+    names: Vec<String>,
+    columns: Vec<Cells>,
+    /// Every field name seen, and its column (`None`: not wanted).
+    index: HashMap<String, Option<usize>>,
+    /// The last record's field names in order, and their columns: records
+    /// of one stream mostly share a layout, so a field costs one compare.
+    layout: Vec<(String, Option<usize>)>,
+    /// Per record: each field's column.
+    slots: Vec<Option<usize>>,
+    /// Per column: the last row (counted from 1) that gave it a value.
+    filled: Vec<usize>,
+    rows: usize,
+}
+
+impl Builder {
+    /// A builder that keeps only the `wanted` fields.
+    pub fn new(wanted: Wanted) -> Builder {
+        Builder {
+            wanted,
+            ..Builder::default()
+        }
+    }
+
+    /// True before any record.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// A builder for the next segment, keeping the same fields.
+    pub fn take(&mut self) -> Builder {
+        let next = Builder::new(self.wanted.clone());
+        std::mem::replace(self, next)
+    }
+
+    fn column_of(&mut self, name: &str) -> Option<usize> {
+        if let Some(&slot) = self.index.get(name) {
+            return slot;
+        }
+        let slot = self.wanted.keeps(name).then(|| {
+            self.names.push(name.to_string());
+            self.columns.push(Cells::Nulls(self.rows));
+            self.filled.push(0);
+            self.columns.len() - 1
+        });
+        self.index.insert(name.to_string(), slot);
+        slot
+    }
+
+    /// Adds one record; fields not seen before become columns (null for
+    /// the earlier rows). A field given twice keeps its last value.
+    pub fn push(&mut self, fields: &Fields<'_>) {
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.clear();
+        for (j, (name, _)) in fields.iter().enumerate() {
+            let slot = match self.layout.get(j) {
+                Some((known, slot)) if known == name => *slot,
+                _ => {
+                    let slot = self.column_of(name);
+                    let entry = (name.to_string(), slot);
+                    match self.layout.get_mut(j) {
+                        Some(e) => *e = entry,
+                        None => self.layout.push(entry),
+                    }
+                    slot
+                }
+            };
+            slots.push(slot);
+        }
+        let row = self.rows + 1;
+        for (slot, (_, raw)) in slots.iter().zip(fields).rev() {
+            let Some(c) = *slot else { continue };
+            if self.filled[c] == row {
+                continue;
+            }
+            self.filled[c] = row;
+            match Cell::of(raw) {
+                Some(cell) => self.columns[c].push(&cell),
+                None => self.columns[c].push_null(),
+            }
+        }
+        for (c, column) in self.columns.iter_mut().enumerate() {
+            if self.filled[c] != row {
+                column.push_null();
+            }
+        }
+        self.slots = slots;
+        self.rows = row;
+    }
+
+    /// Adds one record held as a JSON map (a `--with` lookup file's rows).
+    pub fn push_map(&mut self, record: &Map<String, Value>) {
+        let fields: Fields<'_> = record
+            .iter()
+            .map(|(name, value)| {
+                let raw = match value {
+                    Value::Null => Raw::Null,
+                    Value::Bool(b) => Raw::Bool(*b),
+                    Value::Number(n) => Raw::Number(Cow::Owned(n.to_string())),
+                    Value::String(s) => Raw::Str(Cow::Borrowed(s)),
+                    nested => Raw::Nested(Cow::Owned(nested.to_string())),
+                };
+                (Cow::Borrowed(name.as_str()), raw)
+            })
+            .collect();
+        self.push(&fields);
+    }
+
+    /// The finished table.
+    pub fn finish(self) -> Result<DataFrame> {
+        let columns = self
+            .names
+            .iter()
+            .zip(self.columns)
+            .map(|(name, cells)| cells.finish(name))
+            .collect();
+        DataFrame::new(self.rows, columns).map_err(|e| anyhow!("cannot build the table: {e}"))
+    }
+}
+
+/// Builds a DataFrame from records (columns in first-seen order).
+pub fn frame(records: &[Map<String, Value>]) -> Result<DataFrame> {
+    let mut builder = Builder::default();
+    for r in records {
+        builder.push_map(r);
+    }
+    builder.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::flat::parse_object;
+
+    fn build(wanted: Wanted, lines: &[&str]) -> DataFrame {
+        let mut b = Builder::new(wanted);
+        for line in lines {
+            b.push(&parse_object(line.as_bytes()).unwrap());
+        }
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn columns_are_typed_and_widened() {
+        let df = build(
+            Wanted::All,
+            &[
+                r#"{"i":1,"f":1,"t":1,"b":true,"n":null,"big":12345678901234567890123}"#,
+                r#"{"i":2,"f":2.5,"t":"x","b":false,"n":null,"j":{"a": [1, 2]}}"#,
+                r#"{"i":null,"f":3,"t":2.50,"late":"z","b":true,"i":7}"#,
+            ],
+        );
+        let dtype = |n: &str| df.column(n).unwrap().dtype().clone();
+        assert_eq!(dtype("i"), DataType::Int64);
+        assert_eq!(dtype("f"), DataType::Float64);
+        assert_eq!(dtype("t"), DataType::String);
+        assert_eq!(dtype("b"), DataType::Boolean);
+        assert_eq!(dtype("n"), DataType::Int64);
+        assert_eq!(dtype("big"), DataType::String);
+        let get = |n: &str, i: usize| df.column(n).unwrap().get(i).unwrap().to_string();
+        // The later of a field given twice wins.
+        assert_eq!(get("i", 2), "7");
+        assert_eq!(get("f", 0), "1.0");
+        assert_eq!(get("t", 0), "\"1\"");
+        assert_eq!(get("t", 2), "\"2.50\"");
+        assert_eq!(get("big", 0), "\"12345678901234567890123\"");
+        assert_eq!(get("j", 1), "\"{\"a\":[1,2]}\"");
+        assert_eq!(get("late", 0), "null");
+        assert_eq!(df.height(), 3);
+    }
+
+    #[test]
+    fn only_wanted_fields_become_columns() {
+        let wanted = Wanted::Only(["a".to_string(), "c d".to_string()].into());
+        let df = build(
+            wanted,
+            &[
+                r#"{"a":1,"b":2,"C D":3}"#,
+                r#"{"b":2}"#,
+                r#"{"C D":4,"a":5}"#,
+            ],
+        );
+        let names: Vec<_> = df
+            .get_column_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, ["a", "C D"]);
+        assert_eq!(df.height(), 3);
+        assert_eq!(df.column("a").unwrap().null_count(), 1);
+    }
+}
