@@ -1,35 +1,88 @@
 #!/usr/bin/env bash
-# etlkit benchmarks: each scenario times etlkit and, when installed, the tool a
-# user would otherwise reach for, on the same data in the same run, checks
-# that both produced the same result, and prints median wall time, the ratio
-# and peak memory. Needs the Rust toolchain and sqlite3; GNU time (/usr/bin/time)
-# for memory figures. Peers that are missing are skipped with a note.
+# etlkit benchmarks: each scenario times etlkit and the tool a user would
+# otherwise reach for, on the same data in the same run, checks that both
+# produced the same rows and sums, and prints median wall time, the ratio
+# and peak memory. Needs the Rust toolchain and sqlite3; GNU time
+# (/usr/bin/time) for memory figures. Peers that are missing are skipped
+# with a note, unless --install-peers installs them first.
 #
-#   scripts/bench.sh [--rows N] [--runs K] [--big] [--dir DIR]
+#   scripts/bench.sh [--rows N] [--runs K] [--big] [--dir DIR] [--install-peers]
 #
-#   --rows N   rows in the generated orders file (default 1000000)
-#   --runs K   timed runs per tool; the median is reported (default 3)
-#   --big      also extract a 10x file (about 1.1 GB per million rows) for
-#              the flat-memory check
-#   --dir DIR  where data and databases go (default: a temp dir, removed)
+#   --rows N          rows in the generated orders file (default 1000000)
+#   --runs K          timed runs per tool; the median is reported (default 3)
+#   --big             also extract a 10x file (about 1.1 GB per million rows)
+#                     for the flat-memory check
+#   --dir DIR         where data and databases go (default: a temp dir, removed)
+#   --install-peers   install the reference tools first: DuckDB from PyPI into
+#                     a virtualenv, xsv with cargo install (both under
+#                     $ETLKIT_BENCH_PEERS, default ~/.cache/etlkit/bench-peers),
+#                     Miller and GNU time from Debian's packages
+#
+#   scripts/bench.sh --install-peers --rows 1000000 --runs 5
 set -euo pipefail
 
 rows=1000000
 runs=3
 big=0
 dir=""
+install_peers=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) rows=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --big) big=1; shift ;;
     --dir) dir=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --install-peers) install_peers=1; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+
+# The reference tools live here (xsv's build and DuckDB's virtualenv), so a
+# second run does not install them again.
+peers=${ETLKIT_BENCH_PEERS:-$HOME/.cache/etlkit/bench-peers}
+if [ "$install_peers" = 1 ]; then
+  echo "installing peers into $peers..." >&2
+  mkdir -p "$peers"
+  need=()
+  command -v mlr >/dev/null || need+=(miller)
+  /usr/bin/time -f %M true >/dev/null 2>&1 || need+=(time)
+  command -v sqlite3 >/dev/null || need+=(sqlite3)
+  if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  if ! "$peers/venv/bin/python" -c 'import duckdb' 2>/dev/null; then
+    python3 -m venv "$peers/venv"
+    "$peers/venv/bin/pip" install -q duckdb
+  fi
+  if [ ! -x "$peers/bin/xsv" ]; then
+    CARGO_TARGET_DIR="$peers/target" cargo install -q --root "$peers" xsv
+  fi
+fi
+export PATH="$PATH:$peers/bin"
+duck_py=""
+for py in "${ETLKIT_DUCKDB_PYTHON:-}" "$peers/venv/bin/python" "$HOME/.cache/etlkit/venv-duckdb/bin/python" python3; do
+  if [ -n "$py" ] && "$py" -c 'import duckdb' 2>/dev/null; then duck_py=$py; break; fi
+done
+have_duck() { command -v duckdb >/dev/null || [ -n "$duck_py" ]; }
+# duckq SQL (written into the work directory below): runs SQL in DuckDB, its
+# CLI or else its Python module, printing each result row's columns
+# separated by spaces.
+write_duckq() {
+  if command -v duckdb >/dev/null; then
+    printf '#!/bin/sh\nexec duckdb -noheader -list -separator " " -c "$1"\n' > duckq
+  else
+    cat > duckq <<PY
+#!$duck_py
+import duckdb, sys
+for row in duckdb.connect().execute(sys.argv[1]).fetchall():
+    print(" ".join(str(c) for c in row))
+PY
+  fi
+  chmod +x duckq
+}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/etlkit/target}"
 echo "building release binaries..." >&2
 (cd "$root" && cargo build --release --locked --quiet --bins --example gen-orders)
@@ -42,6 +95,7 @@ if [ -z "$dir" ]; then
 fi
 mkdir -p "$dir"
 cd "$dir"
+if have_duck; then write_duckq; fi
 
 gnu_time=""
 if /usr/bin/time -f %M true >/dev/null 2>&1; then gnu_time=/usr/bin/time; fi
@@ -205,14 +259,27 @@ if command -v mlr >/dev/null; then
 fi
 for x in qsv xsv; do
   if command -v "$x" >/dev/null; then
-    bench "$x" "true" "$x search -s quantity '^([1-9][1-9]|[2-9][0-9]|[1-9][0-9][0-9]+)\$' orders.csv | $x select order_id,customer_id,quantity > x.out"
+    bench "$x" "true" "$(T x) $x search -s quantity '^([1-9][1-9]|[2-9][0-9]|[1-9][0-9][0-9]+)\$' orders.csv | $(T s) $x select order_id,customer_id,quantity > x.out"
+    check "$x filter rows" "$f_rows" "$(( $(xsv count x.out 2>/dev/null || echo $(( $(wc -l < x.out) - 1 ))) ))"
+    x_time=$last_time
     refs="$refs${refs:+; }$x: ${last_time}s ($(ratio "$f_time" "$last_time")x)"
     break
   fi
 done
 [ -n "$refs" ] || notes+=("filter + select: neither mlr nor xsv/qsv is installed; etlkit's figure is shown alone.")
 echo "  filter kept $f_rows rows (awk says $filter_expected)" >&2
-row "filter + select (extract, transform)" "${f_time}s (${f_rss} MB)" "${refs:-not installed}" "–" "≤ 3x xsv, < mlr"
+row "filter + select (extract, transform)" "${f_time}s (${f_rss} MB)" "${refs:-not installed}" "–" "≤ 2x xsv, < mlr"
+
+# 4c. the same filter and columns as a --sql query: it builds only the
+# three named columns, so it should stay near the row-wise path.
+echo "4c. filter + select through --sql" >&2
+sel_sql="SELECT order_id, customer_id, quantity FROM input WHERE quantity > 10"
+bench "etlkit --sql" "true" "$(T x) etl-extract -q orders.csv | $(T t) etl-transform -q --sql '$sel_sql' > q.out"
+check "--sql filter rows" "$f_rows" "$(grep -vc '^{\"@etl' q.out || true)"
+q_refs="row-wise: ${f_time}s ($(ratio "$last_time" "$f_time")x)"
+[ -z "${x_time:-}" ] || q_refs="$q_refs; xsv: ${x_time}s ($(ratio "$last_time" "$x_time")x)"
+row "SELECT … WHERE via --sql" "${last_time}s (${last_rss} MB)" "$q_refs" "–" "≤ 1.5x row-wise"
+rm -f q.out x.out m.out f.out
 
 # 4b. --dedup over all-distinct keys: it holds a key hash and a spill-file
 # offset per key, not the records (target: 200 MB at 2M keys, 100 bytes a
@@ -248,13 +315,28 @@ if command -v sqlite3 >/dev/null; then
   check "sqlite3 group count" "$g_groups" "$(tail -n 1 s.out)"
   refs="sqlite3: ${last_time}s ($(ratio "$g_time" "$last_time")x)"
 fi
-if command -v duckdb >/dev/null; then
-  bench "duckdb" "true" "duckdb -c \"SELECT customer_id, SUM(quantity), COUNT(*) FROM 'orders.csv' GROUP BY customer_id\" > /dev/null"
-  refs="$refs${refs:+; }DuckDB: ${last_time}s ($(ratio "$g_time" "$last_time")x)"
+if have_duck; then
+  duck_group="SELECT count(*), sum(items) FROM (SELECT customer_id, SUM(quantity) AS items, COUNT(*) AS n FROM read_csv('orders.csv') GROUP BY customer_id)"
+  bench "DuckDB" "true" "$(T d) ./duckq \"$duck_group\" > dg.out"
+  check "DuckDB group-by" "$g_groups $g_items" "$(cat dg.out)"
+  refs="$refs${refs:+; }DuckDB: ${last_time}s, ${last_rss} MB ($(ratio "$g_time" "$last_time")x)"
 else
-  notes+=("group-by: DuckDB is not installed, so the ≤ 2x DuckDB target cannot be checked in this run.")
+  notes+=("group-by: DuckDB is not installed (--install-peers installs it), so the ≤ 2x DuckDB target cannot be checked in this run.")
 fi
 row "group-by (extract, transform --sql)" "${g_time}s (${g_rss} MB)" "${refs:-not installed}" "–" "≤ 2x DuckDB"
+
+# 5b. --sql memory: the records are held as typed columns, and only the
+# columns the query names; SELECT * holds all ten.
+echo "5b. --sql memory, all columns against two" >&2
+etl-extract -q orders.csv > s.ndjson
+s_mb=$(( $(stat -c %s s.ndjson) / 1000000 ))
+bench "SELECT *" "true" "$(T t) etl-transform -q --sql 'SELECT * FROM input' s.ndjson > s.out"
+check "SELECT * rows" "$rows" "$(grep -vc '^{\"@etl' s.out || true)"
+s_all="${last_time}s, ${last_rss} MB"
+bench "two columns" "true" "$(T t) etl-transform -q --sql 'SELECT max(order_id) AS m, sum(quantity) AS q FROM input' s.ndjson > s.out"
+s_two="${last_time}s, ${last_rss} MB"
+row "--sql holding $rows records (input ${s_mb} MB NDJSON)" "SELECT *: ${s_all}; two columns: ${s_two}" "–" "–" "memory by the columns named"
+rm -f s.ndjson s.out
 
 # 7. Incremental on a coarse cursor: every row shares one cursor value, so
 # every row sits at the bookmark's boundary and is judged against it.
@@ -318,11 +400,7 @@ check "lake read back by etl-extract" "$expected" "$(sqlite3 k.db "$sql_check")"
 kr_time=$last_time
 duck_q="SELECT count(*) || ' ' || sum(quantity) || ' ' || printf('%.2f', sum(unit_price)) FROM read_parquet('lake/orders/**/*.parquet', hive_partitioning = true)"
 duck=""
-if command -v duckdb >/dev/null; then
-  duck=$(duckdb -noheader -list -c "$duck_q")
-elif ${ETLKIT_DUCKDB_PYTHON:-python3} -c 'import duckdb' 2>/dev/null; then
-  duck=$(${ETLKIT_DUCKDB_PYTHON:-python3} -c "import duckdb, sys; print(duckdb.connect().execute(sys.argv[1]).fetchone()[0])" "$duck_q")
-fi
+if have_duck; then duck=$(./duckq "$duck_q"); fi
 if [ -n "$duck" ]; then
   check "lake read by DuckDB" "$expected" "$duck"
   k_ref="DuckDB reads the same count and sums"

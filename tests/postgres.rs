@@ -858,3 +858,63 @@ fn decimals_get_numeric_columns_in_new_tables() {
         ["0.1", "1e+300", "3"]
     );
 }
+
+/// Rows go in COPY's binary form when every column has one, and as text
+/// when one does not (here a date): both tables must hold the same values,
+/// for every type with a binary form, in append, replace and upsert (whose
+/// staged pattern numbers travel in the same rows).
+#[test]
+fn binary_and_text_copy_store_the_same_values() {
+    let Some(pg) = PgSchema::new("binary") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let columns = "id bigint PRIMARY KEY, s smallint, i integer, r real, f double precision, \
+        n numeric, m numeric(12,4), b boolean, tx text, v varchar(8), c char(3), j json, jb jsonb";
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {s}.bin ({columns}); CREATE TABLE {s}.txt ({columns}, day date);",
+            s = pg.name
+        ))
+        .expect("tables");
+    let input = framed(&[
+        r#"{"id":1,"s":-32768,"i":2147483647,"r":0.5,"f":1.5e-310,"n":12.50,"m":-0.0001,"b":true,"tx":"tab\there \\ \"q\" é","v":"short","c":"ab","j":{"a": [1, 2.50]},"jb":{"z":1,"a":"x"},"day":"2026-12-02"}"#,
+        r#"{"id":2,"n":-123456789012345678901234567890.000000000000001,"m":"99999999.9999","f":-0.0,"b":false,"tx":"","jb":[]}"#,
+        r#"{"id":3,"n":1.5e-3,"m":1e3,"s":"7","r":"16777216","tx":12345678901234567890123}"#,
+        r#"{"id":4,"n":0.00,"f":1e300,"j":"text","jb":null}"#,
+        r#"{"id":5}"#,
+    ]);
+    let select = |table: &str| {
+        pg.rows(&format!(
+            "SELECT id, s, i, r, f, n, m, b, tx, v, c, j::text, jb::text FROM {}.{table} ORDER BY id",
+            pg.name
+        ))
+    };
+    for mode in ["append", "replace", "upsert"] {
+        for table in ["bin", "txt"] {
+            let mut args = vec!["--table", table, "--mode", mode];
+            if mode == "upsert" {
+                args.extend(["--key", "id"]);
+            }
+            let out = load(&pg, d, &args, &input);
+            assert_eq!(code(&out), 0, "{mode} {table}: {}", stderr(&out));
+        }
+        let bin = select("bin");
+        assert_eq!(bin.len(), 5, "{mode}: {bin:?}");
+        assert_eq!(bin, select("txt"), "{mode}");
+        if mode == "append" {
+            pg.client()
+                .batch_execute(&format!("TRUNCATE {s}.bin; TRUNCATE {s}.txt", s = pg.name))
+                .expect("truncate");
+        }
+    }
+    let bin = select("bin");
+    assert!(bin[0].contains("|12.50|-0.0001|"), "{}", bin[0]);
+    assert!(
+        bin[1].contains("-123456789012345678901234567890.000000000000001"),
+        "{}",
+        bin[1]
+    );
+    assert!(bin[2].contains("|0.0015|1000.0000|"), "{}", bin[2]);
+}

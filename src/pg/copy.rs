@@ -149,13 +149,21 @@ pub fn copy_text(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-/// Appends one value for a column of `kind`, or says why it does not fit.
-pub fn copy_value(
-    out: &mut Vec<u8>,
-    kind: Kind,
-    type_name: &str,
-    value: &Raw<'_>,
-) -> Result<(), String> {
+/// A value checked against its column, ready to be written in either
+/// COPY format.
+#[derive(Debug, PartialEq)]
+enum Checked<'v> {
+    Null,
+    /// A number (JSON syntax) that fits the numeric column as written.
+    Number(&'v str),
+    Bool(bool),
+    /// Text as the column stores it (for json columns: the JSON text).
+    Text(std::borrow::Cow<'v, str>),
+}
+
+/// Checks one value for a column of `kind`, or says why it does not fit.
+fn check<'v>(kind: Kind, type_name: &str, value: &'v Raw<'_>) -> Result<Checked<'v>, String> {
+    use std::borrow::Cow;
     let misfit = || format!("{} does not fit a {type_name} column", value.describe());
     if let Raw::Str(s) | Raw::Nested(s) = value
         && s.contains('\0')
@@ -174,11 +182,10 @@ pub fn copy_value(
         if !number_fits(kind, type_name, n) {
             return Err(misfit());
         }
-        out.extend_from_slice(n.as_bytes());
-        return Ok(());
+        return Ok(Checked::Number(n));
     }
-    match (kind, value) {
-        (_, Raw::Null) => out.extend_from_slice(b"\\N"),
+    Ok(match (kind, value) {
+        (_, Raw::Null) => Checked::Null,
         (Kind::Other, Raw::Str(s))
             if type_name == "timestamp without time zone" && has_offset(s) =>
         {
@@ -187,14 +194,199 @@ pub fn copy_value(
                 value.describe()
             ));
         }
-        (Kind::Bool, Raw::Bool(b)) => out.push(if *b { b't' } else { b'f' }),
-        (Kind::Text | Kind::Other, Raw::Str(s)) => copy_text(out, s),
-        (Kind::Text, Raw::Number(n) | Raw::Nested(n)) => copy_text(out, n),
-        (Kind::Text, Raw::Bool(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        (Kind::Json, other) => copy_text(out, &other.to_json()),
+        (Kind::Bool, Raw::Bool(b)) => Checked::Bool(*b),
+        (Kind::Text | Kind::Other, Raw::Str(s)) => Checked::Text(Cow::Borrowed(s)),
+        (Kind::Text, Raw::Number(n) | Raw::Nested(n)) => Checked::Text(Cow::Borrowed(n)),
+        (Kind::Text, Raw::Bool(b)) => {
+            Checked::Text(Cow::Borrowed(if *b { "true" } else { "false" }))
+        }
+        (Kind::Json, other) => Checked::Text(Cow::Owned(other.to_json())),
         _ => return Err(misfit()),
+    })
+}
+
+/// Appends one value for a column of `kind` in the COPY text format, or
+/// says why it does not fit.
+pub fn copy_value(
+    out: &mut Vec<u8>,
+    kind: Kind,
+    type_name: &str,
+    value: &Raw<'_>,
+) -> Result<(), String> {
+    match check(kind, type_name, value)? {
+        Checked::Null => out.extend_from_slice(b"\\N"),
+        Checked::Number(n) => out.extend_from_slice(n.as_bytes()),
+        Checked::Bool(b) => out.push(if b { b't' } else { b'f' }),
+        Checked::Text(s) => copy_text(out, &s),
     }
     Ok(())
+}
+
+/// How a column's values are written in the COPY binary format: each
+/// type's own binary form, which the server takes without parsing text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Binary {
+    /// smallint: 2 bytes.
+    Int2,
+    /// integer: 4 bytes.
+    Int4,
+    /// bigint: 8 bytes.
+    Int8,
+    /// real: an IEEE single.
+    Float4,
+    /// double precision: an IEEE double.
+    Float8,
+    /// numeric: base-10000 digits.
+    Numeric,
+    /// boolean: one byte.
+    Bool,
+    /// text, varchar, bpchar, json: the UTF-8 bytes.
+    Text,
+    /// jsonb: a version byte, then the text.
+    Jsonb,
+}
+
+impl Binary {
+    /// The binary form for a column (pg_type.typname), if etlkit writes
+    /// one; other types (dates, uuids, domains, extensions) go as text.
+    pub fn of(typname: &str) -> Option<Binary> {
+        Some(match typname {
+            "int2" => Binary::Int2,
+            "int4" => Binary::Int4,
+            "int8" => Binary::Int8,
+            "float4" => Binary::Float4,
+            "float8" => Binary::Float8,
+            "numeric" => Binary::Numeric,
+            "bool" => Binary::Bool,
+            "text" | "varchar" | "bpchar" | "json" => Binary::Text,
+            "jsonb" => Binary::Jsonb,
+            _ => return None,
+        })
+    }
+
+    /// The binary form of a column etlkit created for a wire type.
+    pub fn declared(t: FieldType) -> Binary {
+        match t {
+            FieldType::Integer => Binary::Int8,
+            FieldType::Float => Binary::Numeric,
+            FieldType::Boolean => Binary::Bool,
+            FieldType::Text => Binary::Text,
+            FieldType::Json => Binary::Jsonb,
+        }
+    }
+}
+
+/// The signature, flags and header extension that open binary COPY data.
+pub const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// The field count of -1 that ends binary COPY data.
+pub const BINARY_TRAILER: &[u8] = &[0xff, 0xff];
+
+/// Appends one value (its length, then its bytes) for a column of `kind`
+/// in the COPY binary format, or says why it does not fit.
+pub fn binary_value(
+    out: &mut Vec<u8>,
+    kind: Kind,
+    binary: Binary,
+    type_name: &str,
+    value: &Raw<'_>,
+) -> Result<(), String> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let bad = |what: &str| format!("{} cannot be sent as {what}", value.describe());
+    match check(kind, type_name, value)? {
+        Checked::Null => {
+            out.truncate(start);
+            out.extend_from_slice(&(-1i32).to_be_bytes());
+            return Ok(());
+        }
+        Checked::Number(n) => match binary {
+            Binary::Int2 => {
+                out.extend_from_slice(&n.parse::<i16>().map_err(|_| bad("int2"))?.to_be_bytes())
+            }
+            Binary::Int4 => {
+                out.extend_from_slice(&n.parse::<i32>().map_err(|_| bad("int4"))?.to_be_bytes())
+            }
+            Binary::Int8 => {
+                out.extend_from_slice(&n.parse::<i64>().map_err(|_| bad("int8"))?.to_be_bytes())
+            }
+            Binary::Float4 => {
+                out.extend_from_slice(&n.parse::<f32>().map_err(|_| bad("real"))?.to_be_bytes())
+            }
+            Binary::Float8 => {
+                out.extend_from_slice(&n.parse::<f64>().map_err(|_| bad("float8"))?.to_be_bytes())
+            }
+            Binary::Numeric => numeric(out, n).ok_or_else(|| bad("numeric"))?,
+            _ => return Err(bad(type_name)),
+        },
+        Checked::Bool(b) if binary == Binary::Bool => out.push(u8::from(b)),
+        Checked::Bool(_) => return Err(bad(type_name)),
+        Checked::Text(s) => {
+            if binary == Binary::Jsonb {
+                out.push(1);
+            }
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+    let len = i32::try_from(out.len() - start - 4).map_err(|_| bad("one value (over 2 GB)"))?;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Appends a number (JSON syntax, already checked to fit) in numeric's
+/// binary form: base-10000 digits with a weight, a sign and the display
+/// scale (the digits after the point as written: 12.50 keeps two).
+fn numeric(out: &mut Vec<u8>, n: &str) -> Option<()> {
+    let (negative, unsigned) = match n.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, n),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let dscale = (frac.len() as i64 - exponent).max(0);
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
+    // Where the decimal point falls in `digits`.
+    let mut point = int.len() as i64 + exponent;
+    let leading = digits.iter().take_while(|&&d| d == 0).count();
+    digits.drain(..leading);
+    point -= leading as i64;
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    let mut groups: Vec<i16> = Vec::new();
+    let mut weight = 0i64;
+    if !digits.is_empty() {
+        // Pad in front so that the point falls on a group boundary.
+        let pad = (4 - point.rem_euclid(4)) % 4;
+        let mut padded = vec![0u8; pad as usize];
+        padded.extend_from_slice(&digits);
+        while !padded.len().is_multiple_of(4) {
+            padded.push(0);
+        }
+        weight = (point + pad) / 4 - 1;
+        groups = padded
+            .chunks(4)
+            .map(|g| g.iter().fold(0i16, |acc, &d| acc * 10 + i16::from(d)))
+            .collect();
+        while groups.last() == Some(&0) {
+            groups.pop();
+        }
+    }
+    let sign: u16 = if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    };
+    out.extend_from_slice(&i16::try_from(groups.len()).ok()?.to_be_bytes());
+    out.extend_from_slice(&i16::try_from(weight).ok()?.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&i16::try_from(dscale).ok()?.to_be_bytes());
+    for g in groups {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
+    Some(())
 }
 
 #[cfg(test)]
@@ -238,6 +430,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, b"12345678901234567890.123");
+    }
+
+    #[test]
+    fn numeric_binary_form() {
+        let form = |n: &str| {
+            let mut out = Vec::new();
+            numeric(&mut out, n).unwrap();
+            out.chunks(2)
+                .map(|c| i16::from_be_bytes([c[0], c[1]]))
+                .collect::<Vec<_>>()
+        };
+        // ndigits, weight, sign, dscale, digits...
+        assert_eq!(form("12.50"), [2, 0, 0, 2, 12, 5000]);
+        assert_eq!(form("-1.5e-3"), [1, -1, 0x4000, 4, 15]);
+        assert_eq!(form("10000"), [1, 1, 0, 0, 1]);
+        assert_eq!(
+            form("123456789.000001"),
+            [5, 2, 0, 6, 1, 2345, 6789, 0, 100]
+        );
+        assert_eq!(form("-0.00"), [0, 0, 0, 2]);
+        assert_eq!(form("1e131071"), [1, 32767, 0, 0, 1000]);
+        let mut out = Vec::new();
+        binary_value(
+            &mut out,
+            Kind::Int(-32768, 32767),
+            Binary::Int2,
+            "smallint",
+            &Raw::Number("-2".into()),
+        )
+        .unwrap();
+        assert_eq!(out, [0, 0, 0, 2, 0xff, 0xfe]);
+        out.clear();
+        binary_value(
+            &mut out,
+            Kind::Json,
+            Binary::Jsonb,
+            "jsonb",
+            &Raw::Str("x".into()),
+        )
+        .unwrap();
+        assert_eq!(out, b"\0\0\0\x04\x01\"x\"");
+        out.clear();
+        binary_value(&mut out, Kind::Text, Binary::Text, "text", &Raw::Null).unwrap();
+        assert_eq!(out, (-1i32).to_be_bytes());
     }
 
     #[test]

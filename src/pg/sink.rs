@@ -17,7 +17,7 @@ use postgres::Client;
 use serde_json::Value;
 
 use super::conn::{MAX_IDENTIFIER_BYTES, identifier_too_long, quote, schema_of};
-use super::copy::{Kind, copy_value};
+use super::copy::{BINARY_HEADER, BINARY_TRAILER, Binary, Kind, binary_value, copy_value};
 use super::source::db_message;
 use crate::format::flat::{Fields, Raw};
 use crate::format::typing::{column_types, type_of_value};
@@ -33,6 +33,8 @@ struct Column {
     name: String,
     kind: Kind,
     type_name: String,
+    /// The column's binary COPY form, when etlkit writes one.
+    binary: Option<Binary>,
 }
 
 /// A COPY in progress on a writer thread, which holds the connection
@@ -42,6 +44,15 @@ struct CopyStream {
     chunks: SyncSender<Vec<u8>>,
     done: JoinHandle<(Client, Result<()>)>,
     columns: Vec<usize>,
+}
+
+/// The COPY format of the rows being buffered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    /// Every column has a binary form: the server skips text parsing.
+    Binary,
+    /// Some column (a date, a uuid, ...) is sent as text.
+    Text,
 }
 
 /// Loads into one PostgreSQL table inside one transaction.
@@ -61,6 +72,8 @@ pub struct PgSink {
     /// Columns the input has named so far: the only ones sent and updated
     /// (the rest keep their defaults, or their values on upsert).
     copy_cols: Vec<usize>,
+    /// How the rows of `copy_cols` are written.
+    format: Format,
     /// Upsert: which of `copy_cols` each staged record carried (a field a
     /// record omits keeps its stored value). Each distinct set gets a
     /// number, staged with the record in `_etl_pat`.
@@ -125,6 +138,7 @@ impl PgSink {
             null_only: Vec::new(),
             chunk: Vec::with_capacity(CHUNK + 65_536),
             copy_cols: Vec::new(),
+            format: Format::Binary,
             patterns: Vec::new(),
             pattern_ids: HashMap::new(),
             pattern: Vec::new(),
@@ -161,6 +175,7 @@ impl PgSink {
                 name: r.get(0),
                 kind: Kind::from_typname(r.get(1)),
                 type_name: r.get(2),
+                binary: Binary::of(r.get(1)),
             })
             .collect();
         if self.exists && self.staged {
@@ -209,10 +224,12 @@ impl PgSink {
             if self.options.mode == LoadMode::Upsert {
                 names.push("_etl_pat".into());
             }
+            let binary = self.format == Format::Binary;
             let sql = format!(
-                "COPY {} ({}) FROM STDIN",
+                "COPY {} ({}) FROM STDIN{}",
                 self.copy_target(),
-                names.join(", ")
+                names.join(", "),
+                if binary { " (FORMAT binary)" } else { "" }
             );
             conn(&mut self.copy, &mut self.client, &self.name)?;
             let mut client = self.client.take().context("no connection")?;
@@ -222,8 +239,18 @@ impl PgSink {
                     let mut writer = client
                         .copy_in(&sql)
                         .map_err(|e| anyhow::anyhow!("cannot start COPY: {}", db_message(&e)))?;
+                    if binary {
+                        writer
+                            .write_all(BINARY_HEADER)
+                            .context("cannot send rows")?;
+                    }
                     for chunk in incoming {
                         writer.write_all(&chunk).context("cannot send rows")?;
+                    }
+                    if binary {
+                        writer
+                            .write_all(BINARY_TRAILER)
+                            .context("cannot send rows")?;
                     }
                     writer
                         .finish()
@@ -287,6 +314,7 @@ impl PgSink {
                     name: n.clone(),
                     kind: Kind::of(*t),
                     type_name: Kind::declared(*t).into(),
+                    binary: Some(Binary::declared(*t)),
                 });
             }
             if self.staged {
@@ -316,6 +344,7 @@ impl PgSink {
                     name: n.clone(),
                     kind: Kind::of(*t),
                     type_name: Kind::declared(*t).into(),
+                    binary: Some(Binary::declared(*t)),
                 });
             }
         }
@@ -649,6 +678,15 @@ impl Sink for PgSink {
                     self.copy_cols.push(i);
                 }
             }
+            self.format = if self
+                .copy_cols
+                .iter()
+                .all(|&i| self.columns[i].binary.is_some())
+            {
+                Format::Binary
+            } else {
+                Format::Text
+            };
         }
         if self.copy_cols.is_empty() {
             // A record with no values at all: a row of defaults.
@@ -660,10 +698,16 @@ impl Sink for PgSink {
         }
         let start = self.chunk.len();
         let upsert = self.options.mode == LoadMode::Upsert;
+        let binary = self.format == Format::Binary;
+        if binary {
+            let count = self.copy_cols.len() + usize::from(upsert);
+            let count = i16::try_from(count).context("more than 32767 columns")?;
+            self.chunk.extend_from_slice(&count.to_be_bytes());
+        }
         self.pattern.clear();
         for (n, &i) in self.copy_cols.iter().enumerate() {
             let column = &self.columns[i];
-            if n > 0 {
+            if n > 0 && !binary {
                 self.chunk.push(b'\t');
             }
             let field = fields.iter().find(|(n, _)| *n == column.name);
@@ -671,8 +715,13 @@ impl Sink for PgSink {
                 self.pattern.push(field.is_some());
             }
             let value = field.map_or(&Raw::Null, |(_, v)| v);
-            if let Err(reason) = copy_value(&mut self.chunk, column.kind, &column.type_name, value)
-            {
+            let written = match column.binary {
+                Some(form) if binary => {
+                    binary_value(&mut self.chunk, column.kind, form, &column.type_name, value)
+                }
+                _ => copy_value(&mut self.chunk, column.kind, &column.type_name, value),
+            };
+            if let Err(reason) = written {
                 self.chunk.truncate(start);
                 return Ok(Err(format!("column {:?}: {reason}", column.name)));
             }
@@ -687,10 +736,18 @@ impl Sink for PgSink {
                     id
                 }
             };
-            self.chunk.push(b'\t');
-            self.chunk.extend_from_slice(id.to_string().as_bytes());
+            if binary {
+                let id = i32::try_from(id).context("too many field patterns")?;
+                self.chunk.extend_from_slice(&4i32.to_be_bytes());
+                self.chunk.extend_from_slice(&id.to_be_bytes());
+            } else {
+                self.chunk.push(b'\t');
+                self.chunk.extend_from_slice(id.to_string().as_bytes());
+            }
         }
-        self.chunk.push(b'\n');
+        if !binary {
+            self.chunk.push(b'\n');
+        }
         if self.chunk.len() >= CHUNK {
             self.flush()?;
         }
