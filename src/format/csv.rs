@@ -26,7 +26,12 @@ pub enum Quoting {
 /// A parsed record: field bytes laid end to end, plus where each ends.
 #[derive(Debug, Default)]
 pub struct RawRecord {
+    /// The field bytes while parsing, and after it when they are not UTF-8.
     bytes: Vec<u8>,
+    /// The field bytes, once checked to be UTF-8 (then `bytes` is empty):
+    /// one check per record instead of one per field.
+    text: String,
+    utf8: bool,
     ends: Vec<usize>,
     /// The line the record starts on (1-based).
     pub line: u64,
@@ -65,14 +70,31 @@ impl RawRecord {
         self.ends.is_empty()
     }
 
+    fn span(&self, i: usize) -> (usize, usize) {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        (start, self.ends[i])
+    }
+
     /// The bytes of field `i`.
     pub fn field(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.bytes[start..self.ends[i]]
+        let (start, end) = self.span(i);
+        if self.utf8 {
+            &self.text.as_bytes()[start..end]
+        } else {
+            &self.bytes[start..end]
+        }
     }
 
     /// Field `i` as text, or why it is not.
     pub fn text(&self, i: usize) -> Result<&str, String> {
+        let (start, end) = self.span(i);
+        // Fields of valid UTF-8 that split no character are valid; a split
+        // one (an invalid sequence cut by a delimiter) is reported below.
+        if self.utf8
+            && let Some(text) = self.text.get(start..end)
+        {
+            return Ok(text);
+        }
         std::str::from_utf8(self.field(i)).map_err(|e| {
             format!(
                 "invalid UTF-8 in field {} at byte {}",
@@ -83,15 +105,32 @@ impl RawRecord {
     }
 
     fn clear(&mut self) {
+        if self.utf8 {
+            self.bytes = std::mem::take(&mut self.text).into_bytes();
+            self.utf8 = false;
+        }
         self.bytes.clear();
         self.ends.clear();
         self.raw.clear();
+    }
+
+    /// Checks the field bytes for UTF-8 once, when the record is complete.
+    fn settle(&mut self) {
+        match String::from_utf8(std::mem::take(&mut self.bytes)) {
+            Ok(text) => {
+                self.text = text;
+                self.utf8 = true;
+            }
+            Err(e) => self.bytes = e.into_bytes(),
+        }
     }
 
     /// A copy that owns its bytes, for buffering a sample.
     pub fn to_owned_record(&self) -> RawRecord {
         RawRecord {
             bytes: self.bytes.clone(),
+            text: self.text.clone(),
+            utf8: self.utf8,
             ends: self.ends.clone(),
             line: self.line,
             raw: self.raw.clone(),
@@ -145,9 +184,8 @@ impl<R: BufRead> CsvParser<R> {
         self.bytes_read
     }
 
-    /// Reads one physical line into `line_buf`; false at EOF.
+    /// Appends one physical line to `line_buf`; false at EOF.
     fn next_line(&mut self) -> Result<bool> {
-        self.line_buf.clear();
         let n = read_line(&mut self.input, &mut self.line_buf)
             .with_context(|| format!("cannot read {}", self.name))?;
         if n == 0 {
@@ -170,66 +208,48 @@ impl<R: BufRead> CsvParser<R> {
     pub fn read(&mut self, record: &mut RawRecord) -> Result<Step> {
         record.clear();
         loop {
+            self.line_buf.clear();
             if !self.next_line()? {
                 return Ok(Step::Eof);
             }
-            let content = strip_newline(&self.line_buf);
-            if !content.is_empty() {
+            if !strip_newline(&self.line_buf).is_empty() {
                 break;
             }
         }
         record.line = self.lines_read;
         let mut state = State::FieldStart;
-        loop {
-            let line = &self.line_buf;
-            record.raw.extend_from_slice(line);
+        // The physical lines of the record accumulate in `line_buf`; this
+        // is where the last one starts.
+        let mut start = 0;
+        let step = loop {
+            let line = &self.line_buf[start..];
             let content_len = strip_newline(line).len();
-            for &b in &line[..content_len] {
-                state = match state {
-                    State::FieldStart if b == b'"' && self.quoting == Quoting::Rfc4180 => {
-                        State::Quoted
-                    }
-                    State::FieldStart | State::Unquoted if b == self.delimiter => {
-                        record.ends.push(record.bytes.len());
-                        State::FieldStart
-                    }
-                    State::FieldStart | State::Unquoted => {
-                        record.bytes.push(b);
-                        State::Unquoted
-                    }
-                    State::Quoted if b == b'"' => State::QuoteInQuoted,
-                    State::Quoted => {
-                        record.bytes.push(b);
-                        State::Quoted
-                    }
-                    State::QuoteInQuoted if b == b'"' => {
-                        record.bytes.push(b'"');
-                        State::Quoted
-                    }
-                    State::QuoteInQuoted if b == self.delimiter => {
-                        record.ends.push(record.bytes.len());
-                        State::FieldStart
-                    }
-                    State::QuoteInQuoted => {
-                        return Ok(Step::Bad(BadRow {
-                            line: record.line,
-                            reason: format!(
-                                "unexpected {} after the closing quote of field {}",
-                                describe_byte(b),
-                                record.ends.len() + 1
-                            ),
-                        }));
-                    }
-                };
+            let scanned = scan(
+                &line[..content_len],
+                self.delimiter,
+                self.quoting,
+                &mut state,
+                record,
+            );
+            if let Err(b) = scanned {
+                break Step::Bad(BadRow {
+                    line: record.line,
+                    reason: format!(
+                        "unexpected {} after the closing quote of field {}",
+                        describe_byte(b),
+                        record.ends.len() + 1
+                    ),
+                });
             }
             if state != State::Quoted {
                 record.ends.push(record.bytes.len());
-                return Ok(Step::Record);
+                break Step::Record;
             }
             // A line break inside quotes belongs to the field, as written.
             record.bytes.extend_from_slice(&line[content_len..]);
+            start = self.line_buf.len();
             if !self.next_line()? {
-                return Ok(Step::Bad(BadRow {
+                break Step::Bad(BadRow {
                     line: record.line,
                     reason: format!(
                         "unterminated quoted field {}: its quote, opened on line {}, is never closed \
@@ -238,10 +258,76 @@ impl<R: BufRead> CsvParser<R> {
                         record.line,
                         self.lines_read
                     ),
-                }));
+                });
+            }
+        };
+        // The record's lines are its raw bytes: handed over, not copied.
+        std::mem::swap(&mut record.raw, &mut self.line_buf);
+        if step == Step::Record {
+            record.settle();
+        }
+        Ok(step)
+    }
+}
+
+/// Parses one line's content (no line ending) into `record`'s fields,
+/// from `state` on; runs of plain bytes are found with memchr and copied
+/// whole. `Err(byte)`: a byte other than a quote or the delimiter follows
+/// a closing quote.
+fn scan(
+    content: &[u8],
+    delimiter: u8,
+    quoting: Quoting,
+    state: &mut State,
+    record: &mut RawRecord,
+) -> Result<(), u8> {
+    let mut i = 0;
+    while i < content.len() {
+        match *state {
+            State::FieldStart if content[i] == b'"' && quoting == Quoting::Rfc4180 => {
+                *state = State::Quoted;
+                i += 1;
+            }
+            State::FieldStart | State::Unquoted => match memchr::memchr(delimiter, &content[i..]) {
+                Some(j) => {
+                    record.bytes.extend_from_slice(&content[i..i + j]);
+                    record.ends.push(record.bytes.len());
+                    *state = State::FieldStart;
+                    i += j + 1;
+                }
+                None => {
+                    record.bytes.extend_from_slice(&content[i..]);
+                    *state = State::Unquoted;
+                    i = content.len();
+                }
+            },
+            State::Quoted => match memchr::memchr(b'"', &content[i..]) {
+                Some(j) => {
+                    record.bytes.extend_from_slice(&content[i..i + j]);
+                    *state = State::QuoteInQuoted;
+                    i += j + 1;
+                }
+                None => {
+                    record.bytes.extend_from_slice(&content[i..]);
+                    i = content.len();
+                }
+            },
+            State::QuoteInQuoted => {
+                let b = content[i];
+                if b == b'"' {
+                    record.bytes.push(b'"');
+                    *state = State::Quoted;
+                } else if b == delimiter {
+                    record.ends.push(record.bytes.len());
+                    *state = State::FieldStart;
+                } else {
+                    return Err(b);
+                }
+                i += 1;
             }
         }
     }
+    Ok(())
 }
 
 /// Appends one line to `out`, its ending included: up to and including
@@ -257,7 +343,7 @@ fn read_line(input: &mut impl BufRead, out: &mut Vec<u8>) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(total);
         }
-        let Some(i) = buf.iter().position(|&b| b == b'\n' || b == b'\r') else {
+        let Some(i) = memchr::memchr2(b'\n', b'\r', buf) else {
             let n = buf.len();
             out.extend_from_slice(buf);
             input.consume(n);

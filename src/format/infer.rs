@@ -85,7 +85,8 @@ pub fn is_integer(field: &str) -> bool {
         [b'0'] => field.len() == 1,
         [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),
     };
-    canonical && field.parse::<i64>().is_ok()
+    // 18 digits always fit in 64 bits; only 19 need the range check.
+    canonical && (digits.len() <= 18 || field.parse::<i64>().is_ok())
 }
 
 /// `-?(0|[1-9][0-9]*)\.[0-9]+` with at most 15 significant digits, so that a
@@ -103,9 +104,16 @@ pub fn is_exact_decimal(field: &str) -> bool {
     if !int_ok || frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
-    let significant = format!("{int}{frac}");
-    let significant = significant.trim_start_matches('0').trim_end_matches('0');
-    significant.len() <= 15
+    // Significant digits: from the first non-zero digit to the last.
+    let frac_end = frac.trim_end_matches('0');
+    let significant = if int == "0" {
+        frac_end.trim_start_matches('0').len()
+    } else if frac_end.is_empty() {
+        int.trim_end_matches('0').len()
+    } else {
+        int.len() + frac_end.len()
+    };
+    significant <= 15
 }
 
 /// A column type and how to encode its values on the wire.
@@ -162,6 +170,25 @@ mod tests {
         let mut g = ColumnGuess::default();
         values.iter().for_each(|v| g.observe(v));
         g.decide()
+    }
+
+    #[test]
+    fn exact_decimals_count_significant_digits() {
+        for (text, exact) in [
+            ("0.000123456789012345", true),
+            ("0.0001234567890123456", false),
+            ("123456789012345.0000", true),
+            ("1234567890123456.0", false),
+            ("100000000000000000.0", true),
+            ("12345678.1234567", true),
+            ("12345678.12345678", false),
+            ("-0.50", true),
+            ("0.0", true),
+            ("01.5", false),
+            ("1.", false),
+        ] {
+            assert_eq!(is_exact_decimal(text), exact, "{text}");
+        }
     }
 
     #[test]

@@ -1,32 +1,51 @@
 //! Writing JSON text by hand on the hot path: producers build each record's
 //! line directly from field bytes instead of through a `Value` tree.
 
+/// The length of the longest prefix of `bytes` with no byte that a JSON
+/// string must escape (a quote, a backslash, a control character),
+/// checked eight bytes at a time.
+pub fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Non-zero when some byte of `v` is zero (or below `n`, for `below`).
+    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH;
+    let mut i = 0;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes"));
+        let hit = below(x, 0x20)
+            | below(x ^ (ONES * u64::from(b'"')), 1)
+            | below(x ^ (ONES * u64::from(b'\\')), 1);
+        if hit != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && !matches!(bytes[i], b'"' | b'\\' | 0x00..=0x1f) {
+        i += 1;
+    }
+    i
+}
+
 /// Appends `s` as a JSON string literal (quotes included). Non-ASCII text is
 /// written as UTF-8, not escaped.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
-                start = i + 1;
-                continue;
-            }
-            _ => continue,
-        };
+    loop {
+        let i = start + plain_prefix(&bytes[start..]);
         out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
+        let Some(&b) = bytes.get(i) else { break };
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+        }
         start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
@@ -74,6 +93,7 @@ mod tests {
             "new\nline\r\t",
             "nul\u{0}x\u{1f}",
             "Café 東京",
+            "a long plain text run, then a \"quote\" and \\ past eight bytes\u{7}",
         ] {
             let mut out = Vec::new();
             write_str(&mut out, s);
@@ -83,6 +103,13 @@ mod tests {
                 String::from_utf8(out).expect("utf8"),
                 serde_json::to_string(s).expect("json")
             );
+        }
+        for b in 0..=255u8 {
+            let mut bytes = vec![b'a'; 19];
+            bytes[11] = b;
+            let plain = plain_prefix(&bytes);
+            let special = b == b'"' || b == b'\\' || b < 0x20;
+            assert_eq!(plain, if special { 11 } else { 19 }, "byte {b}");
         }
     }
 }

@@ -51,16 +51,24 @@ fn get<'f>(fields: &'f Fields<'_>, name: &str) -> Option<&'f Raw<'f>> {
 /// Applies the steps: `Ok(None)` when a filter drops the record,
 /// `Err(reason)` when it must be rejected.
 pub fn apply<'a>(steps: &[Step], mut fields: Fields<'a>) -> Result<Option<Fields<'a>>, String> {
+    Ok(apply_in_place(steps, &mut fields)?.then_some(fields))
+}
+
+/// Applies the steps to `fields` where they are: `Ok(false)` when a filter
+/// drops the record, `Err(reason)` when it must be rejected.
+pub fn apply_in_place(steps: &[Step], fields: &mut Fields<'_>) -> Result<bool, String> {
     for step in steps {
         match step {
             Step::Select(names) => {
-                let mut kept = Vec::with_capacity(names.len());
+                // In place: each named field moves to the front, in order.
+                let mut kept = 0;
                 for name in names {
-                    if let Some(i) = fields.iter().position(|(n, _)| n == name) {
-                        kept.push(fields.swap_remove(i));
+                    if let Some(i) = fields[kept..].iter().position(|(n, _)| n == name) {
+                        fields.swap(kept, kept + i);
+                        kept += 1;
                     }
                 }
-                fields = kept;
+                fields.truncate(kept);
             }
             Step::Drop(names) => fields.retain(|(n, _)| !names.iter().any(|d| d == n)),
             Step::Rename(pairs) => {
@@ -72,15 +80,15 @@ pub fn apply<'a>(steps: &[Step], mut fields: Fields<'a>) -> Result<Option<Fields
             }
             Step::Filter(e) => {
                 let v = e
-                    .eval_with(&|name| field_value(&fields, name))
+                    .eval_with(&|name| field_value(fields, name))
                     .map_err(|e| format!("--filter: {e}"))?;
                 if !expr::is_true(&v) {
-                    return Ok(None);
+                    return Ok(false);
                 }
             }
             Step::Derive(name, e) => {
                 let v = e
-                    .eval_with(&|n| field_value(&fields, n))
+                    .eval_with(&|n| field_value(fields, n))
                     .map_err(|e| format!("--derive {name}: {e}"))?;
                 let raw = raw_of(v);
                 match fields.iter_mut().find(|(n, _)| n == name) {
@@ -107,7 +115,7 @@ pub fn apply<'a>(steps: &[Step], mut fields: Fields<'a>) -> Result<Option<Fields
     {
         return Err(crate::wire::CONTROL_KEY_FIRST.into());
     }
-    Ok(Some(fields))
+    Ok(true)
 }
 
 /// Writes fields as one JSON object (no newline).

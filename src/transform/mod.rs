@@ -15,6 +15,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Map, Number, Value};
 
 use crate::error::Outcome;
+use crate::format::flat::{Fields, parse_object_into, recycle};
 use crate::format::infer;
 use crate::format::typing::exact_float;
 use crate::output;
@@ -173,6 +174,8 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
     let name = input.name.clone();
     let mut wire = Reader::new(input.reader, &name);
     let mut buffer = Vec::with_capacity(4096);
+    // One field list for every line of the fast path.
+    let mut spare: Fields<'static> = Vec::with_capacity(16);
 
     let sql = args.sql.clone();
     let flush_held = |out: &mut Box<dyn Write>,
@@ -256,12 +259,13 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
         // Row-wise steps, and --sql's columns: the fast path on borrowed
         // fields.
         if args.dedup.is_empty() && contract.is_none() {
-            let result = crate::format::flat::parse_object(text)
-                .and_then(|fields| flat::apply(steps, fields));
+            let mut fields = recycle(std::mem::take(&mut spare));
+            let result = parse_object_into(text, &mut fields)
+                .and_then(|()| flat::apply_in_place(steps, &mut fields));
             match result {
-                Ok(None) => counts.skipped += 1,
-                Ok(Some(fields)) if hold => table.push(&fields),
-                Ok(Some(fields)) => {
+                Ok(false) => counts.skipped += 1,
+                Ok(true) if hold => table.push(&fields),
+                Ok(true) => {
                     buffer.clear();
                     flat::write(&mut buffer, &fields);
                     buffer.push(b'\n');
@@ -274,6 +278,7 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
                     rejects.reject_line(&name, line_no, &reason, text)?;
                 }
             }
+            spare = recycle(fields);
             continue;
         }
         // The same steps as the fast path; a record becomes a JSON map only
