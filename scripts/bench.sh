@@ -85,7 +85,7 @@ PY
 }
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/etlkit/target}"
 echo "building release binaries..." >&2
-(cd "$root" && cargo build --release --locked --quiet --bins --example gen-orders)
+(cd "$root" && cargo build --release --locked --quiet --bins --example gen-orders --example wire-parse)
 bin="$CARGO_TARGET_DIR/release"
 export PATH="$bin:$PATH"
 
@@ -298,6 +298,14 @@ if command -v mlr >/dev/null; then
 fi
 d_per_key=$(awk -v m="$d_rss" -v n="$rows" 'BEGIN {printf "%d", m * 1048576 / n}')
 row "--dedup, $rows distinct keys (input ${d_mb} MB NDJSON)" "${d_time}s, ${d_rss} MB (${d_per_key} bytes a key)" "$d_ref" "–" "≤ 100 bytes a key"
+# 4c'. the wire reader that etl-transform and etl-load spend most of their
+# time in, against serde_json reading the same lines into maps.
+w_line=$("$bin/examples/wire-parse" d.ndjson 2>&1)
+echo "  $w_line" >&2
+w_ours=$(echo "$w_line" | sed -n 's/.*etlkit \([0-9]*\) MB\/s.*/\1/p')
+w_theirs=$(echo "$w_line" | sed -n 's/.*serde_json maps \([0-9]*\) MB\/s.*/\1/p')
+w_ratio=$(echo "$w_line" | sed -n 's/.*ratio \([0-9.]*\)x.*/\1/p')
+row "wire reader, ${d_mb} MB NDJSON (no I/O)" "${w_ours} MB/s" "serde_json into maps: ${w_theirs} MB/s" "${w_ratio}x" "< 1.0x"
 rm -f d.ndjson d.out md.out
 
 # 5. group-by aggregate, against sqlite3 (and DuckDB when installed)

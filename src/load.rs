@@ -445,6 +445,8 @@ impl Load<'_> {
         let mut prepared = false;
         // Inside a batch that was committed before (sent again after a crash).
         let mut skipping = false;
+        // One field list for every record line.
+        let mut spare: Fields<'static> = Vec::with_capacity(16);
         while let Some((line_no, item)) = wire.next_item()? {
             match item {
                 Item::Record(text) => {
@@ -452,7 +454,10 @@ impl Load<'_> {
                     if skipping {
                         self.counts.skipped += 1;
                     } else if prepared {
-                        self.write(sink, line_no, text, flat::parse_object(text))?;
+                        let mut fields = flat::recycle(std::mem::take(&mut spare));
+                        let parsed = flat::parse_object_into(text, &mut fields);
+                        self.write(sink, line_no, text, parsed.map(|()| &fields))?;
+                        spare = flat::recycle(fields);
                     } else {
                         // Held back (as bytes) until the table's columns are typed.
                         sample.push((line_no, text.to_vec()));
@@ -605,7 +610,7 @@ impl Load<'_> {
             .collect();
         sink.prepare(schema, &records)?;
         for ((line_no, line), fields) in sample.iter().zip(parsed) {
-            self.write(sink, *line_no, line, fields)?;
+            self.write(sink, *line_no, line, fields.as_ref().map_err(Clone::clone))?;
         }
         sample.clear();
         Ok(())
@@ -629,13 +634,13 @@ impl Load<'_> {
         sink: &mut dyn Sink,
         line_no: u64,
         line: &[u8],
-        fields: Result<Fields<'_>, String>,
+        fields: Result<&Fields<'_>, String>,
     ) -> Result<()> {
         let reason = match fields {
-            Ok(ref fields) if let Some(name) = self.reserved_field(fields) => format!(
+            Ok(fields) if let Some(name) = self.reserved_field(fields) => format!(
                 "field {name:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
             ),
-            Ok(fields) => match sink.insert(&fields, line)? {
+            Ok(fields) => match sink.insert(fields, line)? {
                 Ok(()) => {
                     self.counts.written += 1;
                     return Ok(());

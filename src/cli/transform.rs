@@ -33,7 +33,11 @@ a 16-byte hash and an offset per key) and --validate's unique rule holds a
                       expressions, CASE, casts, string and date functions,
                       WHERE, GROUP BY, ORDER BY, DISTINCT, joins, window
                       functions where polars has them. Holds the records of
-                      a stream (segment) until its end line, then answers.
+                      a stream (segment) until its end line, then answers:
+                      as typed columns, and only the fields the query
+                      names (SELECT * holds them all). Example:
+                      --sql 'SELECT zip, sum(quantity) AS items FROM input
+                      GROUP BY zip' holds two columns of a wide stream.
 
 Expressions: fields by name (qty, $qty, ${order id}), numbers, 'text' or
 \"text\", true, false, null, + - * / %, . (join text), == != < <= > >=,
@@ -99,7 +103,7 @@ pub struct TransformArgs {
     pub dedup: Vec<String>,
 
     /// Run a SELECT over all records (the table `input`) with polars SQL;
-    /// holds the stream's records until it ends
+    /// holds the fields it names of the stream's records until it ends
     #[arg(long, value_name = "SELECT")]
     pub sql: Option<String>,
 

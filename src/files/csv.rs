@@ -67,7 +67,7 @@ impl<R: BufRead> CsvSource<R> {
                 Step::Bad(bad) => {
                     cx.read += 1;
                     cx.rejects
-                        .reject(name, bad.line, &bad.reason, Payload::Raw(&first.raw))?;
+                        .reject(name, bad.line, &bad.reason, Payload::Raw(first.raw()))?;
                 }
                 step => break step,
             }
@@ -216,9 +216,10 @@ impl<R: BufRead> CsvSource<R> {
         };
         match result {
             Ok(()) => deliver(emit, out, cx, &self.name, rec.line),
-            Err(reason) => cx
-                .rejects
-                .reject(&self.name, rec.line, &reason, Payload::Raw(&rec.raw)),
+            Err(reason) => {
+                cx.rejects
+                    .reject(&self.name, rec.line, &reason, Payload::Raw(rec.raw()))
+            }
         }
     }
 }

@@ -23,20 +23,33 @@ pub enum Quoting {
     None,
 }
 
-/// A parsed record: field bytes laid end to end, plus where each ends.
+/// A parsed record: where each field's bytes are, in the record's lines
+/// as read (most fields) or, for a quoted field whose text differs from
+/// its bytes (a doubled quote, a line break), in a buffer of its own.
 #[derive(Debug, Default)]
 pub struct RawRecord {
-    /// The field bytes while parsing, and after it when they are not UTF-8.
-    bytes: Vec<u8>,
-    /// The field bytes, once checked to be UTF-8 (then `bytes` is empty):
-    /// one check per record instead of one per field.
-    text: String,
+    fields: Vec<FieldAt>,
+    /// The record's input bytes as read, for the rejects file; the bytes
+    /// of most fields.
+    raw: Vec<u8>,
+    /// The text of quoted fields that differs from their bytes.
+    quoted: Vec<u8>,
+    /// `raw` and `quoted` once checked to be UTF-8 (then those two are
+    /// empty): one check per record instead of one per field.
+    raw_text: String,
+    quoted_text: String,
     utf8: bool,
-    ends: Vec<usize>,
     /// The line the record starts on (1-based).
     pub line: u64,
-    /// The record's input bytes as read, for the rejects file.
-    pub raw: Vec<u8>,
+}
+
+/// Where one field's bytes are.
+#[derive(Debug, Clone, Copy)]
+struct FieldAt {
+    start: usize,
+    end: usize,
+    /// In `quoted` rather than in the lines.
+    copied: bool,
 }
 
 /// What one call to [`CsvParser::read`] found.
@@ -62,38 +75,51 @@ pub struct BadRow {
 impl RawRecord {
     /// Number of fields.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.fields.len()
     }
 
     /// True when the record has no fields.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.fields.is_empty()
     }
 
-    fn span(&self, i: usize) -> (usize, usize) {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        (start, self.ends[i])
-    }
-
-    /// The bytes of field `i`.
-    pub fn field(&self, i: usize) -> &[u8] {
-        let (start, end) = self.span(i);
+    /// The record's input bytes as read (line endings included).
+    pub fn raw(&self) -> &[u8] {
         if self.utf8 {
-            &self.text.as_bytes()[start..end]
+            self.raw_text.as_bytes()
         } else {
-            &self.bytes[start..end]
+            &self.raw
         }
     }
 
+    /// The bytes of field `i`.
+    #[inline]
+    pub fn field(&self, i: usize) -> &[u8] {
+        let f = self.fields[i];
+        let bytes = match (self.utf8, f.copied) {
+            (true, false) => self.raw_text.as_bytes(),
+            (true, true) => self.quoted_text.as_bytes(),
+            (false, false) => &self.raw,
+            (false, true) => &self.quoted,
+        };
+        &bytes[f.start..f.end]
+    }
+
     /// Field `i` as text, or why it is not.
+    #[inline]
     pub fn text(&self, i: usize) -> Result<&str, String> {
-        let (start, end) = self.span(i);
-        // Fields of valid UTF-8 that split no character are valid; a split
-        // one (an invalid sequence cut by a delimiter) is reported below.
-        if self.utf8
-            && let Some(text) = self.text.get(start..end)
-        {
-            return Ok(text);
+        let f = self.fields[i];
+        // Field bounds are at ASCII quotes, delimiters and line ends, so
+        // slices of valid text are valid text.
+        if self.utf8 {
+            let text = if f.copied {
+                &self.quoted_text
+            } else {
+                &self.raw_text
+            };
+            if let Some(text) = text.get(f.start..f.end) {
+                return Ok(text);
+            }
         }
         std::str::from_utf8(self.field(i)).map_err(|e| {
             format!(
@@ -106,44 +132,68 @@ impl RawRecord {
 
     fn clear(&mut self) {
         if self.utf8 {
-            self.bytes = std::mem::take(&mut self.text).into_bytes();
+            self.raw = std::mem::take(&mut self.raw_text).into_bytes();
+            self.quoted = std::mem::take(&mut self.quoted_text).into_bytes();
             self.utf8 = false;
         }
-        self.bytes.clear();
-        self.ends.clear();
+        self.fields.clear();
         self.raw.clear();
+        self.quoted.clear();
     }
 
-    /// Checks the field bytes for UTF-8 once, when the record is complete.
+    /// Checks the record for UTF-8 once, when it is complete.
     fn settle(&mut self) {
-        match String::from_utf8(std::mem::take(&mut self.bytes)) {
-            Ok(text) => {
-                self.text = text;
+        let raw = match String::from_utf8(std::mem::take(&mut self.raw)) {
+            Ok(text) => text,
+            Err(e) => {
+                self.raw = e.into_bytes();
+                return;
+            }
+        };
+        match String::from_utf8(std::mem::take(&mut self.quoted)) {
+            Ok(quoted) => {
+                self.raw_text = raw;
+                self.quoted_text = quoted;
                 self.utf8 = true;
             }
-            Err(e) => self.bytes = e.into_bytes(),
+            Err(e) => {
+                self.raw = raw.into_bytes();
+                self.quoted = e.into_bytes();
+            }
         }
     }
 
     /// A copy that owns its bytes, for buffering a sample.
     pub fn to_owned_record(&self) -> RawRecord {
         RawRecord {
-            bytes: self.bytes.clone(),
-            text: self.text.clone(),
-            utf8: self.utf8,
-            ends: self.ends.clone(),
-            line: self.line,
+            fields: self.fields.clone(),
             raw: self.raw.clone(),
+            quoted: self.quoted.clone(),
+            raw_text: self.raw_text.clone(),
+            quoted_text: self.quoted_text.clone(),
+            utf8: self.utf8,
+            line: self.line,
         }
     }
 }
 
+/// Where the parser is inside a record (positions are in the record's
+/// lines).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
+enum Scan {
+    /// At the start of a field.
     FieldStart,
+    /// Past an unquoted field that ran to the end of the line.
     Unquoted,
-    Quoted,
-    QuoteInQuoted,
+    /// Inside quotes: the field's bytes from `from` on are not copied yet;
+    /// `copied` is where its copy starts in `quoted`, once it has one.
+    Quoted { from: usize, copied: Option<usize> },
+    /// Just past a quote at `close` inside a quoted field.
+    QuoteInQuoted {
+        from: usize,
+        copied: Option<usize>,
+        close: usize,
+    },
 }
 
 /// Reads records from a buffered byte stream.
@@ -217,15 +267,16 @@ impl<R: BufRead> CsvParser<R> {
             }
         }
         record.line = self.lines_read;
-        let mut state = State::FieldStart;
+        let mut state = Scan::FieldStart;
         // The physical lines of the record accumulate in `line_buf`; this
         // is where the last one starts.
         let mut start = 0;
         let step = loop {
-            let line = &self.line_buf[start..];
-            let content_len = strip_newline(line).len();
+            let content_end = start + strip_newline(&self.line_buf[start..]).len();
             let scanned = scan(
-                &line[..content_len],
+                &self.line_buf,
+                start,
+                content_end,
                 self.delimiter,
                 self.quoting,
                 &mut state,
@@ -237,24 +288,47 @@ impl<R: BufRead> CsvParser<R> {
                     reason: format!(
                         "unexpected {} after the closing quote of field {}",
                         describe_byte(b),
-                        record.ends.len() + 1
+                        record.fields.len() + 1
                     ),
                 });
             }
-            if state != State::Quoted {
-                record.ends.push(record.bytes.len());
-                break Step::Record;
+            match state {
+                Scan::FieldStart => {
+                    record.fields.push(FieldAt {
+                        start: content_end,
+                        end: content_end,
+                        copied: false,
+                    });
+                    break Step::Record;
+                }
+                Scan::Unquoted => break Step::Record,
+                Scan::QuoteInQuoted {
+                    from,
+                    copied,
+                    close,
+                } => {
+                    close_quoted(&self.line_buf, from, copied, close, record);
+                    break Step::Record;
+                }
+                Scan::Quoted { from, copied } => {
+                    // A line break inside quotes belongs to the field, as
+                    // written: the field is copied from here on.
+                    let at = copied.unwrap_or(record.quoted.len());
+                    record.quoted.extend_from_slice(&self.line_buf[from..]);
+                    start = self.line_buf.len();
+                    state = Scan::Quoted {
+                        from: start,
+                        copied: Some(at),
+                    };
+                }
             }
-            // A line break inside quotes belongs to the field, as written.
-            record.bytes.extend_from_slice(&line[content_len..]);
-            start = self.line_buf.len();
             if !self.next_line()? {
                 break Step::Bad(BadRow {
                     line: record.line,
                     reason: format!(
                         "unterminated quoted field {}: its quote, opened on line {}, is never closed \
                          (the rest of the input, to line {}, is part of this row)",
-                        record.ends.len() + 1,
+                        record.fields.len() + 1,
                         record.line,
                         self.lines_read
                     ),
@@ -270,56 +344,100 @@ impl<R: BufRead> CsvParser<R> {
     }
 }
 
-/// Parses one line's content (no line ending) into `record`'s fields,
-/// from `state` on; runs of plain bytes are found with memchr and copied
-/// whole. `Err(byte)`: a byte other than a quote or the delimiter follows
-/// a closing quote.
+/// Ends a quoted field whose closing quote is at `close`.
+fn close_quoted(
+    buf: &[u8],
+    from: usize,
+    copied: Option<usize>,
+    close: usize,
+    record: &mut RawRecord,
+) {
+    let field = match copied {
+        None => FieldAt {
+            start: from,
+            end: close,
+            copied: false,
+        },
+        Some(at) => {
+            record.quoted.extend_from_slice(&buf[from..close]);
+            FieldAt {
+                start: at,
+                end: record.quoted.len(),
+                copied: true,
+            }
+        }
+    };
+    record.fields.push(field);
+}
+
+/// Parses the line `buf[from..to]` (its content, no line ending) into
+/// `record`'s fields, from `state` on. Delimiters and quotes are found with
+/// memchr; a field is its span in the line unless a doubled quote or a
+/// line break makes its text differ from its bytes. `Err(byte)`: a byte
+/// other than a quote or the delimiter follows a closing quote.
 fn scan(
-    content: &[u8],
+    buf: &[u8],
+    from: usize,
+    to: usize,
     delimiter: u8,
     quoting: Quoting,
-    state: &mut State,
+    state: &mut Scan,
     record: &mut RawRecord,
 ) -> Result<(), u8> {
-    let mut i = 0;
-    while i < content.len() {
+    let mut i = from;
+    while i < to {
         match *state {
-            State::FieldStart if content[i] == b'"' && quoting == Quoting::Rfc4180 => {
-                *state = State::Quoted;
+            Scan::FieldStart if buf[i] == b'"' && quoting == Quoting::Rfc4180 => {
+                *state = Scan::Quoted {
+                    from: i + 1,
+                    copied: None,
+                };
                 i += 1;
             }
-            State::FieldStart | State::Unquoted => match memchr::memchr(delimiter, &content[i..]) {
+            Scan::FieldStart | Scan::Unquoted => {
+                let end = memchr::memchr(delimiter, &buf[i..to]).map_or(to, |j| i + j);
+                record.fields.push(FieldAt {
+                    start: i,
+                    end,
+                    copied: false,
+                });
+                if end < to {
+                    *state = Scan::FieldStart;
+                    i = end + 1;
+                } else {
+                    *state = Scan::Unquoted;
+                    i = to;
+                }
+            }
+            Scan::Quoted { from, copied } => match memchr::memchr(b'"', &buf[i..to]) {
                 Some(j) => {
-                    record.bytes.extend_from_slice(&content[i..i + j]);
-                    record.ends.push(record.bytes.len());
-                    *state = State::FieldStart;
+                    *state = Scan::QuoteInQuoted {
+                        from,
+                        copied,
+                        close: i + j,
+                    };
                     i += j + 1;
                 }
-                None => {
-                    record.bytes.extend_from_slice(&content[i..]);
-                    *state = State::Unquoted;
-                    i = content.len();
-                }
+                None => i = to,
             },
-            State::Quoted => match memchr::memchr(b'"', &content[i..]) {
-                Some(j) => {
-                    record.bytes.extend_from_slice(&content[i..i + j]);
-                    *state = State::QuoteInQuoted;
-                    i += j + 1;
-                }
-                None => {
-                    record.bytes.extend_from_slice(&content[i..]);
-                    i = content.len();
-                }
-            },
-            State::QuoteInQuoted => {
-                let b = content[i];
+            Scan::QuoteInQuoted {
+                from,
+                copied,
+                close,
+            } => {
+                let b = buf[i];
                 if b == b'"' {
-                    record.bytes.push(b'"');
-                    *state = State::Quoted;
+                    // A doubled quote stands for one: the text differs
+                    // from the bytes, so the field is copied.
+                    let at = copied.unwrap_or(record.quoted.len());
+                    record.quoted.extend_from_slice(&buf[from..=close]);
+                    *state = Scan::Quoted {
+                        from: i + 1,
+                        copied: Some(at),
+                    };
                 } else if b == delimiter {
-                    record.ends.push(record.bytes.len());
-                    *state = State::FieldStart;
+                    close_quoted(buf, from, copied, close, record);
+                    *state = Scan::FieldStart;
                 } else {
                     return Err(b);
                 }
@@ -470,7 +588,7 @@ mod tests {
                 reason: "unexpected 'b' after the closing quote of field 1".into()
             })
         );
-        assert_eq!(rec.raw, b"\"a\"b,c\n");
+        assert_eq!(rec.raw(), b"\"a\"b,c\n");
         assert_eq!(parser.read(&mut rec).unwrap(), Step::Record);
         assert_eq!(rec.text(1).unwrap(), "e");
     }
@@ -499,5 +617,160 @@ mod tests {
         let mut rec = RawRecord::default();
         assert_eq!(parser.read(&mut rec).unwrap(), Step::Record);
         assert_eq!(rec.field(0), b"\"a");
+    }
+
+    #[test]
+    fn a_character_split_by_a_delimiter_is_invalid_utf8() {
+        // "é" is C3 A9: cut by a comma, each half is invalid on its own,
+        // though the two fields laid end to end would read as "é".
+        let mut parser = CsvParser::new(&b"\xc3,\xa9\n"[..], "t.csv", b',', Quoting::Rfc4180);
+        let mut rec = RawRecord::default();
+        assert_eq!(parser.read(&mut rec).unwrap(), Step::Record);
+        assert!(rec.text(0).is_err());
+        assert!(rec.text(1).is_err());
+        assert_eq!(rec.raw(), b"\xc3,\xa9\n");
+    }
+
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum State {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
+    }
+
+    /// The byte-at-a-time state machine the reader once was: the fast
+    /// reader must split every input into the same records and reasons.
+    /// Each record's fields and raw bytes, or its reason.
+    type Split = Vec<Result<(Vec<Vec<u8>>, Vec<u8>), String>>;
+
+    fn reference(input: &[u8]) -> Split {
+        let mut out = Vec::new();
+        let mut lines: Vec<&[u8]> = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i < input.len() {
+            if input[i] == b'\n' || input[i] == b'\r' {
+                let end = if input[i] == b'\r' && input.get(i + 1) == Some(&b'\n') {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                lines.push(&input[start..end]);
+                start = end;
+                i = end;
+            } else {
+                i += 1;
+            }
+        }
+        if start < input.len() {
+            lines.push(&input[start..]);
+        }
+        let mut l = 0;
+        while l < lines.len() {
+            if strip_newline(lines[l]).is_empty() {
+                l += 1;
+                continue;
+            }
+            let (mut fields, mut field, mut raw) = (Vec::new(), Vec::new(), Vec::new());
+            let mut state = State::FieldStart;
+            let result = loop {
+                let line = lines[l];
+                raw.extend_from_slice(line);
+                let content = strip_newline(line);
+                let mut bad = None;
+                for &b in content {
+                    state = match state {
+                        State::FieldStart if b == b'"' => State::Quoted,
+                        State::FieldStart | State::Unquoted if b == b',' => {
+                            fields.push(std::mem::take(&mut field));
+                            State::FieldStart
+                        }
+                        State::FieldStart | State::Unquoted => {
+                            field.push(b);
+                            State::Unquoted
+                        }
+                        State::Quoted if b == b'"' => State::QuoteInQuoted,
+                        State::Quoted => {
+                            field.push(b);
+                            State::Quoted
+                        }
+                        State::QuoteInQuoted if b == b'"' => {
+                            field.push(b);
+                            State::Quoted
+                        }
+                        State::QuoteInQuoted if b == b',' => {
+                            fields.push(std::mem::take(&mut field));
+                            State::FieldStart
+                        }
+                        State::QuoteInQuoted => {
+                            bad = Some(b);
+                            break;
+                        }
+                    };
+                }
+                l += 1;
+                if let Some(b) = bad {
+                    break Err(describe_byte(b));
+                }
+                if state != State::Quoted {
+                    fields.push(std::mem::take(&mut field));
+                    break Ok((std::mem::take(&mut fields), std::mem::take(&mut raw)));
+                }
+                field.extend_from_slice(&line[content.len()..]);
+                if l >= lines.len() {
+                    break Err("unterminated".into());
+                }
+            };
+            out.push(result);
+        }
+        out
+    }
+
+    #[test]
+    fn splits_records_as_the_byte_at_a_time_reader_did() {
+        let alphabet: [&[u8]; 8] = [b"a", b"bc", b",", b"\"", b"\n", b"\r", b"\xc3\xa9", b" "];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..3000 {
+            let mut input = Vec::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize;
+            let mut x = seed;
+            for _ in 0..len {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                input.extend_from_slice(alphabet[(x >> 59) as usize % alphabet.len()]);
+            }
+            let mut parser = CsvParser::new(&input[..], "t.csv", b',', Quoting::Rfc4180);
+            let mut rec = RawRecord::default();
+            let mut ours = Vec::new();
+            loop {
+                match parser.read(&mut rec).unwrap() {
+                    Step::Eof => break,
+                    Step::Record => ours.push(Ok((
+                        (0..rec.len()).map(|i| rec.field(i).to_vec()).collect(),
+                        rec.raw().to_vec(),
+                    ))),
+                    Step::Bad(bad) if bad.reason.starts_with("unterminated") => {
+                        ours.push(Err("unterminated".to_string()))
+                    }
+                    Step::Bad(bad) => {
+                        let what = bad.reason.strip_prefix("unexpected ").unwrap_or_default();
+                        let what = what
+                            .split(" after the closing quote")
+                            .next()
+                            .unwrap_or_default();
+                        ours.push(Err(what.to_string()))
+                    }
+                }
+            }
+            assert_eq!(
+                ours,
+                reference(&input),
+                "{:?}",
+                String::from_utf8_lossy(&input)
+            );
+        }
     }
 }

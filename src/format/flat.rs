@@ -108,7 +108,11 @@ pub fn parse_object_into<'a>(line: &'a [u8], fields: &mut Fields<'a>) -> Result<
     fields.clear();
     let text = std::str::from_utf8(line)
         .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
-    let mut p = Parser { text, pos: 0 };
+    let mut p = Parser {
+        text,
+        pos: 0,
+        failure: None,
+    };
     p.skip_ws();
     match p.peek() {
         Some(b'{') => p.pos += 1,
@@ -117,45 +121,34 @@ pub fn parse_object_into<'a>(line: &'a [u8], fields: &mut Fields<'a>) -> Result<
         None => return Err("empty line".into()),
         Some(_) => return Err("expected a JSON object".into()),
     }
-    p.skip_ws();
-    if p.peek() == Some(b'}') {
-        p.pos += 1;
-    } else {
-        loop {
-            p.skip_ws();
-            if p.peek() != Some(b'"') {
-                return Err(p.error("expected a field name"));
-            }
-            let key = p.string()?;
-            p.skip_ws();
-            if p.peek() != Some(b':') {
-                return Err(p.error("expected ':' after a field name"));
-            }
-            p.pos += 1;
-            p.skip_ws();
-            let value = p.value()?;
-            fields.push((key, value));
-            p.skip_ws();
-            match p.peek() {
-                Some(b',') => p.pos += 1,
-                Some(b'}') => {
-                    p.pos += 1;
-                    break;
-                }
-                _ => return Err(p.error("expected ',' or '}'")),
-            }
-        }
+    match p.members(fields) {
+        Ok(()) => Ok(()),
+        Err(Fail) => Err(p.failure.take().unwrap_or_else(|| "invalid JSON".into())),
     }
-    p.skip_ws();
-    if p.pos != text.len() {
-        return Err(p.error("unexpected text after the object"));
-    }
-    Ok(())
+}
+
+/// A parse failure; its message is in `Parser::failure`. Small results
+/// keep the hot path in registers.
+struct Fail;
+
+/// Where a value lies in the line (byte offsets), and what it is.
+#[derive(Clone, Copy)]
+enum Span {
+    Null,
+    True,
+    False,
+    Number(usize, usize),
+    /// A string's content, without escapes.
+    Str(usize, usize),
+    /// A string literal with escapes, quotes included.
+    Escaped(usize, usize),
+    Nested(usize, usize),
 }
 
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
+    failure: Option<String>,
 }
 
 impl<'a> Parser<'a> {
@@ -175,14 +168,71 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[cold]
+    fn fail(&mut self, what: &str) -> Fail {
+        self.failure = Some(self.error(what));
+        Fail
+    }
+
+    #[inline(always)]
     fn skip_ws(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
             self.pos += 1;
         }
     }
 
+    /// The members after `{`, through the closing `}` and the end of the line.
+    fn members(&mut self, fields: &mut Fields<'a>) -> Result<(), Fail> {
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.skip_ws();
+                if self.peek() != Some(b'"') {
+                    return Err(self.fail("expected a field name"));
+                }
+                let key = match self.string()? {
+                    Span::Str(s, e) => Cow::Borrowed(&self.text[s..e]),
+                    span => Cow::Owned(self.unescape(span)?),
+                };
+                self.skip_ws();
+                if self.peek() != Some(b':') {
+                    return Err(self.fail("expected ':' after a field name"));
+                }
+                self.pos += 1;
+                self.skip_ws();
+                let value = match self.value()? {
+                    Span::Null => Raw::Null,
+                    Span::True => Raw::Bool(true),
+                    Span::False => Raw::Bool(false),
+                    Span::Number(s, e) => Raw::Number(Cow::Borrowed(&self.text[s..e])),
+                    Span::Str(s, e) => Raw::Str(Cow::Borrowed(&self.text[s..e])),
+                    Span::Nested(s, e) => Raw::Nested(Cow::Borrowed(&self.text[s..e])),
+                    span => Raw::Str(Cow::Owned(self.unescape(span)?)),
+                };
+                fields.push((key, value));
+                self.skip_ws();
+                match self.peek() {
+                    Some(b',') => self.pos += 1,
+                    Some(b'}') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return Err(self.fail("expected ',' or '}'")),
+                }
+            }
+        }
+        self.skip_ws();
+        if self.pos != self.text.len() {
+            return Err(self.fail("unexpected text after the object"));
+        }
+        Ok(())
+    }
+
     /// A string starting at the opening quote.
-    fn string(&mut self) -> Result<Cow<'a, str>, String> {
+    #[inline(always)]
+    fn string(&mut self) -> Result<Span, Fail> {
         let start = self.pos + 1;
         let bytes = self.bytes();
         let i = start + super::json::plain_prefix(&bytes[start..]);
@@ -190,57 +240,65 @@ impl<'a> Parser<'a> {
         match bytes.get(i) {
             Some(b'"') => {
                 self.pos = i + 1;
-                Ok(Cow::Borrowed(&self.text[start..i]))
+                Ok(Span::Str(start, i))
             }
-            Some(b'\\') => self.escaped_string(start),
-            Some(_) => Err(self.error("control character in a string")),
-            None => Err(self.error("unterminated string")),
+            Some(b'\\') => {
+                let mut j = i;
+                while j < bytes.len() {
+                    match bytes[j] {
+                        b'\\' => j += 2,
+                        b'"' => break,
+                        _ => j += 1,
+                    }
+                }
+                if j >= bytes.len() {
+                    self.pos = bytes.len();
+                    return Err(self.fail("unterminated string"));
+                }
+                self.pos = j + 1;
+                Ok(Span::Escaped(start - 1, j + 1))
+            }
+            Some(_) => Err(self.fail("control character in a string")),
+            None => Err(self.fail("unterminated string")),
         }
     }
 
-    fn escaped_string(&mut self, start: usize) -> Result<Cow<'a, str>, String> {
-        // Rare path: hand the string to serde_json, which knows every escape.
-        let bytes = self.bytes();
-        let mut i = start;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\\' => i += 2,
-                b'"' => break,
-                _ => i += 1,
-            }
-        }
-        if i >= bytes.len() {
-            self.pos = bytes.len();
-            return Err(self.error("unterminated string"));
-        }
-        let literal = &self.text[start - 1..=i];
-        let decoded: String =
-            serde_json::from_str(literal).map_err(|e| format!("invalid JSON: {e}"))?;
-        self.pos = i + 1;
-        Ok(Cow::Owned(decoded))
+    /// A string literal with escapes, decoded (rare: serde_json knows
+    /// every escape).
+    #[cold]
+    fn unescape(&mut self, span: Span) -> Result<String, Fail> {
+        let Span::Escaped(s, e) = span else {
+            return Err(self.fail("expected a string"));
+        };
+        serde_json::from_str(&self.text[s..e]).map_err(|err| {
+            self.failure = Some(format!("invalid JSON: {err}"));
+            Fail
+        })
     }
 
-    fn value(&mut self) -> Result<Raw<'a>, String> {
+    #[inline(always)]
+    fn value(&mut self) -> Result<Span, Fail> {
         match self.peek() {
-            Some(b'"') => self.string().map(Raw::Str),
+            Some(b'"') => self.string(),
             Some(b'{' | b'[') => self.nested(),
-            Some(b't') => self.literal("true", Raw::Bool(true)),
-            Some(b'f') => self.literal("false", Raw::Bool(false)),
-            Some(b'n') => self.literal("null", Raw::Null),
+            Some(b't') => self.literal("true", Span::True),
+            Some(b'f') => self.literal("false", Span::False),
+            Some(b'n') => self.literal("null", Span::Null),
             Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => Err(self.error("expected a value")),
+            _ => Err(self.fail("expected a value")),
         }
     }
 
-    fn literal(&mut self, word: &str, value: Raw<'a>) -> Result<Raw<'a>, String> {
+    fn literal(&mut self, word: &str, value: Span) -> Result<Span, Fail> {
         if self.text[self.pos..].starts_with(word) {
             self.pos += word.len();
             Ok(value)
         } else {
-            Err(self.error("expected a value"))
+            Err(self.fail("expected a value"))
         }
     }
 
+    #[inline(always)]
     fn digits(&mut self) -> usize {
         let start = self.pos;
         while matches!(self.peek(), Some(b'0'..=b'9')) {
@@ -249,29 +307,32 @@ impl<'a> Parser<'a> {
         self.pos - start
     }
 
-    fn number(&mut self) -> Result<Raw<'a>, String> {
+    #[inline(always)]
+    fn number(&mut self) -> Result<Span, Fail> {
         let start = self.pos;
-        let result = self.number_body(start);
-        if result.is_err() {
+        if self.number_body() {
+            Ok(Span::Number(start, self.pos))
+        } else {
             self.pos = start;
-            return Err(self.error("malformed number"));
+            Err(self.fail("malformed number"))
         }
-        result
     }
 
-    fn number_body(&mut self, start: usize) -> Result<Raw<'a>, String> {
+    /// JSON number syntax from the current position; false if malformed.
+    #[inline(always)]
+    fn number_body(&mut self) -> bool {
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
         let int_start = self.pos;
         let n = self.digits();
         if n == 0 || (n > 1 && self.bytes()[int_start] == b'0') {
-            return Err(self.error("malformed number"));
+            return false;
         }
         if self.peek() == Some(b'.') {
             self.pos += 1;
             if self.digits() == 0 {
-                return Err(self.error("malformed number"));
+                return false;
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
@@ -280,13 +341,13 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
             }
             if self.digits() == 0 {
-                return Err(self.error("malformed number"));
+                return false;
             }
         }
-        Ok(Raw::Number(Cow::Borrowed(&self.text[start..self.pos])))
+        true
     }
 
-    fn nested(&mut self) -> Result<Raw<'a>, String> {
+    fn nested(&mut self) -> Result<Span, Fail> {
         let start = self.pos;
         let bytes = self.bytes();
         let mut depth = 0usize;
@@ -308,10 +369,12 @@ impl<'a> Parser<'a> {
                         depth -= 1;
                         if depth == 0 {
                             let raw = &self.text[start..=i];
-                            serde_json::from_str::<IgnoredAny>(raw)
-                                .map_err(|e| format!("invalid JSON: {e}"))?;
+                            if let Err(err) = serde_json::from_str::<IgnoredAny>(raw) {
+                                self.failure = Some(format!("invalid JSON: {err}"));
+                                return Err(Fail);
+                            }
                             self.pos = i + 1;
-                            return Ok(Raw::Nested(Cow::Borrowed(raw)));
+                            return Ok(Span::Nested(start, i + 1));
                         }
                     }
                     _ => {}
@@ -320,7 +383,7 @@ impl<'a> Parser<'a> {
             i += 1;
         }
         self.pos = bytes.len();
-        Err(self.error("unterminated object or array"))
+        Err(self.fail("unterminated object or array"))
     }
 }
 

@@ -78,6 +78,7 @@ pub fn parse_bool(field: &str) -> Option<bool> {
 /// `0` or `-?[1-9][0-9]*` that fits a signed 64-bit integer. Leading zeros,
 /// `+`, `-0` and spaces are not integers: turning them into one would lose
 /// how they were written.
+#[inline]
 pub fn is_integer(field: &str) -> bool {
     let digits = field.strip_prefix('-').unwrap_or(field);
     let canonical = match digits.as_bytes() {
@@ -85,8 +86,14 @@ pub fn is_integer(field: &str) -> bool {
         [b'0'] => field.len() == 1,
         [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),
     };
-    // 18 digits always fit in 64 bits; only 19 need the range check.
-    canonical && (digits.len() <= 18 || field.parse::<i64>().is_ok())
+    // 18 digits always fit in 64 bits; 19 are compared with the limit
+    // (as text: digit strings of one length order like their numbers).
+    let limit: &[u8] = if digits.len() < field.len() {
+        b"9223372036854775808"
+    } else {
+        b"9223372036854775807"
+    };
+    canonical && (digits.len() <= 18 || (digits.len() == 19 && digits.as_bytes() <= limit))
 }
 
 /// `-?(0|[1-9][0-9]*)\.[0-9]+` with at most 15 significant digits, so that a
@@ -198,6 +205,10 @@ mod tests {
         assert_eq!(guess(&["1", "2.50"]), FieldType::Float);
         assert_eq!(guess(&["9223372036854775807"]), FieldType::Integer);
         assert_eq!(guess(&["9223372036854775808"]), FieldType::Text);
+        assert_eq!(guess(&["-9223372036854775808"]), FieldType::Integer);
+        assert_eq!(guess(&["-9223372036854775809"]), FieldType::Text);
+        assert_eq!(guess(&["1000000000000000000"]), FieldType::Integer);
+        assert_eq!(guess(&["10000000000000000000"]), FieldType::Text);
         assert_eq!(guess(&["0.1234567890123456"]), FieldType::Text);
         assert_eq!(guess(&["true", "FALSE"]), FieldType::Boolean);
         assert_eq!(guess(&["1", "true"]), FieldType::Text);

@@ -4,6 +4,7 @@
 /// The length of the longest prefix of `bytes` with no byte that a JSON
 /// string must escape (a quote, a backslash, a control character),
 /// checked eight bytes at a time.
+#[inline]
 pub fn plain_prefix(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;

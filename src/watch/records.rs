@@ -59,7 +59,7 @@ impl Watcher<'_> {
                                 Ok("") => out.extend_from_slice(b"null"),
                                 Ok(text) => json::write_str(&mut out, text),
                                 Err(reason) => {
-                                    self.reject(name, base + before, &reason, &rec.raw)?;
+                                    self.reject(name, base + before, &reason, rec.raw())?;
                                     out.clear();
                                     break;
                                 }
@@ -67,7 +67,7 @@ impl Watcher<'_> {
                         }
                         if !out.is_empty() {
                             out.push(b'}');
-                            records.push((out, rec.raw.len()));
+                            records.push((out, rec.raw().len()));
                         }
                     }
                     Step::Record => {
@@ -76,13 +76,13 @@ impl Watcher<'_> {
                             header.len(),
                             rec.len()
                         );
-                        self.reject(name, base + before, &reason, &rec.raw)?;
+                        self.reject(name, base + before, &reason, rec.raw())?;
                     }
                     Step::Bad(bad) if bad.reason.starts_with("unterminated quoted field") => {
                         // The rest of the record has not arrived yet.
                         return Ok(Parsed { records, used });
                     }
-                    Step::Bad(bad) => self.reject(name, base + before, &bad.reason, &rec.raw)?,
+                    Step::Bad(bad) => self.reject(name, base + before, &bad.reason, rec.raw())?,
                 }
                 used = parser.bytes_read() as usize;
             }
