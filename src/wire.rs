@@ -423,6 +423,9 @@ pub struct Reader<R> {
     framing: Framing,
     line: Vec<u8>,
     line_no: u64,
+    /// The last line was read where it lay in the input's buffer: its
+    /// length, consumed when the next line is read.
+    pending: usize,
 }
 
 impl<R: std::io::BufRead> Reader<R> {
@@ -434,6 +437,7 @@ impl<R: std::io::BufRead> Reader<R> {
             framing: Framing::new(),
             line: Vec::with_capacity(4096),
             line_no: 0,
+            pending: 0,
         }
     }
 
@@ -450,27 +454,61 @@ impl<R: std::io::BufRead> Reader<R> {
     /// The next item with its line number, or `None` at EOF (then call
     /// [`Reader::finish`]).
     pub fn next_item(&mut self) -> Result<Option<(u64, Item<'_>)>> {
-        let start = loop {
-            self.line.clear();
-            let n = self
-                .input
-                .read_until(b'\n', &mut self.line)
-                .with_context(|| format!("cannot read {}", self.name))?;
-            if n == 0 {
+        // A line that lies whole in the input's buffer is read there; one
+        // that runs past it is copied out.
+        let copied = loop {
+            self.input.consume(std::mem::take(&mut self.pending));
+            let buf = match self.input.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!("cannot read {}", self.name)));
+                }
+            };
+            if buf.is_empty() {
                 return Ok(None);
             }
             self.line_no += 1;
-            let start = if self.line_no == 1 {
-                self.line.len() - strip_bom(&self.line).len()
-            } else {
-                0
+            let copied = match memchr::memchr(b'\n', buf) {
+                Some(i) => {
+                    self.pending = i + 1;
+                    false
+                }
+                None => {
+                    self.line.clear();
+                    self.input
+                        .read_until(b'\n', &mut self.line)
+                        .with_context(|| format!("cannot read {}", self.name))?;
+                    true
+                }
             };
-            if !self.line[start..].trim_ascii().is_empty() {
-                break start;
+            let line = if copied {
+                &self.line[..]
+            } else {
+                &self.input.fill_buf()?[..self.pending]
+            };
+            let line = if self.line_no == 1 {
+                strip_bom(line)
+            } else {
+                line
+            };
+            if !line.trim_ascii().is_empty() {
+                break copied;
             }
         };
+        let line = if copied {
+            &self.line[..]
+        } else {
+            // The same buffer: nothing was consumed since it was filled.
+            &self.input.fill_buf()?[..self.pending]
+        };
+        let start = if self.line_no == 1 {
+            line.len() - strip_bom(line).len()
+        } else {
+            0
+        };
         let line_no = self.line_no;
-        let text = self.line[start..].trim_ascii();
+        let text = line[start..].trim_ascii();
         if !looks_like_control(text) {
             self.framing
                 .record(line_no)
@@ -515,6 +553,34 @@ impl<R: std::io::BufRead> Reader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_read_in_place_or_copied_alike() {
+        let input = "\u{feff}{\"@etl\":\"begin\",\"stream\":\"s\"}\n\n   \n{\"long\":\"a line longer than the buffer\"}\r\n{\"b\":2}\n{\"@etl\":\"end\",\"stream\":\"s\",\"rows\":2}";
+        for capacity in [1, 7, 16, 64, 4096] {
+            let buffered = std::io::BufReader::with_capacity(capacity, input.as_bytes());
+            let mut reader = Reader::new(buffered, "t");
+            let mut seen = Vec::new();
+            while let Some((line_no, item)) = reader.next_item().expect("read") {
+                seen.push(match item {
+                    Item::Record(text) => format!("{line_no}:{}", String::from_utf8_lossy(text)),
+                    Item::Begin(_) => format!("{line_no}:begin"),
+                    Item::End(end) => format!("{line_no}:end {}", end.rows),
+                    Item::Bad { reason, .. } => format!("{line_no}:bad {reason}"),
+                });
+            }
+            assert_eq!(
+                seen,
+                [
+                    "1:begin",
+                    "4:{\"long\":\"a line longer than the buffer\"}",
+                    "5:{\"b\":2}",
+                    "6:end 2",
+                ],
+                "buffer of {capacity} bytes"
+            );
+        }
+    }
 
     fn control(line: &str) -> (String, Map<String, Value>) {
         match parse_line(line.as_bytes()).expect("valid line") {
