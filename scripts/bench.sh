@@ -119,7 +119,9 @@ timed() {
   start=$(date +%s.%N)
   bash -o pipefail -c "$1"
   end=$(date +%s.%N)
-  if [ -n "$gnu_time" ]; then cat rss.* 2>/dev/null | sort -n | tail -n 1 > rss; else echo 0 > rss; fi
+  if [ -n "$gnu_time" ]; then cat rss.* 2>/dev/null | sort -n | tail -n 1 > rss; fi
+  # A reference run without a measured stage has no figure: 0.
+  [ -s rss ] || echo 0 > rss
   printf '%.2f\n' "$(echo "$end - $start" | bc -l)"
 }
 
@@ -292,7 +294,7 @@ d_time=$last_time; d_rss=$last_rss
 check "--dedup rows" "$rows" "$(grep -vc '^{\"@etl' d.out || true)"
 d_ref="not installed"
 if command -v mlr >/dev/null; then
-  bench "mlr tail -g" "true" "mlr --ijsonl --ojsonl tail -n 1 -g order_id d.ndjson > md.out"
+  bench "mlr tail -g" "true" "$(T m) mlr --ijsonl --ojsonl tail -n 1 -g order_id d.ndjson > md.out"
   check "mlr tail -g rows" "$rows" "$(wc -l < md.out | tr -d ' ')"
   d_ref="mlr tail -n 1 -g: ${last_time}s, ${last_rss} MB"
 fi
@@ -319,7 +321,7 @@ check "etlkit group-by total" "$(sqlite3 e.db 'SELECT sum(quantity) FROM orders'
 refs=""
 if command -v sqlite3 >/dev/null; then
   printf '%s\n.import --csv --skip 1 orders.csv orders\nSELECT count(*) FROM (SELECT customer_id, SUM(quantity), COUNT(*) FROM orders GROUP BY customer_id);\n' "$typed_table" > group.sql
-  bench "sqlite3 (import + GROUP BY)" "true" "sqlite3 :memory: < group.sql > s.out"
+  bench "sqlite3 (import + GROUP BY)" "true" "$(T s) sqlite3 :memory: < group.sql > s.out"
   check "sqlite3 group count" "$g_groups" "$(tail -n 1 s.out)"
   refs="sqlite3: ${last_time}s ($(ratio "$g_time" "$last_time")x)"
 fi

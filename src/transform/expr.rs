@@ -289,7 +289,7 @@ pub fn parse(src: &str) -> Result<Expr> {
 }
 
 fn as_int(n: &Number) -> Option<i64> {
-    if n.to_string().contains(['.', 'e', 'E']) {
+    if n.as_str().contains(['.', 'e', 'E']) {
         None
     } else {
         n.as_i64()
@@ -419,6 +419,17 @@ impl Expr {
         self.eval_with(&|name| Ok(record.get(name).cloned().unwrap_or(Value::Null)))
     }
 
+    /// An operand's value: a literal where it is, not copied per record.
+    fn operand(
+        &self,
+        field: &dyn Fn(&str) -> Result<Value>,
+    ) -> Result<std::borrow::Cow<'_, Value>> {
+        Ok(match self {
+            Expr::Lit(v) => std::borrow::Cow::Borrowed(v),
+            e => std::borrow::Cow::Owned(e.eval_with(field)?),
+        })
+    }
+
     /// Evaluates with `field` giving the value of a field by name (null
     /// when missing), or why it cannot be read: lets callers keep records
     /// in any form.
@@ -439,12 +450,13 @@ impl Expr {
                 Value::Bool(truthy(&a.eval_with(record)?) || truthy(&b.eval_with(record)?))
             }
             Expr::Binary(op, a, b) => {
-                let (a, b) = (a.eval_with(record)?, b.eval_with(record)?);
+                let (a, b) = (a.operand(record)?, b.operand(record)?);
+                let (a, b) = (a.as_ref(), b.as_ref());
                 match op {
-                    Op::Eq => Value::Bool(compare(&a, &b) == Some(Ordering::Equal)),
-                    Op::Ne => Value::Bool(compare(&a, &b) != Some(Ordering::Equal)),
+                    Op::Eq => Value::Bool(compare(a, b) == Some(Ordering::Equal)),
+                    Op::Ne => Value::Bool(compare(a, b) != Some(Ordering::Equal)),
                     Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-                        let Some(ord) = compare(&a, &b) else {
+                        let Some(ord) = compare(a, b) else {
                             return Ok(Value::Bool(false));
                         };
                         Value::Bool(match op {
@@ -454,8 +466,8 @@ impl Expr {
                             _ => ord != Ordering::Less,
                         })
                     }
-                    Op::Concat => Value::String(text(&a) + &text(&b)),
-                    _ => arithmetic(*op, &a, &b)?,
+                    Op::Concat => Value::String(text(a) + &text(b)),
+                    _ => arithmetic(*op, a, b)?,
                 }
             }
             Expr::Call(name, args) => {
