@@ -121,6 +121,13 @@ impl RawRecord {
                 return Ok(text);
             }
         }
+        self.text_error(i)
+    }
+
+    /// Field `i` of a record that is not all UTF-8: the text, or where it
+    /// stops being text.
+    #[cold]
+    fn text_error(&self, i: usize) -> Result<&str, String> {
         std::str::from_utf8(self.field(i)).map_err(|e| {
             format!(
                 "invalid UTF-8 in field {} at byte {}",

@@ -139,6 +139,7 @@ pub enum Encoded {
 impl Typed {
     /// Appends `field` as a JSON value to `out`: null when empty, the
     /// column's type when it fits, else the unchanged text.
+    #[inline]
     pub fn encode(self, field: &str, out: &mut Vec<u8>) -> Encoded {
         if field.is_empty() {
             out.extend_from_slice(b"null");
