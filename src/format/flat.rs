@@ -194,7 +194,8 @@ impl<'a> Parser<'a> {
                 }
                 let key = match self.string()? {
                     Span::Str(s, e) => Cow::Borrowed(&self.text[s..e]),
-                    span => Cow::Owned(self.unescape(span)?),
+                    Span::Escaped(s, e) => Cow::Owned(self.unescape(s, e)?),
+                    _ => return Err(self.fail("expected a field name")),
                 };
                 self.skip_ws();
                 if self.peek() != Some(b':') {
@@ -209,7 +210,7 @@ impl<'a> Parser<'a> {
                     Span::Number(s, e) => Raw::Number(Cow::Borrowed(&self.text[s..e])),
                     Span::Str(s, e) => Raw::Str(Cow::Borrowed(&self.text[s..e])),
                     Span::Nested(s, e) => Raw::Nested(Cow::Borrowed(&self.text[s..e])),
-                    span => Raw::Str(Cow::Owned(self.unescape(span)?)),
+                    Span::Escaped(s, e) => Raw::Str(Cow::Owned(self.unescape(s, e)?)),
                 };
                 fields.push((key, value));
                 self.skip_ws();
@@ -266,11 +267,8 @@ impl<'a> Parser<'a> {
     /// A string literal with escapes, decoded (rare: serde_json knows
     /// every escape).
     #[cold]
-    fn unescape(&mut self, span: Span) -> Result<String, Fail> {
-        let Span::Escaped(s, e) = span else {
-            return Err(self.fail("expected a string"));
-        };
-        serde_json::from_str(&self.text[s..e]).map_err(|err| {
+    fn unescape(&mut self, start: usize, end: usize) -> Result<String, Fail> {
+        serde_json::from_str(&self.text[start..end]).map_err(|err| {
             self.failure = Some(format!("invalid JSON: {err}"));
             Fail
         })

@@ -247,32 +247,24 @@ pub enum Binary {
 }
 
 impl Binary {
-    /// The binary form for a column (pg_type.typname), if etlkit writes
-    /// one; other types (dates, uuids, domains, extensions) go as text.
-    pub fn of(typname: &str) -> Option<Binary> {
-        Some(match typname {
-            "int2" => Binary::Int2,
-            "int4" => Binary::Int4,
-            "int8" => Binary::Int8,
-            "float4" => Binary::Float4,
-            "float8" => Binary::Float8,
-            "numeric" => Binary::Numeric,
-            "bool" => Binary::Bool,
-            "text" | "varchar" | "bpchar" | "json" => Binary::Text,
-            "jsonb" => Binary::Jsonb,
-            _ => return None,
+    /// The binary form for a column of `kind` whose type is `type_name`
+    /// (format_type), if etlkit writes one; other types (dates, uuids,
+    /// domains, extensions such as citext) go as text.
+    pub fn of(kind: Kind, type_name: &str) -> Option<Binary> {
+        Some(match kind {
+            Kind::Int(min, _) if min >= i64::from(i16::MIN) => Binary::Int2,
+            Kind::Int(min, _) if min >= i64::from(i32::MIN) => Binary::Int4,
+            Kind::Int(..) => Binary::Int8,
+            Kind::Float if type_name == "real" => Binary::Float4,
+            Kind::Float => Binary::Float8,
+            Kind::Numeric => Binary::Numeric,
+            Kind::Bool => Binary::Bool,
+            Kind::Text if matches!(type_name, "name" | "citext") => return None,
+            Kind::Text => Binary::Text,
+            Kind::Json if type_name == "jsonb" => Binary::Jsonb,
+            Kind::Json => Binary::Text,
+            Kind::Other => return None,
         })
-    }
-
-    /// The binary form of a column etlkit created for a wire type.
-    pub fn declared(t: FieldType) -> Binary {
-        match t {
-            FieldType::Integer => Binary::Int8,
-            FieldType::Float => Binary::Numeric,
-            FieldType::Boolean => Binary::Bool,
-            FieldType::Text => Binary::Text,
-            FieldType::Json => Binary::Jsonb,
-        }
     }
 }
 

@@ -37,6 +37,22 @@ struct Column {
     binary: Option<Binary>,
 }
 
+impl Column {
+    fn new(name: String, kind: Kind, type_name: String) -> Column {
+        Column {
+            binary: Binary::of(kind, &type_name),
+            name,
+            kind,
+            type_name,
+        }
+    }
+
+    /// A column etlkit creates for a wire type.
+    fn declared(name: String, t: FieldType) -> Column {
+        Column::new(name, Kind::of(t), Kind::declared(t).into())
+    }
+}
+
 /// A COPY in progress on a writer thread, which holds the connection
 /// until the COPY ends: rows are parsed here while the server stores the
 /// previous chunk.
@@ -171,12 +187,7 @@ impl PgSink {
         self.exists = !rows.is_empty();
         self.columns = rows
             .iter()
-            .map(|r| Column {
-                name: r.get(0),
-                kind: Kind::from_typname(r.get(1)),
-                type_name: r.get(2),
-                binary: Binary::of(r.get(1)),
-            })
+            .map(|r| Column::new(r.get(0), Kind::from_typname(r.get(1)), r.get(2)))
             .collect();
         if self.exists && self.staged {
             self.create_staging()?;
@@ -310,12 +321,7 @@ impl PgSink {
             ));
             self.exists = true;
             for (n, t) in columns {
-                self.columns.push(Column {
-                    name: n.clone(),
-                    kind: Kind::of(*t),
-                    type_name: Kind::declared(*t).into(),
-                    binary: Some(Binary::declared(*t)),
-                });
+                self.columns.push(Column::declared(n.clone(), *t));
             }
             if self.staged {
                 self.create_staging()?;
@@ -340,12 +346,7 @@ impl PgSink {
                     .map_err(pg_err("cannot add a column"))?;
                 self.log
                     .push(format!("added column {n:?} to {}", self.qtable));
-                self.columns.push(Column {
-                    name: n.clone(),
-                    kind: Kind::of(*t),
-                    type_name: Kind::declared(*t).into(),
-                    binary: Some(Binary::declared(*t)),
-                });
+                self.columns.push(Column::declared(n.clone(), *t));
             }
         }
         self.null_only

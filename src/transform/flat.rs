@@ -34,7 +34,7 @@ fn field_value(fields: &Fields<'_>, name: &str) -> anyhow::Result<Value> {
 }
 
 /// A JSON value as a field.
-fn raw_of(value: Value) -> Raw<'static> {
+pub(crate) fn raw_of(value: Value) -> Raw<'static> {
     match value {
         Value::Null => Raw::Null,
         Value::Bool(b) => Raw::Bool(b),

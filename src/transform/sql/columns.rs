@@ -15,6 +15,7 @@ use polars::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::format::flat::{Fields, Raw};
+use crate::transform::flat::raw_of;
 
 /// Which fields become columns.
 #[derive(Debug, Clone, Default)]
@@ -287,16 +288,7 @@ impl Builder {
     pub fn push_map(&mut self, record: &Map<String, Value>) {
         let fields: Fields<'_> = record
             .iter()
-            .map(|(name, value)| {
-                let raw = match value {
-                    Value::Null => Raw::Null,
-                    Value::Bool(b) => Raw::Bool(*b),
-                    Value::Number(n) => Raw::Number(Cow::Owned(n.to_string())),
-                    Value::String(s) => Raw::Str(Cow::Borrowed(s)),
-                    nested => Raw::Nested(Cow::Owned(nested.to_string())),
-                };
-                (Cow::Borrowed(name.as_str()), raw)
-            })
+            .map(|(name, value)| (Cow::Borrowed(name.as_str()), raw_of(value.clone())))
             .collect();
         self.push(&fields);
     }
