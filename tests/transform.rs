@@ -235,6 +235,43 @@ fn sql_reads_only_the_fields_it_names() {
 }
 
 #[test]
+fn fields_a_select_leaves_behind_are_still_checked() {
+    // Only id and qty are built; a bad value elsewhere still rejects its
+    // record (written to --rejects with its line), never passes as clean.
+    let dir = tempdir();
+    let d = dir.path();
+    let input = "{\"id\":1,\"note\":\"ok\",\"qty\":5}\n\
+                 {\"id\":2,\"note\":\"bad \\q escape\",\"qty\":5}\n\
+                 {\"id\":3,\"extra\":[1,,2],\"qty\":5}\n\
+                 {\"id\":4,\"extra\":007,\"qty\":5}\n\
+                 {\"Qty\":9,\"id\":5,\"qty\":6,\"tail\":{\"a\":[true]}}\n";
+    let mut c = cmd(TRANSFORM, d);
+    c.args([
+        "--filter",
+        "qty > 1",
+        "--select",
+        "id,qty",
+        "--rejects",
+        "r.ndjson",
+    ]);
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"id":1,"qty":5}), json!({"id":5,"qty":6})]
+    );
+    let rejected = std::fs::read_to_string(d.join("r.ndjson")).expect("rejects");
+    let lines: Vec<Value> = rejected
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a reject is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{rejected}");
+    for (reject, line) in lines.iter().zip([2, 3, 4]) {
+        assert_eq!(reject["line"], line, "{rejected}");
+    }
+}
+
+#[test]
 fn bad_expressions_are_usage_errors() {
     let out = transform(&["--filter", "qty >"], "");
     assert_eq!(code(&out), 2);

@@ -105,6 +105,19 @@ pub fn recycle<'b>(mut fields: Fields<'_>) -> Fields<'b> {
 
 /// [`parse_object`] into `fields`, which is emptied first.
 pub fn parse_object_into<'a>(line: &'a [u8], fields: &mut Fields<'a>) -> Result<(), String> {
+    parse_object_keeping(line, fields, |_| true)
+}
+
+/// [`parse_object_into`], keeping only the fields whose name `keep`
+/// accepts: the others are checked as strictly (a bad value still fails
+/// the line) but never built, for a stage that reads a few fields of wide
+/// records.
+#[inline]
+pub fn parse_object_keeping<'a>(
+    line: &'a [u8],
+    fields: &mut Fields<'a>,
+    keep: impl Fn(&str) -> bool,
+) -> Result<(), String> {
     fields.clear();
     let text = std::str::from_utf8(line)
         .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
@@ -121,7 +134,7 @@ pub fn parse_object_into<'a>(line: &'a [u8], fields: &mut Fields<'a>) -> Result<
         None => return Err("empty line".into()),
         Some(_) => return Err("expected a JSON object".into()),
     }
-    match p.members(fields) {
+    match p.members(fields, keep) {
         Ok(()) => Ok(()),
         Err(Fail) => Err(p.failure.take().unwrap_or_else(|| "invalid JSON".into())),
     }
@@ -182,7 +195,12 @@ impl<'a> Parser<'a> {
     }
 
     /// The members after `{`, through the closing `}` and the end of the line.
-    fn members(&mut self, fields: &mut Fields<'a>) -> Result<(), Fail> {
+    #[inline(always)]
+    fn members(
+        &mut self,
+        fields: &mut Fields<'a>,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<(), Fail> {
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -203,16 +221,15 @@ impl<'a> Parser<'a> {
                 }
                 self.pos += 1;
                 self.skip_ws();
-                let value = match self.value()? {
-                    Span::Null => Raw::Null,
-                    Span::True => Raw::Bool(true),
-                    Span::False => Raw::Bool(false),
-                    Span::Number(s, e) => Raw::Number(Cow::Borrowed(&self.text[s..e])),
-                    Span::Str(s, e) => Raw::Str(Cow::Borrowed(&self.text[s..e])),
-                    Span::Nested(s, e) => Raw::Nested(Cow::Borrowed(&self.text[s..e])),
-                    Span::Escaped(s, e) => Raw::Str(Cow::Owned(self.unescape(s, e)?)),
-                };
-                fields.push((key, value));
+                let span = self.value()?;
+                if !keep(&key) {
+                    // Passed over, but an escape in it is still checked.
+                    if let Span::Escaped(s, e) = span {
+                        self.unescape(s, e)?;
+                    }
+                } else {
+                    fields.push((key, self.raw(span)?));
+                }
                 self.skip_ws();
                 match self.peek() {
                     Some(b',') => self.pos += 1,
@@ -229,6 +246,20 @@ impl<'a> Parser<'a> {
             return Err(self.fail("unexpected text after the object"));
         }
         Ok(())
+    }
+
+    /// A value's field, borrowed from the line unless it held escapes.
+    #[inline(always)]
+    fn raw(&mut self, span: Span) -> Result<Raw<'a>, Fail> {
+        Ok(match span {
+            Span::Null => Raw::Null,
+            Span::True => Raw::Bool(true),
+            Span::False => Raw::Bool(false),
+            Span::Number(s, e) => Raw::Number(Cow::Borrowed(&self.text[s..e])),
+            Span::Str(s, e) => Raw::Str(Cow::Borrowed(&self.text[s..e])),
+            Span::Nested(s, e) => Raw::Nested(Cow::Borrowed(&self.text[s..e])),
+            Span::Escaped(s, e) => Raw::Str(Cow::Owned(self.unescape(s, e)?)),
+        })
     }
 
     /// A string starting at the opening quote.
@@ -264,14 +295,73 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// A string literal with escapes, decoded (rare: serde_json knows
-    /// every escape).
+    /// A string literal with escapes (quotes included), decoded: `\"`,
+    /// `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t` and `\uXXXX`, where a
+    /// surrogate must come in a pair. Anything else fails where it stands.
     #[cold]
     fn unescape(&mut self, start: usize, end: usize) -> Result<String, Fail> {
-        serde_json::from_str(&self.text[start..end]).map_err(|err| {
-            self.failure = Some(format!("invalid JSON: {err}"));
-            Fail
-        })
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let mut out = String::with_capacity(end - start);
+        let (mut i, end) = (start + 1, end - 1);
+        // The position moves only to point a message at a bad escape.
+        let resume = self.pos;
+        loop {
+            let plain = i + super::json::plain_prefix(&bytes[i..end]);
+            // The prefix stops at an ASCII byte: a character boundary.
+            out.push_str(&text[i..plain]);
+            i = plain;
+            if i == end {
+                self.pos = resume;
+                return Ok(out);
+            }
+            self.pos = i;
+            if bytes[i] != b'\\' {
+                return Err(self.fail("control character in a string"));
+            }
+            let c = match bytes.get(i + 1) {
+                Some(b'"') => '"',
+                Some(b'\\') => '\\',
+                Some(b'/') => '/',
+                Some(b'b') => '\u{8}',
+                Some(b'f') => '\u{c}',
+                Some(b'n') => '\n',
+                Some(b'r') => '\r',
+                Some(b't') => '\t',
+                Some(b'u') => {
+                    let unit = |at: usize| {
+                        text.get(at..at + 4)
+                            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                            .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    };
+                    let Some(first) = unit(i + 2).filter(|_| i + 6 <= end) else {
+                        return Err(self.fail("invalid escape (\\u needs 4 hex digits)"));
+                    };
+                    let code = match first {
+                        0xD800..=0xDBFF => {
+                            let low = (bytes.get(i + 6..i + 8) == Some(&b"\\u"[..]))
+                                .then(|| unit(i + 8))
+                                .flatten()
+                                .filter(|low| (0xDC00..=0xDFFF).contains(low) && i + 12 <= end);
+                            let Some(low) = low else {
+                                return Err(self.fail("invalid escape (a lone leading surrogate)"));
+                            };
+                            i += 6;
+                            0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00)
+                        }
+                        0xDC00..=0xDFFF => {
+                            return Err(self.fail("invalid escape (a lone trailing surrogate)"));
+                        }
+                        code => code,
+                    };
+                    i += 4;
+                    char::from_u32(code).expect("a scalar value: surrogates were paired")
+                }
+                _ => return Err(self.fail("invalid escape")),
+            };
+            out.push(c);
+            i += 2;
+        }
     }
 
     #[inline(always)]
@@ -420,7 +510,17 @@ mod tests {
 
     #[test]
     fn agrees_with_serde_json_on_what_is_valid() {
-        let cases: [&[u8]; 14] = [
+        let cases: [&[u8]; 24] = [
+            br#"{"a":"\u00e9\/\b\f\n\r\t\"\\x"}"#,
+            br#"{"a":"\ud83d\ude00"}"#,
+            br#"{"a":"\ud83d"}"#,
+            br#"{"a":"\ud83dx"}"#,
+            br#"{"a":"\ud83d\u0041"}"#,
+            br#"{"a":"\ude00"}"#,
+            br#"{"a":"\u12"}"#,
+            br#"{"a":"\u12g4"}"#,
+            b"{\"a\":\"\\n\x01\"}",
+            br#"{"\u0041":"\"","b":"x\"}"#,
             br#"{"a":1}"#,
             br#"{"a":01}"#,
             br#"{"a":1.}"#,

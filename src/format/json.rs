@@ -17,7 +17,9 @@ pub fn plain_prefix(bytes: &[u8]) -> usize {
             | below(x ^ (ONES * u64::from(b'"')), 1)
             | below(x ^ (ONES * u64::from(b'\\')), 1);
         if hit != 0 {
-            break;
+            // The lowest flagged byte is exact (a borrow only flags bytes
+            // above a real hit): the first byte to stop at.
+            return i + (hit.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
@@ -111,6 +113,24 @@ mod tests {
             let plain = plain_prefix(&bytes);
             let special = b == b'"' || b == b'\\' || b < 0x20;
             assert_eq!(plain, if special { 11 } else { 19 }, "byte {b}");
+        }
+        // Two stops in one word, and every byte value before and after a
+        // stop: the first stop is found, never a later one.
+        let slow = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(bytes.len())
+        };
+        for at in 0..16 {
+            for b in 0..=255u8 {
+                for stop in [b'"', b'\\', 0, 0x1f] {
+                    let mut bytes = vec![0xc3; 24];
+                    bytes[at] = b;
+                    bytes[at + 1] = stop;
+                    assert_eq!(plain_prefix(&bytes), slow(&bytes), "{bytes:?}");
+                }
+            }
         }
     }
 }

@@ -334,6 +334,56 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
+/// A field's value as a filter reads it, borrowed from the record: the
+/// common tests (`qty > 10`, `status == 'new' and ...`) are decided on
+/// these without building a JSON value per record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar<'a> {
+    /// `null`, or a missing field.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A number, as written (valid JSON number text).
+    Number(&'a str),
+    /// A string.
+    Text(&'a str),
+}
+
+impl<'a> Scalar<'a> {
+    fn of_literal(v: &'a Value) -> Option<Scalar<'a>> {
+        Some(match v {
+            Value::Null => Scalar::Null,
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Number(n) => Scalar::Number(n.as_str()),
+            Value::String(s) => Scalar::Text(s),
+            _ => return None,
+        })
+    }
+}
+
+/// [`compare`] on borrowed values, with the same answers: integers as
+/// 64-bit integers when both are, else as finite floats.
+fn compare_scalars(a: Scalar<'_>, b: Scalar<'_>) -> Option<Ordering> {
+    let int = |n: &str| {
+        if n.contains(['.', 'e', 'E']) {
+            None
+        } else {
+            n.parse::<i64>().ok()
+        }
+    };
+    let float = |n: &str| n.parse::<f64>().ok().filter(|f| f.is_finite());
+    match (a, b) {
+        (Scalar::Number(x), Scalar::Number(y)) => match (int(x), int(y)) {
+            (Some(x), Some(y)) => Some(x.cmp(&y)),
+            _ => float(x)?.partial_cmp(&float(y)?),
+        },
+        (Scalar::Text(x), Scalar::Text(y)) => Some(x.cmp(y)),
+        (Scalar::Bool(x), Scalar::Bool(y)) => Some(x.cmp(&y)),
+        (Scalar::Null, Scalar::Null) => Some(Ordering::Equal),
+        _ => None,
+    }
+}
+
 /// A float result as a value; infinity and NaN have no JSON form, and
 /// turning them into null would hide the overflow.
 fn float_value(f: f64) -> Result<Value> {
@@ -413,6 +463,66 @@ fn op_symbol(op: Op) -> &'static str {
 }
 
 impl Expr {
+    /// The names of the fields the expression reads, into `out`.
+    pub fn field_names<'e>(&'e self, out: &mut Vec<&'e str>) {
+        match self {
+            Expr::Lit(_) => {}
+            Expr::Field(name) => out.push(name),
+            Expr::Unary(_, e) => e.field_names(out),
+            Expr::Binary(_, a, b) => {
+                a.field_names(out);
+                b.field_names(out);
+            }
+            Expr::Call(_, args) => args.iter().for_each(|a| a.field_names(out)),
+        }
+    }
+
+    /// Decides a filter on borrowed field values, or `None` when it takes
+    /// the full evaluation (arithmetic, functions, a nested value: `field`
+    /// gives `None` for what it cannot lend). A decided answer is the one
+    /// `is_true(eval_with(..))` gives.
+    pub fn test_with<'s, 'r: 's>(
+        &'s self,
+        field: &dyn Fn(&str) -> Option<Scalar<'r>>,
+    ) -> Option<bool> {
+        let operand = |e: &'s Expr| -> Option<Scalar<'s>> {
+            match e {
+                Expr::Field(name) => field(name),
+                Expr::Lit(v) => Scalar::of_literal(v),
+                _ => None,
+            }
+        };
+        match self {
+            Expr::Binary(Op::And, a, b) => match a.test_with(field)? {
+                false => Some(false),
+                true => b.test_with(field),
+            },
+            Expr::Binary(Op::Or, a, b) => match a.test_with(field)? {
+                true => Some(true),
+                false => b.test_with(field),
+            },
+            Expr::Binary(op @ (Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge), a, b) => {
+                let ord = compare_scalars(operand(a)?, operand(b)?);
+                Some(match op {
+                    Op::Eq => ord == Some(Ordering::Equal),
+                    Op::Ne => ord != Some(Ordering::Equal),
+                    Op::Lt => ord == Some(Ordering::Less),
+                    Op::Le => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
+                    Op::Gt => ord == Some(Ordering::Greater),
+                    _ => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
+                })
+            }
+            Expr::Unary('!', e) => e.test_with(field).map(|t| !t),
+            Expr::Field(_) | Expr::Lit(_) => match operand(self)? {
+                Scalar::Null => Some(false),
+                Scalar::Bool(b) => Some(b),
+                Scalar::Text(s) => Some(!s.is_empty()),
+                Scalar::Number(_) => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Evaluates against a record. Errors (e.g. arithmetic on text) name
     /// the values involved; the caller rejects the record with them.
     pub fn eval(&self, record: &Map<String, Value>) -> Result<Value> {
@@ -559,6 +669,78 @@ mod tests {
             panic!("object")
         };
         parse(src).unwrap().eval(&map).unwrap()
+    }
+
+    #[test]
+    fn borrowed_tests_agree_with_evaluation() {
+        let records = [
+            json!({"q": 11, "s": "new", "b": true}),
+            json!({"q": 10, "s": "", "b": false, "f": 2.5}),
+            json!({"q": 9223372036854775807_i64, "s": "x", "f": 1e300}),
+            json!({"q": "11", "s": null, "n": [1]}),
+            json!({"q": -3, "f": 10.0, "s": "New"}),
+            json!({}),
+        ];
+        let exprs = [
+            "q > 10",
+            "q >= 10",
+            "q < 10",
+            "q <= 10",
+            "q == 11",
+            "q != 11",
+            "10 < q",
+            "f > 2",
+            "f == 10",
+            "f < q",
+            "q > 1.5",
+            "s == 'new'",
+            "s != 'new'",
+            "s < 'z'",
+            "s == null",
+            "q == null",
+            "b == true",
+            "b",
+            "s",
+            "not b",
+            "!(q > 10)",
+            "q > 10 and s == 'new'",
+            "q > 100 or s == 'x'",
+            "missing == null",
+            "missing",
+            "n == 1",
+            "q > 9223372036854775806",
+            "q * 2 > 10",
+            "lower(s) == 'new'",
+        ];
+        for record in &records {
+            let map = record.as_object().unwrap();
+            let field = |name: &str| match map.get(name) {
+                None | Some(Value::Null) => Some(Scalar::Null),
+                Some(Value::Bool(b)) => Some(Scalar::Bool(*b)),
+                Some(Value::Number(n)) => Some(Scalar::Number(n.as_str())),
+                Some(Value::String(s)) => Some(Scalar::Text(s)),
+                Some(_) => None,
+            };
+            for src in exprs {
+                let e = parse(src).unwrap();
+                let Some(quick) = e.test_with(&field) else {
+                    continue;
+                };
+                let full = is_true(&e.eval(map).unwrap());
+                assert_eq!(quick, full, "{src} on {record}");
+            }
+        }
+        // The common shapes are decided without evaluation.
+        let map = records[0].as_object().unwrap();
+        let field = |name: &str| match map.get(name) {
+            Some(Value::Number(n)) => Some(Scalar::Number(n.as_str())),
+            Some(Value::String(s)) => Some(Scalar::Text(s)),
+            _ => Some(Scalar::Null),
+        };
+        for src in ["q > 10", "q > 10 and s == 'new'", "s != 'x' or q < 1"] {
+            assert_eq!(parse(src).unwrap().test_with(&field), Some(true), "{src}");
+        }
+        assert_eq!(parse("q * 2 > 1").unwrap().test_with(&field), None);
     }
 
     #[test]

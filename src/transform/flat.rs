@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use super::expr::Scalar;
 use super::{Step, cast, expr};
 use crate::format::flat::{Fields, Raw};
 use crate::format::json;
@@ -44,6 +45,102 @@ pub(crate) fn raw_of(value: Value) -> Raw<'static> {
     }
 }
 
+/// The input fields a stage has to build: the steps (and a query after
+/// them) read or write only these, so the reader passes over the rest of
+/// each line after checking it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Needed {
+    /// Every field.
+    All,
+    /// Only these names; with `any_case`, in any ASCII case (a query's
+    /// names), and any name that is not ASCII is kept.
+    Only {
+        /// The names.
+        names: Vec<String>,
+        /// Names match in any ASCII case.
+        any_case: bool,
+    },
+}
+
+impl Needed {
+    /// Whether the reader builds field `name`.
+    #[inline]
+    pub fn keeps(&self, name: &str) -> bool {
+        match self {
+            Needed::All => true,
+            Needed::Only {
+                names,
+                any_case: false,
+            } => names.iter().any(|n| n == name),
+            Needed::Only {
+                names,
+                any_case: true,
+            } => !name.is_ascii() || names.iter().any(|n| n.eq_ignore_ascii_case(name)),
+        }
+    }
+
+    fn add(&mut self, name: &str) {
+        if let Needed::Only { names, .. } = self
+            && !names.iter().any(|n| n == name)
+        {
+            names.push(name.to_string());
+        }
+    }
+
+    /// What the steps need from their input, given what comes after them
+    /// needs `after`. Walked from the last step back: a select names all
+    /// that can survive it; filters, derives and casts add what they read
+    /// (a cast or an expression can reject a record, so its fields are
+    /// always built); a rename needs the old name of a new one.
+    pub fn before(steps: &[Step], after: Needed) -> Needed {
+        let mut needed = after;
+        for step in steps.iter().rev() {
+            match step {
+                Step::Select(names) => {
+                    needed = Needed::Only {
+                        names: names.clone(),
+                        any_case: false,
+                    }
+                }
+                Step::Drop(_) => {}
+                Step::Rename(pairs) => {
+                    for (old, new) in pairs {
+                        if needed.keeps(new) {
+                            needed.add(old);
+                        }
+                    }
+                }
+                Step::Filter(e) => {
+                    let mut names = Vec::new();
+                    e.field_names(&mut names);
+                    names.into_iter().for_each(|n| needed.add(n));
+                }
+                Step::Derive(name, e) => {
+                    // The derived field replaces one of its name in place.
+                    needed.add(name);
+                    let mut names = Vec::new();
+                    e.field_names(&mut names);
+                    names.into_iter().for_each(|n| needed.add(n));
+                }
+                Step::Cast(pairs) => pairs.iter().for_each(|(col, _)| needed.add(col)),
+            }
+        }
+        needed
+    }
+}
+
+/// A field as a filter reads it without a JSON value; `None` for a nested
+/// value (it takes the full evaluation).
+fn scalar_of<'f>(raw: Option<&'f Raw<'_>>) -> Option<Scalar<'f>> {
+    Some(match raw {
+        None | Some(Raw::Null) => Scalar::Null,
+        Some(Raw::Bool(b)) => Scalar::Bool(*b),
+        Some(Raw::Number(n)) => Scalar::Number(n),
+        Some(Raw::Str(s)) => Scalar::Text(s),
+        Some(Raw::Nested(_)) => return None,
+    })
+}
+
 fn get<'f>(fields: &'f Fields<'_>, name: &str) -> Option<&'f Raw<'f>> {
     fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
 }
@@ -79,6 +176,12 @@ pub fn apply_in_place(steps: &[Step], fields: &mut Fields<'_>) -> Result<bool, S
                 }
             }
             Step::Filter(e) => {
+                // Most filters are decided on the borrowed fields.
+                match e.test_with(&|name| scalar_of(get(fields, name))) {
+                    Some(true) => continue,
+                    Some(false) => return Ok(false),
+                    None => {}
+                }
                 let v = e
                     .eval_with(&|name| field_value(fields, name))
                     .map_err(|e| format!("--filter: {e}"))?;
@@ -141,6 +244,86 @@ pub fn write(out: &mut Vec<u8>, fields: &Fields<'_>) {
 mod tests {
     use super::*;
     use crate::format::flat::parse_object;
+
+    fn names(needed: &Needed) -> Vec<&str> {
+        match needed {
+            Needed::All => vec!["*"],
+            Needed::Only { names, .. } => names.iter().map(String::as_str).collect(),
+        }
+    }
+
+    #[test]
+    fn only_the_fields_the_steps_read_are_needed() {
+        let steps = |list: Vec<Step>| Needed::before(&list, Needed::All);
+        let select = |n: &[&str]| Step::Select(n.iter().map(|s| s.to_string()).collect());
+        assert_eq!(steps(vec![]), Needed::All);
+        assert_eq!(
+            steps(vec![Step::Filter(expr::parse("q > 1").unwrap())]),
+            Needed::All
+        );
+        let filtered = steps(vec![
+            Step::Filter(expr::parse("q > 1 and lower(s) = 'x'").unwrap()),
+            select(&["id", "q"]),
+        ]);
+        assert_eq!(names(&filtered), ["id", "q", "s"]);
+        // A field renamed into the selection is needed by its old name;
+        // a cast and a derive are always evaluated.
+        let renamed = steps(vec![
+            Step::Cast(vec![("c".into(), crate::record::FieldType::Integer)]),
+            Step::Derive("d".into(), expr::parse("a + 1").unwrap()),
+            Step::Rename(vec![("old".into(), "new".into())]),
+            select(&["new"]),
+        ]);
+        assert_eq!(names(&renamed), ["new", "old", "d", "a", "c"]);
+        // After a select, a drop needs nothing more; a select after a
+        // select needs only what both keep.
+        assert_eq!(
+            names(&steps(vec![
+                select(&["a", "b"]),
+                Step::Drop(vec!["a".into()])
+            ])),
+            ["a", "b"]
+        );
+        let query = Needed::Only {
+            names: vec!["status".into()],
+            any_case: true,
+        };
+        assert!(query.keeps("Status") && query.keeps("é") && !query.keeps("day"));
+        let before_query = Needed::before(&[Step::Filter(expr::parse("q > 1").unwrap())], query);
+        assert!(before_query.keeps("STATUS") && before_query.keeps("q"));
+    }
+
+    #[test]
+    fn passing_over_fields_keeps_the_same_results() {
+        let steps = vec![
+            Step::Filter(expr::parse("qty > 1").unwrap()),
+            Step::Rename(vec![("qty".into(), "n".into())]),
+            Step::Select(vec!["id".into(), "n".into()]),
+        ];
+        let needed = Needed::before(&steps, Needed::All);
+        for line in [
+            &br#"{"id":1,"wide":"a\"b","qty":3,"x":[1,{"y":2}]}"#[..],
+            br#"{"wide":null,"qty":1,"id":2}"#,
+        ] {
+            let full = apply(&steps, parse_object(line).unwrap()).unwrap();
+            let mut lean = Vec::new();
+            crate::format::flat::parse_object_keeping(line, &mut lean, |n| needed.keeps(n))
+                .unwrap();
+            assert_eq!(full, apply(&steps, lean).unwrap());
+        }
+        // A passed-over field is still checked.
+        let mut lean = Vec::new();
+        for bad in [
+            &br#"{"id":1,"x":"\q"}"#[..],
+            br#"{"id":1,"x":[1,}"#,
+            br#"{"id":1,"x":01}"#,
+        ] {
+            assert!(
+                crate::format::flat::parse_object_keeping(bad, &mut lean, |n| needed.keeps(n))
+                    .is_err()
+            );
+        }
+    }
 
     #[test]
     fn same_results_as_the_record_path() {

@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Map, Number, Value};
 
 use crate::error::Outcome;
-use crate::format::flat::{Fields, parse_object_into, recycle};
+use crate::format::flat::{Fields, parse_object_keeping, recycle};
 use crate::format::infer;
 use crate::format::typing::exact_float;
 use crate::output;
@@ -170,7 +170,19 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
     let mut held = held::Held::default();
     // --sql without --dedup: records go straight into typed columns.
     // Only the fields the query names become columns.
-    let mut table = sql::Builder::new(args.sql.as_deref().map(sql::wanted).unwrap_or_default());
+    let wanted = args.sql.as_deref().map(sql::wanted).unwrap_or_default();
+    // The fields the fast path builds: what the steps and the query read.
+    let needed = flat::Needed::before(
+        steps,
+        match &wanted {
+            sql::Wanted::All => flat::Needed::All,
+            sql::Wanted::Only(names) => flat::Needed::Only {
+                names: names.iter().cloned().collect(),
+                any_case: true,
+            },
+        },
+    );
+    let mut table = sql::Builder::new(wanted);
     let name = input.name.clone();
     let mut wire = Reader::new(input.reader, &name);
     let mut buffer = Vec::with_capacity(4096);
@@ -260,7 +272,7 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
         // fields.
         if args.dedup.is_empty() && contract.is_none() {
             let mut fields = recycle(std::mem::take(&mut spare));
-            let result = parse_object_into(text, &mut fields)
+            let result = parse_object_keeping(text, &mut fields, |n| needed.keeps(n))
                 .and_then(|()| flat::apply_in_place(steps, &mut fields));
             match result {
                 Ok(false) => counts.skipped += 1,
