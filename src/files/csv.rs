@@ -33,6 +33,7 @@ pub struct CsvOptions {
 #[derive(Debug, Clone)]
 pub struct Column {
     name: String,
+    /// `"name":` with the separator before it (`{` for the first column).
     key: Vec<u8>,
     typed: Typed,
     mismatches: u64,
@@ -128,7 +129,8 @@ impl<R: BufRead> CsvSource<R> {
         let columns = names
             .into_iter()
             .zip(guesses)
-            .map(|(col, guess)| {
+            .enumerate()
+            .map(|(i, (col, guess))| {
                 let pinned = options
                     .pinned
                     .iter()
@@ -139,8 +141,11 @@ impl<R: BufRead> CsvSource<R> {
                 } else {
                     guess.decide()
                 });
+                // The separator before the name goes with it: `{"a":`, `,"b":`.
+                let mut key = vec![if i == 0 { b'{' } else { b',' }];
+                key.extend_from_slice(&json::key_prefix(&col));
                 Column {
-                    key: json::key_prefix(&col),
+                    key,
                     typed: Typed(typed),
                     name: col,
                     mismatches: 0,
@@ -174,11 +179,10 @@ impl<R: BufRead> CsvSource<R> {
                 rec.len()
             ));
         }
-        out.push(b'{');
+        if self.columns.is_empty() {
+            out.push(b'{');
+        }
         for (i, col) in self.columns.iter_mut().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
             out.extend_from_slice(&col.key);
             let field = rec.text(i)?;
             if col.typed.encode(field, out) == Encoded::Mismatch {

@@ -225,7 +225,7 @@ impl<'a> Parser<'a> {
                 if !keep(&key) {
                     // Passed over, but an escape in it is still checked.
                     if let Span::Escaped(s, e) = span {
-                        self.unescape(s, e)?;
+                        self.decode(s, e, None)?;
                     }
                 } else {
                     fields.push((key, self.raw(span)?));
@@ -300,20 +300,34 @@ impl<'a> Parser<'a> {
     /// surrogate must come in a pair. Anything else fails where it stands.
     #[cold]
     fn unescape(&mut self, start: usize, end: usize) -> Result<String, Fail> {
+        let mut out = String::with_capacity(end - start);
+        self.decode(start, end, Some(&mut out))?;
+        Ok(out)
+    }
+
+    /// [`Parser::unescape`] into `out`, or only checked when `out` is
+    /// `None` (a field that is passed over).
+    fn decode(
+        &mut self,
+        start: usize,
+        end: usize,
+        mut out: Option<&mut String>,
+    ) -> Result<(), Fail> {
         let text = self.text;
         let bytes = text.as_bytes();
-        let mut out = String::with_capacity(end - start);
         let (mut i, end) = (start + 1, end - 1);
         // The position moves only to point a message at a bad escape.
         let resume = self.pos;
         loop {
             let plain = i + super::json::plain_prefix(&bytes[i..end]);
             // The prefix stops at an ASCII byte: a character boundary.
-            out.push_str(&text[i..plain]);
+            if let Some(out) = out.as_deref_mut() {
+                out.push_str(&text[i..plain]);
+            }
             i = plain;
             if i == end {
                 self.pos = resume;
-                return Ok(out);
+                return Ok(());
             }
             self.pos = i;
             if bytes[i] != b'\\' {
@@ -359,7 +373,9 @@ impl<'a> Parser<'a> {
                 }
                 _ => return Err(self.fail("invalid escape")),
             };
-            out.push(c);
+            if let Some(out) = out.as_deref_mut() {
+                out.push(c);
+            }
             i += 2;
         }
     }

@@ -100,9 +100,11 @@ pub fn is_integer(field: &str) -> bool {
 /// 64-bit float gives back the same decimal.
 pub fn is_exact_decimal(field: &str) -> bool {
     let body = field.strip_prefix('-').unwrap_or(field);
-    let Some((int, frac)) = body.split_once('.') else {
+    let Some(dot) = body.bytes().position(|b| b == b'.') else {
         return false;
     };
+    // The dot is ASCII: both sides are text.
+    let (int, frac) = (&body[..dot], &body[dot + 1..]);
     let int_ok = match int.as_bytes() {
         [b'0'] => true,
         [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),

@@ -71,7 +71,7 @@ impl Needed {
             Needed::Only {
                 names,
                 any_case: false,
-            } => names.iter().any(|n| n == name),
+            } => names.iter().any(|n| same(n, name)),
             Needed::Only {
                 names,
                 any_case: true,
@@ -141,8 +141,16 @@ fn scalar_of<'f>(raw: Option<&'f Raw<'_>>) -> Option<Scalar<'f>> {
     })
 }
 
+/// Name equality for the hot path: most names differ in length or in
+/// their first or last byte, which is decided without a call to memcmp.
+#[inline(always)]
+fn same(a: &str, b: &str) -> bool {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    x.len() == y.len() && x.first() == y.first() && x.last() == y.last() && x == y
+}
+
 fn get<'f>(fields: &'f Fields<'_>, name: &str) -> Option<&'f Raw<'f>> {
-    fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    fields.iter().find(|(n, _)| same(n, name)).map(|(_, v)| v)
 }
 
 /// Applies the steps: `Ok(None)` when a filter drops the record,
@@ -160,7 +168,7 @@ pub fn apply_in_place(steps: &[Step], fields: &mut Fields<'_>) -> Result<bool, S
                 // In place: each named field moves to the front, in order.
                 let mut kept = 0;
                 for name in names {
-                    if let Some(i) = fields[kept..].iter().position(|(n, _)| n == name) {
+                    if let Some(i) = fields[kept..].iter().position(|(n, _)| same(n, name)) {
                         fields.swap(kept, kept + i);
                         kept += 1;
                     }
