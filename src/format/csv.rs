@@ -459,20 +459,16 @@ fn scan(
 /// are searched eight at a time in place, the rest by memchr.
 #[inline(always)]
 fn find(needle: u8, hay: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let pattern = ONES * u64::from(needle);
+    use super::swar::{equal, first, word};
     let mut i = 0;
     while i < 32 {
-        let Some(chunk) = hay.get(i..i + 8) else {
+        let Some(x) = word(hay, i) else {
             // Under eight bytes left.
             return hay[i..].iter().position(|&b| b == needle).map(|j| i + j);
         };
-        let x = u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes")) ^ pattern;
-        // The lowest flagged byte is the first equal one.
-        let hit = x.wrapping_sub(ONES) & !x & HIGH;
+        let hit = equal(x, needle);
         if hit != 0 {
-            return Some(i + (hit.trailing_zeros() / 8) as usize);
+            return Some(i + first(hit));
         }
         i += 8;
     }

@@ -6,20 +6,12 @@
 /// checked eight bytes at a time.
 #[inline]
 pub fn plain_prefix(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Non-zero when some byte of `v` is zero (or below `n`, for `below`).
-    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH;
+    use super::swar::{below, equal, first, word};
     let mut i = 0;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let x = u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes"));
-        let hit = below(x, 0x20)
-            | below(x ^ (ONES * u64::from(b'"')), 1)
-            | below(x ^ (ONES * u64::from(b'\\')), 1);
+    while let Some(x) = word(bytes, i) {
+        let hit = below(x, 0x20) | equal(x, b'"') | equal(x, b'\\');
         if hit != 0 {
-            // The lowest flagged byte is exact (a borrow only flags bytes
-            // above a real hit): the first byte to stop at.
-            return i + (hit.trailing_zeros() / 8) as usize;
+            return i + first(hit);
         }
         i += 8;
     }

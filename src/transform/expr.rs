@@ -289,10 +289,29 @@ pub fn parse(src: &str) -> Result<Expr> {
 }
 
 fn as_int(n: &Number) -> Option<i64> {
-    if n.as_str().contains(['.', 'e', 'E']) {
+    int_text(n.as_str())
+}
+
+/// A number's text as a 64-bit integer, when it is written as one.
+fn int_text(n: &str) -> Option<i64> {
+    if n.contains(['.', 'e', 'E']) {
         None
     } else {
-        n.as_i64()
+        n.parse().ok()
+    }
+}
+
+/// Whether a comparison operator holds for an ordering (`None`: values
+/// that do not compare, for which only `!=` holds).
+fn holds(op: Op, ord: Option<Ordering>) -> bool {
+    match op {
+        Op::Eq => ord == Some(Ordering::Equal),
+        Op::Ne => ord != Some(Ordering::Equal),
+        Op::Lt => ord == Some(Ordering::Less),
+        Op::Le => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
+        Op::Gt => ord == Some(Ordering::Greater),
+        Op::Ge => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
+        _ => false,
     }
 }
 
@@ -322,16 +341,7 @@ fn text(v: &Value) -> String {
 }
 
 fn compare(a: &Value, b: &Value) -> Option<Ordering> {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (as_int(x), as_int(y)) {
-            (Some(x), Some(y)) => Some(x.cmp(&y)),
-            _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
-        },
-        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
-        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
-        (Value::Null, Value::Null) => Some(Ordering::Equal),
-        _ => None,
-    }
+    compare_scalars(Scalar::of(a)?, Scalar::of(b)?)
 }
 
 /// A field's value as a filter reads it, borrowed from the record: the
@@ -350,7 +360,9 @@ pub enum Scalar<'a> {
 }
 
 impl<'a> Scalar<'a> {
-    fn of_literal(v: &'a Value) -> Option<Scalar<'a>> {
+    /// A JSON value as a scalar; `None` for an array or object (which
+    /// compares with nothing).
+    fn of(v: &'a Value) -> Option<Scalar<'a>> {
         Some(match v {
             Value::Null => Scalar::Null,
             Value::Bool(b) => Scalar::Bool(*b),
@@ -361,19 +373,13 @@ impl<'a> Scalar<'a> {
     }
 }
 
-/// [`compare`] on borrowed values, with the same answers: integers as
-/// 64-bit integers when both are, else as finite floats.
+/// How two values order: integers as 64-bit integers when both are, else
+/// numbers as finite floats; text, booleans and nulls among their own
+/// kind; `None` across kinds.
 fn compare_scalars(a: Scalar<'_>, b: Scalar<'_>) -> Option<Ordering> {
-    let int = |n: &str| {
-        if n.contains(['.', 'e', 'E']) {
-            None
-        } else {
-            n.parse::<i64>().ok()
-        }
-    };
     let float = |n: &str| n.parse::<f64>().ok().filter(|f| f.is_finite());
     match (a, b) {
-        (Scalar::Number(x), Scalar::Number(y)) => match (int(x), int(y)) {
+        (Scalar::Number(x), Scalar::Number(y)) => match (int_text(x), int_text(y)) {
             (Some(x), Some(y)) => Some(x.cmp(&y)),
             _ => float(x)?.partial_cmp(&float(y)?),
         },
@@ -488,7 +494,7 @@ impl Expr {
         let operand = |e: &'s Expr| -> Option<Scalar<'s>> {
             match e {
                 Expr::Field(name) => field(name),
-                Expr::Lit(v) => Scalar::of_literal(v),
+                Expr::Lit(v) => Scalar::of(v),
                 _ => None,
             }
         };
@@ -502,15 +508,7 @@ impl Expr {
                 false => b.test_with(field),
             },
             Expr::Binary(op @ (Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge), a, b) => {
-                let ord = compare_scalars(operand(a)?, operand(b)?);
-                Some(match op {
-                    Op::Eq => ord == Some(Ordering::Equal),
-                    Op::Ne => ord != Some(Ordering::Equal),
-                    Op::Lt => ord == Some(Ordering::Less),
-                    Op::Le => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
-                    Op::Gt => ord == Some(Ordering::Greater),
-                    _ => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
-                })
+                Some(holds(*op, compare_scalars(operand(a)?, operand(b)?)))
             }
             Expr::Unary('!', e) => e.test_with(field).map(|t| !t),
             Expr::Field(_) | Expr::Lit(_) => match operand(self)? {
@@ -563,18 +561,8 @@ impl Expr {
                 let (a, b) = (a.operand(record)?, b.operand(record)?);
                 let (a, b) = (a.as_ref(), b.as_ref());
                 match op {
-                    Op::Eq => Value::Bool(compare(a, b) == Some(Ordering::Equal)),
-                    Op::Ne => Value::Bool(compare(a, b) != Some(Ordering::Equal)),
-                    Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-                        let Some(ord) = compare(a, b) else {
-                            return Ok(Value::Bool(false));
-                        };
-                        Value::Bool(match op {
-                            Op::Lt => ord == Ordering::Less,
-                            Op::Le => ord != Ordering::Greater,
-                            Op::Gt => ord == Ordering::Greater,
-                            _ => ord != Ordering::Less,
-                        })
+                    Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                        Value::Bool(holds(*op, compare(a, b)))
                     }
                     Op::Concat => Value::String(text(a) + &text(b)),
                     _ => arithmetic(*op, a, b)?,

@@ -87,6 +87,13 @@ impl Needed {
         }
     }
 
+    /// Adds the fields an expression reads.
+    fn add_read(&mut self, e: &expr::Expr) {
+        let mut names = Vec::new();
+        e.field_names(&mut names);
+        names.into_iter().for_each(|n| self.add(n));
+    }
+
     /// What the steps need from their input, given what comes after them
     /// needs `after`. Walked from the last step back: a select names all
     /// that can survive it; filters, derives and casts add what they read
@@ -110,17 +117,11 @@ impl Needed {
                         }
                     }
                 }
-                Step::Filter(e) => {
-                    let mut names = Vec::new();
-                    e.field_names(&mut names);
-                    names.into_iter().for_each(|n| needed.add(n));
-                }
+                Step::Filter(e) => needed.add_read(e),
                 Step::Derive(name, e) => {
                     // The derived field replaces one of its name in place.
                     needed.add(name);
-                    let mut names = Vec::new();
-                    e.field_names(&mut names);
-                    names.into_iter().for_each(|n| needed.add(n));
+                    needed.add_read(e);
                 }
                 Step::Cast(pairs) => pairs.iter().for_each(|(col, _)| needed.add(col)),
             }
