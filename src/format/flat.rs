@@ -119,8 +119,7 @@ pub fn parse_object_keeping<'a>(
     keep: impl Fn(&str) -> bool,
 ) -> Result<(), String> {
     fields.clear();
-    let text = std::str::from_utf8(line)
-        .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
+    let text = super::utf8(line).map_err(|at| format!("invalid UTF-8 at byte {at}"))?;
     let mut p = Parser {
         text,
         pos: 0,
@@ -404,11 +403,10 @@ impl<'a> Parser<'a> {
 
     #[inline(always)]
     fn digits(&mut self) -> usize {
-        let start = self.pos;
-        while matches!(self.peek(), Some(b'0'..=b'9')) {
-            self.pos += 1;
-        }
-        self.pos - start
+        let rest = &self.bytes()[self.pos..];
+        let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        self.pos += n;
+        n
     }
 
     #[inline(always)]

@@ -54,8 +54,8 @@ pub fn key_prefix(name: &str) -> Vec<u8> {
 
 /// Checks that `line` is one complete JSON object, without building it.
 pub fn check_object(line: &[u8]) -> anyhow::Result<()> {
-    if let Err(e) = std::str::from_utf8(line) {
-        anyhow::bail!("invalid UTF-8 at byte {}", e.valid_up_to());
+    if let Err(at) = super::utf8(line) {
+        anyhow::bail!("invalid UTF-8 at byte {at}");
     }
     if line.first() != Some(&b'{') {
         let found = match line.first() {

@@ -33,6 +33,24 @@ pub(crate) mod swar {
         below(x ^ (ONES * u64::from(b)), 1)
     }
 
+    /// Whether two slices of the same length hold the same bytes: up to
+    /// 16 bytes in two overlapping word compares, not a call to memcmp
+    /// (field names are short).
+    #[inline(always)]
+    pub fn same_bytes(x: &[u8], y: &[u8]) -> bool {
+        debug_assert_eq!(x.len(), y.len());
+        let n = x.len();
+        let four = |b: &[u8], at: usize| {
+            u32::from_le_bytes(b[at..at + 4].try_into().expect("a slice of 4 bytes"))
+        };
+        match n {
+            0..=3 => x.iter().zip(y).all(|(a, b)| a == b),
+            4..=7 => four(x, 0) == four(y, 0) && four(x, n - 4) == four(y, n - 4),
+            8..=16 => word(x, 0) == word(y, 0) && word(x, n - 8) == word(y, n - 8),
+            _ => x == y,
+        }
+    }
+
     /// The index of the first flagged byte. A borrow can flag a byte only
     /// above a real hit, so the lowest flag is always exact.
     #[inline(always)]
@@ -42,6 +60,16 @@ pub(crate) mod swar {
 }
 
 use std::path::Path;
+
+/// `bytes` as text, or the offset of the first byte that is not UTF-8.
+/// Checked 32 bytes at a time where the processor can (a record line is
+/// checked once, whole, before its fields are sliced out of it); the
+/// offset is found again byte by byte only when the check fails.
+#[inline]
+pub fn utf8(bytes: &[u8]) -> Result<&str, usize> {
+    simdutf8::basic::from_utf8(bytes)
+        .map_err(|_| std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len()))
+}
 
 /// A file format etlkit reads at the edges of a pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,5 +100,31 @@ impl Format {
             "parquet" | "pq" => Some(Format::Parquet),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::swar::same_bytes;
+
+    #[test]
+    fn same_bytes_agrees_with_slice_equality() {
+        let a: Vec<u8> = (b'a'..=b'z').collect();
+        for n in 0..=a.len() {
+            let x = &a[..n];
+            assert!(same_bytes(x, x));
+            for at in 0..n {
+                let mut y = x.to_vec();
+                y[at] ^= 0x20;
+                assert!(!same_bytes(x, &y), "length {n}, byte {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn utf8_names_the_first_bad_byte() {
+        assert_eq!(super::utf8("héllo".as_bytes()), Ok("héllo"));
+        assert_eq!(super::utf8(b"ab\xffcd"), Err(2));
+        assert_eq!(super::utf8(b"abc\xc3"), Err(3));
     }
 }

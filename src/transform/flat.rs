@@ -64,7 +64,7 @@ pub enum Needed {
 
 impl Needed {
     /// Whether the reader builds field `name`.
-    #[inline]
+    #[inline(always)]
     pub fn keeps(&self, name: &str) -> bool {
         match self {
             Needed::All => true,
@@ -76,6 +76,23 @@ impl Needed {
                 names,
                 any_case: true,
             } => !name.is_ascii() || names.iter().any(|n| n.eq_ignore_ascii_case(name)),
+        }
+    }
+
+    /// [`Needed::keeps`] as the reader asks it, once per field of every
+    /// line.
+    pub fn matcher(&self) -> Matcher<'_> {
+        let (lengths, any_case) = match self {
+            Needed::All => (u64::MAX, false),
+            Needed::Only { names, any_case } => (
+                names.iter().fold(0, |m, n| m | length_bit(n.len())),
+                *any_case,
+            ),
+        };
+        Matcher {
+            needed: self,
+            lengths,
+            any_case,
         }
     }
 
@@ -130,6 +147,36 @@ impl Needed {
     }
 }
 
+/// The bit of a name's length in [`Matcher::lengths`] (names of 63 bytes
+/// and more share the last bit).
+#[inline(always)]
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
+}
+
+/// [`Needed::keeps`] with the lengths of the needed names at hand: most
+/// names that are not needed have a length that no needed name has, and
+/// are passed over after one bit test.
+pub struct Matcher<'n> {
+    needed: &'n Needed,
+    /// A bit per length of a needed name.
+    lengths: u64,
+    /// Names match in any ASCII case, and non-ASCII names are kept.
+    any_case: bool,
+}
+
+impl Matcher<'_> {
+    /// Whether the reader builds field `name`.
+    #[inline(always)]
+    pub fn keeps(&self, name: &str) -> bool {
+        if self.lengths & length_bit(name.len()) == 0 {
+            // No needed name of this length (ASCII case changes no length).
+            return self.any_case && !name.is_ascii();
+        }
+        self.needed.keeps(name)
+    }
+}
+
 /// A field as a filter reads it without a JSON value; `None` for a nested
 /// value (it takes the full evaluation).
 fn scalar_of<'f>(raw: Option<&'f Raw<'_>>) -> Option<Scalar<'f>> {
@@ -143,11 +190,15 @@ fn scalar_of<'f>(raw: Option<&'f Raw<'_>>) -> Option<Scalar<'f>> {
 }
 
 /// Name equality for the hot path: most names differ in length or in
-/// their first or last byte, which is decided without a call to memcmp.
+/// their first or last byte, and short names compare a word at a time,
+/// without a call to memcmp.
 #[inline(always)]
 fn same(a: &str, b: &str) -> bool {
     let (x, y) = (a.as_bytes(), b.as_bytes());
-    x.len() == y.len() && x.first() == y.first() && x.last() == y.last() && x == y
+    x.len() == y.len()
+        && x.first() == y.first()
+        && x.last() == y.last()
+        && crate::format::swar::same_bytes(x, y)
 }
 
 fn get<'f>(fields: &'f Fields<'_>, name: &str) -> Option<&'f Raw<'f>> {
@@ -239,14 +290,55 @@ pub fn write(out: &mut Vec<u8>, fields: &Fields<'_>) {
         }
         json::write_str(out, name);
         out.push(b':');
-        match raw {
-            Raw::Null => out.extend_from_slice(b"null"),
-            Raw::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            Raw::Number(n) | Raw::Nested(n) => out.extend_from_slice(n.as_bytes()),
-            Raw::Str(s) => json::write_str(out, s),
-        }
+        write_value(out, raw);
     }
     out.push(b'}');
+}
+
+#[inline(always)]
+fn write_value(out: &mut Vec<u8>, raw: &Raw<'_>) {
+    match raw {
+        Raw::Null => out.extend_from_slice(b"null"),
+        Raw::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Raw::Number(n) | Raw::Nested(n) => out.extend_from_slice(n.as_bytes()),
+        Raw::Str(s) => json::write_str(out, s),
+    }
+}
+
+/// [`write`] for a stream of records: the records of one stream repeat
+/// their names in the same order, so each position keeps the encoded
+/// name it wrote last (`{"id":`, `,"qty":`) and writes it again after
+/// comparing the name.
+#[derive(Default)]
+pub struct Writer {
+    keys: Vec<(String, Vec<u8>)>,
+}
+
+impl Writer {
+    /// Writes fields as one JSON object (no newline).
+    pub fn write(&mut self, out: &mut Vec<u8>, fields: &Fields<'_>) {
+        for (i, (name, raw)) in fields.iter().enumerate() {
+            match self.keys.get(i) {
+                Some((known, key)) if same(known, name) => out.extend_from_slice(key),
+                _ => self.learn(out, i, name),
+            }
+            write_value(out, raw);
+        }
+        out.extend_from_slice(if fields.is_empty() { b"{}" } else { b"}" });
+    }
+
+    /// A name at a position for the first time (or a new one there).
+    #[cold]
+    fn learn(&mut self, out: &mut Vec<u8>, i: usize, name: &str) {
+        let mut key = vec![if i == 0 { b'{' } else { b',' }];
+        key.extend_from_slice(&json::key_prefix(name));
+        out.extend_from_slice(&key);
+        let entry = (name.to_string(), key);
+        match self.keys.get_mut(i) {
+            Some(slot) => *slot = entry,
+            None => self.keys.push(entry),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -298,6 +390,19 @@ mod tests {
             any_case: true,
         };
         assert!(query.keeps("Status") && query.keeps("é") && !query.keeps("day"));
+        // The matcher answers as the names do.
+        for needed in [&query, &filtered, &renamed, &Needed::All] {
+            let matcher = needed.matcher();
+            for name in [
+                "Status", "status", "é", "day", "id", "q", "s", "ss", "new", "old", "c", "",
+            ] {
+                assert_eq!(
+                    matcher.keeps(name),
+                    needed.keeps(name),
+                    "{name:?} in {needed:?}"
+                );
+            }
+        }
         let before_query = Needed::before(&[Step::Filter(expr::parse("q > 1").unwrap())], query);
         assert!(before_query.keeps("STATUS") && before_query.keeps("q"));
     }
@@ -330,6 +435,28 @@ mod tests {
             assert!(
                 crate::format::flat::parse_object_keeping(bad, &mut lean, |n| needed.keeps(n))
                     .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn the_stream_writer_writes_what_write_does() {
+        let mut writer = Writer::default();
+        for line in [
+            &br#"{"id":1,"q":"a\"b"}"#[..],
+            br#"{"id":2,"q":3}"#,
+            br#"{}"#,
+            br#"{"q":4,"id":5,"x\u00e9":null}"#,
+            br#"{"id":6}"#,
+            br#"{"id":7,"q":[1,{"y":2}],"x\u00e9":true}"#,
+        ] {
+            let fields = parse_object(line).unwrap();
+            let (mut ours, mut plain) = (Vec::new(), Vec::new());
+            writer.write(&mut ours, &fields);
+            write(&mut plain, &fields);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(plain).unwrap()
             );
         }
     }

@@ -182,6 +182,8 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
             },
         },
     );
+    let keep = needed.matcher();
+    let mut writer = flat::Writer::default();
     let mut table = sql::Builder::new(wanted);
     let name = input.name.clone();
     let mut wire = Reader::new(input.reader, &name);
@@ -271,15 +273,16 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
         // Row-wise steps, and --sql's columns: the fast path on borrowed
         // fields.
         if args.dedup.is_empty() && contract.is_none() {
-            let mut fields = recycle(std::mem::take(&mut spare));
-            let result = parse_object_keeping(text, &mut fields, |n| needed.keeps(n))
+            // An empty list of 'static fields is one of this line's.
+            let mut fields: Fields<'_> = std::mem::take(&mut spare);
+            let result = parse_object_keeping(text, &mut fields, |n| keep.keeps(n))
                 .and_then(|()| flat::apply_in_place(steps, &mut fields));
             match result {
                 Ok(false) => counts.skipped += 1,
                 Ok(true) if hold => table.push(&fields),
                 Ok(true) => {
                     buffer.clear();
-                    flat::write(&mut buffer, &fields);
+                    writer.write(&mut buffer, &fields);
                     buffer.push(b'\n');
                     out.write_all(&buffer)?;
                     counts.written += 1;
