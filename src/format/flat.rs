@@ -266,7 +266,7 @@ impl<'a> Parser<'a> {
     fn string(&mut self) -> Result<Span, Fail> {
         let start = self.pos + 1;
         let bytes = self.bytes();
-        let i = start + super::json::plain_prefix(&bytes[start..]);
+        let i = start + super::json::plain_prefix_in(&bytes[start..]);
         self.pos = i;
         match bytes.get(i) {
             Some(b'"') => {

@@ -1,11 +1,12 @@
 //! Writing JSON text by hand on the hot path: producers build each record's
 //! line directly from field bytes instead of through a `Value` tree.
 
-/// The length of the longest prefix of `bytes` with no byte that a JSON
-/// string must escape (a quote, a backslash, a control character),
-/// checked eight bytes at a time.
+/// [`plain_prefix`] for a scan that stops well before the end of `bytes`
+/// (a string inside the rest of its line): the few bytes past the last
+/// whole word are checked one at a time, which keeps this small where it
+/// is inlined.
 #[inline]
-pub fn plain_prefix(bytes: &[u8]) -> usize {
+pub fn plain_prefix_in(bytes: &[u8]) -> usize {
     use super::swar::{below, equal, first, word};
     let mut i = 0;
     while let Some(x) = word(bytes, i) {
@@ -19,6 +20,31 @@ pub fn plain_prefix(bytes: &[u8]) -> usize {
         i += 1;
     }
     i
+}
+
+/// The length of the longest prefix of `bytes` with no byte that a JSON
+/// string must escape (a quote, a backslash, a control character),
+/// checked eight bytes at a time.
+#[inline]
+pub fn plain_prefix(bytes: &[u8]) -> usize {
+    use super::swar::{below, equal, first, tail, word};
+    let flags = |x: u64| below(x, 0x20) | equal(x, b'"') | equal(x, b'\\');
+    let mut i = 0;
+    while let Some(x) = word(bytes, i) {
+        let hit = flags(x);
+        if hit != 0 {
+            return i + first(hit);
+        }
+        i += 8;
+    }
+    if i == bytes.len() {
+        return i;
+    }
+    // The last bytes in one more word, padded with spaces (plain).
+    match flags(tail(bytes, i, b' ')) {
+        0 => bytes.len(),
+        hit => i + first(hit),
+    }
 }
 
 /// Appends `s` as a JSON string literal (quotes included). Non-ASCII text is
@@ -114,6 +140,20 @@ mod tests {
                 .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
                 .unwrap_or(bytes.len())
         };
+        // Every length, so every tail, with a stop anywhere or none.
+        for n in 0..24 {
+            let plain = vec![0xa9; n];
+            assert_eq!(plain_prefix(&plain), n);
+            assert_eq!(plain_prefix_in(&plain), n);
+            for at in 0..n {
+                for stop in [b'"', b'\\', 0, 0x1f] {
+                    let mut bytes = plain.clone();
+                    bytes[at] = stop;
+                    assert_eq!(plain_prefix(&bytes), at, "{bytes:?}");
+                    assert_eq!(plain_prefix_in(&bytes), at, "{bytes:?}");
+                }
+            }
+        }
         for at in 0..16 {
             for b in 0..=255u8 {
                 for stop in [b'"', b'\\', 0, 0x1f] {
@@ -121,6 +161,7 @@ mod tests {
                     bytes[at] = b;
                     bytes[at + 1] = stop;
                     assert_eq!(plain_prefix(&bytes), slow(&bytes), "{bytes:?}");
+                    assert_eq!(plain_prefix_in(&bytes), slow(&bytes), "{bytes:?}");
                 }
             }
         }

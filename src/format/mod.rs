@@ -21,6 +21,33 @@ pub(crate) mod swar {
         ))
     }
 
+    /// The bytes from `at` to the end (fewer than eight, at least one) as
+    /// a word, the rest of it filled with `pad`: read as overlapping
+    /// words or halves, not byte by byte.
+    #[inline(always)]
+    pub fn tail(bytes: &[u8], at: usize, pad: u8) -> u64 {
+        let n = bytes.len();
+        let r = n - at;
+        debug_assert!((1..8).contains(&r));
+        let half = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                bytes[at..at + 4].try_into().expect("a slice of 4 bytes"),
+            ))
+        };
+        let x = if n >= 8 {
+            word(bytes, n - 8).expect("eight bytes") >> ((8 - r) * 8)
+        } else if r >= 4 {
+            // Two halves that overlap where r < 8: OR keeps a byte as it is.
+            half(at) | (half(n - 4) << ((r - 4) * 8))
+        } else {
+            bytes[at..]
+                .iter()
+                .enumerate()
+                .fold(0, |x, (k, &b)| x | (u64::from(b) << (k * 8)))
+        };
+        x | ((ONES * u64::from(pad)) << (r * 8))
+    }
+
     /// Flags (high bit) the bytes of `x` below `n` (`n` ≤ 128).
     #[inline(always)]
     pub fn below(x: u64, n: u8) -> u64 {
@@ -117,6 +144,22 @@ mod tests {
                 let mut y = x.to_vec();
                 y[at] ^= 0x20;
                 assert!(!same_bytes(x, &y), "length {n}, byte {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn tail_words_hold_the_last_bytes_then_padding() {
+        let bytes: Vec<u8> = (1..=20).collect();
+        for n in 1..=bytes.len() {
+            for at in n.saturating_sub(7)..n {
+                let mut want = [b' '; 8];
+                want[..n - at].copy_from_slice(&bytes[at..n]);
+                assert_eq!(
+                    super::swar::tail(&bytes[..n], at, b' '),
+                    u64::from_le_bytes(want),
+                    "{at}..{n}"
+                );
             }
         }
     }
