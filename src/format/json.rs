@@ -50,9 +50,21 @@ pub fn plain_prefix(bytes: &[u8]) -> usize {
 /// Appends `s` as a JSON string literal (quotes included). Non-ASCII text is
 /// written as UTF-8, not escaped.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
-    let mut start = 0;
+    let plain = plain_prefix(bytes);
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(&bytes[..plain]);
+    if plain < bytes.len() {
+        write_escaped(out, bytes, plain);
+    }
+    out.push(b'"');
+}
+
+/// The rest of a string from its first byte that needs an escape.
+#[cold]
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8], from: usize) {
+    let mut start = from;
     loop {
         let i = start + plain_prefix(&bytes[start..]);
         out.extend_from_slice(&bytes[start..i]);
@@ -67,7 +79,6 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         }
         start = i + 1;
     }
-    out.push(b'"');
 }
 
 /// The `"name":` prefix of a field, precomputed once per column.

@@ -173,7 +173,21 @@ impl Matcher<'_> {
             // No needed name of this length (ASCII case changes no length).
             return self.any_case && !name.is_ascii();
         }
-        self.needed.keeps(name)
+        match self.needed {
+            Needed::Only {
+                names,
+                any_case: false,
+            } => {
+                // A plain loop: it stays inlined where the reader asks.
+                for n in names {
+                    if same(n, name) {
+                        return true;
+                    }
+                }
+                false
+            }
+            needed => needed.keeps(name),
+        }
     }
 }
 
