@@ -1,49 +1,60 @@
 //! Writing JSON text by hand on the hot path: producers build each record's
 //! line directly from field bytes instead of through a `Value` tree.
 
+/// Flags the bytes of `x` that a JSON string must escape: a quote, a
+/// backslash, a control character.
+#[inline(always)]
+fn stops(x: u64) -> u64 {
+    use super::swar::{below, equal};
+    below(x, 0x20) | equal(x, b'"') | equal(x, b'\\')
+}
+
+/// The whole words of `bytes` checked: `Err(at)` for the first byte to
+/// escape, or `Ok(i)` where the last, partial word begins.
+#[inline(always)]
+fn plain_words(bytes: &[u8]) -> Result<usize, usize> {
+    use super::swar::{first, word};
+    let mut i = 0;
+    while let Some(x) = word(bytes, i) {
+        let hit = stops(x);
+        if hit != 0 {
+            return Err(i + first(hit));
+        }
+        i += 8;
+    }
+    Ok(i)
+}
+
 /// [`plain_prefix`] for a scan that stops well before the end of `bytes`
 /// (a string inside the rest of its line): the few bytes past the last
 /// whole word are checked one at a time, which keeps this small where it
 /// is inlined.
 #[inline]
 pub fn plain_prefix_in(bytes: &[u8]) -> usize {
-    use super::swar::{below, equal, first, word};
-    let mut i = 0;
-    while let Some(x) = word(bytes, i) {
-        let hit = below(x, 0x20) | equal(x, b'"') | equal(x, b'\\');
-        if hit != 0 {
-            return i + first(hit);
+    match plain_words(bytes) {
+        Err(at) => at,
+        Ok(mut i) => {
+            while i < bytes.len() && !matches!(bytes[i], b'"' | b'\\' | 0x00..=0x1f) {
+                i += 1;
+            }
+            i
         }
-        i += 8;
     }
-    while i < bytes.len() && !matches!(bytes[i], b'"' | b'\\' | 0x00..=0x1f) {
-        i += 1;
-    }
-    i
 }
 
 /// The length of the longest prefix of `bytes` with no byte that a JSON
 /// string must escape (a quote, a backslash, a control character),
-/// checked eight bytes at a time.
+/// checked eight bytes at a time; the bytes past the last whole word in
+/// one more word, padded with spaces (plain).
 #[inline]
 pub fn plain_prefix(bytes: &[u8]) -> usize {
-    use super::swar::{below, equal, first, tail, word};
-    let flags = |x: u64| below(x, 0x20) | equal(x, b'"') | equal(x, b'\\');
-    let mut i = 0;
-    while let Some(x) = word(bytes, i) {
-        let hit = flags(x);
-        if hit != 0 {
-            return i + first(hit);
-        }
-        i += 8;
-    }
-    if i == bytes.len() {
-        return i;
-    }
-    // The last bytes in one more word, padded with spaces (plain).
-    match flags(tail(bytes, i, b' ')) {
-        0 => bytes.len(),
-        hit => i + first(hit),
+    match plain_words(bytes) {
+        Err(at) => at,
+        Ok(i) if i == bytes.len() => i,
+        Ok(i) => match stops(super::swar::tail(bytes, i, b' ')) {
+            0 => bytes.len(),
+            hit => i + super::swar::first(hit),
+        },
     }
 }
 

@@ -21,6 +21,12 @@ pub(crate) mod swar {
         ))
     }
 
+    /// The four bytes at `at` (the caller knows there are four).
+    #[inline(always)]
+    fn half(bytes: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(bytes[at..at + 4].try_into().expect("a slice of 4 bytes"))
+    }
+
     /// The bytes from `at` to the end (fewer than eight, at least one) as
     /// a word, the rest of it filled with `pad`: read as overlapping
     /// words or halves, not byte by byte.
@@ -29,16 +35,11 @@ pub(crate) mod swar {
         let n = bytes.len();
         let r = n - at;
         debug_assert!((1..8).contains(&r));
-        let half = |at: usize| {
-            u64::from(u32::from_le_bytes(
-                bytes[at..at + 4].try_into().expect("a slice of 4 bytes"),
-            ))
-        };
         let x = if n >= 8 {
             word(bytes, n - 8).expect("eight bytes") >> ((8 - r) * 8)
         } else if r >= 4 {
             // Two halves that overlap where r < 8: OR keeps a byte as it is.
-            half(at) | (half(n - 4) << ((r - 4) * 8))
+            u64::from(half(bytes, at)) | (u64::from(half(bytes, n - 4)) << ((r - 4) * 8))
         } else {
             bytes[at..]
                 .iter()
@@ -67,12 +68,9 @@ pub(crate) mod swar {
     pub fn same_bytes(x: &[u8], y: &[u8]) -> bool {
         debug_assert_eq!(x.len(), y.len());
         let n = x.len();
-        let four = |b: &[u8], at: usize| {
-            u32::from_le_bytes(b[at..at + 4].try_into().expect("a slice of 4 bytes"))
-        };
         match n {
             0..=3 => x.iter().zip(y).all(|(a, b)| a == b),
-            4..=7 => four(x, 0) == four(y, 0) && four(x, n - 4) == four(y, n - 4),
+            4..=7 => half(x, 0) == half(y, 0) && half(x, n - 4) == half(y, n - 4),
             8..=16 => word(x, 0) == word(y, 0) && word(x, n - 8) == word(y, n - 8),
             _ => x == y,
         }

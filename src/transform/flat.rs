@@ -71,7 +71,15 @@ impl Needed {
             Needed::Only {
                 names,
                 any_case: false,
-            } => names.iter().any(|n| same(n, name)),
+            } => {
+                // A plain loop: it stays inlined in the reader.
+                for n in names {
+                    if same(n, name) {
+                        return true;
+                    }
+                }
+                false
+            }
             Needed::Only {
                 names,
                 any_case: true,
@@ -82,17 +90,13 @@ impl Needed {
     /// [`Needed::keeps`] as the reader asks it, once per field of every
     /// line.
     pub fn matcher(&self) -> Matcher<'_> {
-        let (lengths, any_case) = match self {
-            Needed::All => (u64::MAX, false),
-            Needed::Only { names, any_case } => (
-                names.iter().fold(0, |m, n| m | length_bit(n.len())),
-                *any_case,
-            ),
+        let lengths = match self {
+            Needed::All => u64::MAX,
+            Needed::Only { names, .. } => names.iter().fold(0, |m, n| m | length_bit(n.len())),
         };
         Matcher {
             needed: self,
             lengths,
-            any_case,
         }
     }
 
@@ -161,8 +165,6 @@ pub struct Matcher<'n> {
     needed: &'n Needed,
     /// A bit per length of a needed name.
     lengths: u64,
-    /// Names match in any ASCII case, and non-ASCII names are kept.
-    any_case: bool,
 }
 
 impl Matcher<'_> {
@@ -171,23 +173,10 @@ impl Matcher<'_> {
     pub fn keeps(&self, name: &str) -> bool {
         if self.lengths & length_bit(name.len()) == 0 {
             // No needed name of this length (ASCII case changes no length).
-            return self.any_case && !name.is_ascii();
+            let any_case = matches!(self.needed, Needed::Only { any_case: true, .. });
+            return any_case && !name.is_ascii();
         }
-        match self.needed {
-            Needed::Only {
-                names,
-                any_case: false,
-            } => {
-                // A plain loop: it stays inlined where the reader asks.
-                for n in names {
-                    if same(n, name) {
-                        return true;
-                    }
-                }
-                false
-            }
-            needed => needed.keeps(name),
-        }
+        self.needed.keeps(name)
     }
 }
 
