@@ -82,6 +82,25 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// The error with its message (the whole chain, as one line) rewritten by
+/// `change`, keeping its exit code and hint. A closed pipe is kept as it is
+/// (it must stay recognisable, and its message holds nothing from outside).
+pub fn rewrite(err: anyhow::Error, change: impl Fn(&str) -> String) -> anyhow::Error {
+    if is_broken_pipe(&err) {
+        return err;
+    }
+    let message = change(&format!("{err:#}"));
+    match failure_of(&err) {
+        Some(failure) => Failure {
+            kind: failure.kind,
+            message,
+            hint: failure.hint.as_deref().map(&change),
+        }
+        .into(),
+        None => anyhow::anyhow!("{message}"),
+    }
+}
+
 fn failure_of(err: &anyhow::Error) -> Option<&Failure> {
     err.chain()
         .find_map(|cause| cause.downcast_ref::<Failure>())
@@ -90,6 +109,19 @@ fn failure_of(err: &anyhow::Error) -> Option<&Failure> {
 /// The exit code for an error: its [`Failure`] kind, else 1.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     failure_of(err).map_or(Kind::Runtime.code(), |f| f.kind.code())
+}
+
+/// The running program's name (`etl-load`...), for the rare message
+/// printed where no progress reporter is at hand.
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|arg| {
+            std::path::Path::new(&arg)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "etlkit".into())
 }
 
 /// How a run ended when it did not fail.
@@ -122,9 +154,11 @@ pub fn finish(program: &str, result: anyhow::Result<Outcome>, log_json: bool) ->
             ExitCode::from(code)
         }
         Err(err) => {
-            eprintln!("{program}: error: {err:#}");
+            // One line, whatever a file name or a server put in it.
+            let message = format!("{err:#}");
+            eprintln!("{program}: error: {}", crate::shown::line(&message));
             if let Some(hint) = failure_of(&err).and_then(|f| f.hint.as_deref()) {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", crate::shown::line(hint));
             }
             ExitCode::from(exit_code_for(&err))
         }
@@ -149,6 +183,21 @@ mod tests {
     fn plain_errors_are_runtime() {
         let err = anyhow::anyhow!("disk full");
         assert_eq!(exit_code_for(&err), 1);
+    }
+
+    #[test]
+    fn a_rewritten_error_keeps_its_kind_and_hint() {
+        let err = anyhow::Error::from(Failure::new(Kind::Usage, "bad s3cret").hint("not s3cret"))
+            .context("reading");
+        let err = rewrite(err, |m| m.replace("s3cret", "***"));
+        assert_eq!(format!("{err:#}"), "reading: bad ***");
+        assert_eq!(exit_code_for(&err), 2);
+        assert_eq!(
+            failure_of(&err).and_then(|f| f.hint.clone()).as_deref(),
+            Some("not ***")
+        );
+        let pipe = anyhow::Error::from(io::Error::new(io::ErrorKind::BrokenPipe, "pipe"));
+        assert!(is_broken_pipe(&rewrite(pipe, |_| String::new())));
     }
 
     #[test]

@@ -430,6 +430,9 @@ pub fn run_into(
             }
             Inputs::Http(http) => {
                 let lower = window_bounds.as_ref().and_then(|(lower, _)| lower.as_ref());
+                // A record may echo the API's token: rejects entries are
+                // masked like messages.
+                cx.rejects.mask_with(http.redactor.clone());
                 let mut source = HttpSource::open((**http).clone(), lower)?;
                 begin.source = Some(source.name());
                 // Begun before the first request: a run that fails from

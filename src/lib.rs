@@ -23,6 +23,7 @@ pub mod progress;
 pub mod record;
 pub mod rejects;
 pub mod runs;
+pub mod shown;
 pub mod sink;
 pub mod source;
 pub mod sqlite;

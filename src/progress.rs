@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::shown::line;
+
 /// Shared verbosity settings.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Verbosity {
@@ -79,7 +81,7 @@ impl Progress {
     pub fn warn(&self, message: &str) {
         if !self.verbosity.quiet {
             self.bar
-                .suspend(|| eprintln!("{}: warning: {message}", self.program));
+                .suspend(|| eprintln!("{}: warning: {}", self.program, line(message)));
         }
     }
 
@@ -87,7 +89,7 @@ impl Progress {
     pub fn note(&self, message: &str) {
         if !self.verbosity.quiet {
             self.bar
-                .suspend(|| eprintln!("{}: {message}", self.program));
+                .suspend(|| eprintln!("{}: {}", self.program, line(message)));
         }
     }
 
@@ -95,7 +97,7 @@ impl Progress {
     pub fn detail(&self, message: &str) {
         if self.verbosity.verbose && !self.verbosity.quiet {
             self.bar
-                .suspend(|| eprintln!("{}: {message}", self.program));
+                .suspend(|| eprintln!("{}: {}", self.program, line(message)));
         }
     }
 

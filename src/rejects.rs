@@ -8,10 +8,12 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Map, Value};
+
+use crate::shown::Redactor;
 
 /// Where a rejected row came from and what it held.
 pub enum Payload<'a> {
@@ -68,6 +70,9 @@ pub struct Rejects {
     count: u64,
     /// Rows rejected through all handles: the limit applies to the run.
     total: Arc<AtomicU64>,
+    /// The credentials to keep out of the file (a record may echo an API's
+    /// token), shared by all handles.
+    mask: Arc<OnceLock<Redactor>>,
 }
 
 impl Rejects {
@@ -87,6 +92,7 @@ impl Rejects {
             max,
             count: 0,
             total: Arc::new(AtomicU64::new(0)),
+            mask: Arc::new(OnceLock::new()),
         })
     }
 
@@ -100,7 +106,14 @@ impl Rejects {
             max: self.max,
             count: 0,
             total: Arc::clone(&self.total),
+            mask: Arc::clone(&self.mask),
         }
+    }
+
+    /// Masks `redactor`'s secrets in every entry written from now on, by
+    /// this handle and every handle sharing its file (the first call wins).
+    pub fn mask_with(&self, redactor: Redactor) {
+        let _ = self.mask.set(redactor);
     }
 
     /// Rows rejected so far through this handle.
@@ -127,6 +140,14 @@ impl Rejects {
         };
         self.count += 1;
         let total = self.total.fetch_add(1, Ordering::SeqCst) + 1;
+        let mask = |text: &str| match self.mask.get() {
+            Some(redactor) => redactor.redact(text),
+            None => text.to_string(),
+        };
+        let input = mask(input);
+        let input = input.as_str();
+        let reason = mask(reason);
+        let reason = reason.as_str();
         let mut entry = Map::new();
         entry.insert("input".into(), input.into());
         if line > 0 {
@@ -137,10 +158,18 @@ impl Rejects {
             Payload::Raw(bytes) => {
                 let text = String::from_utf8_lossy(bytes);
                 let text = text.strip_suffix('\n').unwrap_or(&text);
-                entry.insert("raw".into(), text.strip_suffix('\r').unwrap_or(text).into());
+                entry.insert(
+                    "raw".into(),
+                    mask(text.strip_suffix('\r').unwrap_or(text)).into(),
+                );
             }
             Payload::Record(record) => {
-                entry.insert("record".into(), Value::Object(record.clone()));
+                let record = Value::Object(record.clone());
+                let record = match self.mask.get() {
+                    Some(redactor) => redactor.value(&record),
+                    None => record,
+                };
+                entry.insert("record".into(), record);
             }
         }
         {

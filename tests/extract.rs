@@ -255,6 +255,31 @@ fn missing_file_fails_without_output() {
 }
 
 #[test]
+fn a_file_name_with_control_characters_is_escaped_in_messages() {
+    let dir = tempdir();
+    let mut c = cmd(EXTRACT, dir.path());
+    c.arg("in\nbox\t\u{1b}red.csv");
+    let out = run(c);
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stderr(&out),
+        "etl-extract: error: cannot open in\\nbox\\t\\u{1b}red.csv: No such file or \
+         directory (os error 2)\n"
+    );
+    // A bad row names its file and line, on one line.
+    write(dir.path(), "in\nbox.csv", b"id,name\n1,a\n2,b,c\n");
+    let mut c = cmd(EXTRACT, dir.path());
+    c.arg("in\nbox.csv");
+    let out = run(c);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("etl-extract: error: in\\nbox.csv:3: ") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let dir = tempdir();
     let mut c = cmd(EXTRACT, dir.path());

@@ -289,6 +289,105 @@ fn pagination_that_does_not_advance_fails_and_commits_nothing() {
 }
 
 #[test]
+fn a_page_repeating_earlier_records_under_a_new_url_fails_and_commits_nothing() {
+    let dir = tempdir();
+    let d = dir.path();
+    let db = d.join("wh.db");
+    // Link headers: page 6 holds page 5's records; page numbers: page 7
+    // holds page 5's. Each URL is new, so only the records show it.
+    for (flags, repeated, first, expected) in [
+        ("", 6, 5, "page 6 holds the same records as page 5"),
+        (
+            "--page-param page",
+            7,
+            5,
+            "page 7 holds the same records as page 5 (does the API read the \"page\" parameter?)",
+        ),
+    ] {
+        let api = Api::orders(2500, Some(TOKEN));
+        api.with(|s| {
+            s.repeat_pages.insert(repeated, first);
+        });
+        let out = sh(
+            &format!(
+                "etl-extract {} {flags} -H 'Authorization: Bearer $API_TOKEN' \
+                 --cursor updated_at --state wh.db | tee wire.ndjson \
+                 | etl-load wh.db --table orders",
+                api.url()
+            ),
+            d,
+        );
+        assert_eq!(code(&out), 1, "{flags}: {}", stderr(&out));
+        let err = stderr(&out);
+        let url = match flags {
+            "" => format!("{}?limit=100&offset={}", api.url(), (repeated - 1) * 100),
+            _ => format!("{}?page={repeated}", api.url()),
+        };
+        assert!(
+            err.starts_with(&format!(
+                "etl-extract: error: {url}: pagination did not advance: {expected}\n"
+            )),
+            "{flags}: {err}"
+        );
+        let wire = std::fs::read_to_string(d.join("wire.ndjson")).expect("wire");
+        assert!(!wire.contains(r#""@etl":"end""#), "{flags}: no end line");
+        assert_eq!(
+            records(&wire).len(),
+            (repeated as usize - 1) * 100,
+            "{flags}: no record of the repeated page was written"
+        );
+        assert_eq!(count(&db, "orders"), None, "{flags}: nothing committed");
+        assert_eq!(api.server.requests().len() as u64, repeated, "{flags}");
+    }
+}
+
+#[test]
+fn params_are_sent_on_every_request_when_following_links() {
+    let dir = tempdir();
+    let api = Api::orders(250, None);
+    for flags in [&[][..], &["--next", "next"][..]] {
+        let mut args = vec![
+            api.url(),
+            "--param".into(),
+            "status=open".into(),
+            "-q".into(),
+        ];
+        args.extend(flags.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = extract(dir.path(), &args);
+        assert_eq!(code(&out), 0, "{flags:?}: {}", stderr(&out));
+        assert_eq!(ids(&records(&stdout(&out))), (1..=250).collect::<Vec<_>>());
+    }
+    let requests = api.server.requests();
+    assert_eq!(requests.len(), 6);
+    for request in requests {
+        assert_eq!(request.param("status"), Some("open"), "{}", request.target);
+    }
+}
+
+#[test]
+fn a_page_over_max_page_bytes_fails_the_run() {
+    let dir = tempdir();
+    let api = Api::orders(250, None);
+    // A page of 100 orders is about 14 KB.
+    let out = extract(dir.path(), &[&api.url(), "--max-page-bytes", "8K"]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "etl-extract: error: page 1 ({}): the page is larger than 8K (--max-page-bytes); \
+             ask the API for smaller pages (--page-size) or raise --max-page-bytes\n",
+            api.url()
+        )
+    );
+    assert!(!stdout(&out).contains(r#""@etl":"end""#));
+    let out = extract(dir.path(), &[&api.url(), "--max-page-bytes", "64K", "-q"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = extract(dir.path(), &[&api.url(), "--max-page-bytes", "0"]);
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
 fn a_server_that_dies_or_sends_no_json_mid_way_cuts_the_stream() {
     let dir = tempdir();
     let d = dir.path();
@@ -464,6 +563,125 @@ fn the_token_shows_in_no_output_message_rejects_file_or_row() {
         "{error}"
     );
     assert!(!stderr(&out).contains(TOKEN) && !stdout(&out).contains(TOKEN));
+}
+
+#[test]
+fn a_token_echoed_by_the_api_is_masked_in_the_rejects_file_and_messages() {
+    let dir = tempdir();
+    let d = dir.path();
+    let api = Api::orders(150, Some(TOKEN));
+    api.with(|s| {
+        // The API echoes the caller's credentials in records it returns.
+        s.records.insert(
+            3,
+            json!({"id": 9998, "updated_at": null, "echo": format!("Bearer {TOKEN}")}),
+        );
+        s.records.insert(5, json!(format!("token={TOKEN}")));
+        s.records.insert(
+            7,
+            json!({"id": 9999, "updated_at": null, TOKEN: [{"auth": TOKEN}]}),
+        );
+    });
+    let out = sh(
+        &format!(
+            "etl-extract {} -H 'Authorization: Bearer $API_TOKEN' --cursor updated_at \
+             --rejects bad.ndjson -v --log-json > wire.ndjson",
+            api.url()
+        ),
+        d,
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let rejects = std::fs::read_to_string(d.join("bad.ndjson")).expect("rejects");
+    assert!(!rejects.contains(TOKEN), "{rejects}");
+    assert!(!stderr(&out).contains(TOKEN), "{}", stderr(&out));
+    let rejected: Vec<Value> = json_lines(&rejects);
+    assert_eq!(rejected.len(), 3, "{rejects}");
+    let raw = |i: usize| -> Value {
+        serde_json::from_str(rejected[i]["raw"].as_str().expect("raw")).expect("JSON")
+    };
+    // The whole header value is the secret: "Bearer <token>" goes at once.
+    assert_eq!(raw(0)["echo"], "***");
+    assert_eq!(
+        rejected[0]["reason"],
+        "cursor column \"updated_at\" is null or missing"
+    );
+    assert_eq!(rejected[1]["raw"], "\"token=***\"");
+    assert_eq!(raw(2)["***"], json!([{"auth": "***"}]));
+    // The data itself is the data: records pass as the API sent them.
+    let wire = std::fs::read_to_string(d.join("wire.ndjson")).expect("wire");
+    assert_eq!(records(&wire).len(), 150);
+
+    // Without a rejects file the first such record fails the run: masked too.
+    let out = sh(
+        &format!(
+            "etl-extract {} -H 'Authorization: Bearer $API_TOKEN' --cursor updated_at --log-json",
+            api.url()
+        ),
+        d,
+    );
+    assert_eq!(code(&out), 1);
+    assert!(!stderr(&out).contains(TOKEN), "{}", stderr(&out));
+}
+
+#[test]
+fn credentials_written_in_the_url_query_are_masked_in_errors_and_log_json() {
+    let dir = tempdir();
+    let d = dir.path();
+    let api = Api::orders(250, None);
+    let credentials = [
+        ("sig", "AzureSasSig0123"),
+        ("X-Amz-Credential", "AKIAEXAMPLE0123%2F20261105"),
+        ("X-Amz-Signature", "f00dfeedbeef0123"),
+        ("X-Amz-Security-Token", "FwoGZXIvYXdzEXAMPLE"),
+        ("jwt", "eyJhbGciOi.eyJzdWIi.c2lnbmF0"),
+        ("pwd", "hunter2-pwd"),
+        ("password", "hunter3-password"),
+        ("token", "plain-token-0123"),
+        ("access_token", "oauth-access-0123"),
+        ("api_key", "key-0123456789"),
+        ("code", "oauth-code-0123"),
+    ];
+    let query: Vec<String> = credentials
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    let url = format!("{}?status=open&{}", api.url(), query.join("&"));
+    let masked: Vec<String> = credentials
+        .iter()
+        .map(|(n, _)| format!("{n}=***"))
+        .collect();
+    let shown = format!("{}?status=open&{}", api.url(), masked.join("&"));
+    for log_json in [false, true] {
+        api.fault(2, Reply::status(404, r#"{"error":"gone"}"#));
+        let mut args = vec![url.as_str(), "--page-param", "page", "-v"];
+        if log_json {
+            args.push("--log-json");
+        }
+        let out = extract(d, &args);
+        assert_eq!(code(&out), 1, "{}", stderr(&out));
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        for (name, value) in credentials {
+            let decoded = value.replace("%2F", "/");
+            assert!(
+                !all.contains(value) && !all.contains(&decoded),
+                "the {name} value shows:\n{all}"
+            );
+        }
+        let begin = serde_json::from_str::<Value>(stdout(&out).lines().next().expect("begin"))
+            .expect("JSON");
+        assert_eq!(begin["source"], shown.as_str());
+        let error = format!("page 2 ({shown}&page=2): HTTP 404 Not Found: {{\"error\":\"gone\"}}");
+        if log_json {
+            assert_eq!(last_line(&stderr(&out))["error"], error.as_str());
+        } else {
+            assert!(
+                stderr(&out).contains(&format!("GET {shown}&page=1\n"))
+                    && stderr(&out).ends_with(&format!("etl-extract: error: {error}\n")),
+                "{}",
+                stderr(&out)
+            );
+        }
+    }
 }
 
 #[test]

@@ -317,6 +317,114 @@ fn passwords_never_appear_in_output() {
 }
 
 #[test]
+fn a_pgpass_file_others_can_read_is_ignored_with_a_warning() {
+    let Some(pg) = PgSchema::new("pgpass") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let passfile = write(d, "pgpass", b"*:*:*:*:Sup3rS3cret-pw\n");
+    for (mode, warning) in [
+        (
+            0o644,
+            format!(
+                "etl-extract: warning: password file {} has group or world access (mode 0644); \
+                 permissions should be u=rw (0600) or less: it is ignored\n",
+                passfile.display()
+            ),
+        ),
+        (0o600, String::new()),
+    ] {
+        std::fs::set_permissions(
+            &passfile,
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .expect("chmod");
+        let mut c = cmd(EXTRACT, d);
+        c.env("PGPASSFILE", &passfile)
+            .args([pg.url.as_str(), "--query", "SELECT 1 AS one", "-q"]);
+        let out = run(c);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(stderr(&out), warning, "mode {mode:o}");
+    }
+}
+
+#[test]
+fn ambiguous_passwords_in_connection_urls_are_refused_and_never_shown() {
+    let dir = tempdir();
+    let d = dir.path();
+    // Unencoded '@' after '/' or '?' in the password: libpq would take the
+    // user info to end at the first '@' and connect to a host named by the
+    // rest of the password.
+    let secrets = ["Sup3r", "S3cr3t", "c%r#e", "S:e"];
+    let urls = [
+        "postgres://postgres:Sup3r@S3cr3t/pw?x@127.0.0.1:5432/test",
+        "postgres://postgres:S:e/c%r#e?t@127.0.0.1:5432/test",
+        "postgres://postgres:Sup3r@S3cr3t@127.0.0.1:5432/test",
+    ];
+    let refusal = |program: &str| {
+        format!(
+            "{program}: error: a postgres:// URL holds an '@' after a '/', '?' or '#', or more \
+             than one '@': where its password ends is ambiguous, so it is not used (nor shown)\n\
+             hint: percent-encode these characters in the user name, the password and the \
+             query: @ as %40, / as %2F, ? as %3F, # as %23, : as %3A\n"
+        )
+    };
+    for url in urls {
+        let runs = [
+            format!("etl-extract '{url}' --table t"),
+            format!("etl-extract --log-json '{url}' --query 'SELECT 1 AS x'"),
+            format!("echo '{{\"id\":1}}' | etl-load '{url}' --table t"),
+            format!("echo '{{\"id\":1}}' | etl-load --log-json -v '{url}' --table t"),
+            format!("echo '{{\"id\":1}}' | etl-load w.db --table t --state '{url}'"),
+            format!("etl-extract -q '{url}' --table t | etl-load --log-json w.db --table t"),
+            format!("etl-extract w.db --table t --cursor id --state '{url}'"),
+        ];
+        for script in &runs {
+            let out = bash(script, d);
+            let all = format!("{}{}", stdout(&out), stderr(&out));
+            for secret in secrets {
+                assert!(!all.contains(secret), "`{script}` shows {secret}:\n{all}");
+            }
+            assert_ne!(code(&out), 0, "{script}");
+        }
+        let out = bash(&format!("etl-extract '{url}' --table t"), d);
+        assert_eq!(code(&out), 2);
+        assert_eq!(stderr(&out), refusal("etl-extract"));
+        let out = bash(&format!("etl-load '{url}' --table t < /dev/null"), d);
+        assert_eq!(code(&out), 2);
+        assert_eq!(stderr(&out), refusal("etl-load"));
+    }
+    // The run history the failed loads left holds none of it either.
+    let conn = rusqlite::Connection::open(d.join("w.db")).expect("open");
+    let history: Vec<String> = conn
+        .prepare("SELECT coalesce(error, '') FROM _etl_runs")
+        .expect("runs")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(!history.is_empty());
+    for secret in secrets {
+        assert!(history.iter().all(|e| !e.contains(secret)), "{history:?}");
+    }
+    // MySQL and broker URLs take the same rule.
+    let out = bash(
+        "etl-extract 'mysql://u:Sup3r@S3cr3t/x@127.0.0.1/test' --table t",
+        d,
+    );
+    assert_eq!(code(&out), 2);
+    assert!(!stderr(&out).contains("S3cr3t"), "{}", stderr(&out));
+    let out = bash(
+        "etl-watch 'redis://:Sup3r@S3cr3t/x@127.0.0.1:6379' --key k --group g \
+         --checkpoint c --once",
+        d,
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("S3cr3t"), "{}", stderr(&out));
+}
+
+#[test]
 fn hostile_names_load_safely() {
     let Some(pg) = PgSchema::new("names") else {
         return;
@@ -598,6 +706,11 @@ fn connection_parameters_are_honoured_or_refused() {
         [serde_json::json!({"s": s, "app": "etl_params_test", "n": 1})]
     );
     let passfile = write(d, "pgpass", b"*:*:*:*:unused\n");
+    std::fs::set_permissions(
+        &passfile,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
     let url = with(&format!(
         "sslmode=disable&passfile={}&keepalives=1&target_session_attrs=any",
         passfile.display()

@@ -112,8 +112,8 @@ pub struct HttpArgs {
     )]
     pub headers: Vec<String>,
 
-    /// Query parameter 'name=value' added to every request, repeatable; $NAME
-    /// is expanded as in --header
+    /// Query parameter 'name=value' added to every request (next links the
+    /// API hands out included), repeatable; $NAME is expanded as in --header
     #[arg(
         long = "param",
         value_name = "NAME=VALUE",
@@ -135,6 +135,13 @@ pub struct HttpArgs {
     /// [default: 10000]
     #[arg(long, value_name = "N", help_heading = "HTTP sources")]
     pub max_pages: Option<u64>,
+
+    /// Fail (writing no end line) on a page larger than SIZE (bytes, or with
+    /// K, M, G): a page is held in memory whole until its records are
+    /// checked, and parsed takes up to 12 times its size (small records)
+    /// [default: 32M]
+    #[arg(long, value_name = "SIZE", value_parser = super::load::parse_size, help_heading = "HTTP sources")]
+    pub max_page_bytes: Option<u64>,
 
     /// Trust the CA certificates in this PEM file (a private CA) instead of
     /// the bundled Mozilla roots
@@ -158,6 +165,7 @@ impl HttpArgs {
             ("--timeout", self.timeout.is_some()),
             ("--retries", self.retries.is_some()),
             ("--max-pages", self.max_pages.is_some()),
+            ("--max-page-bytes", self.max_page_bytes.is_some()),
             ("--ca-cert", self.ca_cert.is_some()),
         ];
         given.iter().find(|(_, set)| *set).map(|(flag, _)| *flag)
@@ -222,6 +230,7 @@ pub(super) fn plan(
     let mut start = Url::parse(url).map_err(|e| usage(format!("the INPUT URL: {e}")))?;
     let mut redactor = Redactor::default();
     let mut headers = Vec::new();
+    let mut params = Vec::new();
     for text in &h.headers {
         let (name, raw) = secrets::split_header(text).map_err(|e| usage(e.to_string()))?;
         let (value, used) =
@@ -250,6 +259,7 @@ pub(super) fn plan(
             redactor.add(&value);
         }
         start = start.with_param(&name, &value);
+        params.push(NameValue { name, value });
     }
     // A credential written into the URL itself (?api_key=...) is masked too.
     for pair in start.query.iter().flat_map(|q| q.split('&')) {
@@ -313,9 +323,11 @@ pub(super) fn plan(
                 .map(|p| name_arg("--since-param", p))
                 .transpose()?,
             headers,
+            params,
             timeout: Duration::from_secs_f64(timeout),
             retries: h.retries.unwrap_or(http::DEFAULT_RETRIES),
             max_pages,
+            max_page_bytes: h.max_page_bytes.unwrap_or(http::DEFAULT_MAX_PAGE_BYTES),
             ca_cert: h.ca_cert.clone(),
             redactor,
         })),

@@ -676,7 +676,7 @@ fn mysql_target(args: &LoadArgs, url: &str, keys: Vec<String>) -> Result<Target>
 }
 
 /// Parses a size: bytes, or a number with K, M or G (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(super) fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => t.split_at(i),

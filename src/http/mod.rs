@@ -39,12 +39,18 @@ pub struct HttpPlan {
     pub since_param: Option<String>,
     /// Request headers, `$NAME` expanded.
     pub headers: Vec<NameValue>,
+    /// The `--param`s, `$NAME` expanded: in `url` already, and set again on
+    /// every next link followed.
+    pub params: Vec<NameValue>,
     /// Time limit of one request, body included.
     pub timeout: Duration,
     /// How often one page is asked for again after a failure.
     pub retries: u32,
     /// The most pages a run reads; more fails the run.
     pub max_pages: u64,
+    /// The largest page body read; a larger one fails the run (a page is
+    /// held in memory whole).
+    pub max_page_bytes: u64,
     /// PEM certificates to trust instead of the bundled Mozilla roots.
     pub ca_cert: Option<PathBuf>,
     /// The credentials to keep out of every message.
@@ -57,6 +63,10 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_RETRIES: u32 = 5;
 /// Default `--max-pages`.
 pub const DEFAULT_MAX_PAGES: u64 = 10_000;
+/// Default `--max-page-bytes`: 32 MiB. A page is held whole, and parsed
+/// takes up to 12 times its size (a 74 MB page of small records: 870 MB),
+/// so a run stays under about 400 MB.
+pub const DEFAULT_MAX_PAGE_BYTES: u64 = 32 << 20;
 
 /// The default stream name of an API: the URL's last path segment up to
 /// its first dot (`/v1/orders.json` → `orders`), else its host.

@@ -1,17 +1,20 @@
 //! Which page comes next, and the proof that the pages move.
 //!
 //! An API that repeats itself (the same next link or cursor twice, or the
-//! same records again because it ignores the offset parameter) would make
-//! a naive client loop forever or load the same rows again and again. A
-//! [`Pager`] remembers every link and cursor it followed and the previous
-//! page's records, and fails the run ("pagination did not advance") instead.
+//! same records again, under a new URL or because it ignores the offset
+//! parameter) would make a naive client loop forever or load the same rows
+//! again and again. A [`Pager`] remembers every link and cursor it followed
+//! and a fingerprint of every page's records (8 bytes a page, never the
+//! records), and fails the run ("pagination did not advance") instead.
 
 use std::collections::HashMap;
+use std::hash::Hasher as _;
 
 use anyhow::{Result, bail};
 use serde_json::Value;
 
 use super::path::JsonPath;
+use super::secrets::NameValue;
 use super::url::Url;
 
 /// How an API hands out its pages.
@@ -58,9 +61,27 @@ pub struct Page<'a> {
     pub links: &'a [String],
     /// How many records it held.
     pub records: usize,
-    /// A fingerprint of its records (only read when
-    /// [`Pager::compares_records`]).
+    /// A fingerprint of its records ([`fingerprint`]).
     pub fingerprint: u64,
+}
+
+/// A 64-bit fingerprint of a page's records, hashed as they serialise
+/// (no copy of the page is made).
+pub fn fingerprint(records: &[Value]) -> u64 {
+    struct Hashing(std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(std::collections::hash_map::DefaultHasher::new());
+    // Writing into a hasher cannot fail, and a Value always serialises.
+    let _ = serde_json::to_writer(&mut hashing, records);
+    hashing.0.finish()
 }
 
 /// Walks the pages of one run.
@@ -68,24 +89,31 @@ pub struct Page<'a> {
 pub struct Pager {
     style: Pagination,
     start: Url,
+    /// The `--param`s, set again on every link followed: a next link the
+    /// API builds need not carry them.
+    params: Vec<NameValue>,
     /// Links followed and cursors sent, with the page that used them.
     seen: HashMap<String, u64>,
-    previous: Option<u64>,
+    /// The fingerprints of the records of every page read so far, with the
+    /// page that held them.
+    pages: HashMap<u64, u64>,
     offset: u64,
     /// The cursor the last page was asked for with.
     sent: Option<String>,
 }
 
 impl Pager {
-    /// A pager from `start` (the URL with the run's own parameters).
-    pub fn new(style: Pagination, start: Url) -> Pager {
+    /// A pager from `start` (the URL with the run's own parameters);
+    /// `params` are set on every link followed.
+    pub fn new(style: Pagination, start: Url, params: Vec<NameValue>) -> Pager {
         let mut seen = HashMap::new();
         seen.insert(start.to_string(), 1);
         Pager {
             style,
             start,
+            params,
             seen,
-            previous: None,
+            pages: HashMap::new(),
             offset: 0,
             sent: None,
         }
@@ -102,19 +130,14 @@ impl Pager {
         }
     }
 
-    /// Does [`Pager::next`] compare each page's records with the previous
-    /// page's (through [`Page::fingerprint`])?
-    pub fn compares_records(&self) -> bool {
-        matches!(
-            self.style,
-            Pagination::Offset { .. } | Pagination::PageNumber { .. }
-        )
-    }
-
     /// The URL of the page after `page`, or `None` when it was the last.
-    /// Fails when the pagination would not advance, or would leave the
-    /// API's server (its headers carry credentials).
+    /// Fails when the pagination would not advance (a page holding the
+    /// same records as an earlier one, whatever its URL, included), or
+    /// would leave the API's server (its headers carry credentials).
     pub fn next(&mut self, page: &Page<'_>) -> Result<Option<Url>> {
+        if page.records > 0 {
+            self.check_new_records(page)?;
+        }
         let style = self.style.clone();
         match &style {
             Pagination::LinkHeader => {
@@ -175,7 +198,6 @@ impl Pager {
                 if page.records == 0 {
                     return Ok(None);
                 }
-                self.check_new_records(page, param)?;
                 self.offset += page.records as u64;
                 Ok(Some(self.start.with_param(param, &self.offset.to_string())))
             }
@@ -183,7 +205,6 @@ impl Pager {
                 if page.records == 0 {
                     return Ok(None);
                 }
-                self.check_new_records(page, param)?;
                 let next = first + page.number;
                 Ok(Some(self.start.with_param(param, &next.to_string())))
             }
@@ -191,12 +212,15 @@ impl Pager {
     }
 
     fn follow(&mut self, page: &Page<'_>, link: &str, where_: &str) -> Result<Option<Url>> {
-        let url = page.url.join(link).map_err(|e| {
+        let mut url = page.url.join(link).map_err(|e| {
             anyhow::anyhow!(
                 "page {}: the next link ({where_}) is not usable: {e}",
                 page.number
             )
         })?;
+        for param in &self.params {
+            url = url.with_param(&param.name, &param.value);
+        }
         // An empty page linking to itself says "nothing more yet".
         if page.records == 0 && url == *page.url {
             return Ok(None);
@@ -220,16 +244,23 @@ impl Pager {
         Ok(Some(url))
     }
 
-    fn check_new_records(&mut self, page: &Page<'_>, param: &str) -> Result<()> {
-        if self.previous.replace(page.fingerprint) == Some(page.fingerprint) {
-            bail!(
-                "pagination did not advance: page {} holds the same records as page {} \
-                 (does the API read the {param:?} parameter?)",
-                page.number,
-                page.number - 1
-            );
-        }
-        Ok(())
+    /// Fails when `page` holds the same records as an earlier page: loading
+    /// them again would double them downstream.
+    fn check_new_records(&mut self, page: &Page<'_>) -> Result<()> {
+        let Some(&first) = self.pages.get(&page.fingerprint) else {
+            self.pages.insert(page.fingerprint, page.number);
+            return Ok(());
+        };
+        let hint = match &self.style {
+            Pagination::Offset { param } | Pagination::PageNumber { param, .. } => {
+                format!(" (does the API read the {param:?} parameter?)")
+            }
+            _ => String::new(),
+        };
+        bail!(
+            "pagination did not advance: page {} holds the same records as page {first}{hint}",
+            page.number
+        );
     }
 }
 
@@ -379,7 +410,9 @@ mod tests {
             body,
             links,
             records,
-            fingerprint: crate::incremental::fingerprint_u64(body["data"].to_string().as_bytes()),
+            fingerprint: body["data"]
+                .as_array()
+                .map_or(0, |records| fingerprint(records)),
         }
     }
 
@@ -408,7 +441,7 @@ mod tests {
             param: "cursor".into(),
             path: JsonPath::parse("meta.next").unwrap(),
         };
-        let mut pager = Pager::new(style, start.clone());
+        let mut pager = Pager::new(style, start.clone(), Vec::new());
         let body = json!({"data": [1, 2], "meta": {"next": "abc"}});
         let next = pager.next(&page(1, &start, &body, &[])).unwrap().unwrap();
         assert_eq!(next.to_string(), "http://h/orders?limit=2&cursor=abc");
@@ -427,11 +460,15 @@ mod tests {
     #[test]
     fn next_links_resolve_and_must_stay_on_the_server() {
         let start = Url::parse("http://h/v1/orders").unwrap();
-        let mut pager = Pager::new(Pagination::NextLink(JsonPath::field("next")), start.clone());
+        let mut pager = Pager::new(
+            Pagination::NextLink(JsonPath::field("next")),
+            start.clone(),
+            Vec::new(),
+        );
         let body = json!({"data": [1], "next": "?page=2"});
         let second = pager.next(&page(1, &start, &body, &[])).unwrap().unwrap();
         assert_eq!(second.to_string(), "http://h/v1/orders?page=2");
-        let back = json!({"data": [1], "next": "/v1/orders"});
+        let back = json!({"data": [2], "next": "/v1/orders"});
         let err = pager
             .next(&page(2, &second, &back, &[]))
             .unwrap_err()
@@ -440,7 +477,7 @@ mod tests {
             err.contains("did not advance") && err.contains("which was page 1"),
             "{err}"
         );
-        let away = json!({"data": [1], "next": "https://evil.example/steal"});
+        let away = json!({"data": [3], "next": "https://evil.example/steal"});
         let err = pager
             .next(&page(2, &second, &away, &[]))
             .unwrap_err()
@@ -461,13 +498,17 @@ mod tests {
             param: "c".into(),
             path: JsonPath::field("next"),
         };
-        let mut pager = Pager::new(style, start.clone());
+        let mut pager = Pager::new(style, start.clone(), Vec::new());
         let full = json!({"data": [1], "next": "t1"});
         let second = pager.next(&page(1, &start, &full, &[])).unwrap().unwrap();
         let empty = json!({"data": [], "next": "t1"});
         assert_eq!(pager.next(&page(2, &second, &empty, &[])).unwrap(), None);
 
-        let mut pager = Pager::new(Pagination::NextLink(JsonPath::field("next")), start.clone());
+        let mut pager = Pager::new(
+            Pagination::NextLink(JsonPath::field("next")),
+            start.clone(),
+            Vec::new(),
+        );
         let itself = json!({"data": [], "next": "/x"});
         assert_eq!(pager.next(&page(1, &start, &itself, &[])).unwrap(), None);
     }
@@ -475,7 +516,7 @@ mod tests {
     #[test]
     fn a_paginated_body_without_chosen_pagination_fails() {
         let start = Url::parse("http://h/x").unwrap();
-        let mut pager = Pager::new(Pagination::LinkHeader, start.clone());
+        let mut pager = Pager::new(Pagination::LinkHeader, start.clone(), Vec::new());
         let advice = |body: Value| unfollowed_pages(&body).unwrap_or_default();
         assert!(
             advice(json!({"data": [1], "next": "/x?p=2"})).ends_with("follow it with --next next")
@@ -525,6 +566,7 @@ mod tests {
                 param: "offset".into(),
             },
             start.clone(),
+            Vec::new(),
         );
         assert_eq!(pager.first().to_string(), "http://h/x?offset=0");
         let one = json!({"data": [1, 2, 3]});
@@ -540,11 +582,55 @@ mod tests {
             param: "page".into(),
             first: 1,
         };
-        let mut pager = Pager::new(style, start.clone());
+        let mut pager = Pager::new(style, start.clone(), Vec::new());
         assert_eq!(pager.first().to_string(), "http://h/x?page=1");
         let next = pager.next(&page(1, &start, &one, &[])).unwrap().unwrap();
         assert_eq!(next.to_string(), "http://h/x?page=2");
         let empty = json!({"data": []});
         assert_eq!(pager.next(&page(2, &next, &empty, &[])).unwrap(), None);
+    }
+
+    #[test]
+    fn a_page_repeating_any_earlier_page_fails_whatever_its_url() {
+        let start = Url::parse("http://h/x").unwrap();
+        let mut pager = Pager::new(
+            Pagination::NextLink(JsonPath::field("next")),
+            start.clone(),
+            Vec::new(),
+        );
+        let mut url = start.clone();
+        for (number, data) in [(1, json!([1, 2])), (2, json!([3, 4])), (3, json!([5]))] {
+            let body = json!({"data": data, "next": format!("/x?p={}", number + 1)});
+            url = pager
+                .next(&page(number, &url, &body, &[]))
+                .unwrap()
+                .unwrap();
+        }
+        let again = json!({"data": [3, 4], "next": "/x?p=5"});
+        let err = pager
+            .next(&page(4, &url, &again, &[]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "pagination did not advance: page 4 holds the same records as page 2"
+        );
+    }
+
+    #[test]
+    fn params_are_set_on_every_link_followed() {
+        let start = Url::parse("http://h/x?status=open").unwrap();
+        let params = vec![NameValue {
+            name: "status".into(),
+            value: "open".into(),
+        }];
+        let mut pager = Pager::new(Pagination::LinkHeader, start.clone(), params);
+        let body = json!({"data": [1]});
+        let links = [r#"</x?page=2>; rel="next""#.to_string()];
+        let next = pager
+            .next(&page(1, &start, &body, &links))
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.to_string(), "http://h/x?page=2&status=open");
     }
 }

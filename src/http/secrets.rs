@@ -11,14 +11,7 @@
 
 use anyhow::{Result, bail};
 
-use super::url::encode;
-
-/// What replaces a secret in messages.
-pub const MASK: &str = "***";
-
-/// Shorter values are not treated as secrets: masking every `2` because
-/// `$API_VERSION` is 2 would garble messages and hide nothing.
-const MIN_SECRET_LEN: usize = 4;
+pub use crate::shown::{MASK, Redactor, is_credential_name};
 
 /// A header or query parameter, its value expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,24 +20,6 @@ pub struct NameValue {
     pub name: String,
     /// The value, `$NAME` expanded.
     pub value: String,
-}
-
-/// Does this header or parameter name say that its value is a credential?
-pub fn is_credential_name(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name == "cookie"
-        || [
-            "auth",
-            "token",
-            "key",
-            "secret",
-            "password",
-            "passwd",
-            "session",
-            "signature",
-        ]
-        .iter()
-        .any(|word| name.contains(word))
 }
 
 /// Expands `$NAME` and `${NAME}` from `lookup`; `$$` is a literal `$`. A
@@ -117,45 +92,6 @@ pub fn split_param(text: &str) -> Result<(String, String)> {
     }
 }
 
-/// Removes secrets from text that etlkit is about to show.
-#[derive(Debug, Clone, Default)]
-pub struct Redactor {
-    /// Each secret and its percent-encoded form, longest first.
-    secrets: Vec<String>,
-}
-
-impl Redactor {
-    /// Adds a secret (ignored when too short to be one).
-    pub fn add(&mut self, secret: &str) {
-        if secret.len() < MIN_SECRET_LEN {
-            return;
-        }
-        for form in [secret.to_string(), encode(secret)] {
-            if !self.secrets.contains(&form) {
-                self.secrets.push(form);
-            }
-        }
-        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    }
-
-    /// The text with every secret replaced by [`MASK`].
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), MASK);
-            }
-        }
-        out
-    }
-
-    /// An error whose message is redacted (its chain becomes one message;
-    /// errors from this module decide no exit code but 1).
-    pub fn error(&self, err: &anyhow::Error) -> anyhow::Error {
-        anyhow::anyhow!("{}", self.redact(&format!("{err:#}")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,14 +133,5 @@ mod tests {
         assert!(is_credential_name("X-Api-Key"));
         assert!(is_credential_name("access_token"));
         assert!(!is_credential_name("Accept"));
-    }
-
-    #[test]
-    fn redacts_plain_and_encoded_forms() {
-        let mut r = Redactor::default();
-        r.add("a+b/c secret");
-        r.add("2");
-        let text = "url ?k=a%2Bb%2Fc%20secret and a+b/c secret, version 2";
-        assert_eq!(r.redact(text), "url ?k=*** and ***, version 2");
     }
 }

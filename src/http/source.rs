@@ -8,7 +8,7 @@ use serde_json::Value;
 use ureq::Agent;
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
-use super::pagination::{Page, Pager};
+use super::pagination::{Page, Pager, fingerprint};
 use super::path::JsonPath;
 use super::retry::{MAX_RETRY_AFTER, backoff, is_retryable_status, parse_retry_after};
 use super::url::Url;
@@ -17,10 +17,6 @@ use crate::progress::Progress;
 use crate::record::Schema;
 use crate::rejects::Payload;
 use crate::source::{Context, Emit, Source, deliver};
-
-/// The largest page body read (a bigger one fails the run: it is held in
-/// memory whole).
-pub const MAX_PAGE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Redirects followed for one request (same server only).
 const MAX_REDIRECTS: u32 = 10;
@@ -195,7 +191,7 @@ impl HttpSource {
                 let body = response
                     .body_mut()
                     .with_config()
-                    .limit(MAX_PAGE_BYTES)
+                    .limit(self.plan.max_page_bytes)
                     .read_to_vec()
                     .map_err(|e| classify(&e))?;
                 return Ok(Fetched { url, body, links });
@@ -309,14 +305,25 @@ fn classify(err: &ureq::Error) -> Failed {
             Failed::Retry(format!("cannot decompress the {kind} response: {e}"), None)
         }
         E::BodyExceedsLimit(limit) => Failed::Fatal(anyhow!(
-            "the page is larger than {} MiB; ask the API for smaller pages",
-            limit / (1024 * 1024)
+            "the page is larger than {} (--max-page-bytes); ask the API for smaller pages \
+             (--page-size) or raise --max-page-bytes",
+            size_text(*limit)
         )),
         E::Rustls(e) => Failed::Fatal(anyhow!(
             "TLS: {e} (an API with a private CA needs --ca-cert)"
         )),
         other => Failed::Fatal(anyhow!("{other}")),
     }
+}
+
+/// A size as `--max-page-bytes` takes it: `64M`, `1G`, `1500K`, or bytes.
+fn size_text(bytes: u64) -> String {
+    for (unit, size) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 /// The start of a response body, on one line, for an error message.
@@ -339,70 +346,76 @@ impl Source for HttpSource {
     }
 
     fn run(&mut self, emit: &mut Emit<'_>, cx: &mut Context<'_>) -> Result<()> {
-        let mut pager = Pager::new(self.plan.pagination.clone(), self.start.clone());
+        let mut pager = Pager::new(
+            self.plan.pagination.clone(),
+            self.start.clone(),
+            self.plan.params.clone(),
+        );
         let mut next = Some(pager.first());
         let mut number = 0u64;
         while let Some(url) = next {
             number += 1;
             if number > self.plan.max_pages {
-                return Err(self.redactor().error(&anyhow!(
+                return Err(self.redactor().error(anyhow!(
                     "more than {} pages (--max-pages); the next one is {url}",
                     self.plan.max_pages
                 )));
             }
             // Everything about the page is checked before a record of it is
-            // handed on; its errors are redacted, the receiver's are not (a
-            // closed pipe must stay recognisable).
+            // handed on. Every error is redacted (a record may echo the
+            // token); a closed pipe stays recognisable.
             let checked = (|| -> Result<_> {
-                let page = self.fetch(&url, number, cx.progress)?;
-                let shown = self.redactor().redact(&page.url.to_string());
-                let text = page
-                    .body
-                    .strip_prefix(b"\xEF\xBB\xBF")
-                    .unwrap_or(&page.body);
+                let Fetched {
+                    url: page_url,
+                    body: bytes,
+                    links,
+                } = self.fetch(&url, number, cx.progress)?;
+                let shown = self.redactor().redact(&page_url.to_string());
+                let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
                 let body: Value = serde_json::from_slice(text).map_err(|e| {
                     anyhow!(
                         "page {number} ({shown}): the response is not JSON ({e}): {}",
                         snippet(&String::from_utf8_lossy(&text[..text.len().min(400)]))
                     )
                 })?;
+                // The parsed page is what is kept: the bytes go at once.
+                drop(bytes);
                 let at = |e: anyhow::Error| anyhow!("{shown}: {e:#}");
                 let path = self.records_path(&body).map_err(at)?;
                 let records = records_at(&body, &path, number).map_err(at)?;
-                let fingerprint = if pager.compares_records() {
-                    crate::incremental::fingerprint_u64(&serde_json::to_vec(records)?)
-                } else {
-                    0
-                };
                 let following = pager
                     .next(&Page {
                         number,
-                        url: &page.url,
+                        url: &page_url,
                         body: &body,
-                        links: &page.links,
+                        links: &links,
                         records: records.len(),
-                        fingerprint,
+                        fingerprint: fingerprint(records),
                     })
                     .map_err(at)?;
                 Ok((shown, body, path, following))
             })();
-            let (shown, body, path, following) = checked.map_err(|e| self.redactor().error(&e))?;
+            let (shown, body, path, following) = checked.map_err(|e| self.redactor().error(e))?;
             let records = records_at(&body, &path, number)?;
-            for (i, record) in records.iter().enumerate() {
-                cx.read += 1;
-                let line = i as u64 + 1;
-                let bytes = serde_json::to_vec(record)?;
-                if record.is_object() {
-                    deliver(emit, &bytes, cx, &shown, line)?;
-                } else {
-                    let reason = format!(
-                        "a record must be a JSON object, not {}",
-                        crate::record::describe_kind(record)
-                    );
-                    cx.rejects
-                        .reject(&shown, line, &reason, Payload::Raw(&bytes))?;
+            let mut hand_on = || -> Result<()> {
+                for (i, record) in records.iter().enumerate() {
+                    cx.read += 1;
+                    let line = i as u64 + 1;
+                    let bytes = serde_json::to_vec(record)?;
+                    if record.is_object() {
+                        deliver(emit, &bytes, cx, &shown, line)?;
+                    } else {
+                        let reason = format!(
+                            "a record must be a JSON object, not {}",
+                            crate::record::describe_kind(record)
+                        );
+                        cx.rejects
+                            .reject(&shown, line, &reason, Payload::Raw(&bytes))?;
+                    }
                 }
-            }
+                Ok(())
+            };
+            hand_on().map_err(|e| self.redactor().error(e))?;
             next = following;
         }
         let plural = if number == 1 { "" } else { "s" };

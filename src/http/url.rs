@@ -153,18 +153,7 @@ impl std::fmt::Display for Url {
     }
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::shown::percent_encode as encode;
 
 /// RFC 3986 5.2.4: `/a/b/../c/./d` becomes `/a/c/d`.
 fn remove_dot_segments(path: &str) -> String {

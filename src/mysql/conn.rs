@@ -42,8 +42,13 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-/// The URL without its password (for messages, logs and control lines).
+/// The URL without its password (for messages, logs and control lines);
+/// only `mysql://***` for a URL whose user info is ambiguous (which
+/// [`settings`] refuses).
 pub fn redact(url: &str) -> String {
+    if let Some(shown) = crate::shown::refused_url(url) {
+        return shown;
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -164,6 +169,7 @@ fn refuse_tls(key: &str, value: &str, origin: &str) -> Result<()> {
 
 /// Works out the connection settings for `url`.
 pub fn settings(url: &str) -> Result<Settings> {
+    crate::shown::check_userinfo(url)?;
     let shown = redact(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         bail!("{shown}: not a mysql:// URL");
@@ -348,7 +354,8 @@ mod tests {
             "mysql://etl@db.example:3306/wh?socket=/x"
         );
         assert_eq!(redact("mariadb://h/db"), "mariadb://h/db");
-        assert_eq!(redact("mysql://u:p@ss/w@h/db"), "mysql://u@h/db");
+        assert_eq!(redact("mysql://u:p@ss/w@h/db"), "mysql://***");
+        assert!(settings("mysql://u:p@ss/w@h/db").is_err());
     }
 
     #[test]

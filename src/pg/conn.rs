@@ -69,8 +69,13 @@ fn redact_keywords(text: &str) -> String {
     out
 }
 
-/// The URL without its password (for messages, logs and control lines).
+/// The URL without its password (for messages, logs and control lines);
+/// only `postgres://***` for a URL whose user info is ambiguous (which
+/// [`config`] refuses).
 pub fn redact(url: &str) -> String {
+    if let Some(shown) = crate::shown::refused_url(url) {
+        return shown;
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return redact_keywords(url);
     };
@@ -296,6 +301,49 @@ fn pgpass_file(extras: &Extras) -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass"))
 }
 
+/// The text of a pgpass file, if it exists and is safe to use. As libpq
+/// does, one that is not a plain file or that its group or others may
+/// read or write is ignored with a warning on stderr (once a run): a
+/// password others can read is no secret.
+fn read_pgpass(path: &std::path::Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let problem = if !meta.is_file() {
+        Some("is not a plain file".to_string())
+    } else {
+        insecure_mode(&meta).map(|mode| {
+            format!(
+                "has group or world access (mode {mode:04o}); permissions should be u=rw (0600) \
+                 or less"
+            )
+        })
+    };
+    if let Some(problem) = problem {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            eprintln!(
+                "{}: warning: password file {} {problem}: it is ignored",
+                crate::error::program_name(),
+                crate::shown::line(&path.display().to_string())
+            );
+        });
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
+}
+
+/// The permission bits of a file its group or others may use, if any.
+#[cfg(unix)]
+fn insecure_mode(meta: &std::fs::Metadata) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = meta.permissions().mode() & 0o7777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn insecure_mode(_meta: &std::fs::Metadata) -> Option<u32> {
+    None
+}
+
 /// Looks a password up in a pgpass file: `host:port:database:user:password`
 /// lines, `*` matching anything, `\:` and `\\` escaped.
 pub fn pgpass_lookup(text: &str, host: &str, port: u16, db: &str, user: &str) -> Option<String> {
@@ -348,6 +396,7 @@ pub fn config(url: &str) -> Result<Config> {
         .hint("write it as a URL: postgres://USER@HOST:PORT/DATABASE?PARAM=VALUE")
         .into());
     }
+    crate::shown::check_userinfo(url)?;
     let mut extras = Extras::default();
     let for_driver = sort_parameters(url, &mut extras)?;
     let mut config = Config::from_str(&for_driver).map_err(|e| {
@@ -403,9 +452,7 @@ pub fn config(url: &str) -> Result<Config> {
     if config.get_password().is_none() {
         if let Ok(password) = std::env::var("PGPASSWORD") {
             config.password(password);
-        } else if let Some(text) =
-            pgpass_file(&extras).and_then(|f| std::fs::read_to_string(f).ok())
-        {
+        } else if let Some(text) = pgpass_file(&extras).and_then(|f| read_pgpass(&f)) {
             let host = match config.get_hosts().first() {
                 Some(Host::Tcp(h)) => h.clone(),
                 _ => "localhost".into(),
@@ -587,15 +634,15 @@ mod tests {
         );
         assert_eq!(redact("postgresql://h/db"), "postgresql://h/db");
         assert_eq!(redact("postgres://u:p@h"), "postgres://u@h");
-        assert_eq!(redact("postgres://u:ab/cd?e@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://u:a%2Fb%40c@h/db"), "postgres://u@h/db");
+        // Ambiguous user info (config refuses it): nothing but the scheme.
+        assert_eq!(redact("postgres://u:ab/cd?e@h/db"), "postgres://***");
         assert_eq!(
             redact("postgres://u:p@Sup3rS3cr3t@host/db"),
-            "postgres://u@host/db"
+            "postgres://***"
         );
-        assert_eq!(
-            redact("postgres://u:a/b@c@h:5/db?x=1"),
-            "postgres://u@h:5/db?x=1"
-        );
+        assert_eq!(redact("postgres://u:a/b@c@h:5/db?x=1"), "postgres://***");
+        assert_eq!(redact("postgres://u:p@ss/w?rd@host/db"), "postgres://***");
     }
 
     #[test]

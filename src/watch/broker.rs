@@ -184,6 +184,7 @@ impl BrokerUrl {
     /// `redis://[[user]:password@]host[:port][/db]` or
     /// `kafka://host[:port]`. TLS (and SASL for Kafka) is refused.
     pub fn parse(text: &str) -> Result<BrokerUrl> {
+        crate::shown::check_userinfo(text)?;
         let (scheme, rest) = text
             .split_once("://")
             .context("a broker URL starts with nats://, redis:// or kafka://")?;

@@ -280,6 +280,9 @@ pub struct ApiState {
     pub repeat_cursor: bool,
     /// Serve the first page whatever offset or page is asked for.
     pub ignore_position: bool,
+    /// Page N (key) holds the records of page M (value) while its links
+    /// go on to page N + 1: the same records again under a new URL.
+    pub repeat_pages: BTreeMap<u64, u64>,
 }
 
 /// The `updated_at` of the i-th record: one second apart.
@@ -377,7 +380,11 @@ fn answer(state: &mut ApiState, request: &Request) -> Reply {
         .iter()
         .filter(|r| since.is_none_or(|s| r["updated_at"].as_str().is_some_and(|t| t >= s)))
         .collect();
-    let data: Vec<&serde_json::Value> = matching.iter().skip(offset).take(limit).copied().collect();
+    let served = state
+        .repeat_pages
+        .get(&page)
+        .map_or(offset, |m| (*m as usize - 1) * limit);
+    let data: Vec<&serde_json::Value> = matching.iter().skip(served).take(limit).copied().collect();
     let more = offset + limit < matching.len();
     let next_offset = if state.repeat_cursor {
         limit

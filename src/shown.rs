@@ -1,0 +1,346 @@
+//! What a message may show of text that came from outside.
+//!
+//! - A message is printed with its control characters escaped ([`line`]):
+//!   a file name may hold a newline, which would split a one-line error in
+//!   two and let a file name forge a line of its own.
+//! - A credential is never shown. [`Redactor`] replaces the secrets it was
+//!   given (tokens from `$NAME`, values of credential headers) and the value
+//!   of every URL query parameter whose name says it is a credential
+//!   (`?api_key=`, `sig=`, `X-Amz-Signature=`...), wherever they appear.
+//! - A connection URL whose user info is ambiguous (an unencoded `@` after
+//!   a `/`, `?` or `#`, or two of them) is refused by [`check_userinfo`]
+//!   before anything shows or uses any part of it: the servers' own clients
+//!   and etlkit would disagree on where the password ends, and a message
+//!   would show the rest of it as a host or database name.
+
+use std::borrow::Cow;
+
+use anyhow::Result;
+
+use crate::error::Failure;
+
+/// What replaces a secret in messages.
+pub const MASK: &str = "***";
+
+/// Shorter values are not treated as secrets: masking every `2` because
+/// `$API_VERSION` is 2 would garble messages and hide nothing.
+const MIN_SECRET_LEN: usize = 4;
+
+/// Text for a one-line message on stderr, its control characters (a
+/// newline, a tab, a terminal escape) written as `\n`, `\t`, `\u{1b}`.
+/// Every error, warning and detail line goes through it as it is printed,
+/// so a file name (or a value, or a server's message) holding a newline
+/// cannot split a line or forge one.
+pub fn line(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Does this header or query parameter name say that its value is a
+/// credential? Names holding auth, token, key, secret, password, pwd,
+/// session, signature, credential or jwt, and `cookie`, `sig`, `code`,
+/// `pass`, `otp` (case-insensitive).
+pub fn is_credential_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "cookie" | "sig" | "code" | "pass" | "otp" | "pw"
+    ) || [
+        "auth",
+        "token",
+        "key",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "session",
+        "signature",
+        "credential",
+        "jwt",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes; a malformed escape stays as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Removes secrets from text that etlkit is about to show or write.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Each secret and its percent-encoded form, longest first.
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    /// Adds a secret (ignored when too short to be one).
+    pub fn add(&mut self, secret: &str) {
+        if secret.len() < MIN_SECRET_LEN {
+            return;
+        }
+        for form in [secret.to_string(), percent_encode(secret)] {
+            if !self.secrets.contains(&form) {
+                self.secrets.push(form);
+            }
+        }
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    /// The text with every secret, and the value of every credential query
+    /// parameter of a URL in it, replaced by [`MASK`].
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), MASK);
+            }
+        }
+        mask_credential_params(&out)
+    }
+
+    /// An error whose message is redacted. Its chain becomes one message;
+    /// its exit code and hint stay, and a closed pipe stays one (its
+    /// message holds nothing from outside).
+    pub fn error(&self, err: anyhow::Error) -> anyhow::Error {
+        crate::error::rewrite(err, |message| self.redact(message))
+    }
+
+    /// A JSON value with every string in it (keys too) redacted.
+    pub fn value(&self, value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(self.redact(s)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.value(v)).collect()),
+            Value::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (self.redact(k), self.value(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+}
+
+/// Masks the value of each `?name=value` or `&name=value` in `text` whose
+/// name is a credential's ([`is_credential_name`]). A value ends at `&`,
+/// `#`, white space, a quote, `<`, `>` or `)`.
+fn mask_credential_params(text: &str) -> String {
+    if !text.contains('=') {
+        return text.to_string();
+    }
+    let ends_name = |c: char| c == '=' || "?&#\"'<>() \t\r\n".contains(c);
+    let ends_value = |c: char| "&#\"'<>) \t\r\n".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(['?', '&']) {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let name_end = rest.find(ends_name).unwrap_or(rest.len());
+        let name = &rest[..name_end];
+        if name.is_empty()
+            || !rest[name_end..].starts_with('=')
+            || !is_credential_name(&percent_decode(name))
+        {
+            continue;
+        }
+        let value = &rest[name_end + 1..];
+        let value_end = value.find(ends_value).unwrap_or(value.len());
+        out.push_str(name);
+        out.push('=');
+        if value_end > 0 {
+            out.push_str(MASK);
+        }
+        rest = &value[value_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Refuses a `scheme://` URL whose user info cannot be told apart from the
+/// rest: every `@` must lie in the authority (before the first `/`, `?` or
+/// `#`), and there may be only one. Otherwise a password holding an
+/// unencoded `@`, `/`, `?` or `#` is read one way by the server's client
+/// (libpq ends the user info at the first `@` before a `/`), another by
+/// other parsers, and what one takes for the host, database or query is
+/// the rest of the password. The refusal (a usage error) shows no part of
+/// the URL.
+pub fn check_userinfo(url: &str) -> Result<()> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Ok(());
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let ats = rest.matches('@').count();
+    let outside = rest[authority_end..].contains('@');
+    if ats > 1 || outside {
+        return Err(Failure::new(
+            crate::error::Kind::Usage,
+            format!(
+                "a {scheme}:// URL holds an '@' after a '/', '?' or '#', or more than one '@': \
+                 where its password ends is ambiguous, so it is not used (nor shown)"
+            ),
+        )
+        .hint(
+            "percent-encode these characters in the user name, the password and the query: \
+             @ as %40, / as %2F, ? as %3F, # as %23, : as %3A",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// What [`crate::pg::conn::redact`] and its kin show for a URL that
+/// [`check_userinfo`] refuses: the scheme alone.
+pub fn refused_url(url: &str) -> Option<String> {
+    let scheme = url.split_once("://")?.0;
+    check_userinfo(url)
+        .is_err()
+        .then(|| format!("{scheme}://{MASK}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_in_message_lines() {
+        assert_eq!(
+            line("cannot read in\nbox/a\tb\u{1b}[31m.csv: gone"),
+            "cannot read in\\nbox/a\\tb\\u{1b}[31m.csv: gone"
+        );
+        assert!(matches!(line("zoë.csv"), Cow::Borrowed("zoë.csv")));
+    }
+
+    #[test]
+    fn credential_names() {
+        for name in [
+            "Authorization",
+            "X-Api-Key",
+            "access_token",
+            "sig",
+            "JWT",
+            "pwd",
+            "code",
+            "X-Amz-Credential",
+            "X-Amz-Signature",
+            "X-Amz-Security-Token",
+            "client_secret",
+        ] {
+            assert!(is_credential_name(name), "{name}");
+        }
+        for name in ["Accept", "limit", "page", "since", "X-Amz-Date"] {
+            assert!(!is_credential_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn redacts_plain_and_encoded_forms() {
+        let mut r = Redactor::default();
+        r.add("a+b/c secret");
+        r.add("2");
+        let text = "url ?k=a%2Bb%2Fc%20secret and a+b/c secret, version 2";
+        assert_eq!(r.redact(text), "url ?k=*** and ***, version 2");
+    }
+
+    #[test]
+    fn credential_query_values_are_masked_wherever_a_url_shows() {
+        let r = Redactor::default();
+        assert_eq!(
+            r.redact(
+                "page 2 (https://h/x?limit=5&sig=AbC%2Bd&X-Amz-Signature=f00d&jwt=e.y.J#frag): \
+                 HTTP 404"
+            ),
+            "page 2 (https://h/x?limit=5&sig=***&X-Amz-Signature=***&jwt=***#frag): HTTP 404"
+        );
+        assert_eq!(
+            r.redact("links to /a?pwd=x y&code=1"),
+            "links to /a?pwd=*** y&code=***"
+        );
+        assert_eq!(r.redact("a=b & c=d ?=x"), "a=b & c=d ?=x");
+        assert_eq!(r.redact("https://h/x?token="), "https://h/x?token=");
+    }
+
+    #[test]
+    fn redacts_json_values() {
+        let mut r = Redactor::default();
+        r.add("tok-123456");
+        let value = serde_json::json!({"echo": "Bearer tok-123456", "n": [1, "tok-123456"]});
+        assert_eq!(
+            r.value(&value),
+            serde_json::json!({"echo": "Bearer ***", "n": [1, "***"]})
+        );
+    }
+
+    #[test]
+    fn ambiguous_user_info_is_refused_without_showing_it() {
+        for url in [
+            "postgres://u:p@S3cr3t/w?rd@h0st/db",
+            "postgres://u:S@S3cr3t/c%r#e?t@h0st/db",
+            "postgres://u:pa/S3cr3t@h0st/db",
+            "postgres://u:a?S3cr3t@h0st/db",
+            "postgres://u:p@S3cr3t@h0st/db",
+            "mysql://u:p@S3cr3t/w@h0st/db",
+            "redis://:p@S3cr3t/w@h0st:6379",
+            "postgres://h0st/db?user=a@S3cr3t",
+        ] {
+            let err = check_userinfo(url).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(!text.contains("S3cr3t") && !text.contains("h0st"), "{text}");
+            assert_eq!(crate::error::exit_code_for(&err), 2);
+            assert!(refused_url(url).is_some_and(|s| s.ends_with("://***")));
+        }
+        for url in [
+            "postgres://u:p%40ss%2Fw@host/db?sslmode=disable",
+            "postgres://host/db",
+            "mysql://u@h/db?user=a%40b",
+            "redis://:pw@127.0.0.1:6379/0",
+            "not a url",
+        ] {
+            assert!(check_userinfo(url).is_ok(), "{url}");
+            assert_eq!(refused_url(url), None);
+        }
+    }
+}
