@@ -1,7 +1,8 @@
 //! Parquet files as a source, read row group by row group (memory follows
 //! the largest row group, not the file). Types map to the wire faithfully:
-//! integers stay integers (an unsigned 64-bit column is declared text
-//! unless the file's statistics show every value fits a signed one),
+//! integers stay integers (an unsigned 64-bit column is declared text, its
+//! values strings of digits, unless the file's statistics show every value
+//! fits a signed 64-bit integer),
 //! decimals keep every digit, dates, times and timestamps of every unit
 //! (INT96 too) become ISO 8601 text with all their digits (with `Z` only
 //! when the file says UTC), an Arrow duration becomes an ISO 8601 duration
@@ -74,11 +75,15 @@ impl ParquetSource {
                 .as_ref()
                 .and_then(|a| a.get(i))
                 .filter(|a| a.name == field.name());
-            let node = parquet_values::node(field, hint);
-            schema.push((
-                field.name().to_string(),
-                wire_type(field, &node, &metadata, i),
-            ));
+            let mut node = parquet_values::node(field, hint);
+            let wire = wire_type(field, &node, &metadata, i);
+            if wire == FieldType::Text
+                && field.is_primitive()
+                && field.get_basic_info().converted_type() == ConvertedType::UINT_64
+            {
+                node = Node::Leaf(Leaf::UnsignedText);
+            }
+            schema.push((field.name().to_string(), wire));
             nodes.push(node);
         }
         // Strings and INT96 are read as bytes: see `parquet_values`.

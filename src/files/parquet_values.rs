@@ -52,6 +52,10 @@ pub enum Leaf {
     Time(Unit),
     /// An Arrow duration stored as INT64 in this unit.
     Duration(Unit),
+    /// An unsigned 64-bit integer in a column declared text (its values
+    /// may not fit a signed 64-bit integer): written as a string of its
+    /// digits, as a text column's values are.
+    UnsignedText,
 }
 
 /// A value that has no exact wire form: its row is rejected.
@@ -367,6 +371,7 @@ fn write_leaf(out: &mut Vec<u8>, field: &Field, leaf: Leaf, lenient: bool) -> Re
             json::write_str(out, &time_text(i64::from(*n), unit));
         }
         (Field::Long(n), Leaf::Duration(unit)) => json::write_str(out, &duration_text(*n, unit)),
+        (Field::ULong(n), Leaf::UnsignedText) => json::write_str(out, &n.to_string()),
         (Field::Null, _) => out.extend_from_slice(b"null"),
         (Field::Bool(b), _) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         (Field::Byte(n), _) => number(out, n),
