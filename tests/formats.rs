@@ -120,6 +120,374 @@ fn parquet_round_trips_every_type() {
     assert_same_records(&back, &direct, "parquet through SQLite");
 }
 
+/// Copies a committed Parquet fixture (see tests/fixtures/make_parquet_edges.py)
+/// into `dir`.
+fn parquet_fixture(dir: &Path, name: &str) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::copy(&fixture, dir.join(name)).expect("copy fixture");
+}
+
+#[test]
+fn parquet_timestamps_of_every_unit_keep_every_digit() {
+    let dir = tempdir();
+    let d = dir.path();
+    parquet_fixture(d, "times.parquet");
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.arg("times.parquet");
+        c
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines = json_lines(&stdout(&out));
+    let schema = &lines[0]["schema"];
+    for column in ["ts_ns", "ts_ns_utc", "ts_us", "ts_ms_utc", "time_ns"] {
+        assert_eq!(schema[column], "text", "{column}");
+    }
+    let rows = records(&stdout(&out));
+    let first = &rows[0];
+    // pyarrow's default unit is nanoseconds.
+    assert_eq!(first["ts_ns"], "2026-11-01T09:15:00.123456789");
+    assert_eq!(first["ts_ns_utc"], "2026-11-01T09:15:00.123456789Z");
+    assert_eq!(first["ts_ns_paris"], "2026-11-01T09:15:00.123456789Z");
+    assert_eq!(first["ts_us"], "2026-11-01T09:15:00.123456");
+    assert_eq!(first["ts_ms_utc"], "2026-11-01T09:15:00.123Z");
+    assert_eq!(first["time_ns"], "09:15:00.123456789");
+    assert_eq!(
+        first["ts_list"],
+        serde_json::json!([
+            "2026-11-01T09:15:00.123456789Z",
+            "1969-12-31T23:59:59.999999999Z"
+        ])
+    );
+    assert_eq!(first["ts_struct"]["at"], "2026-11-01T09:15:00.123456789");
+    assert_eq!(rows[1]["ts_ns"], "1969-12-31T23:59:59.999999999");
+    assert_eq!(rows[1]["time_ns"], "00:00:00.000000001");
+    assert_eq!(rows[2]["ts_ns"], Value::Null);
+
+    let back = through_sqlite(d, "times.parquet", "t");
+    assert_same_records(&back, &rows, "nanosecond timestamps through SQLite");
+}
+
+#[test]
+fn parquet_int96_timestamps_keep_nanoseconds() {
+    // Written by pyarrow with use_deprecated_int96_timestamps: the layout
+    // of Spark, Hive and Impala. INT96 says nothing of a zone: no `Z`.
+    let dir = tempdir();
+    let d = dir.path();
+    parquet_fixture(d, "int96.parquet");
+    let rows = extract_records(d, &["int96.parquet"]);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["at"], "2026-11-01T09:15:00.123456789");
+    assert_eq!(rows[0]["at_us"], "2026-11-01T09:15:00.123456");
+    assert_eq!(
+        rows[0]["at_list"],
+        serde_json::json!([
+            "2026-11-01T09:15:00.123456789",
+            null,
+            "1969-12-31T23:59:59.999999999"
+        ])
+    );
+    assert_eq!(rows[0]["at_struct"]["at"], "1969-12-31T23:59:59.999999999");
+    assert_eq!(rows[1]["at"], "1969-12-31T23:59:59.999999999");
+    assert_eq!(rows[1]["at_us"], "1900-01-01T00:00:00");
+    assert_eq!(rows[2]["at"], Value::Null);
+    let back = through_sqlite(d, "int96.parquet", "t");
+    assert_same_records(&back, &rows, "INT96 through SQLite");
+}
+
+#[test]
+fn parquet_durations_are_exact_iso_8601_durations() {
+    // Parquet has no duration type: Arrow's writers store an INT64 and name
+    // the unit in the footer's Arrow schema.
+    let dir = tempdir();
+    let d = dir.path();
+    parquet_fixture(d, "times.parquet");
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.arg("times.parquet");
+        c
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let schema = &json_lines(&stdout(&out))[0]["schema"];
+    let rows = records(&stdout(&out));
+    let column = |name: &str| -> Vec<Value> { rows.iter().map(|r| r[name].clone()).collect() };
+    for name in ["dur_ns", "dur_us", "dur_ms", "dur_s"] {
+        assert_eq!(schema[name], "text", "{name}");
+    }
+    assert_eq!(
+        column("dur_ns"),
+        [
+            Value::from("PT1.500000001S"),
+            Value::from("PT-0.000000001S"),
+            Value::Null
+        ]
+    );
+    assert_eq!(
+        column("dur_us"),
+        [
+            Value::from("PT90061.000001S"),
+            Value::from("PT0S"),
+            Value::Null
+        ]
+    );
+    assert_eq!(
+        column("dur_ms"),
+        [Value::from("PT-1.5S"), Value::from("PT86400S"), Value::Null]
+    );
+    assert_eq!(
+        column("dur_s"),
+        [Value::from("PT3600S"), Value::from("PT-59S"), Value::Null]
+    );
+    assert_eq!(rows[1]["ts_struct"]["took"], "PT-0.000000001S");
+}
+
+#[test]
+fn parquet_uint64_beyond_i64_loads_exactly() {
+    let dir = tempdir();
+    let d = dir.path();
+    parquet_fixture(d, "times.parquet");
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.arg("times.parquet");
+        c
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let schema = &json_lines(&stdout(&out))[0]["schema"];
+    // The statistics show small_u64 fits a signed 64-bit integer; big_u64
+    // does not, so it is declared text, its values strings of digits.
+    assert_eq!(schema["big_u64"], "text");
+    assert_eq!(schema["small_u64"], "integer");
+    let rows = records(&stdout(&out));
+    assert_eq!(rows[0]["big_u64"], "18446744073709551615");
+    assert_eq!(rows[1]["big_u64"], "9223372036854775808");
+    assert_eq!(rows[1]["small_u64"].to_string(), "9223372036854775807");
+
+    let out = run({
+        let mut c = cmd(LOAD, d);
+        c.args(["u.db", "-t", "t", "times.parquet"]);
+        c
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(d.join("u.db")).expect("open");
+    let stored: Vec<(String, i64)> = conn
+        .prepare("SELECT big_u64, small_u64 FROM t WHERE big_u64 IS NOT NULL ORDER BY rowid")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        stored,
+        [
+            ("18446744073709551615".to_string(), 0),
+            ("9223372036854775808".to_string(), i64::MAX)
+        ]
+    );
+
+    if let Some(pg) = PgSchema::new("parquet_u64") {
+        let out = run({
+            let mut c = cmd(LOAD, d);
+            c.arg(&pg.url)
+                .args(["--schema-name", &pg.name, "-t", "t", "times.parquet"]);
+            c
+        });
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(
+            pg.rows(&format!(
+                "SELECT big_u64, small_u64, dur_ns, ts_ns_utc FROM {}.t WHERE big_u64 IS NOT NULL ORDER BY length(big_u64) DESC",
+                pg.name
+            )),
+            [
+                "18446744073709551615|0|PT1.500000001S|2026-11-01T09:15:00.123456789Z",
+                "9223372036854775808|9223372036854775807|PT-0.000000001S|1969-12-31T23:59:59.999999999Z"
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_parquet_value_with_no_json_form_is_a_reject_naming_file_and_row() {
+    // Rows 2, 4, 5, 6 and 8 hold an infinity or NaN (row 6 inside a list),
+    // rows 3 and 7 text that is not UTF-8 (row 7 inside a list).
+    let dir = tempdir();
+    let d = dir.path();
+    parquet_fixture(d, "bad_values.parquet");
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.arg("bad_values.parquet");
+        c
+    });
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stderr(&out).lines().next(),
+        Some(
+            "etl-extract: error: bad_values.parquet:2: column \"x\": non-finite number inf has no JSON form"
+        )
+    );
+    assert!(!stdout(&out).contains("\"end\""), "{}", stdout(&out));
+
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.args(["bad_values.parquet", "--rejects", "r.ndjson"]);
+        c
+    });
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        !err.contains("Error {") && !err.contains("bytes: ["),
+        "{err}"
+    );
+    let kept = records(&stdout(&out));
+    assert_eq!(
+        kept,
+        [serde_json::json!({"id":1,"x":1.5,"y":1.0,"s":"ok","xs":[1.0],"names":[]})]
+    );
+    let rejects = json_lines(&std::fs::read_to_string(d.join("r.ndjson")).expect("rejects"));
+    let got: Vec<(u64, &str)> = rejects
+        .iter()
+        .map(|r| {
+            assert_eq!(r["input"], "bad_values.parquet");
+            (
+                r["line"].as_u64().expect("line"),
+                r["reason"].as_str().expect("reason"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, "column \"x\": non-finite number inf has no JSON form"),
+            (3, "column \"s\": text that is not valid UTF-8 (at byte 4)"),
+            (4, "column \"x\": non-finite number NaN has no JSON form"),
+            (5, "column \"y\": non-finite number inf has no JSON form"),
+            (6, "column \"xs\": non-finite number -inf has no JSON form"),
+            (
+                7,
+                "column \"names\": text that is not valid UTF-8 (at byte 1)"
+            ),
+            (8, "column \"x\": non-finite number -inf has no JSON form"),
+        ]
+    );
+    // The rejected row is shown whole, the bad value as a string.
+    assert_eq!(rejects[1]["record"]["s"], "\\x636166e9");
+    assert_eq!(rejects[1]["record"]["id"], 3);
+
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.args([
+            "bad_values.parquet",
+            "--rejects",
+            "r.ndjson",
+            "--max-rejects",
+            "2",
+        ]);
+        c
+    });
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).starts_with(
+            "etl-extract: error: more than 2 rows rejected (--max-rejects 2); the last one: \
+             bad_values.parquet:4: column \"x\": non-finite number NaN has no JSON form"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_oneoff_load_of_parquet_rejects_values_with_no_json_form_by_row() {
+    let dir = tempdir();
+    let d = dir.path();
+    parquet_fixture(d, "bad_values.parquet");
+    let load = |args: &[&str]| {
+        let mut c = cmd(LOAD, d);
+        c.args(["w.db", "-t", "t", "bad_values.parquet"]).args(args);
+        run(c)
+    };
+    let out = load(&[]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stderr(&out).lines().next(),
+        Some(
+            "etl-load: error: nothing was loaded into w.db (table \"t\" is as it was): \
+             bad_values.parquet:2: column \"x\": non-finite number inf has no JSON form"
+        )
+    );
+    let out = load(&["--rejects", "r.ndjson"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(count(&d.join("w.db"), "t"), Some(1));
+    let rejects = json_lines(&std::fs::read_to_string(d.join("r.ndjson")).expect("rejects"));
+    assert_eq!(rejects.len(), 7);
+    assert_eq!(rejects[1]["line"], 3);
+    assert_eq!(
+        rejects[1]["reason"],
+        "column \"s\": text that is not valid UTF-8 (at byte 4)"
+    );
+}
+
+#[test]
+fn parquet_json_nested_128_levels_or_deeper_comes_back_as_json() {
+    let dir = tempdir();
+    let d = dir.path();
+    // A foreign file (pyarrow's JSON type): 200 nested arrays, 130 nested
+    // objects, a spaced-out value, text that is not JSON, a null.
+    parquet_fixture(d, "deep_json.parquet");
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.args(["deep_json.parquet", "--rejects", "r.ndjson"]);
+        c
+    });
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let deep_array = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let deep_object = format!("{}null{}", "{\"a\":".repeat(130), "}".repeat(130));
+    assert_eq!(lines[1], format!("{{\"id\":1,\"doc\":{deep_array}}}"));
+    assert_eq!(lines[2], format!("{{\"id\":2,\"doc\":{deep_object}}}"));
+    assert_eq!(lines[3], r#"{"id":3,"doc":{"n":[1.50,2],"s":"x"}}"#);
+    assert_eq!(lines[4], r#"{"id":5,"doc":null}"#);
+    let rejects = json_lines(&std::fs::read_to_string(d.join("r.ndjson")).expect("rejects"));
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(rejects[0]["line"], 4);
+    assert_eq!(
+        rejects[0]["reason"],
+        "column \"doc\": invalid JSON: EOF while parsing a value at line 1 column 5"
+    );
+
+    // etlkit's own Parquet writer keeps such values too.
+    let input: String = (0..3)
+        .map(|i| {
+            let n = 127 + i * 100;
+            format!(
+                "{{\"id\":{i},\"doc\":{}1{}}}\n",
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        })
+        .collect();
+    write(d, "deep.ndjson", input.as_bytes());
+    let out = run({
+        let mut c = cmd(LOAD, d);
+        c.args(["deep.parquet", "deep.ndjson"]);
+        c
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.args(["-q", "deep.parquet"]);
+        c
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let back: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("{\"@etl\""))
+        .collect();
+    assert_eq!(back, input.lines().collect::<Vec<_>>());
+}
+
 #[test]
 fn parquet_needs_a_file() {
     let dir = tempdir();

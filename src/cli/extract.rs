@@ -67,6 +67,18 @@ and TIMESTAMP the same in UTC with a Z; JSON is nested JSON; text is UTF-8
 null reads it as null (a warning counts them). Text cursors compare by code
 point in SQL too.
 
+Parquet: read row group by row group. Integers stay integers (UINT_64 is
+declared text, its values strings of digits, unless the file's statistics
+show every value fits a signed 64-bit integer); DECIMAL keeps every digit;
+DATE, TIME and TIMESTAMP of every unit, and INT96 (Spark, Hive, Impala), are
+ISO 8601 text with every digit (YYYY-MM-DDTHH:MM:SS.fffffffff, with Z only
+when the file says the timestamp is UTC; INT96 has no zone); an Arrow
+duration (named in the file's ARROW:schema) is an ISO 8601 duration in
+seconds, PT1.5S or PT-0.000000001S, exact; binary is \\x-prefixed hex;
+JSON columns, lists, maps and groups are nested JSON, at any depth. A value
+with no exact JSON form (infinity, NaN, text that is not UTF-8, a JSON
+column's text that is not JSON) is a bad row, named by file and row.
+
 HTTP JSON APIs: INPUT is an http:// or https:// URL. Each page is fetched
 whole, and asked for again after a connection failure, timeout, 408, 429 or
 5xx (waiting as Retry-After says), before any of its records is written: a

@@ -1,22 +1,34 @@
 //! Parquet files as a source, read row group by row group (memory follows
 //! the largest row group, not the file). Types map to the wire faithfully:
-//! integers stay integers, decimals keep every digit, dates and timestamps
-//! become ISO 8601 text (with `Z` only when the file says UTC), binary
-//! becomes `\x`-prefixed hex, nested groups, lists and maps become JSON.
+//! integers stay integers (an unsigned 64-bit column is declared text, its
+//! values strings of digits, unless the file's statistics show every value
+//! fits a signed 64-bit integer),
+//! decimals keep every digit, dates, times and timestamps of every unit
+//! (INT96 too) become ISO 8601 text with all their digits (with `Z` only
+//! when the file says UTC), an Arrow duration becomes an ISO 8601 duration
+//! in seconds (`PT1.5S`), binary becomes `\x`-prefixed hex, nested groups,
+//! lists and maps become JSON. A value with no exact wire form (an
+//! infinity, NaN, text that is not UTF-8, JSON too deep for the wire) makes
+//! its row a reject. `parquet_values` writes the values.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use parquet::basic::{ConvertedType, LogicalType, Type as PhysicalType};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use parquet::record::Field;
-use parquet::schema::types::Type;
+use parquet::file::serialized_reader::ReadOptionsBuilder;
+use parquet::file::statistics::Statistics;
+use parquet::record::Row;
+use parquet::schema::types::{SchemaDescriptor, Type};
 
+use super::arrow_schema;
+use super::parquet_values::{self, Bad, Leaf, Node};
 use crate::format::json;
 use crate::record::{FieldType, Schema};
+use crate::rejects::Payload;
 use crate::source::{Context, Emit, Source, deliver};
 
 /// A Parquet file.
@@ -24,9 +36,8 @@ pub struct ParquetSource {
     name: String,
     reader: SerializedFileReader<File>,
     schema: Schema,
-    utc: HashMap<String, bool>,
-    /// Text columns annotated as JSON: their values go on the wire nested.
-    json_text: HashSet<String>,
+    /// How each top-level column's values are written, in file order.
+    nodes: Vec<Node>,
     /// Fields added to every record after the file's columns (a dataset's
     /// partition values, which live in its paths): name and JSON text.
     constant: Vec<(String, String)>,
@@ -42,36 +53,52 @@ impl ParquetSource {
 
     /// Reads the footer of an open file; `name` is used in messages.
     pub fn from_file(file: File, name: String) -> Result<Self> {
-        let reader = SerializedFileReader::new(file)
-            .with_context(|| format!("{name}: not a readable Parquet file"))?;
-        let root = reader
-            .metadata()
+        let unreadable = || format!("{name}: not a readable Parquet file");
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .with_context(unreadable)?;
+        let root = metadata
             .file_metadata()
             .schema_descr()
             .root_schema()
             .clone();
+        let arrow = metadata
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|kv| kv.key == "ARROW:schema"))
+            .and_then(|kv| kv.value.as_deref())
+            .and_then(arrow_schema::fields);
         let mut schema = Vec::new();
-        let mut utc = HashMap::new();
-        let mut json_text = HashSet::new();
-        for field in root.get_fields() {
-            let info = field.get_basic_info();
-            if field.is_primitive()
-                && (matches!(info.logical_type_ref(), Some(LogicalType::Json))
-                    || info.converted_type() == ConvertedType::JSON)
+        let mut nodes = Vec::new();
+        for (i, field) in root.get_fields().iter().enumerate() {
+            let hint = arrow
+                .as_ref()
+                .and_then(|a| a.get(i))
+                .filter(|a| a.name == field.name());
+            let mut node = parquet_values::node(field, hint);
+            let wire = wire_type(field, &node, &metadata, i);
+            if wire == FieldType::Text
+                && field.is_primitive()
+                && field.get_basic_info().converted_type() == ConvertedType::UINT_64
             {
-                json_text.insert(field.name().to_string());
+                node = Node::Leaf(Leaf::UnsignedText);
             }
-            if let Some(LogicalType::Timestamp(t)) = info.logical_type_ref() {
-                utc.insert(field.name().to_string(), t.is_adjusted_to_u_t_c);
-            }
-            schema.push((field.name().to_string(), wire_type(field)));
+            schema.push((field.name().to_string(), wire));
+            nodes.push(node);
         }
+        // Strings and INT96 are read as bytes: see `parquet_values`.
+        let options = match parquet_values::reading_schema(&root).with_context(unreadable)? {
+            Some(reading) => ReadOptionsBuilder::new()
+                .with_parquet_schema(Arc::new(SchemaDescriptor::new(Arc::new(reading)))),
+            None => ReadOptionsBuilder::new(),
+        };
+        let reader = SerializedFileReader::new_with_options(file, options.build())
+            .with_context(unreadable)?;
         Ok(ParquetSource {
             name,
             reader,
             schema,
-            utc,
-            json_text,
+            nodes,
             constant: Vec::new(),
         })
     }
@@ -82,9 +109,34 @@ impl ParquetSource {
         self.constant = fields;
         self
     }
+
+    /// Writes one row's record; the first bad value fails it, naming its
+    /// column, unless `lenient` (then it is written as a string showing it).
+    fn write_row(&self, out: &mut Vec<u8>, row: &Row, lenient: bool) -> Result<(), Bad> {
+        out.clear();
+        out.push(b'{');
+        for (i, (name, value)) in row.get_column_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&json::key_prefix(name));
+            let node = self.nodes.get(i).unwrap_or(&Node::Leaf(Leaf::Plain));
+            parquet_values::write(out, value, node, lenient)
+                .map_err(|Bad(reason)| Bad(format!("column {name:?}: {reason}")))?;
+        }
+        for (i, (name, json)) in self.constant.iter().enumerate() {
+            if i > 0 || row.len() > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&json::key_prefix(name));
+            out.extend_from_slice(json.as_bytes());
+        }
+        out.push(b'}');
+        Ok(())
+    }
 }
 
-fn wire_type(field: &Type) -> FieldType {
+fn wire_type(field: &Type, node: &Node, metadata: &ParquetMetaData, column: usize) -> FieldType {
     if !field.is_primitive() {
         return FieldType::Json;
     }
@@ -100,12 +152,20 @@ fn wire_type(field: &Type) -> FieldType {
             Type::PrimitiveType { precision, .. } if *precision <= 15 => FieldType::Float,
             _ => FieldType::Text,
         },
+        _ if !matches!(node, Node::Leaf(Leaf::Plain)) => FieldType::Text,
         (_, _, Some(LogicalType::Date | LogicalType::Time(_) | LogicalType::Timestamp(_))) => {
             FieldType::Text
         }
         (_, ConvertedType::DATE | ConvertedType::TIME_MILLIS | ConvertedType::TIME_MICROS, _)
         | (_, ConvertedType::TIMESTAMP_MILLIS | ConvertedType::TIMESTAMP_MICROS, _) => {
             FieldType::Text
+        }
+        (PhysicalType::INT64, ConvertedType::UINT_64, _) => {
+            if fits_signed(metadata, column) {
+                FieldType::Integer
+            } else {
+                FieldType::Text
+            }
         }
         (PhysicalType::BOOLEAN, _, _) => FieldType::Boolean,
         (PhysicalType::INT32 | PhysicalType::INT64, _, _) => FieldType::Integer,
@@ -114,133 +174,29 @@ fn wire_type(field: &Type) -> FieldType {
     }
 }
 
-/// Days since 1970-01-01 as a civil date (proleptic Gregorian).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
+/// Do the statistics of every row group show that top-level column
+/// `column`, an unsigned 64-bit integer, holds only values a signed 64-bit
+/// integer holds? Both bounds are checked, so statistics written in either
+/// sort order answer truly; a row group without them answers no.
+fn fits_signed(metadata: &ParquetMetaData, column: usize) -> bool {
+    let Some(index) = leaf_index(metadata, column) else {
+        return false;
+    };
+    metadata.row_groups().iter().all(|group| {
+        match group.columns().get(index).and_then(|c| c.statistics()) {
+            Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(min), Some(max)) => *min >= 0 && *max >= 0,
+                _ => group.num_rows() == 0 || s.null_count_opt() == Some(group.num_rows() as u64),
+            },
+            _ => group.num_rows() == 0,
+        }
+    })
 }
 
-fn date_text(days: i64) -> String {
-    let (y, m, d) = civil(days);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-fn time_text(micros_of_day: i64) -> String {
-    let secs = micros_of_day.div_euclid(1_000_000);
-    let frac = micros_of_day.rem_euclid(1_000_000);
-    let mut s = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-    if frac != 0 {
-        let digits = format!("{frac:06}");
-        let _ = write!(s, ".{}", digits.trim_end_matches('0'));
-    }
-    s
-}
-
-fn timestamp_text(micros: i64, utc: bool) -> String {
-    let days = micros.div_euclid(86_400_000_000);
-    let rest = micros.rem_euclid(86_400_000_000);
-    format!(
-        "{}T{}{}",
-        date_text(days),
-        time_text(rest),
-        if utc { "Z" } else { "" }
-    )
-}
-
-fn write_float(out: &mut Vec<u8>, text: String) -> Result<()> {
-    if text.contains(['N', 'i']) {
-        bail!("non-finite number {text} has no JSON form");
-    }
-    out.extend_from_slice(text.as_bytes());
-    if !text.contains(['.', 'e', 'E']) {
-        out.extend_from_slice(b".0");
-    }
-    Ok(())
-}
-
-fn write_field(out: &mut Vec<u8>, field: &Field, utc: bool) -> Result<()> {
-    match field {
-        Field::Null => out.extend_from_slice(b"null"),
-        Field::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Field::Byte(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Field::Short(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Field::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Field::Long(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Field::UByte(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Field::UShort(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Field::UInt(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Field::ULong(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Field::Float16(f) => write_float(out, f.to_string())?,
-        Field::Float(f) => write_float(out, f.to_string())?,
-        Field::Double(f) => write_float(out, f.to_string())?,
-        Field::Decimal(d) => {
-            let text = field.to_string();
-            let text = text.trim_end_matches('.');
-            if d.precision() <= 15 {
-                out.extend_from_slice(text.as_bytes());
-            } else {
-                json::write_str(out, text);
-            }
-        }
-        Field::Str(s) => json::write_str(out, s),
-        Field::Bytes(b) => {
-            let mut hex = String::with_capacity(2 + b.data().len() * 2);
-            hex.push_str("\\x");
-            for byte in b.data() {
-                let _ = write!(hex, "{byte:02x}");
-            }
-            json::write_str(out, &hex);
-        }
-        Field::Date(days) => json::write_str(out, &date_text(i64::from(*days))),
-        Field::TimeMillis(ms) => json::write_str(out, &time_text(i64::from(*ms) * 1000)),
-        Field::TimeMicros(us) => json::write_str(out, &time_text(*us)),
-        Field::TimestampMillis(ms) => json::write_str(out, &timestamp_text(ms * 1000, utc)),
-        Field::TimestampMicros(us) => json::write_str(out, &timestamp_text(*us, utc)),
-        Field::Group(row) => {
-            out.push(b'{');
-            for (i, (name, value)) in row.get_column_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&json::key_prefix(name));
-                write_field(out, value, utc)?;
-            }
-            out.push(b'}');
-        }
-        Field::ListInternal(list) => {
-            out.push(b'[');
-            for (i, value) in list.elements().iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_field(out, value, utc)?;
-            }
-            out.push(b']');
-        }
-        Field::MapInternal(map) => {
-            out.push(b'{');
-            for (i, (key, value)) in map.entries().iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                let key = match key {
-                    Field::Str(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                out.extend_from_slice(&json::key_prefix(&key));
-                write_field(out, value, utc)?;
-            }
-            out.push(b'}');
-        }
-    }
-    Ok(())
+/// The leaf column index of top-level field `column` (a primitive).
+fn leaf_index(metadata: &ParquetMetaData, column: usize) -> Option<usize> {
+    let descr = metadata.file_metadata().schema_descr();
+    (0..descr.num_columns()).find(|&i| descr.get_column_root_idx(i) == column)
 }
 
 impl Source for ParquetSource {
@@ -257,56 +213,21 @@ impl Source for ParquetSource {
         for (n, row) in rows.enumerate() {
             let row = row.with_context(|| format!("{}: row {}", self.name, n + 1))?;
             cx.read += 1;
-            out.clear();
-            out.push(b'{');
-            for (i, (name, value)) in row.get_column_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&json::key_prefix(name));
-                if let Field::Str(text) = value
-                    && self.json_text.contains(name)
-                    && let Ok(nested) = serde_json::from_str::<serde_json::Value>(text)
-                {
-                    // Re-written compact: one record stays one line.
-                    out.extend_from_slice(nested.to_string().as_bytes());
-                    continue;
-                }
-                let utc = self.utc.get(name).copied().unwrap_or(false);
-                write_field(&mut out, value, utc)
-                    .with_context(|| format!("{}: row {}, column {name:?}", self.name, n + 1))?;
+            let line = n as u64 + 1;
+            if let Err(Bad(reason)) = self.write_row(&mut out, &row, false) {
+                // The row as far as it can be shown: bad values as strings.
+                let _ = self.write_row(&mut out, &row, true);
+                let record =
+                    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&out);
+                let payload = match &record {
+                    Ok(record) => Payload::Record(record),
+                    Err(_) => Payload::Raw(&out),
+                };
+                cx.rejects.reject(&self.name, line, &reason, payload)?;
+                continue;
             }
-            for (i, (name, json)) in self.constant.iter().enumerate() {
-                if i > 0 || row.len() > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&json::key_prefix(name));
-                out.extend_from_slice(json.as_bytes());
-            }
-            out.push(b'}');
-            deliver(emit, &out, cx, &self.name, n as u64 + 1)?;
+            deliver(emit, &out, cx, &self.name, line)?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_and_times() {
-        assert_eq!(date_text(0), "1970-01-01");
-        assert_eq!(date_text(20_393), "2025-11-01");
-        assert_eq!(date_text(-1), "1969-12-31");
-        assert_eq!(time_text(3_723_000_500), "01:02:03.0005");
-        assert_eq!(
-            timestamp_text(1_762_074_000_000_000, true),
-            "2025-11-02T09:00:00Z"
-        );
-        assert_eq!(
-            timestamp_text(1_762_074_000_123_000, false),
-            "2025-11-02T09:00:00.123"
-        );
     }
 }
