@@ -87,9 +87,11 @@ loads of the same table take turns (an advisory lock).
 MySQL and MariaDB targets: TARGET is a mysql:// (or mariadb://) URL naming
 the database (credentials as for etl-extract: ~/.my.cnf [client], MYSQL_PWD).
 Rows are checked against their columns (integer ranges incl. UNSIGNED,
-DECIMAL digits and scale, exact floats, text length, dates, TIMESTAMP's
-range; \\x-hex text becomes the bytes of a binary column), so a bad row is a
-reject, and staged in a temporary table: MySQL commits at every CREATE or
+DECIMAL digits and scale, exact floats, FLOAT's range, text length, dates,
+TIMESTAMP's range, YEAR's 1901 to 2155 and 0 for 0000; \\x-hex text becomes
+the bytes of a binary column; a row too large for the server's
+max_allowed_packet), so a bad row is a reject, and staged in a temporary
+table in statements sized to max_allowed_packet: MySQL commits at every CREATE or
 ALTER TABLE, so new tables and columns are made at the end, before one
 InnoDB transaction moves the rows (replace: DELETE and refill; upsert:
 INSERT ... ON DUPLICATE KEY UPDATE of the fields each record carries, on a
