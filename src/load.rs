@@ -581,8 +581,17 @@ impl Load<'_> {
                 .hint("if the source really is empty, add --allow-empty")
                 .into());
             }
+            // Unless --allow-empty said an empty source is real, the run
+            // history says what happened: nothing arrived, not a run that
+            // found nothing new (etlkit's producers always frame theirs).
+            let recorded = if self.plan.allow_empty {
+                ""
+            } else {
+                self.run.status = RunStatus::Empty;
+                "; the run is recorded with status empty"
+            };
             self.progress.warn(&format!(
-                "{}: input has no lines at all (did the producer fail?)",
+                "{}: input has no lines at all (did the producer fail?){recorded}",
                 self.input_name
             ));
         }

@@ -421,6 +421,95 @@ fn etl_check_parses_every_age_it_accepts_and_refuses_the_rest() {
 }
 
 #[test]
+fn a_producer_that_wrote_nothing_leaves_an_empty_run_that_etl_check_sees() {
+    let dir = tempdir();
+    let d = dir.path();
+    let load = bash(
+        &format!(
+            "etl-extract {} | etl-load -q wh.db --table orders --job orders",
+            sample("orders.csv").display()
+        ),
+        d,
+    );
+    assert_eq!(code(&load), 0, "{}", stderr(&load));
+    // The producer died before writing anything: etl-load commits nothing
+    // and says so, and the run history records what happened.
+    let out = bash("false | etl-load wh.db --table orders --job orders", d);
+    assert_eq!(code(&out), 1, "pipefail: the producer's exit");
+    assert!(
+        stderr(&out).starts_with(
+            "etl-load: warning: stdin: input has no lines at all (did the producer fail?); \
+             the run is recorded with status empty\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let conn = rusqlite::Connection::open(d.join("wh.db")).expect("open");
+    let runs: Vec<String> = conn
+        .prepare(
+            "SELECT job || '|' || rows_written || '|' || status FROM _etl_runs ORDER BY run_id",
+        )
+        .expect("runs")
+        .query_map([], |r| r.get(0))
+        .expect("runs")
+        .collect::<Result<_, _>>()
+        .expect("runs");
+    drop(conn);
+    assert_eq!(runs, ["orders|12|ok", "orders|0|empty"]);
+    // --min-rows sees the empty run; freshness counts from the last run
+    // that had an input.
+    let out = run_script(
+        "etl-check",
+        &["wh.db", "--job", "orders", "--min-rows", "1"],
+        d,
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("with an empty input (no lines at all), wrote 0 rows"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains(
+            "etl-check: error: job orders's last run read an empty input and wrote 0 rows, fewer than 1"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_script(
+        "etl-check",
+        &["wh.db", "--job", "orders", "--max-age", "1h"],
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did its producer fail?"),
+        "{}",
+        stderr(&out)
+    );
+    let conn = rusqlite::Connection::open(d.join("wh.db")).expect("open");
+    conn.execute_batch(
+        "UPDATE _etl_runs SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3 hours') \
+         WHERE status = 'ok'",
+    )
+    .expect("age the run");
+    drop(conn);
+    let out = run_script(
+        "etl-check",
+        &["wh.db", "--job", "orders", "--max-age", "2h"],
+        d,
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "etl-check: error: job orders is stale: its last successful run with an input ended 108"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn etl_check_reads_a_postgres_history() {
     let Some(pg) = PgSchema::new("check") else {
         return;

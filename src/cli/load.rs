@@ -27,7 +27,10 @@ never a part. Input that began with a {\"@etl\":\"begin\"} line but ends
 without its {\"@etl\":\"end\"} line was cut upstream: nothing is committed and
 the run fails with \"upstream ended early after N rows\". Input without control
 lines (from another tool) is committed at EOF. Input with no lines at all is
-refused by --mode replace unless --allow-empty says an empty source is real.
+refused by --mode replace unless --allow-empty says an empty source is real;
+other modes commit nothing with a warning and record the run with status
+empty (the producer probably failed), which scripts/etl-check does not count
+as a successful run.
 
 Modes: append adds the rows; replace empties the table and fills it again in
 the same transaction (readers see the old rows or the new ones; columns,
