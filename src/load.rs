@@ -468,6 +468,10 @@ impl Load<'_> {
                     }
                     if self.counts.read.is_multiple_of(8192) {
                         self.progress.set_rows(self.counts.read);
+                        if prepared && let Some(upstream) = self.upstream {
+                            // Every line before this one is written or rejected.
+                            upstream.passed(line_no);
+                        }
                     }
                 }
                 Item::Bad { reason, text } => {
@@ -658,8 +662,9 @@ impl Load<'_> {
             },
             Err(reason) => reason,
         };
+        let origin = self.upstream.and_then(|u| u.origin(line_no));
         self.rejects
-            .reject_line(self.input_name, line_no, &reason, line)
+            .reject_line_from(self.input_name, line_no, origin, &reason, line)
             .map_err(|err| hint_format(err, line))?;
         self.counts.rejected += 1;
         Ok(())

@@ -131,8 +131,9 @@ INPUT...: the same table, the same typing (--delimiter, --no-header,
 --all-text, --infer-rows, and --column-types FILE for extract's --schema
 FILE), the same guarantees (a cut file commits nothing; an empty file never
 replaces a table). One --rejects file and one --max-rejects take the rows
-both halves refuse: a malformed row names its line in the file, a row that
-does not fit the table its line in the NDJSON stream (\"FILE as NDJSON\").
+both halves refuse, each named by its line in the file (FILE:LINE); a row
+the table refuses also names its line in the NDJSON stream between the two
+halves (\"FILE:7 (NDJSON line 6)\", \"ndjson_line\" in the rejects file).
 NDJSON stays the default for stdin and .ndjson/.jsonl files.
 
 Datasets (a data lake): --partition-by COL[:year|month|day|hour] (several
