@@ -221,6 +221,7 @@ pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
         progress: &progress,
         rejects: &mut rejects,
         read: 0,
+        at: None,
     };
     let options = CsvOptions {
         delimiter: b',',
@@ -263,7 +264,7 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
     let progress = Progress::new(PROGRAM, plan.verbosity, size);
     let mut rejects = plan.rejects.open()?;
     let mut out = output::stdout();
-    let (counts, remarks) = run_into(&plan, &mut out, &progress, &mut rejects)?;
+    let (counts, remarks) = run_into(&plan, &mut out, &progress, &mut rejects, None)?;
     for remark in remarks {
         progress.warn(&remark);
     }
@@ -275,15 +276,81 @@ pub fn run(plan: ExtractPlan) -> Result<Outcome> {
     })
 }
 
+/// Which input line each record line of the wire came from, kept while a
+/// one-off load may still name it (`etl-load FILE.csv` names a row the
+/// table refuses by its line in FILE, not in the wire between the halves).
+/// Only the lines where the offset between the two changes are kept (a
+/// record over several CSV lines, a rejected row, the next file), and the
+/// load forgets those it has passed, so memory stays flat.
+#[derive(Debug, Default)]
+pub struct LineMap {
+    inner: std::sync::Mutex<Marks>,
+}
+
+#[derive(Debug, Default)]
+struct Marks {
+    /// The inputs' names, in the order they were read.
+    inputs: Vec<String>,
+    /// (wire line, input, input line - wire line) where the offset changes.
+    marks: std::collections::VecDeque<(u64, usize, i64)>,
+}
+
+impl LineMap {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Marks> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes that wire line `wire` holds line `line` of `input`.
+    fn note(&self, wire: u64, input: &str, line: u64) {
+        let mut m = self.lock();
+        let index = match m.inputs.iter().rposition(|n| n == input) {
+            Some(i) => i,
+            None => {
+                m.inputs.push(input.to_string());
+                m.inputs.len() - 1
+            }
+        };
+        let delta = line as i64 - wire as i64;
+        if m.marks
+            .back()
+            .is_some_and(|&(_, i, d)| i == index && d == delta)
+        {
+            return;
+        }
+        m.marks.push_back((wire, index, delta));
+    }
+
+    /// The input and line wire line `wire` came from, if it is a record.
+    pub fn find(&self, wire: u64) -> Option<(String, u64)> {
+        let m = self.lock();
+        let after = m.marks.partition_point(|&(w, _, _)| w <= wire);
+        let &(_, index, delta) = m.marks.get(after.checked_sub(1)?)?;
+        let line = u64::try_from(wire as i64 + delta).ok()?;
+        Some((m.inputs.get(index)?.clone(), line))
+    }
+
+    /// Forgets what is needed only for wire lines before `wire`.
+    pub fn forget_before(&self, wire: u64) {
+        let mut m = self.lock();
+        while m.marks.get(1).is_some_and(|&(w, _, _)| w <= wire) {
+            m.marks.pop_front();
+        }
+    }
+}
+
 /// Writes the wire of `plan` (begin, records, end) into `out`; malformed
 /// rows go to `rejects`. Returns the counts and the source's remarks (for
 /// warnings). `etl-extract` writes to stdout; `etl-load FILE.csv` writes
-/// into a pipe its load driver reads (see `oneoff`).
+/// into a pipe its load driver reads (see `oneoff`), and keeps in `lines`
+/// where each record line came from.
 pub fn run_into(
     plan: &ExtractPlan,
     out: &mut dyn Write,
     progress: &Progress,
     rejects: &mut Rejects,
+    lines: Option<&LineMap>,
 ) -> Result<(Counts, Vec<String>)> {
     // Records and control lines share the writer.
     let out = RefCell::new(out);
@@ -310,10 +377,12 @@ pub fn run_into(
         None => None,
     };
 
+    let origin = crate::source::Origin::default();
     let mut cx = Context {
         progress,
         rejects,
         read: 0,
+        at: lines.map(|_| &origin),
     };
     let mut begin = Begin {
         stream: plan.stream.clone(),
@@ -355,6 +424,10 @@ pub fn run_into(
             out.write_all(record)?;
             out.write_all(b"\n")?;
             written += 1;
+            if let Some(lines) = lines {
+                // The begin line is the wire's line 1.
+                origin.with(|input, line| lines.note(written + 1, input, line));
+            }
             if written.is_multiple_of(8192) {
                 progress.set_rows(written);
             }
@@ -513,4 +586,30 @@ fn write_line(out: &RefCell<&mut dyn Write>, line: &str) -> Result<()> {
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
         .context("writing to stdout")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_lines_map_to_their_file_lines_in_flat_memory() {
+        let map = LineMap::default();
+        // a.csv: lines 2, 3 (a record over lines 3-4), 6 (5 was rejected).
+        map.note(2, "a.csv", 2);
+        map.note(3, "a.csv", 3);
+        map.note(4, "a.csv", 5);
+        map.note(5, "a.csv", 6);
+        map.note(6, "b.csv", 2);
+        assert_eq!(map.find(1), None);
+        assert_eq!(map.find(2), Some(("a.csv".into(), 2)));
+        assert_eq!(map.find(3), Some(("a.csv".into(), 3)));
+        assert_eq!(map.find(4), Some(("a.csv".into(), 5)));
+        assert_eq!(map.find(5), Some(("a.csv".into(), 6)));
+        assert_eq!(map.find(6), Some(("b.csv".into(), 2)));
+        assert_eq!(map.lock().marks.len(), 3, "one mark per change of offset");
+        map.forget_before(5);
+        assert_eq!(map.find(5), Some(("a.csv".into(), 6)));
+        assert_eq!(map.lock().marks.len(), 2);
+    }
 }

@@ -80,6 +80,7 @@ pub fn json_array(data: &[u8]) {
         progress: &progress,
         rejects: &mut rejects,
         read: 0,
+        at: None,
     };
     let mut source = JsonArraySource::new(data, "fuzz.json");
     let _ = source.run(&mut |_| Ok(Taken::Done), &mut cx);

@@ -468,6 +468,10 @@ impl Load<'_> {
                     }
                     if self.counts.read.is_multiple_of(8192) {
                         self.progress.set_rows(self.counts.read);
+                        if prepared && let Some(upstream) = self.upstream {
+                            // Every line before this one is written or rejected.
+                            upstream.passed(line_no);
+                        }
                     }
                 }
                 Item::Bad { reason, text } => {
@@ -581,8 +585,17 @@ impl Load<'_> {
                 .hint("if the source really is empty, add --allow-empty")
                 .into());
             }
+            // Unless --allow-empty said an empty source is real, the run
+            // history says what happened: nothing arrived, not a run that
+            // found nothing new (etlkit's producers always frame theirs).
+            let recorded = if self.plan.allow_empty {
+                ""
+            } else {
+                self.run.status = RunStatus::Empty;
+                "; the run is recorded with status empty"
+            };
             self.progress.warn(&format!(
-                "{}: input has no lines at all (did the producer fail?)",
+                "{}: input has no lines at all (did the producer fail?){recorded}",
                 self.input_name
             ));
         }
@@ -649,8 +662,9 @@ impl Load<'_> {
             },
             Err(reason) => reason,
         };
+        let origin = self.upstream.and_then(|u| u.origin(line_no));
         self.rejects
-            .reject_line(self.input_name, line_no, &reason, line)
+            .reject_line_from(self.input_name, line_no, origin, &reason, line)
             .map_err(|err| hint_format(err, line))?;
         self.counts.rejected += 1;
         Ok(())

@@ -7,7 +7,10 @@
 //! truncation (a cut file has no end line: nothing commits), counts and
 //! rejects behave as in the two-stage pipe. Both stages share one rejects
 //! file and one `--max-rejects` budget (`Rejects::share`); rows the extract
-//! rejects never reach the wire, so the load adds them to its summary.
+//! rejects never reach the wire, so the load adds them to its summary. A
+//! row the load rejects is named by its line in the user's file (the
+//! extract notes which file line each wire line holds, `LineMap`), with
+//! its line in the wire as a second coordinate.
 //! When the extract fails, its error, not "upstream ended early", is the
 //! run's error: the reader joins the thread at end of input, before the
 //! load can commit.
@@ -18,7 +21,7 @@ use std::thread::JoinHandle;
 
 use anyhow::Result;
 
-use crate::extract::{ExtractPlan, Inputs, run_into};
+use crate::extract::{ExtractPlan, Inputs, LineMap, run_into};
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::rejects::Rejects;
 use crate::source::input::{Input, Location};
@@ -37,6 +40,7 @@ struct Ended {
 /// The extract side of a one-off load, as the load sees it.
 pub struct Upstream {
     ended: Arc<Mutex<Ended>>,
+    lines: Arc<LineMap>,
 }
 
 impl Upstream {
@@ -56,6 +60,17 @@ impl Upstream {
         self.lock().error.take().unwrap_or(err)
     }
 
+    /// The input and line that wire line `wire` came from (a row the load
+    /// refuses is named by its line in the user's file).
+    pub fn origin(&self, wire: u64) -> Option<(String, u64)> {
+        self.lines.find(wire)
+    }
+
+    /// The load has written or rejected every wire line before `wire`.
+    pub fn passed(&self, wire: u64) {
+        self.lines.forget_before(wire);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Ended> {
         self.ended.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -66,8 +81,8 @@ impl Upstream {
 pub fn start(plan: ExtractPlan, rejects: &Rejects) -> Result<(Input, Upstream)> {
     let name = match &plan.inputs {
         Inputs::Files { locations, .. } => match locations.first() {
-            // The load names its rejects by the line of the wire, which
-            // is not the file's line: say so.
+            // What the load says of the wire itself (its rejects name the
+            // file's own line, with the wire's as a second coordinate).
             Some(Location::Path(p)) => format!("{} as NDJSON", p.display()),
             Some(Location::Stdin) | None => "stdin".into(),
         },
@@ -75,6 +90,8 @@ pub fn start(plan: ExtractPlan, rejects: &Rejects) -> Result<(Input, Upstream)> 
     };
     let (reader, writer) = io::pipe()?;
     let mut shared = rejects.share();
+    let lines = Arc::new(LineMap::default());
+    let noted = Arc::clone(&lines);
     let thread = std::thread::Builder::new()
         .name("extract".into())
         .spawn(move || {
@@ -87,7 +104,7 @@ pub fn start(plan: ExtractPlan, rejects: &Rejects) -> Result<(Input, Upstream)> 
             };
             let progress = Progress::new("etl-load", quiet, None);
             let mut out = io::BufWriter::with_capacity(1 << 16, writer);
-            let result = run_into(&plan, &mut out, &progress, &mut shared);
+            let result = run_into(&plan, &mut out, &progress, &mut shared, Some(&noted));
             // The pipe closes here, when `out` is dropped: the load sees
             // the end of its input only after the result is known.
             drop(out);
@@ -103,7 +120,7 @@ pub fn start(plan: ExtractPlan, rejects: &Rejects) -> Result<(Input, Upstream)> 
         name,
         reader: Box::new(BufReader::with_capacity(1 << 16, wire)),
     };
-    Ok((input, Upstream { ended }))
+    Ok((input, Upstream { ended, lines }))
 }
 
 type ExtractResult = Result<(Counts, Vec<String>)>;

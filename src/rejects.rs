@@ -130,11 +130,28 @@ impl Rejects {
         reason: &str,
         payload: Payload<'_>,
     ) -> Result<()> {
-        let place = if line > 0 {
+        self.reject_at(input, line, None, reason, payload)
+    }
+
+    /// Records one bad row at `input`:`line`, which reached the stage that
+    /// refused it as line `wire_line` of an NDJSON stream (a one-off load:
+    /// the file's line comes first, the wire's is the second coordinate).
+    fn reject_at(
+        &mut self,
+        input: &str,
+        line: u64,
+        wire_line: Option<u64>,
+        reason: &str,
+        payload: Payload<'_>,
+    ) -> Result<()> {
+        let mut place = if line > 0 {
             format!("{input}:{line}")
         } else {
             input.to_string()
         };
+        if let Some(wire) = wire_line {
+            place.push_str(&format!(" (NDJSON line {wire})"));
+        }
         let Some((path, out)) = &mut self.out else {
             return Err(anyhow!("{place}: {reason}"));
         };
@@ -152,6 +169,9 @@ impl Rejects {
         entry.insert("input".into(), input.into());
         if line > 0 {
             entry.insert("line".into(), line.into());
+        }
+        if let Some(wire) = wire_line {
+            entry.insert("ndjson_line".into(), wire.into());
         }
         entry.insert("reason".into(), reason.into());
         match payload {
@@ -193,9 +213,27 @@ impl Rejects {
     /// Records a bad wire line: as the record it holds when it parses as a
     /// JSON object (read again here: rejects are rare), else as raw text.
     pub fn reject_line(&mut self, input: &str, line: u64, reason: &str, text: &[u8]) -> Result<()> {
+        self.reject_line_from(input, line, None, reason, text)
+    }
+
+    /// Like `reject_line`, for a wire line whose record came from line
+    /// `origin.1` of input `origin.0` (a one-off load's file): the entry
+    /// names that, and the wire's line as `ndjson_line`.
+    pub fn reject_line_from(
+        &mut self,
+        input: &str,
+        line: u64,
+        origin: Option<(String, u64)>,
+        reason: &str,
+        text: &[u8],
+    ) -> Result<()> {
+        let (input, line, wire) = match &origin {
+            Some((file, file_line)) => (file.as_str(), *file_line, Some(line)),
+            None => (input, line, None),
+        };
         match serde_json::from_slice::<Map<String, Value>>(text) {
-            Ok(record) => self.reject(input, line, reason, Payload::Record(&record)),
-            Err(_) => self.reject(input, line, reason, Payload::Raw(text)),
+            Ok(record) => self.reject_at(input, line, wire, reason, Payload::Record(&record)),
+            Err(_) => self.reject_at(input, line, wire, reason, Payload::Raw(text)),
         }
     }
 

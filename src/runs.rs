@@ -18,14 +18,19 @@ pub enum RunStatus {
     Ok,
     /// Failed; nothing (or only earlier segments) committed.
     Failed,
+    /// Committed, but the input had no lines at all, not even control
+    /// lines: usually a producer that died before writing. Not counted as
+    /// a successful run by `scripts/etl-check`.
+    Empty,
 }
 
 impl RunStatus {
-    /// `ok` or `failed`, as stored.
+    /// `ok`, `failed` or `empty`, as stored.
     pub fn name(self) -> &'static str {
         match self {
             RunStatus::Ok => "ok",
             RunStatus::Failed => "failed",
+            RunStatus::Empty => "empty",
         }
     }
 }

@@ -232,3 +232,99 @@ fn long_crash_suite() {
         .unwrap_or(100);
     suite(n, "crash_long");
 }
+
+/// A database whose load died mid-commit: `wh.db` with 500 rows of `old`
+/// and the bookmark 500 committed, and beside it the hot journal of a
+/// write that had already put new pages into the file. Made in-process:
+/// a write with a one-page cache spills its pages into the file (after
+/// journaling them); the file and its journal are copied while the writer
+/// still holds them, so the copies are exactly what a SIGKILL leaves.
+fn hot_journal(dir: &Path) -> std::path::PathBuf {
+    let live = dir.join("live.db");
+    let rows: String = (1..=500)
+        .map(|i| format!("{{\"id\":{i},\"v\":\"old\"}}\n"))
+        .collect();
+    write(dir, "old.ndjson", rows.as_bytes());
+    let out = bash(
+        "etl-extract -q old.ndjson --cursor id --stream s --state live.db \
+         | etl-load -q live.db --table t",
+        dir,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let conn = rusqlite::Connection::open(&live).expect("open");
+    conn.execute_batch(
+        "PRAGMA cache_size = 1; BEGIN; UPDATE t SET v = 'new' || hex(randomblob(200)); \
+         UPDATE _etl_state SET bookmark = json_set(bookmark, '$.value', 999); DELETE FROM t WHERE id > 250;",
+    )
+    .expect("a write in progress");
+    let journal = dir.join("live.db-journal");
+    assert!(journal.exists(), "the write has a journal");
+    let db = dir.join("wh.db");
+    std::fs::copy(&live, &db).expect("copy the file");
+    std::fs::copy(&journal, dir.join("wh.db-journal")).expect("copy the journal");
+    drop(conn);
+    // The copy is torn: read without its journal it is not the old data.
+    let torn = dir.join("torn.db");
+    std::fs::copy(&db, &torn).expect("copy");
+    let n: rusqlite::Result<i64> = rusqlite::Connection::open(&torn)
+        .and_then(|c| c.query_row("SELECT count(*) FROM t WHERE v = 'old'", [], |r| r.get(0)));
+    assert_ne!(n.ok(), Some(500), "the file alone already holds new pages");
+    db
+}
+
+#[test]
+fn readers_roll_back_the_hot_journal_a_killed_load_left() {
+    let dir = tempdir();
+    let d = dir.path();
+    let db = hot_journal(d);
+    // etl-extract sees the old rows.
+    let mut c = cmd(EXTRACT, d);
+    c.arg(&db).args([
+        "--query",
+        "SELECT count(*) AS n, min(v) AS lo, max(v) AS hi FROM t",
+    ]);
+    let out = run(c);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        records(&stdout(&out)),
+        [serde_json::json!({"n": 500, "lo": "old", "hi": "old"})]
+    );
+    assert!(!d.join("wh.db-journal").exists(), "rolled back");
+
+    // --state reads the old bookmark (a fresh copy of the crash).
+    let dir = tempdir();
+    let d = dir.path();
+    let db = hot_journal(d);
+    write(
+        d,
+        "more.ndjson",
+        b"{\"id\":499,\"v\":\"old\"}\n{\"id\":500,\"v\":\"old\"}\n{\"id\":501}\n{\"id\":502}\n",
+    );
+    let mut c = cmd(EXTRACT, d);
+    c.args(["more.ndjson", "--cursor", "id", "--stream", "s", "--state"])
+        .arg(&db);
+    let out = run(c);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        records(&stdout(&out)),
+        [
+            serde_json::json!({"id": 501}),
+            serde_json::json!({"id": 502})
+        ]
+    );
+
+    // etl-check reads the run history.
+    let dir = tempdir();
+    let d = dir.path();
+    let db = hot_journal(d);
+    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/etl-check"))
+        .arg(&db)
+        .args(["--job", "t", "--max-age", "1h", "--min-rows", "500"])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir().display()))
+        .current_dir(d)
+        .output()
+        .expect("etl-check runs");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("wrote 500 rows"), "{}", stdout(&out));
+}

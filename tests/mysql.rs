@@ -345,3 +345,191 @@ fn upsert_deletes_and_rejects_against_an_existing_table() {
         ["1|10.50|2026-11-01|x"]
     );
 }
+
+#[test]
+fn a_float_at_its_maximum_and_the_year_zero_load_back_unchanged() {
+    let Some(my) = MyDb::new("extremes") else {
+        return;
+    };
+    let ddl = "(id INT PRIMARY KEY, f FLOAT, fu FLOAT UNSIGNED, fs FLOAT(7,4), y YEAR)";
+    my.exec(&format!("CREATE TABLE src {ddl}"));
+    my.exec(&format!("CREATE TABLE back {ddl}"));
+    my.exec(
+        "INSERT INTO src VALUES (1, 3.4028234663852886e38, 3.4028234663852886e38, 999.9999, 0), \
+         (2, -3.4028234663852886e38, 0, -999.9999, 2155), (3, 1.17549435e-38, 0.1, 0.5, 1901), \
+         (4, NULL, NULL, NULL, NULL)",
+    );
+    let dir = tempdir();
+    let d = dir.path();
+    let original = extract(d, &[&my.url, "--query", "SELECT * FROM src ORDER BY id"]);
+    assert_eq!(original[0]["f"].to_string(), "3.4028235e+38");
+    assert_eq!(original[0]["y"].to_string(), "0");
+    let out = bash(
+        &format!(
+            "etl-extract -q '{url}' --table src | etl-load '{url}' --table back --rejects bad.ndjson",
+            url = my.url
+        ),
+        d,
+    );
+    ok(&out, "MariaDB -> MariaDB");
+    let back = extract(d, &[&my.url, "--query", "SELECT * FROM back ORDER BY id"]);
+    assert_eq!(back, original, "the round trip changed a value");
+    // The server agrees: the same bits, and the year 0000, not 2000.
+    assert_eq!(
+        my.rows(
+            "SELECT COUNT(*) FROM src JOIN back USING (id) \
+             WHERE src.f = back.f AND src.fu = back.fu AND src.fs = back.fs AND src.y = back.y"
+        ),
+        ["3"]
+    );
+    assert_eq!(
+        my.rows("SELECT y + 0 FROM back ORDER BY id"),
+        ["0", "2155", "1901", ""]
+    );
+
+    // What does not fit is a reject with its line, and the run goes on.
+    let mut c = cmd(LOAD, d);
+    c.arg(&my.url)
+        .args(["--table", "back", "--rejects", "bad.ndjson"]);
+    let out = run_with_input(
+        c,
+        b"{\"id\":10,\"f\":3.5e38}\n{\"id\":11,\"fu\":-1}\n{\"id\":12,\"fs\":1000}\n\
+          {\"id\":13,\"y\":99}\n{\"id\":14,\"f\":3.4028235e38,\"y\":\"0000\"}\n",
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("etl-load: 5 rows read, 1 written, 4 rejected in "),
+        "{}",
+        stderr(&out)
+    );
+    let rejects = json_lines(&std::fs::read_to_string(d.join("bad.ndjson")).expect("rejects"));
+    let reasons: Vec<(u64, String)> = rejects
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().expect("line"),
+                r["reason"].as_str().expect("reason").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                1,
+                "column \"f\": number value 3.5e38 does not fit a float column".to_string()
+            ),
+            (
+                2,
+                "column \"fu\": integer value -1 does not fit a float unsigned column".to_string()
+            ),
+            (
+                3,
+                "column \"fs\": integer value 1000 does not fit a float(7,4) column".to_string()
+            ),
+            (
+                4,
+                "column \"y\": integer value 99 is not a year a year(4) column keeps (1901 to 2155, or 0)"
+                    .to_string()
+            ),
+        ]
+    );
+    assert_eq!(
+        my.rows("SELECT id, f = (SELECT f FROM src WHERE id = 1), y + 0 FROM back WHERE id > 4"),
+        ["14|1|0"]
+    );
+}
+
+#[test]
+fn a_value_larger_than_max_allowed_packet_is_a_reject_and_statements_fit_the_packet() {
+    let Some(my) = MyDb::new("packet") else {
+        return;
+    };
+    let packet: usize = my.rows("SELECT @@max_allowed_packet")[0]
+        .parse()
+        .expect("a number");
+    my.exec("CREATE TABLE big (id INT PRIMARY KEY, body LONGTEXT)");
+    let dir = tempdir();
+    let d = dir.path();
+    // Row 2 fits a statement on its own but not with row 1 before it;
+    // row 3 fits no statement at all.
+    let sizes = [900_000, packet - 1_000_000, packet + 1000, 1];
+    let mut input = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        input.extend_from_slice(
+            format!("{{\"id\":{},\"body\":\"{}\"}}\n", i + 1, "x".repeat(*size)).as_bytes(),
+        );
+    }
+    let file = write(d, "big.ndjson", &input);
+    drop(input);
+    // Without --rejects: the first such row fails the run, named, in plain words.
+    let mut c = cmd(LOAD, d);
+    c.arg(&my.url).args(["--table", "big"]).arg(&file);
+    let out = run(c);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let expected = format!(
+        "etl-load: error: nothing was loaded into {url} (table \"big\" is as it was): {file}:3: \
+         column \"body\": a value of {n} bytes does not fit in one statement to the server \
+         (its max_allowed_packet is {packet} bytes)\n",
+        url = my.url,
+        file = file.display(),
+        n = packet + 1002,
+    );
+    assert_eq!(stderr(&out), expected);
+    assert!(my.exists("big"));
+    assert_eq!(my.rows("SELECT COUNT(*) FROM big"), ["0"]);
+    // With --rejects: that row is a reject, the others load.
+    let mut c = cmd(LOAD, d);
+    c.arg(&my.url)
+        .args(["--table", "big", "--rejects", "bad.ndjson"])
+        .arg(&file);
+    let out = run(c);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Error {"), "{}", stderr(&out));
+    assert_eq!(
+        my.rows("SELECT id, LENGTH(body) FROM big ORDER BY id"),
+        [
+            "1|900000".to_string(),
+            format!("2|{}", packet - 1_000_000),
+            "4|1".to_string()
+        ]
+    );
+    let rejects = std::fs::read_to_string(d.join("bad.ndjson")).expect("rejects");
+    let reject = &json_lines(&rejects)[0];
+    assert_eq!(reject["line"], 3);
+    assert_eq!(reject["record"]["id"], 3);
+    assert!(
+        reject["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("max_allowed_packet")),
+        "{reject}"
+    );
+}
+
+#[test]
+fn a_refused_connection_is_one_plain_line() {
+    let dir = tempdir();
+    // Nothing listens on port 1.
+    let mut c = cmd(EXTRACT, dir.path());
+    c.args(["mysql://etl:pw-9f3@127.0.0.1:1/test", "--table", "t"]);
+    let out = run(c);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "etl-extract: error: cannot connect to mysql://etl@127.0.0.1:1/test: could not connect \
+         to 127.0.0.1:1: Connection refused (os error 111)\n"
+    );
+    let mut c = cmd(LOAD, dir.path());
+    c.args(["mysql://etl:pw-9f3@127.0.0.1:1/test", "--table", "t"]);
+    let out = run_with_input(c, b"{\"a\":1}\n");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).ends_with(
+            "cannot connect to mysql://etl@127.0.0.1:1/test: could not connect to 127.0.0.1:1: \
+             Connection refused (os error 111)\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("pw-9f3"));
+}

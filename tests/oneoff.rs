@@ -181,8 +181,8 @@ fn both_stages_reject_into_one_file_and_one_budget() {
     assert_eq!(count(&db, "t"), Some(2));
     let rejects = json_lines(&std::fs::read_to_string(dir.path().join("rejects.ndjson")).unwrap());
     assert_eq!(rejects.len(), 2, "{rejects:?}");
-    // The extract's reject names the file's line; the load's names the
-    // line of the NDJSON stream etl-extract writes, as the pipe form would.
+    // Both name the file's line; the load's also names the line of the
+    // NDJSON stream between the halves, as a second coordinate.
     let mut places: Vec<(String, u64)> = rejects
         .iter()
         .map(|r| {
@@ -194,16 +194,14 @@ fn both_stages_reject_into_one_file_and_one_budget() {
     places.sort();
     assert_eq!(
         places,
-        [
-            ("more.csv".to_string(), 3),
-            ("more.csv as NDJSON".to_string(), 3)
-        ]
+        [("more.csv".to_string(), 3), ("more.csv".to_string(), 4)]
     );
     let load_side = rejects.iter().find(|r| r["record"].is_object()).unwrap();
     assert_eq!(
         load_side["record"],
         serde_json::json!({"id": 4, "qty": "n/a"})
     );
+    assert_eq!(load_side["ndjson_line"], 3);
 
     // --max-rejects counts both stages together.
     let mut c = cmd(LOAD, dir.path());
@@ -319,4 +317,69 @@ fn several_files_and_globs_are_one_stream_as_in_the_pipe() {
         assert_eq!(one.1.len(), 3);
         assert_eq!(one, table_dump(&dir.path().join("piped.db"), "t"));
     }
+}
+
+#[test]
+fn a_row_the_table_refuses_is_named_by_its_line_in_the_csv_file() {
+    let dir = tempdir();
+    let db = dir.path().join("w.db");
+    let first = write(dir.path(), "first.csv", b"id,qty\n1,5\n");
+    let mut c = cmd(LOAD, dir.path());
+    c.arg(&db).args(["-t", "t"]).arg(&first);
+    assert_eq!(code(&run(c)), 0);
+    // Line 2 opens a quoted field that runs to line 4; line 5 is malformed
+    // (the extract rejects it); line 6 does not fit the INTEGER column.
+    // The second file's line 3 does not fit either.
+    let a = write(
+        dir.path(),
+        "a.csv",
+        b"id,qty,note\n2,6,\"x\n\ny\"\n8,9,extra,more\n4,n/a,z\n5,8,w\n",
+    );
+    let b = write(dir.path(), "b.csv", b"id,qty,note\n6,1,a\n7,x,b\n");
+    // Without --rejects the first refused row fails the run, named by its
+    // file and line.
+    let mut c = cmd(LOAD, dir.path());
+    c.arg(&db).args(["-t", "t"]).arg(&b);
+    let out = run(c);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains(&format!(
+            ": {}:3 (NDJSON line 3): column \"qty\": ",
+            b.display()
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("as NDJSON:"), "{message}");
+    // With --rejects, each names its own file and line.
+    let mut c = cmd(LOAD, dir.path());
+    c.arg(&db)
+        .args(["-t", "t", "--rejects", "rejects.ndjson"])
+        .arg(&a)
+        .arg(&b);
+    let out = run(c);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let rejects = json_lines(&std::fs::read_to_string(dir.path().join("rejects.ndjson")).unwrap());
+    let mut places: Vec<(String, u64, Option<u64>)> = rejects
+        .iter()
+        .map(|r| {
+            let input = r["input"].as_str().unwrap();
+            let input = input.rsplit_once('/').map_or(input, |(_, tail)| tail);
+            (
+                input.to_string(),
+                r["line"].as_u64().unwrap(),
+                r["ndjson_line"].as_u64(),
+            )
+        })
+        .collect();
+    places.sort();
+    assert_eq!(
+        places,
+        [
+            ("a.csv".to_string(), 5, None),
+            ("a.csv".to_string(), 6, Some(3)),
+            ("b.csv".to_string(), 3, Some(6)),
+        ]
+    );
+    assert_eq!(count(&db, "t"), Some(4));
 }

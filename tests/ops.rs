@@ -164,6 +164,74 @@ fn etl_job_never_overlaps_a_running_job() {
 }
 
 #[test]
+fn etl_job_runs_a_job_whose_name_holds_a_slash_under_its_own_lock() {
+    let dir = tempdir();
+    let d = dir.path();
+    let lock_dir = d.join("locks").display().to_string();
+    let out = run_script(
+        "etl-job",
+        &["--lock-dir", &lock_dir, "nightly/orders", "--", "touch ran"],
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    assert!(d.join("ran").exists());
+    assert!(d.join("locks/etl-job.nightly%2Forders.lock").exists());
+    // While it runs, a second run of that name waits its turn; a name
+    // that only looks like its escaped form does not.
+    let mut first = std::process::Command::new(script("etl-job"))
+        .args([
+            "--lock-dir",
+            &lock_dir,
+            "nightly/orders",
+            "--",
+            "touch started; sleep 2",
+        ])
+        .current_dir(d)
+        .spawn()
+        .expect("first run");
+    while !d.join("started").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = run_script(
+        "etl-job",
+        &[
+            "--lock-dir",
+            &lock_dir,
+            "nightly/orders",
+            "--",
+            "touch second",
+        ],
+        d,
+    );
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).starts_with("etl-job: error: job nightly/orders is already running"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!d.join("second").exists());
+    let out = run_script(
+        "etl-job",
+        &[
+            "--lock-dir",
+            &lock_dir,
+            "nightly%2Forders",
+            "--",
+            "touch other",
+        ],
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(d.join("other").exists());
+    assert!(first.wait().expect("first ends").success());
+    // An empty name is a usage error.
+    let out = run_script("etl-job", &["--lock-dir", &lock_dir, "", "--", "true"], d);
+    assert_eq!(code(&out), 2);
+    assert_eq!(stderr(&out), "etl-job: error: the job's NAME is empty\n");
+}
+
+#[test]
 fn etl_job_stops_an_attempt_at_its_timeout() {
     let dir = tempdir();
     let d = dir.path();
@@ -252,6 +320,193 @@ fn etl_check_says_when_a_job_is_stale_or_brought_too_few_rows() {
 
     let out = run_script("etl-check", &["wh.db", "--max-age", "4h"], d);
     assert_eq!(code(&out), 2, "--job is required");
+}
+
+#[test]
+fn etl_check_parses_every_age_it_accepts_and_refuses_the_rest() {
+    let dir = tempdir();
+    let d = dir.path();
+    let load = bash(
+        &format!(
+            "etl-extract {} | etl-load -q wh.db --table orders",
+            sample("orders.csv").display()
+        ),
+        d,
+    );
+    assert_eq!(code(&load), 0, "{}", stderr(&load));
+    // The last good run ended 89 minutes (5340 s) ago.
+    let conn = rusqlite::Connection::open(d.join("wh.db")).expect("open");
+    conn.execute_batch(
+        "UPDATE _etl_runs SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-5340 seconds')",
+    )
+    .expect("age the run");
+    drop(conn);
+    let check = |age: &str| {
+        run_script(
+            "etl-check",
+            &["wh.db", "--job", "orders", "--max-age", age],
+            d,
+        )
+    };
+    // Each accepted form, on both sides of 5340 s (a minute's margin).
+    for (age, expected) in [
+        ("5400", 0),
+        ("5280", 1),
+        ("5400s", 0),
+        ("5280s", 1),
+        ("90m", 0),
+        ("88m", 1),
+        ("90.5m", 0),
+        ("87.5m", 1),
+        ("1.5h", 0),
+        ("1.45h", 1),
+        ("1.475h", 1),
+        ("08h", 0),
+        ("0.063d", 0),
+        ("0.061d", 1),
+        ("1d", 0),
+        ("0d", 1),
+        ("5399.999", 0),
+    ] {
+        let out = check(age);
+        assert_eq!(code(&out), expected, "--max-age {age}: {}", stderr(&out));
+        if expected == 1 {
+            assert!(
+                stderr(&out).contains("is stale: its last successful run ended 53")
+                    && stderr(&out).contains(&format!("more than {age}\n")),
+                "--max-age {age}: {}",
+                stderr(&out)
+            );
+        }
+    }
+    // Every other form is a usage error, before anything is read.
+    for age in [
+        "1.5x",
+        "h",
+        "-1h",
+        "2x",
+        "",
+        "1.h",
+        ".5h",
+        "1.2345h",
+        "1 h",
+        "1e3",
+        "1H",
+        "2h30m",
+        "1234567890h",
+    ] {
+        let out = check(age);
+        assert_eq!(code(&out), 2, "--max-age {age:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "etl-check: error: --max-age takes seconds, or a number with s, m, h or d \
+                 (90, 90m, 1.5h, 2d; up to 3 decimals), not '{age}'\n"
+            )
+        );
+        assert_eq!(stdout(&out), "");
+    }
+    for rows in ["", "x", "-1", "1.5"] {
+        let out = run_script(
+            "etl-check",
+            &["wh.db", "--job", "orders", "--min-rows", rows],
+            d,
+        );
+        assert_eq!(code(&out), 2, "--min-rows {rows:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!("etl-check: error: --min-rows takes a whole number of rows, not '{rows}'\n")
+        );
+    }
+}
+
+#[test]
+fn a_producer_that_wrote_nothing_leaves_an_empty_run_that_etl_check_sees() {
+    let dir = tempdir();
+    let d = dir.path();
+    let load = bash(
+        &format!(
+            "etl-extract {} | etl-load -q wh.db --table orders --job orders",
+            sample("orders.csv").display()
+        ),
+        d,
+    );
+    assert_eq!(code(&load), 0, "{}", stderr(&load));
+    // The producer died before writing anything: etl-load commits nothing
+    // and says so, and the run history records what happened.
+    let out = bash("false | etl-load wh.db --table orders --job orders", d);
+    assert_eq!(code(&out), 1, "pipefail: the producer's exit");
+    assert!(
+        stderr(&out).starts_with(
+            "etl-load: warning: stdin: input has no lines at all (did the producer fail?); \
+             the run is recorded with status empty\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let conn = rusqlite::Connection::open(d.join("wh.db")).expect("open");
+    let runs: Vec<String> = conn
+        .prepare(
+            "SELECT job || '|' || rows_written || '|' || status FROM _etl_runs ORDER BY run_id",
+        )
+        .expect("runs")
+        .query_map([], |r| r.get(0))
+        .expect("runs")
+        .collect::<Result<_, _>>()
+        .expect("runs");
+    drop(conn);
+    assert_eq!(runs, ["orders|12|ok", "orders|0|empty"]);
+    // --min-rows sees the empty run; freshness counts from the last run
+    // that had an input.
+    let out = run_script(
+        "etl-check",
+        &["wh.db", "--job", "orders", "--min-rows", "1"],
+        d,
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("with an empty input (no lines at all), wrote 0 rows"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains(
+            "etl-check: error: job orders's last run read an empty input and wrote 0 rows, fewer than 1"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_script(
+        "etl-check",
+        &["wh.db", "--job", "orders", "--max-age", "1h"],
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did its producer fail?"),
+        "{}",
+        stderr(&out)
+    );
+    let conn = rusqlite::Connection::open(d.join("wh.db")).expect("open");
+    conn.execute_batch(
+        "UPDATE _etl_runs SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3 hours') \
+         WHERE status = 'ok'",
+    )
+    .expect("age the run");
+    drop(conn);
+    let out = run_script(
+        "etl-check",
+        &["wh.db", "--job", "orders", "--max-age", "2h"],
+        d,
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "etl-check: error: job orders is stale: its last successful run with an input ended 108"
+        ),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

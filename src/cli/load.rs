@@ -27,7 +27,10 @@ never a part. Input that began with a {\"@etl\":\"begin\"} line but ends
 without its {\"@etl\":\"end\"} line was cut upstream: nothing is committed and
 the run fails with \"upstream ended early after N rows\". Input without control
 lines (from another tool) is committed at EOF. Input with no lines at all is
-refused by --mode replace unless --allow-empty says an empty source is real.
+refused by --mode replace unless --allow-empty says an empty source is real;
+other modes commit nothing with a warning and record the run with status
+empty (the producer probably failed), which scripts/etl-check does not count
+as a successful run.
 
 Modes: append adds the rows; replace empties the table and fills it again in
 the same transaction (readers see the old rows or the new ones; columns,
@@ -87,9 +90,11 @@ loads of the same table take turns (an advisory lock).
 MySQL and MariaDB targets: TARGET is a mysql:// (or mariadb://) URL naming
 the database (credentials as for etl-extract: ~/.my.cnf [client], MYSQL_PWD).
 Rows are checked against their columns (integer ranges incl. UNSIGNED,
-DECIMAL digits and scale, exact floats, text length, dates, TIMESTAMP's
-range; \\x-hex text becomes the bytes of a binary column), so a bad row is a
-reject, and staged in a temporary table: MySQL commits at every CREATE or
+DECIMAL digits and scale, exact floats, FLOAT's range, text length, dates,
+TIMESTAMP's range, YEAR's 1901 to 2155 and 0 for 0000; \\x-hex text becomes
+the bytes of a binary column; a row too large for the server's
+max_allowed_packet), so a bad row is a reject, and staged in a temporary
+table in statements sized to max_allowed_packet: MySQL commits at every CREATE or
 ALTER TABLE, so new tables and columns are made at the end, before one
 InnoDB transaction moves the rows (replace: DELETE and refill; upsert:
 INSERT ... ON DUPLICATE KEY UPDATE of the fields each record carries, on a
@@ -126,8 +131,9 @@ INPUT...: the same table, the same typing (--delimiter, --no-header,
 --all-text, --infer-rows, and --column-types FILE for extract's --schema
 FILE), the same guarantees (a cut file commits nothing; an empty file never
 replaces a table). One --rejects file and one --max-rejects take the rows
-both halves refuse: a malformed row names its line in the file, a row that
-does not fit the table its line in the NDJSON stream (\"FILE as NDJSON\").
+both halves refuse, each named by its line in the file (FILE:LINE); a row
+the table refuses also names its line in the NDJSON stream between the two
+halves (\"FILE:7 (NDJSON line 6)\", \"ndjson_line\" in the rejects file).
 NDJSON stays the default for stdin and .ndjson/.jsonl files.
 
 Datasets (a data lake): --partition-by COL[:year|month|day|hour] (several

@@ -246,6 +246,7 @@ mod tests {
             progress: &progress,
             rejects: &mut rejects,
             read: 0,
+            at: None,
         };
         let mut out = Vec::new();
         JsonArraySource::new(input.as_bytes(), "a.json").run(

@@ -327,11 +327,44 @@ pub fn connect(url: &str) -> Result<Conn> {
     })
 }
 
-/// The server's message for an error, without driver noise.
+/// The server's or the driver's message for an error, in plain words:
+/// never the driver's `DriverError { ... }` wrapping.
 pub fn message(err: &mysql::Error) -> String {
-    match err {
-        mysql::Error::MySqlError(e) => format!("{} (error {})", e.message, e.code),
-        other => other.to_string(),
+    let text = match err {
+        mysql::Error::MySqlError(e) => return format!("{} (error {})", e.message, e.code),
+        mysql::Error::IoError(e) => e.to_string(),
+        mysql::Error::CodecError(e) if e.to_string().contains("max_allowed_packet") => {
+            "a packet (one statement, or one row read) is larger than the server's \
+             max_allowed_packet"
+                .to_string()
+        }
+        mysql::Error::CodecError(e) => e.to_string(),
+        mysql::Error::DriverError(mysql::DriverError::CouldNotConnect(Some((addr, desc, _)))) => {
+            format!("could not connect to {addr}: {desc}")
+        }
+        mysql::Error::DriverError(e) => e.to_string(),
+        mysql::Error::UrlError(e) => e.to_string(),
+        mysql::Error::FromRowError(_) | mysql::Error::FromValueError(_) => {
+            "a value of an unexpected type".to_string()
+        }
+    };
+    lowercase_first(&text)
+}
+
+/// `Could not ...` as `could not ...`, the way etlkit's messages start.
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first)
+            if first.is_ascii_uppercase()
+                && !chars.next().is_some_and(|c| c.is_ascii_uppercase()) =>
+        {
+            let mut out = String::with_capacity(text.len());
+            out.push(first.to_ascii_lowercase());
+            out.push_str(&text[1..]);
+            out
+        }
+        _ => text.to_string(),
     }
 }
 

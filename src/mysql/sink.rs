@@ -37,8 +37,19 @@ use crate::state::{StateChanges, StateStore};
 const STAGE: &str = "`_etl_stage`";
 
 /// A staging INSERT is sent once its text passes this many bytes (well
-/// under the server's default max_allowed_packet of 16 MB).
+/// under the server's default max_allowed_packet of 16 MB); a row that
+/// would take the statement past the server's max_allowed_packet is sent
+/// in a statement of its own, and a row too large for any statement is a
+/// reject.
 const STATEMENT_BYTES: usize = 1 << 20;
+
+/// The max_allowed_packet MySQL 8 and MariaDB 10.2+ start with, if the
+/// server does not say.
+const DEFAULT_PACKET: usize = 16 << 20;
+
+/// Room for a staging INSERT's head: below this many bytes short of the
+/// max_allowed_packet, the head is not measured.
+const STATEMENT_HEADROOM: usize = 1 << 20;
 
 struct Column {
     name: String,
@@ -87,6 +98,8 @@ pub struct MysqlSink {
     /// Field names of the last record and the columns they were bound to.
     last_fields: Vec<String>,
     last_bound: Vec<Option<usize>>,
+    /// The server's max_allowed_packet: the largest statement it takes.
+    max_packet: usize,
 }
 
 fn db_err(what: &str) -> impl Fn(mysql::Error) -> anyhow::Error + '_ {
@@ -172,6 +185,9 @@ impl MysqlSink {
             .into());
         }
         let existing = read_columns(&mut conn, table)?;
+        let max_packet: Option<u64> = conn
+            .query_first("SELECT @@max_allowed_packet")
+            .map_err(db_err("cannot read the server's max_allowed_packet"))?;
         let mut sink = MysqlSink {
             conn,
             name,
@@ -191,6 +207,8 @@ impl MysqlSink {
             deleted: 0,
             last_fields: Vec::new(),
             last_bound: Vec::new(),
+            max_packet: max_packet
+                .map_or(DEFAULT_PACKET, |p| usize::try_from(p).unwrap_or(usize::MAX)),
         };
         for (name, info) in existing {
             sink.push_column(Column {
@@ -323,6 +341,50 @@ impl MysqlSink {
             .collect()
     }
 
+    /// The bytes of a staging INSERT before its rows, for a run of `kind`:
+    /// ``INSERT INTO `_etl_stage` (`_etl_seq`, `a`, ...) VALUES ``.
+    fn head_bytes(&self, kind: &RunKind) -> usize {
+        let quoted = |i: usize| {
+            let name = &self.columns[i].name;
+            name.len() + name.matches('`').count() + 2
+        };
+        let names: usize = match kind {
+            RunKind::Write(cols) => cols.iter().map(|&i| quoted(i) + 2).sum(),
+            RunKind::Delete => self.key_columns().into_iter().map(|i| quoted(i) + 2).sum(),
+        };
+        "INSERT INTO ".len() + STAGE.len() + " (`_etl_seq`) VALUES ".len() + names
+    }
+
+    /// Why a row of `kind` whose literals are `values` cannot be sent in
+    /// any statement the server takes (its max_allowed_packet), if so.
+    fn too_large(
+        &self,
+        kind: &RunKind,
+        values: &str,
+        longest: Option<(usize, usize)>,
+    ) -> Option<String> {
+        if values.len() + STATEMENT_HEADROOM < self.max_packet {
+            return None;
+        }
+        // One command byte, the parentheses and the sequence number.
+        let bytes = 1 + self.head_bytes(kind) + values.len() + 2 + 20;
+        if bytes <= self.max_packet {
+            return None;
+        }
+        let max = self.max_packet;
+        Some(match longest {
+            Some((i, n)) => format!(
+                "column {:?}: a value of {n} bytes does not fit in one statement to the server \
+                 (its max_allowed_packet is {max} bytes)",
+                self.columns[i].name
+            ),
+            None => format!(
+                "the row is {bytes} bytes as SQL, more than the server takes in one statement \
+                 (its max_allowed_packet is {max} bytes)"
+            ),
+        })
+    }
+
     /// Appends one staged row (`values` holds its literals) to the run of
     /// `kind`, starting a new run when the kind or columns change.
     fn stage_row(&mut self, kind: RunKind, values: &str) -> Result<()> {
@@ -335,6 +397,13 @@ impl MysqlSink {
                 first: self.seq,
                 last: self.seq,
             });
+        } else if !self.buffer.is_empty()
+            && self.buffer.len() + values.len() + STATEMENT_HEADROOM >= self.max_packet
+            && self.buffer.len() + values.len() + 24 + self.head_bytes(&kind) >= self.max_packet
+        {
+            // This row would take the statement past what the server
+            // takes: the rows before it go first.
+            self.flush()?;
         }
         if let Some(run) = self.runs.last_mut() {
             run.last = self.seq;
@@ -353,17 +422,28 @@ impl MysqlSink {
     }
 
     /// Literals for `fields` in the columns `bound` (`None`: a field
-    /// without a column, only null so far), each preceded by a comma.
-    fn encode(&self, fields: &Fields<'_>, bound: &[Option<usize>]) -> Result<String, String> {
+    /// without a column, only null so far), each preceded by a comma, and
+    /// the column with the longest literal (index, bytes).
+    fn encode(
+        &self,
+        fields: &Fields<'_>,
+        bound: &[Option<usize>],
+    ) -> Result<(String, Option<(usize, usize)>), String> {
         let mut out = String::with_capacity(64 * fields.len());
+        let mut longest: Option<(usize, usize)> = None;
         for ((_, value), slot) in fields.iter().zip(bound) {
             let Some(i) = *slot else { continue };
             let column = &self.columns[i];
             out.push(',');
+            let start = out.len();
             push_value(&mut out, &column.kind, &column.sql_type, value)
                 .map_err(|reason| format!("column {:?}: {reason}", column.name))?;
+            let bytes = out.len() - start;
+            if longest.is_none_or(|(_, n)| bytes > n) {
+                longest = Some((i, bytes));
+            }
         }
-        Ok(out)
+        Ok((out, longest))
     }
 
     /// Binds a record's fields to columns, planning new ones (evolve) or
@@ -717,6 +797,9 @@ impl Sink for MysqlSink {
                     return Ok(Err(format!("key column {:?}: {reason}", column.name)));
                 }
             }
+            if let Some(reason) = self.too_large(&RunKind::Delete, &values, None) {
+                return Ok(Err(reason));
+            }
             self.stage_row(RunKind::Delete, &values)?;
             return Ok(Ok(()));
         }
@@ -724,12 +807,15 @@ impl Sink for MysqlSink {
             Ok(bound) => bound,
             Err(reason) => return Ok(Err(reason)),
         };
-        let values = match self.encode(fields, &bound) {
-            Ok(values) => values,
+        let (values, longest) = match self.encode(fields, &bound) {
+            Ok(encoded) => encoded,
             Err(reason) => return Ok(Err(reason)),
         };
-        let cols: Vec<usize> = bound.into_iter().flatten().collect();
-        self.stage_row(RunKind::Write(cols), &values)?;
+        let kind = RunKind::Write(bound.into_iter().flatten().collect());
+        if let Some(reason) = self.too_large(&kind, &values, longest) {
+            return Ok(Err(reason));
+        }
+        self.stage_row(kind, &values)?;
         Ok(Ok(()))
     }
 

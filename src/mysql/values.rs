@@ -28,6 +28,11 @@ pub enum Kind {
     Float {
         /// FLOAT, 32 bits.
         single: bool,
+        /// UNSIGNED: no negative values.
+        unsigned: bool,
+        /// FLOAT(M,D) or DOUBLE(M,D): (M, D); the server rounds to D
+        /// decimals and refuses M-D integer digits or more.
+        digits: Option<(u32, u32)>,
     },
     /// DECIMAL(p,s): decimals that fit without rounding.
     Decimal {
@@ -52,7 +57,9 @@ pub enum Kind {
     DateTime(u32),
     /// TIMESTAMP(frac): stored in UTC.
     Timestamp(u32),
-    /// TIME, YEAR, ENUM, SET, spatial...: text the server checks.
+    /// YEAR: 1901 to 2155, and 0 (the year `0000`).
+    Year,
+    /// TIME, ENUM, SET, spatial...: text the server checks.
     Other,
 }
 
@@ -116,8 +123,14 @@ impl Kind {
             "mediumint" => int(24),
             "int" | "integer" => int(32),
             "bigint" => int(64),
-            "float" => Kind::Float { single: true },
-            "double" | "real" => Kind::Float { single: false },
+            "float" | "double" | "real" => Kind::Float {
+                single: info.data_type == "float",
+                unsigned,
+                // A scale is reported only for FLOAT(M,D) and DOUBLE(M,D).
+                digits: info
+                    .scale
+                    .map(|s| (info.precision.unwrap_or(0) as u32, s as u32)),
+            },
             "decimal" | "numeric" => Kind::Decimal {
                 precision: info.precision.unwrap_or(10) as u32,
                 scale: info.scale.unwrap_or(0) as u32,
@@ -137,6 +150,7 @@ impl Kind {
             "date" => Kind::Date,
             "datetime" => Kind::DateTime(fraction),
             "timestamp" => Kind::Timestamp(fraction),
+            "year" => Kind::Year,
             _ => Kind::Other,
         }
     }
@@ -149,7 +163,11 @@ impl Kind {
                 max: i128::from(i64::MAX),
                 tiny_bool: false,
             },
-            FieldType::Float => Kind::Float { single: false },
+            FieldType::Float => Kind::Float {
+                single: false,
+                unsigned: false,
+                digits: None,
+            },
             FieldType::Boolean => Kind::Bit(1),
             FieldType::Text => Kind::Text(None),
             FieldType::Json => Kind::Json,
@@ -322,21 +340,55 @@ pub fn push_value(
             },
             Raw::Bool(b),
         ) => out.push(if *b { '1' } else { '0' }),
-        (Kind::Float { single }, Raw::Number(n) | Raw::Str(n))
-            if matches!(value, Raw::Number(_)) || decimal_parts(n).is_some() =>
-        {
+        (
+            Kind::Float {
+                single,
+                unsigned,
+                digits,
+            },
+            Raw::Number(n) | Raw::Str(n),
+        ) if matches!(value, Raw::Number(_)) || decimal_parts(n).is_some() => {
             let f = exact_float(n).ok_or_else(misfit)?;
-            // A FLOAT keeps 32 bits and reads back as the float's shortest
-            // text: the value fits when that text is the same number.
-            let single_back = || (f as f32).to_string().parse::<f64>().ok();
-            if *single && ((f as f32).is_infinite() || single_back() != Some(f)) {
+            if *unsigned && f < 0.0 {
                 return Err(misfit());
             }
-            // In exponent form: MySQL reads a literal with a decimal point
-            // and more than 65 digits as a DECIMAL and clamps it (10^300
-            // written out became 1e65); with an exponent it is a DOUBLE,
-            // and the shortest exponent text reads back as the same float.
-            out.push_str(&format!("{f:e}"));
+            if let Some((precision, scale)) = *digits {
+                // The server rounds to the scale silently and refuses a
+                // value with too many integer digits: both are checked on
+                // the decimal text of the value rounded to the scale.
+                let rounded = format!("{:.*}", scale as usize, f.abs());
+                let int_digits = rounded
+                    .split('.')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches('0')
+                    .len();
+                let same = rounded.parse::<f64>().ok() == Some(f.abs());
+                if !same || int_digits > precision.saturating_sub(scale) as usize {
+                    return Err(misfit());
+                }
+            }
+            if *single {
+                // A FLOAT keeps 32 bits and reads back as the float's
+                // shortest text: the value fits when that text is the same
+                // number.
+                let single = f as f32;
+                if single.is_infinite() || single.to_string().parse::<f64>().ok() != Some(f) {
+                    return Err(misfit());
+                }
+                // Sent as the float's own value written out as a double:
+                // the shortest text of the largest FLOAT (3.4028235e38) is
+                // above it as a double, which the server refuses as out of
+                // range; the exact value converts back to the same float.
+                out.push_str(&format!("{:e}", f64::from(single)));
+            } else {
+                // In exponent form: MySQL reads a literal with a decimal
+                // point and more than 65 digits as a DECIMAL and clamps it
+                // (10^300 written out became 1e65); with an exponent it is
+                // a DOUBLE, and the shortest exponent text reads back as
+                // the same float.
+                out.push_str(&format!("{f:e}"));
+            }
         }
         (
             Kind::Decimal {
@@ -404,6 +456,23 @@ pub fn push_value(
             }
             push_text(out, &text);
         }
+        (Kind::Year, Raw::Number(s) | Raw::Str(s)) if is_canonical_integer(s) => {
+            // The server reads 1 to 99 as 2001 to 2069 and 1970 to 1999,
+            // the text '0' as 2000, and only the number 0 (or '0000') as
+            // the year 0000 an extract writes as 0.
+            let year: i64 = s.parse().map_err(|_| misfit())?;
+            match year {
+                0 => out.push_str("'0000'"),
+                1901..=2155 => out.push_str(s),
+                _ => {
+                    return Err(format!(
+                        "{} is not a year a {column_type} column keeps (1901 to 2155, or 0)",
+                        value.describe()
+                    ));
+                }
+            }
+        }
+        (Kind::Year, Raw::Str(s)) if s == "0000" => out.push_str("'0000'"),
         (Kind::Other, Raw::Str(s) | Raw::Number(s)) => push_text(out, s),
         _ => return Err(misfit()),
     }
@@ -507,23 +576,53 @@ mod tests {
     }
 
     #[test]
+    fn years_keep_the_year_zero() {
+        assert_eq!(lit(&Kind::Year, num("0")).unwrap(), "'0000'");
+        assert_eq!(lit(&Kind::Year, text("0000")).unwrap(), "'0000'");
+        assert_eq!(lit(&Kind::Year, num("2024")).unwrap(), "2024");
+        assert_eq!(lit(&Kind::Year, text("1901")).unwrap(), "1901");
+        assert!(lit(&Kind::Year, num("99")).is_err());
+        assert!(lit(&Kind::Year, num("2156")).is_err());
+        assert!(lit(&Kind::Year, text("00")).is_err());
+    }
+
+    #[test]
     fn booleans_and_floats() {
         assert_eq!(lit(&Kind::Bit(1), Raw::Bool(true)).unwrap(), "b'1'");
         assert!(lit(&Kind::Bit(1), num("2")).is_err());
-        assert!(lit(&Kind::Float { single: true }, num("16777217")).is_err());
+        let float = Kind::Float {
+            single: true,
+            unsigned: false,
+            digits: None,
+        };
+        let double = Kind::of(FieldType::Float);
+        assert!(lit(&float, num("16777217")).is_err());
+        assert_eq!(lit(&float, num("0.1")).unwrap(), "1.0000000149011612e-1");
+        assert_eq!(lit(&double, num("0.1")).unwrap(), "1e-1");
+        // The largest FLOAT, as an extract writes it, goes back as its
+        // exact value; past it is a reject.
         assert_eq!(
-            lit(&Kind::Float { single: true }, num("0.1")).unwrap(),
-            "1e-1"
+            lit(&float, num("3.4028235e38")).unwrap(),
+            "3.4028234663852886e38"
         );
-        assert_eq!(
-            lit(&Kind::Float { single: false }, num("0.1")).unwrap(),
-            "1e-1"
-        );
+        assert!(lit(&float, num("3.5e38")).is_err());
+        let unsigned = Kind::Float {
+            single: true,
+            unsigned: true,
+            digits: None,
+        };
+        assert!(lit(&unsigned, num("-1")).is_err());
+        assert_eq!(lit(&unsigned, num("0")).unwrap(), "0e0");
+        let scaled = Kind::Float {
+            single: false,
+            unsigned: false,
+            digits: Some((7, 4)),
+        };
+        assert_eq!(lit(&scaled, num("999.9999")).unwrap(), "9.999999e2");
+        assert!(lit(&scaled, num("1000")).is_err());
+        assert!(lit(&scaled, num("1.23456")).is_err());
         let written_out = format!("1{}.0", "0".repeat(300));
-        assert_eq!(
-            lit(&Kind::Float { single: false }, num(&written_out)).unwrap(),
-            "1e300"
-        );
+        assert_eq!(lit(&double, num(&written_out)).unwrap(), "1e300");
         assert!(lit(&Kind::of(FieldType::Integer), Raw::Bool(true)).is_err());
     }
 }

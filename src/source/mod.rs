@@ -5,6 +5,8 @@
 
 pub mod input;
 
+use std::cell::{Cell, RefCell};
+
 use anyhow::Result;
 
 use crate::progress::Progress;
@@ -19,6 +21,32 @@ pub struct Context<'a> {
     pub rejects: &'a mut Rejects,
     /// Rows read, including rejected ones.
     pub read: u64,
+    /// Where the record being handed on came from, for a receiver that
+    /// names it (a one-off load names a row by its line in the file).
+    pub at: Option<&'a Origin>,
+}
+
+/// The input and line of the record being handed on, set by [`deliver`]
+/// before the receiver sees it.
+#[derive(Debug, Default)]
+pub struct Origin {
+    input: RefCell<String>,
+    line: Cell<u64>,
+}
+
+impl Origin {
+    fn set(&self, input: &str, line: u64) {
+        let mut name = self.input.borrow_mut();
+        if *name != input {
+            input.clone_into(&mut name);
+        }
+        self.line.set(line);
+    }
+
+    /// Calls `f` with the input's name and the record's line.
+    pub fn with<T>(&self, f: impl FnOnce(&str, u64) -> T) -> T {
+        f(&self.input.borrow(), self.line.get())
+    }
 }
 
 /// What the receiver of a record made of it.
@@ -50,6 +78,9 @@ pub fn deliver(
             crate::wire::CONTROL_KEY_FIRST,
             crate::rejects::Payload::Raw(record),
         );
+    }
+    if let Some(at) = cx.at {
+        at.set(input, line);
     }
     match emit(record)? {
         Taken::Done => Ok(()),

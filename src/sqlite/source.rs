@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
+use rusqlite::Connection;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
 
 use crate::format::json;
 use crate::record::{FieldType, Schema};
@@ -62,11 +62,13 @@ impl SqliteSource {
         if !path.is_file() {
             bail!("cannot open {name}: no such file");
         }
-        let connection = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("cannot open SQLite database {name}"))?;
+        let connection = super::open_reader(path)
+            .with_context(|| format!("cannot open SQLite database {name}"))?;
+        // The first read: where a hot journal is rolled back, or explained.
+        connection
+            .query_row("PRAGMA schema_version", [], |_| Ok(()))
+            .with_context(|| format!("cannot read SQLite database {name}"))
+            .map_err(|err| super::explain_hot_journal(err, path))?;
         let mut sql = match selection {
             Selection::Table(table) => format!("SELECT * FROM {}", quote_ident(table)),
             Selection::Query(sql) => sql.trim().trim_end_matches(';').to_string(),

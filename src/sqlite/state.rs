@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;
 
 use crate::runs::{RUNS_TABLE, RunRecord};
@@ -139,10 +139,11 @@ pub fn read_bookmark_file(path: &Path, stream: &str) -> Result<Option<Value>> {
     if !path.exists() {
         return Ok(None);
     }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let conn = super::open_reader(path)
         .with_context(|| format!("cannot open state database {}", path.display()))?;
     read_bookmark(&conn, stream)
         .with_context(|| format!("cannot read state from {}", path.display()))
+        .map_err(|err| super::explain_hot_journal(err, path))
 }
 
 /// Reads a bookmark inside an open connection (and its transaction).
