@@ -517,3 +517,75 @@ fn a_last_line_without_a_newline_is_a_record_when_the_file_is_not_growing() {
         assert_eq!(got[1]["n"], 1267, "{name}");
     }
 }
+
+/// A pretty-printed JSON array: each element is one line of the wire,
+/// written compact, its numbers and strings byte for byte.
+#[test]
+fn a_pretty_printed_json_array_gives_one_line_per_record() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(
+        d,
+        "a.json",
+        b"[\n  {\n    \"id\": 1,\n    \"doc\": {\n      \"big\": 12345678901234567890123,\n      \
+          \"dec\": 2.50,\n      \"s\": \"a b\\n c\"\n    }\n  },\n  {\"id\": 2, \"doc\": [\r\n 1,\n\t2\n ]}\n]\n",
+    );
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.args(["-q", "a.json"]);
+        c
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    stream_records(&text, 2);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1],
+        r#"{"id":1,"doc":{"big":12345678901234567890123,"dec":2.50,"s":"a b\n c"}}"#
+    );
+    assert_eq!(lines[2], r#"{"id":2,"doc":[1,2]}"#);
+    let out = bash("etl-extract -q a.json | etl-load -q w.db --table t", d);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&d.join("w.db"), "t"), Some(2));
+}
+
+/// SQLite: a JSON column's text (declared JSON, or JSON_TEXT as etlkit
+/// creates it) goes on the wire as compact JSON; a TEXT column holding
+/// newlines, or JSON-looking text, is a string with its newlines escaped.
+#[test]
+fn sqlite_json_text_with_newlines_stays_on_one_line() {
+    let dir = tempdir();
+    let d = dir.path();
+    let conn = rusqlite::Connection::open(d.join("src.db")).expect("db");
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER, doc JSON, doc2 JSON_TEXT, note TEXT);
+         INSERT INTO t VALUES
+           (1, '{\n  \"a\": [1,\n    2.50],\n  \"big\": 12345678901234567890123\n}',
+               '[\n 1,\n 2\n]', 'line 1\nline 2'),
+           (2, NULL, '  \"x\"\n', '{\n \"not\": \"json column\"\n}');",
+    )
+    .expect("fixture");
+    drop(conn);
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.args(["-q", "src.db", "--table", "t"]);
+        c
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows = stream_records(&text, 2);
+    assert_eq!(
+        text.lines().nth(1),
+        Some(
+            r#"{"id":1,"doc":{"a":[1,2.50],"big":12345678901234567890123},"doc2":[1,2],"note":"line 1\nline 2"}"#
+        )
+    );
+    assert_eq!(rows[1]["doc2"], "x");
+    assert_eq!(rows[1]["note"], "{\n \"not\": \"json column\"\n}");
+    let out = bash(
+        "etl-extract -q src.db --table t | etl-load -q dst.db --table t",
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&d.join("dst.db"), "t"), Some(2));
+}
