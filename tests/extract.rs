@@ -471,3 +471,146 @@ fn sqlite_columns_without_a_wire_type_keep_their_place() {
         .expect("rows");
     assert_eq!(columns, ["id", "at", "name", "amount", "note", "n"]);
 }
+
+/// A CSV file read while its writer appends: the reader reaches the end of
+/// the file in the middle of a line (`1267`), the writer finishes the line
+/// (`477`), and only then does the reader look again. The begin line comes
+/// after the typing sample, which here is the whole file (both of its end
+/// of file reads made); the sample's records are more than the pipe holds,
+/// so the reader is held on its writes until the test, having appended,
+/// reads them.
+#[test]
+fn a_csv_line_still_being_written_is_not_split_into_two_records() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    let dir = tempdir();
+    let d = dir.path();
+    let mut text = String::from("n\n");
+    // Numbers that are neither half of the line being written.
+    for i in 1_000_000..1_400_000 {
+        text.push_str(&format!("{i}\n"));
+    }
+    text.push_str("1267");
+    write(d, "grow.csv", text.as_bytes());
+    let mut child = cmd(EXTRACT, d)
+        .args(["grow.csv", "--infer-rows", "500000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etl-extract starts");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut begin = String::new();
+    out.read_line(&mut begin).expect("begin line");
+    assert!(begin.starts_with(r#"{"@etl":"begin""#), "{begin}");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("grow.csv"))
+        .expect("open for append")
+        .write_all(b"477\n")
+        .expect("append");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("stdout");
+    let done = child.wait_with_output().expect("etl-extract ends");
+    assert_eq!(code(&done), 1, "{}", stderr(&done));
+    assert_eq!(
+        stderr(&done),
+        "etl-extract: error: cannot read grow.csv: the file grew while it was read and its \
+         last line has no newline yet: the line is still being written (read the file again \
+         when it is complete)\n"
+    );
+    // No end line: a load downstream commits nothing. And no half record.
+    assert!(!rest.contains(r#""@etl":"end""#));
+    assert!(!rest.contains(r#"{"n":477}"#));
+}
+
+/// A file whose last line has no newline, and that nobody is writing, is
+/// whole: its last line is a record.
+#[test]
+fn a_last_line_without_a_newline_is_a_record_when_the_file_is_not_growing() {
+    for (name, contents) in [
+        ("t.csv", &b"n\n1\n1267"[..]),
+        ("t.tsv", b"n\tm\n1\t2\n1267\t3"),
+        ("t.ndjson", b"{\"n\":1}\n{\"n\":1267}"),
+        ("t.json", b"[{\"n\":1},{\"n\":1267}]"),
+    ] {
+        let out = extract_bytes(name, contents, &[]);
+        assert_eq!(code(&out), 0, "{name}: {}", stderr(&out));
+        let got = records(&stdout(&out));
+        assert_eq!(got.len(), 2, "{name}");
+        assert_eq!(got[1]["n"], 1267, "{name}");
+    }
+}
+
+/// A pretty-printed JSON array: each element is one line of the wire,
+/// written compact, its numbers and strings byte for byte.
+#[test]
+fn a_pretty_printed_json_array_gives_one_line_per_record() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(
+        d,
+        "a.json",
+        b"[\n  {\n    \"id\": 1,\n    \"doc\": {\n      \"big\": 12345678901234567890123,\n      \
+          \"dec\": 2.50,\n      \"s\": \"a b\\n c\"\n    }\n  },\n  {\"id\": 2, \"doc\": [\r\n 1,\n\t2\n ]}\n]\n",
+    );
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.args(["-q", "a.json"]);
+        c
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    stream_records(&text, 2);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1],
+        r#"{"id":1,"doc":{"big":12345678901234567890123,"dec":2.50,"s":"a b\n c"}}"#
+    );
+    assert_eq!(lines[2], r#"{"id":2,"doc":[1,2]}"#);
+    let out = bash("etl-extract -q a.json | etl-load -q w.db --table t", d);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&d.join("w.db"), "t"), Some(2));
+}
+
+/// SQLite: a JSON column's text (declared JSON, or JSON_TEXT as etlkit
+/// creates it) goes on the wire as compact JSON; a TEXT column holding
+/// newlines, or JSON-looking text, is a string with its newlines escaped.
+#[test]
+fn sqlite_json_text_with_newlines_stays_on_one_line() {
+    let dir = tempdir();
+    let d = dir.path();
+    let conn = rusqlite::Connection::open(d.join("src.db")).expect("db");
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER, doc JSON, doc2 JSON_TEXT, note TEXT);
+         INSERT INTO t VALUES
+           (1, '{\n  \"a\": [1,\n    2.50],\n  \"big\": 12345678901234567890123\n}',
+               '[\n 1,\n 2\n]', 'line 1\nline 2'),
+           (2, NULL, '  \"x\"\n', '{\n \"not\": \"json column\"\n}');",
+    )
+    .expect("fixture");
+    drop(conn);
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.args(["-q", "src.db", "--table", "t"]);
+        c
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows = stream_records(&text, 2);
+    assert_eq!(
+        text.lines().nth(1),
+        Some(
+            r#"{"id":1,"doc":{"a":[1,2.50],"big":12345678901234567890123},"doc2":[1,2],"note":"line 1\nline 2"}"#
+        )
+    );
+    assert_eq!(rows[1]["doc2"], "x");
+    assert_eq!(rows[1]["note"], "{\n \"not\": \"json column\"\n}");
+    let out = bash(
+        "etl-extract -q src.db --table t | etl-load -q dst.db --table t",
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&d.join("dst.db"), "t"), Some(2));
+}

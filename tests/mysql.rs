@@ -533,3 +533,44 @@ fn a_refused_connection_is_one_plain_line() {
     );
     assert!(!stderr(&out).contains("pw-9f3"));
 }
+
+/// MariaDB keeps a JSON document as it was written, newlines and all; on
+/// the wire it is compact, one record a line, its numbers byte for byte,
+/// and the stream loads.
+#[test]
+fn json_values_with_newlines_stay_on_one_line() {
+    let Some(my) = MyDb::new("jsonlines") else {
+        return;
+    };
+    my.exec("CREATE TABLE src (id INT PRIMARY KEY, doc JSON, note TEXT)");
+    my.exec(
+        "INSERT INTO src VALUES \
+         (1, '{\n  \"a\": [1,\n    2.50],\n  \"big\": 12345678901234567890123\n}', 'line 1\nline 2'), \
+         (2, '[\r\n]', NULL)",
+    );
+    let dir = tempdir();
+    let d = dir.path();
+    let mut c = cmd(EXTRACT, d);
+    c.args(["-q", &my.url, "--query", "SELECT * FROM src ORDER BY id"]);
+    let out = run(c);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows = stream_records(&text, 2);
+    assert_eq!(rows[0]["doc"]["a"][1].to_string(), "2.50");
+    assert_eq!(rows[0]["doc"]["big"].to_string(), "12345678901234567890123");
+    assert_eq!(rows[0]["note"], "line 1\nline 2");
+    assert_eq!(rows[1]["doc"], serde_json::json!([]));
+    assert!(
+        !text.lines().nth(1).expect("record").contains(": "),
+        "{text}"
+    );
+    let out = bash(
+        &format!(
+            "etl-extract -q '{}' --table src | etl-load -q w.db --table t",
+            my.url
+        ),
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&d.join("w.db"), "t"), Some(2));
+}

@@ -1031,3 +1031,51 @@ fn binary_and_text_copy_store_the_same_values() {
     );
     assert!(bin[2].contains("|0.0015|1000.0000|"), "{}", bin[2]);
 }
+
+/// A `json` column keeps a document as it was written, newlines and all;
+/// on the wire it is compact, one record a line (jsonb too), its numbers
+/// byte for byte, and the stream loads.
+#[test]
+fn json_values_with_newlines_stay_on_one_line() {
+    let Some(pg) = PgSchema::new("jsonlines") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {s}.src (id int, j json, jb jsonb, js json[], note text);
+             INSERT INTO {s}.src VALUES
+               (1, '{{\n  \"a\": [1,\n    2.50],\n  \"big\": 12345678901234567890123\n}}',
+                   '{{\"k\": [1, 2]}}', ARRAY['[\n1\n]'::json], 'line 1\nline 2'),
+               (2, '\"x\"', NULL, NULL, NULL),
+               (3, '[\r\n]', '[]', NULL, '');",
+            s = pg.name
+        ))
+        .expect("setup");
+    let url = &pg.url;
+    let s = &pg.name;
+    let mut c = cmd(EXTRACT, d);
+    c.args(["-q", url, "--schema-name", s, "--query"])
+        .arg(format!("SELECT * FROM {s}.src ORDER BY id"));
+    let out = run(c);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows = stream_records(&text, 3);
+    assert_eq!(
+        text.lines().nth(1),
+        Some(
+            r#"{"id":1,"j":{"a":[1,2.50],"big":12345678901234567890123},"jb":{"k":[1,2]},"js":[[1]],"note":"line 1\nline 2"}"#
+        )
+    );
+    assert_eq!(rows[1]["j"], "x");
+    assert_eq!(rows[2]["j"], serde_json::json!([]));
+    let out = bash(
+        &format!(
+            "etl-extract -q '{url}' --schema-name {s} --table src | etl-load -q w.db --table t"
+        ),
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(count(&d.join("w.db"), "t"), Some(3));
+}

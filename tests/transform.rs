@@ -524,3 +524,123 @@ fn a_batch_keeps_its_id_and_positions_through_the_pipe() {
     assert_eq!(end["rows"], 1);
     assert_eq!(end["positions"][0]["to"], 30);
 }
+
+/// A number past a float's range, or an integer past 64 bits, is compared
+/// by its exact value: `1e400 > 5` keeps the record, never drops it, and
+/// two long integers that one float holds are still told apart. The
+/// records kept are the records as they came.
+#[test]
+fn filter_compares_numbers_beyond_a_float_by_their_exact_value() {
+    let input = "{\"@etl\":\"begin\",\"stream\":\"s\"}\n\
+        {\"id\":1,\"v\":1e400}\n\
+        {\"id\":2,\"v\":2}\n\
+        {\"id\":3,\"v\":12345678901234567891}\n\
+        {\"id\":4,\"v\":1e-400}\n\
+        {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":4}\n";
+    let ids = |args: &[&str]| {
+        let out = transform(args, input);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        records(&stdout(&out))
+            .iter()
+            .map(|r| r["id"].as_i64().expect("id"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&["--filter", "v > 5"]), [1, 3]);
+    assert_eq!(ids(&["--filter", "v < 5"]), [2, 4]);
+    assert_eq!(
+        ids(&["--filter", "v == 12345678901234567890"]),
+        [] as [i64; 0]
+    );
+    assert_eq!(ids(&["--filter", "v > 12345678901234567890"]), [1, 3]);
+    assert_eq!(ids(&["--filter", "v > 0 and v < 1"]), [4]);
+    // The path that builds whole records agrees.
+    assert_eq!(ids(&["--filter", "v > 5", "--dedup", "id"]), [1, 3]);
+    let out = transform(&["--filter", "v > 5"], input);
+    let text = stdout(&out);
+    assert!(text.contains("{\"id\":1,\"v\":1e400}\n"), "{text}");
+    assert!(
+        text.contains("{\"id\":3,\"v\":12345678901234567891}\n"),
+        "{text}"
+    );
+    assert_eq!(json_lines(&text).last().expect("end")["rows"], 2);
+}
+
+/// `--derive` keeps an integer past 64 bits exact when it passes it on,
+/// and arithmetic on one (which a float would round) rejects the record
+/// with the reason, as an overflow does.
+#[test]
+fn derive_never_turns_a_wide_integer_into_a_float() {
+    let input = "{\"id\":1,\"w\":12345678901234567890123}\n{\"id\":2,\"w\":7}\n";
+    let out = transform(
+        &["--derive", "c=coalesce(w, 0)", "--derive", "r=round(w)"],
+        input,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "{\"id\":1,\"w\":12345678901234567890123,\"c\":12345678901234567890123,\
+         \"r\":12345678901234567890123}\n{\"id\":2,\"w\":7,\"c\":7,\"r\":7}\n"
+    );
+    let out = transform(&["--derive", "n=w + 1"], input);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "stdin:1: --derive n: integer 12345678901234567890123 does not fit in 64 bits: \
+             arithmetic on it would not be exact"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let dir = tempdir();
+    let mut c = cmd(TRANSFORM, dir.path());
+    c.args(["--derive", "n=w * 2", "--rejects", "r.ndjson"]);
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)), [json!({"id":2,"w":7,"n":14})]);
+    let rejected = std::fs::read_to_string(dir.path().join("r.ndjson")).expect("rejects");
+    assert!(rejected.contains("does not fit in 64 bits"), "{rejected}");
+}
+
+/// `--sql` passes nested values through as the same JSON values (not
+/// their text), as it does integers past 64 bits and numbers past a
+/// float's range; they group and join as they are, and CAST gives their
+/// text.
+#[test]
+fn sql_passes_nested_values_through_as_json() {
+    let input = "{\"@etl\":\"begin\",\"stream\":\"s\"}\n\
+        {\"id\":1,\"n\":[[1]],\"o\":{\"a\": [1, 2.50]},\"w\":12345678901234567890123,\"h\":1e400}\n\
+        {\"id\":2,\"n\":[[1]],\"o\":null,\"w\":null,\"h\":2e400}\n\
+        {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":2}\n";
+    let out = transform(&["--sql", "SELECT * FROM input ORDER BY id"], input);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "{\"id\":1,\"n\":[[1]],\"o\":{\"a\":[1,2.50]},\"w\":12345678901234567890123,\"h\":1e400}\n\
+             {\"id\":2,\"n\":[[1]],\"o\":null,\"w\":null,\"h\":2e400}\n"
+        ),
+        "{text}"
+    );
+    let out = transform(
+        &[
+            "--sql",
+            "SELECT n, count(*) AS c, CAST(max(o) AS VARCHAR) AS t FROM input GROUP BY n",
+        ],
+        input,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"n": [[1]], "c": 2, "t": "{\"a\":[1,2.50]}"})]
+    );
+    // Text functions need the text: the hint says how.
+    let out = transform(&["--sql", "SELECT upper(n) AS u FROM input"], input);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).ends_with(
+            "hint: nested values are JSON columns: CAST(name AS VARCHAR) gives their JSON text\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -38,11 +38,18 @@ a 16-byte hash and an offset per key) and --validate's unique rule holds a
                       names (SELECT * holds them all). Example:
                       --sql 'SELECT zip, sum(quantity) AS items FROM input
                       GROUP BY zip' holds two columns of a wide stream.
+                      Nested values, and numbers no typed column holds
+                      (integers past 64 bits, 1e400), are JSON columns:
+                      compared, grouped, joined and written back as the
+                      same JSON; CAST(col AS VARCHAR) gives their text.
 
 Expressions: fields by name (qty, $qty, ${order id}), numbers, 'text' or
 \"text\", true, false, null, + - * / %, . (join text), == != < <= > >=,
 and or not (&& || !), parentheses, and lower upper trim len substr
-coalesce is_null int float text round. Integers stay exact 64-bit.
+coalesce is_null int float text round. Integers stay exact 64-bit: an
+integer past 64 bits in arithmetic (or a result past them) rejects the
+record, never becomes a float. Numbers compare by their exact value, however
+long (1e400 > 1, 12345678901234567891 > 12345678901234567890).
 
 A contract is a JSON object: {\"required\": [\"id\"], \"not_null\": [\"id\"],
 \"types\": {\"id\": \"integer\", \"price\": \"float\"}, \"allowed\": {\"status\":

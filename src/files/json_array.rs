@@ -1,13 +1,14 @@
 //! A JSON array of objects as a source, streamed: elements are cut out of
 //! the byte stream one at a time, so a multi-gigabyte array is never held
-//! in memory. An element that is not an object is a rejected row; broken
+//! in memory, and written compact (a pretty-printed element is one line of
+//! the wire). An element that is not an object is a rejected row; broken
 //! structure (a missing comma, the array cut short) fails the run.
 
 use std::io::BufRead;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::format::json::check_object;
+use crate::format::json::{check_object, write_compact};
 use crate::record::Schema;
 use crate::rejects::Payload;
 use crate::source::{Context, Emit, Source, deliver};
@@ -163,6 +164,7 @@ impl<R: BufRead> Source for JsonArraySource<R> {
             Some(_) => bail!("{}:{}: expected a JSON array", self.name, self.line),
         }
         let mut element = Vec::with_capacity(1024);
+        let mut compact = Vec::with_capacity(1024);
         let mut first = true;
         loop {
             let mut b = self.next_non_space()?;
@@ -198,7 +200,13 @@ impl<R: BufRead> Source for JsonArraySource<R> {
             self.element(start, &mut element)?;
             cx.read += 1;
             match check_object(&element) {
-                Ok(()) => deliver(emit, &element, cx, &self.name, line)?,
+                Ok(()) => {
+                    // Checked as written (`1 2` is no number), then without
+                    // the space between tokens: one line of the wire.
+                    compact.clear();
+                    write_compact(&mut compact, &element);
+                    deliver(emit, &compact, cx, &self.name, line)?;
+                }
                 Err(reason) => {
                     cx.rejects.reject(
                         &self.name,
@@ -261,10 +269,13 @@ mod tests {
 
     #[test]
     fn elements_are_cut_out_exactly() {
-        let input = "[\n {\"a\": \"x,]}\\\"\"},\n{\"b\":[1,{\"c\":2}]} ]\n";
+        let input = "[\n {\"a\": \"x,]}\\\" \"},\n{\"b\":[1,\n  {\"c\" :\r\n\t2}]} ]\n";
         let out = collect(input, None).unwrap();
-        assert_eq!(out, [r#"{"a": "x,]}\""}"#, r#"{"b":[1,{"c":2}]}"#]);
+        assert_eq!(out, [r#"{"a":"x,]}\" "}"#, r#"{"b":[1,{"c":2}]}"#]);
         assert_eq!(collect("[]", None).unwrap(), Vec::<String>::new());
+        // Checked before the space goes: two numbers do not become one.
+        let err = collect("[{\"a\": 1 2}]", None).unwrap_err().to_string();
+        assert!(err.starts_with("a.json:1: invalid JSON"), "{err}");
     }
 
     #[test]

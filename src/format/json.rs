@@ -92,6 +92,41 @@ fn write_escaped(out: &mut Vec<u8>, bytes: &[u8], from: usize) {
     }
 }
 
+/// Appends the JSON text `json`, valid as a whole (the caller checked it),
+/// without the whitespace between its tokens: a JSON value a store holds
+/// as it was written (a pretty-printed document, say) becomes one line of
+/// the wire. Strings, numbers and the order of keys stay byte for byte.
+pub fn write_compact(out: &mut Vec<u8>, json: &[u8]) {
+    out.reserve(json.len());
+    let mut i = 0;
+    while let Some(&b) = json.get(i) {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'"' => {
+                // Through the closing quote; an escaped one does not close.
+                let start = i;
+                i += 1;
+                while let Some(j) = memchr::memchr2(b'"', b'\\', &json[i..]) {
+                    i += j;
+                    if json[i] == b'"' {
+                        break;
+                    }
+                    i += 2;
+                }
+                i = (i + 1).min(json.len());
+                out.extend_from_slice(&json[start..i]);
+            }
+            _ => {
+                let start = i;
+                while i < json.len() && !matches!(json[i], b' ' | b'\t' | b'\n' | b'\r' | b'"') {
+                    i += 1;
+                }
+                out.extend_from_slice(&json[start..i]);
+            }
+        }
+    }
+}
+
 /// The `"name":` prefix of a field, precomputed once per column.
 pub fn key_prefix(name: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(name.len() + 3);
@@ -126,6 +161,27 @@ pub fn check_json(bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_json_drops_only_the_space_between_tokens() {
+        let compact = |text: &str| {
+            let mut out = Vec::new();
+            write_compact(&mut out, text.as_bytes());
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            compact(
+                "{\n  \"a b\": [1, 2.50,\r\n\t1e400],\n  \"q\\\"\\\\ \": \"x \\\" y\",\"a b\":null }\n"
+            ),
+            r#"{"a b":[1,2.50,1e400],"q\"\\ ":"x \" y","a b":null}"#
+        );
+        assert_eq!(
+            compact(" 12345678901234567890123 "),
+            "12345678901234567890123"
+        );
+        assert_eq!(compact(r#""\\""#), r#""\\""#);
+        assert_eq!(compact("[ ]"), "[]");
+    }
 
     #[test]
     fn escapes_match_serde_json() {

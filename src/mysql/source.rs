@@ -328,7 +328,9 @@ fn write_value(out: &mut Vec<u8>, value: &SqlValue, shape: Shape) -> Result<bool
         }
         (SqlValue::Bytes(b), Shape::Json) => {
             if crate::format::json::check_json(b).is_ok() {
-                out.extend_from_slice(std::str::from_utf8(b)?.trim().as_bytes());
+                // MariaDB keeps a JSON document as it was written, newlines
+                // and all: compact, it stays on the record's line.
+                crate::format::json::write_compact(out, b);
             } else {
                 json::write_str(out, std::str::from_utf8(b)?);
             }

@@ -1,7 +1,8 @@
 //! A PostgreSQL table or query as a source, streamed row by row. Each row
 //! is turned into JSON by the server (`row_to_json`), which keeps column
 //! order, writes numeric and bigint values with every digit, timestamps as
-//! ISO 8601 (in UTC) and json/jsonb as nested JSON.
+//! ISO 8601 (in UTC) and json/jsonb as nested JSON (made compact here: a
+//! json value keeps the newlines it was written with).
 
 use anyhow::{Context as _, Result};
 use postgres::Client;
@@ -155,6 +156,12 @@ impl Source for PgSource {
             &params,
         )
         .map_err(|e| fail("cannot run the query", e))?;
+        // json keeps a document as it was written (newlines too), jsonb
+        // writes spaces: rows with such a column are written compact, and
+        // any other row holding a line break outside a string (a json
+        // value inside an array or a composite type) likewise.
+        let has_json = self.schema.iter().any(|(_, t)| *t == FieldType::Json);
+        let mut compact = Vec::new();
         let mut row_no = 0u64;
         loop {
             let rows = tx
@@ -167,7 +174,13 @@ impl Source for PgSource {
                 row_no += 1;
                 cx.read += 1;
                 let text: &str = row.get(0);
-                deliver(emit, text.as_bytes(), cx, &self.name, row_no)?;
+                let mut line = text.as_bytes();
+                if has_json || memchr::memchr2(b'\n', b'\r', line).is_some() {
+                    compact.clear();
+                    crate::format::json::write_compact(&mut compact, line);
+                    line = &compact;
+                }
+                deliver(emit, line, cx, &self.name, row_no)?;
             }
         }
         tx.commit()

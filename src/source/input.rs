@@ -2,13 +2,17 @@
 //! way in (by extension, by `--compression`, or by sniffing magic bytes).
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal, Read};
+use std::io::{self, BufRead, BufReader, IsTerminal, Read, Seek};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
 use crate::error::{Failure, Kind, usage};
 use crate::progress::Progress;
+
+use super::snapshot::{Ended, Snapshot};
 
 /// How an input is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,6 +42,14 @@ impl Compression {
             _ => return (Compression::Auto, path.to_path_buf()),
         };
         (found, path.with_extension(""))
+    }
+
+    /// This compression, or `other` when this one is [`Compression::Auto`].
+    fn or(self, other: Compression) -> Compression {
+        match self {
+            Compression::Auto => other,
+            explicit => explicit,
+        }
     }
 }
 
@@ -129,26 +141,72 @@ pub fn locate_one(path: Option<&Path>) -> Result<Location> {
 
 /// Opens a location for reading, undoing its compression. Bytes read from
 /// the file (before decompression) advance `progress`.
+///
+/// A regular file (named, or given as stdin) is read up to the size it has
+/// now, and a last line that is still being written fails the read (see
+/// [`snapshot`](super::snapshot)); any input ends at its first end of file.
 pub fn open(location: &Location, compression: Compression, progress: &Progress) -> Result<Input> {
-    let (name, raw, by_name): (String, Box<dyn Read>, Compression) = match location {
+    let (name, file, by_name) = match location {
         Location::Path(p) => {
             let file = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-            let by_name = Compression::from_path(p).0;
             (
                 p.display().to_string(),
-                Box::new(progress.wrap_reader(file)),
-                by_name,
+                Some(file),
+                Compression::from_path(p).0,
             )
         }
-        Location::Stdin => ("stdin".into(), Box::new(io::stdin()), Compression::Auto),
+        Location::Stdin => ("stdin".to_string(), stdin_file(), Compression::Auto),
+    };
+    let regular = match file {
+        Some(file) => {
+            let meta = file
+                .metadata()
+                .with_context(|| format!("cannot read {name}"))?;
+            if meta.is_file() {
+                Ok((file, meta.len()))
+            } else {
+                Err(Some(file))
+            }
+        }
+        None => Err(None),
+    };
+    let (raw, chosen): (Box<dyn Read>, Compression) = match regular {
+        Ok((mut file, size)) => {
+            // Stdin may have been read a little before us (`{ read h; etl-extract; } < f`).
+            let at = file
+                .stream_position()
+                .with_context(|| format!("cannot read {name}"))?;
+            let chosen = match (compression, by_name) {
+                (Compression::Auto, Compression::Auto) => {
+                    let mut head = [0u8; 4];
+                    let n = file
+                        .read_at(&mut head, at)
+                        .with_context(|| format!("cannot read {name}"))?;
+                    let n = n.min(usize::try_from(size.saturating_sub(at)).unwrap_or(n));
+                    sniff(&mut &head[..n]).with_context(|| format!("cannot read {name}"))?
+                }
+                (Compression::Auto, by_name) => by_name,
+                (explicit, _) => explicit,
+            };
+            let snapshot = Snapshot::new(file, at, size);
+            let snapshot = match chosen {
+                Compression::None | Compression::Auto => snapshot,
+                Compression::Gzip | Compression::Zstd => snapshot.compressed(),
+            };
+            (counted(location, snapshot, progress), chosen)
+        }
+        Err(stream) => {
+            let raw = match (stream, location) {
+                (Some(file), Location::Path(_)) => counted(location, Ended::new(file), progress),
+                _ => Box::new(Ended::new(io::stdin())),
+            };
+            (raw, compression.or(by_name))
+        }
     };
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
-    let chosen = match (compression, by_name) {
-        (Compression::Auto, Compression::Auto) => {
-            sniff(&mut buffered).with_context(|| format!("cannot read {name}"))?
-        }
-        (Compression::Auto, by_name) => by_name,
-        (explicit, _) => explicit,
+    let chosen = match chosen {
+        Compression::Auto => sniff(&mut buffered).with_context(|| format!("cannot read {name}"))?,
+        chosen => chosen,
     };
     let reader: Box<dyn BufRead> = match chosen {
         Compression::Gzip => Box::new(BufReader::with_capacity(
@@ -163,6 +221,24 @@ pub fn open(location: &Location, compression: Compression, progress: &Progress) 
         Compression::None | Compression::Auto => Box::new(buffered),
     };
     Ok(Input { name, reader })
+}
+
+/// A named file's bytes advance the progress bar (stdin's size is not
+/// known: its bar counts records).
+fn counted(location: &Location, raw: impl Read + 'static, progress: &Progress) -> Box<dyn Read> {
+    match location {
+        Location::Path(_) => Box::new(progress.wrap_reader(raw)),
+        Location::Stdin => Box::new(raw),
+    }
+}
+
+/// Stdin as a file of its own, when it can be (a descriptor that clones).
+fn stdin_file() -> Option<File> {
+    io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(File::from)
 }
 
 fn sniff(input: &mut impl BufRead) -> io::Result<Compression> {
@@ -188,6 +264,44 @@ mod tests {
         let (c, rest) = Compression::from_path(Path::new("orders.csv"));
         assert_eq!(c, Compression::Auto);
         assert_eq!(rest, Path::new("orders.csv"));
+    }
+
+    /// A compressed file read while it grows stops at its size when opened,
+    /// and the decoder finds the stream cut there.
+    #[test]
+    fn a_compressed_file_cut_at_its_size_when_opened_fails() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("n\n");
+        (0..20_000).for_each(|i| text.push_str(&format!("{i}\n")));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(text.as_bytes(), 1).unwrap();
+        let progress = Progress::new(
+            "test",
+            crate::progress::Verbosity {
+                quiet: true,
+                ..Default::default()
+            },
+            None,
+        );
+        // By extension, and by sniffing the first bytes.
+        for (name, bytes) in [("a.csv.gz", &gz), ("a.csv.zst", &zst), ("a.bin", &gz)] {
+            let path = dir.path().join(name);
+            let half = bytes.len() / 2;
+            std::fs::write(&path, &bytes[..half]).unwrap();
+            let mut input =
+                open(&Location::Path(path.clone()), Compression::Auto, &progress).unwrap();
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(&bytes[half..])
+                .unwrap();
+            let mut out = Vec::new();
+            assert!(input.reader.read_to_end(&mut out).is_err(), "{name}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the run); they are never skipped silently.
 
 pub mod input;
+pub mod snapshot;
 
 use std::cell::{Cell, RefCell};
 

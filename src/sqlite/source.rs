@@ -231,7 +231,8 @@ fn write_value(out: &mut Vec<u8>, value: ValueRef<'_>, kind: ColumnKind) -> Resu
             if kind == ColumnKind::Typed(FieldType::Json)
                 && crate::format::json::check_json(bytes).is_ok()
             {
-                out.extend_from_slice(text.trim().as_bytes());
+                // As written (pretty-printed, say): compact, on one line.
+                crate::format::json::write_compact(out, bytes);
             } else {
                 json::write_str(out, text);
             }

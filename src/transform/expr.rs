@@ -5,8 +5,10 @@
 //! parentheses and a few functions: lower, upper, trim, len, substr,
 //! coalesce, is_null, int, float, text, round.
 //!
-//! Numbers keep their exactness: integers are 64-bit and stay integers;
-//! a comparison between numbers is by value. A missing field is null; null
+//! Numbers keep their exactness: integers are 64-bit and stay integers (an
+//! integer beyond 64 bits in arithmetic is an error, never a float); a
+//! comparison between numbers is by exact value, however many digits or
+//! however large the exponent (`1e400 > 1`). A missing field is null; null
 //! compares equal only to null, and arithmetic on null gives null.
 
 use std::cmp::Ordering;
@@ -345,7 +347,8 @@ fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
+        // By its digits: 1e-400 is not zero, though no float tells it apart.
+        Value::Number(n) => Decimal::of(n.as_str()).is_none_or(|d| !d.is_zero()),
         Value::String(s) => !s.is_empty(),
         _ => true,
     }
@@ -392,19 +395,155 @@ impl<'a> Scalar<'a> {
     }
 }
 
-/// How two values order: integers as 64-bit integers when both are, else
-/// numbers as finite floats; text, booleans and nulls among their own
-/// kind; `None` across kinds.
+/// How two values order: numbers by exact value (64-bit integers at once,
+/// others digit by digit); text, booleans and nulls among their own kind;
+/// `None` across kinds.
 fn compare_scalars(a: Scalar<'_>, b: Scalar<'_>) -> Option<Ordering> {
-    let float = |n: &str| n.parse::<f64>().ok().filter(|f| f.is_finite());
     match (a, b) {
         (Scalar::Number(x), Scalar::Number(y)) => match (int_text(x), int_text(y)) {
             (Some(x), Some(y)) => Some(x.cmp(&y)),
-            _ => float(x)?.partial_cmp(&float(y)?),
+            _ => Some(Decimal::of(x)?.cmp(&Decimal::of(y)?)),
         },
         (Scalar::Text(x), Scalar::Text(y)) => Some(x.cmp(y)),
         (Scalar::Bool(x), Scalar::Bool(y)) => Some(x.cmp(&y)),
         (Scalar::Null, Scalar::Null) => Some(Ordering::Equal),
+        _ => None,
+    }
+}
+
+/// A JSON number's exact value, read from its text without converting it:
+/// the sign, the significant digits (the integer and fraction digits with
+/// leading and trailing zeros left out) and the power of ten just above
+/// the first of them, so `-12.5e3` is -0.125 x 10^5.
+#[derive(Debug, Clone, Copy)]
+struct Decimal<'a> {
+    negative: bool,
+    int: &'a [u8],
+    frac: &'a [u8],
+    /// Index of the first significant digit in `int` then `frac`.
+    first: usize,
+    /// One past the last significant digit.
+    end: usize,
+    /// The power of ten above the first significant digit.
+    scale: i64,
+}
+
+impl<'a> Decimal<'a> {
+    /// The value of JSON number text `n`; `None` when it is none.
+    fn of(n: &'a str) -> Option<Decimal<'a>> {
+        let bytes = n.as_bytes();
+        let (negative, rest) = match bytes {
+            [b'-', rest @ ..] => (true, rest),
+            rest => (false, rest),
+        };
+        let int_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let (int, rest) = rest.split_at(int_len);
+        let (frac, rest) = match rest {
+            [b'.', rest @ ..] => {
+                let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                rest.split_at(len)
+            }
+            rest => (&rest[..0], rest),
+        };
+        let exponent = match rest {
+            [] => 0,
+            [b'e' | b'E', rest @ ..] => {
+                let (minus, digits) = match rest {
+                    [b'-', d @ ..] => (true, d),
+                    [b'+', d @ ..] => (false, d),
+                    d => (false, d),
+                };
+                if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                    return None;
+                }
+                // Saturated far beyond any float: such exponents order the
+                // same way, and the arithmetic below cannot overflow.
+                let e = digits.iter().fold(0i64, |e, d| {
+                    e.saturating_mul(10)
+                        .saturating_add(i64::from(d - b'0'))
+                        .min(1 << 60)
+                });
+                if minus { -e } else { e }
+            }
+            _ => return None,
+        };
+        if int.is_empty() {
+            return None;
+        }
+        let digit = |i: usize| {
+            if i < int.len() {
+                int[i]
+            } else {
+                frac[i - int.len()]
+            }
+        };
+        let total = int.len() + frac.len();
+        let first = (0..total).find(|&i| digit(i) != b'0').unwrap_or(total);
+        let end = (first..total)
+            .rev()
+            .find(|&i| digit(i) != b'0')
+            .map_or(first, |i| i + 1);
+        let scale = exponent + int.len() as i64 - first as i64;
+        Some(Decimal {
+            negative,
+            int,
+            frac,
+            first,
+            end,
+            scale,
+        })
+    }
+
+    fn is_zero(&self) -> bool {
+        self.first == self.end
+    }
+
+    fn digit(&self, i: usize) -> u8 {
+        if i >= self.end {
+            b'0'
+        } else if i < self.int.len() {
+            self.int[i]
+        } else {
+            self.frac[i - self.int.len()]
+        }
+    }
+
+    /// Orders the magnitudes: the power of ten first, then the digits.
+    fn cmp_magnitude(&self, other: &Decimal<'_>) -> Ordering {
+        self.scale.cmp(&other.scale).then_with(|| {
+            let (n, m) = (self.end - self.first, other.end - other.first);
+            (0..n.max(m))
+                .map(|k| {
+                    self.digit(self.first + k)
+                        .cmp(&other.digit(other.first + k))
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        })
+    }
+
+    fn cmp(&self, other: &Decimal<'_>) -> Ordering {
+        match (self.is_zero(), other.is_zero()) {
+            (true, true) => Ordering::Equal,
+            (true, false) if other.negative => Ordering::Greater,
+            (true, false) => Ordering::Less,
+            (false, true) if self.negative => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            (false, false) => match (self.negative, other.negative) {
+                (false, true) => Ordering::Greater,
+                (true, false) => Ordering::Less,
+                (false, false) => self.cmp_magnitude(other),
+                (true, true) => other.cmp_magnitude(self),
+            },
+        }
+    }
+}
+
+/// An integer written as one (no fraction, no exponent) that 64 bits do
+/// not hold: arithmetic on it as a float would change it.
+fn wide_integer(v: &Value) -> Option<&Number> {
+    match v {
+        Value::Number(n) if !n.as_str().contains(['.', 'e', 'E']) && as_int(n).is_none() => Some(n),
         _ => None,
     }
 }
@@ -455,6 +594,9 @@ fn arithmetic(op: Op, a: &Value, b: &Value) -> Result<Value> {
                 op_symbol(op)
             )
         });
+    }
+    if let Some(n) = wide_integer(a).or_else(|| wide_integer(b)) {
+        bail!("integer {n} does not fit in 64 bits: arithmetic on it would not be exact");
     }
     let (Some(x), Some(y)) = (float_operand(a)?, float_operand(b)?) else {
         bail!("arithmetic on {a} and {b}, which are not both numbers");
@@ -623,7 +765,10 @@ fn call(name: &str, args: &[Value]) -> Result<Value> {
         },
         "int" => match arg(0) {
             Value::Null => Value::Null,
-            Value::Number(n) if as_int(&n).is_some() => Value::Number(n),
+            // An integer already, however wide.
+            Value::Number(n) if as_int(&n).is_some() || wide_integer(&arg(0)).is_some() => {
+                Value::Number(n)
+            }
             Value::String(s) if crate::format::infer::is_integer(s.trim()) => {
                 serde_json::from_str(s.trim())?
             }
@@ -639,10 +784,23 @@ fn call(name: &str, args: &[Value]) -> Result<Value> {
             v => bail!("float() of {v}: not a number"),
         },
         "round" => {
+            let digits = number(&arg(1)).unwrap_or(0.0) as i32;
+            // An integer rounds exactly: unchanged to 0 or more digits,
+            // in integer arithmetic to tens, hundreds...
+            if let Value::Number(n) = &arg(0)
+                && let Some(i) = as_int(n)
+            {
+                return round_int(i, digits);
+            }
+            if let Some(n) = wide_integer(&arg(0)) {
+                if digits >= 0 {
+                    return Ok(Value::Number(n.clone()));
+                }
+                bail!("integer {n} does not fit in 64 bits: rounding it would not be exact");
+            }
             let Some(x) = float_operand(&arg(0))? else {
                 return Ok(Value::Null);
             };
-            let digits = number(&arg(1)).unwrap_or(0.0) as i32;
             let scale = 10f64.powi(digits);
             let scaled = x * scale;
             // A number too large to scale has no digits there to round.
@@ -658,6 +816,29 @@ fn call(name: &str, args: &[Value]) -> Result<Value> {
             }
         }
         other => bail!("unknown function {other}()"),
+    })
+}
+
+/// `round(i, digits)` for a 64-bit integer: itself for 0 digits or more,
+/// else to the nearest multiple of ten to the `-digits`, half away from
+/// zero.
+fn round_int(i: i64, digits: i32) -> Result<Value> {
+    if digits >= 0 {
+        return Ok(Value::from(i));
+    }
+    // In 128 bits: a unit of 10^19 and a result just past 64 bits fit.
+    let Some(unit) = 10i128.checked_pow(digits.unsigned_abs()) else {
+        // Half such a unit is beyond any 64-bit integer.
+        return Ok(Value::from(0));
+    };
+    let wide = i128::from(i);
+    let rest = wide % unit;
+    let mut rounded = wide - rest;
+    if rest.abs() * 2 >= unit {
+        rounded += if wide < 0 { -unit } else { unit };
+    }
+    i64::try_from(rounded).map(Value::from).map_err(|_| {
+        anyhow::anyhow!("integer overflow: round({i}, {digits}) does not fit in 64 bits")
     })
 }
 
@@ -833,6 +1014,74 @@ mod tests {
         assert_eq!(ok("min % -1"), json!(0));
         assert_eq!(ok("min / 1"), json!(i64::MIN));
         assert_eq!(ok("round(f, 10)"), json!(1e308));
+    }
+
+    #[test]
+    fn numbers_compare_by_exact_value() {
+        let cmp = |a: &str, b: &str| compare_scalars(Scalar::Number(a), Scalar::Number(b));
+        let less = Some(Ordering::Less);
+        let equal = Some(Ordering::Equal);
+        for (a, b) in [
+            ("1", "1e400"),
+            ("-1e400", "-1"),
+            ("1e-400", "1e-399"),
+            ("0", "1e-400"),
+            ("-1e-400", "0"),
+            ("12345678901234567890", "12345678901234567891"),
+            ("9007199254740992", "9007199254740993"),
+            ("0.1", "0.1000000000000000055511151231257827"),
+            ("99.5", "100"),
+            ("-100", "-99.5"),
+            ("1E+2", "100.5"),
+            ("-0.01", "0.0"),
+            ("1e999999999999999999999", "2e999999999999999999999"),
+        ] {
+            assert_eq!(cmp(a, b), less, "{a} < {b}");
+            assert_eq!(cmp(b, a), Some(Ordering::Greater), "{b} > {a}");
+        }
+        for (a, b) in [
+            ("100", "1e2"),
+            ("1.50", "15e-1"),
+            ("0", "-0.0e5"),
+            ("123456789012345678901234", "123456789012345678901234.000"),
+            ("0.00120", "1.2E-3"),
+        ] {
+            assert_eq!(cmp(a, b), equal, "{a} == {b}");
+        }
+        let map: Map<String, Value> =
+            serde_json::from_str(r#"{"h":1e400,"t":1e-400,"z":0e5,"w":12345678901234567891}"#)
+                .unwrap();
+        let ok = |src: &str| is_true(&parse(src).unwrap().eval(&map).unwrap());
+        assert!(ok("h > 5") && ok("h != 5") && !ok("h < 5") && !ok("h == 5"));
+        assert!(ok("w > 12345678901234567890") && !ok("w == 12345678901234567890"));
+        assert!(ok("t") && !ok("z") && ok("h"));
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_stay_exact_or_fail() {
+        let map: Map<String, Value> =
+            serde_json::from_str(r#"{"w":12345678901234567890123,"i":1234567890123456789}"#)
+                .unwrap();
+        let ok = |src: &str| parse(src).unwrap().eval(&map).unwrap().to_string();
+        let err = |src: &str| parse(src).unwrap().eval(&map).unwrap_err().to_string();
+        for src in ["w + 1", "w * 1.5", "-w", "1 - w", "w / 1"] {
+            assert_eq!(
+                err(src),
+                "integer 12345678901234567890123 does not fit in 64 bits: \
+                 arithmetic on it would not be exact",
+                "{src}"
+            );
+        }
+        assert_eq!(ok("w"), "12345678901234567890123");
+        assert_eq!(ok("coalesce(null, w)"), "12345678901234567890123");
+        assert_eq!(ok("int(w)"), "12345678901234567890123");
+        assert_eq!(ok("round(w)"), "12345678901234567890123");
+        assert!(err("round(w, -2)").contains("does not fit in 64 bits"));
+        assert_eq!(ok("round(i, -2)"), "1234567890123456800");
+        assert_eq!(ok("round(i, -1)"), "1234567890123456790");
+        assert_eq!(ok("round(-i, -3)"), "-1234567890123457000");
+        assert_eq!(ok("round(i, -30)"), "0");
+        assert!(err("round(9223372036854775807, -19)").starts_with("integer overflow"));
     }
 
     #[test]

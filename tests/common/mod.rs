@@ -97,6 +97,18 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The records of a whole stream that is one JSON object per line: a
+/// begin line, `n` records, an end line counting them.
+pub fn stream_records(text: &str, n: usize) -> Vec<serde_json::Value> {
+    let lines = json_lines(text);
+    assert!(lines.iter().all(serde_json::Value::is_object), "{text}");
+    assert_eq!(lines.len(), n + 2, "{text}");
+    assert_eq!(lines[0]["@etl"], "begin", "{text}");
+    assert_eq!(lines[n + 1]["@etl"], "end", "{text}");
+    assert_eq!(lines[n + 1]["rows"], n, "{text}");
+    lines[1..=n].to_vec()
+}
+
 /// Only the records of NDJSON output (control lines dropped).
 pub fn records(text: &str) -> Vec<serde_json::Value> {
     json_lines(text)

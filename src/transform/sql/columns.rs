@@ -3,9 +3,13 @@
 //! fields the query names become columns.
 //!
 //! Column types: a column of 64-bit integers stays integer, numbers become
-//! floats, true/false booleans, everything else text (nested values as JSON
-//! text). Integers beyond 64 bits stay text, digit for digit. A column that
-//! mixes kinds widens: integers to floats, anything else to text.
+//! floats, true/false booleans, strings text. Nested values, and numbers no
+//! typed column holds exactly (integers beyond 64 bits, floats beyond a
+//! float's range), are JSON: a binary column of their compact JSON text,
+//! which a query passes through (and compares, groups, joins) as it is and
+//! the result writes back as the same JSON value (`CAST(col AS VARCHAR)`
+//! gives its text). A column that mixes kinds widens: integers to floats,
+//! anything else to text (JSON values as their JSON text, digit for digit).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -44,6 +48,8 @@ enum Cell<'r> {
     Float(f64, &'r str),
     Bool(bool),
     Text(Cow<'r, str>),
+    /// A value kept as its compact JSON text.
+    Json(Cow<'r, str>),
 }
 
 impl<'r> Cell<'r> {
@@ -53,16 +59,16 @@ impl<'r> Cell<'r> {
             Raw::Bool(b) => Cell::Bool(*b),
             Raw::Number(n) if !n.contains(['.', 'e', 'E']) => match n.parse::<i64>() {
                 Ok(i) => Cell::Int(i, n),
-                // Beyond 64 bits: text, digit for digit.
-                Err(_) => Cell::Text(Cow::Borrowed(n)),
+                // Beyond 64 bits: the number, digit for digit.
+                Err(_) => Cell::Json(Cow::Borrowed(n)),
             },
             Raw::Number(n) => match n.parse::<f64>() {
                 Ok(f) if f.is_finite() => Cell::Float(f, n),
-                // Beyond the range of a float (1e400): kept as text, not nulled.
-                _ => Cell::Text(Cow::Borrowed(n)),
+                // Beyond the range of a float (1e400): the number, not null.
+                _ => Cell::Json(Cow::Borrowed(n)),
             },
             Raw::Str(s) => Cell::Text(Cow::Borrowed(s)),
-            Raw::Nested(j) => Cell::Text(compact(j)),
+            Raw::Nested(j) => Cell::Json(compact(j)),
         })
     }
 
@@ -72,6 +78,7 @@ impl<'r> Cell<'r> {
             Cell::Float(..) => Kind::Float,
             Cell::Bool(_) => Kind::Bool,
             Cell::Text(_) => Kind::Text,
+            Cell::Json(_) => Kind::Json,
         }
     }
 
@@ -80,21 +87,21 @@ impl<'r> Cell<'r> {
             Cell::Int(_, s) | Cell::Float(_, s) => s,
             Cell::Bool(true) => "true",
             Cell::Bool(false) => "false",
-            Cell::Text(s) => s,
+            Cell::Text(s) | Cell::Json(s) => s,
         }
     }
 }
 
-/// Nested JSON as compact text, the form a JSON writer gives it: as written
-/// unless it holds whitespace or escapes, which are normalized.
+/// Nested JSON as compact text: as written, without the space between
+/// tokens (strings, numbers and keys byte for byte).
 fn compact(json: &str) -> Cow<'_, str> {
-    if !json.contains([' ', '\t', '\n', '\r', '\\']) {
+    if !json.contains([' ', '\t', '\n', '\r']) {
         return Cow::Borrowed(json);
     }
-    match serde_json::from_str::<Value>(json) {
-        Ok(v) => Cow::Owned(v.to_string()),
-        Err(_) => Cow::Borrowed(json),
-    }
+    let mut out = Vec::with_capacity(json.len());
+    crate::format::json::write_compact(&mut out, json.as_bytes());
+    // Only ASCII whitespace between tokens went: still UTF-8.
+    String::from_utf8(out).map_or(Cow::Borrowed(json), Cow::Owned)
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -103,6 +110,7 @@ enum Kind {
     Float,
     Bool,
     Text,
+    Json,
 }
 
 /// One column being built.
@@ -113,6 +121,8 @@ enum Cells {
     Float(Vec<Option<f64>>),
     Bool(Vec<Option<bool>>),
     Text(StringChunkedBuilder),
+    /// JSON text, a binary column once finished.
+    Json(StringChunkedBuilder),
 }
 
 impl Cells {
@@ -122,10 +132,14 @@ impl Cells {
             Kind::Int => Cells::Int(vec![None; n]),
             Kind::Float => Cells::Float(vec![None; n]),
             Kind::Bool => Cells::Bool(vec![None; n]),
-            Kind::Text => {
+            Kind::Text | Kind::Json => {
                 let mut b = StringChunkedBuilder::new(PlSmallStr::EMPTY, n);
                 (0..n).for_each(|_| b.append_null());
-                Cells::Text(b)
+                if kind == Kind::Json {
+                    Cells::Json(b)
+                } else {
+                    Cells::Text(b)
+                }
             }
         }
     }
@@ -149,6 +163,11 @@ impl Cells {
             Cells::Int(v) => texts(v),
             Cells::Float(v) => texts(v),
             Cells::Bool(v) => texts(v),
+            // JSON text is the text.
+            Cells::Json(_) => match std::mem::replace(self, Cells::Nulls(0)) {
+                Cells::Json(b) => Cells::Text(b),
+                _ => unreachable!("matched as JSON above"),
+            },
             Cells::Text(_) => return,
         };
     }
@@ -159,7 +178,7 @@ impl Cells {
             Cells::Int(v) => v.push(None),
             Cells::Float(v) => v.push(None),
             Cells::Bool(v) => v.push(None),
-            Cells::Text(b) => b.append_null(),
+            Cells::Text(b) | Cells::Json(b) => b.append_null(),
         }
     }
 
@@ -173,6 +192,7 @@ impl Cells {
                 (Cells::Float(v), Cell::Int(i, _)) => return v.push(Some(*i as f64)),
                 (Cells::Bool(v), Cell::Bool(b)) => return v.push(Some(*b)),
                 (Cells::Text(b), c) => return b.append_value(c.text()),
+                (Cells::Json(b), Cell::Json(j)) => return b.append_value(j),
                 _ => self.widen_to_text(),
             }
         }
@@ -186,6 +206,7 @@ impl Cells {
             Cells::Float(v) => Column::new(name, v),
             Cells::Bool(v) => Column::new(name, v),
             Cells::Text(b) => b.finish().with_name(name).into_column(),
+            Cells::Json(b) => b.finish().as_binary().with_name(name).into_column(),
         }
     }
 }
@@ -343,17 +364,44 @@ mod tests {
         assert_eq!(dtype("t"), DataType::String);
         assert_eq!(dtype("b"), DataType::Boolean);
         assert_eq!(dtype("n"), DataType::Int64);
-        assert_eq!(dtype("big"), DataType::String);
+        assert_eq!(dtype("big"), DataType::Binary);
+        assert_eq!(dtype("j"), DataType::Binary);
         let get = |n: &str, i: usize| df.column(n).unwrap().get(i).unwrap().to_string();
         // The later of a field given twice wins.
         assert_eq!(get("i", 2), "7");
         assert_eq!(get("f", 0), "1.0");
         assert_eq!(get("t", 0), "\"1\"");
         assert_eq!(get("t", 2), "\"2.50\"");
-        assert_eq!(get("big", 0), "\"12345678901234567890123\"");
-        assert_eq!(get("j", 1), "\"{\"a\":[1,2]}\"");
+        let json = |n: &str, i: usize| match df.column(n).unwrap().get(i).unwrap() {
+            AnyValue::Binary(b) => String::from_utf8(b.to_vec()).unwrap(),
+            AnyValue::BinaryOwned(b) => String::from_utf8(b).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(json("big", 0), "12345678901234567890123");
+        assert_eq!(json("j", 1), r#"{"a":[1,2]}"#);
         assert_eq!(get("late", 0), "null");
         assert_eq!(df.height(), 3);
+    }
+
+    #[test]
+    fn json_mixed_with_other_kinds_is_its_text() {
+        let df = build(
+            Wanted::All,
+            &[
+                r#"{"a":[1],"b":1,"c":{"k":1e400},"d":"x"}"#,
+                r#"{"a":"s","b":[2],"c":null,"d":99999999999999999999}"#,
+            ],
+        );
+        let dtype = |n: &str| df.column(n).unwrap().dtype().clone();
+        assert_eq!(dtype("a"), DataType::String);
+        assert_eq!(dtype("b"), DataType::String);
+        assert_eq!(dtype("c"), DataType::Binary);
+        assert_eq!(dtype("d"), DataType::String);
+        let get = |n: &str, i: usize| df.column(n).unwrap().get(i).unwrap().to_string();
+        assert_eq!(get("a", 0), "\"[1]\"");
+        assert_eq!(get("b", 0), "\"1\"");
+        assert_eq!(get("b", 1), "\"[2]\"");
+        assert_eq!(get("d", 1), "\"99999999999999999999\"");
     }
 
     #[test]

@@ -152,10 +152,18 @@ pub fn run(
                 .lazy(),
         );
     }
-    let result = ctx
-        .execute(sql)
-        .and_then(LazyFrame::collect)
-        .map_err(|e| anyhow!("--sql: {e}"))?;
+    let result = ctx.execute(sql).and_then(LazyFrame::collect).map_err(|e| {
+        let message = format!("--sql: {e}");
+        if message.contains("binary") {
+            // Nested values (and numbers no typed column holds) are
+            // JSON columns, held as binary.
+            crate::error::Failure::new(crate::error::Kind::Runtime, message)
+                .hint("nested values are JSON columns: CAST(name AS VARCHAR) gives their JSON text")
+                .into()
+        } else {
+            anyhow!(message)
+        }
+    })?;
     rows::write(&result, out)
 }
 

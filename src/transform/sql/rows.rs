@@ -17,6 +17,8 @@ enum Typed {
     Float(Float64Chunked),
     Bool(BooleanChunked),
     Str(StringChunked),
+    /// JSON values (see `columns`): their JSON text, as it is.
+    Json(BinaryChunked),
     /// Dates, lists, structs...: written as their text.
     Other(Column),
 }
@@ -40,6 +42,7 @@ fn typed(column: &Column) -> Result<Typed> {
         DataType::Float64 => Typed::Float(column.f64()?.rechunk().into_owned()),
         DataType::Boolean => Typed::Bool(column.bool()?.rechunk().into_owned()),
         DataType::String => Typed::Str(column.str()?.rechunk().into_owned()),
+        DataType::Binary => Typed::Json(column.binary()?.rechunk().into_owned()),
         _ => Typed::Other(column.rechunk()),
     })
 }
@@ -100,6 +103,16 @@ fn write_cell(line: &mut Vec<u8>, column: &Typed, row: usize) -> Result<()> {
         },
         Typed::Str(ca) => match ca.get(row) {
             Some(s) => json::write_str(line, s),
+            None => line.extend_from_slice(b"null"),
+        },
+        Typed::Json(ca) => match ca.get(row) {
+            // The JSON text of an input value, unless the query made bytes
+            // of its own.
+            Some(bytes) if json::check_json(bytes).is_ok() => line.extend_from_slice(bytes),
+            Some(_) => bail!(
+                "--sql: result row {}: a binary value that is not JSON",
+                row + 1
+            ),
             None => line.extend_from_slice(b"null"),
         },
         Typed::Other(c) => match c.get(row).map_err(|e| anyhow!("--sql: {e}"))? {
