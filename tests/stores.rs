@@ -893,3 +893,65 @@ fn a_dry_run_does_everything_then_changes_nothing() {
         assert_eq!(code(&out), 1, "{}: {}", store.name(), stderr(&out));
     }
 }
+
+/// `--schema strict` into a table this load creates: its columns are the
+/// first records' fields (the typing sample), and a later record with a new
+/// field is a reject in every store, as it is into an existing table.
+#[test]
+fn strict_into_a_new_table_rejects_a_field_the_first_records_lacked() {
+    let mut records: Vec<Value> = (1..=1000).map(|i| json!({"id": i, "a": "x"})).collect();
+    records.push(json!({"id": 1001, "a": "y", "extra": 1}));
+    for store in Store::all("strictnew") {
+        let out = store.load(
+            "t",
+            &[
+                "--schema",
+                "strict",
+                "--rejects",
+                "bad.ndjson",
+                "--max-rejects",
+                "5",
+            ],
+            &framed(&records),
+        );
+        assert_eq!(code(&out), 3, "{}: {}", store.name(), stderr(&out));
+        let got = store.read("t").expect("table");
+        assert_eq!(got.len(), 1000, "{}", store.name());
+        assert!(
+            got.iter().all(|r| r.get("extra").is_none()),
+            "{}: {:?}",
+            store.name(),
+            got.last()
+        );
+        let bad = std::fs::read_to_string(store.d().join("bad.ndjson")).expect("rejects");
+        assert_eq!(bad.lines().count(), 1, "{}: {bad}", store.name());
+        assert!(bad.contains("\"extra\""), "{}: {bad}", store.name());
+    }
+}
+
+/// A record whose two fields differ only in case names one column twice:
+/// a reject in every database (their column names are matched without
+/// case), never a second column; files keep both fields as they are.
+#[test]
+fn a_record_naming_a_column_twice_in_two_cases_is_a_reject() {
+    let records = [json!({"id": 1, "a": "x"}), json!({"id": 2, "Id": 3})];
+    for store in Store::all("twocase") {
+        let out = store.load(
+            "t",
+            &["--rejects", "bad.ndjson", "--max-rejects", "5"],
+            &framed(&records),
+        );
+        if !store.is_database() {
+            continue;
+        }
+        assert_eq!(code(&out), 3, "{}: {}", store.name(), stderr(&out));
+        let got = store.read("t").expect("table");
+        assert_eq!(got, vec![json!({"id": 1, "a": "x"})], "{}", store.name());
+        let bad = std::fs::read_to_string(store.d().join("bad.ndjson")).expect("rejects");
+        assert!(
+            bad.contains("names column \\\"id\\\" a second time (names are case-insensitive)"),
+            "{}: {bad}",
+            store.name()
+        );
+    }
+}

@@ -44,7 +44,11 @@ deletes); other records are upserted, COL included.
 The table is created if missing, with column types from the stream's begin
 line or, failing that, from the values: INTEGER, REAL, BOOLEAN, TEXT, JSON.
 Under --schema evolve a new field adds a column; under --schema strict a
-record with a field the table lacks is rejected. A column's type is never
+record with a field the table lacks is rejected (into a new table too: its
+columns are those of the first 1000 records). A field finds its column
+without regard to case in every database (a column of the exact name
+first), so a record with two fields naming one column (\"id\" and \"Id\") is
+rejected, never given a second column. A column's type is never
 changed: a value that does not fit it (\"n/a\" or 1.5 in an INTEGER column;
 2^53+1, 1e400 or 1e-400 in a REAL column) is rejected, never converted. Text
 written as a number (\"1.00\", \"12\") goes into a numeric column when the column

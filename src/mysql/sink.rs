@@ -475,7 +475,7 @@ impl MysqlSink {
                     }
                     bound.push(Some(i));
                 }
-                None if self.options.strict && self.exists => {
+                None if self.options.strict => {
                     return Ok(Err(format!(
                         "field {name:?} is not a column of table {:?} (--schema strict)",
                         self.table

@@ -83,6 +83,9 @@ pub struct PgSink {
     exists: bool,
     columns: Vec<Column>,
     null_only: Vec<String>,
+    /// The column each field of the record being inserted names
+    /// (`usize::MAX`: a field without a column, only null so far).
+    bound: Vec<usize>,
     staged: bool,
     chunk: Vec<u8>,
     /// Columns the input has named so far: the only ones sent and updated
@@ -152,6 +155,7 @@ impl PgSink {
             exists: false,
             columns: Vec::new(),
             null_only: Vec::new(),
+            bound: Vec::new(),
             chunk: Vec::with_capacity(CHUNK + 65_536),
             copy_cols: Vec::new(),
             format: Format::Binary,
@@ -354,8 +358,24 @@ impl PgSink {
         Ok(())
     }
 
+    /// The column a field names: the column of that exact name, else the
+    /// one column whose name differs only in case (as SQLite and MySQL
+    /// find columns, so a field binds to the same column in every store).
     fn find(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c.name == name)
+        if let Some(i) = self.columns.iter().position(|c| c.name == name) {
+            return Some(i);
+        }
+        let lower = name.to_lowercase();
+        let mut found = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.name.to_lowercase() == lower)
+            .map(|(i, _)| i);
+        match (found.next(), found.next()) {
+            (Some(i), None) => Some(i),
+            _ => None,
+        }
     }
 
     /// Moves staged rows into the table (replace empties it first; upsert
@@ -645,9 +665,26 @@ impl Sink for PgSink {
                 return Ok(Err(format!("key field {key:?} is null or missing")));
             }
         }
-        let mut new_columns = Vec::new();
+        let mut new_columns: Vec<(String, FieldType)> = Vec::new();
+        self.bound.clear();
         for (name, value) in fields {
-            if self.find(name).is_none() {
+            if let Some(i) = self.find(name) {
+                if self.bound.contains(&i) {
+                    return Ok(Err(format!(
+                        "field {name:?} names column {:?} a second time (names are case-insensitive)",
+                        self.columns[i].name
+                    )));
+                }
+                self.bound.push(i);
+            } else if let Some((first, _)) = new_columns
+                .iter()
+                .find(|(n, _)| n.to_lowercase() == name.to_lowercase())
+            {
+                return Ok(Err(format!(
+                    "field {name:?} names column {first:?} a second time (names are case-insensitive)"
+                )));
+            } else {
+                self.bound.push(usize::MAX);
                 if self.options.strict {
                     return Ok(Err(format!(
                         "field {name:?} is not a column of {} (--schema strict)",
@@ -656,7 +693,7 @@ impl Sink for PgSink {
                 }
                 match type_of_value(value) {
                     Some(t) => new_columns.push((name.to_string(), t)),
-                    None if !self.null_only.iter().any(|n| n == name) => {
+                    None if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) => {
                         self.null_only.push(name.to_string());
                     }
                     None => {}
@@ -665,11 +702,17 @@ impl Sink for PgSink {
         }
         if !new_columns.is_empty() {
             self.add_columns(&new_columns)?;
+            self.bound.clear();
+            for (name, _) in fields {
+                let i = self.find(name).unwrap_or(usize::MAX);
+                self.bound.push(i);
+            }
         }
-        let named: Vec<usize> = fields
+        let named: Vec<usize> = self
+            .bound
             .iter()
-            .filter_map(|(name, _)| self.find(name))
-            .filter(|i| !self.copy_cols.contains(i))
+            .copied()
+            .filter(|&i| i != usize::MAX && !self.copy_cols.contains(&i))
             .collect();
         if !named.is_empty() {
             // Rows so far go with the old column list; later ones with the new.
@@ -711,7 +754,7 @@ impl Sink for PgSink {
             if n > 0 && !binary {
                 self.chunk.push(b'\t');
             }
-            let field = fields.iter().find(|(n, _)| *n == column.name);
+            let field = self.bound.iter().position(|&b| b == i).map(|p| &fields[p]);
             if upsert {
                 self.pattern.push(field.is_some());
             }
