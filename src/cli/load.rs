@@ -9,6 +9,7 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
+use crate::capability::StoreKind;
 use crate::error::{Failure, Kind, usage};
 use crate::extract::{ExtractPlan, Inputs};
 use crate::files::parquet_writer::DEFAULT_ROW_GROUP;
@@ -213,7 +214,8 @@ pub enum TargetFormat {
     version,
     after_help = "Examples:\n  $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders\n  $ etl-load wh.db --table orders sample-data/orders.csv\n\nMore in --help.",
     after_long_help = format!(
-        "{AFTER_HELP}\n{}\n\n{}",
+        "{AFTER_HELP}\nWhat each store can do (yes, or - where it cannot; a flag it cannot\nhonour is a usage error, exit 2):\n\n{}\n{}\n\n{}",
+        crate::capability::table(),
         super::POSTGRES_CONNECTIONS,
         super::EXIT_CODES
     ),
@@ -542,15 +544,11 @@ fn target(args: &LoadArgs) -> Result<Target> {
             if stdout {
                 return Err(usage("Parquet is written to a file, not stdout"));
             }
-            if args.mode == LoadMode::Upsert
-                || args.table.is_some()
-                || args.commit == CommitPolicy::Segment
+            check_capabilities(StoreKind::Parquet, args)?;
+            if args.mode == LoadMode::Append
+                && !StoreKind::Parquet.capabilities().append_existing
+                && args.target.exists()
             {
-                return Err(usage(
-                    "a Parquet target takes --mode replace, or append to a new file; no --table, upsert or segment commits",
-                ));
-            }
-            if args.mode == LoadMode::Append && args.target.exists() {
                 return Err(Failure::new(
                     Kind::Usage,
                     format!(
@@ -587,11 +585,14 @@ fn target(args: &LoadArgs) -> Result<Target> {
                 "--key {key:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
             )));
         }
-        if args.state.is_some() {
-            return Err(usage(
-                "a database target keeps bookmarks in its own _etl_state table; --state is for file targets",
-            ));
-        }
+        check_capabilities(
+            if postgres.is_some() {
+                StoreKind::Postgres
+            } else {
+                StoreKind::Sqlite
+            },
+            args,
+        )?;
         return Ok(Target::Database {
             location: args.target.clone(),
             table,
@@ -606,19 +607,14 @@ fn target(args: &LoadArgs) -> Result<Target> {
             },
         });
     };
-    if args.mode == LoadMode::Upsert {
-        return Err(usage("--mode upsert needs a database target"));
-    }
-    if args.table.is_some() {
-        return Err(usage(
-            "--table names a table in a database; this target is a file",
-        ));
-    }
-    if args.commit == CommitPolicy::Segment {
-        return Err(usage(
-            "--commit segment needs a database target (a file is written whole)",
-        ));
-    }
+    check_capabilities(
+        match file_format {
+            FileFormat::Csv => StoreKind::Csv,
+            FileFormat::Tsv => StoreKind::Tsv,
+            FileFormat::Ndjson => StoreKind::Ndjson,
+        },
+        args,
+    )?;
     if stdout && args.state.is_some() {
         return Err(usage(
             "--state needs a file target: bookmarks are stored once the data is on disk",
@@ -633,6 +629,44 @@ fn target(args: &LoadArgs) -> Result<Target> {
             state: args.state.clone(),
         },
     })
+}
+
+/// The flag checks every store shares, asked of its row of the capability
+/// table (`etl-load --help` prints the table).
+fn check_capabilities(kind: StoreKind, args: &LoadArgs) -> Result<()> {
+    let c = kind.capabilities();
+    if args.mode == LoadMode::Upsert && !c.upsert {
+        return Err(usage(format!(
+            "--mode upsert needs a database, a store with keys ({}); {} has none",
+            StoreKind::names_with(|c| c.upsert),
+            c.what
+        )));
+    }
+    if args.mode == LoadMode::ReplacePartitions && !c.partitions {
+        return Err(usage(
+            "--mode replace-partitions needs a partitioned dataset (--partition-by)",
+        ));
+    }
+    if args.table.is_some() && !c.tables {
+        return Err(usage(format!(
+            "--table names a table in a database; this target is {}",
+            c.what
+        )));
+    }
+    if args.commit == CommitPolicy::Segment && !c.segment_commits {
+        return Err(usage(format!(
+            "--commit segment needs a store that commits each segment ({}); {} is written once per run",
+            StoreKind::names_with(|c| c.segment_commits),
+            c.what
+        )));
+    }
+    if args.state.is_some() && c.own_state {
+        return Err(usage(format!(
+            "{} keeps bookmarks and batch ids with its data, in the same commit; leave out --state",
+            c.what
+        )));
+    }
+    Ok(())
 }
 
 /// A table in a MySQL or MariaDB database: the database is the URL's.
@@ -666,11 +700,7 @@ fn mysql_target(args: &LoadArgs, url: &str, keys: Vec<String>) -> Result<Target>
             "--key {key:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
         )));
     }
-    if args.state.is_some() {
-        return Err(usage(
-            "a database target keeps bookmarks in its own _etl_state table; --state is for file targets",
-        ));
-    }
+    check_capabilities(StoreKind::Mysql, args)?;
     crate::mysql::conn::database(url)?;
     Ok(Target::Mysql {
         url: url.to_string(),
@@ -739,26 +769,7 @@ fn dataset_target(args: &LoadArgs, postgres: bool, stdout: bool) -> Result<Optio
             args.target.display()
         )));
     }
-    if args.mode == LoadMode::Upsert {
-        return Err(usage(
-            "a dataset takes --mode append, replace or replace-partitions; upsert needs a database",
-        ));
-    }
-    if args.table.is_some() {
-        return Err(usage(
-            "--table names a table in a database; this target is a dataset directory",
-        ));
-    }
-    if args.commit == CommitPolicy::Segment {
-        return Err(usage(
-            "a dataset commits once per run; --commit segment needs a database target",
-        ));
-    }
-    if args.state.is_some() {
-        return Err(usage(
-            "a dataset keeps bookmarks and batch ids in its own manifest (_etl_manifest.json); leave out --state",
-        ));
-    }
+    check_capabilities(StoreKind::Dataset, args)?;
     let mut specs: Vec<PartitionSpec> = Vec::new();
     for text in args
         .partition_by
