@@ -235,15 +235,52 @@ pub(super) fn default_stream(location: Option<&Location>) -> String {
         .to_string()
 }
 
+/// A read from an API: the file and database flags do not apply; the HTTP
+/// flags are checked by their own module.
+fn http_plan(
+    args: &ExtractArgs,
+    url: &str,
+    incremental: Option<IncrementalPlan>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ExtractPlan> {
+    let file_flags = [
+        ("--table", args.table.is_some()),
+        ("--query", args.query.is_some()),
+        ("--format", args.format.is_some()),
+        ("--delimiter", args.csv.delimiter.is_some()),
+        ("--no-header", args.csv.no_header),
+        ("--all-text", args.csv.all_text),
+        ("--schema", args.schema.is_some()),
+    ];
+    if let Some((flag, _)) = file_flags.iter().find(|(_, set)| *set) {
+        return Err(usage(format!(
+            "{flag} does not apply to an http:// or https:// INPUT"
+        )));
+    }
+    let http = super::http::plan(&args.http, url, env)?;
+    let stream = args
+        .stream
+        .clone()
+        .unwrap_or_else(|| crate::http::default_stream(&http.url));
+    Ok(ExtractPlan {
+        inputs: Inputs::Http(Box::new(http)),
+        stream,
+        incremental,
+        rejects: args.rejects.options(),
+        verbosity: args.verbosity.verbosity(),
+    })
+}
+
 impl ExtractArgs {
     /// The checked plan of this run: bad combinations of flags are usage
     /// errors here, before any input is read.
     pub fn plan(&self) -> Result<ExtractPlan> {
-        plan(self)
+        plan(self, &|name| std::env::var(name).ok())
     }
 }
 
-fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
+/// The plan, with `$NAME` in HTTP headers and parameters read from `env`.
+fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExtractPlan> {
     let incremental = args.cursor.as_ref().map(|cursor| IncrementalPlan {
         cursor: cursor.clone(),
         state: args
@@ -253,8 +290,8 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
         since: args.since.as_deref().map(parse_bound),
         until: args.until.as_deref().map(parse_bound),
     });
-    if let Some(url) = super::http::url_input(args)? {
-        return super::http::plan(args, &url, incremental, &|name| std::env::var(name).ok());
+    if let Some(url) = super::http::url_input(&args.inputs, &args.http)? {
+        return http_plan(args, &url, incremental, env);
     }
     let selection = match (&args.table, &args.query) {
         (Some(table), None) => Some(Selection::Table(table.clone())),
@@ -355,7 +392,8 @@ fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use crate::http::{JsonPath, Pagination};
+    use clap::{CommandFactory, Parser};
 
     #[test]
     fn definition_is_valid() {
@@ -369,5 +407,75 @@ mod tests {
         assert_eq!(name("orders.csv.gz"), "orders");
         assert_eq!(default_stream(Some(&Location::Stdin)), "stdin");
         assert_eq!(default_stream(None), "stdin");
+    }
+
+    fn env(name: &str) -> Option<String> {
+        (name == "API_TOKEN").then(|| "tok-123456".to_string())
+    }
+
+    fn plan_of(argv: &[&str]) -> Result<ExtractPlan> {
+        let args = ExtractArgs::try_parse_from(argv).map_err(|e| usage(e.to_string()))?;
+        plan(&args, &env)
+    }
+
+    #[test]
+    fn http_headers_expand_and_their_secrets_are_masked() {
+        let plan = plan_of(&[
+            "etl-extract",
+            "https://api.example.com/v1/orders?api_key=literal-key",
+            "--header",
+            "Authorization: Bearer $API_TOKEN",
+            "--param",
+            "since=${API_TOKEN}",
+            "--limit-param",
+            "limit",
+            "--page-size",
+            "50",
+            "--next",
+            "links.next",
+        ])
+        .unwrap();
+        let Inputs::Http(http) = plan.inputs else {
+            panic!("not an HTTP plan")
+        };
+        assert_eq!(plan.stream, "orders");
+        assert_eq!(http.headers[0].value, "Bearer tok-123456");
+        assert_eq!(
+            http.url.to_string(),
+            "https://api.example.com/v1/orders?api_key=literal-key&since=tok-123456&limit=50"
+        );
+        assert_eq!(
+            http.redactor.redact(&http.url.to_string()),
+            "https://api.example.com/v1/orders?api_key=***&since=***&limit=50"
+        );
+        assert_eq!(
+            http.pagination,
+            Pagination::NextLink(JsonPath::parse("links.next").unwrap())
+        );
+    }
+
+    #[test]
+    fn bad_http_combinations_are_usage_errors() {
+        let err = |argv: &[&str]| plan_of(argv).unwrap_err().to_string();
+        assert!(
+            err(&["e", "https://h/x", "-H", "Authorization: Bearer $NOPE"])
+                .contains("environment variable NOPE is not set")
+        );
+        assert!(err(&["e", "https://h/x", "--table", "t"]).contains("--table does not apply"));
+        assert!(
+            err(&["e", "https://h/x", "--next", "a", "--offset-param", "o"])
+                .contains("cannot be used with")
+        );
+        assert!(err(&["e", "https://h/x", "--since-param", "s"]).contains("--cursor"));
+        assert!(err(&["e", "https://h/x", "--timeout", "0"]).contains("--timeout"));
+        let args = ExtractArgs::try_parse_from(["e", "orders.csv", "--records", "data"]).unwrap();
+        assert!(
+            super::super::http::url_input(&args.inputs, &args.http)
+                .unwrap_err()
+                .to_string()
+                .contains("--records applies to")
+        );
+        let args = ExtractArgs::try_parse_from(["e", "https://h/x", "b.csv"]).unwrap();
+        assert!(super::super::http::url_input(&args.inputs, &args.http).is_err());
     }
 }

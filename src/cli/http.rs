@@ -6,9 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{ArgGroup, Args};
 
-use super::extract::ExtractArgs;
 use crate::error::usage;
-use crate::extract::{ExtractPlan, IncrementalPlan, Inputs};
 use crate::http::secrets::{self, NameValue, Redactor};
 use crate::http::{self, HttpPlan, JsonPath, Pagination, Url};
 
@@ -174,21 +172,20 @@ impl HttpArgs {
 
 /// The URL among the inputs, when INPUT is one; an HTTP flag without one
 /// is a usage error.
-pub(super) fn url_input(args: &ExtractArgs) -> Result<Option<String>> {
-    let urls: Vec<String> = args
-        .inputs
+pub(super) fn url_input(inputs: &[PathBuf], h: &HttpArgs) -> Result<Option<String>> {
+    let urls: Vec<String> = inputs
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .filter(|p| http::is_url(p))
         .collect();
     match urls.as_slice() {
-        [] => match args.http.first_given() {
+        [] => match h.first_given() {
             Some(flag) => Err(usage(format!(
                 "{flag} applies to an http:// or https:// INPUT"
             ))),
             None => Ok(None),
         },
-        [url] if args.inputs.len() == 1 => Ok(Some(url.clone())),
+        [url] if inputs.len() == 1 => Ok(Some(url.clone())),
         _ => Err(usage("an http:// or https:// INPUT must be the only input")),
     }
 }
@@ -204,28 +201,14 @@ fn name_arg(flag: &str, name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
-/// The plan of an extract from an API: flags checked, `$NAME` expanded.
+/// The plan of a read from an API: its flags checked, `$NAME` expanded.
+/// Only the HTTP flags are read here; the program's own (stream, cursor,
+/// rejects) are its caller's.
 pub(super) fn plan(
-    args: &ExtractArgs,
+    h: &HttpArgs,
     url: &str,
-    incremental: Option<IncrementalPlan>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<ExtractPlan> {
-    let file_flags = [
-        ("--table", args.table.is_some()),
-        ("--query", args.query.is_some()),
-        ("--format", args.format.is_some()),
-        ("--delimiter", args.csv.delimiter.is_some()),
-        ("--no-header", args.csv.no_header),
-        ("--all-text", args.csv.all_text),
-        ("--schema", args.schema.is_some()),
-    ];
-    if let Some((flag, _)) = file_flags.iter().find(|(_, set)| *set) {
-        return Err(usage(format!(
-            "{flag} does not apply to an http:// or https:// INPUT"
-        )));
-    }
-    let h = &args.http;
+) -> Result<HttpPlan> {
     // The URL may hold a credential (?api_key=...): the error does not repeat it.
     let mut start = Url::parse(url).map_err(|e| usage(format!("the INPUT URL: {e}")))?;
     let mut redactor = Redactor::default();
@@ -304,119 +287,26 @@ pub(super) fn plan(
     if max_pages == 0 {
         return Err(usage("--max-pages must be at least 1"));
     }
-    let stream = args
-        .stream
-        .clone()
-        .unwrap_or_else(|| http::default_stream(&start));
-    Ok(ExtractPlan {
-        inputs: Inputs::Http(Box::new(HttpPlan {
-            url: start,
-            records: h
-                .records
-                .as_deref()
-                .map(|p| path_arg("--records", p))
-                .transpose()?,
-            pagination,
-            since_param: h
-                .since_param
-                .as_deref()
-                .map(|p| name_arg("--since-param", p))
-                .transpose()?,
-            headers,
-            params,
-            timeout: Duration::from_secs_f64(timeout),
-            retries: h.retries.unwrap_or(http::DEFAULT_RETRIES),
-            max_pages,
-            max_page_bytes: h.max_page_bytes.unwrap_or(http::DEFAULT_MAX_PAGE_BYTES),
-            ca_cert: h.ca_cert.clone(),
-            redactor,
-        })),
-        stream,
-        incremental,
-        rejects: args.rejects.options(),
-        verbosity: args.verbosity.verbosity(),
+    Ok(HttpPlan {
+        url: start,
+        records: h
+            .records
+            .as_deref()
+            .map(|p| path_arg("--records", p))
+            .transpose()?,
+        pagination,
+        since_param: h
+            .since_param
+            .as_deref()
+            .map(|p| name_arg("--since-param", p))
+            .transpose()?,
+        headers,
+        params,
+        timeout: Duration::from_secs_f64(timeout),
+        retries: h.retries.unwrap_or(http::DEFAULT_RETRIES),
+        max_pages,
+        max_page_bytes: h.max_page_bytes.unwrap_or(http::DEFAULT_MAX_PAGE_BYTES),
+        ca_cert: h.ca_cert.clone(),
+        redactor,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    fn env(name: &str) -> Option<String> {
-        (name == "API_TOKEN").then(|| "tok-123456".to_string())
-    }
-
-    fn plan_of(argv: &[&str]) -> Result<ExtractPlan> {
-        let args = ExtractArgs::try_parse_from(argv).map_err(|e| usage(e.to_string()))?;
-        let url = url_input(&args)?.expect("a URL input");
-        let incremental = args.cursor.as_ref().map(|cursor| IncrementalPlan {
-            cursor: cursor.clone(),
-            state: None,
-            since: None,
-            until: None,
-        });
-        plan(&args, &url, incremental, &env)
-    }
-
-    #[test]
-    fn headers_expand_and_their_secrets_are_masked() {
-        let plan = plan_of(&[
-            "etl-extract",
-            "https://api.example.com/v1/orders?api_key=literal-key",
-            "--header",
-            "Authorization: Bearer $API_TOKEN",
-            "--param",
-            "since=${API_TOKEN}",
-            "--limit-param",
-            "limit",
-            "--page-size",
-            "50",
-            "--next",
-            "links.next",
-        ])
-        .unwrap();
-        let Inputs::Http(http) = plan.inputs else {
-            panic!("not an HTTP plan")
-        };
-        assert_eq!(plan.stream, "orders");
-        assert_eq!(http.headers[0].value, "Bearer tok-123456");
-        assert_eq!(
-            http.url.to_string(),
-            "https://api.example.com/v1/orders?api_key=literal-key&since=tok-123456&limit=50"
-        );
-        assert_eq!(
-            http.redactor.redact(&http.url.to_string()),
-            "https://api.example.com/v1/orders?api_key=***&since=***&limit=50"
-        );
-        assert_eq!(
-            http.pagination,
-            Pagination::NextLink(JsonPath::parse("links.next").unwrap())
-        );
-    }
-
-    #[test]
-    fn bad_combinations_are_usage_errors() {
-        let err = |argv: &[&str]| plan_of(argv).unwrap_err().to_string();
-        assert!(
-            err(&["e", "https://h/x", "-H", "Authorization: Bearer $NOPE"])
-                .contains("environment variable NOPE is not set")
-        );
-        assert!(err(&["e", "https://h/x", "--table", "t"]).contains("--table does not apply"));
-        assert!(
-            err(&["e", "https://h/x", "--next", "a", "--offset-param", "o"])
-                .contains("cannot be used with")
-        );
-        assert!(err(&["e", "https://h/x", "--since-param", "s"]).contains("--cursor"));
-        assert!(err(&["e", "https://h/x", "--timeout", "0"]).contains("--timeout"));
-        let args = ExtractArgs::try_parse_from(["e", "orders.csv", "--records", "data"]).unwrap();
-        assert!(
-            url_input(&args)
-                .unwrap_err()
-                .to_string()
-                .contains("--records applies to")
-        );
-        let args = ExtractArgs::try_parse_from(["e", "https://h/x", "b.csv"]).unwrap();
-        assert!(url_input(&args).is_err());
-    }
 }
