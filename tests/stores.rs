@@ -416,17 +416,21 @@ fn a_cut_stream_and_an_empty_one_change_nothing() {
 {"id":2,"name":"lost"}
 "#;
             let out = store.load("t", &["--mode", mode], cut);
-            assert_eq!(code(&out), 1, "{}: {}", store.name(), stderr(&out));
-            assert!(
-                stderr(&out).contains("upstream ended early after 1 rows"),
-                "{}: {}",
-                store.name(),
-                stderr(&out)
+            expect(&out, store.name()).code(1).stdout("").stderr_like(
+                "etl-load: error: * as it was): stdin: upstream ended early after 1 rows: \
+                 stream \"s\" (begun on line 1) has no end line\n",
             );
             assert_holds(&store, "t", &rows);
         }
         let out = store.load("t", &["--mode", "replace"], "");
-        assert_eq!(code(&out), 1, "{}: {}", store.name(), stderr(&out));
+        expect(&out, store.name())
+            .code(1)
+            .stdout("")
+            .stderr_like(
+                "etl-load: error: * as it was): stdin: input has no lines at all; refusing to replace * with nothing\n\
+                 hint: if the source really is empty, add --allow-empty\n",
+            )
+            .stderr_contains("refusing to replace");
         assert_holds(&store, "t", &rows);
     }
 }
@@ -992,6 +996,15 @@ fn flags_a_store_cannot_honour_are_refused_as_its_capability_row_says() {
         (StoreKind::Parquet, &["t.parquet"]),
         (StoreKind::Dataset, &["lake", "--partition-by", "id"]),
     ];
+    let mut help = cmd(LOAD, d.path());
+    help.arg("--help").env("COLUMNS", "80");
+    let out = run(help);
+    expect(&out, "etl-load --help").code(0).stderr("");
+    assert!(
+        stdout(&out).contains(&etlkit::capability::table()),
+        "{}",
+        stdout(&out)
+    );
     let input = framed(&[json!({"id": 1})]);
     for (kind, target) in targets {
         let c = kind.capabilities();
