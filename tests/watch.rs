@@ -775,3 +775,69 @@ fn a_file_rewritten_after_a_crash_is_not_taken_for_the_unconfirmed_batch() {
     );
     assert_eq!(ids_in(&d.join("wh.db"), "events"), [1, 2, 3, 4]);
 }
+
+/// Batch sizes of a watch run's stdout, from its end lines.
+fn batch_sizes(out: &std::process::Output) -> Vec<u64> {
+    json_lines(&stdout(out))
+        .iter()
+        .filter(|l| l["@etl"] == "end")
+        .map(|l| l["rows"].as_u64().expect("rows"))
+        .collect()
+}
+
+#[test]
+fn batch_rows_and_batch_bytes_cut_batches_of_files_and_directories() {
+    let dir = tempdir();
+    let d = dir.path();
+    let lines: String = (1..=20_000).map(|i| format!("{i}\n")).collect();
+    write(d, "big.log", lines.as_bytes());
+    let out = watch_once(d, &["big.log", "--batch-rows", "20"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(batch_sizes(&out), vec![20; 1000]);
+    assert_eq!(lines_of(&out).len(), 20_000);
+    // The same through --exec: one file per batch, with its 20 lines.
+    write(
+        d,
+        "small.log",
+        &lines.as_bytes()[..lines.find("201\n").expect("201")],
+    );
+    let out = watch_exec(
+        d,
+        &["small.log", "--batch-rows", "20", "--checkpoint", "ck.json"],
+        "cat > batch.$(ls | grep -c '^batch\\.')",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for n in 0..10 {
+        let batch = std::fs::read_to_string(d.join(format!("batch.{n}"))).expect("batch");
+        assert_eq!(records(&batch).len(), 20, "batch {n}");
+    }
+    assert!(!d.join("batch.10").exists());
+    // A directory of CSV files: rows are counted without the headers,
+    // and a batch may span two files.
+    std::fs::create_dir(d.join("inbox")).expect("mkdir");
+    for name in ["a.csv", "b.csv"] {
+        let csv: String = std::iter::once("id,note\n".to_string())
+            .chain((1..=25).map(|i| format!("{i},\"x\ny\"\n")))
+            .collect();
+        write(&d.join("inbox"), name, csv.as_bytes());
+    }
+    let out = watch_once(d, &["inbox", "--format", "csv", "--batch-rows", "20"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(batch_sizes(&out), [20, 20, 10]);
+    // --batch-bytes: a batch closes at the line that brings it to 1,000
+    // bytes of input.
+    let mut expected = vec![0u64];
+    let mut bytes = 0;
+    for line in lines.lines() {
+        *expected.last_mut().expect("open batch") += 1;
+        bytes += line.len() + 1;
+        if bytes >= 1000 {
+            expected.push(0);
+            bytes = 0;
+        }
+    }
+    expected.retain(|&n| n > 0);
+    let out = watch_once(d, &["big.log", "--batch-bytes", "1000"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(batch_sizes(&out), expected);
+}

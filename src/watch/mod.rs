@@ -230,19 +230,30 @@ impl Watcher<'_> {
             }
             grow = 1;
             last_len = 0;
-            for (record, used) in &parsed.records {
+            // A batch closes right after the record that fills it, so
+            // --batch-rows and --batch-bytes hold however much one read
+            // brought in; the rest of the chunk goes into the next batch.
+            for record in &parsed.records {
                 self.counts.read += 1;
-                self.batch.push(record, *used);
+                self.batch.push(&record.json, record.input);
+                if self.batch_full() {
+                    self.tracked[index].advance(base + record.end as u64, &chunk, chunk_start);
+                    self.deliver()?;
+                }
             }
             self.tracked[index].advance(base + parsed.used as u64, &chunk, chunk_start);
-            if self.batch.rows >= self.plan.batch_rows || self.batch.bytes >= self.plan.batch_bytes
-            {
+            if self.batch_full() {
                 self.deliver()?;
             }
             if parsed.used < body.len() {
                 return Ok(());
             }
         }
+    }
+
+    /// Has the open batch reached --batch-rows or --batch-bytes?
+    fn batch_full(&self) -> bool {
+        self.batch.rows >= self.plan.batch_rows || self.batch.bytes >= self.plan.batch_bytes
     }
 
     fn save_checkpoint(&mut self, pending: Vec<Range>, pending_id: Option<String>) -> Result<()> {
@@ -419,9 +430,9 @@ impl Watcher<'_> {
                 (range.start, &bytes[..])
             };
             let parsed = self.parse(&name, base, body, header.as_deref())?;
-            for (record, used) in &parsed.records {
+            for record in &parsed.records {
                 self.counts.read += 1;
-                self.batch.push(record, *used);
+                self.batch.push(&record.json, record.input);
             }
             self.tracked[index].resend(range.start, range.end, &bytes);
         }
