@@ -20,7 +20,13 @@ birth time and a fingerprint of its first bytes, not by its name; on a
 restart, the bytes before its checkpointed offset (its first 64 KiB and the
 64 KiB before the offset) must still be the ones read, or it is another file
 (rewritten in place, or new on a reused inode) and is read from its start.
-A half-written last line is held until its newline arrives. Changes are
+Under a glob or a directory, a copytruncate copy (app.log.1, a new file
+holding what was read from app.log) is not read again: a new file equal so
+far to the start of a followed file waits (for 30 seconds after its last
+write, then it is read as a file of its own), and once that file is
+truncated it is followed from the point the original was read up to, when
+its bytes up to there hash the same as those read. A half-written last line is held
+until its newline arrives. Changes are
 noticed through inotify as they happen, and by polling every
 --poll-interval milliseconds as well, so network filesystems (where inotify
 stays silent) work too; --poll turns inotify off.

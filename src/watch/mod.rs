@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod checkpoint;
+mod copies;
 pub mod files;
 pub mod kafka;
 mod nats;
@@ -66,6 +67,11 @@ struct Watcher<'a> {
     first_scan: bool,
     /// The id of the batch being sent again after a restart.
     replay_id: Option<String>,
+    /// What was read from files that have started over since (truncated
+    /// or rewritten in place): a copy of it is not read again.
+    consumed: Vec<copies::Consumed>,
+    /// New files equal so far to what was read from a followed file.
+    held: Vec<copies::Held>,
 }
 
 /// How arriving data is split into records.
@@ -148,6 +154,8 @@ pub fn run(plan: WatchPlan) -> Result<Outcome> {
         batch: Batch::default(),
         first_scan: true,
         replay_id: None,
+        consumed: Vec::new(),
+        held: Vec::new(),
     };
     if let Some(broker) = &args.broker {
         let options = broker::BrokerOptions {
@@ -443,6 +451,7 @@ impl Watcher<'_> {
         for t in &mut self.tracked {
             t.present = false;
         }
+        let mut fresh = Vec::new();
         for path in files::candidates(&self.plan.paths) {
             if self.is_own_file(&path) {
                 continue;
@@ -463,20 +472,9 @@ impl Watcher<'_> {
                     t.present = true;
                     t.path = path;
                 }
-                None => {
-                    let size = file.metadata()?.len();
-                    let start = if self.plan.from_end && self.first_scan {
-                        size
-                    } else {
-                        0
-                    };
-                    self.progress
-                        .detail(&format!("following {}", path.display()));
-                    self.tracked.push(Tracked::new(id, path, file, start));
-                }
+                None => fresh.push((id, path, file)),
             }
         }
-        self.first_scan = false;
         let mut index = 0;
         while index < self.tracked.len() {
             if self.tracked[index].read > self.tracked[index].committed
@@ -486,7 +484,11 @@ impl Watcher<'_> {
                 // positions still describe it.
                 self.deliver()?;
             }
+            let consumed = self.tracked[index].consumed();
             if self.tracked[index].check()? {
+                if let Some(consumed) = consumed {
+                    self.remember(consumed);
+                }
                 self.progress.warn(&format!(
                     "{} was truncated or rewritten; reading it again from the start",
                     self.tracked[index].path.display()
@@ -498,19 +500,66 @@ impl Watcher<'_> {
                 index += 1;
             }
         }
+        // New files last: a followed file truncated by copytruncate has
+        // started over by now, and its copy is known as one.
+        for (id, path, file) in fresh {
+            self.follow_new(id, path, file)?;
+        }
+        self.first_scan = false;
+        Ok(())
+    }
+
+    /// Starts following a file seen for the first time: from its start, or
+    /// its end (--from-end, before anything was read), or where a file it
+    /// copies was read up to; a copy being written waits.
+    fn follow_new(
+        &mut self,
+        id: checkpoint::FileId,
+        path: PathBuf,
+        file: std::fs::File,
+    ) -> Result<()> {
+        let size = file.metadata()?.len();
+        if self.plan.from_end && self.first_scan {
+            self.progress
+                .detail(&format!("following {}", path.display()));
+            self.tracked.push(Tracked::new(id, path, file, size));
+            return Ok(());
+        }
+        match self.copy_of(&id, &file, size)? {
+            copies::Copy::New => {
+                self.progress
+                    .detail(&format!("following {}", path.display()));
+                self.tracked.push(Tracked::new(id, path, file, 0));
+            }
+            copies::Copy::Wait => {}
+            copies::Copy::Of { offset, prefix, of } => {
+                self.progress.warn(&format!(
+                    "{} is a copy of the {offset} bytes read from {} (copytruncate); following it from byte {offset}",
+                    path.display(),
+                    of.display()
+                ));
+                let mut t = Tracked::new(id, path, file, offset);
+                t.prefix_read = Some(prefix);
+                t.prefix_committed = Some(prefix);
+                self.tracked.push(t);
+            }
+        }
         Ok(())
     }
 
     fn follow_files(&mut self) -> Result<()> {
         if let Some(path) = &self.checkpoint_path {
             let checkpoint = Checkpoint::load(path)?;
-            let (tracked, warnings) = files::restore(&checkpoint)?;
+            let restored = files::restore(&checkpoint)?;
             self.first_scan = checkpoint.files.is_empty();
             self.replay_id = checkpoint.pending_id.clone();
-            for w in warnings {
+            for w in restored.warnings {
                 self.progress.warn(&w);
             }
-            self.tracked = tracked;
+            self.tracked = restored.tracked;
+            for consumed in restored.consumed {
+                self.remember(consumed);
+            }
             if !checkpoint.pending.is_empty() {
                 self.progress
                     .detail("sending the unconfirmed batch of the last run again");
@@ -521,6 +570,7 @@ impl Watcher<'_> {
         let (_watcher, changes) = self.notifications();
         loop {
             self.scan()?;
+            self.warn_uncopied();
             for index in 0..self.tracked.len() {
                 self.drain(index)?;
             }
