@@ -122,6 +122,9 @@ pub struct WatchPlan {
     pub broker: Option<broker::BrokerPlan>,
     /// Create the broker's stream when it is missing.
     pub create_stream: bool,
+    /// Where to start again when the broker lost the group, consumer or
+    /// stream the checkpoint had read from.
+    pub restart_from: Option<broker::RestartFrom>,
     /// How much to say on stderr.
     pub verbosity: Verbosity,
 }
@@ -162,6 +165,7 @@ pub fn run(plan: WatchPlan) -> Result<Outcome> {
             create_stream: args.create_stream,
             from_end: args.from_end,
             batch_rows: args.batch_rows,
+            restart: args.restart_from,
         };
         watcher.follow_broker(broker, options)?;
     } else if stdin {
