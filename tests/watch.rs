@@ -23,7 +23,11 @@ fn watch_once(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn lines_of(out: &std::process::Output) -> Vec<String> {
-    records(&stdout(out))
+    lines_of_text(&stdout(out))
+}
+
+fn lines_of_text(text: &str) -> Vec<String> {
+    records(text)
         .iter()
         .map(|r| r["line"].as_str().expect("line").to_string())
         .collect()
@@ -774,4 +778,263 @@ fn a_file_rewritten_after_a_crash_is_not_taken_for_the_unconfirmed_batch() {
         stderr(&out)
     );
     assert_eq!(ids_in(&d.join("wh.db"), "events"), [1, 2, 3, 4]);
+}
+
+/// Batch sizes of a watch run's stdout, from its end lines.
+fn batch_sizes(out: &std::process::Output) -> Vec<u64> {
+    json_lines(&stdout(out))
+        .iter()
+        .filter(|l| l["@etl"] == "end")
+        .map(|l| l["rows"].as_u64().expect("rows"))
+        .collect()
+}
+
+#[test]
+fn batch_rows_and_batch_bytes_cut_batches_of_files_and_directories() {
+    let dir = tempdir();
+    let d = dir.path();
+    let lines: String = (1..=20_000).map(|i| format!("{i}\n")).collect();
+    write(d, "big.log", lines.as_bytes());
+    let out = watch_once(d, &["big.log", "--batch-rows", "20"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(batch_sizes(&out), vec![20; 1000]);
+    assert_eq!(lines_of(&out).len(), 20_000);
+    // The same through --exec: one file per batch, with its 20 lines.
+    write(
+        d,
+        "small.log",
+        &lines.as_bytes()[..lines.find("201\n").expect("201")],
+    );
+    let out = watch_exec(
+        d,
+        &["small.log", "--batch-rows", "20", "--checkpoint", "ck.json"],
+        "cat > batch.$(ls | grep -c '^batch\\.')",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for n in 0..10 {
+        let batch = std::fs::read_to_string(d.join(format!("batch.{n}"))).expect("batch");
+        assert_eq!(records(&batch).len(), 20, "batch {n}");
+    }
+    assert!(!d.join("batch.10").exists());
+    // A directory of CSV files: rows are counted without the headers,
+    // and a batch may span two files.
+    std::fs::create_dir(d.join("inbox")).expect("mkdir");
+    for (name, first) in [("a.csv", 1), ("b.csv", 26)] {
+        let csv: String = std::iter::once("id,note\n".to_string())
+            .chain((first..first + 25).map(|i| format!("{i},\"x\ny\"\n")))
+            .collect();
+        write(&d.join("inbox"), name, csv.as_bytes());
+    }
+    let out = watch_once(d, &["inbox", "--format", "csv", "--batch-rows", "20"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(batch_sizes(&out), [20, 20, 10]);
+    // --batch-bytes: a batch closes at the line that brings it to 1,000
+    // bytes of input.
+    let mut expected = vec![0u64];
+    let mut bytes = 0;
+    for line in lines.lines() {
+        *expected.last_mut().expect("open batch") += 1;
+        bytes += line.len() + 1;
+        if bytes >= 1000 {
+            expected.push(0);
+            bytes = 0;
+        }
+    }
+    expected.retain(|&n| n > 0);
+    let out = watch_once(d, &["big.log", "--batch-bytes", "1000"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(batch_sizes(&out), expected);
+}
+
+/// logrotate's copytruncate with `rotate 3`: the older copies move up by
+/// rename, the log is copied to app.log.1 (in two writes, `pause` apart,
+/// as a copy of a large file is), and truncated.
+fn copytruncate(d: &Path, pause: std::time::Duration) {
+    copy_for_rotation(d, pause);
+    truncate_log(d);
+}
+
+fn copy_for_rotation(d: &Path, pause: std::time::Duration) {
+    for n in (1..3).rev() {
+        let from = d.join(format!("app.log.{n}"));
+        if from.exists() {
+            std::fs::rename(&from, d.join(format!("app.log.{}", n + 1))).expect("rotate");
+        }
+    }
+    let content = std::fs::read(d.join("app.log")).expect("read log");
+    let half = content.len() / 2;
+    let mut copy = std::fs::File::create(d.join("app.log.1")).expect("copy");
+    copy.write_all(&content[..half]).expect("copy");
+    std::thread::sleep(pause);
+    copy.write_all(&content[half..]).expect("copy");
+}
+
+fn truncate_log(d: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("app.log"))
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+}
+
+fn log_lines(d: &Path, from: u32, to: u32) {
+    append(
+        &d.join("app.log"),
+        &(from..=to)
+            .map(|i| format!("line {i}\n"))
+            .collect::<String>(),
+    );
+}
+
+/// The lines of all batches, each exactly once and all of them.
+fn assert_each_line_once(lines: &[String], total: u32) {
+    let mut sorted = lines.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), lines.len(), "lines repeated");
+    assert_eq!(lines.len(), total as usize, "{lines:?}");
+}
+
+#[test]
+fn copytruncate_under_a_glob_while_not_running_reads_each_line_once() {
+    let dir = tempdir();
+    let d = dir.path();
+    let args = ["app.log*", "--checkpoint", "ck.json"];
+    let mut lines = Vec::new();
+    let once = |lines: &mut Vec<String>| {
+        let out = watch_once(d, &args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        lines.extend(lines_of(&out));
+        stderr(&out)
+    };
+    log_lines(d, 1, 50);
+    once(&mut lines);
+    // Lines 51..100 were never read when the log is copied: they are read
+    // from the copy.
+    log_lines(d, 51, 100);
+    copytruncate(d, std::time::Duration::ZERO);
+    log_lines(d, 101, 150);
+    let err = once(&mut lines);
+    assert!(
+        err.contains(
+            "etl-watch: warning: app.log.1 is a copy of the 391 bytes read from app.log \
+             (copytruncate); following it from byte 391"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("never read"), "{err}");
+    // A run between the copy and the truncation (the copy waits: its
+    // lines are read from the log), the older copy moved on by rename.
+    log_lines(d, 151, 200);
+    copy_for_rotation(d, std::time::Duration::ZERO);
+    once(&mut lines);
+    truncate_log(d);
+    log_lines(d, 201, 250);
+    once(&mut lines);
+    // And a third rotation.
+    log_lines(d, 251, 300);
+    copytruncate(d, std::time::Duration::ZERO);
+    once(&mut lines);
+    once(&mut lines);
+    assert_each_line_once(&lines, 300);
+    assert!(d.join("app.log.3").exists());
+}
+
+#[test]
+fn copytruncate_under_a_glob_while_running_reads_each_line_once() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "app.log", b"");
+    let out = std::fs::File::create(d.join("out.ndjson")).expect("out");
+    let mut child = std::process::Command::new(WATCH)
+        .args([
+            "app.log*",
+            "--checkpoint",
+            "ck.json",
+            "--poll-interval",
+            "20",
+            "--batch-interval",
+            "0.05",
+        ])
+        .current_dir(d)
+        .stdout(out)
+        .stderr(std::fs::File::create(d.join("err.txt")).expect("err"))
+        .spawn()
+        .expect("spawn");
+    let pause = std::time::Duration::from_millis(300);
+    let mut written = 0;
+    for round in 0..4 {
+        for _ in 0..5 {
+            log_lines(d, written + 1, written + 10);
+            written += 10;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if round == 2 {
+            // Lines written between the copy and the truncation are lost
+            // from the copy (as with logrotate), but were read from the log.
+            std::fs::copy(d.join("app.log"), d.join("app.log.tmp")).expect("copy");
+            log_lines(d, written + 1, written + 5);
+            written += 5;
+            std::thread::sleep(pause);
+            for n in (1..3).rev() {
+                let from = d.join(format!("app.log.{n}"));
+                if from.exists() {
+                    std::fs::rename(&from, d.join(format!("app.log.{}", n + 1))).expect("rotate");
+                }
+            }
+            std::fs::rename(d.join("app.log.tmp"), d.join("app.log.1")).expect("copy");
+            std::thread::sleep(pause);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(d.join("app.log"))
+                .expect("open")
+                .set_len(0)
+                .expect("truncate");
+        } else {
+            copytruncate(d, pause);
+        }
+        std::thread::sleep(pause);
+    }
+    log_lines(d, written + 1, written + 10);
+    written += 10;
+    let read = || lines_of_text(&std::fs::read_to_string(d.join("out.ndjson")).expect("out"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while read().len() < written as usize && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Anything read twice would come within this time too.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = std::fs::read_to_string(d.join("err.txt")).expect("err");
+    assert_each_line_once(&read(), written);
+    assert!(err.contains("app.log.1 is a copy of the"), "{err}");
+}
+
+#[test]
+fn a_copy_whose_original_is_never_truncated_is_read_after_a_grace() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::create_dir(d.join("inbox")).expect("mkdir");
+    write(&d.join("inbox"), "a.ndjson", events(1..=3).as_bytes());
+    let args = ["inbox", "--format", "ndjson", "--checkpoint", "ck.json"];
+    assert_eq!(records(&stdout(&watch_once(d, &args))).len(), 3);
+    // The same report dropped again: it waits for a truncation of a.ndjson
+    // that would make it a rotated copy...
+    write(&d.join("inbox"), "b.ndjson", events(1..=3).as_bytes());
+    let out = watch_once(d, &args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)).len(), 0);
+    // ...and is a file of its own once none came within 30 seconds.
+    std::fs::File::options()
+        .write(true)
+        .open(d.join("inbox/b.ndjson"))
+        .expect("open")
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(31))
+        .expect("mtime");
+    let out = watch_once(d, &args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)).len(), 3);
+    assert_eq!(records(&stdout(&watch_once(d, &args))).len(), 0);
 }

@@ -8,7 +8,7 @@ use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
 use crate::error::usage;
-use crate::watch::broker::{BrokerPlan, BrokerUrl, is_broker_url};
+use crate::watch::broker::{BrokerPlan, BrokerUrl, RestartFrom, is_broker_url};
 use crate::watch::{WatchFormat, WatchPlan};
 
 const AFTER_HELP: &str = "\
@@ -20,7 +20,13 @@ birth time and a fingerprint of its first bytes, not by its name; on a
 restart, the bytes before its checkpointed offset (its first 64 KiB and the
 64 KiB before the offset) must still be the ones read, or it is another file
 (rewritten in place, or new on a reused inode) and is read from its start.
-A half-written last line is held until its newline arrives. Changes are
+Under a glob or a directory, a copytruncate copy (app.log.1, a new file
+holding what was read from app.log) is not read again: a new file equal so
+far to the start of a followed file waits (for 30 seconds after its last
+write, then it is read as a file of its own), and once that file is
+truncated it is followed from the point the original was read up to, when
+its bytes up to there hash the same as those read. A half-written last line is held
+until its newline arrives. Changes are
 noticed through inotify as they happen, and by polling every
 --poll-interval milliseconds as well, so network filesystems (where inotify
 stays silent) work too; --poll turns inotify off.
@@ -85,6 +91,20 @@ consumer's max_ack_pending messages (a consumer etl-watch creates allows
 twice --batch-rows). Kafka: etl-watch is the group's one reader (it does
 not join the group's rebalancing; its checkpoint lock keeps a second
 etl-watch out); the topic must exist; no TLS or SASL.
+
+The checkpoint also keeps how far messages were handed on (Redis: the last
+entry id; NATS: the last sequence; Kafka: the committed offsets). When it
+shows progress but the Redis group, the NATS durable consumer, the Kafka
+group's offsets or the stream itself are gone (deleted by an operator, or
+lost in a restart), etl-watch does not silently create them again from the
+start (which would load everything again): it exits 1 naming what is gone,
+unless --restart-from says where to start: checkpoint (Redis: the group is
+created at the last entry handed on; NATS: the consumer starts at the
+sequence after it; Kafka: the checkpoint's offsets are committed again; the
+batch in flight is rebuilt and sent with its id, so nothing is repeated),
+start or end. A NATS stream that was created again numbers its messages
+from 1: only start or end apply there. Without a checkpoint (a first run)
+the group or consumer is created as always.
 
 Examples:
   $ etl-watch --once --format csv sample-data/orders.csv --batch-rows 5 | grep -c '\"@etl\":\"end\"'
@@ -214,6 +234,13 @@ pub struct WatchArgs {
     #[arg(long, help_heading = "Brokers")]
     pub create_stream: bool,
 
+    /// When the checkpoint shows messages were loaded but the Redis group,
+    /// the NATS durable consumer, the Kafka group's offsets or the stream
+    /// are gone (deleted, or lost in a restart), create them again from
+    /// here; without it etl-watch refuses to read everything again
+    #[arg(long, value_enum, value_name = "WHERE", help_heading = "Brokers")]
+    pub restart_from: Option<RestartFrom>,
+
     /// --rejects and --max-rejects (for lines that are not valid records)
     #[command(flatten)]
     pub rejects: super::RejectsArgs,
@@ -221,6 +248,31 @@ pub struct WatchArgs {
     /// -q and -v
     #[command(flatten)]
     pub verbosity: VerbosityArgs,
+}
+
+impl ValueEnum for RestartFrom {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            RestartFrom::Checkpoint,
+            RestartFrom::Start,
+            RestartFrom::End,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            RestartFrom::Checkpoint => PossibleValue::new("checkpoint").help(
+                "After the last message the checkpoint says was handed on (nothing repeated); \
+                 not for a stream that was created again",
+            ),
+            RestartFrom::Start => {
+                PossibleValue::new("start").help("The stream's start: everything is read again")
+            }
+            RestartFrom::End => {
+                PossibleValue::new("end").help("The stream's end: only new messages are read")
+            }
+        })
+    }
 }
 
 impl ValueEnum for WatchFormat {
@@ -294,6 +346,7 @@ impl WatchArgs {
             verbosity: args.verbosity.verbosity(),
             broker,
             create_stream: args.create_stream,
+            restart_from: args.restart_from,
         })
     }
 
@@ -309,10 +362,15 @@ impl WatchArgs {
             self.subject.is_some() || self.durable.is_some() || self.js_stream.is_some();
         let redis_flags = self.key.is_some() || self.group.is_some();
         let Some(url) = urls.first() else {
-            if nats_flags || redis_flags || self.topic.is_some() || self.create_stream {
+            if nats_flags
+                || redis_flags
+                || self.topic.is_some()
+                || self.create_stream
+                || self.restart_from.is_some()
+            {
                 return Err(usage(
-                    "--subject, --durable, --js-stream, --key, --topic, --group and --create-stream \
-                     need a broker URL (nats://..., redis://... or kafka://...)",
+                    "--subject, --durable, --js-stream, --key, --topic, --group, --create-stream \
+                     and --restart-from need a broker URL (nats://..., redis://... or kafka://...)",
                 ));
             }
             return Ok(None);

@@ -86,6 +86,47 @@ pub(super) trait Source {
     fn state(&self) -> Value;
     /// Takes the state back from the checkpoint.
     fn restore(&mut self, state: &Value);
+    /// A batch of `messages` was handed on and acknowledged: what has been
+    /// read goes at least this far.
+    fn handed_on(&mut self, _messages: &[Message]) {}
+    /// The group, consumer or stream was created again from its start or
+    /// its end (--restart-from start|end): the checkpoint no longer applies.
+    fn started_over(&self) -> bool;
+}
+
+/// Where reading starts again when the checkpoint shows progress but the
+/// broker no longer has the consumer group, durable consumer, committed
+/// offsets or stream it was made with (--restart-from).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartFrom {
+    /// Just after the last message the checkpoint says was handed on and
+    /// acknowledged: nothing is repeated or skipped.
+    Checkpoint,
+    /// The stream's first message: everything is read again.
+    Start,
+    /// Only messages that arrive from now on.
+    End,
+}
+
+/// The checkpoint as it was before this run opened the broker: whose it
+/// is, and the broker state it kept.
+pub(super) struct Previous {
+    /// The identity of the source that wrote it.
+    pub identity: String,
+    /// Its broker state.
+    pub state: Value,
+}
+
+/// The refusal to read from the start again what a checkpoint says was
+/// loaded: `lost` says what is gone, `loaded` how far the checkpoint got,
+/// `what` what etl-watch would create.
+pub(super) fn refuse_restart(server: &str, lost: &str, loaded: &str, what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{server}: {lost}, but the checkpoint shows {loaded} were loaded: creating {what} \
+         again would read them again; hint: --restart-from checkpoint goes on after them, \
+         --restart-from start reads the stream again from its start, --restart-from end \
+         reads only new messages"
+    )
 }
 
 /// Which broker, and where in it.
@@ -136,6 +177,8 @@ pub struct BrokerOptions {
     /// How many messages a batch may hold (a JetStream consumer created
     /// now lets this many and more be unacknowledged at once).
     pub batch_rows: usize,
+    /// Where to start again when what the checkpoint read from is gone.
+    pub restart: Option<RestartFrom>,
 }
 
 /// A broker's address from the command line. Its `Display` never shows
@@ -314,6 +357,30 @@ struct BrokerCheckpoint {
 }
 
 impl BrokerCheckpoint {
+    /// The checkpoint's source and state, read before the broker is
+    /// opened; `None` when there is none (or it is not a broker's, which
+    /// `load` reports).
+    fn peek(path: &Path) -> Result<Option<Previous>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read checkpoint {}", path.display()));
+            }
+        };
+        let Ok(doc) = serde_json::from_str::<Value>(&text) else {
+            return Ok(None);
+        };
+        Ok(doc
+            .get("broker")
+            .and_then(Value::as_str)
+            .map(|identity| Previous {
+                identity: identity.to_string(),
+                state: doc.get("state").cloned().unwrap_or(Value::Null),
+            }))
+    }
+
     fn load(path: &Path, identity: &str) -> Result<Option<BrokerCheckpoint>> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -384,21 +451,38 @@ impl Watcher<'_> {
         broker: &BrokerPlan,
         options: BrokerOptions,
     ) -> Result<()> {
-        let mut source: Box<dyn Source> = match broker {
-            BrokerPlan::Nats { .. } => Box::new(super::nats::JetStream::open(broker, options)?),
-            BrokerPlan::Redis { .. } => Box::new(super::redis::RedisStream::open(broker, options)?),
-            BrokerPlan::Kafka { .. } => Box::new(super::kafka::KafkaTopic::open(broker, options)?),
-        };
         let path = self
             .checkpoint_path
             .clone()
             .expect("WatchArgs::plan requires --checkpoint for a broker");
+        let previous = BrokerCheckpoint::peek(&path)?;
+        let previous = previous.as_ref();
+        let mut source: Box<dyn Source> = match broker {
+            BrokerPlan::Nats { .. } => {
+                Box::new(super::nats::JetStream::open(broker, options, previous)?)
+            }
+            BrokerPlan::Redis { .. } => {
+                Box::new(super::redis::RedisStream::open(broker, options, previous)?)
+            }
+            BrokerPlan::Kafka { .. } => {
+                Box::new(super::kafka::KafkaTopic::open(broker, options, previous)?)
+            }
+        };
         let identity = source.identity();
         let mut open = Open {
             messages: Vec::new(),
             seen: HashMap::new(),
         };
-        if let Some(checkpoint) = BrokerCheckpoint::load(&path, &identity)? {
+        let checkpoint = if source.started_over() {
+            self.progress.warn(&format!(
+                "{}: started over (--restart-from); the checkpoint's position and batch in flight are dropped",
+                source.name()
+            ));
+            None
+        } else {
+            BrokerCheckpoint::load(&path, &identity)?
+        };
+        if let Some(checkpoint) = checkpoint {
             source.restore(&checkpoint.state);
             if let Some((id, positions)) = checkpoint.pending {
                 self.progress
@@ -617,6 +701,7 @@ impl Watcher<'_> {
         source
             .ack(&open.messages)
             .with_context(|| format!("{}: cannot acknowledge the batch", source.name()))?;
+        source.handed_on(&open.messages);
         open.messages.clear();
         open.seen.clear();
         self.batch = super::Batch::default();

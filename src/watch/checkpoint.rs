@@ -50,6 +50,9 @@ pub struct FileEntry {
     /// The seal of the bytes before `offset` (see `files::seal`); `None`
     /// in checkpoints written before seals were kept.
     pub seal: Option<String>,
+    /// The hash of all bytes before `offset` (see `copies.rs`: a copy of
+    /// them is not read again); `None` when unknown.
+    pub prefix: Option<String>,
 }
 
 /// A byte range of one file.
@@ -159,6 +162,7 @@ impl Checkpoint {
                             path: PathBuf::from(f.get("file")?.as_str()?),
                             offset: f.get("offset")?.as_u64()?,
                             seal: f.get("seal").and_then(Value::as_str).map(String::from),
+                            prefix: f.get("prefix").and_then(Value::as_str).map(String::from),
                         })
                     })
                     .collect()
@@ -185,6 +189,7 @@ impl Checkpoint {
                     "id": id_json(&f.id),
                     "offset": f.offset,
                     "seal": f.seal,
+                    "prefix": f.prefix,
                 })
             })
             .collect();
@@ -240,6 +245,7 @@ mod tests {
                 path: PathBuf::from("a.log"),
                 offset: 10,
                 seal: Some("cd".into()),
+                prefix: Some("0123".into()),
             }],
             pending: vec![Range {
                 id: id.clone(),
@@ -268,6 +274,7 @@ mod tests {
         .unwrap();
         let cp = Checkpoint::load(&path).unwrap();
         assert_eq!(cp.files[0].seal, None);
+        assert_eq!(cp.files[0].prefix, None);
         assert_eq!(cp.files[0].id.born, None);
         assert_eq!(cp.pending[0].hash, None);
         let mut born = cp.files[0].id.clone();

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::checkpoint::{Checkpoint, FileEntry, FileId, Range};
+use super::copies::Consumed;
 
 /// Bytes covered by a file's fingerprint, once it is that long.
-const FP_BYTES: u64 = 64;
+pub const FP_BYTES: u64 = 64;
 
 /// A seal covers this many bytes at the start of a file and this many
 /// just before the sealed offset: every byte of a file up to 128 KiB, and
@@ -29,7 +30,7 @@ const SEAL_TRUNCATED: &str = "truncated";
 /// FNV-1a, 64 bits, fed in pieces. Its values are stored in checkpoints
 /// and batch ids, so it must never change between releases (unlike std's
 /// `DefaultHasher`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hasher(u64);
 
 impl Default for Hasher {
@@ -58,6 +59,12 @@ impl Hasher {
     pub fn hex(&self) -> String {
         format!("{:016x}", self.0)
     }
+
+    /// Goes on from a hash written by [`Hasher::hex`] (FNV's state is its
+    /// value): the hash of more bytes after those.
+    pub fn resume(hex: &str) -> Option<Hasher> {
+        u64::from_str_radix(hex, 16).ok().map(Hasher)
+    }
 }
 
 /// A file being followed.
@@ -82,9 +89,14 @@ pub struct Tracked {
     /// The seal at `read`, taken when a batch is cut: it becomes the
     /// committed seal once the batch is handed on.
     read_seal: Option<(u64, String)>,
+    /// Hash of all bytes before `read`, and before `committed` (`None`
+    /// when unknown: the file was first seen with --from-end), so that a
+    /// copy of them (copytruncate) is known (see `copies.rs`).
+    pub(super) prefix_read: Option<Hasher>,
+    pub(super) prefix_committed: Option<Hasher>,
 }
 
-fn head_hash(file: &mut File, len: u64) -> Result<String> {
+fn head_hash(file: &mut File, len: u64) -> std::io::Result<String> {
     let mut buf = vec![0u8; len as usize];
     file.seek(SeekFrom::Start(0))?;
     file.read_exact(&mut buf)?;
@@ -127,7 +139,51 @@ pub fn is_same(known: &FileId, file: &mut File) -> Result<bool> {
     {
         return Ok(false);
     }
-    Ok(head_hash(file, known.fp_len)? == known.fp)
+    match head_hash(file, known.fp_len) {
+        Ok(fp) => Ok(fp == known.fp),
+        // Truncated between the size and the read.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The hash of a file's first `len` bytes, `None` if it is shorter.
+pub fn prefix_hash(file: &File, len: u64) -> Result<Option<Hasher>> {
+    let mut hasher = Hasher::default();
+    let mut buf = vec![0u8; len.min(1 << 20) as usize];
+    let mut at = 0u64;
+    while at < len {
+        let part = &mut buf[..(len - at).min(1 << 20) as usize];
+        match file.read_exact_at(part, at) {
+            Ok(()) => hasher.update(part),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        at += part.len() as u64;
+    }
+    Ok(Some(hasher))
+}
+
+/// Do two files hold the same first `len` bytes?
+pub fn same_head(a: &File, b: &File, len: u64) -> Result<bool> {
+    let mut left = vec![0u8; len.min(1 << 20) as usize];
+    let mut right = left.clone();
+    let mut at = 0u64;
+    while at < len {
+        let n = (len - at).min(1 << 20) as usize;
+        for (file, buf) in [(a, &mut left), (b, &mut right)] {
+            match file.read_exact_at(&mut buf[..n], at) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if left[..n] != right[..n] {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// The seal of a file's bytes before `offset`: a hash of the offset, the
@@ -203,7 +259,10 @@ pub fn find(known: &FileId, path: &Path) -> Option<(PathBuf, File)> {
 impl Tracked {
     /// Starts following an open file at `offset`.
     pub fn new(id: FileId, path: PathBuf, file: File, offset: u64) -> Tracked {
+        let prefix = (offset == 0).then(Hasher::default);
         Tracked {
+            prefix_read: prefix,
+            prefix_committed: prefix,
             id,
             path,
             file,
@@ -221,14 +280,24 @@ impl Tracked {
     /// the file's bytes from `chunk_start` on, including those.
     pub fn advance(&mut self, to: u64, chunk: &[u8], chunk_start: u64) {
         let from = (self.read - chunk_start) as usize;
-        self.pending
-            .update(&chunk[from..(to - chunk_start) as usize]);
+        let bytes = &chunk[from..(to - chunk_start) as usize];
+        self.pending.update(bytes);
+        if let Some(prefix) = &mut self.prefix_read {
+            prefix.update(bytes);
+        }
         self.read = to;
     }
 
     /// The range `start..end` goes again into the batch (resent after a
     /// restart), holding `bytes`.
     pub fn resend(&mut self, start: u64, end: u64, bytes: &[u8]) {
+        if start != self.committed {
+            self.prefix_committed = None;
+        }
+        self.prefix_read = self.prefix_committed.map(|mut prefix| {
+            prefix.update(bytes);
+            prefix
+        });
         self.committed = start;
         self.read = end;
         self.pending = Hasher::default();
@@ -252,6 +321,7 @@ impl Tracked {
     /// The batch holding what was read has been handed on.
     pub fn commit(&mut self) {
         self.committed = self.read;
+        self.prefix_committed = self.prefix_read;
         self.pending = Hasher::default();
         if self
             .read_seal
@@ -276,7 +346,28 @@ impl Tracked {
             path: self.path.clone(),
             offset: self.committed,
             seal: self.committed_seal.as_ref().map(|(_, s)| s.clone()),
+            prefix: self.prefix_committed.as_ref().map(Hasher::hex),
         })
+    }
+
+    /// What was read and handed on of it, to be known again in a copy
+    /// once it starts over.
+    pub fn consumed(&self) -> Option<Consumed> {
+        if self.committed == 0 {
+            return None;
+        }
+        Some(Consumed {
+            id: self.id.clone(),
+            path: self.path.clone(),
+            offset: self.committed,
+            prefix: self.prefix_committed?,
+            note: None,
+        })
+    }
+
+    /// The open file.
+    pub fn file(&self) -> &File {
+        &self.file
     }
 
     /// The file's current size.
@@ -296,6 +387,8 @@ impl Tracked {
             self.pending = Hasher::default();
             self.committed_seal = None;
             self.read_seal = None;
+            self.prefix_read = Some(Hasher::default());
+            self.prefix_committed = self.prefix_read;
             return Ok(true);
         }
         if self.id.fp_len < FP_BYTES && size > self.id.fp_len {
@@ -430,15 +523,30 @@ fn is_hidden(path: &Path) -> bool {
         .is_some_and(|n| n.starts_with('.'))
 }
 
+/// What a checkpoint gives back: the followed files, a warning per file
+/// that is gone or replaced, and what was read from files since
+/// truncated or rewritten in place (a copytruncate copy of it may turn up).
+pub struct Restored {
+    /// Files found again, at their checkpointed offsets.
+    pub tracked: Vec<Tracked>,
+    /// One per file that is gone or was replaced.
+    pub warnings: Vec<String>,
+    /// Read bytes whose file now holds something else.
+    pub consumed: Vec<Consumed>,
+}
+
 /// Restores followed files from a checkpoint (renamed files are found in
 /// their directory). A file whose bytes before the checkpointed offset are
 /// no longer the sealed ones is another file on the same inode (rewritten
 /// in place, copytruncated and refilled, or new on a reused inode): it is
 /// left out, so that the next scan finds it as a new file and reads it
-/// from its start. Returns the files and a warning per file that is gone.
-pub fn restore(checkpoint: &Checkpoint) -> Result<(Vec<Tracked>, Vec<String>)> {
-    let mut tracked = Vec::new();
-    let mut warnings = Vec::new();
+/// from its start; what was read of it is kept in `consumed`.
+pub fn restore(checkpoint: &Checkpoint) -> Result<Restored> {
+    let mut restored = Restored {
+        tracked: Vec::new(),
+        warnings: Vec::new(),
+        consumed: Vec::new(),
+    };
     for entry in &checkpoint.files {
         let offset = entry.offset;
         match find(&entry.id, &entry.path) {
@@ -446,28 +554,51 @@ pub fn restore(checkpoint: &Checkpoint) -> Result<(Vec<Tracked>, Vec<String>)> {
                 if !holds(entry, &file)
                     .with_context(|| format!("cannot read {}", path.display()))?
                 {
-                    warnings.push(format!(
+                    let warning = format!(
                         "{} was rewritten or replaced since the checkpoint; reading it from its start (what the old file held after byte {offset} was never read)",
                         path.display()
-                    ));
+                    );
+                    match Consumed::of_entry(entry, warning.clone()) {
+                        Some(consumed) => restored.consumed.push(consumed),
+                        None => restored.warnings.push(warning),
+                    }
                     continue;
                 }
                 let mut id = entry.id.clone();
                 if id.born.is_none() {
                     id.born = file.metadata().ok().as_ref().and_then(born);
                 }
+                let prefix = match entry.prefix.as_deref().and_then(Hasher::resume) {
+                    Some(prefix) => Some(prefix),
+                    // Checkpoints written before prefixes were kept.
+                    None => prefix_hash(&file, offset)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                };
                 let mut t = Tracked::new(id, path, file, offset);
                 t.committed_seal = entry.seal.clone().map(|s| (offset, s));
+                t.prefix_read = prefix;
+                t.prefix_committed = prefix;
                 t.present = false;
-                tracked.push(t);
+                restored.tracked.push(t);
             }
-            None => warnings.push(format!(
-                "{} is gone (deleted or rewritten) since the checkpoint; what it held after byte {offset} was never read",
-                entry.path.display()
-            )),
+            None => {
+                let warning = format!(
+                    "{} is gone (deleted or rewritten) since the checkpoint; what it held after byte {offset} was never read",
+                    entry.path.display()
+                );
+                // Truncated in place (copytruncate): the same inode is
+                // still there, holding something else now, and a copy of
+                // what it held may be watched too.
+                let same_inode = std::fs::metadata(&entry.path)
+                    .is_ok_and(|m| m.dev() == entry.id.dev && m.ino() == entry.id.ino);
+                match Consumed::of_entry(entry, warning.clone()).filter(|_| same_inode) {
+                    Some(consumed) => restored.consumed.push(consumed),
+                    None => restored.warnings.push(warning),
+                }
+            }
         }
     }
-    Ok((tracked, warnings))
+    Ok(restored)
 }
 
 #[cfg(test)]

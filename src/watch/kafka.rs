@@ -25,7 +25,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
 use super::broker::{
-    Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Seq, Source, connect_tcp,
+    Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Previous, RestartFrom, Seq, Source,
+    connect_tcp, refuse_restart,
 };
 
 /// How long an answer may take beyond a fetch wait.
@@ -290,13 +291,24 @@ pub(super) struct KafkaTopic {
     coordinator: Option<i32>,
     partitions: BTreeMap<i32, Partition>,
     buffer: VecDeque<Message>,
+    /// Read from the log's start or end again (--restart-from start|end).
+    started_over: bool,
 }
 
 impl KafkaTopic {
     /// Connects, reads the topic's partitions and the group's committed
     /// offsets (or, for a group that has none, the log's start, or its end
     /// with --from-end).
-    pub(super) fn open(plan: &BrokerPlan, options: BrokerOptions) -> Result<KafkaTopic> {
+    ///
+    /// When the checkpoint (`previous`) shows offsets were committed but
+    /// the group has none now (deleted, or its offsets expired), reading
+    /// starts only as --restart-from says: at the checkpoint's offsets, or
+    /// at the log's start or end.
+    pub(super) fn open(
+        plan: &BrokerPlan,
+        options: BrokerOptions,
+        previous: Option<&Previous>,
+    ) -> Result<KafkaTopic> {
         let BrokerPlan::Kafka { url, topic, group } = plan else {
             unreachable!("KafkaTopic::open is called for kafka:// only");
         };
@@ -312,9 +324,53 @@ impl KafkaTopic {
             coordinator: None,
             partitions: BTreeMap::new(),
             buffer: VecDeque::new(),
+            started_over: false,
         };
         kafka.metadata()?;
-        let committed = kafka.committed_offsets()?;
+        let mut committed = kafka.committed_offsets()?;
+        let had: BTreeMap<i32, i64> = previous
+            .filter(|p| p.identity == format!("kafka;{topic};{group}"))
+            .and_then(|p| p.state.get("committed").and_then(Value::as_object))
+            .map(|offsets| {
+                offsets
+                    .iter()
+                    .filter_map(|(id, o)| Some((id.parse().ok()?, o.as_i64()?)))
+                    .filter(|&(_, o)| o > 0)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let none_now = committed.values().all(|&o| o < 0);
+        let mut options = options;
+        let mut restore = Vec::new();
+        if none_now && !had.is_empty() {
+            match options.restart {
+                None => {
+                    let loaded = had
+                        .iter()
+                        .map(|(id, o)| format!("{topic}/{id} up to offset {}", o - 1))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Err(refuse_restart(
+                        &server,
+                        &format!("group {group:?} has no committed offsets for {topic} any more"),
+                        &format!("messages of {loaded}"),
+                        &format!("the offsets of group {group:?}"),
+                    ));
+                }
+                Some(RestartFrom::Checkpoint) => {
+                    restore = had.into_iter().collect::<Vec<_>>();
+                    committed.extend(restore.iter().copied());
+                }
+                Some(RestartFrom::Start) => {
+                    options.from_end = false;
+                    kafka.started_over = true;
+                }
+                Some(RestartFrom::End) => {
+                    options.from_end = true;
+                    kafka.started_over = true;
+                }
+            }
+        }
         let missing: Vec<i32> = kafka
             .partitions
             .keys()
@@ -333,6 +389,10 @@ impl KafkaTopic {
             };
             partition.position = offset;
             partition.committed = committed.get(id).copied().unwrap_or(-1);
+        }
+        if !restore.is_empty() {
+            // The group resumes where the checkpoint says it was.
+            kafka.commit(&restore)?;
         }
         Ok(kafka)
     }
@@ -1033,7 +1093,19 @@ impl Source for KafkaTopic {
             .filter(|(_, p)| !p.acked.is_empty())
             .map(|(id, p)| (id.to_string(), json!(p.acked)))
             .collect();
-        json!({ "done": done })
+        // What the group had committed: if its offsets vanish, the next
+        // run knows how far it had got.
+        let committed: serde_json::Map<String, Value> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.committed > 0)
+            .map(|(id, p)| (id.to_string(), json!(p.committed)))
+            .collect();
+        json!({ "done": done, "committed": committed })
+    }
+
+    fn started_over(&self) -> bool {
+        self.started_over
     }
 
     fn restore(&mut self, state: &Value) {

@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod checkpoint;
+mod copies;
 pub mod files;
 pub mod kafka;
 mod nats;
@@ -66,6 +67,11 @@ struct Watcher<'a> {
     first_scan: bool,
     /// The id of the batch being sent again after a restart.
     replay_id: Option<String>,
+    /// What was read from files that have started over since (truncated
+    /// or rewritten in place): a copy of it is not read again.
+    consumed: Vec<copies::Consumed>,
+    /// New files equal so far to what was read from a followed file.
+    held: Vec<copies::Held>,
 }
 
 /// How arriving data is split into records.
@@ -116,6 +122,9 @@ pub struct WatchPlan {
     pub broker: Option<broker::BrokerPlan>,
     /// Create the broker's stream when it is missing.
     pub create_stream: bool,
+    /// Where to start again when the broker lost the group, consumer or
+    /// stream the checkpoint had read from.
+    pub restart_from: Option<broker::RestartFrom>,
     /// How much to say on stderr.
     pub verbosity: Verbosity,
 }
@@ -148,12 +157,15 @@ pub fn run(plan: WatchPlan) -> Result<Outcome> {
         batch: Batch::default(),
         first_scan: true,
         replay_id: None,
+        consumed: Vec::new(),
+        held: Vec::new(),
     };
     if let Some(broker) = &args.broker {
         let options = broker::BrokerOptions {
             create_stream: args.create_stream,
             from_end: args.from_end,
             batch_rows: args.batch_rows,
+            restart: args.restart_from,
         };
         watcher.follow_broker(broker, options)?;
     } else if stdin {
@@ -230,19 +242,30 @@ impl Watcher<'_> {
             }
             grow = 1;
             last_len = 0;
-            for (record, used) in &parsed.records {
+            // A batch closes right after the record that fills it, so
+            // --batch-rows and --batch-bytes hold however much one read
+            // brought in; the rest of the chunk goes into the next batch.
+            for record in &parsed.records {
                 self.counts.read += 1;
-                self.batch.push(record, *used);
+                self.batch.push(&record.json, record.input);
+                if self.batch_full() {
+                    self.tracked[index].advance(base + record.end as u64, &chunk, chunk_start);
+                    self.deliver()?;
+                }
             }
             self.tracked[index].advance(base + parsed.used as u64, &chunk, chunk_start);
-            if self.batch.rows >= self.plan.batch_rows || self.batch.bytes >= self.plan.batch_bytes
-            {
+            if self.batch_full() {
                 self.deliver()?;
             }
             if parsed.used < body.len() {
                 return Ok(());
             }
         }
+    }
+
+    /// Has the open batch reached --batch-rows or --batch-bytes?
+    fn batch_full(&self) -> bool {
+        self.batch.rows >= self.plan.batch_rows || self.batch.bytes >= self.plan.batch_bytes
     }
 
     fn save_checkpoint(&mut self, pending: Vec<Range>, pending_id: Option<String>) -> Result<()> {
@@ -419,9 +442,9 @@ impl Watcher<'_> {
                 (range.start, &bytes[..])
             };
             let parsed = self.parse(&name, base, body, header.as_deref())?;
-            for (record, used) in &parsed.records {
+            for record in &parsed.records {
                 self.counts.read += 1;
-                self.batch.push(record, *used);
+                self.batch.push(&record.json, record.input);
             }
             self.tracked[index].resend(range.start, range.end, &bytes);
         }
@@ -432,6 +455,7 @@ impl Watcher<'_> {
         for t in &mut self.tracked {
             t.present = false;
         }
+        let mut fresh = Vec::new();
         for path in files::candidates(&self.plan.paths) {
             if self.is_own_file(&path) {
                 continue;
@@ -452,20 +476,9 @@ impl Watcher<'_> {
                     t.present = true;
                     t.path = path;
                 }
-                None => {
-                    let size = file.metadata()?.len();
-                    let start = if self.plan.from_end && self.first_scan {
-                        size
-                    } else {
-                        0
-                    };
-                    self.progress
-                        .detail(&format!("following {}", path.display()));
-                    self.tracked.push(Tracked::new(id, path, file, start));
-                }
+                None => fresh.push((id, path, file)),
             }
         }
-        self.first_scan = false;
         let mut index = 0;
         while index < self.tracked.len() {
             if self.tracked[index].read > self.tracked[index].committed
@@ -475,7 +488,11 @@ impl Watcher<'_> {
                 // positions still describe it.
                 self.deliver()?;
             }
+            let consumed = self.tracked[index].consumed();
             if self.tracked[index].check()? {
+                if let Some(consumed) = consumed {
+                    self.remember(consumed);
+                }
                 self.progress.warn(&format!(
                     "{} was truncated or rewritten; reading it again from the start",
                     self.tracked[index].path.display()
@@ -487,19 +504,66 @@ impl Watcher<'_> {
                 index += 1;
             }
         }
+        // New files last: a followed file truncated by copytruncate has
+        // started over by now, and its copy is known as one.
+        for (id, path, file) in fresh {
+            self.follow_new(id, path, file)?;
+        }
+        self.first_scan = false;
+        Ok(())
+    }
+
+    /// Starts following a file seen for the first time: from its start, or
+    /// its end (--from-end, before anything was read), or where a file it
+    /// copies was read up to; a copy being written waits.
+    fn follow_new(
+        &mut self,
+        id: checkpoint::FileId,
+        path: PathBuf,
+        file: std::fs::File,
+    ) -> Result<()> {
+        let size = file.metadata()?.len();
+        if self.plan.from_end && self.first_scan {
+            self.progress
+                .detail(&format!("following {}", path.display()));
+            self.tracked.push(Tracked::new(id, path, file, size));
+            return Ok(());
+        }
+        match self.copy_of(&id, &file, size)? {
+            copies::Copy::New => {
+                self.progress
+                    .detail(&format!("following {}", path.display()));
+                self.tracked.push(Tracked::new(id, path, file, 0));
+            }
+            copies::Copy::Wait => {}
+            copies::Copy::Of { offset, prefix, of } => {
+                self.progress.warn(&format!(
+                    "{} is a copy of the {offset} bytes read from {} (copytruncate); following it from byte {offset}",
+                    path.display(),
+                    of.display()
+                ));
+                let mut t = Tracked::new(id, path, file, offset);
+                t.prefix_read = Some(prefix);
+                t.prefix_committed = Some(prefix);
+                self.tracked.push(t);
+            }
+        }
         Ok(())
     }
 
     fn follow_files(&mut self) -> Result<()> {
         if let Some(path) = &self.checkpoint_path {
             let checkpoint = Checkpoint::load(path)?;
-            let (tracked, warnings) = files::restore(&checkpoint)?;
+            let restored = files::restore(&checkpoint)?;
             self.first_scan = checkpoint.files.is_empty();
             self.replay_id = checkpoint.pending_id.clone();
-            for w in warnings {
+            for w in restored.warnings {
                 self.progress.warn(&w);
             }
-            self.tracked = tracked;
+            self.tracked = restored.tracked;
+            for consumed in restored.consumed {
+                self.remember(consumed);
+            }
             if !checkpoint.pending.is_empty() {
                 self.progress
                     .detail("sending the unconfirmed batch of the last run again");
@@ -510,6 +574,7 @@ impl Watcher<'_> {
         let (_watcher, changes) = self.notifications();
         loop {
             self.scan()?;
+            self.warn_uncopied();
             for index in 0..self.tracked.len() {
                 self.drain(index)?;
             }

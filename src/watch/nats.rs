@@ -27,7 +27,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
 use super::broker::{
-    Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Seq, Source, connect_tcp,
+    Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Previous, RestartFrom, Seq, Source,
+    connect_tcp, refuse_restart,
 };
 
 /// How long a reply from the server may take beyond any wait asked for.
@@ -284,6 +285,40 @@ pub(super) struct JetStream {
     done: SeqSet,
     /// When the ack floor was last asked for.
     floor_read: Option<Instant>,
+    /// The consumer or stream was created again from the stream's start or
+    /// end (--restart-from start|end).
+    started_over: bool,
+    /// How far the checkpoint said messages were handed on (a consumer
+    /// created again after them starts with no ack floor of its own).
+    prior: u64,
+}
+
+/// What a checkpoint of this durable on this subject says was handed on:
+/// the stream's creation time then, and the last sequence up to which
+/// every message was handed on (`None`: nothing yet, or an older
+/// checkpoint that did not keep it).
+fn previous_progress(
+    previous: Option<&Previous>,
+    stream: &str,
+    durable: &str,
+    subject: &str,
+) -> Option<(String, u64)> {
+    let previous = previous?;
+    let mut parts = previous.identity.splitn(5, ';');
+    let (Some("nats"), Some(s), Some(created), Some(d), Some(sub)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    if (s, d, sub) != (stream, durable, subject) {
+        return None;
+    }
+    let through = previous.state.get("through").and_then(Value::as_u64)?;
+    (through > 0).then(|| (created.to_string(), through))
 }
 
 /// How often the consumer's ack floor is read to forget sequences in `done`.
@@ -341,7 +376,16 @@ impl SeqSet {
 impl JetStream {
     /// Connects, finds (or, when allowed, creates) the stream and the
     /// durable consumer.
-    pub(super) fn open(plan: &BrokerPlan, options: BrokerOptions) -> Result<JetStream> {
+    ///
+    /// When the checkpoint (`previous`) shows messages were handed on but
+    /// the consumer or the stream is gone (or the stream was created
+    /// again), the consumer is created again only as --restart-from says:
+    /// after the last message handed on, or at the stream's start or end.
+    pub(super) fn open(
+        plan: &BrokerPlan,
+        options: BrokerOptions,
+        previous: Option<&Previous>,
+    ) -> Result<JetStream> {
         let BrokerPlan::Nats {
             url,
             subject,
@@ -383,9 +427,33 @@ impl JetStream {
                 }
             }
         };
+        let progress = previous_progress(previous, &stream, durable, subject);
+        let mut started_over = false;
+        // A new stream numbers its messages from 1 again: the checkpoint's
+        // sequences mean nothing in it.
+        let new_stream = |lost: &str| -> Result<bool> {
+            let Some((_, through)) = &progress else {
+                return Ok(false);
+            };
+            match options.restart {
+                None => Err(refuse_restart(
+                    &server,
+                    lost,
+                    &format!("its messages up to sequence {through}"),
+                    &format!("the stream and consumer {durable}"),
+                )),
+                Some(RestartFrom::Checkpoint) => bail!(
+                    "{server}: {lost}; a new stream numbers its messages from 1 again, so the \
+                     checkpoint's position means nothing in it; hint: --restart-from start or \
+                     --restart-from end"
+                ),
+                Some(_) => Ok(true),
+            }
+        };
         let info = match conn.request(&format!("$JS.API.STREAM.INFO.{stream}"), &Value::Null)? {
             Ok(info) => info,
             Err(e) if e.err_code == STREAM_NOT_FOUND && options.create_stream => {
+                started_over = new_stream(&format!("the stream {stream} is gone"))?;
                 let config = json!({
                     "name": stream, "subjects": [subject], "storage": "file",
                     "retention": "limits", "discard": "old",
@@ -406,17 +474,51 @@ impl JetStream {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        if !started_over
+            && let Some((was, _)) = &progress
+            && *was != created
+        {
+            started_over = new_stream(&format!(
+                "the stream {stream} was deleted and created again since the checkpoint"
+            ))?;
+        }
         let consumer_api = format!("$JS.API.CONSUMER.INFO.{stream}.{durable}");
         let consumer = match conn.request(&consumer_api, &Value::Null)? {
             Ok(info) => info,
             Err(e) if e.err_code == CONSUMER_NOT_FOUND => {
                 let max_ack_pending = (options.batch_rows.saturating_mul(2)).max(1000);
-                let config = json!({
+                let mut deliver = json!(if options.from_end { "new" } else { "all" });
+                let mut start_seq = None;
+                if let Some((_, through)) = progress.as_ref().filter(|_| !started_over) {
+                    match options.restart {
+                        None => {
+                            return Err(refuse_restart(
+                                &server,
+                                &format!("the consumer {durable} on stream {stream} is gone"),
+                                &format!("its messages up to sequence {through}"),
+                                &format!("consumer {durable}"),
+                            ));
+                        }
+                        Some(RestartFrom::Checkpoint) => {
+                            deliver = json!("by_start_sequence");
+                            start_seq = Some(through + 1);
+                        }
+                        Some(RestartFrom::Start) => {
+                            deliver = json!("all");
+                            started_over = true;
+                        }
+                        Some(RestartFrom::End) => {
+                            deliver = json!("new");
+                            started_over = true;
+                        }
+                    }
+                }
+                let mut config = json!({
                     "stream_name": stream,
                     "config": {
                         "durable_name": durable,
                         "ack_policy": "explicit",
-                        "deliver_policy": if options.from_end { "new" } else { "all" },
+                        "deliver_policy": deliver,
                         "filter_subject": subject,
                         "ack_wait": (ack_wait * 1e9) as u64,
                         "max_deliver": -1,
@@ -424,6 +526,9 @@ impl JetStream {
                         "replay_policy": "instant",
                     }
                 });
+                if let Some(seq) = start_seq {
+                    config["config"]["opt_start_seq"] = json!(seq);
+                }
                 conn.request(
                     &format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}"),
                     &config,
@@ -474,6 +579,10 @@ impl JetStream {
             ack_floor,
             done: SeqSet::default(),
             floor_read: None,
+            started_over,
+            prior: progress
+                .filter(|_| !started_over)
+                .map_or(0, |(_, through)| through),
         })
     }
 
@@ -750,7 +859,17 @@ impl Source for JetStream {
 
     fn state(&self) -> Value {
         let done: Vec<Value> = self.done.ranges().map(|(a, b)| json!([a, b])).collect();
-        json!({ "done": done })
+        // Every sequence up to the ack floor, and the handed-on ones right
+        // after it, have been handed on.
+        let through = match self.done.ranges().next() {
+            Some((first, last)) if first <= self.ack_floor + 1 => last.max(self.ack_floor),
+            _ => self.ack_floor,
+        };
+        json!({ "done": done, "through": through.max(self.prior) })
+    }
+
+    fn started_over(&self) -> bool {
+        self.started_over
     }
 
     fn restore(&mut self, state: &Value) {

@@ -11,9 +11,20 @@ use crate::format::json::check_object;
 use crate::record::FieldType;
 use crate::rejects::Payload;
 
+/// One record parsed from a chunk.
+pub(super) struct ParsedRecord {
+    /// The record's JSON object.
+    pub(super) json: Vec<u8>,
+    /// The input bytes it was read from.
+    pub(super) input: usize,
+    /// Where it ends in the chunk: a batch that closes after it takes the
+    /// chunk's bytes up to here (rejected lines before it included).
+    pub(super) end: usize,
+}
+
 /// Parsed records of one chunk, and how many of its bytes they used.
 pub(super) struct Parsed {
-    pub(super) records: Vec<(Vec<u8>, usize)>,
+    pub(super) records: Vec<ParsedRecord>,
     pub(super) used: usize,
 }
 
@@ -67,7 +78,11 @@ impl Watcher<'_> {
                         }
                         if !out.is_empty() {
                             out.push(b'}');
-                            records.push((out, rec.raw().len()));
+                            records.push(ParsedRecord {
+                                json: out,
+                                input: rec.raw().len(),
+                                end: parser.bytes_read() as usize,
+                            });
                         }
                     }
                     Step::Record => {
@@ -108,7 +123,11 @@ impl Watcher<'_> {
                         out.extend_from_slice(b",\"file\":");
                         json::write_str(&mut out, name);
                         out.extend_from_slice(format!(",\"offset\":{offset}}}").as_bytes());
-                        records.push((out, line.len()));
+                        records.push(ParsedRecord {
+                            json: out,
+                            input: line.len(),
+                            end: start,
+                        });
                     }
                     Err(e) => {
                         let reason = format!("invalid UTF-8 at byte {}", e.valid_up_to());
@@ -121,7 +140,11 @@ impl Watcher<'_> {
                         continue;
                     }
                     match check_object(trimmed) {
-                        Ok(()) => records.push((trimmed.to_vec(), line.len())),
+                        Ok(()) => records.push(ParsedRecord {
+                            json: trimmed.to_vec(),
+                            input: line.len(),
+                            end: start,
+                        }),
                         Err(reason) => self.reject(name, offset, &reason.to_string(), text)?,
                     }
                 }

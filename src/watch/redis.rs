@@ -15,7 +15,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
-use super::broker::{Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Seq, Source};
+use super::broker::{
+    Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Previous, RestartFrom, Seq, Source,
+    refuse_restart,
+};
 
 /// How long a reply may take beyond a BLOCK asked for.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -171,12 +174,48 @@ pub(super) struct RedisStream {
     history: Option<Seq>,
     /// Entries read ahead while rebuilding the batch in flight.
     backlog: VecDeque<Message>,
+    /// The last entry of the last batch handed on and acknowledged: every
+    /// entry up to it has been (kept in the checkpoint as `acked`).
+    through: Option<Seq>,
+    /// The group was created again after it by this run (--restart-from
+    /// checkpoint): the batch in flight comes as new entries.
+    recreated: bool,
+    /// The group was created again from the stream's start or end.
+    started_over: bool,
+}
+
+/// Does the stream at `key` have the consumer group `group`?
+fn has_group(conn: &mut Resp, key: &str, group: &str) -> Result<bool> {
+    let Reply::Array(groups) = conn.ok(&[b"XINFO", b"GROUPS", key.as_bytes()])? else {
+        return Ok(false);
+    };
+    Ok(groups.iter().any(|info| {
+        let Reply::Array(fields) = info else {
+            return false;
+        };
+        fields.chunks(2).any(|pair| {
+            matches!(pair, [Reply::Bytes(k), Reply::Bytes(v)] if k == b"name" && v == group.as_bytes())
+        })
+    }))
+}
+
+/// The `acked` entry id of a checkpoint's state.
+fn acked_in(state: &Value) -> Option<Seq> {
+    parse_id(state.get("acked")?.as_str()?.as_bytes())
 }
 
 impl RedisStream {
     /// Connects and makes sure the stream and the group exist (the stream
     /// only with --create-stream).
-    pub(super) fn open(plan: &BrokerPlan, options: BrokerOptions) -> Result<RedisStream> {
+    /// When the checkpoint (`previous`) shows entries were loaded but the
+    /// group or the stream is gone, it is created again only as
+    /// --restart-from says: after the last entry handed on, or at the
+    /// stream's start or end.
+    pub(super) fn open(
+        plan: &BrokerPlan,
+        options: BrokerOptions,
+        previous: Option<&Previous>,
+    ) -> Result<RedisStream> {
         let BrokerPlan::Redis {
             url,
             key,
@@ -188,17 +227,20 @@ impl RedisStream {
         };
         let mut conn = Resp::connect(url)?;
         let server = url.to_string();
-        let start: &[u8] = if options.from_end { b"$" } else { b"0" };
-        let mut create: Vec<&[u8]> = vec![
-            b"XGROUP",
-            b"CREATE",
-            key.as_bytes(),
-            group.as_bytes(),
-            start,
-        ];
-        match conn.ok(&[b"TYPE", key.as_bytes()])? {
-            Reply::Bytes(t) if t == b"stream" => {}
-            Reply::Bytes(t) if t == b"none" && options.create_stream => create.push(b"MKSTREAM"),
+        let db = url.path.trim_start_matches('/').to_string();
+        let identity = format!("redis;{db};{key};{group};{consumer}");
+        let through = previous
+            .filter(|p| p.identity == identity)
+            .and_then(|p| acked_in(&p.state));
+        let mut start = if options.from_end { "$" } else { "0" }.to_string();
+        let mut mkstream = false;
+        let lost = match conn.ok(&[b"TYPE", key.as_bytes()])? {
+            Reply::Bytes(t) if t == b"stream" => (!has_group(&mut conn, key, group)?)
+                .then(|| format!("the consumer group {group:?} of stream {key:?} is gone")),
+            Reply::Bytes(t) if t == b"none" && options.create_stream => {
+                mkstream = true;
+                Some(format!("the stream {key:?} is gone"))
+            }
             Reply::Bytes(t) if t == b"none" => bail!(
                 "{server}: there is no stream at key {key:?}; hint: --create-stream creates it"
             ),
@@ -207,6 +249,41 @@ impl RedisStream {
                 String::from_utf8_lossy(&t)
             ),
             other => bail!("{server}: TYPE answered {other:?}"),
+        };
+        let mut recreated = false;
+        let mut started_over = false;
+        if let (Some(lost), Some(through)) = (lost, through) {
+            start = match options.restart {
+                None => {
+                    return Err(refuse_restart(
+                        &server,
+                        &lost,
+                        &format!("its entries up to {}", id_text(through)),
+                        &if mkstream {
+                            format!("the stream and its group {group:?}")
+                        } else {
+                            format!("group {group:?}")
+                        },
+                    ));
+                }
+                Some(RestartFrom::Checkpoint) => {
+                    recreated = true;
+                    id_text(through)
+                }
+                Some(RestartFrom::Start) => "0".into(),
+                Some(RestartFrom::End) => "$".into(),
+            };
+            started_over = !recreated;
+        }
+        let mut create: Vec<&[u8]> = vec![
+            b"XGROUP",
+            b"CREATE",
+            key.as_bytes(),
+            group.as_bytes(),
+            start.as_bytes(),
+        ];
+        if mkstream {
+            create.push(b"MKSTREAM");
         }
         match conn.call(&create, REPLY_TIMEOUT)? {
             Reply::Error(e) if e.starts_with("BUSYGROUP") => {}
@@ -218,9 +295,12 @@ impl RedisStream {
             key: key.clone(),
             group: group.clone(),
             consumer: consumer.clone(),
-            db: url.path.trim_start_matches('/').to_string(),
+            db,
             history: Some((0, 0)),
             backlog: VecDeque::new(),
+            through,
+            recreated,
+            started_over,
         })
     }
 
@@ -382,7 +462,14 @@ impl Source for RedisStream {
         let mut batch = Vec::new();
         let mut after = (0, 0);
         loop {
-            let page = self.read_group(&id_text(after), PAGE, None)?;
+            // A group created again after the last entry handed on has no
+            // pending entries: the batch's entries are its next new ones.
+            let from = if self.recreated {
+                ">".to_string()
+            } else {
+                id_text(after)
+            };
+            let page = self.read_group(&from, PAGE, None)?;
             let Some(end) = page.last().map(|m| m.seq) else {
                 break;
             };
@@ -409,10 +496,23 @@ impl Source for RedisStream {
     }
 
     fn state(&self) -> Value {
-        Value::Null
+        match self.through {
+            Some(through) => json!({ "acked": id_text(through) }),
+            None => Value::Null,
+        }
     }
 
-    fn restore(&mut self, _state: &Value) {}
+    fn restore(&mut self, state: &Value) {
+        self.through = self.through.max(acked_in(state));
+    }
+
+    fn handed_on(&mut self, messages: &[Message]) {
+        self.through = self.through.max(messages.iter().map(|m| m.seq).max());
+    }
+
+    fn started_over(&self) -> bool {
+        self.started_over
+    }
 }
 
 #[cfg(test)]

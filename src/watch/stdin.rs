@@ -56,9 +56,9 @@ impl Watcher<'_> {
                         }
                     }
                     let parsed = self.parse("stdin", offset, &pending, header.as_deref())?;
-                    for (record, used) in &parsed.records {
+                    for record in &parsed.records {
                         self.counts.read += 1;
-                        self.batch.push(record, *used);
+                        self.batch.push(&record.json, record.input);
                     }
                     offset += parsed.used as u64;
                     pending.drain(..parsed.used);
@@ -76,9 +76,9 @@ impl Watcher<'_> {
                             header = take_header(&mut pending, &mut offset)?;
                         }
                         let parsed = self.parse("stdin", offset, &pending, header.as_deref())?;
-                        for (record, used) in &parsed.records {
+                        for record in &parsed.records {
                             self.counts.read += 1;
-                            self.batch.push(record, *used);
+                            self.batch.push(&record.json, record.input);
                         }
                     }
                     return self.deliver();

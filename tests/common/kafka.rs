@@ -177,6 +177,21 @@ impl Kafka {
         out
     }
 
+    /// Deletes the consumer group `group` and its committed offsets
+    /// (DeleteGroups v0), as an operator's `kafka-consumer-groups
+    /// --delete` does.
+    pub fn delete_group(&mut self, group: &str) {
+        let mut body = Body::default();
+        body.i32(1).string(group);
+        let reply = self.call(42, 0, &body);
+        let mut a = Answer(&reply);
+        let _throttle = a.i32();
+        assert_eq!(a.i32(), 1);
+        let _name = a.string();
+        let error = a.i16();
+        assert_eq!(error, 0, "DeleteGroups: Kafka error {error}");
+    }
+
     /// Deletes `topic` (DeleteTopics v0).
     pub fn delete_topic(&mut self, topic: &str) {
         let mut body = Body::default();
