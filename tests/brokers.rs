@@ -1474,6 +1474,7 @@ fn a_kafka_group_whose_offsets_vanished_is_not_read_again_from_the_start() {
     let d = dir.path();
     let db = d.join("wh.db");
     let topic = unique("etl_t_kafka_lost");
+    let group = unique("etl_g_kafka_lost");
     let mut kafka = Kafka::connect();
     kafka.create_topic(&topic, PARTITIONS);
     kafka_publish(&topic, 0..300);
@@ -1483,7 +1484,7 @@ fn a_kafka_group_whose_offsets_vanished_is_not_read_again_from_the_start() {
         "--topic",
         &topic,
         "--group",
-        "etl",
+        &group,
         "--once",
         "--batch-rows",
         "80",
@@ -1500,13 +1501,13 @@ fn a_kafka_group_whose_offsets_vanished_is_not_read_again_from_the_start() {
     let out = with(&[]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(distinct_ids(&db, "orders"), (300, 300));
-    kafka.delete_group("etl");
+    kafka.forget_offsets(&group, &topic, PARTITIONS);
     kafka_publish(&topic, 300..330);
     let out = with(&[]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&format!(
-            "group \"etl\" has no committed offsets for {topic} any more, but the checkpoint \
+            "group \"{group}\" has no committed offsets for {topic} any more, but the checkpoint \
              shows messages of {topic}/0 up to offset"
         )),
         "{}",
@@ -1517,7 +1518,7 @@ fn a_kafka_group_whose_offsets_vanished_is_not_read_again_from_the_start() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(distinct_ids(&db, "orders"), (330, 330));
     assert_eq!(
-        kafka.committed("etl", &topic, PARTITIONS),
+        kafka.committed(&group, &topic, PARTITIONS),
         kafka.end_offsets(&topic, PARTITIONS)
     );
     kafka.delete_topic(&topic);

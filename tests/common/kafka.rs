@@ -177,19 +177,27 @@ impl Kafka {
         out
     }
 
-    /// Deletes the consumer group `group` and its committed offsets
-    /// (DeleteGroups v0), as an operator's `kafka-consumer-groups
-    /// --delete` does.
-    pub fn delete_group(&mut self, group: &str) {
+    /// Makes the group forget its committed offsets of `topic`, as when
+    /// they expire or an operator resets them away: every partition's
+    /// offset committed as -1, which OffsetFetch then answers as "none"
+    /// (OffsetCommit v2, outside any generation).
+    pub fn forget_offsets(&mut self, group: &str, topic: &str, partitions: i32) {
         let mut body = Body::default();
-        body.i32(1).string(group);
-        let reply = self.call(42, 0, &body);
+        body.string(group).i32(-1).string("").i64(-1);
+        body.i32(1).string(topic).i32(partitions);
+        for p in 0..partitions {
+            body.i32(p).i64(-1).string("");
+        }
+        let reply = self.call(8, 2, &body);
         let mut a = Answer(&reply);
-        let _throttle = a.i32();
-        assert_eq!(a.i32(), 1);
-        let _name = a.string();
-        let error = a.i16();
-        assert_eq!(error, 0, "DeleteGroups: Kafka error {error}");
+        for _ in 0..a.i32() {
+            let _name = a.string();
+            for _ in 0..a.i32() {
+                let _p = a.i32();
+                let error = a.i16();
+                assert_eq!(error, 0, "OffsetCommit: Kafka error {error}");
+            }
+        }
     }
 
     /// Deletes `topic` (DeleteTopics v0).
