@@ -19,6 +19,7 @@ pub mod load;
 pub mod mysql;
 pub mod oneoff;
 pub mod output;
+pub mod percent;
 pub mod pg;
 pub mod progress;
 pub mod record;

@@ -72,42 +72,6 @@ pub fn is_credential_name(name: &str) -> bool {
     .any(|word| name.contains(word))
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Decodes `%XX` escapes; a malformed escape stays as written.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Removes secrets from text that etlkit is about to show or write.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
@@ -121,7 +85,7 @@ impl Redactor {
         if secret.len() < MIN_SECRET_LEN {
             return;
         }
-        for form in [secret.to_string(), percent_encode(secret)] {
+        for form in [secret.to_string(), crate::percent::encode(secret)] {
             if !self.secrets.contains(&form) {
                 self.secrets.push(form);
             }
@@ -183,7 +147,7 @@ fn mask_credential_params(text: &str) -> String {
         let name = &rest[..name_end];
         if name.is_empty()
             || !rest[name_end..].starts_with('=')
-            || !is_credential_name(&percent_decode(name))
+            || !is_credential_name(&crate::percent::decode_lenient(name))
         {
             continue;
         }

@@ -153,7 +153,7 @@ impl std::fmt::Display for Url {
     }
 }
 
-pub use crate::shown::percent_encode as encode;
+pub use crate::percent::encode;
 
 /// RFC 3986 5.2.4: `/a/b/../c/./d` becomes `/a/c/d`.
 fn remove_dot_segments(path: &str) -> String {

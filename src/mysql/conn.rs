@@ -89,27 +89,6 @@ pub fn redact(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
-/// Decodes `%XX` escapes (user names and passwords with reserved characters).
-fn percent_decode(text: &str) -> Result<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .context("a '%' in the URL is not followed by two hex digits")?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).context("a percent-encoded part of the URL is not UTF-8")
-}
-
 /// The `[client]` options of an option file: `key=value` lines, `#`/`;`
 /// comments, quoted values, `-` and `_` alike in keys.
 pub fn parse_option_file(text: &str) -> Vec<(String, String)> {
@@ -203,10 +182,10 @@ pub fn settings(url: &str) -> Result<Settings> {
             None => (info, None),
         };
         if !user.is_empty() {
-            s.user = Some(percent_decode(user).with_context(|| shown.clone())?);
+            s.user = Some(crate::percent::decode(user).with_context(|| shown.clone())?);
         }
         if let Some(p) = password {
-            s.password = Some(percent_decode(p).with_context(|| shown.clone())?);
+            s.password = Some(crate::percent::decode(p).with_context(|| shown.clone())?);
         }
     }
     if !hostport.is_empty() {
@@ -225,7 +204,7 @@ pub fn settings(url: &str) -> Result<Settings> {
         }
     }
     if let Some(db) = path.filter(|p| !p.is_empty()) {
-        s.database = Some(percent_decode(db).with_context(|| shown.clone())?);
+        s.database = Some(crate::percent::decode(db).with_context(|| shown.clone())?);
     }
     for pair in query.into_iter().flat_map(|q| q.split('&')) {
         if pair.is_empty() {
@@ -233,7 +212,7 @@ pub fn settings(url: &str) -> Result<Settings> {
         }
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = key.replace('-', "_").to_ascii_lowercase();
-        let value = percent_decode(value).with_context(|| shown.clone())?;
+        let value = crate::percent::decode(value).with_context(|| shown.clone())?;
         match key.as_str() {
             "socket" => s.socket = Some(value),
             "password" | "pass" => s.password = Some(value),

@@ -97,7 +97,7 @@ pub fn redact(url: &str) -> String {
                 .split('&')
                 .filter(|kv| {
                     let key = kv.split('=').next().unwrap_or_default();
-                    !percent_decode(key)
+                    !crate::percent::decode_lenient(key)
                         .to_ascii_lowercase()
                         .ends_with("password")
                 })
@@ -129,30 +129,6 @@ fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
         }
         None => (None, rest),
     }
-}
-
-/// Decodes `%XX` escapes (as the driver does); a malformed escape stays as
-/// written.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// libpq parameters the driver honours as they are written.
@@ -233,8 +209,8 @@ fn sort_parameters(url: &str, extras: &mut Extras) -> Result<String> {
     let mut kept: Vec<String> = Vec::new();
     for pair in url[q + 1..].split('&').filter(|p| !p.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(raw_key);
-        let value = percent_decode(raw_value);
+        let key = crate::percent::decode_lenient(raw_key);
+        let value = crate::percent::decode_lenient(raw_value);
         match key.as_str() {
             "sslmode" => kept.push(format!("sslmode={}", check_sslmode(&value, &shown)?)),
             "connect_timeout" => {
@@ -589,23 +565,23 @@ pub fn scrub(message: &str, url: &str) -> String {
         && let Some((_, password)) = info.split_once(':')
     {
         secrets.push(password.to_string());
-        secrets.push(percent_decode(password));
+        secrets.push(crate::percent::decode_lenient(password));
         // What the driver takes for the password (up to the first '@'),
         // unless so short that hiding it would garble the message.
         let first = password.split('@').next().unwrap_or_default();
         if first.len() >= 4 {
-            secrets.push(percent_decode(first));
+            secrets.push(crate::percent::decode_lenient(first));
         }
     }
     if let Some((_, query)) = rest.split_once('?') {
         for pair in query.split('&') {
             if let Some((key, value)) = pair.split_once('=')
-                && percent_decode(key)
+                && crate::percent::decode_lenient(key)
                     .to_ascii_lowercase()
                     .ends_with("password")
             {
                 secrets.push(value.to_string());
-                secrets.push(percent_decode(value));
+                secrets.push(crate::percent::decode_lenient(value));
             }
         }
     }

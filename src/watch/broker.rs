@@ -253,10 +253,10 @@ impl BrokerUrl {
             None => (None, None),
             Some(u) => match u.split_once(':') {
                 Some((user, password)) => (
-                    Some(percent_decode(user)?).filter(|u| !u.is_empty()),
-                    Some(percent_decode(password)?),
+                    Some(decode_userinfo(user)?).filter(|u| !u.is_empty()),
+                    Some(decode_userinfo(password)?),
                 ),
-                None => (Some(percent_decode(u)?), None),
+                None => (Some(decode_userinfo(u)?), None),
             },
         };
         let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
@@ -326,26 +326,6 @@ pub(super) fn connect_tcp(host: &str, port: u16, server: &str) -> Result<std::ne
         Some(e) => Err(e).with_context(|| format!("cannot connect to {server}")),
         None => bail!("cannot connect to {server}: no address"),
     }
-}
-
-fn percent_decode(text: &str) -> Result<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .context("bad %-escape in the user or password of a broker URL")?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).context("the user or password of a broker URL is not UTF-8")
 }
 
 /// The checkpoint of a broker watch: which source it belongs to, the
@@ -795,6 +775,18 @@ fn fields_text(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
         out.extend_from_slice(v);
     }
     out
+}
+
+/// The user or password of a broker URL, `%XX` escapes decoded.
+fn decode_userinfo(text: &str) -> Result<String> {
+    crate::percent::decode(text).map_err(|e| match e {
+        crate::percent::DecodeError::BadEscape => {
+            anyhow::anyhow!("bad %-escape in the user or password of a broker URL")
+        }
+        crate::percent::DecodeError::NotUtf8 => {
+            anyhow::anyhow!("the user or password of a broker URL is not UTF-8")
+        }
+    })
 }
 
 #[cfg(test)]
