@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::broker::{
     Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Previous, RestartFrom, Seq, Source,
-    refuse_restart,
+    connect_tcp, refuse_restart,
 };
 
 /// How long a reply may take beyond a BLOCK asked for.
@@ -46,13 +46,8 @@ struct Resp {
 impl Resp {
     fn connect(url: &BrokerUrl) -> Result<Resp> {
         let server = url.to_string();
-        let addr = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve {server}"))?
-            .next()
-            .with_context(|| format!("cannot resolve {server}"))?;
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .with_context(|| format!("cannot connect to {server}"))?;
+        // Every address the name resolves to is tried, as for NATS and Kafka.
+        let stream = connect_tcp(&url.host, url.port, &server)?;
         stream.set_nodelay(true)?;
         let mut conn = Resp {
             reader: BufReader::new(stream.try_clone()?),
