@@ -6,10 +6,7 @@ pub mod broker;
 pub mod checkpoint;
 mod copies;
 pub mod files;
-pub mod kafka;
-mod nats;
 mod records;
-mod redis;
 mod stdin;
 
 use std::collections::HashMap;

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use etlkit::watch::kafka::Encoder as Body;
+use etlkit::watch::broker::kafka::Encoder as Body;
 
 /// The test broker's address.
 pub fn kafka_addr() -> String {
@@ -101,7 +101,7 @@ impl Kafka {
     /// Publishes `values` to one partition (Produce v3, acks from all).
     pub fn produce(&mut self, topic: &str, partition: i32, values: &[Vec<u8>]) {
         let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-        let batch = etlkit::watch::kafka::record_batch(&values);
+        let batch = etlkit::watch::broker::kafka::record_batch(&values);
         let mut body = Body::default();
         body.i16(-1).i16(-1).i32(30_000);
         body.i32(1).string(topic).i32(1).i32(partition);

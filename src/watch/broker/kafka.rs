@@ -24,10 +24,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
-use super::broker::{
-    Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Previous, RestartFrom, Seq, Source,
-    connect_tcp, refuse_restart,
+use super::contract::{
+    Body, BrokerOptions, BrokerSource, Message, Previous, RestartFrom, Seq, connect_tcp,
+    refuse_restart,
 };
+use super::url::{BrokerPlan, BrokerUrl};
 
 /// How long an answer may take beyond a fetch wait.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -946,7 +947,7 @@ fn error_text(code: i16) -> String {
     }
 }
 
-impl Source for KafkaTopic {
+impl BrokerSource for KafkaTopic {
     fn name(&self) -> String {
         format!("kafka topic {}", self.topic)
     }

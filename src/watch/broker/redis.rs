@@ -15,10 +15,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
-use super::broker::{
-    Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Previous, RestartFrom, Seq, Source,
-    connect_tcp, refuse_restart,
+use super::contract::{
+    Body, BrokerOptions, BrokerSource, Message, Previous, RestartFrom, Seq, connect_tcp,
+    refuse_restart,
 };
+use super::url::{BrokerPlan, BrokerUrl};
 
 /// How long a reply may take beyond a BLOCK asked for.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -387,7 +388,7 @@ impl RedisStream {
     }
 }
 
-impl Source for RedisStream {
+impl BrokerSource for RedisStream {
     fn name(&self) -> String {
         format!("redis stream {}", self.key)
     }

@@ -26,10 +26,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
-use super::broker::{
-    Body, BrokerOptions, BrokerPlan, BrokerUrl, Message, Previous, RestartFrom, Seq, Source,
-    connect_tcp, refuse_restart,
+use super::contract::{
+    Body, BrokerOptions, BrokerSource, Message, Previous, RestartFrom, Seq, connect_tcp,
+    refuse_restart,
 };
+use super::url::{BrokerPlan, BrokerUrl};
 
 /// How long a reply from the server may take beyond any wait asked for.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -111,7 +112,7 @@ impl Conn {
             (None, Some(password)) => connect["auth_token"] = password.clone().into(),
             (None, None) => {}
         }
-        let nonce = super::files::Hasher::of(
+        let nonce = crate::watch::files::Hasher::of(
             format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes(),
         );
         let mut conn = Conn {
@@ -740,7 +741,7 @@ fn ranges_from(value: Option<&Value>) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-impl Source for JetStream {
+impl BrokerSource for JetStream {
     fn name(&self) -> String {
         format!("nats stream {}", self.stream)
     }
