@@ -1079,3 +1079,54 @@ fn json_values_with_newlines_stay_on_one_line() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(count(&d.join("w.db"), "t"), Some(3));
 }
+
+/// A field or `--key` finds its PostgreSQL column without regard to case:
+/// an upsert by `--key id` into a table whose column is `"Id"` merges by
+/// that column (records spelling it `id` or `ID`), and a field that could
+/// be either of two columns differing only in case (`id`, `Id`) is refused
+/// naming both, never given a third column.
+#[test]
+fn fields_and_keys_find_their_column_without_regard_to_case() {
+    let Some(pg) = PgSchema::new("casefold") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {s}.k (\"Id\" int PRIMARY KEY, v text); INSERT INTO {s}.k VALUES (1, 'old');
+             CREATE TABLE {s}.two (id int, \"Id\" int)",
+            s = pg.name
+        ))
+        .expect("tables");
+    let out = load(
+        &pg,
+        d,
+        &["--table", "k", "--mode", "upsert", "--key", "id"],
+        &framed(&[r#"{"id":1,"v":"new"}"#, r#"{"ID":2,"v":"two"}"#]),
+    );
+    crate::common::expect::expect(&out, "upsert by a key in another case")
+        .code(0)
+        .stdout("")
+        .stderr_like("etl-load: 2 rows read, 2 written, 0 rejected in * s (* rows/s)\n");
+    assert_eq!(
+        pg.rows(&format!("SELECT * FROM {}.k ORDER BY 1", pg.name)),
+        ["1|new", "2|two"]
+    );
+    let out = load(&pg, d, &["--table", "two"], &framed(&[r#"{"ID":7}"#]));
+    crate::common::expect::expect(&out, "a field two columns could take")
+        .code(1)
+        .stdout("")
+        .stderr(&format!(
+            "etl-load: error: nothing was loaded into {} (table \"two\" is as it was): stdin:2: \
+             field \"ID\" could be column \"id\" or \"Id\" of \"{}\".\"two\", which differ only in case\n",
+            pg.url, pg.name
+        ));
+    assert_eq!(
+        pg.rows(&format!(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = '{}' AND table_name = 'two'",
+            pg.name
+        )),
+        ["2"]
+    );
+}

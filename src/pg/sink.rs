@@ -86,6 +86,9 @@ pub struct PgSink {
     /// The column each field of the record being inserted names
     /// (`usize::MAX`: a field without a column, only null so far).
     bound: Vec<usize>,
+    /// The field names `bound` was found for: a record with the same names
+    /// in the same order reuses it without looking a name up.
+    bound_names: Vec<String>,
     staged: bool,
     chunk: Vec<u8>,
     /// Columns the input has named so far: the only ones sent and updated
@@ -156,6 +159,7 @@ impl PgSink {
             columns: Vec::new(),
             null_only: Vec::new(),
             bound: Vec::new(),
+            bound_names: Vec::new(),
             chunk: Vec::with_capacity(CHUNK + 65_536),
             copy_cols: Vec::new(),
             format: Format::Binary,
@@ -294,6 +298,8 @@ impl PgSink {
         if columns.is_empty() {
             return Ok(());
         }
+        // A field bound to no column may have one now.
+        self.bound_names.clear();
         if let Some((n, _)) = columns.iter().find(|(n, _)| n.len() > MAX_IDENTIFIER_BYTES) {
             bail!("{}", identifier_too_long("column name", n));
         }
@@ -362,8 +368,18 @@ impl PgSink {
     /// one column whose name differs only in case (as SQLite and MySQL
     /// find columns, so a field binds to the same column in every store).
     fn find(&self, name: &str) -> Option<usize> {
+        match self.lookup(name) {
+            Lookup::Found(i) => Some(i),
+            Lookup::Missing | Lookup::Ambiguous(..) => None,
+        }
+    }
+
+    /// [`find`](Self::find), telling a name no column has from one that two
+    /// columns differing only in case both have (a table made by another
+    /// tool may hold `id` and `Id`).
+    fn lookup(&self, name: &str) -> Lookup {
         if let Some(i) = self.columns.iter().position(|c| c.name == name) {
-            return Some(i);
+            return Lookup::Found(i);
         }
         let lower = name.to_lowercase();
         let mut found = self
@@ -373,9 +389,88 @@ impl PgSink {
             .filter(|(_, c)| c.name.to_lowercase() == lower)
             .map(|(i, _)| i);
         match (found.next(), found.next()) {
-            (Some(i), None) => Some(i),
-            _ => None,
+            (Some(i), None) => Lookup::Found(i),
+            (Some(a), Some(b)) => Lookup::Ambiguous(a, b),
+            _ => Lookup::Missing,
         }
+    }
+
+    /// Binds each field of `fields` to its column in `bound` (`usize::MAX`:
+    /// no column yet, only null so far), adding the columns new fields
+    /// need; the reason when the record cannot be bound. A record with the
+    /// same field names as the last one reuses its binding.
+    fn bind(&mut self, fields: &Fields<'_>) -> Result<Result<(), String>> {
+        let same = self.bound_names.len() == fields.len()
+            && self
+                .bound_names
+                .iter()
+                .zip(fields)
+                .all(|(last, (name, _))| last == name)
+            && self
+                .bound
+                .iter()
+                .zip(fields)
+                .all(|(&i, (_, v))| i != usize::MAX || v.is_null());
+        if same {
+            return Ok(Ok(()));
+        }
+        self.bound_names.clear();
+        let mut new_columns: Vec<(String, FieldType)> = Vec::new();
+        self.bound.clear();
+        for (name, value) in fields {
+            match self.lookup(name) {
+                Lookup::Found(i) if self.bound.contains(&i) => {
+                    return Ok(Err(format!(
+                        "field {name:?} names column {:?} a second time (names are case-insensitive)",
+                        self.columns[i].name
+                    )));
+                }
+                Lookup::Found(i) => {
+                    self.bound.push(i);
+                    continue;
+                }
+                Lookup::Ambiguous(a, b) => {
+                    return Ok(Err(format!(
+                        "field {name:?} could be column {:?} or {:?} of {}, which differ only in case",
+                        self.columns[a].name, self.columns[b].name, self.qtable
+                    )));
+                }
+                Lookup::Missing => {}
+            }
+            if let Some((first, _)) = new_columns
+                .iter()
+                .find(|(n, _)| n.to_lowercase() == name.to_lowercase())
+            {
+                return Ok(Err(format!(
+                    "field {name:?} names column {first:?} a second time (names are case-insensitive)"
+                )));
+            } else {
+                self.bound.push(usize::MAX);
+                if self.options.strict {
+                    return Ok(Err(format!(
+                        "field {name:?} is not a column of {} (--schema strict)",
+                        self.qtable
+                    )));
+                }
+                match type_of_value(value) {
+                    Some(t) => new_columns.push((name.to_string(), t)),
+                    None if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) => {
+                        self.null_only.push(name.to_string());
+                    }
+                    None => {}
+                }
+            }
+        }
+        if !new_columns.is_empty() {
+            self.add_columns(&new_columns)?;
+            self.bound.clear();
+            for (name, _) in fields {
+                let i = self.find(name).unwrap_or(usize::MAX);
+                self.bound.push(i);
+            }
+        }
+        self.bound_names = fields.iter().map(|(n, _)| n.to_string()).collect();
+        Ok(Ok(()))
     }
 
     /// Moves staged rows into the table (replace empties it first; upsert
@@ -639,73 +734,49 @@ impl Sink for PgSink {
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
         let missing: Vec<(String, FieldType)> = column_types(schema, sample)
             .into_iter()
-            .filter(|(n, _)| self.find(n).is_none())
+            .filter(|(n, _)| matches!(self.lookup(n), Lookup::Missing))
             .collect();
         if !(self.options.strict && self.exists) {
             self.add_columns(&missing)?;
         }
-        for key in &self.options.keys {
-            if self.find(key).is_none() {
-                return Err(crate::error::usage(format!(
-                    "key column {key:?} is neither in the input nor in table {}",
-                    self.qtable
-                )));
+        // Keys (and the delete flag) name their columns as the table spells
+        // them, so the merge's SQL and the checks below use one name.
+        for k in 0..self.options.keys.len() {
+            match self.find(&self.options.keys[k]) {
+                Some(i) => self.options.keys[k] = self.columns[i].name.clone(),
+                None => {
+                    return Err(crate::error::usage(format!(
+                        "key column {:?} is neither in the input nor in table {}",
+                        self.options.keys[k], self.qtable
+                    )));
+                }
             }
+        }
+        if let Some(flag) = &self.options.delete_when
+            && let Some(i) = self.find(flag)
+        {
+            self.options.delete_when = Some(self.columns[i].name.clone());
         }
         Ok(())
     }
 
     fn insert(&mut self, fields: &Fields<'_>, _line: &[u8]) -> Result<Result<(), String>> {
+        if let Err(reason) = self.bind(fields)? {
+            return Ok(Err(reason));
+        }
         for key in &self.options.keys {
-            if fields
+            let held = self
+                .columns
                 .iter()
-                .find(|(n, _)| n == key)
-                .is_none_or(|(_, v)| v.is_null())
-            {
+                .position(|c| &c.name == key)
+                .and_then(|k| {
+                    self.bound
+                        .iter()
+                        .position(|&b| b == k)
+                        .map(|p| &fields[p].1)
+                });
+            if held.is_none_or(|v| v.is_null()) {
                 return Ok(Err(format!("key field {key:?} is null or missing")));
-            }
-        }
-        let mut new_columns: Vec<(String, FieldType)> = Vec::new();
-        self.bound.clear();
-        for (name, value) in fields {
-            if let Some(i) = self.find(name) {
-                if self.bound.contains(&i) {
-                    return Ok(Err(format!(
-                        "field {name:?} names column {:?} a second time (names are case-insensitive)",
-                        self.columns[i].name
-                    )));
-                }
-                self.bound.push(i);
-            } else if let Some((first, _)) = new_columns
-                .iter()
-                .find(|(n, _)| n.to_lowercase() == name.to_lowercase())
-            {
-                return Ok(Err(format!(
-                    "field {name:?} names column {first:?} a second time (names are case-insensitive)"
-                )));
-            } else {
-                self.bound.push(usize::MAX);
-                if self.options.strict {
-                    return Ok(Err(format!(
-                        "field {name:?} is not a column of {} (--schema strict)",
-                        self.qtable
-                    )));
-                }
-                match type_of_value(value) {
-                    Some(t) => new_columns.push((name.to_string(), t)),
-                    None if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) => {
-                        self.null_only.push(name.to_string());
-                    }
-                    None => {}
-                }
-            }
-        }
-        if !new_columns.is_empty() {
-            self.add_columns(&new_columns)?;
-            self.bound.clear();
-            for (name, _) in fields {
-                let i = self.find(name).unwrap_or(usize::MAX);
-                self.bound.push(i);
             }
         }
         let named: Vec<usize> = self
@@ -860,4 +931,14 @@ impl StateStore for PgSink {
         let client = conn(&mut self.copy, &mut self.client, &self.name)?;
         super::state::batch_committed(client, &self.schema, &self.table, stream, id)
     }
+}
+
+/// What a field's name finds among a table's columns.
+enum Lookup {
+    /// One column: of that exact name, or the one differing only in case.
+    Found(usize),
+    /// None.
+    Missing,
+    /// Two columns differing only in case, neither of the exact name.
+    Ambiguous(usize, usize),
 }
