@@ -177,9 +177,8 @@ pub fn check_userinfo(url: &str) -> Result<()> {
         return Ok(());
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let ats = rest.matches('@').count();
-    let outside = rest[authority_end..].contains('@');
-    if ats > 1 || outside {
+    let ats = rest[..authority_end].matches('@').count();
+    if ats > 1 || !ats_outside_are_query_values(&rest[authority_end..]) {
         return Err(Failure::new(
             crate::error::Kind::Usage,
             format!(
@@ -194,6 +193,25 @@ pub fn check_userinfo(url: &str) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Whether every `@` past the authority (`tail`: path, query, fragment)
+/// is plainly inside a query parameter's value (`?user=me@project`,
+/// `&application_name=etl@nightly`): after the parameter's `=`, with no
+/// `/` after it, which a host and database taken from a password would
+/// have. An `@` in the path or fragment, or anywhere else in the query,
+/// could end a password.
+fn ats_outside_are_query_values(tail: &str) -> bool {
+    let (before_fragment, fragment) = tail.split_once('#').unwrap_or((tail, ""));
+    let (path, query) = before_fragment
+        .split_once('?')
+        .unwrap_or((before_fragment, ""));
+    !path.contains('@')
+        && !fragment.contains('@')
+        && query.split('&').all(|pair| match pair.find('@') {
+            None => true,
+            Some(at) => pair[..at].contains('=') && !pair[at..].contains('/'),
+        })
 }
 
 /// What [`crate::pg::conn::redact`] and its kin show for a URL that
@@ -288,7 +306,8 @@ mod tests {
             "postgres://u:p@S3cr3t@h0st/db",
             "mysql://u:p@S3cr3t/w@h0st/db",
             "redis://:p@S3cr3t/w@h0st:6379",
-            "postgres://h0st/db?user=a@S3cr3t",
+            "postgres://u:p?x=y@h0st/db",
+            "postgres://h0st/d@S3cr3t",
         ] {
             let err = check_userinfo(url).unwrap_err();
             let text = format!("{err:#}");
@@ -300,6 +319,8 @@ mod tests {
             "postgres://u:p%40ss%2Fw@host/db?sslmode=disable",
             "postgres://host/db",
             "mysql://u@h/db?user=a%40b",
+            "postgres://127.0.0.1/test?user=postgres&application_name=etl@nightly",
+            "postgres://h/db?user=me@project.iam&sslmode=require",
             "redis://:pw@127.0.0.1:6379/0",
             "not a url",
         ] {

@@ -614,3 +614,17 @@ fn sqlite_json_text_with_newlines_stays_on_one_line() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(count(&d.join("dst.db"), "t"), Some(2));
 }
+
+/// A pseudo-file (/proc, /sys) says its size is 0 but holds lines: it is
+/// read to its end like a stream, not taken for empty.
+#[test]
+fn a_pseudo_file_whose_size_says_empty_is_read_to_its_end() {
+    let d = tempdir();
+    let version = std::fs::read_to_string("/proc/version").expect("/proc/version");
+    let mut c = cmd(EXTRACT, d.path());
+    c.args(["--format", "tsv", "--no-header", "-q", "/proc/version"]);
+    let out = run(c);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let got = records(&stdout(&out));
+    assert_eq!(got.len(), version.lines().count(), "{}", stdout(&out));
+}

@@ -162,7 +162,10 @@ pub fn open(location: &Location, compression: Compression, progress: &Progress) 
             let meta = file
                 .metadata()
                 .with_context(|| format!("cannot read {name}"))?;
-            if meta.is_file() {
+            // A regular file that says it is empty may be a pseudo-file
+            // (/proc, /sys) whose size tells nothing: it is read to its
+            // first end of file, like a stream.
+            if meta.is_file() && meta.len() > 0 {
                 Ok((file, meta.len()))
             } else {
                 Err(Some(file))
