@@ -330,12 +330,7 @@ impl Watcher<'_> {
             bookmark: None,
             positions: Some(positions),
         };
-        let mut payload = Vec::with_capacity(self.batch.records.len() + 512);
-        payload.extend_from_slice(begin.to_line().as_bytes());
-        payload.push(b'\n');
-        payload.extend_from_slice(&self.batch.records);
-        payload.extend_from_slice(end.to_line().as_bytes());
-        payload.push(b'\n');
+        let payload = framed(&begin, &self.batch.records, &end);
 
         match &self.plan.exec {
             Some(cmd) => {
@@ -703,4 +698,16 @@ fn positions_key(ranges: &[Range]) -> String {
         .collect::<Vec<_>>()
         .join(";");
     format!("v2;{ranges}")
+}
+
+/// A batch as it is handed on: its begin line, its record lines, its end
+/// line (the one framing for file, stdin and broker batches).
+fn framed(begin: &Begin, records: &[u8], end: &End) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(records.len() + 512);
+    payload.extend_from_slice(begin.to_line().as_bytes());
+    payload.push(b'\n');
+    payload.extend_from_slice(records);
+    payload.extend_from_slice(end.to_line().as_bytes());
+    payload.push(b'\n');
+    payload
 }

@@ -297,12 +297,7 @@ impl Watcher<'_> {
                 bookmark: None,
                 positions: Some(positions),
             };
-            let mut payload = Vec::with_capacity(self.batch.records.len() + 512);
-            payload.extend_from_slice(begin.to_line().as_bytes());
-            payload.push(b'\n');
-            payload.extend_from_slice(&self.batch.records);
-            payload.extend_from_slice(end.to_line().as_bytes());
-            payload.push(b'\n');
+            let payload = super::framed(&begin, &self.batch.records, &end);
             match &self.plan.exec {
                 Some(cmd) => self.exec(cmd, &payload)?,
                 None => {
