@@ -6,6 +6,7 @@
 //! that must exit with something other than 1 carries a [`Failure`] somewhere
 //! in its chain, which [`exit_code_for`] finds.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::process::ExitCode;
@@ -156,18 +157,48 @@ pub fn finish(program: &str, result: anyhow::Result<Outcome>, log_json: bool) ->
         Err(err) => {
             // One line, whatever a file name or a server put in it.
             let message = format!("{err:#}");
-            eprintln!("{program}: error: {}", crate::shown::line(&message));
+            eprintln!("{program}: error: {}", line(&message));
             if let Some(hint) = failure_of(&err).and_then(|f| f.hint.as_deref()) {
-                eprintln!("hint: {}", crate::shown::line(hint));
+                eprintln!("hint: {}", line(hint));
             }
             ExitCode::from(exit_code_for(&err))
         }
     }
 }
 
+/// Text for a one-line message on stderr, its control characters (a
+/// newline, a tab, a terminal escape) written as `\n`, `\t`, `\u{1b}`.
+/// Every error, warning and detail line goes through it as it is printed,
+/// so a file name (or a value, or a server's message) holding a newline
+/// cannot split a line or forge one.
+pub fn line(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_in_message_lines() {
+        assert_eq!(
+            line("cannot read in\nbox/a\tb\u{1b}[31m.csv: gone"),
+            "cannot read in\\nbox/a\\tb\\u{1b}[31m.csv: gone"
+        );
+        assert!(matches!(line("zoë.csv"), Cow::Borrowed("zoë.csv")));
+    }
+
     use anyhow::Context;
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::shown::line;
+use crate::error::line;
 
 /// Shared verbosity settings.
 #[derive(Debug, Clone, Copy, Default)]

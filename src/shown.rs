@@ -13,8 +13,6 @@
 //!   and etlkit would disagree on where the password ends, and a message
 //!   would show the rest of it as a host or database name.
 
-use std::borrow::Cow;
-
 use anyhow::Result;
 
 use crate::error::Failure;
@@ -25,26 +23,6 @@ pub const MASK: &str = "***";
 /// Shorter values are not treated as secrets: masking every `2` because
 /// `$API_VERSION` is 2 would garble messages and hide nothing.
 const MIN_SECRET_LEN: usize = 4;
-
-/// Text for a one-line message on stderr, its control characters (a
-/// newline, a tab, a terminal escape) written as `\n`, `\t`, `\u{1b}`.
-/// Every error, warning and detail line goes through it as it is printed,
-/// so a file name (or a value, or a server's message) holding a newline
-/// cannot split a line or forge one.
-pub fn line(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
 
 /// Does this header or query parameter name say that its value is a
 /// credential? Names holding auth, token, key, secret, password, pwd,
@@ -226,15 +204,6 @@ pub fn refused_url(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_escaped_in_message_lines() {
-        assert_eq!(
-            line("cannot read in\nbox/a\tb\u{1b}[31m.csv: gone"),
-            "cannot read in\\nbox/a\\tb\\u{1b}[31m.csv: gone"
-        );
-        assert!(matches!(line("zoë.csv"), Cow::Borrowed("zoë.csv")));
-    }
 
     #[test]
     fn credential_names() {

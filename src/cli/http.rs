@@ -138,7 +138,7 @@ pub struct HttpArgs {
     /// K, M, G): a page is held in memory whole until its records are
     /// checked, and parsed takes up to 12 times its size (small records)
     /// [default: 32M]
-    #[arg(long, value_name = "SIZE", value_parser = super::load::parse_size, help_heading = "HTTP sources")]
+    #[arg(long, value_name = "SIZE", value_parser = super::parse_size, help_heading = "HTTP sources")]
     pub max_page_bytes: Option<u64>,
 
     /// Trust the CA certificates in this PEM file (a private CA) instead of

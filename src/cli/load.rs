@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
-use super::VerbosityArgs;
+use super::{VerbosityArgs, parse_size};
 use crate::capability::StoreKind;
 use crate::error::{Failure, Kind, usage};
 use crate::extract::{ExtractPlan, Inputs};
@@ -713,28 +713,6 @@ fn mysql_target(args: &LoadArgs, url: &str, keys: Vec<String>) -> Result<Target>
             strict: args.schema == SchemaPolicy::Strict,
         },
     })
-}
-
-/// Parses a size: bytes, or a number with K, M or G (powers of 1024).
-pub(super) fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => t.split_at(i),
-        None => (t, ""),
-    };
-    let factor: u64 = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
-        "" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        _ => return Err(format!("{text:?} is not a size such as 500000, 64M or 1G")),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .filter(|&n| n > 0)
-        .ok_or_else(|| format!("{text:?} is not a size such as 500000, 64M or 1G"))
 }
 
 /// The dataset target, when the flags or the target name one: checked

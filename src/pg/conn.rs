@@ -299,7 +299,7 @@ fn read_pgpass(path: &std::path::Path) -> Option<String> {
             eprintln!(
                 "{}: warning: password file {} {problem}: it is ignored",
                 crate::error::program_name(),
-                crate::shown::line(&path.display().to_string())
+                crate::error::line(&path.display().to_string())
             );
         });
         return None;

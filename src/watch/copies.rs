@@ -30,7 +30,7 @@ use anyhow::Result;
 
 use super::Watcher;
 use super::checkpoint::{FileEntry, FileId};
-use super::files::{FP_BYTES, Hasher, prefix_hash, same_head};
+use super::identity::{FP_BYTES, Hasher, prefix_hash, same_head};
 
 /// At most this many truncated files' read bytes are remembered.
 const REMEMBERED: usize = 16;

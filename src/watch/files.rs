@@ -13,9 +13,7 @@ use anyhow::{Context, Result};
 
 use super::checkpoint::{Checkpoint, FileEntry, FileId, Range};
 use super::copies::Consumed;
-
-/// Bytes covered by a file's fingerprint, once it is that long.
-pub const FP_BYTES: u64 = 64;
+use super::identity::{FP_BYTES, Hasher, prefix_hash};
 
 /// A seal covers this many bytes at the start of a file and this many
 /// just before the sealed offset: every byte of a file up to 128 KiB, and
@@ -26,46 +24,6 @@ const SEAL_WINDOW: u64 = 64 << 10;
 /// The seal of a file that was already shorter than the sealed offset:
 /// it matches no file, so such a file is read again from its start.
 const SEAL_TRUNCATED: &str = "truncated";
-
-/// FNV-1a, 64 bits, fed in pieces. Its values are stored in checkpoints
-/// and batch ids, so it must never change between releases (unlike std's
-/// `DefaultHasher`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hasher(u64);
-
-impl Default for Hasher {
-    fn default() -> Self {
-        Hasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher {
-    /// Feeds `bytes`.
-    pub fn update(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    /// The hash of `bytes` alone, in hex.
-    pub fn of(bytes: &[u8]) -> String {
-        let mut h = Hasher::default();
-        h.update(bytes);
-        h.hex()
-    }
-
-    /// The hash so far, in hex.
-    pub fn hex(&self) -> String {
-        format!("{:016x}", self.0)
-    }
-
-    /// Goes on from a hash written by [`Hasher::hex`] (FNV's state is its
-    /// value): the hash of more bytes after those.
-    pub fn resume(hex: &str) -> Option<Hasher> {
-        u64::from_str_radix(hex, 16).ok().map(Hasher)
-    }
-}
 
 /// A file being followed.
 pub struct Tracked {
@@ -145,45 +103,6 @@ pub fn is_same(known: &FileId, file: &mut File) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
         Err(e) => Err(e.into()),
     }
-}
-
-/// The hash of a file's first `len` bytes, `None` if it is shorter.
-pub fn prefix_hash(file: &File, len: u64) -> Result<Option<Hasher>> {
-    let mut hasher = Hasher::default();
-    let mut buf = vec![0u8; len.min(1 << 20) as usize];
-    let mut at = 0u64;
-    while at < len {
-        let part = &mut buf[..(len - at).min(1 << 20) as usize];
-        match file.read_exact_at(part, at) {
-            Ok(()) => hasher.update(part),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e.into()),
-        }
-        at += part.len() as u64;
-    }
-    Ok(Some(hasher))
-}
-
-/// Do two files hold the same first `len` bytes?
-pub fn same_head(a: &File, b: &File, len: u64) -> Result<bool> {
-    let mut left = vec![0u8; len.min(1 << 20) as usize];
-    let mut right = left.clone();
-    let mut at = 0u64;
-    while at < len {
-        let n = (len - at).min(1 << 20) as usize;
-        for (file, buf) in [(a, &mut left), (b, &mut right)] {
-            match file.read_exact_at(&mut buf[..n], at) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if left[..n] != right[..n] {
-            return Ok(false);
-        }
-        at += n as u64;
-    }
-    Ok(true)
 }
 
 /// The seal of a file's bytes before `offset`: a hash of the offset, the

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod checkpoint;
 mod copies;
 pub mod files;
+pub mod identity;
 mod records;
 mod stdin;
 
@@ -315,7 +316,7 @@ impl Watcher<'_> {
         let id = match self.replay_id.take() {
             Some(id) => Some(id),
             None if ranges.is_empty() => None,
-            None => Some(files::Hasher::of(positions_key(&ranges).as_bytes())),
+            None => Some(identity::Hasher::of(positions_key(&ranges).as_bytes())),
         };
         let begin = Begin {
             stream: self.plan.stream.clone(),
@@ -410,7 +411,7 @@ impl Watcher<'_> {
                 }
             };
             if let Some(hash) = &range.hash
-                && files::Hasher::of(&bytes) != *hash
+                && identity::Hasher::of(&bytes) != *hash
             {
                 // Rewritten since: what is there now is read as new data.
                 self.progress.warn(&format!(

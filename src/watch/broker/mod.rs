@@ -36,7 +36,7 @@ use serde_json::Value;
 pub use contract::{BrokerOptions, RestartFrom};
 pub use url::{BrokerPlan, BrokerUrl, is_broker_url};
 
-use super::{PROGRAM, WatchFormat, Watcher, files};
+use super::{PROGRAM, WatchFormat, Watcher, identity};
 use crate::format::json;
 use crate::format::json::check_object;
 use crate::record::FieldType;
@@ -279,7 +279,7 @@ impl Watcher<'_> {
         }
         let positions = source.positions(&open.messages);
         let id = replay.unwrap_or_else(|| {
-            files::Hasher::of(format!("broker-v1;{};{positions}", source.identity()).as_bytes())
+            identity::Hasher::of(format!("broker-v1;{};{positions}", source.identity()).as_bytes())
         });
         let rows = self.batch.rows;
         if rows > 0 {

@@ -112,7 +112,7 @@ impl Conn {
             (None, Some(password)) => connect["auth_token"] = password.clone().into(),
             (None, None) => {}
         }
-        let nonce = crate::watch::files::Hasher::of(
+        let nonce = crate::watch::identity::Hasher::of(
             format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes(),
         );
         let mut conn = Conn {
