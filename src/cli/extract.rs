@@ -7,6 +7,7 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
+use crate::address::{self, Role};
 use crate::error::usage;
 use crate::extract::{ExtractPlan, IncrementalPlan, Inputs, StateLocation};
 use crate::format::Format;
@@ -232,6 +233,12 @@ impl ExtractArgs {
 }
 
 fn plan(args: &ExtractArgs) -> Result<ExtractPlan> {
+    for input in &args.inputs {
+        address::check_path(input, Role::ExtractInput)?;
+    }
+    if let Some(state) = &args.state {
+        address::check_path(state, Role::State)?;
+    }
     let incremental = args.cursor.as_ref().map(|cursor| IncrementalPlan {
         cursor: cursor.clone(),
         state: args

@@ -9,6 +9,7 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
+use crate::address::{self, Role};
 use crate::error::{Failure, Kind, usage};
 use crate::extract::{ExtractPlan, Inputs};
 use crate::files::parquet_writer::DEFAULT_ROW_GROUP;
@@ -432,6 +433,13 @@ fn has_glob_chars(path: &Path) -> bool {
 
 /// Checks the flags against each other and names where the records go.
 fn target(args: &LoadArgs) -> Result<Target> {
+    address::check_path(&args.target, Role::LoadTarget)?;
+    for input in &args.inputs {
+        address::check_path(input, Role::ExtractInput)?;
+    }
+    if let Some(state) = &args.state {
+        address::check_path(state, Role::State)?;
+    }
     if args.allow_empty && args.mode != LoadMode::Replace {
         return Err(usage("--allow-empty only applies to --mode replace"));
     }
@@ -776,6 +784,7 @@ fn dataset_target(args: &LoadArgs, postgres: bool, stdout: bool) -> Result<Optio
             strict: args.schema == SchemaPolicy::Strict,
             row_group_size: args.row_group_size.unwrap_or(DEFAULT_ROW_GROUP),
             file_size: args.file_size.unwrap_or(128 << 20),
+            memory_budget: crate::lake::sink::MEMORY_BUDGET,
         },
     }))
 }
