@@ -4,7 +4,8 @@
 //! and the streams' bookmarks and batch ids in the layout of a JSON state
 //! file. A data file no manifest lists is not part of the dataset: readers
 //! going through the manifest never see a commit in progress, and the next
-//! load removes what a crashed one left.
+//! load removes what a crashed one left (what its pending record names, see
+//! `leftovers.rs`; other unlisted data files are refused, not removed).
 
 use std::path::{Path, PathBuf};
 
