@@ -476,6 +476,9 @@ pub fn run_into(
                     },
                 );
                 let mut source = LakeSource::open(dir, window)?;
+                if let Some(warning) = source.unlisted_warning(dir) {
+                    progress.warn(&warning);
+                }
                 if source.pruned() > 0 {
                     progress.detail(&format!(
                         "{} files left unread: their partitions lie outside the cursor range",

@@ -5,6 +5,7 @@
 //! complete stream from one whose producer died. The binaries in `src/bin`
 //! only parse arguments and call [`extract::run`] or [`load::run`].
 
+pub mod address;
 pub mod capability;
 pub mod cli;
 pub mod error;

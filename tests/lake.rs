@@ -485,6 +485,15 @@ fn leftovers_of_a_crashed_run_are_cleaned_and_never_read() {
         d.join("ds/k=z/part-0123456789abcdef-00000.parquet"),
     )
     .expect("copy");
+    // The pending record the killed load wrote before its renames names
+    // that file: it is provably a leftover.
+    std::fs::write(
+        d.join("ds/_etl_pending.json"),
+        json!({"format": "etlkit-lake-pending", "version": 1, "commit": 2,
+               "adding": ["k=z/part-0123456789abcdef-00000.parquet"], "removing": []})
+        .to_string(),
+    )
+    .expect("write");
     std::fs::write(d.join("ds/notes.txt"), b"the user's own file").expect("write");
     assert_eq!(
         extract_records(d, &["ds"]).len(),
@@ -499,6 +508,30 @@ fn leftovers_of_a_crashed_run_are_cleaned_and_never_read() {
             .all(|f| f.starts_with("k=a/part-") || f.starts_with("k=b/part-") || f == "notes.txt")
     );
     assert!(!d.join("ds/k=z").exists());
+    // A first load killed after its renames leaves no manifest, only files
+    // its pending record names: the next load removes them.
+    std::fs::create_dir_all(d.join("fresh/k=q")).expect("mkdir");
+    std::fs::copy(
+        &committed[0],
+        d.join("fresh/k=q/part-0123456789abcdef-00000.parquet"),
+    )
+    .expect("copy");
+    std::fs::write(d.join("fresh/.etl-tmp-99999-spill"), b"rows").expect("write");
+    std::fs::write(
+        d.join("fresh/_etl_pending.json"),
+        json!({"format": "etlkit-lake-pending", "version": 1, "commit": 1,
+               "adding": ["k=q/part-0123456789abcdef-00000.parquet"], "removing": []})
+        .to_string(),
+    )
+    .expect("write");
+    ok(&load(
+        d,
+        &["fresh", "--partition-by", "k"],
+        "{\"id\":5,\"k\":\"r\"}\n",
+    ));
+    let left: Vec<String> = files(&d.join("fresh")).into_keys().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with("k=r/part-"), "{left:?}");
     // A directory etl-load did not write is not taken over.
     std::fs::create_dir_all(d.join("spark")).expect("mkdir");
     std::fs::write(d.join("spark/_SUCCESS"), b"").expect("write");
@@ -510,6 +543,242 @@ fn leftovers_of_a_crashed_run_are_cleaned_and_never_read() {
     assert_eq!(code(&out), 2);
     assert!(
         stderr(&out).contains("no _etl_manifest.json"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `rows` records over `parts` partitions (key `k`), in an order that
+/// visits the partitions unsorted and again and again.
+fn shuffled(parts: u32, rows: u32) -> String {
+    let mut text = String::new();
+    for n in 0..rows {
+        // 7919 is prime to `rows`: every id once, far from input order.
+        let id = (u64::from(n) * 7919) % u64::from(rows);
+        let k = format!("p{:03}", id % u64::from(parts));
+        text.push_str(&json!({"id": id, "k": k, "pad": format!("{id:0>20}")}).to_string());
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn more_partitions_than_files_open_at_once_from_shuffled_rows_make_one_file_each() {
+    let dir = tempdir();
+    let d = dir.path();
+    ok(&load(
+        d,
+        &["ds", "--partition-by", "k"],
+        &shuffled(250, 2000),
+    ));
+    let m = manifest(&d.join("ds"));
+    let listed = m["files"].as_array().expect("files");
+    assert_eq!(listed.len(), 250, "one file per partition");
+    let dirs: BTreeSet<&str> = listed
+        .iter()
+        .map(|f| {
+            f["path"]
+                .as_str()
+                .expect("path")
+                .split('/')
+                .next()
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(dirs.len(), 250);
+    assert!(listed.iter().all(|f| f["rows"] == 8), "{listed:?}");
+    assert_eq!(files(&d.join("ds")).len(), 250, "files on disk");
+    let ids: BTreeSet<i64> = extract_records(d, &["ds"])
+        .iter()
+        .map(|r| r["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, (0..2000).collect());
+    // Appending more shuffled rows adds one file per partition again.
+    ok(&load(d, &["ds"], &shuffled(250, 1000)));
+    assert_eq!(
+        manifest(&d.join("ds"))["files"].as_array().map(Vec::len),
+        Some(500)
+    );
+    assert_eq!(extract_records(d, &["ds"]).len(), 3000);
+}
+
+/// Loads three partitions into `ds` and returns its files.
+fn three_partitions(d: &Path) -> BTreeMap<String, Vec<u8>> {
+    ok(&load(
+        d,
+        &["ds", "--partition-by", "k"],
+        "{\"id\":1,\"k\":\"a\"}\n{\"id\":2,\"k\":\"b\"}\n{\"id\":3,\"k\":\"c\"}\n",
+    ));
+    files(&d.join("ds"))
+}
+
+#[test]
+fn a_dataset_without_its_manifest_is_refused_not_cleaned() {
+    let dir = tempdir();
+    let d = dir.path();
+    let before = three_partitions(d);
+    std::fs::remove_file(d.join("ds/_etl_manifest.json")).expect("remove");
+    let out = load(
+        d,
+        &["ds", "--partition-by", "k"],
+        "{\"id\":4,\"k\":\"a\"}\n",
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let first = before.keys().next().expect("a file");
+    assert_eq!(
+        stderr(&out).lines().next().unwrap_or(""),
+        format!(
+            "etl-load: error: ds holds {first:?} and 2 other entries but no _etl_manifest.json: \
+             it is not a dataset etl-load wrote (or its manifest is lost), and etl-load neither \
+             adopts nor deletes files it cannot account for"
+        )
+    );
+    assert_eq!(files(&d.join("ds")), before, "files were touched");
+}
+
+#[test]
+fn files_the_manifest_does_not_list_are_refused_not_deleted() {
+    let dir = tempdir();
+    let d = dir.path();
+    let before = three_partitions(d);
+    let path = d.join("ds/_etl_manifest.json");
+    let mut m = manifest(&d.join("ds"));
+    let dropped = m["files"][1]["path"].as_str().expect("path").to_string();
+    m["files"].as_array_mut().expect("files").remove(1);
+    std::fs::write(&path, m.to_string()).expect("write");
+    let out = load(d, &["ds"], "{\"id\":4,\"k\":\"a\"}\n");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).lines().next().unwrap_or(""),
+        format!(
+            "etl-load: error: ds holds {dropped:?}, which its _etl_manifest.json does not list \
+             and no interrupted load wrote: etl-load neither adopts nor deletes files it cannot \
+             account for; nothing was loaded"
+        )
+    );
+    assert_eq!(files(&d.join("ds")), before, "files were touched");
+}
+
+#[test]
+fn a_damaged_manifest_is_refused_naming_what_is_wrong() {
+    let dir = tempdir();
+    let d = dir.path();
+    three_partitions(d);
+    let path = d.join("ds/_etl_manifest.json");
+    let good = manifest(&d.join("ds"));
+    let first = good["files"][0]["path"].as_str().expect("path").to_string();
+    let mut twice = good.clone();
+    let entry = twice["files"][0].clone();
+    twice["files"].as_array_mut().expect("files").push(entry);
+    let mut newer = good.clone();
+    newer["version"] = json!(2);
+    let mut keys = good.clone();
+    keys["partition_by"] = json!(["id"]);
+    let cases = [
+        (twice, format!("it lists {first:?} twice")),
+        (
+            newer,
+            "its version 2 is not one this etlkit knows (1); a newer etlkit wrote it".to_string(),
+        ),
+        (
+            keys,
+            format!("file {first:?} has no value for partition key \"id\" of \"partition_by\""),
+        ),
+    ];
+    for (doc, why) in cases {
+        std::fs::write(&path, doc.to_string()).expect("write");
+        let message =
+            format!("ds/_etl_manifest.json is not a valid etlkit dataset manifest: {why}");
+        let out = run({
+            let mut c = cmd(EXTRACT, d);
+            c.arg("ds");
+            c
+        });
+        assert_eq!(code(&out), 1, "{why}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out).trim(),
+            format!("etl-extract: error: {message}")
+        );
+        assert_eq!(stdout(&out), "", "{why}: rows were read");
+        let out = load(d, &["ds"], "{\"id\":4,\"k\":\"a\"}\n");
+        assert_eq!(code(&out), 1, "{why}: {}", stderr(&out));
+        assert_eq!(stderr(&out).trim(), format!("etl-load: error: {message}"));
+    }
+    // Keys renamed consistently in partition_by but not in the files' places.
+    let mut moved = good.clone();
+    moved["partition_by"] = json!(["j"]);
+    for f in moved["files"].as_array_mut().expect("files") {
+        let v = f["partition"]["k"].clone();
+        f["partition"] = json!({"j": v});
+    }
+    std::fs::write(&path, moved.to_string()).expect("write");
+    let out = load(d, &["ds"], "{\"id\":4,\"j\":\"a\"}\n");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "file {first:?} does not lie where \"partition_by\" [\"j\"] and its partition values put it"
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_directory_in_another_tool_s_hive_layout_is_refused_by_load_and_named_by_extract() {
+    let dir = tempdir();
+    let d = dir.path();
+    // What DuckDB's COPY ... (PARTITION_BY k) writes: key=value/data_0.parquet.
+    ok(&load(d, &["one.parquet"], "{\"id\":1}\n{\"id\":2}\n"));
+    std::fs::create_dir_all(d.join("duck/k=a")).expect("mkdir");
+    std::fs::copy(d.join("one.parquet"), d.join("duck/k=a/data_0.parquet")).expect("copy");
+    let out = load(
+        d,
+        &["duck", "--partition-by", "k"],
+        "{\"id\":3,\"k\":\"b\"}\n",
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(
+            "etl-load: error: duck holds \"k=a/data_0.parquet\" but no _etl_manifest.json"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(d.join("duck/k=a/data_0.parquet").exists());
+    assert!(!d.join("duck/k=b").exists());
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.arg("duck");
+        c
+    });
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).starts_with(
+            "etl-extract: error: duck has no _etl_manifest.json: it is not a dataset written by etl-load"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // Such a file dropped into a dataset etl-load wrote: refused by a load,
+    // and named by a read (which reads only the listed files).
+    three_partitions(d);
+    std::fs::copy(d.join("one.parquet"), d.join("ds/k=a/data_0.parquet")).expect("copy");
+    let out = run({
+        let mut c = cmd(EXTRACT, d);
+        c.arg("ds");
+        c
+    });
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(records(&stdout(&out)).len(), 3);
+    assert_eq!(
+        stderr(&out).lines().next().unwrap_or(""),
+        "etl-extract: warning: ds holds 1 Parquet file its manifest does not list \
+         (\"k=a/data_0.parquet\"): it is not read"
+    );
+    let out = load(d, &["ds"], "{\"id\":4,\"k\":\"a\"}\n");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("etl-load: error: ds holds \"k=a/data_0.parquet\", which its"),
         "{}",
         stderr(&out)
     );

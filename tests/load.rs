@@ -467,3 +467,57 @@ fn numeric_text_goes_into_numeric_columns_when_exact() {
         ]
     );
 }
+
+#[test]
+fn an_unknown_url_scheme_is_a_usage_error_not_a_local_path() {
+    let dir = tempdir();
+    let d = dir.path();
+    let load_hint =
+        "it takes postgres://, postgresql://, mysql://, mariadb:// or a local file or directory";
+    let cases: Vec<(&str, Vec<&str>, String)> = vec![
+        (
+            LOAD,
+            vec!["s3://bucket/lake", "--partition-by", "k"],
+            format!("etl-load: error: s3:// is an address scheme etlkit does not know, so it cannot be etl-load's TARGET: {load_hint}"),
+        ),
+        (
+            LOAD,
+            vec!["nosuch://b/x.parquet"],
+            format!("etl-load: error: nosuch:// is an address scheme etlkit does not know, so it cannot be etl-load's TARGET: {load_hint}"),
+        ),
+        (
+            LOAD,
+            vec!["https://example.com/x"],
+            format!("etl-load: error: https:// cannot be used as etl-load's TARGET: {load_hint}"),
+        ),
+        (
+            LOAD,
+            vec!["w.db", "--table", "t", "gs://b/orders.csv"],
+            "etl-load: error: gs:// is an address scheme etlkit does not know, so it cannot be an INPUT: it takes postgres://, postgresql://, mysql://, mariadb://, http://, https:// or a local file, a glob or -".to_string(),
+        ),
+        (
+            EXTRACT,
+            vec!["nosuch://b/x.parquet"],
+            "etl-extract: error: nosuch:// is an address scheme etlkit does not know, so it cannot be an INPUT: it takes postgres://, postgresql://, mysql://, mariadb://, http://, https:// or a local file, a glob or -".to_string(),
+        ),
+        (
+            EXTRACT,
+            vec!["orders.csv", "--cursor", "id", "--state", "s3://b/state.json"],
+            "etl-extract: error: s3:// is an address scheme etlkit does not know, so it cannot be --state: it takes postgres://, postgresql://, mysql://, mariadb:// or a SQLite file, a dataset directory or a .json file".to_string(),
+        ),
+        (
+            WATCH,
+            vec!["s3://bucket/inbox", "--once"],
+            "etl-watch: error: s3:// is an address scheme etlkit does not know, so it cannot be etl-watch's PATH: it takes nats://, redis://, kafka:// or a local file, directory, glob or -".to_string(),
+        ),
+    ];
+    for (bin, args, message) in cases {
+        let mut c = cmd(bin, d);
+        c.args(&args);
+        let out = run_with_input(c, b"{\"k\":1}\n");
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).trim_end(), message, "{args:?}");
+    }
+    let left: Vec<_> = std::fs::read_dir(d).expect("list").collect();
+    assert!(left.is_empty(), "a local path was made: {left:?}");
+}

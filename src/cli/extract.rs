@@ -7,6 +7,7 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
+use crate::address::{self, Role};
 use crate::error::usage;
 use crate::extract::{ExtractPlan, IncrementalPlan, Inputs, StateLocation};
 use crate::format::Format;
@@ -281,6 +282,12 @@ impl ExtractArgs {
 
 /// The plan, with `$NAME` in HTTP headers and parameters read from `env`.
 fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<ExtractPlan> {
+    for input in &args.inputs {
+        address::check_path(input, Role::ExtractInput)?;
+    }
+    if let Some(state) = &args.state {
+        address::check_path(state, Role::State)?;
+    }
     let incremental = args.cursor.as_ref().map(|cursor| IncrementalPlan {
         cursor: cursor.clone(),
         state: args

@@ -9,6 +9,7 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::{VerbosityArgs, parse_size};
+use crate::address::{self, Role};
 use crate::capability::StoreKind;
 use crate::error::{Failure, Kind, usage};
 use crate::extract::{ExtractPlan, Inputs};
@@ -148,21 +149,30 @@ part-<id>-<n>.parquet. COL:day takes the date as written in an ISO 8601 text
 (no time-zone conversion); a plain COL moves into the path (Hive style) and
 etl-extract restores it. Names are escaped as Hive does (%3A for :), null is
 __HIVE_DEFAULT_PARTITION__; an empty text or a nested value is a reject. A
-file ends at the first row group (--row-group-size rows) that takes it past
---file-size, and the partition goes on in a new one; at most 64 files are
-open at once. Modes: append adds files; replace swaps the whole dataset;
-replace-partitions replaces the partitions the input has rows for and leaves
-the others byte for byte (a rerun with the same input leaves the same files).
-A new field adds a column to the dataset's schema (new files carry it; DuckDB
-reads old and new files with union_by_name); --schema strict rejects it.
-Files are written hidden beside their place and renamed; then the manifest
-_etl_manifest.json, which lists the committed files, is replaced: that is the
-commit, and replaced files are deleted after it. etl-extract DIR reads only
-what the manifest lists; a crashed run leaves files no manifest lists, which
-the next load removes. A reader that lists the files itself (a glob such as
-DIR/**/*.parquet) can see a commit's files before its manifest, and replaced
-files until just after it: read the manifest's list for an exact view. The
-manifest also keeps the bookmarks and batch ids (etl-extract --state DIR), so
+load writes one file per partition, whatever order the rows come in: rows
+are held per partition until the commit (in memory up to 64 MB, past it in a
+hidden spill file in DIR), then each partition is written at once, so at
+most two files are open and memory stays bounded with any number of
+partitions. A file ends at the first row group (--row-group-size rows) that
+takes it past --file-size, and the partition goes on in a new one. Modes:
+append adds files; replace swaps the whole dataset; replace-partitions
+replaces the partitions the input has rows for and leaves the others byte
+for byte (a rerun with the same input leaves the same files). A new field
+adds a column to the dataset's schema (the load's files carry it, earlier
+files do not; DuckDB reads both with union_by_name); --schema strict rejects
+it. Files are written hidden beside their place; the load names them in
+_etl_pending.json, renames them into place, then replaces the manifest
+_etl_manifest.json, which lists the committed files: that is the commit.
+Replaced files and the pending record are deleted after it. etl-extract DIR
+reads only what the manifest lists. A killed load leaves hidden temporary
+files and files its pending record names, which the next load removes; a
+load deletes nothing else. A directory with data files but no manifest
+(another tool's, or a lost manifest) is refused (exit 2), and so is a
+dataset holding Parquet files its manifest does not list (exit 1): move
+them away or restore the manifest. A reader that lists the files itself (a
+glob such as DIR/**/*.parquet) can see a commit's files before its
+manifest, and replaced files until just after it: read the manifest's list
+for an exact view. The manifest also keeps the bookmarks and batch ids (etl-extract --state DIR), so
 they commit with the data; --state is refused. A later run without
 --partition-by keeps the dataset's partitioning; another one needs replace.
 
@@ -444,6 +454,13 @@ fn has_glob_chars(path: &Path) -> bool {
 
 /// Checks the flags against each other and names where the records go.
 fn target(args: &LoadArgs) -> Result<Target> {
+    address::check_path(&args.target, Role::LoadTarget)?;
+    for input in &args.inputs {
+        address::check_path(input, Role::ExtractInput)?;
+    }
+    if let Some(state) = &args.state {
+        address::check_path(state, Role::State)?;
+    }
     if args.allow_empty && args.mode != LoadMode::Replace {
         return Err(usage("--allow-empty only applies to --mode replace"));
     }
@@ -775,6 +792,7 @@ fn dataset_target(args: &LoadArgs, postgres: bool, stdout: bool) -> Result<Optio
             strict: args.schema == SchemaPolicy::Strict,
             row_group_size: args.row_group_size.unwrap_or(DEFAULT_ROW_GROUP),
             file_size: args.file_size.unwrap_or(128 << 20),
+            memory_budget: crate::lake::sink::MEMORY_BUDGET,
         },
     }))
 }

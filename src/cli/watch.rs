@@ -7,6 +7,7 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
+use crate::address::{self, Role};
 use crate::error::usage;
 use crate::watch::broker::{BrokerPlan, BrokerUrl, RestartFrom, is_broker_url};
 use crate::watch::{WatchFormat, WatchPlan};
@@ -304,6 +305,9 @@ impl WatchArgs {
             || args.batch_interval < 0.0
         {
             return Err(usage("batch limits must be positive"));
+        }
+        for path in &args.paths {
+            address::check_path(path, Role::WatchInput)?;
         }
         let broker = self.broker()?;
         let stdin = broker.is_none()

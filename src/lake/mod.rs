@@ -5,10 +5,12 @@
 //! bookmarks and batch ids. A load commits by replacing the manifest
 //! (`sink.rs`); `etl-extract DIR` reads what it lists (`source.rs`).
 
+pub mod leftovers;
 pub mod manifest;
 pub mod partition;
 pub mod sink;
 pub mod source;
+pub mod spill;
 pub mod state;
 
 use std::path::{Path, PathBuf};

@@ -1,8 +1,11 @@
 //! Writing a dataset: records go to one Parquet file per partition (more
-//! when a file reaches `--file-size`), each written as a hidden temporary
-//! file in its partition directory. The commit renames them into place,
-//! then replaces the manifest, which is the moment the load becomes
-//! visible; files the new manifest no longer lists are deleted after it.
+//! only when a file reaches `--file-size`). Rows are held per partition
+//! until the commit (in memory up to a budget, past it in a spill file:
+//! `spill.rs`), then each partition's file is written at once as a hidden
+//! temporary file in its partition directory. The commit records what it
+//! is about to do (`leftovers.rs`), renames the files into place, then
+//! replaces the manifest, which is the moment the load becomes visible;
+//! files the new manifest no longer lists are deleted after it.
 //!
 //! File names are `part-<id>-<n>.parquet`, where `<id>` is a fingerprint of
 //! the partition's rows, the schema and the file settings (and, for an
@@ -16,24 +19,22 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::manifest::{DataFile, MANIFEST, Manifest, manifest_path};
+use super::leftovers::{self, PendingRecord, TMP_PREFIX};
+use super::manifest::{DataFile, Manifest, manifest_path};
 use super::partition::PartitionSpec;
+use super::spill::{Held, Spill};
 use crate::error::{Failure, Kind};
 use crate::files::parquet_writer::{ParquetFile, misfit};
 use crate::files::sink::finish_file;
-use crate::format::flat::{Fields, Raw};
+use crate::format::flat::{self, Fields, Raw};
 use crate::format::typing::{column_types, type_of_value};
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, Sink};
 use crate::state::{self, FileLock, StateChanges, StateStore};
 
-/// Files open for writing at once; past it the least recently used one is
-/// finished and its partition's next rows start a new file.
-const MAX_OPEN_FILES: usize = 64;
-
-/// Bytes of rows held for row groups across all open files; past it the
-/// largest buffer is written out as a (smaller) row group.
-const MEMORY_BUDGET: usize = 48 << 20;
+/// Bytes of rows a load holds in memory for its partitions; past it they
+/// go to the spill file.
+pub const MEMORY_BUDGET: usize = 64 << 20;
 
 /// How to write a dataset.
 #[derive(Debug, Clone)]
@@ -48,11 +49,8 @@ pub struct LakeOptions {
     pub row_group_size: usize,
     /// A file is finished at the first row group that takes it past this.
     pub file_size: u64,
-}
-
-struct Writing {
-    file: ParquetFile,
-    tmp: PathBuf,
+    /// Bytes of rows held in memory before they are spilled ([`MEMORY_BUDGET`]).
+    pub memory_budget: usize,
 }
 
 struct Finished {
@@ -64,12 +62,11 @@ struct Partition {
     /// Relative directory (`""` when unpartitioned).
     dir: String,
     values: Vec<(String, Option<String>)>,
-    writing: Option<Writing>,
+    /// Rows not yet written.
+    held: Held,
     finished: Vec<Finished>,
     /// Fingerprint of the rows, in order.
     hash: u64,
-    /// When it last took a row (for closing the least recently used file).
-    used: u64,
 }
 
 /// A dataset being loaded.
@@ -82,9 +79,7 @@ pub struct LakeSink {
     prepared: bool,
     index: HashMap<String, usize>,
     parts: Vec<Partition>,
-    open_files: usize,
-    buffered: usize,
-    clock: u64,
+    spill: Spill,
     seq: u64,
     /// Partition directories this run created (removed again on abort when empty).
     created_dirs: Vec<PathBuf>,
@@ -102,62 +97,6 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Is this one of the files a load writes (`part-<16 hex>-<5 digits>.parquet`)?
-fn is_part_name(name: &str) -> bool {
-    let Some(rest) = name
-        .strip_prefix("part-")
-        .and_then(|r| r.strip_suffix(".parquet"))
-    else {
-        return false;
-    };
-    let Some((id, n)) = rest.split_once('-') else {
-        return false;
-    };
-    id.len() == 16
-        && id.bytes().all(|b| b.is_ascii_hexdigit())
-        && n.len() == 5
-        && n.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Temporary files start with this (hidden, and not `*.parquet`, so that
-/// Hive-style readers and globs pass them over).
-const TMP_PREFIX: &str = ".etl-tmp-";
-
-/// Removes what a crashed run left: temporary files, part files no
-/// manifest lists, and partition directories left empty. Only names a
-/// load writes are touched; other files stay.
-fn clean(dir: &Path, rel: &str, listed: &HashSet<&str>) -> Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
-    };
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        let child = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let kind = entry.file_type()?;
-        if kind.is_dir() && name.contains('=') && !name.starts_with(['.', '_']) {
-            clean(&path, &child, listed)?;
-            // Only succeeds when empty.
-            let _ = std::fs::remove_dir(&path);
-        } else if kind.is_file()
-            && (name.starts_with(TMP_PREFIX)
-                || (rel.is_empty() && name.starts_with(&format!("{MANIFEST}.tmp")))
-                || (is_part_name(&name) && !listed.contains(child.as_str())))
-        {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("cannot remove {}", path.display()))?;
-        }
-    }
-    Ok(())
-}
-
 fn value_of<'f, 'a>(fields: &'f Fields<'a>, name: &str) -> &'f Raw<'a> {
     fields
         .iter()
@@ -167,16 +106,17 @@ fn value_of<'f, 'a>(fields: &'f Fields<'a>, name: &str) -> &'f Raw<'a> {
 
 impl LakeSink {
     /// Opens the dataset directory `dir` (created if missing) for a load:
-    /// takes its lock, reads its manifest, removes what a crashed load left.
+    /// takes its lock, reads its manifest, and removes what an interrupted
+    /// load left, after refusing a directory it cannot account for.
     pub fn open(dir: &Path, options: LakeOptions) -> Result<Self> {
         let created_root = !dir.exists();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the dataset directory {}", dir.display()))?;
         let lock = state::lock_target(dir)?;
-        let old = Manifest::read(dir)?.unwrap_or_default();
-        if old.commit == 0 && !created_root {
-            refuse_foreign(dir)?;
-        }
+        let manifest = Manifest::read(dir)?;
+        // Everything is checked before anything is removed.
+        let leftovers = leftovers::audit(dir, manifest.as_ref())?;
+        let old = manifest.unwrap_or_default();
         let specs = match &options.partition_by {
             Some(specs) => {
                 if old.commit > 0 && *specs != old.partition_by && options.mode != LoadMode::Replace
@@ -207,8 +147,11 @@ impl LakeSink {
             }
             None => old.partition_by.clone(),
         };
-        let listed: HashSet<&str> = old.files.iter().map(|f| f.path.as_str()).collect();
-        clean(dir, "", &listed)?;
+        leftovers.remove(dir)?;
+        let spill = Spill::new(
+            dir.join(format!("{TMP_PREFIX}{}-spill", std::process::id())),
+            options.memory_budget,
+        );
         Ok(LakeSink {
             dir: dir.to_path_buf(),
             options,
@@ -218,9 +161,7 @@ impl LakeSink {
             prepared: false,
             index: HashMap::new(),
             parts: Vec::new(),
-            open_files: 0,
-            buffered: 0,
-            clock: 0,
+            spill,
             seq: 0,
             created_dirs: Vec::new(),
             created_root,
@@ -247,38 +188,59 @@ impl LakeSink {
         self.schema.iter().find(|(n, _)| n == name).map(|(_, t)| *t)
     }
 
-    /// Finishes the file partition `i` is writing, if any.
-    fn close_file(&mut self, i: usize) -> Result<()> {
-        let part = &mut self.parts[i];
-        if let Some(w) = part.writing.take() {
-            self.buffered = self.buffered.saturating_sub(w.file.buffered_bytes());
-            self.open_files -= 1;
-            let rows = w.file.finish()?;
-            part.finished.push(Finished { tmp: w.tmp, rows });
-        }
-        Ok(())
-    }
-
-    fn start_file(&mut self, i: usize) -> Result<()> {
-        if self.open_files >= MAX_OPEN_FILES
-            && let Some(lru) = (0..self.parts.len())
-                .filter(|&j| self.parts[j].writing.is_some())
-                .min_by_key(|&j| self.parts[j].used)
-        {
-            self.close_file(lru)?;
-        }
+    /// Writes the rows held for partition `i` as its file (files, when
+    /// `--file-size` splits it), each a temporary file in its directory.
+    fn write_partition(&mut self, i: usize) -> Result<()> {
         let dir = self.dir.join(&self.parts[i].dir);
         if !dir.exists() {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             self.created_dirs.push(dir.clone());
         }
-        self.seq += 1;
-        let tmp = dir.join(format!("{TMP_PREFIX}{}-{}", std::process::id(), self.seq));
-        let file = ParquetFile::create(&tmp, &self.file_columns(), self.options.row_group_size)?;
-        self.parts[i].writing = Some(Writing { file, tmp });
-        self.open_files += 1;
-        Ok(())
+        let columns = self.file_columns();
+        let (row_group_size, file_size) = (self.options.row_group_size, self.options.file_size);
+        let mut held = std::mem::take(&mut self.parts[i].held);
+        let mut finished = Vec::new();
+        let mut writing: Option<(ParquetFile, PathBuf)> = None;
+        let mut seq = self.seq;
+        let mut fields: Fields<'static> = Vec::new();
+        let result = self.spill.drain(&mut held, |line| {
+            let (file, _) = match &mut writing {
+                Some(w) => w,
+                None => {
+                    seq += 1;
+                    let tmp = dir.join(format!("{TMP_PREFIX}{}-{seq}", std::process::id()));
+                    let file = ParquetFile::create(&tmp, &columns, row_group_size)?;
+                    writing.insert((file, tmp))
+                }
+            };
+            let mut record = flat::recycle(std::mem::take(&mut fields));
+            flat::parse_object_into(line, &mut record)
+                .map_err(|reason| anyhow::anyhow!("a held record no longer reads: {reason}"))?;
+            file.push(&record)?;
+            fields = flat::recycle(record);
+            if file.written_bytes() >= file_size
+                && let Some((file, tmp)) = writing.take()
+            {
+                let rows = file.finish()?;
+                finished.push(Finished { tmp, rows });
+            }
+            Ok(())
+        });
+        self.seq = seq;
+        let result = result.and_then(|()| {
+            if let Some((file, tmp)) = writing.take() {
+                let rows = file.finish()?;
+                finished.push(Finished { tmp, rows });
+            }
+            Ok(())
+        });
+        if let Some((file, tmp)) = writing {
+            drop(file);
+            let _ = std::fs::remove_file(tmp);
+        }
+        self.parts[i].finished.extend(finished);
+        result
     }
 
     fn partition_index(&mut self, values: Vec<(String, Option<String>)>) -> usize {
@@ -295,40 +257,17 @@ impl LakeSink {
         self.parts.push(Partition {
             dir: dir.clone(),
             values,
-            writing: None,
+            held: Held::default(),
             finished: Vec::new(),
             hash: FNV_OFFSET,
-            used: 0,
         });
         self.index.insert(dir, self.parts.len() - 1);
         self.parts.len() - 1
     }
 
-    /// Writes the largest buffer out when the buffers together pass the budget.
-    fn keep_to_budget(&mut self) -> Result<()> {
-        if self.buffered < MEMORY_BUDGET {
-            return Ok(());
-        }
-        let largest = self
-            .parts
-            .iter_mut()
-            .filter_map(|p| p.writing.as_mut())
-            .max_by_key(|w| w.file.buffered_bytes());
-        if let Some(w) = largest {
-            let before = w.file.buffered_bytes();
-            w.file.flush_group()?;
-            self.buffered = self.buffered.saturating_sub(before);
-        }
-        Ok(())
-    }
-
     fn remove_temps(&mut self) {
+        self.spill.remove();
         for part in &mut self.parts {
-            if let Some(w) = part.writing.take() {
-                let tmp = w.tmp;
-                drop(w.file);
-                let _ = std::fs::remove_file(tmp);
-            }
             for f in part.finished.drain(..) {
                 let _ = std::fs::remove_file(f.tmp);
             }
@@ -362,7 +301,8 @@ impl LakeSink {
             settings = fnv(settings, &commit.to_le_bytes());
         }
         let old_paths: HashSet<String> = self.old.files.iter().map(|f| f.path.clone()).collect();
-        let mut new_files = Vec::new();
+        // Names first: the pending record lists them before any is renamed.
+        let mut moves = Vec::new();
         let mut loaded_dirs = BTreeSet::new();
         for part in &mut self.parts {
             if part.finished.is_empty() {
@@ -377,35 +317,7 @@ impl LakeSink {
                 } else {
                     format!("{}/{name}", part.dir)
                 };
-                let target = self.dir.join(&rel);
-                if old_paths.contains(&rel) && target.exists() {
-                    // Same rows, schema and settings: the same bytes are
-                    // committed already; keep them untouched.
-                    std::fs::remove_file(&f.tmp)
-                        .with_context(|| format!("cannot remove {}", f.tmp.display()))?;
-                } else {
-                    finish_file(&f.tmp, &target)?;
-                }
-                let bytes = std::fs::metadata(&target)
-                    .with_context(|| format!("cannot read {}", target.display()))?
-                    .len();
-                new_files.push(DataFile {
-                    path: rel,
-                    partition: part.values.clone(),
-                    rows: f.rows,
-                    bytes,
-                });
-            }
-        }
-        // New partition directories are entries of their parents.
-        for dir in &self.created_dirs {
-            let mut d = dir.as_path();
-            while let Some(parent) = d.parent() {
-                std::fs::File::open(parent).and_then(|f| f.sync_all()).ok();
-                if parent == self.dir {
-                    break;
-                }
-                d = parent;
+                moves.push((f, rel, part.values.clone()));
             }
         }
         let mut files: Vec<DataFile> = match self.options.mode {
@@ -419,6 +331,59 @@ impl LakeSink {
                 .collect(),
             _ => self.old.files.clone(),
         };
+        let new_paths: HashSet<&str> = files
+            .iter()
+            .map(|f| f.path.as_str())
+            .chain(moves.iter().map(|(_, rel, _)| rel.as_str()))
+            .collect();
+        let pending = PendingRecord {
+            commit,
+            adding: moves
+                .iter()
+                .map(|(_, rel, _)| rel.clone())
+                .filter(|rel| !old_paths.contains(rel))
+                .collect(),
+            removing: self
+                .old
+                .files
+                .iter()
+                .map(|f| f.path.clone())
+                .filter(|p| !new_paths.contains(p.as_str()))
+                .collect(),
+        };
+        pending.write(&self.dir)?;
+        let mut new_files = Vec::new();
+        for (f, rel, values) in moves {
+            let target = self.dir.join(&rel);
+            if old_paths.contains(&rel) && target.exists() {
+                // Same rows, schema and settings: the same bytes are
+                // committed already; keep them untouched.
+                std::fs::remove_file(&f.tmp)
+                    .with_context(|| format!("cannot remove {}", f.tmp.display()))?;
+            } else {
+                finish_file(&f.tmp, &target)?;
+            }
+            let bytes = std::fs::metadata(&target)
+                .with_context(|| format!("cannot read {}", target.display()))?
+                .len();
+            new_files.push(DataFile {
+                path: rel,
+                partition: values,
+                rows: f.rows,
+                bytes,
+            });
+        }
+        // New partition directories are entries of their parents.
+        for dir in &self.created_dirs {
+            let mut d = dir.as_path();
+            while let Some(parent) = d.parent() {
+                std::fs::File::open(parent).and_then(|f| f.sync_all()).ok();
+                if parent == self.dir {
+                    break;
+                }
+                d = parent;
+            }
+        }
         let added = new_files.len();
         files.extend(new_files);
         files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -433,14 +398,11 @@ impl LakeSink {
         let mut log = super::state::record(&mut manifest, changes)?;
         state::write_atomically(&manifest_path(&self.dir), manifest.to_text().as_bytes())?;
         // Committed. What the new manifest no longer lists goes now; a crash
-        // here leaves files the next load removes.
-        let kept: HashSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+        // here leaves files the pending record names, which the next load
+        // removes.
         let mut removed = 0;
-        for old in &self.old.files {
-            if kept.contains(old.path.as_str()) {
-                continue;
-            }
-            let path = self.dir.join(&old.path);
+        for old in &pending.removing {
+            let path = self.dir.join(old);
             match std::fs::remove_file(&path) {
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -461,6 +423,8 @@ impl LakeSink {
                 d = dir.parent();
             }
         }
+        PendingRecord::remove(&self.dir)
+            .context("committed, but cannot remove the pending record")?;
         log.insert(
             0,
             format!(
@@ -472,32 +436,6 @@ impl LakeSink {
         );
         Ok(log)
     }
-}
-
-/// Refuses a directory that holds files but no manifest: it is not a
-/// dataset etl-load wrote, and a load would mix its files with others.
-fn refuse_foreign(dir: &Path) -> Result<()> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name.starts_with(TMP_PREFIX)
-            || is_part_name(&name)
-            || (entry.file_type()?.is_dir() && name.contains('=') && !name.starts_with(['.', '_']));
-        if !ours {
-            return Err(Failure::new(
-                Kind::Usage,
-                format!(
-                    "{} holds {name:?} but no {MANIFEST}: it is not a dataset etl-load wrote",
-                    dir.display()
-                ),
-            )
-            .hint("name a new or empty directory")
-            .into());
-        }
-    }
-    Ok(())
 }
 
 /// A dataset's state is its committed manifest (see `state.rs` here).
@@ -591,33 +529,16 @@ impl Sink for LakeSink {
                 return Ok(Err(reason));
             }
         }
-        if !new_columns.is_empty() {
-            // A Parquet file's columns are fixed: files in progress end here
-            // and the next ones carry the new columns.
-            self.schema.extend(new_columns);
-            for i in 0..self.parts.len() {
-                self.close_file(i)?;
-            }
-        }
+        // Files are written at the commit, so every file carries every
+        // column, however late a field first appears.
+        self.schema.extend(new_columns);
         let i = self.partition_index(values);
-        if self.parts[i].writing.is_none() {
-            self.start_file(i)?;
-        }
-        self.clock += 1;
-        let file_size = self.options.file_size;
         let part = &mut self.parts[i];
-        part.used = self.clock;
         part.hash = fnv(fnv(part.hash, line), b"\n");
-        let w = part.writing.as_mut().expect("a file was started above");
-        let before = w.file.buffered_bytes();
-        w.file.push(fields)?;
-        let after = w.file.buffered_bytes();
-        let full = w.file.written_bytes() >= file_size;
-        self.buffered = self.buffered.saturating_sub(before) + after;
-        if full {
-            self.close_file(i)?;
+        if self.spill.hold(&mut part.held, line)? {
+            self.spill
+                .spill(self.parts.iter_mut().map(|p| &mut p.held))?;
         }
-        self.keep_to_budget()?;
         Ok(Ok(()))
     }
 
@@ -630,8 +551,11 @@ impl Sink for LakeSink {
             self.prepare(&Vec::new(), &[])?;
         }
         let result = (0..self.parts.len())
-            .try_for_each(|i| self.close_file(i))
-            .and_then(|()| self.publish(changes));
+            .try_for_each(|i| self.write_partition(i))
+            .and_then(|()| {
+                self.spill.remove();
+                self.publish(changes)
+            });
         if result.is_err() {
             self.remove_temps();
         }
@@ -664,10 +588,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn part_names_are_recognised_exactly() {
-        assert!(is_part_name("part-0123456789abcdef-00000.parquet"));
-        assert!(!is_part_name("part-0123456789abcdef-0.parquet"));
-        assert!(!is_part_name("part-00000-uuid.snappy.parquet"));
-        assert!(!is_part_name("notes.txt"));
+    fn rows_past_the_memory_budget_still_make_one_file_per_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = dir.path().join("ds");
+        let options = LakeOptions {
+            partition_by: Some(vec![PartitionSpec::parse("k").unwrap()]),
+            mode: LoadMode::Append,
+            strict: false,
+            row_group_size: 1000,
+            file_size: 128 << 20,
+            memory_budget: 4096,
+        };
+        let mut sink = Box::new(LakeSink::open(&ds, options).unwrap());
+        let lines: Vec<String> = (0..6000u32)
+            .map(|n| {
+                let id = (n * 7919) % 6000;
+                format!(r#"{{"id":{id},"k":"p{:03}","pad":"{id:0>30}"}}"#, id % 300)
+            })
+            .collect();
+        let first = flat::parse_object(lines[0].as_bytes()).unwrap();
+        sink.prepare(&Vec::new(), &[&first]).unwrap();
+        for line in &lines {
+            let fields = flat::parse_object(line.as_bytes()).unwrap();
+            sink.insert(&fields, line.as_bytes()).unwrap().unwrap();
+        }
+        assert!(sink.spill.path().exists(), "the budget was never passed");
+        sink.commit(&StateChanges::default()).unwrap();
+        let m = Manifest::read(&ds).unwrap().unwrap();
+        assert_eq!(m.files.len(), 300);
+        assert!(m.files.iter().all(|f| f.rows == 20));
+        let on_disk: usize = std::fs::read_dir(&ds)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .map(|p| std::fs::read_dir(p).unwrap().count())
+            .sum();
+        assert_eq!(on_disk, 300);
+        let names: Vec<String> = std::fs::read_dir(&ds)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.') || n.starts_with("_etl_pending"))
+            .collect();
+        assert!(names.is_empty(), "left behind: {names:?}");
     }
 }

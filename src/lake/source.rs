@@ -41,6 +41,8 @@ pub struct LakeSource {
     /// The manifest's row count of each file opened later.
     rows: Vec<(PathBuf, u64)>,
     skipped: usize,
+    /// Parquet files in the directory that the manifest does not list.
+    unlisted: (usize, Option<String>),
 }
 
 /// A partition value as the wire writes its column's type.
@@ -96,7 +98,10 @@ impl LakeSource {
                 )
             })?;
             match Self::open_files(dir, &manifest, window) {
-                Ok(source) => return Ok(source),
+                Ok(mut source) => {
+                    source.unlisted = super::leftovers::unlisted_data_files(dir, &manifest)?;
+                    return Ok(source);
+                }
                 Err(err)
                     if err
                         .downcast_ref::<std::io::Error>()
@@ -194,6 +199,7 @@ impl LakeSource {
             files,
             rows,
             skipped,
+            unlisted: (0, None),
         })
     }
 }
@@ -285,6 +291,25 @@ impl LakeSource {
     /// How many files the window let this run leave unread.
     pub fn pruned(&self) -> usize {
         self.skipped
+    }
+
+    /// A warning when the directory holds Parquet files its manifest does
+    /// not list (another tool's, or a lost manifest entry): a reader of the
+    /// whole directory sees them, this one does not.
+    pub fn unlisted_warning(&self, dir: &Path) -> Option<String> {
+        let (n, first) = &self.unlisted;
+        let first = first.as_ref()?;
+        Some(if *n == 1 {
+            format!(
+                "{} holds 1 Parquet file its manifest does not list ({first:?}): it is not read",
+                dir.display()
+            )
+        } else {
+            format!(
+                "{} holds {n} Parquet files its manifest does not list (first {first:?}): they are not read",
+                dir.display()
+            )
+        })
     }
 }
 
