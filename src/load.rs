@@ -399,7 +399,10 @@ impl Load<'_> {
     ) -> Result<Vec<String>> {
         // The rejects file is complete before the rows commit, so that a
         // failure to write it cannot follow a commit.
-        let mut changes = StateChanges::default();
+        let mut changes = StateChanges {
+            reloaded: self.plan.mode == LoadMode::Replace,
+            ..StateChanges::default()
+        };
         let ran = self.run(reader, sink.as_mut(), &mut changes);
         if let Some(upstream) = self.upstream {
             // Known now: the wire's end waited for the extract.

@@ -60,6 +60,10 @@ pub struct StateChanges {
     pub batches: Vec<(String, String)>,
     /// The run's record for the history (set for the final commit).
     pub run: Option<RunRecord>,
+    /// The driver loads committed batches again on purpose (a replace
+    /// run): a batch id the store has recorded already is not a conflict.
+    /// Decided once, by `load.rs`; a store only reads it.
+    pub reloaded: bool,
 }
 
 impl StateChanges {

@@ -213,6 +213,7 @@ mod tests {
             ],
             batches: vec![("a".into(), "b-1".into())],
             run: None,
+            reloaded: false,
         };
         state.write(&changes).unwrap();
         assert_eq!(state.bookmark("a").unwrap(), Some(json!({"value": 5})));

@@ -510,8 +510,7 @@ impl PgSink {
             }
         }
         let client = conn(&mut self.copy, &mut self.client, &self.name)?;
-        let replace = self.options.mode == LoadMode::Replace;
-        super::state::write(client, &self.schema, &self.table, changes, replace)
+        super::state::write(client, &self.schema, &self.table, changes)
     }
 
     /// Is there a unique index (or primary key) on exactly the key columns?

@@ -105,13 +105,7 @@ pub fn batch_committed(
 
 /// Writes a run's bookmarks and the batch ids it loaded into `table`,
 /// inside the load's transaction.
-pub fn write(
-    client: &mut Client,
-    schema: &str,
-    table: &str,
-    changes: &StateChanges,
-    replace: bool,
-) -> Result<()> {
+pub fn write(client: &mut Client, schema: &str, table: &str, changes: &StateChanges) -> Result<()> {
     if changes.bookmarks().next().is_some() {
         let state = state_table(schema);
         client
@@ -183,7 +177,7 @@ pub fn write(
                 &[&table, stream, id],
             )
             .map_err(pg_err("cannot record the batch"))?;
-        if recorded == 0 && !replace {
+        if recorded == 0 && !changes.reloaded {
             // (A replace run loads a committed batch again on purpose.)
             // Another load of the same batch (one left running by a crashed
             // watcher) committed it after this one looked: loading it too
