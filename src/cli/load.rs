@@ -151,9 +151,9 @@ etl-extract restores it. Names are escaped as Hive does (%3A for :), null is
 __HIVE_DEFAULT_PARTITION__; an empty text or a nested value is a reject. A
 load writes one file per partition, whatever order the rows come in: rows
 are held per partition until the commit (in memory up to 64 MB, past it in a
-hidden spill file in DIR), then each partition is written at once, so at
-most two files are open and memory stays bounded with any number of
-partitions. A file ends at the first row group (--row-group-size rows) that
+hidden spill file in DIR), then each partition is written at once (up to
+4 at a time, one per thread), so at most 5 files are open and memory stays
+bounded with any number of partitions. A file ends at the first row group (--row-group-size rows) that
 takes it past --file-size, and the partition goes on in a new one. Modes:
 append adds files; replace swaps the whole dataset; replace-partitions
 replaces the partitions the input has rows for and leaves the others byte

@@ -187,8 +187,21 @@ impl ParquetFile {
     /// Buffers a record that fits (see [`ParquetFile::misfit`]); a full row
     /// group is written out.
     pub fn push(&mut self, fields: &Fields<'_>) -> Result<()> {
+        // Records mostly carry the columns in their order: look for each
+        // one just past the last one found first.
+        let mut at = 0;
         for column in &mut self.columns {
-            self.buffered_bytes += push(column, value_of(fields, &column.name));
+            let found = (at..fields.len())
+                .chain(0..at.min(fields.len()))
+                .find(|&i| fields[i].0 == column.name);
+            let value = match found {
+                Some(i) => {
+                    at = i + 1;
+                    &fields[i].1
+                }
+                None => &Raw::Null,
+            };
+            self.buffered_bytes += push(column, value);
         }
         self.buffered += 1;
         self.rows += 1;

@@ -15,6 +15,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -25,7 +27,6 @@ use super::partition::PartitionSpec;
 use super::spill::{Held, Spill};
 use crate::error::{Failure, Kind};
 use crate::files::parquet_writer::{ParquetFile, misfit};
-use crate::files::sink::finish_file;
 use crate::format::flat::{self, Fields, Raw};
 use crate::format::typing::{column_types, type_of_value};
 use crate::record::{FieldType, Schema};
@@ -77,10 +78,12 @@ pub struct LakeSink {
     specs: Vec<PartitionSpec>,
     schema: Schema,
     prepared: bool,
+    /// Partitions by directory.
     index: HashMap<String, usize>,
+    /// Partitions by partition values (several values may share a directory).
+    by_values: HashMap<Vec<Option<String>>, usize>,
     parts: Vec<Partition>,
     spill: Spill,
-    seq: u64,
     /// Partition directories this run created (removed again on abort when empty).
     created_dirs: Vec<PathBuf>,
     created_root: bool,
@@ -89,19 +92,107 @@ pub struct LakeSink {
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
+/// A 64-bit fingerprint step over `bytes`, a word at a time (file names
+/// are fingerprints of the rows: the same input names the same files).
 fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().expect("chunks of 8 bytes"));
+        hash = (hash ^ w).wrapping_mul(K).rotate_left(31);
     }
-    hash
+    for b in words.remainder() {
+        hash = (hash ^ u64::from(*b)).wrapping_mul(K).rotate_left(31);
+    }
+    // Lengths apart: "ab" + "c" and "a" + "bc" fingerprint differently.
+    (hash ^ bytes.len() as u64).wrapping_mul(K)
 }
+
+/// Threads writing partitions' files at the commit (at most).
+const WRITERS: usize = 4;
 
 fn value_of<'f, 'a>(fields: &'f Fields<'a>, name: &str) -> &'f Raw<'a> {
     fields
         .iter()
         .find(|(n, _)| n == name)
         .map_or(&Raw::Null, |(_, v)| v)
+}
+
+/// Writes one partition's held rows into temporary files in `dir`
+/// (`<tmp prefix><pid>-<partition>-<n>`), each finished and synced.
+fn write_partition(
+    spill: &Spill,
+    dir: &Path,
+    index: usize,
+    held: Held,
+    columns: &[(String, FieldType)],
+    (row_group_size, file_size): (usize, u64),
+) -> Result<Vec<Finished>> {
+    let mut finished: Vec<Finished> = Vec::new();
+    let mut writing: Option<(ParquetFile, PathBuf)> = None;
+    let mut fields: Fields<'static> = Vec::new();
+    let finish = |file: ParquetFile, tmp: PathBuf, finished: &mut Vec<Finished>| -> Result<()> {
+        let rows = file.finish()?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {}", tmp.display()))?;
+        finished.push(Finished { tmp, rows });
+        Ok(())
+    };
+    let result = spill
+        .drain(held, |line| {
+            let (file, _) = match &mut writing {
+                Some(w) => w,
+                None => {
+                    let n = finished.len();
+                    let tmp = dir.join(format!("{TMP_PREFIX}{}-{index}-{n}", std::process::id()));
+                    let file = ParquetFile::create(&tmp, columns, row_group_size)?;
+                    writing.insert((file, tmp))
+                }
+            };
+            let mut record = flat::recycle(std::mem::take(&mut fields));
+            flat::parse_object_into(line, &mut record)
+                .map_err(|reason| anyhow::anyhow!("a held record no longer reads: {reason}"))?;
+            file.push(&record)?;
+            fields = flat::recycle(record);
+            if file.written_bytes() >= file_size
+                && let Some((file, tmp)) = writing.take()
+            {
+                finish(file, tmp, &mut finished)?;
+            }
+            Ok(())
+        })
+        .and_then(|()| match writing.take() {
+            Some((file, tmp)) => finish(file, tmp, &mut finished),
+            None => Ok(()),
+        });
+    if let Err(err) = result {
+        if let Some((file, tmp)) = writing {
+            drop(file);
+            let _ = std::fs::remove_file(tmp);
+        }
+        for f in finished {
+            let _ = std::fs::remove_file(f.tmp);
+        }
+        return Err(err);
+    }
+    Ok(finished)
+}
+
+/// Syncs these directories (their new entries), several at a time.
+fn sync_dirs(dirs: &[&Path]) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..WRITERS.min(dirs.len()) {
+            scope.spawn(|| {
+                while let Some(dir) = dirs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    // Not every filesystem lets a directory be synced; the
+                    // renames stand.
+                    std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
+                }
+            });
+        }
+    });
 }
 
 impl LakeSink {
@@ -160,9 +251,9 @@ impl LakeSink {
             schema: Vec::new(),
             prepared: false,
             index: HashMap::new(),
+            by_values: HashMap::new(),
             parts: Vec::new(),
             spill,
-            seq: 0,
             created_dirs: Vec::new(),
             created_root,
             _lock: lock,
@@ -188,81 +279,97 @@ impl LakeSink {
         self.schema.iter().find(|(n, _)| n == name).map(|(_, t)| *t)
     }
 
-    /// Writes the rows held for partition `i` as its file (files, when
-    /// `--file-size` splits it), each a temporary file in its directory.
-    fn write_partition(&mut self, i: usize) -> Result<()> {
-        let dir = self.dir.join(&self.parts[i].dir);
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            self.created_dirs.push(dir.clone());
+    /// Writes every partition's held rows as its file (files, when
+    /// `--file-size` splits it), each a temporary file in its directory,
+    /// synced. Partitions are shared out among up to [`WRITERS`] threads;
+    /// each partition is written by one, in the order its rows came.
+    fn write_all(&mut self) -> Result<()> {
+        let mut jobs = Vec::with_capacity(self.parts.len());
+        for (i, part) in self.parts.iter_mut().enumerate() {
+            let dir = self.dir.join(&part.dir);
+            if !dir.exists() {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                self.created_dirs.push(dir.clone());
+            }
+            jobs.push((i, dir, std::mem::take(&mut part.held)));
         }
         let columns = self.file_columns();
-        let (row_group_size, file_size) = (self.options.row_group_size, self.options.file_size);
-        let mut held = std::mem::take(&mut self.parts[i].held);
-        let mut finished = Vec::new();
-        let mut writing: Option<(ParquetFile, PathBuf)> = None;
-        let mut seq = self.seq;
-        let mut fields: Fields<'static> = Vec::new();
-        let result = self.spill.drain(&mut held, |line| {
-            let (file, _) = match &mut writing {
-                Some(w) => w,
-                None => {
-                    seq += 1;
-                    let tmp = dir.join(format!("{TMP_PREFIX}{}-{seq}", std::process::id()));
-                    let file = ParquetFile::create(&tmp, &columns, row_group_size)?;
-                    writing.insert((file, tmp))
+        let sizes = (self.options.row_group_size, self.options.file_size);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .clamp(1, WRITERS)
+            .min(jobs.len());
+        let queue = Mutex::new(jobs.into_iter());
+        let done = Mutex::new(Vec::new());
+        let failed = AtomicBool::new(false);
+        let spill = &self.spill;
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                        let Some((i, dir, held)) = job else {
+                            break;
+                        };
+                        let result = write_partition(spill, &dir, i, held, &columns, sizes);
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        done.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((i, result));
+                    }
+                });
+            }
+        });
+        let mut first_err = None;
+        for (i, result) in done.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            match result {
+                Ok(finished) => self.parts[i].finished = finished,
+                Err(err) => {
+                    first_err.get_or_insert(err);
                 }
-            };
-            let mut record = flat::recycle(std::mem::take(&mut fields));
-            flat::parse_object_into(line, &mut record)
-                .map_err(|reason| anyhow::anyhow!("a held record no longer reads: {reason}"))?;
-            file.push(&record)?;
-            fields = flat::recycle(record);
-            if file.written_bytes() >= file_size
-                && let Some((file, tmp)) = writing.take()
-            {
-                let rows = file.finish()?;
-                finished.push(Finished { tmp, rows });
             }
-            Ok(())
-        });
-        self.seq = seq;
-        let result = result.and_then(|()| {
-            if let Some((file, tmp)) = writing.take() {
-                let rows = file.finish()?;
-                finished.push(Finished { tmp, rows });
-            }
-            Ok(())
-        });
-        if let Some((file, tmp)) = writing {
-            drop(file);
-            let _ = std::fs::remove_file(tmp);
         }
-        self.parts[i].finished.extend(finished);
-        result
+        first_err.map_or(Ok(()), Err)
     }
 
-    fn partition_index(&mut self, values: Vec<(String, Option<String>)>) -> usize {
+    /// The partition of a record with these partition values (one per
+    /// key), made on first sight. Found by the values themselves, so the
+    /// path is built once per partition, not once per row.
+    fn partition_index(&mut self, values: Vec<Option<String>>) -> usize {
+        if let Some(&i) = self.by_values.get(&values) {
+            return i;
+        }
         let dir = self
             .specs
             .iter()
             .zip(&values)
-            .map(|(spec, (_, v))| spec.component(v.as_deref()))
+            .map(|(spec, v)| spec.component(v.as_deref()))
             .collect::<Vec<_>>()
             .join("/");
-        if let Some(&i) = self.index.get(&dir) {
-            return i;
-        }
-        self.parts.push(Partition {
-            dir: dir.clone(),
-            values,
-            held: Held::default(),
-            finished: Vec::new(),
-            hash: FNV_OFFSET,
-        });
-        self.index.insert(dir, self.parts.len() - 1);
-        self.parts.len() - 1
+        let i = match self.index.get(&dir) {
+            Some(&i) => i,
+            None => {
+                self.parts.push(Partition {
+                    dir: dir.clone(),
+                    values: self
+                        .specs
+                        .iter()
+                        .map(PartitionSpec::key)
+                        .zip(values.iter().cloned())
+                        .collect(),
+                    held: Held::default(),
+                    finished: Vec::new(),
+                    hash: FNV_OFFSET,
+                });
+                self.index.insert(dir, self.parts.len() - 1);
+                self.parts.len() - 1
+            }
+        };
+        self.by_values.insert(values, i);
+        i
     }
 
     fn remove_temps(&mut self) {
@@ -361,7 +468,13 @@ impl LakeSink {
                 std::fs::remove_file(&f.tmp)
                     .with_context(|| format!("cannot remove {}", f.tmp.display()))?;
             } else {
-                finish_file(&f.tmp, &target)?;
+                // Synced when it was finished; its directory is synced below.
+                std::fs::rename(&f.tmp, &target).with_context(|| {
+                    format!(
+                        "cannot move the new file into place at {}",
+                        target.display()
+                    )
+                })?;
             }
             let bytes = std::fs::metadata(&target)
                 .with_context(|| format!("cannot read {}", target.display()))?
@@ -373,17 +486,21 @@ impl LakeSink {
                 bytes,
             });
         }
-        // New partition directories are entries of their parents.
-        for dir in &self.created_dirs {
-            let mut d = dir.as_path();
-            while let Some(parent) = d.parent() {
-                std::fs::File::open(parent).and_then(|f| f.sync_all()).ok();
+        // The renames, and new partition directories in their parents,
+        // are durable before the manifest that lists them.
+        let mut dirs: BTreeSet<PathBuf> = new_files
+            .iter()
+            .filter_map(|f| self.dir.join(&f.path).parent().map(Path::to_path_buf))
+            .collect();
+        for created in &self.created_dirs {
+            for parent in created.ancestors().skip(1) {
+                dirs.insert(parent.to_path_buf());
                 if parent == self.dir {
                     break;
                 }
-                d = parent;
             }
         }
+        sync_dirs(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>());
         let added = new_files.len();
         files.extend(new_files);
         files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -495,10 +612,17 @@ impl Sink for LakeSink {
             bail!("dataset sink used before its columns were set");
         }
         let mut new_columns: Vec<(String, FieldType)> = Vec::new();
+        // A value that does not fit its column, reported after the
+        // partition keys' own checks.
+        let mut unfit = None;
         for (name, value) in fields {
-            if self.schema.iter().any(|(n, _)| n == name)
-                || new_columns.iter().any(|(n, _)| n == name)
-            {
+            if let Some((_, kind)) = self.schema.iter().find(|(n, _)| n == name) {
+                if unfit.is_none() {
+                    unfit = misfit(name, *kind, value);
+                }
+                continue;
+            }
+            if new_columns.iter().any(|(n, _)| n == name) {
                 continue;
             }
             if self.options.strict {
@@ -520,14 +644,12 @@ impl Sink for LakeSink {
                 return Ok(Err(reason));
             }
             match spec.value_of(value) {
-                Ok(v) => values.push((spec.key(), v)),
+                Ok(v) => values.push(v),
                 Err(reason) => return Ok(Err(reason)),
             }
         }
-        for (name, kind) in &self.schema {
-            if let Some(reason) = misfit(name, *kind, value_of(fields, name)) {
-                return Ok(Err(reason));
-            }
+        if let Some(reason) = unfit {
+            return Ok(Err(reason));
         }
         // Files are written at the commit, so every file carries every
         // column, however late a field first appears.
@@ -550,12 +672,10 @@ impl Sink for LakeSink {
         if !self.prepared {
             self.prepare(&Vec::new(), &[])?;
         }
-        let result = (0..self.parts.len())
-            .try_for_each(|i| self.write_partition(i))
-            .and_then(|()| {
-                self.spill.remove();
-                self.publish(changes)
-            });
+        let result = self.write_all().and_then(|()| {
+            self.spill.remove();
+            self.publish(changes)
+        });
         if result.is_err() {
             self.remove_temps();
         }

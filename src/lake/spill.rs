@@ -7,12 +7,13 @@
 //! held row goes to one spill file (a hidden temporary file in the dataset
 //! directory, removed at the end, or by the next load if this one is
 //! killed) and memory starts again. A load so holds about the budget in
-//! memory and at most two files open (the spill file and the one Parquet
-//! file being written) however many partitions it fills; the price is that
+//! memory and a few files open (the spill file, and the Parquet file each
+//! writing thread is on) however many partitions it fills; the price is that
 //! rows past the budget are written and read once more.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -106,28 +107,29 @@ impl Spill {
     }
 
     /// Hands each of a partition's records to `each`, in the order they
-    /// were held, and frees the partition's memory.
-    pub fn drain(
-        &mut self,
-        held: &mut Held,
-        mut each: impl FnMut(&[u8]) -> Result<()>,
-    ) -> Result<()> {
+    /// were held. Partitions may be drained from several threads at once:
+    /// the spill file is read at positions, never through a shared cursor.
+    pub fn drain(&self, held: Held, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let mut record = Vec::new();
         for &(start, len) in &held.chunks {
-            let Some(file) = self.file.as_mut() else {
+            let Some(file) = self.file.as_ref() else {
                 bail!("spill file not open");
             };
-            file.seek(SeekFrom::Start(start))
-                .with_context(|| format!("cannot read {}", self.path.display()))?;
-            let reader = BufReader::with_capacity(1 << 16, (&*file).take(len));
-            records(reader, len, &mut record, &mut each)
-                .with_context(|| format!("cannot read {}", self.path.display()))?;
+            let at = At {
+                file,
+                pos: start,
+                end: start + len,
+            };
+            records(
+                BufReader::with_capacity(1 << 16, at),
+                len,
+                &mut record,
+                &mut each,
+            )
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
         }
-        let bytes = std::mem::take(&mut held.bytes);
-        self.held = self.held.saturating_sub(bytes.len());
-        records(bytes.as_slice(), bytes.len() as u64, &mut record, &mut each)?;
-        held.chunks.clear();
-        Ok(())
+        let bytes = held.bytes;
+        records(bytes.as_slice(), bytes.len() as u64, &mut record, &mut each)
     }
 
     /// The spill file's path (removed by [`Spill::remove`]).
@@ -140,6 +142,23 @@ impl Spill {
         if self.file.take().is_some() {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+/// A byte range of a file, read at positions.
+struct At<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
+        let n = buf.len().min(left);
+        let got = self.file.read_at(&mut buf[..n], self.pos)?;
+        self.pos += got as u64;
+        Ok(got)
     }
 }
 
@@ -183,7 +202,7 @@ mod tests {
         }
         assert!(spilled > 10);
         assert!(spill.held < 64);
-        for (p, held) in parts.iter_mut().enumerate() {
+        for (p, held) in parts.into_iter().enumerate() {
             let mut seen = Vec::new();
             spill
                 .drain(held, |r| {
