@@ -6,6 +6,7 @@
 //! only parse arguments and call [`extract::run`] or [`load::run`].
 
 pub mod address;
+pub mod calendar;
 pub mod capability;
 pub mod cli;
 pub mod error;
