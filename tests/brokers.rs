@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::common::expect::expect;
 use crate::common::kafka::{Kafka, kafka_addr};
 use crate::common::*;
 
@@ -1355,14 +1356,12 @@ fn a_deleted_redis_group_or_stream_is_not_read_again_from_the_start() {
     // --create-stream alone does not start over either.
     redis.call(&["DEL", &key]);
     let out = with(&["--create-stream"]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!(
-            "the stream {key:?} is gone, but the checkpoint shows"
-        )),
-        "{}",
-        stderr(&out)
-    );
+    expect(&out, "refused")
+        .code(1)
+        .stdout("")
+        .stderr_like(&format!(
+            "etl-watch: error: *the stream {key:?} is gone, but the checkpoint shows*\n"
+        ));
     let out = with(&["--create-stream", "--restart-from", "checkpoint"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     redis.add(&key, &redis_entries(1600, 1650));
@@ -1443,22 +1442,16 @@ fn a_deleted_nats_durable_or_stream_is_not_read_again_from_the_start() {
     nats.create_stream(&stream, &subject);
     nats.publish(&subject, &payloads(1600, 1610));
     let out = with(&[]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!(
-            "the stream {stream} was deleted and created again since the checkpoint, but the \
-             checkpoint shows its messages up to sequence 1600 were loaded"
-        )),
-        "{}",
-        stderr(&out)
-    );
+    expect(&out, "refused")
+        .code(1)
+        .stdout("")
+        .stderr_like(&format!("etl-watch: error: *the stream {stream} was deleted and created again since the checkpoint, but the \
+             checkpoint shows its messages up to sequence 1600 were loaded*\n"));
     let out = with(&["--restart-from", "checkpoint"]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("a new stream numbers its messages from 1 again"),
-        "{}",
-        stderr(&out)
-    );
+    expect(&out, "refused")
+        .code(1)
+        .stdout("")
+        .stderr_like("etl-watch: error: *a new stream numbers its messages from 1 again*\n");
     let out = with(&["--restart-from", "start"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(distinct_ids(&db, "orders"), (1610, 1610));
@@ -1504,15 +1497,11 @@ fn a_kafka_group_whose_offsets_vanished_is_not_read_again_from_the_start() {
     kafka.forget_offsets(&group, &topic, PARTITIONS);
     kafka_publish(&topic, 300..330);
     let out = with(&[]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!(
-            "group \"{group}\" has no committed offsets for {topic} any more, but the checkpoint \
-             shows messages of {topic}/0 up to offset"
-        )),
-        "{}",
-        stderr(&out)
-    );
+    expect(&out, "refused")
+        .code(1)
+        .stdout("")
+        .stderr_like(&format!("etl-watch: error: *group \"{group}\" has no committed offsets for {topic} any more, but the checkpoint \
+             shows messages of {topic}/0 up to offset*\n"));
     assert_eq!(distinct_ids(&db, "orders"), (300, 300));
     let out = with(&["--restart-from", "checkpoint"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
