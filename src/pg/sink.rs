@@ -89,6 +89,8 @@ pub struct PgSink {
     /// The field names `bound` was found for: a record with the same names
     /// in the same order reuses it without looking a name up.
     bound_names: Vec<String>,
+    /// The key columns (`--key`), found once by `prepare`.
+    key_cols: Vec<usize>,
     staged: bool,
     chunk: Vec<u8>,
     /// Columns the input has named so far: the only ones sent and updated
@@ -160,6 +162,7 @@ impl PgSink {
             null_only: Vec::new(),
             bound: Vec::new(),
             bound_names: Vec::new(),
+            key_cols: Vec::new(),
             chunk: Vec::with_capacity(CHUNK + 65_536),
             copy_cols: Vec::new(),
             format: Format::Binary,
@@ -740,9 +743,13 @@ impl Sink for PgSink {
         }
         // Keys (and the delete flag) name their columns as the table spells
         // them, so the merge's SQL and the checks below use one name.
+        self.key_cols.clear();
         for k in 0..self.options.keys.len() {
             match self.find(&self.options.keys[k]) {
-                Some(i) => self.options.keys[k] = self.columns[i].name.clone(),
+                Some(i) => {
+                    self.options.keys[k] = self.columns[i].name.clone();
+                    self.key_cols.push(i);
+                }
                 None => {
                     return Err(crate::error::usage(format!(
                         "key column {:?} is neither in the input nor in table {}",
@@ -763,17 +770,12 @@ impl Sink for PgSink {
         if let Err(reason) = self.bind(fields)? {
             return Ok(Err(reason));
         }
-        for key in &self.options.keys {
+        for (key, &k) in self.options.keys.iter().zip(&self.key_cols) {
             let held = self
-                .columns
+                .bound
                 .iter()
-                .position(|c| &c.name == key)
-                .and_then(|k| {
-                    self.bound
-                        .iter()
-                        .position(|&b| b == k)
-                        .map(|p| &fields[p].1)
-                });
+                .position(|&b| b == k)
+                .map(|p| &fields[p].1);
             if held.is_none_or(|v| v.is_null()) {
                 return Ok(Err(format!("key field {key:?} is null or missing")));
             }
