@@ -9,6 +9,7 @@ pub mod address;
 pub mod calendar;
 pub mod capability;
 pub mod cli;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod files;
