@@ -688,7 +688,9 @@ mod cases {
     }
 }
 
-/// A Redis entry without a `payload` field is one record of its fields.
+/// A Redis entry without a `payload` field is one record of its fields
+/// (text: the first batch made `id` an integer column, and its "2" goes
+/// in as the number).
 #[test]
 fn a_redis_entry_without_payload_is_one_record_of_its_fields() {
     if !Broker::Redis.ready() {
@@ -708,6 +710,8 @@ fn a_redis_entry_without_payload_is_one_record_of_its_fields() {
         dir.path(),
         &[
             "--once",
+            "--batch-rows",
+            "2",
             "--checkpoint",
             "c.ckpt",
             "--exec",
