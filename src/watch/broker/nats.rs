@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::contract::{
     AtRest, Body, BrokerOptions, BrokerSource, Message, Previous, RestartFrom, refuse_restart,
 };
-use super::position::StreamSeq;
+use super::position::{SeqSet, StreamSeq, ranges};
 use super::url::BrokerPlan;
 use crate::client::nats::{CONSUMER_NOT_FOUND, Conn, STREAM_NOT_FOUND};
 
@@ -74,55 +74,6 @@ fn previous_progress(
 
 /// How often the consumer's ack floor is read to forget sequences in `done`.
 const FLOOR_EVERY: Duration = Duration::from_secs(1);
-
-/// A set of stream sequences kept as ranges (first..=last by first): the
-/// sequences of batches are mostly consecutive.
-#[derive(Debug, Default)]
-struct SeqSet(BTreeMap<u64, u64>);
-
-impl SeqSet {
-    fn contains(&self, seq: u64) -> bool {
-        self.0
-            .range(..=seq)
-            .next_back()
-            .is_some_and(|(_, &last)| seq <= last)
-    }
-
-    fn insert(&mut self, seq: u64) {
-        if self.contains(seq) {
-            return;
-        }
-        let before = self
-            .0
-            .range(..seq)
-            .next_back()
-            .filter(|(_, last)| **last + 1 == seq)
-            .map(|(&first, _)| first);
-        // Joins the range ending just before and the one starting just after.
-        let after = seq.checked_add(1).and_then(|n| self.0.remove(&n));
-        self.0.insert(before.unwrap_or(seq), after.unwrap_or(seq));
-    }
-
-    /// Forgets the sequences up to `floor`.
-    fn forget_through(&mut self, floor: u64) {
-        let mut kept = self.0.split_off(&(floor + 1));
-        if let Some((_, &last)) = self.0.iter().next_back()
-            && last > floor
-        {
-            kept.insert(floor + 1, last);
-        }
-        self.0 = kept;
-    }
-
-    #[cfg(test)]
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.0.iter().map(|(&a, &b)| (a, b))
-    }
-}
 
 impl JetStream {
     /// Connects, finds (or, when allowed, creates) the stream and the
@@ -350,17 +301,6 @@ impl JetStream {
     }
 }
 
-fn ranges(seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for s in seqs {
-        match out.last_mut() {
-            Some((_, last)) if *last + 1 == s => *last = s,
-            _ => out.push((s, s)),
-        }
-    }
-    out
-}
-
 impl BrokerSource for JetStream {
     type Position = StreamSeq;
     type State = JetStreamState;
@@ -472,7 +412,7 @@ impl BrokerSource for JetStream {
         for (first, last) in state.done {
             let first = first.max(self.ack_floor + 1);
             if first <= last {
-                self.done.0.insert(first, last);
+                self.done.insert_range(first, last);
             }
         }
     }
@@ -573,26 +513,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sequence_sets_merge_and_forget_below_the_floor() {
-        let mut set = SeqSet::default();
-        for seq in [5, 3, 4, 9, 1, 8, 10] {
-            set.insert(seq);
-        }
-        assert_eq!(set.ranges().collect::<Vec<_>>(), [(1, 1), (3, 5), (8, 10)]);
-        assert!(set.contains(4) && set.contains(10) && !set.contains(2) && !set.contains(7));
-        set.insert(2);
-        assert_eq!(set.ranges().collect::<Vec<_>>(), [(1, 5), (8, 10)]);
-        set.forget_through(3);
-        assert_eq!(set.ranges().collect::<Vec<_>>(), [(4, 5), (8, 10)]);
-        set.forget_through(9);
-        assert_eq!(set.ranges().collect::<Vec<_>>(), [(10, 10)]);
-        set.forget_through(10);
-        assert!(set.is_empty());
-    }
-
-    #[test]
     fn sequences_compress_into_ranges() {
-        assert_eq!(ranges([1, 2, 3, 5, 7, 8]), vec![(1, 3), (5, 5), (7, 8)]);
         assert_eq!(
             ranges_from(Some(&json!([[1, 3], [5, 5]]))),
             Ok(vec![(1, 3), (5, 5)])
