@@ -1,6 +1,6 @@
-//! `etl-watch`: follow files or stdin, cut what arrives into batches, hand
-//! each batch on (stdout or `--exec`), and move the checkpoint only past
-//! batches that were handed on successfully.
+//! `etl-watch`: follow files, stdin or a message broker (`broker/`), cut
+//! what arrives into batches, hand each batch on (stdout or `--exec`), and
+//! move the checkpoint only past batches that were handed on successfully.
 
 pub mod broker;
 pub mod checkpoint;
