@@ -261,7 +261,7 @@ impl Watcher<'_> {
                     })
                     .collect())
             }
-            WatchFormat::Csv => csv_records(payload),
+            WatchFormat::Csv => csv_records(payload, &self.plan.nulls),
         }
     }
 
