@@ -277,7 +277,7 @@ impl Watcher<'_> {
                     })
                     .collect())
             }
-            WatchFormat::Csv => csv_records(payload),
+            WatchFormat::Csv => csv_records(payload, &self.plan.nulls),
         }
     }
 
