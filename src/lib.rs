@@ -6,9 +6,11 @@
 //! only parse arguments and call [`extract::run`] or [`load::run`].
 
 pub mod address;
+pub mod atomic_file;
 pub mod calendar;
 pub mod capability;
 pub mod cli;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod files;
@@ -21,6 +23,7 @@ pub mod load;
 pub mod mysql;
 pub mod oneoff;
 pub mod output;
+pub mod parquet_io;
 pub mod percent;
 pub mod pg;
 pub mod progress;
@@ -32,6 +35,7 @@ pub mod sink;
 pub mod source;
 pub mod sqlite;
 pub mod state;
+pub mod state_document;
 pub mod transform;
 pub mod watch;
 pub mod wire;

@@ -1,14 +1,23 @@
 //! Files as a store: CSV, TSV, NDJSON, JSON arrays and Parquet read as
 //! sources, and CSV, TSV, NDJSON and Parquet written as targets (a temporary
 //! file renamed into place, bookmarks and batch ids in a JSON state file).
+//! Parquet is read and written by the shared plumbing in
+//! [`crate::parquet_io`], which the dataset store (`lake/`) uses too.
 
-pub mod arrow_schema;
 pub mod csv;
 pub mod json_array;
 pub mod ndjson;
-pub mod parquet;
 pub mod parquet_sink;
-pub mod parquet_values;
-pub mod parquet_writer;
 pub mod sink;
 pub mod state;
+
+/// A Parquet file as a source: the shared reader.
+pub mod parquet {
+    pub use crate::parquet_io::reader::ParquetSource;
+}
+
+/// A Parquet target's row group size unless told otherwise: the shared
+/// writer's.
+pub mod parquet_writer {
+    pub use crate::parquet_io::writer::DEFAULT_ROW_GROUP;
+}
