@@ -43,9 +43,10 @@ if [ -n "$against" ]; then
   if ! has_programs "$base"; then
     src="$cache/src-$sha"
     echo "building $against (${sha:0:12}) in $src, target dir $cache/target..." >&2
+    # a worktree left by a build that failed goes first (--force: also when
+    # its folder was removed by hand and only its registration is left)
     git -C "$root" worktree remove --force "$src" 2>/dev/null || rm -rf "$src"
-    git -C "$root" worktree prune
-    git -C "$root" worktree add --quiet --detach "$src" "$sha"
+    git -C "$root" worktree add --quiet --force --detach "$src" "$sha"
     examples=()
     if [ -f "$src/examples/wire-parse.rs" ]; then examples=(--example wire-parse); fi
     (cd "$src" && CARGO_TARGET_DIR="$cache/target" cargo build --release --locked --quiet --bins "${examples[@]}")
