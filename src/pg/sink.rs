@@ -9,10 +9,10 @@
 use anyhow::Result;
 use postgres::Client;
 
-use super::conn::{db_message, pg_err, schema_of};
+use super::conn::{db_message, pg_err};
 use super::stage::{Session, Stage};
 use super::state::PgState;
-use super::table::{Lookup, Table, check_identifier};
+use super::table::{Lookup, Table, check_identifier, schema_of};
 use crate::format::flat::Fields;
 use crate::format::typing::column_types;
 use crate::record::{FieldType, Schema};
