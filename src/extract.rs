@@ -26,6 +26,7 @@ use crate::source::input::{self, Compression, Location};
 use crate::source::{Context, Source, Taken};
 use crate::source::{Selection, Window};
 use crate::sqlite::source::SqliteSource;
+use crate::store::Store;
 use crate::wire::{Begin, End};
 
 const PROGRAM: &str = "etl-extract";
@@ -93,68 +94,13 @@ pub struct ExtractPlan {
     pub verbosity: Verbosity,
 }
 
-/// Where `--state` says a stream's bookmark is kept: the target of the
-/// load that stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StateLocation {
-    /// The `_etl_state` table of a SQLite database.
-    Sqlite(PathBuf),
-    /// A JSON state file of a file target.
-    Json(PathBuf),
-    /// The `_etl_state` table of a PostgreSQL schema (none: the
-    /// connection's current schema).
-    Postgres(String, Option<String>),
-    /// The `_etl_state` table of the MySQL database a URL names.
-    Mysql(String),
-}
-
-impl StateLocation {
-    /// A `postgres://` URL is a PostgreSQL database (its `_etl_state` in
-    /// `schema`), a `mysql://` URL a MySQL database, a `.json` path a JSON
-    /// state file, anything else SQLite.
-    pub fn from_arg(path: &Path, schema: Option<&str>) -> StateLocation {
-        let text = path.to_string_lossy();
-        if crate::pg::is_url(&text) {
-            return StateLocation::Postgres(text.into_owned(), schema.map(String::from));
-        }
-        if crate::mysql::is_url(&text) {
-            return StateLocation::Mysql(text.into_owned());
-        }
-        // A dataset directory keeps its state in its manifest.
-        if let Some(manifest) = crate::lake::state_file(path) {
-            return StateLocation::Json(manifest);
-        }
-        let is_json = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        if is_json {
-            StateLocation::Json(path.to_path_buf())
-        } else {
-            StateLocation::Sqlite(path.to_path_buf())
-        }
-    }
-
-    /// The stored bookmark of `stream`; `None` before its first run.
-    pub fn read(&self, stream: &str) -> Result<Option<Value>> {
-        match self {
-            StateLocation::Sqlite(path) => crate::sqlite::state::read_bookmark_file(path, stream),
-            StateLocation::Json(path) => crate::files::state::read_bookmark(path, stream),
-            StateLocation::Postgres(url, schema) => {
-                crate::pg::state::read_bookmark_url(url, schema.as_deref(), stream)
-            }
-            StateLocation::Mysql(url) => crate::mysql::state::read(url, stream),
-        }
-    }
-}
-
 /// The incremental part of an extract.
 #[derive(Debug)]
 pub struct IncrementalPlan {
     /// The cursor column.
     pub cursor: String,
-    /// Where the bookmark is read from.
-    pub state: Option<StateLocation>,
+    /// The store whose bookmark the run starts after (`--state`).
+    pub state: Option<Box<dyn Store>>,
     /// Backfill window: inclusive lower bound.
     pub since: Option<Value>,
     /// Backfill window: exclusive upper bound.
@@ -358,7 +304,7 @@ pub fn run_into(
     let mut incremental = match &plan.incremental {
         Some(inc) => {
             let stored = match &inc.state {
-                Some(store) => store.read(&plan.stream)?,
+                Some(store) => store.read_bookmark(&plan.stream)?,
                 None => None,
             };
             if let Some(bm) = &stored {

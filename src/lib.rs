@@ -5,9 +5,7 @@
 //! complete stream from one whose producer died. The binaries in `src/bin`
 //! only parse arguments and call [`extract::run`] or [`load::run`].
 
-pub mod address;
 pub mod calendar;
-pub mod capability;
 pub mod cli;
 pub mod error;
 pub mod extract;
@@ -25,6 +23,7 @@ pub mod percent;
 pub mod pg;
 pub mod progress;
 pub mod record;
+pub mod registry;
 pub mod rejects;
 pub mod runs;
 pub mod shown;
@@ -32,6 +31,7 @@ pub mod sink;
 pub mod source;
 pub mod sqlite;
 pub mod state;
+pub mod store;
 pub mod transform;
 pub mod watch;
 pub mod wire;

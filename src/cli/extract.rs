@@ -7,12 +7,12 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
-use crate::address::{self, Role};
 use crate::error::usage;
-use crate::extract::{ExtractPlan, IncrementalPlan, Inputs, StateLocation};
+use crate::extract::{ExtractPlan, IncrementalPlan, Inputs};
 use crate::format::Format;
 use crate::incremental::parse_bound;
 use crate::mysql::source::ZeroDates;
+use crate::registry::{self, address, address::Role};
 use crate::source::Selection;
 use crate::source::input::{self, Compression, Location};
 
@@ -293,7 +293,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
         state: args
             .state
             .as_deref()
-            .map(|s| StateLocation::from_arg(s, args.schema_name.as_deref())),
+            .map(|s| registry::state(s, args.schema_name.as_deref())),
         since: args.since.as_deref().map(parse_bound),
         until: args.until.as_deref().map(parse_bound),
     });

@@ -12,3 +12,4 @@ pub mod parquet_values;
 pub mod parquet_writer;
 pub mod sink;
 pub mod state;
+pub mod store;

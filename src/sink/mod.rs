@@ -22,6 +22,33 @@ pub enum LoadMode {
     ReplacePartitions,
 }
 
+/// What the load asks of every store, the same whatever the store: decided
+/// once by the plan and handed to the store's sink. A store's own settings
+/// (partitioning, file format, row group size) stay with the store.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Append, replace, upsert or replace-partitions.
+    pub mode: LoadMode,
+    /// Key columns for upsert (and for deletes).
+    pub keys: Vec<String>,
+    /// A boolean field: records where it is true delete their key's row.
+    pub delete_when: Option<String>,
+    /// Reject records with fields the target has no column for.
+    pub strict: bool,
+}
+
+impl LoadOptions {
+    /// The options of a table of a database store.
+    pub fn table(&self) -> TableOptions {
+        TableOptions {
+            mode: self.mode,
+            keys: self.keys.clone(),
+            delete_when: self.delete_when.clone(),
+            strict: self.strict,
+        }
+    }
+}
+
 /// How records are written into a table of a database store.
 #[derive(Debug, Clone)]
 pub struct TableOptions {

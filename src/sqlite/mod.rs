@@ -6,6 +6,7 @@
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod store;
 pub mod table;
 pub mod types;
 

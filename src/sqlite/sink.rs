@@ -16,6 +16,7 @@ use crate::sink::{Sink, TableOptions};
 use crate::state::{StateChanges, StateStore};
 
 /// An open SQLite database with a write transaction in progress.
+#[derive(Debug)]
 pub struct SqliteTarget {
     path: PathBuf,
     conn: Connection,
@@ -56,12 +57,14 @@ impl SqliteTarget {
             .with_context(|| format!("cannot commit to {}", self.path.display()))
     }
 
-    /// Undoes the open transaction. A database file this run created stays
-    /// (empty): another load may already be waiting on it, and deleting it
-    /// would make that load's commit vanish.
-    pub fn rollback(self) {
-        // The transaction dies with the connection even if ROLLBACK fails.
-        let _ = self.conn.execute_batch("ROLLBACK");
+    /// Undoes the open transaction, if one is open. A database file this
+    /// run created stays (empty): another load may already be waiting on
+    /// it, and deleting it would make that load's commit vanish.
+    pub fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            // The transaction dies with the connection even if ROLLBACK fails.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -120,8 +123,10 @@ impl Sink for SqliteSink<'_> {
     }
 
     fn commit(mut self: Box<Self>, changes: &StateChanges) -> Result<Vec<String>> {
-        self.settle(changes)?;
-        self.target.commit()?;
+        if let Err(err) = self.settle(changes).and_then(|()| self.target.commit()) {
+            self.target.rollback();
+            return Err(err);
+        }
         let mut log = self.writer.take_log();
         if self.writer.deleted() > 0 {
             log.push(format!(
@@ -146,6 +151,6 @@ impl Sink for SqliteSink<'_> {
     }
 
     fn abort(self: Box<Self>) {
-        // The caller rolls the target back once the sink is gone.
+        self.target.rollback();
     }
 }
