@@ -28,7 +28,7 @@ use mysql::{Conn, Statement, Value as SqlValue};
 use serde_json::Value;
 
 use super::conn::{self, message};
-use super::quote;
+use super::table::quote;
 use crate::format::json;
 use crate::record::{FieldType, Schema};
 use crate::rejects::Payload;

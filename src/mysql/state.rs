@@ -4,7 +4,9 @@
 //! id) as in the other stores. The writes run inside the caller's InnoDB
 //! transaction, with the rows they account for; the tables themselves are
 //! created beforehand (`ensure_*`), because MySQL commits the open
-//! transaction at every CREATE TABLE.
+//! transaction at every CREATE TABLE. [`MysqlState`] is the store a load
+//! reads and writes them through; it holds the load's connection, which
+//! the table and the staging borrow from it.
 
 use anyhow::{Context, Result, bail};
 use mysql::prelude::Queryable;
@@ -13,7 +15,69 @@ use serde_json::Value;
 
 use super::conn::message;
 use crate::runs::{RUNS_TABLE, RunRecord};
-use crate::state::{BATCH_TABLE, STATE_TABLE};
+use crate::state::{BATCH_TABLE, STATE_TABLE, StateChanges, StateStore};
+
+/// The state of one target table, read and written through the load's
+/// connection.
+pub struct MysqlState {
+    conn: Conn,
+    table: String,
+}
+
+impl MysqlState {
+    /// The state kept for `table`, over the load's connection `conn`.
+    pub fn new(conn: Conn, table: &str) -> MysqlState {
+        MysqlState {
+            conn,
+            table: table.to_string(),
+        }
+    }
+
+    /// The load's connection (also the table's and the staging's).
+    pub fn conn(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+
+    /// Creates the state tables `changes` will write to (DDL: call it
+    /// before the data's transaction starts).
+    pub fn create_tables(&mut self, changes: &StateChanges) -> Result<()> {
+        if changes.bookmarks().next().is_some() {
+            ensure_state_table(&mut self.conn)?;
+        }
+        if !changes.batches.is_empty() {
+            ensure_batch_table(&mut self.conn)?;
+        }
+        if changes.run.is_some() {
+            ensure_runs_table(&mut self.conn)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a run's bookmarks, the batch ids it loaded and its record,
+    /// inside the data's transaction (after [`create_tables`](Self::create_tables)).
+    pub fn write(&mut self, changes: &StateChanges) -> Result<()> {
+        for (stream, bookmark, rows) in changes.bookmarks() {
+            write_bookmark(&mut self.conn, stream, bookmark, rows)?;
+        }
+        for (stream, id) in &changes.batches {
+            record_batch(&mut self.conn, &self.table, stream, id)?;
+        }
+        if let Some(run) = &changes.run {
+            record_run(&mut self.conn, &self.table, run)?;
+        }
+        Ok(())
+    }
+}
+
+impl StateStore for MysqlState {
+    fn bookmark(&mut self, stream: &str) -> Result<Option<Value>> {
+        read_bookmark(&mut self.conn, stream)
+    }
+
+    fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool> {
+        batch_committed(&mut self.conn, &self.table, stream, id)
+    }
+}
 
 /// Longest stream name or batch id the tables hold (characters).
 const KEY_LIMIT: usize = 255;
@@ -30,7 +94,7 @@ fn fits(what: &str, text: &str) -> Result<()> {
 }
 
 /// Does a table of this name exist in the current database?
-pub fn table_exists(conn: &mut Conn, table: &str) -> Result<bool> {
+fn table_exists(conn: &mut Conn, table: &str) -> Result<bool> {
     let n: Option<u64> = conn
         .exec_first(
             "SELECT COUNT(*) FROM information_schema.TABLES \
@@ -43,7 +107,7 @@ pub fn table_exists(conn: &mut Conn, table: &str) -> Result<bool> {
 
 /// Creates `_etl_state` if needed (a DDL statement: call it outside the
 /// data's transaction).
-pub fn ensure_state_table(conn: &mut Conn) -> Result<()> {
+fn ensure_state_table(conn: &mut Conn) -> Result<()> {
     conn.query_drop(format!(
         "CREATE TABLE IF NOT EXISTS `{STATE_TABLE}` (\
            stream VARCHAR({KEY_LIMIT}) NOT NULL PRIMARY KEY, bookmark LONGTEXT NOT NULL, \
@@ -55,7 +119,7 @@ pub fn ensure_state_table(conn: &mut Conn) -> Result<()> {
 }
 
 /// The stored bookmark of `stream`; `None` before its first run.
-pub fn read_bookmark(conn: &mut Conn, stream: &str) -> Result<Option<Value>> {
+fn read_bookmark(conn: &mut Conn, stream: &str) -> Result<Option<Value>> {
     if !table_exists(conn, STATE_TABLE)? {
         return Ok(None);
     }
@@ -70,7 +134,7 @@ pub fn read_bookmark(conn: &mut Conn, stream: &str) -> Result<Option<Value>> {
 }
 
 /// Stores a bookmark inside the caller's transaction.
-pub fn write_bookmark(conn: &mut Conn, stream: &str, bookmark: &Value, rows: u64) -> Result<()> {
+fn write_bookmark(conn: &mut Conn, stream: &str, bookmark: &Value, rows: u64) -> Result<()> {
     fits("stream name", stream)?;
     conn.exec_drop(
         format!(
@@ -84,7 +148,7 @@ pub fn write_bookmark(conn: &mut Conn, stream: &str, bookmark: &Value, rows: u64
 }
 
 /// Creates `_etl_batches` if needed (DDL: outside the data's transaction).
-pub fn ensure_batch_table(conn: &mut Conn) -> Result<()> {
+fn ensure_batch_table(conn: &mut Conn) -> Result<()> {
     conn.query_drop(format!(
         "CREATE TABLE IF NOT EXISTS `{BATCH_TABLE}` (\
            target_table VARCHAR(64) NOT NULL, stream VARCHAR({KEY_LIMIT}) NOT NULL, \
@@ -97,7 +161,7 @@ pub fn ensure_batch_table(conn: &mut Conn) -> Result<()> {
 }
 
 /// Has batch `id` of `stream` been committed into `table`?
-pub fn batch_committed(conn: &mut Conn, table: &str, stream: &str, id: &str) -> Result<bool> {
+fn batch_committed(conn: &mut Conn, table: &str, stream: &str, id: &str) -> Result<bool> {
     if !table_exists(conn, BATCH_TABLE)? {
         return Ok(false);
     }
@@ -113,7 +177,7 @@ pub fn batch_committed(conn: &mut Conn, table: &str, stream: &str, id: &str) -> 
 }
 
 /// Records batch `id` of `stream` for `table`, inside the caller's transaction.
-pub fn record_batch(conn: &mut Conn, table: &str, stream: &str, id: &str) -> Result<()> {
+fn record_batch(conn: &mut Conn, table: &str, stream: &str, id: &str) -> Result<()> {
     fits("stream name", stream)?;
     fits("batch id", id)?;
     conn.exec_drop(
@@ -136,7 +200,7 @@ pub fn read(url: &str, stream: &str) -> Result<Option<Value>> {
 
 /// Creates `_etl_runs` if needed (a DDL statement: call it outside the
 /// data's transaction).
-pub fn ensure_runs_table(conn: &mut Conn) -> Result<()> {
+fn ensure_runs_table(conn: &mut Conn) -> Result<()> {
     conn.query_drop(format!(
         "CREATE TABLE IF NOT EXISTS `{RUNS_TABLE}` (run_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
            job VARCHAR({KEY_LIMIT}) NOT NULL, target_table VARCHAR(64) NOT NULL, \
@@ -151,7 +215,7 @@ pub fn ensure_runs_table(conn: &mut Conn) -> Result<()> {
 
 /// Adds a run to `_etl_runs` (inside the caller's transaction; the session
 /// runs in UTC).
-pub fn record_run(conn: &mut Conn, table: &str, run: &RunRecord) -> Result<()> {
+fn record_run(conn: &mut Conn, table: &str, run: &RunRecord) -> Result<()> {
     let json = run.to_json();
     let time = |key: &str| {
         json[key]

@@ -1,9 +1,10 @@
 //! Connecting to PostgreSQL the way libpq does: a `postgres://` URL, with
 //! PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGOPTIONS, PGAPPNAME,
-//! PGCONNECT_TIMEOUT, PGSSLMODE and `~/.pgpass` (or PGPASSFILE) filling what
-//! the URL leaves out. The URL's libpq parameters are honoured, or refused
-//! when etlkit cannot honour them; none is ignored. The URL a user typed may
-//! hold a password, so everything we print uses [`redact`].
+//! PGCONNECT_TIMEOUT, PGSSLMODE and `~/.pgpass` (or PGPASSFILE, read by
+//! `pgpass.rs`) filling what the URL leaves out. The URL's libpq parameters
+//! are honoured, or refused when etlkit cannot honour them; none is
+//! ignored. The URL a user typed may hold a password, so everything we
+//! print uses [`redact`].
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -14,9 +15,6 @@ use postgres::config::{Host, SslMode};
 use postgres::{Client, Config, NoTls};
 
 use crate::error::usage;
-
-/// The longest identifier PostgreSQL keeps; it truncates longer ones.
-pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// Does `text` look like a libpq key=value connection string?
 pub fn is_keyword_string(text: &str) -> bool {
@@ -267,97 +265,6 @@ fn sort_parameters(url: &str, extras: &mut Extras) -> Result<String> {
     })
 }
 
-fn pgpass_file(extras: &Extras) -> Option<PathBuf> {
-    if let Some(p) = &extras.passfile {
-        return Some(p.clone());
-    }
-    if let Some(p) = std::env::var_os("PGPASSFILE") {
-        return Some(PathBuf::from(p));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass"))
-}
-
-/// The text of a pgpass file, if it exists and is safe to use. As libpq
-/// does, one that is not a plain file or that its group or others may
-/// read or write is ignored with a warning on stderr (once a run): a
-/// password others can read is no secret.
-fn read_pgpass(path: &std::path::Path) -> Option<String> {
-    let meta = std::fs::metadata(path).ok()?;
-    let problem = if !meta.is_file() {
-        Some("is not a plain file".to_string())
-    } else {
-        insecure_mode(&meta).map(|mode| {
-            format!(
-                "has group or world access (mode {mode:04o}); permissions should be u=rw (0600) \
-                 or less"
-            )
-        })
-    };
-    if let Some(problem) = problem {
-        static WARNED: std::sync::Once = std::sync::Once::new();
-        WARNED.call_once(|| {
-            eprintln!(
-                "{}: warning: password file {} {problem}: it is ignored",
-                crate::error::program_name(),
-                crate::error::line(&path.display().to_string())
-            );
-        });
-        return None;
-    }
-    std::fs::read_to_string(path).ok()
-}
-
-/// The permission bits of a file its group or others may use, if any.
-#[cfg(unix)]
-fn insecure_mode(meta: &std::fs::Metadata) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = meta.permissions().mode() & 0o7777;
-    (mode & 0o077 != 0).then_some(mode)
-}
-
-#[cfg(not(unix))]
-fn insecure_mode(_meta: &std::fs::Metadata) -> Option<u32> {
-    None
-}
-
-/// Looks a password up in a pgpass file: `host:port:database:user:password`
-/// lines, `*` matching anything, `\:` and `\\` escaped.
-pub fn pgpass_lookup(text: &str, host: &str, port: u16, db: &str, user: &str) -> Option<String> {
-    for line in text.lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut chars = line.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some(next) = chars.next() {
-                        field.push(next);
-                    }
-                }
-                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
-                _ => field.push(c),
-            }
-        }
-        fields.push(field);
-        if fields.len() != 5 {
-            continue;
-        }
-        let port = port.to_string();
-        let wanted = [host, port.as_str(), db, user];
-        if fields[..4]
-            .iter()
-            .zip(wanted)
-            .all(|(pattern, value)| pattern == "*" || pattern == value)
-        {
-            return Some(fields[4].clone());
-        }
-    }
-    None
-}
-
 /// Builds the connection settings for `url`, filling gaps from the
 /// environment and the pgpass file as libpq would.
 pub fn config(url: &str) -> Result<Config> {
@@ -428,7 +335,9 @@ pub fn config(url: &str) -> Result<Config> {
     if config.get_password().is_none() {
         if let Ok(password) = std::env::var("PGPASSWORD") {
             config.password(password);
-        } else if let Some(text) = pgpass_file(&extras).and_then(|f| read_pgpass(&f)) {
+        } else if let Some(text) =
+            super::pgpass::file(extras.passfile.as_ref()).and_then(|f| super::pgpass::read(&f))
+        {
             let host = match config.get_hosts().first() {
                 Some(Host::Tcp(h)) => h.clone(),
                 _ => "localhost".into(),
@@ -436,7 +345,7 @@ pub fn config(url: &str) -> Result<Config> {
             let port = config.get_ports().first().copied().unwrap_or(5432);
             let db = config.get_dbname().unwrap_or_default().to_string();
             let user = config.get_user().unwrap_or_default().to_string();
-            if let Some(p) = pgpass_lookup(&text, &host, port, &db, &user) {
+            if let Some(p) = super::pgpass::lookup(&text, &host, port, &db, &user) {
                 config.password(p);
             }
         }
@@ -515,12 +424,17 @@ pub fn db_message(err: &postgres::Error) -> String {
     text
 }
 
+/// Turns a driver error into "`what`: the server's message".
+pub fn pg_err(what: &str) -> impl Fn(postgres::Error) -> anyhow::Error + '_ {
+    move |e| anyhow::anyhow!("{what}: {}", db_message(&e))
+}
+
 /// The schema a table name refers to: `given` (--schema-name), else the
 /// session's current schema (the first existing one on its search_path,
 /// which `options=-csearch_path=...` sets).
 pub fn schema_of(client: &mut Client, given: Option<&str>, name: &str) -> Result<String> {
     if let Some(schema) = given {
-        check_identifier("schema name", schema)?;
+        super::table::check_identifier("schema name", schema)?;
         return Ok(schema.to_string());
     }
     let current: Option<String> = client
@@ -535,24 +449,6 @@ pub fn schema_of(client: &mut Client, given: Option<&str>, name: &str) -> Result
         .hint("create it, or name one with --schema-name")
         .into()
     })
-}
-
-/// Refuses a name PostgreSQL would truncate: two long names that share
-/// their first 63 bytes would name the same table or column.
-pub fn check_identifier(what: &str, name: &str) -> Result<()> {
-    if name.len() > MAX_IDENTIFIER_BYTES {
-        return Err(usage(identifier_too_long(what, name)));
-    }
-    Ok(())
-}
-
-/// The message for a name over PostgreSQL's identifier limit.
-pub fn identifier_too_long(what: &str, name: &str) -> String {
-    format!(
-        "{what} {name:?} is {} bytes; PostgreSQL identifiers are at most {MAX_IDENTIFIER_BYTES} \
-         bytes (it would truncate the name)",
-        name.len()
-    )
 }
 
 /// Removes a URL's password from a message, should a driver ever echo it.
@@ -591,11 +487,6 @@ pub fn scrub(message: &str, url: &str) -> String {
         out = out.replace(secret.as_str(), "***");
     }
     out
-}
-
-/// Quotes an identifier for PostgreSQL.
-pub fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[cfg(test)]
@@ -662,20 +553,5 @@ mod tests {
             let err = config(bad).expect_err(bad);
             assert_eq!(crate::error::exit_code_for(&err), 2, "{bad}");
         }
-    }
-
-    #[test]
-    fn pgpass_matching() {
-        let text =
-            "# comment\nother:5432:*:etl:nope\ndb.example:*:wh:etl:pa\\:ss\n*:*:*:*:fallback\n";
-        assert_eq!(
-            pgpass_lookup(text, "db.example", 5432, "wh", "etl").as_deref(),
-            Some("pa:ss")
-        );
-        assert_eq!(
-            pgpass_lookup(text, "x", 1, "y", "z").as_deref(),
-            Some("fallback")
-        );
-        assert_eq!(pgpass_lookup("h:1:d:u:p\n", "h", 2, "d", "u"), None);
     }
 }

@@ -1,13 +1,19 @@
 //! PostgreSQL as a source and a target: connections that follow libpq's
-//! conventions and never show a password, a streamed source, and a sink
-//! that writes with COPY.
+//! conventions and never show a password (`conn.rs`, `pgpass.rs`), a
+//! streamed source (`source.rs`), and a sink (`sink.rs`) that creates and
+//! widens its table (`table.rs`), writes with COPY through a staging table
+//! (`stage.rs`), fits values to their columns (`values.rs`) and keeps the
+//! bookmarks with the rows (`state.rs`).
 
 pub mod conn;
-pub mod copy;
+pub mod pgpass;
 pub mod sink;
 pub mod source;
+pub mod stage;
 pub mod state;
 pub mod store;
+pub mod table;
+pub mod values;
 
 /// The URL schemes of a PostgreSQL connection URL.
 pub const SCHEMES: [&str; 2] = ["postgres", "postgresql"];

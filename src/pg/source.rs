@@ -9,7 +9,8 @@ use postgres::Client;
 use postgres::types::Type;
 use serde_json::Value;
 
-use super::conn::{self, quote};
+use super::conn;
+use super::table::{check_identifier, quote};
 use crate::record::{FieldType, Schema};
 use crate::source::Selection;
 use crate::source::{Context, Emit, Source, deliver};
@@ -50,7 +51,7 @@ impl PgSource {
     ) -> Result<Self> {
         let name = conn::redact(url);
         if let Selection::Table(table) = selection {
-            conn::check_identifier("table name", table)?;
+            check_identifier("table name", table)?;
         }
         let mut client = conn::connect(url)?;
         let base = match selection {

@@ -1,18 +1,61 @@
 //! PostgreSQL's state store: bookmarks in `_etl_state` and committed batch
 //! ids in `_etl_batches` of the target's schema, read and written inside
 //! the load's transaction, so they commit with the rows or not at all.
+//! [`PgState`] is the store a load reads and writes them through; it holds
+//! the load's connection, which the table and the COPY borrow from it.
 
 use anyhow::{Context, Result};
 use postgres::Client;
 use serde_json::Value;
 
-use super::conn::quote;
-use super::source::db_message;
+use super::conn::pg_err;
+use super::stage::Session;
+use super::table::quote;
 use crate::runs::{RUNS_TABLE, RunRecord};
-use crate::state::{BATCH_TABLE, STATE_TABLE, StateChanges};
+use crate::state::{BATCH_TABLE, STATE_TABLE, StateChanges, StateStore};
 
-fn pg_err(what: &str) -> impl Fn(postgres::Error) -> anyhow::Error + '_ {
-    move |e| anyhow::anyhow!("{what}: {}", db_message(&e))
+/// The state of one target table, read and written through the load's
+/// connection, inside its transaction.
+pub struct PgState {
+    session: Session,
+    schema: String,
+    table: String,
+}
+
+impl PgState {
+    /// The state kept for `table` in `schema`, over the load's `session`.
+    pub fn new(session: Session, schema: &str, table: &str) -> PgState {
+        PgState {
+            session,
+            schema: schema.to_string(),
+            table: table.to_string(),
+        }
+    }
+
+    /// The load's connection (also the table's and the COPY's).
+    pub fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// Writes a run's bookmarks, its record and the batch ids it loaded,
+    /// inside the load's transaction.
+    pub fn write(&mut self, changes: &StateChanges) -> Result<()> {
+        let client = self.session.client()?;
+        write_changes(client, &self.schema, &self.table, changes)
+    }
+}
+
+/// The bookmark is read with its row locked (until the load commits).
+impl StateStore for PgState {
+    fn bookmark(&mut self, stream: &str) -> Result<Option<Value>> {
+        let client = self.session.client()?;
+        read_bookmark(client, &self.schema, stream, true)
+    }
+
+    fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool> {
+        let client = self.session.client()?;
+        batch_committed(client, &self.schema, &self.table, stream, id)
+    }
 }
 
 fn state_table(schema: &str) -> String {
@@ -68,7 +111,7 @@ pub fn read_bookmark_url(url: &str, schema: Option<&str>, stream: &str) -> Resul
 /// Was batch `id` of `stream` committed into `table` before? Batch ids are
 /// scoped to (target table, stream); legacy rows (from before, without a
 /// table) match every table: see [`BATCH_TABLE`].
-pub fn batch_committed(
+fn batch_committed(
     client: &mut Client,
     schema: &str,
     table: &str,
@@ -105,7 +148,12 @@ pub fn batch_committed(
 
 /// Writes a run's bookmarks and the batch ids it loaded into `table`,
 /// inside the load's transaction.
-pub fn write(client: &mut Client, schema: &str, table: &str, changes: &StateChanges) -> Result<()> {
+fn write_changes(
+    client: &mut Client,
+    schema: &str,
+    table: &str,
+    changes: &StateChanges,
+) -> Result<()> {
     if changes.bookmarks().next().is_some() {
         let state = state_table(schema);
         client

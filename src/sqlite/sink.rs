@@ -1,78 +1,25 @@
 //! A SQLite database as a sink: the run is one transaction (or one per
-//! stream segment with `--commit segment`), and the stream's bookmark is
-//! stored in `_etl_state` inside the same transaction as its rows.
+//! stream segment with `--commit segment`) on the target opened in
+//! `conn.rs`, in which the table is created or widened (`table.rs`), rows
+//! are inserted with prepared statements (`stage.rs`), and the stream's
+//! bookmark is stored in `_etl_state` (`state.rs`).
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use anyhow::Result;
 
-use anyhow::{Context, Result};
-use rusqlite::Connection;
-
+pub use super::conn::SqliteTarget;
+use super::stage::Stage;
 use super::state::SqliteState;
-use super::table::TableWriter;
+use super::table::Table;
 use crate::format::flat::Fields;
 use crate::record::Schema;
 use crate::sink::{Sink, TableOptions};
 use crate::state::{StateChanges, StateStore};
 
-/// An open SQLite database with a write transaction in progress.
-#[derive(Debug)]
-pub struct SqliteTarget {
-    path: PathBuf,
-    conn: Connection,
-}
-
-impl SqliteTarget {
-    /// Opens (or creates) the database and takes the write lock. Another
-    /// load of the same file is waited for, up to `wait`.
-    pub fn open(path: &Path, wait: Duration) -> Result<Self> {
-        let name = path.display();
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot open SQLite database {name}"))?;
-        let target = SqliteTarget {
-            path: path.to_path_buf(),
-            conn,
-        };
-        target
-            .conn
-            .busy_timeout(wait)
-            .and_then(|()| {
-                target
-                    .conn
-                    .execute_batch("PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")
-            })
-            .and_then(|()| target.conn.execute_batch("BEGIN IMMEDIATE"))
-            .with_context(|| format!("cannot start a write transaction on {name}"))?;
-        Ok(target)
-    }
-
-    /// The connection, inside the run's transaction.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
-    fn commit(&self) -> Result<()> {
-        self.conn
-            .execute_batch("COMMIT")
-            .with_context(|| format!("cannot commit to {}", self.path.display()))
-    }
-
-    /// Undoes the open transaction, if one is open. A database file this
-    /// run created stays (empty): another load may already be waiting on
-    /// it, and deleting it would make that load's commit vanish.
-    pub fn rollback(&self) {
-        if !self.conn.is_autocommit() {
-            // The transaction dies with the connection even if ROLLBACK fails.
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-    }
-}
-
 /// Loads into one table of an open [`SqliteTarget`].
 pub struct SqliteSink<'c> {
     target: &'c SqliteTarget,
-    table: String,
-    writer: TableWriter<'c>,
+    table: Table<'c>,
+    stage: Stage<'c>,
     state: SqliteState<'c>,
 }
 
@@ -80,9 +27,9 @@ impl<'c> SqliteSink<'c> {
     /// A sink for `table` in `target`'s transaction.
     pub fn new(target: &'c SqliteTarget, table: &str, options: TableOptions) -> Result<Self> {
         Ok(SqliteSink {
-            writer: TableWriter::new(target.connection(), table, options)?,
+            table: Table::new(target.connection(), table, options)?,
+            stage: Stage::new(target.connection()),
             state: SqliteState::new(target.connection(), table),
-            table: table.to_string(),
             target,
         })
     }
@@ -90,7 +37,8 @@ impl<'c> SqliteSink<'c> {
     /// Columns for null-only fields, then the bookmarks and batch ids:
     /// everything that must be in the transaction before it commits.
     fn settle(&mut self, changes: &StateChanges) -> Result<()> {
-        self.writer.finish()?;
+        self.stage.reset();
+        self.table.finish()?;
         self.state.write(changes)
     }
 }
@@ -101,25 +49,17 @@ impl Sink for SqliteSink<'_> {
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
-        self.writer.prepare(schema, sample)
+        self.table.prepare(schema, sample)
     }
 
     fn insert(&mut self, fields: &Fields<'_>, _line: &[u8]) -> Result<Result<(), String>> {
-        self.writer.insert(fields)
+        self.stage.insert(&mut self.table, fields)
     }
 
     fn commit_point(&mut self, changes: &StateChanges) -> Result<()> {
         self.settle(changes)?;
         self.target.commit()?;
-        self.target
-            .connection()
-            .execute_batch("BEGIN IMMEDIATE")
-            .with_context(|| {
-                format!(
-                    "cannot start a write transaction on {}",
-                    self.target.path.display()
-                )
-            })
+        self.target.begin()
     }
 
     fn commit(mut self: Box<Self>, changes: &StateChanges) -> Result<Vec<String>> {
@@ -127,27 +67,20 @@ impl Sink for SqliteSink<'_> {
             self.target.rollback();
             return Err(err);
         }
-        let mut log = self.writer.take_log();
-        if self.writer.deleted() > 0 {
+        let mut log = self.table.take_log();
+        if self.stage.deleted() > 0 {
             log.push(format!(
                 "deleted {} rows (--delete-when)",
-                self.writer.deleted()
+                self.stage.deleted()
             ));
         }
         Ok(log)
     }
 
     fn describe(&mut self) -> Result<Vec<String>> {
-        self.writer.finish()?;
-        let conn = self.target.connection();
-        let mut stmt = conn.prepare(
-            "SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL \
-             ORDER BY type DESC, name",
-        )?;
-        let ddl = stmt
-            .query_map([&self.table], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(ddl.into_iter().map(|sql| format!("{sql};")).collect())
+        self.stage.reset();
+        self.table.finish()?;
+        self.table.describe()
     }
 
     fn abort(self: Box<Self>) {

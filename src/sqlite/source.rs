@@ -15,10 +15,11 @@ use anyhow::{Context as _, Result, bail};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
+use super::table::quote_ident;
+use super::values::ColumnKind;
 use crate::format::json;
 use crate::record::{FieldType, Schema};
 use crate::source::{Context, Emit, Selection, Source, Window, deliver};
-use crate::sqlite::{ColumnKind, quote_ident};
 
 /// Rows read to type the columns whose declared type has no wire type.
 pub const TYPING_SAMPLE: usize = 1000;
@@ -62,13 +63,13 @@ impl SqliteSource {
         if !path.is_file() {
             bail!("cannot open {name}: no such file");
         }
-        let connection = super::open_reader(path)
+        let connection = super::conn::open_reader(path)
             .with_context(|| format!("cannot open SQLite database {name}"))?;
         // The first read: where a hot journal is rolled back, or explained.
         connection
             .query_row("PRAGMA schema_version", [], |_| Ok(()))
             .with_context(|| format!("cannot read SQLite database {name}"))
-            .map_err(|err| super::explain_hot_journal(err, path))?;
+            .map_err(|err| super::conn::explain_hot_journal(err, path))?;
         let mut sql = match selection {
             Selection::Table(table) => format!("SELECT * FROM {}", quote_ident(table)),
             Selection::Query(sql) => sql.trim().trim_end_matches(';').to_string(),

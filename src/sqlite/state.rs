@@ -139,11 +139,11 @@ pub fn read_bookmark_file(path: &Path, stream: &str) -> Result<Option<Value>> {
     if !path.exists() {
         return Ok(None);
     }
-    let conn = super::open_reader(path)
+    let conn = super::conn::open_reader(path)
         .with_context(|| format!("cannot open state database {}", path.display()))?;
     read_bookmark(&conn, stream)
         .with_context(|| format!("cannot read state from {}", path.display()))
-        .map_err(|err| super::explain_hot_journal(err, path))
+        .map_err(|err| super::conn::explain_hot_journal(err, path))
 }
 
 /// Reads a bookmark inside an open connection (and its transaction).

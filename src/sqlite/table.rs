@@ -1,53 +1,64 @@
-//! Writing records into one SQLite table: columns created and added from
-//! the records, values fitted to column types or rejected, append, replace
-//! and upsert statements.
+//! One SQLite table as a load sees it: identifiers quoted, the table's
+//! columns and how each record's fields bind to them (columns created and
+//! added from the records), and the unique index an upsert needs.
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result, bail};
-use rusqlite::{CachedStatement, Connection};
+use anyhow::{Context, Result};
+use rusqlite::Connection;
 
-use super::types::to_sql;
-use crate::format::flat::{Fields, Raw};
+use super::values::{ColumnKind, declared_type};
+use crate::format::flat::Fields;
 use crate::format::typing::{column_types, type_of_value};
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, TableOptions};
-use crate::sqlite::{ColumnKind, declared_type, quote_ident};
 
-struct Column {
-    name: String,
-    kind: ColumnKind,
+/// Quotes an identifier that may come from data: `"` doubled, whole name
+/// wrapped. Never paste a name into SQL any other way.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Writes records into one table within the target's transaction.
-pub struct TableWriter<'c> {
+/// A column of the target table.
+pub struct Column {
+    /// Its name, as the table spells it.
+    pub name: String,
+    /// What it accepts.
+    pub kind: ColumnKind,
+}
+
+/// The target table, within the target's transaction.
+pub struct Table<'c> {
     conn: &'c Connection,
-    options: TableOptions,
-    deleted: u64,
-    table: String,
-    quoted_table: String,
+    /// How records are written (read by the stage too).
+    pub options: TableOptions,
+    /// Its name, unquoted.
+    pub table: String,
+    /// Its name, quoted.
+    pub quoted_table: String,
     exists: bool,
-    columns: Vec<Column>,
+    /// Its columns, in order.
+    pub columns: Vec<Column>,
     by_name: HashMap<String, usize>,
     by_lower: HashMap<String, usize>,
     /// Fields seen only as null, created at the end so the column exists.
     null_only: Vec<String>,
-    bound: Vec<usize>,
+    /// The column each field of the last record bound names (`usize::MAX`:
+    /// a null field without a column).
+    pub bound: Vec<usize>,
     /// Field names of the last record inserted, in order.
     last_fields: Vec<String>,
-    statement: Option<(Vec<usize>, CachedStatement<'c>)>,
     log: Vec<String>,
 }
 
-impl<'c> TableWriter<'c> {
+impl<'c> Table<'c> {
     /// Reads the table's columns if it exists; `mode` replace empties it.
     pub fn new(conn: &'c Connection, table: &str, options: TableOptions) -> Result<Self> {
         let quoted_table = quote_ident(table);
         let mode = options.mode;
-        let mut writer = TableWriter {
+        let mut writer = Table {
             conn,
             options,
-            deleted: 0,
             table: table.to_string(),
             quoted_table,
             exists: false,
@@ -57,7 +68,6 @@ impl<'c> TableWriter<'c> {
             null_only: Vec::new(),
             bound: Vec::new(),
             last_fields: Vec::new(),
-            statement: None,
             log: Vec::new(),
         };
         let mut stmt = conn.prepare("SELECT name, type FROM pragma_table_info(?1)")?;
@@ -92,7 +102,9 @@ impl<'c> TableWriter<'c> {
         self.columns.push(Column { name, kind });
     }
 
-    fn find(&self, name: &str) -> Option<usize> {
+    /// The column a field names: of that exact name, else the one that
+    /// differs only in case.
+    pub fn find(&self, name: &str) -> Option<usize> {
         self.by_name
             .get(name)
             .or_else(|| self.by_lower.get(&name.to_lowercase()))
@@ -194,42 +206,6 @@ impl<'c> TableWriter<'c> {
         Ok(false)
     }
 
-    /// Rows deleted by `--delete-when` so far.
-    pub fn deleted(&self) -> u64 {
-        self.deleted
-    }
-
-    fn delete(&mut self, record: &Fields<'_>) -> Result<Result<(), String>> {
-        let mut params = Vec::new();
-        let mut conditions = Vec::new();
-        for key in &self.options.keys {
-            let Some(i) = self.find(key) else {
-                return Ok(Err(format!("key column {key:?} does not exist")));
-            };
-            let value = field(record, key).unwrap_or(&Raw::Null);
-            match to_sql(value, self.columns[i].kind) {
-                Ok(v) => params.push(v),
-                Err(reason) => return Ok(Err(format!("key column {key:?}: {reason}"))),
-            }
-            conditions.push(format!(
-                "{} = ?{}",
-                quote_ident(&self.columns[i].name),
-                params.len()
-            ));
-        }
-        let sql = format!(
-            "DELETE FROM {} WHERE {}",
-            self.quoted_table,
-            conditions.join(" AND ")
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        for (n, param) in params.iter().enumerate() {
-            stmt.raw_bind_parameter(n + 1, param)?;
-        }
-        self.deleted += stmt.raw_execute()? as u64;
-        Ok(Ok(()))
-    }
-
     fn add_columns(&mut self, columns: &[(String, FieldType)]) -> Result<()> {
         if columns.is_empty() {
             return Ok(());
@@ -275,162 +251,91 @@ impl<'c> TableWriter<'c> {
         Ok(())
     }
 
-    /// Inserts one record. `Ok(Err(reason))` is a rejected record: nothing
-    /// of it was written. `Err` is a database failure that ends the run.
-    pub fn insert(&mut self, record: &Fields<'_>) -> Result<Result<(), String>> {
-        for key in &self.options.keys {
-            if field(record, key).is_none_or(Raw::is_null) {
-                return Ok(Err(format!("key field {key:?} is null or missing")));
+    /// Binds a record's fields to columns in `bound` (one slot per field,
+    /// `usize::MAX` for a null field without a column), adding the columns
+    /// new fields need. `Ok(Err(reason))` rejects the record.
+    pub fn bind(&mut self, record: &Fields<'_>) -> Result<Result<(), String>> {
+        loop {
+            // Records of one stream almost always repeat the same fields in
+            // the same order: then the columns found for the last record apply.
+            let same_fields = self.last_fields.len() == record.len()
+                && self
+                    .last_fields
+                    .iter()
+                    .zip(record)
+                    .all(|(last, (name, _))| last == name)
+                // A field that had no column (only nulls so far) may have a value now.
+                && self
+                    .bound
+                    .iter()
+                    .zip(record)
+                    .all(|(&i, (_, value))| i != usize::MAX || value.is_null());
+            if same_fields {
+                return Ok(Ok(()));
             }
-        }
-        if let Some(flag) = &self.options.delete_when
-            && field(record, flag) == Some(&Raw::Bool(true))
-        {
-            return self.delete(record);
-        }
-        // Records of one stream almost always repeat the same fields in the
-        // same order: then the columns found for the last record apply.
-        let same_fields = self.last_fields.len() == record.len()
-            && self
-                .last_fields
-                .iter()
-                .zip(record)
-                .all(|(last, (name, _))| last == name)
-            // A field that had no column (only nulls so far) may have a value now.
-            && self
-                .bound
-                .iter()
-                .zip(record)
-                .all(|(&i, (_, value))| i != usize::MAX || value.is_null());
-        if same_fields {
-            return self.bind_and_run(record);
-        }
-        // Until this record's columns are all found, the shortcut for "same
-        // fields as the last record" must not be taken.
-        self.last_fields.clear();
-        self.bound.clear();
-        let mut new_columns: Vec<(String, FieldType)> = Vec::new();
-        for (name, value) in record {
-            match self.find(name) {
-                Some(i) => {
-                    if self.bound.contains(&i) {
+            // Until this record's columns are all found, the shortcut for
+            // "same fields as the last record" must not be taken.
+            self.last_fields.clear();
+            self.bound.clear();
+            let mut new_columns: Vec<(String, FieldType)> = Vec::new();
+            for (name, value) in record {
+                match self.find(name) {
+                    Some(i) => {
+                        if self.bound.contains(&i) {
+                            return Ok(Err(format!(
+                                "field {name:?} names column {:?} a second time (names are case-insensitive)",
+                                self.columns[i].name
+                            )));
+                        }
+                        self.bound.push(i);
+                    }
+                    None if self.options.strict => {
                         return Ok(Err(format!(
-                            "field {name:?} names column {:?} a second time (names are case-insensitive)",
-                            self.columns[i].name
+                            "field {name:?} is not a column of table {:?} (--schema strict)",
+                            self.table
                         )));
                     }
-                    self.bound.push(i);
-                }
-                None if self.options.strict => {
-                    return Ok(Err(format!(
-                        "field {name:?} is not a column of table {:?} (--schema strict)",
-                        self.table
-                    )));
-                }
-                None => match type_of_value(value) {
-                    Some(t) => new_columns.push((name.to_string(), t)),
-                    None => {
-                        if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                            self.null_only.push(name.to_string());
+                    None => match type_of_value(value) {
+                        Some(t) => new_columns.push((name.to_string(), t)),
+                        None => {
+                            if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                                self.null_only.push(name.to_string());
+                            }
+                            // A field without a column is not bound; mark
+                            // the slot so that field order stays aligned.
+                            self.bound.push(usize::MAX);
                         }
-                        // A field without a column is not bound; mark the
-                        // slot so that field order stays aligned.
-                        self.bound.push(usize::MAX);
-                    }
-                },
+                    },
+                }
             }
-        }
-        if !new_columns.is_empty() {
+            if new_columns.is_empty() {
+                break;
+            }
+            // With the columns added, the record is bound again.
             self.add_columns(&new_columns)?;
-            return self.insert(record);
         }
         self.last_fields.clear();
         self.last_fields
             .extend(record.iter().map(|(name, _)| name.to_string()));
-        self.bind_and_run(record)
-    }
-
-    /// Binds the record's values to the columns in `self.bound` (one slot
-    /// per field, `usize::MAX` for a null field without a column) and runs
-    /// the insert.
-    fn bind_and_run(&mut self, record: &Fields<'_>) -> Result<Result<(), String>> {
-        let mut params = Vec::with_capacity(record.len());
-        let mut columns = Vec::with_capacity(record.len());
-        for (&i, (_, value)) in self.bound.iter().zip(record) {
-            if i == usize::MAX {
-                continue;
-            }
-            match to_sql(value, self.columns[i].kind) {
-                Ok(v) => params.push(v),
-                Err(reason) => {
-                    return Ok(Err(format!("column {:?}: {reason}", self.columns[i].name)));
-                }
-            }
-            columns.push(i);
-        }
-        let reuse = matches!(&self.statement, Some((cols, _)) if *cols == columns);
-        if !reuse {
-            let sql = if columns.is_empty() {
-                format!("INSERT INTO {} DEFAULT VALUES", self.quoted_table)
-            } else {
-                let names: Vec<String> = columns
-                    .iter()
-                    .map(|&i| quote_ident(&self.columns[i].name))
-                    .collect();
-                let marks: Vec<String> = (1..=names.len()).map(|n| format!("?{n}")).collect();
-                let mut sql = format!(
-                    "INSERT INTO {} ({}) VALUES ({})",
-                    self.quoted_table,
-                    names.join(", "),
-                    marks.join(", ")
-                );
-                if self.options.mode == LoadMode::Upsert {
-                    sql.push_str(&self.on_conflict(&names));
-                }
-                sql
-            };
-            let stmt = self.conn.prepare_cached(&sql)?;
-            self.statement = Some((columns, stmt));
-        }
-        let Some((_, stmt)) = self.statement.as_mut() else {
-            bail!("insert statement missing after preparation");
-        };
-        for (n, param) in params.iter().enumerate() {
-            stmt.raw_bind_parameter(n + 1, param)?;
-        }
-        stmt.raw_execute()
-            .with_context(|| format!("cannot insert into table {:?}", self.table))?;
         Ok(Ok(()))
     }
 
-    fn on_conflict(&self, names: &[String]) -> String {
-        let keys: Vec<String> = self
-            .options
-            .keys
-            .iter()
-            .filter_map(|k| self.find(k))
-            .map(|i| quote_ident(&self.columns[i].name))
-            .collect();
-        let updates: Vec<String> = names
-            .iter()
-            .filter(|n| !keys.contains(n))
-            .map(|n| format!("{n} = excluded.{n}"))
-            .collect();
-        if updates.is_empty() {
-            format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", "))
-        } else {
-            format!(
-                " ON CONFLICT ({}) DO UPDATE SET {}",
-                keys.join(", "),
-                updates.join(", ")
-            )
-        }
+    /// The table's definition (with its indexes) as the run has left it
+    /// so far.
+    pub fn describe(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL \
+             ORDER BY type DESC, name",
+        )?;
+        let ddl = stmt
+            .query_map([&self.table], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(ddl.into_iter().map(|sql| format!("{sql};")).collect())
     }
 
     /// Creates columns for fields that only ever held null, so that every
     /// field of the input has a column. Call before committing.
     pub fn finish(&mut self) -> Result<()> {
-        self.statement = None;
         let pending: Vec<(String, FieldType)> = std::mem::take(&mut self.null_only)
             .into_iter()
             .map(|n| (n, FieldType::Text))
@@ -442,7 +347,15 @@ impl<'c> TableWriter<'c> {
     }
 }
 
-/// The value of the first field called `name`.
-fn field<'r>(record: &'r Fields<'_>, name: &str) -> Option<&'r Raw<'r>> {
-    record.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_doubles_quotes() {
+        assert_eq!(
+            quote_ident(r#"a"b; DROP TABLE x"#),
+            r#""a""b; DROP TABLE x""#
+        );
+    }
 }

@@ -1,13 +1,79 @@
-//! Fitting record values into SQLite columns: a value goes into a column
-//! only when the column holds it exactly; anything else is a reject with a
-//! reason.
+//! Fitting record values into SQLite columns: what a column accepts (from
+//! its declared type, the way SQLite derives affinity), the type etlkit
+//! declares for a column it creates, and the check that a value goes into
+//! a column only when the column holds it exactly; anything else is a
+//! reject with a reason.
 
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 
-use super::ColumnKind;
 use crate::format::flat::Raw;
 use crate::format::typing::{exact_float, is_integer_text, is_number_text};
 use crate::record::FieldType;
+
+/// The declared type etlkit gives a column it creates for `t`.
+pub fn declared_type(t: FieldType) -> &'static str {
+    match t {
+        FieldType::Integer => "INTEGER",
+        FieldType::Float => "REAL",
+        FieldType::Boolean => "BOOLEAN",
+        FieldType::Text => "TEXT",
+        // TEXT affinity: with the plain name JSON (NUMERIC affinity) SQLite
+        // would turn a long number's text into a rounded REAL.
+        FieldType::Json => "JSON_TEXT",
+    }
+}
+
+/// What a column accepts, derived from its declared type the way SQLite
+/// derives affinity, plus the two names etlkit gives meaning to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// A typed column etlkit understands.
+    Typed(FieldType),
+    /// NUMERIC affinity (DATE, DECIMAL, ...): numbers, and text SQLite
+    /// would not turn into a number.
+    Numeric,
+    /// No declared type: anything, stored as given.
+    Any,
+}
+
+impl ColumnKind {
+    /// The kind of a column declared as `decl`.
+    pub fn from_declared(decl: &str) -> ColumnKind {
+        let upper = decl.to_ascii_uppercase();
+        if upper.starts_with("BOOL") {
+            ColumnKind::Typed(FieldType::Boolean)
+        } else if upper == "JSON" || upper == "JSONB" || upper == "JSON_TEXT" {
+            ColumnKind::Typed(FieldType::Json)
+        } else if upper.contains("INT") {
+            ColumnKind::Typed(FieldType::Integer)
+        } else if upper.contains("CHAR") || upper.contains("CLOB") || upper.contains("TEXT") {
+            ColumnKind::Typed(FieldType::Text)
+        } else if upper.is_empty() || upper.contains("BLOB") {
+            ColumnKind::Any
+        } else if upper.contains("REAL") || upper.contains("FLOA") || upper.contains("DOUB") {
+            ColumnKind::Typed(FieldType::Float)
+        } else {
+            ColumnKind::Numeric
+        }
+    }
+
+    /// The wire type a reader of this column should declare, if any.
+    pub fn field_type(self) -> Option<FieldType> {
+        match self {
+            ColumnKind::Typed(t) => Some(t),
+            ColumnKind::Numeric | ColumnKind::Any => None,
+        }
+    }
+
+    /// A name for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ColumnKind::Typed(t) => declared_type(t),
+            ColumnKind::Numeric => "NUMERIC",
+            ColumnKind::Any => "untyped",
+        }
+    }
+}
 
 /// Would SQLite turn this text into a number in a NUMERIC column?
 fn looks_numeric(text: &str) -> bool {
@@ -166,5 +232,38 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err, "text value \"n/a\" does not fit a INTEGER column");
+    }
+
+    #[test]
+    fn declared_types_map_like_affinity() {
+        use ColumnKind::*;
+        assert_eq!(
+            ColumnKind::from_declared("BIGINT"),
+            Typed(FieldType::Integer)
+        );
+        assert_eq!(
+            ColumnKind::from_declared("varchar(20)"),
+            Typed(FieldType::Text)
+        );
+        assert_eq!(
+            ColumnKind::from_declared("DOUBLE PRECISION"),
+            Typed(FieldType::Float)
+        );
+        assert_eq!(
+            ColumnKind::from_declared("BOOLEAN"),
+            Typed(FieldType::Boolean)
+        );
+        assert_eq!(ColumnKind::from_declared("JSON"), Typed(FieldType::Json));
+        assert_eq!(ColumnKind::from_declared("DATETIME"), Numeric);
+        assert_eq!(ColumnKind::from_declared(""), Any);
+        for t in [
+            FieldType::Integer,
+            FieldType::Float,
+            FieldType::Boolean,
+            FieldType::Text,
+            FieldType::Json,
+        ] {
+            assert_eq!(ColumnKind::from_declared(declared_type(t)), Typed(t));
+        }
     }
 }

@@ -1,6 +1,8 @@
-//! The COPY text format: how each value is checked against its column and
-//! written, so that a value the column would change is a reject before
-//! anything is sent.
+//! Fitting values into PostgreSQL columns: what a column accepts (from its
+//! type name), the type etlkit gives a column it creates, and how each
+//! value is checked against its column and written in COPY's text or
+//! binary format, so that a value the column would change is a reject
+//! before anything is sent.
 
 use crate::format::flat::Raw;
 use crate::format::typing::{exact_float, is_number_text};

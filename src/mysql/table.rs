@@ -1,0 +1,450 @@
+//! One MySQL table as a load sees it: names quoted and checked against
+//! MySQL's limits, the table's columns and how each record's fields bind to
+//! them, the DDL that creates or widens it (run at commit, before the
+//! data's transaction: MySQL commits at every CREATE or ALTER TABLE), and
+//! the unique index an upsert needs.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use mysql::Conn;
+use mysql::prelude::Queryable;
+
+use super::conn::message;
+use super::values::{ColumnInfo, Kind};
+use crate::error::{Failure, Kind as ErrorKind};
+use crate::format::flat::Fields;
+use crate::format::typing::type_of_value;
+use crate::record::FieldType;
+use crate::sink::TableOptions;
+
+/// MySQL's limit on table, column and index names, in characters.
+pub const NAME_LIMIT: usize = 64;
+
+/// Quotes an identifier that may come from data: backticks doubled, the
+/// whole name wrapped. Never paste a name into SQL any other way.
+pub fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Refuses a name MySQL would not keep as given: longer than 64
+/// characters (MySQL refuses it, never truncates; we say so first), with a
+/// trailing space (stripped by the server) or a NUL, or empty.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err(format!("{what} name is empty"));
+    }
+    if chars > NAME_LIMIT {
+        return Err(format!(
+            "{what} name {name:?} is {chars} characters long; MySQL allows {NAME_LIMIT}"
+        ));
+    }
+    if name.ends_with(' ') {
+        return Err(format!(
+            "{what} name {name:?} ends with a space, which MySQL does not allow"
+        ));
+    }
+    if name.contains('\0') {
+        return Err(format!("{what} name {name:?} holds a NUL character"));
+    }
+    Ok(())
+}
+
+/// The column type etlkit gives a new column for a wire type. Booleans
+/// are BIT(1), which reads back as true/false (TINYINT(1) would read back
+/// as a number); text key columns are VARCHAR(191) so that a unique index
+/// fits in InnoDB's 3072 bytes.
+pub fn declared_type(t: FieldType, key: bool) -> &'static str {
+    match t {
+        FieldType::Integer => "BIGINT",
+        FieldType::Float => "DOUBLE",
+        FieldType::Boolean => "BIT(1)",
+        FieldType::Text if key => "VARCHAR(191)",
+        FieldType::Text => "LONGTEXT",
+        FieldType::Json => "JSON",
+    }
+}
+
+/// Turns a driver error into "`what`: the server's message".
+pub fn db_err(what: &str) -> impl Fn(mysql::Error) -> anyhow::Error + '_ {
+    move |e| anyhow::anyhow!("{what}: {}", message(&e))
+}
+
+/// A column of the target table (or one planned for it).
+pub struct Column {
+    /// Its name, as the table spells it.
+    pub name: String,
+    /// What it accepts.
+    pub kind: Kind,
+    /// The SQL type (COLUMN_TYPE, or the type etlkit gives a new column).
+    pub sql_type: String,
+    /// In the target table already (else created at commit).
+    pub in_target: bool,
+    /// In the staging table already.
+    pub staged: bool,
+}
+
+/// The columns of `table` in the current database, in order.
+fn read_columns(conn: &mut Conn, table: &str) -> Result<Vec<(String, ColumnInfo)>> {
+    type Row = (
+        String,
+        String,
+        String,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+    );
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, CHARACTER_MAXIMUM_LENGTH, \
+             NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
+            (table,),
+        )
+        .map_err(db_err("cannot read the table's columns"))?;
+    // MariaDB's JSON is a LONGTEXT with a json_valid check (MySQL: no rows).
+    let checks: Vec<String> = conn
+        .exec(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            (table,),
+        )
+        .unwrap_or_default();
+    Ok(rows
+        .into_iter()
+        .map(
+            |(name, data_type, column_type, max_length, precision, scale, fraction)| {
+                let json = checks
+                    .iter()
+                    .any(|c| c.trim() == format!("json_valid({})", quote(&name)));
+                let info = ColumnInfo {
+                    data_type,
+                    column_type,
+                    max_length,
+                    precision,
+                    scale,
+                    fraction,
+                    json,
+                    binary: false,
+                };
+                (name, info)
+            },
+        )
+        .collect())
+}
+
+/// The target table: its columns, those planned for it, and the binding
+/// of the last record.
+pub struct Table {
+    /// The target as messages show it.
+    name: String,
+    /// Its name, unquoted.
+    pub table: String,
+    /// Its name, quoted.
+    pub qtable: String,
+    /// Does the table exist (yet)?
+    pub exists: bool,
+    /// Its columns, then those planned for it.
+    pub columns: Vec<Column>,
+    by_lower: HashMap<String, usize>,
+    /// Fields seen only as null so far: given a text column at commit.
+    null_only: Vec<String>,
+    /// Field names of the last record and the columns they were bound to.
+    last_fields: Vec<String>,
+    last_bound: Vec<Option<usize>>,
+}
+
+impl Table {
+    /// Reads the columns of `table` (shown in messages as `name`).
+    pub fn read(conn: &mut Conn, name: &str, table: &str) -> Result<Table> {
+        let existing = read_columns(conn, table)?;
+        let mut t = Table {
+            name: name.to_string(),
+            table: table.to_string(),
+            qtable: quote(table),
+            exists: !existing.is_empty(),
+            columns: Vec::new(),
+            by_lower: HashMap::new(),
+            null_only: Vec::new(),
+            last_fields: Vec::new(),
+            last_bound: Vec::new(),
+        };
+        for (name, info) in existing {
+            t.push_column(Column {
+                kind: Kind::from_info(&info),
+                sql_type: info.column_type.clone(),
+                name,
+                in_target: true,
+                staged: false,
+            });
+        }
+        Ok(t)
+    }
+
+    fn push_column(&mut self, column: Column) {
+        self.by_lower
+            .entry(column.name.to_lowercase())
+            .or_insert(self.columns.len());
+        self.columns.push(column);
+    }
+
+    /// The column a field names (names are case-insensitive).
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.by_lower.get(&name.to_lowercase()).copied()
+    }
+
+    /// The key columns (`keys`) the table has.
+    pub fn key_columns(&self, keys: &[String]) -> Vec<usize> {
+        keys.iter().filter_map(|k| self.find(k)).collect()
+    }
+
+    /// Plans a new column (created in the target at commit); `keys`
+    /// decides a text column's type.
+    pub fn plan_column(&mut self, name: &str, t: FieldType, keys: &[String]) -> Result<()> {
+        if let Err(reason) = check_name("column", name) {
+            return Err(Failure::new(
+                ErrorKind::Runtime,
+                format!("{}: table {:?}: {reason}", self.name, self.table),
+            )
+            .hint("rename the field on the way: etl-transform --rename OLD=NEW")
+            .into());
+        }
+        let key = keys.iter().any(|k| k.eq_ignore_ascii_case(name));
+        self.push_column(Column {
+            name: name.to_string(),
+            kind: Kind::of(t),
+            sql_type: declared_type(t, key).to_string(),
+            in_target: false,
+            staged: false,
+        });
+        self.null_only.retain(|n| !n.eq_ignore_ascii_case(name));
+        Ok(())
+    }
+
+    /// Binds a record's fields to columns, planning new ones (evolve) or
+    /// refusing the record (strict, or a name given twice).
+    pub fn bind(
+        &mut self,
+        fields: &Fields<'_>,
+        options: &TableOptions,
+    ) -> Result<Result<Vec<Option<usize>>, String>> {
+        let same = self.last_fields.len() == fields.len()
+            && self
+                .last_fields
+                .iter()
+                .zip(fields)
+                .all(|(last, (name, _))| last == name)
+            && self
+                .last_bound
+                .iter()
+                .zip(fields)
+                .all(|(slot, (_, v))| slot.is_some() || v.is_null());
+        if same {
+            return Ok(Ok(self.last_bound.clone()));
+        }
+        let mut bound: Vec<Option<usize>> = Vec::with_capacity(fields.len());
+        for (name, value) in fields {
+            match self.find(name) {
+                Some(i) => {
+                    if bound.contains(&Some(i)) {
+                        return Ok(Err(format!(
+                            "field {name:?} names column {:?} a second time (names are case-insensitive)",
+                            self.columns[i].name
+                        )));
+                    }
+                    bound.push(Some(i));
+                }
+                None if options.strict => {
+                    return Ok(Err(format!(
+                        "field {name:?} is not a column of table {:?} (--schema strict)",
+                        self.table
+                    )));
+                }
+                None => match type_of_value(value) {
+                    Some(t) => {
+                        self.plan_column(name, t, &options.keys)?;
+                        bound.push(self.find(name));
+                    }
+                    None => {
+                        if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                            self.null_only.push(name.to_string());
+                        }
+                        bound.push(None);
+                    }
+                },
+            }
+        }
+        self.last_fields = fields.iter().map(|(n, _)| n.to_string()).collect();
+        self.last_bound = bound.clone();
+        Ok(Ok(bound))
+    }
+
+    /// The columns the target lacks, with their types: created at commit
+    /// (and the unique key an upsert needs); what it did goes to `log`.
+    pub fn create_or_widen(
+        &mut self,
+        conn: &mut Conn,
+        options: &TableOptions,
+        log: &mut Vec<String>,
+    ) -> Result<()> {
+        let pending: Vec<String> = std::mem::take(&mut self.null_only);
+        if !options.strict || !self.exists {
+            for name in pending {
+                if self.find(&name).is_none() {
+                    self.plan_column(&name, FieldType::Text, &options.keys)?;
+                }
+            }
+        }
+        let new: Vec<usize> = (0..self.columns.len())
+            .filter(|&i| !self.columns[i].in_target)
+            .collect();
+        if !new.is_empty() {
+            let defs: Vec<String> = new
+                .iter()
+                .map(|&i| {
+                    let c = &self.columns[i];
+                    format!("{} {}", quote(&c.name), c.sql_type)
+                })
+                .collect();
+            if self.exists {
+                let adds: Vec<String> = defs.iter().map(|d| format!("ADD COLUMN {d}")).collect();
+                conn.query_drop(format!("ALTER TABLE {} {}", self.qtable, adds.join(", ")))
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot add columns to table {:?}: {}",
+                            self.table,
+                            message(&e)
+                        )
+                    })?;
+                log.push(format!(
+                    "added columns to table {:?}: {}",
+                    self.table,
+                    defs.join(", ")
+                ));
+            } else {
+                conn.query_drop(format!(
+                    "CREATE TABLE {} ({}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+                    self.qtable,
+                    defs.join(", ")
+                ))
+                .map_err(|e| anyhow::anyhow!("cannot create table {:?}: {}", self.table, message(&e)))?;
+                self.exists = true;
+                log.push(format!(
+                    "created table {:?}: {}",
+                    self.table,
+                    defs.join(", ")
+                ));
+            }
+            for i in new {
+                self.columns[i].in_target = true;
+            }
+        }
+        if !options.keys.is_empty() && self.exists {
+            self.ensure_key_index(conn, &options.keys, log)?;
+        }
+        Ok(())
+    }
+
+    /// ON DUPLICATE KEY UPDATE needs a unique index on exactly the keys.
+    fn ensure_key_index(
+        &self,
+        conn: &mut Conn,
+        keys: &[String],
+        log: &mut Vec<String>,
+    ) -> Result<()> {
+        let rows: Vec<(String, String)> = conn
+            .exec(
+                "SELECT INDEX_NAME, LOWER(COLUMN_NAME) FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
+                 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+                (&self.table,),
+            )
+            .map_err(db_err("cannot read the table's indexes"))?;
+        let mut wanted: Vec<String> = keys.iter().map(|k| k.to_lowercase()).collect();
+        wanted.sort();
+        let mut indexes: HashMap<String, Vec<String>> = HashMap::new();
+        for (index, column) in rows {
+            indexes.entry(index).or_default().push(column);
+        }
+        if indexes.values_mut().any(|cols| {
+            cols.sort();
+            *cols == wanted
+        }) {
+            return Ok(());
+        }
+        let quoted: Vec<String> = keys.iter().map(|k| quote(k)).collect();
+        conn.query_drop(format!(
+            "CREATE UNIQUE INDEX `_etl_key` ON {} ({})",
+            self.qtable,
+            quoted.join(", ")
+        ))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot upsert into table {:?} by key ({}): {}",
+                self.table,
+                keys.join(", "),
+                message(&e)
+            )
+        })?;
+        log.push(format!(
+            "created unique index _etl_key on table {:?} ({})",
+            self.table,
+            keys.join(", ")
+        ));
+        Ok(())
+    }
+
+    /// The definition the table would get, for a dry run: MySQL commits at
+    /// every CREATE or ALTER TABLE, so a dry run shows the definition it
+    /// would make instead of making it.
+    pub fn describe(&self) -> Vec<String> {
+        let planned: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| !c.in_target)
+            .map(|c| format!("{} {}", quote(&c.name), c.sql_type))
+            .chain(
+                self.null_only
+                    .iter()
+                    .filter(|n| self.find(n).is_none())
+                    .map(|n| format!("{} LONGTEXT", quote(n))),
+            )
+            .collect();
+        let all: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", quote(&c.name), c.sql_type))
+            .collect();
+        vec![if !self.exists {
+            format!("CREATE TABLE {} ({});", self.qtable, all.join(", "))
+        } else if planned.is_empty() {
+            format!("table {} is unchanged", self.qtable)
+        } else {
+            let adds: Vec<String> = planned.iter().map(|d| format!("ADD COLUMN {d}")).collect();
+            format!("ALTER TABLE {} {};", self.qtable, adds.join(", "))
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_doubles_backticks() {
+        assert_eq!(quote("a`b; DROP TABLE x"), "`a``b; DROP TABLE x`");
+    }
+
+    #[test]
+    fn names_past_the_limit_are_refused() {
+        assert!(check_name("column", &"c".repeat(64)).is_ok());
+        assert!(check_name("column", &"é".repeat(64)).is_ok());
+        let err = check_name("column", &"c".repeat(65)).unwrap_err();
+        assert!(err.contains("65 characters"), "{err}");
+        assert!(check_name("table", "t ").is_err());
+        assert!(check_name("table", "").is_err());
+    }
+}

@@ -1,0 +1,445 @@
+//! One PostgreSQL table as a load sees it: its name (quoted, within
+//! PostgreSQL's identifier limit), its columns and how each record's fields
+//! bind to them, the DDL that creates or widens it, and the unique index an
+//! upsert merges by.
+
+use anyhow::{Result, bail};
+use postgres::Client;
+
+use super::conn::{db_message, pg_err};
+use super::values::{Binary, Kind};
+use crate::error::usage;
+use crate::format::flat::Fields;
+use crate::format::typing::type_of_value;
+use crate::record::FieldType;
+
+/// The longest identifier PostgreSQL keeps; it truncates longer ones.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Refuses a name PostgreSQL would truncate: two long names that share
+/// their first 63 bytes would name the same table or column.
+pub fn check_identifier(what: &str, name: &str) -> Result<()> {
+    if name.len() > MAX_IDENTIFIER_BYTES {
+        return Err(usage(identifier_too_long(what, name)));
+    }
+    Ok(())
+}
+
+/// The message for a name over PostgreSQL's identifier limit.
+pub fn identifier_too_long(what: &str, name: &str) -> String {
+    format!(
+        "{what} {name:?} is {} bytes; PostgreSQL identifiers are at most {MAX_IDENTIFIER_BYTES} \
+         bytes (it would truncate the name)",
+        name.len()
+    )
+}
+
+/// Quotes an identifier for PostgreSQL.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A column of the target table.
+pub struct Column {
+    /// Its name, as the table spells it.
+    pub name: String,
+    /// What it accepts.
+    pub kind: Kind,
+    /// Its type (format_type).
+    pub type_name: String,
+    /// The column's binary COPY form, when etlkit writes one.
+    pub binary: Option<Binary>,
+}
+
+impl Column {
+    fn new(name: String, kind: Kind, type_name: String) -> Column {
+        Column {
+            binary: Binary::of(kind, &type_name),
+            name,
+            kind,
+            type_name,
+        }
+    }
+
+    /// A column etlkit creates for a wire type.
+    fn declared(name: String, t: FieldType) -> Column {
+        Column::new(name, Kind::of(t), Kind::declared(t).into())
+    }
+}
+
+/// What a field's name finds among a table's columns.
+pub enum Lookup {
+    /// One column: of that exact name, or the one differing only in case.
+    Found(usize),
+    /// None.
+    Missing,
+    /// Two columns differing only in case, neither of the exact name.
+    Ambiguous(usize, usize),
+}
+
+/// The target table: its names, its columns as the run has left them, and
+/// the binding of the record being inserted.
+pub struct Table {
+    /// The schema it lives in.
+    pub schema: String,
+    /// Its name, unquoted.
+    pub table: String,
+    /// `"schema"."table"`.
+    pub qtable: String,
+    /// Does the table exist (yet)?
+    pub exists: bool,
+    /// Its columns, in order.
+    pub columns: Vec<Column>,
+    /// Fields seen only as null so far: given a text column at the end.
+    null_only: Vec<String>,
+    /// The column each field of the record being inserted names
+    /// (`usize::MAX`: a field without a column, only null so far).
+    pub bound: Vec<usize>,
+    /// The field names `bound` was found for: a record with the same names
+    /// in the same order reuses it without looking a name up.
+    bound_names: Vec<String>,
+    /// The key columns (`--key`), found once by `prepare`.
+    pub key_cols: Vec<usize>,
+}
+
+impl Table {
+    /// The table `table` of `schema`, not read yet (see [`Table::begin`]).
+    pub fn new(schema: String, table: &str) -> Table {
+        Table {
+            qtable: format!("{}.{}", quote(&schema), quote(table)),
+            schema,
+            table: table.to_string(),
+            exists: false,
+            columns: Vec::new(),
+            null_only: Vec::new(),
+            bound: Vec::new(),
+            bound_names: Vec::new(),
+            key_cols: Vec::new(),
+        }
+    }
+
+    /// Takes the table's load lock (a second load of the same table waits)
+    /// and reads its columns, inside the transaction just begun.
+    pub fn begin(&mut self, client: &mut Client) -> Result<()> {
+        client
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                &[&format!("etlkit:{}", self.qtable)],
+            )
+            .map_err(pg_err("cannot take the table's load lock"))?;
+        let rows = client
+            .query(
+                "SELECT a.attname::text, t.typname::text, format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+                 ORDER BY a.attnum",
+                &[&self.qtable],
+            )
+            .map_err(pg_err("cannot read the table's columns"))?;
+        self.exists = !rows.is_empty();
+        self.columns = rows
+            .iter()
+            .map(|r| Column::new(r.get(0), Kind::from_typname(r.get(1)), r.get(2)))
+            .collect();
+        Ok(())
+    }
+
+    /// Checks the names of columns about to be added; a field bound to no
+    /// column may have one afterwards, so the binding is found again.
+    pub fn check_new(&mut self, columns: &[(String, FieldType)]) -> Result<()> {
+        self.bound_names.clear();
+        if let Some((n, _)) = columns.iter().find(|(n, _)| n.len() > MAX_IDENTIFIER_BYTES) {
+            bail!("{}", identifier_too_long("column name", n));
+        }
+        Ok(())
+    }
+
+    /// Creates the table with `columns`, or adds them to it (and to the
+    /// staging table, `staged`); what it did goes to `log`.
+    pub fn add_columns(
+        &mut self,
+        client: &mut Client,
+        columns: &[(String, FieldType)],
+        staged: bool,
+        log: &mut Vec<String>,
+    ) -> Result<()> {
+        if !self.exists {
+            if !self.schema.is_empty() {
+                client
+                    .batch_execute(&format!(
+                        "CREATE SCHEMA IF NOT EXISTS {}",
+                        quote(&self.schema)
+                    ))
+                    .map_err(pg_err("cannot create the schema"))?;
+            }
+            let defs: Vec<String> = columns
+                .iter()
+                .map(|(n, t)| format!("{} {}", quote(n), Kind::declared(*t)))
+                .collect();
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE {} ({})",
+                    self.qtable,
+                    defs.join(", ")
+                ))
+                .map_err(pg_err("cannot create the table"))?;
+            log.push(format!(
+                "created table {}: {}",
+                self.qtable,
+                defs.join(", ")
+            ));
+            self.exists = true;
+            for (n, t) in columns {
+                self.columns.push(Column::declared(n.clone(), *t));
+            }
+        } else {
+            for (n, t) in columns {
+                let mut sql = format!(
+                    "ALTER TABLE {} ADD COLUMN {} {}",
+                    self.qtable,
+                    quote(n),
+                    Kind::declared(*t)
+                );
+                if staged {
+                    sql.push_str(&format!(
+                        "; ALTER TABLE etl_stage ADD COLUMN {} {}",
+                        quote(n),
+                        Kind::declared(*t)
+                    ));
+                }
+                client
+                    .batch_execute(&sql)
+                    .map_err(pg_err("cannot add a column"))?;
+                log.push(format!("added column {n:?} to {}", self.qtable));
+                self.columns.push(Column::declared(n.clone(), *t));
+            }
+        }
+        self.null_only
+            .retain(|n| !columns.iter().any(|(c, _)| c.eq_ignore_ascii_case(n)));
+        Ok(())
+    }
+
+    /// The fields seen only as null, as text columns to add at the end.
+    pub fn take_null_only(&mut self) -> Vec<(String, FieldType)> {
+        std::mem::take(&mut self.null_only)
+            .into_iter()
+            .map(|n| (n, FieldType::Text))
+            .collect()
+    }
+
+    /// The column a field names: the column of that exact name, else the
+    /// one column whose name differs only in case (as SQLite and MySQL
+    /// find columns, so a field binds to the same column in every store).
+    pub fn find(&self, name: &str) -> Option<usize> {
+        match self.lookup(name) {
+            Lookup::Found(i) => Some(i),
+            Lookup::Missing | Lookup::Ambiguous(..) => None,
+        }
+    }
+
+    /// [`find`](Self::find), telling a name no column has from one that two
+    /// columns differing only in case both have (a table made by another
+    /// tool may hold `id` and `Id`).
+    pub fn lookup(&self, name: &str) -> Lookup {
+        if let Some(i) = self.columns.iter().position(|c| c.name == name) {
+            return Lookup::Found(i);
+        }
+        let lower = name.to_lowercase();
+        let mut found = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.name.to_lowercase() == lower)
+            .map(|(i, _)| i);
+        match (found.next(), found.next()) {
+            (Some(i), None) => Lookup::Found(i),
+            (Some(a), Some(b)) => Lookup::Ambiguous(a, b),
+            _ => Lookup::Missing,
+        }
+    }
+
+    /// Binds each field of `fields` to its column in `bound` (`usize::MAX`:
+    /// no column yet, only null so far); the reason when the record cannot
+    /// be bound (`strict`: a field without a column). Returns the columns
+    /// new fields need: once they are added, [`rebind`](Self::rebind). A
+    /// record with the same field names as the last one reuses its binding.
+    pub fn bind(
+        &mut self,
+        fields: &Fields<'_>,
+        strict: bool,
+    ) -> Result<Vec<(String, FieldType)>, String> {
+        let same = self.bound_names.len() == fields.len()
+            && self
+                .bound_names
+                .iter()
+                .zip(fields)
+                .all(|(last, (name, _))| last == name)
+            && self
+                .bound
+                .iter()
+                .zip(fields)
+                .all(|(&i, (_, v))| i != usize::MAX || v.is_null());
+        if same {
+            return Ok(Vec::new());
+        }
+        self.bound_names.clear();
+        let mut new_columns: Vec<(String, FieldType)> = Vec::new();
+        self.bound.clear();
+        for (name, value) in fields {
+            match self.lookup(name) {
+                Lookup::Found(i) if self.bound.contains(&i) => {
+                    return Err(format!(
+                        "field {name:?} names column {:?} a second time (names are case-insensitive)",
+                        self.columns[i].name
+                    ));
+                }
+                Lookup::Found(i) => {
+                    self.bound.push(i);
+                    continue;
+                }
+                Lookup::Ambiguous(a, b) => {
+                    return Err(format!(
+                        "field {name:?} could be column {:?} or {:?} of {}, which differ only in case",
+                        self.columns[a].name, self.columns[b].name, self.qtable
+                    ));
+                }
+                Lookup::Missing => {}
+            }
+            if let Some((first, _)) = new_columns
+                .iter()
+                .find(|(n, _)| n.to_lowercase() == name.to_lowercase())
+            {
+                return Err(format!(
+                    "field {name:?} names column {first:?} a second time (names are case-insensitive)"
+                ));
+            } else {
+                self.bound.push(usize::MAX);
+                if strict {
+                    return Err(format!(
+                        "field {name:?} is not a column of {} (--schema strict)",
+                        self.qtable
+                    ));
+                }
+                match type_of_value(value) {
+                    Some(t) => new_columns.push((name.to_string(), t)),
+                    None if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) => {
+                        self.null_only.push(name.to_string());
+                    }
+                    None => {}
+                }
+            }
+        }
+        if new_columns.is_empty() {
+            self.bound_names = fields.iter().map(|(n, _)| n.to_string()).collect();
+        }
+        Ok(new_columns)
+    }
+
+    /// Binds `fields` again, after the columns [`bind`](Self::bind) asked
+    /// for were added.
+    pub fn rebind(&mut self, fields: &Fields<'_>) {
+        self.bound.clear();
+        for (name, _) in fields {
+            let i = self.find(name).unwrap_or(usize::MAX);
+            self.bound.push(i);
+        }
+        self.bound_names = fields.iter().map(|(n, _)| n.to_string()).collect();
+    }
+
+    /// The reason a bound record cannot be written: a key field null or
+    /// missing.
+    pub fn missing_key(&self, fields: &Fields<'_>, keys: &[String]) -> Option<String> {
+        for (key, &k) in keys.iter().zip(&self.key_cols) {
+            let held = self
+                .bound
+                .iter()
+                .position(|&b| b == k)
+                .map(|p| &fields[p].1);
+            if held.is_none_or(|v| v.is_null()) {
+                return Some(format!("key field {key:?} is null or missing"));
+            }
+        }
+        None
+    }
+
+    /// Is there a unique index (or primary key) on exactly the key columns?
+    /// Then ON CONFLICT can use it and no second index is built.
+    fn has_key_index(&self, client: &mut Client, keys: &[String]) -> Result<bool> {
+        Ok(client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_index i \
+                 WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL \
+                 AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($2::text[]) \
+                 AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_attribute a \
+                      WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey::int2[])) \
+                     = (SELECT array_agg(k ORDER BY k) FROM unnest($2::text[]) AS k))",
+                &[&self.qtable, &keys],
+            )
+            .map_err(pg_err("cannot read the table's indexes"))?
+            .get(0))
+    }
+
+    /// Makes sure a unique index covers exactly the key columns (`keys`,
+    /// as the table spells them), which ON CONFLICT needs.
+    pub fn ensure_key_index(&self, client: &mut Client, keys: &[String]) -> Result<()> {
+        if self.has_key_index(client, keys)? {
+            return Ok(());
+        }
+        let key_list = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+        client
+            .batch_execute(&format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({key_list})",
+                quote(&key_index_name(&self.table)),
+                self.qtable
+            ))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot upsert into {} by key ({key_list}): {}",
+                    self.qtable,
+                    db_message(&e)
+                )
+            })
+    }
+
+    /// The table's definition as the run has left it so far.
+    pub fn describe(&self, client: &mut Client) -> Result<Vec<String>> {
+        let columns: Vec<String> = client
+            .query(
+                "SELECT quote_ident(column_name) || ' ' || format_type(a.atttypid, a.atttypmod) \
+                 FROM information_schema.columns c JOIN pg_attribute a \
+                   ON a.attrelid = to_regclass(quote_ident($1) || '.' || quote_ident($2)) \
+                  AND a.attname = c.column_name \
+                 WHERE c.table_schema = $1 AND c.table_name = $2 ORDER BY c.ordinal_position",
+                &[&self.schema, &self.table],
+            )
+            .map_err(pg_err("cannot read the table's definition"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(vec![format!(
+            "CREATE TABLE {} ({});",
+            self.qtable,
+            columns.join(", ")
+        )])
+    }
+}
+
+/// The name of the unique index etlkit puts on an upsert key: within
+/// PostgreSQL's 63 bytes, and different for tables whose long names share
+/// a prefix (a truncated name would be one index for both).
+fn key_index_name(table: &str) -> String {
+    let name = format!("{table}__etl_key");
+    if name.len() <= MAX_IDENTIFIER_BYTES {
+        return name;
+    }
+    // FNV-1a: the same name on every build and platform.
+    let hash = table.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let suffix = format!("_{hash:08x}__etl_key");
+    let mut cut = MAX_IDENTIFIER_BYTES - suffix.len();
+    while !table.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &table[..cut])
+}
