@@ -170,20 +170,17 @@ impl Store for FileStore {
     }
 
     fn open_sink(&self, load: &LoadOptions) -> Opened<'_> {
-        let append = load.mode == LoadMode::Append;
         Ok(Ok(match (&self.written, &self.path) {
             (Written::Lines(format), path) => Box::new(FileSink::open(
                 path.as_deref(),
                 &FileOptions {
                     format: *format,
-                    append,
-                    strict: load.strict,
                     state: self.state.clone(),
                 },
+                load,
             )?),
             (Written::Parquet(rows), Some(path)) => Box::new(
-                ParquetSink::open(path, load.strict, self.state.as_deref(), append)?
-                    .with_row_group_size(*rows),
+                ParquetSink::open(path, self.state.as_deref(), load)?.with_row_group_size(*rows),
             ),
             (Written::Parquet(_), None) => {
                 return Err(usage("Parquet is written to a file, not stdout"));

@@ -133,13 +133,15 @@ impl Store for LakeStore {
     fn open_sink(&self, load: &LoadOptions) -> Opened<'_> {
         let options = LakeOptions {
             partition_by: self.partition_by.clone(),
-            mode: load.mode,
-            strict: load.strict,
             row_group_size: self.row_group_size,
             file_size: self.file_size,
             memory_budget: MEMORY_BUDGET,
         };
-        Ok(Ok(Box::new(LakeSink::open(&self.dir, options)?)))
+        Ok(Ok(Box::new(LakeSink::open(
+            &self.dir,
+            options,
+            load.clone(),
+        )?)))
     }
 
     fn record_failed_run(&self, run: &RunRecord) -> Result<()> {

@@ -90,7 +90,7 @@ impl Store for MysqlStore {
 
     fn open_sink(&self, load: &LoadOptions) -> Opened<'_> {
         Ok(
-            MysqlSink::open(&self.url, &self.table, load.table(), self.wait.as_secs())
+            MysqlSink::open(&self.url, &self.table, load.clone(), self.wait.as_secs())
                 .map(|sink| Box::new(sink) as _),
         )
     }

@@ -87,7 +87,7 @@ impl Store for PgStore {
             &self.shown(),
             self.schema_name.as_deref(),
             &self.table,
-            load.table(),
+            load.clone(),
         )
         .map(|sink| Box::new(sink) as _))
     }

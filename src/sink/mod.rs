@@ -37,31 +37,6 @@ pub struct LoadOptions {
     pub strict: bool,
 }
 
-impl LoadOptions {
-    /// The options of a table of a database store.
-    pub fn table(&self) -> TableOptions {
-        TableOptions {
-            mode: self.mode,
-            keys: self.keys.clone(),
-            delete_when: self.delete_when.clone(),
-            strict: self.strict,
-        }
-    }
-}
-
-/// How records are written into a table of a database store.
-#[derive(Debug, Clone)]
-pub struct TableOptions {
-    /// Append, replace or upsert.
-    pub mode: LoadMode,
-    /// Key columns for upsert (and for deletes).
-    pub keys: Vec<String>,
-    /// A boolean field: records where it is true delete their key's row.
-    pub delete_when: Option<String>,
-    /// Reject records with fields the table has no column for.
-    pub strict: bool,
-}
-
 /// A destination for one load run: a table of a database, or a file. The
 /// load driver (`load.rs`) drives every sink the same way: it checks
 /// starting points and batch ids through [`Sink::state`], writes each

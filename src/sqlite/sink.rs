@@ -12,7 +12,7 @@ use super::state::SqliteState;
 use super::table::Table;
 use crate::format::flat::Fields;
 use crate::record::Schema;
-use crate::sink::{Sink, TableOptions};
+use crate::sink::{LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 
 /// Loads into one table of an open [`SqliteTarget`].
@@ -25,7 +25,7 @@ pub struct SqliteSink<'c> {
 
 impl<'c> SqliteSink<'c> {
     /// A sink for `table` in `target`'s transaction.
-    pub fn new(target: &'c SqliteTarget, table: &str, options: TableOptions) -> Result<Self> {
+    pub fn new(target: &'c SqliteTarget, table: &str, options: LoadOptions) -> Result<Self> {
         Ok(SqliteSink {
             table: Table::new(target.connection(), table, options)?,
             stage: Stage::new(target.connection()),

@@ -96,7 +96,7 @@ impl Store for SqliteStore {
             bail!("{}: a second load began in one run", self.shown());
         }
         let db = self.db.get().expect("the database was set just above");
-        match SqliteSink::new(db, &self.table, load.table()) {
+        match SqliteSink::new(db, &self.table, load.clone()) {
             Ok(sink) => Ok(Ok(Box::new(sink))),
             Err(err) => {
                 db.rollback();
