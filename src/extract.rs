@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
@@ -16,16 +16,12 @@ use crate::format::Format;
 use crate::format::csv::Quoting;
 use crate::http::source::HttpSource;
 use crate::incremental::{Incremental, Verdict};
-use crate::lake::source::LakeSource;
-use crate::mysql::source::{MysqlSource, ZeroDates};
 use crate::output;
-use crate::pg::source::PgSource;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::rejects::{Rejects, RejectsOptions};
+use crate::source::Window;
 use crate::source::input::{self, Compression, Location};
 use crate::source::{Context, Source, Taken};
-use crate::source::{Selection, Window};
-use crate::sqlite::source::SqliteSource;
 use crate::store::Store;
 use crate::wire::{Begin, End};
 
@@ -45,36 +41,9 @@ pub enum Inputs {
         /// CSV and TSV reading options.
         csv: CsvOptions,
     },
-    /// A table or query of a SQLite file.
-    Sqlite {
-        /// The database file.
-        path: PathBuf,
-        /// The table or query.
-        selection: Selection,
-    },
-    /// A table or query of a MySQL or MariaDB database.
-    Mysql {
-        /// The connection URL.
-        url: String,
-        /// The table or query.
-        selection: Selection,
-        /// What a zero date becomes.
-        zero_dates: ZeroDates,
-    },
-    /// A dataset directory written by etl-load (Hive-partitioned Parquet).
-    Lake {
-        /// The dataset directory.
-        dir: PathBuf,
-    },
-    /// A table or query of a PostgreSQL database.
-    Postgres {
-        /// The connection URL.
-        url: String,
-        /// The schema of --table (none: the connection's current schema).
-        schema: Option<String>,
-        /// The table or query.
-        selection: Selection,
-    },
+    /// A table or query of a database, or a dataset: a store the registry
+    /// found, holding what to read.
+    Store(Box<dyn Store>),
     /// An HTTP JSON API, page by page.
     Http(Box<crate::http::HttpPlan>),
 }
@@ -201,11 +170,7 @@ pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
 pub fn run(plan: ExtractPlan) -> Result<Outcome> {
     let size = match &plan.inputs {
         Inputs::Files { locations, .. } => locations.iter().map(Location::size).sum(),
-        Inputs::Sqlite { .. }
-        | Inputs::Postgres { .. }
-        | Inputs::Mysql { .. }
-        | Inputs::Lake { .. }
-        | Inputs::Http(_) => None,
+        Inputs::Store(_) | Inputs::Http(_) => None,
     };
     let progress = Progress::new(PROGRAM, plan.verbosity, size);
     let mut rejects = plan.rejects.open()?;
@@ -380,7 +345,7 @@ pub fn run_into(
             Ok(Taken::Done)
         };
         match &plan.inputs {
-            Inputs::Sqlite { path, selection } => {
+            Inputs::Store(store) => {
                 let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
                     |(inc, (lower, upper))| Window {
                         column: &inc.cursor,
@@ -388,67 +353,19 @@ pub fn run_into(
                         upper: upper.as_ref(),
                     },
                 );
-                let mut source = SqliteSource::open(path, selection, window)?;
-                begin.source = Some(path.display().to_string());
-                begin.schema = source.schema();
-                write_begin(&out, &begin)?;
-                source.run(&mut emit, &mut cx)?;
-            }
-            Inputs::Mysql {
-                url,
-                selection,
-                zero_dates,
-            } => {
-                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
-                    |(inc, (lower, upper))| Window {
-                        column: &inc.cursor,
-                        lower: lower.as_ref(),
-                        upper: upper.as_ref(),
-                    },
-                );
-                let mut source = MysqlSource::open(url, selection, window, *zero_dates)?;
-                begin.source = Some(crate::mysql::conn::redact(url));
+                let opened = store.open_source(window)?;
+                for warning in &opened.warnings {
+                    progress.warn(warning);
+                }
+                for detail in &opened.details {
+                    progress.detail(detail);
+                }
+                let mut source = opened.source;
+                begin.source = Some(opened.name);
                 begin.schema = source.schema();
                 write_begin(&out, &begin)?;
                 source.run(&mut emit, &mut cx)?;
                 remarks.extend(source.remarks());
-            }
-            Inputs::Lake { dir } => {
-                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
-                    |(inc, (lower, upper))| Window {
-                        column: &inc.cursor,
-                        lower: lower.as_ref(),
-                        upper: upper.as_ref(),
-                    },
-                );
-                let mut source = LakeSource::open(dir, window)?;
-                if let Some(warning) = source.unlisted_warning(dir) {
-                    progress.warn(&warning);
-                }
-                if source.pruned() > 0 {
-                    progress.detail(&format!(
-                        "{} files left unread: their partitions lie outside the cursor range",
-                        source.pruned()
-                    ));
-                }
-                begin.source = Some(dir.display().to_string());
-                begin.schema = source.schema();
-                write_begin(&out, &begin)?;
-                source.run(&mut emit, &mut cx)?;
-            }
-            Inputs::Postgres {
-                url,
-                schema,
-                selection,
-            } => {
-                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
-                    |(inc, (lower, upper))| (inc.cursor.as_str(), lower.as_ref(), upper.as_ref()),
-                );
-                let mut source = PgSource::open(url, schema.as_deref(), selection, window)?;
-                begin.source = Some(crate::pg::conn::redact(url));
-                begin.schema = source.schema();
-                write_begin(&out, &begin)?;
-                source.run(&mut emit, &mut cx)?;
             }
             Inputs::Http(http) => {
                 let lower = window_bounds.as_ref().and_then(|(lower, _)| lower.as_ref());

@@ -15,6 +15,7 @@ use crate::mysql::source::ZeroDates;
 use crate::registry::{self, address, address::Role};
 use crate::source::Selection;
 use crate::source::input::{self, Compression, Location};
+use crate::store::SourceArgs;
 
 const AFTER_HELP: &str = "\
 Output is NDJSON on stdout: a {\"@etl\":\"begin\",...} line, one JSON object per
@@ -323,21 +324,14 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
             Selection::Table(t) => t.clone(),
             Selection::Query(_) => "query".to_string(),
         });
-        let inputs = if crate::mysql::is_url(&path.to_string_lossy()) {
-            Inputs::Mysql {
-                url: path.to_string_lossy().into_owned(),
+        let inputs = Inputs::Store(registry::database_source(
+            &path,
+            &SourceArgs {
                 selection,
-                zero_dates: args.zero_dates,
-            }
-        } else if crate::pg::is_url(&path.to_string_lossy()) {
-            Inputs::Postgres {
-                url: path.to_string_lossy().into_owned(),
-                schema: args.schema_name.clone(),
-                selection,
-            }
-        } else {
-            Inputs::Sqlite { path, selection }
-        };
+                schema_name: args.schema_name.clone(),
+                null_zero_dates: args.zero_dates == ZeroDates::Null,
+            },
+        ));
         return Ok(ExtractPlan {
             inputs,
             stream,
@@ -347,7 +341,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
         });
     }
     if let [dir] = args.inputs.as_slice()
-        && dir.is_dir()
+        && let Some(dataset) = registry::dataset_source(dir)
     {
         if args.format.is_some_and(|f| f != Format::Parquet)
             || args.csv.delimiter.is_some()
@@ -364,7 +358,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
                 .stream
                 .clone()
                 .unwrap_or_else(|| default_stream(Some(&Location::Path(dir.clone())))),
-            inputs: Inputs::Lake { dir: dir.clone() },
+            inputs: Inputs::Store(dataset),
             incremental,
             rejects: args.rejects.options(),
             verbosity: args.verbosity.verbosity(),

@@ -9,11 +9,15 @@ use serde_json::Value;
 
 use super::partition::PartitionSpec;
 use super::sink::{LakeOptions, LakeSink, MEMORY_BUDGET};
+use super::source::LakeSource;
 use crate::error::usage;
 use crate::files::parquet_writer::DEFAULT_ROW_GROUP;
 use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
-use crate::store::{Capabilities, FlagCheck, Opened, Store, TargetArgs, file_job_name};
+use crate::source::Window;
+use crate::store::{
+    Capabilities, FlagCheck, Opened, OpenedSource, Store, TargetArgs, file_job_name,
+};
 
 /// A dataset's row of the capability table: partitions, types, its state
 /// in its manifest.
@@ -90,8 +94,8 @@ impl LakeStore {
         })
     }
 
-    /// The dataset `--state` names (its bookmarks are in its manifest),
-    /// when `path` is a directory.
+    /// The dataset `--state` names (its bookmarks are in its manifest), or
+    /// etl-extract reads, when `path` is a directory.
     pub fn state(path: &Path) -> Option<Self> {
         path.is_dir().then(|| LakeStore {
             dir: path.to_path_buf(),
@@ -146,6 +150,22 @@ impl Store for LakeStore {
 
     fn record_failed_run(&self, run: &RunRecord) -> Result<()> {
         super::state::record_failed_run(&self.dir, run)
+    }
+
+    fn open_source(&self, window: Option<Window<'_>>) -> Result<OpenedSource> {
+        let source = LakeSource::open(&self.dir, window)?;
+        let details = match source.pruned() {
+            0 => Vec::new(),
+            pruned => vec![format!(
+                "{pruned} files left unread: their partitions lie outside the cursor range"
+            )],
+        };
+        Ok(OpenedSource {
+            warnings: source.unlisted_warning(&self.dir).into_iter().collect(),
+            details,
+            name: self.shown(),
+            source: Box::new(source),
+        })
     }
 
     fn read_bookmark(&self, stream: &str) -> Result<Option<Value>> {

@@ -8,10 +8,12 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::sink::MysqlSink;
+use super::source::{MysqlSource, ZeroDates};
 use crate::error::usage;
 use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
-use crate::store::{Capabilities, FlagCheck, Opened, Store, TargetArgs};
+use crate::source::{Selection, Window};
+use crate::store::{Capabilities, FlagCheck, Opened, OpenedSource, SourceArgs, Store, TargetArgs};
 
 /// MySQL's and MariaDB's row of the capability table.
 pub const CAPABILITIES: Capabilities =
@@ -26,6 +28,9 @@ pub struct MysqlStore {
     table: String,
     /// How long to wait for another load of the same table.
     wait: Duration,
+    /// What etl-extract reads (a store it reads from), and what a zero
+    /// date becomes.
+    selection: Option<(Selection, ZeroDates)>,
 }
 
 impl MysqlStore {
@@ -46,6 +51,7 @@ impl MysqlStore {
             url,
             table,
             wait: args.wait,
+            selection: None,
         })
     }
 
@@ -55,6 +61,20 @@ impl MysqlStore {
             url: url.to_string(),
             table: String::new(),
             wait: Duration::ZERO,
+            selection: None,
+        }
+    }
+
+    /// The database etl-extract reads from, as `args` say.
+    pub fn source(url: &str, args: &SourceArgs) -> Self {
+        let zero_dates = if args.null_zero_dates {
+            ZeroDates::Null
+        } else {
+            ZeroDates::Reject
+        };
+        MysqlStore {
+            selection: Some((args.selection.clone(), zero_dates)),
+            ..MysqlStore::state(url)
         }
     }
 }
@@ -105,5 +125,13 @@ impl Store for MysqlStore {
 
     fn read_bookmark(&self, stream: &str) -> Result<Option<Value>> {
         super::state::read(&self.url, stream)
+    }
+
+    fn open_source(&self, window: Option<Window<'_>>) -> Result<OpenedSource> {
+        let Some((selection, zero_dates)) = &self.selection else {
+            anyhow::bail!("{}: nothing to read (no --table or --query)", self.shown());
+        };
+        let source = MysqlSource::open(&self.url, selection, window, *zero_dates)?;
+        Ok(OpenedSource::new(Box::new(source), self.shown()))
     }
 }

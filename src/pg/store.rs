@@ -5,9 +5,11 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::sink::PgSink;
+use super::source::PgSource;
 use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
-use crate::store::{Capabilities, FlagCheck, Opened, Store, TargetArgs};
+use crate::source::{Selection, Window};
+use crate::store::{Capabilities, FlagCheck, Opened, OpenedSource, SourceArgs, Store, TargetArgs};
 
 /// PostgreSQL's row of the capability table.
 pub const CAPABILITIES: Capabilities =
@@ -22,6 +24,8 @@ pub struct PgStore {
     table: String,
     /// The table's schema (none: the connection's current schema).
     schema_name: Option<String>,
+    /// What etl-extract reads (a store it reads from).
+    selection: Option<Selection>,
 }
 
 impl PgStore {
@@ -37,6 +41,7 @@ impl PgStore {
             url: args.address_text(),
             table,
             schema_name: args.schema_name.clone(),
+            selection: None,
         })
     }
 
@@ -47,6 +52,15 @@ impl PgStore {
             url: url.to_string(),
             table: String::new(),
             schema_name: schema_name.map(String::from),
+            selection: None,
+        }
+    }
+
+    /// The database etl-extract reads from, as `args` say.
+    pub fn source(url: &str, args: &SourceArgs) -> Self {
+        PgStore {
+            selection: Some(args.selection.clone()),
+            ..PgStore::state(url, args.schema_name.as_deref())
         }
     }
 }
@@ -102,5 +116,14 @@ impl Store for PgStore {
 
     fn read_bookmark(&self, stream: &str) -> Result<Option<Value>> {
         super::state::read_bookmark_url(&self.url, self.schema_name.as_deref(), stream)
+    }
+
+    fn open_source(&self, window: Option<Window<'_>>) -> Result<OpenedSource> {
+        let Some(selection) = &self.selection else {
+            anyhow::bail!("{}: nothing to read (no --table or --query)", self.shown());
+        };
+        let window = window.map(|w| (w.column, w.lower, w.upper));
+        let source = PgSource::open(&self.url, self.schema_name.as_deref(), selection, window)?;
+        Ok(OpenedSource::new(Box::new(source), self.shown()))
     }
 }

@@ -1,6 +1,7 @@
 //! The registry: the one place that lists the stores. It maps an address
 //! (a URL scheme, a directory, a file extension, `-`) to the store that
-//! serves it, for etl-load's TARGET and for `--state`, gathers the stores'
+//! serves it, for etl-load's TARGET, for `--state` and for the database or
+//! dataset etl-extract reads, gathers the stores'
 //! rows into the capability table, and knows which URL schemes each place
 //! on the command line takes (`address.rs`). The programs hold what it
 //! returns as `dyn Store`; adding a store is one line here (and a folder,
@@ -17,7 +18,7 @@ use crate::lake::store::LakeStore;
 use crate::mysql::store::MysqlStore;
 use crate::pg::store::PgStore;
 use crate::sqlite::store::SqliteStore;
-use crate::store::{Capabilities, FlagCheck, Store, TargetArgs, capability};
+use crate::store::{Capabilities, FlagCheck, SourceArgs, Store, TargetArgs, capability};
 
 /// Every store etl-load writes, in the order the docs list them.
 pub const STORES: [Capabilities; 8] = [
@@ -95,6 +96,24 @@ pub fn state(address: &Path, schema_name: Option<&str>) -> Box<dyn Store> {
     } else {
         Box::new(SqliteStore::state(address))
     }
+}
+
+/// The database etl-extract reads `--table` or `--query` from: a
+/// PostgreSQL or MySQL URL, else a SQLite file.
+pub fn database_source(address: &Path, args: &SourceArgs) -> Box<dyn Store> {
+    let text = address.to_string_lossy();
+    if crate::mysql::is_url(&text) {
+        Box::new(MysqlStore::source(&text, args))
+    } else if crate::pg::is_url(&text) {
+        Box::new(PgStore::source(&text, args))
+    } else {
+        Box::new(SqliteStore::source(address, args.selection.clone()))
+    }
+}
+
+/// The dataset etl-extract reads, when `address` is a directory.
+pub fn dataset_source(address: &Path) -> Option<Box<dyn Store>> {
+    LakeStore::state(address).map(|dataset| Box::new(dataset) as _)
 }
 
 /// The names of the stores that have a capability, for messages:

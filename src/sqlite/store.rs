@@ -9,10 +9,12 @@ use anyhow::{Result, bail};
 use serde_json::Value;
 
 use super::sink::{SqliteSink, SqliteTarget};
+use super::source::SqliteSource;
 use crate::error::usage;
 use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
-use crate::store::{Capabilities, FlagCheck, Opened, Store, TargetArgs};
+use crate::source::{Selection, Window};
+use crate::store::{Capabilities, FlagCheck, Opened, OpenedSource, Store, TargetArgs};
 
 /// SQLite's row of the capability table.
 pub const CAPABILITIES: Capabilities =
@@ -25,6 +27,8 @@ pub struct SqliteStore {
     /// The table (empty for a store named only for its state).
     table: String,
     wait: Duration,
+    /// What etl-extract reads (a store it reads from).
+    selection: Option<Selection>,
     /// The database, open in the load's transaction once the sink is.
     db: OnceCell<SqliteTarget>,
 }
@@ -43,6 +47,7 @@ impl SqliteStore {
             path: args.address.clone(),
             table,
             wait: args.wait,
+            selection: None,
             db: OnceCell::new(),
         })
     }
@@ -53,7 +58,16 @@ impl SqliteStore {
             path: path.to_path_buf(),
             table: String::new(),
             wait: Duration::ZERO,
+            selection: None,
             db: OnceCell::new(),
+        }
+    }
+
+    /// The database etl-extract reads `selection` from.
+    pub fn source(path: &Path, selection: Selection) -> Self {
+        SqliteStore {
+            selection: Some(selection),
+            ..SqliteStore::state(path)
         }
     }
 }
@@ -111,5 +125,13 @@ impl Store for SqliteStore {
 
     fn read_bookmark(&self, stream: &str) -> Result<Option<Value>> {
         super::state::read_bookmark_file(&self.path, stream)
+    }
+
+    fn open_source(&self, window: Option<Window<'_>>) -> Result<OpenedSource> {
+        let Some(selection) = &self.selection else {
+            bail!("{}: nothing to read (no --table or --query)", self.shown());
+        };
+        let source = SqliteSource::open(&self.path, selection, window)?;
+        Ok(OpenedSource::new(Box::new(source), self.shown()))
     }
 }

@@ -20,6 +20,7 @@ use crate::error::{Failure, Kind, usage};
 use crate::record::{RESERVED_PREFIX, is_reserved_name};
 use crate::runs::RunRecord;
 use crate::sink::{LoadMode, LoadOptions, Sink};
+use crate::source::{Selection, Source, Window};
 
 /// What opening a store's sink gives. `Err`: the target could not be
 /// reached (no connection, no lock); the error is reported as it is and
@@ -76,6 +77,50 @@ pub trait Store: std::fmt::Debug + Send {
     /// The stored bookmark of `stream`; `None` before its first run (what
     /// `etl-extract --state` reads).
     fn read_bookmark(&self, stream: &str) -> Result<Option<Value>>;
+
+    /// Opens the source etl-extract reads from this store (its selection,
+    /// narrowed to `window` where the store can push the cursor range into
+    /// its reads).
+    fn open_source(&self, window: Option<Window<'_>>) -> Result<OpenedSource> {
+        let _ = window;
+        anyhow::bail!("{} is not read by etl-extract", self.shown())
+    }
+}
+
+/// A source a store opened for etl-extract, with what the run says of it.
+pub struct OpenedSource {
+    /// The records.
+    pub source: Box<dyn Source>,
+    /// The begin line's `source`: the database or dataset, as shown.
+    pub name: String,
+    /// Warnings to print before the first record.
+    pub warnings: Vec<String>,
+    /// Details for `-v`.
+    pub details: Vec<String>,
+}
+
+impl OpenedSource {
+    /// `source`, named `name`, with nothing to say.
+    pub fn new(source: Box<dyn Source>, name: String) -> Self {
+        OpenedSource {
+            source,
+            name,
+            warnings: Vec::new(),
+            details: Vec::new(),
+        }
+    }
+}
+
+/// What etl-extract's flags say about a database it reads, whatever the
+/// database: the registry picks the store by the address.
+#[derive(Debug, Clone)]
+pub struct SourceArgs {
+    /// `--table` or `--query`.
+    pub selection: Selection,
+    /// `--schema-name`.
+    pub schema_name: Option<String>,
+    /// `--zero-dates null`: a zero date reads as null, not a reject.
+    pub null_zero_dates: bool,
 }
 
 /// What etl-load's flags say about the target, whatever the store: the
