@@ -11,7 +11,6 @@ use crate::error::usage;
 use crate::extract::{ExtractPlan, IncrementalPlan, Inputs};
 use crate::format::Format;
 use crate::incremental::parse_bound;
-use crate::mysql::source::ZeroDates;
 use crate::registry::{self, address, address::Role};
 use crate::source::Selection;
 use crate::source::input::{self, Compression, Location};
@@ -206,6 +205,15 @@ pub struct ExtractArgs {
     /// HTTP sources: --records, pagination, --header, retries
     #[command(flatten)]
     pub http: super::http::HttpArgs,
+}
+
+/// `--zero-dates`: what a MySQL/MariaDB zero date becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroDates {
+    /// The row is a reject.
+    Reject,
+    /// The value becomes null, with a warning.
+    Null,
 }
 
 impl ValueEnum for ZeroDates {
