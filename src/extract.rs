@@ -14,6 +14,7 @@ use crate::files::ndjson::NdjsonSource;
 use crate::files::parquet::ParquetSource;
 use crate::format::Format;
 use crate::format::csv::Quoting;
+use crate::format::nulls::NullTokens;
 use crate::http::source::HttpSource;
 use crate::incremental::{Incremental, Verdict};
 use crate::output;
@@ -145,6 +146,7 @@ pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
         all_text: false,
         infer_rows: 1000,
         pinned: Vec::new(),
+        nulls: NullTokens::default(),
     };
     let location = Location::Path(path.to_path_buf());
     let mut source = open_file(

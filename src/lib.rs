@@ -5,8 +5,10 @@
 //! complete stream from one whose producer died. The binaries in `src/bin`
 //! only parse arguments and call [`extract::run`] or [`load::run`].
 
+pub mod atomic_file;
 pub mod calendar;
 pub mod cli;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod files;
@@ -19,6 +21,7 @@ pub mod load;
 pub mod mysql;
 pub mod oneoff;
 pub mod output;
+pub mod parquet_io;
 pub mod percent;
 pub mod pg;
 pub mod progress;
@@ -31,6 +34,7 @@ pub mod sink;
 pub mod source;
 pub mod sqlite;
 pub mod state;
+pub mod state_document;
 pub mod store;
 pub mod transform;
 pub mod watch;

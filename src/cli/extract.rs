@@ -29,6 +29,17 @@ or text; --schema pins types by column. Empty fields are null. A later value
 that does not fit its column's type is passed on unchanged as text, with a
 warning; a typed load rejects it. Memory stays flat for every format.
 
+Missing values written as a token (R's NA, MySQL's \\N, NULL, -): each
+--null-value TOKEN makes an unquoted field whose whole text is TOKEN null,
+so it takes no part in typing (a column of numbers and NA is numeric) and a
+later NA does not fail a typed load. Matching is exact and case-sensitive.
+A quoted \"NA\" stays text: R's write.csv quotes a real \"NA\" string and
+writes a missing value bare, and PostgreSQL's COPY ... NULL 'NA' reads it
+the same way (DuckDB's nullstr reads a quoted token as null too, unless
+allow_quoted_nulls = false). TSV has no quoting: there every field equal to
+a token is null. NDJSON, JSON and Parquet have nulls of their own:
+--null-value with them is a usage error.
+
 Bad rows (wrong field count, unterminated quote, invalid UTF-8, a JSON line
 that is not an object): without --rejects the first one fails the run, naming
 file and line. With --rejects FILE each goes to FILE as a JSON line with
@@ -109,6 +120,7 @@ Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
   $ etl-extract sample-data/events.ndjson --stream clicks -q | tail -n 1
   $ etl-extract --all-text sample-data/customers.csv > customers.ndjson
+  $ etl-extract sample-data/readings.csv --null-value NA | head -n 3
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders
   $ etl-extract wh.db --query 'SELECT order_id, zip FROM orders' | head -n 3
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state wh.db | etl-load wh.db -t recent
@@ -148,7 +160,7 @@ pub struct ExtractArgs {
     #[arg(long, value_enum, default_value_t = Compression::Auto)]
     pub compression: Compression,
 
-    /// --delimiter, --no-header, --all-text, --infer-rows
+    /// --delimiter, --no-header, --all-text, --infer-rows, --null-value
     #[command(flatten)]
     pub csv: super::input::CsvArgs,
 
@@ -260,6 +272,7 @@ fn http_plan(
         ("--delimiter", args.csv.delimiter.is_some()),
         ("--no-header", args.csv.no_header),
         ("--all-text", args.csv.all_text),
+        ("--null-value", !args.csv.nulls.null_values.is_empty()),
         ("--schema", args.schema.is_some()),
     ];
     if let Some((flag, _)) = file_flags.iter().find(|(_, set)| *set) {
@@ -323,6 +336,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
                 ));
             }
         };
+        args.csv.nulls.refuse("a database table or query")?;
         if args.format.is_some() || args.csv.any_set() || args.schema.is_some() {
             return Err(usage(
                 "--format, --delimiter, --no-header, --all-text and --schema apply to files, not to --table/--query",
@@ -351,6 +365,9 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
     if let [dir] = args.inputs.as_slice()
         && let Some(dataset) = registry::dataset_source(dir)
     {
+        args.csv
+            .nulls
+            .refuse("a dataset directory (Parquet), which has nulls of its own")?;
         if args.format.is_some_and(|f| f != Format::Parquet)
             || args.csv.delimiter.is_some()
             || args.csv.no_header
@@ -380,6 +397,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
     }
     let csv = args.csv.options(args.schema.as_deref())?;
     let locations = input::locate(&args.inputs)?;
+    args.csv.nulls.check_formats(args.format, &locations)?;
     let stream = args
         .stream
         .clone()

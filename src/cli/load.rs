@@ -130,12 +130,14 @@ One-off loads: an INPUT that is not NDJSON (by --input-format, else its
 extension: .csv, .tsv, .json, .parquet, also .gz/.zst), several INPUTs or a
 glob are read with etl-extract's own code, as if piped from etl-extract
 INPUT...: the same table, the same typing (--delimiter, --no-header,
---all-text, --infer-rows, and --column-types FILE for extract's --schema
-FILE), the same guarantees (a cut file commits nothing; an empty file never
-replaces a table). One --rejects file and one --max-rejects take the rows
-both halves refuse, each named by its line in the file (FILE:LINE); a row
-the table refuses also names its line in the NDJSON stream between the two
-halves (\"FILE:7 (NDJSON line 6)\", \"ndjson_line\" in the rejects file).
+--all-text, --infer-rows, --null-value TOKEN for missing values such as
+R's NA, and --column-types FILE for extract's --schema FILE; see
+etl-extract --help), the same guarantees (a cut file commits nothing; an
+empty file never replaces a table). One --rejects file and one
+--max-rejects take the rows both halves refuse, each named by its line in
+the file (FILE:LINE); a row the table refuses also names its line in the
+NDJSON stream between the two halves (\"FILE:7 (NDJSON line 6)\",
+\"ndjson_line\" in the rejects file).
 NDJSON stays the default for stdin and .ndjson/.jsonl files.
 
 Datasets (a data lake): --partition-by COL[:year|month|day|hour] (several
@@ -176,6 +178,7 @@ Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders
   $ etl-load wh.db --table orders sample-data/orders.csv
   $ etl-load wh.db --table customers_text --mode replace --all-text sample-data/customers.csv
+  $ etl-load wh.db --table readings --null-value NA sample-data/readings.csv
   $ etl-extract sample-data/customers.csv | etl-load wh.db --table customers --mode replace
   $ etl-load wh.db --table events sample-data/events.ndjson
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table latest --mode upsert --key order_id
@@ -241,7 +244,7 @@ pub struct LoadArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub input_format: Option<crate::format::Format>,
 
-    /// --delimiter, --no-header, --all-text, --infer-rows
+    /// --delimiter, --no-header, --all-text, --infer-rows, --null-value
     #[command(flatten)]
     pub csv: super::input::CsvArgs,
 
@@ -427,11 +430,26 @@ impl LoadArgs {
             rejects: self.rejects.options(),
             verbosity: self.verbosity.verbosity(),
         };
+        if let Inputs::Files {
+            format, locations, ..
+        } = &plan.inputs
+        {
+            self.csv.nulls.check_formats(*format, locations)?;
+        }
         Ok((None, Some(plan)))
     }
 
     /// One NDJSON input, read by the load itself: CSV flags do not apply.
     fn direct(&self, input: Option<&PathBuf>) -> Result<(Option<PathBuf>, Option<ExtractPlan>)> {
+        let name = input
+            .filter(|p| *p != Path::new("-"))
+            .map_or_else(|| "stdin".into(), |p| p.display().to_string());
+        let what = format!("NDJSON input ({name}), which has nulls of its own");
+        if let Some(refusal) = self.csv.nulls.refusal(&what) {
+            return Err(refusal
+                .hint("name a .csv/.tsv INPUT or pass --input-format csv")
+                .into());
+        }
         if self.csv.any_set() || self.column_types.is_some() {
             return Err(Failure::new(
                 Kind::Usage,

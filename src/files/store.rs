@@ -8,11 +8,11 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::parquet_sink::ParquetSink;
-use super::parquet_writer::DEFAULT_ROW_GROUP;
 use super::sink::{FileFormat, FileOptions, FileSink};
 use super::state::JsonState;
 use crate::error::{Failure, Kind, usage};
 use crate::format::Format;
+use crate::parquet_io::writer::DEFAULT_ROW_GROUP;
 use crate::runs::RunRecord;
 use crate::sink::{LoadMode, LoadOptions};
 use crate::store::{Capabilities, FlagCheck, NewField, Opened, Store, TargetArgs, file_job_name};
@@ -194,7 +194,7 @@ impl Store for FileStore {
 
     fn read_bookmark(&self, stream: &str) -> Result<Option<Value>> {
         match &self.state {
-            Some(path) => super::state::read_bookmark(path, stream),
+            Some(path) => crate::state_document::read_bookmark(path, stream),
             None => Ok(None),
         }
     }

@@ -11,7 +11,7 @@ use super::partition::PartitionSpec;
 use super::sink::{LakeOptions, LakeSink, MEMORY_BUDGET};
 use super::source::LakeSource;
 use crate::error::usage;
-use crate::files::parquet_writer::DEFAULT_ROW_GROUP;
+use crate::parquet_io::writer::DEFAULT_ROW_GROUP;
 use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
 use crate::source::Window;
@@ -169,6 +169,6 @@ impl Store for LakeStore {
     }
 
     fn read_bookmark(&self, stream: &str) -> Result<Option<Value>> {
-        crate::files::state::read_bookmark(&super::manifest::manifest_path(&self.dir), stream)
+        crate::state_document::read_bookmark(&super::manifest::manifest_path(&self.dir), stream)
     }
 }
