@@ -5,10 +5,8 @@
 //! complete stream from one whose producer died. The binaries in `src/bin`
 //! only parse arguments and call [`extract::run`] or [`load::run`].
 
-pub mod address;
 pub mod atomic_file;
 pub mod calendar;
-pub mod capability;
 pub mod cli;
 pub mod client;
 pub mod error;
@@ -28,6 +26,7 @@ pub mod percent;
 pub mod pg;
 pub mod progress;
 pub mod record;
+pub mod registry;
 pub mod rejects;
 pub mod runs;
 pub mod shown;
@@ -36,6 +35,7 @@ pub mod source;
 pub mod sqlite;
 pub mod state;
 pub mod state_document;
+pub mod store;
 pub mod transform;
 pub mod watch;
 pub mod wire;

@@ -7,14 +7,14 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
-use crate::address::{self, Role};
 use crate::error::usage;
-use crate::extract::{ExtractPlan, IncrementalPlan, Inputs, StateLocation};
+use crate::extract::{ExtractPlan, IncrementalPlan, Inputs};
 use crate::format::Format;
 use crate::incremental::parse_bound;
-use crate::mysql::source::ZeroDates;
+use crate::registry::{self, address, address::Role};
 use crate::source::Selection;
 use crate::source::input::{self, Compression, Location};
+use crate::store::SourceArgs;
 
 const AFTER_HELP: &str = "\
 Output is NDJSON on stdout: a {\"@etl\":\"begin\",...} line, one JSON object per
@@ -219,6 +219,15 @@ pub struct ExtractArgs {
     pub http: super::http::HttpArgs,
 }
 
+/// `--zero-dates`: what a MySQL/MariaDB zero date becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroDates {
+    /// The row is a reject.
+    Reject,
+    /// The value becomes null, with a warning.
+    Null,
+}
+
 impl ValueEnum for ZeroDates {
     fn value_variants<'a>() -> &'a [Self] {
         &[ZeroDates::Reject, ZeroDates::Null]
@@ -306,7 +315,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
         state: args
             .state
             .as_deref()
-            .map(|s| StateLocation::from_arg(s, args.schema_name.as_deref())),
+            .map(|s| registry::state(s, args.schema_name.as_deref())),
         since: args.since.as_deref().map(parse_bound),
         until: args.until.as_deref().map(parse_bound),
     });
@@ -337,21 +346,14 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
             Selection::Table(t) => t.clone(),
             Selection::Query(_) => "query".to_string(),
         });
-        let inputs = if crate::mysql::is_url(&path.to_string_lossy()) {
-            Inputs::Mysql {
-                url: path.to_string_lossy().into_owned(),
+        let inputs = Inputs::Store(registry::database_source(
+            &path,
+            &SourceArgs {
                 selection,
-                zero_dates: args.zero_dates,
-            }
-        } else if crate::pg::is_url(&path.to_string_lossy()) {
-            Inputs::Postgres {
-                url: path.to_string_lossy().into_owned(),
-                schema: args.schema_name.clone(),
-                selection,
-            }
-        } else {
-            Inputs::Sqlite { path, selection }
-        };
+                schema_name: args.schema_name.clone(),
+                null_zero_dates: args.zero_dates == ZeroDates::Null,
+            },
+        ));
         return Ok(ExtractPlan {
             inputs,
             stream,
@@ -361,7 +363,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
         });
     }
     if let [dir] = args.inputs.as_slice()
-        && dir.is_dir()
+        && let Some(dataset) = registry::dataset_source(dir)
     {
         args.csv
             .nulls
@@ -381,7 +383,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
                 .stream
                 .clone()
                 .unwrap_or_else(|| default_stream(Some(&Location::Path(dir.clone())))),
-            inputs: Inputs::Lake { dir: dir.clone() },
+            inputs: Inputs::Store(dataset),
             incremental,
             rejects: args.rejects.options(),
             verbosity: args.verbosity.verbosity(),

@@ -7,8 +7,8 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
-use crate::address::{self, Role};
 use crate::error::usage;
+use crate::registry::address::{self, Role};
 use crate::watch::broker::{BrokerPlan, BrokerUrl, RestartFrom, is_broker_url};
 use crate::watch::{WatchFormat, WatchPlan};
 

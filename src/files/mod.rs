@@ -10,14 +10,9 @@ pub mod ndjson;
 pub mod parquet_sink;
 pub mod sink;
 pub mod state;
+pub mod store;
 
 /// A Parquet file as a source: the shared reader.
 pub mod parquet {
     pub use crate::parquet_io::reader::ParquetSource;
-}
-
-/// A Parquet target's row group size unless told otherwise: the shared
-/// writer's.
-pub mod parquet_writer {
-    pub use crate::parquet_io::writer::DEFAULT_ROW_GROUP;
 }

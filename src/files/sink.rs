@@ -17,7 +17,7 @@ use crate::atomic_file::{FileLock, finish_file, lock_target, temp_path};
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::flat::{Fields, Raw};
 use crate::record::Schema;
-use crate::sink::Sink;
+use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 
 /// The format of a file target.
@@ -48,10 +48,6 @@ impl FileFormat {
 pub struct FileOptions {
     /// The format.
     pub format: FileFormat,
-    /// Keep the existing file's rows and add to them.
-    pub append: bool,
-    /// Reject records with fields outside the file's columns.
-    pub strict: bool,
     /// JSON state file for bookmarks.
     pub state: Option<PathBuf>,
 }
@@ -116,8 +112,11 @@ fn existing_fields(path: &Path) -> Result<Option<Vec<String>>> {
 }
 
 impl FileSink {
-    /// Opens `target` (`None`: stdout) for writing.
-    pub fn open(target: Option<&Path>, options: &FileOptions) -> Result<Self> {
+    /// Opens `target` (`None`: stdout) for writing: `load`'s append keeps
+    /// the existing file's rows and adds to them, its strict rejects
+    /// records with fields outside the file's columns.
+    pub fn open(target: Option<&Path>, options: &FileOptions, load: &LoadOptions) -> Result<Self> {
+        let append = load.mode == LoadMode::Append;
         let state = JsonState::open(options.state.as_deref())?;
         let target_lock = target.map(lock_target).transpose()?;
         let mut columns = None;
@@ -126,19 +125,19 @@ impl FileSink {
             Some(path) => {
                 let tmp = temp_path(path);
                 let mut needs_newline = false;
-                if options.append && path.exists() {
+                if append && path.exists() {
                     std::fs::copy(path, &tmp).with_context(|| {
                         format!("cannot copy {} to append to it", path.display())
                     })?;
                     if options.format != FileFormat::Ndjson {
                         columns = existing_header(path, options.format)?;
-                    } else if options.strict {
+                    } else if load.strict {
                         columns = existing_fields(path)?;
                     }
                     let bytes = std::fs::metadata(path)?.len();
                     needs_newline = bytes > 0 && last_byte(path)? != Some(b'\n');
                 }
-                let copied = options.append && path.exists();
+                let copied = append && path.exists();
                 // A temporary file left by a killed run (same PID) must not
                 // leak into this one: start it empty unless it is the copy.
                 let mut file = std::fs::OpenOptions::new()
@@ -169,7 +168,7 @@ impl FileSink {
             tmp,
             writer,
             format: options.format,
-            strict: options.strict,
+            strict: load.strict,
             columns,
             row: Vec::new(),
             state,

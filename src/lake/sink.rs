@@ -33,7 +33,7 @@ use crate::format::flat::{Fields, Raw};
 use crate::format::typing::{column_types, type_of_value};
 use crate::parquet_io::writer::misfit;
 use crate::record::{FieldType, Schema};
-use crate::sink::{LoadMode, Sink};
+use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 use write::Finished;
 
@@ -46,10 +46,6 @@ pub const MEMORY_BUDGET: usize = 64 << 20;
 pub struct LakeOptions {
     /// The partition keys; `None` keeps the dataset's own (none for a new one).
     pub partition_by: Option<Vec<PartitionSpec>>,
-    /// Append, Replace or ReplacePartitions.
-    pub mode: LoadMode,
-    /// Reject records with fields the dataset has no column for.
-    pub strict: bool,
     /// Rows per row group.
     pub row_group_size: usize,
     /// A file is finished at the first row group that takes it past this.
@@ -73,6 +69,8 @@ struct Partition {
 pub struct LakeSink {
     dir: PathBuf,
     options: LakeOptions,
+    /// Mode (append, replace or replace-partitions) and schema policy.
+    load: LoadOptions,
     old: Manifest,
     specs: Vec<PartitionSpec>,
     schema: Schema,
@@ -118,7 +116,7 @@ impl LakeSink {
     /// Opens the dataset directory `dir` (created if missing) for a load:
     /// takes its lock, reads its manifest, and removes what an interrupted
     /// load left, after refusing a directory it cannot account for.
-    pub fn open(dir: &Path, options: LakeOptions) -> Result<Self> {
+    pub fn open(dir: &Path, options: LakeOptions, load: LoadOptions) -> Result<Self> {
         let created_root = !dir.exists();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the dataset directory {}", dir.display()))?;
@@ -129,8 +127,7 @@ impl LakeSink {
         let old = manifest.unwrap_or_default();
         let specs = match &options.partition_by {
             Some(specs) => {
-                if old.commit > 0 && *specs != old.partition_by && options.mode != LoadMode::Replace
-                {
+                if old.commit > 0 && *specs != old.partition_by && load.mode != LoadMode::Replace {
                     let show = |s: &[PartitionSpec]| {
                         if s.is_empty() {
                             "nothing".to_string()
@@ -165,6 +162,7 @@ impl LakeSink {
         Ok(LakeSink {
             dir: dir.to_path_buf(),
             options,
+            load,
             old,
             specs,
             schema: Vec::new(),
@@ -275,7 +273,7 @@ impl Sink for LakeSink {
         if self.prepared {
             return Ok(());
         }
-        let mut columns: Schema = if self.options.mode == LoadMode::Replace {
+        let mut columns: Schema = if self.load.mode == LoadMode::Replace {
             Vec::new()
         } else {
             self.old.schema.clone()
@@ -286,7 +284,7 @@ impl Sink for LakeSink {
                 continue;
             }
             // Strict holds an existing dataset to its columns.
-            if fresh || !self.options.strict {
+            if fresh || !self.load.strict {
                 columns.push((name, kind));
             }
         }
@@ -325,7 +323,7 @@ impl Sink for LakeSink {
             if new_columns.iter().any(|(n, _)| n == name) {
                 continue;
             }
-            if self.options.strict {
+            if self.load.strict {
                 return Ok(Err(format!(
                     "field {name:?} is not one of the dataset's columns (--schema strict)"
                 )));
@@ -414,13 +412,17 @@ mod tests {
         let ds = dir.path().join("ds");
         let options = LakeOptions {
             partition_by: Some(vec![PartitionSpec::parse("k").unwrap()]),
-            mode: LoadMode::Append,
-            strict: false,
             row_group_size: 1000,
             file_size: 128 << 20,
             memory_budget: 4096,
         };
-        let mut sink = Box::new(LakeSink::open(&ds, options).unwrap());
+        let load = LoadOptions {
+            mode: LoadMode::Append,
+            keys: Vec::new(),
+            delete_when: None,
+            strict: false,
+        };
+        let mut sink = Box::new(LakeSink::open(&ds, options, load).unwrap());
         let lines: Vec<String> = (0..6000u32)
             .map(|n| {
                 let id = (n * 7919) % 6000;

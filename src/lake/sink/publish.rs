@@ -20,7 +20,7 @@ use crate::state::StateChanges;
 impl LakeSink {
     /// The commit itself, after every file is finished.
     pub(super) fn publish(&mut self, changes: &StateChanges) -> Result<Vec<String>> {
-        let append = self.options.mode == LoadMode::Append;
+        let append = self.load.mode == LoadMode::Append;
         let commit = self.old.commit + 1;
         let mut settings = fnv(FNV_OFFSET, format!("{:?}", self.schema).as_bytes());
         settings = fnv(
@@ -54,7 +54,7 @@ impl LakeSink {
                 moves.push((f, rel, part.values.clone()));
             }
         }
-        let mut files: Vec<DataFile> = match self.options.mode {
+        let mut files: Vec<DataFile> = match self.load.mode {
             LoadMode::Replace => Vec::new(),
             LoadMode::ReplacePartitions => self
                 .old
