@@ -17,11 +17,6 @@ use serde_json::Value;
 use crate::runs::RunRecord;
 use crate::wire::End;
 
-/// The lock files and atomic replace that state is written with; they live
-/// in [`crate::atomic_file`], below every store, and are named here too for
-/// the modules that reach them through the state contract.
-pub use crate::atomic_file::{FileLock, lock_file, lock_target, open_lock_file, write_atomically};
-
 /// Name of the bookmark table in a database target.
 pub const STATE_TABLE: &str = "_etl_state";
 

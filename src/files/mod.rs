@@ -11,8 +11,3 @@ pub mod parquet_sink;
 pub mod sink;
 pub mod state;
 pub mod store;
-
-/// A Parquet file as a source: the shared reader.
-pub mod parquet {
-    pub use crate::parquet_io::reader::ParquetSource;
-}

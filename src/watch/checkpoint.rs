@@ -200,7 +200,7 @@ impl Checkpoint {
             "pending_id": self.pending_id,
         });
         let text = serde_json::to_string_pretty(&doc)?;
-        crate::state::write_atomically(path, text.as_bytes())
+        crate::atomic_file::write_atomically(path, text.as_bytes())
     }
 }
 
@@ -211,7 +211,7 @@ pub struct CheckpointLock {
 
 /// Takes the lock on `path`; a second `etl-watch` gets an error at once.
 pub fn lock(path: &Path) -> Result<CheckpointLock> {
-    let (file, _) = crate::state::open_lock_file(path)?;
+    let (file, _) = crate::atomic_file::open_lock_file(path)?;
     match file.try_lock() {
         Ok(()) => Ok(CheckpointLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => bail!(

@@ -119,6 +119,6 @@ impl<S: AtRest, B: AtRest> BrokerCheckpoint<S, B> {
             "pending": pending,
         });
         let text = serde_json::to_string_pretty(&doc)?;
-        crate::state::write_atomically(path, text.as_bytes())
+        crate::atomic_file::write_atomically(path, text.as_bytes())
     }
 }
