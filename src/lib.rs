@@ -3,7 +3,10 @@
 //! `etl-extract | etl-transform | etl-load` pipelines pass NDJSON records
 //! framed by control lines (see [`wire`]), so that a consumer can tell a
 //! complete stream from one whose producer died. The binaries in `src/bin`
-//! only parse arguments and call [`extract::run`] or [`load::run`].
+//! only parse arguments and call one function each: [`extract::run`],
+//! [`transform::run`], [`load::run`] or [`watch::run`]. Programs hold a
+//! store through the contract in [`store`] and find it through the
+//! [`registry`], the one list of stores.
 
 pub mod atomic_file;
 pub mod calendar;

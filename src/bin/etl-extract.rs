@@ -1,4 +1,4 @@
-//! `etl-extract`: files and databases in, NDJSON out.
+//! `etl-extract`: files, databases, datasets and HTTP APIs in, the wire out.
 use clap::{CommandFactory, Parser};
 
 fn main() -> std::process::ExitCode {

@@ -1,4 +1,5 @@
-//! `etl-load`: NDJSON in, a SQLite table out, all or nothing.
+//! `etl-load`: the wire (or a file etl-extract reads) in; a table of
+//! SQLite, PostgreSQL or MySQL, a file or a dataset out, all or nothing.
 use clap::{CommandFactory, Parser};
 
 fn main() -> std::process::ExitCode {

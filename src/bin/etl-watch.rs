@@ -1,4 +1,5 @@
-//! `etl-watch`: files and stdin in, batches out (or into --exec).
+//! `etl-watch`: files, stdin and brokers (NATS, Redis, Kafka) in, batches
+//! out (or into --exec).
 use clap::{CommandFactory, Parser};
 
 fn main() -> std::process::ExitCode {
