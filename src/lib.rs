@@ -32,6 +32,7 @@ pub mod sink;
 pub mod source;
 pub mod sqlite;
 pub mod state;
+pub mod tls;
 pub mod transform;
 pub mod watch;
 pub mod wire;

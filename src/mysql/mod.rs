@@ -4,7 +4,7 @@
 //! one InnoDB transaction in `stage.rs`, values fitted to their columns in
 //! `values.rs` and `dates.rs`), and the state kept beside the data
 //! (`state.rs`), over connections made as the `mysql` client makes them
-//! (`conn.rs`).
+//! (`conn.rs`, with TLS in `tls.rs`).
 
 pub mod conn;
 pub mod dates;
@@ -13,6 +13,7 @@ pub mod source;
 pub mod stage;
 pub mod state;
 pub mod table;
+pub mod tls;
 pub mod values;
 
 /// Is `target` a MySQL or MariaDB connection URL?
