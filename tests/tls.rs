@@ -180,6 +180,35 @@ fn postgres_certificate_failures_are_named() {
             "etl-extract: error: cannot connect to {url}: TLS with {PG} failed: the server's \
              certificate is not signed by a trusted certificate authority (unknown issuer)\n"
         ));
+    // The same from the variables: PGSSLMODE and PGSSLROOTCERT.
+    let url = "postgres://postgres@127.0.0.1:55432/test";
+    expect(
+        &extract(
+            d,
+            url,
+            "SELECT 1",
+            &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", &root)],
+        ),
+        "PGSSLMODE=verify-full",
+    )
+    .code(1)
+    .stderr(&format!(
+        "etl-extract: error: cannot connect to {url}: TLS with 127.0.0.1:55432 failed: the \
+         server's certificate is not valid for the name 127.0.0.1 (it is for localhost)\n"
+    ));
+    let url = format!("postgres://postgres@{PG}/test");
+    assert_eq!(
+        one_record(
+            &extract(
+                d,
+                &url,
+                PG_SSL,
+                &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", &root)]
+            ),
+            "PGSSLROOTCERT"
+        ),
+        r#"{"ssl":true,"who":"postgres"}"#
+    );
     // As libpq: require checks the chain when ~/.postgresql/root.crt exists.
     let home = d.join("home");
     std::fs::create_dir_all(home.join(".postgresql")).expect("mkdir");
@@ -423,4 +452,51 @@ fn mysql_tls_from_the_option_file_and_a_load() {
         "etl-extract: error: cannot connect to {url}: TLS with {MY} failed: the server's \
          certificate is not signed by a trusted certificate authority (unknown issuer)\n"
     ));
+}
+
+#[test]
+fn passwords_stay_out_of_tls_messages() {
+    let Some(ca) = servers() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let root = file(&ca, "ca.crt");
+    let secret = "tls-s3cret";
+    let pg_ok =
+        format!("postgres://etl_pw:{secret}@{PG}/test?sslmode=verify-full&sslrootcert={root}");
+    let pg_mismatch = format!(
+        "postgres://etl_pw:{secret}@127.0.0.1:55432/test?sslmode=verify-full&sslrootcert={root}"
+    );
+    let my_ok = format!("mysql://etl_pw:{secret}@{MY}/test?ssl-mode=VERIFY_IDENTITY&ssl-ca={root}");
+    let my_mismatch = format!(
+        "mysql://etl_pw:{secret}@127.0.0.1:33306/test?ssl-mode=VERIFY_IDENTITY&ssl-ca={root}"
+    );
+    let table = format!("tls_secret_{}", std::process::id());
+    let runs = [
+        format!("etl-extract '{pg_mismatch}' --query 'SELECT 1 AS x'"),
+        format!("etl-extract --log-json '{pg_mismatch}' --query 'SELECT 1 AS x'"),
+        format!(
+            "etl-extract 'postgres://etl_pw@{PG}/test?sslpassword={secret}' --query 'SELECT 1'"
+        ),
+        format!("etl-extract 'postgres://etl_pw:wrong-{secret}@{PG}/test' --query 'SELECT 1'"),
+        format!(
+            "echo '{{\"id\":1}}' | etl-load --log-json '{pg_ok}' --table {table} \
+             && etl-extract -v '{pg_ok}' --query 'DROP TABLE {table}'"
+        ),
+        format!("echo '{{\"id\":1}}' | etl-load --log-json '{pg_mismatch}' --table {table}"),
+        format!("etl-extract --log-json '{my_mismatch}' --query 'SELECT 1 AS x'"),
+        format!("etl-extract 'mysql://etl_pw:wrong-{secret}@{MY}/test' --query 'SELECT 1'"),
+        format!(
+            "echo '{{\"id\":1}}' | etl-load -v --log-json '{my_ok}' --table {table} \
+             && etl-extract -v '{my_ok}' --query 'DROP TABLE {table}'"
+        ),
+    ];
+    for script in &runs {
+        let out = bash(script, d);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            !all.contains(secret),
+            "password leaked by `{script}`:\n{all}"
+        );
+        assert!(!all.is_empty(), "`{script}` said nothing");
+    }
 }
