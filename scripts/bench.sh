@@ -7,6 +7,7 @@
 # with a note, unless --install-peers installs them first.
 #
 #   scripts/bench.sh [--rows N] [--runs K] [--big] [--dir DIR] [--install-peers]
+#                    [--against REV | --baseline DIR] [--bin DIR] [--tolerance PCT]
 #
 #   --rows N          rows in the generated orders file (default 1000000)
 #   --runs K          timed runs per tool; the median is reported (default 3)
@@ -17,8 +18,31 @@
 #                     a virtualenv, xsv with cargo install (both under
 #                     $ETLKIT_BENCH_PEERS, default ~/.cache/etlkit/bench-peers),
 #                     Miller and GNU time from Debian's packages
+#   --against REV     also time etlkit as built from git revision REV (commit,
+#                     tag or branch), in the same run: REV is checked out in a
+#                     worktree under $ETLKIT_BENCH_CACHE (default
+#                     ~/.cache/etlkit/bench-against) and built there with its
+#                     own target dir; the binaries are kept per commit, so the
+#                     next run against the same commit does not build again
+#   --baseline DIR    the same, with binaries already built: DIR holds
+#                     etl-extract, etl-transform, etl-load and etl-watch (a
+#                     target/release dir; its examples/wire-parse, when there,
+#                     is timed for the wire reader row)
+#   --bin DIR         time the binaries in DIR (etl-* and examples/gen-orders,
+#                     e.g. a target/release dir) instead of building this
+#                     checkout; --bin DIR --baseline DIR shows the noise
+#   --tolerance PCT   with a baseline, flag rows where etlkit is more than PCT
+#                     percent slower than the baseline (default 5)
+#
+# With --against or --baseline, each etlkit run of a scenario alternates with
+# a run of the baseline (the side that goes first swaps every round, so
+# machine noise hits both); the baseline's rows and sums are checked against
+# the current ones like a peer's. A second table prints per row both medians,
+# etlkit/baseline and a flag on rows more than PCT percent slower; the exit
+# status is then 3 when a row is flagged. The peer table stays as it is.
 #
 #   scripts/bench.sh --install-peers --rows 1000000 --runs 5
+#   scripts/bench.sh --runs 5 --against main
 set -euo pipefail
 
 rows=1000000
@@ -26,6 +50,10 @@ runs=3
 big=0
 dir=""
 install_peers=0
+against=""
+baseline=""
+cur_bin=""
+tolerance=5
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) rows=$2; shift 2 ;;
@@ -33,10 +61,20 @@ while [ $# -gt 0 ]; do
     --big) big=1; shift ;;
     --dir) dir=$2; shift 2 ;;
     --install-peers) install_peers=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --against) against=$2; shift 2 ;;
+    --baseline) baseline=$2; shift 2 ;;
+    --bin) cur_bin=$2; shift 2 ;;
+    --tolerance) tolerance=$2; shift 2 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+if [ -n "$against" ] && [ -n "$baseline" ]; then
+  echo "bench: --against and --baseline name the same thing; give one" >&2; exit 2
+fi
+if ! [[ $tolerance =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+  echo "bench: --tolerance takes a percentage, e.g. 5" >&2; exit 2
+fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -72,6 +110,7 @@ have_duck() { command -v duckdb >/dev/null || [ -n "$duck_py" ]; }
 # separated by spaces.
 write_duckq() {
   if command -v duckdb >/dev/null; then
+    # shellcheck disable=SC2016 # $1 is the generated script's argument
     printf '#!/bin/sh\nexec duckdb -noheader -list -separator " " -c "$1"\n' > duckq
   else
     cat > duckq <<PY
@@ -83,11 +122,11 @@ PY
   fi
   chmod +x duckq
 }
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/etlkit/target}"
-echo "building release binaries..." >&2
-(cd "$root" && cargo build --release --locked --quiet --bins --example gen-orders --example wire-parse)
-bin="$CARGO_TARGET_DIR/release"
-export PATH="$bin:$PATH"
+# The binaries timed: this checkout built for release (or --bin DIR) as
+# $bin, first on PATH, and the baseline (--baseline DIR, --against REV) as
+# $base, empty without one.
+# shellcheck source=SCRIPTDIR/bench-builds.sh
+. "$root/scripts/bench-builds.sh"
 
 if [ -z "$dir" ]; then
   dir=$(mktemp -d)
@@ -108,50 +147,10 @@ delta_rows=$(( rows / 10 + rows / 20 ))
 results=()
 notes=()
 
-# median SECONDS... -> the median
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-# timed CMD: runs CMD once (via bash -c), echoes wall seconds; peak RSS (KB)
-# of the largest process goes to $dir/rss.
-timed() {
-  local start end
-  rm -f rss.*
-  start=$(date +%s.%N)
-  bash -o pipefail -c "$1"
-  end=$(date +%s.%N)
-  if [ -n "$gnu_time" ]; then cat rss.* 2>/dev/null | sort -n | tail -n 1 > rss; fi
-  # A reference run without a measured stage has no figure: 0.
-  [ -s rss ] || echo 0 > rss
-  printf '%.2f\n' "$(echo "$end - $start" | bc -l)"
-}
-
-# T NAME: prefix for measuring a pipeline stage's peak memory.
-T() { if [ -n "$gnu_time" ]; then echo "$gnu_time -f %M -o rss.$1"; fi; }
-
-# bench LABEL PREP_CMD CMD -> median seconds in $last_time, max RSS MB in $last_rss
-bench() {
-  local label=$1 prep=$2 cmd=$3 times=() rss_max=0 t r
-  for _ in $(seq "$runs"); do
-    bash -c "$prep"
-    t=$(timed "$cmd")
-    r=$(cat rss)
-    times+=("$t")
-    [ "$r" -gt "$rss_max" ] && rss_max=$r
-  done
-  last_time=$(median "${times[@]}")
-  last_rss=$(( rss_max / 1024 ))
-  echo "  $label: ${last_time}s, ${last_rss} MB" >&2
-}
-
-check() { # check WHAT EXPECTED ACTUAL
-  if [ "$2" != "$3" ]; then
-    echo "bench: $1 gave a wrong result: expected $2, got $3" >&2
-    exit 1
-  fi
-}
-
-row() { results+=("| $1 | $2 | $3 | $4 | $5 |"); }
-ratio() { echo "scale=2; $1 / $2" | bc -l | sed 's/^\./0./'; }
+# How a scenario is timed, checked and put in a table, with or without a
+# baseline: timed, bench, bench_etl, check, row and the baseline table.
+# shellcheck source=SCRIPTDIR/bench-measure.sh
+. "$root/scripts/bench-measure.sh"
 
 sql_check="SELECT count(*) || ' ' || sum(quantity) || ' ' || printf('%.2f', sum(unit_price)) FROM orders"
 typed_table="CREATE TABLE orders(order_id INTEGER, external_ref INTEGER, customer_id TEXT, zip TEXT,
@@ -159,10 +158,11 @@ typed_table="CREATE TABLE orders(order_id INTEGER, external_ref INTEGER, custome
 
 # 1. CSV -> SQLite, full load
 echo "1. CSV -> SQLite ($rows rows, $csv_mb MB)" >&2
-bench "etlkit" "rm -f e.db" "$(T x) etl-extract -q orders.csv | $(T l) etl-load -q e.db --table orders"
+bench_etl "CSV → SQLite, full load" "etlkit" "rm -f e{b}.db" "$(T x) etl-extract -q orders.csv | $(T l) etl-load -q e{b}.db --table orders"
 e_time=$last_time; e_rss=$last_rss
 expected=$(sqlite3 e.db "$sql_check")
 check "etlkit row count" "$rows" "${expected%% *}"
+if [ -n "$base" ]; then check "baseline SQLite load" "$expected" "$(sqlite3 e_b.db "$sql_check")"; fi
 if command -v sqlite3 >/dev/null; then
   printf '%s\n.import --csv --skip 1 orders.csv orders\n' "$typed_table" > import.sql
   bench "sqlite3 .import" "rm -f r.db" "$(T s) sqlite3 r.db < import.sql"
@@ -175,10 +175,12 @@ fi
 # 2. Upsert of a delta (10% changed, 5% new) into the loaded table
 echo "2. upsert of a $delta_rows-row delta" >&2
 sqlite3 e.db "CREATE UNIQUE INDEX orders_key ON orders(order_id)"
-bench "etlkit" "cp e.db u.db" "$(T x) etl-extract -q delta.csv | $(T l) etl-load -q u.db --table orders --mode upsert --key order_id"
+if [ -n "$base" ]; then sqlite3 e_b.db "CREATE UNIQUE INDEX orders_key ON orders(order_id)"; fi
+bench_etl "upsert delta ($delta_rows rows)" "etlkit" "cp e{b}.db u{b}.db" "$(T x) etl-extract -q delta.csv | $(T l) etl-load -q u{b}.db --table orders --mode upsert --key order_id"
 u_time=$last_time; u_rss=$last_rss
 expected=$(sqlite3 u.db "$sql_check")
 check "etlkit upsert row count" "$(( rows + rows / 20 ))" "${expected%% *}"
+if [ -n "$base" ]; then check "baseline upsert" "$expected" "$(sqlite3 u_b.db "$sql_check")"; fi
 if command -v sqlite3 >/dev/null; then
   cat > upsert.sql <<SQL
 CREATE TEMP TABLE staging(order_id INTEGER, external_ref INTEGER, customer_id TEXT, zip TEXT,
@@ -199,16 +201,20 @@ fi
 pg_url=${ETLKIT_BENCH_PG:-postgres://postgres@127.0.0.1:5432/test}
 if command -v psql >/dev/null && psql -qAt "$pg_url" -c 'SELECT 1' >/dev/null 2>&1; then
   echo "3. CSV -> PostgreSQL" >&2
-  pg_table="CREATE TABLE %s(order_id bigint PRIMARY KEY, external_ref bigint, customer_id text, zip text,
-    product text, quantity bigint, unit_price double precision, ordered_at text, shipped boolean, note text)"
-  pg_check="SELECT count(*) || ' ' || sum(quantity) || ' ' || sum(unit_price::numeric) FROM %s"
-  fresh() { echo "psql -qAt '$pg_url' -c 'DROP TABLE IF EXISTS $1' -c \"$(printf "$pg_table" "$1")\""; }
-  bench "etlkit" "$(fresh etl_bench_e)" "$(T x) etl-extract -q orders.csv | $(T l) etl-load -q '$pg_url' --table etl_bench_e"
+  pg_create() { echo "CREATE TABLE $1(order_id bigint PRIMARY KEY, external_ref bigint, customer_id text, zip text,
+    product text, quantity bigint, unit_price double precision, ordered_at text, shipped boolean, note text)"; }
+  pg_sums() { psql -qAt "$pg_url" -c "SELECT count(*) || ' ' || sum(quantity) || ' ' || sum(unit_price::numeric) FROM $1"; }
+  fresh() { echo "psql -qAt '$pg_url' -c 'DROP TABLE IF EXISTS $1' -c \"$(pg_create "$1")\""; }
+  bench_etl "CSV → PostgreSQL (typed, keyed)" "etlkit" "$(fresh 'etl_bench_e{b}')" "$(T x) etl-extract -q orders.csv | $(T l) etl-load -q '$pg_url' --table etl_bench_e{b}"
   p_time=$last_time; p_rss=$last_rss
-  expected=$(psql -qAt "$pg_url" -c "$(printf "$pg_check" etl_bench_e)")
+  expected=$(pg_sums etl_bench_e)
   check "etlkit PostgreSQL row count" "$rows" "${expected%% *}"
+  if [ -n "$base" ]; then
+    check "baseline PostgreSQL load" "$expected" "$(pg_sums etl_bench_e_b)"
+    psql -qAt "$pg_url" -c 'DROP TABLE etl_bench_e_b'
+  fi
   bench "psql \\copy" "$(fresh etl_bench_r)" "psql -qAt '$pg_url' -c \"\\copy etl_bench_r FROM 'orders.csv' WITH (FORMAT csv, HEADER true)\""
-  check "psql \\copy" "$expected" "$(psql -qAt "$pg_url" -c "$(printf "$pg_check" etl_bench_r)")"
+  check "psql \\copy" "$expected" "$(pg_sums etl_bench_r)"
   psql -qAt "$pg_url" -c 'DROP TABLE etl_bench_e' -c 'DROP TABLE etl_bench_r'
   row "CSV → PostgreSQL (typed, keyed)" "${p_time}s (${p_rss} MB)" "psql \\copy: ${last_time}s" "$(ratio "$p_time" "$last_time")x" "≤ 0.9x"
 else
@@ -224,22 +230,26 @@ my_args=(-uroot -h127.0.0.1 -P3306 test)
 if [ -n "${ETLKIT_BENCH_MYSQL_ARGS:-}" ]; then read -r -a my_args <<< "$ETLKIT_BENCH_MYSQL_ARGS"; fi
 if [ -n "$my_client" ] && "$my_client" "${my_args[@]}" -e 'SELECT 1' >/dev/null 2>&1; then
   echo "3b. CSV -> MariaDB" >&2
-  my_table="CREATE TABLE %s(order_id BIGINT PRIMARY KEY, external_ref BIGINT, customer_id TEXT, zip TEXT,
-    product TEXT, quantity BIGINT, unit_price DOUBLE, ordered_at TEXT, shipped VARCHAR(5), note TEXT)"
-  my_check="SELECT CONCAT(COUNT(*), ' ', SUM(quantity), ' ', ROUND(SUM(unit_price), 2)) FROM %s"
+  my_create() { echo "CREATE TABLE $1(order_id BIGINT PRIMARY KEY, external_ref BIGINT, customer_id TEXT, zip TEXT,
+    product TEXT, quantity BIGINT, unit_price DOUBLE, ordered_at TEXT, shipped VARCHAR(5), note TEXT)"; }
+  my_sums() { myq "SELECT CONCAT(COUNT(*), ' ', SUM(quantity), ' ', ROUND(SUM(unit_price), 2)) FROM $1"; }
   myq() { "$my_client" "${my_args[@]}" -N -e "$1"; }
-  myfresh() { echo "$my_client ${my_args[*]} -e 'DROP TABLE IF EXISTS $1; $(printf "$my_table" "$1")'"; }
-  bench "etlkit" "$(myfresh etl_bench_e)" "$(T x) etl-extract -q orders.csv | $(T l) etl-load -q '$my_url' --table etl_bench_e"
+  myfresh() { echo "$my_client ${my_args[*]} -e 'DROP TABLE IF EXISTS $1; $(my_create "$1")'"; }
+  bench_etl "CSV → MariaDB (typed, keyed)" "etlkit" "$(myfresh 'etl_bench_e{b}')" "$(T x) etl-extract -q orders.csv | $(T l) etl-load -q '$my_url' --table etl_bench_e{b}"
   m_time=$last_time; m_rss=$last_rss
-  expected=$(myq "$(printf "$my_check" etl_bench_e)")
+  expected=$(my_sums etl_bench_e)
   check "etlkit MariaDB row count" "$rows" "${expected%% *}"
+  if [ -n "$base" ]; then
+    check "baseline MariaDB load" "$expected" "$(my_sums etl_bench_e_b)"
+    myq 'DROP TABLE etl_bench_e_b'
+  fi
   cat > load.sql <<'SQL'
 SET SESSION sql_mode='';
 LOAD DATA LOCAL INFILE 'orders.csv' INTO TABLE etl_bench_r
   FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '"' IGNORE 1 LINES;
 SQL
   bench "$(basename "$my_client") LOAD DATA" "$(myfresh etl_bench_r)" "$my_client --local-infile=1 ${my_args[*]} < load.sql"
-  check "LOAD DATA" "$expected" "$(myq "$(printf "$my_check" etl_bench_r)")"
+  check "LOAD DATA" "$expected" "$(my_sums etl_bench_r)"
   myq 'DROP TABLE etl_bench_e; DROP TABLE etl_bench_r'
   row "CSV → MariaDB (typed, keyed)" "${m_time}s (${m_rss} MB)" "LOAD DATA LOCAL INFILE: ${last_time}s" "$(ratio "$m_time" "$last_time")x" "≤ 2.0x"
 else
@@ -250,9 +260,13 @@ fi
 # 4. filter + select through the pipe, against Miller and xsv/qsv
 echo "4. filter + select" >&2
 filter_expected=$(awk -F, 'NR > 1 && $6 ~ /^[0-9]+$/ && $6 > 10' orders.csv | wc -l)
-bench "etlkit" "true" "$(T x) etl-extract -q orders.csv | $(T t) etl-transform -q --filter 'quantity > 10' --select order_id,customer_id,quantity > f.out"
+bench_etl "filter + select (extract, transform)" "etlkit" "true" "$(T x) etl-extract -q orders.csv | $(T t) etl-transform -q --filter 'quantity > 10' --select order_id,customer_id,quantity > f{b}.out"
 f_time=$last_time; f_rss=$last_rss
 f_rows=$(grep -vc '^{\"@etl' f.out || true)
+if [ -n "$base" ]; then
+  check "baseline filter rows" "$f_rows" "$(grep -vc '^{\"@etl' f_b.out || true)"
+  same_records "filter + select" f.out f_b.out
+fi
 refs=""
 if command -v mlr >/dev/null; then
   bench "mlr" "true" "mlr --icsv --ojsonl filter '\$quantity > 10' then cut -o -f order_id,customer_id,quantity orders.csv > m.out"
@@ -276,12 +290,16 @@ row "filter + select (extract, transform)" "${f_time}s (${f_rss} MB)" "${refs:-n
 # three named columns, so it should stay near the row-wise path.
 echo "4c. filter + select through --sql" >&2
 sel_sql="SELECT order_id, customer_id, quantity FROM input WHERE quantity > 10"
-bench "etlkit --sql" "true" "$(T x) etl-extract -q orders.csv | $(T t) etl-transform -q --sql '$sel_sql' > q.out"
+bench_etl "SELECT … WHERE via --sql" "etlkit --sql" "true" "$(T x) etl-extract -q orders.csv | $(T t) etl-transform -q --sql '$sel_sql' > q{b}.out"
 check "--sql filter rows" "$f_rows" "$(grep -vc '^{\"@etl' q.out || true)"
+if [ -n "$base" ]; then
+  check "baseline --sql filter rows" "$f_rows" "$(grep -vc '^{\"@etl' q_b.out || true)"
+  same_records "SELECT … WHERE via --sql" q.out q_b.out
+fi
 q_refs="row-wise: ${f_time}s ($(ratio "$last_time" "$f_time")x)"
 [ -z "${x_time:-}" ] || q_refs="$q_refs; xsv: ${x_time}s ($(ratio "$last_time" "$x_time")x)"
 row "SELECT … WHERE via --sql" "${last_time}s (${last_rss} MB)" "$q_refs" "–" "≤ 1.5x row-wise"
-rm -f q.out x.out m.out f.out
+rm -f q.out x.out m.out f.out q_b.out f_b.out
 
 # 4b. --dedup over all-distinct keys: it holds a key hash and a spill-file
 # offset per key, not the records (target: 200 MB at 2M keys, 100 bytes a
@@ -289,9 +307,13 @@ rm -f q.out x.out m.out f.out
 echo "4b. --dedup on $rows distinct keys" >&2
 etl-extract -q orders.csv > d.ndjson
 d_mb=$(( $(stat -c %s d.ndjson) / 1000000 ))
-bench "etlkit" "true" "$(T t) etl-transform -q --dedup order_id d.ndjson > d.out"
+bench_etl "--dedup, $rows distinct keys" "etlkit" "true" "$(T t) etl-transform -q --dedup order_id d.ndjson > d{b}.out"
 d_time=$last_time; d_rss=$last_rss
 check "--dedup rows" "$rows" "$(grep -vc '^{\"@etl' d.out || true)"
+if [ -n "$base" ]; then
+  check "baseline --dedup rows" "$rows" "$(grep -vc '^{\"@etl' d_b.out || true)"
+  same_records "--dedup" d.out d_b.out
+fi
 d_ref="not installed"
 if command -v mlr >/dev/null; then
   bench "mlr tail -g" "true" "$(T m) mlr --ijsonl --ojsonl tail -n 1 -g order_id d.ndjson > md.out"
@@ -308,16 +330,37 @@ w_ours=$(echo "$w_line" | sed -n 's/.*etlkit \([0-9]*\) MB\/s.*/\1/p')
 w_theirs=$(echo "$w_line" | sed -n 's/.*serde_json maps \([0-9]*\) MB\/s.*/\1/p')
 w_ratio=$(echo "$w_line" | sed -n 's/.*ratio \([0-9.]*\)x.*/\1/p')
 row "wire reader, ${d_mb} MB NDJSON (no I/O)" "${w_ours} MB/s" "serde_json into maps: ${w_theirs} MB/s" "${w_ratio}x" "< 1.0x"
-rm -f d.ndjson d.out md.out
+if [ -n "$base" ] && [ -x "$base/examples/wire-parse" ]; then
+  # wire_time PROGRAM: the wire reader's best-of-three seconds over d.ndjson
+  wire_time() { "$1" d.ndjson 2>&1 | sed -n 's/.*etlkit [0-9]* MB\/s (\([0-9.]*\) s).*/\1/p'; }
+  w_cur=() w_base=()
+  for i in $(seq "$runs"); do
+    if [ $(( i % 2 )) = 1 ]; then w_cur+=("$(wire_time "$bin/examples/wire-parse")"); fi
+    w_base+=("$(wire_time "$base/examples/wire-parse")")
+    if [ $(( i % 2 )) = 0 ]; then w_cur+=("$(wire_time "$bin/examples/wire-parse")"); fi
+  done
+  if [ -n "${w_cur[0]}" ] && [ -n "${w_base[0]}" ]; then
+    wc_s=$(median "${w_cur[@]}") wb_s=$(median "${w_base[@]}")
+    mbps() { awk -v m="$d_mb" -v s="$1" 'BEGIN { if (s > 0) printf "%d", m / s; else print "?" }'; }
+    compare "wire reader, ${d_mb} MB NDJSON (no I/O)" "$wc_s" "$wb_s" "${wc_s}s ($(mbps "$wc_s") MB/s)" "${wb_s}s ($(mbps "$wb_s") MB/s)"
+  else
+    notes+=("baseline: wire reader: examples/wire-parse printed no time in the form this script reads.")
+  fi
+elif [ -n "$base" ]; then
+  notes+=("baseline: wire reader: $base has no examples/wire-parse, so that row is not compared.")
+fi
+rm -f d.ndjson d.out md.out d_b.out
 
 # 5. group-by aggregate, against sqlite3 (and DuckDB when installed)
 echo "5. group-by" >&2
 group_sql="SELECT customer_id, SUM(quantity) AS items, COUNT(*) AS n FROM input GROUP BY customer_id"
-bench "etlkit" "true" "$(T x) etl-extract -q orders.csv | $(T t) etl-transform -q --sql '$group_sql' > g.out"
+bench_etl "group-by (extract, transform --sql)" "etlkit" "true" "$(T x) etl-extract -q orders.csv | $(T t) etl-transform -q --sql '$group_sql' > g{b}.out"
 g_time=$last_time; g_rss=$last_rss
-g_groups=$(grep -vc '^{\"@etl' g.out || true)
-g_items=$(grep -v '^{\"@etl' g.out | sed 's/.*"items":\([0-9]*\).*/\1/' | awk '{s+=$1} END {print s}')
+# groups_items FILE: the count of groups and the sum of their items
+groups_items() { echo "$(grep -vc '^{\"@etl' "$1" || true) $(grep -v '^{\"@etl' "$1" | sed 's/.*"items":\([0-9]*\).*/\1/' | awk '{s+=$1} END {print s}')"; }
+read -r g_groups g_items <<< "$(groups_items g.out)"
 check "etlkit group-by total" "$(sqlite3 e.db 'SELECT sum(quantity) FROM orders')" "$g_items"
+if [ -n "$base" ]; then check "baseline group-by groups and total" "$g_groups $g_items" "$(groups_items g_b.out)"; fi
 refs=""
 if command -v sqlite3 >/dev/null; then
   printf '%s\n.import --csv --skip 1 orders.csv orders\nSELECT count(*) FROM (SELECT customer_id, SUM(quantity), COUNT(*) FROM orders GROUP BY customer_id);\n' "$typed_table" > group.sql
@@ -340,25 +383,35 @@ row "group-by (extract, transform --sql)" "${g_time}s (${g_rss} MB)" "${refs:-no
 echo "5b. --sql memory, all columns against two" >&2
 etl-extract -q orders.csv > s.ndjson
 s_mb=$(( $(stat -c %s s.ndjson) / 1000000 ))
-bench "SELECT *" "true" "$(T t) etl-transform -q --sql 'SELECT * FROM input' s.ndjson > s.out"
+bench_etl "--sql SELECT * over $rows records" "SELECT *" "true" "$(T t) etl-transform -q --sql 'SELECT * FROM input' s.ndjson > s{b}.out"
 check "SELECT * rows" "$rows" "$(grep -vc '^{\"@etl' s.out || true)"
+if [ -n "$base" ]; then
+  check "baseline SELECT * rows" "$rows" "$(grep -vc '^{\"@etl' s_b.out || true)"
+  same_records "--sql SELECT *" s.out s_b.out
+fi
 s_all="${last_time}s, ${last_rss} MB"
-bench "two columns" "true" "$(T t) etl-transform -q --sql 'SELECT max(order_id) AS m, sum(quantity) AS q FROM input' s.ndjson > s.out"
+bench_etl "--sql two columns over $rows records" "two columns" "true" "$(T t) etl-transform -q --sql 'SELECT max(order_id) AS m, sum(quantity) AS q FROM input' s.ndjson > s{b}.out"
+if [ -n "$base" ]; then check "baseline two-column --sql" "$(grep -v '^{\"@etl' s.out)" "$(grep -v '^{\"@etl' s_b.out)"; fi
 s_two="${last_time}s, ${last_rss} MB"
 row "--sql holding $rows records (input ${s_mb} MB NDJSON)" "SELECT *: ${s_all}; two columns: ${s_two}" "–" "–" "memory by the columns named"
-rm -f s.ndjson s.out
+rm -f s.ndjson s.out s_b.out
 
 # 7. Incremental on a coarse cursor: every row shares one cursor value, so
 # every row sits at the bookmark's boundary and is judged against it.
 echo "7. incremental, one cursor value for every row" >&2
 awk -v n="$rows" 'BEGIN { print "id,day"; for (i = 0; i < n; i++) print i ",2026-11-05" }' > coarse.csv
-bench "plain extract" "true" "$(T x) etl-extract -q coarse.csv > /dev/null"
+bench_etl "plain extract, $rows rows" "plain extract" "true" "$(T x) etl-extract -q coarse.csv > /dev/null"
 c_plain=$last_time
-rm -f inc.db
+rm -f inc.db inc_b.db
 etl-extract -q coarse.csv --cursor day --state inc.db | etl-load -q inc.db --table c
 check "incremental first run" "$rows" "$(sqlite3 inc.db 'SELECT count(*) FROM c')"
-bench "incremental rerun" "true" "$(T x) etl-extract -q coarse.csv --cursor day --state inc.db > inc.out"
+if [ -n "$base" ]; then
+  PATH="$base:$PATH" bash -o pipefail -c 'etl-extract -q coarse.csv --cursor day --state inc_b.db | etl-load -q inc_b.db --table c'
+  check "baseline incremental first run" "$rows" "$(sqlite3 inc_b.db 'SELECT count(*) FROM c')"
+fi
+bench_etl "incremental rerun, $rows rows on one cursor value" "incremental rerun" "true" "$(T x) etl-extract -q coarse.csv --cursor day --state inc{b}.db > inc{b}.out"
 check "incremental rerun emits nothing" "0" "$(grep -vc '^{\"@etl' inc.out || true)"
+if [ -n "$base" ]; then check "baseline incremental rerun emits nothing" "0" "$(grep -vc '^{\"@etl' inc_b.out || true)"; fi
 bm_kb=$(sqlite3 inc.db 'SELECT length(bookmark) / 1024 FROM _etl_state')
 row "incremental rerun, $rows rows on one cursor value" "${last_time}s (${last_rss} MB), bookmark ${bm_kb} KB" "plain extract: ${c_plain}s" "$(ratio "$last_time" "$c_plain")x" "linear in rows"
 
@@ -381,11 +434,16 @@ if command -v redis-cli >/dev/null && redis-cli -u "redis://$redis_addr" PING >/
       }
     }' | redis-cli -u "redis://$redis_addr" --pipe >/dev/null
   }
-  bench "etlkit" "rm -f m.db m.ckpt; $(declare -f fill_redis); rkey=$rkey messages=$messages redis_addr=$redis_addr fill_redis" \
-    "$(T w) etl-watch -q redis://$redis_addr --key $rkey --group bench --once --batch-rows 50000 --checkpoint m.ckpt --exec 'etl-load -q m.db --table msgs'"
+  bench_etl "Redis stream → SQLite, $messages messages" "etlkit" "rm -f m{b}.db m{b}.ckpt; $(declare -f fill_redis); rkey=${rkey}{b} messages=$messages redis_addr=$redis_addr fill_redis" \
+    "$(T w) etl-watch -q redis://$redis_addr --key ${rkey}{b} --group bench --once --batch-rows 50000 --checkpoint m{b}.ckpt --exec 'etl-load -q m{b}.db --table msgs'"
   m_time=$last_time; m_rss=$last_rss
   check "etl-watch message count" "$messages" "$(sqlite3 m.db 'SELECT count(DISTINCT id) FROM msgs')"
   check "etl-watch acknowledgements" "0" "$(redis-cli -u "redis://$redis_addr" XPENDING "$rkey" bench | head -n 1)"
+  if [ -n "$base" ]; then
+    check "baseline etl-watch message count" "$messages" "$(sqlite3 m_b.db 'SELECT count(DISTINCT id) FROM msgs')"
+    check "baseline etl-watch acknowledgements" "0" "$(redis-cli -u "redis://$redis_addr" XPENDING "${rkey}_b" bench | head -n 1)"
+    redis-cli -u "redis://$redis_addr" DEL "${rkey}_b" >/dev/null
+  fi
   bench "redis-cli | etl-load" "rm -f n.db; $(declare -f fill_redis); rkey=$rkey messages=$messages redis_addr=$redis_addr fill_redis; redis-cli -u redis://$redis_addr XGROUP CREATE $rkey plain 0 >/dev/null" \
     "redis-cli -u redis://$redis_addr --raw XREADGROUP GROUP plain c COUNT $messages STREAMS $rkey '>' | awk 'prev == \"payload\" {print} {prev = \$0}' | $(T l) etl-load -q n.db --table msgs"
   check "redis-cli message count" "$messages" "$(sqlite3 n.db 'SELECT count(DISTINCT id) FROM msgs')"
@@ -401,12 +459,18 @@ notes+=("NATS JetStream → SQLite: not measured; the nats CLI (the plain consum
 # etl-extract (and DuckDB when its Python module or CLI is there): the same
 # count and sums as the SQLite load of the same file.
 echo "9. lake: $rows orders by day" >&2
-bench "etlkit load" "rm -rf lake" "$(T x) etl-extract -q orders.csv | $(T l) etl-load -q lake/orders --partition-by ordered_at:day"
+bench_etl "CSV → lake by day, load" "etlkit load" "rm -rf lake{b}" "$(T x) etl-extract -q orders.csv | $(T l) etl-load -q lake{b}/orders --partition-by ordered_at:day"
 k_time=$last_time; k_rss=$last_rss
-k_parts=$(ls -d lake/orders/ordered_at_day=* | wc -l)
+# partitions DIR: the dataset's partition folders
+partitions() { find "$1" -mindepth 1 -maxdepth 1 -type d -name 'ordered_at_day=*' | wc -l; }
+k_parts=$(partitions lake/orders)
 expected=$(sqlite3 e.db "$sql_check")
-bench "etl-extract of the dataset" "rm -f k.db" "$(T x) etl-extract -q lake/orders | etl-load -q k.db --table orders"
+bench_etl "lake by day, read back by etl-extract" "etl-extract of the dataset" "rm -f k{b}.db" "$(T x) etl-extract -q lake{b}/orders | etl-load -q k{b}.db --table orders"
 check "lake read back by etl-extract" "$expected" "$(sqlite3 k.db "$sql_check")"
+if [ -n "$base" ]; then
+  check "baseline lake partitions" "$k_parts" "$(partitions lake_b/orders)"
+  check "baseline lake read back" "$expected" "$(sqlite3 k_b.db "$sql_check")"
+fi
 kr_time=$last_time
 duck_q="SELECT count(*) || ' ' || sum(quantity) || ' ' || printf('%.2f', sum(unit_price)) FROM read_parquet('lake/orders/**/*.parquet', hive_partitioning = true)"
 duck=""
@@ -419,7 +483,7 @@ else
   notes+=("lake: DuckDB is not installed (CLI, or its Python module via ETLKIT_DUCKDB_PYTHON); read back by etl-extract only.")
 fi
 row "CSV → lake by day ($k_parts partitions), read back" "load ${k_time}s (${k_rss} MB), read ${kr_time}s" "$k_ref" "–" "same rows and sums"
-rm -rf lake k.db
+rm -rf lake k.db lake_b k_b.db
 
 # 9b. Data lake, unsorted: the rows spread over a year of daily partitions
 # in an order that visits a different day at every row (day = row * 7919
@@ -435,40 +499,54 @@ awk -v n="$rows" 'BEGIN {
   for (i = 0; i < n; i++)
     printf "%d,C%05d,%d,%d.%02d,%sT%02d:%02d:%02dZ\n", i, i % 50000, 1 + i % 20, i % 500, i % 100, day[(i * 7919) % 365], i % 24, i % 60, (i * 7) % 60
 }' > year.csv
-bench "etlkit" "rm -rf ylake" "$(T x) etl-extract -q year.csv | $(T l) etl-load -q ylake --partition-by ordered_at:day"
+bench_etl "CSV → lake, $rows rows over 365 days, unsorted" "etlkit" "rm -rf ylake{b}" "$(T x) etl-extract -q year.csv | $(T l) etl-load -q ylake{b} --partition-by ordered_at:day"
 y_time=$last_time; y_rss=$last_rss
-y_files=$(find ylake -name '*.parquet' | wc -l)
-y_parts=$(find ylake -mindepth 1 -maxdepth 1 -type d -name 'ordered_at_day=*' | wc -l)
+# files_parts DIR: the dataset's parquet files and partitions
+files_parts() { echo "$(find "$1" -name '*.parquet' | wc -l) $(partitions "$1")"; }
+read -r y_files y_parts <<< "$(files_parts ylake)"
 check "etlkit unsorted lake: one file per partition" "365 365" "$y_files $y_parts"
-y_sum="SELECT count(*) || ' ' || sum(quantity) || ' ' || count(DISTINCT ordered_at_day) FROM read_parquet('%s/**/*.parquet', hive_partitioning = true)"
+if [ -n "$base" ]; then check "baseline unsorted lake: one file per partition" "365 365" "$(files_parts ylake_b)"; fi
+# lake_sums DIR: count, sum and partitions of a dataset, read by DuckDB
+lake_sums() { ./duckq "SELECT count(*) || ' ' || sum(quantity) || ' ' || count(DISTINCT ordered_at_day) FROM read_parquet('$1/**/*.parquet', hive_partitioning = true)"; }
 if have_duck; then
-  check "etlkit unsorted lake read by DuckDB" "$rows $(awk -F, 'NR > 1 {s += $3} END {print s}' year.csv) 365" "$(./duckq "$(printf "$y_sum" ylake)")"
+  check "etlkit unsorted lake read by DuckDB" "$rows $(awk -F, 'NR > 1 {s += $3} END {print s}' year.csv) 365" "$(lake_sums ylake)"
+  if [ -n "$base" ]; then check "baseline unsorted lake read by DuckDB" "$(lake_sums ylake)" "$(lake_sums ylake_b)"; fi
   duck_copy="COPY (SELECT *, strftime(ordered_at, '%Y-%m-%d') AS ordered_at_day FROM read_csv('year.csv')) TO 'yduck' (FORMAT parquet, PARTITION_BY (ordered_at_day))"
   bench "DuckDB COPY ... PARTITION_BY" "rm -rf yduck" "$(T d) ./duckq \"$duck_copy\" > /dev/null"
-  check "DuckDB unsorted lake" "$(./duckq "$(printf "$y_sum" ylake)")" "$(./duckq "$(printf "$y_sum" yduck)")"
+  check "DuckDB unsorted lake" "$(lake_sums ylake)" "$(lake_sums yduck)"
   yd_files=$(find yduck -name '*.parquet' | wc -l)
   row "CSV → lake, $rows rows over 365 days, unsorted" "${y_time}s (${y_rss} MB), $y_files files" "DuckDB COPY … PARTITION_BY: ${last_time}s (${last_rss} MB), $yd_files files" "$(ratio "$y_time" "$last_time")x" "≤ 1.5x, one file per partition"
 else
   row "CSV → lake, $rows rows over 365 days, unsorted" "${y_time}s (${y_rss} MB), $y_files files" "DuckDB not installed" "–" "≤ 1.5x, one file per partition"
   notes+=("lake, unsorted: DuckDB is not installed (--install-peers installs it), so the ≤ 1.5x DuckDB target cannot be checked in this run.")
 fi
-rm -rf ylake yduck year.csv
+rm -rf ylake ylake_b yduck year.csv
 
 # 6. Memory of the streaming paths as input grows
 echo "6. memory" >&2
 if [ -n "$gnu_time" ]; then
-  mem_line() { # ROWS FILE
+  peaks() { # FILE: the peak RSS MB of extract, load and transform, on one line
     local x l t
-    $gnu_time -f %M -o rss.x etl-extract -q "$2" > /dev/null
+    $gnu_time -f %M -o rss.x etl-extract -q "$1" > /dev/null
     x=$(( $(cat rss.x) / 1024 ))
     rm -f m.db
-    $gnu_time -f %M -o rss.l etl-load -q m.db --table orders < <(etl-extract -q "$2")
+    $gnu_time -f %M -o rss.l etl-load -q m.db --table orders < <(etl-extract -q "$1")
     l=$(( $(cat rss.l) / 1024 ))
     rm -f m.db
-    $gnu_time -f %M -o rss.t etl-transform -q --filter 'quantity > 10' --derive 'total=quantity * unit_price' < <(etl-extract -q "$2") > /dev/null
+    $gnu_time -f %M -o rss.t etl-transform -q --filter 'quantity > 10' --derive 'total=quantity * unit_price' < <(etl-extract -q "$1") > /dev/null
     t=$(( $(cat rss.t) / 1024 ))
+    echo "$x $l $t"
+  }
+  mem_line() { # ROWS FILE
+    local x l t bx bl bt
+    read -r x l t <<< "$(peaks "$2")"
     echo "  $1 rows: extract ${x} MB, load ${l} MB, transform ${t} MB" >&2
     row "peak RSS, $1 rows" "extract ${x} MB, load ${l} MB, row-wise transform ${t} MB" "–" "–" "≤ 64 MB, flat"
+    if [ -n "$base" ]; then
+      read -r bx bl bt <<< "$(PATH="$base:$PATH" peaks "$2")"
+      echo "  $1 rows, baseline: extract ${bx} MB, load ${bl} MB, transform ${bt} MB" >&2
+      compared+=("| peak RSS, $1 rows (extract, load, transform) | $x, $l, $t MB | $bx, $bl, $bt MB | – | |")
+    fi
   }
   mem_line "$rows" orders.csv
   mkdir -p x4
@@ -481,6 +559,11 @@ if [ -n "$gnu_time" ]; then
     size=$(( $(stat -c %s x10/orders.csv) / 1000000 ))
     $gnu_time -f %M -o rss.x etl-extract -q x10/orders.csv > /dev/null
     row "peak RSS, extract of a $size MB CSV" "$(( $(cat rss.x) / 1024 )) MB" "–" "–" "< 100 MB"
+    if [ -n "$base" ]; then
+      x=$(( $(cat rss.x) / 1024 ))
+      PATH="$base:$PATH" $gnu_time -f %M -o rss.x etl-extract -q x10/orders.csv > /dev/null
+      compared+=("| peak RSS, extract of a $size MB CSV | $x MB | $(( $(cat rss.x) / 1024 )) MB | – | |")
+    fi
     rm -rf x10
   fi
 else
@@ -495,4 +578,6 @@ echo
 echo "| scenario | etlkit | reference | ratio | target |"
 echo "| --- | --- | --- | --- | --- |"
 printf '%s\n' "${results[@]}"
+if [ -n "$base" ]; then baseline_table; fi
 for n in "${notes[@]}"; do echo; echo "$n"; done
+if [ "$slower" -gt 0 ]; then exit 3; fi

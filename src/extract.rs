@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
@@ -14,18 +14,16 @@ use crate::files::ndjson::NdjsonSource;
 use crate::files::parquet::ParquetSource;
 use crate::format::Format;
 use crate::format::csv::Quoting;
+use crate::format::nulls::NullTokens;
 use crate::http::source::HttpSource;
 use crate::incremental::{Incremental, Verdict};
-use crate::lake::source::LakeSource;
-use crate::mysql::source::{MysqlSource, ZeroDates};
 use crate::output;
-use crate::pg::source::PgSource;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::rejects::{Rejects, RejectsOptions};
+use crate::source::Window;
 use crate::source::input::{self, Compression, Location};
 use crate::source::{Context, Source, Taken};
-use crate::source::{Selection, Window};
-use crate::sqlite::source::SqliteSource;
+use crate::store::Store;
 use crate::wire::{Begin, End};
 
 const PROGRAM: &str = "etl-extract";
@@ -44,36 +42,9 @@ pub enum Inputs {
         /// CSV and TSV reading options.
         csv: CsvOptions,
     },
-    /// A table or query of a SQLite file.
-    Sqlite {
-        /// The database file.
-        path: PathBuf,
-        /// The table or query.
-        selection: Selection,
-    },
-    /// A table or query of a MySQL or MariaDB database.
-    Mysql {
-        /// The connection URL.
-        url: String,
-        /// The table or query.
-        selection: Selection,
-        /// What a zero date becomes.
-        zero_dates: ZeroDates,
-    },
-    /// A dataset directory written by etl-load (Hive-partitioned Parquet).
-    Lake {
-        /// The dataset directory.
-        dir: PathBuf,
-    },
-    /// A table or query of a PostgreSQL database.
-    Postgres {
-        /// The connection URL.
-        url: String,
-        /// The schema of --table (none: the connection's current schema).
-        schema: Option<String>,
-        /// The table or query.
-        selection: Selection,
-    },
+    /// A table or query of a database, or a dataset: a store the registry
+    /// found, holding what to read.
+    Store(Box<dyn Store>),
     /// An HTTP JSON API, page by page.
     Http(Box<crate::http::HttpPlan>),
 }
@@ -93,68 +64,13 @@ pub struct ExtractPlan {
     pub verbosity: Verbosity,
 }
 
-/// Where `--state` says a stream's bookmark is kept: the target of the
-/// load that stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StateLocation {
-    /// The `_etl_state` table of a SQLite database.
-    Sqlite(PathBuf),
-    /// A JSON state file of a file target.
-    Json(PathBuf),
-    /// The `_etl_state` table of a PostgreSQL schema (none: the
-    /// connection's current schema).
-    Postgres(String, Option<String>),
-    /// The `_etl_state` table of the MySQL database a URL names.
-    Mysql(String),
-}
-
-impl StateLocation {
-    /// A `postgres://` URL is a PostgreSQL database (its `_etl_state` in
-    /// `schema`), a `mysql://` URL a MySQL database, a `.json` path a JSON
-    /// state file, anything else SQLite.
-    pub fn from_arg(path: &Path, schema: Option<&str>) -> StateLocation {
-        let text = path.to_string_lossy();
-        if crate::pg::is_url(&text) {
-            return StateLocation::Postgres(text.into_owned(), schema.map(String::from));
-        }
-        if crate::mysql::is_url(&text) {
-            return StateLocation::Mysql(text.into_owned());
-        }
-        // A dataset directory keeps its state in its manifest.
-        if let Some(manifest) = crate::lake::state_file(path) {
-            return StateLocation::Json(manifest);
-        }
-        let is_json = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        if is_json {
-            StateLocation::Json(path.to_path_buf())
-        } else {
-            StateLocation::Sqlite(path.to_path_buf())
-        }
-    }
-
-    /// The stored bookmark of `stream`; `None` before its first run.
-    pub fn read(&self, stream: &str) -> Result<Option<Value>> {
-        match self {
-            StateLocation::Sqlite(path) => crate::sqlite::state::read_bookmark_file(path, stream),
-            StateLocation::Json(path) => crate::files::state::read_bookmark(path, stream),
-            StateLocation::Postgres(url, schema) => {
-                crate::pg::state::read_bookmark_url(url, schema.as_deref(), stream)
-            }
-            StateLocation::Mysql(url) => crate::mysql::state::read(url, stream),
-        }
-    }
-}
-
 /// The incremental part of an extract.
 #[derive(Debug)]
 pub struct IncrementalPlan {
     /// The cursor column.
     pub cursor: String,
-    /// Where the bookmark is read from.
-    pub state: Option<StateLocation>,
+    /// The store whose bookmark the run starts after (`--state`).
+    pub state: Option<Box<dyn Store>>,
     /// Backfill window: inclusive lower bound.
     pub since: Option<Value>,
     /// Backfill window: exclusive upper bound.
@@ -230,6 +146,7 @@ pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
         all_text: false,
         infer_rows: 1000,
         pinned: Vec::new(),
+        nulls: NullTokens::default(),
     };
     let location = Location::Path(path.to_path_buf());
     let mut source = open_file(
@@ -255,11 +172,7 @@ pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
 pub fn run(plan: ExtractPlan) -> Result<Outcome> {
     let size = match &plan.inputs {
         Inputs::Files { locations, .. } => locations.iter().map(Location::size).sum(),
-        Inputs::Sqlite { .. }
-        | Inputs::Postgres { .. }
-        | Inputs::Mysql { .. }
-        | Inputs::Lake { .. }
-        | Inputs::Http(_) => None,
+        Inputs::Store(_) | Inputs::Http(_) => None,
     };
     let progress = Progress::new(PROGRAM, plan.verbosity, size);
     let mut rejects = plan.rejects.open()?;
@@ -358,7 +271,7 @@ pub fn run_into(
     let mut incremental = match &plan.incremental {
         Some(inc) => {
             let stored = match &inc.state {
-                Some(store) => store.read(&plan.stream)?,
+                Some(store) => store.read_bookmark(&plan.stream)?,
                 None => None,
             };
             if let Some(bm) = &stored {
@@ -434,7 +347,7 @@ pub fn run_into(
             Ok(Taken::Done)
         };
         match &plan.inputs {
-            Inputs::Sqlite { path, selection } => {
+            Inputs::Store(store) => {
                 let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
                     |(inc, (lower, upper))| Window {
                         column: &inc.cursor,
@@ -442,67 +355,19 @@ pub fn run_into(
                         upper: upper.as_ref(),
                     },
                 );
-                let mut source = SqliteSource::open(path, selection, window)?;
-                begin.source = Some(path.display().to_string());
-                begin.schema = source.schema();
-                write_begin(&out, &begin)?;
-                source.run(&mut emit, &mut cx)?;
-            }
-            Inputs::Mysql {
-                url,
-                selection,
-                zero_dates,
-            } => {
-                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
-                    |(inc, (lower, upper))| Window {
-                        column: &inc.cursor,
-                        lower: lower.as_ref(),
-                        upper: upper.as_ref(),
-                    },
-                );
-                let mut source = MysqlSource::open(url, selection, window, *zero_dates)?;
-                begin.source = Some(crate::mysql::conn::redact(url));
+                let opened = store.open_source(window)?;
+                for warning in &opened.warnings {
+                    progress.warn(warning);
+                }
+                for detail in &opened.details {
+                    progress.detail(detail);
+                }
+                let mut source = opened.source;
+                begin.source = Some(opened.name);
                 begin.schema = source.schema();
                 write_begin(&out, &begin)?;
                 source.run(&mut emit, &mut cx)?;
                 remarks.extend(source.remarks());
-            }
-            Inputs::Lake { dir } => {
-                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
-                    |(inc, (lower, upper))| Window {
-                        column: &inc.cursor,
-                        lower: lower.as_ref(),
-                        upper: upper.as_ref(),
-                    },
-                );
-                let mut source = LakeSource::open(dir, window)?;
-                if let Some(warning) = source.unlisted_warning(dir) {
-                    progress.warn(&warning);
-                }
-                if source.pruned() > 0 {
-                    progress.detail(&format!(
-                        "{} files left unread: their partitions lie outside the cursor range",
-                        source.pruned()
-                    ));
-                }
-                begin.source = Some(dir.display().to_string());
-                begin.schema = source.schema();
-                write_begin(&out, &begin)?;
-                source.run(&mut emit, &mut cx)?;
-            }
-            Inputs::Postgres {
-                url,
-                schema,
-                selection,
-            } => {
-                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
-                    |(inc, (lower, upper))| (inc.cursor.as_str(), lower.as_ref(), upper.as_ref()),
-                );
-                let mut source = PgSource::open(url, schema.as_deref(), selection, window)?;
-                begin.source = Some(crate::pg::conn::redact(url));
-                begin.schema = source.schema();
-                write_begin(&out, &begin)?;
-                source.run(&mut emit, &mut cx)?;
             }
             Inputs::Http(http) => {
                 let lower = window_bounds.as_ref().and_then(|(lower, _)| lower.as_ref());

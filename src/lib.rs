@@ -5,10 +5,10 @@
 //! complete stream from one whose producer died. The binaries in `src/bin`
 //! only parse arguments and call [`extract::run`] or [`load::run`].
 
-pub mod address;
+pub mod atomic_file;
 pub mod calendar;
-pub mod capability;
 pub mod cli;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod files;
@@ -21,10 +21,12 @@ pub mod load;
 pub mod mysql;
 pub mod oneoff;
 pub mod output;
+pub mod parquet_io;
 pub mod percent;
 pub mod pg;
 pub mod progress;
 pub mod record;
+pub mod registry;
 pub mod rejects;
 pub mod runs;
 pub mod shown;
@@ -32,6 +34,8 @@ pub mod sink;
 pub mod source;
 pub mod sqlite;
 pub mod state;
+pub mod state_document;
+pub mod store;
 pub mod tls;
 pub mod transform;
 pub mod watch;

@@ -2,89 +2,27 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::Value;
 
 use crate::error::{Failure, Kind, Outcome};
-use crate::files::parquet_sink::ParquetSink;
-use crate::files::sink::{FileOptions, FileSink};
 use crate::format::flat::{self, Fields};
 use crate::incremental::check_starting_point;
-use crate::lake::sink::{LakeOptions, LakeSink};
-use crate::mysql::sink::MysqlSink;
-use crate::pg::sink::PgSink;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::record::{RESERVED_PREFIX, Schema, is_reserved_name};
 use crate::rejects::{Rejects, RejectsOptions};
 use crate::runs::{RunRecord, RunStatus};
-use crate::sink::{LoadMode, Sink, TableOptions};
+use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::source::input::{self, Compression};
-use crate::sqlite::sink::{SqliteSink, SqliteTarget};
 use crate::state::StateChanges;
+use crate::store::Store;
 use crate::wire::{Item, Reader, Shape};
 
 const PROGRAM: &str = "etl-load";
 
 /// Records held back to type the columns of a table that does not exist yet.
 const TYPING_SAMPLE: usize = 1000;
-
-/// Where the records go, checked against the other flags.
-#[derive(Debug)]
-pub enum Target {
-    /// A table in a SQLite file or a PostgreSQL database.
-    Database {
-        /// The SQLite file (or the PostgreSQL URL as given).
-        location: PathBuf,
-        /// The table.
-        table: String,
-        /// Mode, keys, schema policy.
-        options: TableOptions,
-        /// The PostgreSQL URL, when the database is not a SQLite file.
-        postgres: Option<String>,
-        /// The PostgreSQL schema (none: the connection's current schema).
-        schema_name: Option<String>,
-        /// How long to wait for another load of the same SQLite file.
-        wait: Duration,
-    },
-    /// A table in a MySQL or MariaDB database.
-    Mysql {
-        /// The mysql:// URL as given (printed only redacted).
-        url: String,
-        /// The table.
-        table: String,
-        /// Mode, keys, schema policy.
-        options: TableOptions,
-        /// How long to wait for another load of the same table.
-        wait: Duration,
-    },
-    /// A CSV, TSV or NDJSON file, or stdout (`None`).
-    File {
-        /// The file; `None` writes to stdout.
-        path: Option<PathBuf>,
-        /// Format, mode, schema policy, state file.
-        options: FileOptions,
-    },
-    /// A Parquet file.
-    Parquet {
-        /// The file.
-        path: PathBuf,
-        /// Reject records with fields outside the first records' columns.
-        strict: bool,
-        /// The JSON state file for bookmarks and batch ids.
-        state: Option<PathBuf>,
-        /// Rows per row group.
-        row_group_size: usize,
-    },
-    /// A Hive-partitioned Parquet dataset (a directory).
-    Lake {
-        /// The dataset directory.
-        dir: PathBuf,
-        /// Partitioning, mode, schema policy, file settings.
-        options: LakeOptions,
-    },
-}
 
 /// When a load commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +40,9 @@ pub struct LoadPlan {
     /// The input file; `None` reads stdin.
     pub input: Option<PathBuf>,
     /// Where the records go.
-    pub target: Target,
-    /// Append, replace or upsert.
-    pub mode: LoadMode,
+    pub store: Box<dyn Store>,
+    /// Mode, keys, deletes, schema policy: what every store is asked.
+    pub load: LoadOptions,
     /// When to commit.
     pub commit: CommitPolicy,
     /// Let replace empty the target when the input has no lines at all.
@@ -141,45 +79,8 @@ pub fn run(mut plan: LoadPlan) -> Result<Outcome> {
             )
         }
     };
-    let target = &plan.target;
-    let db_name = match &target {
-        Target::Database {
-            postgres: Some(url),
-            ..
-        } => crate::pg::conn::redact(url),
-        Target::Database { location, .. } => location.display().to_string(),
-        Target::Mysql { url, .. } => crate::mysql::conn::redact(url),
-        Target::File { path, .. } => path
-            .as_ref()
-            .map_or("stdout".into(), |p| p.display().to_string()),
-        Target::Parquet { path, .. } => path.display().to_string(),
-        Target::Lake { dir, .. } => dir.display().to_string(),
-    };
-    let (target_name, untouched) = match target {
-        Target::Database { table, .. } | Target::Mysql { table, .. } => (
-            format!("table {table:?}"),
-            format!("nothing was loaded into {db_name} (table {table:?} is as it was)"),
-        ),
-        Target::File { path: Some(p), .. } => (
-            p.display().to_string(),
-            format!("nothing was written to {} (it is as it was)", p.display()),
-        ),
-        Target::File { path: None, .. } => ("stdout".into(), "the output is incomplete".into()),
-        Target::Parquet { path, .. } => (
-            path.display().to_string(),
-            format!(
-                "nothing was written to {} (it is as it was)",
-                path.display()
-            ),
-        ),
-        Target::Lake { dir, .. } => (
-            format!("dataset {}", dir.display()),
-            format!(
-                "nothing was committed to the dataset {} (it is as it was)",
-                dir.display()
-            ),
-        ),
-    };
+    let store = plan.store.as_ref();
+    let target_name = store.target_name();
     let mut load = Load {
         target_name: &target_name,
         plan: &plan,
@@ -188,85 +89,13 @@ pub fn run(mut plan: LoadPlan) -> Result<Outcome> {
         rejects: &mut rejects,
         counts: Counts::default(),
         segments_committed: 0,
-        database: matches!(target, Target::Database { .. } | Target::Mysql { .. }),
-        run: RunRecord::start(&job_name(&plan)),
+        reserved_names: store.capabilities().reserved_names,
+        run: RunRecord::start(plan.job.as_deref().unwrap_or(&store.default_job())),
         upstream: upstream.as_ref(),
     };
-    let (result, what) = match target {
-        Target::Database {
-            table,
-            options,
-            postgres: Some(url),
-            schema_name,
-            ..
-        } => {
-            let client = crate::pg::conn::connect(url)?;
-            let result = PgSink::new(
-                client,
-                &db_name,
-                schema_name.as_deref(),
-                table,
-                options.clone(),
-            )
-            .and_then(|sink| load.drive(input.reader, Box::new(sink)));
-            (result, format!("table {table:?} in {db_name}"))
-        }
-        Target::Database {
-            location,
-            table,
-            options,
-            postgres: None,
-            wait,
-            ..
-        } => {
-            let db = SqliteTarget::open(location, *wait)?;
-            let result = SqliteSink::new(&db, table, options.clone())
-                .and_then(|sink| load.drive(input.reader, Box::new(sink)));
-            if result.is_err() || plan.dry_run {
-                db.rollback();
-            }
-            (result, format!("table {table:?} in {}", location.display()))
-        }
-        Target::Mysql {
-            url,
-            table,
-            options,
-            wait,
-        } => {
-            let result = MysqlSink::open(url, table, options.clone(), wait.as_secs())
-                .and_then(|sink| load.drive(input.reader, Box::new(sink)));
-            (result, format!("table {table:?} in {db_name}"))
-        }
-        Target::File { path, options } => {
-            let sink = FileSink::open(path.as_deref(), options)?;
-            let result = load.drive(input.reader, Box::new(sink));
-            let what = path
-                .as_ref()
-                .map_or("stdout".to_string(), |p| p.display().to_string());
-            (result, what)
-        }
-        Target::Parquet {
-            path,
-            strict,
-            state,
-            row_group_size,
-        } => {
-            let sink = ParquetSink::open(
-                path,
-                *strict,
-                state.as_deref(),
-                plan.mode == LoadMode::Append,
-            )?
-            .with_row_group_size(*row_group_size);
-            let result = load.drive(input.reader, Box::new(sink));
-            (result, path.display().to_string())
-        }
-        Target::Lake { dir, options } => {
-            let sink = LakeSink::open(dir, options.clone())?;
-            let result = load.drive(input.reader, Box::new(sink));
-            (result, format!("the dataset {}", dir.display()))
-        }
-    };
+    let result = store
+        .open_sink(&plan.load)?
+        .and_then(|sink| load.drive(input.reader, sink));
     let result = match &upstream {
         Some(upstream) => result.map_err(|err| upstream.explain(err)),
         None => result,
@@ -300,77 +129,20 @@ pub fn run(mut plan: LoadPlan) -> Result<Outcome> {
             progress.clear();
             run.fill(&counts);
             run.status = RunStatus::Failed;
-            run.error = Some(match target {
-                Target::Database {
-                    postgres: Some(url),
-                    ..
-                } => crate::pg::conn::scrub(&format!("{err:#}"), url),
-                Target::Mysql { url, .. } => {
-                    format!("{err:#}").replace(url.as_str(), &crate::mysql::conn::redact(url))
-                }
-                _ => format!("{err:#}"),
-            });
-            if let Err(e) = record_failed_run(target, &run) {
+            run.error = Some(store.scrub(&format!("{err:#}")));
+            if let Err(e) = store.record_failed_run(&run) {
                 progress.detail(&format!("the failed run was not recorded: {e:#}"));
             }
             let what_happened = if segments > 0 {
                 format!(
-                    "the {segments} segments before the failure were committed to {what}; the rest was not"
+                    "the {segments} segments before the failure were committed to {}; the rest was not",
+                    store.destination()
                 )
             } else {
-                untouched
+                store.untouched()
             };
             Err(err.context(what_happened))
         }
-    }
-}
-
-/// The job's name in the run history: `--job`, else the table or file.
-fn job_name(plan: &LoadPlan) -> String {
-    if let Some(job) = &plan.job {
-        return job.clone();
-    }
-    match &plan.target {
-        Target::Database { table, .. } | Target::Mysql { table, .. } => table.clone(),
-        Target::File { path: Some(p), .. } | Target::Parquet { path: p, .. } => {
-            p.file_name().map_or_else(
-                || p.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            )
-        }
-        Target::File { path: None, .. } => "stdout".into(),
-        Target::Lake { dir, .. } => dir.file_name().map_or_else(
-            || dir.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        ),
-    }
-}
-
-/// Writes a failed run's record in a transaction of its own, after the
-/// load's was rolled back (best effort: the caller reports the original
-/// error either way).
-fn record_failed_run(target: &Target, run: &RunRecord) -> Result<()> {
-    match target {
-        Target::Database {
-            postgres: Some(url),
-            schema_name,
-            table,
-            ..
-        } => crate::pg::state::record_failed_run(url, schema_name.as_deref(), table, run),
-        Target::Database {
-            location,
-            table,
-            wait,
-            ..
-        } => crate::sqlite::state::record_failed_run(location, table, run, *wait),
-        Target::File { options, .. } => {
-            crate::files::state::JsonState::open(options.state.as_deref())?.record_failed_run(run)
-        }
-        Target::Parquet { state, .. } => {
-            crate::files::state::JsonState::open(state.as_deref())?.record_failed_run(run)
-        }
-        Target::Mysql { url, table, .. } => crate::mysql::state::record_failed_run(url, table, run),
-        Target::Lake { dir, .. } => crate::lake::state::record_failed_run(dir, run),
     }
 }
 
@@ -382,8 +154,8 @@ struct Load<'a> {
     rejects: &'a mut Rejects,
     counts: Counts,
     segments_committed: u64,
-    /// A database target: fields named like etlkit's own columns are refused.
-    database: bool,
+    /// Fields named like etlkit's own columns are refused (a database).
+    reserved_names: bool,
     /// The run's record for the target's history.
     run: RunRecord,
     /// A one-off load's extract: the rows it rejected count as read.
@@ -400,7 +172,7 @@ impl Load<'_> {
         // The rejects file is complete before the rows commit, so that a
         // failure to write it cannot follow a commit.
         let mut changes = StateChanges {
-            reloaded: self.plan.mode == LoadMode::Replace,
+            reloaded: self.plan.load.mode == LoadMode::Replace,
             ..StateChanges::default()
         };
         let ran = self.run(reader, sink.as_mut(), &mut changes);
@@ -513,7 +285,7 @@ impl Load<'_> {
                             .batches
                             .iter()
                             .any(|(s, id)| *s == begin.stream && id == batch);
-                        skipping = self.plan.mode != LoadMode::Replace
+                        skipping = self.plan.load.mode != LoadMode::Replace
                             && (seen || sink.state().batch_committed(&begin.stream, batch)?);
                         if skipping {
                             self.progress.detail(&format!(
@@ -524,7 +296,7 @@ impl Load<'_> {
                             self.run.batches.push(batch.clone());
                         }
                     }
-                    if self.database
+                    if self.reserved_names
                         && let Some((name, _)) =
                             begin.schema.iter().find(|(name, _)| is_reserved_name(name))
                     {
@@ -577,7 +349,7 @@ impl Load<'_> {
         }
         let shape = wire.finish()?;
         if shape == Shape::Empty {
-            if self.plan.mode == LoadMode::Replace && !self.plan.allow_empty {
+            if self.plan.load.mode == LoadMode::Replace && !self.plan.allow_empty {
                 return Err(Failure::new(
                     Kind::Runtime,
                     format!(
@@ -635,7 +407,7 @@ impl Load<'_> {
     /// The first field of a record bound for a database whose name etlkit
     /// reserves.
     fn reserved_field<'f>(&self, fields: &'f Fields<'_>) -> Option<&'f str> {
-        if !self.database {
+        if !self.reserved_names {
             return None;
         }
         fields

@@ -4,20 +4,23 @@
 //! A database store keeps them in `_etl_state` and `_etl_batches` inside the
 //! target, written in the same transaction as the rows, so rows, bookmark and
 //! batch id commit together or not at all. A file store keeps them in a JSON
-//! state file, written after the data file is in place. Each store reads and
-//! writes its own (`sqlite/state.rs`, `pg/state.rs`, `files/state.rs`); the
-//! load driver only sees [`StateStore`] and hands the changes of a run to the
-//! sink's commit as [`StateChanges`].
+//! state file, written after the data file is in place, and a dataset in its
+//! manifest, both in the layout of [`crate::state_document`]. Each store
+//! reads and writes its own (`sqlite/state.rs`, `pg/state.rs`,
+//! `files/state.rs`, `lake/state.rs`); the load driver only sees
+//! [`StateStore`] and hands the changes of a run to the sink's commit as
+//! [`StateChanges`].
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
 use crate::runs::RunRecord;
 use crate::wire::End;
+
+/// The lock files and atomic replace that state is written with; they live
+/// in [`crate::atomic_file`], below every store, and are named here too for
+/// the modules that reach them through the state contract.
+pub use crate::atomic_file::{FileLock, lock_file, lock_target, open_lock_file, write_atomically};
 
 /// Name of the bookmark table in a database target.
 pub const STATE_TABLE: &str = "_etl_state";
@@ -84,75 +87,4 @@ impl StateChanges {
         self.ends.clear();
         self.batches.clear();
     }
-}
-
-/// Holds a lock file for as long as it lives.
-pub struct FileLock {
-    _file: File,
-}
-
-/// Takes the lock file `PATH.lock` that guards `path`, waiting for another
-/// run holding it.
-pub fn lock_file(path: &Path) -> Result<FileLock> {
-    let (file, lock_path) = open_lock_file(path)?;
-    file.lock()
-        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    Ok(FileLock { _file: file })
-}
-
-/// Opens (creating it) the lock file `PATH.lock` that guards `path`.
-pub fn open_lock_file(path: &Path) -> Result<(File, PathBuf)> {
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    let lock_path = PathBuf::from(lock_path);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
-    Ok((file, lock_path))
-}
-
-/// Takes the lock of a file target (`.NAME.etl-lock` beside it), waiting
-/// for another run writing the same file: two appends would each copy the
-/// old file, and the second rename would drop the first one's rows.
-pub fn lock_target(path: &Path) -> Result<FileLock> {
-    let name = path
-        .file_name()
-        .map_or_else(|| "target".into(), |n| n.to_string_lossy().into_owned());
-    let lock_path = path.with_file_name(format!(".{name}.etl-lock"));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open lock file {}", lock_path.display()))?;
-    file.lock()
-        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    Ok(FileLock { _file: file })
-}
-
-/// Replaces `path` with `bytes` so that a reader (or a crash) sees the old
-/// file or the new one, never a mix.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp_name);
-    let result = (|| -> Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
 }

@@ -4,12 +4,20 @@
 //! loudly; with ETLKIT_REQUIRE_NATS, ETLKIT_REQUIRE_REDIS or
 //! ETLKIT_REQUIRE_KAFKA set (as in CI) they fail instead.
 //!
-//! The crash tests are the issue's acceptance test: 10,000 messages, watch
-//! and load into SQLite and PostgreSQL in append mode, the watcher or the
-//! loader SIGKILLed at 20 seeded points; afterwards the table holds exactly
-//! the 10,000 ids and the broker holds nothing unacknowledged.
+//! The conformance table: every broker in `conformance!` runs the same
+//! cases (`cases`): a missing stream is named; messages load once; a
+//! batch in flight is sent again with its id and skipped by etl-load; a
+//! checkpoint written by the last release is read; a poison message goes
+//! to the rejects; and the kill storm, the acceptance test: 10,000
+//! messages, watch and load into SQLite and PostgreSQL in append mode,
+//! the watcher or the loader SIGKILLed at 20 seeded points; afterwards
+//! the table holds exactly the 10,000 ids and the broker holds nothing
+//! unacknowledged. A `Broker` says how to set up, publish to and check its
+//! broker. What only one broker does has a test of its own below, and
+//! `restart.rs` holds what each does when what it read from is lost.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod restart;
+
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -19,11 +27,11 @@ use serde_json::{Value, json};
 
 use crate::common::expect::expect;
 use crate::common::kafka::{Kafka, kafka_addr};
+use crate::common::nats::{NATS_ADDR, Nats};
+use crate::common::redis::{REDIS_ADDR, Redis};
 use crate::common::*;
 
-const NATS_ADDR: &str = "127.0.0.1:4222";
 const PARTITIONS: i32 = 3;
-const REDIS_ADDR: &str = "127.0.0.1:6379";
 
 fn reachable(addr: &str, what: &str, require: &str) -> bool {
     match TcpStream::connect(addr) {
@@ -35,217 +43,6 @@ fn reachable(addr: &str, what: &str, require: &str) -> bool {
             eprintln!("SKIPPED: {what} test: no server at {addr} ({e})");
             false
         }
-    }
-}
-
-fn unique(name: &str) -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .subsec_nanos();
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{name}{}x{nanos}x{n}", std::process::id())
-}
-
-/// A bare NATS connection for setting up and checking: JetStream API
-/// requests and publishing with acknowledgements.
-struct Nats {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    /// This connection's own reply subjects: tests run side by side, and a
-    /// shared inbox would hand one test another's answers.
-    inbox: String,
-    next: u64,
-}
-
-impl Nats {
-    fn connect() -> Nats {
-        let stream = TcpStream::connect(NATS_ADDR).expect("nats");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-        let mut info = String::new();
-        reader.read_line(&mut info).expect("INFO");
-        let mut writer = stream;
-        let inbox = unique("_T");
-        write!(
-            writer,
-            "CONNECT {{\"verbose\":false,\"headers\":true}}\r\nSUB {inbox}.* 1\r\n"
-        )
-        .expect("connect");
-        Nats {
-            reader,
-            writer,
-            inbox,
-            next: 0,
-        }
-    }
-
-    /// Next message for us: (subject, payload).
-    fn read(&mut self) -> (String, Vec<u8>) {
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).expect("read");
-            let words: Vec<&str> = line.split_whitespace().collect();
-            match words.first().copied() {
-                Some("MSG") | Some("HMSG") => {
-                    let size: usize = words.last().expect("size").parse().expect("size");
-                    let mut data = vec![0; size + 2];
-                    self.reader.read_exact(&mut data).expect("payload");
-                    data.truncate(size);
-                    if words[0] == "HMSG" {
-                        let header: usize = words[words.len() - 2].parse().expect("hdr");
-                        data.drain(..header);
-                    }
-                    return (words[1].to_string(), data);
-                }
-                Some("PING") => self.writer.write_all(b"PONG\r\n").expect("pong"),
-                _ => {}
-            }
-        }
-    }
-
-    fn request(&mut self, subject: &str, body: &Value) -> Value {
-        self.next += 1;
-        let reply = format!("{}.{}", self.inbox, self.next);
-        let body = if body.is_null() {
-            String::new()
-        } else {
-            body.to_string()
-        };
-        write!(
-            self.writer,
-            "PUB {subject} {reply} {}\r\n{body}\r\n",
-            body.len()
-        )
-        .expect("pub");
-        loop {
-            let (subject, data) = self.read();
-            if subject == reply {
-                return serde_json::from_slice(&data).expect("JSON answer");
-            }
-        }
-    }
-
-    fn create_stream(&mut self, name: &str, subject: &str) {
-        let answer = self.request(
-            &format!("$JS.API.STREAM.CREATE.{name}"),
-            &json!({"name": name, "subjects": [subject], "storage": "memory"}),
-        );
-        assert!(answer.get("error").is_none(), "{answer}");
-    }
-
-    /// Publishes each payload to `subject` and waits for every PubAck.
-    fn publish(&mut self, subject: &str, payloads: &[Vec<u8>]) {
-        let mut buf = Vec::new();
-        for (i, p) in payloads.iter().enumerate() {
-            let reply = format!("{}.p{i}", self.inbox);
-            buf.extend_from_slice(format!("PUB {subject} {reply} {}\r\n", p.len()).as_bytes());
-            buf.extend_from_slice(p);
-            buf.extend_from_slice(b"\r\n");
-        }
-        self.writer.write_all(&buf).expect("publish");
-        let mut acked = 0;
-        let prefix = format!("{}.p", self.inbox);
-        while acked < payloads.len() {
-            let (subject, data) = self.read();
-            if subject.starts_with(&prefix) {
-                let ack: Value = serde_json::from_slice(&data).expect("PubAck");
-                assert!(ack.get("error").is_none(), "{ack}");
-                acked += 1;
-            }
-        }
-    }
-
-    fn consumer(&mut self, stream: &str, durable: &str) -> Value {
-        self.request(
-            &format!("$JS.API.CONSUMER.INFO.{stream}.{durable}"),
-            &Value::Null,
-        )
-    }
-
-    fn delete_stream(&mut self, name: &str) {
-        self.request(&format!("$JS.API.STREAM.DELETE.{name}"), &Value::Null);
-    }
-}
-
-/// A bare Redis connection for setting up and checking.
-struct Redis {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Redis {
-    fn connect() -> Redis {
-        let stream = TcpStream::connect(REDIS_ADDR).expect("redis");
-        Redis {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
-        }
-    }
-
-    fn send(&mut self, args: &[&[u8]]) {
-        let mut buf = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            buf.extend_from_slice(a);
-            buf.extend_from_slice(b"\r\n");
-        }
-        self.writer.write_all(&buf).expect("send");
-    }
-
-    fn reply(&mut self) -> Value {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("reply");
-        let line = line.trim_end();
-        let (kind, rest) = line.split_at(1);
-        match kind {
-            "+" => rest.into(),
-            "-" => panic!("redis: {rest}"),
-            ":" => rest.parse::<i64>().expect("int").into(),
-            "$" if rest == "-1" => Value::Null,
-            "$" => {
-                let size: usize = rest.parse().expect("size");
-                let mut data = vec![0; size + 2];
-                self.reader.read_exact(&mut data).expect("bulk");
-                String::from_utf8_lossy(&data[..size]).into_owned().into()
-            }
-            "*" if rest == "-1" => Value::Null,
-            "*" => {
-                let n: usize = rest.parse().expect("n");
-                Value::Array((0..n).map(|_| self.reply()).collect())
-            }
-            _ => panic!("redis said {line}"),
-        }
-    }
-
-    fn call(&mut self, args: &[&str]) -> Value {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.send(&args);
-        self.reply()
-    }
-
-    /// XADD of one entry per field list, pipelined; returns the ids.
-    fn add(&mut self, key: &str, entries: &[Vec<(&str, String)>]) -> Vec<String> {
-        for fields in entries {
-            let mut args: Vec<&[u8]> = vec![b"XADD", key.as_bytes(), b"*"];
-            for (k, v) in fields {
-                args.push(k.as_bytes());
-                args.push(v.as_bytes());
-            }
-            self.send(&args);
-        }
-        (0..entries.len())
-            .map(|_| self.reply().as_str().expect("id").to_string())
-            .collect()
-    }
-
-    fn pending(&mut self, key: &str, group: &str) -> i64 {
-        self.call(&["XPENDING", key, group])[0]
-            .as_i64()
-            .expect("count")
     }
 }
 
@@ -261,158 +58,673 @@ fn watch(dir: &Path, args: &[&str]) -> std::process::Output {
     run(c)
 }
 
+/// Publishes message `i` of `range` to partition `i % PARTITIONS`.
+fn kafka_publish(topic: &str, range: std::ops::Range<usize>) {
+    let mut kafka = Kafka::connect();
+    let all = payloads(range.start, range.end);
+    for p in 0..PARTITIONS {
+        let mine: Vec<Vec<u8>> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (range.start + i) as i32 % PARTITIONS == p)
+            .map(|(_, m)| m.clone())
+            .collect();
+        if !mine.is_empty() {
+            kafka.produce(topic, p, &mine);
+        }
+    }
+}
+
+fn redis_entries(payloads: &[Vec<u8>]) -> Vec<Vec<(&'static str, String)>> {
+    payloads
+        .iter()
+        .map(|p| vec![("payload", String::from_utf8_lossy(p).into_owned())])
+        .collect()
+}
+
+fn distinct_ids(db: &Path, table: &str) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    conn.query_row(
+        &format!("SELECT count(*), count(DISTINCT id) FROM {table}"),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .expect("count")
+}
+
+/// A row of the conformance table: a broker, and how the cases set it up,
+/// publish to it and check it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Broker {
+    Nats,
+    Redis,
+    Kafka,
+}
+
+/// A stream (NATS), key (Redis) or topic (Kafka) of the test's own,
+/// deleted when the test ends.
+struct Stream {
+    broker: Broker,
+    /// The JetStream stream, Redis key or Kafka topic.
+    name: String,
+    /// Where messages are published: the NATS subject, else the name.
+    subject: String,
+}
+
+impl Broker {
+    /// Is its server there? (Without it the case skips, or fails when
+    /// CI requires it.)
+    fn ready(self) -> bool {
+        match self {
+            Broker::Nats => reachable(NATS_ADDR, "NATS", "ETLKIT_REQUIRE_NATS"),
+            Broker::Redis => reachable(REDIS_ADDR, "Redis", "ETLKIT_REQUIRE_REDIS"),
+            Broker::Kafka => reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA"),
+        }
+    }
+
+    /// The broker's URL as etl-watch takes it.
+    fn url(self) -> String {
+        match self {
+            Broker::Nats => format!("nats://{NATS_ADDR}"),
+            Broker::Redis => format!("redis://{REDIS_ADDR}"),
+            Broker::Kafka => format!("kafka://{}", kafka_addr()),
+        }
+    }
+
+    /// A stream of the test's own, not created yet.
+    fn absent(self, test: &str) -> Stream {
+        let name = match self {
+            Broker::Nats => unique(&format!("ETL{}", test.to_uppercase())),
+            Broker::Redis | Broker::Kafka => unique(&format!("etl_t_{test}")),
+        };
+        let subject = match self {
+            Broker::Nats => format!("{}.orders", name.to_lowercase()),
+            Broker::Redis | Broker::Kafka => name.clone(),
+        };
+        Stream {
+            broker: self,
+            name,
+            subject,
+        }
+    }
+
+    /// A stream of the test's own, created (a Redis stream is created by
+    /// its first entry).
+    fn fresh(self, test: &str) -> Stream {
+        let stream = self.absent(test);
+        match self {
+            Broker::Nats => Nats::connect().create_stream(&stream.name, &stream.subject),
+            Broker::Redis => {}
+            Broker::Kafka => Kafka::connect().create_topic(&stream.name, PARTITIONS),
+        }
+        stream
+    }
+}
+
+impl Stream {
+    /// etl-watch's arguments naming the stream (a JetStream consumer waits
+    /// 1 s for acknowledgements, so that a restart's redeliveries come
+    /// soon).
+    fn source(&self) -> Vec<String> {
+        let url = self.broker.url();
+        let args: Vec<&str> = match self.broker {
+            Broker::Nats => vec![
+                &url,
+                "--subject",
+                &self.subject,
+                "--durable",
+                "etl",
+                "--ack-wait",
+                "1",
+            ],
+            Broker::Redis => vec![&url, "--key", &self.name, "--group", "etl"],
+            Broker::Kafka => vec![&url, "--topic", &self.name, "--group", "etl"],
+        };
+        args.into_iter().map(String::from).collect()
+    }
+
+    /// Runs etl-watch on the stream with `args` after the source's.
+    fn watch(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+        let mut all: Vec<String> = self.source();
+        all.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        watch(dir, &all)
+    }
+
+    /// Publishes `payloads(range)` (Kafka: message `i` to partition
+    /// `i % PARTITIONS`).
+    fn publish(&self, range: std::ops::Range<usize>) {
+        let messages = payloads(range.start, range.end);
+        match self.broker {
+            Broker::Nats => {
+                Nats::connect().publish(&self.subject, &messages);
+            }
+            Broker::Redis => {
+                Redis::connect().add(&self.name, &redis_entries(&messages));
+            }
+            Broker::Kafka => kafka_publish(&self.name, range),
+        }
+    }
+
+    /// Publishes one message (Kafka: to partition 1); where it is, as a
+    /// reject's reason names it.
+    fn publish_one(&self, payload: &[u8]) -> String {
+        let position = match self.broker {
+            Broker::Nats => {
+                let seq = Nats::connect().publish(&self.subject, &[payload.to_vec()]);
+                format!("sequence {}", seq[0])
+            }
+            Broker::Redis => {
+                let ids = Redis::connect().add(&self.name, &redis_entries(&[payload.to_vec()]));
+                format!("sequence {}", ids[0])
+            }
+            Broker::Kafka => {
+                let offset = Kafka::connect().produce(&self.name, 1, &[payload.to_vec()]);
+                format!("partition 1 offset {offset}")
+            }
+        };
+        format!("{position} ({})", self.subject)
+    }
+
+    /// How many messages the broker holds as acknowledged: the NATS
+    /// consumer's ack floor, the Redis entries delivered to the group and
+    /// not pending, the sum of the Kafka group's committed offsets.
+    fn acked(&self) -> i64 {
+        match self.broker {
+            Broker::Nats => {
+                let info = Nats::connect().consumer(&self.name, "etl");
+                info["ack_floor"]["stream_seq"].as_i64().unwrap_or(0)
+            }
+            Broker::Redis => {
+                let mut redis = Redis::connect();
+                let Some(last) = redis_group_field(&mut redis, &self.name, "last-delivered-id")
+                else {
+                    return 0;
+                };
+                let delivered = redis.call(&["XRANGE", &self.name, "-", &last]);
+                let delivered = delivered.as_array().map_or(0, Vec::len) as i64;
+                delivered - redis.pending(&self.name, "etl")
+            }
+            Broker::Kafka => Kafka::connect()
+                .committed("etl", &self.name, PARTITIONS)
+                .iter()
+                .map(|&o| o.max(0))
+                .sum(),
+        }
+    }
+
+    /// Has every one of the `total` messages published been handed on and
+    /// acknowledged, with nothing left pending?
+    fn settled(&self, total: usize) -> bool {
+        let total = total as i64;
+        match self.broker {
+            Broker::Nats => {
+                let info = Nats::connect().consumer(&self.name, "etl");
+                info["ack_floor"]["stream_seq"] == json!(total)
+                    && info["num_ack_pending"] == json!(0)
+                    && info["num_pending"] == json!(0)
+            }
+            Broker::Redis => {
+                let mut redis = Redis::connect();
+                let stream = redis.call(&["XINFO", "STREAM", &self.name]);
+                let last = stream
+                    .as_array()
+                    .and_then(|s| s.chunks(2).find(|kv| kv[0] == json!("last-generated-id")))
+                    .and_then(|kv| kv[1].as_str().map(String::from));
+                redis.call(&["XLEN", &self.name]) == json!(total)
+                    && redis.pending(&self.name, "etl") == 0
+                    && redis_group_field(&mut redis, &self.name, "last-delivered-id") == last
+            }
+            Broker::Kafka => {
+                let mut kafka = Kafka::connect();
+                let ends = kafka.end_offsets(&self.name, PARTITIONS);
+                ends.iter().sum::<i64>() == total
+                    && kafka.committed("etl", &self.name, PARTITIONS) == ends
+            }
+        }
+    }
+
+    /// Waits (up to 20 s) until the broker has settled: a JetStream
+    /// consumer reports its ack floor a moment after it confirmed the
+    /// acknowledgements, and delivers a batch sent again after a restart
+    /// once more after its ack wait (each such delivery is acknowledged by
+    /// running `again`).
+    fn wait_settled(&self, total: usize, again: &mut dyn FnMut()) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.settled(total) {
+            assert!(
+                Instant::now() < deadline,
+                "{:?} did not settle: {} of {total} acknowledged",
+                self.broker,
+                self.acked()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            again();
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        match self.broker {
+            Broker::Nats => Nats::connect().delete_stream(&self.name),
+            Broker::Redis => {
+                Redis::connect().call(&["DEL", &self.name]);
+            }
+            Broker::Kafka => Kafka::connect().delete_topic(&self.name),
+        }
+    }
+}
+
+/// A field of the Redis group `etl` of `key` (XINFO GROUPS).
+fn redis_group_field(redis: &mut Redis, key: &str, field: &str) -> Option<String> {
+    let groups = redis.call(&["XINFO", "GROUPS", key]);
+    let group = groups.as_array()?.iter().find(|g| {
+        g.as_array().is_some_and(|g| {
+            g.chunks(2)
+                .any(|kv| kv[0] == json!("name") && kv[1] == json!("etl"))
+        })
+    })?;
+    let value = group
+        .as_array()?
+        .chunks(2)
+        .find(|kv| kv[0] == json!(field))?[1]
+        .clone();
+    value.as_str().map(String::from)
+}
+
+/// The table: each broker runs every case.
+macro_rules! conformance {
+    ($($name:ident: $broker:expr;)*) => {$(
+        mod $name {
+            use super::cases;
+            use super::{Broker, Store};
+
+            const BROKER: Broker = $broker;
+
+            #[test]
+            fn a_missing_stream_is_named() {
+                if BROKER.ready() {
+                    cases::missing_stream(BROKER);
+                }
+            }
+
+            #[test]
+            fn messages_load_once_and_are_acknowledged() {
+                if BROKER.ready() {
+                    cases::load_once(BROKER);
+                }
+            }
+
+            #[test]
+            fn a_batch_in_flight_is_sent_again_with_its_id() {
+                if BROKER.ready() {
+                    cases::replay(BROKER);
+                }
+            }
+
+            #[test]
+            fn a_checkpoint_of_the_last_release_is_read() {
+                if BROKER.ready() {
+                    cases::old_checkpoint(BROKER);
+                }
+            }
+
+            #[test]
+            fn a_poison_message_goes_to_rejects() {
+                if BROKER.ready() {
+                    cases::poison(BROKER);
+                }
+            }
+
+            #[test]
+            fn kill_storm_into_sqlite_loads_each_message_once() {
+                if BROKER.ready() {
+                    cases::kill_storm(BROKER, Store::Sqlite);
+                }
+            }
+
+            #[test]
+            fn kill_storm_into_postgres_loads_each_message_once() {
+                if BROKER.ready()
+                    && let Some(schema) =
+                        crate::common::PgSchema::new(&format!("{}_crash", stringify!($name)))
+                {
+                    cases::kill_storm(BROKER, Store::Postgres(schema));
+                }
+            }
+        }
+    )*};
+}
+
+conformance! {
+    nats: Broker::Nats;
+    redis: Broker::Redis;
+    kafka: Broker::Kafka;
+}
+
+/// The cases every broker runs.
+mod cases {
+    use super::*;
+
+    /// A stream, key or topic that does not exist is an error naming it;
+    /// where etl-watch may create it (--create-stream), it does.
+    pub fn missing_stream(broker: Broker) {
+        let dir = tempdir();
+        let stream = broker.absent("missing");
+        let args = ["--once", "--checkpoint", "c.ckpt"];
+        let out = stream.watch(dir.path(), &args);
+        let (url, name, subject) = (broker.url(), &stream.name, &stream.subject);
+        let refused = expect(&out, "missing").code(1).stdout("");
+        match broker {
+            Broker::Nats => refused.stderr(&format!(
+                "etl-watch: error: {url}: no JetStream stream holds subject {subject:?}; hint: \
+                 create one (nats stream add), or let etl-watch create it with --create-stream \
+                 --js-stream NAME\n"
+            )),
+            Broker::Redis => refused.stderr(&format!(
+                "etl-watch: error: {url}: there is no stream at key {name:?}; hint: \
+                 --create-stream creates it\n"
+            )),
+            // A Kafka-protocol broker may answer for an unknown topic with
+            // an error or with no partitions.
+            Broker::Kafka => refused.stderr_like(&format!(
+                "etl-watch: error: {url}: topic {name:?} does not exist*\n"
+            )),
+        };
+        let create: &[&str] = match broker {
+            Broker::Nats => &["--create-stream", "--js-stream", name],
+            Broker::Redis => &["--create-stream"],
+            // Kafka topics are created with Kafka's tools.
+            Broker::Kafka => return,
+        };
+        let mut args = args.to_vec();
+        args.extend_from_slice(create);
+        let out = stream.watch(dir.path(), &args);
+        expect(&out, "created").code(0).stdout("");
+        stream.publish(0..3);
+        args.extend(["--exec", "etl-load wh.db --table orders"]);
+        let out = stream.watch(dir.path(), &args);
+        expect(&out, "loaded").code(0).stdout("");
+        assert_eq!(distinct_ids(&dir.path().join("wh.db"), "orders"), (3, 3));
+        stream.wait_settled(3, &mut || {});
+    }
+
+    /// Messages are handed on once, in batches, and acknowledged; a second
+    /// run has nothing to hand on.
+    pub fn load_once(broker: Broker) {
+        let dir = tempdir();
+        let stream = broker.fresh("once");
+        stream.publish(0..30);
+        let args = [
+            "--once",
+            "--batch-rows",
+            "8",
+            "--checkpoint",
+            "c.ckpt",
+            "--exec",
+            "etl-load wh.db --table orders",
+        ];
+        let out = stream.watch(dir.path(), &args);
+        expect(&out, "first run").code(0).stdout("");
+        let db = dir.path().join("wh.db");
+        assert_eq!(distinct_ids(&db, "orders"), (30, 30));
+        stream.wait_settled(30, &mut || {});
+        let out = stream.watch(dir.path(), &args);
+        expect(&out, "second run").code(0).stdout("");
+        assert_eq!(distinct_ids(&db, "orders"), (30, 30));
+        assert!(stream.settled(30));
+    }
+
+    /// The batch in flight when --exec failed after its load committed is
+    /// sent again first by the next run, with the same id, and etl-load
+    /// skips it; nothing is sent a third time.
+    pub fn replay(broker: Broker) {
+        let dir = tempdir();
+        let stream = broker.fresh("replay");
+        stream.publish(0..12);
+        let base = [
+            "--once",
+            "--batch-rows",
+            "5",
+            "--checkpoint",
+            "c.ckpt",
+            "--max-retries",
+            "0",
+        ];
+        let mut args = base.to_vec();
+        args.extend(["--exec", "etl-load wh.db --table t && false"]);
+        let out = stream.watch(dir.path(), &args);
+        expect(&out, "the crash").code(1).stdout("");
+        assert!(stderr(&out).contains("--exec failed"), "{}", stderr(&out));
+        let db = dir.path().join("wh.db");
+        assert_eq!(distinct_ids(&db, "t"), (5, 5));
+        assert_eq!(stream.acked(), 0, "nothing acknowledged");
+        let checkpoint: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("c.ckpt")).expect("ckpt"))
+                .expect("json");
+        let id = checkpoint["pending"]["batch"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let mut args = base.to_vec();
+        args.extend(["--exec", "tee -a sent.ndjson | etl-load wh.db --table t"]);
+        let out = stream.watch(dir.path(), &args);
+        expect(&out, "the rerun").code(0).stdout("");
+        let sent =
+            || json_lines(&std::fs::read_to_string(dir.path().join("sent.ndjson")).expect("sent"));
+        let first = sent();
+        assert_eq!(first[0]["batch"], json!(id));
+        assert_eq!(first[6]["@etl"], json!("end"));
+        assert_eq!(first[6]["rows"], json!(5));
+        assert_eq!(first[6]["positions"]["messages"], json!(5));
+        assert_eq!(distinct_ids(&db, "t"), (12, 12));
+        stream.wait_settled(12, &mut || {
+            let out = stream.watch(dir.path(), &args);
+            expect(&out, "a later run").code(0).stdout("");
+        });
+        // The 5 again, then the other 7: each message sent once more at
+        // most, and only the batch in flight.
+        let rows: u64 = sent()
+            .iter()
+            .filter(|l| l["@etl"] == json!("end"))
+            .map(|l| l["rows"].as_u64().expect("rows"))
+            .sum();
+        assert_eq!(rows, 12);
+        assert_eq!(distinct_ids(&db, "t"), (12, 12));
+    }
+
+    /// A checkpoint as etlkit wrote it before positions were typed (the
+    /// text below, not this build's writer) is read: its batch in flight
+    /// is sent again with its id, and reading goes on after it.
+    pub fn old_checkpoint(broker: Broker) {
+        let dir = tempdir();
+        let stream = broker.fresh("oldckpt");
+        let base = [
+            "--once",
+            "--batch-rows",
+            "5",
+            "--checkpoint",
+            "c.ckpt",
+            "--max-retries",
+            "0",
+        ];
+        // The 5 messages of the batch in flight, delivered and not
+        // acknowledged: a run whose --exec failed.
+        let mut positions = Vec::new();
+        for i in 0..5 {
+            let payload = format!(r#"{{"id":{i},"item":"thing {i}"}}"#);
+            let message = match broker {
+                Broker::Kafka => {
+                    let offset = Kafka::connect().produce(
+                        &stream.name,
+                        i % PARTITIONS,
+                        &[payload.into_bytes()],
+                    );
+                    offset.to_string()
+                }
+                _ => stream.publish_one(payload.as_bytes()),
+            };
+            positions.push(message);
+        }
+        let mut args = base.to_vec();
+        args.extend(["--exec", "false"]);
+        let out = stream.watch(dir.path(), &args);
+        expect(&out, "the crash").code(1).stdout("");
+        let (name, subject) = (&stream.name, &stream.subject);
+        let id_of = |text: &str| text.split(' ').nth(1).expect("id").to_string();
+        let (identity, state, pending) = match broker {
+            Broker::Nats => (
+                format!(
+                    "nats;{name};{};etl;{subject}",
+                    Nats::connect().created(name)
+                ),
+                r#"{"done": [], "through": 0}"#.to_string(),
+                format!(
+                    r#"{{"broker": "nats", "stream": "{name}", "consumer": "etl", "first": 1,
+                    "last": 5, "messages": 5, "ranges": [[1, 5]]}}"#
+                ),
+            ),
+            Broker::Redis => (
+                format!("redis;;{name};etl;etl-watch"),
+                "null".to_string(),
+                format!(
+                    r#"{{"broker": "redis", "key": "{name}", "group": "etl",
+                    "consumer": "etl-watch", "first": "{}", "last": "{}", "messages": 5}}"#,
+                    id_of(&positions[0]),
+                    id_of(&positions[4])
+                ),
+            ),
+            Broker::Kafka => (
+                format!("kafka;{name};etl"),
+                r#"{"done": {}, "committed": {}}"#.to_string(),
+                format!(
+                    r#"{{"broker": "kafka", "topic": "{name}", "group": "etl", "messages": 5,
+                    "partitions": [{{"partition": 0, "first": {}, "last": {}, "messages": 2}},
+                    {{"partition": 1, "first": {}, "last": {}, "messages": 2}},
+                    {{"partition": 2, "first": {}, "last": {}, "messages": 1}}]}}"#,
+                    positions[0],
+                    positions[3],
+                    positions[1],
+                    positions[4],
+                    positions[2],
+                    positions[2]
+                ),
+            ),
+        };
+        let checkpoint = format!(
+            "{{\n  \"version\": 1,\n  \"broker\": \"{identity}\",\n  \"state\": {state},\n  \
+             \"pending\": {{\n    \"batch\": \"0123456789abcdef\",\n    \"positions\": {pending}\n  }}\n}}"
+        );
+        std::fs::write(dir.path().join("c.ckpt"), checkpoint).expect("checkpoint");
+        stream.publish(5..7);
+        let mut args = base.to_vec();
+        args.extend(["--exec", "tee -a sent.ndjson | etl-load wh.db --table t"]);
+        let out = stream.watch(dir.path(), &args);
+        expect(&out, "the upgrade").code(0).stdout("");
+        let sent =
+            json_lines(&std::fs::read_to_string(dir.path().join("sent.ndjson")).expect("sent"));
+        assert_eq!(sent[0]["batch"], json!("0123456789abcdef"));
+        assert_eq!(sent[6]["positions"]["messages"], json!(5));
+        assert_eq!(distinct_ids(&dir.path().join("wh.db"), "t"), (7, 7));
+        stream.wait_settled(7, &mut || {
+            let out = stream.watch(dir.path(), &args);
+            expect(&out, "a later run").code(0).stdout("");
+        });
+    }
+
+    /// A message that holds no valid record goes to the rejects file with
+    /// its position, is acknowledged, and the run exits 3; the next run adds
+    /// to the file.
+    pub fn poison(broker: Broker) {
+        let dir = tempdir();
+        let stream = broker.fresh("poison");
+        stream.publish(0..2);
+        let position = stream.publish_one(b"not json");
+        stream.publish(2..4);
+        let args = [
+            "--once",
+            "--checkpoint",
+            "c.ckpt",
+            "--rejects",
+            "bad.ndjson",
+            "--exec",
+            "etl-load wh.db --table t",
+        ];
+        let out = stream.watch(dir.path(), &args);
+        expect(&out, "poison").code(3).stdout("");
+        assert_eq!(distinct_ids(&dir.path().join("wh.db"), "t"), (4, 4));
+        let bad =
+            json_lines(&std::fs::read_to_string(dir.path().join("bad.ndjson")).expect("rejects"));
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0]["raw"], json!("not json"));
+        let reason = bad[0]["reason"].as_str().expect("reason");
+        assert!(reason.starts_with(&format!("{position}: ")), "{reason}");
+        stream.wait_settled(5, &mut || {});
+        stream.publish_one(b"[1]");
+        let out = stream.watch(dir.path(), &args);
+        expect(&out, "more poison").code(3).stdout("");
+        let bad = std::fs::read_to_string(dir.path().join("bad.ndjson")).expect("rejects");
+        assert_eq!(bad.lines().count(), 2);
+        stream.wait_settled(6, &mut || {});
+    }
+
+    /// The kill storm (`crash_and_recover`) on a stream of its own.
+    pub fn kill_storm(broker: Broker, store: Store) {
+        let stream = broker.fresh("crash");
+        let seed = seed()
+            ^ match broker {
+                Broker::Redis => 0,
+                Broker::Nats => 0x5a5a,
+                Broker::Kafka => 0x6b61,
+            };
+        crash_and_recover(
+            &store,
+            &stream.source(),
+            &mut |range| stream.publish(range),
+            &mut || stream.settled(MESSAGES),
+            seed,
+        );
+    }
+}
+
+/// A Redis entry without a `payload` field is one record of its fields
+/// (text: the first batch made `id` an integer column, and its "2" goes
+/// in as the number).
 #[test]
-fn redis_messages_load_once_and_are_acknowledged() {
-    if !reachable(REDIS_ADDR, "Redis", "ETLKIT_REQUIRE_REDIS") {
+fn a_redis_entry_without_payload_is_one_record_of_its_fields() {
+    if !Broker::Redis.ready() {
         return;
     }
     let dir = tempdir();
-    let key = unique("etl_t_orders");
-    let mut redis = Redis::connect();
-    let entries: Vec<Vec<(&str, String)>> = (0..25)
-        .map(|i| vec![("payload", format!(r#"{{"id":{i}}}"#))])
-        .chain([vec![
-            ("id", "25".to_string()),
+    let stream = Broker::Redis.fresh("fields");
+    stream.publish(0..2);
+    Redis::connect().add(
+        &stream.name,
+        &[vec![
+            ("id", "2".to_string()),
             ("note", "no payload".to_string()),
-        ]])
-        .collect();
-    redis.add(&key, &entries);
-    let args = [
-        "redis://127.0.0.1:6379",
-        "--key",
-        &key,
-        "--group",
-        "etl",
-        "--once",
-        "--batch-rows",
-        "10",
-        "--checkpoint",
-        "orders.ckpt",
-        "--exec",
-        "etl-load wh.db --table orders",
-    ];
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(count(&dir.path().join("wh.db"), "orders"), Some(26));
+        ]],
+    );
+    let out = stream.watch(
+        dir.path(),
+        &[
+            "--once",
+            "--batch-rows",
+            "2",
+            "--checkpoint",
+            "c.ckpt",
+            "--exec",
+            "etl-load wh.db --table orders",
+        ],
+    );
+    expect(&out, "fields").code(0).stdout("");
     assert_eq!(
         dump(&dir.path().join("wh.db"), "orders")
             .last()
             .map(String::as_str),
-        Some(r#"Integer(25)|Text("no payload")"#)
+        Some(r#"Integer(2)|Null|Text("no payload")"#)
     );
-    assert_eq!(redis.pending(&key, "etl"), 0);
-    // Nothing new: a second run hands on nothing.
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(count(&dir.path().join("wh.db"), "orders"), Some(26));
-    redis.call(&["DEL", &key]);
-}
-
-#[test]
-fn redis_batch_in_flight_is_sent_again_with_its_id() {
-    if !reachable(REDIS_ADDR, "Redis", "ETLKIT_REQUIRE_REDIS") {
-        return;
-    }
-    let dir = tempdir();
-    let key = unique("etl_t_replay");
-    let mut redis = Redis::connect();
-    let entries: Vec<Vec<(&str, String)>> = (0..7)
-        .map(|i| vec![("payload", format!(r#"{{"id":{i}}}"#))])
-        .collect();
-    redis.add(&key, &entries);
-    let base = [
-        "redis://127.0.0.1:6379",
-        "--key",
-        &key,
-        "--group",
-        "etl",
-        "--once",
-        "--batch-rows",
-        "5",
-        "--checkpoint",
-        "c.ckpt",
-        "--max-retries",
-        "0",
-    ];
-    // The load commits, then the "crash": --exec fails after it.
-    let mut args = base.to_vec();
-    args.extend(["--exec", "etl-load wh.db --table t && false"]);
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("--exec failed"), "{}", stderr(&out));
-    assert_eq!(count(&dir.path().join("wh.db"), "t"), Some(5));
-    assert_eq!(redis.pending(&key, "etl"), 5, "nothing acknowledged");
-    let checkpoint: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("c.ckpt")).expect("ckpt"))
-            .expect("json");
-    let id = checkpoint["pending"]["batch"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    // The rerun sends the same 5 messages with the same id first (skipped
-    // by etl-load), then the other 2.
-    let mut args = base.to_vec();
-    args.extend(["--exec", "tee -a sent.ndjson | etl-load wh.db --table t"]);
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let sent = json_lines(&std::fs::read_to_string(dir.path().join("sent.ndjson")).expect("sent"));
-    assert_eq!(sent[0]["batch"], json!(id));
-    assert_eq!(sent[6]["@etl"], json!("end"));
-    assert_eq!(sent[6]["rows"], json!(5));
-    assert_eq!(count(&dir.path().join("wh.db"), "t"), Some(7));
-    assert_eq!(redis.pending(&key, "etl"), 0);
-    redis.call(&["DEL", &key]);
-}
-
-#[test]
-fn redis_poison_message_goes_to_rejects_with_its_id() {
-    if !reachable(REDIS_ADDR, "Redis", "ETLKIT_REQUIRE_REDIS") {
-        return;
-    }
-    let dir = tempdir();
-    let key = unique("etl_t_poison");
-    let mut redis = Redis::connect();
-    let ids = redis.add(
-        &key,
-        &[
-            vec![("payload", r#"{"id":1}"#.to_string())],
-            vec![("payload", "not json".to_string())],
-            vec![("payload", r#"{"id":3}"#.to_string())],
-        ],
-    );
-    let args = [
-        "redis://127.0.0.1:6379",
-        "--key",
-        &key,
-        "--group",
-        "etl",
-        "--once",
-        "--checkpoint",
-        "c.ckpt",
-        "--rejects",
-        "bad.ndjson",
-        "--exec",
-        "etl-load wh.db --table t",
-    ];
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 3, "{}", stderr(&out));
-    assert_eq!(count(&dir.path().join("wh.db"), "t"), Some(2));
-    let bad = json_lines(&std::fs::read_to_string(dir.path().join("bad.ndjson")).expect("rejects"));
-    assert_eq!(bad.len(), 1);
-    assert_eq!(bad[0]["raw"], json!("not json"));
-    let reason = bad[0]["reason"].as_str().expect("reason");
-    assert!(
-        reason.starts_with(&format!("sequence {} (", ids[1])),
-        "{reason}"
-    );
-    assert_eq!(redis.pending(&key, "etl"), 0);
-    // The rejects file is added to, not emptied, by the next run.
-    redis.add(&key, &[vec![("payload", "[1]".to_string())]]);
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 3, "{}", stderr(&out));
-    let bad = std::fs::read_to_string(dir.path().join("bad.ndjson")).expect("rejects");
-    assert_eq!(bad.lines().count(), 2);
-    redis.call(&["DEL", &key]);
 }
 
 #[test]
@@ -542,148 +854,6 @@ fn passwords_stay_out_of_messages() {
     assert!(!err.contains("hunter2"), "{err}");
 }
 
-#[test]
-fn nats_messages_load_once_and_are_acknowledged() {
-    if !reachable(NATS_ADDR, "NATS", "ETLKIT_REQUIRE_NATS") {
-        return;
-    }
-    let dir = tempdir();
-    let stream = unique("ETLT");
-    let subject = format!("{}.orders", stream.to_lowercase());
-    let mut nats = Nats::connect();
-    // A missing stream is an error without --create-stream.
-    let base = [
-        "nats://127.0.0.1:4222",
-        "--subject",
-        &subject,
-        "--durable",
-        "etl",
-        "--once",
-        "--checkpoint",
-        "n.ckpt",
-    ];
-    let out = watch(dir.path(), &base);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("no JetStream stream holds subject"),
-        "{}",
-        stderr(&out)
-    );
-    let mut args = base.to_vec();
-    args.extend(["--create-stream", "--js-stream", &stream]);
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let mut messages = payloads(0, 30);
-    messages.insert(10, b"{broken".to_vec());
-    nats.publish(&subject, &messages);
-    let mut args = base.to_vec();
-    args.extend([
-        "--batch-rows",
-        "8",
-        "--rejects",
-        "bad.ndjson",
-        "--exec",
-        "etl-load wh.db --table orders",
-    ]);
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 3, "{}", stderr(&out));
-    assert_eq!(count(&dir.path().join("wh.db"), "orders"), Some(30));
-    let bad = json_lines(&std::fs::read_to_string(dir.path().join("bad.ndjson")).expect("rejects"));
-    assert_eq!(bad.len(), 1);
-    assert!(
-        bad[0]["reason"]
-            .as_str()
-            .expect("reason")
-            .starts_with(&format!("sequence 11 ({subject})")),
-        "{}",
-        bad[0]
-    );
-    // Every ack was confirmed by the server before etl-watch exited; the
-    // consumer's reported floor has been seen to follow a moment later on
-    // a busy machine, so it gets a few seconds.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let info = nats.consumer(&stream, "etl");
-        if info["ack_floor"]["stream_seq"] == json!(31) && info["num_ack_pending"] == json!(0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{info}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    nats.delete_stream(&stream);
-}
-
-#[test]
-fn nats_batch_in_flight_is_sent_again_with_its_id() {
-    if !reachable(NATS_ADDR, "NATS", "ETLKIT_REQUIRE_NATS") {
-        return;
-    }
-    let dir = tempdir();
-    let stream = unique("ETLREPLAY");
-    let subject = format!("{}.orders", stream.to_lowercase());
-    let mut nats = Nats::connect();
-    nats.create_stream(&stream, &subject);
-    nats.publish(&subject, &payloads(0, 7));
-    let base = [
-        "nats://127.0.0.1:4222",
-        "--subject",
-        &subject,
-        "--durable",
-        "etl",
-        "--ack-wait",
-        "1",
-        "--once",
-        "--batch-rows",
-        "5",
-        "--checkpoint",
-        "c.ckpt",
-        "--max-retries",
-        "0",
-    ];
-    // The load commits, then the "crash": --exec fails after it.
-    let mut args = base.to_vec();
-    args.extend(["--exec", "etl-load wh.db --table t && false"]);
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 1);
-    assert_eq!(count(&dir.path().join("wh.db"), "t"), Some(5));
-    assert_eq!(nats.consumer(&stream, "etl")["num_ack_pending"], json!(5));
-    let checkpoint: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("c.ckpt")).expect("ckpt"))
-            .expect("json");
-    let id = checkpoint["pending"]["batch"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    // The rerun reads the 5 messages from the stream and sends them with
-    // the same id (skipped by etl-load), then the other 2.
-    let mut args = base.to_vec();
-    args.extend(["--exec", "tee -a sent.ndjson | etl-load wh.db --table t"]);
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let sent = json_lines(&std::fs::read_to_string(dir.path().join("sent.ndjson")).expect("sent"));
-    assert_eq!(sent[0]["batch"], json!(id));
-    assert_eq!(sent[6]["positions"]["ranges"], json!([[1, 5]]));
-    assert_eq!(count(&dir.path().join("wh.db"), "t"), Some(7));
-    // Their deliveries come back after the ack wait and are acknowledged
-    // without being sent again.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = watch(dir.path(), &args);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
-        let info = nats.consumer(&stream, "etl");
-        if info["num_ack_pending"] == json!(0) {
-            assert_eq!(info["ack_floor"]["stream_seq"], json!(7), "{info}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{info}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    let sent = std::fs::read_to_string(dir.path().join("sent.ndjson")).expect("sent");
-    assert_eq!(sent.lines().count(), 11, "two batches, nothing after");
-    assert_eq!(count(&dir.path().join("wh.db"), "t"), Some(7));
-    nats.delete_stream(&stream);
-}
-
 /// A batch sent again after a restart is acknowledged only when the
 /// consumer delivers its messages once more. A pull can outlast the ack
 /// wait, so such a message may come twice within one pull: both times it
@@ -744,149 +914,6 @@ fn nats_message_delivered_twice_in_one_pull_after_a_restart_loads_once() {
     assert_eq!(info["num_ack_pending"], json!(0), "{info}");
     assert_eq!(info["ack_floor"]["stream_seq"], json!(7), "{info}");
     nats.delete_stream(&stream);
-}
-
-/// Publishes message `i` of `range` to partition `i % PARTITIONS`.
-fn kafka_publish(topic: &str, range: std::ops::Range<usize>) {
-    let mut kafka = Kafka::connect();
-    let all = payloads(range.start, range.end);
-    for p in 0..PARTITIONS {
-        let mine: Vec<Vec<u8>> = all
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| (range.start + i) as i32 % PARTITIONS == p)
-            .map(|(_, m)| m.clone())
-            .collect();
-        if !mine.is_empty() {
-            kafka.produce(topic, p, &mine);
-        }
-    }
-}
-
-#[test]
-fn kafka_messages_load_once_and_offsets_are_committed() {
-    if !reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA") {
-        return;
-    }
-    let dir = tempdir();
-    let topic = unique("etl_t_kafka");
-    let mut kafka = Kafka::connect();
-    let url = format!("kafka://{}", kafka_addr());
-    let base = [
-        url.as_str(),
-        "--topic",
-        &topic,
-        "--group",
-        "etl",
-        "--once",
-        "--checkpoint",
-        "k.ckpt",
-    ];
-    let out = watch(dir.path(), &base);
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
-    kafka.create_topic(&topic, PARTITIONS);
-    kafka_publish(&topic, 0..30);
-    // A poison message on partition 1, between good ones.
-    kafka.produce(&topic, 1, &[b"{broken".to_vec()]);
-    kafka_publish(&topic, 30..33);
-    let mut args = base.to_vec();
-    args.extend([
-        "--batch-rows",
-        "8",
-        "--rejects",
-        "bad.ndjson",
-        "--exec",
-        "etl-load wh.db --table orders",
-    ]);
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 3, "{}", stderr(&out));
-    let db = dir.path().join("wh.db");
-    assert_eq!(count(&db, "orders"), Some(33));
-    let conn = rusqlite::Connection::open(&db).expect("db");
-    let distinct: i64 = conn
-        .query_row("SELECT count(DISTINCT id) FROM orders", [], |r| r.get(0))
-        .expect("count");
-    assert_eq!(distinct, 33);
-    let bad = json_lines(&std::fs::read_to_string(dir.path().join("bad.ndjson")).expect("rejects"));
-    assert_eq!(bad.len(), 1);
-    assert!(
-        bad[0]["reason"]
-            .as_str()
-            .expect("reason")
-            .starts_with(&format!("partition 1 offset 10 ({topic})")),
-        "{}",
-        bad[0]
-    );
-    let ends = kafka.end_offsets(&topic, PARTITIONS);
-    assert_eq!(ends, vec![11, 12, 11]);
-    assert_eq!(kafka.committed("etl", &topic, PARTITIONS), ends);
-    // Nothing new: a second run loads nothing and rejects nothing again.
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(count(&db, "orders"), Some(33));
-    kafka.delete_topic(&topic);
-}
-
-#[test]
-fn kafka_batch_in_flight_is_sent_again_with_its_id() {
-    if !reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA") {
-        return;
-    }
-    let dir = tempdir();
-    let topic = unique("etl_t_kreplay");
-    let mut kafka = Kafka::connect();
-    kafka.create_topic(&topic, PARTITIONS);
-    kafka_publish(&topic, 0..12);
-    let url = format!("kafka://{}", kafka_addr());
-    let base = [
-        url.as_str(),
-        "--topic",
-        &topic,
-        "--group",
-        "etl",
-        "--once",
-        "--batch-rows",
-        "5",
-        "--checkpoint",
-        "c.ckpt",
-        "--max-retries",
-        "0",
-    ];
-    // The load commits, then the "crash": --exec fails after it.
-    let mut args = base.to_vec();
-    args.extend(["--exec", "etl-load wh.db --table t && false"]);
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 1);
-    assert_eq!(count(&dir.path().join("wh.db"), "t"), Some(5));
-    assert_eq!(kafka.committed("etl", &topic, PARTITIONS), vec![-1, -1, -1]);
-    let checkpoint: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("c.ckpt")).expect("ckpt"))
-            .expect("json");
-    let id = checkpoint["pending"]["batch"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    // The rerun reads the 5 messages again by their offsets and sends them
-    // with the same id (skipped by etl-load), then the other 7.
-    let mut args = base.to_vec();
-    args.extend(["--exec", "tee -a sent.ndjson | etl-load wh.db --table t"]);
-    let out = watch(dir.path(), &args);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let sent = json_lines(&std::fs::read_to_string(dir.path().join("sent.ndjson")).expect("sent"));
-    assert_eq!(sent[0]["batch"], json!(id));
-    assert_eq!(sent[6]["positions"]["messages"], json!(5));
-    assert_eq!(count(&dir.path().join("wh.db"), "t"), Some(12));
-    let conn = rusqlite::Connection::open(dir.path().join("wh.db")).expect("db");
-    let distinct: i64 = conn
-        .query_row("SELECT count(DISTINCT id) FROM t", [], |r| r.get(0))
-        .expect("count");
-    assert_eq!(distinct, 12);
-    assert_eq!(
-        kafka.committed("etl", &topic, PARTITIONS),
-        kafka.end_offsets(&topic, PARTITIONS)
-    );
-    kafka.delete_topic(&topic);
 }
 
 #[test]
@@ -1141,374 +1168,4 @@ fn seed() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0xb40c)
-}
-
-fn redis_crash(store: Store) {
-    let key = unique("etl_t_crash");
-    let mut redis = Redis::connect();
-    let source: Vec<String> = ["redis://127.0.0.1:6379", "--key", &key, "--group", "etl"]
-        .map(String::from)
-        .to_vec();
-    let mut publish = |range: std::ops::Range<usize>| {
-        let entries: Vec<Vec<(&str, String)>> = payloads(range.start, range.end)
-            .iter()
-            .map(|p| vec![("payload", String::from_utf8_lossy(p).into_owned())])
-            .collect();
-        Redis::connect().add(&key, &entries);
-    };
-    let key2 = key.clone();
-    let mut settled = move || {
-        let lag = redis.call(&["XINFO", "GROUPS", &key2]);
-        redis.pending(&key2, "etl") == 0
-            && lag[0]
-                .as_array()
-                .and_then(|g| g.chunks(2).find(|kv| kv[0] == json!("last-delivered-id")))
-                .map(|kv| kv[1].clone())
-                == Some(
-                    redis
-                        .call(&["XINFO", "STREAM", &key2])
-                        .as_array()
-                        .and_then(|s| s.chunks(2).find(|kv| kv[0] == json!("last-generated-id")))
-                        .map(|kv| kv[1].clone())
-                        .unwrap_or_default(),
-                )
-    };
-    crash_and_recover(&store, &source, &mut publish, &mut settled, seed());
-    Redis::connect().call(&["DEL", &key]);
-}
-
-fn nats_crash(store: Store) {
-    let stream = unique("ETLCRASH");
-    let subject = format!("{}.orders", stream.to_lowercase());
-    let mut nats = Nats::connect();
-    nats.create_stream(&stream, &subject);
-    let source: Vec<String> = [
-        "nats://127.0.0.1:4222",
-        "--subject",
-        &subject,
-        "--durable",
-        "etl",
-        "--ack-wait",
-        "1",
-    ]
-    .map(String::from)
-    .to_vec();
-    let subject2 = subject.clone();
-    let mut publish = |range: std::ops::Range<usize>| {
-        Nats::connect().publish(&subject2, &payloads(range.start, range.end))
-    };
-    let stream2 = stream.clone();
-    let mut settled = move || {
-        let info = nats.consumer(&stream2, "etl");
-        info["ack_floor"]["stream_seq"] == json!(MESSAGES)
-            && info["num_ack_pending"] == json!(0)
-            && info["num_pending"] == json!(0)
-    };
-    crash_and_recover(&store, &source, &mut publish, &mut settled, seed() ^ 0x5a5a);
-    Nats::connect().delete_stream(&stream);
-}
-
-fn kafka_crash(store: Store) {
-    let topic = unique("etl_t_kcrash");
-    Kafka::connect().create_topic(&topic, PARTITIONS);
-    let url = format!("kafka://{}", kafka_addr());
-    let source: Vec<String> = [url.as_str(), "--topic", &topic, "--group", "etl"]
-        .map(String::from)
-        .to_vec();
-    let topic2 = topic.clone();
-    let mut publish = |range: std::ops::Range<usize>| kafka_publish(&topic2, range);
-    let mut kafka = Kafka::connect();
-    let topic3 = topic.clone();
-    let mut settled = move || {
-        let ends = kafka.end_offsets(&topic3, PARTITIONS);
-        ends.iter().sum::<i64>() == MESSAGES as i64
-            && kafka.committed("etl", &topic3, PARTITIONS) == ends
-    };
-    crash_and_recover(&store, &source, &mut publish, &mut settled, seed() ^ 0x6b61);
-    Kafka::connect().delete_topic(&topic);
-}
-
-#[test]
-fn kafka_crashes_into_sqlite_load_each_message_once() {
-    if reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA") {
-        kafka_crash(Store::Sqlite);
-    }
-}
-
-#[test]
-fn kafka_crashes_into_postgres_load_each_message_once() {
-    if !reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA") {
-        return;
-    }
-    if let Some(schema) = PgSchema::new("kafka_crash") {
-        kafka_crash(Store::Postgres(schema));
-    }
-}
-
-#[test]
-fn redis_crashes_into_sqlite_load_each_message_once() {
-    if reachable(REDIS_ADDR, "Redis", "ETLKIT_REQUIRE_REDIS") {
-        redis_crash(Store::Sqlite);
-    }
-}
-
-#[test]
-fn redis_crashes_into_postgres_load_each_message_once() {
-    if !reachable(REDIS_ADDR, "Redis", "ETLKIT_REQUIRE_REDIS") {
-        return;
-    }
-    if let Some(schema) = PgSchema::new("redis_crash") {
-        redis_crash(Store::Postgres(schema));
-    }
-}
-
-#[test]
-fn nats_crashes_into_sqlite_load_each_message_once() {
-    if reachable(NATS_ADDR, "NATS", "ETLKIT_REQUIRE_NATS") {
-        nats_crash(Store::Sqlite);
-    }
-}
-
-#[test]
-fn nats_crashes_into_postgres_load_each_message_once() {
-    if !reachable(NATS_ADDR, "NATS", "ETLKIT_REQUIRE_NATS") {
-        return;
-    }
-    if let Some(schema) = PgSchema::new("nats_crash") {
-        nats_crash(Store::Postgres(schema));
-    }
-}
-
-fn distinct_ids(db: &Path, table: &str) -> (i64, i64) {
-    let conn = rusqlite::Connection::open(db).expect("open");
-    conn.query_row(
-        &format!("SELECT count(*), count(DISTINCT id) FROM {table}"),
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .expect("count")
-}
-
-fn redis_entries(from: usize, to: usize) -> Vec<Vec<(&'static str, String)>> {
-    (from..to)
-        .map(|i| vec![("payload", format!(r#"{{"id":{i}}}"#))])
-        .collect()
-}
-
-#[test]
-fn a_deleted_redis_group_or_stream_is_not_read_again_from_the_start() {
-    if !reachable(REDIS_ADDR, "Redis", "ETLKIT_REQUIRE_REDIS") {
-        return;
-    }
-    let dir = tempdir();
-    let d = dir.path();
-    let db = d.join("wh.db");
-    let key = unique("etl_t_lost");
-    let mut redis = Redis::connect();
-    redis.add(&key, &redis_entries(0, 1500));
-    let base = [
-        "redis://127.0.0.1:6379",
-        "--key",
-        &key,
-        "--group",
-        "etl",
-        "--once",
-        "--batch-rows",
-        "400",
-        "--checkpoint",
-        "r.ckpt",
-        "--exec",
-        "etl-load -q wh.db --table orders",
-    ];
-    let with = |extra: &[&'static str]| {
-        let mut args = base.to_vec();
-        args.extend_from_slice(extra);
-        watch(d, &args)
-    };
-    let out = with(&[]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(distinct_ids(&db, "orders"), (1500, 1500));
-    let last = redis.call(&["XREVRANGE", &key, "+", "-", "COUNT", "1"])[0][0]
-        .as_str()
-        .expect("id")
-        .to_string();
-    // An operator deletes the group; more entries arrive.
-    redis.call(&["XGROUP", "DESTROY", &key, "etl"]);
-    redis.add(&key, &redis_entries(1500, 1600));
-    let out = with(&[]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert_eq!(
-        stderr(&out),
-        format!(
-            "etl-watch: error: redis://127.0.0.1:6379: the consumer group \"etl\" of stream \
-             {key:?} is gone, but the checkpoint shows its entries up to {last} were loaded: \
-             creating group \"etl\" again would read them again; hint: --restart-from \
-             checkpoint goes on after them, --restart-from start reads the stream again from \
-             its start, --restart-from end reads only new messages\n"
-        )
-    );
-    assert_eq!(distinct_ids(&db, "orders"), (1500, 1500));
-    let out = with(&["--restart-from", "checkpoint"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(distinct_ids(&db, "orders"), (1600, 1600));
-    assert_eq!(redis.pending(&key, "etl"), 0);
-    // The stream itself is lost (a restart without persistence):
-    // --create-stream alone does not start over either.
-    redis.call(&["DEL", &key]);
-    let out = with(&["--create-stream"]);
-    expect(&out, "refused")
-        .code(1)
-        .stdout("")
-        .stderr_like(&format!(
-            "etl-watch: error: *the stream {key:?} is gone, but the checkpoint shows*\n"
-        ));
-    let out = with(&["--create-stream", "--restart-from", "checkpoint"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    redis.add(&key, &redis_entries(1600, 1650));
-    let out = with(&[]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(distinct_ids(&db, "orders"), (1650, 1650));
-    // A first run with no checkpoint creates the group as before.
-    std::fs::remove_file(d.join("r.ckpt")).expect("rm");
-    redis.call(&["XGROUP", "DESTROY", &key, "etl"]);
-    let out = with(&["--restart-from", "end"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    redis.call(&["DEL", &key]);
-}
-
-#[test]
-fn a_deleted_nats_durable_or_stream_is_not_read_again_from_the_start() {
-    if !reachable(NATS_ADDR, "NATS", "ETLKIT_REQUIRE_NATS") {
-        return;
-    }
-    let dir = tempdir();
-    let d = dir.path();
-    let db = d.join("wh.db");
-    let stream = unique("ETLL");
-    let subject = format!("{}.orders", stream.to_lowercase());
-    let mut nats = Nats::connect();
-    nats.create_stream(&stream, &subject);
-    nats.publish(&subject, &payloads(0, 1500));
-    let base = [
-        "nats://127.0.0.1:4222",
-        "--subject",
-        &subject,
-        "--durable",
-        "etl",
-        "--js-stream",
-        &stream,
-        "--once",
-        "--batch-rows",
-        "400",
-        "--checkpoint",
-        "n.ckpt",
-        "--exec",
-        "etl-load -q wh.db --table orders",
-    ];
-    let with = |extra: &[&'static str]| {
-        let mut args = base.to_vec();
-        args.extend_from_slice(extra);
-        watch(d, &args)
-    };
-    let out = with(&[]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(distinct_ids(&db, "orders"), (1500, 1500));
-    nats.request(
-        &format!("$JS.API.CONSUMER.DELETE.{stream}.etl"),
-        &Value::Null,
-    );
-    nats.publish(&subject, &payloads(1500, 1600));
-    let out = with(&[]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert_eq!(
-        stderr(&out),
-        format!(
-            "etl-watch: error: nats://127.0.0.1:4222: the consumer etl on stream {stream} is \
-             gone, but the checkpoint shows its messages up to sequence 1500 were loaded: \
-             creating consumer etl again would read them again; hint: --restart-from \
-             checkpoint goes on after them, --restart-from start reads the stream again from \
-             its start, --restart-from end reads only new messages\n"
-        )
-    );
-    assert_eq!(distinct_ids(&db, "orders"), (1500, 1500));
-    let out = with(&["--restart-from", "checkpoint"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(distinct_ids(&db, "orders"), (1600, 1600));
-    let out = with(&[]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(distinct_ids(&db, "orders"), (1600, 1600));
-    // The stream is deleted and created again: its sequences start at 1.
-    nats.delete_stream(&stream);
-    nats.create_stream(&stream, &subject);
-    nats.publish(&subject, &payloads(1600, 1610));
-    let out = with(&[]);
-    expect(&out, "refused")
-        .code(1)
-        .stdout("")
-        .stderr_like(&format!("etl-watch: error: *the stream {stream} was deleted and created again since the checkpoint, but the \
-             checkpoint shows its messages up to sequence 1600 were loaded*\n"));
-    let out = with(&["--restart-from", "checkpoint"]);
-    expect(&out, "refused")
-        .code(1)
-        .stdout("")
-        .stderr_like("etl-watch: error: *a new stream numbers its messages from 1 again*\n");
-    let out = with(&["--restart-from", "start"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(distinct_ids(&db, "orders"), (1610, 1610));
-    nats.delete_stream(&stream);
-}
-
-#[test]
-fn a_kafka_group_whose_offsets_vanished_is_not_read_again_from_the_start() {
-    if !reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA") {
-        return;
-    }
-    let dir = tempdir();
-    let d = dir.path();
-    let db = d.join("wh.db");
-    let topic = unique("etl_t_kafka_lost");
-    let group = unique("etl_g_kafka_lost");
-    let mut kafka = Kafka::connect();
-    kafka.create_topic(&topic, PARTITIONS);
-    kafka_publish(&topic, 0..300);
-    let url = format!("kafka://{}", kafka_addr());
-    let base = [
-        url.as_str(),
-        "--topic",
-        &topic,
-        "--group",
-        &group,
-        "--once",
-        "--batch-rows",
-        "80",
-        "--checkpoint",
-        "k.ckpt",
-        "--exec",
-        "etl-load -q wh.db --table orders",
-    ];
-    let with = |extra: &[&'static str]| {
-        let mut args = base.to_vec();
-        args.extend_from_slice(extra);
-        watch(d, &args)
-    };
-    let out = with(&[]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(distinct_ids(&db, "orders"), (300, 300));
-    kafka.forget_offsets(&group, &topic, PARTITIONS);
-    kafka_publish(&topic, 300..330);
-    let out = with(&[]);
-    expect(&out, "refused")
-        .code(1)
-        .stdout("")
-        .stderr_like(&format!("etl-watch: error: *group \"{group}\" has no committed offsets for {topic} any more, but the checkpoint \
-             shows messages of {topic}/0 up to offset*\n"));
-    assert_eq!(distinct_ids(&db, "orders"), (300, 300));
-    let out = with(&["--restart-from", "checkpoint"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(distinct_ids(&db, "orders"), (330, 330));
-    assert_eq!(
-        kafka.committed(&group, &topic, PARTITIONS),
-        kafka.end_offsets(&topic, PARTITIONS)
-    );
-    kafka.delete_topic(&topic);
 }

@@ -15,6 +15,7 @@ mod lake;
 mod load;
 mod modes;
 mod mysql;
+mod nulls;
 mod oneoff;
 mod ops;
 mod pipeline;

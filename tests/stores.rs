@@ -1,7 +1,9 @@
 //! The store conformance suite: the same cases, with the same input, run
 //! against every store etl-load writes, and read back through etl-extract.
 //! A store keeps a promise or is listed here as a named exception with its
-//! reason (see `Exception`); nothing differs by accident.
+//! reason (see `Exception`); nothing differs by accident. A new store is
+//! one more `Kind` here, with its capability row and how to load and read
+//! it back.
 //!
 //! Stores: SQLite, PostgreSQL (skipped loudly without a server, required
 //! under ETLKIT_REQUIRE_POSTGRES), MariaDB/MySQL (the same, under
@@ -12,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use etlkit::capability::{Capabilities, NewField, StoreKind};
+use etlkit::store::{Capabilities, NewField};
 use serde_json::{Value, json};
 
 use crate::common::expect::expect;
@@ -38,7 +40,8 @@ enum Kind {
 }
 
 /// Promises a store cannot keep, by design: each is a row of etl-load's
-/// capability table (`etlkit::capability`, printed by `etl-load --help`),
+/// capability table (each store's `CAPABILITIES`, gathered by
+/// `etlkit::registry` and printed by `etl-load --help`),
 /// which this suite reads rather than keeping its own list.
 #[derive(Debug, PartialEq)]
 enum Exception {
@@ -118,15 +121,14 @@ impl Store {
     /// The store's row of etl-load's capability table.
     fn capabilities(&self) -> Capabilities {
         match self.kind {
-            Kind::Sqlite => StoreKind::Sqlite,
-            Kind::Postgres => StoreKind::Postgres,
-            Kind::Mysql => StoreKind::Mysql,
-            Kind::Csv => StoreKind::Csv,
-            Kind::Ndjson => StoreKind::Ndjson,
-            Kind::Parquet => StoreKind::Parquet,
-            Kind::Lake => StoreKind::Dataset,
+            Kind::Sqlite => etlkit::sqlite::store::CAPABILITIES,
+            Kind::Postgres => etlkit::pg::store::CAPABILITIES,
+            Kind::Mysql => etlkit::mysql::store::CAPABILITIES,
+            Kind::Csv => etlkit::files::store::CSV,
+            Kind::Ndjson => etlkit::files::store::NDJSON,
+            Kind::Parquet => etlkit::files::store::PARQUET,
+            Kind::Lake => etlkit::lake::store::CAPABILITIES,
         }
-        .capabilities()
     }
 
     fn file(&self, table: &str) -> PathBuf {
@@ -988,26 +990,31 @@ fn a_record_naming_a_column_twice_in_two_cases_is_a_reject() {
 #[test]
 fn flags_a_store_cannot_honour_are_refused_as_its_capability_row_says() {
     let d = tempdir();
-    let targets: [(StoreKind, &[&str]); 6] = [
-        (StoreKind::Sqlite, &["w.db", "--table", "t"]),
-        (StoreKind::Csv, &["t.csv"]),
-        (StoreKind::Tsv, &["t.tsv"]),
-        (StoreKind::Ndjson, &["t.ndjson"]),
-        (StoreKind::Parquet, &["t.parquet"]),
-        (StoreKind::Dataset, &["lake", "--partition-by", "id"]),
+    let targets: [(Capabilities, &[&str]); 6] = [
+        (
+            etlkit::sqlite::store::CAPABILITIES,
+            &["w.db", "--table", "t"],
+        ),
+        (etlkit::files::store::CSV, &["t.csv"]),
+        (etlkit::files::store::TSV, &["t.tsv"]),
+        (etlkit::files::store::NDJSON, &["t.ndjson"]),
+        (etlkit::files::store::PARQUET, &["t.parquet"]),
+        (
+            etlkit::lake::store::CAPABILITIES,
+            &["lake", "--partition-by", "id"],
+        ),
     ];
     let mut help = cmd(LOAD, d.path());
     help.arg("--help").env("COLUMNS", "80");
     let out = run(help);
     expect(&out, "etl-load --help").code(0).stderr("");
     assert!(
-        stdout(&out).contains(&etlkit::capability::table()),
+        stdout(&out).contains(&etlkit::registry::capability_table()),
         "{}",
         stdout(&out)
     );
     let input = framed(&[json!({"id": 1})]);
-    for (kind, target) in targets {
-        let c = kind.capabilities();
+    for (c, target) in targets {
         let checks: [(&[&str], bool); 4] = [
             (&["--mode", "upsert", "--key", "id"], c.upsert),
             (&["--commit", "segment"], c.segment_commits),

@@ -7,14 +7,14 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
-use crate::address::{self, Role};
 use crate::error::usage;
-use crate::extract::{ExtractPlan, IncrementalPlan, Inputs, StateLocation};
+use crate::extract::{ExtractPlan, IncrementalPlan, Inputs};
 use crate::format::Format;
 use crate::incremental::parse_bound;
-use crate::mysql::source::ZeroDates;
+use crate::registry::{self, address, address::Role};
 use crate::source::Selection;
 use crate::source::input::{self, Compression, Location};
+use crate::store::SourceArgs;
 
 const AFTER_HELP: &str = "\
 Output is NDJSON on stdout: a {\"@etl\":\"begin\",...} line, one JSON object per
@@ -28,6 +28,17 @@ CSV columns are typed once, from the first --infer-rows records: integer
 or text; --schema pins types by column. Empty fields are null. A later value
 that does not fit its column's type is passed on unchanged as text, with a
 warning; a typed load rejects it. Memory stays flat for every format.
+
+Missing values written as a token (R's NA, MySQL's \\N, NULL, -): each
+--null-value TOKEN makes an unquoted field whose whole text is TOKEN null,
+so it takes no part in typing (a column of numbers and NA is numeric) and a
+later NA does not fail a typed load. Matching is exact and case-sensitive.
+A quoted \"NA\" stays text: R's write.csv quotes a real \"NA\" string and
+writes a missing value bare, and PostgreSQL's COPY ... NULL 'NA' reads it
+the same way (DuckDB's nullstr reads a quoted token as null too, unless
+allow_quoted_nulls = false). TSV has no quoting: there every field equal to
+a token is null. NDJSON, JSON and Parquet have nulls of their own:
+--null-value with them is a usage error.
 
 Bad rows (wrong field count, unterminated quote, invalid UTF-8, a JSON line
 that is not an object): without --rejects the first one fails the run, naming
@@ -112,6 +123,7 @@ Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
   $ etl-extract sample-data/events.ndjson --stream clicks -q | tail -n 1
   $ etl-extract --all-text sample-data/customers.csv > customers.ndjson
+  $ etl-extract sample-data/readings.csv --null-value NA | head -n 3
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders
   $ etl-extract wh.db --query 'SELECT order_id, zip FROM orders' | head -n 3
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state wh.db | etl-load wh.db -t recent
@@ -151,7 +163,7 @@ pub struct ExtractArgs {
     #[arg(long, value_enum, default_value_t = Compression::Auto)]
     pub compression: Compression,
 
-    /// --delimiter, --no-header, --all-text, --infer-rows
+    /// --delimiter, --no-header, --all-text, --infer-rows, --null-value
     #[command(flatten)]
     pub csv: super::input::CsvArgs,
 
@@ -210,6 +222,15 @@ pub struct ExtractArgs {
     pub http: super::http::HttpArgs,
 }
 
+/// `--zero-dates`: what a MySQL/MariaDB zero date becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroDates {
+    /// The row is a reject.
+    Reject,
+    /// The value becomes null, with a warning.
+    Null,
+}
+
 impl ValueEnum for ZeroDates {
     fn value_variants<'a>() -> &'a [Self] {
         &[ZeroDates::Reject, ZeroDates::Null]
@@ -254,6 +275,7 @@ fn http_plan(
         ("--delimiter", args.csv.delimiter.is_some()),
         ("--no-header", args.csv.no_header),
         ("--all-text", args.csv.all_text),
+        ("--null-value", !args.csv.nulls.null_values.is_empty()),
         ("--schema", args.schema.is_some()),
     ];
     if let Some((flag, _)) = file_flags.iter().find(|(_, set)| *set) {
@@ -296,7 +318,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
         state: args
             .state
             .as_deref()
-            .map(|s| StateLocation::from_arg(s, args.schema_name.as_deref())),
+            .map(|s| registry::state(s, args.schema_name.as_deref())),
         since: args.since.as_deref().map(parse_bound),
         until: args.until.as_deref().map(parse_bound),
     });
@@ -317,6 +339,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
                 ));
             }
         };
+        args.csv.nulls.refuse("a database table or query")?;
         if args.format.is_some() || args.csv.any_set() || args.schema.is_some() {
             return Err(usage(
                 "--format, --delimiter, --no-header, --all-text and --schema apply to files, not to --table/--query",
@@ -326,21 +349,14 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
             Selection::Table(t) => t.clone(),
             Selection::Query(_) => "query".to_string(),
         });
-        let inputs = if crate::mysql::is_url(&path.to_string_lossy()) {
-            Inputs::Mysql {
-                url: path.to_string_lossy().into_owned(),
+        let inputs = Inputs::Store(registry::database_source(
+            &path,
+            &SourceArgs {
                 selection,
-                zero_dates: args.zero_dates,
-            }
-        } else if crate::pg::is_url(&path.to_string_lossy()) {
-            Inputs::Postgres {
-                url: path.to_string_lossy().into_owned(),
-                schema: args.schema_name.clone(),
-                selection,
-            }
-        } else {
-            Inputs::Sqlite { path, selection }
-        };
+                schema_name: args.schema_name.clone(),
+                null_zero_dates: args.zero_dates == ZeroDates::Null,
+            },
+        ));
         return Ok(ExtractPlan {
             inputs,
             stream,
@@ -350,8 +366,11 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
         });
     }
     if let [dir] = args.inputs.as_slice()
-        && dir.is_dir()
+        && let Some(dataset) = registry::dataset_source(dir)
     {
+        args.csv
+            .nulls
+            .refuse("a dataset directory (Parquet), which has nulls of its own")?;
         if args.format.is_some_and(|f| f != Format::Parquet)
             || args.csv.delimiter.is_some()
             || args.csv.no_header
@@ -367,7 +386,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
                 .stream
                 .clone()
                 .unwrap_or_else(|| default_stream(Some(&Location::Path(dir.clone())))),
-            inputs: Inputs::Lake { dir: dir.clone() },
+            inputs: Inputs::Store(dataset),
             incremental,
             rejects: args.rejects.options(),
             verbosity: args.verbosity.verbosity(),
@@ -381,6 +400,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
     }
     let csv = args.csv.options(args.schema.as_deref())?;
     let locations = input::locate(&args.inputs)?;
+    args.csv.nulls.check_formats(args.format, &locations)?;
     let stream = args
         .stream
         .clone()

@@ -1,6 +1,7 @@
 //! How CSV and TSV files are read: one option group, flattened into
 //! `etl-extract` and `etl-load` (which reads a CSV file given as its INPUT
-//! with extract's code), so that the flags mean the same in both.
+//! with extract's code), so that the flags mean the same in both;
+//! `--null-value` is also flattened into `etl-watch`, the third CSV reader.
 
 use std::path::Path;
 
@@ -8,12 +9,90 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use serde_json::Value;
 
-use crate::error::usage;
+use crate::error::{Failure, Kind, usage};
 use crate::files::csv::CsvOptions;
+use crate::format::Format;
 use crate::format::csv::Quoting;
+use crate::format::nulls::NullTokens;
 use crate::record::FieldType;
+use crate::source::input::Location;
 
-/// `--delimiter`, `--no-header`, `--all-text`, `--infer-rows`.
+/// `--null-value`: the texts a CSV or TSV file writes for a missing value.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NullArgs {
+    /// Read an unquoted CSV/TSV field that is exactly TOKEN (e.g. NA or
+    /// '\N') as null; repeatable
+    ///
+    /// The whole field must equal TOKEN, in the same letter case; such a
+    /// null takes no part in typing its column. Repeat for more tokens
+    /// (NA, NULL, '\N', -). A quoted "NA" stays text (as in PostgreSQL's
+    /// COPY ... NULL 'NA'); an empty field is null anyway
+    #[arg(long = "null-value", value_name = "TOKEN")]
+    pub null_values: Vec<String>,
+}
+
+impl NullArgs {
+    /// The checked tokens.
+    pub fn tokens(&self) -> Result<NullTokens> {
+        if self.null_values.iter().any(String::is_empty) {
+            return Err(usage(
+                "--null-value needs a TOKEN such as NA: an empty field is null already",
+            ));
+        }
+        if let Some(t) = self.null_values.iter().find(|t| t.contains(['\n', '\r'])) {
+            return Err(usage(format!(
+                "--null-value {t:?} holds a line break: a field that is read as one never does"
+            )));
+        }
+        Ok(NullTokens::new(self.null_values.iter().cloned()))
+    }
+
+    /// A usage error when a token was named for input that is not CSV or
+    /// TSV (`what`): its nulls are its own.
+    pub fn refuse(&self, what: &str) -> Result<()> {
+        match self.refusal(what) {
+            Some(failure) => Err(failure.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The usage error [`NullArgs::refuse`] gives, for a caller that adds
+    /// a hint.
+    pub fn refusal(&self, what: &str) -> Option<Failure> {
+        (!self.null_values.is_empty()).then(|| {
+            Failure::new(
+                Kind::Usage,
+                format!("--null-value applies to CSV and TSV input, not to {what}"),
+            )
+        })
+    }
+
+    /// Refuses tokens when any of `locations` is read as NDJSON, JSON or
+    /// Parquet: `format` if given, else its extension, else CSV (as
+    /// `etl-extract` decides it).
+    pub fn check_formats(&self, format: Option<Format>, locations: &[Location]) -> Result<()> {
+        for location in locations {
+            let read_as = format
+                .or_else(|| location.path().and_then(Format::from_path))
+                .unwrap_or(Format::Csv);
+            let kind = match read_as {
+                Format::Csv | Format::Tsv => continue,
+                Format::Ndjson => "NDJSON",
+                Format::Json => "JSON",
+                Format::Parquet => "Parquet",
+            };
+            let name = location
+                .path()
+                .map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
+            self.refuse(&format!(
+                "{kind} input ({name}), which has nulls of its own"
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// `--delimiter`, `--no-header`, `--all-text`, `--infer-rows`, `--null-value`.
 #[derive(Debug, Clone, Args)]
 pub struct CsvArgs {
     /// Field delimiter for CSV (one ASCII character, e.g. ';' or '|') [default: ',' for csv, tab for tsv]
@@ -31,6 +110,10 @@ pub struct CsvArgs {
     /// How many leading CSV records decide the column types (held in memory)
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub infer_rows: usize,
+
+    /// --null-value
+    #[command(flatten)]
+    pub nulls: NullArgs,
 }
 
 impl CsvArgs {
@@ -64,6 +147,7 @@ impl CsvArgs {
             all_text: self.all_text,
             infer_rows: self.infer_rows,
             pinned,
+            nulls: self.nulls.tokens()?,
         })
     }
 }

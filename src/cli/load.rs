@@ -1,4 +1,5 @@
-//! `etl-load`: read the NDJSON wire and write it into a SQLite table.
+//! `etl-load`: read the NDJSON wire and write it into a store: a table, a
+//! file or a dataset.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,19 +10,14 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::{VerbosityArgs, parse_size};
-use crate::address::{self, Role};
-use crate::capability::StoreKind;
 use crate::error::{Failure, Kind, usage};
 use crate::extract::{ExtractPlan, Inputs};
-use crate::files::parquet_writer::DEFAULT_ROW_GROUP;
-use crate::files::sink::{FileFormat, FileOptions};
 use crate::format::Format;
-use crate::lake::partition::PartitionSpec;
-use crate::lake::sink::LakeOptions;
-use crate::load::{CommitPolicy, LoadPlan, Target};
-use crate::record::{RESERVED_PREFIX, is_reserved_name};
-use crate::sink::{LoadMode, TableOptions};
+use crate::load::{CommitPolicy, LoadPlan};
+use crate::registry::{self, address, address::Role};
+use crate::sink::{LoadMode, LoadOptions};
 use crate::source::input::{self, Compression, Location};
+use crate::store::{Capabilities, Store, TargetArgs};
 
 const AFTER_HELP: &str = "\
 Every run is one transaction: the target shows the old rows or the new ones,
@@ -135,12 +131,14 @@ One-off loads: an INPUT that is not NDJSON (by --input-format, else its
 extension: .csv, .tsv, .json, .parquet, also .gz/.zst), several INPUTs or a
 glob are read with etl-extract's own code, as if piped from etl-extract
 INPUT...: the same table, the same typing (--delimiter, --no-header,
---all-text, --infer-rows, and --column-types FILE for extract's --schema
-FILE), the same guarantees (a cut file commits nothing; an empty file never
-replaces a table). One --rejects file and one --max-rejects take the rows
-both halves refuse, each named by its line in the file (FILE:LINE); a row
-the table refuses also names its line in the NDJSON stream between the two
-halves (\"FILE:7 (NDJSON line 6)\", \"ndjson_line\" in the rejects file).
+--all-text, --infer-rows, --null-value TOKEN for missing values such as
+R's NA, and --column-types FILE for extract's --schema FILE; see
+etl-extract --help), the same guarantees (a cut file commits nothing; an
+empty file never replaces a table). One --rejects file and one
+--max-rejects take the rows both halves refuse, each named by its line in
+the file (FILE:LINE); a row the table refuses also names its line in the
+NDJSON stream between the two halves (\"FILE:7 (NDJSON line 6)\",
+\"ndjson_line\" in the rejects file).
 NDJSON stays the default for stdin and .ndjson/.jsonl files.
 
 Datasets (a data lake): --partition-by COL[:year|month|day|hour] (several
@@ -181,6 +179,7 @@ Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders
   $ etl-load wh.db --table orders sample-data/orders.csv
   $ etl-load wh.db --table customers_text --mode replace --all-text sample-data/customers.csv
+  $ etl-load wh.db --table readings --null-value NA sample-data/readings.csv
   $ etl-extract sample-data/customers.csv | etl-load wh.db --table customers --mode replace
   $ etl-load wh.db --table events sample-data/events.ndjson
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table latest --mode upsert --key order_id
@@ -226,7 +225,7 @@ pub enum TargetFormat {
     after_help = "Examples:\n  $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders\n  $ etl-load wh.db --table orders sample-data/orders.csv\n\nMore in --help.",
     after_long_help = format!(
         "{AFTER_HELP}\nWhat each store can do (yes, or - where it cannot; a flag it cannot\nhonour is a usage error, exit 2):\n\n{}\n{}\n\n{}",
-        crate::capability::table(),
+        crate::registry::capability_table(),
         super::POSTGRES_CONNECTIONS,
         super::EXIT_CODES
     ),
@@ -246,7 +245,7 @@ pub struct LoadArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub input_format: Option<crate::format::Format>,
 
-    /// --delimiter, --no-header, --all-text, --infer-rows
+    /// --delimiter, --no-header, --all-text, --infer-rows, --null-value
     #[command(flatten)]
     pub csv: super::input::CsvArgs,
 
@@ -378,13 +377,13 @@ impl LoadArgs {
     /// The checked plan of this run: every combination of flags that
     /// cannot work is a usage error here, before any I/O.
     pub fn plan(&self) -> Result<LoadPlan> {
-        let target = target(self)?;
+        let (store, load) = target(self)?;
         let (input, extract) = self.input_plan()?;
         Ok(LoadPlan {
-            target,
+            store,
+            load,
             input,
             extract,
-            mode: self.mode,
             commit: self.commit,
             allow_empty: self.allow_empty,
             rejects: self.rejects.options(),
@@ -432,11 +431,26 @@ impl LoadArgs {
             rejects: self.rejects.options(),
             verbosity: self.verbosity.verbosity(),
         };
+        if let Inputs::Files {
+            format, locations, ..
+        } = &plan.inputs
+        {
+            self.csv.nulls.check_formats(*format, locations)?;
+        }
         Ok((None, Some(plan)))
     }
 
     /// One NDJSON input, read by the load itself: CSV flags do not apply.
     fn direct(&self, input: Option<&PathBuf>) -> Result<(Option<PathBuf>, Option<ExtractPlan>)> {
+        let name = input
+            .filter(|p| *p != Path::new("-"))
+            .map_or_else(|| "stdin".into(), |p| p.display().to_string());
+        let what = format!("NDJSON input ({name}), which has nulls of its own");
+        if let Some(refusal) = self.csv.nulls.refusal(&what) {
+            return Err(refusal
+                .hint("name a .csv/.tsv INPUT or pass --input-format csv")
+                .into());
+        }
         if self.csv.any_set() || self.column_types.is_some() {
             return Err(Failure::new(
                 Kind::Usage,
@@ -453,8 +467,10 @@ fn has_glob_chars(path: &Path) -> bool {
     path.to_string_lossy().contains(['*', '?', '['])
 }
 
-/// Checks the flags against each other and names where the records go.
-fn target(args: &LoadArgs) -> Result<Target> {
+/// Checks the flags against each other, then asks the registry for the
+/// store the target names (each store checks the flags only it cares
+/// about); returns it with the load options every store is given.
+fn target(args: &LoadArgs) -> Result<(Box<dyn Store>, LoadOptions)> {
     address::check_path(&args.target, Role::LoadTarget)?;
     for input in &args.inputs {
         address::check_path(input, Role::ExtractInput)?;
@@ -488,175 +504,41 @@ fn target(args: &LoadArgs) -> Result<Target> {
             "--mode replace empties the table once per run; it cannot be combined with --commit segment",
         ));
     }
-    let target_text = args.target.to_string_lossy();
-    if crate::mysql::is_url(&target_text) {
-        return mysql_target(args, &target_text, keys);
-    }
-    let postgres = crate::pg::is_url(&target_text).then(|| target_text.to_string());
-    if postgres.is_some() && args.format.is_some_and(|f| f != TargetFormat::Sqlite) {
-        return Err(usage(
-            "--format names a file format; a postgres:// target is a database",
-        ));
-    }
-    if args.state.as_ref().is_some_and(|s| {
-        crate::pg::is_url(&s.to_string_lossy()) || crate::mysql::is_url(&s.to_string_lossy())
-    }) {
-        return Err(usage(
-            "--state for a file target is a .json file; a database target keeps its own state",
-        ));
-    }
-    let stdout = args.target == Path::new("-");
-    if let Some(target) = dataset_target(args, postgres.is_some(), stdout)? {
-        return Ok(target);
-    }
-    if args.mode == LoadMode::ReplacePartitions {
-        return Err(usage(
-            "--mode replace-partitions needs a partitioned dataset (--partition-by)",
-        ));
-    }
-    if args.file_size.is_some() {
-        return Err(usage(
-            "--file-size applies to datasets (--partition-by), not to one file",
-        ));
-    }
-    if args.row_group_size.is_some()
-        && !(args.format == Some(TargetFormat::Parquet)
-            || args.format.is_none()
-                && crate::format::Format::from_path(&args.target)
-                    == Some(crate::format::Format::Parquet))
-    {
-        return Err(usage("--row-group-size applies to Parquet targets"));
-    }
-    let format = args.format.unwrap_or_else(|| {
-        if postgres.is_some() {
-            TargetFormat::Sqlite
-        } else if stdout {
-            TargetFormat::Ndjson
-        } else {
-            match FileFormat::from_path(&args.target) {
-                Some(FileFormat::Csv) => TargetFormat::Csv,
-                Some(FileFormat::Tsv) => TargetFormat::Tsv,
-                Some(FileFormat::Ndjson) => TargetFormat::Ndjson,
-                None if crate::format::Format::from_path(&args.target)
-                    == Some(crate::format::Format::Parquet) =>
-                {
-                    TargetFormat::Parquet
-                }
-                None => TargetFormat::Sqlite,
-            }
-        }
-    });
-    let file_format = match format {
-        TargetFormat::Sqlite if stdout => {
-            return Err(usage("a SQLite database cannot be written to stdout"));
-        }
-        TargetFormat::Sqlite => None,
-        TargetFormat::Csv => Some(FileFormat::Csv),
-        TargetFormat::Tsv => Some(FileFormat::Tsv),
-        TargetFormat::Ndjson => Some(FileFormat::Ndjson),
-        TargetFormat::Parquet => None,
-    };
-    let strict = args.schema == SchemaPolicy::Strict;
-    let Some(file_format) = file_format else {
-        if format == TargetFormat::Parquet {
-            if stdout {
-                return Err(usage("Parquet is written to a file, not stdout"));
-            }
-            check_capabilities(StoreKind::Parquet, args)?;
-            if args.mode == LoadMode::Append
-                && !StoreKind::Parquet.capabilities().append_existing
-                && args.target.exists()
-            {
-                return Err(Failure::new(
-                    Kind::Usage,
-                    format!(
-                        "{} exists and a Parquet file cannot be appended to",
-                        args.target.display()
-                    ),
-                )
-                .hint("use --mode replace to write it anew")
-                .into());
-            }
-            return Ok(Target::Parquet {
-                path: args.target.clone(),
-                strict,
-                state: args.state.clone(),
-                row_group_size: args.row_group_size.unwrap_or(DEFAULT_ROW_GROUP),
-            });
-        }
-        let table = match &args.table {
-            Some(t) if !t.trim().is_empty() => t.clone(),
-            _ => return Err(usage("--table is required for a database target")),
-        };
-        if is_reserved_name(&table) {
-            return Err(Failure::new(
-                Kind::Usage,
-                format!(
-                    "--table {table:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own tables"
-                ),
-            )
-            .hint("choose another table name")
-            .into());
-        }
-        if let Some(key) = keys.iter().find(|k| is_reserved_name(k)) {
-            return Err(usage(format!(
-                "--key {key:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
-            )));
-        }
-        check_capabilities(
-            if postgres.is_some() {
-                StoreKind::Postgres
-            } else {
-                StoreKind::Sqlite
-            },
-            args,
-        )?;
-        return Ok(Target::Database {
-            location: args.target.clone(),
-            table,
-            postgres,
-            schema_name: args.schema_name.clone(),
-            wait: Duration::from_secs(args.wait),
-            options: TableOptions {
-                mode: args.mode,
-                keys,
-                delete_when: args.delete_when.clone(),
-                strict,
-            },
-        });
-    };
-    check_capabilities(
-        match file_format {
-            FileFormat::Csv => StoreKind::Csv,
-            FileFormat::Tsv => StoreKind::Tsv,
-            FileFormat::Ndjson => StoreKind::Ndjson,
+    let target = TargetArgs {
+        address: args.target.clone(),
+        format: args
+            .format
+            .and_then(|f| f.to_possible_value())
+            .map(|v| v.get_name().to_string()),
+        table: args.table.clone(),
+        schema_name: args.schema_name.clone(),
+        load: LoadOptions {
+            mode: args.mode,
+            keys,
+            delete_when: args.delete_when.clone(),
+            strict: args.schema == SchemaPolicy::Strict,
         },
-        args,
-    )?;
-    if stdout && args.state.is_some() {
-        return Err(usage(
-            "--state needs a file target: bookmarks are stored once the data is on disk",
-        ));
-    }
-    Ok(Target::File {
-        path: (!stdout).then(|| args.target.clone()),
-        options: FileOptions {
-            format: file_format,
-            append: args.mode == LoadMode::Append,
-            strict,
-            state: args.state.clone(),
-        },
-    })
+        state: args.state.clone(),
+        state_is_database: args
+            .state
+            .as_ref()
+            .is_some_and(|s| registry::is_database(&s.to_string_lossy())),
+        wait: Duration::from_secs(args.wait),
+        partition_by: args.partition_by.clone(),
+        row_group_size: args.row_group_size,
+        file_size: args.file_size,
+    };
+    let store = registry::load_target(&target, &|c| check_capabilities(c, args))?;
+    Ok((store, target.load))
 }
 
 /// The flag checks every store shares, asked of its row of the capability
 /// table (`etl-load --help` prints the table).
-fn check_capabilities(kind: StoreKind, args: &LoadArgs) -> Result<()> {
-    let c = kind.capabilities();
+fn check_capabilities(c: &Capabilities, args: &LoadArgs) -> Result<()> {
     if args.mode == LoadMode::Upsert && !c.upsert {
         return Err(usage(format!(
             "--mode upsert needs a database, a store with keys ({}); {} has none",
-            StoreKind::names_with(|c| c.upsert),
+            registry::names_with(|c| c.upsert),
             c.what
         )));
     }
@@ -674,7 +556,7 @@ fn check_capabilities(kind: StoreKind, args: &LoadArgs) -> Result<()> {
     if args.commit == CommitPolicy::Segment && !c.segment_commits {
         return Err(usage(format!(
             "--commit segment needs a store that commits each segment ({}); {} is written once per run",
-            StoreKind::names_with(|c| c.segment_commits),
+            registry::names_with(|c| c.segment_commits),
             c.what
         )));
     }
@@ -685,117 +567,6 @@ fn check_capabilities(kind: StoreKind, args: &LoadArgs) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// A table in a MySQL or MariaDB database: the database is the URL's.
-fn mysql_target(args: &LoadArgs, url: &str, keys: Vec<String>) -> Result<Target> {
-    if args.format.is_some_and(|f| f != TargetFormat::Sqlite) {
-        return Err(usage(
-            "--format names a file format; a mysql:// target is a database",
-        ));
-    }
-    if args.schema_name.is_some() {
-        return Err(usage(
-            "--schema-name is for PostgreSQL; a MySQL target's database is the one in its URL",
-        ));
-    }
-    let table = match &args.table {
-        Some(t) if !t.trim().is_empty() => t.clone(),
-        _ => return Err(usage("--table is required for a database target")),
-    };
-    if is_reserved_name(&table) {
-        return Err(Failure::new(
-            Kind::Usage,
-            format!(
-                "--table {table:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own tables"
-            ),
-        )
-        .hint("choose another table name")
-        .into());
-    }
-    if let Some(key) = keys.iter().find(|k| is_reserved_name(k)) {
-        return Err(usage(format!(
-            "--key {key:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
-        )));
-    }
-    check_capabilities(StoreKind::Mysql, args)?;
-    crate::mysql::conn::database(url)?;
-    Ok(Target::Mysql {
-        url: url.to_string(),
-        table,
-        wait: Duration::from_secs(args.wait),
-        options: TableOptions {
-            mode: args.mode,
-            keys,
-            delete_when: args.delete_when.clone(),
-            strict: args.schema == SchemaPolicy::Strict,
-        },
-    })
-}
-
-/// The dataset target, when the flags or the target name one: checked
-/// against the flags that do not apply to a dataset.
-fn dataset_target(args: &LoadArgs, postgres: bool, stdout: bool) -> Result<Option<Target>> {
-    let named = !args.partition_by.is_empty();
-    let text = args.target.to_string_lossy();
-    let parquet_dir =
-        args.format == Some(TargetFormat::Parquet) && (args.target.is_dir() || text.ends_with('/'));
-    let existing =
-        args.format.is_none() && crate::lake::state_file(&args.target).is_some_and(|m| m.exists());
-    if !(named || parquet_dir || existing) || stdout || postgres {
-        if named && (stdout || postgres) {
-            return Err(usage(
-                "--partition-by writes a Parquet dataset: TARGET is a directory",
-            ));
-        }
-        return Ok(None);
-    }
-    if let Some(format) = args.format.filter(|f| *f != TargetFormat::Parquet) {
-        let name = format
-            .to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default();
-        return Err(usage(format!(
-            "a dataset is written as Parquet; --format {name} cannot be partitioned"
-        )));
-    }
-    if args.target.is_file() {
-        return Err(usage(format!(
-            "{} is a file; a dataset is a directory",
-            args.target.display()
-        )));
-    }
-    check_capabilities(StoreKind::Dataset, args)?;
-    let mut specs: Vec<PartitionSpec> = Vec::new();
-    for text in args
-        .partition_by
-        .iter()
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-    {
-        let spec = PartitionSpec::parse(text).map_err(usage)?;
-        if specs.iter().any(|s| s.key() == spec.key()) {
-            return Err(usage(format!(
-                "--partition-by names {:?} twice",
-                spec.key()
-            )));
-        }
-        specs.push(spec);
-    }
-    if args.row_group_size == Some(0) {
-        return Err(usage("--row-group-size must be at least 1"));
-    }
-    Ok(Some(Target::Lake {
-        dir: args.target.clone(),
-        options: LakeOptions {
-            partition_by: (!specs.is_empty()).then_some(specs),
-            mode: args.mode,
-            strict: args.schema == SchemaPolicy::Strict,
-            row_group_size: args.row_group_size.unwrap_or(DEFAULT_ROW_GROUP),
-            file_size: args.file_size.unwrap_or(128 << 20),
-            memory_budget: crate::lake::sink::MEMORY_BUDGET,
-        },
-    }))
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
-use crate::address::{self, Role};
 use crate::error::usage;
+use crate::registry::address::{self, Role};
 use crate::watch::broker::{BrokerPlan, BrokerUrl, RestartFrom, is_broker_url};
 use crate::watch::{WatchFormat, WatchPlan};
 
@@ -58,7 +58,8 @@ etl-watch on the same checkpoint exits with an error. --once handles what is
 there now and exits, for cron. Records: with --format lines (the default)
 each line becomes {\"line\":...,\"file\":...,\"offset\":...}; ndjson lines pass
 through (a line that is not a JSON object is a reject); csv files are read
-with their header line, every value as text.
+with their header line, every value as text, an empty one null (and, with
+--null-value TOKEN, an unquoted TOKEN null, as in etl-extract).
 
 Brokers: etl-watch nats://HOST[:PORT] --subject SUBJECT --durable NAME
 reads a NATS JetStream stream through a durable pull consumer (created when
@@ -135,6 +136,10 @@ pub struct WatchArgs {
     /// files and stdin, ndjson for brokers]
     #[arg(short, long, value_enum)]
     pub format: Option<WatchFormat>,
+
+    /// --null-value (--format csv)
+    #[command(flatten)]
+    pub nulls: super::input::NullArgs,
 
     /// Close a batch at this many records
     #[arg(long, value_name = "N", default_value_t = 10_000)]
@@ -331,10 +336,16 @@ impl WatchArgs {
         } else {
             WatchFormat::Lines
         });
+        match format {
+            WatchFormat::Csv => {}
+            WatchFormat::Lines => args.nulls.refuse("--format lines")?,
+            WatchFormat::Ndjson => args.nulls.refuse("--format ndjson")?,
+        }
         Ok(WatchPlan {
             paths: args.paths.clone(),
             stdin,
             format,
+            nulls: args.nulls.tokens()?,
             batch_rows: args.batch_rows,
             batch_bytes: args.batch_bytes,
             batch_interval: args.batch_interval,

@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::infer::{ColumnGuess, Encoded, Typed};
 use crate::format::json;
+use crate::format::nulls::NullTokens;
 use crate::record::{FieldType, Schema};
 use crate::rejects::Payload;
 use crate::source::{Context, Emit, Source, deliver};
@@ -27,6 +28,8 @@ pub struct CsvOptions {
     pub infer_rows: usize,
     /// Types pinned by `--schema`, by column name.
     pub pinned: Vec<(String, FieldType)>,
+    /// Unquoted field texts that are null (`--null-value`).
+    pub nulls: NullTokens,
 }
 
 /// A column as the first file of a stream defined it.
@@ -44,6 +47,7 @@ pub struct CsvSource<R> {
     name: String,
     parser: CsvParser<R>,
     columns: Vec<Column>,
+    nulls: NullTokens,
     /// Records read for typing, with the reason when one was malformed.
     sample: VecDeque<(RawRecord, Option<String>)>,
 }
@@ -102,6 +106,7 @@ impl<R: BufRead> CsvSource<R> {
                 name: name.to_string(),
                 parser,
                 columns,
+                nulls: options.nulls.clone(),
                 sample,
             });
         }
@@ -121,7 +126,9 @@ impl<R: BufRead> CsvSource<R> {
             .filter(|(r, bad)| bad.is_none() && r.len() == names.len())
         {
             for (i, guess) in guesses.iter_mut().enumerate() {
-                if let Ok(text) = rec.text(i) {
+                if let Ok(text) = rec.text(i)
+                    && !options.nulls.matches(rec, i, text)
+                {
                     guess.observe(text);
                 }
             }
@@ -156,6 +163,7 @@ impl<R: BufRead> CsvSource<R> {
             name: name.to_string(),
             parser,
             columns,
+            nulls: options.nulls.clone(),
             sample,
         })
     }
@@ -185,6 +193,10 @@ impl<R: BufRead> CsvSource<R> {
         for (i, col) in self.columns.iter_mut().enumerate() {
             out.extend_from_slice(&col.key);
             let field = rec.text(i)?;
+            if self.nulls.matches(rec, i, field) {
+                out.extend_from_slice(b"null");
+                continue;
+            }
             if col.typed.encode(field, out) == Encoded::Mismatch {
                 col.mismatches += 1;
                 if col.mismatches == 1 {

@@ -1,6 +1,6 @@
 //! A Parquet file as a sink. Columns are typed like a table's (from the
 //! begin line's schema, else from a sample of records; see
-//! `parquet_writer.rs`). A value that does not fit its column is rejected.
+//! `parquet_io/writer.rs`). A value that does not fit its column is rejected.
 //! Rows are written in row groups (65,536 rows unless told otherwise), so
 //! memory stays flat; the file is written beside the target and renamed
 //! into place when complete.
@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
-use super::parquet_writer::{DEFAULT_ROW_GROUP, ParquetFile};
-use super::sink::{finish_file, temp_path};
 use super::state::JsonState;
+use crate::atomic_file::{FileLock, finish_file, lock_target, temp_path};
 use crate::format::flat::Fields;
 use crate::format::typing::column_types;
+use crate::parquet_io::writer::{DEFAULT_ROW_GROUP, ParquetFile};
 use crate::record::{FieldType, Schema};
-use crate::sink::Sink;
-use crate::state::{self, FileLock, StateChanges, StateStore};
+use crate::sink::{LoadMode, LoadOptions, Sink};
+use crate::state::{StateChanges, StateStore};
 
 /// A Parquet file being written.
 pub struct ParquetSink {
@@ -34,16 +34,13 @@ pub struct ParquetSink {
 
 impl ParquetSink {
     /// Prepares to write `target` (replacing it when the run succeeds).
-    /// `new_file`: the file must not exist (an append), checked under the
-    /// target's lock so that two such runs cannot both write it.
-    pub fn open(
-        target: &Path,
-        strict: bool,
-        state_path: Option<&Path>,
-        new_file: bool,
-    ) -> Result<Self> {
-        let target_lock = state::lock_target(target)?;
-        if new_file && target.exists() {
+    /// Under `load`'s append the file must not exist (it cannot be
+    /// appended to), checked under the target's lock so that two such runs
+    /// cannot both write it; its strict rejects records with fields outside
+    /// the first records' columns.
+    pub fn open(target: &Path, state_path: Option<&Path>, load: &LoadOptions) -> Result<Self> {
+        let target_lock = lock_target(target)?;
+        if load.mode == LoadMode::Append && target.exists() {
             return Err(crate::error::Failure::new(
                 crate::error::Kind::Usage,
                 format!(
@@ -60,7 +57,7 @@ impl ParquetSink {
             tmp: temp_path(target),
             file: None,
             row_group_size: DEFAULT_ROW_GROUP,
-            strict,
+            strict: load.strict,
             columns: Vec::new(),
             state,
             _target_lock: target_lock,

@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::state::JsonState;
+use crate::atomic_file::{FileLock, finish_file, lock_target, temp_path};
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::flat::{Fields, Raw};
 use crate::record::Schema;
-use crate::sink::Sink;
-use crate::state::{self, FileLock, StateChanges, StateStore};
+use crate::sink::{LoadMode, LoadOptions, Sink};
+use crate::state::{StateChanges, StateStore};
 
 /// The format of a file target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +48,6 @@ impl FileFormat {
 pub struct FileOptions {
     /// The format.
     pub format: FileFormat,
-    /// Keep the existing file's rows and add to them.
-    pub append: bool,
-    /// Reject records with fields outside the file's columns.
-    pub strict: bool,
     /// JSON state file for bookmarks.
     pub state: Option<PathBuf>,
 }
@@ -72,14 +69,6 @@ pub struct FileSink {
     state: JsonState,
     /// Held for the run, so that another run writes after this one.
     _target_lock: Option<FileLock>,
-}
-
-/// The temporary file a target is written to before it is renamed.
-pub fn temp_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map_or_else(|| "target".into(), |n| n.to_string_lossy().into_owned());
-    target.with_file_name(format!(".{name}.etl-tmp-{}", std::process::id()))
 }
 
 /// The header of an existing delimited file.
@@ -123,29 +112,32 @@ fn existing_fields(path: &Path) -> Result<Option<Vec<String>>> {
 }
 
 impl FileSink {
-    /// Opens `target` (`None`: stdout) for writing.
-    pub fn open(target: Option<&Path>, options: &FileOptions) -> Result<Self> {
+    /// Opens `target` (`None`: stdout) for writing: `load`'s append keeps
+    /// the existing file's rows and adds to them, its strict rejects
+    /// records with fields outside the file's columns.
+    pub fn open(target: Option<&Path>, options: &FileOptions, load: &LoadOptions) -> Result<Self> {
+        let append = load.mode == LoadMode::Append;
         let state = JsonState::open(options.state.as_deref())?;
-        let target_lock = target.map(state::lock_target).transpose()?;
+        let target_lock = target.map(lock_target).transpose()?;
         let mut columns = None;
         let (tmp, out): (Option<PathBuf>, Box<dyn Write>) = match target {
             None => (None, crate::output::stdout()),
             Some(path) => {
                 let tmp = temp_path(path);
                 let mut needs_newline = false;
-                if options.append && path.exists() {
+                if append && path.exists() {
                     std::fs::copy(path, &tmp).with_context(|| {
                         format!("cannot copy {} to append to it", path.display())
                     })?;
                     if options.format != FileFormat::Ndjson {
                         columns = existing_header(path, options.format)?;
-                    } else if options.strict {
+                    } else if load.strict {
                         columns = existing_fields(path)?;
                     }
                     let bytes = std::fs::metadata(path)?.len();
                     needs_newline = bytes > 0 && last_byte(path)? != Some(b'\n');
                 }
-                let copied = options.append && path.exists();
+                let copied = append && path.exists();
                 // A temporary file left by a killed run (same PID) must not
                 // leak into this one: start it empty unless it is the copy.
                 let mut file = std::fs::OpenOptions::new()
@@ -176,7 +168,7 @@ impl FileSink {
             tmp,
             writer,
             format: options.format,
-            strict: options.strict,
+            strict: load.strict,
             columns,
             row: Vec::new(),
             state,
@@ -196,27 +188,6 @@ fn cell(format: FileFormat, value: &Raw<'_>, out: &mut Vec<u8>) -> Result<(), St
     if format == FileFormat::Tsv && out.iter().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
         return Err("a tab or line break cannot be written to TSV (it has no quoting)".into());
     }
-    Ok(())
-}
-
-/// Makes a finished temporary file the target: fsync, rename, fsync the
-/// directory, so that a crash leaves the old file or the new one.
-pub fn finish_file(tmp: &Path, target: &Path) -> Result<()> {
-    File::open(tmp)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("cannot sync {}", tmp.display()))?;
-    std::fs::rename(tmp, target).with_context(|| {
-        format!(
-            "cannot move the new file into place at {}",
-            target.display()
-        )
-    })?;
-    let dir = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    // Not every filesystem lets a directory be synced; the rename stands.
-    File::open(dir).and_then(|d| d.sync_all()).ok();
     Ok(())
 }
 

@@ -3,26 +3,21 @@
 //! written, replaced atomically (temp file, fsync, rename) under a lock
 //! held for the whole run, and written only after the data file is in
 //! place. A file has no transaction: a crash between the data file's
-//! rename and this write can repeat the last batch.
-//!
-//! `{"version": 1, "streams": {"NAME": {"bookmark": ..., "rows": N}},
-//!   "batches": {"NAME": ["id", ...]}}`
+//! rename and this write can repeat the last batch. The document's layout
+//! is [`crate::state_document`]'s.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-use serde_json::{Map, Value};
+use anyhow::{Context, Result};
+use serde_json::Value;
 
+use crate::atomic_file::{FileLock, lock_file, write_atomically};
 use crate::error::usage;
 use crate::runs::RunRecord;
-use crate::state::{FileLock, StateChanges, StateStore, lock_file, write_atomically};
-
-/// Batch ids kept per stream: a replay concerns the batch in flight when a
-/// run stopped, so the newest ones are enough.
-const BATCHES_KEPT: usize = 1000;
-
-/// Run records kept in a state file (the newest).
-const RUNS_KEPT: usize = 1000;
+use crate::state::{StateChanges, StateStore};
+/// The stored bookmark of a stream in a JSON state file (or a manifest).
+pub use crate::state_document::read_bookmark;
+use crate::state_document::{apply_changes, batch_in, push_run, read_file};
 
 /// The state file of one file target, locked for the run (or none).
 pub struct JsonState {
@@ -48,7 +43,7 @@ impl JsonState {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut doc = read_doc(path)?;
+        let mut doc = read_file(path)?;
         let log = apply_changes(&mut doc, changes, &path.display().to_string())
             .with_context(|| format!("state file {}", path.display()))?;
         let text = serde_json::to_string_pretty(&Value::Object(doc))?;
@@ -62,81 +57,11 @@ impl JsonState {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let mut doc = read_doc(path)?;
+        let mut doc = read_file(path)?;
         doc.insert("version".into(), 1.into());
         push_run(&mut doc, run);
         let text = serde_json::to_string_pretty(&Value::Object(doc))?;
         write_atomically(path, text.as_bytes())
-    }
-}
-
-/// Puts a run's bookmarks, batch ids and run record into a state document
-/// (the layout of a state file, also kept inside a dataset's manifest);
-/// returns lines for `-v` naming `place`.
-pub fn apply_changes(
-    doc: &mut Map<String, Value>,
-    changes: &StateChanges,
-    place: &str,
-) -> Result<Vec<String>> {
-    doc.insert("version".into(), 1.into());
-    let mut log = Vec::new();
-    {
-        let streams = object_entry(doc, "streams")?;
-        for (stream, bookmark, rows) in changes.bookmarks() {
-            let mut entry = Map::new();
-            entry.insert("bookmark".into(), bookmark.clone());
-            entry.insert("rows".into(), rows.into());
-            streams.insert(stream.into(), Value::Object(entry));
-            log.push(format!("stream {stream:?}: bookmark stored in {place}"));
-        }
-    }
-    if !changes.batches.is_empty() {
-        let all = object_entry(doc, "batches")?;
-        for (stream, id) in &changes.batches {
-            let ids = all
-                .entry(stream.clone())
-                .or_insert_with(|| Value::Array(Vec::new()));
-            if let Value::Array(ids) = ids {
-                ids.push(Value::from(id.as_str()));
-                let excess = ids.len().saturating_sub(BATCHES_KEPT);
-                ids.drain(..excess);
-            }
-        }
-    }
-    if let Some(run) = &changes.run {
-        push_run(doc, run);
-    }
-    Ok(log)
-}
-
-/// The bookmark of `stream` in a state document; `None` before its first run.
-pub fn bookmark_in(doc: &Map<String, Value>, stream: &str) -> Option<Value> {
-    doc.get("streams")
-        .and_then(|s| s.get(stream))
-        .and_then(|s| s.get("bookmark"))
-        .cloned()
-}
-
-/// Is batch `id` of `stream` recorded in a state document?
-pub fn batch_in(doc: &Map<String, Value>, stream: &str, id: &str) -> bool {
-    doc.get("batches")
-        .and_then(|b| b.get(stream))
-        .and_then(Value::as_array)
-        .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id)))
-}
-
-/// Adds a run record to a state document (the newest kept).
-pub fn push_run(doc: &mut Map<String, Value>, run: &RunRecord) {
-    let runs = doc
-        .entry("runs")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if !runs.is_array() {
-        *runs = Value::Array(Vec::new());
-    }
-    if let Value::Array(runs) = runs {
-        runs.push(run.to_json());
-        let excess = runs.len().saturating_sub(RUNS_KEPT);
-        runs.drain(..excess);
     }
 }
 
@@ -155,36 +80,7 @@ impl StateStore for JsonState {
         let Some(path) = &self.path else {
             return Ok(false);
         };
-        Ok(batch_in(&read_doc(path)?, stream, id))
-    }
-}
-
-/// The stored bookmark of `stream` in a JSON state file.
-pub fn read_bookmark(path: &Path, stream: &str) -> Result<Option<Value>> {
-    Ok(bookmark_in(&read_doc(path)?, stream))
-}
-
-fn read_doc(path: &Path) -> Result<Map<String, Value>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot read state file {}", path.display()));
-        }
-    };
-    match serde_json::from_str(&text) {
-        Ok(Value::Object(doc)) => Ok(doc),
-        _ => bail!("state file {} is not a JSON object", path.display()),
-    }
-}
-
-fn object_entry<'d>(
-    doc: &'d mut Map<String, Value>,
-    key: &str,
-) -> Result<&'d mut Map<String, Value>> {
-    match doc.entry(key).or_insert_with(|| Value::Object(Map::new())) {
-        Value::Object(map) => Ok(map),
-        _ => bail!("{key:?} is not an object"),
+        Ok(batch_in(&read_file(path)?, stream, id))
     }
 }
 

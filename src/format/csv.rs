@@ -50,6 +50,8 @@ struct FieldAt {
     end: usize,
     /// In `quoted` rather than in the lines.
     copied: bool,
+    /// Written in quotes (a quoted `"NA"` is text, never a null token).
+    in_quotes: bool,
 }
 
 /// What one call to [`CsvParser::read`] found.
@@ -103,6 +105,12 @@ impl RawRecord {
             (false, true) => &self.quoted,
         };
         &bytes[f.start..f.end]
+    }
+
+    /// Whether field `i` was written in quotes.
+    #[inline]
+    pub fn in_quotes(&self, i: usize) -> bool {
+        self.fields[i].in_quotes
     }
 
     /// Field `i` as text, or why it is not.
@@ -305,6 +313,7 @@ impl<R: BufRead> CsvParser<R> {
                         start: content_end,
                         end: content_end,
                         copied: false,
+                        in_quotes: false,
                     });
                     break Step::Record;
                 }
@@ -364,6 +373,7 @@ fn close_quoted(
             start: from,
             end: close,
             copied: false,
+            in_quotes: true,
         },
         Some(at) => {
             record.quoted.extend_from_slice(&buf[from..close]);
@@ -371,6 +381,7 @@ fn close_quoted(
                 start: at,
                 end: record.quoted.len(),
                 copied: true,
+                in_quotes: true,
             }
         }
     };
@@ -407,6 +418,7 @@ fn scan(
                     start: i,
                     end,
                     copied: false,
+                    in_quotes: false,
                 });
                 if end < to {
                     *state = Scan::FieldStart;

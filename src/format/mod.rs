@@ -4,6 +4,7 @@ pub mod csv;
 pub mod flat;
 pub mod infer;
 pub mod json;
+pub mod nulls;
 pub mod typing;
 
 /// Byte searches eight bytes at a time (SWAR) for short runs on the hot

@@ -25,6 +25,9 @@ pub use path::JsonPath;
 pub use secrets::{NameValue, Redactor};
 pub use url::{Url, is_url};
 
+/// The URL schemes of an HTTP JSON API.
+pub const SCHEMES: [&str; 2] = ["http", "https"];
+
 /// A checked HTTP extract.
 #[derive(Debug, Clone)]
 pub struct HttpPlan {

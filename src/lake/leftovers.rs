@@ -102,7 +102,7 @@ impl PendingRecord {
             "adding": self.adding,
             "removing": self.removing,
         });
-        crate::state::write_atomically(&dir.join(PENDING), format!("{doc}\n").as_bytes())
+        crate::atomic_file::write_atomically(&dir.join(PENDING), format!("{doc}\n").as_bytes())
     }
 
     /// Removes the record once everything it names is settled.

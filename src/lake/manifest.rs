@@ -1,11 +1,12 @@
 //! The dataset's manifest, `_etl_manifest.json`: the one file whose atomic
 //! replacement commits a load. It lists the committed data files (path,
 //! partition values, rows, bytes), the dataset's schema and partitioning,
-//! and the streams' bookmarks and batch ids in the layout of a JSON state
-//! file. A data file no manifest lists is not part of the dataset: readers
-//! going through the manifest never see a commit in progress, and the next
-//! load removes what a crashed one left (what its pending record names, see
-//! `leftovers.rs`; other unlisted data files are refused, not removed).
+//! and the streams' bookmarks and batch ids in the layout of the JSON state
+//! document (`state_document.rs`). A data file no manifest lists is not
+//! part of the dataset: readers going through the manifest never see a
+//! commit in progress, and the next load removes what a crashed one left
+//! (what its pending record names, see `leftovers.rs`; other unlisted data
+//! files are refused, not removed).
 
 use std::path::{Path, PathBuf};
 
@@ -316,14 +317,14 @@ mod tests {
             }],
             ..Default::default()
         };
-        crate::files::state::apply_changes(&mut m.state, &changes, "the manifest").unwrap();
+        crate::state_document::apply_changes(&mut m.state, &changes, "the manifest").unwrap();
         let back = Manifest::from_json(serde_json::from_str(&m.to_text()).unwrap()).unwrap();
         assert_eq!(back.commit, 3);
         assert_eq!(back.files, m.files);
         assert_eq!(back.schema, m.schema);
         assert_eq!(back.partition_by, m.partition_by);
         assert_eq!(
-            crate::files::state::bookmark_in(&back.state, "s"),
+            crate::state_document::bookmark_in(&back.state, "s"),
             Some(json!({"value": 1}))
         );
         assert_eq!(back.files[0].dir(), "at_day=2026-11-03");

@@ -12,6 +12,7 @@ pub mod sink;
 pub mod source;
 pub mod spill;
 pub mod state;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 

@@ -2,10 +2,11 @@
 //! only when a file reaches `--file-size`). Rows are held per partition
 //! until the commit (in memory up to a budget, past it in a spill file:
 //! `spill.rs`), then each partition's file is written at once as a hidden
-//! temporary file in its partition directory. The commit records what it
-//! is about to do (`leftovers.rs`), renames the files into place, then
-//! replaces the manifest, which is the moment the load becomes visible;
-//! files the new manifest no longer lists are deleted after it.
+//! temporary file in its partition directory (`sink/write.rs`). The commit
+//! (`sink/publish.rs`) records what it is about to do (`leftovers.rs`),
+//! renames the files into place, then replaces the manifest, which is the
+//! moment the load becomes visible; files the new manifest no longer lists
+//! are deleted after it.
 //!
 //! File names are `part-<id>-<n>.parquet`, where `<id>` is a fingerprint of
 //! the partition's rows, the schema and the file settings (and, for an
@@ -13,25 +14,28 @@
 //! `replace` or `replace-partitions` names the same files with the same
 //! bytes, so the file set stays identical and nothing is rewritten.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+mod publish;
+mod write;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::leftovers::{self, PendingRecord, TMP_PREFIX};
-use super::manifest::{DataFile, Manifest, manifest_path};
+use super::leftovers::{self, TMP_PREFIX};
+use super::manifest::Manifest;
 use super::partition::PartitionSpec;
 use super::spill::{Held, Spill};
+use crate::atomic_file::{FileLock, lock_target};
 use crate::error::{Failure, Kind};
-use crate::files::parquet_writer::{ParquetFile, misfit};
-use crate::format::flat::{self, Fields, Raw};
+use crate::format::flat::{Fields, Raw};
 use crate::format::typing::{column_types, type_of_value};
+use crate::parquet_io::writer::misfit;
 use crate::record::{FieldType, Schema};
-use crate::sink::{LoadMode, Sink};
-use crate::state::{self, FileLock, StateChanges, StateStore};
+use crate::sink::{LoadMode, LoadOptions, Sink};
+use crate::state::{StateChanges, StateStore};
+use write::Finished;
 
 /// Bytes of rows a load holds in memory for its partitions; past it they
 /// go to the spill file.
@@ -42,21 +46,12 @@ pub const MEMORY_BUDGET: usize = 64 << 20;
 pub struct LakeOptions {
     /// The partition keys; `None` keeps the dataset's own (none for a new one).
     pub partition_by: Option<Vec<PartitionSpec>>,
-    /// Append, Replace or ReplacePartitions.
-    pub mode: LoadMode,
-    /// Reject records with fields the dataset has no column for.
-    pub strict: bool,
     /// Rows per row group.
     pub row_group_size: usize,
     /// A file is finished at the first row group that takes it past this.
     pub file_size: u64,
     /// Bytes of rows held in memory before they are spilled ([`MEMORY_BUDGET`]).
     pub memory_budget: usize,
-}
-
-struct Finished {
-    tmp: PathBuf,
-    rows: u64,
 }
 
 struct Partition {
@@ -74,6 +69,8 @@ struct Partition {
 pub struct LakeSink {
     dir: PathBuf,
     options: LakeOptions,
+    /// Mode (append, replace or replace-partitions) and schema policy.
+    load: LoadOptions,
     old: Manifest,
     specs: Vec<PartitionSpec>,
     schema: Schema,
@@ -108,9 +105,6 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     (hash ^ bytes.len() as u64).wrapping_mul(K)
 }
 
-/// Threads writing partitions' files at the commit (at most).
-const WRITERS: usize = 4;
-
 fn value_of<'f, 'a>(fields: &'f Fields<'a>, name: &str) -> &'f Raw<'a> {
     fields
         .iter()
@@ -118,100 +112,22 @@ fn value_of<'f, 'a>(fields: &'f Fields<'a>, name: &str) -> &'f Raw<'a> {
         .map_or(&Raw::Null, |(_, v)| v)
 }
 
-/// Writes one partition's held rows into temporary files in `dir`
-/// (`<tmp prefix><pid>-<partition>-<n>`), each finished and synced.
-fn write_partition(
-    spill: &Spill,
-    dir: &Path,
-    index: usize,
-    held: Held,
-    columns: &[(String, FieldType)],
-    (row_group_size, file_size): (usize, u64),
-) -> Result<Vec<Finished>> {
-    let mut finished: Vec<Finished> = Vec::new();
-    let mut writing: Option<(ParquetFile, PathBuf)> = None;
-    let mut fields: Fields<'static> = Vec::new();
-    let finish = |file: ParquetFile, tmp: PathBuf, finished: &mut Vec<Finished>| -> Result<()> {
-        let rows = file.finish()?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("cannot sync {}", tmp.display()))?;
-        finished.push(Finished { tmp, rows });
-        Ok(())
-    };
-    let result = spill
-        .drain(held, |line| {
-            let (file, _) = match &mut writing {
-                Some(w) => w,
-                None => {
-                    let n = finished.len();
-                    let tmp = dir.join(format!("{TMP_PREFIX}{}-{index}-{n}", std::process::id()));
-                    let file = ParquetFile::create(&tmp, columns, row_group_size)?;
-                    writing.insert((file, tmp))
-                }
-            };
-            let mut record = flat::recycle(std::mem::take(&mut fields));
-            flat::parse_object_into(line, &mut record)
-                .map_err(|reason| anyhow::anyhow!("a held record no longer reads: {reason}"))?;
-            file.push(&record)?;
-            fields = flat::recycle(record);
-            if file.written_bytes() >= file_size
-                && let Some((file, tmp)) = writing.take()
-            {
-                finish(file, tmp, &mut finished)?;
-            }
-            Ok(())
-        })
-        .and_then(|()| match writing.take() {
-            Some((file, tmp)) => finish(file, tmp, &mut finished),
-            None => Ok(()),
-        });
-    if let Err(err) = result {
-        if let Some((file, tmp)) = writing {
-            drop(file);
-            let _ = std::fs::remove_file(tmp);
-        }
-        for f in finished {
-            let _ = std::fs::remove_file(f.tmp);
-        }
-        return Err(err);
-    }
-    Ok(finished)
-}
-
-/// Syncs these directories (their new entries), several at a time.
-fn sync_dirs(dirs: &[&Path]) {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..WRITERS.min(dirs.len()) {
-            scope.spawn(|| {
-                while let Some(dir) = dirs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    // Not every filesystem lets a directory be synced; the
-                    // renames stand.
-                    std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
-                }
-            });
-        }
-    });
-}
-
 impl LakeSink {
     /// Opens the dataset directory `dir` (created if missing) for a load:
     /// takes its lock, reads its manifest, and removes what an interrupted
     /// load left, after refusing a directory it cannot account for.
-    pub fn open(dir: &Path, options: LakeOptions) -> Result<Self> {
+    pub fn open(dir: &Path, options: LakeOptions, load: LoadOptions) -> Result<Self> {
         let created_root = !dir.exists();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the dataset directory {}", dir.display()))?;
-        let lock = state::lock_target(dir)?;
+        let lock = lock_target(dir)?;
         let manifest = Manifest::read(dir)?;
         // Everything is checked before anything is removed.
         let leftovers = leftovers::audit(dir, manifest.as_ref())?;
         let old = manifest.unwrap_or_default();
         let specs = match &options.partition_by {
             Some(specs) => {
-                if old.commit > 0 && *specs != old.partition_by && options.mode != LoadMode::Replace
-                {
+                if old.commit > 0 && *specs != old.partition_by && load.mode != LoadMode::Replace {
                     let show = |s: &[PartitionSpec]| {
                         if s.is_empty() {
                             "nothing".to_string()
@@ -246,6 +162,7 @@ impl LakeSink {
         Ok(LakeSink {
             dir: dir.to_path_buf(),
             options,
+            load,
             old,
             specs,
             schema: Vec::new(),
@@ -277,62 +194,6 @@ impl LakeSink {
 
     fn type_of(&self, name: &str) -> Option<FieldType> {
         self.schema.iter().find(|(n, _)| n == name).map(|(_, t)| *t)
-    }
-
-    /// Writes every partition's held rows as its file (files, when
-    /// `--file-size` splits it), each a temporary file in its directory,
-    /// synced. Partitions are shared out among up to [`WRITERS`] threads;
-    /// each partition is written by one, in the order its rows came.
-    fn write_all(&mut self) -> Result<()> {
-        let mut jobs = Vec::with_capacity(self.parts.len());
-        for (i, part) in self.parts.iter_mut().enumerate() {
-            let dir = self.dir.join(&part.dir);
-            if !dir.exists() {
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                self.created_dirs.push(dir.clone());
-            }
-            jobs.push((i, dir, std::mem::take(&mut part.held)));
-        }
-        let columns = self.file_columns();
-        let sizes = (self.options.row_group_size, self.options.file_size);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZero::get)
-            .clamp(1, WRITERS)
-            .min(jobs.len());
-        let queue = Mutex::new(jobs.into_iter());
-        let done = Mutex::new(Vec::new());
-        let failed = AtomicBool::new(false);
-        let spill = &self.spill;
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    while !failed.load(Ordering::Relaxed) {
-                        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                        let Some((i, dir, held)) = job else {
-                            break;
-                        };
-                        let result = write_partition(spill, &dir, i, held, &columns, sizes);
-                        if result.is_err() {
-                            failed.store(true, Ordering::Relaxed);
-                        }
-                        done.lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push((i, result));
-                    }
-                });
-            }
-        });
-        let mut first_err = None;
-        for (i, result) in done.into_inner().unwrap_or_else(PoisonError::into_inner) {
-            match result {
-                Ok(finished) => self.parts[i].finished = finished,
-                Err(err) => {
-                    first_err.get_or_insert(err);
-                }
-            }
-        }
-        first_err.map_or(Ok(()), Err)
     }
 
     /// The partition of a record with these partition values (one per
@@ -390,169 +251,6 @@ impl LakeSink {
             }
         }
     }
-
-    /// The commit itself, after every file is finished.
-    fn publish(&mut self, changes: &StateChanges) -> Result<Vec<String>> {
-        let append = self.options.mode == LoadMode::Append;
-        let commit = self.old.commit + 1;
-        let mut settings = fnv(FNV_OFFSET, format!("{:?}", self.schema).as_bytes());
-        settings = fnv(
-            settings,
-            format!(
-                "{} {} {:?}",
-                self.options.row_group_size, self.options.file_size, self.specs
-            )
-            .as_bytes(),
-        );
-        if append {
-            settings = fnv(settings, &commit.to_le_bytes());
-        }
-        let old_paths: HashSet<String> = self.old.files.iter().map(|f| f.path.clone()).collect();
-        // Names first: the pending record lists them before any is renamed.
-        let mut moves = Vec::new();
-        let mut loaded_dirs = BTreeSet::new();
-        for part in &mut self.parts {
-            if part.finished.is_empty() {
-                continue;
-            }
-            loaded_dirs.insert(part.dir.clone());
-            let id = fnv(part.hash, &settings.to_le_bytes());
-            for (n, f) in part.finished.drain(..).enumerate() {
-                let name = format!("part-{id:016x}-{n:05}.parquet");
-                let rel = if part.dir.is_empty() {
-                    name
-                } else {
-                    format!("{}/{name}", part.dir)
-                };
-                moves.push((f, rel, part.values.clone()));
-            }
-        }
-        let mut files: Vec<DataFile> = match self.options.mode {
-            LoadMode::Replace => Vec::new(),
-            LoadMode::ReplacePartitions => self
-                .old
-                .files
-                .iter()
-                .filter(|f| !loaded_dirs.contains(f.dir()))
-                .cloned()
-                .collect(),
-            _ => self.old.files.clone(),
-        };
-        let new_paths: HashSet<&str> = files
-            .iter()
-            .map(|f| f.path.as_str())
-            .chain(moves.iter().map(|(_, rel, _)| rel.as_str()))
-            .collect();
-        let pending = PendingRecord {
-            commit,
-            adding: moves
-                .iter()
-                .map(|(_, rel, _)| rel.clone())
-                .filter(|rel| !old_paths.contains(rel))
-                .collect(),
-            removing: self
-                .old
-                .files
-                .iter()
-                .map(|f| f.path.clone())
-                .filter(|p| !new_paths.contains(p.as_str()))
-                .collect(),
-        };
-        pending.write(&self.dir)?;
-        let mut new_files = Vec::new();
-        for (f, rel, values) in moves {
-            let target = self.dir.join(&rel);
-            if old_paths.contains(&rel) && target.exists() {
-                // Same rows, schema and settings: the same bytes are
-                // committed already; keep them untouched.
-                std::fs::remove_file(&f.tmp)
-                    .with_context(|| format!("cannot remove {}", f.tmp.display()))?;
-            } else {
-                // Synced when it was finished; its directory is synced below.
-                std::fs::rename(&f.tmp, &target).with_context(|| {
-                    format!(
-                        "cannot move the new file into place at {}",
-                        target.display()
-                    )
-                })?;
-            }
-            let bytes = std::fs::metadata(&target)
-                .with_context(|| format!("cannot read {}", target.display()))?
-                .len();
-            new_files.push(DataFile {
-                path: rel,
-                partition: values,
-                rows: f.rows,
-                bytes,
-            });
-        }
-        // The renames, and new partition directories in their parents,
-        // are durable before the manifest that lists them.
-        let mut dirs: BTreeSet<PathBuf> = new_files
-            .iter()
-            .filter_map(|f| self.dir.join(&f.path).parent().map(Path::to_path_buf))
-            .collect();
-        for created in &self.created_dirs {
-            for parent in created.ancestors().skip(1) {
-                dirs.insert(parent.to_path_buf());
-                if parent == self.dir {
-                    break;
-                }
-            }
-        }
-        sync_dirs(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>());
-        let added = new_files.len();
-        files.extend(new_files);
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        files.dedup_by(|a, b| a.path == b.path);
-        let mut manifest = Manifest {
-            commit,
-            partition_by: self.specs.clone(),
-            schema: self.schema.clone(),
-            files,
-            state: self.old.state.clone(),
-        };
-        let mut log = super::state::record(&mut manifest, changes)?;
-        state::write_atomically(&manifest_path(&self.dir), manifest.to_text().as_bytes())?;
-        // Committed. What the new manifest no longer lists goes now; a crash
-        // here leaves files the pending record names, which the next load
-        // removes.
-        let mut removed = 0;
-        for old in &pending.removing {
-            let path = self.dir.join(old);
-            match std::fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                            "committed, but cannot remove the replaced {}",
-                            path.display()
-                        )
-                    });
-                }
-            }
-            let mut d = path.parent();
-            while let Some(dir) = d {
-                if dir == self.dir || std::fs::remove_dir(dir).is_err() {
-                    break;
-                }
-                d = dir.parent();
-            }
-        }
-        PendingRecord::remove(&self.dir)
-            .context("committed, but cannot remove the pending record")?;
-        log.insert(
-            0,
-            format!(
-                "commit {commit} of {}: {added} files written in {} partitions, {removed} replaced files removed, {} files in the dataset",
-                self.dir.display(),
-                loaded_dirs.len(),
-                manifest.files.len()
-            ),
-        );
-        Ok(log)
-    }
 }
 
 /// A dataset's state is its committed manifest (see `state.rs` here).
@@ -575,7 +273,7 @@ impl Sink for LakeSink {
         if self.prepared {
             return Ok(());
         }
-        let mut columns: Schema = if self.options.mode == LoadMode::Replace {
+        let mut columns: Schema = if self.load.mode == LoadMode::Replace {
             Vec::new()
         } else {
             self.old.schema.clone()
@@ -586,7 +284,7 @@ impl Sink for LakeSink {
                 continue;
             }
             // Strict holds an existing dataset to its columns.
-            if fresh || !self.options.strict {
+            if fresh || !self.load.strict {
                 columns.push((name, kind));
             }
         }
@@ -625,7 +323,7 @@ impl Sink for LakeSink {
             if new_columns.iter().any(|(n, _)| n == name) {
                 continue;
             }
-            if self.options.strict {
+            if self.load.strict {
                 return Ok(Err(format!(
                     "field {name:?} is not one of the dataset's columns (--schema strict)"
                 )));
@@ -706,6 +404,7 @@ impl Sink for LakeSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::flat;
 
     #[test]
     fn rows_past_the_memory_budget_still_make_one_file_per_partition() {
@@ -713,13 +412,17 @@ mod tests {
         let ds = dir.path().join("ds");
         let options = LakeOptions {
             partition_by: Some(vec![PartitionSpec::parse("k").unwrap()]),
-            mode: LoadMode::Append,
-            strict: false,
             row_group_size: 1000,
             file_size: 128 << 20,
             memory_budget: 4096,
         };
-        let mut sink = Box::new(LakeSink::open(&ds, options).unwrap());
+        let load = LoadOptions {
+            mode: LoadMode::Append,
+            keys: Vec::new(),
+            delete_when: None,
+            strict: false,
+        };
+        let mut sink = Box::new(LakeSink::open(&ds, options, load).unwrap());
         let lines: Vec<String> = (0..6000u32)
             .map(|n| {
                 let id = (n * 7919) % 6000;

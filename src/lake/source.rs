@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use super::manifest::{DataFile, MANIFEST, Manifest};
 use crate::error::{Failure, Kind};
-use crate::files::parquet::ParquetSource;
 use crate::format::json;
+use crate::parquet_io::reader::ParquetSource;
 use crate::record::{FieldType, Schema};
 use crate::source::{Context, Emit, Source, Window, deliver};
 

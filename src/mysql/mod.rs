@@ -12,13 +12,21 @@ pub mod sink;
 pub mod source;
 pub mod stage;
 pub mod state;
+pub mod store;
 pub mod table;
 pub mod tls;
 pub mod values;
 
+/// The URL schemes of a MySQL or MariaDB connection URL.
+pub const SCHEMES: [&str; 2] = ["mysql", "mariadb"];
+
 /// Is `target` a MySQL or MariaDB connection URL?
 pub fn is_url(target: &str) -> bool {
-    target.starts_with("mysql://") || target.starts_with("mariadb://")
+    SCHEMES.iter().any(|s| {
+        target
+            .strip_prefix(s)
+            .is_some_and(|rest| rest.starts_with("://"))
+    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::error::{Failure, Kind as ErrorKind};
 use crate::format::flat::{Fields, Raw};
 use crate::format::typing::column_types;
 use crate::record::{FieldType, Schema};
-use crate::sink::{LoadMode, Sink, TableOptions};
+use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 
 /// Loads into one MySQL table.
@@ -32,7 +32,7 @@ pub struct MysqlSink {
     stage: Stage,
     /// The target as messages show it.
     name: String,
-    options: TableOptions,
+    options: LoadOptions,
     in_transaction: bool,
     log: Vec<String>,
     deleted: u64,
@@ -41,7 +41,7 @@ pub struct MysqlSink {
 impl MysqlSink {
     /// Connects, takes the table's load lock (a second load of the same
     /// table waits up to `wait_seconds`) and reads the table's columns.
-    pub fn open(url: &str, table: &str, options: TableOptions, wait_seconds: u64) -> Result<Self> {
+    pub fn open(url: &str, table: &str, options: LoadOptions, wait_seconds: u64) -> Result<Self> {
         let name = conn::redact(url);
         let database = conn::database(url)?;
         if let Err(reason) = check_name("table", table) {

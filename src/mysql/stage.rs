@@ -15,7 +15,7 @@ use super::conn::message;
 use super::table::{Column, Table, db_err, quote};
 use super::values::{Kind, push_value};
 use crate::format::flat::{Fields, Raw};
-use crate::sink::{LoadMode, TableOptions};
+use crate::sink::{LoadMode, LoadOptions};
 
 /// The staging table (TEMPORARY: private to the session, gone with it).
 const STAGE: &str = "`_etl_stage`";
@@ -300,7 +300,7 @@ impl Stage {
 
     /// Moves the staged runs into the table, in order, inside the open
     /// transaction; returns the rows deleted (--delete-when).
-    pub fn apply(&mut self, conn: &mut Conn, table: &Table, options: &TableOptions) -> Result<u64> {
+    pub fn apply(&mut self, conn: &mut Conn, table: &Table, options: &LoadOptions) -> Result<u64> {
         let mut deleted = 0;
         let runs = std::mem::take(&mut self.runs);
         for run in &runs {
@@ -323,7 +323,7 @@ impl Stage {
 }
 
 /// Moves one run of staged rows into the table; returns the rows deleted.
-fn apply(conn: &mut Conn, table: &Table, options: &TableOptions, run: &Run) -> Result<u64> {
+fn apply(conn: &mut Conn, table: &Table, options: &LoadOptions, run: &Run) -> Result<u64> {
     let range = format!("s.`_etl_seq` BETWEEN {} AND {}", run.first, run.last);
     match &run.kind {
         RunKind::Delete => {

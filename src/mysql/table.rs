@@ -16,7 +16,7 @@ use crate::error::{Failure, Kind as ErrorKind};
 use crate::format::flat::Fields;
 use crate::format::typing::type_of_value;
 use crate::record::FieldType;
-use crate::sink::TableOptions;
+use crate::sink::LoadOptions;
 
 /// MySQL's limit on table, column and index names, in characters.
 pub const NAME_LIMIT: usize = 64;
@@ -229,7 +229,7 @@ impl Table {
     pub fn bind(
         &mut self,
         fields: &Fields<'_>,
-        options: &TableOptions,
+        options: &LoadOptions,
     ) -> Result<Result<Vec<Option<usize>>, String>> {
         let same = self.last_fields.len() == fields.len()
             && self
@@ -287,7 +287,7 @@ impl Table {
     pub fn create_or_widen(
         &mut self,
         conn: &mut Conn,
-        options: &TableOptions,
+        options: &LoadOptions,
         log: &mut Vec<String>,
     ) -> Result<()> {
         let pending: Vec<String> = std::mem::take(&mut self.null_only);

@@ -12,15 +12,21 @@ pub mod sink;
 pub mod source;
 pub mod stage;
 pub mod state;
+pub mod store;
 pub mod table;
 pub mod tls;
 pub mod values;
+
+/// The URL schemes of a PostgreSQL connection URL.
+pub const SCHEMES: [&str; 2] = ["postgres", "postgresql"];
 
 /// Is `target` a PostgreSQL connection URL? A libpq key=value string
 /// (`host=db dbname=wh`) counts too, so that it is refused as such rather
 /// than taken for a file name.
 pub fn is_url(target: &str) -> bool {
-    target.starts_with("postgres://")
-        || target.starts_with("postgresql://")
-        || conn::is_keyword_string(target)
+    SCHEMES.iter().any(|s| {
+        target
+            .strip_prefix(s)
+            .is_some_and(|rest| rest.starts_with("://"))
+    }) || conn::is_keyword_string(target)
 }

@@ -9,14 +9,14 @@
 use anyhow::Result;
 use postgres::Client;
 
-use super::conn::{db_message, pg_err, schema_of};
+use super::conn::{db_message, pg_err};
 use super::stage::{Session, Stage};
 use super::state::PgState;
-use super::table::{Lookup, Table, check_identifier};
+use super::table::{Lookup, Table, check_identifier, schema_of};
 use crate::format::flat::Fields;
 use crate::format::typing::column_types;
 use crate::record::{FieldType, Schema};
-use crate::sink::{Sink, TableOptions};
+use crate::sink::{LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 
 /// Loads into one PostgreSQL table inside one transaction.
@@ -25,7 +25,7 @@ pub struct PgSink {
     state: PgState,
     table: Table,
     stage: Stage,
-    options: TableOptions,
+    options: LoadOptions,
     log: Vec<String>,
     deleted: u64,
 }
@@ -39,14 +39,14 @@ impl PgSink {
         name: &str,
         schema: Option<&str>,
         table: &str,
-        options: TableOptions,
+        options: LoadOptions,
     ) -> Result<Self> {
         check_identifier("table name", table)?;
         let schema = schema_of(&mut client, schema, name)?;
         let mut sink = PgSink {
             state: PgState::new(Session::new(client, name), &schema, table),
             table: Table::new(schema, table),
-            stage: Stage::new(options.mode),
+            stage: Stage::new(&options),
             options,
             log: Vec::new(),
             deleted: 0,

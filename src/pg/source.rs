@@ -56,7 +56,7 @@ impl PgSource {
         let mut client = conn::connect(url)?;
         let base = match selection {
             Selection::Table(table) => {
-                let schema_name = conn::schema_of(&mut client, schema_name, &name)?;
+                let schema_name = super::table::schema_of(&mut client, schema_name, &name)?;
                 format!("SELECT * FROM {}.{}", quote(&schema_name), quote(table))
             }
             Selection::Query(sql) => sql.trim().trim_end_matches(';').to_string(),

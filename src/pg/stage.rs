@@ -18,7 +18,7 @@ use super::conn::{db_message, pg_err};
 use super::table::{Column, Table, quote};
 use super::values::{BINARY_HEADER, BINARY_TRAILER, binary_value, copy_value};
 use crate::format::flat::{Fields, Raw};
-use crate::sink::{LoadMode, TableOptions};
+use crate::sink::{LoadMode, LoadOptions};
 
 /// COPY data is sent in chunks of about this many bytes.
 const CHUNK: usize = 4 << 20;
@@ -145,11 +145,11 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// The bulk path for a load in `mode`.
-    pub fn new(mode: LoadMode) -> Stage {
+    /// The bulk path for a load with `options` (its mode decides).
+    pub fn new(options: &LoadOptions) -> Stage {
         Stage {
-            staged: mode != LoadMode::Append,
-            upsert: mode == LoadMode::Upsert,
+            staged: options.mode != LoadMode::Append,
+            upsert: options.mode == LoadMode::Upsert,
             chunk: Vec::with_capacity(CHUNK + 65_536),
             copy_cols: Vec::new(),
             format: Format::Binary,
@@ -327,7 +327,7 @@ impl Stage {
         &mut self,
         session: &mut Session,
         table: &Table,
-        options: &TableOptions,
+        options: &LoadOptions,
     ) -> Result<u64> {
         if !(self.staged && table.exists) {
             return Ok(0);
@@ -367,7 +367,7 @@ impl Stage {
         &mut self,
         session: &mut Session,
         table: &Table,
-        options: &TableOptions,
+        options: &LoadOptions,
     ) -> Result<u64> {
         let mut deleted = 0;
         let keys: Vec<String> = options.keys.iter().map(|k| quote(k)).collect();

@@ -104,7 +104,7 @@ pub fn read_bookmark(
 /// connection's current schema.
 pub fn read_bookmark_url(url: &str, schema: Option<&str>, stream: &str) -> Result<Option<Value>> {
     let mut client = super::conn::connect(url)?;
-    let schema = super::conn::schema_of(&mut client, schema, &super::conn::redact(url))?;
+    let schema = super::table::schema_of(&mut client, schema, &super::conn::redact(url))?;
     read_bookmark(&mut client, &schema, stream, false).context("cannot read state")
 }
 
@@ -291,6 +291,6 @@ pub fn record_failed_run(
     run: &RunRecord,
 ) -> Result<()> {
     let mut client = super::conn::connect(url)?;
-    let schema = super::conn::schema_of(&mut client, schema, &super::conn::redact(url))?;
+    let schema = super::table::schema_of(&mut client, schema, &super::conn::redact(url))?;
     record_run(&mut client, &schema, table, run)
 }

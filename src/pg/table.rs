@@ -34,6 +34,28 @@ pub fn identifier_too_long(what: &str, name: &str) -> String {
     )
 }
 
+/// The schema a table name refers to: `given` (--schema-name), else the
+/// session's current schema (the first existing one on its search_path,
+/// which `options=-csearch_path=...` sets).
+pub fn schema_of(client: &mut Client, given: Option<&str>, name: &str) -> Result<String> {
+    if let Some(schema) = given {
+        check_identifier("schema name", schema)?;
+        return Ok(schema.to_string());
+    }
+    let current: Option<String> = client
+        .query_one("SELECT current_schema()::text", &[])
+        .map_err(|e| anyhow::anyhow!("{name}: cannot read the current schema: {}", db_message(&e)))?
+        .get(0);
+    current.ok_or_else(|| {
+        crate::error::Failure::new(
+            crate::error::Kind::Usage,
+            "no schema on the connection's search_path exists",
+        )
+        .hint("create it, or name one with --schema-name")
+        .into()
+    })
+}
+
 /// Quotes an identifier for PostgreSQL.
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

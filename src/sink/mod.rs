@@ -22,16 +22,18 @@ pub enum LoadMode {
     ReplacePartitions,
 }
 
-/// How records are written into a table of a database store.
+/// What the load asks of every store, the same whatever the store: decided
+/// once by the plan and handed to the store's sink. A store's own settings
+/// (partitioning, file format, row group size) stay with the store.
 #[derive(Debug, Clone)]
-pub struct TableOptions {
-    /// Append, replace or upsert.
+pub struct LoadOptions {
+    /// Append, replace, upsert or replace-partitions.
     pub mode: LoadMode,
     /// Key columns for upsert (and for deletes).
     pub keys: Vec<String>,
     /// A boolean field: records where it is true delete their key's row.
     pub delete_when: Option<String>,
-    /// Reject records with fields the table has no column for.
+    /// Reject records with fields the target has no column for.
     pub strict: bool,
 }
 

@@ -60,6 +60,7 @@ pub fn explain_hot_journal(err: anyhow::Error, path: &Path) -> anyhow::Error {
 }
 
 /// An open SQLite database with a write transaction in progress.
+#[derive(Debug)]
 pub struct SqliteTarget {
     path: PathBuf,
     conn: Connection,
@@ -111,12 +112,14 @@ impl SqliteTarget {
         })
     }
 
-    /// Undoes the open transaction. A database file this run created stays
-    /// (empty): another load may already be waiting on it, and deleting it
-    /// would make that load's commit vanish.
-    pub fn rollback(self) {
-        // The transaction dies with the connection even if ROLLBACK fails.
-        let _ = self.conn.execute_batch("ROLLBACK");
+    /// Undoes the open transaction, if one is open. A database file this
+    /// run created stays (empty): another load may already be waiting on
+    /// it, and deleting it would make that load's commit vanish.
+    pub fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            // The transaction dies with the connection even if ROLLBACK fails.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 

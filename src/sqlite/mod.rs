@@ -9,5 +9,6 @@ pub mod sink;
 pub mod source;
 pub mod stage;
 pub mod state;
+pub mod store;
 pub mod table;
 pub mod values;

@@ -12,7 +12,7 @@ use super::state::SqliteState;
 use super::table::Table;
 use crate::format::flat::Fields;
 use crate::record::Schema;
-use crate::sink::{Sink, TableOptions};
+use crate::sink::{LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 
 /// Loads into one table of an open [`SqliteTarget`].
@@ -25,7 +25,7 @@ pub struct SqliteSink<'c> {
 
 impl<'c> SqliteSink<'c> {
     /// A sink for `table` in `target`'s transaction.
-    pub fn new(target: &'c SqliteTarget, table: &str, options: TableOptions) -> Result<Self> {
+    pub fn new(target: &'c SqliteTarget, table: &str, options: LoadOptions) -> Result<Self> {
         Ok(SqliteSink {
             table: Table::new(target.connection(), table, options)?,
             stage: Stage::new(target.connection()),
@@ -63,8 +63,10 @@ impl Sink for SqliteSink<'_> {
     }
 
     fn commit(mut self: Box<Self>, changes: &StateChanges) -> Result<Vec<String>> {
-        self.settle(changes)?;
-        self.target.commit()?;
+        if let Err(err) = self.settle(changes).and_then(|()| self.target.commit()) {
+            self.target.rollback();
+            return Err(err);
+        }
         let mut log = self.table.take_log();
         if self.stage.deleted() > 0 {
             log.push(format!(
@@ -82,6 +84,6 @@ impl Sink for SqliteSink<'_> {
     }
 
     fn abort(self: Box<Self>) {
-        // The caller rolls the target back once the sink is gone.
+        self.target.rollback();
     }
 }

@@ -11,7 +11,7 @@ use super::values::{ColumnKind, declared_type};
 use crate::format::flat::Fields;
 use crate::format::typing::{column_types, type_of_value};
 use crate::record::{FieldType, Schema};
-use crate::sink::{LoadMode, TableOptions};
+use crate::sink::{LoadMode, LoadOptions};
 
 /// Quotes an identifier that may come from data: `"` doubled, whole name
 /// wrapped. Never paste a name into SQL any other way.
@@ -31,7 +31,7 @@ pub struct Column {
 pub struct Table<'c> {
     conn: &'c Connection,
     /// How records are written (read by the stage too).
-    pub options: TableOptions,
+    pub options: LoadOptions,
     /// Its name, unquoted.
     pub table: String,
     /// Its name, quoted.
@@ -53,7 +53,7 @@ pub struct Table<'c> {
 
 impl<'c> Table<'c> {
     /// Reads the table's columns if it exists; `mode` replace empties it.
-    pub fn new(conn: &'c Connection, table: &str, options: TableOptions) -> Result<Self> {
+    pub fn new(conn: &'c Connection, table: &str, options: LoadOptions) -> Result<Self> {
         let quoted_table = quote_ident(table);
         let mode = options.mode;
         let mut writer = Table {

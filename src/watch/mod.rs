@@ -1,6 +1,6 @@
-//! `etl-watch`: follow files or stdin, cut what arrives into batches, hand
-//! each batch on (stdout or `--exec`), and move the checkpoint only past
-//! batches that were handed on successfully.
+//! `etl-watch`: follow files, stdin or a message broker (`broker/`), cut
+//! what arrives into batches, hand each batch on (stdout or `--exec`), and
+//! move the checkpoint only past batches that were handed on successfully.
 
 pub mod broker;
 pub mod checkpoint;
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::error::Outcome;
+use crate::format::nulls::NullTokens;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::rejects::{Rejects, RejectsOptions};
 use crate::wire::{Begin, End};
@@ -79,7 +80,8 @@ pub enum WatchFormat {
     Lines,
     /// Each line is a JSON object, passed on as it is.
     Ndjson,
-    /// CSV with a header line in each file; values as text.
+    /// CSV with a header line in each file; values as text (an empty
+    /// one, or a null token, null).
     Csv,
 }
 
@@ -92,6 +94,8 @@ pub struct WatchPlan {
     pub stdin: bool,
     /// How lines become records.
     pub format: WatchFormat,
+    /// CSV field texts that are null (`--null-value`).
+    pub nulls: NullTokens,
     /// Close a batch at this many records.
     pub batch_rows: usize,
     /// Close a batch at this many bytes of input.

@@ -68,6 +68,9 @@ impl Watcher<'_> {
                             out.extend_from_slice(&json::key_prefix(col));
                             match rec.text(i) {
                                 Ok("") => out.extend_from_slice(b"null"),
+                                Ok(text) if self.plan.nulls.matches(&rec, i, text) => {
+                                    out.extend_from_slice(b"null")
+                                }
                                 Ok(text) => json::write_str(&mut out, text),
                                 Err(reason) => {
                                     self.reject(name, base + before, &reason, rec.raw())?;

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use etlkit::watch::broker::kafka::Encoder as Body;
+use etlkit::client::kafka::Encoder as Body;
 
 /// The test broker's address.
 pub fn kafka_addr() -> String {
@@ -98,10 +98,11 @@ impl Kafka {
         );
     }
 
-    /// Publishes `values` to one partition (Produce v3, acks from all).
-    pub fn produce(&mut self, topic: &str, partition: i32, values: &[Vec<u8>]) {
+    /// Publishes `values` to one partition (Produce v3, acks from all);
+    /// the offset of the first.
+    pub fn produce(&mut self, topic: &str, partition: i32, values: &[Vec<u8>]) -> i64 {
         let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-        let batch = etlkit::watch::broker::kafka::record_batch(&values);
+        let batch = etlkit::client::kafka::record_batch(&values);
         let mut body = Body::default();
         body.i16(-1).i16(-1).i32(30_000);
         body.i32(1).string(topic).i32(1).i32(partition);
@@ -115,6 +116,7 @@ impl Kafka {
         let _partition = a.i32();
         let error = a.i16();
         assert_eq!(error, 0, "Produce: Kafka error {error}");
+        a.i64()
     }
 
     /// The end offset (high watermark) of each of `partitions`, as a

@@ -3,6 +3,8 @@
 pub mod expect;
 pub mod http;
 pub mod kafka;
+pub mod nats;
+pub mod redis;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -384,4 +386,15 @@ impl Drop for MyDb {
             let _ = c.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
         }
     }
+}
+
+/// A name no other test (or run) uses: tests share the servers.
+pub fn unique(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{name}{}x{nanos}x{n}", std::process::id())
 }

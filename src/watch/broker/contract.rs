@@ -1,16 +1,41 @@
-//! What the watch loop holds a broker by: a message and its position, the
-//! `BrokerSource` contract each broker client implements, the options they
-//! share, and the rules for starting again when what a checkpoint read from
-//! is gone. Nothing here knows a particular broker.
+//! What the watch loop holds a broker by: a message and its typed
+//! position, the `BrokerSource` contract each broker's adapter implements,
+//! the typed JSON form of what the checkpoint keeps (`AtRest`), the options
+//! they share, and the rules for starting again when what a checkpoint read
+//! from is gone. Nothing here knows a particular broker.
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use std::hash::Hash;
+
+use anyhow::Result;
 use serde_json::Value;
 
-/// A broker's position of a message: a JetStream stream sequence is
-/// `(seq, 0)`, a Redis stream entry id `ms-n` is `(ms, n)`.
-pub(crate) type Seq = (u64, u64);
+/// Where a message sits in its broker, typed per broker (`position.rs`):
+/// a JetStream stream sequence, a Redis entry id, a Kafka partition and
+/// offset. Batches key their messages by it.
+pub(crate) trait Position: Clone + Eq + Hash {
+    /// Its JSON form: a record's `seq` (--format lines), a deleted
+    /// message's warning.
+    fn json(&self) -> Value;
+    /// In words, for a reject's reason: "sequence 42".
+    fn text(&self) -> String {
+        let seq = self.json();
+        let seq = seq.as_str().map_or_else(|| seq.to_string(), String::from);
+        format!("sequence {seq}")
+    }
+}
+
+/// What a checkpoint keeps, typed: written as JSON and read back.
+/// `from_json` reads what every release wrote (fields added later are
+/// optional), so an upgrade goes on from the checkpoint on disk.
+pub(crate) trait AtRest: Sized {
+    /// The JSON form in the checkpoint (and, for a batch's positions, in
+    /// its end line).
+    fn to_json(&self) -> Value;
+    /// Reads the JSON form back; why not, if it is not one.
+    fn from_json(value: &Value) -> Result<Self, String>;
+}
 
 /// A message's content.
 pub(crate) enum Body {
@@ -23,51 +48,52 @@ pub(crate) enum Body {
 }
 
 /// One message as delivered.
-pub(crate) struct Message {
+pub(crate) struct Message<P> {
     /// Its position in the stream.
-    pub seq: Seq,
+    pub position: P,
     /// Its subject (NATS) or the stream key (Redis).
     pub subject: String,
     /// What it holds.
     pub body: Body,
     /// How to acknowledge it, where that is per delivery (the JetStream
-    /// ack subject); `None` where the sequence is enough (Redis), or for a
-    /// message read again from the stream after a restart.
+    /// ack subject); `None` where the position is enough (Redis, Kafka),
+    /// or for a message read again from the stream after a restart.
     pub ack: Option<String>,
 }
 
 /// What the watch loop needs from a broker.
 pub(crate) trait BrokerSource {
+    /// A message's position.
+    type Position: Position;
+    /// The broker's state kept in the checkpoint (how far messages were
+    /// handed on; what was acknowledged out of order).
+    type State: AtRest + Default;
+    /// The positions of a batch: in its end line, hashed into its id, and
+    /// in the checkpoint while it is in flight.
+    type Batch: AtRest;
     /// What to call it in messages and rejects: "nats stream ORDERS".
     fn name(&self) -> String;
     /// What makes its positions unique: kept in the checkpoint and hashed
     /// into batch ids (never a host or a password).
     fn identity(&self) -> String;
-    /// The JSON form of a sequence in records and positions.
-    fn seq_json(&self, seq: Seq) -> Value;
-    /// A message's position in words, for rejects: "sequence 42".
-    fn position_text(&self, seq: Seq) -> String {
-        let seq = self.seq_json(seq);
-        let seq = seq.as_str().map_or_else(|| seq.to_string(), String::from);
-        format!("sequence {seq}")
-    }
     /// Up to `max` messages: waiting at most `wait` for the first one, or
     /// not at all (`None`: only what is there now). Empty: none arrived.
-    fn fetch(&mut self, max: usize, wait: Option<Duration>) -> Result<Vec<Message>>;
+    fn fetch(&mut self, max: usize, wait: Option<Duration>)
+    -> Result<Vec<Message<Self::Position>>>;
     /// Acknowledges `messages`; returns once the broker confirmed.
-    fn ack(&mut self, messages: &[Message]) -> Result<()>;
-    /// The positions of a batch (end line and checkpoint).
-    fn positions(&self, messages: &[Message]) -> Value;
-    /// The messages of the batch at `positions` (from the checkpoint),
-    /// still unacknowledged, read again.
-    fn recover(&mut self, positions: &Value) -> Result<Vec<Message>>;
+    fn ack(&mut self, messages: &[Message<Self::Position>]) -> Result<()>;
+    /// The positions of a batch.
+    fn positions(&self, messages: &[Message<Self::Position>]) -> Self::Batch;
+    /// The messages of the batch at `batch` (from the checkpoint), still
+    /// unacknowledged, read again.
+    fn recover(&mut self, batch: &Self::Batch) -> Result<Vec<Message<Self::Position>>>;
     /// Broker state kept in the checkpoint.
-    fn state(&self) -> Value;
+    fn state(&self) -> Self::State;
     /// Takes the state back from the checkpoint.
-    fn restore(&mut self, state: &Value);
+    fn restore(&mut self, state: Self::State);
     /// A batch of `messages` was handed on and acknowledged: what has been
     /// read goes at least this far.
-    fn handed_on(&mut self, _messages: &[Message]) {}
+    fn handed_on(&mut self, _messages: &[Message<Self::Position>]) {}
     /// The group, consumer or stream was created again from its start or
     /// its end (--restart-from start|end): the checkpoint no longer applies.
     fn started_over(&self) -> bool;
@@ -88,12 +114,13 @@ pub enum RestartFrom {
 }
 
 /// The checkpoint as it was before this run opened the broker: whose it
-/// is, and the broker state it kept.
-pub(crate) struct Previous {
+/// is, and the broker state it kept (`None`: not this broker's kind of
+/// state).
+pub(crate) struct Previous<S> {
     /// The identity of the source that wrote it.
     pub identity: String,
     /// Its broker state.
-    pub state: Value,
+    pub state: Option<S>,
 }
 
 /// The refusal to read from the start again what a checkpoint says was
@@ -108,7 +135,7 @@ pub(crate) fn refuse_restart(server: &str, lost: &str, loaded: &str, what: &str)
     )
 }
 
-/// Settings both brokers share.
+/// Settings every broker source shares.
 #[derive(Debug, Clone, Copy)]
 pub struct BrokerOptions {
     /// Create a missing stream.
@@ -120,29 +147,4 @@ pub struct BrokerOptions {
     pub batch_rows: usize,
     /// Where to start again when what the checkpoint read from is gone.
     pub restart: Option<RestartFrom>,
-}
-
-/// A TCP connection to `host:port`, trying each address it resolves to
-/// (10 s each), with Nagle off: brokers answer small requests. `server`
-/// names it in errors (never with a password).
-pub(crate) fn connect_tcp(host: &str, port: u16, server: &str) -> Result<std::net::TcpStream> {
-    use std::net::ToSocketAddrs;
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {server}"))?
-        .collect();
-    let mut last = None;
-    for addr in addrs {
-        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
-            Ok(stream) => {
-                stream.set_nodelay(true)?;
-                return Ok(stream);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    match last {
-        Some(e) => Err(e).with_context(|| format!("cannot connect to {server}")),
-        None => bail!("cannot connect to {server}: no address"),
-    }
 }

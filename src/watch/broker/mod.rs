@@ -10,19 +10,22 @@
 //! named in the checkpoint is rebuilt from exactly its messages and sent
 //! again with the same id, so `etl-load` skips it if it was committed.
 //!
-//! The folder: `contract.rs` (messages, positions, the `BrokerSource`
-//! contract), `url.rs` (addresses and the plan), `checkpoint.rs`,
-//! `payload.rs` (payloads as records), one client per broker (`nats.rs`,
-//! `redis.rs`, `kafka.rs`, each importing only the contract and the URL),
-//! and here the batching loop that drives them.
+//! The folder: `contract.rs` (messages, the `BrokerSource` contract, the
+//! typed JSON form of what the checkpoint keeps), `position.rs` (each
+//! broker's position type), `url.rs` (the plan), `checkpoint.rs`,
+//! `payload.rs` (payloads as records), one adapter per broker (`nats.rs`,
+//! `redis.rs`, `kafka.rs`: the source's rules over its protocol client in
+//! `crate::client`, importing only the contract, the positions and the
+//! plan), and here the batching loop that drives them.
 
 pub mod contract;
-pub mod kafka;
 pub mod url;
 
 mod checkpoint;
+mod kafka;
 mod nats;
 mod payload;
+mod position;
 mod redis;
 
 use std::collections::HashMap;
@@ -43,18 +46,19 @@ use crate::record::FieldType;
 use crate::rejects::Payload;
 use crate::wire::{Begin, End};
 use checkpoint::BrokerCheckpoint;
-use contract::{Body, BrokerSource, Message, Seq};
+use contract::Previous;
+use contract::{AtRest, Body, BrokerSource, Message, Position};
 use payload::{csv_records, fields_text};
 
 /// Longest a single wait on the broker lasts when no batch is open.
 const IDLE_WAIT: Duration = Duration::from_secs(5);
 
 /// The messages of the open batch.
-struct Open {
-    messages: Vec<Message>,
-    /// Index into `messages` by sequence: a message delivered again while
+struct Open<P> {
+    messages: Vec<Message<P>>,
+    /// Index into `messages` by position: a message delivered again while
     /// its batch is still open (its ack wait ran out) is not taken twice.
-    seen: HashMap<Seq, usize>,
+    seen: HashMap<P, usize>,
 }
 
 impl Watcher<'_> {
@@ -65,21 +69,32 @@ impl Watcher<'_> {
         broker: &BrokerPlan,
         options: BrokerOptions,
     ) -> Result<()> {
+        match broker {
+            BrokerPlan::Nats { .. } => {
+                self.follow(|previous| nats::JetStream::open(broker, options, previous))
+            }
+            BrokerPlan::Redis { .. } => {
+                self.follow(|previous| redis::RedisStream::open(broker, options, previous))
+            }
+            BrokerPlan::Kafka { .. } => {
+                self.follow(|previous| kafka::KafkaTopic::open(broker, options, previous))
+            }
+        }
+    }
+
+    /// Follows the source `open` opens, given the checkpoint's previous
+    /// state.
+    fn follow<S: BrokerSource>(
+        &mut self,
+        open: impl FnOnce(Option<&Previous<S::State>>) -> Result<S>,
+    ) -> Result<()> {
         let path = self
             .checkpoint_path
             .clone()
             .expect("WatchArgs::plan requires --checkpoint for a broker");
-        let previous = BrokerCheckpoint::peek(&path)?;
-        let previous = previous.as_ref();
-        let mut source: Box<dyn BrokerSource> = match broker {
-            BrokerPlan::Nats { .. } => Box::new(nats::JetStream::open(broker, options, previous)?),
-            BrokerPlan::Redis { .. } => {
-                Box::new(redis::RedisStream::open(broker, options, previous)?)
-            }
-            BrokerPlan::Kafka { .. } => {
-                Box::new(kafka::KafkaTopic::open(broker, options, previous)?)
-            }
-        };
+        let previous = BrokerCheckpoint::<S::State, S::Batch>::peek(&path)?;
+        let mut source = open(previous.as_ref())?;
+        let source = &mut source;
         let identity = source.identity();
         let mut open = Open {
             messages: Vec::new(),
@@ -92,26 +107,26 @@ impl Watcher<'_> {
             ));
             None
         } else {
-            BrokerCheckpoint::load(&path, &identity)?
+            BrokerCheckpoint::<S::State, S::Batch>::load(&path, &identity)?
         };
         if let Some(checkpoint) = checkpoint {
-            source.restore(&checkpoint.state);
+            source.restore(checkpoint.state);
             if let Some((id, positions)) = checkpoint.pending {
                 self.progress
                     .detail("sending the unconfirmed batch of the last run again");
                 let messages = source.recover(&positions)?;
                 for m in messages {
-                    self.take(source.as_mut(), &mut open, m)?;
+                    self.take(source, &mut open, m)?;
                 }
-                self.deliver_messages(source.as_mut(), &mut open, &path, Some(id))?;
+                self.deliver_messages(source, &mut open, &path, Some(id))?;
             }
         }
-        self.save_broker_checkpoint(source.as_ref(), &path, None)?;
+        self.save_broker_checkpoint(source, &path, None)?;
         let interval = Duration::from_secs_f64(self.plan.batch_interval);
         loop {
             let due = self.batch.started.is_some_and(|s| s.elapsed() >= interval);
             if due {
-                self.deliver_messages(source.as_mut(), &mut open, &path, None)?;
+                self.deliver_messages(source, &mut open, &path, None)?;
             }
             let room = self.plan.batch_rows.saturating_sub(self.batch.rows).max(1);
             let wait = if self.plan.once {
@@ -127,27 +142,27 @@ impl Watcher<'_> {
             let messages = source.fetch(room, wait)?;
             let nothing = messages.is_empty();
             for m in messages {
-                self.take(source.as_mut(), &mut open, m)?;
+                self.take(source, &mut open, m)?;
             }
             if self.batch.rows >= self.plan.batch_rows || self.batch.bytes >= self.plan.batch_bytes
             {
-                self.deliver_messages(source.as_mut(), &mut open, &path, None)?;
+                self.deliver_messages(source, &mut open, &path, None)?;
             }
             if self.plan.once && nothing {
-                return self.deliver_messages(source.as_mut(), &mut open, &path, None);
+                return self.deliver_messages(source, &mut open, &path, None);
             }
         }
     }
 
     /// Turns one message into records of the open batch; a bad one goes to
     /// the rejects and is acknowledged once it is safely written there.
-    fn take(
+    fn take<S: BrokerSource>(
         &mut self,
-        source: &mut dyn BrokerSource,
-        open: &mut Open,
-        message: Message,
+        source: &mut S,
+        open: &mut Open<S::Position>,
+        message: Message<S::Position>,
     ) -> Result<()> {
-        if let Some(&index) = open.seen.get(&message.seq) {
+        if let Some(&index) = open.seen.get(&message.position) {
             // Delivered again while its batch is open: the newest delivery
             // is the one to acknowledge.
             if message.ack.is_some() {
@@ -155,7 +170,7 @@ impl Watcher<'_> {
             }
             return Ok(());
         }
-        let seq = source.seq_json(message.seq);
+        let seq = message.position.json();
         match self.records(&message, &seq) {
             Ok(records) => {
                 let size = match &message.body {
@@ -175,7 +190,8 @@ impl Watcher<'_> {
                     self.batch.push(record, size / records.len().max(1));
                 }
                 self.batch.started.get_or_insert_with(Instant::now);
-                open.seen.insert(message.seq, open.messages.len());
+                open.seen
+                    .insert(message.position.clone(), open.messages.len());
                 open.messages.push(Message {
                     body: Body::Gone,
                     ..message
@@ -192,7 +208,7 @@ impl Watcher<'_> {
                 };
                 let reason = format!(
                     "{} ({}): {reason}",
-                    source.position_text(message.seq),
+                    message.position.text(),
                     message.subject
                 );
                 self.rejects
@@ -204,7 +220,7 @@ impl Watcher<'_> {
     }
 
     /// The records a message holds, or why it holds none that are valid.
-    fn records(&self, message: &Message, seq: &Value) -> Result<Vec<Vec<u8>>, String> {
+    fn records<P>(&self, message: &Message<P>, seq: &Value) -> Result<Vec<Vec<u8>>, String> {
         let payload = match &message.body {
             Body::Gone => return Ok(Vec::new()),
             Body::Fields(fields) => {
@@ -261,29 +277,30 @@ impl Watcher<'_> {
                     })
                     .collect())
             }
-            WatchFormat::Csv => csv_records(payload),
+            WatchFormat::Csv => csv_records(payload, &self.plan.nulls),
         }
     }
 
     /// Hands the open batch on and acknowledges its messages. `replay`:
     /// the id of the batch being sent again after a restart.
-    fn deliver_messages(
+    fn deliver_messages<S: BrokerSource>(
         &mut self,
-        source: &mut dyn BrokerSource,
-        open: &mut Open,
+        source: &mut S,
+        open: &mut Open<S::Position>,
         path: &Path,
         replay: Option<String>,
     ) -> Result<()> {
         if open.messages.is_empty() {
             return Ok(());
         }
-        let positions = source.positions(&open.messages);
+        let batch = source.positions(&open.messages);
+        let positions = batch.to_json();
         let id = replay.unwrap_or_else(|| {
             identity::Hasher::of(format!("broker-v1;{};{positions}", source.identity()).as_bytes())
         });
         let rows = self.batch.rows;
         if rows > 0 {
-            self.save_broker_checkpoint(source, path, Some((id.clone(), positions.clone())))?;
+            self.save_broker_checkpoint(source, path, Some((id.clone(), batch)))?;
             let begin = Begin {
                 stream: self.plan.stream.clone(),
                 source: Some(PROGRAM.into()),
@@ -320,11 +337,11 @@ impl Watcher<'_> {
         self.save_broker_checkpoint(source, path, None)
     }
 
-    fn save_broker_checkpoint(
+    fn save_broker_checkpoint<S: BrokerSource>(
         &self,
-        source: &dyn BrokerSource,
+        source: &S,
         path: &Path,
-        pending: Option<(String, Value)>,
+        pending: Option<(String, S::Batch)>,
     ) -> Result<()> {
         BrokerCheckpoint {
             identity: source.identity(),

@@ -3,10 +3,11 @@
 
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::json;
+use crate::format::nulls::NullTokens;
 
 /// A CSV payload: a header line, then rows; every value as text, an
-/// empty one null. Any bad row rejects the whole message.
-pub(super) fn csv_records(payload: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+/// empty one or a null token null. Any bad row rejects the whole message.
+pub(super) fn csv_records(payload: &[u8], nulls: &NullTokens) -> Result<Vec<Vec<u8>>, String> {
     let mut parser = CsvParser::new(payload, "payload", b',', Quoting::Rfc4180);
     let mut rec = RawRecord::default();
     let mut header: Option<Vec<String>> = None;
@@ -42,6 +43,7 @@ pub(super) fn csv_records(payload: &[u8]) -> Result<Vec<Vec<u8>>, String> {
             out.extend_from_slice(&json::key_prefix(col));
             match rec.text(i).map_err(|e| format!("row {row}: {e}"))? {
                 "" => out.extend_from_slice(b"null"),
+                text if nulls.matches(&rec, i, text) => out.extend_from_slice(b"null"),
                 text => json::write_str(&mut out, text),
             }
         }
@@ -74,10 +76,18 @@ mod tests {
 
     #[test]
     fn csv_payloads_need_their_header_and_whole_rows() {
-        let records = csv_records(b"id,name\n1,a\n2,\n").unwrap();
+        let none = NullTokens::default();
+        let records = csv_records(b"id,name\n1,a\n2,\n", &none).unwrap();
         assert_eq!(records[0], br#"{"id":"1","name":"a"}"#);
         assert_eq!(records[1], br#"{"id":"2","name":null}"#);
-        assert!(csv_records(b"id,name\n1\n").unwrap_err().contains("row 1"));
-        assert!(csv_records(b"").is_err());
+        assert!(
+            csv_records(b"id,name\n1\n", &none)
+                .unwrap_err()
+                .contains("row 1")
+        );
+        assert!(csv_records(b"", &none).is_err());
+        let na = NullTokens::new(["NA".to_string()]);
+        let records = csv_records(b"id,name\nNA,\"NA\"\n", &na).unwrap();
+        assert_eq!(records[0], br#"{"id":null,"name":"NA"}"#);
     }
 }

@@ -1,162 +1,27 @@
-//! A Redis stream as a watch source, read through a consumer group.
+//! A Redis stream as a watch source, read through a consumer group (the
+//! protocol client is `crate::client::redis`).
 //!
-//! A small synchronous RESP2 client and the stream commands the watch
-//! needs: XGROUP CREATE, XREADGROUP (our own pending entries first, then
-//! new ones with `>`), XACK. Redis keeps each consumer's delivered but
-//! unacknowledged entries (its pending entries list); after a restart they
-//! are read again from it, so the batch named in the checkpoint is rebuilt
-//! from exactly the entries it held.
+//! New entries are read with XREADGROUP `>`, our own pending entries
+//! first. Redis keeps each consumer's delivered but unacknowledged entries
+//! (its pending entries list); after a restart they are read again from
+//! it, so the batch named in the checkpoint is rebuilt from exactly the
+//! entries it held. An entry's `payload` field is read by --format; an
+//! entry without one is one record of all its fields.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use super::contract::{
-    Body, BrokerOptions, BrokerSource, Message, Previous, RestartFrom, Seq, connect_tcp,
-    refuse_restart,
+    AtRest, Body, BrokerOptions, BrokerSource, Message, Previous, RestartFrom, refuse_restart,
 };
-use super::url::{BrokerPlan, BrokerUrl};
-
-/// How long a reply may take beyond a BLOCK asked for.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+use super::url::BrokerPlan;
+use crate::client::redis::{Entry, EntryId, Resp};
 
 /// Entries read from the pending list per call.
 const PAGE: usize = 1000;
-
-/// A RESP2 reply.
-#[derive(Debug)]
-enum Reply {
-    Nil,
-    Int,
-    Bytes(Vec<u8>),
-    Array(Vec<Reply>),
-    Error(String),
-}
-
-/// One connection to a Redis server.
-struct Resp {
-    reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
-    server: String,
-}
-
-impl Resp {
-    fn connect(url: &BrokerUrl) -> Result<Resp> {
-        let server = url.to_string();
-        // Every address the name resolves to is tried, as for NATS and Kafka.
-        let stream = connect_tcp(&url.host, url.port, &server)?;
-        stream.set_nodelay(true)?;
-        let mut conn = Resp {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: BufWriter::new(stream),
-            server,
-        };
-        if let Some(password) = &url.password {
-            let mut args: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(user) = &url.user {
-                args.push(user.as_bytes());
-            }
-            args.push(password.as_bytes());
-            // The server's message names no password; ours neither.
-            conn.ok(&args)
-                .map_err(|e| anyhow!("{e:#}").context("authentication failed"))?;
-        }
-        if let Some(db) = url.path.strip_prefix('/') {
-            conn.ok(&[b"SELECT", db.as_bytes()])?;
-        }
-        Ok(conn)
-    }
-
-    /// Sends a command and reads its reply (an error reply is a `Reply`).
-    fn call(&mut self, args: &[&[u8]], timeout: Duration) -> Result<Reply> {
-        write!(self.writer, "*{}\r\n", args.len())?;
-        for arg in args {
-            write!(self.writer, "${}\r\n", arg.len())?;
-            self.writer.write_all(arg)?;
-            self.writer.write_all(b"\r\n")?;
-        }
-        self.writer
-            .flush()
-            .with_context(|| format!("{}: cannot send", self.server))?;
-        self.reader.get_ref().set_read_timeout(Some(timeout))?;
-        self.read_reply()
-    }
-
-    /// A command whose error reply is an error.
-    fn ok(&mut self, args: &[&[u8]]) -> Result<Reply> {
-        match self.call(args, REPLY_TIMEOUT)? {
-            Reply::Error(e) => Err(anyhow!(
-                "{}: {}: {e}",
-                self.server,
-                String::from_utf8_lossy(args[0])
-            )),
-            reply => Ok(reply),
-        }
-    }
-
-    fn line(&mut self) -> Result<String> {
-        let mut line = String::new();
-        let n = self.reader.read_line(&mut line).map_err(|e| {
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) {
-                anyhow!("{}: no answer from the server in time", self.server)
-            } else {
-                anyhow!("{}: {e}", self.server)
-            }
-        })?;
-        if n == 0 {
-            bail!("{}: the server closed the connection", self.server);
-        }
-        Ok(line.trim_end_matches(['\r', '\n']).to_string())
-    }
-
-    fn read_reply(&mut self) -> Result<Reply> {
-        let line = self.line()?;
-        let (kind, rest) = line.split_at(line.len().min(1));
-        let number = || -> Result<i64> {
-            rest.parse()
-                .map_err(|_| anyhow!("bad reply from the server: {line:?}"))
-        };
-        Ok(match kind {
-            "+" => Reply::Bytes(rest.as_bytes().to_vec()),
-            "-" => Reply::Error(rest.to_string()),
-            ":" => {
-                number()?;
-                Reply::Int
-            }
-            "$" => match usize::try_from(number()?) {
-                Err(_) => Reply::Nil,
-                Ok(size) => {
-                    let mut data = vec![0; size + 2];
-                    self.reader.read_exact(&mut data)?;
-                    data.truncate(size);
-                    Reply::Bytes(data)
-                }
-            },
-            "*" => match usize::try_from(number()?) {
-                Err(_) => Reply::Nil,
-                Ok(n) => Reply::Array((0..n).map(|_| self.read_reply()).collect::<Result<_>>()?),
-            },
-            _ => bail!("{}: not a Redis server? It said {line:?}", self.server),
-        })
-    }
-}
-
-fn parse_id(id: &[u8]) -> Option<Seq> {
-    let text = std::str::from_utf8(id).ok()?;
-    let (ms, n) = text.split_once('-')?;
-    Some((ms.parse().ok()?, n.parse().ok()?))
-}
-
-fn id_text(seq: Seq) -> String {
-    format!("{}-{}", seq.0, seq.1)
-}
 
 /// A Redis stream read by one consumer of a consumer group.
 pub(super) struct RedisStream {
@@ -167,37 +32,17 @@ pub(super) struct RedisStream {
     db: String,
     /// Reading our own pending entries after this id (`None`: done, new
     /// entries only).
-    history: Option<Seq>,
+    history: Option<EntryId>,
     /// Entries read ahead while rebuilding the batch in flight.
-    backlog: VecDeque<Message>,
+    backlog: VecDeque<Message<EntryId>>,
     /// The last entry of the last batch handed on and acknowledged: every
     /// entry up to it has been (kept in the checkpoint as `acked`).
-    through: Option<Seq>,
+    through: Option<EntryId>,
     /// The group was created again after it by this run (--restart-from
     /// checkpoint): the batch in flight comes as new entries.
     recreated: bool,
     /// The group was created again from the stream's start or end.
     started_over: bool,
-}
-
-/// Does the stream at `key` have the consumer group `group`?
-fn has_group(conn: &mut Resp, key: &str, group: &str) -> Result<bool> {
-    let Reply::Array(groups) = conn.ok(&[b"XINFO", b"GROUPS", key.as_bytes()])? else {
-        return Ok(false);
-    };
-    Ok(groups.iter().any(|info| {
-        let Reply::Array(fields) = info else {
-            return false;
-        };
-        fields.chunks(2).any(|pair| {
-            matches!(pair, [Reply::Bytes(k), Reply::Bytes(v)] if k == b"name" && v == group.as_bytes())
-        })
-    }))
-}
-
-/// The `acked` entry id of a checkpoint's state.
-fn acked_in(state: &Value) -> Option<Seq> {
-    parse_id(state.get("acked")?.as_str()?.as_bytes())
 }
 
 impl RedisStream {
@@ -210,7 +55,7 @@ impl RedisStream {
     pub(super) fn open(
         plan: &BrokerPlan,
         options: BrokerOptions,
-        previous: Option<&Previous>,
+        previous: Option<&Previous<RedisState>>,
     ) -> Result<RedisStream> {
         let BrokerPlan::Redis {
             url,
@@ -227,24 +72,23 @@ impl RedisStream {
         let identity = format!("redis;{db};{key};{group};{consumer}");
         let through = previous
             .filter(|p| p.identity == identity)
-            .and_then(|p| acked_in(&p.state));
+            .and_then(|p| p.state.as_ref()?.acked);
         let mut start = if options.from_end { "$" } else { "0" }.to_string();
         let mut mkstream = false;
-        let lost = match conn.ok(&[b"TYPE", key.as_bytes()])? {
-            Reply::Bytes(t) if t == b"stream" => (!has_group(&mut conn, key, group)?)
+        let lost = match conn.key_type(key)?.as_slice() {
+            b"stream" => (!conn.has_group(key, group)?)
                 .then(|| format!("the consumer group {group:?} of stream {key:?} is gone")),
-            Reply::Bytes(t) if t == b"none" && options.create_stream => {
+            b"none" if options.create_stream => {
                 mkstream = true;
                 Some(format!("the stream {key:?} is gone"))
             }
-            Reply::Bytes(t) if t == b"none" => bail!(
+            b"none" => bail!(
                 "{server}: there is no stream at key {key:?}; hint: --create-stream creates it"
             ),
-            Reply::Bytes(t) => bail!(
+            t => bail!(
                 "{server}: key {key:?} holds a {}, not a stream",
-                String::from_utf8_lossy(&t)
+                String::from_utf8_lossy(t)
             ),
-            other => bail!("{server}: TYPE answered {other:?}"),
         };
         let mut recreated = false;
         let mut started_over = false;
@@ -254,7 +98,7 @@ impl RedisStream {
                     return Err(refuse_restart(
                         &server,
                         &lost,
-                        &format!("its entries up to {}", id_text(through)),
+                        &format!("its entries up to {through}"),
                         &if mkstream {
                             format!("the stream and its group {group:?}")
                         } else {
@@ -264,35 +108,21 @@ impl RedisStream {
                 }
                 Some(RestartFrom::Checkpoint) => {
                     recreated = true;
-                    id_text(through)
+                    through.to_string()
                 }
                 Some(RestartFrom::Start) => "0".into(),
                 Some(RestartFrom::End) => "$".into(),
             };
             started_over = !recreated;
         }
-        let mut create: Vec<&[u8]> = vec![
-            b"XGROUP",
-            b"CREATE",
-            key.as_bytes(),
-            group.as_bytes(),
-            start.as_bytes(),
-        ];
-        if mkstream {
-            create.push(b"MKSTREAM");
-        }
-        match conn.call(&create, REPLY_TIMEOUT)? {
-            Reply::Error(e) if e.starts_with("BUSYGROUP") => {}
-            Reply::Error(e) => bail!("{server}: cannot create group {group:?} on {key:?}: {e}"),
-            _ => {}
-        }
+        conn.create_group(key, group, &start, mkstream)?;
         Ok(RedisStream {
             conn,
             key: key.clone(),
             group: group.clone(),
             consumer: consumer.clone(),
             db,
-            history: Some((0, 0)),
+            history: Some(EntryId::default()),
             backlog: VecDeque::new(),
             through,
             recreated,
@@ -307,88 +137,36 @@ impl RedisStream {
         from: &str,
         max: usize,
         block: Option<Duration>,
-    ) -> Result<Vec<Message>> {
-        let count = max.to_string();
-        let mut args: Vec<&[u8]> = vec![
-            b"XREADGROUP",
-            b"GROUP",
-            self.group.as_bytes(),
-            self.consumer.as_bytes(),
-            b"COUNT",
-            count.as_bytes(),
-        ];
-        let block_ms = block.map(|b| b.as_millis().max(1).to_string());
-        if let Some(ms) = &block_ms {
-            args.push(b"BLOCK");
-            args.push(ms.as_bytes());
-        }
-        args.extend_from_slice(&[b"STREAMS", self.key.as_bytes(), from.as_bytes()]);
-        let timeout = block.unwrap_or_default() + REPLY_TIMEOUT;
-        let reply = match self.conn.call(&args, timeout)? {
-            Reply::Error(e) if e.starts_with("NOGROUP") => bail!(
-                "{}: the group {:?} or the stream {:?} was deleted",
-                self.conn.server,
-                self.group,
-                self.key
-            ),
-            Reply::Error(e) => bail!("{}: XREADGROUP: {e}", self.conn.server),
-            reply => reply,
-        };
-        let Reply::Array(streams) = reply else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for stream in streams {
-            let Reply::Array(mut parts) = stream else {
-                continue;
-            };
-            let Some(Reply::Array(entries)) = parts.pop() else {
-                continue;
-            };
-            for entry in entries {
-                let Reply::Array(mut entry) = entry else {
-                    continue;
-                };
-                let fields = if entry.len() == 2 { entry.pop() } else { None };
-                let Some(Reply::Bytes(id)) = entry.pop() else {
-                    continue;
-                };
-                let seq = parse_id(&id).with_context(|| {
-                    format!(
-                        "{}: bad entry id {:?}",
-                        self.conn.server,
-                        String::from_utf8_lossy(&id)
-                    )
-                })?;
+    ) -> Result<Vec<Message<EntryId>>> {
+        let entries =
+            self.conn
+                .read_group(&self.key, &self.group, &self.consumer, from, max, block)?;
+        Ok(entries
+            .into_iter()
+            .map(|Entry { id, fields }| {
                 let body = match fields {
-                    Some(Reply::Array(values)) => {
-                        let mut pairs = Vec::with_capacity(values.len() / 2);
-                        let mut it = values.into_iter();
-                        while let (Some(Reply::Bytes(k)), Some(Reply::Bytes(v))) =
-                            (it.next(), it.next())
-                        {
-                            pairs.push((k, v));
-                        }
-                        match pairs.iter().position(|(k, _)| k == b"payload") {
-                            Some(i) => Body::Payload(pairs.swap_remove(i).1),
-                            None => Body::Fields(pairs),
-                        }
-                    }
-                    _ => Body::Gone,
+                    Some(mut pairs) => match pairs.iter().position(|(k, _)| k == b"payload") {
+                        Some(i) => Body::Payload(pairs.swap_remove(i).1),
+                        None => Body::Fields(pairs),
+                    },
+                    None => Body::Gone,
                 };
-                out.push(Message {
-                    seq,
+                Message {
+                    position: id,
                     subject: self.key.clone(),
                     body,
                     ack: None,
-                });
-            }
-        }
-        Ok(out)
+                }
+            })
+            .collect())
     }
 }
 
 impl BrokerSource for RedisStream {
+    type Position = EntryId;
+    type State = RedisState;
+    type Batch = RedisBatch;
+
     fn name(&self) -> String {
         format!("redis stream {}", self.key)
     }
@@ -400,20 +178,16 @@ impl BrokerSource for RedisStream {
         )
     }
 
-    fn seq_json(&self, seq: Seq) -> Value {
-        id_text(seq).into()
-    }
-
-    fn fetch(&mut self, max: usize, wait: Option<Duration>) -> Result<Vec<Message>> {
+    fn fetch(&mut self, max: usize, wait: Option<Duration>) -> Result<Vec<Message<EntryId>>> {
         if !self.backlog.is_empty() {
             let n = max.min(self.backlog.len());
             return Ok(self.backlog.drain(..n).collect());
         }
         if let Some(after) = self.history {
-            let messages = self.read_group(&id_text(after), max, None)?;
+            let messages = self.read_group(&after.to_string(), max, None)?;
             match messages.last() {
                 Some(last) => {
-                    self.history = Some(last.seq);
+                    self.history = Some(last.position);
                     return Ok(messages);
                 }
                 None => self.history = None,
@@ -422,61 +196,54 @@ impl BrokerSource for RedisStream {
         self.read_group(">", max, wait)
     }
 
-    fn ack(&mut self, messages: &[Message]) -> Result<()> {
-        for chunk in messages.chunks(PAGE) {
-            let ids: Vec<String> = chunk.iter().map(|m| id_text(m.seq)).collect();
-            let mut args: Vec<&[u8]> = vec![b"XACK", self.key.as_bytes(), self.group.as_bytes()];
-            args.extend(ids.iter().map(String::as_bytes));
-            self.conn.ok(&args)?;
+    fn ack(&mut self, messages: &[Message<EntryId>]) -> Result<()> {
+        let ids: Vec<EntryId> = messages.iter().map(|m| m.position).collect();
+        self.conn.ack(&self.key, &self.group, &ids)
+    }
+
+    fn positions(&self, messages: &[Message<EntryId>]) -> RedisBatch {
+        RedisBatch {
+            key: self.key.clone(),
+            group: self.group.clone(),
+            consumer: self.consumer.clone(),
+            first: messages
+                .iter()
+                .map(|m| m.position)
+                .min()
+                .unwrap_or_default(),
+            last: messages
+                .iter()
+                .map(|m| m.position)
+                .max()
+                .unwrap_or_default(),
+            messages: messages.len(),
         }
-        Ok(())
     }
 
-    fn positions(&self, messages: &[Message]) -> Value {
-        let first = messages.iter().map(|m| m.seq).min().unwrap_or_default();
-        let last = messages.iter().map(|m| m.seq).max().unwrap_or_default();
-        json!({
-            "broker": "redis",
-            "key": self.key,
-            "group": self.group,
-            "consumer": self.consumer,
-            "first": id_text(first),
-            "last": id_text(last),
-            "messages": messages.len(),
-        })
-    }
-
-    fn recover(&mut self, positions: &Value) -> Result<Vec<Message>> {
-        let bound = |name: &str| {
-            positions
-                .get(name)
-                .and_then(Value::as_str)
-                .and_then(|s| parse_id(s.as_bytes()))
-                .with_context(|| format!("the checkpoint's batch in flight has no {name} id"))
-        };
-        let (first, last) = (bound("first")?, bound("last")?);
-        let mut batch = Vec::new();
-        let mut after = (0, 0);
+    fn recover(&mut self, batch: &RedisBatch) -> Result<Vec<Message<EntryId>>> {
+        let (first, last) = (batch.first, batch.last);
+        let mut out = Vec::new();
+        let mut after = EntryId::default();
         loop {
             // A group created again after the last entry handed on has no
             // pending entries: the batch's entries are its next new ones.
             let from = if self.recreated {
                 ">".to_string()
             } else {
-                id_text(after)
+                after.to_string()
             };
             let page = self.read_group(&from, PAGE, None)?;
-            let Some(end) = page.last().map(|m| m.seq) else {
+            let Some(end) = page.last().map(|m| m.position) else {
                 break;
             };
             after = end;
             let mut past = false;
             for m in page {
-                if m.seq > last {
+                if m.position > last {
                     past = true;
                     self.backlog.push_back(m);
-                } else if m.seq >= first {
-                    batch.push(m);
+                } else if m.position >= first {
+                    out.push(m);
                 } else {
                     // Left unacknowledged before the batch (a reject whose
                     // acknowledgement was cut off): taken after it.
@@ -488,22 +255,21 @@ impl BrokerSource for RedisStream {
             }
         }
         self.history = Some(after);
-        Ok(batch)
+        Ok(out)
     }
 
-    fn state(&self) -> Value {
-        match self.through {
-            Some(through) => json!({ "acked": id_text(through) }),
-            None => Value::Null,
+    fn state(&self) -> RedisState {
+        RedisState {
+            acked: self.through,
         }
     }
 
-    fn restore(&mut self, state: &Value) {
-        self.through = self.through.max(acked_in(state));
+    fn restore(&mut self, state: RedisState) {
+        self.through = self.through.max(state.acked);
     }
 
-    fn handed_on(&mut self, messages: &[Message]) {
-        self.through = self.through.max(messages.iter().map(|m| m.seq).max());
+    fn handed_on(&mut self, messages: &[Message<EntryId>]) {
+        self.through = self.through.max(messages.iter().map(|m| m.position).max());
     }
 
     fn started_over(&self) -> bool {
@@ -511,15 +277,111 @@ impl BrokerSource for RedisStream {
     }
 }
 
+/// What a Redis checkpoint keeps: `{"acked":"ms-n"}`, the last entry of
+/// the last batch handed on; `null` before the first (and in checkpoints
+/// written before etlkit kept it).
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct RedisState {
+    acked: Option<EntryId>,
+}
+
+/// An entry id as the checkpoint holds it, `"ms-n"`.
+fn entry_id(value: Option<&Value>, name: &str) -> Result<EntryId, String> {
+    value
+        .and_then(Value::as_str)
+        .and_then(|s| EntryId::parse(s.as_bytes()))
+        .ok_or_else(|| format!("no {name} entry id"))
+}
+
+impl AtRest for RedisState {
+    fn to_json(&self) -> Value {
+        match self.acked {
+            Some(id) => json!({ "acked": id.to_string() }),
+            None => Value::Null,
+        }
+    }
+
+    fn from_json(value: &Value) -> Result<Self, String> {
+        Ok(RedisState {
+            acked: match value.get("acked") {
+                None | Some(Value::Null) => None,
+                id => Some(entry_id(id, "acked")?),
+            },
+        })
+    }
+}
+
+/// The positions of a Redis batch: `{"broker":"redis","key":K,"group":G,
+/// "consumer":C,"first":"ms-n","last":"ms-n","messages":N}`.
+#[derive(Debug, PartialEq)]
+pub(super) struct RedisBatch {
+    key: String,
+    group: String,
+    consumer: String,
+    /// The batch's entries are those of this consumer from `first` to
+    /// `last`: what `recover` reads again.
+    first: EntryId,
+    last: EntryId,
+    messages: usize,
+}
+
+impl AtRest for RedisBatch {
+    fn to_json(&self) -> Value {
+        json!({
+            "broker": "redis",
+            "key": self.key,
+            "group": self.group,
+            "consumer": self.consumer,
+            "first": self.first.to_string(),
+            "last": self.last.to_string(),
+            "messages": self.messages,
+        })
+    }
+
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let text = |key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        Ok(RedisBatch {
+            key: text("key"),
+            group: text("group"),
+            consumer: text("consumer"),
+            first: entry_id(value.get("first"), "first")?,
+            last: entry_id(value.get("last"), "last")?,
+            messages: value.get("messages").and_then(Value::as_u64).unwrap_or(0) as usize,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The state and the batch in flight as etlkit wrote them before
+    /// positions were typed, and the state before `acked` was kept.
     #[test]
-    fn entry_ids_order_as_numbers() {
-        assert_eq!(parse_id(b"1700000000000-12"), Some((1_700_000_000_000, 12)));
-        assert!(parse_id(b"9-0") < parse_id(b"10-0"));
-        assert_eq!(parse_id(b"x"), None);
-        assert_eq!(id_text((5, 1)), "5-1");
+    fn checkpoints_of_earlier_releases_are_read() {
+        let state = json!({"acked": "1700000000000-4"});
+        let read = RedisState::from_json(&state).unwrap();
+        assert_eq!(read.acked, EntryId::parse(b"1700000000000-4"));
+        assert_eq!(read.to_json(), state);
+        assert_eq!(RedisState::default().to_json(), Value::Null);
+        let batch = json!({"broker": "redis", "key": "orders", "group": "etl",
+            "consumer": "etl-watch", "first": "1700000000000-0", "last": "1700000000001-2",
+            "messages": 5});
+        let read = RedisBatch::from_json(&batch).unwrap();
+        assert_eq!(
+            read.last,
+            EntryId {
+                ms: 1_700_000_000_001,
+                n: 2
+            }
+        );
+        assert_eq!(read.to_json().to_string(), batch.to_string());
+        assert!(RedisBatch::from_json(&json!({"first": "x"})).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! One Parquet file being written, with typed columns: the part both the
-//! single-file Parquet target and the partitioned dataset (`lake/`) use.
+//! single-file Parquet target (`files/parquet_sink.rs`) and the partitioned
+//! dataset (`lake/`) use.
 //!
 //! Columns are typed like a table's: integers become INT64, floats DOUBLE,
 //! booleans BOOLEAN, text and JSON UTF-8 strings. A value that does not fit

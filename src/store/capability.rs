@@ -1,31 +1,12 @@
-//! What each store `etl-load` writes can do: the one table of differences
-//! between stores. etl-load's flag checks ask it (`cli/load.rs`), the
-//! conformance suite takes its exceptions from it (`tests/stores.rs`), and
-//! `etl-load --help` prints it, so a difference between stores is named
-//! once, where code, tests and docs all read it.
+//! What a store `etl-load` writes can do: one row per store, declared in
+//! the store's own folder (`CAPABILITIES` in its `store.rs`) and gathered
+//! into the one table of differences between stores by the registry.
+//! etl-load's flag checks ask it (`cli/load.rs`), the conformance suite
+//! takes its exceptions from it (`tests/stores.rs`), and `etl-load --help`
+//! prints it, so a difference between stores is named once, where code,
+//! tests and docs all read it.
 
 use std::fmt::Write as _;
-
-/// A kind of store etl-load writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StoreKind {
-    /// A table in a SQLite file.
-    Sqlite,
-    /// A table in a PostgreSQL database.
-    Postgres,
-    /// A table in a MySQL or MariaDB database.
-    Mysql,
-    /// A CSV file.
-    Csv,
-    /// A TSV file.
-    Tsv,
-    /// An NDJSON file (or stdout).
-    Ndjson,
-    /// A Parquet file.
-    Parquet,
-    /// A Hive-partitioned Parquet dataset (a directory with a manifest).
-    Dataset,
-}
 
 /// What a record's field that the target lacks becomes (under the default
 /// `--schema evolve`; `--schema strict` rejects it everywhere).
@@ -42,6 +23,9 @@ pub enum NewField {
 pub struct Capabilities {
     /// The store's name in messages and docs.
     pub name: &'static str,
+    /// Its column's heading in the printed table (short: the table fits
+    /// 80 columns).
+    pub heading: &'static str,
     /// What a target of this kind is, in messages ("a CSV file").
     pub what: &'static str,
     /// `--table` names a table in it.
@@ -66,25 +50,23 @@ pub struct Capabilities {
     pub names_fold_case: bool,
     /// Can be written to stdout (`-`).
     pub stdout: bool,
+    /// Names starting with `_etl_` belong to etlkit's own tables and
+    /// columns here: such a field is a reject (not printed: every store
+    /// with tables has it).
+    pub reserved_names: bool,
 }
 
-impl StoreKind {
-    /// Every store etl-load writes, in the order the docs list them.
-    pub const ALL: [StoreKind; 8] = [
-        StoreKind::Sqlite,
-        StoreKind::Postgres,
-        StoreKind::Mysql,
-        StoreKind::Csv,
-        StoreKind::Tsv,
-        StoreKind::Ndjson,
-        StoreKind::Parquet,
-        StoreKind::Dataset,
-    ];
-
-    /// The store's row of the capability table.
-    pub fn capabilities(self) -> Capabilities {
-        let database = |name, what| Capabilities {
+impl Capabilities {
+    /// A database's row: tables with keys and types, transactions, its own
+    /// state; each database names itself.
+    pub const fn database(
+        name: &'static str,
+        heading: &'static str,
+        what: &'static str,
+    ) -> Capabilities {
+        Capabilities {
             name,
+            heading,
             what,
             tables: true,
             upsert: true,
@@ -96,9 +78,20 @@ impl StoreKind {
             own_state: true,
             names_fold_case: true,
             stdout: false,
-        };
-        let file = |name, what| Capabilities {
+            reserved_names: true,
+        }
+    }
+
+    /// A file's row: no tables, no keys, written once per run, state in a
+    /// `--state` file; each file store changes what differs.
+    pub const fn file(
+        name: &'static str,
+        heading: &'static str,
+        what: &'static str,
+    ) -> Capabilities {
+        Capabilities {
             name,
+            heading,
             what,
             tables: false,
             upsert: false,
@@ -110,53 +103,14 @@ impl StoreKind {
             own_state: false,
             names_fold_case: false,
             stdout: true,
-        };
-        match self {
-            StoreKind::Sqlite => database("SQLite", "a SQLite database"),
-            StoreKind::Postgres => database("PostgreSQL", "a PostgreSQL database"),
-            StoreKind::Mysql => database("MySQL/MariaDB", "a MySQL/MariaDB database"),
-            StoreKind::Csv => Capabilities {
-                new_field: NewField::Rejected,
-                ..file("CSV", "a CSV file")
-            },
-            StoreKind::Tsv => Capabilities {
-                new_field: NewField::Rejected,
-                ..file("TSV", "a TSV file")
-            },
-            StoreKind::Ndjson => file("NDJSON", "an NDJSON file"),
-            StoreKind::Parquet => Capabilities {
-                append_existing: false,
-                typed_columns: true,
-                stdout: false,
-                ..file("Parquet", "a Parquet file")
-            },
-            StoreKind::Dataset => Capabilities {
-                partitions: true,
-                typed_columns: true,
-                own_state: true,
-                stdout: false,
-                ..file("dataset", "a dataset directory")
-            },
+            reserved_names: false,
         }
-    }
-
-    /// The names of the stores that have a capability, for messages:
-    /// "SQLite, PostgreSQL, MySQL/MariaDB".
-    pub fn names_with(has: impl Fn(&Capabilities) -> bool) -> String {
-        StoreKind::ALL
-            .iter()
-            .map(|k| k.capabilities())
-            .filter(|c| has(c))
-            .map(|c| c.name)
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 }
 
-/// The capability table as etl-load's `--help` prints it: one row per
-/// capability, one column per store.
-pub fn table() -> String {
-    let stores: Vec<Capabilities> = StoreKind::ALL.iter().map(|k| k.capabilities()).collect();
+/// The capability table of `stores` as etl-load's `--help` prints it: one
+/// row per capability, one column per store.
+pub fn table(stores: &[Capabilities]) -> String {
     let yes = |b: bool| if b { "yes" } else { "-" };
     let rows: Vec<(&str, Vec<&str>)> = vec![
         ("table", stores.iter().map(|c| yes(c.tables)).collect()),
@@ -200,11 +154,6 @@ pub fn table() -> String {
         ),
         ("stdout", stores.iter().map(|c| yes(c.stdout)).collect()),
     ];
-    let short = |c: &Capabilities| match c.name {
-        "MySQL/MariaDB" => "MySQL",
-        "PostgreSQL" => "PG",
-        name => name,
-    };
     let first = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(0);
     let widths: Vec<usize> = stores
         .iter()
@@ -212,13 +161,13 @@ pub fn table() -> String {
         .map(|(i, c)| {
             rows.iter()
                 .map(|(_, cells)| cells[i].len())
-                .fold(short(c).len(), usize::max)
+                .fold(c.heading.len(), usize::max)
         })
         .collect();
     let mut out = String::new();
     let _ = write!(out, "{:first$}", "");
     for (c, w) in stores.iter().zip(&widths) {
-        let _ = write!(out, "  {:>w$}", short(c));
+        let _ = write!(out, "  {:>w$}", c.heading);
     }
     out.push('\n');
     for (row, cells) in &rows {
@@ -240,32 +189,4 @@ pub fn table() -> String {
          first; stdout: TARGET - writes to stdout.\n",
     );
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_store_has_one_row_and_the_table_names_them_all() {
-        let text = table();
-        for kind in StoreKind::ALL {
-            let c = kind.capabilities();
-            // A store that has upsert has tables to hold keys.
-            assert!(!c.upsert || c.tables, "{}", c.name);
-            // Partitions only where a directory holds many files.
-            assert!(!c.partitions || kind == StoreKind::Dataset, "{}", c.name);
-        }
-        assert!(text.lines().next().is_some_and(|l| l.contains("SQLite")));
-        assert_eq!(
-            text.lines().take_while(|l| !l.is_empty()).count(),
-            11,
-            "{text}"
-        );
-        assert!(text.lines().all(|l| l.len() <= 80), "{text}");
-        assert_eq!(
-            StoreKind::names_with(|c| c.upsert),
-            "SQLite, PostgreSQL, MySQL/MariaDB"
-        );
-    }
 }

@@ -1,5 +1,6 @@
-//! Addresses on the command line: which URL schemes etlkit knows and where
-//! each may be used. Anything else of the form `scheme://...` is refused as
+//! Addresses on the command line: which URL schemes etlkit knows (the
+//! stores' own, gathered by the registry, and etl-watch's brokers) and
+//! where each may be used. Anything else of the form `scheme://...` is refused as
 //! a usage error naming the scheme, never taken for a local path (which
 //! would make `etl-load s3://bucket/lake` create a directory `s3:`). Every
 //! program checks its targets, inputs and `--state` here, before any I/O.
@@ -21,8 +22,6 @@ pub enum Role {
     WatchInput,
 }
 
-const DATABASES: &[&str] = &["postgres", "postgresql", "mysql", "mariadb"];
-const APIS: &[&str] = &["http", "https"];
 const BROKERS: &[&str] = &["nats", "redis", "kafka"];
 /// Broker schemes etl-watch recognises in order to refuse them clearly (TLS).
 const REFUSED_BROKERS: &[&str] = &["rediss", "tls"];
@@ -31,8 +30,10 @@ impl Role {
     /// The schemes this place takes.
     fn schemes(self) -> Vec<&'static str> {
         match self {
-            Role::LoadTarget | Role::State => DATABASES.to_vec(),
-            Role::ExtractInput => DATABASES.iter().chain(APIS).copied().collect(),
+            Role::LoadTarget | Role::State => super::database_schemes().collect(),
+            Role::ExtractInput => super::database_schemes()
+                .chain(super::source_schemes())
+                .collect(),
             Role::WatchInput => BROKERS.to_vec(),
         }
     }
@@ -80,12 +81,11 @@ pub fn check(text: &str, role: Role) -> anyhow::Result<()> {
         return Ok(());
     }
     let known: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
-    let everywhere = DATABASES
-        .iter()
-        .chain(APIS)
-        .chain(BROKERS)
-        .chain(REFUSED_BROKERS)
-        .any(|s| *s == scheme);
+    let everywhere = super::database_schemes()
+        .chain(super::source_schemes())
+        .chain(BROKERS.iter().copied())
+        .chain(REFUSED_BROKERS.iter().copied())
+        .any(|s| s == scheme);
     let kind = if everywhere {
         "cannot be used as"
     } else {

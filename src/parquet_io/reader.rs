@@ -9,7 +9,7 @@
 //! in seconds (`PT1.5S`), binary becomes `\x`-prefixed hex, nested groups,
 //! lists and maps become JSON. A value with no exact wire form (an
 //! infinity, NaN, text that is not UTF-8, JSON too deep for the wire) makes
-//! its row a reject. `parquet_values` writes the values.
+//! its row a reject. `values.rs` writes the values.
 
 use std::fs::File;
 use std::path::Path;
@@ -25,7 +25,7 @@ use parquet::record::Row;
 use parquet::schema::types::{SchemaDescriptor, Type};
 
 use super::arrow_schema;
-use super::parquet_values::{self, Bad, Leaf, Node};
+use super::values::{self, Bad, Leaf, Node};
 use crate::format::json;
 use crate::record::{FieldType, Schema};
 use crate::rejects::Payload;
@@ -75,7 +75,7 @@ impl ParquetSource {
                 .as_ref()
                 .and_then(|a| a.get(i))
                 .filter(|a| a.name == field.name());
-            let mut node = parquet_values::node(field, hint);
+            let mut node = values::node(field, hint);
             let wire = wire_type(field, &node, &metadata, i);
             if wire == FieldType::Text
                 && field.is_primitive()
@@ -86,8 +86,8 @@ impl ParquetSource {
             schema.push((field.name().to_string(), wire));
             nodes.push(node);
         }
-        // Strings and INT96 are read as bytes: see `parquet_values`.
-        let options = match parquet_values::reading_schema(&root).with_context(unreadable)? {
+        // Strings and INT96 are read as bytes: see `values.rs`.
+        let options = match values::reading_schema(&root).with_context(unreadable)? {
             Some(reading) => ReadOptionsBuilder::new()
                 .with_parquet_schema(Arc::new(SchemaDescriptor::new(Arc::new(reading)))),
             None => ReadOptionsBuilder::new(),
@@ -121,7 +121,7 @@ impl ParquetSource {
             }
             out.extend_from_slice(&json::key_prefix(name));
             let node = self.nodes.get(i).unwrap_or(&Node::Leaf(Leaf::Plain));
-            parquet_values::write(out, value, node, lenient)
+            values::write(out, value, node, lenient)
                 .map_err(|Bad(reason)| Bad(format!("column {name:?}: {reason}")))?;
         }
         for (i, (name, json)) in self.constant.iter().enumerate() {

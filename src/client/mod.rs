@@ -1,0 +1,15 @@
+//! Wire-protocol clients of the message brokers: NATS (the text protocol
+//! and the JetStream API), Redis (RESP2 and the stream commands) and Kafka
+//! (the binary protocol, record batches, group offsets).
+//!
+//! A floor below the programs and the stores: a client knows its
+//! protocol, not who reads through it. `etl-watch`'s broker sources
+//! (`watch/broker/`) are built on them, and a broker target can be too.
+//! They import only plumbing: `tcp.rs` (the one TCP connect), `url.rs`
+//! (broker addresses, credentials percent-decoded by `crate::percent`).
+
+pub mod kafka;
+pub mod nats;
+pub mod redis;
+pub mod tcp;
+pub mod url;

@@ -1,0 +1,137 @@
+//! A table in a MySQL or MariaDB database as a store: the flags it takes,
+//! its row of the capability table, and the contract the programs hold it
+//! by.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use super::sink::MysqlSink;
+use super::source::{MysqlSource, ZeroDates};
+use crate::error::usage;
+use crate::runs::RunRecord;
+use crate::sink::LoadOptions;
+use crate::source::{Selection, Window};
+use crate::store::{Capabilities, FlagCheck, Opened, OpenedSource, SourceArgs, Store, TargetArgs};
+
+/// MySQL's and MariaDB's row of the capability table.
+pub const CAPABILITIES: Capabilities =
+    Capabilities::database("MySQL/MariaDB", "MySQL", "a MySQL/MariaDB database");
+
+/// A table in a MySQL or MariaDB database (a `mysql://` URL, printed only
+/// redacted).
+#[derive(Debug)]
+pub struct MysqlStore {
+    url: String,
+    /// The table (empty for a store named only for its state).
+    table: String,
+    /// How long to wait for another load of the same table.
+    wait: Duration,
+    /// What etl-extract reads (a store it reads from), and what a zero
+    /// date becomes.
+    selection: Option<(Selection, ZeroDates)>,
+}
+
+impl MysqlStore {
+    /// The target etl-load's flags name, checked: the database is the
+    /// URL's.
+    pub fn open(args: &TargetArgs, check: FlagCheck<'_>) -> Result<Self> {
+        args.refuse_file_format("mysql://")?;
+        if args.schema_name.is_some() {
+            return Err(usage(
+                "--schema-name is for PostgreSQL; a MySQL target's database is the one in its URL",
+            ));
+        }
+        let table = args.table_checked()?;
+        check(&CAPABILITIES)?;
+        let url = args.address_text();
+        super::conn::database(&url)?;
+        Ok(MysqlStore {
+            url,
+            table,
+            wait: args.wait,
+            selection: None,
+        })
+    }
+
+    /// The database `--state` names, for its bookmarks.
+    pub fn state(url: &str) -> Self {
+        MysqlStore {
+            url: url.to_string(),
+            table: String::new(),
+            wait: Duration::ZERO,
+            selection: None,
+        }
+    }
+
+    /// The database etl-extract reads from, as `args` say.
+    pub fn source(url: &str, args: &SourceArgs) -> Self {
+        let zero_dates = if args.null_zero_dates {
+            ZeroDates::Null
+        } else {
+            ZeroDates::Reject
+        };
+        MysqlStore {
+            selection: Some((args.selection.clone(), zero_dates)),
+            ..MysqlStore::state(url)
+        }
+    }
+}
+
+impl Store for MysqlStore {
+    fn capabilities(&self) -> &'static Capabilities {
+        &CAPABILITIES
+    }
+
+    fn shown(&self) -> String {
+        super::conn::redact(&self.url)
+    }
+
+    fn target_name(&self) -> String {
+        format!("table {:?}", self.table)
+    }
+
+    fn untouched(&self) -> String {
+        format!(
+            "nothing was loaded into {} (table {:?} is as it was)",
+            self.shown(),
+            self.table
+        )
+    }
+
+    fn destination(&self) -> String {
+        format!("table {:?} in {}", self.table, self.shown())
+    }
+
+    fn default_job(&self) -> String {
+        self.table.clone()
+    }
+
+    fn open_sink(&self, load: &LoadOptions) -> Opened<'_> {
+        Ok(
+            MysqlSink::open(&self.url, &self.table, load.clone(), self.wait.as_secs())
+                .map(|sink| Box::new(sink) as _),
+        )
+    }
+
+    fn record_failed_run(&self, run: &RunRecord) -> Result<()> {
+        super::state::record_failed_run(&self.url, &self.table, run)
+    }
+
+    fn scrub(&self, message: &str) -> String {
+        message.replace(self.url.as_str(), &self.shown())
+    }
+
+    fn read_bookmark(&self, stream: &str) -> Result<Option<Value>> {
+        super::state::read(&self.url, stream)
+    }
+
+    fn open_source(&self, window: Option<Window<'_>>) -> Result<OpenedSource> {
+        let Some((selection, zero_dates)) = &self.selection else {
+            anyhow::bail!("{}: nothing to read (no --table or --query)", self.shown());
+        };
+        let source = MysqlSource::open(&self.url, selection, window, *zero_dates)?;
+        Ok(OpenedSource::new(Box::new(source), self.shown()))
+    }
+}
