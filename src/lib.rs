@@ -39,6 +39,7 @@ pub mod sqlite;
 pub mod state;
 pub mod state_document;
 pub mod store;
+pub mod tls;
 pub mod transform;
 pub mod watch;
 pub mod wire;

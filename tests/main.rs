@@ -21,5 +21,6 @@ mod ops;
 mod pipeline;
 mod postgres;
 mod stores;
+mod tls;
 mod transform;
 mod watch;

@@ -725,8 +725,19 @@ fn connection_parameters_are_honoured_or_refused() {
             "unsupported connection parameter \"service\"",
         ),
         ("bogus=1", "unsupported connection parameter \"bogus\""),
-        ("sslrootcert=ca.pem", "sslrootcert needs TLS"),
-        ("sslmode=verify-full", "sslmode=verify-full needs TLS"),
+        (
+            "sslrootcert=system&sslmode=require",
+            "may not be used with sslrootcert=system",
+        ),
+        (
+            "sslmode=verify-full",
+            "sslmode=verify-full needs a root certificate",
+        ),
+        ("sslpassword=x", "encrypted client keys are not supported"),
+        (
+            "sslcrl=crl.pem",
+            "certificate revocation lists are not supported",
+        ),
         (
             "sslmode=sometimes",
             "invalid value for sslmode: \"sometimes\"",

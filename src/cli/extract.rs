@@ -68,8 +68,11 @@ digit, timestamps are ISO 8601 in UTC, json/jsonb are nested JSON.
 MySQL and MariaDB: INPUT is a mysql:// (or mariadb://) URL naming the
 database; the user, password, host and port it leaves out come from the
 [client] section of ~/.my.cnf, then MYSQL_PWD, MYSQL_HOST and
-MYSQL_TCP_PORT, as with the mysql client (URL parameters: socket; TLS
-options are refused: this build has no TLS). Rows are streamed and typed by
+MYSQL_TCP_PORT, as with the mysql client (URL parameters: socket, and TLS
+as the client names it, in the URL or ~/.my.cnf: ssl-mode=DISABLED,
+PREFERRED (the default), REQUIRED, VERIFY_CA (the default with ssl-ca) or
+VERIFY_IDENTITY, ssl-ca=FILE, ssl-cert=FILE and ssl-key=FILE; a certificate
+that fails its check ends the run, naming why). Rows are streamed and typed by
 the server: BIGINT UNSIGNED up to 18446744073709551615 and DECIMAL are
 numbers with every digit (declared text, so a loader keeps the digits);
 BIT(1) is true/false; DATE is YYYY-MM-DD, DATETIME YYYY-MM-DDTHH:MM:SS[.f]

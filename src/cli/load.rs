@@ -90,7 +90,8 @@ bookmark goes to _etl_state in the same schema, in the same transaction;
 loads of the same table take turns (an advisory lock).
 
 MySQL and MariaDB targets: TARGET is a mysql:// (or mariadb://) URL naming
-the database (credentials as for etl-extract: ~/.my.cnf [client], MYSQL_PWD).
+the database (credentials and TLS as for etl-extract: ~/.my.cnf [client],
+MYSQL_PWD, ssl-mode, ssl-ca, ssl-cert, ssl-key).
 Rows are checked against their columns (integer ranges incl. UNSIGNED,
 DECIMAL digits and scale, exact floats, FLOAT's range, text length, dates,
 TIMESTAMP's range, YEAR's 1901 to 2155 and 0 for 0000; \\x-hex text becomes

@@ -65,20 +65,30 @@ PostgreSQL connections:
   postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE?PARAM=VALUE&... (write a
   special character in the password percent-encoded: '@' as %40). What the
   URL leaves out comes from PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD,
-  PGOPTIONS, PGAPPNAME, PGCONNECT_TIMEOUT, PGSSLMODE and PGPASSFILE or
-  ~/.pgpass, as with psql. URL parameters honoured: host, hostaddr, port,
-  dbname, user, password, passfile, options (options=-csearch_path%3Dstaging
-  makes staging the schema used without --schema-name), application_name,
-  fallback_application_name, connect_timeout (default 30 seconds), sslmode
-  (disable, allow, prefer), keepalives, keepalives_idle, keepalives_interval,
-  keepalives_count, tcp_user_timeout, target_session_attrs (any, read-write,
-  read-only), channel_binding, load_balance_hosts, sslnegotiation, gssencmode
-  (disable, prefer) and client_encoding (UTF8). This build has no TLS:
-  sslmode=require, verify-ca and verify-full and the ssl* certificate
-  parameters are refused, and so is any parameter etlkit does not know (exit
-  2); none is ignored. key=value connection strings are not accepted. No
-  message etlkit prints contains the password; prefer PGPASSWORD or
-  ~/.pgpass to a password in the URL: other users can read command lines.";
+  PGOPTIONS, PGAPPNAME, PGCONNECT_TIMEOUT, PGSSLMODE, PGSSLROOTCERT,
+  PGSSLCERT, PGSSLKEY and PGPASSFILE or ~/.pgpass, as with psql. URL
+  parameters honoured: host, hostaddr, port, dbname, user, password,
+  passfile, options (options=-csearch_path%3Dstaging makes staging the
+  schema used without --schema-name), application_name,
+  fallback_application_name, connect_timeout (default 30 seconds),
+  keepalives, keepalives_idle, keepalives_interval, keepalives_count,
+  tcp_user_timeout, target_session_attrs (any, read-write, read-only),
+  channel_binding, load_balance_hosts, gssencmode (disable, prefer),
+  client_encoding (UTF8) and TLS's: sslmode (disable, allow, prefer (the
+  default), require, verify-ca, verify-full), sslrootcert (a PEM file of
+  CA certificates, or system for the public authorities built into etlkit),
+  sslcert and sslkey (a client certificate; the key unencrypted, mode
+  0600), sslcertmode (allow, disable), sslsni, sslnegotiation,
+  ssl_min_protocol_version and ssl_max_protocol_version. As libpq:
+  require checks no certificate unless a root certificate file exists,
+  verify-full also checks the host name, and ~/.postgresql/root.crt,
+  postgresql.crt and postgresql.key are used when the URL names none; a
+  certificate that fails its check ends the run, naming why, never falling
+  back to plain text. Any other parameter (sslpassword, sslcrl, service...)
+  is refused (exit 2); none is ignored. key=value connection strings are
+  not accepted. No message etlkit prints contains the password; prefer
+  PGPASSWORD or ~/.pgpass to a password in the URL: other users can read
+  command lines.";
 
 /// Handles `--completions SHELL` before the program's own parsing, so that
 /// it works without the arguments a run requires (etl-load's TARGET):

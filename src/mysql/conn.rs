@@ -2,14 +2,17 @@
 //! `mysql://` (or `mariadb://`) URL, with the `[client]` section of
 //! `~/.my.cnf` and then `MYSQL_PWD`, `MYSQL_HOST` and `MYSQL_TCP_PORT`
 //! filling what the URL leaves out (the client's own order: option files
-//! before environment variables). The URL a user typed may hold a
-//! password, so everything we print uses [`redact`].
+//! before environment variables), and TLS as the client sets it up
+//! (`tls.rs`: ssl-mode, ssl-ca, ssl-cert, ssl-key). The URL a user typed
+//! may hold a password, so everything we print uses [`redact`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use mysql::{Conn, OptsBuilder};
+
+use super::tls::{Mode, Tls};
 
 /// Where and as whom to connect, once the URL, the option file and the
 /// environment have had their say.
@@ -27,6 +30,8 @@ pub struct Settings {
     pub password: Option<String>,
     /// The database (a MySQL "schema"): where tables and `_etl_state` live.
     pub database: Option<String>,
+    /// TLS: ssl-mode and the certificate files.
+    pub tls: Tls,
 }
 
 impl std::fmt::Debug for Settings {
@@ -38,6 +43,7 @@ impl std::fmt::Debug for Settings {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("database", &self.database)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -130,22 +136,6 @@ fn option_file() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".my.cnf"))
 }
 
-/// Refuses TLS settings this build cannot honour (it has no TLS).
-fn refuse_tls(key: &str, value: &str, origin: &str) -> Result<()> {
-    let wants_tls = match key {
-        "ssl_mode" | "sslmode" => !value.eq_ignore_ascii_case("disabled"),
-        "ssl" => !matches!(value.to_ascii_lowercase().as_str(), "0" | "false" | "off"),
-        k => k.starts_with("ssl_") || k.starts_with("tls_"),
-    };
-    if wants_tls {
-        bail!(
-            "{origin}: {key} asks for TLS, which this build of etlkit does not include; \
-             connect over a trusted network or a local socket"
-        );
-    }
-    Ok(())
-}
-
 /// Works out the connection settings for `url`.
 pub fn settings(url: &str) -> Result<Settings> {
     crate::shown::check_userinfo(url)?;
@@ -175,6 +165,7 @@ pub fn settings(url: &str) -> Result<Settings> {
         user: None,
         password: None,
         database: None,
+        tls: Tls::default(),
     };
     if let Some(info) = userinfo {
         let (user, password) = match info.split_once(':') {
@@ -217,11 +208,10 @@ pub fn settings(url: &str) -> Result<Settings> {
             "socket" => s.socket = Some(value),
             "password" | "pass" => s.password = Some(value),
             "user" => s.user = Some(value),
-            k if k.starts_with("ssl") || k.starts_with("tls") => {
-                refuse_tls(k, &value, &shown)?;
-            }
+            k if s.tls.take(k, &value, &shown)? => {}
             other => bail!(
-                "{shown}: unsupported URL parameter {other:?} (etlkit takes socket, user and password)"
+                "{shown}: unsupported URL parameter {other:?} (etlkit takes socket, user, \
+                 password, ssl-mode, ssl-ca, ssl-cert and ssl-key)"
             ),
         }
     }
@@ -239,9 +229,7 @@ pub fn settings(url: &str) -> Result<Settings> {
                 }
                 "socket" if s.socket.is_none() => s.socket = Some(value),
                 "database" if s.database.is_none() => s.database = Some(value),
-                k if k.starts_with("ssl") || k.starts_with("tls") => {
-                    refuse_tls(k, &value, "~/.my.cnf [client]")?;
-                }
+                k if s.tls.take(k, &value, "~/.my.cnf [client]")? => {}
                 _ => {}
             }
         }
@@ -263,6 +251,7 @@ pub fn settings(url: &str) -> Result<Settings> {
     if s.user.is_none() {
         s.user = std::env::var("USER").ok();
     }
+    s.tls.check(&shown)?;
     Ok(s)
 }
 
@@ -277,7 +266,8 @@ pub fn database(url: &str) -> Result<String> {
 }
 
 /// Connects, with the session in UTC, utf8mb4 and a strict SQL mode (a
-/// value the server would change is an error, never a warning).
+/// value the server would change is an error, never a warning). Every
+/// connection etlkit makes to MySQL or MariaDB is made here.
 pub fn connect(url: &str) -> Result<Conn> {
     let s = settings(url)?;
     let shown = redact(url);
@@ -298,12 +288,60 @@ pub fn connect(url: &str) -> Result<Conn> {
     if let Some(socket) = &s.socket {
         opts = opts.socket(Some(socket.clone()));
     }
-    Conn::new(opts).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot connect to {shown}: {}",
-            scrub(&message(&e), s.password.as_deref())
-        )
+    // Over a Unix socket there is no TLS: the socket is the secure
+    // transport, as the client takes it.
+    let ssl = if s.socket.is_some() {
+        None
+    } else {
+        s.tls
+            .ssl_opts()
+            .with_context(|| format!("cannot connect to {shown}"))?
+    };
+    let tls = ssl.is_some();
+    let attempt = match Conn::new(opts.clone().ssl_opts(ssl)) {
+        // PREFERRED: plain text when the server has no TLS to offer.
+        Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
+            if s.tls.mode() == Mode::Preferred =>
+        {
+            Conn::new(opts)
+        }
+        other => other,
+    };
+    attempt.map_err(|e| {
+        let endpoint = if s.host.contains(':') {
+            format!("[{}]:{}", s.host, s.port)
+        } else {
+            format!("{}:{}", s.host, s.port)
+        };
+        let reason = match &e {
+            mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => {
+                Some("the server does not support TLS".to_string())
+            }
+            _ if tls => tls_failure(&e),
+            _ => None,
+        };
+        let password = s.password.as_deref();
+        match reason {
+            Some(reason) => anyhow::anyhow!(
+                "cannot connect to {shown}: TLS with {endpoint} failed: {}",
+                scrub(&reason, password)
+            ),
+            None => anyhow::anyhow!(
+                "cannot connect to {shown}: {}",
+                scrub(&message(&e), password)
+            ),
+        }
     })
+}
+
+/// The TLS failure in a driver error, in words.
+fn tls_failure(err: &mysql::Error) -> Option<String> {
+    match err {
+        mysql::Error::TlsError(e) => Some(crate::tls::failure(e).unwrap_or_else(|| e.to_string())),
+        mysql::Error::IoError(e) => crate::tls::failure(e),
+        mysql::Error::CodecError(e) => crate::tls::failure(e),
+        _ => None,
+    }
 }
 
 /// The server's or the driver's message for an error, in plain words:
@@ -323,6 +361,7 @@ pub fn message(err: &mysql::Error) -> String {
         }
         mysql::Error::DriverError(e) => e.to_string(),
         mysql::Error::UrlError(e) => e.to_string(),
+        mysql::Error::TlsError(e) => crate::tls::failure(e).unwrap_or_else(|| e.to_string()),
         mysql::Error::FromRowError(_) | mysql::Error::FromValueError(_) => {
             "a value of an unexpected type".to_string()
         }
@@ -378,8 +417,11 @@ mod tests {
         assert_eq!((s.host.as_str(), s.port), ("db.example", 3307));
         assert_eq!(s.database.as_deref(), Some("wh"));
         assert!(settings("mysql://h/db?compress=true").is_err());
-        assert!(settings("mysql://h/db?ssl-mode=REQUIRED").is_err());
-        assert!(settings("mysql://h/db?ssl-mode=DISABLED").is_ok());
+        assert!(settings("mysql://h/db?ssl-mode=REQUIRE").is_err());
+        assert!(settings("mysql://h/db?ssl-capath=/x").is_err());
+        let s = settings("mysql://h/db?ssl-mode=VERIFY_IDENTITY&ssl_ca=%2Fca.pem").unwrap();
+        assert_eq!(s.tls.mode(), Mode::VerifyIdentity);
+        assert_eq!(s.tls.ca, Some(PathBuf::from("/ca.pem")));
         assert!(!format!("{s:?}").contains("p@ss"));
     }
 

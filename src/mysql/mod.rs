@@ -4,7 +4,7 @@
 //! one InnoDB transaction in `stage.rs`, values fitted to their columns in
 //! `values.rs` and `dates.rs`), and the state kept beside the data
 //! (`state.rs`), over connections made as the `mysql` client makes them
-//! (`conn.rs`).
+//! (`conn.rs`, with TLS in `tls.rs`).
 
 pub mod conn;
 pub mod dates;
@@ -14,6 +14,7 @@ pub mod stage;
 pub mod state;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod values;
 
 /// The URL schemes of a MySQL or MariaDB connection URL.

@@ -1,10 +1,11 @@
 //! Connecting to PostgreSQL the way libpq does: a `postgres://` URL, with
 //! PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGOPTIONS, PGAPPNAME,
-//! PGCONNECT_TIMEOUT, PGSSLMODE and `~/.pgpass` (or PGPASSFILE, read by
-//! `pgpass.rs`) filling what the URL leaves out. The URL's libpq parameters
-//! are honoured, or refused when etlkit cannot honour them; none is
-//! ignored. The URL a user typed may hold a password, so everything we
-//! print uses [`redact`].
+//! PGCONNECT_TIMEOUT and `~/.pgpass` (or PGPASSFILE, read by `pgpass.rs`)
+//! filling what the URL leaves out, and TLS as libpq sets it up
+//! (`tls.rs`: sslmode, sslrootcert, sslcert, sslkey, the PGSSL*
+//! variables). The URL's libpq parameters are honoured, or refused when
+//! etlkit cannot honour them; none is ignored. The URL a user typed may
+//! hold a password, so everything we print uses [`redact`].
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use anyhow::{Context, Result};
 use postgres::config::{Host, SslMode};
 use postgres::{Client, Config, NoTls};
 
+use super::tls::{Mode, Params, Plan};
 use crate::error::usage;
 
 /// Does `text` look like a libpq key=value connection string?
@@ -23,15 +25,8 @@ pub fn is_keyword_string(text: &str) -> bool {
     };
     let key = key.trim_end();
     DRIVER_PARAMETERS.contains(&key)
-        || TLS_PARAMETERS.contains(&key)
-        || [
-            "passfile",
-            "sslmode",
-            "service",
-            "gssencmode",
-            "client_encoding",
-        ]
-        .contains(&key)
+        || super::tls::is_parameter(key)
+        || ["passfile", "service", "gssencmode", "client_encoding"].contains(&key)
 }
 
 /// A key=value connection string without its password value (quoted or
@@ -150,45 +145,13 @@ const DRIVER_PARAMETERS: &[&str] = &[
     "sslnegotiation",
 ];
 
-/// libpq parameters that only mean something over TLS.
-const TLS_PARAMETERS: &[&str] = &[
-    "sslcert",
-    "sslkey",
-    "sslrootcert",
-    "sslcrl",
-    "sslcrldir",
-    "sslpassword",
-    "sslsni",
-    "sslcompression",
-    "sslcertmode",
-    "ssl_min_protocol_version",
-    "ssl_max_protocol_version",
-    "requiressl",
-];
-
 /// What the URL and the environment ask for beyond what the driver parses.
 #[derive(Default)]
 struct Extras {
     passfile: Option<PathBuf>,
     fallback_application_name: Option<String>,
     connect_timeout: bool,
-}
-
-/// Checks an sslmode: without TLS in this build, only the modes that can
-/// work without it are accepted. Returns the mode to hand to the driver.
-fn check_sslmode(mode: &str, shown: &str) -> Result<&'static str> {
-    match mode {
-        "disable" | "allow" => Ok("disable"),
-        "prefer" => Ok("prefer"),
-        "require" | "verify-ca" | "verify-full" => Err(usage(format!(
-            "{shown}: sslmode={mode} needs TLS, which this build of etlkit does not include; \
-             connect over a trusted network or a local socket"
-        ))),
-        other => Err(usage(format!(
-            "{shown}: invalid value for sslmode: {other:?} (disable, allow, prefer, require, \
-             verify-ca or verify-full)"
-        ))),
-    }
+    tls: Params,
 }
 
 /// Splits the URL's parameters into those the driver takes as written and
@@ -210,7 +173,6 @@ fn sort_parameters(url: &str, extras: &mut Extras) -> Result<String> {
         let key = crate::percent::decode_lenient(raw_key);
         let value = crate::percent::decode_lenient(raw_value);
         match key.as_str() {
-            "sslmode" => kept.push(format!("sslmode={}", check_sslmode(&value, &shown)?)),
             "connect_timeout" => {
                 extras.connect_timeout = true;
                 kept.push(pair.to_string());
@@ -237,11 +199,7 @@ fn sort_parameters(url: &str, extras: &mut Extras) -> Result<String> {
                     )));
                 }
             }
-            k if TLS_PARAMETERS.contains(&k) => {
-                return Err(usage(format!(
-                    "{shown}: {k} needs TLS, which this build of etlkit does not include"
-                )));
-            }
+            k if extras.tls.take(k, &value, &shown)? => {}
             other => {
                 return Err(crate::error::Failure::new(
                     crate::error::Kind::Usage,
@@ -250,8 +208,9 @@ fn sort_parameters(url: &str, extras: &mut Extras) -> Result<String> {
                 .hint(
                     "etlkit takes host, hostaddr, port, dbname, user, password, passfile, \
                      options, application_name, fallback_application_name, connect_timeout, \
-                     sslmode (disable, allow, prefer), keepalives*, tcp_user_timeout, \
-                     target_session_attrs, channel_binding, load_balance_hosts",
+                     keepalives*, tcp_user_timeout, target_session_attrs, channel_binding, \
+                     load_balance_hosts, sslmode, sslrootcert, sslcert, sslkey, sslcertmode, \
+                     sslsni, sslnegotiation, ssl_min_protocol_version, ssl_max_protocol_version",
                 )
                 .into());
             }
@@ -266,8 +225,8 @@ fn sort_parameters(url: &str, extras: &mut Extras) -> Result<String> {
 }
 
 /// Builds the connection settings for `url`, filling gaps from the
-/// environment and the pgpass file as libpq would.
-pub fn config(url: &str) -> Result<Config> {
+/// environment and the pgpass file as libpq would, and the TLS to use.
+pub fn config(url: &str) -> Result<(Config, Plan)> {
     if !url.contains("://") {
         return Err(crate::error::Failure::new(
             crate::error::Kind::Usage,
@@ -355,16 +314,7 @@ pub fn config(url: &str) -> Result<Config> {
     {
         config.options(&options);
     }
-    if !url.contains("sslmode=")
-        && let Ok(mode) = std::env::var("PGSSLMODE")
-    {
-        let mode = check_sslmode(&mode, "PGSSLMODE")?;
-        config.ssl_mode(if mode == "prefer" {
-            SslMode::Prefer
-        } else {
-            SslMode::Disable
-        });
-    }
+    let tls = super::tls::plan(&extras.tls)?;
     if !extras.connect_timeout
         && let Ok(seconds) = std::env::var("PGCONNECT_TIMEOUT")
     {
@@ -387,24 +337,96 @@ pub fn config(url: &str) -> Result<Config> {
             .unwrap_or_else(|| "etlkit".into());
         config.application_name(&name);
     }
-    Ok(config)
+    Ok((config, tls))
 }
 
 /// Connects, with the session in UTC so that timestamps come out the same
-/// wherever the job runs.
+/// wherever the job runs. Every connection etlkit makes to PostgreSQL
+/// (source, sink, state, the run record) is made here.
 pub fn connect(url: &str) -> Result<Client> {
-    let config = config(url)?;
-    let mut client = config.connect(NoTls).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot connect to {}: {}",
-            redact(url),
-            scrub(&db_message(&e), url)
-        )
-    })?;
+    let (mut config, tls) = config(url)?;
+    let shown = redact(url);
+    // libpq ignores sslmode over a Unix socket: the server has no TLS there.
+    let mode = if config
+        .get_hosts()
+        .iter()
+        .all(|h| !matches!(h, Host::Tcp(_)))
+    {
+        Mode::Disable
+    } else {
+        tls.mode
+    };
+    let connector = || {
+        tls.connector()
+            .with_context(|| format!("cannot connect to {shown}"))
+    };
+    let attempt = match mode {
+        Mode::Disable => config.ssl_mode(SslMode::Disable).connect(NoTls),
+        // Plain text first; TLS when the server refuses that (as libpq).
+        Mode::Allow => match config.ssl_mode(SslMode::Disable).connect(NoTls) {
+            Err(e) if e.as_db_error().is_some() => {
+                let connector = connector()?;
+                config.ssl_mode(SslMode::Require).connect(connector)
+            }
+            other => other,
+        },
+        Mode::Prefer => {
+            let connector = connector()?;
+            config.ssl_mode(SslMode::Prefer).connect(connector)
+        }
+        Mode::Require | Mode::VerifyCa | Mode::VerifyFull => {
+            let connector = connector()?;
+            config.ssl_mode(SslMode::Require).connect(connector)
+        }
+    };
+    let mut client = attempt.map_err(|e| connect_error(&e, url, &config))?;
     client
         .batch_execute("SET TIME ZONE 'UTC'; SET DateStyle = ISO")
         .context("cannot set up the session")?;
     Ok(client)
+}
+
+/// Why a connection failed: a TLS failure in words, naming the server's
+/// host and port; else the server's or the driver's message.
+fn connect_error(err: &postgres::Error, url: &str, config: &Config) -> anyhow::Error {
+    let shown = redact(url);
+    let tls = crate::tls::failure(err).or_else(|| {
+        // The driver's own TLS errors ("server does not support TLS").
+        let text = db_message(err);
+        text.strip_prefix("error performing TLS handshake: ")
+            .map(String::from)
+    });
+    match tls {
+        Some(reason) => anyhow::anyhow!(
+            "cannot connect to {shown}: TLS with {} failed: {}",
+            endpoints(config),
+            scrub(&reason, url)
+        ),
+        None => anyhow::anyhow!(
+            "cannot connect to {shown}: {}",
+            scrub(&db_message(err), url)
+        ),
+    }
+}
+
+/// The servers a configuration names, as `host:port`.
+fn endpoints(config: &Config) -> String {
+    let ports = config.get_ports();
+    config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                Host::Tcp(name) if name.contains(':') => format!("[{name}]:{port}"),
+                Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                Host::Unix(path) => path.display().to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The server's message for an error (`database "x" does not exist`), or
@@ -509,22 +531,23 @@ mod tests {
 
     #[test]
     fn url_parameters_are_honoured() {
-        let c = config(
+        let (c, tls) = config(
             "postgres://u@h/db?options=-csearch_path%3Dstaging&application_name=job&\
              connect_timeout=5&passfile=/nonexistent&keepalives_count=3&sslmode=allow",
         )
         .expect("supported parameters");
+        assert_eq!(tls.mode, Mode::Allow);
         assert_eq!(c.get_options(), Some("-csearch_path=staging"));
         assert_eq!(c.get_application_name(), Some("job"));
         assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(5)));
         assert_eq!(c.get_keepalives_retries(), Some(3));
-        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
-        let c = config("postgres://u@h/db?fallback_application_name=nightly").expect("fallback");
+        let (c, _) =
+            config("postgres://u@h/db?fallback_application_name=nightly").expect("fallback");
         assert_eq!(c.get_application_name(), Some("nightly"));
         for bad in [
             "postgres://u@h/db?service=x",
-            "postgres://u@h/db?sslmode=require",
-            "postgres://u@h/db?sslcert=c.pem",
+            "postgres://u@h/db?sslmode=required",
+            "postgres://u@h/db?sslpassword=x",
             "postgres://u@h/db?gssencmode=require",
             "postgres://u@h/db?keepalives_retries=3",
         ] {

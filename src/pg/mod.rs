@@ -1,9 +1,10 @@
 //! PostgreSQL as a source and a target: connections that follow libpq's
-//! conventions and never show a password (`conn.rs`, `pgpass.rs`), a
-//! streamed source (`source.rs`), and a sink (`sink.rs`) that creates and
-//! widens its table (`table.rs`), writes with COPY through a staging table
-//! (`stage.rs`), fits values to their columns (`values.rs`) and keeps the
-//! bookmarks with the rows (`state.rs`).
+//! conventions and never show a password (`conn.rs`, `pgpass.rs`, and TLS
+//! as libpq sets it up in `tls.rs`), a streamed source (`source.rs`), and
+//! a sink (`sink.rs`) that creates and widens its table (`table.rs`),
+//! writes with COPY through a staging table (`stage.rs`), fits values to
+//! their columns (`values.rs`) and keeps the bookmarks with the rows
+//! (`state.rs`).
 
 pub mod conn;
 pub mod pgpass;
@@ -13,6 +14,7 @@ pub mod stage;
 pub mod state;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod values;
 
 /// The URL schemes of a PostgreSQL connection URL.
