@@ -23,9 +23,7 @@ pub enum Role {
 
 const DATABASES: &[&str] = &["postgres", "postgresql", "mysql", "mariadb"];
 const APIS: &[&str] = &["http", "https"];
-const BROKERS: &[&str] = &["nats", "redis", "kafka"];
-/// Broker schemes etl-watch recognises in order to refuse them clearly (TLS).
-const REFUSED_BROKERS: &[&str] = &["rediss", "tls"];
+const BROKERS: &[&str] = &["nats", "tls", "redis", "rediss", "kafka"];
 
 impl Role {
     /// The schemes this place takes.
@@ -75,8 +73,7 @@ pub fn check(text: &str, role: Role) -> anyhow::Result<()> {
         return Ok(());
     };
     let schemes = role.schemes();
-    let refused_later = role == Role::WatchInput && REFUSED_BROKERS.contains(&scheme.as_str());
-    if schemes.contains(&scheme.as_str()) || refused_later {
+    if schemes.contains(&scheme.as_str()) {
         return Ok(());
     }
     let known: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
@@ -84,7 +81,6 @@ pub fn check(text: &str, role: Role) -> anyhow::Result<()> {
         .iter()
         .chain(APIS)
         .chain(BROKERS)
-        .chain(REFUSED_BROKERS)
         .any(|s| *s == scheme);
     let kind = if everywhere {
         "cannot be used as"
