@@ -17,6 +17,7 @@
 //! `restart.rs` holds what each does when what it read from is lost.
 
 mod restart;
+mod tls;
 
 use std::net::TcpStream;
 use std::path::Path;

@@ -103,8 +103,9 @@ impl Resp {
             }
             args.push(password.as_bytes());
             // The server's message names no password; ours neither.
-            conn.ok(&args)
-                .map_err(|e| anyhow!("{e:#}").context("authentication failed"))?;
+            if let Reply::Error(e) = conn.call(&args, REPLY_TIMEOUT)? {
+                bail!("{}: authentication failed: {e}", conn.server);
+            }
         }
         if let Some(db) = url.path.strip_prefix('/') {
             conn.ok(&[b"SELECT", db.as_bytes()])?;
@@ -152,14 +153,29 @@ impl Resp {
         let n = self.reader.read_line(&mut line).map_err(|e| {
             if tcp::timed_out(&e) {
                 anyhow!("{}: no answer from the server in time", self.server)
+            } else if e.kind() == std::io::ErrorKind::ConnectionReset {
+                anyhow!("{}: {e}{}", self.server, self.tls_hint())
             } else {
                 anyhow!("{}: {e}", self.server)
             }
         })?;
         if n == 0 {
-            bail!("{}: the server closed the connection", self.server);
+            bail!(
+                "{}: the server closed the connection{}",
+                self.server,
+                self.tls_hint()
+            );
         }
         Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+
+    /// A hint for a connection a server dropped: a TLS-only server drops
+    /// plain text.
+    fn tls_hint(&self) -> &'static str {
+        match self.reader.get_ref() {
+            Stream::Plain(_) => " (does it want TLS? hint: rediss://)",
+            Stream::Tls(_) => "",
+        }
     }
 
     fn read_reply(&mut self) -> Result<Reply> {
