@@ -88,24 +88,8 @@ impl Store for MysqlStore {
         super::conn::redact(&self.url)
     }
 
-    fn target_name(&self) -> String {
-        format!("table {:?}", self.table)
-    }
-
-    fn untouched(&self) -> String {
-        format!(
-            "nothing was loaded into {} (table {:?} is as it was)",
-            self.shown(),
-            self.table
-        )
-    }
-
-    fn destination(&self) -> String {
-        format!("table {:?} in {}", self.table, self.shown())
-    }
-
-    fn default_job(&self) -> String {
-        self.table.clone()
+    fn table(&self) -> Option<&str> {
+        Some(&self.table)
     }
 
     fn open_sink(&self, load: &LoadOptions) -> Opened<'_> {

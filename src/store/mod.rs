@@ -44,21 +44,47 @@ pub trait Store: std::fmt::Debug + Send {
     /// password, a path, or `stdout`.
     fn shown(&self) -> String;
 
+    /// The table a load writes, for a store of tables (`--table`); `None`
+    /// for a file or a dataset, which then says its own names below.
+    fn table(&self) -> Option<&str> {
+        None
+    }
+
     /// The target as the load's messages name it: `table "t"`, a path,
     /// `dataset DIR`, `stdout`.
-    fn target_name(&self) -> String;
+    fn target_name(&self) -> String {
+        match self.table() {
+            Some(table) => format!("table {table:?}"),
+            None => self.shown(),
+        }
+    }
 
     /// What a failed load left: `nothing was loaded into DB (table "t" is
     /// as it was)`.
-    fn untouched(&self) -> String;
+    fn untouched(&self) -> String {
+        match self.table() {
+            Some(table) => format!(
+                "nothing was loaded into {} (table {table:?} is as it was)",
+                self.shown()
+            ),
+            None => format!("nothing was written to {} (it is as it was)", self.shown()),
+        }
+    }
 
     /// Where committed segments went, for the message of a run that fails
     /// after some: `table "t" in DB`, a path, `the dataset DIR`.
-    fn destination(&self) -> String;
+    fn destination(&self) -> String {
+        match self.table() {
+            Some(table) => format!("table {table:?} in {}", self.shown()),
+            None => self.shown(),
+        }
+    }
 
     /// The job's name in the run history when `--job` gives none: the
     /// table, or the file's name.
-    fn default_job(&self) -> String;
+    fn default_job(&self) -> String {
+        self.table().map_or_else(|| self.shown(), String::from)
+    }
 
     /// Opens the sink of a load (a transaction, a temporary file, a lock).
     /// The sink undoes its own work in `abort`, and in `commit` when the
