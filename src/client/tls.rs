@@ -2,27 +2,28 @@
 //! over TCP, and the trust options every broker shares (`--ca-cert`,
 //! `--client-cert`, `--client-key`).
 //!
-//! rustls with ring, as the HTTP source already has it through ureq: no
-//! OpenSSL to install, and no crate added to the build. Trust is curl's:
-//! the Mozilla roots built in (webpki-roots), replaced by the certificates
-//! of `--ca-cert FILE` when it is given. The server's certificate must
-//! chain to them and name the host connected to; there is no switch that
-//! turns the checks off. A handshake that fails is an error naming the
-//! server and the reason in words, never a fall back to plain text; key
-//! files are named in errors, their contents never.
+//! The files are read and the rustls configuration is built by the TLS
+//! plumbing, [`crate::tls`], as for the database connections. Trust is
+//! curl's: the Mozilla roots built in (webpki-roots), replaced by the
+//! certificates of `--ca-cert FILE` when it is given. The server's
+//! certificate must chain to them and name the host connected to; there is
+//! no switch that turns the checks off. A handshake that fails is an error
+//! naming the server and the reason in words (with a hint at the broker
+//! flag that helps), never a fall back to plain text; key files are named
+//! in errors, their contents never.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{AlertDescription, CertificateError, ClientConfig, ClientConnection, RootCertStore};
+use anyhow::{Result, anyhow, bail};
+use rustls::pki_types::ServerName;
+use rustls::{AlertDescription, CertificateError, ClientConfig, ClientConnection};
 
 use super::tcp;
+use crate::tls::{Check, Identity, Roots, read_certificates, read_key};
 
 /// How long the TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,73 +47,34 @@ impl TlsOptions {
         self.ca_cert.is_some() || self.client_cert.is_some() || self.client_key.is_some()
     }
 
-    /// The rustls configuration these options describe: files are read
-    /// here, and a bad one is an error naming it.
+    /// The rustls configuration these options describe: the server's
+    /// chain and name are checked, files are read here, and a bad one is an
+    /// error naming its flag and path.
     pub fn config(&self) -> Result<Arc<ClientConfig>> {
-        let mut roots = RootCertStore::empty();
-        match &self.ca_cert {
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            Some(path) => {
-                for cert in read_certificates(path, "--ca-cert")? {
-                    roots.add(cert).map_err(|e| {
-                        anyhow!(
-                            "--ca-cert {}: not a usable CA certificate: {e}",
-                            path.display()
-                        )
-                    })?;
-                }
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("cannot set up TLS")?
-            .with_root_certificates(roots);
-        let config = match (&self.client_cert, &self.client_key) {
-            (None, None) => builder.with_no_client_auth(),
-            (Some(cert), Some(key)) => {
-                let chain = read_certificates(cert, "--client-cert")?;
-                let key_der = read_key(key)?;
-                builder.with_client_auth_cert(chain, key_der).map_err(|e| {
-                    anyhow!(
-                        "--client-cert {} and --client-key {}: {e}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?
-            }
+        let roots = match &self.ca_cert {
+            None => Roots::Builtin,
+            Some(path) => Roots::Certificates {
+                certificates: read_certificates(path, "--ca-cert")?,
+                from: format!("--ca-cert {}", path.display()),
+            },
+        };
+        let identity = match (&self.client_cert, &self.client_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(Identity {
+                chain: read_certificates(cert, "--client-cert")?,
+                key: read_key(key, "--client-key")?,
+            }),
             (Some(_), None) => bail!("--client-cert needs --client-key (the certificate's key)"),
             (None, Some(_)) => bail!("--client-key needs --client-cert"),
         };
+        let config = crate::tls::client_config(
+            Check::ChainAndName,
+            &roots,
+            identity,
+            rustls::DEFAULT_VERSIONS,
+        )?;
         Ok(Arc::new(config))
     }
-}
-
-/// The certificates of a PEM file; `what` names the option in errors.
-fn read_certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let data = std::fs::read(path).with_context(|| format!("{what} {}", path.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&data)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| anyhow!("{what} {}: not a PEM certificate file", path.display()))?;
-    if certs.is_empty() {
-        bail!(
-            "{what} {}: no certificate in it (PEM expected)",
-            path.display()
-        );
-    }
-    Ok(certs)
-}
-
-/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1, unencrypted).
-/// Its contents never appear in an error.
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    let data = std::fs::read(path).with_context(|| format!("--client-key {}", path.display()))?;
-    PrivateKeyDer::from_pem_slice(&data).map_err(|_| {
-        anyhow!(
-            "--client-key {}: no unencrypted private key in it (PEM expected)",
-            path.display()
-        )
-    })
 }
 
 /// A connection to a broker: plain TCP, or TLS over TCP.
@@ -155,7 +117,7 @@ impl Stream {
         tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
         while conn.is_handshaking() {
             if let Err(e) = conn.complete_io(&mut tcp) {
-                bail!("{server}: TLS handshake failed: {}", explain(&e, host));
+                bail!("{server}: TLS handshake failed: {}", explain(&e));
             }
         }
         // TLS 1.3 servers refuse a client certificate after the handshake;
@@ -205,14 +167,16 @@ impl Write for Stream {
 /// certificate arrives here under TLS 1.3).
 fn reword(e: io::Error) -> io::Error {
     if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
-        io::Error::new(e.kind(), explain(&e, ""))
+        io::Error::new(e.kind(), explain(&e))
     } else {
         e
     }
 }
 
-/// Why a TLS handshake (or a read after it) failed, in words.
-fn explain(e: &io::Error, host: &str) -> String {
+/// Why a TLS handshake (or a read after it) failed, in words: a rustls
+/// error in the plumbing's words ([`crate::tls::explain`]), except where a
+/// broker flag is the cure, which these words name.
+fn explain(e: &io::Error) -> String {
     let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         return match e.kind() {
             io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
@@ -225,25 +189,11 @@ fn explain(e: &io::Error, host: &str) -> String {
         };
     };
     match tls {
-        rustls::Error::InvalidCertificate(cert) => match cert {
-            CertificateError::UnknownIssuer => {
-                "the server's certificate is not signed by a trusted certificate authority; \
-                 hint: --ca-cert FILE names the CA that signed it"
-                    .into()
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                format!("the server's certificate is not valid for the name {host}")
-            }
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                "the server's certificate has expired".into()
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "the server's certificate is not valid yet".into()
-            }
-            CertificateError::Revoked => "the server's certificate was revoked".into(),
-            CertificateError::BadSignature => "the server's certificate has a bad signature".into(),
-            other => format!("the server's certificate is not accepted: {other}"),
-        },
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the server's certificate is not signed by a trusted certificate authority; \
+             hint: --ca-cert FILE names the CA that signed it"
+                .into()
+        }
         rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => {
             "the server wants a client certificate; hint: --client-cert FILE --client-key FILE"
                 .into()
@@ -253,15 +203,84 @@ fn explain(e: &io::Error, host: &str) -> String {
              --client-cert FILE --client-key FILE)"
                 .into()
         }
-        rustls::Error::AlertReceived(
-            alert @ (AlertDescription::BadCertificate
-            | AlertDescription::UnknownCA
-            | AlertDescription::CertificateUnknown),
-        ) => format!("the server did not accept the client certificate ({alert:?})"),
-        rustls::Error::AlertReceived(alert) => format!("the server refused: {alert:?}"),
         rustls::Error::InvalidMessage(_) => {
             "the server does not speak TLS here (a plain-text port?)".into()
         }
-        other => other.to_string(),
+        other => crate::tls::explain(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(e: rustls::Error) -> String {
+        explain(&io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    #[test]
+    fn broker_words_hint_at_flags_and_share_the_rest() {
+        assert_eq!(
+            words(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            )),
+            "the server's certificate is not signed by a trusted certificate authority; \
+             hint: --ca-cert FILE names the CA that signed it"
+        );
+        assert_eq!(
+            words(rustls::Error::AlertReceived(
+                AlertDescription::CertificateRequired
+            )),
+            "the server wants a client certificate; hint: --client-cert FILE --client-key FILE"
+        );
+        for e in [
+            rustls::Error::InvalidCertificate(CertificateError::Expired),
+            rustls::Error::InvalidCertificate(CertificateError::Revoked),
+            rustls::Error::AlertReceived(AlertDescription::UnknownCA),
+        ] {
+            assert_eq!(words(e.clone()), crate::tls::explain(&e));
+        }
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "eof");
+        assert_eq!(
+            explain(&eof),
+            "the server closed the connection (is it a TLS port?)"
+        );
+    }
+
+    #[test]
+    fn files_are_named_by_their_flag() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").expect("written");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "-----BEGIN ENCRYPTED PRIVATE KEY-----\n").expect("written");
+        let options = TlsOptions {
+            ca_cert: Some(empty.clone()),
+            ..TlsOptions::default()
+        };
+        assert_eq!(
+            options.config().err().map(|e| e.to_string()),
+            Some(format!(
+                "--ca-cert {}: no certificate in it (PEM or DER expected)",
+                empty.display()
+            ))
+        );
+        let options = TlsOptions {
+            ca_cert: None,
+            client_cert: Some(empty.clone()),
+            client_key: Some(key.clone()),
+        };
+        assert_eq!(
+            options.config().err().map(|e| e.to_string()),
+            Some(format!(
+                "--client-cert {}: no certificate in it (PEM or DER expected)",
+                empty.display()
+            ))
+        );
+        assert!(
+            read_key(&key, "--client-key")
+                .err()
+                .is_some_and(|e| e.to_string().contains("the key is encrypted")),
+        );
     }
 }
