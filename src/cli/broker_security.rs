@@ -15,18 +15,18 @@ use crate::watch::broker::{BrokerUrl, KafkaSecurity, NatsAuth, TlsOptions};
 /// TLS and authentication options for brokers.
 #[derive(Debug, Args)]
 pub struct BrokerSecurityArgs {
-    /// TLS: trust the certificate authorities in this PEM file instead of
+    /// TLS: trust the certificate authorities in this PEM (or DER) file instead of
     /// the built-in Mozilla roots (rediss://, tls:// or nats://, Kafka SSL
     /// and SASL_SSL)
     #[arg(long, value_name = "FILE", help_heading = "Broker security")]
     pub ca_cert: Option<PathBuf>,
 
-    /// TLS: show this client certificate (PEM, with its chain) to a
+    /// TLS: show this client certificate (PEM with its chain, or DER) to a
     /// server that asks for one; needs --client-key
     #[arg(long, value_name = "FILE", help_heading = "Broker security")]
     pub client_cert: Option<PathBuf>,
 
-    /// TLS: the client certificate's private key (PEM, unencrypted)
+    /// TLS: the client certificate's private key (PEM or DER, unencrypted)
     #[arg(long, value_name = "FILE", help_heading = "Broker security")]
     pub client_key: Option<PathBuf>,
 
