@@ -1,12 +1,14 @@
-//! TLS plumbing, one way for every connection etlkit makes (the database
-//! stores' and the broker clients'): rustls with ring (no OpenSSL to
-//! install), certificate and key files read with errors that name the file
-//! by its role (`sslrootcert`, `--ca-cert`), a client configuration that
-//! checks a server's certificate as deep as asked (none, its chain, its
-//! chain and its name), and a failed handshake told in words ("the
+//! TLS for every connection etlkit makes, the databases' and the brokers':
+//! rustls with ring (no OpenSSL to install), certificate and key files
+//! read with errors that name the file, the client configuration (trust
+//! roots built in or from a file, the three depths of checking a server's
+//! certificate: none, its chain, its chain and its name; a client
+//! identity; the TLS versions), and a failed handshake told in words ("the
 //! server's certificate has expired"), never as a driver's debug text.
+//! Hints in a caller's own terms (a flag, a URL parameter) are the
+//! caller's to add around these words.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
@@ -16,8 +18,8 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
-    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore,
-    SignatureScheme, SupportedProtocolVersion,
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, Error,
+    InconsistentKeys, RootCertStore, SignatureScheme, SupportedProtocolVersion,
 };
 
 /// How much of the server's certificate is checked.
@@ -40,25 +42,40 @@ pub enum Roots {
     /// The Mozilla roots built into etlkit (what `sslrootcert=system`
     /// means here).
     Builtin,
-    /// The certificates of a file (and only those), named "root
-    /// certificate" in errors.
-    File(std::path::PathBuf),
-    /// Certificates already read with [`read_certificates`] (and only
-    /// those); `from` names their file in errors (`--ca-cert FILE`).
-    Certificates {
-        /// The certificates, as read.
-        certificates: Vec<CertificateDer<'static>>,
-        /// The file's role and path, as errors show it.
-        from: String,
+    /// The certificates of a file (and only those); `what` names the
+    /// file's role in errors (`root certificate`, `--ca-cert`).
+    File {
+        /// The PEM or DER file.
+        path: PathBuf,
+        /// Its role, for errors.
+        what: &'static str,
     },
 }
 
 /// A client certificate (with its chain) and its private key.
 pub struct Identity {
     /// The certificate chain, the client's own first.
-    pub chain: Vec<CertificateDer<'static>>,
+    chain: Vec<CertificateDer<'static>>,
     /// The certificate's private key.
-    pub key: PrivateKeyDer<'static>,
+    key: PrivateKeyDer<'static>,
+    /// The two files, as errors name them.
+    shown: String,
+}
+
+impl Identity {
+    /// Reads a client certificate file and its key file; `cert_what` and
+    /// `key_what` name their roles in errors (`ssl-cert`, `--client-key`).
+    pub fn read(cert: &Path, cert_what: &str, key: &Path, key_what: &str) -> Result<Identity> {
+        Ok(Identity {
+            chain: read_certificates(cert, cert_what)?,
+            key: read_key(key, key_what)?,
+            shown: format!(
+                "{cert_what} {} and {key_what} {}",
+                cert.display(),
+                key.display()
+            ),
+        })
+    }
 }
 
 /// The certificates in a PEM file (or one DER certificate); `what` names
@@ -118,13 +135,19 @@ pub fn client_config(
         let mut store = RootCertStore::empty();
         match roots {
             Roots::Builtin => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            Roots::File(path) => {
-                let from = format!("root certificate {}", path.display());
-                let certificates = read_certificates(path, "root certificate")?;
-                add_roots(&mut store, certificates, &from)?;
-            }
-            Roots::Certificates { certificates, from } => {
-                add_roots(&mut store, certificates.clone(), from)?;
+            Roots::File { path, what } => {
+                for certificate in read_certificates(path, what)? {
+                    store.add(certificate).map_err(|e| {
+                        let why = match &e {
+                            Error::InvalidCertificate(e) => format!("it {}", said(e)),
+                            other => explain(other),
+                        };
+                        anyhow::anyhow!(
+                            "{what} {}: not a usable CA certificate: {why}",
+                            path.display()
+                        )
+                    })?;
+                }
             }
         }
         Some(
@@ -144,32 +167,11 @@ pub fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     Ok(match identity {
-        Some(identity) => builder
-            .with_client_auth_cert(identity.chain, identity.key)
-            .map_err(|e| anyhow::anyhow!("the client certificate or key: {}", explain(&e)))?,
+        Some(Identity { chain, key, shown }) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| anyhow::anyhow!("{shown}: {}", explain(&e)))?,
         None => builder.with_no_client_auth(),
     })
-}
-
-/// Adds `certificates` to `store` as trusted roots; `from` names their
-/// file in errors.
-fn add_roots(
-    store: &mut RootCertStore,
-    certificates: Vec<CertificateDer<'static>>,
-    from: &str,
-) -> Result<()> {
-    for certificate in certificates {
-        store.add(certificate).map_err(|e| {
-            let why = match e {
-                Error::InvalidCertificate(CertificateError::BadEncoding) => {
-                    "it cannot be read (bad encoding)".to_string()
-                }
-                other => other.to_string(),
-            };
-            anyhow::anyhow!("{from}: not a usable CA certificate: {why}")
-        })?;
-    }
-    Ok(())
 }
 
 /// Checks a server's certificate as far as its [`Check`] asks; the
@@ -234,10 +236,15 @@ impl ServerCertVerifier for Verifier {
 /// The TLS failure somewhere in an error's chain of causes, in words;
 /// `None` when the error is not a TLS one.
 pub fn failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    find(err).map(explain)
+}
+
+/// The rustls error somewhere in an error's chain of causes.
+pub fn find<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Error> {
     let mut cause = Some(err);
     while let Some(e) = cause {
         if let Some(tls) = e.downcast_ref::<Error>() {
-            return Some(explain(tls));
+            return Some(tls);
         }
         // io::Error's source() skips the error it wraps: look inside it
         // (an io::Error may wrap another).
@@ -252,13 +259,14 @@ pub fn failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     None
 }
 
-/// A rustls error in words, saying what failed.
+/// A rustls error in words, saying what failed (and no more: a hint in
+/// the caller's terms is the caller's to add).
 pub fn explain(err: &Error) -> String {
     match err {
-        Error::InvalidCertificate(e) => certificate(e),
+        Error::InvalidCertificate(e) => format!("the server's certificate {}", said(e)),
         Error::AlertReceived(alert) => match alert {
             AlertDescription::CertificateRequired => {
-                "the server asks for a client certificate; give one (and its key)".to_string()
+                "the server wants a client certificate".to_string()
             }
             AlertDescription::UnknownCA => {
                 "the server does not trust the client certificate (unknown issuer)".to_string()
@@ -275,24 +283,35 @@ pub fn explain(err: &Error) -> String {
             AlertDescription::ProtocolVersion => {
                 "the server speaks none of the TLS versions allowed here".to_string()
             }
-            AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity => {
+            // Servers send it both when no cipher suite is shared and when
+            // a client certificate they require is missing.
+            AlertDescription::HandshakeFailure => {
+                "the server refused the handshake (no cipher in common, or does it want a \
+                 client certificate?)"
+                    .to_string()
+            }
+            AlertDescription::InsufficientSecurity => {
                 "the server and etlkit have no TLS version or cipher in common".to_string()
             }
             other => format!("the server ended the handshake ({other:?})"),
         },
+        Error::InvalidMessage(_) => {
+            "the server does not speak TLS here (a plain-text port?)".to_string()
+        }
         Error::InvalidCertRevocationList(e) => format!("the certificate revocation list: {e:?}"),
         Error::NoCertificatesPresented => "the server sent no certificate".to_string(),
         Error::PeerIncompatible(e) => format!("the server's TLS is incompatible: {e:?}"),
-        Error::InconsistentKeys(_) => {
+        Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
             "the client key does not belong to the client certificate".to_string()
         }
         other => other.to_string(),
     }
 }
 
-/// A certificate error in words.
-fn certificate(err: &CertificateError) -> String {
-    let said = match err {
+/// What is wrong with a certificate, as the rest of a sentence whose
+/// subject is the certificate ("has expired").
+fn said(err: &CertificateError) -> String {
+    match err {
         CertificateError::Expired => "has expired".to_string(),
         CertificateError::ExpiredContext { not_after, .. } => {
             format!("expired on {}", date(*not_after))
@@ -331,8 +350,7 @@ fn certificate(err: &CertificateError) -> String {
             "is not meant for a server (its extended key usage)".to_string()
         }
         other => format!("is refused: {other:?}"),
-    };
-    format!("the server's certificate {said}")
+    }
 }
 
 /// A name a certificate holds, as rustls reports it (`DnsName("db")`,

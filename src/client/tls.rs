@@ -2,15 +2,15 @@
 //! over TCP, and the trust options every broker shares (`--ca-cert`,
 //! `--client-cert`, `--client-key`).
 //!
-//! The files are read and the rustls configuration is built by the TLS
-//! plumbing, [`crate::tls`], as for the database connections. Trust is
-//! curl's: the Mozilla roots built in (webpki-roots), replaced by the
+//! The files, the configuration and the words for a failure are
+//! `crate::tls`'s, as for the databases; what is the brokers' own is here.
+//! Trust is curl's: the Mozilla roots built in, replaced by the
 //! certificates of `--ca-cert FILE` when it is given. The server's
 //! certificate must chain to them and name the host connected to; there is
 //! no switch that turns the checks off. A handshake that fails is an error
-//! naming the server and the reason in words (with a hint at the broker
-//! flag that helps), never a fall back to plain text; key files are named
-//! in errors, their contents never.
+//! naming the server and the reason in words, with a hint at the flag that
+//! helps, never a fall back to plain text; key files are named in errors,
+//! their contents never.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -23,7 +23,7 @@ use rustls::pki_types::ServerName;
 use rustls::{AlertDescription, CertificateError, ClientConfig, ClientConnection};
 
 use super::tcp;
-use crate::tls::{Check, Identity, Roots, read_certificates, read_key};
+use crate::tls::{Check, Identity, Roots};
 
 /// How long the TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,17 +53,16 @@ impl TlsOptions {
     pub fn config(&self) -> Result<Arc<ClientConfig>> {
         let roots = match &self.ca_cert {
             None => Roots::Builtin,
-            Some(path) => Roots::Certificates {
-                certificates: read_certificates(path, "--ca-cert")?,
-                from: format!("--ca-cert {}", path.display()),
+            Some(path) => Roots::File {
+                path: path.clone(),
+                what: "--ca-cert",
             },
         };
         let identity = match (&self.client_cert, &self.client_key) {
             (None, None) => None,
-            (Some(cert), Some(key)) => Some(Identity {
-                chain: read_certificates(cert, "--client-cert")?,
-                key: read_key(key, "--client-key")?,
-            }),
+            (Some(cert), Some(key)) => {
+                Some(Identity::read(cert, "--client-cert", key, "--client-key")?)
+            }
             (Some(_), None) => bail!("--client-cert needs --client-key (the certificate's key)"),
             (None, Some(_)) => bail!("--client-key needs --client-cert"),
         };
@@ -173,11 +172,10 @@ fn reword(e: io::Error) -> io::Error {
     }
 }
 
-/// Why a TLS handshake (or a read after it) failed, in words: a rustls
-/// error in the plumbing's words ([`crate::tls::explain`]), except where a
-/// broker flag is the cure, which these words name.
+/// Why a TLS handshake (or a read after it) failed, in words, with a hint
+/// at the flag that helps.
 fn explain(e: &io::Error) -> String {
-    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+    let Some(tls) = crate::tls::find(e) else {
         return match e.kind() {
             io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
                 "the server closed the connection (is it a TLS port?)".into()
@@ -188,25 +186,15 @@ fn explain(e: &io::Error) -> String {
             _ => e.to_string(),
         };
     };
+    let words = crate::tls::explain(tls);
     match tls {
         rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "the server's certificate is not signed by a trusted certificate authority; \
-             hint: --ca-cert FILE names the CA that signed it"
-                .into()
+            format!("{words}; hint: --ca-cert FILE names the CA that signed it")
         }
-        rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => {
-            "the server wants a client certificate; hint: --client-cert FILE --client-key FILE"
-                .into()
-        }
-        rustls::Error::AlertReceived(AlertDescription::HandshakeFailure) => {
-            "the server refused the handshake (does it want a client certificate? \
-             --client-cert FILE --client-key FILE)"
-                .into()
-        }
-        rustls::Error::InvalidMessage(_) => {
-            "the server does not speak TLS here (a plain-text port?)".into()
-        }
-        other => crate::tls::explain(other),
+        rustls::Error::AlertReceived(
+            AlertDescription::CertificateRequired | AlertDescription::HandshakeFailure,
+        ) => format!("{words}; hint: --client-cert FILE --client-key FILE"),
+        _ => words,
     }
 }
 
@@ -224,14 +212,21 @@ mod tests {
             words(rustls::Error::InvalidCertificate(
                 CertificateError::UnknownIssuer
             )),
-            "the server's certificate is not signed by a trusted certificate authority; \
-             hint: --ca-cert FILE names the CA that signed it"
+            "the server's certificate is not signed by a trusted certificate authority \
+             (unknown issuer); hint: --ca-cert FILE names the CA that signed it"
         );
         assert_eq!(
             words(rustls::Error::AlertReceived(
                 AlertDescription::CertificateRequired
             )),
             "the server wants a client certificate; hint: --client-cert FILE --client-key FILE"
+        );
+        assert_eq!(
+            words(rustls::Error::AlertReceived(
+                AlertDescription::HandshakeFailure
+            )),
+            "the server refused the handshake (no cipher in common, or does it want a client \
+             certificate?); hint: --client-cert FILE --client-key FILE"
         );
         for e in [
             rustls::Error::InvalidCertificate(CertificateError::Expired),
@@ -254,17 +249,24 @@ mod tests {
         std::fs::write(&empty, "").expect("written");
         let key = dir.path().join("key.pem");
         std::fs::write(&key, "-----BEGIN ENCRYPTED PRIVATE KEY-----\n").expect("written");
-        let options = TlsOptions {
-            ca_cert: Some(empty.clone()),
-            ..TlsOptions::default()
-        };
-        assert_eq!(
-            options.config().err().map(|e| e.to_string()),
-            Some(format!(
-                "--ca-cert {}: no certificate in it (PEM or DER expected)",
-                empty.display()
-            ))
-        );
+        let garbage = dir.path().join("garbage.der");
+        std::fs::write(&garbage, [0x30, 0x03, 0x01, 0x02, 0x03]).expect("written");
+        for (file, why) in [
+            (&empty, "no certificate in it (PEM or DER expected)"),
+            (
+                &garbage,
+                "not a usable CA certificate: it cannot be read (bad encoding)",
+            ),
+        ] {
+            let options = TlsOptions {
+                ca_cert: Some(file.clone()),
+                ..TlsOptions::default()
+            };
+            assert_eq!(
+                options.config().err().map(|e| e.to_string()),
+                Some(format!("--ca-cert {}: {why}", file.display()))
+            );
+        }
         let options = TlsOptions {
             ca_cert: None,
             client_cert: Some(empty.clone()),
@@ -278,7 +280,7 @@ mod tests {
             ))
         );
         assert!(
-            read_key(&key, "--client-key")
+            crate::tls::read_key(&key, "--client-key")
                 .err()
                 .is_some_and(|e| e.to_string().contains("the key is encrypted")),
         );

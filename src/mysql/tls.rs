@@ -153,8 +153,7 @@ impl Tls {
         let verify = matches!(mode, Mode::VerifyCa | Mode::VerifyIdentity);
         let mut opts = SslOpts::default();
         if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
-            crate::tls::read_certificates(cert, "ssl-cert")?;
-            crate::tls::read_key(key, "ssl-key")?;
+            crate::tls::Identity::read(cert, "ssl-cert", key, "ssl-key")?;
             opts = opts.with_client_identity(Some(ClientIdentity::new(cert.clone(), key.clone())));
         }
         if verify && let Some(ca) = &self.ca {

@@ -271,7 +271,13 @@ impl Plan {
             // every mode (require then checks the chain, as verify-ca).
             Root::File {
                 path: Some(path), ..
-            } if path.exists() => Ok((depth, Roots::File(path.clone()))),
+            } if path.exists() => Ok((
+                depth,
+                Roots::File {
+                    path: path.clone(),
+                    what: "root certificate",
+                },
+            )),
             _ if !verify => Ok((Check::Nothing, Roots::Builtin)),
             Root::File {
                 path: Some(path),
@@ -330,10 +336,12 @@ impl Plan {
             ),
         };
         check_key_access(key)?;
-        Ok(Some(Identity {
-            chain: crate::tls::read_certificates(cert, "client certificate")?,
-            key: crate::tls::read_key(key, "client key")?,
-        }))
+        Ok(Some(Identity::read(
+            cert,
+            "client certificate",
+            key,
+            "client key",
+        )?))
     }
 }
 

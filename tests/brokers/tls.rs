@@ -115,8 +115,8 @@ fn redis_over_tls_with_an_acl_user_reads_and_refuses_what_does_not_verify() {
     let out = read("rediss://etl:etl-secret@127.0.0.1:6380", "x1", &wrong_ca);
     expect(&out, "wrong CA").code(1).stdout("").stderr(
         "etl-watch: error: rediss://127.0.0.1:6380: TLS handshake failed: the server's \
-         certificate is not signed by a trusted certificate authority; hint: --ca-cert FILE \
-         names the CA that signed it\n",
+         certificate is not signed by a trusted certificate authority (unknown issuer); hint: \
+         --ca-cert FILE names the CA that signed it\n",
     );
     let out = read("rediss://etl:not-the-secret@127.0.0.1:6380", "x2", &tls);
     expect(&out, "wrong password").code(1).stdout("").stderr(
@@ -224,8 +224,8 @@ fn nats_over_tls_reads_with_tls_urls_and_a_servers_tls_required() {
     );
     expect(&out, "wrong CA").code(1).stdout("").stderr(
         "etl-watch: error: nats://127.0.0.1:4223: TLS handshake failed: the server's \
-         certificate is not signed by a trusted certificate authority; hint: --ca-cert FILE \
-         names the CA that signed it\n",
+         certificate is not signed by a trusted certificate authority (unknown issuer); hint: \
+         --ca-cert FILE names the CA that signed it\n",
     );
     // The built-in roots do not know a private CA either.
     let out = nats_read(dir.path(), "tls://127.0.0.1:4223", &stream, &subject, &[]);
@@ -359,8 +359,8 @@ fn kafka_over_ssl_reads_and_refuses_a_wrong_ca() {
     let out = read("g2", &["--kafka-config", &config, "--ca-cert", &other]);
     expect(&out, "wrong CA").code(1).stdout("").stderr(
         "etl-watch: error: kafka://127.0.0.1:9093: TLS handshake failed: the server's \
-         certificate is not signed by a trusted certificate authority; hint: --ca-cert FILE \
-         names the CA that signed it\n",
+         certificate is not signed by a trusted certificate authority (unknown issuer); hint: \
+         --ca-cert FILE names the CA that signed it\n",
     );
     let out = read("g3", &["--ca-cert", &other]);
     expect(&out, "TLS options without SSL").code(2).stderr(
