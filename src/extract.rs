@@ -87,9 +87,15 @@ fn open_file(
     cx: &mut Context<'_>,
 ) -> Result<Box<dyn Source>> {
     let format = format
-        .or_else(|| location.path().and_then(Format::from_path))
+        .or_else(|| location.named().and_then(Format::from_path))
         .unwrap_or(Format::Csv);
     if format == Format::Parquet {
+        if let Location::Object(_) = location {
+            return Err(usage(format!(
+                "{}: Parquet is not yet read from object storage (CSV, TSV, NDJSON and JSON arrays are); copy it to a local file first",
+                location.shown()
+            )));
+        }
         let Some(path) = location.path() else {
             return Err(usage(
                 "Parquet is read from a file, not stdin (its index is at the end)",
@@ -403,10 +409,7 @@ pub fn run_into(
                         Err(err) => return Err(err),
                     };
                     if i == 0 {
-                        begin.source = Some(match location {
-                            Location::Path(p) => p.display().to_string(),
-                            Location::Stdin => "stdin".into(),
-                        });
+                        begin.source = Some(location.shown());
                         begin.schema = source.schema();
                         write_begin(&out, &begin)?;
                     }

@@ -251,7 +251,7 @@ impl ValueEnum for ZeroDates {
 /// The default stream name: the file name up to its first dot, else `stdin`.
 pub(super) fn default_stream(location: Option<&Location>) -> String {
     location
-        .and_then(Location::path)
+        .and_then(Location::named)
         .and_then(|p| p.file_name())
         .and_then(|n| n.to_str())
         .and_then(|n| n.split('.').next())

@@ -419,7 +419,7 @@ impl LoadArgs {
                 // Each file's extension decides, as in etl-extract; but
                 // where none does, the default is NDJSON, the wire.
                 format: self.input_format.or_else(|| {
-                    let named = |l: &Location| l.path().and_then(Format::from_path).is_some();
+                    let named = |l: &Location| l.named().and_then(Format::from_path).is_some();
                     (!locations.iter().all(named)).then_some(Format::Ndjson)
                 }),
                 compression: Compression::Auto,

@@ -30,8 +30,12 @@ impl Role {
     /// The schemes this place takes.
     fn schemes(self) -> Vec<&'static str> {
         match self {
-            Role::LoadTarget | Role::State => super::database_schemes().collect(),
+            Role::State => super::database_schemes().collect(),
+            Role::LoadTarget => super::database_schemes()
+                .chain(super::object_schemes())
+                .collect(),
             Role::ExtractInput => super::database_schemes()
+                .chain(super::object_schemes())
                 .chain(super::source_schemes())
                 .collect(),
             Role::WatchInput => BROKERS.to_vec(),
@@ -82,6 +86,7 @@ pub fn check(text: &str, role: Role) -> anyhow::Result<()> {
     }
     let known: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
     let everywhere = super::database_schemes()
+        .chain(super::object_schemes())
         .chain(super::source_schemes())
         .chain(BROKERS.iter().copied())
         .chain(REFUSED_BROKERS.iter().copied())
@@ -125,12 +130,14 @@ mod tests {
         assert!(check("lake/orders", Role::LoadTarget).is_ok());
         assert!(check("https://api/x", Role::ExtractInput).is_ok());
         assert!(check("kafka://h", Role::WatchInput).is_ok());
+        assert!(check("s3://b/x.csv", Role::LoadTarget).is_ok());
+        assert!(check("s3://b/*.csv", Role::ExtractInput).is_ok());
         let err = format!(
             "{:#}",
-            check("s3://key:secret@b/x", Role::LoadTarget).unwrap_err()
+            check("gs://key:secret@b/x", Role::LoadTarget).unwrap_err()
         );
         assert!(
-            err.starts_with("s3:// is an address scheme etlkit does not know"),
+            err.starts_with("gs:// is an address scheme etlkit does not know"),
             "{err}"
         );
         assert!(!err.contains("secret"), "{err}");
@@ -142,5 +149,7 @@ mod tests {
             err.starts_with("https:// cannot be used as etl-load's TARGET"),
             "{err}"
         );
+        let err = format!("{:#}", check("s3://b/s.json", Role::State).unwrap_err());
+        assert!(err.starts_with("s3:// cannot be used as --state"), "{err}");
     }
 }

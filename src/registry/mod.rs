@@ -37,6 +37,11 @@ pub fn database_schemes() -> impl Iterator<Item = &'static str> {
     crate::pg::SCHEMES.into_iter().chain(crate::mysql::SCHEMES)
 }
 
+/// The URL schemes of object storage, which hold files (inputs and targets).
+pub fn object_schemes() -> impl Iterator<Item = &'static str> {
+    crate::files::SCHEMES.into_iter()
+}
+
 /// The URL schemes of the sources etl-extract reads that are no target.
 pub fn source_schemes() -> impl Iterator<Item = &'static str> {
     crate::http::SCHEMES.into_iter()

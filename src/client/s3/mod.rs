@@ -393,6 +393,20 @@ impl Client {
                 self.list_check()?;
                 Ok(None)
             }
+            Err(Refusal::Refused {
+                status: 403,
+                code,
+                message,
+            }) if message.is_empty() => {
+                // A HEAD's 403 has no body either: a listing says why.
+                self.list_check()?;
+                let refusal = Refusal::Refused {
+                    status: 403,
+                    code,
+                    message,
+                };
+                Err(self.error("cannot read", Some(key), refusal))
+            }
             Err(refusal) => Err(self.error("cannot read", Some(key), refusal)),
         }
     }
