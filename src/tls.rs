@@ -1,9 +1,10 @@
-//! TLS for the database connections, one way for every store: rustls with
-//! ring (no OpenSSL to install), certificate and key files read with
-//! errors that name the file, the three depths of checking a server's
-//! certificate (none, its chain, its chain and its name), and a failed
-//! handshake told in words ("the server's certificate has expired"), never
-//! as a driver's debug text.
+//! TLS plumbing, one way for every connection etlkit makes (the database
+//! stores' and the broker clients'): rustls with ring (no OpenSSL to
+//! install), certificate and key files read with errors that name the file
+//! by its role (`sslrootcert`, `--ca-cert`), a client configuration that
+//! checks a server's certificate as deep as asked (none, its chain, its
+//! chain and its name), and a failed handshake told in words ("the
+//! server's certificate has expired"), never as a driver's debug text.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -39,8 +40,17 @@ pub enum Roots {
     /// The Mozilla roots built into etlkit (what `sslrootcert=system`
     /// means here).
     Builtin,
-    /// The certificates of a file (and only those).
+    /// The certificates of a file (and only those), named "root
+    /// certificate" in errors.
     File(std::path::PathBuf),
+    /// Certificates already read with [`read_certificates`] (and only
+    /// those); `from` names their file in errors (`--ca-cert FILE`).
+    Certificates {
+        /// The certificates, as read.
+        certificates: Vec<CertificateDer<'static>>,
+        /// The file's role and path, as errors show it.
+        from: String,
+    },
 }
 
 /// A client certificate (with its chain) and its private key.
@@ -109,11 +119,12 @@ pub fn client_config(
         match roots {
             Roots::Builtin => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
             Roots::File(path) => {
-                for certificate in read_certificates(path, "root certificate")? {
-                    store.add(certificate).map_err(|e| {
-                        anyhow::anyhow!("root certificate {}: {}", path.display(), explain(&e))
-                    })?;
-                }
+                let from = format!("root certificate {}", path.display());
+                let certificates = read_certificates(path, "root certificate")?;
+                add_roots(&mut store, certificates, &from)?;
+            }
+            Roots::Certificates { certificates, from } => {
+                add_roots(&mut store, certificates.clone(), from)?;
             }
         }
         Some(
@@ -138,6 +149,27 @@ pub fn client_config(
             .map_err(|e| anyhow::anyhow!("the client certificate or key: {}", explain(&e)))?,
         None => builder.with_no_client_auth(),
     })
+}
+
+/// Adds `certificates` to `store` as trusted roots; `from` names their
+/// file in errors.
+fn add_roots(
+    store: &mut RootCertStore,
+    certificates: Vec<CertificateDer<'static>>,
+    from: &str,
+) -> Result<()> {
+    for certificate in certificates {
+        store.add(certificate).map_err(|e| {
+            let why = match e {
+                Error::InvalidCertificate(CertificateError::BadEncoding) => {
+                    "it cannot be read (bad encoding)".to_string()
+                }
+                other => other.to_string(),
+            };
+            anyhow::anyhow!("{from}: not a usable CA certificate: {why}")
+        })?;
+    }
+    Ok(())
 }
 
 /// Checks a server's certificate as far as its [`Check`] asks; the
@@ -251,6 +283,9 @@ pub fn explain(err: &Error) -> String {
         Error::InvalidCertRevocationList(e) => format!("the certificate revocation list: {e:?}"),
         Error::NoCertificatesPresented => "the server sent no certificate".to_string(),
         Error::PeerIncompatible(e) => format!("the server's TLS is incompatible: {e:?}"),
+        Error::InconsistentKeys(_) => {
+            "the client key does not belong to the client certificate".to_string()
+        }
         other => other.to_string(),
     }
 }

@@ -17,6 +17,7 @@
 //! `restart.rs` holds what each does when what it read from is lost.
 
 mod restart;
+mod tls;
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -796,7 +797,7 @@ fn broker_flags_are_checked_before_connecting() {
                 "--checkpoint",
                 "c",
             ],
-            "(SASL) is not supported",
+            "a kafka:// URL holds no user or password; hint: SASL is set with security.protocol",
         ),
         (
             vec![
@@ -812,15 +813,17 @@ fn broker_flags_are_checked_before_connecting() {
         ),
         (
             vec![
-                "rediss://h",
+                "redis://h",
                 "--key",
                 "k",
                 "--group",
                 "g",
                 "--checkpoint",
                 "c",
+                "--ca-cert",
+                "ca.pem",
             ],
-            "(TLS) is not supported",
+            "need TLS: write rediss:// for redis://",
         ),
     ] {
         let out = watch(dir.path(), &args);

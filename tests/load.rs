@@ -508,7 +508,7 @@ fn an_unknown_url_scheme_is_a_usage_error_not_a_local_path() {
         (
             WATCH,
             vec!["s3://bucket/inbox", "--once"],
-            "etl-watch: error: s3:// is an address scheme etlkit does not know, so it cannot be etl-watch's PATH: it takes nats://, redis://, kafka:// or a local file, directory, glob or -".to_string(),
+            "etl-watch: error: s3:// is an address scheme etlkit does not know, so it cannot be etl-watch's PATH: it takes nats://, tls://, redis://, rediss://, kafka:// or a local file, directory, glob or -".to_string(),
         ),
     ];
     for (bin, args, message) in cases {

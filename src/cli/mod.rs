@@ -2,6 +2,7 @@
 //! groups so that a flag means the same thing everywhere. Parsing is all
 //! that happens here; the program modules turn these into checked plans.
 
+pub mod broker_security;
 pub mod extract;
 pub mod http;
 pub mod input;

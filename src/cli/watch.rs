@@ -127,8 +127,9 @@ Examples:
 )]
 pub struct WatchArgs {
     /// Files, directories or quoted globs to follow, - for stdin (the
-    /// default), or one broker: nats://HOST[:PORT], redis://HOST[:PORT][/DB]
-    /// or kafka://HOST[:PORT]
+    /// default), or one broker: nats://[USER:PASSWORD@|TOKEN@]HOST[:PORT]
+    /// (tls://... over TLS), redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
+    /// (rediss://... over TLS) or kafka://HOST[:PORT]
     #[arg(value_name = "PATH|URL")]
     pub paths: Vec<PathBuf>,
 
@@ -246,6 +247,10 @@ pub struct WatchArgs {
     /// here; without it etl-watch refuses to read everything again
     #[arg(long, value_enum, value_name = "WHERE", help_heading = "Brokers")]
     pub restart_from: Option<RestartFrom>,
+
+    /// TLS and authentication for brokers
+    #[command(flatten)]
+    pub security: super::broker_security::BrokerSecurityArgs,
 
     /// --rejects and --max-rejects (for lines that are not valid records)
     #[command(flatten)]
@@ -388,6 +393,22 @@ impl WatchArgs {
                      and --restart-from need a broker URL (nats://..., redis://... or kafka://...)",
                 ));
             }
+            let s = &self.security;
+            if s.ca_cert.is_some()
+                || s.client_cert.is_some()
+                || s.client_key.is_some()
+                || s.creds.is_some()
+                || s.kafka_config.is_some()
+                || s.security_protocol.is_some()
+                || s.sasl_mechanism.is_some()
+                || s.sasl_username.is_some()
+                || s.sasl_password.is_some()
+            {
+                return Err(usage(
+                    "the broker security options (--ca-cert, --client-cert, --client-key, \
+                     --creds, --kafka-config, --security-protocol, --sasl-*) need a broker URL",
+                ));
+            }
             return Ok(None);
         };
         if self.paths.len() > 1 {
@@ -418,10 +439,12 @@ impl WatchArgs {
                      using Kafka's own tools",
                 ));
             }
+            let security = self.security.kafka(&url)?;
             return Ok(Some(BrokerPlan::Kafka {
                 url,
                 topic: topic.clone(),
                 group: group.clone(),
+                security,
             }));
         }
         if url.scheme == "nats" {
@@ -453,12 +476,14 @@ impl WatchArgs {
             if !self.ack_wait.is_finite() || self.ack_wait < 1.0 {
                 return Err(usage("--ack-wait is at least 1 second"));
             }
+            let auth = self.security.nats(&url)?;
             Ok(Some(BrokerPlan::Nats {
                 url,
                 subject: subject.clone(),
                 durable: durable.clone(),
                 js_stream: self.js_stream.clone(),
                 ack_wait: self.ack_wait,
+                auth,
             }))
         } else {
             if nats_flags {
@@ -472,11 +497,13 @@ impl WatchArgs {
             if key.is_empty() || group.is_empty() || self.consumer.is_empty() {
                 return Err(usage("--key, --group and --consumer cannot be empty"));
             }
+            let tls = self.security.redis(&url)?;
             Ok(Some(BrokerPlan::Redis {
                 url,
                 key: key.clone(),
                 group: group.clone(),
                 consumer: self.consumer.clone(),
+                tls,
             }))
         }
     }

@@ -6,12 +6,16 @@
 //! A floor below the programs and the stores: a client knows its
 //! protocol, not who reads through it. `etl-watch`'s broker sources
 //! (`watch/broker/`) are built on them, and a broker target can be too.
-//! They import only plumbing: `tcp.rs` (the one TCP connect), `url.rs`
-//! (broker addresses, credentials percent-decoded by `crate::percent`).
+//! They import only plumbing: `tcp.rs` (the one TCP connect), `tls.rs`
+//! (TLS over it, and the trust options every broker shares), `url.rs`
+//! (broker addresses, credentials percent-decoded by `crate::percent`),
+//! `nkey.rs` (NATS credentials files and nonce signing).
 
 pub mod kafka;
 pub mod nats;
+pub mod nkey;
 pub mod redis;
 pub mod s3;
 pub mod tcp;
+pub mod tls;
 pub mod url;

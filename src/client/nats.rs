@@ -7,8 +7,9 @@
 //! (`STREAM.MSG.GET`).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -16,7 +17,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
+use super::nkey::Credentials;
 use super::tcp;
+use super::tls::{Stream, TlsOptions};
 use super::url::BrokerUrl;
 
 /// How long a reply from the server may take beyond any wait asked for.
@@ -62,38 +65,76 @@ pub struct ApiError {
     pub description: String,
 }
 
+/// How etl-watch proves who it is to a NATS server, beyond the URL's
+/// user and password or token, and the TLS it trusts.
+#[derive(Debug, Clone, Default)]
+pub struct NatsAuth {
+    /// The trust and client certificate options. Any of them asks for
+    /// TLS, as `tls://` does.
+    pub tls: TlsOptions,
+    /// A `.creds` file (user JWT and nkey seed) or an nkey seed file.
+    pub creds: Option<PathBuf>,
+}
+
 /// One connection to a NATS server, subscribed to its own inbox.
 pub struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
+    /// The connection, read through a buffer; what is published waits in
+    /// `out` until the next flush.
+    reader: BufReader<Stream>,
+    out: Vec<u8>,
     inbox: String,
     next: u64,
     server: String,
 }
 
-impl Conn {
-    /// Connects, authenticates and subscribes to its own inbox.
-    pub fn connect(url: &BrokerUrl) -> Result<Conn> {
-        let server = url.to_string();
-        let stream = tcp::connect(&url.host, url.port, &server)?;
-        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
-        let mut reader = BufReader::new(stream.try_clone()?);
-        let mut line = String::new();
-        reader
-            .read_line(&mut line)
-            .with_context(|| format!("{server}: no greeting from the server"))?;
-        let info: Value = line
-            .strip_prefix("INFO ")
-            .and_then(|j| serde_json::from_str(j.trim()).ok())
-            .with_context(|| format!("{server} is not a NATS server"))?;
-        if info.get("tls_required").and_then(Value::as_bool) == Some(true) {
-            bail!("{server} requires TLS, which etl-watch does not support");
+/// The server's greeting line (`INFO {...}`), read a byte at a time: TLS
+/// may start right after it, so nothing past it may be read here.
+fn read_info(stream: &mut TcpStream, server: &str) -> Result<Value> {
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while line.len() < (1 << 20) {
+        match stream.read(&mut byte) {
+            Ok(0) => bail!("{server}: the server closed the connection before its greeting"),
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("{server}: no greeting from the server"));
+            }
         }
-        if info.get("headers").and_then(Value::as_bool) != Some(true) {
+    }
+    let line = String::from_utf8_lossy(&line);
+    line.strip_prefix("INFO ")
+        .and_then(|j| serde_json::from_str(j.trim()).ok())
+        .with_context(|| format!("{server} is not a NATS server"))
+}
+
+impl Conn {
+    /// Connects, starts TLS when the URL (`tls://`), the options or the
+    /// server ask for it, authenticates and subscribes to its own inbox.
+    pub fn connect(url: &BrokerUrl, auth: &NatsAuth) -> Result<Conn> {
+        let server = url.to_string();
+        let creds = auth.creds.as_deref().map(Credentials::read).transpose()?;
+        let mut tcp = tcp::connect(&url.host, url.port, &server)?;
+        tcp.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        let info = read_info(&mut tcp, &server)?;
+        let flag = |name: &str| info.get(name).and_then(Value::as_bool) == Some(true);
+        let want_tls = url.tls || auth.tls.any();
+        let stream = if want_tls || flag("tls_required") {
+            if !flag("tls_required") && !flag("tls_available") {
+                bail!("{server}: the server does not offer TLS");
+            }
+            // As NATS does: TLS starts after the plain-text INFO.
+            Stream::handshake(tcp, &url.host, &server, &auth.tls.config()?)?
+        } else {
+            Stream::Plain(tcp)
+        };
+        if !flag("headers") {
             bail!("{server}: the server does not support headers (NATS 2.2 or later is needed)");
         }
+        let tls = matches!(stream, Stream::Tls(_));
         let mut connect = json!({
-            "verbose": false, "pedantic": false, "tls_required": false,
+            "verbose": false, "pedantic": false, "tls_required": tls,
             "name": "etl-watch", "lang": "rust", "version": env!("CARGO_PKG_VERSION"),
             "protocol": 1, "headers": true, "no_responders": true,
         });
@@ -106,24 +147,41 @@ impl Conn {
             (None, Some(password)) => connect["auth_token"] = password.clone().into(),
             (None, None) => {}
         }
+        if let Some(creds) = &creds {
+            let nonce = info
+                .get("nonce")
+                .and_then(Value::as_str)
+                .with_context(|| {
+                    format!("{server}: the server asks for no signature (no nonce), so --creds cannot be used")
+                })?;
+            connect["sig"] = creds.sign(nonce).into();
+            match &creds.jwt {
+                Some(jwt) => connect["jwt"] = jwt.clone().into(),
+                None => connect["nkey"] = creds.public_key().into(),
+            }
+        }
         // An inbox of its own: other clients share the server.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let nonce = format!("{nanos:x}x{:x}", std::process::id());
         let mut conn = Conn {
-            reader,
-            writer: BufWriter::with_capacity(64 << 10, stream),
+            reader: BufReader::with_capacity(64 << 10, stream),
+            out: Vec::new(),
             inbox: format!("_INBOX.etl{nonce}"),
             next: 0,
             server,
         };
         let sub = format!("CONNECT {connect}\r\nSUB {}.* 1\r\nPING\r\n", conn.inbox);
-        conn.writer.write_all(sub.as_bytes())?;
-        conn.writer.flush()?;
+        conn.out.extend_from_slice(sub.as_bytes());
+        conn.flush()?;
         loop {
             let mut line = String::new();
-            if conn.reader.read_line(&mut line)? == 0 {
+            let read = conn
+                .reader
+                .read_line(&mut line)
+                .map_err(|e| anyhow!("{}: {e}", conn.server))?;
+            if read == 0 {
                 bail!("{}: the server closed the connection", conn.server);
             }
             let line = line.trim_end();
@@ -144,17 +202,21 @@ impl Conn {
 
     /// Sends `data` to `subject`, answers to `reply` (sent at the next flush).
     pub fn publish(&mut self, subject: &str, reply: &str, data: &[u8]) -> Result<()> {
-        write!(self.writer, "PUB {subject} {reply} {}\r\n", data.len())?;
-        self.writer.write_all(data)?;
-        self.writer.write_all(b"\r\n")?;
+        write!(self.out, "PUB {subject} {reply} {}\r\n", data.len())?;
+        self.out.extend_from_slice(data);
+        self.out.extend_from_slice(b"\r\n");
         Ok(())
     }
 
     /// Sends what was published.
     pub fn flush(&mut self) -> Result<()> {
-        self.writer
-            .flush()
-            .with_context(|| format!("{}: cannot send", self.server))
+        let stream = self.reader.get_mut();
+        stream
+            .write_all(&self.out)
+            .and_then(|()| stream.flush())
+            .with_context(|| format!("{}: cannot send", self.server))?;
+        self.out.clear();
+        Ok(())
     }
 
     /// The next message for us, answering the server's PINGs meanwhile.
@@ -200,7 +262,7 @@ impl Conn {
                     });
                 }
                 Some("PING") => {
-                    self.writer.write_all(b"PONG\r\n")?;
+                    self.out.extend_from_slice(b"PONG\r\n");
                     self.flush()?;
                 }
                 Some("PONG" | "+OK" | "INFO") => {}

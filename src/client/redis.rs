@@ -3,13 +3,13 @@
 //! XGROUP CREATE, XREADGROUP, XACK).
 
 use std::fmt;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::tcp;
+use super::tls::{Stream, TlsOptions};
 use super::url::BrokerUrl;
 
 /// How long a reply may take beyond a BLOCK asked for.
@@ -72,20 +72,28 @@ pub struct Entry {
 
 /// One connection to a Redis server.
 pub struct Resp {
-    reader: BufReader<TcpStream>,
-    writer: BufWriter<TcpStream>,
+    /// The connection, read through a buffer; commands are written to it
+    /// whole from `out`.
+    reader: BufReader<Stream>,
+    out: Vec<u8>,
     server: String,
 }
 
 impl Resp {
-    /// Connects, authenticates (AUTH) and selects the URL's database.
-    pub fn connect(url: &BrokerUrl) -> Result<Resp> {
+    /// Connects (over TLS for `rediss://`, trusting what `tls` says),
+    /// authenticates (AUTH: `redis://user:password@` as an ACL user,
+    /// `redis://:password@` as the default user) and selects the URL's
+    /// database.
+    pub fn connect(url: &BrokerUrl, tls: &TlsOptions) -> Result<Resp> {
         let server = url.to_string();
+        if tls.any() && !url.tls {
+            bail!("{server}: --ca-cert, --client-cert and --client-key are for rediss:// (TLS)");
+        }
         // Every address the name resolves to is tried, as for NATS and Kafka.
-        let stream = tcp::connect(&url.host, url.port, &server)?;
+        let stream = Stream::connect(&url.host, url.port, &server, url.tls.then_some(tls))?;
         let mut conn = Resp {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: BufWriter::new(stream),
+            reader: BufReader::new(stream),
+            out: Vec::new(),
             server,
         };
         if let Some(password) = &url.password {
@@ -95,8 +103,9 @@ impl Resp {
             }
             args.push(password.as_bytes());
             // The server's message names no password; ours neither.
-            conn.ok(&args)
-                .map_err(|e| anyhow!("{e:#}").context("authentication failed"))?;
+            if let Reply::Error(e) = conn.call(&args, REPLY_TIMEOUT)? {
+                bail!("{}: authentication failed: {e}", conn.server);
+            }
         }
         if let Some(db) = url.path.strip_prefix('/') {
             conn.ok(&[b"SELECT", db.as_bytes()])?;
@@ -111,14 +120,17 @@ impl Resp {
 
     /// Sends a command and reads its reply (an error reply is a `Reply`).
     pub fn call(&mut self, args: &[&[u8]], timeout: Duration) -> Result<Reply> {
-        write!(self.writer, "*{}\r\n", args.len())?;
+        self.out.clear();
+        write!(self.out, "*{}\r\n", args.len())?;
         for arg in args {
-            write!(self.writer, "${}\r\n", arg.len())?;
-            self.writer.write_all(arg)?;
-            self.writer.write_all(b"\r\n")?;
+            write!(self.out, "${}\r\n", arg.len())?;
+            self.out.extend_from_slice(arg);
+            self.out.extend_from_slice(b"\r\n");
         }
-        self.writer
-            .flush()
+        let stream = self.reader.get_mut();
+        stream
+            .write_all(&self.out)
+            .and_then(|()| stream.flush())
             .with_context(|| format!("{}: cannot send", self.server))?;
         self.reader.get_ref().set_read_timeout(Some(timeout))?;
         self.read_reply()
@@ -141,14 +153,29 @@ impl Resp {
         let n = self.reader.read_line(&mut line).map_err(|e| {
             if tcp::timed_out(&e) {
                 anyhow!("{}: no answer from the server in time", self.server)
+            } else if e.kind() == std::io::ErrorKind::ConnectionReset {
+                anyhow!("{}: {e}{}", self.server, self.tls_hint())
             } else {
                 anyhow!("{}: {e}", self.server)
             }
         })?;
         if n == 0 {
-            bail!("{}: the server closed the connection", self.server);
+            bail!(
+                "{}: the server closed the connection{}",
+                self.server,
+                self.tls_hint()
+            );
         }
         Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+
+    /// A hint for a connection a server dropped: a TLS-only server drops
+    /// plain text.
+    fn tls_hint(&self) -> &'static str {
+        match self.reader.get_ref() {
+            Stream::Plain(_) => " (does it want TLS? hint: rediss://)",
+            Stream::Tls(_) => "",
+        }
     }
 
     fn read_reply(&mut self) -> Result<Reply> {

@@ -1,6 +1,7 @@
-//! Broker addresses (`nats://`, `redis://`, `kafka://`): the server, the
-//! credentials and, for Redis, the database a client connects to. A URL's
-//! `Display` never shows its password.
+//! Broker addresses (`nats://` and `tls://`, `redis://` and `rediss://`,
+//! `kafka://`): the server, the credentials, whether the URL asks for TLS
+//! and, for Redis, the database a client connects to. A URL's `Display`
+//! never shows its password.
 
 use anyhow::{Context, Result, bail};
 
@@ -8,8 +9,11 @@ use anyhow::{Context, Result, bail};
 /// the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
-    /// `nats`, `redis` or `kafka`.
+    /// `nats`, `redis` or `kafka` (`tls://` is `nats` and `rediss://` is
+    /// `redis`, with `tls` set).
     pub scheme: String,
+    /// The URL's scheme asks for TLS (`tls://`, `rediss://`).
+    pub tls: bool,
     /// Host name or address.
     pub host: String,
     /// Port.
@@ -30,11 +34,12 @@ impl std::fmt::Debug for BrokerUrl {
 
 impl std::fmt::Display for BrokerUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}://{}:{}{}",
-            self.scheme, self.host, self.port, self.path
-        )
+        let scheme = match (self.scheme.as_str(), self.tls) {
+            ("nats", true) => "tls",
+            ("redis", true) => "rediss",
+            (scheme, _) => scheme,
+        };
+        write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
     }
 }
 
@@ -48,22 +53,28 @@ pub fn is_broker_url(text: &str) -> bool {
 impl BrokerUrl {
     /// Parses `nats://[user:password@|token@]host[:port]`,
     /// `redis://[[user]:password@]host[:port][/db]` or
-    /// `kafka://host[:port]`. TLS (and SASL for Kafka) is refused.
+    /// `kafka://host[:port]`; `tls://` is NATS and `rediss://` Redis over
+    /// TLS. Kafka's TLS and SASL are set apart from the URL
+    /// (`security.protocol`).
     pub fn parse(text: &str) -> Result<BrokerUrl> {
         crate::shown::check_userinfo(text)?;
-        let (scheme, rest) = text
+        let (given, rest) = text
             .split_once("://")
             .context("a broker URL starts with nats://, redis:// or kafka://")?;
+        let (scheme, tls) = match given {
+            "tls" => ("nats", true),
+            "rediss" => ("redis", true),
+            other => (other, false),
+        };
         let default_port = match scheme {
             "nats" => 4222,
             "redis" => 6379,
             "kafka" => 9092,
-            "tls" | "rediss" => bail!("{scheme}:// (TLS) is not supported by etl-watch"),
             _ => bail!("unknown broker scheme {scheme}://"),
         };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest[i..].starts_with('?') => {
-                bail!("{scheme}:// URL parameters are not supported")
+                bail!("{given}:// URL parameters are not supported")
             }
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -110,13 +121,17 @@ impl BrokerUrl {
             bail!("a kafka:// URL has no path (name the topic with --topic)");
         }
         if scheme == "kafka" && (user.is_some() || password.is_some()) {
-            bail!("kafka:// with a user or password (SASL) is not supported by etl-watch");
+            bail!(
+                "a kafka:// URL holds no user or password; hint: SASL is set with \
+                 security.protocol and sasl.* in --kafka-config FILE"
+            );
         }
         if scheme == "redis" && !path.is_empty() && path[1..].parse::<u32>().is_err() {
             bail!("the path of a redis:// URL is a database number, e.g. redis://127.0.0.1:6379/0");
         }
         Ok(BrokerUrl {
             scheme: scheme.into(),
+            tls,
             host,
             port,
             user,
@@ -152,7 +167,15 @@ mod tests {
         let url = BrokerUrl::parse("nats://tok@127.0.0.1").unwrap();
         assert_eq!((url.user.as_deref(), url.port), (Some("tok"), 4222));
         assert!(BrokerUrl::parse("nats://h:4222/ORDERS").is_err());
-        assert!(BrokerUrl::parse("rediss://h").is_err());
+        let url = BrokerUrl::parse("rediss://u:p@h:6380/1").unwrap();
+        assert_eq!((url.scheme.as_str(), url.tls), ("redis", true));
+        assert_eq!(url.to_string(), "rediss://h:6380/1");
+        let url = BrokerUrl::parse("tls://h").unwrap();
+        assert_eq!(
+            (url.scheme.as_str(), url.tls, url.port),
+            ("nats", true, 4222)
+        );
+        assert_eq!(url.to_string(), "tls://h:4222");
         assert!(BrokerUrl::parse("redis://h/x").is_err());
         assert!(BrokerUrl::parse("redis://h:6379?timeout=1").is_err());
     }

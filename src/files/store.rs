@@ -1,6 +1,7 @@
 //! Files as a store: a CSV, TSV, NDJSON or Parquet file (or stdout), with
-//! its bookmarks in a `--state` JSON file. The flags it takes, the rows of
-//! the capability table, and the contract the programs hold it by.
+//! its bookmarks in a `--state` JSON file. The addresses it serves (by
+//! `--format` or extension), the flags it takes, the rows of the
+//! capability table, and the contract the programs hold it by.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,9 @@ use crate::format::Format;
 use crate::parquet_io::writer::DEFAULT_ROW_GROUP;
 use crate::runs::RunRecord;
 use crate::sink::{LoadMode, LoadOptions};
-use crate::store::{Capabilities, FlagCheck, NewField, Opened, Store, TargetArgs, file_job_name};
+use crate::store::{
+    Capabilities, Claim, FlagCheck, NewField, Opened, Store, StoreType, TargetArgs, file_job_name,
+};
 
 /// A CSV file's row of the capability table: its header fixes the columns.
 pub const CSV: Capabilities = Capabilities {
@@ -40,8 +43,48 @@ pub const PARQUET: Capabilities = Capabilities {
     ..Capabilities::file("Parquet", "Parquet", "a Parquet file")
 };
 
+/// Files as the registry lists them: a target by `--format` or its
+/// extension (stdout is NDJSON), a `--state` that is a `.json` file.
+pub const TYPE: FilesType = FilesType;
+
+/// The kind of store [`TYPE`] is.
+#[derive(Debug)]
+pub struct FilesType;
+
+impl StoreType for FilesType {
+    fn capabilities(&self) -> &'static [Capabilities] {
+        &[CSV, TSV, NDJSON, PARQUET]
+    }
+
+    fn claim(&self) -> Claim {
+        Claim::File
+    }
+
+    fn load_target(
+        &self,
+        args: &TargetArgs,
+        check: FlagCheck<'_>,
+    ) -> Option<Result<Box<dyn Store>>> {
+        let format = match args.format.as_deref() {
+            Some("sqlite") => return None,
+            Some(format) => format,
+            None if args.is_stdout() => "ndjson",
+            None => format_of(&args.address)?,
+        };
+        Some(FileStore::open(args, format, check).map(|s| Box::new(s) as _))
+    }
+
+    fn state(&self, address: &Path, _: Option<&str>) -> Option<Box<dyn Store>> {
+        let is_json = address
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        is_json.then(|| Box::new(FileStore::state(address)) as _)
+    }
+}
+
 /// The `--format` a file target's path names by its extension, if any.
-pub fn format_of(path: &Path) -> Option<&'static str> {
+fn format_of(path: &Path) -> Option<&'static str> {
     match FileFormat::from_path(path) {
         Some(FileFormat::Csv) => Some("csv"),
         Some(FileFormat::Tsv) => Some("tsv"),

@@ -1,4 +1,4 @@
-//! A Hive-partitioned Parquet dataset as a store: which targets are
+//! A Hive-partitioned Parquet dataset as a store: which addresses are
 //! datasets, the flags a dataset takes, its row of the capability table,
 //! and the contract the programs hold it by.
 
@@ -16,7 +16,8 @@ use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
 use crate::source::Window;
 use crate::store::{
-    Capabilities, FlagCheck, Opened, OpenedSource, Store, TargetArgs, file_job_name,
+    Capabilities, Claim, FlagCheck, Opened, OpenedSource, Store, StoreType, TargetArgs,
+    file_job_name,
 };
 
 /// A dataset's row of the capability table: partitions, types, its state
@@ -29,10 +30,43 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     ..Capabilities::file("dataset", "dataset", "a dataset directory")
 };
 
+/// The dataset as the registry lists it: a directory.
+pub const TYPE: LakeType = LakeType;
+
+/// The kind of store [`TYPE`] is.
+#[derive(Debug)]
+pub struct LakeType;
+
+impl StoreType for LakeType {
+    fn capabilities(&self) -> &'static [Capabilities] {
+        std::slice::from_ref(&CAPABILITIES)
+    }
+
+    fn claim(&self) -> Claim {
+        Claim::Directory
+    }
+
+    fn load_target(
+        &self,
+        args: &TargetArgs,
+        check: FlagCheck<'_>,
+    ) -> Option<Result<Box<dyn Store>>> {
+        claims(args).then(|| LakeStore::open(args, check).map(|s| Box::new(s) as _))
+    }
+
+    fn state(&self, address: &Path, _: Option<&str>) -> Option<Box<dyn Store>> {
+        self.dataset_source(address)
+    }
+
+    fn dataset_source(&self, address: &Path) -> Option<Box<dyn Store>> {
+        LakeStore::state(address).map(|dataset| Box::new(dataset) as _)
+    }
+}
+
 /// Does etl-load's target name a dataset? `--partition-by`, `--format
 /// parquet` for a directory (or a path ending in `/`), or, without
 /// `--format`, a directory that holds a manifest. Never stdout.
-pub fn claims(args: &TargetArgs) -> bool {
+fn claims(args: &TargetArgs) -> bool {
     let named = !args.partition_by.is_empty();
     let parquet_dir =
         args.format_is("parquet") && (args.address.is_dir() || args.address_text().ends_with('/'));

@@ -1,7 +1,8 @@
-//! A table in a MySQL or MariaDB database as a store: the flags it takes,
-//! its row of the capability table, and the contract the programs hold it
-//! by.
+//! A table in a MySQL or MariaDB database as a store: the URLs it serves,
+//! the flags it takes, its row of the capability table, and the contract
+//! the programs hold it by.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -13,11 +14,58 @@ use crate::error::usage;
 use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
 use crate::source::{Selection, Window};
-use crate::store::{Capabilities, FlagCheck, Opened, OpenedSource, SourceArgs, Store, TargetArgs};
+use crate::store::{
+    Capabilities, Claim, FlagCheck, Opened, OpenedSource, SourceArgs, Store, StoreType, TargetArgs,
+};
 
 /// MySQL's and MariaDB's row of the capability table.
 pub const CAPABILITIES: Capabilities =
     Capabilities::database("MySQL/MariaDB", "MySQL", "a MySQL/MariaDB database");
+
+/// MySQL and MariaDB as the registry lists them: a `mysql://` or
+/// `mariadb://` URL.
+pub const TYPE: MysqlType = MysqlType;
+
+/// The kind of store [`TYPE`] is.
+#[derive(Debug)]
+pub struct MysqlType;
+
+impl StoreType for MysqlType {
+    fn capabilities(&self) -> &'static [Capabilities] {
+        std::slice::from_ref(&CAPABILITIES)
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &super::SCHEMES
+    }
+
+    fn claim(&self) -> Claim {
+        Claim::Url
+    }
+
+    fn is_url(&self, address: &str) -> bool {
+        super::is_url(address)
+    }
+
+    fn load_target(
+        &self,
+        args: &TargetArgs,
+        check: FlagCheck<'_>,
+    ) -> Option<Result<Box<dyn Store>>> {
+        super::is_url(&args.address_text())
+            .then(|| MysqlStore::open(args, check).map(|s| Box::new(s) as _))
+    }
+
+    fn state(&self, address: &Path, _: Option<&str>) -> Option<Box<dyn Store>> {
+        let url = address.to_string_lossy();
+        super::is_url(&url).then(|| Box::new(MysqlStore::state(&url)) as _)
+    }
+
+    fn database_source(&self, address: &Path, args: &SourceArgs) -> Option<Box<dyn Store>> {
+        let url = address.to_string_lossy();
+        super::is_url(&url).then(|| Box::new(MysqlStore::source(&url, args)) as _)
+    }
+}
 
 /// A table in a MySQL or MariaDB database (a `mysql://` URL, printed only
 /// redacted).
@@ -88,24 +136,8 @@ impl Store for MysqlStore {
         super::conn::redact(&self.url)
     }
 
-    fn target_name(&self) -> String {
-        format!("table {:?}", self.table)
-    }
-
-    fn untouched(&self) -> String {
-        format!(
-            "nothing was loaded into {} (table {:?} is as it was)",
-            self.shown(),
-            self.table
-        )
-    }
-
-    fn destination(&self) -> String {
-        format!("table {:?} in {}", self.table, self.shown())
-    }
-
-    fn default_job(&self) -> String {
-        self.table.clone()
+    fn table(&self) -> Option<&str> {
+        Some(&self.table)
     }
 
     fn open_sink(&self, load: &LoadOptions) -> Opened<'_> {

@@ -1,5 +1,8 @@
-//! A table in a PostgreSQL database as a store: the flags it takes, its
-//! row of the capability table, and the contract the programs hold it by.
+//! A table in a PostgreSQL database as a store: the URLs it serves, the
+//! flags it takes, its row of the capability table, and the contract the
+//! programs hold it by.
+
+use std::path::Path;
 
 use anyhow::Result;
 use serde_json::Value;
@@ -9,11 +12,58 @@ use super::source::PgSource;
 use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
 use crate::source::{Selection, Window};
-use crate::store::{Capabilities, FlagCheck, Opened, OpenedSource, SourceArgs, Store, TargetArgs};
+use crate::store::{
+    Capabilities, Claim, FlagCheck, Opened, OpenedSource, SourceArgs, Store, StoreType, TargetArgs,
+};
 
 /// PostgreSQL's row of the capability table.
 pub const CAPABILITIES: Capabilities =
     Capabilities::database("PostgreSQL", "PG", "a PostgreSQL database");
+
+/// PostgreSQL as the registry lists it: a `postgres://` URL (or a libpq
+/// key=value string).
+pub const TYPE: PgType = PgType;
+
+/// The kind of store [`TYPE`] is.
+#[derive(Debug)]
+pub struct PgType;
+
+impl StoreType for PgType {
+    fn capabilities(&self) -> &'static [Capabilities] {
+        std::slice::from_ref(&CAPABILITIES)
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &super::SCHEMES
+    }
+
+    fn claim(&self) -> Claim {
+        Claim::Url
+    }
+
+    fn is_url(&self, address: &str) -> bool {
+        super::is_url(address)
+    }
+
+    fn load_target(
+        &self,
+        args: &TargetArgs,
+        check: FlagCheck<'_>,
+    ) -> Option<Result<Box<dyn Store>>> {
+        super::is_url(&args.address_text())
+            .then(|| PgStore::open(args, check).map(|s| Box::new(s) as _))
+    }
+
+    fn state(&self, address: &Path, schema_name: Option<&str>) -> Option<Box<dyn Store>> {
+        let url = address.to_string_lossy();
+        super::is_url(&url).then(|| Box::new(PgStore::state(&url, schema_name)) as _)
+    }
+
+    fn database_source(&self, address: &Path, args: &SourceArgs) -> Option<Box<dyn Store>> {
+        let url = address.to_string_lossy();
+        super::is_url(&url).then(|| Box::new(PgStore::source(&url, args)) as _)
+    }
+}
 
 /// A table in a PostgreSQL database (a `postgres://` URL, printed only
 /// redacted).
@@ -74,24 +124,8 @@ impl Store for PgStore {
         super::conn::redact(&self.url)
     }
 
-    fn target_name(&self) -> String {
-        format!("table {:?}", self.table)
-    }
-
-    fn untouched(&self) -> String {
-        format!(
-            "nothing was loaded into {} (table {:?} is as it was)",
-            self.shown(),
-            self.table
-        )
-    }
-
-    fn destination(&self) -> String {
-        format!("table {:?} in {}", self.table, self.shown())
-    }
-
-    fn default_job(&self) -> String {
-        self.table.clone()
+    fn table(&self) -> Option<&str> {
+        Some(&self.table)
     }
 
     fn open_sink(&self, load: &LoadOptions) -> Opened<'_> {

@@ -22,9 +22,7 @@ pub enum Role {
     WatchInput,
 }
 
-const BROKERS: &[&str] = &["nats", "redis", "kafka"];
-/// Broker schemes etl-watch recognises in order to refuse them clearly (TLS).
-const REFUSED_BROKERS: &[&str] = &["rediss", "tls"];
+const BROKERS: &[&str] = &["nats", "tls", "redis", "rediss", "kafka"];
 
 impl Role {
     /// The schemes this place takes.
@@ -80,8 +78,7 @@ pub fn check(text: &str, role: Role) -> anyhow::Result<()> {
         return Ok(());
     };
     let schemes = role.schemes();
-    let refused_later = role == Role::WatchInput && REFUSED_BROKERS.contains(&scheme.as_str());
-    if schemes.contains(&scheme.as_str()) || refused_later {
+    if schemes.contains(&scheme.as_str()) {
         return Ok(());
     }
     let known: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
@@ -89,7 +86,6 @@ pub fn check(text: &str, role: Role) -> anyhow::Result<()> {
         .chain(super::object_schemes())
         .chain(super::source_schemes())
         .chain(BROKERS.iter().copied())
-        .chain(REFUSED_BROKERS.iter().copied())
         .any(|s| s == scheme);
     let kind = if everywhere {
         "cannot be used as"

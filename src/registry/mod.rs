@@ -1,11 +1,13 @@
-//! The registry: the one place that lists the stores. It maps an address
-//! (a URL scheme, a directory, a file extension, `-`) to the store that
-//! serves it, for etl-load's TARGET, for `--state` and for the database or
-//! dataset etl-extract reads, gathers the stores'
-//! rows into the capability table, and knows which URL schemes each place
-//! on the command line takes (`address.rs`). The programs hold what it
-//! returns as `dyn Store`; adding a store is one line here (and a folder,
-//! and an entry in the conformance suite).
+//! The registry: the one list of stores, [`STORES`], one line each. Each
+//! line is a store's [`StoreType`], declared in its folder's `store.rs`:
+//! its rows of the capability table, its URL schemes, and how it claims an
+//! address and opens the store there. Everything here is a loop over the
+//! list: the store etl-load's TARGET names, the one `--state` names, the
+//! database or dataset etl-extract reads (asked in [`Claim`] order: URLs,
+//! then a directory, then a file by `--format` or extension, then SQLite),
+//! the capability table (in the list's order, the docs'), and the URL
+//! schemes each place on the command line takes (`address.rs`). The
+//! programs hold what it returns as `dyn Store`.
 
 pub mod address;
 
@@ -13,28 +15,42 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::files::store::FileStore;
-use crate::lake::store::LakeStore;
-use crate::mysql::store::MysqlStore;
-use crate::pg::store::PgStore;
-use crate::sqlite::store::SqliteStore;
-use crate::store::{Capabilities, FlagCheck, SourceArgs, Store, TargetArgs, capability};
+use crate::store::{
+    Capabilities, Claim, FlagCheck, SourceArgs, Store, StoreType, TargetArgs, capability,
+};
 
-/// Every store etl-load writes, in the order the docs list them.
-pub const STORES: [Capabilities; 8] = [
-    crate::sqlite::store::CAPABILITIES,
-    crate::pg::store::CAPABILITIES,
-    crate::mysql::store::CAPABILITIES,
-    crate::files::store::CSV,
-    crate::files::store::TSV,
-    crate::files::store::NDJSON,
-    crate::files::store::PARQUET,
-    crate::lake::store::CAPABILITIES,
+/// Every store, in the order the docs list them.
+pub const STORES: &[&dyn StoreType] = &[
+    &crate::sqlite::store::TYPE,
+    &crate::pg::store::TYPE,
+    &crate::mysql::store::TYPE,
+    &crate::files::store::TYPE,
+    &crate::lake::store::TYPE,
 ];
+
+/// The stores in the order they are asked for an address.
+fn by_claim() -> impl Iterator<Item = &'static dyn StoreType> {
+    Claim::ORDER
+        .into_iter()
+        .flat_map(|claim| STORES.iter().copied().filter(move |s| s.claim() == claim))
+}
+
+/// The first store, in claim order, that `open` finds its own. The
+/// fallback store claims every address, so there is always one.
+fn first<T>(open: impl FnMut(&'static dyn StoreType) -> Option<T>) -> T {
+    by_claim()
+        .find_map(open)
+        .expect("the fallback store claims every address")
+}
+
+/// Every store's rows of the capability table, in the docs' order.
+pub fn rows() -> impl Iterator<Item = &'static Capabilities> {
+    STORES.iter().flat_map(|s| s.capabilities())
+}
 
 /// The URL schemes of the database stores (each `scheme://`).
 pub fn database_schemes() -> impl Iterator<Item = &'static str> {
-    crate::pg::SCHEMES.into_iter().chain(crate::mysql::SCHEMES)
+    STORES.iter().flat_map(|s| s.schemes()).copied()
 }
 
 /// The URL schemes of object storage, which hold files (inputs and targets).
@@ -49,31 +65,21 @@ pub fn source_schemes() -> impl Iterator<Item = &'static str> {
 
 /// Is `address` a database's URL?
 pub fn is_database(address: &str) -> bool {
-    crate::pg::is_url(address) || crate::mysql::is_url(address)
+    STORES.iter().any(|s| s.is_url(address))
 }
 
 /// The store etl-load's TARGET names, its flags checked by the store
 /// (`check`: the checks every store shares, asked of its capability row).
 pub fn load_target(args: &TargetArgs, check: FlagCheck<'_>) -> Result<Box<dyn Store>> {
-    let text = args.address_text();
-    if crate::mysql::is_url(&text) {
-        return Ok(Box::new(MysqlStore::open(args, check)?));
-    }
-    if crate::pg::is_url(&text) {
-        return Ok(Box::new(PgStore::open(args, check)?));
-    }
-    args.refuse_database_state()?;
-    if crate::lake::store::claims(args) {
-        return Ok(Box::new(LakeStore::open(args, check)?));
-    }
-    let format = match args.format.as_deref() {
-        Some(format) => format,
-        None if args.is_stdout() => "ndjson",
-        None => crate::files::store::format_of(&args.address).unwrap_or("sqlite"),
-    };
-    Ok(match format {
-        "sqlite" => Box::new(SqliteStore::open(args, check)?),
-        _ => Box::new(FileStore::open(args, format, check)?),
+    first(|store| {
+        // Past the databases' URLs the target is local: a database as its
+        // --state is refused before any store looks further.
+        if store.claim() > Claim::Url
+            && let Err(err) = args.refuse_database_state()
+        {
+            return Some(Err(err));
+        }
+        store.load_target(args, check)
     })
 }
 
@@ -82,50 +88,24 @@ pub fn load_target(args: &TargetArgs, check: FlagCheck<'_>) -> Result<Box<dyn St
 /// dataset directory (its manifest), a `.json` state file, else a SQLite
 /// file.
 pub fn state(address: &Path, schema_name: Option<&str>) -> Box<dyn Store> {
-    let text = address.to_string_lossy();
-    if crate::pg::is_url(&text) {
-        return Box::new(PgStore::state(&text, schema_name));
-    }
-    if crate::mysql::is_url(&text) {
-        return Box::new(MysqlStore::state(&text));
-    }
-    if let Some(dataset) = LakeStore::state(address) {
-        return Box::new(dataset);
-    }
-    let is_json = address
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    if is_json {
-        Box::new(FileStore::state(address))
-    } else {
-        Box::new(SqliteStore::state(address))
-    }
+    first(|store| store.state(address, schema_name))
 }
 
 /// The database etl-extract reads `--table` or `--query` from: a
 /// PostgreSQL or MySQL URL, else a SQLite file.
 pub fn database_source(address: &Path, args: &SourceArgs) -> Box<dyn Store> {
-    let text = address.to_string_lossy();
-    if crate::mysql::is_url(&text) {
-        Box::new(MysqlStore::source(&text, args))
-    } else if crate::pg::is_url(&text) {
-        Box::new(PgStore::source(&text, args))
-    } else {
-        Box::new(SqliteStore::source(address, args.selection.clone()))
-    }
+    first(|store| store.database_source(address, args))
 }
 
 /// The dataset etl-extract reads, when `address` is a directory.
 pub fn dataset_source(address: &Path) -> Option<Box<dyn Store>> {
-    LakeStore::state(address).map(|dataset| Box::new(dataset) as _)
+    by_claim().find_map(|store| store.dataset_source(address))
 }
 
 /// The names of the stores that have a capability, for messages:
 /// "SQLite, PostgreSQL, MySQL/MariaDB".
 pub fn names_with(has: impl Fn(&Capabilities) -> bool) -> String {
-    STORES
-        .iter()
+    rows()
         .filter(|c| has(c))
         .map(|c| c.name)
         .collect::<Vec<_>>()
@@ -134,7 +114,7 @@ pub fn names_with(has: impl Fn(&Capabilities) -> bool) -> String {
 
 /// The capability table as etl-load's `--help` prints it.
 pub fn capability_table() -> String {
-    capability::table(&STORES)
+    capability::table(&rows().copied().collect::<Vec<_>>())
 }
 
 #[cfg(test)]
@@ -144,7 +124,7 @@ mod tests {
     #[test]
     fn every_store_has_one_row_and_the_table_names_them_all() {
         let text = capability_table();
-        for c in STORES {
+        for c in rows() {
             // A store that has upsert has tables to hold keys.
             assert!(!c.upsert || c.tables, "{}", c.name);
             // Partitions only where a directory holds many files.
@@ -161,5 +141,48 @@ mod tests {
             names_with(|c| c.upsert),
             "SQLite, PostgreSQL, MySQL/MariaDB"
         );
+    }
+
+    #[test]
+    fn one_store_is_the_fallback_and_the_table_keeps_the_docs_order() {
+        let fallback = STORES.iter().filter(|s| s.claim() == Claim::Fallback);
+        assert_eq!(fallback.count(), 1);
+        let names: Vec<&str> = rows().map(|c| c.name).collect();
+        assert_eq!(
+            names,
+            [
+                "SQLite",
+                "PostgreSQL",
+                "MySQL/MariaDB",
+                "CSV",
+                "TSV",
+                "NDJSON",
+                "Parquet",
+                "dataset"
+            ]
+        );
+        let schemes: Vec<&str> = database_schemes().collect();
+        assert_eq!(schemes, ["postgres", "postgresql", "mysql", "mariadb"]);
+        // Only the URL stores have schemes.
+        assert!(
+            STORES
+                .iter()
+                .all(|s| s.schemes().is_empty() == (s.claim() != Claim::Url))
+        );
+    }
+
+    #[test]
+    fn an_address_is_asked_of_the_stores_in_claim_order() {
+        let dir = std::env::temp_dir();
+        let shown = |p: &str| state(Path::new(p), None).capabilities().name;
+        assert_eq!(shown("postgres://u@h/db"), "PostgreSQL");
+        assert_eq!(shown("host=h dbname=db"), "PostgreSQL");
+        assert_eq!(shown("mariadb://u@h/db"), "MySQL/MariaDB");
+        assert_eq!(shown(&dir.to_string_lossy()), "dataset");
+        assert_eq!(shown("state.JSON"), "NDJSON");
+        assert_eq!(shown("state.db"), "SQLite");
+        assert!(is_database("mysql://u@h/db") && !is_database("x.db"));
+        assert!(dataset_source(&dir).is_some());
+        assert!(dataset_source(Path::new("x.db")).is_none());
     }
 }

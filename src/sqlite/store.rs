@@ -1,4 +1,5 @@
-//! A table in a SQLite file as a store: the flags it takes, its row of the
+//! A table in a SQLite file as a store: the addresses it serves (every
+//! one no other store claims), the flags it takes, its row of the
 //! capability table, and the contract the programs hold it by.
 
 use std::cell::OnceCell;
@@ -14,11 +15,50 @@ use crate::error::usage;
 use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
 use crate::source::{Selection, Window};
-use crate::store::{Capabilities, FlagCheck, Opened, OpenedSource, Store, TargetArgs};
+use crate::store::{
+    Capabilities, Claim, FlagCheck, Opened, OpenedSource, SourceArgs, Store, StoreType, TargetArgs,
+};
 
 /// SQLite's row of the capability table.
 pub const CAPABILITIES: Capabilities =
     Capabilities::database("SQLite", "SQLite", "a SQLite database");
+
+/// SQLite as the registry lists it: the default store, a file that is
+/// no other store's.
+pub const TYPE: SqliteType = SqliteType;
+
+/// The kind of store [`TYPE`] is.
+#[derive(Debug)]
+pub struct SqliteType;
+
+impl StoreType for SqliteType {
+    fn capabilities(&self) -> &'static [Capabilities] {
+        std::slice::from_ref(&CAPABILITIES)
+    }
+
+    fn claim(&self) -> Claim {
+        Claim::Fallback
+    }
+
+    fn load_target(
+        &self,
+        args: &TargetArgs,
+        check: FlagCheck<'_>,
+    ) -> Option<Result<Box<dyn Store>>> {
+        Some(SqliteStore::open(args, check).map(|s| Box::new(s) as _))
+    }
+
+    fn state(&self, address: &Path, _: Option<&str>) -> Option<Box<dyn Store>> {
+        Some(Box::new(SqliteStore::state(address)))
+    }
+
+    fn database_source(&self, address: &Path, args: &SourceArgs) -> Option<Box<dyn Store>> {
+        Some(Box::new(SqliteStore::source(
+            address,
+            args.selection.clone(),
+        )))
+    }
+}
 
 /// A table in a SQLite file (created if missing).
 #[derive(Debug)]
@@ -81,24 +121,8 @@ impl Store for SqliteStore {
         self.path.display().to_string()
     }
 
-    fn target_name(&self) -> String {
-        format!("table {:?}", self.table)
-    }
-
-    fn untouched(&self) -> String {
-        format!(
-            "nothing was loaded into {} (table {:?} is as it was)",
-            self.shown(),
-            self.table
-        )
-    }
-
-    fn destination(&self) -> String {
-        format!("table {:?} in {}", self.table, self.shown())
-    }
-
-    fn default_job(&self) -> String {
-        self.table.clone()
+    fn table(&self) -> Option<&str> {
+        Some(&self.table)
     }
 
     fn open_sink(&self, load: &LoadOptions) -> Opened<'_> {

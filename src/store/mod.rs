@@ -1,10 +1,11 @@
 //! The store contract: what a program holds a store by. A store is a place
 //! records go to (a table of a database, a file, a dataset) and the state
 //! kept beside them. `load.rs` and `extract.rs` see only [`Store`]; the
-//! registry (`registry/`) finds the store an address names, and each
-//! store's folder implements the contract in its `store.rs`, where it also
-//! checks the flags only it cares about and declares its row of the
-//! capability table ([`Capabilities`]).
+//! registry (`registry/`) lists each kind of store once, by its
+//! [`StoreType`], and finds the store an address names. Each store's
+//! folder implements both in its `store.rs`, where it also checks the flags
+//! only it cares about and declares its rows of the capability table
+//! ([`Capabilities`]).
 
 pub mod capability;
 
@@ -44,21 +45,47 @@ pub trait Store: std::fmt::Debug + Send {
     /// password, a path, or `stdout`.
     fn shown(&self) -> String;
 
+    /// The table a load writes, for a store of tables (`--table`); `None`
+    /// for a file or a dataset, which then says its own names below.
+    fn table(&self) -> Option<&str> {
+        None
+    }
+
     /// The target as the load's messages name it: `table "t"`, a path,
     /// `dataset DIR`, `stdout`.
-    fn target_name(&self) -> String;
+    fn target_name(&self) -> String {
+        match self.table() {
+            Some(table) => format!("table {table:?}"),
+            None => self.shown(),
+        }
+    }
 
     /// What a failed load left: `nothing was loaded into DB (table "t" is
     /// as it was)`.
-    fn untouched(&self) -> String;
+    fn untouched(&self) -> String {
+        match self.table() {
+            Some(table) => format!(
+                "nothing was loaded into {} (table {table:?} is as it was)",
+                self.shown()
+            ),
+            None => format!("nothing was written to {} (it is as it was)", self.shown()),
+        }
+    }
 
     /// Where committed segments went, for the message of a run that fails
     /// after some: `table "t" in DB`, a path, `the dataset DIR`.
-    fn destination(&self) -> String;
+    fn destination(&self) -> String {
+        match self.table() {
+            Some(table) => format!("table {table:?} in {}", self.shown()),
+            None => self.shown(),
+        }
+    }
 
     /// The job's name in the run history when `--job` gives none: the
     /// table, or the file's name.
-    fn default_job(&self) -> String;
+    fn default_job(&self) -> String {
+        self.table().map_or_else(|| self.shown(), String::from)
+    }
 
     /// Opens the sink of a load (a transaction, a temporary file, a lock).
     /// The sink undoes its own work in `abort`, and in `commit` when the
@@ -84,6 +111,77 @@ pub trait Store: std::fmt::Debug + Send {
     fn open_source(&self, window: Option<Window<'_>>) -> Result<OpenedSource> {
         let _ = window;
         anyhow::bail!("{} is not read by etl-extract", self.shown())
+    }
+}
+
+/// Where a kind of store comes when the registry asks which store an
+/// address names: the kinds are asked in this order, and the first to
+/// claim the address serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Claim {
+    /// A URL of its own schemes (a database), whatever else the flags say.
+    Url,
+    /// A directory (a dataset).
+    Directory,
+    /// A file named by `--format` or its extension, or stdout.
+    File,
+    /// Whatever no other store claims (SQLite; exactly one store).
+    Fallback,
+}
+
+impl Claim {
+    /// The order the registry asks in.
+    pub const ORDER: [Claim; 4] = [Claim::Url, Claim::Directory, Claim::File, Claim::Fallback];
+}
+
+/// A kind of store as the registry lists it: one per store folder, its
+/// `TYPE` in its `store.rs`. It says what the store can do, which
+/// addresses are its own, and opens the store for each place an address
+/// is given. Each opener answers `None` when the address is not its own.
+pub trait StoreType {
+    /// Its rows of the capability table, in the docs' order (one per
+    /// format for files).
+    fn capabilities(&self) -> &'static [Capabilities];
+
+    /// Its URL schemes (each `scheme://`); none for a local store.
+    fn schemes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// When it is asked, among the stores.
+    fn claim(&self) -> Claim;
+
+    /// Is `address` one of its URLs (a database's)?
+    fn is_url(&self, address: &str) -> bool {
+        let _ = address;
+        false
+    }
+
+    /// The store etl-load's TARGET names, its flags checked (`check`: the
+    /// checks every store shares, asked of its row).
+    fn load_target(
+        &self,
+        args: &TargetArgs,
+        check: FlagCheck<'_>,
+    ) -> Option<Result<Box<dyn Store>>>;
+
+    /// The store `--state` names, whose bookmarks etl-extract reads
+    /// (`schema_name`: where a PostgreSQL database keeps them).
+    fn state(&self, address: &Path, schema_name: Option<&str>) -> Option<Box<dyn Store>> {
+        let _ = (address, schema_name);
+        None
+    }
+
+    /// The database etl-extract reads `--table` or `--query` from.
+    fn database_source(&self, address: &Path, args: &SourceArgs) -> Option<Box<dyn Store>> {
+        let _ = (address, args);
+        None
+    }
+
+    /// The dataset etl-extract reads.
+    fn dataset_source(&self, address: &Path) -> Option<Box<dyn Store>> {
+        let _ = address;
+        None
     }
 }
 

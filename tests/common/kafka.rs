@@ -47,7 +47,12 @@ impl Answer<'_> {
 
 impl Kafka {
     pub fn connect() -> Kafka {
-        let stream = TcpStream::connect(kafka_addr()).expect("kafka");
+        Kafka::connect_to(&kafka_addr())
+    }
+
+    /// A connection to another (plain-text) broker than the usual one.
+    pub fn connect_to(addr: &str) -> Kafka {
+        let stream = TcpStream::connect(addr).expect("kafka");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");

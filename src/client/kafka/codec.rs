@@ -36,6 +36,12 @@ impl Encoder {
         self.0.extend_from_slice(v.as_bytes());
         self
     }
+    /// BYTES (i32 length).
+    pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.i32(v.len() as i32);
+        self.0.extend_from_slice(v);
+        self
+    }
     /// A null NULLABLE_STRING.
     pub fn null_string(&mut self) -> &mut Self {
         self.i16(-1)

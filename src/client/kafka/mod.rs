@@ -12,6 +12,7 @@
 mod codec;
 mod conn;
 mod records;
+pub mod security;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use codec::Encoder;
 use conn::Conn;
 use records::decode_batches;
 pub use records::{crc32c, record_batch};
+use security::KafkaSecurity;
 
 use super::url::BrokerUrl;
 
@@ -61,6 +63,7 @@ pub struct Client {
     topic: String,
     group: String,
     bootstrap: Conn,
+    security: KafkaSecurity,
     brokers: HashMap<i32, (String, u16)>,
     conns: HashMap<i32, Conn>,
     coordinator: Option<i32>,
@@ -70,15 +73,22 @@ pub struct Client {
 
 impl Client {
     /// Connects to the bootstrap broker and reads the topic's partitions
-    /// and their leaders (an error if the topic does not exist).
-    pub fn connect(url: &BrokerUrl, topic: &str, group: &str) -> Result<Client> {
+    /// and their leaders (an error if the topic does not exist). Every
+    /// connection is secured as `security` says.
+    pub fn connect(
+        url: &BrokerUrl,
+        topic: &str,
+        group: &str,
+        security: &KafkaSecurity,
+    ) -> Result<Client> {
         let server = url.to_string();
-        let bootstrap = Conn::connect(&url.host, url.port, &server)?;
+        let bootstrap = Conn::connect(&url.host, url.port, &server, security)?;
         let mut client = Client {
             server,
             topic: topic.to_string(),
             group: group.to_string(),
             bootstrap,
+            security: security.clone(),
             brokers: HashMap::new(),
             conns: HashMap::new(),
             coordinator: None,
@@ -165,7 +175,7 @@ impl Client {
                 .with_context(|| format!("{}: broker {node} is not known", self.server))?;
             // The address the cluster advertises for the broker.
             let server = format!("kafka://{host}:{port}");
-            let conn = Conn::connect(&host, port, &server)?;
+            let conn = Conn::connect(&host, port, &server, &self.security)?;
             self.conns.insert(node, conn);
         }
         Ok(self.conns.get_mut(&node).expect("inserted above"))
@@ -452,7 +462,10 @@ fn error_text(code: i16) -> String {
         27 => "rebalance in progress (another consumer is active in the group)",
         29 => "topic authorization failed",
         30 => "group authorization failed",
+        33 => "unsupported SASL mechanism",
+        34 => "illegal SASL state",
         35 => "unsupported version",
+        58 => "SASL authentication failed",
         _ => "",
     };
     if name.is_empty() {

@@ -79,11 +79,17 @@ impl KafkaTopic {
         options: BrokerOptions,
         previous: Option<&Previous<KafkaState>>,
     ) -> Result<KafkaTopic> {
-        let BrokerPlan::Kafka { url, topic, group } = plan else {
+        let BrokerPlan::Kafka {
+            url,
+            topic,
+            group,
+            security,
+        } = plan
+        else {
             unreachable!("KafkaTopic::open is called for kafka:// only");
         };
         let server = url.to_string();
-        let client = Client::connect(url, topic, group)?;
+        let client = Client::connect(url, topic, group, security)?;
         let partitions = client
             .partitions()
             .into_iter()

@@ -37,7 +37,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 pub use contract::{BrokerOptions, RestartFrom};
-pub use url::{BrokerPlan, BrokerUrl, is_broker_url};
+pub use url::{BrokerPlan, BrokerUrl, KafkaSecurity, NatsAuth, TlsOptions, is_broker_url};
 
 use super::{PROGRAM, WatchFormat, Watcher, identity};
 use crate::format::json;

@@ -94,11 +94,12 @@ impl JetStream {
             durable,
             js_stream,
             ack_wait,
+            auth,
         } = plan
         else {
             unreachable!("JetStream::open is called for nats:// only");
         };
-        let mut conn = Conn::connect(url)?;
+        let mut conn = Conn::connect(url, auth)?;
         let server = url.to_string();
         let stream = match js_stream {
             Some(name) => name.clone(),

@@ -62,11 +62,12 @@ impl RedisStream {
             key,
             group,
             consumer,
+            tls,
         } = plan
         else {
             unreachable!("RedisStream::open is called for redis:// only");
         };
-        let mut conn = Resp::connect(url)?;
+        let mut conn = Resp::connect(url, tls)?;
         let server = url.to_string();
         let db = url.path.trim_start_matches('/').to_string();
         let identity = format!("redis;{db};{key};{group};{consumer}");

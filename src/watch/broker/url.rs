@@ -1,6 +1,9 @@
 //! The plan of which broker etl-watch reads, and where in it. The
 //! addresses themselves are the clients' (`crate::client::url`).
 
+pub use crate::client::kafka::security::KafkaSecurity;
+pub use crate::client::nats::NatsAuth;
+pub use crate::client::tls::TlsOptions;
 pub use crate::client::url::{BrokerUrl, is_broker_url};
 
 /// Which broker, and where in it.
@@ -18,6 +21,8 @@ pub enum BrokerPlan {
         js_stream: Option<String>,
         /// Ack wait of a consumer this run creates, in seconds.
         ack_wait: f64,
+        /// TLS options and credentials beyond the URL's.
+        auth: NatsAuth,
     },
     /// A Kafka topic (all partitions), offsets committed for a group.
     Kafka {
@@ -27,6 +32,8 @@ pub enum BrokerPlan {
         topic: String,
         /// The consumer group whose committed offsets are used.
         group: String,
+        /// TLS and SASL.
+        security: KafkaSecurity,
     },
     /// A Redis stream read through a consumer group.
     Redis {
@@ -38,5 +45,7 @@ pub enum BrokerPlan {
         group: String,
         /// This reader's name in the group.
         consumer: String,
+        /// Trust and the client certificate, for `rediss://`.
+        tls: TlsOptions,
     },
 }

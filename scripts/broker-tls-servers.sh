@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The broker servers etl-watch's TLS and authentication tests use, beside
+# (never instead of) the plain ones, each on its own port on 127.0.0.1:
+#
+#   6380  Redis, TLS only, client certificate required, a password for the
+#         default user (default-secret) and an ACL user etl (etl-secret)
+#   4223  NATS with JetStream, TLS required
+#   4224  NATS with JetStream, users: etl/etl-secret and an nkey user (the
+#         seed in tests/fixtures/nats-user.nk)
+#   4225  NATS with JetStream, token etl-token
+#   9093  Kafka SSL: a TLS proxy (tests/fixtures/tls_proxy.py) in front of
+#         tansu on 19093 (tansu 0.6 takes --cert/--key but does not serve TLS)
+#   9094  Kafka SASL_PLAINTEXT: tansu --authentication
+#   9095  Kafka SASL_SSL: the TLS proxy in front of tansu --authentication
+#         on 19095
+#
+# A private CA, the servers' certificate (localhost, 127.0.0.1), a client
+# certificate and a second CA that signed none of them are made with
+# openssl in $ETLKIT_BROKER_TLS_DIR (default ~/.cache/etlkit/broker-tls).
+# The secrets are test secrets. Each server is started only when its port
+# is not answering, so running this twice is harmless.
+#
+# Usage: scripts/broker-tls-servers.sh start|stop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dir="${ETLKIT_BROKER_TLS_DIR:-$HOME/.cache/etlkit/broker-tls}"
+tansu_bin="$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")"
+# The public nkey of the seed in tests/fixtures/nats-user.nk; the tests
+# check that etlkit derives the same one.
+nkey_user=UAMX62ZD4FWIKMWGVPEDR6WNL2TYTPQMO2ZJEAZUAON7VCZ5G2GWCXLM
+
+tcp_up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_up() {
+  for _ in $(seq 60); do tcp_up "$1" && return 0; sleep 0.5; done
+  echo "broker-tls-servers: nothing answers on 127.0.0.1:$1 (see $dir/*.log)" >&2
+  return 1
+}
+
+certificates() {
+  [ -s "$dir/client.crt" ] && return 0
+  mkdir -p "$dir"
+  local ssl=(openssl req -x509 -newkey rsa:2048 -nodes -days 3650)
+  "${ssl[@]}" -keyout "$dir/ca.key" -out "$dir/ca.crt" -subj "/CN=etlkit test CA" 2>/dev/null
+  "${ssl[@]}" -keyout "$dir/other-ca.key" -out "$dir/other-ca.crt" -subj "/CN=etlkit other CA" 2>/dev/null
+  sign() { # name subject extensions
+    openssl req -newkey rsa:2048 -nodes -keyout "$dir/$1.key" -out "$dir/$1.csr" -subj "$2" 2>/dev/null
+    printf '%s\n' "$3" >"$dir/$1.ext"
+    openssl x509 -req -in "$dir/$1.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+      -days 3650 -out "$dir/$1.crt" -extfile "$dir/$1.ext" 2>/dev/null
+    rm -f "$dir/$1.csr" "$dir/$1.ext"
+  }
+  sign server "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1"
+  sign client "/CN=etl-watch" "extendedKeyUsage=clientAuth"
+  chmod 600 "$dir"/*.key
+}
+
+start_redis() {
+  tcp_up 6380 && return 0
+  redis-server --daemonize yes --bind 127.0.0.1 --port 0 --tls-port 6380 \
+    --tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key" \
+    --tls-ca-cert-file "$dir/ca.crt" --tls-auth-clients yes \
+    --requirepass default-secret --user etl on '>etl-secret' '~*' '&*' '+@all' \
+    --save "" --appendonly no --dir "$dir" --logfile "$dir/redis-6380.log" \
+    --pidfile "$dir/redis-6380.pid"
+  wait_up 6380
+}
+
+start_nats() { # port, config lines
+  local port=$1
+  shift
+  tcp_up "$port" && return 0
+  mkdir -p "$dir/nats-$port"
+  {
+    echo "listen: 127.0.0.1:$port"
+    echo "jetstream { store_dir: \"$dir/nats-$port\" }"
+    printf '%s\n' "$@"
+  } >"$dir/nats-$port.conf"
+  nohup nats-server -c "$dir/nats-$port.conf" -l "$dir/nats-$port.log" >/dev/null 2>&1 &
+  echo $! >"$dir/nats-$port.pid"
+  wait_up "$port"
+}
+
+start_tansu() { # listen port, advertised port, extra flags
+  local port=$1 advertised=$2
+  shift 2
+  tcp_up "$port" && return 0
+  nohup "$tansu_bin" broker --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$advertised" \
+    --storage-engine memory://tansu/ "$@" >"$dir/tansu-$port.log" 2>&1 &
+  echo $! >"$dir/tansu-$port.pid"
+  wait_up "$port"
+}
+
+start_proxy() { # listen port, target port
+  tcp_up "$1" && return 0
+  nohup python3 tests/fixtures/tls_proxy.py "$1" "$2" "$dir/server.crt" "$dir/server.key" \
+    >"$dir/proxy-$1.log" 2>&1 &
+  echo $! >"$dir/proxy-$1.pid"
+  wait_up "$1"
+}
+
+start() {
+  certificates
+  start_redis
+  start_nats 4223 "tls { cert_file: \"$dir/server.crt\", key_file: \"$dir/server.key\", timeout: 5 }"
+  start_nats 4224 "authorization { users = [ { user: etl, password: \"etl-secret\" }, { nkey: $nkey_user } ] }"
+  start_nats 4225 "authorization { token: \"etl-token\" }"
+  if [ -x "$tansu_bin" ]; then
+    start_tansu 19093 9093
+    start_proxy 9093 19093
+    start_tansu 9094 9094 --authentication
+    start_tansu 19095 9095 --authentication
+    start_proxy 9095 19095
+  else
+    echo "broker-tls-servers: no tansu: the Kafka TLS and SASL servers are not started" >&2
+  fi
+  echo "broker TLS servers up (certificates in $dir)"
+}
+
+stop() {
+  local pidfile
+  for pidfile in "$dir"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  done
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

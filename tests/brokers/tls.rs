@@ -1,0 +1,529 @@
+//! `etl-watch` over TLS and with authentication, against the servers
+//! `scripts/broker-tls-servers.sh start` runs beside the plain ones (its
+//! header lists them): Redis TLS with a client certificate and an ACL user,
+//! NATS with TLS, users, an nkey user and a token, Kafka SSL (a TLS proxy
+//! in front of tansu) and SASL (tansu --authentication). The certificates
+//! are in ETLKIT_BROKER_TLS_DIR (default ~/.cache/etlkit/broker-tls).
+//! Without the servers these tests skip loudly; with
+//! ETLKIT_REQUIRE_BROKER_TLS set (as in CI) they fail instead.
+
+use std::path::PathBuf;
+
+use etlkit::client::nats::{Conn as NatsConn, NatsAuth};
+use etlkit::client::nkey::Credentials;
+use etlkit::client::redis::Resp;
+use etlkit::client::tls::TlsOptions;
+use etlkit::client::url::BrokerUrl;
+use serde_json::json;
+
+use super::{payloads, reachable, watch};
+use crate::common::expect::expect;
+use crate::common::kafka::Kafka;
+use crate::common::*;
+
+/// The public key of tests/fixtures/nats-user.nk, as the server's
+/// configuration names it (scripts/broker-tls-servers.sh).
+const NKEY_USER: &str = "UAMX62ZD4FWIKMWGVPEDR6WNL2TYTPQMO2ZJEAZUAON7VCZ5G2GWCXLM";
+
+fn tls_dir() -> PathBuf {
+    match std::env::var_os("ETLKIT_BROKER_TLS_DIR") {
+        Some(dir) => dir.into(),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/etlkit/broker-tls")
+        }
+    }
+}
+
+/// The file `name` of the test certificates, as an argument.
+fn cert(name: &str) -> String {
+    tls_dir().join(name).to_string_lossy().into_owned()
+}
+
+/// Are the TLS server on `port` and the certificates there?
+fn up(port: u16, what: &str) -> bool {
+    let require = "ETLKIT_REQUIRE_BROKER_TLS";
+    if !tls_dir().join("ca.crt").exists() {
+        if std::env::var_os(require).is_some() {
+            panic!(
+                "{what}: no certificates in {} ({require})",
+                tls_dir().display()
+            );
+        }
+        eprintln!(
+            "SKIPPED: {what} test: no certificates in {} (scripts/broker-tls-servers.sh start)",
+            tls_dir().display()
+        );
+        return false;
+    }
+    reachable(&format!("127.0.0.1:{port}"), what, require)
+}
+
+fn options(ca: &str, client: bool) -> TlsOptions {
+    TlsOptions {
+        ca_cert: Some(cert(ca).into()),
+        client_cert: client.then(|| cert("client.crt").into()),
+        client_key: client.then(|| cert("client.key").into()),
+    }
+}
+
+fn watch_args(dir: &std::path::Path, url: &str, rest: &[&str]) -> std::process::Output {
+    let mut args = vec![url];
+    args.extend_from_slice(rest);
+    watch(dir, &args)
+}
+
+#[test]
+fn redis_over_tls_with_an_acl_user_reads_and_refuses_what_does_not_verify() {
+    if !up(6380, "Redis TLS") {
+        return;
+    }
+    let dir = tempdir();
+    let key = unique("tls");
+    let url = BrokerUrl::parse("rediss://etl:etl-secret@127.0.0.1:6380").expect("test set-up");
+    let mut redis = Resp::connect(&url, &options("ca.crt", true)).expect("test set-up");
+    for payload in payloads(0, 3) {
+        redis
+            .ok(&[b"XADD", key.as_bytes(), b"*", b"payload", &payload])
+            .expect("test set-up");
+    }
+    let (ca, client_cert, client_key) = (cert("ca.crt"), cert("client.crt"), cert("client.key"));
+    let tls = [
+        "--ca-cert",
+        ca.as_str(),
+        "--client-cert",
+        client_cert.as_str(),
+        "--client-key",
+        client_key.as_str(),
+    ];
+    let read = |url: &str, group: &str, extra: &[&str]| {
+        let mut rest = vec!["--key", key.as_str(), "--group", group, "--once"];
+        rest.extend_from_slice(&["--checkpoint", group]);
+        rest.extend_from_slice(extra);
+        watch_args(dir.path(), url, &rest)
+    };
+    // The ACL user, and the default user with its password.
+    let out = read("rediss://etl:etl-secret@127.0.0.1:6380", "acl", &tls);
+    expect(&out, "ACL user over TLS").code(0);
+    assert_eq!(records(&stdout(&out)).len(), 3, "{}", stderr(&out));
+    let out = read("rediss://:default-secret@localhost:6380", "default", &tls);
+    expect(&out, "default user over TLS, by name").code(0);
+    assert_eq!(records(&stdout(&out)).len(), 3, "{}", stderr(&out));
+
+    let other = cert("other-ca.crt");
+    let mut wrong_ca = tls;
+    wrong_ca[1] = other.as_str();
+    let out = read("rediss://etl:etl-secret@127.0.0.1:6380", "x1", &wrong_ca);
+    expect(&out, "wrong CA").code(1).stdout("").stderr(
+        "etl-watch: error: rediss://127.0.0.1:6380: TLS handshake failed: the server's \
+         certificate is not signed by a trusted certificate authority; hint: --ca-cert FILE \
+         names the CA that signed it\n",
+    );
+    let out = read("rediss://etl:not-the-secret@127.0.0.1:6380", "x2", &tls);
+    expect(&out, "wrong password").code(1).stdout("").stderr(
+        "etl-watch: error: rediss://127.0.0.1:6380: authentication failed: WRONGPASS invalid \
+         username-password pair or user is disabled.\n",
+    );
+    let out = read("rediss://etl:etl-secret@127.0.0.1:6380", "x3", &tls[..2]);
+    expect(&out, "no client certificate")
+        .code(1)
+        .stdout("")
+        .stderr(
+            "etl-watch: error: rediss://127.0.0.1:6380: the server wants a client certificate; \
+         hint: --client-cert FILE --client-key FILE\n",
+        );
+    let out = read("redis://etl:etl-secret@127.0.0.1:6380", "x4", &[]);
+    expect(&out, "plain text to a TLS port").code(1).stdout("");
+    assert!(
+        stderr(&out).contains("(does it want TLS? hint: rediss://)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = read("redis://127.0.0.1:6380", "x5", &tls[..2]);
+    expect(&out, "TLS options on redis://").code(2).stderr(
+        "etl-watch: error: --ca-cert, --client-cert and --client-key need TLS: write rediss:// \
+         for redis://\n",
+    );
+}
+
+/// Creates the JetStream stream `stream` on `subject.>` and publishes
+/// three messages, over `url` with `auth`.
+fn nats_setup(url: &str, auth: &NatsAuth, stream: &str, subject: &str) {
+    let url = BrokerUrl::parse(url).expect("test set-up");
+    let mut nats = NatsConn::connect(&url, auth).expect("test set-up");
+    nats.request(
+        &format!("$JS.API.STREAM.CREATE.{stream}"),
+        &json!({ "name": stream, "subjects": [format!("{subject}.>")] }),
+    )
+    .expect("test set-up")
+    .map_err(|e| e.description)
+    .expect("test set-up");
+    for i in 0..3 {
+        nats.request(
+            &format!("{subject}.x"),
+            &json!({ "id": i, "item": format!("thing {i}") }),
+        )
+        .expect("test set-up")
+        .map_err(|e| e.description)
+        .expect("test set-up");
+    }
+}
+
+fn nats_read(
+    dir: &std::path::Path,
+    url: &str,
+    stream: &str,
+    subject: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let filter = format!("{subject}.>");
+    // A consumer of its own: each read starts at the stream's start.
+    let durable = unique("etl");
+    let mut rest = vec![
+        "--subject",
+        filter.as_str(),
+        "--durable",
+        durable.as_str(),
+        "--js-stream",
+        stream,
+        "--once",
+        "--checkpoint",
+    ];
+    let checkpoint = unique("ckpt");
+    rest.push(checkpoint.as_str());
+    rest.extend_from_slice(extra);
+    watch_args(dir, url, &rest)
+}
+
+#[test]
+fn nats_over_tls_reads_with_tls_urls_and_a_servers_tls_required() {
+    if !up(4223, "NATS TLS") {
+        return;
+    }
+    let dir = tempdir();
+    let stream = unique("TLS");
+    let subject = unique("tls");
+    let auth = NatsAuth {
+        tls: options("ca.crt", false),
+        creds: None,
+    };
+    nats_setup("tls://127.0.0.1:4223", &auth, &stream, &subject);
+    let ca = cert("ca.crt");
+    // tls://, and nats:// to a server that requires TLS (after its INFO).
+    for url in ["tls://127.0.0.1:4223", "nats://localhost:4223"] {
+        let out = nats_read(dir.path(), url, &stream, &subject, &["--ca-cert", &ca]);
+        expect(&out, url).code(0);
+        assert_eq!(records(&stdout(&out)).len(), 3, "{url}: {}", stderr(&out));
+    }
+    let other = cert("other-ca.crt");
+    let out = nats_read(
+        dir.path(),
+        "nats://127.0.0.1:4223",
+        &stream,
+        &subject,
+        &["--ca-cert", &other],
+    );
+    expect(&out, "wrong CA").code(1).stdout("").stderr(
+        "etl-watch: error: nats://127.0.0.1:4223: TLS handshake failed: the server's \
+         certificate is not signed by a trusted certificate authority; hint: --ca-cert FILE \
+         names the CA that signed it\n",
+    );
+    // The built-in roots do not know a private CA either.
+    let out = nats_read(dir.path(), "tls://127.0.0.1:4223", &stream, &subject, &[]);
+    expect(&out, "built-in roots").code(1);
+    if reachable("127.0.0.1:4222", "NATS", "ETLKIT_REQUIRE_NATS") {
+        let out = nats_read(
+            dir.path(),
+            "tls://127.0.0.1:4222",
+            &stream,
+            &subject,
+            &["--ca-cert", &ca],
+        );
+        expect(&out, "TLS asked of a plain server")
+            .code(1)
+            .stdout("")
+            .stderr("etl-watch: error: tls://127.0.0.1:4222: the server does not offer TLS\n");
+    }
+}
+
+#[test]
+fn nats_users_tokens_and_nkey_credentials_authenticate() {
+    if !up(4224, "NATS users") || !up(4225, "NATS token") {
+        return;
+    }
+    let dir = tempdir();
+    let creds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nats-user.nk");
+    let seed = std::fs::read_to_string(&creds).expect("test set-up");
+    assert_eq!(
+        Credentials::read(&creds).expect("test set-up").public_key(),
+        NKEY_USER,
+        "the server's nkey user is the fixture seed's"
+    );
+    let user = NatsAuth::default();
+    let stream = unique("AUTH");
+    let subject = unique("auth");
+    nats_setup(
+        "nats://etl:etl-secret@127.0.0.1:4224",
+        &user,
+        &stream,
+        &subject,
+    );
+    let out = nats_read(
+        dir.path(),
+        "nats://etl:etl-secret@127.0.0.1:4224",
+        &stream,
+        &subject,
+        &[],
+    );
+    expect(&out, "user and password").code(0);
+    assert_eq!(records(&stdout(&out)).len(), 3, "{}", stderr(&out));
+    let creds_arg = creds.to_string_lossy().into_owned();
+    let out = nats_read(
+        dir.path(),
+        "nats://127.0.0.1:4224",
+        &stream,
+        &subject,
+        &["--creds", &creds_arg],
+    );
+    expect(&out, "nkey seed, nonce signed").code(0);
+    assert_eq!(records(&stdout(&out)).len(), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains(seed.trim()), "{err}");
+    let out = nats_read(
+        dir.path(),
+        "nats://etl:not-the-secret@127.0.0.1:4224",
+        &stream,
+        &subject,
+        &[],
+    );
+    expect(&out, "wrong password")
+        .code(1)
+        .stdout("")
+        .stderr("etl-watch: error: nats://127.0.0.1:4224: Authorization Violation\n");
+
+    let stream = unique("TOKEN");
+    let subject = unique("token");
+    nats_setup("nats://etl-token@127.0.0.1:4225", &user, &stream, &subject);
+    let out = nats_read(
+        dir.path(),
+        "nats://etl-token@127.0.0.1:4225",
+        &stream,
+        &subject,
+        &[],
+    );
+    expect(&out, "token").code(0);
+    assert_eq!(records(&stdout(&out)).len(), 3, "{}", stderr(&out));
+    let out = nats_read(
+        dir.path(),
+        "nats://not-the-token@127.0.0.1:4225",
+        &stream,
+        &subject,
+        &[],
+    );
+    expect(&out, "wrong token")
+        .code(1)
+        .stdout("")
+        .stderr("etl-watch: error: nats://127.0.0.1:4225: Authorization Violation\n");
+}
+
+#[test]
+fn kafka_over_ssl_reads_and_refuses_a_wrong_ca() {
+    if !up(9093, "Kafka SSL") {
+        return;
+    }
+    let dir = tempdir();
+    let topic = unique("tls");
+    // Set up through the plain broker behind the TLS proxy.
+    let mut kafka = Kafka::connect_to("127.0.0.1:19093");
+    kafka.create_topic(&topic, 1);
+    kafka.produce(&topic, 0, &payloads(0, 3));
+    let config = write(
+        dir.path(),
+        "client.properties",
+        format!(
+            "bootstrap.servers=127.0.0.1:9093\nsecurity.protocol=SSL\nssl.ca.location={}\n",
+            cert("ca.crt")
+        )
+        .as_bytes(),
+    );
+    let config = config.to_string_lossy().into_owned();
+    let read = |group: &str, extra: &[&str]| {
+        let mut rest = vec!["--topic", topic.as_str(), "--group", group, "--once"];
+        rest.extend_from_slice(&["--checkpoint", group]);
+        rest.extend_from_slice(extra);
+        watch_args(dir.path(), "kafka://127.0.0.1:9093", &rest)
+    };
+    let out = read("g1", &["--kafka-config", &config]);
+    expect(&out, "SSL from a properties file").code(0);
+    assert_eq!(records(&stdout(&out)).len(), 3, "{}", stderr(&out));
+    let other = cert("other-ca.crt");
+    let out = read("g2", &["--kafka-config", &config, "--ca-cert", &other]);
+    expect(&out, "wrong CA").code(1).stdout("").stderr(
+        "etl-watch: error: kafka://127.0.0.1:9093: TLS handshake failed: the server's \
+         certificate is not signed by a trusted certificate authority; hint: --ca-cert FILE \
+         names the CA that signed it\n",
+    );
+    let out = read("g3", &["--ca-cert", &other]);
+    expect(&out, "TLS options without SSL").code(2).stderr(
+        "etl-watch: error: --ca-cert, --client-cert, --client-key and ssl.* are for \
+         security.protocol SSL or SASL_SSL\n",
+    );
+}
+
+/// tansu 0.6 enables SCRAM but not PLAIN, and its SCRAM users can only be
+/// made by an authenticated client: these tests show the SASL handshake
+/// and the SCRAM client-first message reach a real broker and a user it
+/// does not know is refused clearly; a successful SCRAM exchange is
+/// checked against RFC 7677's example in the client's unit tests.
+#[test]
+fn kafka_sasl_scram_reaches_the_broker_and_an_unknown_user_is_refused() {
+    if !up(9094, "Kafka SASL_PLAINTEXT") || !up(9095, "Kafka SASL_SSL") {
+        return;
+    }
+    let dir = tempdir();
+    let config = write(
+        dir.path(),
+        "client.properties",
+        format!(
+            "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n\
+             sasl.username=etl\nsasl.password=hunter2secret\nssl.ca.location={}\n",
+            cert("ca.crt")
+        )
+        .as_bytes(),
+    );
+    let config = config.to_string_lossy().into_owned();
+    let out = watch(
+        dir.path(),
+        &[
+            "kafka://127.0.0.1:9095",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--once",
+            "--checkpoint",
+            "c",
+            "--kafka-config",
+            &config,
+        ],
+    );
+    expect(&out, "SASL_SSL SCRAM-SHA-512").code(1).stdout("").stderr(
+        "etl-watch: error: kafka://127.0.0.1:9095: SASL SCRAM-SHA-512 authentication as \"etl\" \
+         failed: the server refused: unknown-user\n",
+    );
+    let mut c = cmd(WATCH, dir.path());
+    c.args([
+        "kafka://127.0.0.1:9094",
+        "--topic",
+        "t",
+        "--group",
+        "g",
+        "--once",
+        "--checkpoint",
+        "c",
+        "--security-protocol",
+        "SASL_PLAINTEXT",
+        "--sasl-mechanism",
+        "SCRAM-SHA-256",
+    ])
+    .env("ETL_KAFKA_SASL_USERNAME", "etl")
+    .env("ETL_KAFKA_SASL_PASSWORD", "hunter2secret");
+    let out = run(c);
+    expect(&out, "SASL_PLAINTEXT SCRAM-SHA-256 from the environment")
+        .code(1)
+        .stdout("")
+        .stderr(
+            "etl-watch: error: kafka://127.0.0.1:9094: SASL SCRAM-SHA-256 authentication as \
+             \"etl\" failed: the server refused: unknown-user\n",
+        );
+}
+
+#[test]
+fn broker_security_options_are_checked_before_connecting() {
+    let dir = tempdir();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "redis://h",
+                "--key",
+                "k",
+                "--group",
+                "g",
+                "--checkpoint",
+                "c",
+                "--creds",
+                "x",
+            ],
+            "etl-watch: error: --creds is for nats:// and tls://\n",
+        ),
+        (
+            &[
+                "nats://h",
+                "--subject",
+                "s",
+                "--durable",
+                "d",
+                "--checkpoint",
+                "c",
+                "--sasl-username",
+                "u",
+            ],
+            "etl-watch: error: --kafka-config, --security-protocol and --sasl-* are for kafka://\n",
+        ),
+        (
+            &[
+                "kafka://h",
+                "--topic",
+                "t",
+                "--group",
+                "g",
+                "--checkpoint",
+                "c",
+                "--security-protocol",
+                "SASL_SSL",
+            ],
+            "etl-watch: error: security.protocol SASL_* needs sasl.username and sasl.password \
+             (--kafka-config, or ETL_KAFKA_SASL_USERNAME and ETL_KAFKA_SASL_PASSWORD)\n",
+        ),
+        (
+            &[
+                "kafka://h",
+                "--topic",
+                "t",
+                "--group",
+                "g",
+                "--checkpoint",
+                "c",
+                "--security-protocol",
+                "TLS",
+            ],
+            "etl-watch: error: security.protocol \"TLS\" is not one of PLAINTEXT, SSL, \
+             SASL_PLAINTEXT, SASL_SSL\n",
+        ),
+        (
+            &[
+                "kafka://u:hunter2secret@h",
+                "--topic",
+                "t",
+                "--group",
+                "g",
+                "--checkpoint",
+                "c",
+            ],
+            "etl-watch: error: a kafka:// URL holds no user or password; hint: SASL is set with \
+             security.protocol and sasl.* in --kafka-config FILE\n",
+        ),
+        (
+            &["-", "--ca-cert", "x"],
+            "etl-watch: error: the broker security options (--ca-cert, --client-cert, \
+             --client-key, --creds, --kafka-config, --security-protocol, --sasl-*) need a \
+             broker URL\n",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = watch(dir.path(), args);
+        expect(&out, format!("{args:?}"))
+            .code(2)
+            .stdout("")
+            .stderr(message);
+    }
+}
