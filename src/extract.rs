@@ -90,12 +90,6 @@ fn open_file(
         .or_else(|| location.named().and_then(Format::from_path))
         .unwrap_or(Format::Csv);
     if format == Format::Parquet {
-        if let Location::Object(_) = location {
-            return Err(usage(format!(
-                "{}: Parquet is not yet read from object storage (CSV, TSV, NDJSON and JSON arrays are); copy it to a local file first",
-                location.shown()
-            )));
-        }
         let Some(path) = location.path() else {
             return Err(usage(
                 "Parquet is read from a file, not stdin (its index is at the end)",

@@ -401,6 +401,19 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
     let csv = args.csv.options(args.schema.as_deref())?;
     let locations = input::locate(&args.inputs)?;
     args.csv.nulls.check_formats(args.format, &locations)?;
+    let parquet_object = locations.iter().find(|l| {
+        matches!(l, Location::Object(_))
+            && args
+                .format
+                .or_else(|| l.named().and_then(Format::from_path))
+                == Some(Format::Parquet)
+    });
+    if let Some(object) = parquet_object {
+        return Err(usage(format!(
+            "{}: Parquet is not yet read from object storage (CSV, TSV, NDJSON and JSON arrays are); copy it to a local file first",
+            object.shown()
+        )));
+    }
     let stream = args
         .stream
         .clone()

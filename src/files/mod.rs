@@ -13,6 +13,7 @@ pub const SCHEMES: [&str; 1] = ["s3"];
 pub mod csv;
 pub mod json_array;
 pub mod ndjson;
+pub mod object;
 pub mod parquet_sink;
 pub mod sink;
 pub mod state;

@@ -28,12 +28,11 @@ impl Role {
     /// The schemes this place takes.
     fn schemes(self) -> Vec<&'static str> {
         match self {
-            Role::State => super::database_schemes().collect(),
-            Role::LoadTarget => super::database_schemes()
-                .chain(super::object_schemes())
+            Role::State => super::database_schemes()
+                .filter(|s| !super::object_schemes().any(|o| o == *s))
                 .collect(),
+            Role::LoadTarget => super::database_schemes().collect(),
             Role::ExtractInput => super::database_schemes()
-                .chain(super::object_schemes())
                 .chain(super::source_schemes())
                 .collect(),
             Role::WatchInput => BROKERS.to_vec(),
@@ -83,7 +82,6 @@ pub fn check(text: &str, role: Role) -> anyhow::Result<()> {
     }
     let known: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
     let everywhere = super::database_schemes()
-        .chain(super::object_schemes())
         .chain(super::source_schemes())
         .chain(BROKERS.iter().copied())
         .any(|s| s == scheme);
