@@ -46,6 +46,16 @@ file and line. With --rejects FILE each goes to FILE as a JSON line with
 input, line, reason and raw text, and the run goes on (exit 3), failing only
 past --max-rejects.
 
+Object storage: s3://bucket/key (or a glob over keys) reads objects on S3
+or an S3-compatible server as a stream, in key order, with the same formats
+and compression by extension as files (Parquet is not yet read from S3).
+Credentials and the server come from the AWS variables and profile files:
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION
+(or AWS_DEFAULT_REGION), AWS_PROFILE with ~/.aws/credentials and
+~/.aws/config, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL for MinIO, R2, Ceph
+and the like (buckets then addressed by path; AWS_S3_ADDRESSING_STYLE=path
+or virtual overrides).
+
 Incremental runs: --cursor COL --state STATE emits only rows whose COL is past
 the stream's bookmark (numbers by value, text by code point, so ISO 8601
 timestamps work) and puts the new bookmark in the end line. etl-load stores
@@ -151,7 +161,10 @@ pub struct ExtractArgs {
     /// Input files or globs, or - for stdin (the default); or one dataset
     /// directory written by etl-load --partition-by. With --table or
     /// --query, one SQLite database file, a postgres:// or a mysql:// URL. An
-    /// http:// or https:// URL reads a JSON API (see HTTP sources)
+    /// http:// or https:// URL reads a JSON API (see HTTP sources). An
+    /// s3://bucket/key address reads an object on S3, and a glob in its key
+    /// ('s3://bucket/in/*.csv.gz') the objects of the bucket's listing that
+    /// match (see Object storage)
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
