@@ -87,7 +87,7 @@ fn open_file(
     cx: &mut Context<'_>,
 ) -> Result<Box<dyn Source>> {
     let format = format
-        .or_else(|| location.path().and_then(Format::from_path))
+        .or_else(|| location.named().and_then(Format::from_path))
         .unwrap_or(Format::Csv);
     if format == Format::Parquet {
         let Some(path) = location.path() else {
@@ -403,10 +403,7 @@ pub fn run_into(
                         Err(err) => return Err(err),
                     };
                     if i == 0 {
-                        begin.source = Some(match location {
-                            Location::Path(p) => p.display().to_string(),
-                            Location::Stdin => "stdin".into(),
-                        });
+                        begin.source = Some(location.shown());
                         begin.schema = source.schema();
                         write_begin(&out, &begin)?;
                     }

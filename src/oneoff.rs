@@ -83,7 +83,9 @@ pub fn start(plan: ExtractPlan, rejects: &Rejects) -> Result<(Input, Upstream)> 
         Inputs::Files { locations, .. } => match locations.first() {
             // What the load says of the wire itself (its rejects name the
             // file's own line, with the wire's as a second coordinate).
-            Some(Location::Path(p)) => format!("{} as NDJSON", p.display()),
+            Some(l @ (Location::Path(_) | Location::Object(_))) => {
+                format!("{} as NDJSON", l.shown())
+            }
             Some(Location::Stdin) | None => "stdin".into(),
         },
         _ => plan.stream.clone(),

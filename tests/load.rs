@@ -472,13 +472,12 @@ fn numeric_text_goes_into_numeric_columns_when_exact() {
 fn an_unknown_url_scheme_is_a_usage_error_not_a_local_path() {
     let dir = tempdir();
     let d = dir.path();
-    let load_hint =
-        "it takes postgres://, postgresql://, mysql://, mariadb:// or a local file or directory";
+    let load_hint = "it takes postgres://, postgresql://, mysql://, mariadb://, s3:// or a local file or directory";
     let cases: Vec<(&str, Vec<&str>, String)> = vec![
         (
             LOAD,
             vec!["s3://bucket/lake", "--partition-by", "k"],
-            format!("etl-load: error: s3:// is an address scheme etlkit does not know, so it cannot be etl-load's TARGET: {load_hint}"),
+            "etl-load: error: --partition-by: datasets on object storage (s3://) are not yet supported; a dataset is a local or mounted directory".to_string(),
         ),
         (
             LOAD,
@@ -493,22 +492,22 @@ fn an_unknown_url_scheme_is_a_usage_error_not_a_local_path() {
         (
             LOAD,
             vec!["w.db", "--table", "t", "gs://b/orders.csv"],
-            "etl-load: error: gs:// is an address scheme etlkit does not know, so it cannot be an INPUT: it takes postgres://, postgresql://, mysql://, mariadb://, http://, https:// or a local file, a glob or -".to_string(),
+            "etl-load: error: gs:// is an address scheme etlkit does not know, so it cannot be an INPUT: it takes postgres://, postgresql://, mysql://, mariadb://, s3://, http://, https:// or a local file, a glob or -".to_string(),
         ),
         (
             EXTRACT,
             vec!["nosuch://b/x.parquet"],
-            "etl-extract: error: nosuch:// is an address scheme etlkit does not know, so it cannot be an INPUT: it takes postgres://, postgresql://, mysql://, mariadb://, http://, https:// or a local file, a glob or -".to_string(),
+            "etl-extract: error: nosuch:// is an address scheme etlkit does not know, so it cannot be an INPUT: it takes postgres://, postgresql://, mysql://, mariadb://, s3://, http://, https:// or a local file, a glob or -".to_string(),
         ),
         (
             EXTRACT,
             vec!["orders.csv", "--cursor", "id", "--state", "s3://b/state.json"],
-            "etl-extract: error: s3:// is an address scheme etlkit does not know, so it cannot be --state: it takes postgres://, postgresql://, mysql://, mariadb:// or a SQLite file, a dataset directory or a .json file".to_string(),
+            "etl-extract: error: s3:// cannot be used as --state: it takes postgres://, postgresql://, mysql://, mariadb:// or a SQLite file, a dataset directory or a .json file".to_string(),
         ),
         (
             WATCH,
             vec!["s3://bucket/inbox", "--once"],
-            "etl-watch: error: s3:// is an address scheme etlkit does not know, so it cannot be etl-watch's PATH: it takes nats://, tls://, redis://, rediss://, kafka:// or a local file, directory, glob or -".to_string(),
+            "etl-watch: error: s3:// cannot be used as etl-watch's PATH: it takes nats://, tls://, redis://, rediss://, kafka:// or a local file, directory, glob or -".to_string(),
         ),
     ];
     for (bin, args, message) in cases {

@@ -20,6 +20,7 @@ mod oneoff;
 mod ops;
 mod pipeline;
 mod postgres;
+mod s3;
 mod stores;
 mod tls;
 mod transform;

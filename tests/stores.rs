@@ -29,6 +29,8 @@ struct Store {
     dir: tempfile::TempDir,
     pg: Option<PgSchema>,
     my: Option<MyDb>,
+    /// The S3 test server and the store's bucket.
+    s3: Option<(s3::Moto, String)>,
 }
 
 /// How the suite addresses a store: its TARGET and what reads it back.
@@ -44,6 +46,8 @@ enum Kind {
     File(&'static str),
     /// A dataset directory `TABLE`, partitioned by `id`.
     Lake,
+    /// NDJSON objects on S3 (the moto test server).
+    S3,
 }
 
 impl Kind {
@@ -62,6 +66,7 @@ impl Kind {
             "NDJSON" => Kind::File("ndjson"),
             "Parquet" => Kind::File("parquet"),
             "dataset" => Kind::Lake,
+            "S3 object" => Kind::S3,
             other => panic!("{other}: a store with no entry in the conformance suite"),
         })
     }
@@ -108,12 +113,24 @@ impl Store {
             } else {
                 None
             };
+            let s3 = if kind == Kind::S3 {
+                match s3::Moto::connect(&format!("stores {test}")) {
+                    Some(moto) => {
+                        let bucket = moto.bucket(&format!("st-{}", test.replace('_', "-")));
+                        Some((moto, bucket))
+                    }
+                    None => continue,
+                }
+            } else {
+                None
+            };
             stores.push(Store {
                 row,
                 kind,
                 dir: tempdir(),
                 pg,
                 my,
+                s3,
             });
         }
         stores
@@ -159,6 +176,7 @@ impl Store {
             Kind::File(ext) => ext,
             Kind::Lake => return self.d().join(table),
             Kind::Sqlite | Kind::Postgres | Kind::Mysql => unreachable!("databases have tables"),
+            Kind::S3 => unreachable!("objects are named by object()"),
         };
         self.d().join(format!("{table}.{ext}"))
     }
@@ -186,13 +204,30 @@ impl Store {
                 "--partition-by".into(),
                 "id".into(),
             ],
+            Kind::S3 => vec![self.object(table)],
             _ => vec![self.file(table).display().to_string()],
         }
     }
 
+    /// The S3 store's object for `table`.
+    fn object(&self, table: &str) -> String {
+        let (_, bucket) = self.s3.as_ref().expect("an S3 store has a bucket");
+        format!("s3://{bucket}/{table}.ndjson")
+    }
+
+    /// A command for `bin` in the store's directory (pointed at the S3
+    /// test server for the S3 store).
+    fn command(&self, bin: &str) -> std::process::Command {
+        let mut c = cmd(bin, self.d());
+        if let Some((moto, _)) = &self.s3 {
+            moto.env(&mut c);
+        }
+        c
+    }
+
     /// Runs etl-load into `table` with `args` and `input` on stdin.
     fn load(&self, table: &str, args: &[&str], input: &str) -> Output {
-        let mut c = cmd(LOAD, self.d());
+        let mut c = self.command(LOAD);
         c.args(self.target(table)).args(args);
         run_with_input(c, input.as_bytes())
     }
@@ -250,6 +285,17 @@ impl Store {
                     return None;
                 }
                 vec![dir.display().to_string()]
+            }
+            Kind::S3 => {
+                let (moto, bucket) = self.s3.as_ref().expect("an S3 store has a bucket");
+                moto.get(bucket, &format!("{table}.ndjson"))?;
+                let mut c = self.command(EXTRACT);
+                c.arg("-q").arg(self.object(table));
+                let out = run(c);
+                assert_eq!(code(&out), 0, "etl-extract: {}", stderr(&out));
+                let mut rows = records(&stdout(&out));
+                rows.sort_by_key(|r| r.get("id").map(Value::to_string).unwrap_or_default());
+                return Some(rows);
             }
             _ => {
                 let file = self.file(table);

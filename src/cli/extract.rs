@@ -46,6 +46,16 @@ file and line. With --rejects FILE each goes to FILE as a JSON line with
 input, line, reason and raw text, and the run goes on (exit 3), failing only
 past --max-rejects.
 
+Object storage: s3://bucket/key (or a glob over keys) reads objects on S3
+or an S3-compatible server as a stream, in key order, with the same formats
+and compression by extension as files (Parquet is not yet read from S3).
+Credentials and the server come from the AWS variables and profile files:
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION
+(or AWS_DEFAULT_REGION), AWS_PROFILE with ~/.aws/credentials and
+~/.aws/config, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL for MinIO, R2, Ceph
+and the like (buckets then addressed by path; AWS_S3_ADDRESSING_STYLE=path
+or virtual overrides).
+
 Incremental runs: --cursor COL --state STATE emits only rows whose COL is past
 the stream's bookmark (numbers by value, text by code point, so ISO 8601
 timestamps work) and puts the new bookmark in the end line. etl-load stores
@@ -151,7 +161,10 @@ pub struct ExtractArgs {
     /// Input files or globs, or - for stdin (the default); or one dataset
     /// directory written by etl-load --partition-by. With --table or
     /// --query, one SQLite database file, a postgres:// or a mysql:// URL. An
-    /// http:// or https:// URL reads a JSON API (see HTTP sources)
+    /// http:// or https:// URL reads a JSON API (see HTTP sources). An
+    /// s3://bucket/key address reads an object on S3, and a glob in its key
+    /// ('s3://bucket/in/*.csv.gz') the objects of the bucket's listing that
+    /// match (see Object storage)
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
@@ -251,7 +264,7 @@ impl ValueEnum for ZeroDates {
 /// The default stream name: the file name up to its first dot, else `stdin`.
 pub(super) fn default_stream(location: Option<&Location>) -> String {
     location
-        .and_then(Location::path)
+        .and_then(Location::named)
         .and_then(|p| p.file_name())
         .and_then(|n| n.to_str())
         .and_then(|n| n.split('.').next())
@@ -401,6 +414,19 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
     let csv = args.csv.options(args.schema.as_deref())?;
     let locations = input::locate(&args.inputs)?;
     args.csv.nulls.check_formats(args.format, &locations)?;
+    let parquet_object = locations.iter().find(|l| {
+        matches!(l, Location::Object(_))
+            && args
+                .format
+                .or_else(|| l.named().and_then(Format::from_path))
+                == Some(Format::Parquet)
+    });
+    if let Some(object) = parquet_object {
+        return Err(usage(format!(
+            "{}: Parquet is not yet read from object storage (CSV, TSV, NDJSON and JSON arrays are); copy it to a local file first",
+            object.shown()
+        )));
+    }
     let stream = args
         .stream
         .clone()

@@ -73,7 +73,7 @@ impl NullArgs {
     pub fn check_formats(&self, format: Option<Format>, locations: &[Location]) -> Result<()> {
         for location in locations {
             let read_as = format
-                .or_else(|| location.path().and_then(Format::from_path))
+                .or_else(|| location.named().and_then(Format::from_path))
                 .unwrap_or(Format::Csv);
             let kind = match read_as {
                 Format::Csv | Format::Tsv => continue,
@@ -81,9 +81,7 @@ impl NullArgs {
                 Format::Json => "JSON",
                 Format::Parquet => "Parquet",
             };
-            let name = location
-                .path()
-                .map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
+            let name = location.shown();
             self.refuse(&format!(
                 "{kind} input ({name}), which has nulls of its own"
             ))?;

@@ -127,6 +127,17 @@ transaction to hold both: a crash between the rename and the state write
 can repeat the last batch, where a database repeats nothing. Two runs
 writing one file take turns (lock file .NAME.etl-lock beside it).
 
+Object storage: an s3://bucket/path/file.csv (.tsv, .ndjson, .parquet)
+TARGET is written as an object that appears whole or not at all: CSV, TSV
+and NDJSON stream into a multipart upload, Parquet is written to a local
+spool file first, and the upload is completed only when the run succeeds
+(after the end line); a failed or cut run aborts it, leaving no object and
+an object already there unchanged. An object cannot be appended to: --mode
+append writes a new object only, --mode replace writes it anew. --state
+FILE.json is local, written after the object is complete. Credentials and
+the server come from the AWS variables and profile files (see etl-extract
+--help, Object storage).
+
 One-off loads: an INPUT that is not NDJSON (by --input-format, else its
 extension: .csv, .tsv, .json, .parquet, also .gz/.zst), several INPUTs or a
 glob are read with etl-extract's own code, as if piped from etl-extract
@@ -231,7 +242,7 @@ pub enum TargetFormat {
     ),
 )]
 pub struct LoadArgs {
-    /// SQLite database file (created if missing), postgres:// or mysql:// URL, .csv/.tsv/.ndjson/.parquet file, dataset directory, or - for stdout
+    /// SQLite database file (created if missing), postgres:// or mysql:// URL, .csv/.tsv/.ndjson/.parquet file (or s3:// object), dataset directory, or - for stdout
     #[arg(value_name = "TARGET")]
     pub target: PathBuf,
 
@@ -419,7 +430,7 @@ impl LoadArgs {
                 // Each file's extension decides, as in etl-extract; but
                 // where none does, the default is NDJSON, the wire.
                 format: self.input_format.or_else(|| {
-                    let named = |l: &Location| l.path().and_then(Format::from_path).is_some();
+                    let named = |l: &Location| l.named().and_then(Format::from_path).is_some();
                     (!locations.iter().all(named)).then_some(Format::Ndjson)
                 }),
                 compression: Compression::Auto,

@@ -11,6 +11,8 @@ use anyhow::{Result, bail};
 
 use super::state::JsonState;
 use crate::atomic_file::{FileLock, finish_file, lock_target, temp_path};
+use crate::client::s3::Condition;
+use crate::client::s3::multipart::Upload;
 use crate::format::flat::Fields;
 use crate::format::typing::column_types;
 use crate::parquet_io::writer::{DEFAULT_ROW_GROUP, ParquetFile};
@@ -28,8 +30,29 @@ pub struct ParquetSink {
     /// The columns the file was created with, for `--dry-run`.
     columns: Vec<(String, FieldType)>,
     state: JsonState,
+    /// Where the finished file is uploaded, instead of staying local.
+    object: Option<UploadAfter>,
     /// Held for the run, so that another run writes after this one.
     _target_lock: FileLock,
+}
+
+/// An object the finished file becomes: the file is a local spool,
+/// uploaded (in parts) at the commit, under the condition.
+pub struct UploadAfter {
+    /// The object's upload, not started.
+    pub upload: Upload,
+    /// The upload's condition.
+    pub condition: Condition,
+    /// The object, as messages name it.
+    pub name: String,
+    /// The directory of the local spool, removed with this.
+    pub spool_dir: PathBuf,
+}
+
+impl Drop for UploadAfter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.spool_dir);
+    }
 }
 
 impl ParquetSink {
@@ -60,8 +83,16 @@ impl ParquetSink {
             strict: load.strict,
             columns: Vec::new(),
             state,
+            object: None,
             _target_lock: target_lock,
         })
+    }
+
+    /// Uploads the finished file as an object at the commit (the file is
+    /// then a local spool, removed after).
+    pub fn with_upload(mut self, object: UploadAfter) -> Self {
+        self.object = Some(object);
+        self
     }
 
     /// Writes row groups of `rows` rows instead of the default 65,536.
@@ -121,7 +152,18 @@ impl Sink for ParquetSink {
             file.finish()?;
         }
         finish_file(&self.tmp, &self.target)?;
-        let mut log = vec![format!("wrote {}", self.target.display())];
+        let mut log = Vec::new();
+        if let Some(mut object) = self.object.take() {
+            let sent = std::fs::File::open(&self.target)
+                .and_then(|mut file| std::io::copy(&mut file, &mut object.upload))
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", object.name));
+            let _ = std::fs::remove_file(&self.target);
+            sent?;
+            object.upload.finish(&object.condition)?;
+            log.push(format!("wrote {}", object.name));
+        } else {
+            log.push(format!("wrote {}", self.target.display()));
+        }
         log.extend(self.state.write(changes)?);
         Ok(log)
     }

@@ -14,6 +14,8 @@ use anyhow::{Context, Result, bail};
 
 use super::state::JsonState;
 use crate::atomic_file::{FileLock, finish_file, lock_target, temp_path};
+use crate::client::s3::Condition;
+use crate::client::s3::multipart::SharedUpload;
 use crate::format::csv::{CsvParser, Quoting, RawRecord, Step};
 use crate::format::flat::{Fields, Raw};
 use crate::record::Schema;
@@ -67,6 +69,9 @@ pub struct FileSink {
     columns: Option<Vec<String>>,
     row: Vec<Vec<u8>>,
     state: JsonState,
+    /// An object being uploaded instead of a file: completed at the commit
+    /// (under its condition), aborted otherwise; and its name.
+    object: Option<(SharedUpload, Condition, String)>,
     /// Held for the run, so that another run writes after this one.
     _target_lock: Option<FileLock>,
 }
@@ -153,27 +158,56 @@ impl FileSink {
                 (Some(tmp), Box::new(BufWriter::with_capacity(1 << 16, file)))
             }
         };
-        let writer = match options.format {
-            FileFormat::Ndjson => Writer::Lines(out),
-            FileFormat::Csv | FileFormat::Tsv => {
-                let mut builder = csv::WriterBuilder::new();
-                if options.format == FileFormat::Tsv {
-                    builder.delimiter(b'\t').quote_style(csv::QuoteStyle::Never);
-                }
-                Writer::Delimited(Box::new(builder.from_writer(out)))
-            }
-        };
         Ok(FileSink {
             target: target.map(Path::to_path_buf),
             tmp,
-            writer,
+            writer: writer_for(options.format, out),
             format: options.format,
             strict: load.strict,
             columns,
             row: Vec::new(),
             state,
+            object: None,
             _target_lock: target_lock,
         })
+    }
+
+    /// Writes into `upload` (an object, shown as `name`), completed at the
+    /// commit under `condition`; a run that does not commit aborts it.
+    pub fn open_object(
+        upload: SharedUpload,
+        name: String,
+        condition: Condition,
+        options: &FileOptions,
+        load: &LoadOptions,
+    ) -> Result<Self> {
+        let state = JsonState::open(options.state.as_deref())?;
+        Ok(FileSink {
+            target: None,
+            tmp: None,
+            writer: writer_for(options.format, Box::new(upload.clone())),
+            format: options.format,
+            strict: load.strict,
+            columns: None,
+            row: Vec::new(),
+            state,
+            object: Some((upload, condition, name)),
+            _target_lock: None,
+        })
+    }
+}
+
+/// The writer of `format` over `out`.
+fn writer_for(format: FileFormat, out: Box<dyn Write>) -> Writer {
+    match format {
+        FileFormat::Ndjson => Writer::Lines(out),
+        FileFormat::Csv | FileFormat::Tsv => {
+            let mut builder = csv::WriterBuilder::new();
+            if format == FileFormat::Tsv {
+                builder.delimiter(b'\t').quote_style(csv::QuoteStyle::Never);
+            }
+            Writer::Delimited(Box::new(builder.from_writer(out)))
+        }
     }
 }
 
@@ -277,6 +311,7 @@ impl Sink for FileSink {
             tmp,
             writer,
             state,
+            object,
             ..
         } = *self;
         let mut out = match writer {
@@ -292,15 +327,20 @@ impl Sink for FileSink {
             finish_file(tmp, target)?;
             log.push(format!("wrote {}", target.display()));
         }
+        if let Some((upload, condition, name)) = &object {
+            upload.finish(condition)?;
+            log.push(format!("wrote {name}"));
+        }
         log.extend(state.write(changes)?);
         Ok(log)
     }
 
     fn describe(&mut self) -> Result<Vec<String>> {
-        let name = self
-            .target
-            .as_ref()
-            .map_or("stdout".to_string(), |p| p.display().to_string());
+        let name = match (&self.target, &self.object) {
+            (Some(p), _) => p.display().to_string(),
+            (None, Some((_, _, name))) => name.clone(),
+            (None, None) => "stdout".to_string(),
+        };
         Ok(vec![format!(
             "{name} ({:?}): columns {}",
             self.format,
@@ -310,6 +350,9 @@ impl Sink for FileSink {
 
     fn abort(self: Box<Self>) {
         let tmp = self.tmp.clone();
+        if let Some((upload, _, _)) = &self.object {
+            upload.abort();
+        }
         drop(self);
         if let Some(tmp) = tmp {
             let _ = std::fs::remove_file(tmp);

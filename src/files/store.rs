@@ -84,7 +84,7 @@ impl StoreType for FilesType {
 }
 
 /// The `--format` a file target's path names by its extension, if any.
-fn format_of(path: &Path) -> Option<&'static str> {
+pub(super) fn format_of(path: &Path) -> Option<&'static str> {
     match FileFormat::from_path(path) {
         Some(FileFormat::Csv) => Some("csv"),
         Some(FileFormat::Tsv) => Some("tsv"),

@@ -28,7 +28,10 @@ impl Role {
     /// The schemes this place takes.
     fn schemes(self) -> Vec<&'static str> {
         match self {
-            Role::LoadTarget | Role::State => super::database_schemes().collect(),
+            Role::State => super::database_schemes()
+                .filter(|s| !super::object_schemes().any(|o| o == *s))
+                .collect(),
+            Role::LoadTarget => super::database_schemes().collect(),
             Role::ExtractInput => super::database_schemes()
                 .chain(super::source_schemes())
                 .collect(),
@@ -121,12 +124,14 @@ mod tests {
         assert!(check("lake/orders", Role::LoadTarget).is_ok());
         assert!(check("https://api/x", Role::ExtractInput).is_ok());
         assert!(check("kafka://h", Role::WatchInput).is_ok());
+        assert!(check("s3://b/x.csv", Role::LoadTarget).is_ok());
+        assert!(check("s3://b/*.csv", Role::ExtractInput).is_ok());
         let err = format!(
             "{:#}",
-            check("s3://key:secret@b/x", Role::LoadTarget).unwrap_err()
+            check("gs://key:secret@b/x", Role::LoadTarget).unwrap_err()
         );
         assert!(
-            err.starts_with("s3:// is an address scheme etlkit does not know"),
+            err.starts_with("gs:// is an address scheme etlkit does not know"),
             "{err}"
         );
         assert!(!err.contains("secret"), "{err}");
@@ -138,5 +143,7 @@ mod tests {
             err.starts_with("https:// cannot be used as etl-load's TARGET"),
             "{err}"
         );
+        let err = format!("{:#}", check("s3://b/s.json", Role::State).unwrap_err());
+        assert!(err.starts_with("s3:// cannot be used as --state"), "{err}");
     }
 }

@@ -25,6 +25,7 @@ pub const STORES: &[&dyn StoreType] = &[
     &crate::pg::store::TYPE,
     &crate::mysql::store::TYPE,
     &crate::files::store::TYPE,
+    &crate::files::object::TYPE,
     &crate::lake::store::TYPE,
 ];
 
@@ -48,9 +49,16 @@ pub fn rows() -> impl Iterator<Item = &'static Capabilities> {
     STORES.iter().flat_map(|s| s.capabilities())
 }
 
-/// The URL schemes of the database stores (each `scheme://`).
+/// The URL schemes of the stores that have them (the databases, object
+/// storage), each `scheme://`.
 pub fn database_schemes() -> impl Iterator<Item = &'static str> {
     STORES.iter().flat_map(|s| s.schemes()).copied()
+}
+
+/// The URL schemes of object storage, which hold files (inputs and
+/// targets, never `--state`).
+pub fn object_schemes() -> impl Iterator<Item = &'static str> {
+    crate::files::SCHEMES.into_iter()
 }
 
 /// The URL schemes of the sources etl-extract reads that are no target.
@@ -153,11 +161,15 @@ mod tests {
                 "TSV",
                 "NDJSON",
                 "Parquet",
+                "S3 object",
                 "dataset"
             ]
         );
         let schemes: Vec<&str> = database_schemes().collect();
-        assert_eq!(schemes, ["postgres", "postgresql", "mysql", "mariadb"]);
+        assert_eq!(
+            schemes,
+            ["postgres", "postgresql", "mysql", "mariadb", "s3"]
+        );
         // Only the URL stores have schemes.
         assert!(
             STORES

@@ -1,5 +1,7 @@
-//! Opening inputs: paths, globs and stdin, with gzip and zstd undone on the
-//! way in (by extension, by `--compression`, or by sniffing magic bytes).
+//! Opening inputs: paths, globs and stdin, and objects on S3 (`s3://`
+//! addresses, globs matched against the bucket's listing), with gzip and
+//! zstd undone on the way in (by extension, by `--compression`, or by
+//! sniffing magic bytes). An object is read as a stream, never whole.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Seek};
@@ -9,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::client::s3::read::ObjectReader;
+use crate::client::s3::{self, Client, ObjectUrl};
 use crate::error::{Failure, Kind, usage};
 use crate::progress::Progress;
 
@@ -61,11 +65,36 @@ pub struct Input {
     pub reader: Box<dyn BufRead>,
 }
 
-/// One input named on the command line: a path, or stdin.
+/// An object on S3, as its listing (or HEAD) found it.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    /// A client for its bucket.
+    pub client: Client,
+    /// Its key.
+    pub key: String,
+    /// Its size.
+    pub size: u64,
+    /// The version read: a read fails rather than mix two versions.
+    pub etag: String,
+}
+
+impl PartialEq for StoredObject {
+    fn eq(&self, other: &Self) -> bool {
+        self.client.bucket() == other.client.bucket()
+            && self.key == other.key
+            && self.etag == other.etag
+    }
+}
+
+impl Eq for StoredObject {}
+
+/// One input named on the command line: a path, an object, or stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     /// A file.
     Path(PathBuf),
+    /// An object on S3.
+    Object(Box<StoredObject>),
     /// Standard input (`-`, or no input named).
     Stdin,
 }
@@ -75,15 +104,83 @@ impl Location {
     pub fn path(&self) -> Option<&Path> {
         match self {
             Location::Path(p) => Some(p),
+            Location::Object(_) | Location::Stdin => None,
+        }
+    }
+
+    /// The name whose extensions say the format and compression: a file's
+    /// path, an object's key.
+    pub fn named(&self) -> Option<&Path> {
+        match self {
+            Location::Path(p) => Some(p),
+            Location::Object(o) => Some(Path::new(&o.key)),
             Location::Stdin => None,
         }
     }
 
-    /// Size on disk, for the progress bar.
+    /// The input as messages and the begin line name it.
+    pub fn shown(&self) -> String {
+        match self {
+            Location::Path(p) => p.display().to_string(),
+            Location::Object(o) => o.client.shown(Some(&o.key)),
+            Location::Stdin => "stdin".into(),
+        }
+    }
+
+    /// Size on disk (or in the bucket), for the progress bar.
     pub fn size(&self) -> Option<u64> {
+        if let Location::Object(o) = self {
+            return Some(o.size);
+        }
         let meta = std::fs::metadata(self.path()?).ok()?;
         meta.is_file().then_some(meta.len())
     }
+}
+
+/// The objects an `s3://` input names: the one object, or those whose keys
+/// match its glob (`*` and `?` stay within one `/`-separated level, as for
+/// files), in key order.
+fn locate_objects(text: &str) -> Result<Vec<Location>> {
+    let url = ObjectUrl::parse(text)?;
+    let client = Client::from_env(&url)?;
+    let object = |info: s3::ObjectInfo| {
+        Location::Object(Box::new(StoredObject {
+            client: client.clone(),
+            key: info.key,
+            size: info.size,
+            etag: info.etag,
+        }))
+    };
+    if !has_glob_chars(&url.key) {
+        if url.key.is_empty() || url.key.ends_with('/') {
+            return Err(usage(format!(
+                "{text} names a prefix: name an object, or a glob such as {text}{}*.csv",
+                if url.key.is_empty() { "/" } else { "" }
+            )));
+        }
+        return match client.head(&url.key)? {
+            Some(info) => Ok(vec![object(info)]),
+            None => bail!("{text} does not exist"),
+        };
+    }
+    let pattern =
+        glob::Pattern::new(&url.key).map_err(|e| usage(format!("bad pattern {text:?}: {e}")))?;
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    let prefix = &url.key[..url.key.find(['*', '?', '[']).unwrap_or(url.key.len())];
+    let matches: Vec<Location> = client
+        .list(prefix)?
+        .into_iter()
+        .filter(|o| !o.key.ends_with('/') && pattern.matches_with(&o.key, options))
+        .map(object)
+        .collect();
+    if matches.is_empty() {
+        bail!("no object matches {text:?}");
+    }
+    Ok(matches)
 }
 
 fn has_glob_chars(s: &str) -> bool {
@@ -106,7 +203,9 @@ pub fn locate(args: &[PathBuf]) -> Result<Vec<Location>> {
     let mut out = Vec::new();
     for arg in args {
         let text = arg.to_string_lossy();
-        if text == "-" {
+        if s3::url::is_url(&text) {
+            out.extend(locate_objects(&text)?);
+        } else if text == "-" {
             if out.contains(&Location::Stdin) {
                 return Err(usage("stdin (-) can be named only once"));
             }
@@ -146,6 +245,13 @@ pub fn locate_one(path: Option<&Path>) -> Result<Location> {
 /// now, and a last line that is still being written fails the read (see
 /// [`snapshot`](super::snapshot)); any input ends at its first end of file.
 pub fn open(location: &Location, compression: Compression, progress: &Progress) -> Result<Input> {
+    if let Location::Object(object) = location {
+        let name = location.shown();
+        let reader = ObjectReader::open(&object.client, &object.key, Some(&object.etag), 0, None)?;
+        let by_name = Compression::from_path(Path::new(&object.key)).0;
+        let raw: Box<dyn Read> = Box::new(progress.wrap_reader(reader));
+        return decode(name, raw, compression.or(by_name));
+    }
     let (name, file, by_name) = match location {
         Location::Path(p) => {
             let file = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
@@ -155,7 +261,9 @@ pub fn open(location: &Location, compression: Compression, progress: &Progress) 
                 Compression::from_path(p).0,
             )
         }
-        Location::Stdin => ("stdin".to_string(), stdin_file(), Compression::Auto),
+        Location::Stdin | Location::Object(_) => {
+            ("stdin".to_string(), stdin_file(), Compression::Auto)
+        }
     };
     let regular = match file {
         Some(file) => {
@@ -206,6 +314,11 @@ pub fn open(location: &Location, compression: Compression, progress: &Progress) 
             (raw, compression.or(by_name))
         }
     };
+    decode(name, raw, chosen)
+}
+
+/// Buffers `raw` and undoes its compression (`Auto`: by its first bytes).
+fn decode(name: String, raw: Box<dyn Read>, chosen: Compression) -> Result<Input> {
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     let chosen = match chosen {
         Compression::Auto => sniff(&mut buffered).with_context(|| format!("cannot read {name}"))?,
@@ -230,7 +343,7 @@ pub fn open(location: &Location, compression: Compression, progress: &Progress) 
 /// known: its bar counts records).
 fn counted(location: &Location, raw: impl Read + 'static, progress: &Progress) -> Box<dyn Read> {
     match location {
-        Location::Path(_) => Box::new(progress.wrap_reader(raw)),
+        Location::Path(_) | Location::Object(_) => Box::new(progress.wrap_reader(raw)),
         Location::Stdin => Box::new(raw),
     }
 }

@@ -167,13 +167,13 @@ pub fn table(stores: &[Capabilities]) -> String {
     let mut out = String::new();
     let _ = write!(out, "{:first$}", "");
     for (c, w) in stores.iter().zip(&widths) {
-        let _ = write!(out, "  {:>w$}", c.heading);
+        let _ = write!(out, " {:>w$}", c.heading);
     }
     out.push('\n');
     for (row, cells) in &rows {
         let _ = write!(out, "{row:first$}");
         for (cell, w) in cells.iter().zip(&widths) {
-            let _ = write!(out, "  {cell:>w$}");
+            let _ = write!(out, " {cell:>w$}");
         }
         out.push('\n');
     }

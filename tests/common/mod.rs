@@ -5,6 +5,7 @@ pub mod http;
 pub mod kafka;
 pub mod nats;
 pub mod redis;
+pub mod s3;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
