@@ -57,14 +57,17 @@ impl StoreType for ObjectType {
         Claim::Url
     }
 
+    fn owns(&self, address: &str) -> bool {
+        crate::client::s3::url::is_url(address)
+    }
+
     fn load_target(
         &self,
         args: &TargetArgs,
         check: FlagCheck<'_>,
     ) -> Option<Result<Box<dyn Store>>> {
         let text = args.address_text();
-        crate::client::s3::url::is_url(&text)
-            .then(|| ObjectStore::open(args, &text, check).map(|s| Box::new(s) as _))
+        Some(ObjectStore::open(args, &text, check).map(|s| Box::new(s) as _))
     }
 }
 

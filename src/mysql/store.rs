@@ -52,18 +52,17 @@ impl StoreType for MysqlType {
         args: &TargetArgs,
         check: FlagCheck<'_>,
     ) -> Option<Result<Box<dyn Store>>> {
-        super::is_url(&args.address_text())
-            .then(|| MysqlStore::open(args, check).map(|s| Box::new(s) as _))
+        Some(MysqlStore::open(args, check).map(|s| Box::new(s) as _))
     }
 
     fn state(&self, address: &Path, _: Option<&str>) -> Option<Box<dyn Store>> {
         let url = address.to_string_lossy();
-        super::is_url(&url).then(|| Box::new(MysqlStore::state(&url)) as _)
+        Some(Box::new(MysqlStore::state(&url)))
     }
 
     fn database_source(&self, address: &Path, args: &SourceArgs) -> Option<Box<dyn Store>> {
         let url = address.to_string_lossy();
-        super::is_url(&url).then(|| Box::new(MysqlStore::source(&url, args)) as _)
+        Some(Box::new(MysqlStore::source(&url, args)))
     }
 }
 

@@ -50,18 +50,17 @@ impl StoreType for PgType {
         args: &TargetArgs,
         check: FlagCheck<'_>,
     ) -> Option<Result<Box<dyn Store>>> {
-        super::is_url(&args.address_text())
-            .then(|| PgStore::open(args, check).map(|s| Box::new(s) as _))
+        Some(PgStore::open(args, check).map(|s| Box::new(s) as _))
     }
 
     fn state(&self, address: &Path, schema_name: Option<&str>) -> Option<Box<dyn Store>> {
         let url = address.to_string_lossy();
-        super::is_url(&url).then(|| Box::new(PgStore::state(&url, schema_name)) as _)
+        Some(Box::new(PgStore::state(&url, schema_name)))
     }
 
     fn database_source(&self, address: &Path, args: &SourceArgs) -> Option<Box<dyn Store>> {
         let url = address.to_string_lossy();
-        super::is_url(&url).then(|| Box::new(PgStore::source(&url, args)) as _)
+        Some(Box::new(PgStore::source(&url, args)))
     }
 }
 

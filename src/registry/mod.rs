@@ -36,10 +36,16 @@ fn by_claim() -> impl Iterator<Item = &'static dyn StoreType> {
         .flat_map(|claim| STORES.iter().copied().filter(move |s| s.claim() == claim))
 }
 
+/// The stores asked about `address`, in claim order: a URL store only for
+/// an address it owns.
+fn asked(address: &str) -> impl Iterator<Item = &'static dyn StoreType> + '_ {
+    by_claim().filter(move |s| s.claim() != Claim::Url || s.owns(address))
+}
+
 /// The first store, in claim order, that `open` finds its own. The
 /// fallback store claims every address, so there is always one.
-fn first<T>(open: impl FnMut(&'static dyn StoreType) -> Option<T>) -> T {
-    by_claim()
+fn first<T>(address: &str, open: impl FnMut(&'static dyn StoreType) -> Option<T>) -> T {
+    asked(address)
         .find_map(open)
         .expect("the fallback store claims every address")
 }
@@ -74,7 +80,7 @@ pub fn is_database(address: &str) -> bool {
 /// The store etl-load's TARGET names, its flags checked by the store
 /// (`check`: the checks every store shares, asked of its capability row).
 pub fn load_target(args: &TargetArgs, check: FlagCheck<'_>) -> Result<Box<dyn Store>> {
-    first(|store| {
+    first(&args.address_text(), |store| {
         // Past the databases' URLs the target is local: a database as its
         // --state is refused before any store looks further.
         if store.claim() > Claim::Url
@@ -91,18 +97,22 @@ pub fn load_target(args: &TargetArgs, check: FlagCheck<'_>) -> Result<Box<dyn St
 /// dataset directory (its manifest), a `.json` state file, else a SQLite
 /// file.
 pub fn state(address: &Path, schema_name: Option<&str>) -> Box<dyn Store> {
-    first(|store| store.state(address, schema_name))
+    first(&address.to_string_lossy(), |store| {
+        store.state(address, schema_name)
+    })
 }
 
 /// The database etl-extract reads `--table` or `--query` from: a
 /// PostgreSQL or MySQL URL, else a SQLite file.
 pub fn database_source(address: &Path, args: &SourceArgs) -> Box<dyn Store> {
-    first(|store| store.database_source(address, args))
+    first(&address.to_string_lossy(), |store| {
+        store.database_source(address, args)
+    })
 }
 
 /// The dataset etl-extract reads, when `address` is a directory.
 pub fn dataset_source(address: &Path) -> Option<Box<dyn Store>> {
-    by_claim().find_map(|store| store.dataset_source(address))
+    asked(&address.to_string_lossy()).find_map(|store| store.dataset_source(address))
 }
 
 /// The names of the stores that have a capability, for messages:

@@ -157,6 +157,13 @@ pub trait StoreType {
         false
     }
 
+    /// Is `address` its own? Asked by the registry of a [`Claim::Url`]
+    /// store before any opener below, which then need not check again: a
+    /// database's URL (`is_url`) unless the store says otherwise.
+    fn owns(&self, address: &str) -> bool {
+        self.is_url(address)
+    }
+
     /// The store etl-load's TARGET names, its flags checked (`check`: the
     /// checks every store shares, asked of its row).
     fn load_target(
