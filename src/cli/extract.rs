@@ -8,12 +8,14 @@ use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
 use crate::error::usage;
-use crate::extract::{ExtractPlan, IncrementalPlan, Inputs};
+use crate::extract::{ExtractPlan, IncrementalPlan};
+use crate::files::inputs::FileInputs;
 use crate::format::Format;
 use crate::incremental::parse_bound;
 use crate::registry::{self, address, address::Role};
 use crate::source::Selection;
 use crate::source::input::{self, Compression, Location};
+use crate::store::Readable;
 use crate::store::SourceArgs;
 
 const AFTER_HELP: &str = "\
@@ -302,7 +304,7 @@ fn http_plan(
         .clone()
         .unwrap_or_else(|| crate::http::default_stream(&http.url));
     Ok(ExtractPlan {
-        inputs: Inputs::Http(Box::new(http)),
+        inputs: Box::new(http),
         stream,
         incremental,
         rejects: args.rejects.options(),
@@ -362,7 +364,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
             Selection::Table(t) => t.clone(),
             Selection::Query(_) => "query".to_string(),
         });
-        let inputs = Inputs::Store(registry::database_source(
+        let inputs: Box<dyn Readable> = Box::new(registry::database_source(
             &path,
             &SourceArgs {
                 selection,
@@ -399,7 +401,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
                 .stream
                 .clone()
                 .unwrap_or_else(|| default_stream(Some(&Location::Path(dir.clone())))),
-            inputs: Inputs::Store(dataset),
+            inputs: Box::new(dataset),
             incremental,
             rejects: args.rejects.options(),
             verbosity: args.verbosity.verbosity(),
@@ -434,12 +436,12 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
     Ok(ExtractPlan {
         rejects: args.rejects.options(),
         verbosity: args.verbosity.verbosity(),
-        inputs: Inputs::Files {
+        inputs: Box::new(FileInputs {
             locations,
             format: args.format,
             compression: args.compression,
             csv,
-        },
+        }),
         stream,
         incremental,
     })
@@ -476,7 +478,7 @@ mod tests {
 
     #[test]
     fn http_headers_expand_and_their_secrets_are_masked() {
-        let plan = plan_of(&[
+        let argv = [
             "etl-extract",
             "https://api.example.com/v1/orders?api_key=literal-key",
             "--header",
@@ -489,11 +491,10 @@ mod tests {
             "50",
             "--next",
             "links.next",
-        ])
-        .unwrap();
-        let Inputs::Http(http) = plan.inputs else {
-            panic!("not an HTTP plan")
-        };
+        ];
+        let plan = plan_of(&argv).unwrap();
+        let args = ExtractArgs::try_parse_from(argv).unwrap();
+        let http = super::super::http::plan(&args.http, argv[1], &env).unwrap();
         assert_eq!(plan.stream, "orders");
         assert_eq!(http.headers[0].value, "Bearer tok-123456");
         assert_eq!(

@@ -11,7 +11,8 @@ use clap::{Parser, ValueEnum};
 
 use super::{VerbosityArgs, parse_size};
 use crate::error::{Failure, Kind, usage};
-use crate::extract::{ExtractPlan, Inputs};
+use crate::extract::ExtractPlan;
+use crate::files::inputs::FileInputs;
 use crate::format::Format;
 use crate::load::{CommitPolicy, LoadPlan};
 use crate::registry::{self, address, address::Role};
@@ -425,29 +426,27 @@ impl LoadArgs {
         }
         let locations = input::locate(&self.inputs)?;
         let csv = self.csv.options(self.column_types.as_deref())?;
+        let inputs = FileInputs {
+            // Each file's extension decides, as in etl-extract; but where
+            // none does, the default is NDJSON, the wire.
+            format: self.input_format.or_else(|| {
+                let named = |l: &Location| l.named().and_then(Format::from_path).is_some();
+                (!locations.iter().all(named)).then_some(Format::Ndjson)
+            }),
+            compression: Compression::Auto,
+            csv,
+            locations: locations.clone(),
+        };
+        self.csv
+            .nulls
+            .check_formats(inputs.format, &inputs.locations)?;
         let plan = ExtractPlan {
-            inputs: Inputs::Files {
-                // Each file's extension decides, as in etl-extract; but
-                // where none does, the default is NDJSON, the wire.
-                format: self.input_format.or_else(|| {
-                    let named = |l: &Location| l.named().and_then(Format::from_path).is_some();
-                    (!locations.iter().all(named)).then_some(Format::Ndjson)
-                }),
-                compression: Compression::Auto,
-                csv,
-                locations: locations.clone(),
-            },
+            inputs: Box::new(inputs),
             stream: super::extract::default_stream(locations.first()),
             incremental: None,
             rejects: self.rejects.options(),
             verbosity: self.verbosity.verbosity(),
         };
-        if let Inputs::Files {
-            format, locations, ..
-        } = &plan.inputs
-        {
-            self.csv.nulls.check_formats(*format, locations)?;
-        }
         Ok((None, Some(plan)))
     }
 

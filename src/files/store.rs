@@ -26,9 +26,11 @@ pub const CSV: Capabilities = Capabilities {
     ..Capabilities::file("CSV", "CSV", "a CSV file")
 };
 
-/// A TSV file's row of the capability table: its header fixes the columns.
+/// A TSV file's row of the capability table: its header fixes the columns,
+/// and with no quoting a tab or a line break cannot be written.
 pub const TSV: Capabilities = Capabilities {
     new_field: NewField::Rejected,
+    any_text: false,
     ..Capabilities::file("TSV", "TSV", "a TSV file")
 };
 

@@ -21,7 +21,7 @@ use crate::error::{Failure, Kind, usage};
 use crate::record::{RESERVED_PREFIX, is_reserved_name};
 use crate::runs::RunRecord;
 use crate::sink::{LoadMode, LoadOptions, Sink};
-use crate::source::{Selection, Source, Window};
+use crate::source::{Context, Selection, Source, Window};
 
 /// What opening a store's sink gives. `Err`: the target could not be
 /// reached (no connection, no lock); the error is reported as it is and
@@ -189,6 +189,39 @@ pub trait StoreType {
     fn dataset_source(&self, address: &Path) -> Option<Box<dyn Store>> {
         let _ = address;
         None
+    }
+}
+
+/// What etl-extract reads: a store's table, query or dataset, files, an
+/// HTTP API. `extract.rs` holds its input by this and nothing else.
+pub trait Readable: std::fmt::Debug + Send {
+    /// Opens the source (its selection narrowed to `window` where it can
+    /// push the cursor range into its reads). Opening may read ahead (a
+    /// file's header, a sample to type its columns) and reject rows into
+    /// `cx`.
+    fn open_source(&self, window: Option<Window<'_>>, cx: &mut Context<'_>)
+    -> Result<OpenedSource>;
+
+    /// How many bytes the run will read, when known (for the progress
+    /// bar).
+    fn size(&self) -> Option<u64> {
+        None
+    }
+
+    /// What a one-off load calls the wire its extract half writes, when
+    /// the stream's name is not the best name for it (`FILE as NDJSON`).
+    fn wire_name(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Readable for Box<dyn Store> {
+    fn open_source(
+        &self,
+        window: Option<Window<'_>>,
+        _cx: &mut Context<'_>,
+    ) -> Result<OpenedSource> {
+        Store::open_source(&**self, window)
     }
 }
 

@@ -39,8 +39,26 @@ fn cert(name: &str) -> String {
     tls_dir().join(name).to_string_lossy().into_owned()
 }
 
+/// The CA, client certificate and key of the TLS servers, as etl-watch's
+/// flags.
+pub(super) fn client_flags() -> Vec<String> {
+    vec![
+        "--ca-cert".into(),
+        cert("ca.crt"),
+        "--client-cert".into(),
+        cert("client.crt"),
+        "--client-key".into(),
+        cert("client.key"),
+    ]
+}
+
+/// The same files, for the tests' own connections.
+pub(super) fn client_options() -> TlsOptions {
+    options("ca.crt", true)
+}
+
 /// Are the TLS server on `port` and the certificates there?
-fn up(port: u16, what: &str) -> bool {
+pub(super) fn up(port: u16, what: &str) -> bool {
     let require = "ETLKIT_REQUIRE_BROKER_TLS";
     if !tls_dir().join("ca.crt").exists() {
         if std::env::var_os(require).is_some() {
