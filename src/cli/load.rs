@@ -77,10 +77,10 @@ waits for the first (up to --wait seconds), then fails clearly.
 PostgreSQL targets: TARGET is a postgres:// URL (see PostgreSQL connections
 below); the table goes to --schema-name, else to the connection's current
 schema (public, unless the search_path says otherwise). Rows go in with
-COPY: straight into the table for append; through a temporary staging table
-for replace (the table is emptied and refilled at the end, in the same
-transaction) and upsert (INSERT ... ON CONFLICT on --key; a field a record
-omits keeps its stored value, as in SQLite). New tables get bigint, numeric
+COPY: straight into the table for append and for replace (the old rows are
+deleted first, in the same transaction: readers see them until the commit);
+through a temporary staging table for upsert (INSERT ... ON CONFLICT on
+--key; a field a record omits keeps its stored value, as in SQLite). New tables get bigint, numeric
 (decimals, digit for digit: 12.50 stays 12.50), boolean, text and jsonb
 columns. Values are checked against their columns before they are sent
 (ranges of smallint/integer, exact floats, numeric precision and scale), so

@@ -1,6 +1,7 @@
 //! A PostgreSQL table as a sink: one transaction per run (or per segment),
-//! in which the table is created or widened (`table.rs`), the rows travel
-//! with COPY, through a staging table for replace and upsert (`stage.rs`),
+//! in which the table is created or widened (`table.rs`), a replace deletes
+//! the old rows, and the rows travel with COPY, through a staging table for
+//! upsert (`stage.rs`),
 //! and the bookmarks and batch ids are stored in `_etl_state` and
 //! `_etl_batches` of the target schema (`state.rs`). Values are checked
 //! against their columns before they are sent (`values.rs`), so a bad row
@@ -16,7 +17,7 @@ use super::table::{Lookup, Table, check_identifier, schema_of};
 use crate::format::flat::Fields;
 use crate::format::typing::column_types;
 use crate::record::{FieldType, Schema};
-use crate::sink::{LoadOptions, Sink};
+use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 
 /// Loads into one PostgreSQL table inside one transaction.
@@ -61,6 +62,14 @@ impl PgSink {
             .batch_execute("BEGIN")
             .map_err(pg_err("cannot start a transaction"))?;
         self.table.begin(client)?;
+        if self.table.exists && self.options.mode == LoadMode::Replace {
+            // DELETE, not TRUNCATE: readers keep seeing the old rows (MVCC)
+            // until the transaction commits, and the new ones go straight
+            // in with COPY.
+            client
+                .batch_execute(&format!("DELETE FROM {}", self.table.qtable))
+                .map_err(pg_err("cannot replace the table's rows"))?;
+        }
         if self.table.exists && self.stage.staged {
             self.stage.create(self.state.session(), &self.table)?;
         }
