@@ -180,8 +180,9 @@ pub struct ExtractArgs {
     #[command(flatten)]
     pub csv: super::input::CsvArgs,
 
-    /// Pin CSV column types with a JSON file: {"zip":"text","qty":"integer"}
-    /// (types: integer, float, boolean, text, json)
+    /// Pin CSV column types with a JSON file: {"zip":"text","qty":"integer","day":"date"}
+    /// (types: integer, float, boolean, text, json, decimal, decimal(P,S), date, time,
+    /// timestamp, timestamptz, uuid, bytes)
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
 

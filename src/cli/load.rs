@@ -260,7 +260,7 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub csv: super::input::CsvArgs,
 
-    /// Pin CSV input column types with a JSON file: {"zip":"text","qty":"integer"}
+    /// Pin CSV input column types with a JSON file: {"zip":"text","qty":"integer","day":"date"}
     /// (etl-extract's --schema; here --schema is evolve|strict)
     #[arg(long, value_name = "FILE")]
     pub column_types: Option<PathBuf>,

@@ -14,7 +14,7 @@ use super::stage::{Session, Stage};
 use super::state::PgState;
 use super::table::{Lookup, Table, check_identifier, schema_of};
 use crate::format::flat::Fields;
-use crate::format::typing::column_types;
+use crate::format::typing::column_types_native;
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
@@ -119,13 +119,14 @@ impl Sink for PgSink {
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
-        let missing: Vec<(String, FieldType)> = column_types(schema, sample)
+        let missing: Vec<(String, FieldType)> = column_types_native(schema, sample)
             .into_iter()
             .filter(|(n, _)| matches!(self.table.lookup(n), Lookup::Missing))
             .collect();
         if !(self.options.strict && self.table.exists) {
             self.add_columns(&missing)?;
         }
+        self.table.declare_bytes(schema);
         // Keys (and the delete flag) name their columns as the table spells
         // them, so the merge's SQL and the checks below use one name.
         self.table.key_cols.clear();

@@ -5,6 +5,7 @@
 //! before anything is sent.
 
 use crate::format::flat::Raw;
+use crate::format::logical::{Temporal, check_iso_like, decode_bytes};
 use crate::format::typing::{exact_float, is_number_text};
 use crate::record::FieldType;
 
@@ -23,7 +24,23 @@ pub enum Kind {
     Text,
     /// json / jsonb.
     Json,
-    /// date, timestamp, uuid, ...: text the server checks.
+    /// date.
+    Date,
+    /// time (without time zone).
+    Time,
+    /// timestamp without time zone.
+    Timestamp,
+    /// timestamp with time zone.
+    TimestampTz,
+    /// uuid.
+    Uuid,
+    /// bytea; `base64`: the stream declares the field `bytes`, so its
+    /// values are base64 (else text the server reads, such as `\x0a0b`).
+    Bytea {
+        /// Values are the wire form of bytes.
+        base64: bool,
+    },
+    /// interval, inet, domains, ...: text the server checks.
     Other,
 }
 
@@ -39,6 +56,12 @@ impl Kind {
             "bool" => Kind::Bool,
             "text" | "varchar" | "bpchar" | "name" | "citext" => Kind::Text,
             "json" | "jsonb" => Kind::Json,
+            "date" => Kind::Date,
+            "time" => Kind::Time,
+            "timestamp" => Kind::Timestamp,
+            "timestamptz" => Kind::TimestampTz,
+            "uuid" => Kind::Uuid,
+            "bytea" => Kind::Bytea { base64: false },
             _ => Kind::Other,
         }
     }
@@ -46,14 +69,25 @@ impl Kind {
     /// The type etlkit gives a new column for a wire type. Decimals get
     /// `numeric`: it keeps the digits as written (12.50 stays 12.50, and
     /// sums of money add up exactly), where a double would round them.
-    pub fn declared(t: FieldType) -> &'static str {
+    /// The logical types get their native columns.
+    pub fn declared(t: FieldType) -> String {
         match t {
             FieldType::Integer => "bigint",
             FieldType::Float => "numeric",
             FieldType::Boolean => "boolean",
             FieldType::Text => "text",
             FieldType::Json => "jsonb",
+            // PostgreSQL's numeric takes a precision up to 1000.
+            FieldType::Decimal(Some((p, s))) if p <= 1000 => return format!("numeric({p},{s})"),
+            FieldType::Decimal(_) => "numeric",
+            FieldType::Date => "date",
+            FieldType::Time => "time",
+            FieldType::Timestamp => "timestamp",
+            FieldType::TimestampTz => "timestamptz",
+            FieldType::Uuid => "uuid",
+            FieldType::Bytes => "bytea",
         }
+        .to_string()
     }
 
     /// The kind of a column etlkit created for a wire type.
@@ -64,7 +98,25 @@ impl Kind {
             FieldType::Boolean => Kind::Bool,
             FieldType::Text => Kind::Text,
             FieldType::Json => Kind::Json,
+            FieldType::Decimal(_) => Kind::Numeric,
+            FieldType::Date => Kind::Date,
+            FieldType::Time => Kind::Time,
+            FieldType::Timestamp => Kind::Timestamp,
+            FieldType::TimestampTz => Kind::TimestampTz,
+            FieldType::Uuid => Kind::Uuid,
+            FieldType::Bytes => Kind::Bytea { base64: true },
         }
+    }
+
+    /// For a date or time kind: which, for the checks of `format::logical`.
+    fn temporal(self) -> Option<Temporal> {
+        Some(match self {
+            Kind::Date => Temporal::Date,
+            Kind::Time => Temporal::Time,
+            Kind::Timestamp => Temporal::Timestamp,
+            Kind::TimestampTz => Temporal::TimestampTz,
+            _ => return None,
+        })
     }
 }
 
@@ -126,18 +178,6 @@ fn number_fits(kind: Kind, type_name: &str, n: &str) -> bool {
     }
 }
 
-/// Does a timestamp text end with a UTC offset (`Z`, `+02:00`, `-0500`)?
-fn has_offset(s: &str) -> bool {
-    let s = s.trim();
-    if s.ends_with(['Z', 'z']) {
-        return true;
-    }
-    let Some(time) = s.split(['T', ' ']).nth(1) else {
-        return false;
-    };
-    time.contains(['+', '-'])
-}
-
 /// Appends `text` to a COPY row, escaped for the text format.
 pub fn copy_text(out: &mut Vec<u8>, text: &str) {
     for b in text.bytes() {
@@ -161,6 +201,8 @@ enum Checked<'v> {
     Bool(bool),
     /// Text as the column stores it (for json columns: the JSON text).
     Text(std::borrow::Cow<'v, str>),
+    /// Bytes for a bytea column, decoded from base64.
+    Bytes(Vec<u8>),
 }
 
 /// Checks one value for a column of `kind`, or says why it does not fit.
@@ -186,18 +228,34 @@ fn check<'v>(kind: Kind, type_name: &str, value: &'v Raw<'_>) -> Result<Checked<
         }
         return Ok(Checked::Number(n));
     }
+    let wrong = |why: String| format!("{} {why}", value.describe());
     Ok(match (kind, value) {
         (_, Raw::Null) => Checked::Null,
-        (Kind::Other, Raw::Str(s))
-            if type_name == "timestamp without time zone" && has_offset(s) =>
-        {
-            return Err(format!(
-                "{} carries a UTC offset, which a timestamp without time zone column would drop",
-                value.describe()
-            ));
+        // Text in the wire form is checked here, so that 2024-02-30 is a
+        // reject; other spellings the server reads (infinity, Jan 2 2024)
+        // go to it as before.
+        (Kind::Date | Kind::Time | Kind::Timestamp | Kind::TimestampTz, Raw::Str(s)) => {
+            let temporal = kind.temporal().expect("a date or time kind");
+            check_iso_like(temporal, s).map_err(wrong)?;
+            Checked::Text(Cow::Borrowed(s))
+        }
+        (Kind::Uuid, Raw::Str(s)) => {
+            let hex: String = s
+                .chars()
+                .filter(|c| !matches!(c, '-' | '{' | '}'))
+                .collect();
+            if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(wrong("is not a uuid".into()));
+            }
+            Checked::Text(Cow::Borrowed(s))
+        }
+        (Kind::Bytea { base64: true }, Raw::Str(s)) => {
+            Checked::Bytes(decode_bytes(s).map_err(wrong)?)
         }
         (Kind::Bool, Raw::Bool(b)) => Checked::Bool(*b),
-        (Kind::Text | Kind::Other, Raw::Str(s)) => Checked::Text(Cow::Borrowed(s)),
+        (Kind::Text | Kind::Other | Kind::Bytea { base64: false }, Raw::Str(s)) => {
+            Checked::Text(Cow::Borrowed(s))
+        }
         (Kind::Text, Raw::Number(n) | Raw::Nested(n)) => Checked::Text(Cow::Borrowed(n)),
         (Kind::Text, Raw::Bool(b)) => {
             Checked::Text(Cow::Borrowed(if *b { "true" } else { "false" }))
@@ -220,6 +278,13 @@ pub fn copy_value(
         Checked::Number(n) => out.extend_from_slice(n.as_bytes()),
         Checked::Bool(b) => out.push(if b { b't' } else { b'f' }),
         Checked::Text(s) => copy_text(out, &s),
+        Checked::Bytes(b) => {
+            // bytea's hex input form, its backslash escaped for COPY.
+            out.extend_from_slice(b"\\\\x");
+            for byte in b {
+                out.extend_from_slice(format!("{byte:02x}").as_bytes());
+            }
+        }
     }
     Ok(())
 }
@@ -265,7 +330,13 @@ impl Binary {
             Kind::Text => Binary::Text,
             Kind::Json if type_name == "jsonb" => Binary::Jsonb,
             Kind::Json => Binary::Text,
-            Kind::Other => return None,
+            Kind::Date
+            | Kind::Time
+            | Kind::Timestamp
+            | Kind::TimestampTz
+            | Kind::Uuid
+            | Kind::Bytea { .. }
+            | Kind::Other => return None,
         })
     }
 }
@@ -320,6 +391,7 @@ pub fn binary_value(
             }
             out.extend_from_slice(s.as_bytes());
         }
+        Checked::Bytes(b) => out.extend_from_slice(&b),
     }
     let len = i32::try_from(out.len() - start - 4).map_err(|_| bad("one value (over 2 GB)"))?;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
@@ -495,7 +567,19 @@ mod tests {
         assert!(copy_value(&mut out, Kind::Numeric, "numeric", &text("007")).is_err());
         let ts = |s: &str| Raw::Str(s.to_string().into());
         let tz = "timestamp without time zone";
-        assert!(copy_value(&mut out, Kind::Other, tz, &ts("2026-11-01T09:00:00+02:00")).is_err());
-        assert!(copy_value(&mut out, Kind::Other, tz, &ts("2026-11-01 09:00:00")).is_ok());
+        let k = Kind::Timestamp;
+        assert!(copy_value(&mut out, k, tz, &ts("2026-11-01T09:00:00+02:00")).is_err());
+        assert!(copy_value(&mut out, k, tz, &ts("2026-11-01 09:00:00")).is_ok());
+        assert!(copy_value(&mut out, Kind::Date, "date", &ts("2024-02-30")).is_err());
+        assert!(copy_value(&mut out, Kind::Date, "date", &ts("infinity")).is_ok());
+        assert!(copy_value(&mut out, Kind::Uuid, "uuid", &ts("not-a-uuid")).is_err());
+        let b64 = Kind::Bytea { base64: true };
+        assert!(copy_value(&mut out, b64, "bytea", &ts("!!")).is_err());
+        out.clear();
+        copy_value(&mut out, b64, "bytea", &ts("3q2+7w==")).unwrap();
+        assert_eq!(out, b"\\\\xdeadbeef");
+        let mut bin = Vec::new();
+        binary_value(&mut bin, b64, Binary::Text, "bytea", &ts("")).unwrap();
+        assert_eq!(bin, 0i32.to_be_bytes());
     }
 }
