@@ -286,3 +286,62 @@ fn values_that_do_not_fit_their_type_are_rejects() {
     assert!(reasons[3].contains("is not base64"), "{reasons:?}");
     assert!(reasons[4].contains("UTC offset"), "{reasons:?}");
 }
+
+#[test]
+fn many_typed_rows_arrive_once_each_through_a_transform() {
+    let Some(pg) = PgSchema::new("logical_many") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let s = &pg.name;
+    let url = &pg.url;
+    // More rows than one fetch (5,000) and one COPY chunk, every value
+    // different, so a lost, repeated or shifted row shows.
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {s}.src (id int PRIMARY KEY, ts timestamptz, d date, u uuid,
+               n numeric(12,2), b bytea, t time);
+             INSERT INTO {s}.src SELECT g,
+               '2000-01-01 00:00:00+00'::timestamptz + g * interval '1 hour 1.000001 second',
+               '2000-01-01'::date + g, md5(g::text)::uuid, g / 100.0, decode(md5(g::text), 'hex'),
+               '00:00:00'::time + g * interval '1.5 second'
+             FROM generate_series(1, 12345) g"
+        ))
+        .expect("setup");
+    let out = bash(
+        &format!(
+            "etl-extract -q '{url}' --schema-name {s} --table src | etl-transform --rename t=at | \
+             etl-load -q '{url}' --schema-name {s} --table dst"
+        ),
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        column_types(&pg, "dst")[1..],
+        [
+            "ts|timestamp with time zone||",
+            "d|date||",
+            "u|uuid||",
+            "n|numeric|12|2",
+            "b|bytea||",
+            "at|time without time zone||"
+        ]
+    );
+    assert_eq!(
+        pg.rows(&format!(
+            "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM {s}.dst"
+        )),
+        ["12345|12345|1|12345"]
+    );
+    for (a, b) in [("src", "dst"), ("dst", "src")] {
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT id, ts, d, u, n, b, {ta} FROM {s}.{a} \
+             EXCEPT ALL SELECT id, ts, d, u, n, b, {tb} FROM {s}.{b}) AS x",
+            ta = if a == "src" { "t" } else { "at" },
+            tb = if b == "src" { "t" } else { "at" },
+        );
+        let differing: i64 = pg.client().query_one(&sql, &[]).expect("compare").get(0);
+        assert_eq!(differing, 0, "{sql}");
+    }
+}
