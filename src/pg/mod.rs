@@ -4,8 +4,7 @@
 //! a sink (`sink.rs`) that creates and widens its table (`table.rs`),
 //! writes with COPY through a staging table (`stage.rs`), fits values to
 //! their columns (`values.rs`; numeric's binary form in `numeric.rs`) and
-//! keeps the bookmarks with the rows
-//! (`state.rs`).
+//! keeps the bookmarks with the rows (`state.rs`).
 
 pub mod conn;
 mod numeric;

@@ -345,3 +345,66 @@ fn many_typed_rows_arrive_once_each_through_a_transform() {
         assert_eq!(differing, 0, "{sql}");
     }
 }
+
+#[test]
+fn a_schema_file_pins_logical_types_for_csv() {
+    let Some(pg) = PgSchema::new("logical_pinned") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let s = &pg.name;
+    let url = &pg.url;
+    write(
+        d,
+        "pay.csv",
+        b"id,day,amount,at,ref\n1,2024-02-29,12.50,2024-01-02T03:04:05Z,a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\n\
+          2,2023-02-29,1.5,2024-01-02T03:04:05,nope\n",
+    );
+    write(
+        d,
+        "types.json",
+        br#"{"day":"date","amount":"decimal(10,2)","at":"timestamptz","ref":"uuid"}"#,
+    );
+    let out = bash("etl-extract -q pay.csv --schema types.json", d);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines = json_lines(&stdout(&out));
+    assert_eq!(
+        lines[0]["schema"],
+        serde_json::json!({"id": "integer", "day": "date", "amount": "decimal(10,2)",
+                           "at": "timestamptz", "ref": "uuid"})
+    );
+    assert_eq!(lines[1]["amount"].to_string(), "12.50");
+    // Row 2 does not fit: passed on as text, rejected by the typed load.
+    let out = bash(
+        &format!(
+            "etl-extract -q pay.csv --schema types.json | \
+             etl-load -q '{url}' --schema-name {s} --table pay --rejects r.ndjson"
+        ),
+        d,
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(
+        column_types(&pg, "pay"),
+        [
+            "id|bigint|64|0",
+            "day|date||",
+            "amount|numeric|10|2",
+            "at|timestamp with time zone||",
+            "ref|uuid||"
+        ]
+    );
+    assert_eq!(
+        pg.rows(&format!("SELECT id, day, amount::text FROM {s}.pay")),
+        ["1|2024-02-29|12.50"]
+    );
+    let rejects = std::fs::read_to_string(d.join("r.ndjson")).expect("rejects");
+    assert!(rejects.contains("has no day 29 in 2023-02"), "{rejects}");
+
+    let out = bash(
+        &format!("echo '{{\"day\":\"week\"}}' > bad.json; etl-extract pay.csv --schema bad.json"),
+        d,
+    );
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("decimal(P,S), date, time"), "{}", stderr(&out));
+}
