@@ -105,5 +105,21 @@ mod tests {
         out.clear();
         binary_value(&mut out, Kind::Text, Binary::Text, "text", &Raw::Null).unwrap();
         assert_eq!(out, (-1i32).to_be_bytes());
+        out.clear();
+        let nan = Raw::Str("NaN".into());
+        binary_value(&mut out, Kind::Numeric, Binary::Numeric, "numeric", &nan).unwrap();
+        assert_eq!(out, [0, 0, 0, 8, 0, 0, 0, 0, 0xC0, 0, 0, 0]);
+        let inf = Raw::Str("Infinity".into());
+        assert!(
+            binary_value(
+                &mut out,
+                Kind::Numeric,
+                Binary::Numeric,
+                "numeric(5,2)",
+                &inf
+            )
+            .is_err()
+        );
+        assert!(binary_value(&mut out, Kind::Numeric, Binary::Numeric, "numeric", &inf).is_ok());
     }
 }

@@ -231,6 +231,15 @@ fn check<'v>(kind: Kind, type_name: &str, value: &'v Raw<'_>) -> Result<Checked<
     let wrong = |why: String| format!("{} {why}", value.describe());
     Ok(match (kind, value) {
         (_, Raw::Null) => Checked::Null,
+        // numeric's values that are no number travel as PostgreSQL writes
+        // them; a numeric(p,s) holds NaN but no infinity.
+        (Kind::Numeric, Raw::Str(s))
+            if s.as_ref() == "NaN"
+                || (matches!(s.as_ref(), "Infinity" | "-Infinity")
+                    && !type_name.starts_with("numeric(")) =>
+        {
+            Checked::Text(Cow::Borrowed(s))
+        }
         // Text in the wire form is checked here, so that 2024-02-30 is a
         // reject; other spellings the server reads (infinity, Jan 2 2024)
         // go to it as before.
@@ -385,6 +394,18 @@ pub fn binary_value(
         },
         Checked::Bool(b) if binary == Binary::Bool => out.push(u8::from(b)),
         Checked::Bool(_) => return Err(bad(type_name)),
+        Checked::Text(s) if binary == Binary::Numeric => {
+            // ndigits, weight, sign (NaN, +inf, -inf), dscale.
+            let sign: u16 = match s.as_ref() {
+                "NaN" => 0xC000,
+                "Infinity" => 0xD000,
+                "-Infinity" => 0xF000,
+                _ => return Err(bad("numeric")),
+            };
+            out.extend_from_slice(&[0, 0, 0, 0]);
+            out.extend_from_slice(&sign.to_be_bytes());
+            out.extend_from_slice(&[0, 0]);
+        }
         Checked::Text(s) => {
             if binary == Binary::Jsonb {
                 out.push(1);

@@ -19,7 +19,8 @@ const SOURCE: &str = "CREATE TABLE {s}.src (id int, ts timestamptz, d date, u uu
        (3, '9999-12-31 23:59:59.999999+00', '9999-12-31', 'ffffffff-ffff-ffff-ffff-ffffffffffff',
         9999999999.99, '\\x00ff0a0d5c', '23:59:59.999999', '1 year 2 mons', '{NULL,-1}', 0.0000000001,
         100000000000000000000000000000000000000000.5, '9999-12-31 23:59:59.999999'),
-       (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)";
+       (4, NULL, NULL, NULL, 'NaN', NULL, NULL, NULL, NULL, NULL, '-Infinity', NULL),
+       (5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'NaN', NULL, NULL)";
 
 fn column_types(pg: &PgSchema, table: &str) -> Vec<String> {
     pg.rows(&format!(
@@ -60,7 +61,7 @@ fn logical_types_copy_to_native_columns() {
             "big": "decimal(38,10)", "bare": "decimal", "plain": "timestamp"
         })
     );
-    let rows = stream_records(&text, 4);
+    let rows = stream_records(&text, 5);
     assert_eq!(rows[0]["ts"], "2024-01-01T21:34:05.123456+00:00");
     assert_eq!(rows[0]["u"], "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
     assert_eq!(rows[0]["b"], "3q2+7w==");
@@ -113,10 +114,10 @@ fn logical_types_copy_to_native_columns() {
         let differing: i64 = rows.unwrap_or_else(|e| panic!("{sql}: {e:?}")).get(0);
         assert_eq!(differing, 0, "{sql}");
     }
-    assert_eq!(pg.count("dst"), 4);
+    assert_eq!(pg.count("dst"), 5);
     assert_eq!(
         pg.rows(&format!("SELECT count(DISTINCT id) FROM {s}.dst")),
-        ["4"]
+        ["5"]
     );
     // Scales survive as written (12.50, not 12.5).
     assert_eq!(
@@ -124,6 +125,28 @@ fn logical_types_copy_to_native_columns() {
             "SELECT n::text, big::text FROM {s}.dst WHERE id = 1"
         )),
         ["12.50|1234567890123456789012345678.9012345678"]
+    );
+
+    // Numbers alone go in COPY's binary form: NaN and infinities too.
+    let out = bash(
+        &format!(
+            "etl-extract -q '{url}' --query 'SELECT id, n, bare FROM {s}.src' | \
+             etl-load -q '{url}' --schema-name {s} --table nums"
+        ),
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        pg.rows(&format!(
+            "SELECT id, n::text, bare::text FROM {s}.nums ORDER BY id"
+        )),
+        [
+            "1|12.50|1.50",
+            "2|-0.01|0",
+            "3|9999999999.99|100000000000000000000000000000000000000000.5",
+            "4|NaN|-Infinity",
+            "5||"
+        ]
     );
 
     // A second copy into the existing table appends the same rows again:
@@ -136,13 +159,13 @@ fn logical_types_copy_to_native_columns() {
         d,
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(pg.count("dst"), 8);
+    assert_eq!(pg.count("dst"), 10);
     assert_eq!(
         pg.rows(&format!(
             "SELECT count(*) FROM (SELECT {dst_cols} FROM {s}.dst GROUP BY {dst_cols} \
              HAVING count(*) = 2) g"
         )),
-        ["4"]
+        ["5"]
     );
 }
 
@@ -402,9 +425,13 @@ fn a_schema_file_pins_logical_types_for_csv() {
     assert!(rejects.contains("has no day 29 in 2023-02"), "{rejects}");
 
     let out = bash(
-        &format!("echo '{{\"day\":\"week\"}}' > bad.json; etl-extract pay.csv --schema bad.json"),
+        "echo '{\"day\":\"week\"}' > bad.json; etl-extract pay.csv --schema bad.json",
         d,
     );
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("decimal(P,S), date, time"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("decimal(P,S), date, time"),
+        "{}",
+        stderr(&out)
+    );
 }
