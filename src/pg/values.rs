@@ -178,6 +178,18 @@ fn number_fits(kind: Kind, type_name: &str, n: &str) -> bool {
     }
 }
 
+/// Does a timestamp text end with a UTC offset (`Z`, `+02:00`, `-0500`)?
+fn has_offset(s: &str) -> bool {
+    let s = s.trim();
+    if s.ends_with(['Z', 'z']) {
+        return true;
+    }
+    let Some(time) = s.split(['T', ' ']).nth(1) else {
+        return false;
+    };
+    time.contains(['+', '-'])
+}
+
 /// Appends `text` to a COPY row, escaped for the text format.
 pub fn copy_text(out: &mut Vec<u8>, text: &str) {
     for b in text.bytes() {
@@ -239,6 +251,12 @@ fn check<'v>(kind: Kind, type_name: &str, value: &'v Raw<'_>) -> Result<Checked<
                     && !type_name.starts_with("numeric(")) =>
         {
             Checked::Text(Cow::Borrowed(s))
+        }
+        (Kind::Timestamp, Raw::Str(s)) if has_offset(s) => {
+            return Err(wrong(
+                "carries a UTC offset, which a timestamp without time zone column would drop"
+                    .into(),
+            ));
         }
         // Text in the wire form is checked here, so that 2024-02-30 is a
         // reject; other spellings the server reads (infinity, Jan 2 2024)
@@ -490,6 +508,7 @@ mod tests {
         let k = Kind::Timestamp;
         assert!(copy_value(&mut out, k, tz, &ts("2026-11-01T09:00:00+02:00")).is_err());
         assert!(copy_value(&mut out, k, tz, &ts("2026-11-01 09:00:00")).is_ok());
+        assert!(copy_value(&mut out, k, tz, &ts("2026-11-01 09:00+02")).is_err());
         assert!(copy_value(&mut out, Kind::Date, "date", &ts("2024-02-30")).is_err());
         assert!(copy_value(&mut out, Kind::Date, "date", &ts("infinity")).is_ok());
         assert!(copy_value(&mut out, Kind::Uuid, "uuid", &ts("not-a-uuid")).is_err());
