@@ -81,10 +81,14 @@ for replace (the table is emptied and refilled at the end, in the same
 transaction) and upsert (INSERT ... ON CONFLICT on --key; a field a record
 omits keeps its stored value, as in SQLite). New tables get bigint, numeric
 (decimals, digit for digit: 12.50 stays 12.50), boolean, text and jsonb
-columns. Values are checked against their columns before they are sent
-(ranges of smallint/integer, exact floats, numeric precision and scale), so
-a bad row is a reject; date, timestamp, uuid and other columns take text
-the server checks, and a value it refuses fails the run. Table and column
+columns, and for the types a begin line declares (wire version 2) numeric(p,s),
+date, time, timestamp, timestamptz, uuid and bytea (base64 on the wire).
+Values are checked against their columns before they are sent (ranges of
+smallint/integer, exact floats, numeric precision and scale, dates and times
+that exist, uuids, base64), so a bad row is a reject; other spellings the
+server reads (infinity, a timestamp without offset, read in the session's
+zone, UTC) and other column types take text the server checks, and a value
+it refuses fails the run. Table and column
 names over 63 bytes, which PostgreSQL would truncate, are refused. The
 bookmark goes to _etl_state in the same schema, in the same transaction;
 loads of the same table take turns (an advisory lock).
