@@ -206,6 +206,7 @@ Examples:
   $ etl-extract sample-data/orders.csv | etl-load mysql://root@127.0.0.1:3306/test --table etl_example_orders --mode upsert --key order_id
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state orders.state.json | etl-load orders.ndjson --mode append --state orders.state.json
   $ etl-extract sample-data/orders.csv | etl-load lake/orders --format parquet --partition-by ordered_at:day --mode replace-partitions
+  $ etl-extract events.csv | etl-load postgres://postgres@127.0.0.1/test --table events --naive-timestamps reject --rejects events.rejects.ndjson
 ";
 
 /// What happens to fields the table has no column for.
@@ -215,6 +216,15 @@ pub enum SchemaPolicy {
     Evolve,
     /// Reject records with fields the table lacks
     Strict,
+}
+
+/// What a timestamp without a UTC offset becomes in a column of instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NaiveTimestamps {
+    /// Read it in the session's time zone (UTC), as the server does
+    Session,
+    /// Reject it: an instant needs an offset (Z, +02:00)
+    Reject,
 }
 
 /// The format of a file target.
@@ -300,6 +310,12 @@ pub struct LoadArgs {
     /// Let --mode replace empty the table when the input has no lines at all
     #[arg(long)]
     pub allow_empty: bool,
+
+    /// PostgreSQL timestamptz columns: a timestamp without a UTC offset
+    /// (2024-01-02 03:04:05) is read in the session's zone, UTC (session), or
+    /// rejected (reject)
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = NaiveTimestamps::Session)]
+    pub naive_timestamps: NaiveTimestamps,
 
     /// PostgreSQL schema of the table and of its _etl_state table (created if missing) [default: the connection's current schema: public, unless search_path says otherwise]
     #[arg(long, value_name = "NAME")]
@@ -532,6 +548,7 @@ fn target(args: &LoadArgs) -> Result<(Box<dyn Store>, LoadOptions)> {
             keys,
             delete_when: args.delete_when.clone(),
             strict: args.schema == SchemaPolicy::Strict,
+            reject_naive_timestamps: args.naive_timestamps == NaiveTimestamps::Reject,
         },
         state: args.state.clone(),
         state_is_database: args

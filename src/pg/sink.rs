@@ -51,6 +51,7 @@ impl PgSink {
             log: Vec::new(),
             deleted: 0,
         };
+        sink.table.need_offset = sink.options.reject_naive_timestamps;
         sink.begin()?;
         Ok(sink)
     }

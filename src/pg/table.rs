@@ -124,6 +124,8 @@ pub struct Table {
     pub key_cols: Vec<usize>,
     /// Fields the stream declares `bytes` (base64 on the wire).
     bytes_fields: Vec<String>,
+    /// `--naive-timestamps reject`: timestamptz columns need offsets.
+    pub need_offset: bool,
 }
 
 impl Table {
@@ -140,6 +142,7 @@ impl Table {
             bound_names: Vec::new(),
             key_cols: Vec::new(),
             bytes_fields: Vec::new(),
+            need_offset: false,
         }
     }
 
@@ -166,7 +169,7 @@ impl Table {
             .iter()
             .map(|r| Column::new(r.get(0), Kind::from_typname(r.get(1)), r.get(2)))
             .collect();
-        self.mark_bytes();
+        self.mark_columns();
         Ok(())
     }
 
@@ -179,10 +182,15 @@ impl Table {
                 self.bytes_fields.push(name.clone());
             }
         }
-        self.mark_bytes();
+        self.mark_columns();
     }
 
-    fn mark_bytes(&mut self) {
+    fn mark_columns(&mut self) {
+        for column in &mut self.columns {
+            if let Kind::TimestampTz { need_offset } = &mut column.kind {
+                *need_offset = self.need_offset;
+            }
+        }
         for k in 0..self.bytes_fields.len() {
             if let Some(i) = self.find(&self.bytes_fields[k])
                 && let Kind::Bytea { base64 } = &mut self.columns[i].kind
@@ -264,6 +272,7 @@ impl Table {
         }
         self.null_only
             .retain(|n| !columns.iter().any(|(c, _)| c.eq_ignore_ascii_case(n)));
+        self.mark_columns();
         Ok(())
     }
 

@@ -30,8 +30,13 @@ pub enum Kind {
     Time,
     /// timestamp without time zone.
     Timestamp,
-    /// timestamp with time zone.
-    TimestampTz,
+    /// timestamp with time zone; `need_offset`: a timestamp without a UTC
+    /// offset is a reject (`--naive-timestamps reject`), not read in the
+    /// session's zone.
+    TimestampTz {
+        /// Text in the ISO form must carry an offset.
+        need_offset: bool,
+    },
     /// uuid.
     Uuid,
     /// bytea; `base64`: the stream declares the field `bytes`, so its
@@ -59,7 +64,7 @@ impl Kind {
             "date" => Kind::Date,
             "time" => Kind::Time,
             "timestamp" => Kind::Timestamp,
-            "timestamptz" => Kind::TimestampTz,
+            "timestamptz" => Kind::TimestampTz { need_offset: false },
             "uuid" => Kind::Uuid,
             "bytea" => Kind::Bytea { base64: false },
             _ => Kind::Other,
@@ -102,7 +107,7 @@ impl Kind {
             FieldType::Date => Kind::Date,
             FieldType::Time => Kind::Time,
             FieldType::Timestamp => Kind::Timestamp,
-            FieldType::TimestampTz => Kind::TimestampTz,
+            FieldType::TimestampTz => Kind::TimestampTz { need_offset: false },
             FieldType::Uuid => Kind::Uuid,
             FieldType::Bytes => Kind::Bytea { base64: true },
         }
@@ -114,7 +119,7 @@ impl Kind {
             Kind::Date => Temporal::Date,
             Kind::Time => Temporal::Time,
             Kind::Timestamp => Temporal::Timestamp,
-            Kind::TimestampTz => Temporal::TimestampTz,
+            Kind::TimestampTz { .. } => Temporal::TimestampTz,
             _ => return None,
         })
     }
@@ -261,9 +266,15 @@ fn check<'v>(kind: Kind, type_name: &str, value: &'v Raw<'_>) -> Result<Checked<
         // Text in the wire form is checked here, so that 2024-02-30 is a
         // reject; other spellings the server reads (infinity, Jan 2 2024)
         // go to it as before.
-        (Kind::Date | Kind::Time | Kind::Timestamp | Kind::TimestampTz, Raw::Str(s)) => {
+        (Kind::Date | Kind::Time | Kind::Timestamp | Kind::TimestampTz { .. }, Raw::Str(s)) => {
             let temporal = kind.temporal().expect("a date or time kind");
-            check_iso_like(temporal, s).map_err(wrong)?;
+            let iso = check_iso_like(temporal, s).map_err(wrong)?;
+            if kind == (Kind::TimestampTz { need_offset: true }) && iso && !has_offset(s) {
+                return Err(wrong(
+                    "has no UTC offset (Z, +02:00), which --naive-timestamps reject requires"
+                        .into(),
+                ));
+            }
             Checked::Text(Cow::Borrowed(s))
         }
         (Kind::Uuid, Raw::Str(s)) => {
@@ -360,7 +371,7 @@ impl Binary {
             Kind::Date
             | Kind::Time
             | Kind::Timestamp
-            | Kind::TimestampTz
+            | Kind::TimestampTz { .. }
             | Kind::Uuid
             | Kind::Bytea { .. }
             | Kind::Other => return None,
@@ -505,6 +516,13 @@ mod tests {
         assert!(copy_value(&mut out, Kind::Numeric, "numeric", &text("007")).is_err());
         let ts = |s: &str| Raw::Str(s.to_string().into());
         let tz = "timestamp without time zone";
+        let need = Kind::TimestampTz { need_offset: true };
+        let tz_name = "timestamp with time zone";
+        assert!(copy_value(&mut out, need, tz_name, &ts("2026-11-01 09:00:00")).is_err());
+        assert!(copy_value(&mut out, need, tz_name, &ts("2026-11-01T09:00:00-00:00")).is_ok());
+        assert!(copy_value(&mut out, need, tz_name, &ts("2026-11-01 09:00:00-05")).is_ok());
+        assert!(copy_value(&mut out, need, tz_name, &ts("2026-11-01")).is_err());
+        assert!(copy_value(&mut out, need, tz_name, &ts("infinity")).is_ok());
         let k = Kind::Timestamp;
         assert!(copy_value(&mut out, k, tz, &ts("2026-11-01T09:00:00+02:00")).is_err());
         assert!(copy_value(&mut out, k, tz, &ts("2026-11-01 09:00:00")).is_ok());

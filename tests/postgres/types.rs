@@ -435,3 +435,59 @@ fn a_schema_file_pins_logical_types_for_csv() {
         stderr(&out)
     );
 }
+
+#[test]
+fn naive_timestamps_into_instant_columns_follow_the_policy() {
+    let Some(pg) = PgSchema::new("logical_naive") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let s = &pg.name;
+    pg.client()
+        .batch_execute(&format!("CREATE TABLE {s}.ev (id bigint, at timestamptz)"))
+        .expect("setup");
+    let input = "{\"id\":1,\"at\":\"2024-01-02T03:04:05Z\"}\n\
+                 {\"id\":2,\"at\":\"2024-01-02 03:04:05\"}\n\
+                 {\"id\":3,\"at\":\"2024-01-02T03:04:05+05:30\"}\n\
+                 {\"id\":4,\"at\":\"2024-01-02\"}\n";
+    let load = |args: &[&str]| {
+        let mut c = cmd(LOAD, d);
+        c.arg(&pg.url)
+            .args(["--schema-name", s, "--table", "ev"])
+            .args(args);
+        run_with_input(c, input.as_bytes())
+    };
+    // The default: the session's zone (UTC) reads a timestamp without offset.
+    let out = load(&[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(pg.count("ev"), 4);
+    // reject: only the rows with an offset go in.
+    let out = load(&["--naive-timestamps", "reject", "--rejects", "r.ndjson"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(
+        pg.rows(&format!(
+            "SELECT id, count(*) FROM {s}.ev GROUP BY id ORDER BY id"
+        )),
+        ["1|2", "2|1", "3|2", "4|1"]
+    );
+    let rejects = json_lines(&std::fs::read_to_string(d.join("r.ndjson")).expect("rejects"));
+    assert_eq!(rejects.len(), 2);
+    assert_eq!(rejects[0]["line"], 2);
+    assert!(
+        rejects[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("has no UTC offset")),
+        "{rejects:?}"
+    );
+    // Stores without instant columns refuse the flag.
+    let mut c = cmd(LOAD, d);
+    c.args(["t.db", "--table", "t", "--naive-timestamps", "reject"]);
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("--naive-timestamps reject is for PostgreSQL"),
+        "{}",
+        stderr(&out)
+    );
+}
