@@ -3,6 +3,8 @@
 
 use crate::common::*;
 
+mod types;
+
 fn load(pg: &PgSchema, dir: &std::path::Path, args: &[&str], input: &str) -> std::process::Output {
     let mut c = cmd(LOAD, dir);
     c.arg(&pg.url).args(["--schema-name", &pg.name]).args(args);

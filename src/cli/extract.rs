@@ -75,7 +75,9 @@ PostgreSQL: INPUT is a postgres:// URL (see PostgreSQL connections below).
 schema (public, unless the search_path says otherwise); a name over 63
 bytes, which PostgreSQL would truncate, is refused. Rows are streamed
 (memory stays flat) and typed by the server: bigint and numeric keep every
-digit, timestamps are ISO 8601 in UTC, json/jsonb are nested JSON.
+digit, timestamps are ISO 8601 in UTC, json/jsonb are nested JSON. The begin
+line declares numeric(p,s) as decimal(p,s), date, time, timestamp,
+timestamptz, uuid and bytea as bytes (base64); interval is text, arrays json.
 
 MySQL and MariaDB: INPUT is a mysql:// (or mariadb://) URL naming the
 database; the user, password, host and port it leaves out come from the
@@ -182,8 +184,9 @@ pub struct ExtractArgs {
     #[command(flatten)]
     pub csv: super::input::CsvArgs,
 
-    /// Pin CSV column types with a JSON file: {"zip":"text","qty":"integer"}
-    /// (types: integer, float, boolean, text, json)
+    /// Pin CSV column types with a JSON file: {"zip":"text","qty":"integer","day":"date"}
+    /// (types: integer, float, boolean, text, json, decimal, decimal(P,S), date, time,
+    /// timestamp, timestamptz, uuid, bytes)
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
 

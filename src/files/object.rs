@@ -87,6 +87,7 @@ impl ObjectStore {
     /// The object etl-load's TARGET names, its flags checked.
     fn open(args: &TargetArgs, text: &str, check: FlagCheck<'_>) -> Result<Self> {
         args.refuse_database_state()?;
+        args.refuse_naive_timestamps()?;
         if !args.partition_by.is_empty() {
             return Err(usage(
                 "--partition-by: datasets on object storage (s3://) are not yet supported; a dataset is a local or mounted directory",

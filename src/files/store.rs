@@ -119,6 +119,7 @@ impl FileStore {
     /// `tsv`, `ndjson` or `parquet`), checked.
     pub fn open(args: &TargetArgs, format: &str, check: FlagCheck<'_>) -> Result<Self> {
         args.refuse_partitions()?;
+        args.refuse_naive_timestamps()?;
         let stdout = args.is_stdout();
         let path = (!stdout).then(|| args.address.clone());
         let lines = match format {

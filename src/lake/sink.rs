@@ -421,6 +421,7 @@ mod tests {
             keys: Vec::new(),
             delete_when: None,
             strict: false,
+            reject_naive_timestamps: false,
         };
         let mut sink = Box::new(LakeSink::open(&ds, options, load).unwrap());
         let lines: Vec<String> = (0..6000u32)

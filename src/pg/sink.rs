@@ -15,7 +15,7 @@ use super::stage::{Session, Stage};
 use super::state::PgState;
 use super::table::{Lookup, Table, check_identifier, schema_of};
 use crate::format::flat::Fields;
-use crate::format::typing::column_types;
+use crate::format::typing::column_types_native;
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
@@ -52,6 +52,7 @@ impl PgSink {
             log: Vec::new(),
             deleted: 0,
         };
+        sink.table.need_offset = sink.options.reject_naive_timestamps;
         sink.begin()?;
         Ok(sink)
     }
@@ -128,13 +129,14 @@ impl Sink for PgSink {
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
-        let missing: Vec<(String, FieldType)> = column_types(schema, sample)
+        let missing: Vec<(String, FieldType)> = column_types_native(schema, sample)
             .into_iter()
             .filter(|(n, _)| matches!(self.table.lookup(n), Lookup::Missing))
             .collect();
         if !(self.options.strict && self.table.exists) {
             self.add_columns(&missing)?;
         }
+        self.table.declare_bytes(schema);
         // Keys (and the delete flag) name their columns as the table spells
         // them, so the merge's SQL and the checks below use one name.
         self.table.key_cols.clear();

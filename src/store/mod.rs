@@ -341,6 +341,17 @@ impl TargetArgs {
         Ok(())
     }
 
+    /// Refuses `--naive-timestamps reject` for a store without columns
+    /// that hold instants (only PostgreSQL has them today).
+    pub fn refuse_naive_timestamps(&self) -> Result<()> {
+        if self.load.reject_naive_timestamps {
+            return Err(usage(
+                "--naive-timestamps reject is for PostgreSQL targets (timestamptz columns)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses `--partition-by` for a target that is not a directory.
     pub fn refuse_partitions(&self) -> Result<()> {
         if !self.partition_by.is_empty() {
