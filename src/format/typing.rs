@@ -33,6 +33,20 @@ pub fn type_of_value(value: &Raw<'_>) -> Option<FieldType> {
     })
 }
 
+/// Do the sample's values of `name` pass a signed 64-bit integer's top
+/// (a MySQL `BIGINT UNSIGNED` as extracted, up to 18446744073709551615)?
+/// A store whose integers are signed 64-bit then gives the column a type
+/// that holds them (MySQL BIGINT UNSIGNED, else decimal(20,0)).
+pub fn beyond_bigint(sample: &[&Fields<'_>], name: &str) -> bool {
+    sample
+        .iter()
+        .flat_map(|f| f.iter())
+        .filter(|(n, _)| n == name)
+        .any(
+            |(_, v)| matches!(v, Raw::Number(n) if is_integer_text(n) && n.parse::<i64>().is_err()),
+        )
+}
+
 /// Columns for a new or growing table, in order: the producer's declared
 /// schema first (its types win), then fields as they first appear in the
 /// sample, each typed by the widest of its values (text when all null).

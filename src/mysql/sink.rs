@@ -19,7 +19,7 @@ use super::state::MysqlState;
 use super::table::{Table, check_name, db_err};
 use crate::error::{Failure, Kind as ErrorKind};
 use crate::format::flat::{Fields, Raw};
-use crate::format::typing::column_types;
+use crate::format::typing::{beyond_bigint, column_types_native};
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
@@ -142,21 +142,35 @@ impl MysqlSink {
     }
 }
 
+/// Integers past BIGINT's top in the sample of `name`, and none below
+/// zero: BIGINT UNSIGNED holds them all.
+fn unsigned_only(sample: &[&Fields<'_>], name: &str) -> bool {
+    beyond_bigint(sample, name)
+        && !sample
+            .iter()
+            .flat_map(|f| f.iter())
+            .any(|(n, v)| n == name && matches!(v, Raw::Number(x) if x.starts_with('-')))
+}
+
 impl Sink for MysqlSink {
     fn state(&mut self) -> &mut dyn StateStore {
         &mut self.state
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
-        let missing: Vec<(String, FieldType)> = column_types(schema, sample)
+        let missing: Vec<(String, FieldType)> = column_types_native(schema, sample)
             .into_iter()
             .filter(|(n, _)| self.table.find(n).is_none())
             .collect();
         if !(self.options.strict && self.table.exists) {
             for (name, t) in missing {
                 self.table.plan_column(&name, t, &self.options.keys)?;
+                if t == FieldType::Integer && unsigned_only(sample, &name) {
+                    self.table.plan_unsigned(&name);
+                }
             }
         }
+        self.table.declare(schema);
         for key in &self.options.keys {
             if self.table.find(key).is_none() {
                 return Err(crate::error::usage(format!(

@@ -3,21 +3,28 @@
 //! stays flat). Rows come over the binary protocol, typed by the server,
 //! and are written as the wire promises:
 //!
-//! - integers as numbers, `BIGINT UNSIGNED` up to 18446744073709551615
-//!   included (declared text: a 64-bit signed column would refuse the top
-//!   half); `DECIMAL` as a number with every digit (declared text, so a
-//!   loader keeps the digits instead of rounding through a float);
-//!   FLOAT/DOUBLE as the shortest number that reads back the same;
-//! - `BIT(1)` as true/false, wider BITs as numbers;
-//! - `DATE` as `YYYY-MM-DD`, `DATETIME` as `YYYY-MM-DDTHH:MM:SS[.ffffff]`
-//!   (the column's fractional digits), `TIMESTAMP` the same in UTC with a
-//!   `Z`; a zero date (`0000-00-00`, or a zero month or day) is rejected,
-//!   or read as null with a warning under `--zero-dates null`;
+//! - integers as numbers, declared `integer`: `BIGINT UNSIGNED` up to
+//!   18446744073709551615 included, `YEAR`, and `BIT(n)` wider than 1
+//!   (its bits as an unsigned number); `BIT(1)` as true/false (`boolean`);
+//! - `DECIMAL(p,s)` as a number with every digit, declared `decimal(p,s)`
+//!   (up to 65 digits); FLOAT/DOUBLE as the shortest number that reads
+//!   back the same;
+//! - `DATE` as `YYYY-MM-DD` (`date`), `DATETIME(n)` as
+//!   `YYYY-MM-DDTHH:MM:SS[.ffffff]` (`timestamp`, the column's fractional
+//!   digits), `TIMESTAMP` the same in UTC with a `Z` (`timestamptz`: the
+//!   session's time zone is `+00:00`, so the server hands out the instant
+//!   in UTC whatever its own zone); a zero date (`0000-00-00`, or a zero
+//!   month or day) is rejected, or read as null with a warning under
+//!   `--zero-dates null`;
+//! - `TIME` declared `time`: a time of day as `HH:MM:SS[.ffffff]`; a value
+//!   MySQL's TIME also holds but a time of day does not (negative, or 24
+//!   hours and more: `-12:30:00`, `838:59:59`) is written as MySQL shows
+//!   it, which a MySQL TIME or a text column keeps and a native time
+//!   column elsewhere rejects;
 //! - `JSON` as nested JSON (MariaDB's JSON, a checked LONGTEXT, too);
-//! - text in UTF-8 (utf8mb4: emoji included), `CHAR` with its leading zeros;
-//! - binary strings and BLOBs as `\x`-prefixed hex text, as the SQLite
-//!   source writes BLOBs (and as PostgreSQL writes bytea); a MySQL sink
-//!   turns it back into the bytes.
+//! - text in UTF-8 (utf8mb4: emoji included), `CHAR` with its leading
+//!   zeros, `ENUM` and `SET` as their text;
+//! - binary strings, BLOBs and spatial values as `bytes` (base64).
 
 use std::collections::HashMap;
 
@@ -30,6 +37,7 @@ use serde_json::Value;
 use super::conn::{self, message};
 use super::table::quote;
 use crate::format::json;
+use crate::format::logical::{decode_bytes, encode_bytes};
 use crate::record::{FieldType, Schema};
 use crate::rejects::Payload;
 use crate::source::{Context, Emit, Selection, Source, Window, deliver};
@@ -108,30 +116,45 @@ fn mariadb_json_columns(
     found
 }
 
+/// DECIMAL(p,s) from the column's display length: p digits, a point when
+/// s > 0, a sign unless UNSIGNED.
+fn decimal_type(column: &mysql::Column, unsigned: bool) -> FieldType {
+    let scale = u32::from(column.decimals());
+    let extra = u32::from(scale > 0) + u32::from(!unsigned);
+    match column.column_length().checked_sub(extra) {
+        Some(p) if (1..=65).contains(&p) && scale <= 30 && scale <= p => {
+            FieldType::Decimal(Some((p as u16, scale as u16)))
+        }
+        _ => FieldType::Decimal(None),
+    }
+}
+
 fn shape_of(column: &mysql::Column, json: bool) -> (Shape, FieldType) {
     use ColumnType::*;
     let unsigned = column.flags().contains(ColumnFlags::UNSIGNED_FLAG);
     let binary = column.character_set() == BINARY_CHARSET;
     let decimals = column.decimals().min(6);
     match column.column_type() {
-        MYSQL_TYPE_LONGLONG if unsigned => (Shape::Int, FieldType::Text),
         MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_LONG | MYSQL_TYPE_INT24
         | MYSQL_TYPE_LONGLONG | MYSQL_TYPE_YEAR => (Shape::Int, FieldType::Integer),
         MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => (Shape::Float, FieldType::Float),
-        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => (Shape::Decimal, FieldType::Text),
-        MYSQL_TYPE_BIT if column.column_length() == 1 => (Shape::Bool, FieldType::Boolean),
-        MYSQL_TYPE_BIT if column.column_length() < 64 => (Shape::Int, FieldType::Integer),
-        MYSQL_TYPE_BIT => (Shape::Int, FieldType::Text),
-        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => (Shape::Date, FieldType::Text),
-        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => (Shape::DateTime(decimals), FieldType::Text),
-        MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => {
-            (Shape::Timestamp(decimals), FieldType::Text)
+        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => {
+            (Shape::Decimal, decimal_type(column, unsigned))
         }
-        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => (Shape::Time(decimals), FieldType::Text),
+        MYSQL_TYPE_BIT if column.column_length() == 1 => (Shape::Bool, FieldType::Boolean),
+        MYSQL_TYPE_BIT => (Shape::Int, FieldType::Integer),
+        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => (Shape::Date, FieldType::Date),
+        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => {
+            (Shape::DateTime(decimals), FieldType::Timestamp)
+        }
+        MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => {
+            (Shape::Timestamp(decimals), FieldType::TimestampTz)
+        }
+        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => (Shape::Time(decimals), FieldType::Time),
         MYSQL_TYPE_JSON => (Shape::Json, FieldType::Json),
         _ if json && !binary => (Shape::Json, FieldType::Json),
-        MYSQL_TYPE_GEOMETRY => (Shape::Binary, FieldType::Text),
-        _ if binary => (Shape::Binary, FieldType::Text),
+        MYSQL_TYPE_GEOMETRY => (Shape::Binary, FieldType::Bytes),
+        _ if binary => (Shape::Binary, FieldType::Bytes),
         _ => (Shape::Text, FieldType::Text),
     }
 }
@@ -176,7 +199,13 @@ impl MysqlSource {
                 let Some(value) = bound else { continue };
                 let condition = match (value, shape) {
                     (Value::Number(n), _) => format!("{column} {op} {n}"),
-                    (Value::String(s), Shape::Text | Shape::Binary) => {
+                    (Value::String(s), Shape::Binary) => {
+                        // The bookmark holds the wire form (base64).
+                        let bytes = decode_bytes(s).unwrap_or_else(|_| s.clone().into_bytes());
+                        params.push(SqlValue::Bytes(bytes));
+                        format!("CAST({column} AS BINARY) {op} CAST(? AS BINARY)")
+                    }
+                    (Value::String(s), Shape::Text) => {
                         // Code point order, as the bookmark compares: a
                         // collation would order (and skip) rows otherwise.
                         params.push(SqlValue::Bytes(s.clone().into_bytes()));
@@ -335,14 +364,7 @@ fn write_value(out: &mut Vec<u8>, value: &SqlValue, shape: Shape) -> Result<bool
                 json::write_str(out, std::str::from_utf8(b)?);
             }
         }
-        (SqlValue::Bytes(b), Shape::Binary) => {
-            let mut hex = String::with_capacity(2 + b.len() * 2);
-            hex.push_str("\\x");
-            for byte in b {
-                hex.push_str(&format!("{byte:02x}"));
-            }
-            json::write_str(out, &hex);
-        }
+        (SqlValue::Bytes(b), Shape::Binary) => json::write_str(out, &encode_bytes(b)),
         (SqlValue::Bytes(b), _) => {
             let text = std::str::from_utf8(b)
                 .map_err(|e| anyhow::anyhow!("text is not valid UTF-8 ({e})"))?;

@@ -11,11 +11,11 @@ use mysql::Conn;
 use mysql::prelude::Queryable;
 
 use super::conn::message;
-use super::values::{ColumnInfo, Kind};
+use super::values::{ColumnInfo, Kind, fits_decimal};
 use crate::error::{Failure, Kind as ErrorKind};
 use crate::format::flat::Fields;
 use crate::format::typing::type_of_value;
-use crate::record::FieldType;
+use crate::record::{FieldType, Schema};
 use crate::sink::LoadOptions;
 
 /// MySQL's limit on table, column and index names, in characters.
@@ -54,8 +54,13 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 /// The column type etlkit gives a new column for a wire type. Booleans
 /// are BIT(1), which reads back as true/false (TINYINT(1) would read back
 /// as a number); text key columns are VARCHAR(191) so that a unique index
-/// fits in InnoDB's 3072 bytes.
-pub fn declared_type(t: FieldType, key: bool) -> &'static str {
+/// fits in InnoDB's 3072 bytes. The logical types get native columns:
+/// DECIMAL(p,s) (a decimal without precision, or with more digits than
+/// MySQL's 65, or 30 after the point, keeps its digits in a LONGTEXT),
+/// DATE, TIME(6), DATETIME(6) for timestamps and for instants (held in
+/// UTC: MySQL has no type with a zone that covers the years 1 to 9999),
+/// CHAR(36) for uuids (the text users read) and LONGBLOB for bytes.
+pub fn declared_type(t: FieldType, key: bool) -> String {
     match t {
         FieldType::Integer => "BIGINT",
         FieldType::Float => "DOUBLE",
@@ -63,8 +68,31 @@ pub fn declared_type(t: FieldType, key: bool) -> &'static str {
         FieldType::Text if key => "VARCHAR(191)",
         FieldType::Text => "LONGTEXT",
         FieldType::Json => "JSON",
-        t => declared_type(t.stored(), key),
+        FieldType::Decimal(Some((p, s))) if fits_decimal(p, s) => {
+            return format!("DECIMAL({p},{s})");
+        }
+        FieldType::Decimal(_) if key => "VARCHAR(191)",
+        FieldType::Decimal(_) => "LONGTEXT",
+        FieldType::Date => "DATE",
+        FieldType::Time => "TIME(6)",
+        FieldType::Timestamp => "DATETIME(6)",
+        FieldType::TimestampTz => "DATETIME(6)",
+        FieldType::Uuid => "CHAR(36)",
+        FieldType::Bytes if key => "VARBINARY(255)",
+        FieldType::Bytes => "LONGBLOB",
     }
+    .to_string()
+}
+
+/// A column's definition for CREATE or ALTER TABLE: a DATETIME made for
+/// instants says in its comment that it holds UTC.
+fn definition(c: &Column) -> String {
+    let utc = if matches!(c.kind, Kind::DateTime(_, true)) {
+        " COMMENT 'UTC'"
+    } else {
+        ""
+    };
+    format!("{} {}{utc}", quote(&c.name), c.sql_type)
 }
 
 /// Turns a driver error into "`what`: the server's message".
@@ -217,12 +245,41 @@ impl Table {
         self.push_column(Column {
             name: name.to_string(),
             kind: Kind::of(t),
-            sql_type: declared_type(t, key).to_string(),
+            sql_type: declared_type(t, key),
             in_target: false,
             staged: false,
         });
         self.null_only.retain(|n| !n.eq_ignore_ascii_case(name));
         Ok(())
+    }
+
+    /// Plans a BIGINT UNSIGNED column for integers above BIGINT's range
+    /// (`18446744073709551615`, a MySQL `BIGINT UNSIGNED` as extracted).
+    pub fn plan_unsigned(&mut self, name: &str) {
+        if let Some(i) = self.find(name)
+            && !self.columns[i].in_target
+        {
+            self.columns[i].kind = Kind::Int {
+                min: 0,
+                max: i128::from(u64::MAX),
+                tiny_bool: false,
+            };
+            self.columns[i].sql_type = "BIGINT UNSIGNED".into();
+        }
+    }
+
+    /// What the stream declares for fields bound to existing columns:
+    /// `bytes` are base64 (decoded into a binary column), `timestamptz`
+    /// instants (converted to UTC for a DATETIME column).
+    pub fn declare(&mut self, schema: &Schema) {
+        for (name, t) in schema {
+            let Some(i) = self.find(name) else { continue };
+            match (&mut self.columns[i].kind, t) {
+                (Kind::Binary(_, base64), FieldType::Bytes) => *base64 = true,
+                (Kind::DateTime(_, utc), FieldType::TimestampTz) => *utc = true,
+                _ => {}
+            }
+        }
     }
 
     /// Binds a record's fields to columns, planning new ones (evolve) or
@@ -303,13 +360,7 @@ impl Table {
             .filter(|&i| !self.columns[i].in_target)
             .collect();
         if !new.is_empty() {
-            let defs: Vec<String> = new
-                .iter()
-                .map(|&i| {
-                    let c = &self.columns[i];
-                    format!("{} {}", quote(&c.name), c.sql_type)
-                })
-                .collect();
+            let defs: Vec<String> = new.iter().map(|&i| definition(&self.columns[i])).collect();
             if self.exists {
                 let adds: Vec<String> = defs.iter().map(|d| format!("ADD COLUMN {d}")).collect();
                 conn.query_drop(format!("ALTER TABLE {} {}", self.qtable, adds.join(", ")))
@@ -406,7 +457,7 @@ impl Table {
             .columns
             .iter()
             .filter(|c| !c.in_target)
-            .map(|c| format!("{} {}", quote(&c.name), c.sql_type))
+            .map(definition)
             .chain(
                 self.null_only
                     .iter()
@@ -414,11 +465,7 @@ impl Table {
                     .map(|n| format!("{} LONGTEXT", quote(n))),
             )
             .collect();
-        let all: Vec<String> = self
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", quote(&c.name), c.sql_type))
-            .collect();
+        let all: Vec<String> = self.columns.iter().map(definition).collect();
         vec![if !self.exists {
             format!("CREATE TABLE {} ({});", self.qtable, all.join(", "))
         } else if planned.is_empty() {

@@ -7,8 +7,9 @@
 
 use std::fmt::Write as _;
 
-use super::dates::{date_time, parse_date};
+use super::dates::{check_mysql_time, date_time, parse_date, to_utc};
 use crate::format::flat::Raw;
+use crate::format::logical::decode_bytes;
 use crate::format::typing::exact_float;
 use crate::record::FieldType;
 
@@ -48,19 +49,25 @@ pub enum Kind {
     Bit(u32),
     /// Character columns, with their length limit in characters.
     Text(Option<u64>),
-    /// Binary columns, with their length limit in bytes.
-    Binary(Option<u64>),
+    /// Binary columns, with their length limit in bytes; `true` when the
+    /// stream declares the field `bytes` (base64 on the wire, decoded),
+    /// else `\\x` hex text or the text's own bytes.
+    Binary(Option<u64>, bool),
     /// JSON.
     Json,
     /// DATE.
     Date,
-    /// DATETIME(frac).
-    DateTime(u32),
+    /// DATETIME(frac); `true` when it holds instants (the stream declares
+    /// the field `timestamptz`): converted to UTC on the way in.
+    DateTime(u32, bool),
     /// TIMESTAMP(frac): stored in UTC.
     Timestamp(u32),
+    /// TIME(frac): a time of day, or MySQL's range of -838:59:59 to
+    /// 838:59:59.
+    Time(u32),
     /// YEAR: 1901 to 2155, and 0 (the year `0000`).
     Year,
-    /// TIME, ENUM, SET, spatial...: text the server checks.
+    /// ENUM, SET, spatial...: text the server checks.
     Other,
 }
 
@@ -146,10 +153,11 @@ impl Kind {
             }
             "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "binary"
             | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
-                Kind::Binary(info.max_length)
+                Kind::Binary(info.max_length, false)
             }
             "date" => Kind::Date,
-            "datetime" => Kind::DateTime(fraction),
+            "datetime" => Kind::DateTime(fraction, false),
+            "time" => Kind::Time(fraction),
             "timestamp" => Kind::Timestamp(fraction),
             "year" => Kind::Year,
             _ => Kind::Other,
@@ -172,10 +180,30 @@ impl Kind {
             FieldType::Boolean => Kind::Bit(1),
             FieldType::Text => Kind::Text(None),
             FieldType::Json => Kind::Json,
-            // No native columns for the logical types yet: their text.
-            t => Kind::of(t.stored()),
+            FieldType::Decimal(Some((precision, scale))) if fits_decimal(precision, scale) => {
+                Kind::Decimal {
+                    precision: u32::from(precision),
+                    scale: u32::from(scale),
+                    unsigned: false,
+                }
+            }
+            // Digits beyond what DECIMAL holds, or an unknown precision:
+            // the digits as text.
+            FieldType::Decimal(_) => Kind::Text(None),
+            FieldType::Date => Kind::Date,
+            FieldType::Time => Kind::Time(6),
+            FieldType::Timestamp => Kind::DateTime(6, false),
+            FieldType::TimestampTz => Kind::DateTime(6, true),
+            FieldType::Uuid => Kind::Text(Some(36)),
+            FieldType::Bytes => Kind::Binary(None, true),
         }
     }
+}
+
+/// Does DECIMAL(p,s) exist in MySQL (at most 65 digits, 30 after the
+/// point)?
+pub fn fits_decimal(precision: u16, scale: u16) -> bool {
+    (1..=65).contains(&precision) && scale <= 30 && scale <= precision
 }
 
 /// `-?(0|[1-9][0-9]*)`: integer text that converts to a number and back unchanged.
@@ -349,7 +377,17 @@ pub fn push_value(
             push_text(out, s);
         }
         (Kind::Text(_), Raw::Bool(b)) => push_text(out, if *b { "true" } else { "false" }),
-        (Kind::Binary(limit), Raw::Str(s) | Raw::Number(s)) => {
+        (Kind::Binary(limit, true), Raw::Str(s)) => {
+            let bytes = decode_bytes(s).map_err(|why| format!("{} {why}", value.describe()))?;
+            if limit.is_some_and(|l| bytes.len() as u64 > l) {
+                return Err(format!(
+                    "{} is longer than the {column_type} column holds",
+                    value.describe()
+                ));
+            }
+            push_hex(out, &bytes);
+        }
+        (Kind::Binary(limit, false), Raw::Str(s) | Raw::Number(s)) => {
             let bytes = decode_hex(s).unwrap_or_else(|| s.as_bytes().to_vec());
             if limit.is_some_and(|l| bytes.len() as u64 > l) {
                 return Err(format!(
@@ -364,11 +402,20 @@ pub fn push_value(
             parse_date(s).ok_or_else(|| format!("text {s:?} is not a date (YYYY-MM-DD)"))?;
             push_text(out, s);
         }
-        (Kind::DateTime(fraction), Raw::Str(s)) => {
+        (Kind::DateTime(fraction, false), Raw::Str(s)) => {
             push_text(out, &date_time(s, *fraction, false, column_type)?);
         }
+        (Kind::DateTime(fraction, true), Raw::Str(s)) => {
+            push_text(out, &date_time(&to_utc(s)?, *fraction, false, column_type)?);
+        }
+        (Kind::Time(fraction), Raw::Str(s)) => {
+            check_mysql_time(s, *fraction, column_type)?;
+            push_text(out, s);
+        }
         (Kind::Timestamp(fraction), Raw::Str(s)) => {
-            let text = date_time(s, *fraction, true, column_type)?;
+            // An instant: the session's zone is UTC, so any offset is
+            // converted to UTC first.
+            let text = date_time(&to_utc(s)?, *fraction, true, column_type)?;
             let whole = &text[..19.min(text.len())];
             if !("1970-01-01 00:00:01"..="2038-01-19 03:14:07").contains(&whole) {
                 return Err(format!(
@@ -463,10 +510,13 @@ mod tests {
             "'東京都'"
         );
         assert_eq!(
-            lit(&Kind::Binary(None), text("\\x00ff")).unwrap(),
+            lit(&Kind::Binary(None, false), text("\\x00ff")).unwrap(),
             "X'00ff'"
         );
-        assert_eq!(lit(&Kind::Binary(None), text("ab")).unwrap(), "X'6162'");
+        assert_eq!(
+            lit(&Kind::Binary(None, false), text("ab")).unwrap(),
+            "X'6162'"
+        );
         assert_eq!(lit(&Kind::Json, text("x")).unwrap(), "'\"x\"'");
         assert_eq!(
             lit(&Kind::Text(None), text("a\0b")).unwrap(),
@@ -483,16 +533,39 @@ mod tests {
             "'2024-02-29'"
         );
         assert_eq!(
-            lit(&Kind::DateTime(0), text("2026-11-01T09:15:00")).unwrap(),
+            lit(&Kind::DateTime(0, false), text("2026-11-01T09:15:00")).unwrap(),
             "'2026-11-01 09:15:00'"
         );
-        assert!(lit(&Kind::DateTime(0), text("2026-11-01T09:15:00.5")).is_err());
-        assert!(lit(&Kind::DateTime(6), text("2026-11-01T09:15:00Z")).is_err());
+        assert!(lit(&Kind::DateTime(0, false), text("2026-11-01T09:15:00.5")).is_err());
+        assert!(lit(&Kind::DateTime(6, false), text("2026-11-01T09:15:00Z")).is_err());
         assert_eq!(
             lit(&Kind::Timestamp(3), text("2026-11-01T09:15:00.250Z")).unwrap(),
             "'2026-11-01 09:15:00.250'"
         );
-        assert!(lit(&Kind::Timestamp(0), text("2026-11-01T09:15:00+02:00")).is_err());
+        assert_eq!(
+            lit(&Kind::Timestamp(0), text("2026-11-01T09:15:00+02:00")).unwrap(),
+            "'2026-11-01 07:15:00'"
+        );
+        assert_eq!(
+            lit(
+                &Kind::DateTime(6, true),
+                text("2024-01-02T03:04:05.123456+05:30")
+            )
+            .unwrap(),
+            "'2024-01-01 21:34:05.123456'"
+        );
+        assert!(lit(&Kind::DateTime(6, true), text("0001-01-01T00:00:00+01:00")).is_err());
+        assert_eq!(
+            lit(&Kind::Time(6), text("-12:30:00")).unwrap(),
+            "'-12:30:00'"
+        );
+        assert!(lit(&Kind::Time(0), text("24:00:00.5")).is_err());
+        assert_eq!(
+            lit(&Kind::Binary(None, true), text("3q2+7w==")).unwrap(),
+            "X'deadbeef'"
+        );
+        assert_eq!(lit(&Kind::Binary(None, true), text("")).unwrap(), "''");
+        assert!(lit(&Kind::Binary(None, true), text("\\x00")).is_err());
         assert!(lit(&Kind::Timestamp(0), text("1960-01-01 00:00:00")).is_err());
     }
 

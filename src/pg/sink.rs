@@ -15,7 +15,7 @@ use super::stage::{Session, Stage};
 use super::state::PgState;
 use super::table::{Lookup, Table, check_identifier, schema_of};
 use crate::format::flat::Fields;
-use crate::format::typing::column_types_native;
+use crate::format::typing::{beyond_bigint, column_types_native};
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
@@ -132,6 +132,14 @@ impl Sink for PgSink {
         let missing: Vec<(String, FieldType)> = column_types_native(schema, sample)
             .into_iter()
             .filter(|(n, _)| matches!(self.table.lookup(n), Lookup::Missing))
+            // bigint is signed: integers past its top (an unsigned 64-bit
+            // column's) get numeric(20,0).
+            .map(|(n, t)| match t {
+                FieldType::Integer if beyond_bigint(sample, &n) => {
+                    (n, FieldType::Decimal(Some((20, 0))))
+                }
+                t => (n, t),
+            })
             .collect();
         if !(self.options.strict && self.table.exists) {
             self.add_columns(&missing)?;

@@ -269,6 +269,13 @@ fn check<'v>(kind: Kind, type_name: &str, value: &'v Raw<'_>) -> Result<Checked<
         (Kind::Date | Kind::Time | Kind::Timestamp | Kind::TimestampTz { .. }, Raw::Str(s)) => {
             let temporal = kind.temporal().expect("a date or time kind");
             let iso = check_iso_like(temporal, s).map_err(wrong)?;
+            if kind == Kind::Time && !iso && is_duration(s) {
+                return Err(wrong(
+                    "is not a time of day (00:00:00 to 23:59:59.999999); MySQL's TIME holds \
+                     such durations, a text column keeps them"
+                        .into(),
+                ));
+            }
             if kind == (Kind::TimestampTz { need_offset: true }) && iso && !has_offset(s) {
                 return Err(wrong(
                     "has no UTC offset (Z, +02:00), which --naive-timestamps reject requires"
@@ -301,6 +308,18 @@ fn check<'v>(kind: Kind, type_name: &str, value: &'v Raw<'_>) -> Result<Checked<
         (Kind::Json, other) => Checked::Text(Cow::Owned(other.to_json())),
         _ => return Err(misfit()),
     })
+}
+
+/// `[-]H+:MM:SS[.f]` with a sign or 24 hours and more: a duration as
+/// MySQL's TIME holds it, which no time of day is.
+fn is_duration(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (hms, frac) = body.split_once('.').unwrap_or((body, ""));
+    let parts: Vec<&str> = hms.split(':').collect();
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    matches!(parts.as_slice(), [h, m, sec] if digits(h) && digits(m) && digits(sec)
+        && m.len() == 2 && sec.len() == 2)
+        && (frac.is_empty() || digits(frac))
 }
 
 /// Appends one value for a column of `kind` in the COPY text format, or

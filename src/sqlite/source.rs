@@ -1,12 +1,18 @@
 //! A SQLite table or query as a source. Values come out as the wire types
 //! their declared column types promise: BOOLEAN columns as true/false, JSON
-//! columns as nested JSON, BLOBs as `\x`-prefixed hex text.
+//! columns as nested JSON, `DECIMAL_TEXT(p,s)` as exact numbers declared
+//! `decimal(p,s)`, BLOBs as `bytes` (base64).
 //!
 //! Every column is in the `begin` schema, in source order: a loader creates
 //! declared columns first, so one left out would move to the end of a new
-//! table. A column whose declared type promises no wire type (DATETIME,
-//! NUMERIC, none, or a computed query column) is typed from its first
-//! [`TYPING_SAMPLE`] values, by the rule a loader uses for an untyped field.
+//! table. SQLite keeps whatever a row puts in a column, so a column
+//! declared `DATE`, `TIME`, `DATETIME`/`TIMESTAMP`, `TIMESTAMPTZ` or
+//! `UUID` is declared that type only when its first [`TYPING_SAMPLE`]
+//! values are all in the type's wire form (a `BLOB` or untyped column is
+//! `bytes` when they are all BLOBs); otherwise, and for a column whose
+//! declared type promises no wire type (NUMERIC, none, or a computed query
+//! column), it is typed from those values by the rule a loader uses for an
+//! untyped field, and a BLOB in it is `\x`-prefixed hex text.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,6 +24,10 @@ use rusqlite::types::ValueRef;
 use super::table::quote_ident;
 use super::values::ColumnKind;
 use crate::format::json;
+use crate::format::logical::{
+    check_date, check_time, check_timestamp, check_timestamptz, check_uuid, encode_bytes,
+};
+use crate::format::typing::is_number_text;
 use crate::record::{FieldType, Schema};
 use crate::source::{Context, Emit, Selection, Source, Window, deliver};
 
@@ -103,8 +113,9 @@ impl SqliteSource {
                     (c.name().to_string(), kind)
                 })
                 .collect();
-            let sampled = if kinds.iter().any(|(_, k)| k.field_type().is_none()) {
-                sample_types(&mut statement, &params, kinds.len())
+            let sampled = if kinds.iter().any(|(_, k)| needs_sample(*k)) {
+                let declared: Vec<ColumnKind> = kinds.iter().map(|(_, k)| *k).collect();
+                sample_types(&mut statement, &params, &declared)
                     .with_context(|| format!("{name}: cannot run the query"))?
             } else {
                 vec![None; kinds.len()]
@@ -115,7 +126,10 @@ impl SqliteSource {
                 .map(|((col, kind), sampled)| Column {
                     key: json::key_prefix(&col),
                     name: col,
-                    wire: kind.field_type().or(sampled).unwrap_or(FieldType::Text),
+                    wire: match kind.field_type() {
+                        Some(t) if !needs_sample(kind) => t,
+                        _ => sampled.unwrap_or(FieldType::Text),
+                    },
                     kind,
                 })
                 .collect()
@@ -160,7 +174,7 @@ impl Source for SqliteSource {
                 }
                 out.extend_from_slice(&col.key);
                 let value = row.get_ref(i)?;
-                write_value(&mut out, value, col.kind).with_context(|| {
+                write_value(&mut out, value, col.kind, col.wire).with_context(|| {
                     format!("{}: row {row_no}, column {:?}", self.name, col.name)
                 })?;
             }
@@ -171,24 +185,81 @@ impl Source for SqliteSource {
     }
 }
 
-/// The wire type of each column's first [`TYPING_SAMPLE`] values (`None`
-/// when all are null): integers, floats (integers and floats together),
-/// else text — what a loader would make of the values written for them.
+/// Is the column typed from its values: no wire type declared, a logical
+/// type its values must show they hold, or a BLOB (bytes when all are)?
+fn needs_sample(kind: ColumnKind) -> bool {
+    match kind {
+        ColumnKind::Typed(t) => checked_type(t),
+        ColumnKind::Numeric | ColumnKind::Any => true,
+    }
+}
+
+/// The declared types a column holds only when its values are in the
+/// type's wire form.
+fn checked_type(t: FieldType) -> bool {
+    matches!(
+        t,
+        FieldType::Date
+            | FieldType::Time
+            | FieldType::Timestamp
+            | FieldType::TimestampTz
+            | FieldType::Uuid
+    )
+}
+
+/// Is `text` in the wire form of `t`?
+fn in_wire_form(t: FieldType, text: &str) -> bool {
+    match t {
+        FieldType::Date => check_date(text).is_ok(),
+        FieldType::Time => check_time(text).is_ok(),
+        FieldType::Timestamp => check_timestamp(text).is_ok(),
+        FieldType::TimestampTz => check_timestamptz(text).is_ok(),
+        FieldType::Uuid => check_uuid(text).is_ok(),
+        _ => false,
+    }
+}
+
+/// The wire type of each column that [`needs_sample`], from its first
+/// [`TYPING_SAMPLE`] values (`None` when all are null): a declared logical
+/// type when every value is in its wire form, bytes when every value is a
+/// BLOB, else integers, floats (integers and floats together) or text —
+/// what a loader would make of the values written for them.
 fn sample_types(
     statement: &mut rusqlite::Statement<'_>,
     params: &[serde_json::Value],
-    width: usize,
+    declared: &[ColumnKind],
 ) -> Result<Vec<Option<FieldType>>> {
     let params: Vec<rusqlite::types::Value> = params.iter().map(to_sql_param).collect();
     let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+    let width = declared.len();
     let mut types: Vec<Option<FieldType>> = vec![None; width];
+    // Columns whose declared logical type every value so far holds.
+    let mut logical: Vec<bool> = declared
+        .iter()
+        .map(|k| matches!(k, ColumnKind::Typed(t) if checked_type(*t)))
+        .collect();
+    let mut all_blobs = vec![true; width];
     let mut seen = 0;
     while seen < TYPING_SAMPLE
         && let Some(row) = rows.next()?
     {
         seen += 1;
         for (i, slot) in types.iter_mut().enumerate() {
-            let t = match row.get_ref(i)? {
+            let value = row.get_ref(i)?;
+            if !matches!(value, ValueRef::Null | ValueRef::Blob(_)) {
+                all_blobs[i] = false;
+            }
+            if logical[i] {
+                let ok = match (value, declared[i]) {
+                    (ValueRef::Null, _) => true,
+                    (ValueRef::Text(b), ColumnKind::Typed(t)) => {
+                        std::str::from_utf8(b).is_ok_and(|s| in_wire_form(t, s))
+                    }
+                    _ => false,
+                };
+                logical[i] = ok;
+            }
+            let t = match value {
                 ValueRef::Null => continue,
                 ValueRef::Integer(_) => FieldType::Integer,
                 ValueRef::Real(_) => FieldType::Float,
@@ -206,10 +277,22 @@ fn sample_types(
             });
         }
     }
+    for i in 0..width {
+        if logical[i] {
+            types[i] = declared[i].field_type();
+        } else if all_blobs[i] && types[i].is_some() {
+            types[i] = Some(FieldType::Bytes);
+        }
+    }
     Ok(types)
 }
 
-fn write_value(out: &mut Vec<u8>, value: ValueRef<'_>, kind: ColumnKind) -> Result<()> {
+fn write_value(
+    out: &mut Vec<u8>,
+    value: ValueRef<'_>,
+    kind: ColumnKind,
+    wire: FieldType,
+) -> Result<()> {
     match value {
         ValueRef::Null => out.extend_from_slice(b"null"),
         ValueRef::Integer(i)
@@ -227,8 +310,16 @@ fn write_value(out: &mut Vec<u8>, value: ValueRef<'_>, kind: ColumnKind) -> Resu
             }
         }
         ValueRef::Real(f) => bail!("non-finite number {f} has no JSON form"),
+        ValueRef::Blob(bytes) | ValueRef::Text(bytes) if wire == FieldType::Bytes => {
+            json::write_str(out, &encode_bytes(bytes));
+        }
         ValueRef::Text(bytes) => {
             let text = std::str::from_utf8(bytes).context("text is not valid UTF-8")?;
+            if matches!(wire, FieldType::Decimal(_)) && is_number_text(text) {
+                // A decimal's digits as written: 12.50 stays 12.50.
+                out.extend_from_slice(bytes);
+                return Ok(());
+            }
             if kind == ColumnKind::Typed(FieldType::Json)
                 && crate::format::json::check_json(bytes).is_ok()
             {

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::values::{ColumnKind, declared_type};
 use crate::format::flat::Fields;
-use crate::format::typing::{column_types, type_of_value};
+use crate::format::typing::{beyond_bigint, column_types_native, type_of_value};
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, LoadOptions};
 
@@ -115,15 +115,33 @@ impl<'c> Table<'c> {
     /// and a sample of records: a column's type comes from the schema, else
     /// from the widest of its sample values.
     pub fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
-        let missing: Vec<(String, FieldType)> = column_types(schema, sample)
+        let missing: Vec<(String, FieldType)> = column_types_native(schema, sample)
             .into_iter()
             .filter(|(name, _)| self.find(name).is_none())
+            // INTEGER is signed 64-bit: integers past its top (an unsigned
+            // 64-bit column's) keep their digits in a DECIMAL_TEXT(20,0).
+            .map(|(n, t)| match t {
+                FieldType::Integer if beyond_bigint(sample, &n) => {
+                    (n, FieldType::Decimal(Some((20, 0))))
+                }
+                t => (n, t),
+            })
             .collect();
         if self.options.strict && self.exists && !missing.is_empty() {
             // Strict: the table's columns are fixed; records with other
             // fields are rejected one by one in `insert`.
         } else {
             self.add_columns(&missing)?;
+        }
+        // Fields the stream declares bytes go into a BLOB or untyped
+        // column as their decoded bytes.
+        for (name, t) in schema {
+            if *t == FieldType::Bytes
+                && let Some(i) = self.find(name)
+                && self.columns[i].kind == ColumnKind::Any
+            {
+                self.columns[i].kind = ColumnKind::Typed(FieldType::Bytes);
+            }
         }
         self.ensure_key_index()
     }

@@ -7,11 +7,20 @@
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 
 use crate::format::flat::Raw;
+use crate::format::logical::{Temporal, check_decimal, check_iso_like, check_uuid, decode_bytes};
 use crate::format::typing::{exact_float, is_integer_text, is_number_text};
 use crate::record::FieldType;
 
-/// The declared type etlkit gives a column it creates for `t`.
-pub fn declared_type(t: FieldType) -> &'static str {
+/// The declared type etlkit gives a column it creates for `t`. Every
+/// logical type keeps its wire text exactly: SQLite's NUMERIC affinity
+/// (which `DECIMAL(12,2)` or `NUMERIC` would give) turns the text `12.50`
+/// into the float 12.5 and rounds past 15 digits, so decimals are declared
+/// `DECIMAL_TEXT(p,s)`, a name that says what the column holds and, by
+/// containing `TEXT`, gives it TEXT affinity. Dates and times are ISO text
+/// under the names readers know (`DATE`, `TIME`, `DATETIME`,
+/// `TIMESTAMPTZ`; their NUMERIC affinity leaves text that is no number as
+/// it is), uuids `UUID`, and bytes a `BLOB` of the decoded bytes.
+pub fn declared_type(t: FieldType) -> String {
     match t {
         FieldType::Integer => "INTEGER",
         FieldType::Float => "REAL",
@@ -20,8 +29,26 @@ pub fn declared_type(t: FieldType) -> &'static str {
         // TEXT affinity: with the plain name JSON (NUMERIC affinity) SQLite
         // would turn a long number's text into a rounded REAL.
         FieldType::Json => "JSON_TEXT",
-        t => declared_type(t.stored()),
+        FieldType::Decimal(Some((p, s))) => return format!("DECIMAL_TEXT({p},{s})"),
+        FieldType::Decimal(None) => "DECIMAL_TEXT",
+        FieldType::Date => "DATE",
+        FieldType::Time => "TIME",
+        FieldType::Timestamp => "DATETIME",
+        FieldType::TimestampTz => "TIMESTAMPTZ",
+        FieldType::Uuid => "UUID",
+        FieldType::Bytes => "BLOB",
     }
+    .to_string()
+}
+
+/// `DECIMAL_TEXT(p,s)` or `DECIMAL_TEXT` (upper case) as its wire type.
+fn decimal_text(upper: &str) -> Option<FieldType> {
+    let rest = upper.strip_prefix("DECIMAL_TEXT")?.trim();
+    if rest.is_empty() {
+        return Some(FieldType::Decimal(None));
+    }
+    let name = format!("decimal{}", rest.replace(' ', ""));
+    FieldType::from_name(&name).or(Some(FieldType::Decimal(None)))
 }
 
 /// What a column accepts, derived from its declared type the way SQLite
@@ -40,7 +67,21 @@ pub enum ColumnKind {
 impl ColumnKind {
     /// The kind of a column declared as `decl`.
     pub fn from_declared(decl: &str) -> ColumnKind {
-        let upper = decl.to_ascii_uppercase();
+        let upper = decl.trim().to_ascii_uppercase();
+        if let Some(t) = decimal_text(&upper) {
+            return ColumnKind::Typed(t);
+        }
+        let logical = match upper.as_str() {
+            "DATE" => Some(FieldType::Date),
+            "TIME" => Some(FieldType::Time),
+            "DATETIME" | "TIMESTAMP" => Some(FieldType::Timestamp),
+            "TIMESTAMPTZ" => Some(FieldType::TimestampTz),
+            "UUID" => Some(FieldType::Uuid),
+            _ => None,
+        };
+        if let Some(t) = logical {
+            return ColumnKind::Typed(t);
+        }
         if upper.starts_with("BOOL") {
             ColumnKind::Typed(FieldType::Boolean)
         } else if upper == "JSON" || upper == "JSONB" || upper == "JSON_TEXT" {
@@ -67,11 +108,11 @@ impl ColumnKind {
     }
 
     /// A name for messages.
-    pub fn describe(self) -> &'static str {
+    pub fn describe(self) -> String {
         match self {
             ColumnKind::Typed(t) => declared_type(t),
-            ColumnKind::Numeric => "NUMERIC",
-            ColumnKind::Any => "untyped",
+            ColumnKind::Numeric => "NUMERIC".into(),
+            ColumnKind::Any => "untyped".into(),
         }
     }
 }
@@ -120,6 +161,44 @@ pub fn to_sql<'a>(value: &'a Raw<'a>, kind: ColumnKind) -> Result<ToSqlOutput<'a
     let owned = |v: SqlValue| Ok(ToSqlOutput::Owned(v));
     match (kind, value) {
         (_, Raw::Null) => owned(SqlValue::Null),
+        (ColumnKind::Typed(FieldType::Decimal(declared)), Raw::Number(n) | Raw::Str(n)) => {
+            check_decimal(n, declared).map_err(|why| format!("{} {why}", value.describe()))?;
+            Ok(text(n))
+        }
+        (ColumnKind::Typed(t @ (FieldType::Date | FieldType::Time)), Raw::Str(s))
+        | (ColumnKind::Typed(t @ (FieldType::Timestamp | FieldType::TimestampTz)), Raw::Str(s)) => {
+            // Text in the wire form is checked (2024-02-30 is a reject);
+            // other spellings are kept as they are, as a NUMERIC column would.
+            let temporal = match t {
+                FieldType::Date => Temporal::Date,
+                FieldType::Time => Temporal::Time,
+                FieldType::Timestamp => Temporal::Timestamp,
+                _ => Temporal::TimestampTz,
+            };
+            check_iso_like(temporal, s).map_err(|why| format!("{} {why}", value.describe()))?;
+            if looks_numeric(s) {
+                return Err(format!(
+                    "{} would be turned into a number by a {} column",
+                    value.describe(),
+                    kind.describe()
+                ));
+            }
+            Ok(text(s))
+        }
+        (
+            ColumnKind::Typed(
+                FieldType::Date | FieldType::Time | FieldType::Timestamp | FieldType::TimestampTz,
+            ),
+            Raw::Number(n),
+        ) => number_value(n, ColumnKind::Numeric).map_or_else(|| Err(misfit()), owned),
+        (ColumnKind::Typed(FieldType::Uuid), Raw::Str(s)) => {
+            check_uuid(s).map_err(|why| format!("{} {why}", value.describe()))?;
+            Ok(text(s))
+        }
+        (ColumnKind::Typed(FieldType::Bytes), Raw::Str(s)) => {
+            let bytes = decode_bytes(s).map_err(|why| format!("{} {why}", value.describe()))?;
+            owned(SqlValue::Blob(bytes))
+        }
         (ColumnKind::Typed(FieldType::Integer | FieldType::Float), Raw::Number(n)) => {
             number_value(n, kind).map_or_else(|| Err(misfit()), owned)
         }
@@ -226,6 +305,28 @@ mod tests {
     }
 
     #[test]
+    fn logical_types_keep_their_text() {
+        let dec = ColumnKind::Typed(FieldType::Decimal(Some((12, 2))));
+        assert!(matches!(
+            to_sql(&num("12.50"), dec),
+            Ok(ToSqlOutput::Borrowed(ValueRef::Text(b"12.50")))
+        ));
+        assert!(to_sql(&num("12.505"), dec).is_err());
+        let date = ColumnKind::Typed(FieldType::Date);
+        assert!(to_sql(&Raw::Str("2024-02-29".into()), date).is_ok());
+        assert!(to_sql(&Raw::Str("2023-02-29".into()), date).is_err());
+        let ts = ColumnKind::Typed(FieldType::Timestamp);
+        assert!(to_sql(&Raw::Str("2024-01-02T03:04:05Z".into()), ts).is_err());
+        let uuid = ColumnKind::Typed(FieldType::Uuid);
+        assert!(to_sql(&Raw::Str("nope".into()), uuid).is_err());
+        let bytes = ColumnKind::Typed(FieldType::Bytes);
+        assert!(matches!(
+            to_sql(&Raw::Str("3q2+7w==".into()), bytes),
+            Ok(ToSqlOutput::Owned(SqlValue::Blob(b))) if b == [0xde, 0xad, 0xbe, 0xef]
+        ));
+    }
+
+    #[test]
     fn messages_name_kind_and_value() {
         let err = to_sql(
             &Raw::Str("n/a".into()),
@@ -255,7 +356,12 @@ mod tests {
             Typed(FieldType::Boolean)
         );
         assert_eq!(ColumnKind::from_declared("JSON"), Typed(FieldType::Json));
-        assert_eq!(ColumnKind::from_declared("DATETIME"), Numeric);
+        assert_eq!(
+            ColumnKind::from_declared("DATETIME"),
+            Typed(FieldType::Timestamp)
+        );
+        assert_eq!(ColumnKind::from_declared("NUMERIC"), Numeric);
+        assert_eq!(ColumnKind::from_declared("DECIMAL(12,2)"), Numeric);
         assert_eq!(ColumnKind::from_declared(""), Any);
         for t in [
             FieldType::Integer,
@@ -263,8 +369,17 @@ mod tests {
             FieldType::Boolean,
             FieldType::Text,
             FieldType::Json,
+            FieldType::Decimal(Some((65, 30))),
+            FieldType::Decimal(None),
+            FieldType::Date,
+            FieldType::Time,
+            FieldType::Timestamp,
+            FieldType::TimestampTz,
+            FieldType::Uuid,
         ] {
-            assert_eq!(ColumnKind::from_declared(declared_type(t)), Typed(t));
+            assert_eq!(ColumnKind::from_declared(&declared_type(t)), Typed(t));
         }
+        // Bytes are a BLOB: any value, bytes when the stream declares them.
+        assert_eq!(ColumnKind::from_declared("BLOB"), Any);
     }
 }
