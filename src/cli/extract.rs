@@ -87,11 +87,19 @@ as the client names it, in the URL or ~/.my.cnf: ssl-mode=DISABLED,
 PREFERRED (the default), REQUIRED, VERIFY_CA (the default with ssl-ca) or
 VERIFY_IDENTITY, ssl-ca=FILE, ssl-cert=FILE and ssl-key=FILE; a certificate
 that fails its check ends the run, naming why). Rows are streamed and typed by
-the server: BIGINT UNSIGNED up to 18446744073709551615 and DECIMAL are
-numbers with every digit (declared text, so a loader keeps the digits);
-BIT(1) is true/false; DATE is YYYY-MM-DD, DATETIME YYYY-MM-DDTHH:MM:SS[.f]
-and TIMESTAMP the same in UTC with a Z; JSON is nested JSON; text is UTF-8
-(utf8mb4); binary strings and BLOBs are \\x-prefixed hex text. A zero date
+the server, and the begin line declares their types: integers (BIGINT
+UNSIGNED up to 18446744073709551615, YEAR, BIT(n) as an unsigned number)
+are integer; DECIMAL(p,s) is decimal(p,s), every digit; BIT(1) is
+true/false; DATE is date (YYYY-MM-DD), DATETIME timestamp
+(YYYY-MM-DDTHH:MM:SS[.f]) and TIMESTAMP timestamptz, the same in UTC with
+a Z; TIME is time (a negative TIME or one of 24 hours and more is written
+as MySQL shows it, -12:30:00: a PostgreSQL time column rejects it; CAST it
+AS CHAR in --query to keep it as text); JSON is nested JSON; text, ENUM and
+SET are UTF-8 (utf8mb4) text; binary strings and BLOBs are bytes (base64).
+SQLite: declared types give the wire types (DECIMAL_TEXT(p,s) is
+decimal(p,s); DATE, TIME, DATETIME, TIMESTAMPTZ and UUID when the first
+1000 values are in the type's ISO form; BLOBs bytes when all are BLOBs);
+other columns are typed from their first 1000 values. A zero date
 (0000-00-00, or a zero month or day) rejects its row unless --zero-dates
 null reads it as null (a warning counts them). Text cursors compare by code
 point in SQL too.

@@ -52,9 +52,12 @@ changed: a value that does not fit it (\"n/a\" or 1.5 in an INTEGER column;
 2^53+1, 1e400 or 1e-400 in a REAL column) is rejected, never converted. Text
 written as a number (\"1.00\", \"12\") goes into a numeric column when the column
 holds that number exactly, like the number itself; other text (\"007\") does
-not. SQLite has no decimal type: a decimal goes into a REAL column (a binary
-float, exact to 15 significant digits; sums of amounts are float sums), or
-stays TEXT when a float cannot hold its digits. Load money into PostgreSQL
+not. SQLite: a decimal the begin line declares gets a DECIMAL_TEXT(p,s)
+column (TEXT affinity: its digits as written, 12.50 stays 12.50), dates and
+times DATE, TIME, DATETIME or TIMESTAMPTZ (ISO text), uuids UUID and bytes
+a BLOB of the decoded bytes; an undeclared decimal goes into a REAL column
+(a binary float, exact to 15 significant digits), or stays TEXT when a
+float cannot hold its digits. Load money into PostgreSQL
 (numeric) or keep it as text when it must add up to the cent. Names
 starting with _etl_ (any case) belong to etlkit's own tables and columns
 (_etl_state, _etl_batches): such a --table is a usage error, a record with
@@ -99,8 +102,8 @@ the database (credentials and TLS as for etl-extract: ~/.my.cnf [client],
 MYSQL_PWD, ssl-mode, ssl-ca, ssl-cert, ssl-key).
 Rows are checked against their columns (integer ranges incl. UNSIGNED,
 DECIMAL digits and scale, exact floats, FLOAT's range, text length, dates,
-TIMESTAMP's range, YEAR's 1901 to 2155 and 0 for 0000; \\x-hex text becomes
-the bytes of a binary column; a row too large for the server's
+TIMESTAMP's range, YEAR's 1901 to 2155 and 0 for 0000; base64 of a bytes
+field, or \\x-hex text, becomes the bytes of a binary column; a row too large for the server's
 max_allowed_packet), so a bad row is a reject, and staged in a temporary
 table in statements sized to max_allowed_packet: MySQL commits at every CREATE or
 ALTER TABLE, so new tables and columns are made at the end, before one
@@ -108,8 +111,13 @@ InnoDB transaction moves the rows (replace: DELETE and refill; upsert:
 INSERT ... ON DUPLICATE KEY UPDATE of the fields each record carries, on a
 unique index over --key) and stores the bookmark (_etl_state) and batch ids
 (_etl_batches). A run that fails leaves the rows as they were (a column or
-table it created may stay, empty). New tables get BIGINT, DOUBLE, BIT(1),
-LONGTEXT (VARCHAR(191) for a key) and JSON columns, utf8mb4_bin. Names longer
+table it created may stay, empty). New tables get BIGINT (BIGINT UNSIGNED
+for integers past 2^63-1), DOUBLE, BIT(1), LONGTEXT (VARCHAR(191) for a
+key) and JSON columns, utf8mb4_bin, and for the types a begin line
+declares DECIMAL(p,s) (LONGTEXT past 65 digits or without precision),
+DATE, TIME(6), DATETIME(6), CHAR(36) for uuids and LONGBLOB for bytes
+(base64 decoded). MySQL has no zone: an instant (timestamptz) goes into a
+DATETIME(6) commented UTC, converted to UTC on the way in. Names longer
 than MySQL's 64 characters are refused, never truncated. Loads of one table
 take turns (GET_LOCK, up to --wait seconds).
 
