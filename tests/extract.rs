@@ -450,7 +450,7 @@ fn sqlite_columns_without_a_wire_type_keep_their_place() {
             ("at", "text"),
             ("name", "text"),
             ("amount", "float"),
-            ("note", "text"),
+            ("note", "bytes"),
             ("n", "integer")
         ]
     );
