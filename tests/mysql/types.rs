@@ -390,3 +390,112 @@ fn values_that_do_not_fit_a_native_mariadb_column_are_rejects() {
     let expected: Vec<(u64, String)> = expected.iter().map(|(l, r)| (*l, r.to_string())).collect();
     assert_eq!(reasons, expected);
 }
+
+/// The types PostgreSQL emits go PostgreSQL -> MariaDB -> SQLite ->
+/// PostgreSQL with identical values. Two come back as another type, as
+/// documented: an instant is a UTC DATETIME in MySQL and returns as a
+/// timestamp, a uuid is CHAR(36) and returns as text.
+#[test]
+fn postgres_types_survive_mariadb_and_sqlite() {
+    let (Some(my), Some(pg)) = (MyDb::new("pg_round"), PgSchema::new("my_round")) else {
+        return;
+    };
+    let s = &pg.name;
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {s}.src (id int, ts timestamptz, d date, u uuid, n numeric(12,2),
+               b bytea, t time, big numeric(38,10), plain timestamp);
+             INSERT INTO {s}.src VALUES
+               (1, '2024-01-02 03:04:05.123456+05:30', '2024-02-29',
+                'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 12.50, '\\xdeadbeef', '13:04:05.123456',
+                1234567890123456789012345678.9012345678, '2024-01-02 03:04:05.123456'),
+               (2, '0001-01-01 00:00:00-00:00', '0001-01-01',
+                '00000000-0000-0000-0000-000000000000', -0.01, '', '00:00:00',
+                -9999999999999999999999999999.9999999999, '0001-01-01 00:00:00'),
+               (3, '9999-12-31 23:59:59.999999+00', '9999-12-31',
+                'ffffffff-ffff-ffff-ffff-ffffffffffff', 9999999999.99, '\\x00ff0a0d5c',
+                '23:59:59.999999', 0.0000000001, '9999-12-31 23:59:59.999999'),
+               (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+        ))
+        .expect("setup");
+    let dir = tempdir();
+    let d = dir.path();
+    ok(
+        &bash(
+            &format!(
+                "etl-extract -q '{pg}' --schema-name {s} --table src | etl-load -q '{my}' --table mid && \
+                 etl-extract -q '{my}' --table mid | etl-load -q w.db --table mid && \
+                 etl-extract -q w.db --table mid | etl-load -q '{pg}' --schema-name {s} --table back",
+                pg = pg.url,
+                my = my.url
+            ),
+            d,
+        ),
+        "PostgreSQL -> MariaDB -> SQLite -> PostgreSQL",
+    );
+    assert_eq!(
+        my_columns(&my, "mid"),
+        [
+            "id|bigint(20)",
+            "ts|datetime(6)",
+            "d|date",
+            "u|char(36)",
+            "n|decimal(12,2)",
+            "b|longblob",
+            "t|time(6)",
+            "big|decimal(38,10)",
+            "plain|datetime(6)"
+        ]
+    );
+    assert_eq!(
+        sqlite_columns(&d.join("w.db"), "mid"),
+        [
+            "id|INTEGER",
+            "ts|DATETIME",
+            "d|DATE",
+            "u|TEXT",
+            "n|DECIMAL_TEXT(12,2)",
+            "b|BLOB",
+            "t|TIME",
+            "big|DECIMAL_TEXT(38,10)",
+            "plain|DATETIME"
+        ]
+    );
+    assert_eq!(
+        pg.rows(&format!(
+            "SELECT column_name::text, data_type::text, coalesce(numeric_precision::text, ''), \
+             coalesce(numeric_scale::text, '') FROM information_schema.columns \
+             WHERE table_schema = '{s}' AND table_name = 'back' ORDER BY ordinal_position"
+        )),
+        [
+            "id|bigint|64|0",
+            "ts|timestamp without time zone||",
+            "d|date||",
+            "u|text||",
+            "n|numeric|12|2",
+            "b|bytea||",
+            "t|time without time zone||",
+            "big|numeric|38|10",
+            "plain|timestamp without time zone||"
+        ]
+    );
+    let src = "SELECT id, ts AT TIME ZONE 'UTC', d, u::text, n::text, b, t, big::text, plain";
+    let back = "SELECT id, ts, d, u, n::text, b, t, big::text, plain";
+    for (a, b) in [(src, back), (back, src)] {
+        let (from_a, from_b) = if a == src {
+            ("src", "back")
+        } else {
+            ("back", "src")
+        };
+        let sql = format!(
+            "SELECT count(*) FROM ({a} FROM {s}.{from_a} EXCEPT ALL {b} FROM {s}.{from_b}) AS x"
+        );
+        assert_eq!(pg.rows(&sql), ["0"], "{sql}");
+    }
+    assert_eq!(
+        pg.rows(&format!(
+            "SELECT count(*), count(DISTINCT id) FROM {s}.back"
+        )),
+        ["4|4"]
+    );
+}
