@@ -270,13 +270,15 @@ impl Table {
 
     /// What the stream declares for fields bound to existing columns:
     /// `bytes` are base64 (decoded into a binary column), `timestamptz`
-    /// instants (converted to UTC for a DATETIME column).
+    /// instants (converted to UTC for a DATETIME column), `uuid`s checked
+    /// for a CHAR(36) column.
     pub fn declare(&mut self, schema: &Schema) {
         for (name, t) in schema {
             let Some(i) = self.find(name) else { continue };
             match (&mut self.columns[i].kind, t) {
                 (Kind::Binary(_, base64), FieldType::Bytes) => *base64 = true,
                 (Kind::DateTime(_, utc), FieldType::TimestampTz) => *utc = true,
+                (kind @ Kind::Text(Some(36)), FieldType::Uuid) => *kind = Kind::Uuid,
                 _ => {}
             }
         }

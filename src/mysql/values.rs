@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::dates::{check_mysql_time, date_time, parse_date, to_utc};
 use crate::format::flat::Raw;
-use crate::format::logical::decode_bytes;
+use crate::format::logical::{check_uuid, decode_bytes};
 use crate::format::typing::exact_float;
 use crate::record::FieldType;
 
@@ -65,6 +65,8 @@ pub enum Kind {
     /// TIME(frac): a time of day, or MySQL's range of -838:59:59 to
     /// 838:59:59.
     Time(u32),
+    /// A uuid in CHAR(36): canonical text (the stream declares `uuid`).
+    Uuid,
     /// YEAR: 1901 to 2155, and 0 (the year `0000`).
     Year,
     /// ENUM, SET, spatial...: text the server checks.
@@ -194,7 +196,7 @@ impl Kind {
             FieldType::Time => Kind::Time(6),
             FieldType::Timestamp => Kind::DateTime(6, false),
             FieldType::TimestampTz => Kind::DateTime(6, true),
-            FieldType::Uuid => Kind::Text(Some(36)),
+            FieldType::Uuid => Kind::Uuid,
             FieldType::Bytes => Kind::Binary(None, true),
         }
     }
@@ -374,6 +376,10 @@ pub fn push_value(
                     value.describe()
                 ));
             }
+            push_text(out, s);
+        }
+        (Kind::Uuid, Raw::Str(s)) => {
+            check_uuid(s).map_err(|why| format!("{} {why}", value.describe()))?;
             push_text(out, s);
         }
         (Kind::Text(_), Raw::Bool(b)) => push_text(out, if *b { "true" } else { "false" }),
@@ -566,6 +572,8 @@ mod tests {
         );
         assert_eq!(lit(&Kind::Binary(None, true), text("")).unwrap(), "''");
         assert!(lit(&Kind::Binary(None, true), text("\\x00")).is_err());
+        assert!(lit(&Kind::Uuid, text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")).is_ok());
+        assert!(lit(&Kind::Uuid, text("a0eebc99")).is_err());
         assert!(lit(&Kind::Timestamp(0), text("1960-01-01 00:00:00")).is_err());
     }
 

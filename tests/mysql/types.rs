@@ -322,7 +322,8 @@ fn values_that_do_not_fit_a_native_mariadb_column_are_rejects() {
                  {\"id\":4,\"b\":\"not base64!\"}\n\
                  {\"id\":5,\"tz\":\"0001-01-01T00:00:00+01:00\"}\n\
                  {\"id\":6,\"t\":\"13:04\"}\n\
-                 {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":6}\n";
+                 {\"id\":7,\"u\":\"a0eebc99\"}\n\
+                 {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":7}\n";
     let mut c = cmd(LOAD, d);
     c.arg(&my.url).args([
         "--table",
@@ -385,6 +386,10 @@ fn values_that_do_not_fit_a_native_mariadb_column_are_rejects() {
         (
             7,
             "column \"t\": text \"13:04\" is not a time a TIME(6) column takes",
+        ),
+        (
+            8,
+            "column \"u\": text value \"a0eebc99\" is not a uuid (8-4-4-4-12 hex digits)",
         ),
     ];
     let expected: Vec<(u64, String)> = expected.iter().map(|(l, r)| (*l, r.to_string())).collect();
