@@ -168,11 +168,13 @@ pub fn to_sql<'a>(value: &'a Raw<'a>, kind: ColumnKind) -> Result<ToSqlOutput<'a
         (ColumnKind::Typed(t @ (FieldType::Date | FieldType::Time)), Raw::Str(s))
         | (ColumnKind::Typed(t @ (FieldType::Timestamp | FieldType::TimestampTz)), Raw::Str(s)) => {
             // Text in the wire form is checked (2024-02-30 is a reject);
-            // other spellings are kept as they are, as a NUMERIC column would.
+            // other spellings are kept as they are, as a NUMERIC column
+            // would. SQLite keeps text as it is, so an offset into a
+            // DATETIME column loses nothing: it is kept (and the source
+            // then reads the column as text).
             let temporal = match t {
                 FieldType::Date => Temporal::Date,
                 FieldType::Time => Temporal::Time,
-                FieldType::Timestamp => Temporal::Timestamp,
                 _ => Temporal::TimestampTz,
             };
             check_iso_like(temporal, s).map_err(|why| format!("{} {why}", value.describe()))?;
@@ -316,7 +318,8 @@ mod tests {
         assert!(to_sql(&Raw::Str("2024-02-29".into()), date).is_ok());
         assert!(to_sql(&Raw::Str("2023-02-29".into()), date).is_err());
         let ts = ColumnKind::Typed(FieldType::Timestamp);
-        assert!(to_sql(&Raw::Str("2024-01-02T03:04:05Z".into()), ts).is_err());
+        assert!(to_sql(&Raw::Str("2024-01-02T03:04:05Z".into()), ts).is_ok());
+        assert!(to_sql(&Raw::Str("2024-02-30T03:04:05".into()), ts).is_err());
         let uuid = ColumnKind::Typed(FieldType::Uuid);
         assert!(to_sql(&Raw::Str("nope".into()), uuid).is_err());
         let bytes = ColumnKind::Typed(FieldType::Bytes);
