@@ -239,6 +239,20 @@ pub fn run_into(
         let mut source = opened.source;
         begin.source = Some(opened.name);
         begin.schema = source.schema();
+        if let Some(inc) = plan.incremental.as_ref()
+            && begin
+                .schema
+                .iter()
+                .any(|(n, t)| *n == inc.cursor && *t == crate::record::FieldType::Bytes)
+        {
+            // Bookmarks compare as text, and base64 does not sort as the
+            // bytes it holds.
+            return Err(crate::error::usage(format!(
+                "cursor column {:?} holds bytes (base64 on the wire), whose text does not sort \
+                 as the bytes do; use another column, or a --query that selects it as hex",
+                inc.cursor
+            )));
+        }
         // Begun before the source reads on: a run that fails from here on
         // is a cut stream downstream, never an empty one.
         write_begin(&out, &begin)?;

@@ -200,8 +200,12 @@ impl MysqlSource {
                 let condition = match (value, shape) {
                     (Value::Number(n), _) => format!("{column} {op} {n}"),
                     (Value::String(s), Shape::Binary) => {
-                        // The bookmark holds the wire form (base64).
-                        let bytes = decode_bytes(s).unwrap_or_else(|_| s.clone().into_bytes());
+                        // The bookmark holds the wire form (base64), or the
+                        // \x hex text of bookmarks stored by earlier versions.
+                        let bytes = decode_bytes(s)
+                            .ok()
+                            .or_else(|| super::values::decode_hex(s))
+                            .unwrap_or_else(|| s.clone().into_bytes());
                         params.push(SqlValue::Bytes(bytes));
                         format!("CAST({column} AS BINARY) {op} CAST(? AS BINARY)")
                     }
