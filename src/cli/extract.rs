@@ -66,7 +66,8 @@ the rows (so STATE is the target, e.g. wh.db), or in a STATE.json file. The
 bookmark also lists the rows at its exact value, so rows that share the
 boundary value are neither lost nor repeated (past 64 such rows as packed
 fingerprints, 8 bytes a row: prefer a cursor finer than a day). Rows whose cursor is null are
-rejected. --since and --until (inclusive, exclusive) replace the bookmark
+rejected; a bytes column (base64, which does not sort as its bytes) cannot
+be the cursor. --since and --until (inclusive, exclusive) replace the bookmark
 for one backfill run; the bookmark never moves backwards. For database sources
 the range is pushed into the query.
 
