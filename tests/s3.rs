@@ -228,3 +228,5 @@ fn wrong_credentials_and_a_missing_bucket_are_named_without_the_secret() {
              hint: bucket \"etl-no-such-bucket\" does not exist at http://127.0.0.1:5055\n",
         );
 }
+
+mod lake;

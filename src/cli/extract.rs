@@ -48,7 +48,8 @@ past --max-rejects.
 
 Object storage: s3://bucket/key (or a glob over keys) reads objects on S3
 or an S3-compatible server as a stream, in key order, with the same formats
-and compression by extension as files (Parquet is not yet read from S3).
+and compression by extension as files (a single Parquet object is not yet
+read from S3; a dataset's Parquet files are, see Datasets).
 Credentials and the server come from the AWS variables and profile files:
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION
 (or AWS_DEFAULT_REGION), AWS_PROFILE with ~/.aws/credentials and
@@ -127,7 +128,10 @@ is never seen; columns kept in the paths (--partition-by COL) come back typed,
 after the files' columns. With --cursor on a partition column (or the
 timestamp a COL:day key comes from), partitions outside --since/--until or
 below the bookmark are not opened. --state DIR reads the bookmark the dataset
-keeps in its manifest.
+keeps in its manifest. A dataset on S3 is read the same way from its prefix
+(etl-extract s3://bucket/lake/orders: an s3:// address whose last part has
+no extension): its manifest first, then each listed file by ranged reads
+(the footer, then one row group at a time).
 
 Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
@@ -159,7 +163,7 @@ Examples:
 )]
 pub struct ExtractArgs {
     /// Input files or globs, or - for stdin (the default); or one dataset
-    /// directory written by etl-load --partition-by. With --table or
+    /// directory (or s3:// prefix) written by etl-load --partition-by. With --table or
     /// --query, one SQLite database file, a postgres:// or a mysql:// URL. An
     /// http:// or https:// URL reads a JSON API (see HTTP sources). An
     /// s3://bucket/key address reads an object on S3, and a glob in its key

@@ -25,6 +25,7 @@ use parquet::record::Row;
 use parquet::schema::types::{SchemaDescriptor, Type};
 
 use super::arrow_schema;
+use super::ranged::{Chunks, RangeRead, Ranged};
 use super::values::{self, Bad, Leaf, Node};
 use crate::format::json;
 use crate::record::{FieldType, Schema};
@@ -34,7 +35,7 @@ use crate::source::{Context, Emit, Source, deliver};
 /// A Parquet file.
 pub struct ParquetSource {
     name: String,
-    reader: SerializedFileReader<File>,
+    reader: SerializedFileReader<Chunks>,
     schema: Schema,
     /// How each top-level column's values are written, in file order.
     nodes: Vec<Node>,
@@ -53,10 +54,34 @@ impl ParquetSource {
 
     /// Reads the footer of an open file; `name` is used in messages.
     pub fn from_file(file: File, name: String) -> Result<Self> {
+        Self::from_chunks(Chunks::File(Arc::new(file)), name)
+    }
+
+    /// Reads the footer of a file stored elsewhere, by ranges: the footer
+    /// first, then each row group in one read as it is reached.
+    pub fn from_ranges(source: Box<dyn RangeRead>, name: String) -> Result<Self> {
+        Self::from_chunks(Chunks::Ranged(Arc::new(Ranged::new(source))), name)
+    }
+
+    fn from_chunks(file: Chunks, name: String) -> Result<Self> {
         let unreadable = || format!("{name}: not a readable Parquet file");
         let metadata = ParquetMetaDataReader::new()
             .parse_and_finish(&file)
             .with_context(unreadable)?;
+        if let Chunks::Ranged(ranged) = &file {
+            ranged.set_row_groups(
+                metadata
+                    .row_groups()
+                    .iter()
+                    .filter_map(|group| {
+                        let ranges = group.columns().iter().map(|c| c.byte_range());
+                        let start = ranges.clone().map(|(s, _)| s).min()?;
+                        let end = ranges.map(|(s, l)| s + l).max()?;
+                        Some((start, end))
+                    })
+                    .collect(),
+            );
+        }
         let root = metadata
             .file_metadata()
             .schema_descr()
