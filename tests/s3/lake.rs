@@ -85,10 +85,17 @@ fn append_twice_then_replace_partitions_replaces_only_the_days_it_loads() {
     let dir = tempfile::tempdir().unwrap();
     let target = format!("s3://{bucket}/lake/orders");
     let day = |id: u32| 1 + id % 3;
+    // Row groups of one row: a file is read a row group per request.
     let out = load(
         &moto,
         dir.path(),
-        &[&target, "--partition-by", "ordered_at:day"],
+        &[
+            &target,
+            "--partition-by",
+            "ordered_at:day",
+            "--row-group-size",
+            "1",
+        ],
         &orders("orders", 0..6, day, "a"),
     );
     expect(&out, "first load").code(0).stdout("");
@@ -113,6 +120,26 @@ fn append_twice_then_replace_partitions_replaces_only_the_days_it_loads() {
             .all(|k| k.starts_with("lake/orders/ordered_at_day=2026-11-0")),
         "{listed:?}"
     );
+
+    // A cursor window opens only the partitions that can hold its rows.
+    let mut command = cmd(EXTRACT, dir.path());
+    moto.env(&mut command).args([
+        "-v",
+        &target,
+        "--cursor",
+        "ordered_at",
+        "--since",
+        "2026-11-03",
+    ]);
+    let out = run(command);
+    expect(&out, "pruned read").code(0);
+    assert!(
+        stderr(&out).contains("4 files left unread"),
+        "{}",
+        stderr(&out)
+    );
+    let ids: Vec<i64> = by_id(&records(&stdout(&out))).into_keys().collect();
+    assert_eq!(ids, [2, 5, 8, 11]);
 
     // A corrected 2026-11-02 (ids 1, 4, 7, 10 were that day): only it is replaced.
     let out = load(
@@ -267,16 +294,23 @@ fn racing_loads_each_commit_once_or_fail_clearly() {
             let tag = format!("r{round}l{load}");
             let mut input =
                 format!("{{\"@etl\":\"begin\",\"stream\":\"orders\",\"batch\":\"{batch}\"}}\n");
+            // Load 7 replaces the one day (the 9th) no other load writes.
+            let day = |id: u32| if load == 7 { 9 } else { 1 + id % 4 };
             for id in first..first + 5 {
                 input.push_str(&format!(
                     "{{\"id\":{id},\"ordered_at\":\"2026-11-{:02}T10:00:00Z\",\"tag\":\"{tag}\"}}\n",
-                    1 + id % 4
+                    day(id)
                 ));
             }
             input.push_str("{\"@etl\":\"end\",\"stream\":\"orders\",\"rows\":5}\n");
+            let mode = if load == 7 {
+                "replace-partitions"
+            } else {
+                "append"
+            };
             let mut command = cmd(LOAD, dir.path());
             moto.env(&mut command)
-                .args([&target, "--partition-by", "ordered_at:day"])
+                .args([&target, "--partition-by", "ordered_at:day", "--mode", mode])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
@@ -300,6 +334,10 @@ fn racing_loads_each_commit_once_or_fail_clearly() {
             if out.status.success() && !err.contains(" skipped") {
                 if load < 2 {
                     same_batch += 1;
+                }
+                if load == 7 {
+                    // The 9th's earlier rows are replaced.
+                    committed.retain(|id, _| id % 1000 < 70);
                 }
                 for id in first..first + 5 {
                     committed.insert(i64::from(id), tag.clone());
