@@ -98,6 +98,25 @@ impl Moto {
         out.stdout
     }
 
+    /// Starts a boto3 snippet as [`Moto::boto`] does, without waiting for it.
+    pub fn boto_child(&self, bucket: &str, code: &str) -> std::process::Child {
+        let script = format!(
+            "import sys, boto3\n\
+             s3 = boto3.client('s3', endpoint_url={:?}, region_name='us-east-1', \
+             aws_access_key_id={:?}, aws_secret_access_key={:?})\n\
+             bucket = {bucket:?}\n{code}\n",
+            self.endpoint, self.access_key, self.secret_key
+        );
+        Command::new(&self.python)
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python runs")
+    }
+
     /// A new, empty bucket named for the test (emptied if it is there).
     pub fn bucket(&self, name: &str) -> String {
         let bucket = format!("etl-test-{name}");
