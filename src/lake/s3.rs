@@ -89,8 +89,10 @@ impl S3Dataset {
         }
     }
 
-    /// The dataset, for a load (with a local spool directory).
+    /// The dataset, for a load (with a local spool directory; those that
+    /// killed loads left are removed first).
     pub fn for_load(client: Client, prefix: &str) -> Result<S3Dataset> {
+        remove_dead_spools(&std::env::temp_dir());
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -137,6 +139,30 @@ impl S3Dataset {
         }
         for key in std::mem::take(&mut self.placed) {
             let _ = self.client.delete(&key);
+        }
+    }
+}
+
+/// Removes the spool directories (`etl-load-<pid>-<id>.lake`) of loads
+/// whose process is gone (a killed load's; where `/proc` tells).
+fn remove_dead_spools(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("etl-load-")
+            .and_then(|rest| rest.strip_suffix(".lake"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

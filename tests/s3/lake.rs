@@ -403,8 +403,10 @@ fn a_load_killed_during_its_uploads_leaves_files_that_are_never_read() {
          if n > 2:\n        print(n); break\n    \
          time.sleep(0.005)",
     );
+    let spools = tempfile::tempdir().unwrap();
     let mut command = cmd(LOAD, dir.path());
     moto.env(&mut command)
+        .env("TMPDIR", spools.path())
         .arg(&target)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -444,12 +446,16 @@ fn a_load_killed_during_its_uploads_leaves_files_that_are_never_read() {
         stderr(&out)
     );
     // A later load, once they are old enough, deletes them.
+    assert_eq!(std::fs::read_dir(spools.path()).unwrap().count(), 1);
     let mut command = cmd(LOAD, dir.path());
     moto.env(&mut command)
         .env("ETLKIT_LAKE_CLEAN_AFTER", "0")
+        .env("TMPDIR", spools.path())
         .args(["-v", &target]);
     let out = run_with_input(command, rows(2..3).as_bytes());
     expect(&out, "load after the kill").code(0);
+    // The killed load's local spool is gone too.
+    assert_eq!(std::fs::read_dir(spools.path()).unwrap().count(), 0);
     assert!(
         stderr(&out).contains(&format!("{unlisted} replaced files removed")),
         "{unlisted}: {}",
