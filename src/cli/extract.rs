@@ -131,7 +131,8 @@ below the bookmark are not opened. --state DIR reads the bookmark the dataset
 keeps in its manifest. A dataset on S3 is read the same way from its prefix
 (etl-extract s3://bucket/lake/orders: an s3:// address whose last part has
 no extension): its manifest first, then each listed file by ranged reads
-(the footer, then one row group at a time).
+(the footer, then one row group at a time); --state s3://bucket/lake/orders
+reads the bookmark its manifest keeps.
 
 Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
@@ -328,7 +329,11 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
         address::check_path(input, Role::ExtractInput)?;
     }
     if let Some(state) = &args.state {
-        address::check_path(state, Role::State)?;
+        // A dataset on S3 keeps its bookmarks in its manifest.
+        let dataset = crate::client::s3::url::names_prefix(&state.to_string_lossy());
+        if !dataset {
+            address::check_path(state, Role::State)?;
+        }
     }
     let incremental = args.cursor.as_ref().map(|cursor| IncrementalPlan {
         cursor: cursor.clone(),

@@ -92,8 +92,15 @@ fn claims(args: &TargetArgs) -> bool {
 enum Place {
     /// A local (or mounted) directory.
     Dir(PathBuf),
-    /// A prefix of a bucket.
-    Bucket(Box<Client>, String),
+    /// A prefix of a bucket (the key without its trailing `/`); the
+    /// client is made from the environment when it is used.
+    Bucket(ObjectUrl),
+}
+
+/// The dataset's address without the prefix's trailing `/`.
+fn prefix_of(mut url: ObjectUrl) -> ObjectUrl {
+    url.key = url.key.trim_end_matches('/').to_string();
+    url
 }
 
 /// A dataset.
@@ -150,10 +157,9 @@ impl LakeStore {
                     "{text}: a dataset on S3 lives under a prefix: s3://bucket/lake/orders"
                 )));
             }
-            Place::Bucket(
-                Box::new(Client::from_env(&url)?),
-                url.key.trim_end_matches('/').to_string(),
-            )
+            // The AWS settings are checked now, before any input is read.
+            Client::from_env(&url)?;
+            Place::Bucket(prefix_of(url))
         } else {
             Place::Dir(args.address.clone())
         };
@@ -170,9 +176,7 @@ impl LakeStore {
     pub fn state(path: &Path) -> Option<Self> {
         let text = path.to_string_lossy();
         let place = if crate::client::s3::url::names_prefix(&text) {
-            let url = ObjectUrl::parse(&text).ok()?;
-            let client = Client::from_env(&url).ok()?;
-            Place::Bucket(Box::new(client), url.key.trim_end_matches('/').to_string())
+            Place::Bucket(prefix_of(ObjectUrl::parse(&text).ok()?))
         } else if path.is_dir() {
             Place::Dir(path.to_path_buf())
         } else {
@@ -187,22 +191,18 @@ impl LakeStore {
     }
 
     /// The dataset's storage, for reading.
-    fn reader(&self) -> Box<dyn Storage> {
-        match &self.place {
+    fn reader(&self) -> Result<Box<dyn Storage>> {
+        Ok(match &self.place {
             Place::Dir(dir) => Box::new(LocalDir::reader(dir)),
-            Place::Bucket(client, prefix) => {
-                Box::new(S3Dataset::reader((**client).clone(), prefix))
-            }
-        }
+            Place::Bucket(url) => Box::new(S3Dataset::reader(Client::from_env(url)?, &url.key)),
+        })
     }
 
     /// The dataset's storage, for a load (a directory is locked).
     fn for_load(&self) -> Result<Box<dyn Storage>> {
         Ok(match &self.place {
             Place::Dir(dir) => Box::new(LocalDir::for_load(dir)?),
-            Place::Bucket(client, prefix) => {
-                Box::new(S3Dataset::for_load((**client).clone(), prefix)?)
-            }
+            Place::Bucket(url) => Box::new(S3Dataset::for_load(Client::from_env(url)?, &url.key)?),
         })
     }
 }
@@ -215,7 +215,7 @@ impl Store for LakeStore {
     fn shown(&self) -> String {
         match &self.place {
             Place::Dir(dir) => dir.display().to_string(),
-            Place::Bucket(client, prefix) => client.shown(Some(prefix)),
+            Place::Bucket(url) => url.shown(),
         }
     }
 
@@ -237,7 +237,7 @@ impl Store for LakeStore {
     fn default_job(&self) -> String {
         match &self.place {
             Place::Dir(dir) => file_job_name(dir),
-            Place::Bucket(_, prefix) => file_job_name(Path::new(prefix)),
+            Place::Bucket(url) => file_job_name(Path::new(&url.key)),
         }
     }
 
@@ -256,11 +256,11 @@ impl Store for LakeStore {
     }
 
     fn record_failed_run(&self, run: &RunRecord) -> Result<()> {
-        self.reader().record_failed_run(run)
+        self.reader()?.record_failed_run(run)
     }
 
     fn open_source(&self, window: Option<Window<'_>>) -> Result<OpenedSource> {
-        let source = LakeSource::open(self.reader(), window)?;
+        let source = LakeSource::open(self.reader()?, window)?;
         let details = match source.pruned() {
             0 => Vec::new(),
             pruned => vec![format!(
@@ -281,7 +281,7 @@ impl Store for LakeStore {
                 crate::state_document::read_bookmark(&super::manifest::manifest_path(dir), stream)
             }
             Place::Bucket(..) => Ok(self
-                .reader()
+                .reader()?
                 .read()?
                 .0
                 .and_then(|m| super::state::bookmark(&m, stream))),

@@ -468,3 +468,49 @@ fn a_load_killed_during_its_uploads_leaves_files_that_are_never_read() {
     assert_eq!(parquet, 3);
     assert_eq!(extract(&moto, dir.path(), &target).len(), 3);
 }
+
+#[test]
+fn an_incremental_job_reads_its_bookmark_from_the_dataset_s_manifest() {
+    let Some(moto) = Moto::connect("s3 dataset bookmark") else {
+        return;
+    };
+    let bucket = moto.bucket("lake-bookmark");
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("s3://{bucket}/lake/orders");
+    let job = format!(
+        "set -o pipefail\n\
+         etl-extract -q src.ndjson --cursor id --stream orders --state {target} |\n\
+         etl-load -q {target} --partition-by ordered_at:day"
+    );
+    let run_job = || {
+        let mut command = cmd("bash", dir.path());
+        moto.env(&mut command).arg("-c").arg(&job);
+        let out = run(command);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    };
+    let source = |ids: std::ops::Range<u32>| {
+        let text: String = ids
+            .map(|id| {
+                format!(
+                    "{{\"id\":{id},\"ordered_at\":\"2026-11-0{}T10:00:00Z\",\"tag\":\"a\"}}\n",
+                    1 + id % 3
+                )
+            })
+            .collect();
+        std::fs::write(dir.path().join("src.ndjson"), text).unwrap();
+    };
+    source(0..5);
+    run_job();
+    source(0..8);
+    run_job();
+    run_job();
+    let seen = by_id(&extract(&moto, dir.path(), &target));
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert!(seen.values().all(|tags| tags.len() == 1), "{seen:?}");
+    // An object is still no --state.
+    let mut command = cmd(EXTRACT, dir.path());
+    moto.env(&mut command)
+        .args(["src.ndjson", "--cursor", "id", "--state"])
+        .arg(format!("s3://{bucket}/state.json"));
+    expect(&run(command), "an object as --state").code(2);
+}
