@@ -48,8 +48,8 @@ past --max-rejects.
 
 Object storage: s3://bucket/key (or a glob over keys) reads objects on S3
 or an S3-compatible server as a stream, in key order, with the same formats
-and compression by extension as files (a single Parquet object is not yet
-read from S3; a dataset's Parquet files are, see Datasets).
+and compression by extension as files; Parquet by ranged reads (the footer,
+then one row group at a time), never the whole object in memory.
 Credentials and the server come from the AWS variables and profile files:
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION
 (or AWS_DEFAULT_REGION), AWS_PROFILE with ~/.aws/credentials and
@@ -423,19 +423,6 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
     let csv = args.csv.options(args.schema.as_deref())?;
     let locations = input::locate(&args.inputs)?;
     args.csv.nulls.check_formats(args.format, &locations)?;
-    let parquet_object = locations.iter().find(|l| {
-        matches!(l, Location::Object(_))
-            && args
-                .format
-                .or_else(|| l.named().and_then(Format::from_path))
-                == Some(Format::Parquet)
-    });
-    if let Some(object) = parquet_object {
-        return Err(usage(format!(
-            "{}: Parquet is not yet read from object storage (CSV, TSV, NDJSON and JSON arrays are); copy it to a local file first",
-            object.shown()
-        )));
-    }
     let stream = args
         .stream
         .clone()

@@ -25,7 +25,7 @@
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,8 +36,8 @@ use super::leftovers::PendingRecord;
 use super::manifest::{DataFile, MANIFEST, Manifest};
 use super::storage::{Commit, Storage, Version};
 use crate::client::s3::multipart::Upload;
+use crate::client::s3::read::ObjectRanges;
 use crate::client::s3::{Client, Condition, Refusal};
-use crate::parquet_io::ranged::RangeRead;
 use crate::parquet_io::reader::ParquetSource;
 
 /// Unlisted files younger than this are left alone (seconds); the
@@ -186,46 +186,6 @@ fn lost(refusal: &Refusal) -> bool {
     )
 }
 
-/// Reads byte ranges of a committed data file.
-struct ObjectRanges {
-    client: Client,
-    key: String,
-    size: u64,
-}
-
-impl RangeRead for ObjectRanges {
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn read_range(&self, start: u64, len: u64) -> io::Result<Vec<u8>> {
-        let response = match self.client.get(&self.key, start, Some(len), None) {
-            Ok(r) => r,
-            Err(Refusal::Refused { status: 404, .. }) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{} is gone", self.client.shown(Some(&self.key))),
-                ));
-            }
-            Err(refusal) => {
-                let err = self.client.error("cannot read", Some(&self.key), refusal);
-                return Err(io::Error::other(format!("{err:#}")));
-            }
-        };
-        let mut out = Vec::with_capacity(len as usize);
-        response
-            .into_body()
-            .into_with_config()
-            .limit(len + 1)
-            .reader()
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                io::Error::other(format!("{}: {e}", self.client.shown(Some(&self.key))))
-            })?;
-        Ok(out)
-    }
-}
-
 impl Storage for S3Dataset {
     fn shown(&self) -> String {
         self.client.shown(Some(&self.prefix))
@@ -263,11 +223,8 @@ impl Storage for S3Dataset {
     }
 
     fn open_file(&self, file: &DataFile, name: &str) -> Result<ParquetSource> {
-        let ranges = ObjectRanges {
-            client: self.client.clone(),
-            key: self.key(&file.path),
-            size: file.bytes,
-        };
+        // Never overwritten: any version is the one the manifest lists.
+        let ranges = ObjectRanges::new(&self.client, &self.key(&file.path), file.bytes, None);
         ParquetSource::from_ranges(Box::new(ranges), name.to_string())
     }
 

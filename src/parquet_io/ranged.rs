@@ -21,6 +21,17 @@ pub trait RangeRead: Send + Sync {
     fn read_range(&self, start: u64, len: u64) -> io::Result<Vec<u8>>;
 }
 
+/// An object on S3 is read by ranges.
+impl RangeRead for crate::client::s3::read::ObjectRanges {
+    fn size(&self) -> u64 {
+        self.size()
+    }
+
+    fn read_range(&self, start: u64, len: u64) -> io::Result<Vec<u8>> {
+        self.read(start, len)
+    }
+}
+
 /// How much of a ranged file's end the first request takes: the footer of
 /// most files fits, so one request usually reads it.
 const TAIL: u64 = 64 << 10;
