@@ -233,6 +233,8 @@ fn wrong_credentials_and_a_missing_bucket_are_named_without_the_secret() {
         );
 }
 
+mod duckdb;
+mod kill;
 mod lake;
 
 #[test]
