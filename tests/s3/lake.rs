@@ -346,7 +346,8 @@ fn racing_loads_each_commit_once_or_fail_clearly() {
                 assert!(load < 2, "load {load} skipped rows: {err}");
             } else {
                 assert!(
-                    load < 2 && err.contains("another load committed first and it committed batch"),
+                    load < 2
+                        && err.contains("another load committed first, and it committed batch"),
                     "round {round} load {load} failed: {err}"
                 );
             }

@@ -158,15 +158,12 @@ impl LakeSink {
     /// this commit, or fails when committing on it is not safe.
     fn rebase(&mut self, changes: &StateChanges) -> Result<()> {
         let (manifest, version) = self.storage.read()?;
-        let shown = self.storage.shown();
         let refuse = |why: String| -> anyhow::Error {
             Failure::new(
                 Kind::Runtime,
-                format!(
-                    "{shown}: another load committed first and {why}; nothing was committed by this one (the other load's commit stands)"
-                ),
+                format!("another load committed first, and {why}; its commit stands"),
             )
-            .hint("run this load again: it starts from the dataset as it is now")
+            .hint("run this load again: it starts from the dataset as it is now (a batch committed meanwhile is skipped)")
             .into()
         };
         let Some(manifest) = manifest else {
