@@ -198,8 +198,8 @@ committed one of its batch ids, moved one of its streams' bookmarks, or
 changed the partitioning or a column's type: then it fails (exit 1),
 naming why, and the winner's commit stands. Files no manifest lists (a
 killed load's, the ones a replace dropped) are never read, and a load
-deletes them once they are older than an hour (ETLKIT_LAKE_CLEAN_AFTER,
-seconds); a load whose files waited more than half that for their commit
+deletes them (only names a load gives, never another tool's files) once
+they are older than an hour (ETLKIT_LAKE_CLEAN_AFTER, seconds); a load whose files waited more than half that for their commit
 fails instead of committing them.
 
 Examples:

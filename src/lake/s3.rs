@@ -143,6 +143,21 @@ impl S3Dataset {
     }
 }
 
+/// Is `name` a data file name an etlkit load gives
+/// (`part-<16 hex>-<5 digits>-<16 hex>.parquet`)? Only such files are
+/// ever deleted: another tool's files under the prefix are left alone.
+fn is_ours(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_prefix("part-")
+        .and_then(|n| n.strip_suffix(".parquet"))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = stem.split('-').collect();
+    let hex = |p: &str| p.len() == 16 && p.bytes().all(|b| b.is_ascii_hexdigit());
+    matches!(parts.as_slice(), [id, n, load] if hex(id) && hex(load) && n.len() == 5 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Removes the spool directories (`etl-load-<pid>-<id>.lake`) of loads
 /// whose process is gone (a killed load's; where `/proc` tells).
 fn remove_dead_spools(dir: &Path) {
@@ -367,7 +382,7 @@ impl Storage for S3Dataset {
         let mut removed = 0;
         for object in self.client.list(&format!("{}/", self.prefix))? {
             let name = object.key.rsplit('/').next().unwrap_or_default();
-            let data = name.starts_with("part-") && name.ends_with(".parquet");
+            let data = is_ours(name);
             let old = object.modified.is_some_and(|m| now - m >= age);
             if data && old && !listed.contains(&object.key) {
                 self.client
@@ -397,5 +412,20 @@ impl Storage for S3Dataset {
             "{}: other loads kept committing; the failed run was not recorded",
             self.shown()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_a_load_gives_are_deleted() {
+        assert!(is_ours(
+            "part-0123456789abcdef-00000-fedcba9876543210.parquet"
+        ));
+        assert!(!is_ours("part-0123456789abcdef-00000.parquet"));
+        assert!(!is_ours("part-00000-spark.snappy.parquet"));
+        assert!(!is_ours("data_0.parquet"));
     }
 }

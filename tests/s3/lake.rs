@@ -235,7 +235,7 @@ fn a_cut_stream_and_a_killed_load_s_files_change_nothing_read() {
     // manifest lists: they are never read (a warning names them) ...
     let listed = before.iter().find(|k| k.ends_with(".parquet")).unwrap();
     let body = moto.get(&bucket, listed).unwrap();
-    let dead = "lake/orders/ordered_at_day=2026-11-01/part-00000000deadbeef-00000-killed.parquet";
+    let dead = "lake/orders/ordered_at_day=2026-11-01/part-00000000deadbeef-00000-00000000000dead0.parquet";
     moto.put(&bucket, dead, &body);
     let mut command = cmd(EXTRACT, dir.path());
     moto.env(&mut command).arg(&target);
@@ -260,13 +260,18 @@ fn a_cut_stream_and_a_killed_load_s_files_change_nothing_read() {
     )
     .code(0);
     assert!(keys(&moto, &bucket, "lake/orders/").contains(&dead.to_string()));
+    // Another tool's file is never deleted, however old.
+    let foreign = "lake/orders/ordered_at_day=2026-11-01/other-tool.parquet";
+    moto.put(&bucket, foreign, &body);
     let mut command = cmd(LOAD, dir.path());
     moto.env(&mut command)
         .env("ETLKIT_LAKE_CLEAN_AFTER", "0")
         .arg(&target);
     let out = run_with_input(command, orders("orders", 5..6, |_| 1, "b").as_bytes());
     expect(&out, "load that cleans").code(0);
-    assert!(!keys(&moto, &bucket, "lake/orders/").contains(&dead.to_string()));
+    let after = keys(&moto, &bucket, "lake/orders/");
+    assert!(!after.contains(&dead.to_string()));
+    assert!(after.contains(&foreign.to_string()));
     assert_eq!(extract(&moto, dir.path(), &target).len(), 6);
 }
 
