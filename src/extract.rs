@@ -2,58 +2,27 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::error::{Outcome, usage};
-use crate::files::csv::{Column, CsvOptions, CsvSource};
-use crate::files::json_array::JsonArraySource;
-use crate::files::ndjson::NdjsonSource;
-use crate::format::Format;
-use crate::format::csv::Quoting;
-use crate::format::nulls::NullTokens;
-use crate::http::source::HttpSource;
+use crate::error::Outcome;
 use crate::incremental::{Incremental, Verdict};
 use crate::output;
-use crate::parquet_io::reader::ParquetSource;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::rejects::{Rejects, RejectsOptions};
-use crate::source::Window;
-use crate::source::input::{self, Compression, Location};
-use crate::source::{Context, Source, Taken};
-use crate::store::Store;
+use crate::source::{Context, Taken, Window};
+use crate::store::{Readable, Store};
 use crate::wire::{Begin, End};
 
 const PROGRAM: &str = "etl-extract";
 
-/// What an extract reads.
-#[derive(Debug)]
-pub enum Inputs {
-    /// Files (or stdin) read as one stream.
-    Files {
-        /// The files, globs expanded, in order.
-        locations: Vec<Location>,
-        /// The format, when --format named one (else from each file).
-        format: Option<Format>,
-        /// How the files are compressed.
-        compression: Compression,
-        /// CSV and TSV reading options.
-        csv: CsvOptions,
-    },
-    /// A table or query of a database, or a dataset: a store the registry
-    /// found, holding what to read.
-    Store(Box<dyn Store>),
-    /// An HTTP JSON API, page by page.
-    Http(Box<crate::http::HttpPlan>),
-}
-
 /// A checked `etl-extract` run.
 #[derive(Debug)]
 pub struct ExtractPlan {
-    /// What to read.
-    pub inputs: Inputs,
+    /// What to read: files, a database's table or query, a dataset, an
+    /// HTTP API.
+    pub inputs: Box<dyn Readable>,
     /// The stream's name (keys its bookmark).
     pub stream: String,
     /// `--cursor` and friends, for an incremental run.
@@ -77,118 +46,9 @@ pub struct IncrementalPlan {
     pub until: Option<Value>,
 }
 
-/// Opens one file of a stream as a source.
-fn open_file(
-    location: &Location,
-    format: Option<Format>,
-    compression: Compression,
-    csv: &CsvOptions,
-    columns: &mut Option<Vec<Column>>,
-    cx: &mut Context<'_>,
-) -> Result<Box<dyn Source>> {
-    let format = format
-        .or_else(|| location.named().and_then(Format::from_path))
-        .unwrap_or(Format::Csv);
-    if format == Format::Parquet {
-        if let Location::Object(object) = location {
-            let ranges = crate::client::s3::read::ObjectRanges::new(
-                &object.client,
-                &object.key,
-                object.size,
-                Some(&object.etag)
-                    .filter(|e| !e.is_empty())
-                    .map(String::as_str),
-            );
-            return Ok(Box::new(ParquetSource::from_ranges(
-                Box::new(ranges),
-                location.shown(),
-            )?));
-        }
-        let Some(path) = location.path() else {
-            return Err(usage(
-                "Parquet is read from a file, not stdin (its index is at the end)",
-            ));
-        };
-        return Ok(Box::new(ParquetSource::open(path)?));
-    }
-    let input = input::open(location, compression, cx.progress)?;
-    Ok(match format {
-        Format::Csv | Format::Tsv => {
-            let mut options = csv.clone();
-            if format == Format::Tsv {
-                options.quoting = Quoting::None;
-                if options.delimiter == b',' {
-                    options.delimiter = b'\t';
-                }
-            }
-            let source =
-                CsvSource::open(input.reader, &input.name, &options, columns.as_deref(), cx)?;
-            if columns.is_none() {
-                *columns = Some(source.columns().to_vec());
-            }
-            Box::new(source)
-        }
-        Format::Ndjson => Box::new(NdjsonSource::new(input.reader, &input.name)),
-        Format::Json => Box::new(JsonArraySource::new(input.reader, &input.name)),
-        Format::Parquet => unreachable!("handled above"),
-    })
-}
-
-/// Reads a whole file (CSV, TSV, NDJSON, JSON array or Parquet, by its
-/// extension, typed as `etl-extract` types it) into records: for lookup
-/// tables, which must be held anyway.
-pub fn read_all(path: &Path) -> Result<Vec<serde_json::Map<String, Value>>> {
-    let progress = Progress::new(
-        PROGRAM,
-        crate::progress::Verbosity {
-            quiet: true,
-            ..Default::default()
-        },
-        None,
-    );
-    let mut rejects = Rejects::open(None, Some(0))?;
-    let mut cx = Context {
-        progress: &progress,
-        rejects: &mut rejects,
-        read: 0,
-        at: None,
-    };
-    let options = CsvOptions {
-        delimiter: b',',
-        quoting: Quoting::Rfc4180,
-        header: true,
-        all_text: false,
-        infer_rows: 1000,
-        pinned: Vec::new(),
-        nulls: NullTokens::default(),
-    };
-    let location = Location::Path(path.to_path_buf());
-    let mut source = open_file(
-        &location,
-        None,
-        Compression::Auto,
-        &options,
-        &mut None,
-        &mut cx,
-    )?;
-    let mut records = Vec::new();
-    source.run(
-        &mut |bytes| {
-            records.push(serde_json::from_slice(bytes)?);
-            Ok(Taken::Done)
-        },
-        &mut cx,
-    )?;
-    Ok(records)
-}
-
 /// Runs `etl-extract` as planned.
 pub fn run(plan: ExtractPlan) -> Result<Outcome> {
-    let size = match &plan.inputs {
-        Inputs::Files { locations, .. } => locations.iter().map(Location::size).sum(),
-        Inputs::Store(_) | Inputs::Http(_) => None,
-    };
-    let progress = Progress::new(PROGRAM, plan.verbosity, size);
+    let progress = Progress::new(PROGRAM, plan.verbosity, plan.inputs.size());
     let mut rejects = plan.rejects.open()?;
     let mut out = output::stdout();
     let (counts, remarks) = run_into(&plan, &mut out, &progress, &mut rejects, None)?;
@@ -360,72 +220,30 @@ pub fn run_into(
             }
             Ok(Taken::Done)
         };
-        match &plan.inputs {
-            Inputs::Store(store) => {
-                let window = plan.incremental.as_ref().zip(window_bounds.as_ref()).map(
-                    |(inc, (lower, upper))| Window {
-                        column: &inc.cursor,
-                        lower: lower.as_ref(),
-                        upper: upper.as_ref(),
-                    },
-                );
-                let opened = store.open_source(window)?;
-                for warning in &opened.warnings {
-                    progress.warn(warning);
-                }
-                for detail in &opened.details {
-                    progress.detail(detail);
-                }
-                let mut source = opened.source;
-                begin.source = Some(opened.name);
-                begin.schema = source.schema();
-                write_begin(&out, &begin)?;
-                source.run(&mut emit, &mut cx)?;
-                remarks.extend(source.remarks());
-            }
-            Inputs::Http(http) => {
-                let lower = window_bounds.as_ref().and_then(|(lower, _)| lower.as_ref());
-                // A record may echo the API's token: rejects entries are
-                // masked like messages.
-                cx.rejects.mask_with(http.redactor.clone());
-                let mut source = HttpSource::open((**http).clone(), lower)?;
-                begin.source = Some(source.name());
-                // Begun before the first request: a run that fails from
-                // here on is a cut stream downstream, never an empty one.
-                write_begin(&out, &begin)?;
-                source.run(&mut emit, &mut cx)?;
-            }
-            Inputs::Files {
-                locations,
-                format,
-                compression,
-                csv,
-            } => {
-                let mut columns = None;
-                for (i, location) in locations.iter().enumerate() {
-                    let opened =
-                        open_file(location, *format, *compression, csv, &mut columns, &mut cx);
-                    let mut source = match opened {
-                        Ok(source) => source,
-                        Err(err) if i == 0 && location.path().is_none_or(Path::exists) => {
-                            // The input is there, so a stream has started: say so,
-                            // and a consumer sees a cut stream, not an empty one it
-                            // might take for an empty source.
-                            write_begin(&out, &begin)?;
-                            return Err(err);
-                        }
-                        Err(err) => return Err(err),
-                    };
-                    if i == 0 {
-                        begin.source = Some(location.shown());
-                        begin.schema = source.schema();
-                        write_begin(&out, &begin)?;
-                    }
-                    source.run(&mut emit, &mut cx)?;
-                    remarks.extend(source.remarks());
-                }
-            }
+        let window =
+            plan.incremental
+                .as_ref()
+                .zip(window_bounds.as_ref())
+                .map(|(inc, (lower, upper))| Window {
+                    column: &inc.cursor,
+                    lower: lower.as_ref(),
+                    upper: upper.as_ref(),
+                });
+        let opened = plan.inputs.open_source(window, &mut cx)?;
+        for warning in &opened.warnings {
+            progress.warn(warning);
         }
+        for detail in &opened.details {
+            progress.detail(detail);
+        }
+        let mut source = opened.source;
+        begin.source = Some(opened.name);
+        begin.schema = source.schema();
+        // Begun before the source reads on: a run that fails from here on
+        // is a cut stream downstream, never an empty one.
+        write_begin(&out, &begin)?;
+        source.run(&mut emit, &mut cx)?;
+        remarks.extend(source.remarks());
         out.borrow_mut().flush().context("writing to stdout")?;
     }
     let read = cx.read;

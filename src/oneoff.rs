@@ -21,10 +21,10 @@ use std::thread::JoinHandle;
 
 use anyhow::Result;
 
-use crate::extract::{ExtractPlan, Inputs, LineMap, run_into};
+use crate::extract::{ExtractPlan, LineMap, run_into};
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::rejects::Rejects;
-use crate::source::input::{Input, Location};
+use crate::source::input::Input;
 
 /// How the extract thread ended, once the load has read the whole wire.
 #[derive(Default)]
@@ -79,17 +79,12 @@ impl Upstream {
 /// Starts the extract of `plan` on a thread; returns the wire to read and
 /// a handle on how the extract ended. Rejects go to `rejects`' file.
 pub fn start(plan: ExtractPlan, rejects: &Rejects) -> Result<(Input, Upstream)> {
-    let name = match &plan.inputs {
-        Inputs::Files { locations, .. } => match locations.first() {
-            // What the load says of the wire itself (its rejects name the
-            // file's own line, with the wire's as a second coordinate).
-            Some(l @ (Location::Path(_) | Location::Object(_))) => {
-                format!("{} as NDJSON", l.shown())
-            }
-            Some(Location::Stdin) | None => "stdin".into(),
-        },
-        _ => plan.stream.clone(),
-    };
+    // What the load says of the wire itself (its rejects name the file's
+    // own line, with the wire's as a second coordinate).
+    let name = plan
+        .inputs
+        .wire_name()
+        .unwrap_or_else(|| plan.stream.clone());
     let (reader, writer) = io::pipe()?;
     let mut shared = rejects.share();
     let lines = Arc::new(LineMap::default());

@@ -14,8 +14,10 @@ use crate::record::{FieldType, Record, Schema};
 /// The key that marks a control line when it comes first in an object.
 pub const CONTROL_KEY: &str = "@etl";
 
-/// Version of the control-line format written into `begin` lines.
-pub const WIRE_VERSION: u64 = 1;
+/// Version of the control-line format written into `begin` lines. Version
+/// 2 added the logical types (decimal, date, time, timestamp, timestamptz,
+/// uuid, bytes) to the schema; a version-1 line is read as before.
+pub const WIRE_VERSION: u64 = 2;
 
 /// What a producer says before its first record.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -80,25 +82,33 @@ impl Begin {
     }
 
     /// Reads a `begin` control object; unknown keys are ignored so that
-    /// newer producers can add fields.
-    pub fn from_control(obj: &Map<String, Value>) -> Begin {
-        let schema = match obj.get("schema") {
-            Some(Value::Object(fields)) => fields
-                .iter()
-                .filter_map(|(name, t)| {
-                    let t = FieldType::from_name(t.as_str()?)?;
-                    Some((name.clone(), t))
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        Begin {
+    /// newer producers can add fields. A version-1 line (or one without a
+    /// version) drops schema entries whose type it does not know, as
+    /// version 1 readers did; from version 2 on, an unknown type is an
+    /// error naming the column.
+    pub fn from_control(obj: &Map<String, Value>) -> Result<Begin> {
+        let version = obj.get("version").and_then(Value::as_u64).unwrap_or(1);
+        let mut schema = Vec::new();
+        if let Some(Value::Object(fields)) = obj.get("schema") {
+            for (name, t) in fields {
+                match t.as_str().and_then(FieldType::from_name) {
+                    Some(t) => schema.push((name.clone(), t)),
+                    None if version <= 1 => {}
+                    None => bail!(
+                        "the begin line declares column {name:?} with type {t}, which this \
+                         version of etlkit does not know (it knows {})",
+                        crate::record::TYPE_NAMES
+                    ),
+                }
+            }
+        }
+        Ok(Begin {
             stream: string_field(obj, "stream"),
             source: obj.get("source").and_then(Value::as_str).map(String::from),
             schema,
             from: obj.get("from").cloned(),
             batch: obj.get("batch").and_then(Value::as_str).map(String::from),
-        }
+        })
     }
 }
 
@@ -341,7 +351,7 @@ impl Framing {
                         format!("begin line after {} unframed records", self.records),
                     ));
                 }
-                let begin = Begin::from_control(obj);
+                let begin = Begin::from_control(obj).map_err(|e| at(Some(line), e.to_string()))?;
                 self.open = Some(OpenSegment {
                     begin: begin.clone(),
                     line,
@@ -605,7 +615,59 @@ mod tests {
         assert!(looks_like_control(line.as_bytes()));
         let (kind, obj) = control(&line);
         assert_eq!(kind, "begin");
-        assert_eq!(Begin::from_control(&obj), begin);
+        assert_eq!(Begin::from_control(&obj).unwrap(), begin);
+    }
+
+    #[test]
+    fn begin_carries_logical_types_in_version_2() {
+        let begin = Begin {
+            stream: "t".into(),
+            schema: vec![
+                ("n".into(), FieldType::Decimal(Some((38, 10)))),
+                ("m".into(), FieldType::Decimal(None)),
+                ("d".into(), FieldType::Date),
+                ("t".into(), FieldType::Time),
+                ("ts".into(), FieldType::Timestamp),
+                ("at".into(), FieldType::TimestampTz),
+                ("u".into(), FieldType::Uuid),
+                ("b".into(), FieldType::Bytes),
+            ],
+            ..Begin::default()
+        };
+        let line = begin.to_line();
+        assert!(line.contains(r#""version":2"#), "{line}");
+        assert!(line.contains(r#""n":"decimal(38,10)""#), "{line}");
+        let (_, obj) = control(&line);
+        assert_eq!(Begin::from_control(&obj).unwrap(), begin);
+    }
+
+    #[test]
+    fn integers_keep_every_digit_of_unsigned_64_bit() {
+        let line = br#"{"u":18446744073709551615,"i":-9223372036854775808}"#;
+        match parse_line(line) {
+            Ok(Line::Record(r)) => {
+                assert_eq!(r["u"].as_u64(), Some(u64::MAX));
+                assert_eq!(Value::Object(r).to_string().as_bytes(), line);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_types_are_dropped_in_version_1_and_refused_after() {
+        let (_, obj) = control(
+            r#"{"@etl":"begin","version":1,"stream":"s","schema":{"a":"integer","b":"money"}}"#,
+        );
+        let begin = Begin::from_control(&obj).unwrap();
+        assert_eq!(begin.schema, vec![("a".to_string(), FieldType::Integer)]);
+        let (_, obj) = control(
+            r#"{"@etl":"begin","version":2,"stream":"s","schema":{"a":"integer","b":"money"}}"#,
+        );
+        let err = Begin::from_control(&obj).unwrap_err().to_string();
+        assert!(
+            err.contains(r#"column "b""#) && err.contains("money"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! ETLKIT_REQUIRE_KAFKA set (as in CI) they fail instead.
 //!
 //! The conformance table: every broker in `conformance!` runs the same
-//! cases (`cases`): a missing stream is named; messages load once; a
+//! cases (`cases`), Redis twice: also over TLS with a client certificate
+//! and an ACL user (the TLS-only server of scripts/broker-tls-servers.sh,
+//! required under ETLKIT_REQUIRE_BROKER_TLS): a missing stream is named; messages load once; a
 //! batch in flight is sent again with its id and skipped by etl-load; a
 //! checkpoint written by the last release is read; a poison message goes
 //! to the rejects; and the kill storm, the acceptance test: 10,000
@@ -99,8 +101,15 @@ fn distinct_ids(db: &Path, table: &str) -> (i64, i64) {
 enum Broker {
     Nats,
     Redis,
+    /// Redis over TLS, with a client certificate and an ACL user (the
+    /// TLS-only server of scripts/broker-tls-servers.sh).
+    RedisTls,
     Kafka,
 }
+
+/// The TLS-only Redis: its address, and the ACL user the tests sign in as.
+const REDIS_TLS_ADDR: &str = "127.0.0.1:6380";
+const REDIS_TLS_USER: (&str, &str) = ("etl", "etl-secret");
 
 /// A stream (NATS), key (Redis) or topic (Kafka) of the test's own,
 /// deleted when the test ends.
@@ -119,7 +128,35 @@ impl Broker {
         match self {
             Broker::Nats => reachable(NATS_ADDR, "NATS", "ETLKIT_REQUIRE_NATS"),
             Broker::Redis => reachable(REDIS_ADDR, "Redis", "ETLKIT_REQUIRE_REDIS"),
+            Broker::RedisTls => tls::up(6380, "Redis TLS"),
             Broker::Kafka => reachable(&kafka_addr(), "Kafka", "ETLKIT_REQUIRE_KAFKA"),
+        }
+    }
+
+    /// A connection for setting up and checking a Redis broker.
+    fn redis(self) -> Redis {
+        match self {
+            Broker::RedisTls => {
+                let (user, password) = REDIS_TLS_USER;
+                Redis::connect_tls(6380, &tls::client_options(), user, password)
+            }
+            _ => Redis::connect(),
+        }
+    }
+
+    /// The flags etl-watch needs besides the URL (the TLS files).
+    fn flags(self) -> Vec<String> {
+        match self {
+            Broker::RedisTls => tls::client_flags(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The broker's URL as etl-watch's messages show it (no password).
+    fn shown(self) -> String {
+        match self {
+            Broker::RedisTls => format!("rediss://{REDIS_TLS_ADDR}"),
+            other => other.url(),
         }
     }
 
@@ -128,6 +165,10 @@ impl Broker {
         match self {
             Broker::Nats => format!("nats://{NATS_ADDR}"),
             Broker::Redis => format!("redis://{REDIS_ADDR}"),
+            Broker::RedisTls => {
+                let (user, password) = REDIS_TLS_USER;
+                format!("rediss://{user}:{password}@{REDIS_TLS_ADDR}")
+            }
             Broker::Kafka => format!("kafka://{}", kafka_addr()),
         }
     }
@@ -136,11 +177,11 @@ impl Broker {
     fn absent(self, test: &str) -> Stream {
         let name = match self {
             Broker::Nats => unique(&format!("ETL{}", test.to_uppercase())),
-            Broker::Redis | Broker::Kafka => unique(&format!("etl_t_{test}")),
+            Broker::Redis | Broker::RedisTls | Broker::Kafka => unique(&format!("etl_t_{test}")),
         };
         let subject = match self {
             Broker::Nats => format!("{}.orders", name.to_lowercase()),
-            Broker::Redis | Broker::Kafka => name.clone(),
+            Broker::Redis | Broker::RedisTls | Broker::Kafka => name.clone(),
         };
         Stream {
             broker: self,
@@ -155,7 +196,7 @@ impl Broker {
         let stream = self.absent(test);
         match self {
             Broker::Nats => Nats::connect().create_stream(&stream.name, &stream.subject),
-            Broker::Redis => {}
+            Broker::Redis | Broker::RedisTls => {}
             Broker::Kafka => Kafka::connect().create_topic(&stream.name, PARTITIONS),
         }
         stream
@@ -178,10 +219,12 @@ impl Stream {
                 "--ack-wait",
                 "1",
             ],
-            Broker::Redis => vec![&url, "--key", &self.name, "--group", "etl"],
+            Broker::Redis | Broker::RedisTls => vec![&url, "--key", &self.name, "--group", "etl"],
             Broker::Kafka => vec![&url, "--topic", &self.name, "--group", "etl"],
         };
-        args.into_iter().map(String::from).collect()
+        let mut args: Vec<String> = args.into_iter().map(String::from).collect();
+        args.extend(self.broker.flags());
+        args
     }
 
     /// Runs etl-watch on the stream with `args` after the source's.
@@ -200,8 +243,10 @@ impl Stream {
             Broker::Nats => {
                 Nats::connect().publish(&self.subject, &messages);
             }
-            Broker::Redis => {
-                Redis::connect().add(&self.name, &redis_entries(&messages));
+            Broker::Redis | Broker::RedisTls => {
+                self.broker
+                    .redis()
+                    .add(&self.name, &redis_entries(&messages));
             }
             Broker::Kafka => kafka_publish(&self.name, range),
         }
@@ -215,8 +260,11 @@ impl Stream {
                 let seq = Nats::connect().publish(&self.subject, &[payload.to_vec()]);
                 format!("sequence {}", seq[0])
             }
-            Broker::Redis => {
-                let ids = Redis::connect().add(&self.name, &redis_entries(&[payload.to_vec()]));
+            Broker::Redis | Broker::RedisTls => {
+                let ids = self
+                    .broker
+                    .redis()
+                    .add(&self.name, &redis_entries(&[payload.to_vec()]));
                 format!("sequence {}", ids[0])
             }
             Broker::Kafka => {
@@ -236,8 +284,8 @@ impl Stream {
                 let info = Nats::connect().consumer(&self.name, "etl");
                 info["ack_floor"]["stream_seq"].as_i64().unwrap_or(0)
             }
-            Broker::Redis => {
-                let mut redis = Redis::connect();
+            Broker::Redis | Broker::RedisTls => {
+                let mut redis = self.broker.redis();
                 let Some(last) = redis_group_field(&mut redis, &self.name, "last-delivered-id")
                 else {
                     return 0;
@@ -265,8 +313,8 @@ impl Stream {
                     && info["num_ack_pending"] == json!(0)
                     && info["num_pending"] == json!(0)
             }
-            Broker::Redis => {
-                let mut redis = Redis::connect();
+            Broker::Redis | Broker::RedisTls => {
+                let mut redis = self.broker.redis();
                 let stream = redis.call(&["XINFO", "STREAM", &self.name]);
                 let last = stream
                     .as_array()
@@ -309,8 +357,8 @@ impl Drop for Stream {
     fn drop(&mut self) {
         match self.broker {
             Broker::Nats => Nats::connect().delete_stream(&self.name),
-            Broker::Redis => {
-                Redis::connect().call(&["DEL", &self.name]);
+            Broker::Redis | Broker::RedisTls => {
+                self.broker.redis().call(&["DEL", &self.name]);
             }
             Broker::Kafka => Kafka::connect().delete_topic(&self.name),
         }
@@ -401,6 +449,7 @@ macro_rules! conformance {
 conformance! {
     nats: Broker::Nats;
     redis: Broker::Redis;
+    redis_tls: Broker::RedisTls;
     kafka: Broker::Kafka;
 }
 
@@ -415,7 +464,7 @@ mod cases {
         let stream = broker.absent("missing");
         let args = ["--once", "--checkpoint", "c.ckpt"];
         let out = stream.watch(dir.path(), &args);
-        let (url, name, subject) = (broker.url(), &stream.name, &stream.subject);
+        let (url, name, subject) = (broker.shown(), &stream.name, &stream.subject);
         let refused = expect(&out, "missing").code(1).stdout("");
         match broker {
             Broker::Nats => refused.stderr(&format!(
@@ -423,7 +472,7 @@ mod cases {
                  create one (nats stream add), or let etl-watch create it with --create-stream \
                  --js-stream NAME\n"
             )),
-            Broker::Redis => refused.stderr(&format!(
+            Broker::Redis | Broker::RedisTls => refused.stderr(&format!(
                 "etl-watch: error: {url}: there is no stream at key {name:?}; hint: \
                  --create-stream creates it\n"
             )),
@@ -435,7 +484,7 @@ mod cases {
         };
         let create: &[&str] = match broker {
             Broker::Nats => &["--create-stream", "--js-stream", name],
-            Broker::Redis => &["--create-stream"],
+            Broker::Redis | Broker::RedisTls => &["--create-stream"],
             // Kafka topics are created with Kafka's tools.
             Broker::Kafka => return,
         };
@@ -586,7 +635,7 @@ mod cases {
                     "last": 5, "messages": 5, "ranges": [[1, 5]]}}"#
                 ),
             ),
-            Broker::Redis => (
+            Broker::Redis | Broker::RedisTls => (
                 format!("redis;;{name};etl;etl-watch"),
                 "null".to_string(),
                 format!(
@@ -676,6 +725,7 @@ mod cases {
         let seed = seed()
             ^ match broker {
                 Broker::Redis => 0,
+                Broker::RedisTls => 0x7473,
                 Broker::Nats => 0x5a5a,
                 Broker::Kafka => 0x6b61,
             };

@@ -21,7 +21,7 @@ fn a_token_is_null_and_leaves_the_column_numeric() {
     let csv = b"id,score,ratio,name\n1,NA,0.5,a\n2,7,NA,NA\n3,8,1.25,b\n";
     let out = extract("t.csv", csv, &["--null-value", "NA"]);
     expect(&out, "with NA named").code(0).stderr("").stdout(
-        "{\"@etl\":\"begin\",\"version\":1,\"stream\":\"t\",\"source\":\"t.csv\",\"schema\":{\"id\":\"integer\",\"score\":\"integer\",\"ratio\":\"float\",\"name\":\"text\"}}\n\
+        "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"t\",\"source\":\"t.csv\",\"schema\":{\"id\":\"integer\",\"score\":\"integer\",\"ratio\":\"float\",\"name\":\"text\"}}\n\
          {\"id\":1,\"score\":null,\"ratio\":0.5,\"name\":\"a\"}\n\
          {\"id\":2,\"score\":7,\"ratio\":null,\"name\":null}\n\
          {\"id\":3,\"score\":8,\"ratio\":1.25,\"name\":\"b\"}\n\
@@ -30,7 +30,7 @@ fn a_token_is_null_and_leaves_the_column_numeric() {
     // Without the flag, NA is text and so is every column that holds it.
     let out = extract("t.csv", csv, &[]);
     expect(&out, "without the flag").code(0).stderr("").stdout(
-        "{\"@etl\":\"begin\",\"version\":1,\"stream\":\"t\",\"source\":\"t.csv\",\"schema\":{\"id\":\"integer\",\"score\":\"text\",\"ratio\":\"text\",\"name\":\"text\"}}\n\
+        "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"t\",\"source\":\"t.csv\",\"schema\":{\"id\":\"integer\",\"score\":\"text\",\"ratio\":\"text\",\"name\":\"text\"}}\n\
          {\"id\":1,\"score\":\"NA\",\"ratio\":\"0.5\",\"name\":\"a\"}\n\
          {\"id\":2,\"score\":\"7\",\"ratio\":\"NA\",\"name\":\"NA\"}\n\
          {\"id\":3,\"score\":\"8\",\"ratio\":\"1.25\",\"name\":\"b\"}\n\
@@ -49,7 +49,7 @@ fn two_tokens_match_exactly_and_a_quoted_token_stays_text() {
         &["--null-value", "\\N", "--null-value", "NULL"],
     );
     expect(&out, "two tokens").code(0).stderr("").stdout(
-        "{\"@etl\":\"begin\",\"version\":1,\"stream\":\"t\",\"source\":\"t.csv\",\"schema\":{\"a\":\"integer\",\"b\":\"text\",\"c\":\"text\"}}\n\
+        "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"t\",\"source\":\"t.csv\",\"schema\":{\"a\":\"integer\",\"b\":\"text\",\"c\":\"text\"}}\n\
          {\"a\":1,\"b\":null,\"c\":\"x\"}\n\
          {\"a\":null,\"b\":\"2\",\"c\":\"NULL\"}\n\
          {\"a\":3,\"b\":\"null\",\"c\":null}\n\
@@ -59,7 +59,7 @@ fn two_tokens_match_exactly_and_a_quoted_token_stays_text() {
     // A quoted token in a column of numbers is a value that is not a number.
     let out = extract("q.csv", b"n\n1\n\"NA\"\nNA\n", &["--null-value", "NA"]);
     expect(&out, "quoted NA").code(0).stderr("").stdout(
-        "{\"@etl\":\"begin\",\"version\":1,\"stream\":\"q\",\"source\":\"q.csv\",\"schema\":{\"n\":\"text\"}}\n\
+        "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"q\",\"source\":\"q.csv\",\"schema\":{\"n\":\"text\"}}\n\
          {\"n\":\"1\"}\n\
          {\"n\":\"NA\"}\n\
          {\"n\":null}\n\
@@ -72,7 +72,7 @@ fn tsv_has_no_quotes_so_every_equal_field_is_null() {
     let tsv = b"id\tv\tw\n1\tNA\t\"NA\"\n2\t3.5\tx\n";
     let out = extract("t.tsv", tsv, &["--null-value", "NA"]);
     expect(&out, "TSV").code(0).stderr("").stdout(
-        "{\"@etl\":\"begin\",\"version\":1,\"stream\":\"t\",\"source\":\"t.tsv\",\"schema\":{\"id\":\"integer\",\"v\":\"float\",\"w\":\"text\"}}\n\
+        "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"t\",\"source\":\"t.tsv\",\"schema\":{\"id\":\"integer\",\"v\":\"float\",\"w\":\"text\"}}\n\
          {\"id\":1,\"v\":null,\"w\":\"\\\"NA\\\"\"}\n\
          {\"id\":2,\"v\":3.5,\"w\":\"x\"}\n\
          {\"@etl\":\"end\",\"stream\":\"t\",\"rows\":2}\n",
@@ -95,7 +95,7 @@ fn pinned_columns_and_cursors_read_tokens_as_null() {
         "-q",
     ]);
     expect(&run(c), "pinned").code(0).stderr("").stdout(
-        "{\"@etl\":\"begin\",\"version\":1,\"stream\":\"p\",\"source\":\"p.csv\",\"schema\":{\"id\":\"integer\",\"zip\":\"text\",\"qty\":\"integer\"}}\n\
+        "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"p\",\"source\":\"p.csv\",\"schema\":{\"id\":\"integer\",\"zip\":\"text\",\"qty\":\"integer\"}}\n\
          {\"id\":1,\"zip\":null,\"qty\":null}\n\
          {\"id\":2,\"zip\":\"00501\",\"qty\":3}\n\
          {\"id\":null,\"zip\":\"02134\",\"qty\":4}\n\
@@ -117,7 +117,7 @@ fn pinned_columns_and_cursors_read_tokens_as_null() {
     ]);
     let out = run(c);
     expect(&out, "null cursor").code(3).stderr("").stdout(
-        "{\"@etl\":\"begin\",\"version\":1,\"stream\":\"p\",\"source\":\"p.csv\",\"schema\":{\"id\":\"integer\",\"zip\":\"text\",\"qty\":\"integer\"},\"from\":null}\n\
+        "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"p\",\"source\":\"p.csv\",\"schema\":{\"id\":\"integer\",\"zip\":\"text\",\"qty\":\"integer\"},\"from\":null}\n\
          {\"id\":1,\"zip\":null,\"qty\":null}\n\
          {\"id\":2,\"zip\":\"00501\",\"qty\":3}\n\
          {\"@etl\":\"end\",\"stream\":\"p\",\"rows\":2,\"bookmark\":{\"cursor\":\"id\",\"value\":2,\"at_value\":[\"57e46cccfa960248\"]}}\n",

@@ -3,6 +3,8 @@
 
 use crate::common::*;
 
+mod types;
+
 fn load(pg: &PgSchema, dir: &std::path::Path, args: &[&str], input: &str) -> std::process::Output {
     let mut c = cmd(LOAD, dir);
     c.arg(&pg.url).args(["--schema-name", &pg.name]).args(args);
@@ -1140,4 +1142,80 @@ fn fields_and_keys_find_their_column_without_regard_to_case() {
         )),
         ["2"]
     );
+}
+
+/// `--mode replace` deletes the old rows and copies the new ones straight
+/// into the table, in one transaction: while the stream is still arriving
+/// a reader sees exactly the old rows; a stream cut short leaves them; a
+/// finished one leaves exactly the new rows, each once.
+#[test]
+fn a_replace_in_progress_shows_readers_the_old_rows_and_a_cut_one_keeps_them() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let Some(pg) = PgSchema::new("replace_readers") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let old: Vec<String> = (0..1000)
+        .map(|i| format!(r#"{{"id":{i},"v":"old"}}"#))
+        .collect();
+    let old: Vec<&str> = old.iter().map(String::as_str).collect();
+    let out = load(
+        &pg,
+        d,
+        &["--table", "t", "--mode", "replace"],
+        &framed(&old),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let seen = |pg: &PgSchema| {
+        pg.rows(&format!(
+            "SELECT v, count(*), count(DISTINCT id) FROM {}.t GROUP BY v",
+            pg.name
+        ))
+    };
+    let only_old = vec!["old|1000|1000".to_string()];
+    assert_eq!(seen(&pg), only_old);
+    for finish in [false, true] {
+        let mut c = cmd(LOAD, d);
+        c.arg(&pg.url)
+            .args([
+                "--schema-name",
+                &pg.name,
+                "--table",
+                "t",
+                "--mode",
+                "replace",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("etl-load");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut wire = String::from("{\"@etl\":\"begin\",\"stream\":\"s\"}\n");
+        for i in 0..50_000 {
+            wire.push_str(&format!("{{\"id\":{},\"v\":\"new\"}}\n", 1000 + i));
+        }
+        stdin.write_all(wire.as_bytes()).expect("rows");
+        stdin.flush().expect("flush");
+        // The rows are on their way (the load reads and copies as they
+        // come); a reader still sees only the old ones.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert_eq!(seen(&pg), only_old, "while the replace runs");
+        if finish {
+            stdin
+                .write_all(b"{\"@etl\":\"end\",\"stream\":\"s\",\"rows\":50000}\n")
+                .expect("end");
+        }
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        if finish {
+            assert_eq!(code(&out), 0, "{}", stderr(&out));
+            assert_eq!(seen(&pg), vec!["new|50000|50000".to_string()]);
+        } else {
+            assert_eq!(code(&out), 1, "{}", stderr(&out));
+            assert_eq!(seen(&pg), only_old, "after a cut stream");
+        }
+    }
 }

@@ -37,7 +37,7 @@ fn extract_reads_a_glob_over_the_listing_through_gzip() {
     expect(&out, "extract s3 glob")
         .code(0)
         .stdout(&format!(
-            "{{\"@etl\":\"begin\",\"version\":1,\"stream\":\"2024-01\",\"source\":\"s3://{bucket}/in/2024-01.csv.gz\",\"schema\":{{\"id\":\"integer\",\"item\":\"text\"}}}}\n\
+            "{{\"@etl\":\"begin\",\"version\":2,\"stream\":\"2024-01\",\"source\":\"s3://{bucket}/in/2024-01.csv.gz\",\"schema\":{{\"id\":\"integer\",\"item\":\"text\"}}}}\n\
              {{\"id\":1,\"item\":\"apple\"}}\n\
              {{\"id\":2,\"item\":\"pear\"}}\n\
              {{\"id\":3,\"item\":\"fig\"}}\n\
@@ -88,7 +88,7 @@ fn a_load_then_an_extract_round_trips_with_state() {
     expect(&run(command), "extract the loaded object")
         .code(0)
         .stdout(&format!(
-            "{{\"@etl\":\"begin\",\"version\":1,\"stream\":\"orders\",\"source\":\"{target}\",\"schema\":{{\"id\":\"text\",\"zip\":\"text\",\"amount\":\"text\"}}}}\n\
+            "{{\"@etl\":\"begin\",\"version\":2,\"stream\":\"orders\",\"source\":\"{target}\",\"schema\":{{\"id\":\"text\",\"zip\":\"text\",\"amount\":\"text\"}}}}\n\
              {{\"id\":\"1\",\"zip\":\"00501\",\"amount\":\"12.50\"}}\n\
              {{\"id\":\"2\",\"zip\":\"10001\",\"amount\":\"7.00\"}}\n\
              {{\"@etl\":\"end\",\"stream\":\"orders\",\"rows\":2}}\n"

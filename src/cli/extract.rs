@@ -8,12 +8,14 @@ use clap::{Parser, ValueEnum};
 
 use super::VerbosityArgs;
 use crate::error::usage;
-use crate::extract::{ExtractPlan, IncrementalPlan, Inputs};
+use crate::extract::{ExtractPlan, IncrementalPlan};
+use crate::files::inputs::FileInputs;
 use crate::format::Format;
 use crate::incremental::parse_bound;
 use crate::registry::{self, address, address::Role};
 use crate::source::Selection;
 use crate::source::input::{self, Compression, Location};
+use crate::store::Readable;
 use crate::store::SourceArgs;
 
 const AFTER_HELP: &str = "\
@@ -74,7 +76,9 @@ PostgreSQL: INPUT is a postgres:// URL (see PostgreSQL connections below).
 schema (public, unless the search_path says otherwise); a name over 63
 bytes, which PostgreSQL would truncate, is refused. Rows are streamed
 (memory stays flat) and typed by the server: bigint and numeric keep every
-digit, timestamps are ISO 8601 in UTC, json/jsonb are nested JSON.
+digit, timestamps are ISO 8601 in UTC, json/jsonb are nested JSON. The begin
+line declares numeric(p,s) as decimal(p,s), date, time, timestamp,
+timestamptz, uuid and bytea as bytes (base64); interval is text, arrays json.
 
 MySQL and MariaDB: INPUT is a mysql:// (or mariadb://) URL naming the
 database; the user, password, host and port it leaves out come from the
@@ -185,8 +189,9 @@ pub struct ExtractArgs {
     #[command(flatten)]
     pub csv: super::input::CsvArgs,
 
-    /// Pin CSV column types with a JSON file: {"zip":"text","qty":"integer"}
-    /// (types: integer, float, boolean, text, json)
+    /// Pin CSV column types with a JSON file: {"zip":"text","qty":"integer","day":"date"}
+    /// (types: integer, float, boolean, text, json, decimal, decimal(P,S), date, time,
+    /// timestamp, timestamptz, uuid, bytes)
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
 
@@ -307,7 +312,7 @@ fn http_plan(
         .clone()
         .unwrap_or_else(|| crate::http::default_stream(&http.url));
     Ok(ExtractPlan {
-        inputs: Inputs::Http(Box::new(http)),
+        inputs: Box::new(http),
         stream,
         incremental,
         rejects: args.rejects.options(),
@@ -371,7 +376,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
             Selection::Table(t) => t.clone(),
             Selection::Query(_) => "query".to_string(),
         });
-        let inputs = Inputs::Store(registry::database_source(
+        let inputs: Box<dyn Readable> = Box::new(registry::database_source(
             &path,
             &SourceArgs {
                 selection,
@@ -408,7 +413,7 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
                 .stream
                 .clone()
                 .unwrap_or_else(|| default_stream(Some(&Location::Path(dir.clone())))),
-            inputs: Inputs::Store(dataset),
+            inputs: Box::new(dataset),
             incremental,
             rejects: args.rejects.options(),
             verbosity: args.verbosity.verbosity(),
@@ -430,12 +435,12 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
     Ok(ExtractPlan {
         rejects: args.rejects.options(),
         verbosity: args.verbosity.verbosity(),
-        inputs: Inputs::Files {
+        inputs: Box::new(FileInputs {
             locations,
             format: args.format,
             compression: args.compression,
             csv,
-        },
+        }),
         stream,
         incremental,
     })
@@ -472,7 +477,7 @@ mod tests {
 
     #[test]
     fn http_headers_expand_and_their_secrets_are_masked() {
-        let plan = plan_of(&[
+        let argv = [
             "etl-extract",
             "https://api.example.com/v1/orders?api_key=literal-key",
             "--header",
@@ -485,11 +490,10 @@ mod tests {
             "50",
             "--next",
             "links.next",
-        ])
-        .unwrap();
-        let Inputs::Http(http) = plan.inputs else {
-            panic!("not an HTTP plan")
-        };
+        ];
+        let plan = plan_of(&argv).unwrap();
+        let args = ExtractArgs::try_parse_from(argv).unwrap();
+        let http = super::super::http::plan(&args.http, argv[1], &env).unwrap();
         assert_eq!(plan.stream, "orders");
         assert_eq!(http.headers[0].value, "Bearer tok-123456");
         assert_eq!(

@@ -165,8 +165,9 @@ fn pinned_types(path: &Path) -> Result<Vec<(String, FieldType)>> {
         .map(|(name, t)| {
             let parsed = t.as_str().and_then(FieldType::from_name).ok_or_else(|| {
                 usage(format!(
-                    "schema file {}: column {name:?} has type {t}; use integer, float, boolean, text or json",
-                    path.display()
+                    "schema file {}: column {name:?} has type {t}; use {}",
+                    path.display(),
+                    crate::record::TYPE_NAMES
                 ))
             })?;
             Ok((name, parsed))

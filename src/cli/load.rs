@@ -11,7 +11,8 @@ use clap::{Parser, ValueEnum};
 
 use super::{VerbosityArgs, parse_size};
 use crate::error::{Failure, Kind, usage};
-use crate::extract::{ExtractPlan, Inputs};
+use crate::extract::ExtractPlan;
+use crate::files::inputs::FileInputs;
 use crate::format::Format;
 use crate::load::{CommitPolicy, LoadPlan};
 use crate::registry::{self, address, address::Role};
@@ -76,15 +77,19 @@ waits for the first (up to --wait seconds), then fails clearly.
 PostgreSQL targets: TARGET is a postgres:// URL (see PostgreSQL connections
 below); the table goes to --schema-name, else to the connection's current
 schema (public, unless the search_path says otherwise). Rows go in with
-COPY: straight into the table for append; through a temporary staging table
-for replace (the table is emptied and refilled at the end, in the same
-transaction) and upsert (INSERT ... ON CONFLICT on --key; a field a record
-omits keeps its stored value, as in SQLite). New tables get bigint, numeric
+COPY: straight into the table for append and for replace (the old rows are
+deleted first, in the same transaction: readers see them until the commit);
+through a temporary staging table for upsert (INSERT ... ON CONFLICT on
+--key; a field a record omits keeps its stored value, as in SQLite). New tables get bigint, numeric
 (decimals, digit for digit: 12.50 stays 12.50), boolean, text and jsonb
-columns. Values are checked against their columns before they are sent
-(ranges of smallint/integer, exact floats, numeric precision and scale), so
-a bad row is a reject; date, timestamp, uuid and other columns take text
-the server checks, and a value it refuses fails the run. Table and column
+columns, and for the types a begin line declares (wire version 2) numeric(p,s),
+date, time, timestamp, timestamptz, uuid and bytea (base64 on the wire).
+Values are checked against their columns before they are sent (ranges of
+smallint/integer, exact floats, numeric precision and scale, dates and times
+that exist, uuids, base64), so a bad row is a reject; other spellings the
+server reads (infinity, a timestamp without offset, read in the session's
+zone, UTC) and other column types take text the server checks, and a value
+it refuses fails the run. Table and column
 names over 63 bytes, which PostgreSQL would truncate, are refused. The
 bookmark goes to _etl_state in the same schema, in the same transaction;
 loads of the same table take turns (an advisory lock).
@@ -218,6 +223,7 @@ Examples:
   $ etl-extract sample-data/orders.csv | etl-load mysql://root@127.0.0.1:3306/test --table etl_example_orders --mode upsert --key order_id
   $ etl-extract sample-data/orders.csv --cursor ordered_at --state orders.state.json | etl-load orders.ndjson --mode append --state orders.state.json
   $ etl-extract sample-data/orders.csv | etl-load lake/orders --format parquet --partition-by ordered_at:day --mode replace-partitions
+  $ etl-extract events.csv | etl-load postgres://postgres@127.0.0.1/test --table events --naive-timestamps reject --rejects events.rejects.ndjson
 ";
 
 /// What happens to fields the table has no column for.
@@ -227,6 +233,15 @@ pub enum SchemaPolicy {
     Evolve,
     /// Reject records with fields the table lacks
     Strict,
+}
+
+/// What a timestamp without a UTC offset becomes in a column of instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NaiveTimestamps {
+    /// Read it in the session's time zone (UTC), as the server does
+    Session,
+    /// Reject it: an instant needs an offset (Z, +02:00)
+    Reject,
 }
 
 /// The format of a file target.
@@ -276,7 +291,7 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub csv: super::input::CsvArgs,
 
-    /// Pin CSV input column types with a JSON file: {"zip":"text","qty":"integer"}
+    /// Pin CSV input column types with a JSON file: {"zip":"text","qty":"integer","day":"date"}
     /// (etl-extract's --schema; here --schema is evolve|strict)
     #[arg(long, value_name = "FILE")]
     pub column_types: Option<PathBuf>,
@@ -312,6 +327,12 @@ pub struct LoadArgs {
     /// Let --mode replace empty the table when the input has no lines at all
     #[arg(long)]
     pub allow_empty: bool,
+
+    /// PostgreSQL timestamptz columns: a timestamp without a UTC offset
+    /// (2024-01-02 03:04:05) is read in the session's zone, UTC (session), or
+    /// rejected (reject)
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = NaiveTimestamps::Session)]
+    pub naive_timestamps: NaiveTimestamps,
 
     /// PostgreSQL schema of the table and of its _etl_state table (created if missing) [default: the connection's current schema: public, unless search_path says otherwise]
     #[arg(long, value_name = "NAME")]
@@ -441,29 +462,27 @@ impl LoadArgs {
         }
         let locations = input::locate(&self.inputs)?;
         let csv = self.csv.options(self.column_types.as_deref())?;
+        let inputs = FileInputs {
+            // Each file's extension decides, as in etl-extract; but where
+            // none does, the default is NDJSON, the wire.
+            format: self.input_format.or_else(|| {
+                let named = |l: &Location| l.named().and_then(Format::from_path).is_some();
+                (!locations.iter().all(named)).then_some(Format::Ndjson)
+            }),
+            compression: Compression::Auto,
+            csv,
+            locations: locations.clone(),
+        };
+        self.csv
+            .nulls
+            .check_formats(inputs.format, &inputs.locations)?;
         let plan = ExtractPlan {
-            inputs: Inputs::Files {
-                // Each file's extension decides, as in etl-extract; but
-                // where none does, the default is NDJSON, the wire.
-                format: self.input_format.or_else(|| {
-                    let named = |l: &Location| l.named().and_then(Format::from_path).is_some();
-                    (!locations.iter().all(named)).then_some(Format::Ndjson)
-                }),
-                compression: Compression::Auto,
-                csv,
-                locations: locations.clone(),
-            },
+            inputs: Box::new(inputs),
             stream: super::extract::default_stream(locations.first()),
             incremental: None,
             rejects: self.rejects.options(),
             verbosity: self.verbosity.verbosity(),
         };
-        if let Inputs::Files {
-            format, locations, ..
-        } = &plan.inputs
-        {
-            self.csv.nulls.check_formats(*format, locations)?;
-        }
         Ok((None, Some(plan)))
     }
 
@@ -544,6 +563,7 @@ fn target(args: &LoadArgs) -> Result<(Box<dyn Store>, LoadOptions)> {
             keys,
             delete_when: args.delete_when.clone(),
             strict: args.schema == SchemaPolicy::Strict,
+            reject_naive_timestamps: args.naive_timestamps == NaiveTimestamps::Reject,
         },
         state: args.state.clone(),
         state_is_database: args

@@ -204,11 +204,13 @@ pub fn steps(matches: &ArgMatches) -> Result<Vec<Step>> {
                         .iter()
                         .map(|v| {
                             let (col, t) = split_pair(v, "--cast")?;
-                            let t = FieldType::from_name(&t).ok_or_else(|| {
-                                usage(format!(
-                                    "--cast {v}: types are integer, float, boolean, text, json"
-                                ))
-                            })?;
+                            let t = FieldType::from_name(&t)
+                                .filter(|t| t.is_basic())
+                                .ok_or_else(|| {
+                                    usage(format!(
+                                        "--cast {v}: types are integer, float, boolean, text, json"
+                                    ))
+                                })?;
                             Ok((col, t))
                         })
                         .collect::<Result<_>>()?,

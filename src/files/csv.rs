@@ -289,19 +289,20 @@ impl<R: BufRead> Source for CsvSource<R> {
         }
     }
 
-    fn remarks(&self) -> Option<String> {
+    fn remarks(&self) -> Vec<String> {
         let hit: Vec<String> = self
             .columns
             .iter()
             .filter(|c| c.mismatches > 0)
             .map(|c| format!("{} ({} values)", c.name, c.mismatches))
             .collect();
-        (!hit.is_empty()).then(|| {
-            format!(
-                "{}: values that did not fit their column's type were passed on as text in: {}",
-                self.name,
-                hit.join(", ")
-            )
-        })
+        if hit.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "{}: values that did not fit their column's type were passed on as text in: {}",
+            self.name,
+            hit.join(", ")
+        )]
     }
 }

@@ -11,6 +11,7 @@
 pub const SCHEMES: [&str; 1] = ["s3"];
 
 pub mod csv;
+pub mod inputs;
 pub mod json_array;
 pub mod ndjson;
 pub mod object;

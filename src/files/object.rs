@@ -95,6 +95,7 @@ impl ObjectStore {
     /// The object etl-load's TARGET names, its flags checked.
     fn open(args: &TargetArgs, text: &str, check: FlagCheck<'_>) -> Result<Self> {
         args.refuse_database_state()?;
+        args.refuse_naive_timestamps()?;
         let url = ObjectUrl::parse(text)?;
         if url.key.is_empty() || url.key.ends_with('/') {
             return Err(usage(format!(

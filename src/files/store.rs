@@ -26,9 +26,11 @@ pub const CSV: Capabilities = Capabilities {
     ..Capabilities::file("CSV", "CSV", "a CSV file")
 };
 
-/// A TSV file's row of the capability table: its header fixes the columns.
+/// A TSV file's row of the capability table: its header fixes the columns,
+/// and with no quoting a tab or a line break cannot be written.
 pub const TSV: Capabilities = Capabilities {
     new_field: NewField::Rejected,
+    any_text: false,
     ..Capabilities::file("TSV", "TSV", "a TSV file")
 };
 
@@ -117,6 +119,7 @@ impl FileStore {
     /// `tsv`, `ndjson` or `parquet`), checked.
     pub fn open(args: &TargetArgs, format: &str, check: FlagCheck<'_>) -> Result<Self> {
         args.refuse_partitions()?;
+        args.refuse_naive_timestamps()?;
         let stdout = args.is_stdout();
         let path = (!stdout).then(|| args.address.clone());
         let lines = match format {

@@ -161,6 +161,26 @@ impl Typed {
                 super::json::write_str(out, field);
                 return Encoded::Fits;
             }
+            // Pinned by --schema: a decimal goes as a JSON number when it
+            // is written as one and fits its precision and scale.
+            FieldType::Decimal(ps) => super::logical::check_decimal(field, ps).is_ok(),
+            t => {
+                use super::logical::*;
+                let checked = match t {
+                    FieldType::Date => check_date(field),
+                    FieldType::Time => check_time(field),
+                    FieldType::Timestamp => check_timestamp(field),
+                    FieldType::TimestampTz => check_timestamptz(field),
+                    FieldType::Uuid => check_uuid(field),
+                    _ => decode_bytes(field).map(drop),
+                };
+                super::json::write_str(out, field);
+                return if checked.is_ok() {
+                    Encoded::Fits
+                } else {
+                    Encoded::Mismatch
+                };
+            }
         };
         if fits {
             out.extend_from_slice(field.as_bytes());
@@ -220,6 +240,28 @@ mod tests {
         assert_eq!(guess(&["-0"]), FieldType::Text);
         assert_eq!(guess(&["1e5"]), FieldType::Text);
         assert_eq!(guess(&["2026-11-01"]), FieldType::Text);
+    }
+
+    #[test]
+    fn encode_checks_pinned_logical_types() {
+        let mut out = Vec::new();
+        let dec = Typed(FieldType::Decimal(Some((12, 2))));
+        assert_eq!(dec.encode("12.50", &mut out), Encoded::Fits);
+        assert_eq!(out, b"12.50");
+        out.clear();
+        assert_eq!(dec.encode("12.505", &mut out), Encoded::Mismatch);
+        assert_eq!(out, b"\"12.505\"");
+        out.clear();
+        assert_eq!(
+            Typed(FieldType::Date).encode("2024-02-29", &mut out),
+            Encoded::Fits
+        );
+        assert_eq!(out, b"\"2024-02-29\"");
+        out.clear();
+        assert_eq!(
+            Typed(FieldType::Date).encode("2023-02-29", &mut out),
+            Encoded::Mismatch
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod csv;
 pub mod flat;
 pub mod infer;
 pub mod json;
+pub mod logical;
 pub mod nulls;
 pub mod typing;
 

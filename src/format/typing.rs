@@ -36,21 +36,41 @@ pub fn type_of_value(value: &Raw<'_>) -> Option<FieldType> {
 /// Columns for a new or growing table, in order: the producer's declared
 /// schema first (its types win), then fields as they first appear in the
 /// sample, each typed by the widest of its values (text when all null).
+/// For a store without native columns for the logical types (wire version
+/// 2): a declared decimal is typed by its values, as when version 1 left
+/// it undeclared, and the other logical types are text.
 pub fn column_types(schema: &Schema, sample: &[&Fields<'_>]) -> Vec<(String, FieldType)> {
-    let mut wanted: Vec<(String, Option<FieldType>)> = Vec::new();
+    let basic: Vec<_> = schema.iter().map(|(n, t)| (n, t.basic())).collect();
+    columns(&basic, sample)
+}
+
+/// [`column_types`] for a store that creates native columns for every
+/// wire type: declared types are kept as they are.
+pub fn column_types_native(schema: &Schema, sample: &[&Fields<'_>]) -> Vec<(String, FieldType)> {
+    let declared: Vec<_> = schema.iter().map(|(n, t)| (n, Some(*t))).collect();
+    columns(&declared, sample)
+}
+
+/// Columns for `schema` (a `None` type: typed by the sample's values) and
+/// the sample's other fields.
+fn columns(
+    schema: &[(&String, Option<FieldType>)],
+    sample: &[&Fields<'_>],
+) -> Vec<(String, FieldType)> {
+    // (name, type so far, declared by the producer)
+    let mut wanted: Vec<(String, Option<FieldType>, bool)> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (name, t) in schema {
         index.insert(name.to_lowercase(), wanted.len());
-        wanted.push((name.clone(), Some(*t)));
+        wanted.push((name.to_string(), *t, t.is_some()));
     }
-    let declared = wanted.len();
     for fields in sample {
         for (name, value) in fields.iter() {
             let i = *index.entry(name.to_lowercase()).or_insert_with(|| {
-                wanted.push((name.to_string(), None));
+                wanted.push((name.to_string(), None, false));
                 wanted.len() - 1
             });
-            if i >= declared
+            if !wanted[i].2
                 && let Some(t) = type_of_value(value)
             {
                 wanted[i].1 = Some(wanted[i].1.map_or(t, |old| widen(old, t)));
@@ -59,7 +79,7 @@ pub fn column_types(schema: &Schema, sample: &[&Fields<'_>]) -> Vec<(String, Fie
     }
     wanted
         .into_iter()
-        .map(|(n, t)| (n, t.unwrap_or(FieldType::Text)))
+        .map(|(n, t, _)| (n, t.unwrap_or(FieldType::Text)))
         .collect()
 }
 

@@ -424,6 +424,23 @@ impl Source for HttpSource {
     }
 }
 
+impl crate::store::Readable for HttpPlan {
+    /// Prepares the first request; nothing is asked of the API before the
+    /// stream has begun, so a run that fails from the first request on is
+    /// a cut stream downstream, never an empty one. A record may echo the
+    /// API's token: rejects entries are masked like messages.
+    fn open_source(
+        &self,
+        window: Option<crate::source::Window<'_>>,
+        cx: &mut Context<'_>,
+    ) -> Result<crate::store::OpenedSource> {
+        cx.rejects.mask_with(self.redactor.clone());
+        let source = HttpSource::open(self.clone(), window.and_then(|w| w.lower))?;
+        let name = source.name();
+        Ok(crate::store::OpenedSource::new(Box::new(source), name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -405,6 +405,7 @@ mod tests {
             keys: Vec::new(),
             delete_when: None,
             strict: false,
+            reject_naive_timestamps: false,
         };
         let storage = Box::new(crate::lake::local::LocalDir::for_load(&ds).unwrap());
         let mut sink = Box::new(LakeSink::open(storage, options, load).unwrap());

@@ -57,7 +57,7 @@ fn wire_value(kind: FieldType, text: Option<&str>) -> Value {
             "false" => Value::Bool(false),
             other => Value::String(other.to_string()),
         },
-        FieldType::Text | FieldType::Json => Value::String(text.to_string()),
+        _ => Value::String(text.to_string()),
     }
 }
 

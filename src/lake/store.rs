@@ -117,6 +117,7 @@ pub struct LakeStore {
 impl LakeStore {
     /// The target etl-load's flags name, checked.
     pub fn open(args: &TargetArgs, check: FlagCheck<'_>) -> Result<Self> {
+        args.refuse_naive_timestamps()?;
         if let Some(format) = args.format.as_ref().filter(|f| *f != "parquet") {
             return Err(usage(format!(
                 "a dataset is written as Parquet; --format {format} cannot be partitioned"

@@ -432,20 +432,20 @@ impl Source for MysqlSource {
         Ok(())
     }
 
-    fn remarks(&self) -> Option<String> {
+    fn remarks(&self) -> Vec<String> {
         if self.nulled.is_empty() {
-            return None;
+            return Vec::new();
         }
         let parts: Vec<String> = self
             .nulled
             .iter()
             .map(|(c, n)| format!("{n} in column {c:?}"))
             .collect();
-        Some(format!(
+        vec![format!(
             "{}: zero dates read as null (--zero-dates null): {}",
             self.name,
             parts.join(", ")
-        ))
+        )]
     }
 }
 

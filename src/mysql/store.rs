@@ -85,6 +85,7 @@ impl MysqlStore {
     /// URL's.
     pub fn open(args: &TargetArgs, check: FlagCheck<'_>) -> Result<Self> {
         args.refuse_file_format("mysql://")?;
+        args.refuse_naive_timestamps()?;
         if args.schema_name.is_some() {
             return Err(usage(
                 "--schema-name is for PostgreSQL; a MySQL target's database is the one in its URL",

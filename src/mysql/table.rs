@@ -63,6 +63,7 @@ pub fn declared_type(t: FieldType, key: bool) -> &'static str {
         FieldType::Text if key => "VARCHAR(191)",
         FieldType::Text => "LONGTEXT",
         FieldType::Json => "JSON",
+        t => declared_type(t.stored(), key),
     }
 }
 

@@ -172,6 +172,8 @@ impl Kind {
             FieldType::Boolean => Kind::Bit(1),
             FieldType::Text => Kind::Text(None),
             FieldType::Json => Kind::Json,
+            // No native columns for the logical types yet: their text.
+            t => Kind::of(t.stored()),
         }
     }
 }

@@ -60,6 +60,7 @@ fn parquet_type(name: &str, kind: FieldType) -> Result<Type> {
         FieldType::Boolean => (PhysicalType::BOOLEAN, None),
         FieldType::Text => (PhysicalType::BYTE_ARRAY, Some(LogicalType::String)),
         FieldType::Json => (PhysicalType::BYTE_ARRAY, Some(LogicalType::Json)),
+        t => return parquet_type(name, t.stored()),
     };
     Ok(Type::primitive_type_builder(name, physical)
         .with_repetition(Repetition::OPTIONAL)
@@ -143,7 +144,7 @@ impl ParquetFile {
                     FieldType::Integer => Cells::Int(Vec::new()),
                     FieldType::Float => Cells::Float(Vec::new()),
                     FieldType::Boolean => Cells::Bool(Vec::new()),
-                    FieldType::Text | FieldType::Json => Cells::Text(Vec::new()),
+                    _ => Cells::Text(Vec::new()),
                 },
                 name: name.clone(),
                 kind: *kind,

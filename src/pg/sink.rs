@@ -1,6 +1,7 @@
 //! A PostgreSQL table as a sink: one transaction per run (or per segment),
-//! in which the table is created or widened (`table.rs`), the rows travel
-//! with COPY, through a staging table for replace and upsert (`stage.rs`),
+//! in which the table is created or widened (`table.rs`), a replace deletes
+//! the old rows, and the rows travel with COPY, through a staging table for
+//! upsert (`stage.rs`),
 //! and the bookmarks and batch ids are stored in `_etl_state` and
 //! `_etl_batches` of the target schema (`state.rs`). Values are checked
 //! against their columns before they are sent (`values.rs`), so a bad row
@@ -14,9 +15,9 @@ use super::stage::{Session, Stage};
 use super::state::PgState;
 use super::table::{Lookup, Table, check_identifier, schema_of};
 use crate::format::flat::Fields;
-use crate::format::typing::column_types;
+use crate::format::typing::column_types_native;
 use crate::record::{FieldType, Schema};
-use crate::sink::{LoadOptions, Sink};
+use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 
 /// Loads into one PostgreSQL table inside one transaction.
@@ -51,6 +52,7 @@ impl PgSink {
             log: Vec::new(),
             deleted: 0,
         };
+        sink.table.need_offset = sink.options.reject_naive_timestamps;
         sink.begin()?;
         Ok(sink)
     }
@@ -61,6 +63,14 @@ impl PgSink {
             .batch_execute("BEGIN")
             .map_err(pg_err("cannot start a transaction"))?;
         self.table.begin(client)?;
+        if self.table.exists && self.options.mode == LoadMode::Replace {
+            // DELETE, not TRUNCATE: readers keep seeing the old rows (MVCC)
+            // until the transaction commits, and the new ones go straight
+            // in with COPY.
+            client
+                .batch_execute(&format!("DELETE FROM {}", self.table.qtable))
+                .map_err(pg_err("cannot replace the table's rows"))?;
+        }
         if self.table.exists && self.stage.staged {
             self.stage.create(self.state.session(), &self.table)?;
         }
@@ -119,13 +129,14 @@ impl Sink for PgSink {
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
-        let missing: Vec<(String, FieldType)> = column_types(schema, sample)
+        let missing: Vec<(String, FieldType)> = column_types_native(schema, sample)
             .into_iter()
             .filter(|(n, _)| matches!(self.table.lookup(n), Lookup::Missing))
             .collect();
         if !(self.options.strict && self.table.exists) {
             self.add_columns(&missing)?;
         }
+        self.table.declare_bytes(schema);
         // Keys (and the delete flag) name their columns as the table spells
         // them, so the merge's SQL and the checks below use one name.
         self.table.key_cols.clear();

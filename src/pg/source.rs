@@ -1,8 +1,14 @@
 //! A PostgreSQL table or query as a source, streamed row by row. Each row
 //! is turned into JSON by the server (`row_to_json`), which keeps column
-//! order, writes numeric and bigint values with every digit, timestamps as
-//! ISO 8601 (in UTC) and json/jsonb as nested JSON (made compact here: a
-//! json value keeps the newlines it was written with).
+//! order, writes numeric and bigint values with every digit, dates and
+//! timestamps as ISO 8601 (the session is in UTC) and json/jsonb as nested
+//! JSON (made compact here: a json value keeps the newlines it was written
+//! with). bytea is rewritten on the server into its wire form, base64.
+//! timestamptz keeps the form `row_to_json` gives it in a UTC session
+//! (`2024-01-02T03:04:05.5+00:00`, as earlier versions wrote it): a
+//! bookmark on such a column compares as text with the ones stored before,
+//! and `+00:00` orders by time where a `Z` would not (`05Z` sorts after
+//! `05.5Z`).
 
 use anyhow::{Context as _, Result};
 use postgres::Client;
@@ -27,17 +33,81 @@ pub struct PgSource {
     schema: Schema,
 }
 
-/// The wire type of a PostgreSQL column type, when it has a clear one.
-fn wire_type(t: &Type) -> Option<FieldType> {
+/// The wire type of a PostgreSQL column, when it has a clear one. A
+/// numeric with a declared precision and scale (its type modifier) is a
+/// `decimal(p,s)`; interval stays text (PostgreSQL's own form, which no
+/// other store reads as a duration) and arrays are json.
+fn wire_type(c: &postgres::Column) -> Option<FieldType> {
+    let t = c.type_();
     Some(match *t {
         Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => FieldType::Integer,
         Type::FLOAT4 | Type::FLOAT8 => FieldType::Float,
         Type::BOOL => FieldType::Boolean,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UUID => FieldType::Text,
-        Type::DATE | Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::TIME => FieldType::Text,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::INTERVAL => FieldType::Text,
+        Type::NUMERIC => FieldType::Decimal(numeric_modifier(c.type_modifier())),
+        Type::DATE => FieldType::Date,
+        Type::TIME => FieldType::Time,
+        Type::TIMESTAMP => FieldType::Timestamp,
+        Type::TIMESTAMPTZ => FieldType::TimestampTz,
+        Type::UUID => FieldType::Uuid,
+        Type::BYTEA => FieldType::Bytes,
         Type::JSON | Type::JSONB => FieldType::Json,
+        _ if matches!(t.kind(), postgres::types::Kind::Array(_)) => FieldType::Json,
         _ => return None,
     })
+}
+
+/// A numeric column's precision and scale from its type modifier, when it
+/// has them and the scale is within 0..=precision (PostgreSQL 15 also
+/// allows a negative scale or one above the precision: a bare decimal).
+fn numeric_modifier(typmod: i32) -> Option<(u16, u16)> {
+    if typmod < 4 {
+        return None;
+    }
+    let m = typmod - 4;
+    let precision = (m >> 16) & 0xffff;
+    // The scale is an 11-bit signed number.
+    let scale = ((m & 0x7ff) ^ 0x400) - 0x400;
+    if precision == 0 || scale < 0 || scale > precision {
+        return None;
+    }
+    Some((u16::try_from(precision).ok()?, u16::try_from(scale).ok()?))
+}
+
+/// The query that writes each row as one JSON object, with bytea columns
+/// rewritten into their wire form. `None` when a name
+/// repeats among the columns (a query may do that): its columns cannot be
+/// named one by one, and they go as the server writes them.
+fn row_query(filtered: &str, columns: &[postgres::Column]) -> Option<String> {
+    let mut names = std::collections::HashSet::new();
+    let mut list = Vec::new();
+    let mut rewritten = false;
+    for c in columns {
+        if !names.insert(c.name()) {
+            return None;
+        }
+        let q = format!("_etl_src.{}", quote(c.name()));
+        list.push(match *c.type_() {
+            Type::BYTEA => {
+                rewritten = true;
+                format!(
+                    "translate(encode({q}, 'base64'), E'\\n', '') AS {}",
+                    quote(c.name())
+                )
+            }
+            _ => q,
+        });
+    }
+    let inner = if rewritten {
+        format!("SELECT {} FROM ({filtered}) AS _etl_src", list.join(", "))
+    } else {
+        filtered.to_string()
+    };
+    // `alias.*` names the row even when a column has the alias's name
+    // (a bare `row_to_json(t)` would take a column called t).
+    Some(format!(
+        "SELECT row_to_json(_etl_row.*)::text FROM ({inner}) AS _etl_row"
+    ))
 }
 
 impl PgSource {
@@ -64,10 +134,13 @@ impl PgSource {
         let described = client
             .prepare(&base)
             .map_err(|e| anyhow::anyhow!("{name}: cannot prepare the query: {}", db_message(&e)))?;
+        let rows = row_query("", described.columns());
         let schema: Schema = described
             .columns()
             .iter()
-            .filter_map(|c| Some((c.name().to_string(), wire_type(c.type_())?)))
+            // Without the rewrite, bytea goes as PostgreSQL's hex text.
+            .filter(|c| rows.is_some() || *c.type_() != Type::BYTEA)
+            .filter_map(|c| Some((c.name().to_string(), wire_type(c)?)))
             .collect();
         let mut conditions = Vec::new();
         let mut params = Vec::new();
@@ -117,9 +190,9 @@ impl PgSource {
                 conditions.join(" AND ")
             )
         };
-        // `alias.*` names the row even when a column has the alias's name
-        // (a bare `row_to_json(t)` would take a column called t).
-        let sql = format!("SELECT row_to_json(_etl_row.*)::text FROM ({filtered}) AS _etl_row");
+        let sql = row_query(&filtered, described.columns()).unwrap_or_else(|| {
+            format!("SELECT row_to_json(_etl_row.*)::text FROM ({filtered}) AS _etl_row")
+        });
         Ok(PgSource {
             name,
             client,

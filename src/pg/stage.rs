@@ -1,8 +1,8 @@
 //! The bulk path into a PostgreSQL table. Rows travel with COPY: straight
-//! into the table for append, through a temporary staging table for
-//! replace and upsert, so that the table is emptied (replace) or merged
-//! (upsert) only at the end, inside the same transaction as everything
-//! else. The COPY runs on a writer thread that holds the connection until
+//! into the table for append and replace (which deleted the old rows first,
+//! in the same transaction: readers see them until the commit), through a
+//! temporary staging table for upsert, so that it is merged only at the
+//! end, inside the same transaction as everything else. The COPY runs on a writer thread that holds the connection until
 //! it ends ([`Session`]): rows are encoded here while the server stores the
 //! previous chunk.
 
@@ -123,11 +123,11 @@ enum Format {
 }
 
 /// Rows on their way into the table: buffered as COPY data, sent in
-/// chunks, and (replace, upsert) moved from the staging table at the end of
-/// each transaction.
+/// chunks, and (upsert) merged from the staging table at the end of each
+/// transaction.
 pub struct Stage {
-    /// Through the staging table `etl_stage` (replace, upsert), not
-    /// straight into the table (append).
+    /// Through the staging table `etl_stage` (upsert), not straight into
+    /// the table (append, replace).
     pub staged: bool,
     upsert: bool,
     chunk: Vec<u8>,
@@ -148,7 +148,7 @@ impl Stage {
     /// The bulk path for a load with `options` (its mode decides).
     pub fn new(options: &LoadOptions) -> Stage {
         Stage {
-            staged: options.mode != LoadMode::Append,
+            staged: options.mode == LoadMode::Upsert,
             upsert: options.mode == LoadMode::Upsert,
             chunk: Vec::with_capacity(CHUNK + 65_536),
             copy_cols: Vec::new(),
@@ -320,9 +320,8 @@ impl Stage {
         Ok(Ok(()))
     }
 
-    /// Moves staged rows into the table (replace empties it first; upsert
-    /// merges by key, the last record for a key winning); returns the rows
-    /// deleted (--delete-when). Call after [`flush`](Self::flush).
+    /// Merges the staged rows into the table by key (upsert); returns the
+    /// rows deleted (--delete-when). Call after [`flush`](Self::flush).
     pub fn settle(
         &mut self,
         session: &mut Session,
@@ -332,30 +331,7 @@ impl Stage {
         if !(self.staged && table.exists) {
             return Ok(0);
         }
-        let cols: Vec<String> = self
-            .copy_cols
-            .iter()
-            .map(|&i| quote(&table.columns[i].name))
-            .collect();
-        let cols = cols.join(", ");
-        match options.mode {
-            LoadMode::Replace => {
-                session
-                    .client()?
-                    .batch_execute(&format!(
-                        // DELETE, not TRUNCATE: readers keep seeing the old
-                        // rows (MVCC) until the transaction commits.
-                        "DELETE FROM {t}; INSERT INTO {t} ({cols}) SELECT {cols} FROM etl_stage ORDER BY _etl_seq; \
-                         TRUNCATE etl_stage",
-                        t = table.qtable
-                    ))
-                    .map_err(pg_err("cannot replace the table's rows"))?;
-                Ok(0)
-            }
-            LoadMode::Upsert => self.merge(session, table, options),
-            // ReplacePartitions is refused for tables when the flags are checked.
-            LoadMode::Append | LoadMode::ReplacePartitions => Ok(0),
-        }
+        self.merge(session, table, options)
     }
 
     /// Merges the staged rows into the table by key. The last record for a

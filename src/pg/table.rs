@@ -85,7 +85,7 @@ impl Column {
 
     /// A column etlkit creates for a wire type.
     fn declared(name: String, t: FieldType) -> Column {
-        Column::new(name, Kind::of(t), Kind::declared(t).into())
+        Column::new(name, Kind::of(t), Kind::declared(t))
     }
 }
 
@@ -122,6 +122,10 @@ pub struct Table {
     bound_names: Vec<String>,
     /// The key columns (`--key`), found once by `prepare`.
     pub key_cols: Vec<usize>,
+    /// Fields the stream declares `bytes` (base64 on the wire).
+    bytes_fields: Vec<String>,
+    /// `--naive-timestamps reject`: timestamptz columns need offsets.
+    pub need_offset: bool,
 }
 
 impl Table {
@@ -137,6 +141,8 @@ impl Table {
             bound: Vec::new(),
             bound_names: Vec::new(),
             key_cols: Vec::new(),
+            bytes_fields: Vec::new(),
+            need_offset: false,
         }
     }
 
@@ -163,7 +169,35 @@ impl Table {
             .iter()
             .map(|r| Column::new(r.get(0), Kind::from_typname(r.get(1)), r.get(2)))
             .collect();
+        self.mark_columns();
         Ok(())
+    }
+
+    /// Marks the bytea columns of fields the stream declares `bytes`: their
+    /// values are base64, decoded on the way in.
+    /// The marks survive [`begin`](Self::begin) reading the columns again.
+    pub fn declare_bytes(&mut self, schema: &crate::record::Schema) {
+        for (name, t) in schema {
+            if *t == FieldType::Bytes && !self.bytes_fields.contains(name) {
+                self.bytes_fields.push(name.clone());
+            }
+        }
+        self.mark_columns();
+    }
+
+    fn mark_columns(&mut self) {
+        for column in &mut self.columns {
+            if let Kind::TimestampTz { need_offset } = &mut column.kind {
+                *need_offset = self.need_offset;
+            }
+        }
+        for k in 0..self.bytes_fields.len() {
+            if let Some(i) = self.find(&self.bytes_fields[k])
+                && let Kind::Bytea { base64 } = &mut self.columns[i].kind
+            {
+                *base64 = true;
+            }
+        }
     }
 
     /// Checks the names of columns about to be added; a field bound to no
@@ -238,6 +272,7 @@ impl Table {
         }
         self.null_only
             .retain(|n| !columns.iter().any(|(c, _)| c.eq_ignore_ascii_case(n)));
+        self.mark_columns();
         Ok(())
     }
 

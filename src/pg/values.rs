@@ -5,6 +5,7 @@
 //! before anything is sent.
 
 use crate::format::flat::Raw;
+use crate::format::logical::{Temporal, check_iso_like, decode_bytes};
 use crate::format::typing::{exact_float, is_number_text};
 use crate::record::FieldType;
 
@@ -23,7 +24,28 @@ pub enum Kind {
     Text,
     /// json / jsonb.
     Json,
-    /// date, timestamp, uuid, ...: text the server checks.
+    /// date.
+    Date,
+    /// time (without time zone).
+    Time,
+    /// timestamp without time zone.
+    Timestamp,
+    /// timestamp with time zone; `need_offset`: a timestamp without a UTC
+    /// offset is a reject (`--naive-timestamps reject`), not read in the
+    /// session's zone.
+    TimestampTz {
+        /// Text in the ISO form must carry an offset.
+        need_offset: bool,
+    },
+    /// uuid.
+    Uuid,
+    /// bytea; `base64`: the stream declares the field `bytes`, so its
+    /// values are base64 (else text the server reads, such as `\x0a0b`).
+    Bytea {
+        /// Values are the wire form of bytes.
+        base64: bool,
+    },
+    /// interval, inet, domains, ...: text the server checks.
     Other,
 }
 
@@ -39,6 +61,12 @@ impl Kind {
             "bool" => Kind::Bool,
             "text" | "varchar" | "bpchar" | "name" | "citext" => Kind::Text,
             "json" | "jsonb" => Kind::Json,
+            "date" => Kind::Date,
+            "time" => Kind::Time,
+            "timestamp" => Kind::Timestamp,
+            "timestamptz" => Kind::TimestampTz { need_offset: false },
+            "uuid" => Kind::Uuid,
+            "bytea" => Kind::Bytea { base64: false },
             _ => Kind::Other,
         }
     }
@@ -46,14 +74,25 @@ impl Kind {
     /// The type etlkit gives a new column for a wire type. Decimals get
     /// `numeric`: it keeps the digits as written (12.50 stays 12.50, and
     /// sums of money add up exactly), where a double would round them.
-    pub fn declared(t: FieldType) -> &'static str {
+    /// The logical types get their native columns.
+    pub fn declared(t: FieldType) -> String {
         match t {
             FieldType::Integer => "bigint",
             FieldType::Float => "numeric",
             FieldType::Boolean => "boolean",
             FieldType::Text => "text",
             FieldType::Json => "jsonb",
+            // PostgreSQL's numeric takes a precision up to 1000.
+            FieldType::Decimal(Some((p, s))) if p <= 1000 => return format!("numeric({p},{s})"),
+            FieldType::Decimal(_) => "numeric",
+            FieldType::Date => "date",
+            FieldType::Time => "time",
+            FieldType::Timestamp => "timestamp",
+            FieldType::TimestampTz => "timestamptz",
+            FieldType::Uuid => "uuid",
+            FieldType::Bytes => "bytea",
         }
+        .to_string()
     }
 
     /// The kind of a column etlkit created for a wire type.
@@ -64,7 +103,25 @@ impl Kind {
             FieldType::Boolean => Kind::Bool,
             FieldType::Text => Kind::Text,
             FieldType::Json => Kind::Json,
+            FieldType::Decimal(_) => Kind::Numeric,
+            FieldType::Date => Kind::Date,
+            FieldType::Time => Kind::Time,
+            FieldType::Timestamp => Kind::Timestamp,
+            FieldType::TimestampTz => Kind::TimestampTz { need_offset: false },
+            FieldType::Uuid => Kind::Uuid,
+            FieldType::Bytes => Kind::Bytea { base64: true },
         }
+    }
+
+    /// For a date or time kind: which, for the checks of `format::logical`.
+    fn temporal(self) -> Option<Temporal> {
+        Some(match self {
+            Kind::Date => Temporal::Date,
+            Kind::Time => Temporal::Time,
+            Kind::Timestamp => Temporal::Timestamp,
+            Kind::TimestampTz { .. } => Temporal::TimestampTz,
+            _ => return None,
+        })
     }
 }
 
@@ -161,6 +218,8 @@ enum Checked<'v> {
     Bool(bool),
     /// Text as the column stores it (for json columns: the JSON text).
     Text(std::borrow::Cow<'v, str>),
+    /// Bytes for a bytea column, decoded from base64.
+    Bytes(Vec<u8>),
 }
 
 /// Checks one value for a column of `kind`, or says why it does not fit.
@@ -186,18 +245,55 @@ fn check<'v>(kind: Kind, type_name: &str, value: &'v Raw<'_>) -> Result<Checked<
         }
         return Ok(Checked::Number(n));
     }
+    let wrong = |why: String| format!("{} {why}", value.describe());
     Ok(match (kind, value) {
         (_, Raw::Null) => Checked::Null,
-        (Kind::Other, Raw::Str(s))
-            if type_name == "timestamp without time zone" && has_offset(s) =>
+        // numeric's values that are no number travel as PostgreSQL writes
+        // them; a numeric(p,s) holds NaN but no infinity.
+        (Kind::Numeric, Raw::Str(s))
+            if s.as_ref() == "NaN"
+                || (matches!(s.as_ref(), "Infinity" | "-Infinity")
+                    && !type_name.starts_with("numeric(")) =>
         {
-            return Err(format!(
-                "{} carries a UTC offset, which a timestamp without time zone column would drop",
-                value.describe()
+            Checked::Text(Cow::Borrowed(s))
+        }
+        (Kind::Timestamp, Raw::Str(s)) if has_offset(s) => {
+            return Err(wrong(
+                "carries a UTC offset, which a timestamp without time zone column would drop"
+                    .into(),
             ));
         }
+        // Text in the wire form is checked here, so that 2024-02-30 is a
+        // reject; other spellings the server reads (infinity, Jan 2 2024)
+        // go to it as before.
+        (Kind::Date | Kind::Time | Kind::Timestamp | Kind::TimestampTz { .. }, Raw::Str(s)) => {
+            let temporal = kind.temporal().expect("a date or time kind");
+            let iso = check_iso_like(temporal, s).map_err(wrong)?;
+            if kind == (Kind::TimestampTz { need_offset: true }) && iso && !has_offset(s) {
+                return Err(wrong(
+                    "has no UTC offset (Z, +02:00), which --naive-timestamps reject requires"
+                        .into(),
+                ));
+            }
+            Checked::Text(Cow::Borrowed(s))
+        }
+        (Kind::Uuid, Raw::Str(s)) => {
+            let hex: String = s
+                .chars()
+                .filter(|c| !matches!(c, '-' | '{' | '}'))
+                .collect();
+            if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(wrong("is not a uuid".into()));
+            }
+            Checked::Text(Cow::Borrowed(s))
+        }
+        (Kind::Bytea { base64: true }, Raw::Str(s)) => {
+            Checked::Bytes(decode_bytes(s).map_err(wrong)?)
+        }
         (Kind::Bool, Raw::Bool(b)) => Checked::Bool(*b),
-        (Kind::Text | Kind::Other, Raw::Str(s)) => Checked::Text(Cow::Borrowed(s)),
+        (Kind::Text | Kind::Other | Kind::Bytea { base64: false }, Raw::Str(s)) => {
+            Checked::Text(Cow::Borrowed(s))
+        }
         (Kind::Text, Raw::Number(n) | Raw::Nested(n)) => Checked::Text(Cow::Borrowed(n)),
         (Kind::Text, Raw::Bool(b)) => {
             Checked::Text(Cow::Borrowed(if *b { "true" } else { "false" }))
@@ -220,6 +316,13 @@ pub fn copy_value(
         Checked::Number(n) => out.extend_from_slice(n.as_bytes()),
         Checked::Bool(b) => out.push(if b { b't' } else { b'f' }),
         Checked::Text(s) => copy_text(out, &s),
+        Checked::Bytes(b) => {
+            // bytea's hex input form, its backslash escaped for COPY.
+            out.extend_from_slice(b"\\\\x");
+            for byte in b {
+                out.extend_from_slice(format!("{byte:02x}").as_bytes());
+            }
+        }
     }
     Ok(())
 }
@@ -265,7 +368,13 @@ impl Binary {
             Kind::Text => Binary::Text,
             Kind::Json if type_name == "jsonb" => Binary::Jsonb,
             Kind::Json => Binary::Text,
-            Kind::Other => return None,
+            Kind::Date
+            | Kind::Time
+            | Kind::Timestamp
+            | Kind::TimestampTz { .. }
+            | Kind::Uuid
+            | Kind::Bytea { .. }
+            | Kind::Other => return None,
         })
     }
 }
@@ -309,78 +418,34 @@ pub fn binary_value(
             Binary::Float8 => {
                 out.extend_from_slice(&n.parse::<f64>().map_err(|_| bad("float8"))?.to_be_bytes())
             }
-            Binary::Numeric => numeric(out, n).ok_or_else(|| bad("numeric"))?,
+            Binary::Numeric => super::numeric::binary(out, n).ok_or_else(|| bad("numeric"))?,
             _ => return Err(bad(type_name)),
         },
         Checked::Bool(b) if binary == Binary::Bool => out.push(u8::from(b)),
         Checked::Bool(_) => return Err(bad(type_name)),
+        Checked::Text(s) if binary == Binary::Numeric => {
+            // ndigits, weight, sign (NaN, +inf, -inf), dscale.
+            let sign: u16 = match s.as_ref() {
+                "NaN" => 0xC000,
+                "Infinity" => 0xD000,
+                "-Infinity" => 0xF000,
+                _ => return Err(bad("numeric")),
+            };
+            out.extend_from_slice(&[0, 0, 0, 0]);
+            out.extend_from_slice(&sign.to_be_bytes());
+            out.extend_from_slice(&[0, 0]);
+        }
         Checked::Text(s) => {
             if binary == Binary::Jsonb {
                 out.push(1);
             }
             out.extend_from_slice(s.as_bytes());
         }
+        Checked::Bytes(b) => out.extend_from_slice(&b),
     }
     let len = i32::try_from(out.len() - start - 4).map_err(|_| bad("one value (over 2 GB)"))?;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     Ok(())
-}
-
-/// Appends a number (JSON syntax, already checked to fit) in numeric's
-/// binary form: base-10000 digits with a weight, a sign and the display
-/// scale (the digits after the point as written: 12.50 keeps two).
-fn numeric(out: &mut Vec<u8>, n: &str) -> Option<()> {
-    let (negative, unsigned) = match n.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, n),
-    };
-    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.parse::<i64>().ok()?),
-        None => (unsigned, 0),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let dscale = (frac.len() as i64 - exponent).max(0);
-    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
-    // Where the decimal point falls in `digits`.
-    let mut point = int.len() as i64 + exponent;
-    let leading = digits.iter().take_while(|&&d| d == 0).count();
-    digits.drain(..leading);
-    point -= leading as i64;
-    while digits.last() == Some(&0) {
-        digits.pop();
-    }
-    let mut groups: Vec<i16> = Vec::new();
-    let mut weight = 0i64;
-    if !digits.is_empty() {
-        // Pad in front so that the point falls on a group boundary.
-        let pad = (4 - point.rem_euclid(4)) % 4;
-        let mut padded = vec![0u8; pad as usize];
-        padded.extend_from_slice(&digits);
-        while !padded.len().is_multiple_of(4) {
-            padded.push(0);
-        }
-        weight = (point + pad) / 4 - 1;
-        groups = padded
-            .chunks(4)
-            .map(|g| g.iter().fold(0i16, |acc, &d| acc * 10 + i16::from(d)))
-            .collect();
-        while groups.last() == Some(&0) {
-            groups.pop();
-        }
-    }
-    let sign: u16 = if negative && !groups.is_empty() {
-        0x4000
-    } else {
-        0
-    };
-    out.extend_from_slice(&i16::try_from(groups.len()).ok()?.to_be_bytes());
-    out.extend_from_slice(&i16::try_from(weight).ok()?.to_be_bytes());
-    out.extend_from_slice(&sign.to_be_bytes());
-    out.extend_from_slice(&i16::try_from(dscale).ok()?.to_be_bytes());
-    for g in groups {
-        out.extend_from_slice(&g.to_be_bytes());
-    }
-    Some(())
 }
 
 #[cfg(test)]
@@ -427,50 +492,6 @@ mod tests {
     }
 
     #[test]
-    fn numeric_binary_form() {
-        let form = |n: &str| {
-            let mut out = Vec::new();
-            numeric(&mut out, n).unwrap();
-            out.chunks(2)
-                .map(|c| i16::from_be_bytes([c[0], c[1]]))
-                .collect::<Vec<_>>()
-        };
-        // ndigits, weight, sign, dscale, digits...
-        assert_eq!(form("12.50"), [2, 0, 0, 2, 12, 5000]);
-        assert_eq!(form("-1.5e-3"), [1, -1, 0x4000, 4, 15]);
-        assert_eq!(form("10000"), [1, 1, 0, 0, 1]);
-        assert_eq!(
-            form("123456789.000001"),
-            [5, 2, 0, 6, 1, 2345, 6789, 0, 100]
-        );
-        assert_eq!(form("-0.00"), [0, 0, 0, 2]);
-        assert_eq!(form("1e131071"), [1, 32767, 0, 0, 1000]);
-        let mut out = Vec::new();
-        binary_value(
-            &mut out,
-            Kind::Int(-32768, 32767),
-            Binary::Int2,
-            "smallint",
-            &Raw::Number("-2".into()),
-        )
-        .unwrap();
-        assert_eq!(out, [0, 0, 0, 2, 0xff, 0xfe]);
-        out.clear();
-        binary_value(
-            &mut out,
-            Kind::Json,
-            Binary::Jsonb,
-            "jsonb",
-            &Raw::Str("x".into()),
-        )
-        .unwrap();
-        assert_eq!(out, b"\0\0\0\x04\x01\"x\"");
-        out.clear();
-        binary_value(&mut out, Kind::Text, Binary::Text, "text", &Raw::Null).unwrap();
-        assert_eq!(out, (-1i32).to_be_bytes());
-    }
-
-    #[test]
     fn column_modifiers_are_respected() {
         let mut out = Vec::new();
         let num = |s: &str| Raw::Number(s.to_string().into());
@@ -495,7 +516,27 @@ mod tests {
         assert!(copy_value(&mut out, Kind::Numeric, "numeric", &text("007")).is_err());
         let ts = |s: &str| Raw::Str(s.to_string().into());
         let tz = "timestamp without time zone";
-        assert!(copy_value(&mut out, Kind::Other, tz, &ts("2026-11-01T09:00:00+02:00")).is_err());
-        assert!(copy_value(&mut out, Kind::Other, tz, &ts("2026-11-01 09:00:00")).is_ok());
+        let need = Kind::TimestampTz { need_offset: true };
+        let tz_name = "timestamp with time zone";
+        assert!(copy_value(&mut out, need, tz_name, &ts("2026-11-01 09:00:00")).is_err());
+        assert!(copy_value(&mut out, need, tz_name, &ts("2026-11-01T09:00:00-00:00")).is_ok());
+        assert!(copy_value(&mut out, need, tz_name, &ts("2026-11-01 09:00:00-05")).is_ok());
+        assert!(copy_value(&mut out, need, tz_name, &ts("2026-11-01")).is_err());
+        assert!(copy_value(&mut out, need, tz_name, &ts("infinity")).is_ok());
+        let k = Kind::Timestamp;
+        assert!(copy_value(&mut out, k, tz, &ts("2026-11-01T09:00:00+02:00")).is_err());
+        assert!(copy_value(&mut out, k, tz, &ts("2026-11-01 09:00:00")).is_ok());
+        assert!(copy_value(&mut out, k, tz, &ts("2026-11-01 09:00+02")).is_err());
+        assert!(copy_value(&mut out, Kind::Date, "date", &ts("2024-02-30")).is_err());
+        assert!(copy_value(&mut out, Kind::Date, "date", &ts("infinity")).is_ok());
+        assert!(copy_value(&mut out, Kind::Uuid, "uuid", &ts("not-a-uuid")).is_err());
+        let b64 = Kind::Bytea { base64: true };
+        assert!(copy_value(&mut out, b64, "bytea", &ts("!!")).is_err());
+        out.clear();
+        copy_value(&mut out, b64, "bytea", &ts("3q2+7w==")).unwrap();
+        assert_eq!(out, b"\\\\xdeadbeef");
+        let mut bin = Vec::new();
+        binary_value(&mut bin, b64, Binary::Text, "bytea", &ts("")).unwrap();
+        assert_eq!(bin, 0i32.to_be_bytes());
     }
 }

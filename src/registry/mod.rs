@@ -146,7 +146,7 @@ mod tests {
         assert!(text.lines().next().is_some_and(|l| l.contains("SQLite")));
         assert_eq!(
             text.lines().take_while(|l| !l.is_empty()).count(),
-            11,
+            12,
             "{text}"
         );
         assert!(text.lines().all(|l| l.len() <= 80), "{text}");

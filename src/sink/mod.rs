@@ -35,6 +35,10 @@ pub struct LoadOptions {
     pub delete_when: Option<String>,
     /// Reject records with fields the target has no column for.
     pub strict: bool,
+    /// `--naive-timestamps reject`: a timestamp without a UTC offset is a
+    /// reject in a column that holds instants (PostgreSQL's timestamptz),
+    /// rather than read in the session's time zone.
+    pub reject_naive_timestamps: bool,
 }
 
 /// A destination for one load run: a table of a database, or a file. The

@@ -121,8 +121,8 @@ pub trait Source {
     /// first error, from either side.
     fn run(&mut self, emit: &mut Emit<'_>, cx: &mut Context<'_>) -> Result<()>;
 
-    /// A closing remark for stderr (e.g. values passed on as text), if any.
-    fn remarks(&self) -> Option<String> {
-        None
+    /// Closing remarks for stderr (e.g. values passed on as text).
+    fn remarks(&self) -> Vec<String> {
+        Vec::new()
     }
 }

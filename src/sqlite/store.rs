@@ -77,6 +77,7 @@ impl SqliteStore {
     /// The target etl-load's flags name, checked.
     pub fn open(args: &TargetArgs, check: FlagCheck<'_>) -> Result<Self> {
         args.refuse_partitions()?;
+        args.refuse_naive_timestamps()?;
         args.refuse_dataset_flags(false)?;
         if args.is_stdout() {
             return Err(usage("a SQLite database cannot be written to stdout"));

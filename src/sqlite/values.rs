@@ -20,6 +20,7 @@ pub fn declared_type(t: FieldType) -> &'static str {
         // TEXT affinity: with the plain name JSON (NUMERIC affinity) SQLite
         // would turn a long number's text into a rounded REAL.
         FieldType::Json => "JSON_TEXT",
+        t => declared_type(t.stored()),
     }
 }
 

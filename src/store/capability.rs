@@ -48,6 +48,9 @@ pub struct Capabilities {
     /// Field names find columns without regard to case (the exact name
     /// first); two fields naming one column are a reject.
     pub names_fold_case: bool,
+    /// Any text value can be written as it is; TSV has no quoting, so a
+    /// value holding a tab or a line break is a reject there.
+    pub any_text: bool,
     /// Can be written to stdout (`-`).
     pub stdout: bool,
     /// Names starting with `_etl_` belong to etlkit's own tables and
@@ -77,6 +80,7 @@ impl Capabilities {
             new_field: NewField::AddsColumn,
             own_state: true,
             names_fold_case: true,
+            any_text: true,
             stdout: false,
             reserved_names: true,
         }
@@ -102,6 +106,7 @@ impl Capabilities {
             new_field: NewField::AddsColumn,
             own_state: false,
             names_fold_case: false,
+            any_text: true,
             stdout: true,
             reserved_names: false,
         }
@@ -152,6 +157,7 @@ pub fn table(stores: &[Capabilities]) -> String {
             "fold case",
             stores.iter().map(|c| yes(c.names_fold_case)).collect(),
         ),
+        ("any text", stores.iter().map(|c| yes(c.any_text)).collect()),
         ("stdout", stores.iter().map(|c| yes(c.stdout)).collect()),
     ];
     let first = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(0);
@@ -186,7 +192,8 @@ pub fn table(stores: &[Capabilities]) -> String {
          everywhere); state: bookmarks and batch ids kept with the data in one\n\
          commit (own) or in a --state JSON file written after it (file); fold\n\
          case: a field finds its column without regard to case, the exact name\n\
-         first; stdout: TARGET - writes to stdout.\n",
+         first; any text: a value holding a tab or a line break is written as it\n\
+         is (elsewhere it is a reject); stdout: TARGET - writes to stdout.\n",
     );
     out
 }

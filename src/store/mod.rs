@@ -21,7 +21,7 @@ use crate::error::{Failure, Kind, usage};
 use crate::record::{RESERVED_PREFIX, is_reserved_name};
 use crate::runs::RunRecord;
 use crate::sink::{LoadMode, LoadOptions, Sink};
-use crate::source::{Selection, Source, Window};
+use crate::source::{Context, Selection, Source, Window};
 
 /// What opening a store's sink gives. `Err`: the target could not be
 /// reached (no connection, no lock); the error is reported as it is and
@@ -192,6 +192,39 @@ pub trait StoreType {
     }
 }
 
+/// What etl-extract reads: a store's table, query or dataset, files, an
+/// HTTP API. `extract.rs` holds its input by this and nothing else.
+pub trait Readable: std::fmt::Debug + Send {
+    /// Opens the source (its selection narrowed to `window` where it can
+    /// push the cursor range into its reads). Opening may read ahead (a
+    /// file's header, a sample to type its columns) and reject rows into
+    /// `cx`.
+    fn open_source(&self, window: Option<Window<'_>>, cx: &mut Context<'_>)
+    -> Result<OpenedSource>;
+
+    /// How many bytes the run will read, when known (for the progress
+    /// bar).
+    fn size(&self) -> Option<u64> {
+        None
+    }
+
+    /// What a one-off load calls the wire its extract half writes, when
+    /// the stream's name is not the best name for it (`FILE as NDJSON`).
+    fn wire_name(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Readable for Box<dyn Store> {
+    fn open_source(
+        &self,
+        window: Option<Window<'_>>,
+        _cx: &mut Context<'_>,
+    ) -> Result<OpenedSource> {
+        Store::open_source(&**self, window)
+    }
+}
+
 /// A source a store opened for etl-extract, with what the run says of it.
 pub struct OpenedSource {
     /// The records.
@@ -303,6 +336,17 @@ impl TargetArgs {
         if self.state_is_database {
             return Err(usage(
                 "--state for a file target is a .json file; a database target keeps its own state",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses `--naive-timestamps reject` for a store without columns
+    /// that hold instants (only PostgreSQL has them today).
+    pub fn refuse_naive_timestamps(&self) -> Result<()> {
+        if self.load.reject_naive_timestamps {
+            return Err(usage(
+                "--naive-timestamps reject is for PostgreSQL targets (timestamptz columns)",
             ));
         }
         Ok(())

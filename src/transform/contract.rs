@@ -55,7 +55,11 @@ impl Contract {
         let mut types = Vec::new();
         if let Some(Value::Object(t)) = doc.get("types") {
             for (field, ty) in t {
-                let parsed = ty.as_str().and_then(FieldType::from_name).ok_or_else(|| {
+                let parsed = ty
+                    .as_str()
+                    .and_then(FieldType::from_name)
+                    .filter(|t| t.is_basic())
+                    .ok_or_else(|| {
                     usage(format!(
                         "contract {}: type of {field:?} must be integer, float, boolean, text or json",
                         path.display()
@@ -105,6 +109,8 @@ impl Contract {
                 FieldType::Boolean => v.is_boolean(),
                 FieldType::Text => v.is_string(),
                 FieldType::Json => v.is_object() || v.is_array(),
+                // A contract names only the version-1 types (see `load`).
+                _ => v.is_string(),
             };
             if !ok {
                 return Err(format!(

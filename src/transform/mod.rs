@@ -154,7 +154,8 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
     };
     let mut lookups = Vec::new();
     for (table, path) in &args.with {
-        let rows = crate::extract::read_all(path).with_context(|| format!("--with {table}"))?;
+        let rows =
+            crate::files::inputs::read_all(path).with_context(|| format!("--with {table}"))?;
         lookups.push((table.clone(), rows));
     }
     // Records are held (not written as they come) for --dedup and --sql.

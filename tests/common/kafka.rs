@@ -82,8 +82,58 @@ impl Kafka {
         reply.split_off(4)
     }
 
-    /// Creates `topic` with `partitions` partitions (CreateTopics v0).
+    /// Creates `topic` with `partitions` partitions and waits until the
+    /// broker's metadata lists it. A create the test broker answered but
+    /// did not keep (seen under many concurrent creates) is sent again.
     pub fn create_topic(&mut self, topic: &str, partitions: i32) {
+        for _ in 0..100 {
+            self.send_create_topic(topic, partitions);
+            if self.topic_partitions(topic) == Some(partitions) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the broker never listed topic {topic:?} after creating it");
+    }
+
+    /// How many partitions the broker's metadata lists for `topic`, or
+    /// None while it does not know the topic (Metadata v1).
+    pub fn topic_partitions(&mut self, topic: &str) -> Option<i32> {
+        let mut body = Body::default();
+        body.i32(1).string(topic);
+        let reply = self.call(3, 1, &body);
+        let mut a = Answer(&reply);
+        for _ in 0..a.i32() {
+            let _node = a.i32();
+            let _host = a.string();
+            let _port = a.i32();
+            let _rack = a.string();
+        }
+        let _controller = a.i32();
+        let mut found = None;
+        for _ in 0..a.i32() {
+            let error = a.i16();
+            let name = a.string();
+            let _internal = a.take(1);
+            let count = a.i32();
+            for _ in 0..count {
+                let _error = a.i16();
+                let _id = a.i32();
+                let _leader = a.i32();
+                for _ in 0..2 {
+                    let n = a.i32();
+                    a.take(4 * n.max(0) as usize);
+                }
+            }
+            if name == topic && error == 0 && count > 0 {
+                found = Some(count);
+            }
+        }
+        found
+    }
+
+    /// CreateTopics v0 for one topic; "already exists" is success.
+    fn send_create_topic(&mut self, topic: &str, partitions: i32) {
         let mut body = Body::default();
         body.i32(1)
             .string(topic)

@@ -1,9 +1,10 @@
 //! A bare Redis connection for setting up and checking the Redis tests.
-//! The server is a real Redis at 127.0.0.1:6379.
+//! The server is a real Redis at 127.0.0.1:6379, or the TLS-only one
+//! `scripts/broker-tls-servers.sh` runs on 6380.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 
+use etlkit::client::tls::{Stream, TlsOptions};
 use serde_json::Value;
 
 /// The test server's address.
@@ -11,17 +12,28 @@ pub const REDIS_ADDR: &str = "127.0.0.1:6379";
 
 /// A bare Redis connection for setting up and checking.
 pub struct Redis {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Stream>,
 }
 
 impl Redis {
     pub fn connect() -> Redis {
-        let stream = TcpStream::connect(REDIS_ADDR).expect("redis");
+        let (host, port) = REDIS_ADDR.split_once(':').expect("host:port");
+        let stream =
+            Stream::connect(host, port.parse().expect("port"), REDIS_ADDR, None).expect("redis");
         Redis {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
+            reader: BufReader::new(stream),
         }
+    }
+
+    /// A connection to the TLS-only server on `port`, signed in as `user`.
+    pub fn connect_tls(port: u16, tls: &TlsOptions, user: &str, password: &str) -> Redis {
+        let server = format!("rediss://127.0.0.1:{port}");
+        let stream = Stream::connect("127.0.0.1", port, &server, Some(tls)).expect("redis tls");
+        let mut redis = Redis {
+            reader: BufReader::new(stream),
+        };
+        redis.call(&["AUTH", user, password]);
+        redis
     }
 
     fn send(&mut self, args: &[&[u8]]) {
@@ -31,7 +43,11 @@ impl Redis {
             buf.extend_from_slice(a);
             buf.extend_from_slice(b"\r\n");
         }
-        self.writer.write_all(&buf).expect("send");
+        let stream = self.reader.get_mut();
+        stream
+            .write_all(&buf)
+            .and_then(|()| stream.flush())
+            .expect("send");
     }
 
     fn reply(&mut self) -> Value {
