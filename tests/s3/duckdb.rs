@@ -2,8 +2,9 @@
 //! (PyPI `duckdb-extension-httpfs`, loaded from the package's file), from
 //! the manifest's list of files: the same count and sums as etl-extract.
 //! Skipped loudly without a Python that has both duckdb and the extension
-//! (ETLKIT_DUCKDB_PYTHON is tried first); ETLKIT_REQUIRE_DUCKDB_HTTPFS makes
-//! that a failure.
+//! (ETLKIT_DUCKDB_HTTPFS_PYTHON, then ETLKIT_DUCKDB_PYTHON, are tried
+//! first; .ci/run makes a virtualenv with both pinned);
+//! ETLKIT_REQUIRE_DUCKDB_HTTPFS makes that a failure.
 
 use std::process::{Command, Stdio};
 
@@ -12,8 +13,9 @@ use crate::common::s3::Moto;
 use crate::common::{EXTRACT, LOAD, cmd, records, run, run_with_input, stdout};
 
 fn httpfs_python() -> Option<String> {
-    let candidates = std::env::var("ETLKIT_DUCKDB_PYTHON")
+    let candidates = ["ETLKIT_DUCKDB_HTTPFS_PYTHON", "ETLKIT_DUCKDB_PYTHON"]
         .into_iter()
+        .filter_map(|v| std::env::var(v).ok())
         .chain(["python3".to_string()]);
     for python in candidates {
         let found = Command::new(&python)
@@ -32,7 +34,7 @@ fn httpfs_python() -> Option<String> {
         );
     }
     eprintln!(
-        "SKIPPED: DuckDB over S3: no Python with duckdb and duckdb_extension_httpfs; set ETLKIT_DUCKDB_PYTHON"
+        "SKIPPED: DuckDB over S3: no Python with duckdb and duckdb_extension_httpfs; set ETLKIT_DUCKDB_HTTPFS_PYTHON"
     );
     None
 }
