@@ -624,6 +624,48 @@ mod tests {
     }
 
     #[test]
+    fn decimals_of_every_width_are_exact_json_numbers() {
+        use parquet::data_type::{ByteArray, Decimal};
+        let text = |d: Decimal| {
+            let mut out = Vec::new();
+            write_leaf(&mut out, &Field::Decimal(d), Leaf::Plain, false).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(Decimal::from_i32(-1, 4, 1)), "-0.1");
+        assert_eq!(text(Decimal::from_i64(12_500, 18, 3)), "12.500");
+        assert_eq!(text(Decimal::from_i32(7, 9, 0)), "7");
+        // BYTE_ARRAY and FIXED_LEN_BYTE_ARRAY: big-endian two's complement.
+        let bytes = ByteArray::from(vec![0xff, 0x0b]);
+        assert_eq!(text(Decimal::from_bytes(bytes, 5, 2)), "-2.45");
+        let max = 10i128.pow(38) - 1;
+        let bytes = ByteArray::from(max.to_be_bytes().to_vec());
+        assert_eq!(
+            text(Decimal::from_bytes(bytes, 38, 10)),
+            "9999999999999999999999999999.9999999999"
+        );
+    }
+
+    #[test]
+    fn bytes_and_uuids_and_out_of_range_dates() {
+        use parquet::data_type::ByteArray;
+        let leaf = |f: Field, l: Leaf| {
+            let mut out = Vec::new();
+            write_leaf(&mut out, &f, l, false).map(|()| String::from_utf8(out).unwrap())
+        };
+        let b = |v: Vec<u8>| Field::Bytes(ByteArray::from(v));
+        assert_eq!(leaf(b(vec![0, 1, 0xff]), Leaf::Bytes).unwrap(), "\"AAH/\"");
+        assert_eq!(leaf(b(vec![]), Leaf::Bytes).unwrap(), "\"\"");
+        assert_eq!(
+            leaf(b(vec![0; 16]), Leaf::Uuid).unwrap(),
+            "\"00000000-0000-0000-0000-000000000000\""
+        );
+        assert!(leaf(Field::Date(2_932_897), Leaf::Plain).is_err());
+        assert!(leaf(Field::Date(-719_163), Leaf::Plain).is_err());
+        assert!(leaf(Field::Date(-719_162), Leaf::Plain).is_ok());
+        assert!(leaf(Field::TimeMillis(86_400_000), Leaf::Plain).is_err());
+    }
+
+    #[test]
     fn int96_is_julian_day_and_nanoseconds() {
         let mut bytes = 1_i64.to_le_bytes().to_vec();
         bytes.extend_from_slice(&2_440_588_i32.to_le_bytes());

@@ -223,3 +223,112 @@ fn duckdb_reads_native_types_and_sums_decimals_exactly() {
         );
     }
 }
+
+#[test]
+fn a_file_duckdb_writes_reads_with_its_types() {
+    let dir = tempdir();
+    let d = dir.path();
+    let Some(python) = crate::lake::duckdb_python() else {
+        return;
+    };
+    // DuckDB writes DECIMAL(4,1) as INT32, (18,3) as INT64, (38,10) as
+    // FIXED_LEN_BYTE_ARRAY.
+    crate::lake::duckdb(
+        &python,
+        d,
+        "COPY (SELECT i AS id, (i / 10)::DECIMAL(4,1) AS small, 12.5::DECIMAL(18,3) AS mid, \
+         -1.25::DECIMAL(38,10) AS big, DATE '2024-02-29' AS d, TIME '13:04:05.123456' AS t, \
+         TIMESTAMP '2024-01-02 03:04:05.5' AS ts, TIMESTAMPTZ '2024-01-02 03:04:05.5+00' AS tz, \
+         '00000000-0000-0000-0000-000000000000'::UUID AS u, '\\xAA\\x00'::BLOB AS b \
+         FROM range(2) r(i)) TO 'duck.parquet'; SELECT 1",
+    );
+    let (schema, rows) = extract(d, "duck.parquet");
+    assert_eq!(
+        schema,
+        serde_json::json!({
+            "id": "integer", "small": "decimal(4,1)", "mid": "decimal(18,3)",
+            "big": "decimal(38,10)", "d": "date", "t": "time", "ts": "timestamp",
+            "tz": "timestamptz", "u": "uuid", "b": "bytes"
+        })
+    );
+    assert_eq!(
+        rows[1],
+        r#"{"id":1,"small":0.1,"mid":12.500,"big":-1.2500000000,"d":"2024-02-29","t":"13:04:05.123456","ts":"2024-01-02T03:04:05.5","tz":"2024-01-02T03:04:05.5+00:00","u":"00000000-0000-0000-0000-000000000000","b":"qgA="}"#
+    );
+    assert_eq!(rows.len(), 2);
+}
+
+#[test]
+fn a_postgres_table_keeps_its_column_types_through_parquet() {
+    let Some(pg) = PgSchema::new("parquet_types") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let (s, url) = (&pg.name, &pg.url);
+    pg.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {s}.src (id int, n numeric(12,2), ts timestamptz, d date, u uuid, b bytea,
+                                   t time, plain timestamp, big numeric(38,10));
+             INSERT INTO {s}.src VALUES
+               (1, 12.50, '2024-01-02 03:04:05.123456+05:30', '2024-02-29',
+                'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '\\xdeadbeef', '13:04:05.123456',
+                '2024-01-02 03:04:05.123456', 1234567890123456789012345678.9012345678),
+               (2, -0.10, '0001-01-01 00:00:00+00', '0001-01-01',
+                '00000000-0000-0000-0000-000000000000', '', '00:00:00', '0001-01-01 00:00:00',
+                -0.0000000001),
+               (3, 9999999999.99, '9999-12-31 23:59:59.999999+00', '9999-12-31', NULL, NULL,
+                '23:59:59.999999', '9999-12-31 23:59:59.999999', 0),
+               (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+        ))
+        .expect("setup");
+    let out = bash(
+        &format!(
+            "etl-extract -q '{url}' --schema-name {s} --table src > direct.ndjson && \
+             etl-load -q x.parquet < direct.ndjson && \
+             etl-extract -q x.parquet > back.ndjson && \
+             etl-load -q '{url}' --schema-name {s} -t c1 < back.ndjson && \
+             etl-load -q ds/ --partition-by ts:day < direct.ndjson && \
+             etl-extract -q ds/ | etl-load -q '{url}' --schema-name {s} -t c2"
+        ),
+        d,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let direct = std::fs::read_to_string(d.join("direct.ndjson")).unwrap();
+    let back = std::fs::read_to_string(d.join("back.ndjson")).unwrap();
+    let direct = json_lines(&direct);
+    let back = json_lines(&back);
+    assert_eq!(back[0]["schema"], direct[0]["schema"]);
+    let lines = |v: &[serde_json::Value]| -> Vec<String> {
+        v.iter()
+            .filter(|l| l.get("@etl").is_none())
+            .map(|l| l.to_string())
+            .collect()
+    };
+    assert_eq!(lines(&back), lines(&direct), "values through Parquet");
+
+    let types = |table: &str| {
+        pg.rows(&format!(
+            "SELECT column_name::text, data_type::text, coalesce(numeric_precision::text, ''), \
+             coalesce(numeric_scale::text, '') FROM information_schema.columns \
+             WHERE table_schema = '{s}' AND table_name = '{table}' ORDER BY column_name"
+        ))
+    };
+    let all = |table: &str| {
+        pg.rows(&format!(
+            "SELECT id, n, ts, d, u, encode(b, 'hex') AS bx, t AS tm, plain, big FROM {s}.{table} ORDER BY id"
+        ))
+    };
+    for copy in ["c1", "c2"] {
+        let mut want = types("src");
+        // The copy's id is the wire's integer: a bigint.
+        for t in &mut want {
+            if t.starts_with("id|") {
+                *t = "id|bigint|64|0".to_string();
+            }
+        }
+        assert_eq!(types(copy), want, "{copy}");
+        assert_eq!(all(copy), all("src"), "{copy}");
+        assert_eq!(pg.count(copy), 4, "{copy}");
+    }
+}
