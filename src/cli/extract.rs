@@ -99,15 +99,19 @@ point in SQL too.
 
 Parquet: read row group by row group. Integers stay integers (UINT_64 is
 declared text, its values strings of digits, unless the file's statistics
-show every value fits a signed 64-bit integer); DECIMAL keeps every digit;
-DATE, TIME and TIMESTAMP of every unit, and INT96 (Spark, Hive, Impala), are
-ISO 8601 text with every digit (YYYY-MM-DDTHH:MM:SS.fffffffff, with Z only
-when the file says the timestamp is UTC; INT96 has no zone); an Arrow
-duration (named in the file's ARROW:schema) is an ISO 8601 duration in
-seconds, PT1.5S or PT-0.000000001S, exact; binary is \\x-prefixed hex;
-JSON columns, lists, maps and groups are nested JSON, at any depth. A value
-with no exact JSON form (infinity, NaN, text that is not UTF-8, a JSON
-column's text that is not JSON) is a bad row, named by file and row.
+show every value fits a signed 64-bit integer); DECIMAL of every physical
+width is decimal(p,s), every digit kept; DATE is date; TIME and TIMESTAMP
+in milli- or microseconds are time, timestamp or, adjusted to UTC,
+timestamptz written with +00:00; UUID is uuid; binary without a string
+annotation is bytes (base64). Nanosecond TIME and TIMESTAMP and INT96
+(Spark, Hive, Impala) are ISO 8601 text with all nine digits (the wire's
+times keep microseconds; +00:00 only when the file says UTC, INT96 has no
+zone); an Arrow duration (named in the file's ARROW:schema) is an ISO 8601
+duration in seconds, PT1.5S or PT-0.000000001S, exact; JSON columns,
+lists, maps and groups are nested JSON, at any depth. A value with no exact
+JSON form (infinity, NaN, text that is not UTF-8, a JSON column's text
+that is not JSON, a date outside the years 1 to 9999) is a bad row, named
+by file and row.
 
 HTTP JSON APIs: INPUT is an http:// or https:// URL. Each page is fetched
 whole, and asked for again after a connection failure, timeout, 408, 429 or

@@ -124,8 +124,10 @@ readers see the old file or the new one. --mode append adds to a copy of
 the old file, --mode replace writes it anew (upsert needs a database). The columns of
 a CSV/TSV file are fixed by its header or its first records, and a record
 with other non-null fields is rejected. Parquet columns are typed like a
-table's (INT64, DOUBLE, BOOLEAN, UTF-8 text and JSON); a Parquet file
-cannot be appended to. - writes to stdout. Bookmarks go to
+table's (INT64, DOUBLE, BOOLEAN, UTF-8 text and JSON), and the begin
+line's declared types get Parquet's own: DECIMAL(p,s), DATE,
+TIME(MICROS), TIMESTAMP(MICROS) (adjusted to UTC for timestamptz), UUID,
+binary; a Parquet file cannot be appended to. - writes to stdout. Bookmarks go to
 --state FILE.json, after the data file is in place, with the ids of the
 etl-watch batches written (a replayed batch is skipped). A file has no
 transaction to hold both: a crash between the rename and the state write

@@ -29,8 +29,8 @@ use super::spill::{Held, Spill};
 use super::storage::{Storage, Version};
 use crate::error::{Failure, Kind};
 use crate::format::flat::{Fields, Raw};
-use crate::format::typing::{column_types, type_of_value};
-use crate::parquet_io::writer::misfit;
+use crate::format::typing::type_of_value;
+use crate::parquet_io::writer::{misfit, parquet_columns};
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
@@ -266,7 +266,7 @@ impl Sink for LakeSink {
             self.old.schema.clone()
         };
         let fresh = columns.is_empty();
-        for (name, kind) in column_types(schema, sample) {
+        for (name, kind) in parquet_columns(schema, sample) {
             if columns.iter().any(|(n, _)| *n == name) {
                 continue;
             }

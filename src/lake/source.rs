@@ -48,10 +48,12 @@ fn wire_value(kind: FieldType, text: Option<&str>) -> Value {
         return Value::Null;
     };
     match kind {
-        FieldType::Integer | FieldType::Float => serde_json::from_str::<Value>(text)
-            .ok()
-            .filter(Value::is_number)
-            .unwrap_or_else(|| Value::String(text.to_string())),
+        FieldType::Integer | FieldType::Float | FieldType::Decimal(_) => {
+            serde_json::from_str::<Value>(text)
+                .ok()
+                .filter(Value::is_number)
+                .unwrap_or_else(|| Value::String(text.to_string()))
+        }
         FieldType::Boolean => match text {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),

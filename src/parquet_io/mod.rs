@@ -8,6 +8,7 @@
 //! [`Source`]: crate::source::Source
 
 pub mod arrow_schema;
+pub mod encode;
 pub mod ranged;
 pub mod reader;
 pub mod values;

@@ -119,7 +119,8 @@ impl Moto {
 
     /// A new, empty bucket named for the test (emptied if it is there).
     pub fn bucket(&self, name: &str) -> String {
-        let bucket = format!("etl-test-{name}");
+        // The process id keeps two test runs against one server apart.
+        let bucket = format!("etl-test-{name}-{}", std::process::id());
         self.boto(
             &bucket,
             "try:\n    s3.create_bucket(Bucket=bucket)\nexcept s3.exceptions.BucketAlreadyOwnedByYou:\n    pass\n\
