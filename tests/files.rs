@@ -4,6 +4,8 @@ use std::path::Path;
 
 use crate::common::*;
 
+mod parquet_types;
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).expect("read target")
 }

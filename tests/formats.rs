@@ -106,13 +106,13 @@ fn parquet_round_trips_every_type() {
     );
     assert_eq!(first["amount"].to_string(), "39.98");
     assert_eq!(first["order_date"], "2026-11-01");
-    assert_eq!(first["ordered_at"], "2026-11-01T09:15:00Z");
+    assert_eq!(first["ordered_at"], "2026-11-01T09:15:00+00:00");
     assert_eq!(first["tags"], serde_json::json!(["gift", "large"]));
     assert_eq!(
         first["address"],
         serde_json::json!({"city": "Holtsville", "line": 1})
     );
-    assert_eq!(direct[1]["ordered_at"], "2026-11-01T10:02:31.5Z");
+    assert_eq!(direct[1]["ordered_at"], "2026-11-01T10:02:31.5+00:00");
     assert_eq!(direct[2]["note"], "", "an empty string is not null");
     assert_eq!(direct[2]["amount"], Value::Null);
 
@@ -142,23 +142,27 @@ fn parquet_timestamps_of_every_unit_keep_every_digit() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let lines = json_lines(&stdout(&out));
     let schema = &lines[0]["schema"];
-    for column in ["ts_ns", "ts_ns_utc", "ts_us", "ts_ms_utc", "time_ns"] {
+    // The wire's times keep microseconds: nanosecond columns stay text
+    // with all nine digits; the others get their types.
+    for column in ["ts_ns", "ts_ns_utc", "time_ns"] {
         assert_eq!(schema[column], "text", "{column}");
     }
+    assert_eq!(schema["ts_us"], "timestamp");
+    assert_eq!(schema["ts_ms_utc"], "timestamptz");
     let rows = records(&stdout(&out));
     let first = &rows[0];
     // pyarrow's default unit is nanoseconds.
     assert_eq!(first["ts_ns"], "2026-11-01T09:15:00.123456789");
-    assert_eq!(first["ts_ns_utc"], "2026-11-01T09:15:00.123456789Z");
-    assert_eq!(first["ts_ns_paris"], "2026-11-01T09:15:00.123456789Z");
+    assert_eq!(first["ts_ns_utc"], "2026-11-01T09:15:00.123456789+00:00");
+    assert_eq!(first["ts_ns_paris"], "2026-11-01T09:15:00.123456789+00:00");
     assert_eq!(first["ts_us"], "2026-11-01T09:15:00.123456");
-    assert_eq!(first["ts_ms_utc"], "2026-11-01T09:15:00.123Z");
+    assert_eq!(first["ts_ms_utc"], "2026-11-01T09:15:00.123+00:00");
     assert_eq!(first["time_ns"], "09:15:00.123456789");
     assert_eq!(
         first["ts_list"],
         serde_json::json!([
-            "2026-11-01T09:15:00.123456789Z",
-            "1969-12-31T23:59:59.999999999Z"
+            "2026-11-01T09:15:00.123456789+00:00",
+            "1969-12-31T23:59:59.999999999+00:00"
         ])
     );
     assert_eq!(first["ts_struct"]["at"], "2026-11-01T09:15:00.123456789");
@@ -300,8 +304,8 @@ fn parquet_uint64_beyond_i64_loads_exactly() {
                 pg.name
             )),
             [
-                "18446744073709551615|0|PT1.500000001S|2026-11-01T09:15:00.123456789Z",
-                "9223372036854775808|9223372036854775807|PT-0.000000001S|1969-12-31T23:59:59.999999999Z"
+                "18446744073709551615|0|PT1.500000001S|2026-11-01T09:15:00.123456789+00:00",
+                "9223372036854775808|9223372036854775807|PT-0.000000001S|1969-12-31T23:59:59.999999999+00:00"
             ]
         );
     }

@@ -63,7 +63,7 @@ fn sorted_by(mut rows: Vec<Value>, key: &str) -> Vec<Value> {
 }
 
 /// A Python with the duckdb module: ETLKIT_DUCKDB_PYTHON, else python3.
-fn duckdb_python() -> Option<String> {
+pub(crate) fn duckdb_python() -> Option<String> {
     let candidates: Vec<String> = std::env::var("ETLKIT_DUCKDB_PYTHON")
         .into_iter()
         .chain(["python3".to_string()])
@@ -89,7 +89,7 @@ fn duckdb_python() -> Option<String> {
 }
 
 /// Runs DuckDB statements in `dir` and returns the last one's first row as text.
-fn duckdb(python: &str, dir: &Path, sql: &str) -> String {
+pub(crate) fn duckdb(python: &str, dir: &Path, sql: &str) -> String {
     let script = "import duckdb, sys\n\
                   con = duckdb.connect()\n\
                   for s in sys.argv[1:-1]: con.execute(s)\n\

@@ -476,8 +476,8 @@ fn an_unknown_url_scheme_is_a_usage_error_not_a_local_path() {
     let cases: Vec<(&str, Vec<&str>, String)> = vec![
         (
             LOAD,
-            vec!["s3://bucket/lake", "--partition-by", "k"],
-            "etl-load: error: --partition-by: datasets on object storage (s3://) are not yet supported; a dataset is a local or mounted directory".to_string(),
+            vec!["s3://bucket/lake", "--partition-by", "k", "--format", "csv"],
+            "etl-load: error: a dataset is written as Parquet; --format csv cannot be partitioned".to_string(),
         ),
         (
             LOAD,

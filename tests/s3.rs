@@ -115,15 +115,19 @@ fn a_load_then_an_extract_round_trips_with_state() {
     .code(0);
     let parquet = moto.get(&bucket, "out/orders.parquet").unwrap();
     assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
+    // Read back by ranges (the footer, then its row group).
     let mut command = cmd(EXTRACT, dir.path());
     moto.env(&mut command)
         .arg(format!("s3://{bucket}/out/orders.parquet"));
-    expect(&run(command), "extract parquet from s3")
-        .code(2)
-        .stdout("")
-        .stderr(&format!(
-            "etl-extract: error: s3://{bucket}/out/orders.parquet: Parquet is not yet read from object storage (CSV, TSV, NDJSON and JSON arrays are); copy it to a local file first\n"
-        ));
+    let out = run(command);
+    expect(&out, "extract parquet from s3").code(0);
+    assert_eq!(
+        crate::common::records(&crate::common::stdout(&out)),
+        [
+            serde_json::json!({"id": 1, "zip": "00501", "amount": "12.50"}),
+            serde_json::json!({"id": 2, "zip": "10001", "amount": "7.00"}),
+        ]
+    );
 }
 
 #[test]
@@ -227,4 +231,47 @@ fn wrong_credentials_and_a_missing_bucket_are_named_without_the_secret() {
             "etl-load: error: nothing was written to s3://etl-no-such-bucket/out.csv (it is as it was): cannot write s3://etl-no-such-bucket/out.csv: HTTP 404 NoSuchBucket: The specified bucket does not exist\n\
              hint: bucket \"etl-no-such-bucket\" does not exist at http://127.0.0.1:5055\n",
         );
+}
+
+mod duckdb;
+mod kill;
+mod lake;
+
+#[test]
+fn a_parquet_object_of_many_row_groups_is_read_by_ranges() {
+    let Some(moto) = Moto::connect("s3 parquet ranges") else {
+        return;
+    };
+    let bucket = moto.bucket("ranges");
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = String::from("{\"@etl\":\"begin\",\"stream\":\"big\"}\n");
+    for i in 0..60_000u64 {
+        input.push_str(&format!(
+            "{{\"id\":{i},\"note\":\"row {i} {}\"}}\n",
+            i.wrapping_mul(2_654_435_761) % 1_000_003
+        ));
+    }
+    input.push_str("{\"@etl\":\"end\",\"stream\":\"big\",\"rows\":60000}\n");
+    let target = format!("s3://{bucket}/big.parquet");
+    let mut command = cmd(LOAD, dir.path());
+    moto.env(&mut command)
+        .args([&target, "--row-group-size", "7000"]);
+    expect(&run_with_input(command, input.as_bytes()), "load").code(0);
+    let size = moto.get(&bucket, "big.parquet").unwrap().len();
+    assert!(
+        size > 256 << 10,
+        "{size} bytes: past the footer's first read"
+    );
+    let mut command = cmd(EXTRACT, dir.path());
+    moto.env(&mut command).arg(&target);
+    let out = run(command);
+    expect(&out, "extract").code(0);
+    let rows = crate::common::records(&crate::common::stdout(&out));
+    assert_eq!(rows.len(), 60_000);
+    let sum: u64 = rows.iter().map(|r| r["id"].as_u64().unwrap()).sum();
+    assert_eq!(sum, 60_000 * 59_999 / 2);
+    assert_eq!(
+        rows[59_999]["note"],
+        format!("row 59999 {}", 59_999u64 * 2_654_435_761 % 1_000_003)
+    );
 }

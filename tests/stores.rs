@@ -1129,3 +1129,35 @@ fn flags_a_store_cannot_honour_are_refused_as_its_capability_row_says() {
         }
     }
 }
+
+/// A key field finds its column as any field does (`ID` finds `id`), and
+/// a null key is a reject with the same reason, in every store with keys:
+/// the binding rules are one for all databases.
+#[test]
+fn a_key_field_binds_like_any_field_and_a_null_key_is_a_reject() {
+    for store in Store::all("keycase") {
+        if store.lacks(Exception::NoUpsert) {
+            continue;
+        }
+        let upsert = ["--mode", "upsert", "--key", "id"];
+        ok(
+            &store,
+            &store.load("t", &upsert, &framed(&[json!({"id": 1, "v": "a"})])),
+        );
+        let mut args = upsert.to_vec();
+        args.extend(["--rejects", "bad.ndjson", "--max-rejects", "1"]);
+        let input = framed(&[json!({"ID": 1, "v": "b"}), json!({"id": null, "v": "c"})]);
+        let out = store.load("t", &args, &input);
+        assert_eq!(code(&out), 3, "{}: {}", store.name(), stderr(&out));
+        assert_holds(&store, "t", &[json!({"id": 1, "v": "b"})]);
+        let bad = std::fs::read_to_string(store.d().join("bad.ndjson")).expect("rejects");
+        let bad = json_lines(&bad);
+        assert_eq!(bad.len(), 1, "{}: {bad:?}", store.name());
+        assert_eq!(
+            bad[0]["reason"],
+            json!("key field \"id\" is null or missing"),
+            "{}",
+            store.name()
+        );
+    }
+}

@@ -50,7 +50,8 @@ past --max-rejects.
 
 Object storage: s3://bucket/key (or a glob over keys) reads objects on S3
 or an S3-compatible server as a stream, in key order, with the same formats
-and compression by extension as files (Parquet is not yet read from S3).
+and compression by extension as files; Parquet by ranged reads (the footer,
+then one row group at a time), never the whole object in memory.
 Credentials and the server come from the AWS variables and profile files:
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION
 (or AWS_DEFAULT_REGION), AWS_PROFILE with ~/.aws/credentials and
@@ -107,15 +108,19 @@ point in SQL too.
 
 Parquet: read row group by row group. Integers stay integers (UINT_64 is
 declared text, its values strings of digits, unless the file's statistics
-show every value fits a signed 64-bit integer); DECIMAL keeps every digit;
-DATE, TIME and TIMESTAMP of every unit, and INT96 (Spark, Hive, Impala), are
-ISO 8601 text with every digit (YYYY-MM-DDTHH:MM:SS.fffffffff, with Z only
-when the file says the timestamp is UTC; INT96 has no zone); an Arrow
-duration (named in the file's ARROW:schema) is an ISO 8601 duration in
-seconds, PT1.5S or PT-0.000000001S, exact; binary is \\x-prefixed hex;
-JSON columns, lists, maps and groups are nested JSON, at any depth. A value
-with no exact JSON form (infinity, NaN, text that is not UTF-8, a JSON
-column's text that is not JSON) is a bad row, named by file and row.
+show every value fits a signed 64-bit integer); DECIMAL of every physical
+width is decimal(p,s), every digit kept; DATE is date; TIME and TIMESTAMP
+in milli- or microseconds are time, timestamp or, adjusted to UTC,
+timestamptz written with +00:00; UUID is uuid; binary without a string
+annotation is bytes (base64). Nanosecond TIME and TIMESTAMP and INT96
+(Spark, Hive, Impala) are ISO 8601 text with all nine digits (the wire's
+times keep microseconds; +00:00 only when the file says UTC, INT96 has no
+zone); an Arrow duration (named in the file's ARROW:schema) is an ISO 8601
+duration in seconds, PT1.5S or PT-0.000000001S, exact; JSON columns,
+lists, maps and groups are nested JSON, at any depth. A value with no exact
+JSON form (infinity, NaN, text that is not UTF-8, a JSON column's text
+that is not JSON, a date outside the years 1 to 9999) is a bad row, named
+by file and row.
 
 HTTP JSON APIs: INPUT is an http:// or https:// URL. Each page is fetched
 whole, and asked for again after a connection failure, timeout, 408, 429 or
@@ -140,7 +145,11 @@ is never seen; columns kept in the paths (--partition-by COL) come back typed,
 after the files' columns. With --cursor on a partition column (or the
 timestamp a COL:day key comes from), partitions outside --since/--until or
 below the bookmark are not opened. --state DIR reads the bookmark the dataset
-keeps in its manifest.
+keeps in its manifest. A dataset on S3 is read the same way from its prefix
+(etl-extract s3://bucket/lake/orders: an s3:// address whose last part has
+no extension): its manifest first, then each listed file by ranged reads
+(the footer, then one row group at a time); --state s3://bucket/lake/orders
+reads the bookmark its manifest keeps.
 
 Examples:
   $ etl-extract sample-data/orders.csv | head -n 3
@@ -172,7 +181,7 @@ Examples:
 )]
 pub struct ExtractArgs {
     /// Input files or globs, or - for stdin (the default); or one dataset
-    /// directory written by etl-load --partition-by. With --table or
+    /// directory (or s3:// prefix) written by etl-load --partition-by. With --table or
     /// --query, one SQLite database file, a postgres:// or a mysql:// URL. An
     /// http:// or https:// URL reads a JSON API (see HTTP sources). An
     /// s3://bucket/key address reads an object on S3, and a glob in its key
@@ -338,7 +347,11 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
         address::check_path(input, Role::ExtractInput)?;
     }
     if let Some(state) = &args.state {
-        address::check_path(state, Role::State)?;
+        // A dataset on S3 keeps its bookmarks in its manifest.
+        let dataset = crate::client::s3::url::names_prefix(&state.to_string_lossy());
+        if !dataset {
+            address::check_path(state, Role::State)?;
+        }
     }
     let incremental = args.cursor.as_ref().map(|cursor| IncrementalPlan {
         cursor: cursor.clone(),
@@ -428,19 +441,6 @@ fn plan(args: &ExtractArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Extr
     let csv = args.csv.options(args.schema.as_deref())?;
     let locations = input::locate(&args.inputs)?;
     args.csv.nulls.check_formats(args.format, &locations)?;
-    let parquet_object = locations.iter().find(|l| {
-        matches!(l, Location::Object(_))
-            && args
-                .format
-                .or_else(|| l.named().and_then(Format::from_path))
-                == Some(Format::Parquet)
-    });
-    if let Some(object) = parquet_object {
-        return Err(usage(format!(
-            "{}: Parquet is not yet read from object storage (CSV, TSV, NDJSON and JSON arrays are); copy it to a local file first",
-            object.shown()
-        )));
-    }
     let stream = args
         .stream
         .clone()

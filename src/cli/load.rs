@@ -132,8 +132,10 @@ readers see the old file or the new one. --mode append adds to a copy of
 the old file, --mode replace writes it anew (upsert needs a database). The columns of
 a CSV/TSV file are fixed by its header or its first records, and a record
 with other non-null fields is rejected. Parquet columns are typed like a
-table's (INT64, DOUBLE, BOOLEAN, UTF-8 text and JSON); a Parquet file
-cannot be appended to. - writes to stdout. Bookmarks go to
+table's (INT64, DOUBLE, BOOLEAN, UTF-8 text and JSON), and the begin
+line's declared types get Parquet's own: DECIMAL(p,s), DATE,
+TIME(MICROS), TIMESTAMP(MICROS) (adjusted to UTC for timestamptz), UUID,
+binary; a Parquet file cannot be appended to. - writes to stdout. Bookmarks go to
 --state FILE.json, after the data file is in place, with the ids of the
 etl-watch batches written (a replayed batch is skipped). A file has no
 transaction to hold both: a crash between the rename and the state write
@@ -149,7 +151,8 @@ an object already there unchanged. An object cannot be appended to: --mode
 append writes a new object only, --mode replace writes it anew. --state
 FILE.json is local, written after the object is complete. Credentials and
 the server come from the AWS variables and profile files (see etl-extract
---help, Object storage).
+--help, Object storage). An s3:// TARGET with --partition-by, or whose last
+part has no extension (s3://bucket/lake/orders), is a dataset (below).
 
 One-off loads: an INPUT that is not NDJSON (by --input-format, else its
 extension: .csv, .tsv, .json, .parquet, also .gz/.zst), several INPUTs or a
@@ -198,6 +201,21 @@ manifest, and replaced files until just after it: read the manifest's list
 for an exact view. The manifest also keeps the bookmarks and batch ids (etl-extract --state DIR), so
 they commit with the data; --state is refused. A later run without
 --partition-by keeps the dataset's partitioning; another one needs replace.
+
+A dataset on S3 (etl-load s3://bucket/lake/orders --partition-by
+ordered_at:day) has the same layout and manifest. Its files are uploaded
+under names no other load uses (part-<id>-<n>-<load>.parquet, never
+overwriting an object), and the commit is one conditional write of the
+manifest: created only if absent, else only if unchanged since the load
+read it (its ETag). A load that loses to a concurrent one commits again on
+the new manifest, as if it ran after the winner, unless the winner
+committed one of its batch ids, moved one of its streams' bookmarks, or
+changed the partitioning or a column's type: then it fails (exit 1),
+naming why, and the winner's commit stands. Files no manifest lists (a
+killed load's, the ones a replace dropped) are never read, and a load
+deletes them (only names a load gives, never another tool's files) once
+they are older than an hour (ETLKIT_LAKE_CLEAN_AFTER, seconds); a load whose files waited more than half that for their commit
+fails instead of committing them.
 
 Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders
@@ -330,7 +348,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "NAME")]
     pub schema_name: Option<String>,
 
-    /// Write a Hive-partitioned Parquet dataset (TARGET is a directory) by
+    /// Write a Hive-partitioned Parquet dataset (TARGET is a directory or an s3:// prefix) by
     /// COL, or by the year, month, day or hour of a timestamp COL; repeat or
     /// separate with commas, outermost first
     #[arg(long, value_name = "COL[:UNIT]", value_delimiter = ',')]

@@ -152,6 +152,21 @@ fn open_file(
         .or_else(|| location.named().and_then(Format::from_path))
         .unwrap_or(Format::Csv);
     if format == Format::Parquet {
+        if let Location::Object(object) = location {
+            // By ranges: the footer, then a row group per request.
+            let ranges = crate::client::s3::read::ObjectRanges::new(
+                &object.client,
+                &object.key,
+                object.size,
+                Some(&object.etag)
+                    .filter(|e| !e.is_empty())
+                    .map(String::as_str),
+            );
+            return Ok(Box::new(ParquetSource::from_ranges(
+                Box::new(ranges),
+                location.shown(),
+            )?));
+        }
         let Some(path) = location.path() else {
             return Err(usage(
                 "Parquet is read from a file, not stdin (its index is at the end)",

@@ -67,6 +67,14 @@ impl StoreType for ObjectType {
         check: FlagCheck<'_>,
     ) -> Option<Result<Box<dyn Store>>> {
         let text = args.address_text();
+        // A dataset's (partitioned, or a prefix written as Parquet): the
+        // dataset store's.
+        let dataset = !args.partition_by.is_empty()
+            || (crate::client::s3::url::names_prefix(&text)
+                && args.format.as_deref().is_none_or(|f| f == "parquet"));
+        if dataset {
+            return None;
+        }
         Some(ObjectStore::open(args, &text, check).map(|s| Box::new(s) as _))
     }
 }
@@ -88,15 +96,10 @@ impl ObjectStore {
     fn open(args: &TargetArgs, text: &str, check: FlagCheck<'_>) -> Result<Self> {
         args.refuse_database_state()?;
         args.refuse_naive_timestamps()?;
-        if !args.partition_by.is_empty() {
-            return Err(usage(
-                "--partition-by: datasets on object storage (s3://) are not yet supported; a dataset is a local or mounted directory",
-            ));
-        }
         let url = ObjectUrl::parse(text)?;
         if url.key.is_empty() || url.key.ends_with('/') {
             return Err(usage(format!(
-                "{text} names a bucket or a prefix: etl-load writes one object, s3://bucket/path/file.csv (datasets on object storage are not yet supported)"
+                "{text} names a bucket or a prefix: etl-load writes one object, s3://bucket/path/file.csv, or a dataset under a prefix, s3://bucket/lake/orders"
             )));
         }
         let format = match args.format.as_deref() {

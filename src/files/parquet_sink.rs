@@ -14,8 +14,8 @@ use crate::atomic_file::{FileLock, finish_file, lock_target, temp_path};
 use crate::client::s3::Condition;
 use crate::client::s3::multipart::Upload;
 use crate::format::flat::Fields;
-use crate::format::typing::column_types;
-use crate::parquet_io::writer::{DEFAULT_ROW_GROUP, ParquetFile};
+
+use crate::parquet_io::writer::{DEFAULT_ROW_GROUP, ParquetFile, parquet_columns};
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
@@ -111,7 +111,7 @@ impl Sink for ParquetSink {
         if self.file.is_some() {
             return Ok(());
         }
-        let columns = column_types(schema, sample);
+        let columns = parquet_columns(schema, sample);
         self.columns = columns.clone();
         self.file = Some(ParquetFile::create(
             &self.tmp,

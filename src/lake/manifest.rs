@@ -75,11 +75,15 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let doc: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        Manifest::from_text(&text, &path.display().to_string()).map(Some)
+    }
+
+    /// Reads a manifest's text; `shown` names it in messages.
+    pub fn from_text(text: &str, shown: &str) -> Result<Manifest> {
+        let doc: Value =
+            serde_json::from_str(text).with_context(|| format!("{shown} is not valid JSON"))?;
         Manifest::from_json(doc)
-            .map(Some)
-            .with_context(|| format!("{} is not a valid etlkit dataset manifest", path.display()))
+            .with_context(|| format!("{shown} is not a valid etlkit dataset manifest"))
     }
 
     fn from_json(doc: Value) -> Result<Manifest> {

@@ -18,24 +18,24 @@ mod publish;
 mod write;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::Value;
 
-use super::leftovers::{self, TMP_PREFIX};
+use super::leftovers::TMP_PREFIX;
 use super::manifest::Manifest;
 use super::partition::PartitionSpec;
 use super::spill::{Held, Spill};
-use crate::atomic_file::{FileLock, lock_target};
+use super::storage::{Storage, Version};
 use crate::error::{Failure, Kind};
 use crate::format::flat::{Fields, Raw};
-use crate::format::typing::{column_types, type_of_value};
-use crate::parquet_io::writer::misfit;
+use crate::format::typing::type_of_value;
+use crate::parquet_io::writer::{misfit, parquet_columns};
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 use write::Finished;
+pub(super) use write::sync_dirs;
 
 /// Bytes of rows a load holds in memory for its partitions; past it they
 /// go to the spill file.
@@ -67,11 +67,14 @@ struct Partition {
 
 /// A dataset being loaded.
 pub struct LakeSink {
-    dir: PathBuf,
+    /// Where the dataset is (a directory, or a prefix of a bucket).
+    storage: Box<dyn Storage>,
     options: LakeOptions,
     /// Mode (append, replace or replace-partitions) and schema policy.
     load: LoadOptions,
     old: Manifest,
+    /// The version of the manifest `old` was read from (the commit's condition).
+    version: Version,
     specs: Vec<PartitionSpec>,
     schema: Schema,
     prepared: bool,
@@ -81,10 +84,6 @@ pub struct LakeSink {
     by_values: HashMap<Vec<Option<String>>, usize>,
     parts: Vec<Partition>,
     spill: Spill,
-    /// Partition directories this run created (removed again on abort when empty).
-    created_dirs: Vec<PathBuf>,
-    created_root: bool,
-    _lock: FileLock,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -113,18 +112,17 @@ fn value_of<'f, 'a>(fields: &'f Fields<'a>, name: &str) -> &'f Raw<'a> {
 }
 
 impl LakeSink {
-    /// Opens the dataset directory `dir` (created if missing) for a load:
-    /// takes its lock, reads its manifest, and removes what an interrupted
-    /// load left, after refusing a directory it cannot account for.
-    pub fn open(dir: &Path, options: LakeOptions, load: LoadOptions) -> Result<Self> {
-        let created_root = !dir.exists();
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the dataset directory {}", dir.display()))?;
-        let lock = lock_target(dir)?;
-        let manifest = Manifest::read(dir)?;
-        // Everything is checked before anything is removed.
-        let leftovers = leftovers::audit(dir, manifest.as_ref())?;
-        let old = manifest.unwrap_or_default();
+    /// Opens the dataset in `storage` (opened for a load: a directory is
+    /// locked) for a load: reads its manifest, checks the partitioning,
+    /// and lets the storage ready itself (a directory removes what an
+    /// interrupted load left, after refusing what it cannot account for).
+    pub fn open(
+        mut storage: Box<dyn Storage>,
+        options: LakeOptions,
+        load: LoadOptions,
+    ) -> Result<Self> {
+        let (manifest, version) = storage.read()?;
+        let old = manifest.clone().unwrap_or_default();
         let specs = match &options.partition_by {
             Some(specs) => {
                 if old.commit > 0 && *specs != old.partition_by && load.mode != LoadMode::Replace {
@@ -142,7 +140,7 @@ impl LakeSink {
                         Kind::Usage,
                         format!(
                             "{} is partitioned by {}, not {}",
-                            dir.display(),
+                            storage.shown(),
                             show(&old.partition_by),
                             show(specs)
                         ),
@@ -154,16 +152,17 @@ impl LakeSink {
             }
             None => old.partition_by.clone(),
         };
-        leftovers.remove(dir)?;
+        storage.prepare(manifest.as_ref())?;
         let spill = Spill::new(
-            dir.join(format!("{TMP_PREFIX}{}-spill", std::process::id())),
+            storage.scratch(&format!("{TMP_PREFIX}{}-spill", std::process::id())),
             options.memory_budget,
         );
         Ok(LakeSink {
-            dir: dir.to_path_buf(),
+            storage,
             options,
             load,
             old,
+            version,
             specs,
             schema: Vec::new(),
             prepared: false,
@@ -171,9 +170,6 @@ impl LakeSink {
             by_values: HashMap::new(),
             parts: Vec::new(),
             spill,
-            created_dirs: Vec::new(),
-            created_root,
-            _lock: lock,
         })
     }
 
@@ -240,16 +236,7 @@ impl LakeSink {
                 let _ = std::fs::remove_file(f.tmp);
             }
         }
-        for dir in self.created_dirs.iter().rev() {
-            let mut d = dir.as_path();
-            // Up to the dataset directory, each while empty.
-            while d != self.dir && std::fs::remove_dir(d).is_ok() {
-                match d.parent() {
-                    Some(p) => d = p,
-                    None => break,
-                }
-            }
-        }
+        self.storage.abort();
     }
 }
 
@@ -279,7 +266,7 @@ impl Sink for LakeSink {
             self.old.schema.clone()
         };
         let fresh = columns.is_empty();
-        for (name, kind) in column_types(schema, sample) {
+        for (name, kind) in parquet_columns(schema, sample) {
             if columns.iter().any(|(n, _)| *n == name) {
                 continue;
             }
@@ -388,16 +375,13 @@ impl Sink for LakeSink {
             .collect();
         Ok(vec![format!(
             "dataset {} (Hive-partitioned Parquet): columns {}",
-            self.dir.display(),
+            self.storage.shown(),
             columns.join(", ")
         )])
     }
 
     fn abort(mut self: Box<Self>) {
         self.remove_temps();
-        if self.created_root {
-            let _ = std::fs::remove_dir(&self.dir);
-        }
     }
 }
 
@@ -423,7 +407,8 @@ mod tests {
             strict: false,
             reject_naive_timestamps: false,
         };
-        let mut sink = Box::new(LakeSink::open(&ds, options, load).unwrap());
+        let storage = Box::new(crate::lake::local::LocalDir::for_load(&ds).unwrap());
+        let mut sink = Box::new(LakeSink::open(storage, options, load).unwrap());
         let lines: Vec<String> = (0..6000u32)
             .map(|n| {
                 let id = (n * 7919) % 6000;

@@ -4,13 +4,11 @@
 //! schema. Partitions on the cursor column that cannot hold rows of the
 //! incremental window are not opened.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 
 use super::manifest::{DataFile, MANIFEST, Manifest};
+use super::storage::Storage;
 use crate::error::{Failure, Kind};
 use crate::format::json;
 use crate::parquet_io::reader::ParquetSource;
@@ -28,18 +26,17 @@ const ATTEMPTS: usize = 20;
 
 enum Pending {
     Open(Box<ParquetSource>),
-    Later(PathBuf, String, Vec<(String, String)>),
+    Later(DataFile, String, Vec<(String, String)>),
     /// A file without columns (every field is in the path): Parquet keeps
     /// no rows for it, the manifest counts them.
     PathOnly(String, u64, Vec<(String, String)>),
 }
 
-/// A dataset directory written by etl-load.
+/// A dataset written by etl-load.
 pub struct LakeSource {
+    storage: Box<dyn Storage>,
     schema: Schema,
     files: Vec<Pending>,
-    /// The manifest's row count of each file opened later.
-    rows: Vec<(PathBuf, u64)>,
     skipped: usize,
     /// Parquet files in the directory that the manifest does not list.
     unlisted: (usize, Option<String>),
@@ -51,10 +48,12 @@ fn wire_value(kind: FieldType, text: Option<&str>) -> Value {
         return Value::Null;
     };
     match kind {
-        FieldType::Integer | FieldType::Float => serde_json::from_str::<Value>(text)
-            .ok()
-            .filter(Value::is_number)
-            .unwrap_or_else(|| Value::String(text.to_string())),
+        FieldType::Integer | FieldType::Float | FieldType::Decimal(_) => {
+            serde_json::from_str::<Value>(text)
+                .ok()
+                .filter(Value::is_number)
+                .unwrap_or_else(|| Value::String(text.to_string()))
+        }
         FieldType::Boolean => match text {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
@@ -76,60 +75,64 @@ fn json_text(value: &Value) -> String {
 }
 
 impl LakeSource {
-    /// Opens the dataset at `dir`; with a window on a partition column,
-    /// partitions that cannot hold rows inside it are left out.
-    pub fn open(dir: &Path, window: Option<Window<'_>>) -> Result<Self> {
+    /// Opens the dataset in `storage`; with a window on a partition
+    /// column, partitions that cannot hold rows inside it are left out.
+    pub fn open(storage: Box<dyn Storage>, window: Option<Window<'_>>) -> Result<Self> {
         let mut last_err = None;
         let mut last_commit = None;
+        let shown = storage.shown();
+        let mut storage = Some(storage);
         for _ in 0..ATTEMPTS {
-            let manifest = Manifest::read(dir)?.ok_or_else(|| {
+            let Some(store) = storage.take() else {
+                break;
+            };
+            let manifest = store.read()?.0.ok_or_else(|| {
                 anyhow::Error::from(
                     Failure::new(
                         Kind::Runtime,
                         format!(
-                            "{} has no {MANIFEST}: it is not a dataset written by etl-load",
-                            dir.display()
+                            "{shown} has no {MANIFEST}: it is not a dataset written by etl-load"
                         ),
                     )
                     .hint(format!(
-                        "read its Parquet files with a glob: etl-extract '{}/**/*.parquet'",
-                        dir.display()
+                        "read its Parquet files with a glob: etl-extract '{shown}/**/*.parquet'"
                     )),
                 )
             })?;
-            match Self::open_files(dir, &manifest, window) {
+            match Self::open_files(store, &manifest, window) {
                 Ok(mut source) => {
-                    source.unlisted = super::leftovers::unlisted_data_files(dir, &manifest)?;
+                    source.unlisted = source.storage.unlisted(&manifest)?;
                     return Ok(source);
                 }
-                Err(err)
-                    if err
-                        .downcast_ref::<std::io::Error>()
-                        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
-                {
+                Err((store, err)) if is_not_found(&err) => {
                     // Replaced by a commit after we read the manifest, or
                     // (the same commit twice) lost.
                     if last_commit == Some(manifest.commit) {
-                        return Err(err.context(format!(
-                            "{}: a file its manifest lists is missing",
-                            dir.display()
-                        )));
+                        return Err(
+                            err.context(format!("{shown}: a file its manifest lists is missing"))
+                        );
                     }
                     last_commit = Some(manifest.commit);
                     last_err = Some(err);
+                    storage = Some(store);
                 }
-                Err(err) => return Err(err),
+                Err((_, err)) => return Err(err),
             }
         }
         Err(last_err
             .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
             .context(format!(
-                "{}: files kept changing while the dataset was opened",
-                dir.display()
+                "{shown}: files kept changing while the dataset was opened"
             )))
     }
 
-    fn open_files(dir: &Path, manifest: &Manifest, window: Option<Window<'_>>) -> Result<Self> {
+    /// The files of `manifest`, the first [`OPENED_AHEAD`] opened; a
+    /// failure hands the storage back with the error.
+    fn open_files(
+        storage: Box<dyn Storage>,
+        manifest: &Manifest,
+        window: Option<Window<'_>>,
+    ) -> Result<Self, (Box<dyn Storage>, anyhow::Error)> {
         let path_columns: Vec<(String, FieldType)> = manifest
             .partition_by
             .iter()
@@ -151,7 +154,6 @@ impl LakeSource {
             .collect();
         schema.extend(path_columns.iter().cloned());
         let mut files = Vec::new();
-        let mut rows = Vec::new();
         let mut skipped = 0;
         for file in &manifest.files {
             if let Some(w) = window
@@ -177,11 +179,12 @@ impl LakeSource {
                     (column.clone(), json_text(&wire_value(*kind, text)))
                 })
                 .collect();
-            let path = dir.join(&file.path);
-            let name = path.display().to_string();
+            let name = storage.file_shown(&file.path);
             if files.len() < OPENED_AHEAD {
-                let handle = File::open(&path)?;
-                let source = ParquetSource::from_file(handle, name.clone())?;
+                let source = match storage.open_file(file, &name) {
+                    Ok(source) => source,
+                    Err(err) => return Err((storage, err)),
+                };
                 if source.schema().is_empty() {
                     files.push(Pending::PathOnly(name, file.rows, constant));
                     continue;
@@ -190,14 +193,13 @@ impl LakeSource {
                     source.with_constant_fields(constant),
                 )));
             } else {
-                rows.push((path.clone(), file.rows));
-                files.push(Pending::Later(path, name, constant));
+                files.push(Pending::Later(file.clone(), name, constant));
             }
         }
         Ok(LakeSource {
+            storage,
             schema,
             files,
-            rows,
             skipped,
             unlisted: (0, None),
         })
@@ -250,8 +252,12 @@ fn path_only(
     Ok(())
 }
 
-fn rows_of(path: &Path, rows: &[(PathBuf, u64)]) -> u64 {
-    rows.iter().find(|(p, _)| p == path).map_or(0, |(_, n)| *n)
+/// Is a file missing somewhere in `err`'s chain?
+fn is_not_found(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    })
 }
 
 impl Source for LakeSource {
@@ -263,15 +269,14 @@ impl Source for LakeSource {
         for pending in std::mem::take(&mut self.files) {
             let mut source = match pending {
                 Pending::Open(source) => *source,
-                Pending::Later(path, name, constant) => {
-                    let handle = File::open(&path).with_context(|| {
+                Pending::Later(file, name, constant) => {
+                    let source = self.storage.open_file(&file, &name).with_context(|| {
                         format!(
                             "cannot open {name}: a load replaced it while this run read the dataset; run again"
                         )
                     })?;
-                    let source = ParquetSource::from_file(handle, name.clone())?;
                     if source.schema().is_empty() {
-                        path_only(&name, rows_of(&path, &self.rows), &constant, emit, cx)?;
+                        path_only(&name, file.rows, &constant, emit, cx)?;
                         continue;
                     }
                     source.with_constant_fields(constant)
@@ -296,18 +301,17 @@ impl LakeSource {
     /// A warning when the directory holds Parquet files its manifest does
     /// not list (another tool's, or a lost manifest entry): a reader of the
     /// whole directory sees them, this one does not.
-    pub fn unlisted_warning(&self, dir: &Path) -> Option<String> {
+    pub fn unlisted_warning(&self) -> Option<String> {
         let (n, first) = &self.unlisted;
         let first = first.as_ref()?;
+        let shown = self.storage.shown();
         Some(if *n == 1 {
             format!(
-                "{} holds 1 Parquet file its manifest does not list ({first:?}): it is not read",
-                dir.display()
+                "{shown} holds 1 Parquet file its manifest does not list ({first:?}): it is not read"
             )
         } else {
             format!(
-                "{} holds {n} Parquet files its manifest does not list (first {first:?}): they are not read",
-                dir.display()
+                "{shown} holds {n} Parquet files its manifest does not list (first {first:?}): they are not read"
             )
         })
     }

@@ -183,14 +183,12 @@ impl Sink for MysqlSink {
     }
 
     fn insert(&mut self, fields: &Fields<'_>, _line: &[u8]) -> Result<Result<(), String>> {
-        for key in &self.options.keys {
-            if fields
-                .iter()
-                .find(|(n, _)| n == key)
-                .is_none_or(|(_, v)| v.is_null())
-            {
-                return Ok(Err(format!("key field {key:?} is null or missing")));
-            }
+        let bound = match self.table.bind(fields, &self.options)? {
+            Ok(bound) => bound,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        if let Some(reason) = self.table.binder.missing_key(fields, &self.options.keys) {
+            return Ok(Err(reason));
         }
         if let Some(flag) = &self.options.delete_when
             && fields
@@ -203,10 +201,6 @@ impl Sink for MysqlSink {
             };
             return self.stage_row(RunKind::Delete, &values, None);
         }
-        let bound = match self.table.bind(fields, &self.options)? {
-            Ok(bound) => bound,
-            Err(reason) => return Ok(Err(reason)),
-        };
         let (values, longest) = match Stage::encode(&self.table, fields, &bound) {
             Ok(encoded) => encoded,
             Err(reason) => return Ok(Err(reason)),

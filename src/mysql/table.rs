@@ -14,9 +14,9 @@ use super::conn::message;
 use super::values::{ColumnInfo, Kind, fits_decimal};
 use crate::error::{Failure, Kind as ErrorKind};
 use crate::format::flat::Fields;
-use crate::format::typing::type_of_value;
 use crate::record::{FieldType, Schema};
 use crate::sink::LoadOptions;
+use crate::store::binder::{Binder, UNBOUND};
 
 /// MySQL's limit on table, column and index names, in characters.
 pub const NAME_LIMIT: usize = 64;
@@ -178,12 +178,9 @@ pub struct Table {
     pub exists: bool,
     /// Its columns, then those planned for it.
     pub columns: Vec<Column>,
-    by_lower: HashMap<String, usize>,
-    /// Fields seen only as null so far: given a text column at commit.
-    null_only: Vec<String>,
-    /// Field names of the last record and the columns they were bound to.
-    last_fields: Vec<String>,
-    last_bound: Vec<Option<usize>>,
+    /// The columns' names, and the binding of the record being written
+    /// (the rules every database store shares).
+    pub binder: Binder,
 }
 
 impl Table {
@@ -196,10 +193,7 @@ impl Table {
             qtable: quote(table),
             exists: !existing.is_empty(),
             columns: Vec::new(),
-            by_lower: HashMap::new(),
-            null_only: Vec::new(),
-            last_fields: Vec::new(),
-            last_bound: Vec::new(),
+            binder: Binder::new(format!("table {table:?}")),
         };
         for (name, info) in existing {
             t.push_column(Column {
@@ -214,15 +208,13 @@ impl Table {
     }
 
     fn push_column(&mut self, column: Column) {
-        self.by_lower
-            .entry(column.name.to_lowercase())
-            .or_insert(self.columns.len());
+        self.binder.push(&column.name);
         self.columns.push(column);
     }
 
-    /// The column a field names (names are case-insensitive).
+    /// The column a field names (see [`Binder::lookup`]).
     pub fn find(&self, name: &str) -> Option<usize> {
-        self.by_lower.get(&name.to_lowercase()).copied()
+        self.binder.find(name)
     }
 
     /// The key columns (`keys`) the table has.
@@ -249,7 +241,6 @@ impl Table {
             in_target: false,
             staged: false,
         });
-        self.null_only.retain(|n| !n.eq_ignore_ascii_case(name));
         Ok(())
     }
 
@@ -284,62 +275,30 @@ impl Table {
         }
     }
 
-    /// Binds a record's fields to columns, planning new ones (evolve) or
-    /// refusing the record (strict, or a name given twice).
+    /// Binds a record's fields to columns (the shared rules), planning the
+    /// new columns it asks for; the column of each field (`None`: a field
+    /// without one, only null so far), or the reason it is refused.
     pub fn bind(
         &mut self,
         fields: &Fields<'_>,
         options: &LoadOptions,
     ) -> Result<Result<Vec<Option<usize>>, String>> {
-        let same = self.last_fields.len() == fields.len()
-            && self
-                .last_fields
-                .iter()
-                .zip(fields)
-                .all(|(last, (name, _))| last == name)
-            && self
-                .last_bound
-                .iter()
-                .zip(fields)
-                .all(|(slot, (_, v))| slot.is_some() || v.is_null());
-        if same {
-            return Ok(Ok(self.last_bound.clone()));
-        }
-        let mut bound: Vec<Option<usize>> = Vec::with_capacity(fields.len());
-        for (name, value) in fields {
-            match self.find(name) {
-                Some(i) => {
-                    if bound.contains(&Some(i)) {
-                        return Ok(Err(format!(
-                            "field {name:?} names column {:?} a second time (names are case-insensitive)",
-                            self.columns[i].name
-                        )));
-                    }
-                    bound.push(Some(i));
-                }
-                None if options.strict => {
-                    return Ok(Err(format!(
-                        "field {name:?} is not a column of table {:?} (--schema strict)",
-                        self.table
-                    )));
-                }
-                None => match type_of_value(value) {
-                    Some(t) => {
-                        self.plan_column(name, t, &options.keys)?;
-                        bound.push(self.find(name));
-                    }
-                    None => {
-                        if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                            self.null_only.push(name.to_string());
-                        }
-                        bound.push(None);
-                    }
-                },
+        let new = match self.binder.bind(fields, options.strict) {
+            Ok(new) => new,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        if !new.is_empty() {
+            for (name, t) in &new {
+                self.plan_column(name, *t, &options.keys)?;
             }
+            self.binder.rebind(fields);
         }
-        self.last_fields = fields.iter().map(|(n, _)| n.to_string()).collect();
-        self.last_bound = bound.clone();
-        Ok(Ok(bound))
+        Ok(Ok(self
+            .binder
+            .bound
+            .iter()
+            .map(|&i| (i != UNBOUND).then_some(i))
+            .collect()))
     }
 
     /// The columns the target lacks, with their types: created at commit
@@ -350,11 +309,11 @@ impl Table {
         options: &LoadOptions,
         log: &mut Vec<String>,
     ) -> Result<()> {
-        let pending: Vec<String> = std::mem::take(&mut self.null_only);
+        let pending = self.binder.take_null_only();
         if !options.strict || !self.exists {
-            for name in pending {
+            for (name, t) in pending {
                 if self.find(&name).is_none() {
-                    self.plan_column(&name, FieldType::Text, &options.keys)?;
+                    self.plan_column(&name, t, &options.keys)?;
                 }
             }
         }
@@ -461,7 +420,8 @@ impl Table {
             .filter(|c| !c.in_target)
             .map(definition)
             .chain(
-                self.null_only
+                self.binder
+                    .null_only()
                     .iter()
                     .filter(|n| self.find(n).is_none())
                     .map(|n| format!("{} LONGTEXT", quote(n))),

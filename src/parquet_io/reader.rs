@@ -2,12 +2,15 @@
 //! the largest row group, not the file). Types map to the wire faithfully:
 //! integers stay integers (an unsigned 64-bit column is declared text, its
 //! values strings of digits, unless the file's statistics show every value
-//! fits a signed 64-bit integer),
-//! decimals keep every digit, dates, times and timestamps of every unit
-//! (INT96 too) become ISO 8601 text with all their digits (with `Z` only
-//! when the file says UTC), an Arrow duration becomes an ISO 8601 duration
-//! in seconds (`PT1.5S`), binary becomes `\x`-prefixed hex, nested groups,
-//! lists and maps become JSON. A value with no exact wire form (an
+//! fits a signed 64-bit integer), a DECIMAL(p,s) of every physical width
+//! is declared `decimal(p,s)` and keeps every digit, DATE is `date`, TIME
+//! and TIMESTAMP in milliseconds or microseconds are `time`, `timestamp`
+//! or (adjusted to UTC) `timestamptz` written with `+00:00`; nanosecond
+//! ones and INT96 are declared text, all nine digits kept (the wire's
+//! times stop at microseconds). UUID is `uuid`, binary without a string
+//! annotation `bytes` (base64), an Arrow duration an ISO 8601 duration
+//! in seconds (`PT1.5S`) in a text column, nested groups, lists and maps
+//! JSON. A value with no exact wire form (an
 //! infinity, NaN, text that is not UTF-8, JSON too deep for the wire) makes
 //! its row a reject. `values.rs` writes the values.
 
@@ -24,7 +27,8 @@ use parquet::file::statistics::Statistics;
 use parquet::record::Row;
 use parquet::schema::types::{SchemaDescriptor, Type};
 
-use super::arrow_schema;
+use super::arrow_schema::{self, Unit};
+use super::ranged::{Chunks, RangeRead, Ranged};
 use super::values::{self, Bad, Leaf, Node};
 use crate::format::json;
 use crate::record::{FieldType, Schema};
@@ -34,7 +38,7 @@ use crate::source::{Context, Emit, Source, deliver};
 /// A Parquet file.
 pub struct ParquetSource {
     name: String,
-    reader: SerializedFileReader<File>,
+    reader: SerializedFileReader<Chunks>,
     schema: Schema,
     /// How each top-level column's values are written, in file order.
     nodes: Vec<Node>,
@@ -53,10 +57,34 @@ impl ParquetSource {
 
     /// Reads the footer of an open file; `name` is used in messages.
     pub fn from_file(file: File, name: String) -> Result<Self> {
+        Self::from_chunks(Chunks::File(Arc::new(file)), name)
+    }
+
+    /// Reads the footer of a file stored elsewhere, by ranges: the footer
+    /// first, then each row group in one read as it is reached.
+    pub fn from_ranges(source: Box<dyn RangeRead>, name: String) -> Result<Self> {
+        Self::from_chunks(Chunks::Ranged(Arc::new(Ranged::new(source))), name)
+    }
+
+    fn from_chunks(file: Chunks, name: String) -> Result<Self> {
         let unreadable = || format!("{name}: not a readable Parquet file");
         let metadata = ParquetMetaDataReader::new()
             .parse_and_finish(&file)
             .with_context(unreadable)?;
+        if let Chunks::Ranged(ranged) = &file {
+            ranged.set_row_groups(
+                metadata
+                    .row_groups()
+                    .iter()
+                    .filter_map(|group| {
+                        let ranges = group.columns().iter().map(|c| c.byte_range());
+                        let start = ranges.clone().map(|(s, _)| s).min()?;
+                        let end = ranges.map(|(s, l)| s + l).max()?;
+                        Some((start, end))
+                    })
+                    .collect(),
+            );
+        }
         let root = metadata
             .file_metadata()
             .schema_descr()
@@ -141,6 +169,25 @@ fn wire_type(field: &Type, node: &Node, metadata: &ParquetMetaData, column: usiz
         return FieldType::Json;
     }
     let info = field.get_basic_info();
+    let leaf = match node {
+        Node::Leaf(leaf) => *leaf,
+        _ => return FieldType::Json,
+    };
+    match leaf {
+        Leaf::Json => return FieldType::Json,
+        Leaf::Bytes => return FieldType::Bytes,
+        Leaf::Uuid => return FieldType::Uuid,
+        // The wire's times keep microseconds: nanoseconds (and INT96,
+        // nanoseconds too) stay text with all nine digits.
+        Leaf::Timestamp(Unit::Nanos, _) | Leaf::Time(Unit::Nanos) | Leaf::Int96 => {
+            return FieldType::Text;
+        }
+        Leaf::Timestamp(_, true) => return FieldType::TimestampTz,
+        Leaf::Timestamp(_, false) => return FieldType::Timestamp,
+        Leaf::Time(_) => return FieldType::Time,
+        Leaf::Plain => {}
+        Leaf::Text | Leaf::Duration(_) | Leaf::UnsignedText => return FieldType::Text,
+    }
     match (
         field.get_physical_type(),
         info.converted_type(),
@@ -148,18 +195,14 @@ fn wire_type(field: &Type, node: &Node, metadata: &ParquetMetaData, column: usiz
     ) {
         (_, ConvertedType::LIST | ConvertedType::MAP | ConvertedType::JSON, _)
         | (_, _, Some(LogicalType::Json)) => FieldType::Json,
-        (_, ConvertedType::DECIMAL, _) => match field {
-            Type::PrimitiveType { precision, .. } if *precision <= 15 => FieldType::Float,
-            _ => FieldType::Text,
-        },
-        _ if !matches!(node, Node::Leaf(Leaf::Plain)) => FieldType::Text,
-        (_, _, Some(LogicalType::Date | LogicalType::Time(_) | LogicalType::Timestamp(_))) => {
-            FieldType::Text
+        (_, ConvertedType::DECIMAL, _) | (_, _, Some(LogicalType::Decimal(_))) => {
+            let (p, s) = (field.get_precision(), field.get_scale());
+            match (u16::try_from(p), u16::try_from(s)) {
+                (Ok(p), Ok(s)) if p > 0 && s <= p => FieldType::Decimal(Some((p, s))),
+                _ => FieldType::Decimal(None),
+            }
         }
-        (_, ConvertedType::DATE | ConvertedType::TIME_MILLIS | ConvertedType::TIME_MICROS, _)
-        | (_, ConvertedType::TIMESTAMP_MILLIS | ConvertedType::TIMESTAMP_MICROS, _) => {
-            FieldType::Text
-        }
+        (_, _, Some(LogicalType::Date)) | (_, ConvertedType::DATE, _) => FieldType::Date,
         (PhysicalType::INT64, ConvertedType::UINT_64, _) => {
             if fits_signed(metadata, column) {
                 FieldType::Integer
@@ -167,6 +210,7 @@ fn wire_type(field: &Type, node: &Node, metadata: &ParquetMetaData, column: usiz
                 FieldType::Text
             }
         }
+        (_, _, Some(LogicalType::Float16)) => FieldType::Float,
         (PhysicalType::BOOLEAN, _, _) => FieldType::Boolean,
         (PhysicalType::INT32 | PhysicalType::INT64, _, _) => FieldType::Integer,
         (PhysicalType::FLOAT | PhysicalType::DOUBLE, _, _) => FieldType::Float,

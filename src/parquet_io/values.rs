@@ -1,5 +1,8 @@
-//! Parquet values as wire JSON, each exactly: timestamps of every unit and
-//! INT96 as ISO 8601 text with all their digits, durations as ISO 8601
+//! Parquet values as wire JSON, each exactly: decimals of every physical
+//! width as JSON numbers with every digit, dates, times and timestamps of
+//! every unit and INT96 as ISO 8601 text with all their digits (an
+//! instant in UTC with `+00:00`, as the PostgreSQL source writes one),
+//! uuids as canonical text, binary as base64, durations as ISO 8601
 //! durations in seconds, unsigned 64-bit integers as the numbers they are.
 //! A value with no exact wire form (an infinity, NaN, text that is not
 //! UTF-8, a JSON column's text that is not JSON the wire can carry) is a
@@ -19,7 +22,9 @@ use parquet::record::Field;
 use parquet::schema::types::Type;
 
 use super::arrow_schema::{ArrowField, Unit};
+use super::encode::uuid_text;
 use crate::format::json;
+use crate::format::logical::encode_bytes;
 
 /// What one Parquet value is, from the file's schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +45,10 @@ pub enum Leaf {
     /// As the Parquet library reads it (numbers, booleans, dates, decimals,
     /// binary as `\x` hex).
     Plain,
+    /// Binary data without a string annotation: base64, the wire's bytes.
+    Bytes,
+    /// A 16-byte UUID: canonical text.
+    Uuid,
     /// UTF-8 text, read as bytes.
     Text,
     /// JSON text, read as bytes, that goes on the wire nested.
@@ -152,6 +161,24 @@ fn leaf(field: &Type, arrow: Option<&ArrowField>) -> Leaf {
         | (PhysicalType::BYTE_ARRAY, _, Some(LogicalType::String | LogicalType::Enum)) => {
             Leaf::Text
         }
+        (PhysicalType::FIXED_LEN_BYTE_ARRAY, _, Some(LogicalType::Uuid))
+            if matches!(
+                field,
+                Type::PrimitiveType {
+                    type_length: 16,
+                    ..
+                }
+            ) =>
+        {
+            Leaf::Uuid
+        }
+        (
+            PhysicalType::BYTE_ARRAY | PhysicalType::FIXED_LEN_BYTE_ARRAY,
+            ConvertedType::NONE,
+            None,
+        )
+        | (PhysicalType::BYTE_ARRAY, ConvertedType::BSON, _)
+        | (PhysicalType::BYTE_ARRAY, _, Some(LogicalType::Bson)) => Leaf::Bytes,
         (PhysicalType::INT64, ConvertedType::NONE, None) => match arrow.and_then(|a| a.duration) {
             Some(unit) => Leaf::Duration(unit),
             None => Leaf::Plain,
@@ -351,24 +378,34 @@ fn write_leaf(out: &mut Vec<u8>, field: &Field, leaf: Leaf, lenient: bool) -> Re
             Err(_) if lenient => json::write_str(out, s),
             Err(bad) => return Err(bad),
         },
+        (Field::Bytes(b), Leaf::Bytes) => json::write_str(out, &encode_bytes(b.data())),
+        (Field::Bytes(b), Leaf::Uuid) => match uuid_text(b.data()) {
+            Some(text) => json::write_str(out, &text),
+            None => json::write_str(out, &hex(b.data())),
+        },
         (Field::Bytes(b), Leaf::Int96) => match int96_nanos(b.data()) {
             Some(nanos) => json::write_str(out, &timestamp_text(nanos, Unit::Nanos, false)),
             None => json::write_str(out, &hex(b.data())),
         },
         (Field::Long(n), Leaf::Timestamp(unit, utc)) => {
-            json::write_str(out, &timestamp_text(i128::from(*n), unit, utc));
+            let text = checked(timestamp_text(i128::from(*n), unit, utc), lenient)?;
+            json::write_str(out, &text);
         }
         (Field::TimestampMillis(n), leaf) => {
             let utc = matches!(leaf, Leaf::Timestamp(_, true));
-            json::write_str(out, &timestamp_text(i128::from(*n), Unit::Millis, utc));
+            let text = checked(timestamp_text(i128::from(*n), Unit::Millis, utc), lenient)?;
+            json::write_str(out, &text);
         }
         (Field::TimestampMicros(n), leaf) => {
             let utc = matches!(leaf, Leaf::Timestamp(_, true));
-            json::write_str(out, &timestamp_text(i128::from(*n), Unit::Micros, utc));
+            let text = checked(timestamp_text(i128::from(*n), Unit::Micros, utc), lenient)?;
+            json::write_str(out, &text);
         }
-        (Field::Long(n), Leaf::Time(unit)) => json::write_str(out, &time_text(*n, unit)),
+        (Field::Long(n), Leaf::Time(unit)) => {
+            json::write_str(out, &checked_time(*n, unit, lenient)?);
+        }
         (Field::Int(n), Leaf::Time(unit)) => {
-            json::write_str(out, &time_text(i64::from(*n), unit));
+            json::write_str(out, &checked_time(i64::from(*n), unit, lenient)?);
         }
         (Field::Long(n), Leaf::Duration(unit)) => json::write_str(out, &duration_text(*n, unit)),
         (Field::ULong(n), Leaf::UnsignedText) => json::write_str(out, &n.to_string()),
@@ -385,27 +422,54 @@ fn write_leaf(out: &mut Vec<u8>, field: &Field, leaf: Leaf, lenient: bool) -> Re
         (Field::Float16(f), _) => write_float(out, f.to_string(), lenient)?,
         (Field::Float(f), _) => write_float(out, f.to_string(), lenient)?,
         (Field::Double(f), _) => write_float(out, f.to_string(), lenient)?,
-        (Field::Decimal(d), _) => {
+        (Field::Decimal(_), _) => {
             let text = field.to_string();
-            let text = text.trim_end_matches('.');
-            if d.precision() <= 15 {
-                out.extend_from_slice(text.as_bytes());
-            } else {
-                json::write_str(out, text);
-            }
+            out.extend_from_slice(text.trim_end_matches('.').as_bytes());
         }
         (Field::Str(s), _) => json::write_str(out, s),
         (Field::Bytes(b), _) => json::write_str(out, &hex(b.data())),
-        (Field::Date(days), _) => json::write_str(out, &date_text(i64::from(*days))),
-        (Field::TimeMillis(ms), _) => {
-            json::write_str(out, &time_text(i64::from(*ms), Unit::Millis));
+        (Field::Date(days), _) => {
+            let text = checked(date_text(i64::from(*days)), lenient)?;
+            json::write_str(out, &text);
         }
-        (Field::TimeMicros(us), _) => json::write_str(out, &time_text(*us, Unit::Micros)),
+        (Field::TimeMillis(ms), _) => {
+            json::write_str(out, &checked_time(i64::from(*ms), Unit::Millis, lenient)?);
+        }
+        (Field::TimeMicros(us), _) => {
+            json::write_str(out, &checked_time(*us, Unit::Micros, lenient)?);
+        }
         (Field::Group(_) | Field::ListInternal(_) | Field::MapInternal(_), _) => {
             write(out, field, &PLAIN, lenient)?;
         }
     }
     Ok(())
+}
+
+/// A date or timestamp, when its year is one the wire's dates have (1 to
+/// 9999); else a [`Bad`] value (shown as it is when `lenient`).
+fn checked(text: String, lenient: bool) -> Result<String, Bad> {
+    let year_ok = text.len() >= 10
+        && text.as_bytes()[4] == b'-'
+        && !text.starts_with('-')
+        && !text.starts_with("0000");
+    if year_ok || lenient {
+        Ok(text)
+    } else {
+        Err(Bad(format!(
+            "{text} is outside the years 0001 to 9999 that the wire's dates hold"
+        )))
+    }
+}
+
+/// A time of day, when it is one (below 24 hours); else a [`Bad`] value.
+fn checked_time(count: i64, unit: Unit, lenient: bool) -> Result<String, Bad> {
+    let text = time_text(count, unit);
+    let in_day = count >= 0 && i128::from(count) < per_second(unit) * 86_400;
+    if in_day || lenient {
+        Ok(text)
+    } else {
+        Err(Bad(format!("time {text} is not a time of day")))
+    }
 }
 
 /// A JSON column's text, checked and written compact: one record stays
@@ -482,7 +546,7 @@ pub fn time_text(count: i64, unit: Unit) -> String {
 }
 
 /// An ISO 8601 timestamp from a count of `unit` since 1970-01-01T00:00:00,
-/// with `Z` when the file says the instant is in UTC.
+/// with `+00:00` when the file says the instant is in UTC.
 pub fn timestamp_text(count: i128, unit: Unit, utc: bool) -> String {
     let per_day = per_second(unit) * 86_400;
     let days = count.div_euclid(per_day);
@@ -495,7 +559,7 @@ pub fn timestamp_text(count: i128, unit: Unit, utc: bool) -> String {
         "{}T{}{}",
         date_text(days),
         time_text(rest, unit),
-        if utc { "Z" } else { "" }
+        if utc { "+00:00" } else { "" }
     )
 }
 
@@ -530,7 +594,7 @@ mod tests {
         );
         assert_eq!(
             timestamp_text(1_762_074_000_000_000, Unit::Micros, true),
-            "2025-11-02T09:00:00Z"
+            "2025-11-02T09:00:00+00:00"
         );
         assert_eq!(
             timestamp_text(1_762_074_000_123_000, Unit::Micros, false),
@@ -538,7 +602,7 @@ mod tests {
         );
         assert_eq!(
             timestamp_text(-1, Unit::Nanos, true),
-            "1969-12-31T23:59:59.999999999Z"
+            "1969-12-31T23:59:59.999999999+00:00"
         );
         assert_eq!(
             timestamp_text(i128::from(i64::MIN), Unit::Nanos, false),
@@ -557,6 +621,48 @@ mod tests {
             duration_text(i64::MIN, Unit::Seconds),
             "PT-9223372036854775808S"
         );
+    }
+
+    #[test]
+    fn decimals_of_every_width_are_exact_json_numbers() {
+        use parquet::data_type::{ByteArray, Decimal};
+        let text = |d: Decimal| {
+            let mut out = Vec::new();
+            write_leaf(&mut out, &Field::Decimal(d), Leaf::Plain, false).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(Decimal::from_i32(-1, 4, 1)), "-0.1");
+        assert_eq!(text(Decimal::from_i64(12_500, 18, 3)), "12.500");
+        assert_eq!(text(Decimal::from_i32(7, 9, 0)), "7");
+        // BYTE_ARRAY and FIXED_LEN_BYTE_ARRAY: big-endian two's complement.
+        let bytes = ByteArray::from(vec![0xff, 0x0b]);
+        assert_eq!(text(Decimal::from_bytes(bytes, 5, 2)), "-2.45");
+        let max = 10i128.pow(38) - 1;
+        let bytes = ByteArray::from(max.to_be_bytes().to_vec());
+        assert_eq!(
+            text(Decimal::from_bytes(bytes, 38, 10)),
+            "9999999999999999999999999999.9999999999"
+        );
+    }
+
+    #[test]
+    fn bytes_and_uuids_and_out_of_range_dates() {
+        use parquet::data_type::ByteArray;
+        let leaf = |f: Field, l: Leaf| {
+            let mut out = Vec::new();
+            write_leaf(&mut out, &f, l, false).map(|()| String::from_utf8(out).unwrap())
+        };
+        let b = |v: Vec<u8>| Field::Bytes(ByteArray::from(v));
+        assert_eq!(leaf(b(vec![0, 1, 0xff]), Leaf::Bytes).unwrap(), "\"AAH/\"");
+        assert_eq!(leaf(b(vec![]), Leaf::Bytes).unwrap(), "\"\"");
+        assert_eq!(
+            leaf(b(vec![0; 16]), Leaf::Uuid).unwrap(),
+            "\"00000000-0000-0000-0000-000000000000\""
+        );
+        assert!(leaf(Field::Date(2_932_897), Leaf::Plain).is_err());
+        assert!(leaf(Field::Date(-719_163), Leaf::Plain).is_err());
+        assert!(leaf(Field::Date(-719_162), Leaf::Plain).is_ok());
+        assert!(leaf(Field::TimeMillis(86_400_000), Leaf::Plain).is_err());
     }
 
     #[test]

@@ -13,12 +13,13 @@ use postgres::Client;
 use super::conn::{db_message, pg_err};
 use super::stage::{Session, Stage};
 use super::state::PgState;
-use super::table::{Lookup, Table, check_identifier, schema_of};
+use super::table::{Table, check_identifier, schema_of};
 use crate::format::flat::Fields;
 use crate::format::typing::{beyond_bigint, column_types_native};
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
+use crate::store::binder::Lookup;
 
 /// Loads into one PostgreSQL table inside one transaction.
 pub struct PgSink {
@@ -98,13 +99,13 @@ impl PgSink {
     /// Binds a record's fields to columns, adding the columns new fields
     /// need; the reason when the record cannot be bound.
     fn bind(&mut self, fields: &Fields<'_>) -> Result<Result<(), String>> {
-        let new_columns = match self.table.bind(fields, self.options.strict) {
+        let new_columns = match self.table.binder.bind(fields, self.options.strict) {
             Ok(new_columns) => new_columns,
             Err(reason) => return Ok(Err(reason)),
         };
         if !new_columns.is_empty() {
             self.add_columns(&new_columns)?;
-            self.table.rebind(fields);
+            self.table.binder.rebind(fields);
         }
         Ok(Ok(()))
     }
@@ -112,7 +113,7 @@ impl PgSink {
     /// The end of every transaction: columns for null-only fields, the
     /// staged rows moved into the table, then the bookmarks and batch ids.
     fn settle(&mut self, changes: &StateChanges) -> Result<()> {
-        let pending = self.table.take_null_only();
+        let pending = self.table.binder.take_null_only();
         if !self.options.strict || !self.table.exists {
             self.add_columns(&pending)?;
         }
@@ -131,7 +132,7 @@ impl Sink for PgSink {
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
         let missing: Vec<(String, FieldType)> = column_types_native(schema, sample)
             .into_iter()
-            .filter(|(n, _)| matches!(self.table.lookup(n), Lookup::Missing))
+            .filter(|(n, _)| matches!(self.table.binder.lookup(n), Lookup::Missing))
             // bigint is signed: integers past its top (an unsigned 64-bit
             // column's) get numeric(20,0).
             .map(|(n, t)| match t {
@@ -174,7 +175,7 @@ impl Sink for PgSink {
         if let Err(reason) = self.bind(fields)? {
             return Ok(Err(reason));
         }
-        if let Some(reason) = self.table.missing_key(fields, &self.options.keys) {
+        if let Some(reason) = self.table.binder.missing_key(fields, &self.options.keys) {
             return Ok(Err(reason));
         }
         self.stage.write(self.state.session(), &self.table, fields)

@@ -230,6 +230,7 @@ impl Stage {
         fields: &Fields<'_>,
     ) -> Result<Result<(), String>> {
         let named: Vec<usize> = table
+            .binder
             .bound
             .iter()
             .copied()
@@ -276,7 +277,7 @@ impl Stage {
             if n > 0 && !binary {
                 self.chunk.push(b'\t');
             }
-            let field = table.bound.iter().position(|&b| b == i).map(|p| &fields[p]);
+            let field = table.binder.field_of(i).map(|p| &fields[p]);
             if upsert {
                 self.pattern.push(field.is_some());
             }

@@ -9,9 +9,8 @@ use postgres::Client;
 use super::conn::{db_message, pg_err};
 use super::values::{Binary, Kind};
 use crate::error::usage;
-use crate::format::flat::Fields;
-use crate::format::typing::type_of_value;
 use crate::record::FieldType;
+use crate::store::binder::Binder;
 
 /// The longest identifier PostgreSQL keeps; it truncates longer ones.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
@@ -89,16 +88,6 @@ impl Column {
     }
 }
 
-/// What a field's name finds among a table's columns.
-pub enum Lookup {
-    /// One column: of that exact name, or the one differing only in case.
-    Found(usize),
-    /// None.
-    Missing,
-    /// Two columns differing only in case, neither of the exact name.
-    Ambiguous(usize, usize),
-}
-
 /// The target table: its names, its columns as the run has left them, and
 /// the binding of the record being inserted.
 pub struct Table {
@@ -112,14 +101,9 @@ pub struct Table {
     pub exists: bool,
     /// Its columns, in order.
     pub columns: Vec<Column>,
-    /// Fields seen only as null so far: given a text column at the end.
-    null_only: Vec<String>,
-    /// The column each field of the record being inserted names
-    /// (`usize::MAX`: a field without a column, only null so far).
-    pub bound: Vec<usize>,
-    /// The field names `bound` was found for: a record with the same names
-    /// in the same order reuses it without looking a name up.
-    bound_names: Vec<String>,
+    /// The columns' names, and the binding of the record being inserted
+    /// (the rules every database store shares).
+    pub binder: Binder,
     /// The key columns (`--key`), found once by `prepare`.
     pub key_cols: Vec<usize>,
     /// Fields the stream declares `bytes` (base64 on the wire).
@@ -131,15 +115,14 @@ pub struct Table {
 impl Table {
     /// The table `table` of `schema`, not read yet (see [`Table::begin`]).
     pub fn new(schema: String, table: &str) -> Table {
+        let qtable = format!("{}.{}", quote(&schema), quote(table));
         Table {
-            qtable: format!("{}.{}", quote(&schema), quote(table)),
+            binder: Binder::new(qtable.clone()),
+            qtable,
             schema,
             table: table.to_string(),
             exists: false,
             columns: Vec::new(),
-            null_only: Vec::new(),
-            bound: Vec::new(),
-            bound_names: Vec::new(),
             key_cols: Vec::new(),
             bytes_fields: Vec::new(),
             need_offset: false,
@@ -169,6 +152,10 @@ impl Table {
             .iter()
             .map(|r| Column::new(r.get(0), Kind::from_typname(r.get(1)), r.get(2)))
             .collect();
+        self.binder.clear_columns();
+        for column in &self.columns {
+            self.binder.push(&column.name);
+        }
         self.mark_columns();
         Ok(())
     }
@@ -203,7 +190,7 @@ impl Table {
     /// Checks the names of columns about to be added; a field bound to no
     /// column may have one afterwards, so the binding is found again.
     pub fn check_new(&mut self, columns: &[(String, FieldType)]) -> Result<()> {
-        self.bound_names.clear();
+        self.binder.forget();
         if let Some((n, _)) = columns.iter().find(|(n, _)| n.len() > MAX_IDENTIFIER_BYTES) {
             bail!("{}", identifier_too_long("column name", n));
         }
@@ -246,7 +233,7 @@ impl Table {
             ));
             self.exists = true;
             for (n, t) in columns {
-                self.columns.push(Column::declared(n.clone(), *t));
+                self.push_column(Column::declared(n.clone(), *t));
             }
         } else {
             for (n, t) in columns {
@@ -267,156 +254,21 @@ impl Table {
                     .batch_execute(&sql)
                     .map_err(pg_err("cannot add a column"))?;
                 log.push(format!("added column {n:?} to {}", self.qtable));
-                self.columns.push(Column::declared(n.clone(), *t));
+                self.push_column(Column::declared(n.clone(), *t));
             }
         }
-        self.null_only
-            .retain(|n| !columns.iter().any(|(c, _)| c.eq_ignore_ascii_case(n)));
         self.mark_columns();
         Ok(())
     }
 
-    /// The fields seen only as null, as text columns to add at the end.
-    pub fn take_null_only(&mut self) -> Vec<(String, FieldType)> {
-        std::mem::take(&mut self.null_only)
-            .into_iter()
-            .map(|n| (n, FieldType::Text))
-            .collect()
+    fn push_column(&mut self, column: Column) {
+        self.binder.push(&column.name);
+        self.columns.push(column);
     }
 
-    /// The column a field names: the column of that exact name, else the
-    /// one column whose name differs only in case (as SQLite and MySQL
-    /// find columns, so a field binds to the same column in every store).
+    /// The column a field names (see [`Binder::lookup`]).
     pub fn find(&self, name: &str) -> Option<usize> {
-        match self.lookup(name) {
-            Lookup::Found(i) => Some(i),
-            Lookup::Missing | Lookup::Ambiguous(..) => None,
-        }
-    }
-
-    /// [`find`](Self::find), telling a name no column has from one that two
-    /// columns differing only in case both have (a table made by another
-    /// tool may hold `id` and `Id`).
-    pub fn lookup(&self, name: &str) -> Lookup {
-        if let Some(i) = self.columns.iter().position(|c| c.name == name) {
-            return Lookup::Found(i);
-        }
-        let lower = name.to_lowercase();
-        let mut found = self
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.name.to_lowercase() == lower)
-            .map(|(i, _)| i);
-        match (found.next(), found.next()) {
-            (Some(i), None) => Lookup::Found(i),
-            (Some(a), Some(b)) => Lookup::Ambiguous(a, b),
-            _ => Lookup::Missing,
-        }
-    }
-
-    /// Binds each field of `fields` to its column in `bound` (`usize::MAX`:
-    /// no column yet, only null so far); the reason when the record cannot
-    /// be bound (`strict`: a field without a column). Returns the columns
-    /// new fields need: once they are added, [`rebind`](Self::rebind). A
-    /// record with the same field names as the last one reuses its binding.
-    pub fn bind(
-        &mut self,
-        fields: &Fields<'_>,
-        strict: bool,
-    ) -> Result<Vec<(String, FieldType)>, String> {
-        let same = self.bound_names.len() == fields.len()
-            && self
-                .bound_names
-                .iter()
-                .zip(fields)
-                .all(|(last, (name, _))| last == name)
-            && self
-                .bound
-                .iter()
-                .zip(fields)
-                .all(|(&i, (_, v))| i != usize::MAX || v.is_null());
-        if same {
-            return Ok(Vec::new());
-        }
-        self.bound_names.clear();
-        let mut new_columns: Vec<(String, FieldType)> = Vec::new();
-        self.bound.clear();
-        for (name, value) in fields {
-            match self.lookup(name) {
-                Lookup::Found(i) if self.bound.contains(&i) => {
-                    return Err(format!(
-                        "field {name:?} names column {:?} a second time (names are case-insensitive)",
-                        self.columns[i].name
-                    ));
-                }
-                Lookup::Found(i) => {
-                    self.bound.push(i);
-                    continue;
-                }
-                Lookup::Ambiguous(a, b) => {
-                    return Err(format!(
-                        "field {name:?} could be column {:?} or {:?} of {}, which differ only in case",
-                        self.columns[a].name, self.columns[b].name, self.qtable
-                    ));
-                }
-                Lookup::Missing => {}
-            }
-            if let Some((first, _)) = new_columns
-                .iter()
-                .find(|(n, _)| n.to_lowercase() == name.to_lowercase())
-            {
-                return Err(format!(
-                    "field {name:?} names column {first:?} a second time (names are case-insensitive)"
-                ));
-            } else {
-                self.bound.push(usize::MAX);
-                if strict {
-                    return Err(format!(
-                        "field {name:?} is not a column of {} (--schema strict)",
-                        self.qtable
-                    ));
-                }
-                match type_of_value(value) {
-                    Some(t) => new_columns.push((name.to_string(), t)),
-                    None if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) => {
-                        self.null_only.push(name.to_string());
-                    }
-                    None => {}
-                }
-            }
-        }
-        if new_columns.is_empty() {
-            self.bound_names = fields.iter().map(|(n, _)| n.to_string()).collect();
-        }
-        Ok(new_columns)
-    }
-
-    /// Binds `fields` again, after the columns [`bind`](Self::bind) asked
-    /// for were added.
-    pub fn rebind(&mut self, fields: &Fields<'_>) {
-        self.bound.clear();
-        for (name, _) in fields {
-            let i = self.find(name).unwrap_or(usize::MAX);
-            self.bound.push(i);
-        }
-        self.bound_names = fields.iter().map(|(n, _)| n.to_string()).collect();
-    }
-
-    /// The reason a bound record cannot be written: a key field null or
-    /// missing.
-    pub fn missing_key(&self, fields: &Fields<'_>, keys: &[String]) -> Option<String> {
-        for (key, &k) in keys.iter().zip(&self.key_cols) {
-            let held = self
-                .bound
-                .iter()
-                .position(|&b| b == k)
-                .map(|p| &fields[p].1);
-            if held.is_none_or(|v| v.is_null()) {
-                return Some(format!("key field {key:?} is null or missing"));
-            }
-        }
-        None
+        self.binder.find(name)
     }
 
     /// Is there a unique index (or primary key) on exactly the key columns?

@@ -47,18 +47,16 @@ impl<'c> Stage<'c> {
         table: &mut Table<'_>,
         record: &Fields<'_>,
     ) -> Result<Result<(), String>> {
-        for key in &table.options.keys {
-            if field(record, key).is_none_or(Raw::is_null) {
-                return Ok(Err(format!("key field {key:?} is null or missing")));
-            }
+        if let Err(reason) = table.bind(record)? {
+            return Ok(Err(reason));
+        }
+        if let Some(reason) = table.binder.missing_key(record, &table.options.keys) {
+            return Ok(Err(reason));
         }
         if let Some(flag) = &table.options.delete_when
             && field(record, flag) == Some(&Raw::Bool(true))
         {
             return self.delete(table, record);
-        }
-        if let Err(reason) = table.bind(record)? {
-            return Ok(Err(reason));
         }
         self.bind_and_run(table, record)
     }
@@ -94,7 +92,7 @@ impl<'c> Stage<'c> {
         Ok(Ok(()))
     }
 
-    /// Binds the record's values to the columns in `table.bound` (one slot
+    /// Binds the record's values to the columns in `table.binder.bound` (one slot
     /// per field, `usize::MAX` for a null field without a column) and runs
     /// the insert.
     fn bind_and_run(
@@ -104,7 +102,7 @@ impl<'c> Stage<'c> {
     ) -> Result<Result<(), String>> {
         let mut params = Vec::with_capacity(record.len());
         let mut columns = Vec::with_capacity(record.len());
-        for (&i, (_, value)) in table.bound.iter().zip(record) {
+        for (&i, (_, value)) in table.binder.bound.iter().zip(record) {
             if i == usize::MAX {
                 continue;
             }

@@ -2,16 +2,15 @@
 //! columns and how each record's fields bind to them (columns created and
 //! added from the records), and the unique index an upsert needs.
 
-use std::collections::HashMap;
-
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 use super::values::{ColumnKind, declared_type};
 use crate::format::flat::Fields;
-use crate::format::typing::{beyond_bigint, column_types_native, type_of_value};
+use crate::format::typing::{beyond_bigint, column_types_native};
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, LoadOptions};
+use crate::store::binder::Binder;
 
 /// Quotes an identifier that may come from data: `"` doubled, whole name
 /// wrapped. Never paste a name into SQL any other way.
@@ -39,15 +38,9 @@ pub struct Table<'c> {
     exists: bool,
     /// Its columns, in order.
     pub columns: Vec<Column>,
-    by_name: HashMap<String, usize>,
-    by_lower: HashMap<String, usize>,
-    /// Fields seen only as null, created at the end so the column exists.
-    null_only: Vec<String>,
-    /// The column each field of the last record bound names (`usize::MAX`:
-    /// a null field without a column).
-    pub bound: Vec<usize>,
-    /// Field names of the last record inserted, in order.
-    last_fields: Vec<String>,
+    /// The columns' names, and the binding of the record being written
+    /// (the rules every database store shares).
+    pub binder: Binder,
     log: Vec<String>,
 }
 
@@ -63,11 +56,7 @@ impl<'c> Table<'c> {
             quoted_table,
             exists: false,
             columns: Vec::new(),
-            by_name: HashMap::new(),
-            by_lower: HashMap::new(),
-            null_only: Vec::new(),
-            bound: Vec::new(),
-            last_fields: Vec::new(),
+            binder: Binder::new(format!("table {table:?}")),
             log: Vec::new(),
         };
         let mut stmt = conn.prepare("SELECT name, type FROM pragma_table_info(?1)")?;
@@ -96,19 +85,13 @@ impl<'c> Table<'c> {
     }
 
     fn push_column(&mut self, name: String, kind: ColumnKind) {
-        let i = self.columns.len();
-        self.by_name.insert(name.clone(), i);
-        self.by_lower.entry(name.to_lowercase()).or_insert(i);
+        self.binder.push(&name);
         self.columns.push(Column { name, kind });
     }
 
-    /// The column a field names: of that exact name, else the one that
-    /// differs only in case.
+    /// The column a field names (see [`Binder::lookup`]).
     pub fn find(&self, name: &str) -> Option<usize> {
-        self.by_name
-            .get(name)
-            .or_else(|| self.by_lower.get(&name.to_lowercase()))
-            .copied()
+        self.binder.find(name)
     }
 
     /// Creates the table, or adds missing columns, for the declared schema
@@ -264,77 +247,21 @@ impl<'c> Table<'c> {
         for (name, t) in columns {
             self.push_column(name.clone(), ColumnKind::Typed(*t));
         }
-        self.null_only
-            .retain(|n| !self.by_lower.contains_key(&n.to_lowercase()));
         Ok(())
     }
 
-    /// Binds a record's fields to columns in `bound` (one slot per field,
-    /// `usize::MAX` for a null field without a column), adding the columns
-    /// new fields need. `Ok(Err(reason))` rejects the record.
+    /// Binds a record's fields to columns in `binder.bound` (the shared
+    /// rules), adding the columns new fields need. `Ok(Err(reason))`
+    /// rejects the record.
     pub fn bind(&mut self, record: &Fields<'_>) -> Result<Result<(), String>> {
-        loop {
-            // Records of one stream almost always repeat the same fields in
-            // the same order: then the columns found for the last record apply.
-            let same_fields = self.last_fields.len() == record.len()
-                && self
-                    .last_fields
-                    .iter()
-                    .zip(record)
-                    .all(|(last, (name, _))| last == name)
-                // A field that had no column (only nulls so far) may have a value now.
-                && self
-                    .bound
-                    .iter()
-                    .zip(record)
-                    .all(|(&i, (_, value))| i != usize::MAX || value.is_null());
-            if same_fields {
-                return Ok(Ok(()));
-            }
-            // Until this record's columns are all found, the shortcut for
-            // "same fields as the last record" must not be taken.
-            self.last_fields.clear();
-            self.bound.clear();
-            let mut new_columns: Vec<(String, FieldType)> = Vec::new();
-            for (name, value) in record {
-                match self.find(name) {
-                    Some(i) => {
-                        if self.bound.contains(&i) {
-                            return Ok(Err(format!(
-                                "field {name:?} names column {:?} a second time (names are case-insensitive)",
-                                self.columns[i].name
-                            )));
-                        }
-                        self.bound.push(i);
-                    }
-                    None if self.options.strict => {
-                        return Ok(Err(format!(
-                            "field {name:?} is not a column of table {:?} (--schema strict)",
-                            self.table
-                        )));
-                    }
-                    None => match type_of_value(value) {
-                        Some(t) => new_columns.push((name.to_string(), t)),
-                        None => {
-                            if !self.null_only.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                                self.null_only.push(name.to_string());
-                            }
-                            // A field without a column is not bound; mark
-                            // the slot so that field order stays aligned.
-                            self.bound.push(usize::MAX);
-                        }
-                    },
-                }
-            }
-            if new_columns.is_empty() {
-                break;
-            }
-            // With the columns added, the record is bound again.
+        let new_columns = match self.binder.bind(record, self.options.strict) {
+            Ok(new_columns) => new_columns,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        if !new_columns.is_empty() {
             self.add_columns(&new_columns)?;
+            self.binder.rebind(record);
         }
-        self.last_fields.clear();
-        self.last_fields
-            .extend(record.iter().map(|(name, _)| name.to_string()));
         Ok(Ok(()))
     }
 
@@ -354,10 +281,7 @@ impl<'c> Table<'c> {
     /// Creates columns for fields that only ever held null, so that every
     /// field of the input has a column. Call before committing.
     pub fn finish(&mut self) -> Result<()> {
-        let pending: Vec<(String, FieldType)> = std::mem::take(&mut self.null_only)
-            .into_iter()
-            .map(|n| (n, FieldType::Text))
-            .collect();
+        let pending = self.binder.take_null_only();
         if !self.options.strict || !self.exists {
             self.add_columns(&pending)?;
         }

@@ -7,6 +7,7 @@
 //! only it cares about and declares its rows of the capability table
 //! ([`Capabilities`]).
 
+pub mod binder;
 pub mod capability;
 
 use std::path::{Path, PathBuf};

@@ -98,9 +98,29 @@ impl Moto {
         out.stdout
     }
 
+    /// Starts a boto3 snippet as [`Moto::boto`] does, without waiting for it.
+    pub fn boto_child(&self, bucket: &str, code: &str) -> std::process::Child {
+        let script = format!(
+            "import sys, boto3\n\
+             s3 = boto3.client('s3', endpoint_url={:?}, region_name='us-east-1', \
+             aws_access_key_id={:?}, aws_secret_access_key={:?})\n\
+             bucket = {bucket:?}\n{code}\n",
+            self.endpoint, self.access_key, self.secret_key
+        );
+        Command::new(&self.python)
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python runs")
+    }
+
     /// A new, empty bucket named for the test (emptied if it is there).
     pub fn bucket(&self, name: &str) -> String {
-        let bucket = format!("etl-test-{name}");
+        // The process id keeps two test runs against one server apart.
+        let bucket = format!("etl-test-{name}-{}", std::process::id());
         self.boto(
             &bucket,
             "try:\n    s3.create_bucket(Bucket=bucket)\nexcept s3.exceptions.BucketAlreadyOwnedByYou:\n    pass\n\

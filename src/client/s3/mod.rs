@@ -35,6 +35,8 @@ pub struct ObjectInfo {
     pub size: u64,
     /// Its ETag, quotes included, as S3 gives it.
     pub etag: String,
+    /// When it was written, in seconds since 1970 (listings only).
+    pub modified: Option<i64>,
 }
 
 /// Why a request did not succeed.
@@ -350,7 +352,14 @@ impl Client {
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
                 let etag = xml::first(item, "ETag").unwrap_or_default();
-                found.push(ObjectInfo { key, size, etag });
+                let modified = xml::first(item, "LastModified")
+                    .and_then(|t| crate::calendar::epoch_seconds(&t));
+                found.push(ObjectInfo {
+                    key,
+                    size,
+                    etag,
+                    modified,
+                });
             }
             let truncated = xml::first(&text, "IsTruncated").as_deref() == Some("true");
             token = xml::first(&text, "NextContinuationToken");
@@ -384,6 +393,7 @@ impl Client {
                         .and_then(|s| s.parse().ok())
                         .unwrap_or(0),
                     etag: header("etag").unwrap_or_default(),
+                    modified: None,
                 }))
             }
             Err(Refusal::Refused {

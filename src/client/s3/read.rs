@@ -8,6 +8,64 @@ use std::io::{self, Read};
 
 use super::{Client, Refusal};
 
+/// One version of an object, read by byte ranges (a Parquet file's
+/// footer, then its row groups): each range one GET.
+pub struct ObjectRanges {
+    client: Client,
+    key: String,
+    size: u64,
+    /// Only while the object is this version (`If-Match`), when known.
+    etag: Option<String>,
+}
+
+impl ObjectRanges {
+    /// `key` of `client`'s bucket, `size` bytes long.
+    pub fn new(client: &Client, key: &str, size: u64, etag: Option<&str>) -> ObjectRanges {
+        ObjectRanges {
+            client: client.clone(),
+            key: key.to_string(),
+            size,
+            etag: etag.map(str::to_string),
+        }
+    }
+
+    /// The object's size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// `len` bytes from `start`; a missing object is
+    /// [`io::ErrorKind::NotFound`].
+    pub fn read(&self, start: u64, len: u64) -> io::Result<Vec<u8>> {
+        let shown = || self.client.shown(Some(&self.key));
+        let response = match self
+            .client
+            .get(&self.key, start, Some(len), self.etag.as_deref())
+        {
+            Ok(r) => r,
+            Err(Refusal::Refused { status: 404, .. }) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} is gone", shown()),
+                ));
+            }
+            Err(refusal) => {
+                let err = self.client.error("cannot read", Some(&self.key), refusal);
+                return Err(io::Error::other(format!("{err:#}")));
+            }
+        };
+        let mut out = Vec::with_capacity(len as usize);
+        response
+            .into_body()
+            .into_with_config()
+            .limit(len + 1)
+            .reader()
+            .read_to_end(&mut out)
+            .map_err(|e| io::Error::other(format!("{}: {e}", shown())))?;
+        Ok(out)
+    }
+}
+
 /// How many times a dropped read is resumed.
 const RESUMES: u32 = 3;
 

@@ -20,6 +20,19 @@ pub fn is_url(text: &str) -> bool {
         .is_some_and(|s| s.eq_ignore_ascii_case("s3://"))
 }
 
+/// Does `text` name a prefix rather than an object: an `s3://` address
+/// with a key whose last part has no file extension
+/// (`s3://bucket/lake/orders`, `s3://bucket/lake/orders/`) and no glob?
+/// Such an address is a dataset's.
+pub fn names_prefix(text: &str) -> bool {
+    is_url(text)
+        && ObjectUrl::parse(text).is_ok_and(|url| {
+            let key = url.key.trim_end_matches('/');
+            let last = key.rsplit('/').next().unwrap_or_default();
+            !key.is_empty() && !last.contains('.') && !key.contains(['*', '?', '['])
+        })
+}
+
 impl ObjectUrl {
     /// Parses `s3://bucket/key`; credentials in the address are refused
     /// (they belong in AWS_* variables or a profile).
@@ -70,5 +83,8 @@ mod tests {
         assert!(ObjectUrl::parse("s3://AK:secret@b/k").is_err());
         assert!(ObjectUrl::parse("s3://Bad_Bucket/k").is_err());
         assert!(is_url("s3://x") && !is_url("s3:/x") && !is_url("./s3://x"));
+        assert!(names_prefix("s3://abc/lake/orders") && names_prefix("s3://abc/lake/"));
+        assert!(!names_prefix("s3://abc/lake/o.csv") && !names_prefix("s3://abc/in/*"));
+        assert!(!names_prefix("s3://abc/") && !names_prefix("/tmp/x"));
     }
 }

@@ -1,21 +1,35 @@
 //! A dataset commit's publishing step, once every file is written: name
-//! the files by their fingerprints, record what the commit is about to do
-//! (the pending record, `leftovers.rs`), rename the files into place, sync
-//! their directories, replace the manifest (the moment the load becomes
-//! visible) and delete what the new manifest no longer lists.
+//! the files by their fingerprints, put them into the dataset unlisted
+//! (a directory first records them in its pending record, `leftovers.rs`,
+//! then renames them into place; a bucket uploads them), write the
+//! manifest (the moment the load becomes visible) and let the storage
+//! remove what may go.
+//!
+//! A commit on object storage may lose to another load's (the manifest
+//! changed since this load read it). The load then reads the new manifest
+//! and commits again on it, as if it had run after the winner, when that
+//! is safe: the same partitioning, no column of another type, none of its
+//! batch ids committed meanwhile, and no bookmark of its streams moved
+//! meanwhile. Append adds its files to the winner's; replace-partitions
+//! replaces the partitions it loaded (the winner's files there too);
+//! replace replaces everything. Otherwise it fails, naming why, and the
+//! winner's commit stands.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Result, bail};
 
-use super::write::sync_dirs;
 use super::{FNV_OFFSET, LakeSink, fnv};
-use crate::atomic_file::write_atomically;
+use crate::error::{Failure, Kind};
 use crate::lake::leftovers::PendingRecord;
-use crate::lake::manifest::{DataFile, Manifest, manifest_path};
+use crate::lake::manifest::{DataFile, Manifest};
+use crate::lake::storage::Commit;
 use crate::sink::LoadMode;
 use crate::state::StateChanges;
+use crate::state_document::{batch_in, bookmark_in};
+
+/// How many times a commit that lost is tried again on the new manifest.
+const ATTEMPTS: usize = 50;
 
 impl LakeSink {
     /// The commit itself, after every file is finished.
@@ -35,7 +49,7 @@ impl LakeSink {
             settings = fnv(settings, &commit.to_le_bytes());
         }
         let old_paths: HashSet<String> = self.old.files.iter().map(|f| f.path.clone()).collect();
-        // Names first: the pending record lists them before any is renamed.
+        // Names first: the pending record lists them before any is placed.
         let mut moves = Vec::new();
         let mut loaded_dirs = BTreeSet::new();
         for part in &mut self.parts {
@@ -45,7 +59,7 @@ impl LakeSink {
             loaded_dirs.insert(part.dir.clone());
             let id = fnv(part.hash, &settings.to_le_bytes());
             for (n, f) in part.finished.drain(..).enumerate() {
-                let name = format!("part-{id:016x}-{n:05}.parquet");
+                let name = self.storage.file_name(id, n);
                 let rel = if part.dir.is_empty() {
                     name
                 } else {
@@ -54,18 +68,8 @@ impl LakeSink {
                 moves.push((f, rel, part.values.clone()));
             }
         }
-        let mut files: Vec<DataFile> = match self.load.mode {
-            LoadMode::Replace => Vec::new(),
-            LoadMode::ReplacePartitions => self
-                .old
-                .files
-                .iter()
-                .filter(|f| !loaded_dirs.contains(f.dir()))
-                .cloned()
-                .collect(),
-            _ => self.old.files.clone(),
-        };
-        let new_paths: HashSet<&str> = files
+        let kept = kept_files(&self.old, self.load.mode, &loaded_dirs);
+        let new_paths: HashSet<&str> = kept
             .iter()
             .map(|f| f.path.as_str())
             .chain(moves.iter().map(|(_, rel, _)| rel.as_str()))
@@ -85,99 +89,144 @@ impl LakeSink {
                 .filter(|p| !new_paths.contains(p.as_str()))
                 .collect(),
         };
-        pending.write(&self.dir)?;
-        let mut new_files = Vec::new();
-        for (f, rel, values) in moves {
-            let target = self.dir.join(&rel);
-            if old_paths.contains(&rel) && target.exists() {
-                // Same rows, schema and settings: the same bytes are
-                // committed already; keep them untouched.
-                std::fs::remove_file(&f.tmp)
-                    .with_context(|| format!("cannot remove {}", f.tmp.display()))?;
-            } else {
-                // Synced when it was finished; its directory is synced below.
-                std::fs::rename(&f.tmp, &target).with_context(|| {
-                    format!(
-                        "cannot move the new file into place at {}",
-                        target.display()
-                    )
-                })?;
-            }
-            let bytes = std::fs::metadata(&target)
-                .with_context(|| format!("cannot read {}", target.display()))?
-                .len();
-            new_files.push(DataFile {
+        let placing: Vec<_> = moves
+            .iter()
+            .map(|(f, rel, _)| (f.tmp.clone(), rel.clone()))
+            .collect();
+        let sizes = self.storage.place(&placing, &pending)?;
+        let new_files: Vec<DataFile> = moves
+            .into_iter()
+            .zip(sizes)
+            .map(|((f, rel, values), bytes)| DataFile {
                 path: rel,
                 partition: values,
                 rows: f.rows,
                 bytes,
-            });
-        }
-        // The renames, and new partition directories in their parents,
-        // are durable before the manifest that lists them.
-        let mut dirs: BTreeSet<PathBuf> = new_files
-            .iter()
-            .filter_map(|f| self.dir.join(&f.path).parent().map(Path::to_path_buf))
+            })
             .collect();
-        for created in &self.created_dirs {
-            for parent in created.ancestors().skip(1) {
-                dirs.insert(parent.to_path_buf());
-                if parent == self.dir {
-                    break;
-                }
-            }
-        }
-        sync_dirs(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>());
         let added = new_files.len();
-        files.extend(new_files);
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        files.dedup_by(|a, b| a.path == b.path);
-        let mut manifest = Manifest {
-            commit,
-            partition_by: self.specs.clone(),
-            schema: self.schema.clone(),
-            files,
-            state: self.old.state.clone(),
+        let mut attempt = 0;
+        let (manifest, mut log) = loop {
+            let mut files = kept_files(&self.old, self.load.mode, &loaded_dirs);
+            files.extend(new_files.iter().cloned());
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            files.dedup_by(|a, b| a.path == b.path);
+            let mut manifest = Manifest {
+                commit: self.old.commit + 1,
+                partition_by: self.specs.clone(),
+                schema: self.schema.clone(),
+                files,
+                state: self.old.state.clone(),
+            };
+            let log = crate::lake::state::record(&mut manifest, changes)?;
+            if self.storage.commit(&manifest, &self.version)? == Commit::Done {
+                break (manifest, log);
+            }
+            attempt += 1;
+            if attempt >= ATTEMPTS {
+                bail!(
+                    "{}: other loads committed first {ATTEMPTS} times in a row; nothing was committed by this one",
+                    self.storage.shown()
+                );
+            }
+            self.rebase(changes)?;
+            // A little wait, different for each load, so that racing
+            // loads do not keep meeting.
+            let jitter = u64::from(std::process::id() % 7) + attempt as u64 * 3;
+            std::thread::sleep(std::time::Duration::from_millis(jitter.min(100)));
         };
-        let mut log = crate::lake::state::record(&mut manifest, changes)?;
-        write_atomically(&manifest_path(&self.dir), manifest.to_text().as_bytes())?;
-        // Committed. What the new manifest no longer lists goes now; a crash
-        // here leaves files the pending record names, which the next load
-        // removes.
-        let mut removed = 0;
-        for old in &pending.removing {
-            let path = self.dir.join(old);
-            match std::fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                            "committed, but cannot remove the replaced {}",
-                            path.display()
-                        )
-                    });
-                }
-            }
-            let mut d = path.parent();
-            while let Some(dir) = d {
-                if dir == self.dir || std::fs::remove_dir(dir).is_err() {
-                    break;
-                }
-                d = dir.parent();
-            }
-        }
-        PendingRecord::remove(&self.dir)
-            .context("committed, but cannot remove the pending record")?;
+        let removed = self.storage.tidy(&manifest, &pending.removing)?;
+        let retried = if attempt > 0 {
+            format!(" (attempt {}: other loads committed first)", attempt + 1)
+        } else {
+            String::new()
+        };
         log.insert(
             0,
             format!(
-                "commit {commit} of {}: {added} files written in {} partitions, {removed} replaced files removed, {} files in the dataset",
-                self.dir.display(),
+                "commit {} of {}: {added} files written in {} partitions, {removed} replaced files removed, {} files in the dataset{retried}",
+                manifest.commit,
+                self.storage.shown(),
                 loaded_dirs.len(),
                 manifest.files.len()
             ),
         );
         Ok(log)
+    }
+
+    /// Another load committed first: takes its manifest as the base of
+    /// this commit, or fails when committing on it is not safe.
+    fn rebase(&mut self, changes: &StateChanges) -> Result<()> {
+        let (manifest, version) = self.storage.read()?;
+        let refuse = |why: String| -> anyhow::Error {
+            Failure::new(
+                Kind::Runtime,
+                format!("another load committed first, and {why}; its commit stands"),
+            )
+            .hint("run this load again: it starts from the dataset as it is now (a batch committed meanwhile is skipped)")
+            .into()
+        };
+        let Some(manifest) = manifest else {
+            return Err(refuse("then the manifest was removed".into()));
+        };
+        // A replace re-partitions the whole dataset; any other load keeps
+        // the partitioning it started from.
+        if manifest.partition_by != self.specs && self.load.mode != LoadMode::Replace {
+            return Err(refuse(
+                "its partitioning differs from this load's".to_string(),
+            ));
+        }
+        for (stream, id) in &changes.batches {
+            if batch_in(&manifest.state, stream, id) && !batch_in(&self.old.state, stream, id) {
+                return Err(refuse(format!(
+                    "it committed batch {id:?} of stream {stream:?}, which this load holds too"
+                )));
+            }
+        }
+        for end in &changes.ends {
+            if bookmark_in(&manifest.state, &end.stream)
+                != bookmark_in(&self.old.state, &end.stream)
+            {
+                return Err(refuse(format!(
+                    "it moved the bookmark of stream {:?}, which this load started from",
+                    end.stream
+                )));
+            }
+        }
+        let mut schema = manifest.schema.clone();
+        if self.load.mode != LoadMode::Replace {
+            for (name, kind) in &self.schema {
+                match schema.iter().find(|(n, _)| n == name) {
+                    Some((_, theirs)) if theirs != kind => {
+                        return Err(refuse(format!(
+                            "it gave column {name:?} the type {}, where this load's is {}",
+                            theirs.name(),
+                            kind.name()
+                        )));
+                    }
+                    Some(_) => {}
+                    None => schema.push((name.clone(), *kind)),
+                }
+            }
+            self.schema = schema;
+        }
+        self.old = manifest;
+        self.version = version;
+        Ok(())
+    }
+}
+
+/// The committed files a load of `mode` keeps, given the partition
+/// directories it loaded.
+fn kept_files(old: &Manifest, mode: LoadMode, loaded_dirs: &BTreeSet<String>) -> Vec<DataFile> {
+    match mode {
+        LoadMode::Replace => Vec::new(),
+        LoadMode::ReplacePartitions => old
+            .files
+            .iter()
+            .filter(|f| !loaded_dirs.contains(f.dir()))
+            .cloned()
+            .collect(),
+        _ => old.files.clone(),
     }
 }

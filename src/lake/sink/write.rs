@@ -87,7 +87,7 @@ fn write_partition(
 }
 
 /// Syncs these directories (their new entries), several at a time.
-pub(super) fn sync_dirs(dirs: &[&Path]) {
+pub(in crate::lake) fn sync_dirs(dirs: &[&Path]) {
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..WRITERS.min(dirs.len()) {
@@ -110,12 +110,7 @@ impl LakeSink {
     pub(super) fn write_all(&mut self) -> Result<()> {
         let mut jobs = Vec::with_capacity(self.parts.len());
         for (i, part) in self.parts.iter_mut().enumerate() {
-            let dir = self.dir.join(&part.dir);
-            if !dir.exists() {
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                self.created_dirs.push(dir.clone());
-            }
+            let dir = self.storage.temp_dir(&part.dir)?;
             jobs.push((i, dir, std::mem::take(&mut part.held)));
         }
         let columns = self.file_columns();
