@@ -10,7 +10,10 @@
 #   4225  NATS with JetStream, token etl-token
 #   9093  Kafka SSL: a TLS proxy (tests/fixtures/tls_proxy.py) in front of
 #         tansu on 19093 (tansu 0.6 takes --cert/--key but does not serve TLS)
-#   9094  Kafka SASL_PLAINTEXT: tansu --authentication
+#   9094  Kafka SASL_PLAINTEXT: tansu --authentication, its SCRAM users
+#         (etl / etl-secret, SHA-256 and SHA-512) and topics in the SQLite
+#         file tansu-sasl.db, made through an open broker on 19094 that
+#         shares it (tansu built with its libsql storage; .ci/run does)
 #   9095  Kafka SASL_SSL: the TLS proxy in front of tansu --authentication
 #         on 19095
 #
@@ -25,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir="${ETLKIT_BROKER_TLS_DIR:-$HOME/.cache/etlkit/broker-tls}"
-tansu_bin="$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")"
+tansu_bin="${ETLKIT_TANSU:-$HOME/.cache/etlkit/tansu-0.6.0-libsql/bin/tansu}"
 # The public nkey of the seed in tests/fixtures/nats-user.nk; the tests
 # check that etlkit derives the same one.
 nkey_user=UAMX62ZD4FWIKMWGVPEDR6WNL2TYTPQMO2ZJEAZUAON7VCZ5G2GWCXLM
@@ -82,15 +85,24 @@ start_nats() { # port, config lines
   wait_up "$port"
 }
 
-start_tansu() { # listen port, advertised port, extra flags
-  local port=$1 advertised=$2
-  shift 2
+start_tansu() { # listen port, advertised port, storage, extra flags
+  local port=$1 advertised=$2 storage=$3
+  shift 3
   tcp_up "$port" && return 0
-  nohup "$tansu_bin" broker --listener-url "tcp://127.0.0.1:$port" \
+  # A sqlite:// storage path is taken relative to the working directory.
+  (cd "$dir" && nohup "$tansu_bin" broker --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$advertised" \
-    --storage-engine memory://tansu/ "$@" >"$dir/tansu-$port.log" 2>&1 &
-  echo $! >"$dir/tansu-$port.pid"
+    --storage-engine "$storage" "$@" >"$dir/tansu-$port.log" 2>&1 &
+    echo $! >"$dir/tansu-$port.pid")
   wait_up "$port"
+}
+
+sasl_users() { # the SCRAM users of the SASL brokers, made through 19094
+  local mechanism
+  for mechanism in scram256 scram512; do
+    "$tansu_bin" user create --broker tcp://127.0.0.1:19094 --mechanism "$mechanism" \
+      etl etl-secret >>"$dir/tansu-users.log" 2>&1
+  done
 }
 
 start_proxy() { # listen port, target port
@@ -108,10 +120,21 @@ start() {
   start_nats 4224 "authorization { users = [ { user: etl, password: \"etl-secret\" }, { nkey: $nkey_user } ] }"
   start_nats 4225 "authorization { token: \"etl-token\" }"
   if [ -x "$tansu_bin" ]; then
-    start_tansu 19093 9093
+    start_tansu 19093 9093 memory://tansu/
     start_proxy 9093 19093
-    start_tansu 9094 9094 --authentication
-    start_tansu 19095 9095 --authentication
+    if ! tcp_up 19094; then
+      # SASL brokers of an older set-up (memory storage, no users): replaced.
+      local p
+      for p in 9094 19095; do
+        [ -e "$dir/tansu-$p.pid" ] && kill "$(cat "$dir/tansu-$p.pid")" 2>/dev/null
+        rm -f "$dir/tansu-$p.pid"
+      done
+      for _ in $(seq 50); do tcp_up 9094 || tcp_up 19095 || break; sleep 0.1; done
+      start_tansu 19094 19094 sqlite://tansu-sasl.db
+      sasl_users
+    fi
+    start_tansu 9094 9094 sqlite://tansu-sasl.db --authentication
+    start_tansu 19095 9095 sqlite://tansu-sasl.db --authentication
     start_proxy 9095 19095
   else
     echo "broker-tls-servers: no tansu: the Kafka TLS and SASL servers are not started" >&2
