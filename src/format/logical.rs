@@ -222,6 +222,42 @@ pub fn check_uuid(s: &str) -> Result<(), String> {
     }
 }
 
+/// A number's text (JSON syntax, an exponent allowed) taken apart: its
+/// sign, the digits before and after the point, and the exponent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecimalParts<'a> {
+    /// A leading `-`.
+    pub negative: bool,
+    /// The digits before the point.
+    pub int: &'a str,
+    /// The digits after the point (empty when there is none).
+    pub frac: &'a str,
+    /// The power of ten after `e` or `E` (0 when there is none).
+    pub exponent: i64,
+}
+
+impl DecimalParts<'_> {
+    /// The parts of `n`, already known to be a number; `None` when its
+    /// exponent does not fit 64 bits.
+    pub fn of(n: &str) -> Option<DecimalParts<'_>> {
+        let (negative, unsigned) = match n.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, n),
+        };
+        let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+            Some((m, e)) => (m, e.parse::<i64>().ok()?),
+            None => (unsigned, 0),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        Some(DecimalParts {
+            negative,
+            int,
+            frac,
+            exponent,
+        })
+    }
+}
+
 /// Checks a decimal: a JSON number (or text written as one) that has at
 /// most `scale` digits after the point and `precision - scale` before it,
 /// when those are declared.
@@ -232,15 +268,15 @@ pub fn check_decimal(n: &str, declared: Option<(u16, u16)>) -> Result<(), String
     let Some((precision, scale)) = declared else {
         return Ok(());
     };
-    let unsigned = n.strip_prefix('-').unwrap_or(n);
-    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
-        Some((m, e)) => match e.parse::<i64>() {
-            Ok(e) if e.abs() <= 100_000 => (m, e),
-            _ => return Err("has an exponent out of range".into()),
-        },
-        None => (unsigned, 0),
+    let Some(DecimalParts {
+        int,
+        frac,
+        exponent,
+        ..
+    }) = DecimalParts::of(n).filter(|p| p.exponent.abs() <= 100_000)
+    else {
+        return Err("has an exponent out of range".into());
     };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let all = format!("{int}{frac}");
     let point = int.len() as i64 + exponent;
     let leading = all.bytes().take_while(|&b| b == b'0').count() as i64;

@@ -3,6 +3,8 @@
 //! column keeps (its fractional digits, no UTC offset it would drop),
 //! turned into the server's form.
 
+use crate::calendar::{civil, days_from_civil};
+
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -85,38 +87,6 @@ pub fn date_time(s: &str, fraction: u32, utc: bool, column: &str) -> Result<Stri
     Ok(out)
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
-}
-
 /// An instant (`2024-01-02T03:04:05.5+05:30`, `...Z`) as the same instant
 /// in UTC without offset (`2024-01-01T21:34:05.5`); text without an offset
 /// is returned as it is (read as UTC). The reason when the UTC time falls
@@ -154,10 +124,9 @@ pub fn to_utc(s: &str) -> Result<String, String> {
         return Err(bad());
     };
     let day_minutes = i64::from(*h) * 60 + i64::from(*mi) - minutes;
-    let days =
-        days_from_civil(i64::from(y), i64::from(mo), i64::from(d)) + day_minutes.div_euclid(1440);
+    let days = days_from_civil(i64::from(y), mo, d) + day_minutes.div_euclid(1440);
     let day_minutes = day_minutes.rem_euclid(1440);
-    let (y, mo, d) = civil_from_days(days);
+    let (y, mo, d) = civil(days);
     if !(1..=9999).contains(&y) {
         return Err(format!(
             "text {s:?} is outside the years 0001 to 9999 in UTC"
@@ -234,7 +203,7 @@ mod tests {
         );
         assert!(to_utc("0001-01-01T00:00:00+01:00").is_err());
         assert!(to_utc("9999-12-31T23:00:00-01:00").is_err());
-        assert_eq!(civil_from_days(days_from_civil(2000, 2, 29)), (2000, 2, 29));
+        assert_eq!(civil(days_from_civil(2000, 2, 29)), (2000, 2, 29));
     }
 
     #[test]

@@ -5,17 +5,8 @@
 //! integer, a uuid as its 16 bytes. Each takes text the checks of
 //! `format::logical` accepted; `None` for anything else.
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of
-/// `calendar::civil`).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use crate::calendar::days_from_civil;
+use crate::format::logical::DecimalParts;
 
 fn number(b: &[u8]) -> Option<i64> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
@@ -96,15 +87,12 @@ pub fn timestamp_micros(s: &str, tz: bool) -> Option<i64> {
 /// integer `n * 10^scale`; `None` when that is not a whole number or does
 /// not fit 128 bits.
 pub fn decimal_unscaled(n: &str, scale: u16) -> Option<i128> {
-    let (negative, unsigned) = match n.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, n),
-    };
-    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.parse::<i64>().ok()?),
-        None => (unsigned, 0),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let DecimalParts {
+        negative,
+        int,
+        frac,
+        exponent,
+    } = DecimalParts::of(n)?;
     // The digits, and how many of them come after the point.
     let digits = format!("{int}{frac}");
     let after = frac.len() as i64 - exponent;

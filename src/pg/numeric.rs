@@ -1,18 +1,17 @@
 //! numeric's binary COPY form.
 
+use crate::format::logical::DecimalParts;
+
 /// Appends a number (JSON syntax, already checked to fit) in numeric's
 /// binary form: base-10000 digits with a weight, a sign and the display
 /// scale (the digits after the point as written: 12.50 keeps two).
 pub fn binary(out: &mut Vec<u8>, n: &str) -> Option<()> {
-    let (negative, unsigned) = match n.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, n),
-    };
-    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.parse::<i64>().ok()?),
-        None => (unsigned, 0),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let DecimalParts {
+        negative,
+        int,
+        frac,
+        exponent,
+    } = DecimalParts::of(n)?;
     let dscale = (frac.len() as i64 - exponent).max(0);
     let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
     // Where the decimal point falls in `digits`.
