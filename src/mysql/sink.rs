@@ -23,6 +23,7 @@ use crate::format::typing::{beyond_bigint, column_types_native};
 use crate::record::{FieldType, Schema};
 use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
+use crate::store::binder::UNBOUND;
 
 /// Loads into one MySQL table.
 pub struct MysqlSink {
@@ -183,10 +184,9 @@ impl Sink for MysqlSink {
     }
 
     fn insert(&mut self, fields: &Fields<'_>, _line: &[u8]) -> Result<Result<(), String>> {
-        let bound = match self.table.bind(fields, &self.options)? {
-            Ok(bound) => bound,
-            Err(reason) => return Ok(Err(reason)),
-        };
+        if let Err(reason) = self.table.bind(fields, &self.options)? {
+            return Ok(Err(reason));
+        }
         if let Some(reason) = self.table.binder.missing_key(fields, &self.options.keys) {
             return Ok(Err(reason));
         }
@@ -201,11 +201,12 @@ impl Sink for MysqlSink {
             };
             return self.stage_row(RunKind::Delete, &values, None);
         }
-        let (values, longest) = match Stage::encode(&self.table, fields, &bound) {
+        let (values, longest) = match Stage::encode(&self.table, fields) {
             Ok(encoded) => encoded,
             Err(reason) => return Ok(Err(reason)),
         };
-        let kind = RunKind::Write(bound.into_iter().flatten().collect());
+        let bound = &self.table.binder.bound;
+        let kind = RunKind::Write(bound.iter().copied().filter(|&i| i != UNBOUND).collect());
         self.stage_row(kind, &values, longest)
     }
 

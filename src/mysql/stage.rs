@@ -16,6 +16,7 @@ use super::table::{Column, Table, db_err, quote};
 use super::values::{Kind, push_value};
 use crate::format::flat::{Fields, Raw};
 use crate::sink::{LoadMode, LoadOptions};
+use crate::store::binder::UNBOUND;
 
 /// The staging table (TEMPORARY: private to the session, gone with it).
 const STAGE: &str = "`_etl_stage`";
@@ -257,12 +258,13 @@ impl Stage {
     pub fn encode(
         table: &Table,
         fields: &Fields<'_>,
-        bound: &[Option<usize>],
     ) -> Result<(String, Option<(usize, usize)>), String> {
         let mut out = String::with_capacity(64 * fields.len());
         let mut longest: Option<(usize, usize)> = None;
-        for ((_, value), slot) in fields.iter().zip(bound) {
-            let Some(i) = *slot else { continue };
+        for ((_, value), &i) in fields.iter().zip(&table.binder.bound) {
+            if i == UNBOUND {
+                continue;
+            }
             let column = &table.columns[i];
             out.push(',');
             let start = out.len();

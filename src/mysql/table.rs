@@ -16,7 +16,7 @@ use crate::error::{Failure, Kind as ErrorKind};
 use crate::format::flat::Fields;
 use crate::record::{FieldType, Schema};
 use crate::sink::LoadOptions;
-use crate::store::binder::{Binder, UNBOUND};
+use crate::store::binder::Binder;
 
 /// MySQL's limit on table, column and index names, in characters.
 pub const NAME_LIMIT: usize = 64;
@@ -275,14 +275,14 @@ impl Table {
         }
     }
 
-    /// Binds a record's fields to columns (the shared rules), planning the
-    /// new columns it asks for; the column of each field (`None`: a field
-    /// without one, only null so far), or the reason it is refused.
+    /// Binds a record's fields to columns (the shared rules) in
+    /// `binder.bound`, planning the new columns it asks for; the reason
+    /// when it is refused.
     pub fn bind(
         &mut self,
         fields: &Fields<'_>,
         options: &LoadOptions,
-    ) -> Result<Result<Vec<Option<usize>>, String>> {
+    ) -> Result<Result<(), String>> {
         let new = match self.binder.bind(fields, options.strict) {
             Ok(new) => new,
             Err(reason) => return Ok(Err(reason)),
@@ -293,12 +293,7 @@ impl Table {
             }
             self.binder.rebind(fields);
         }
-        Ok(Ok(self
-            .binder
-            .bound
-            .iter()
-            .map(|&i| (i != UNBOUND).then_some(i))
-            .collect()))
+        Ok(Ok(()))
     }
 
     /// The columns the target lacks, with their types: created at commit
