@@ -387,6 +387,37 @@ fn kafka_over_ssl_reads_and_refuses_a_wrong_ca() {
     );
 }
 
+/// etl-watch reading `topic` once from the SASL_PLAINTEXT broker (9094)
+/// with SCRAM-SHA-256, signed in as `(user, password)` from the
+/// environment; its checkpoint is named after `group`.
+fn kafka_scram_256(
+    dir: &std::path::Path,
+    topic: &str,
+    group: &str,
+    (user, password): (&str, &str),
+    extra: &[&str],
+) -> std::process::Output {
+    let mut c = cmd(WATCH, dir);
+    c.args([
+        "kafka://127.0.0.1:9094",
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--once",
+        "--checkpoint",
+        group,
+        "--security-protocol",
+        "SASL_PLAINTEXT",
+        "--sasl-mechanism",
+        "SCRAM-SHA-256",
+    ])
+    .args(extra)
+    .env("ETL_KAFKA_SASL_USERNAME", user)
+    .env("ETL_KAFKA_SASL_PASSWORD", password);
+    run(c)
+}
+
 /// SCRAM-SHA-256 and SCRAM-SHA-512 logins against a real broker (tansu 0.6,
 /// whose SCRAM users live in its SQLite storage; it offers no PLAIN): a
 /// topic is read over SASL_PLAINTEXT with the credentials from the
@@ -432,24 +463,7 @@ fn kafka_sasl_scram_logs_in_and_refuses_a_wrong_password_or_user() {
     expect(&out, "SASL_SSL SCRAM-SHA-512").code(0);
     assert_eq!(records(&stdout(&out)).len(), 3, "{}", stderr(&out));
     let plain = |group: &str, user: &str, password: &str| {
-        let mut c = cmd(WATCH, dir.path());
-        c.args([
-            "kafka://127.0.0.1:9094",
-            "--topic",
-            &topic,
-            "--group",
-            group,
-            "--once",
-            "--checkpoint",
-            group,
-            "--security-protocol",
-            "SASL_PLAINTEXT",
-            "--sasl-mechanism",
-            "SCRAM-SHA-256",
-        ])
-        .env("ETL_KAFKA_SASL_USERNAME", user)
-        .env("ETL_KAFKA_SASL_PASSWORD", password);
-        run(c)
+        kafka_scram_256(dir.path(), &topic, group, (user, password), &[])
     };
     let out = plain("g2", "etl", "etl-secret");
     expect(&out, "SASL_PLAINTEXT SCRAM-SHA-256 from the environment").code(0);
@@ -528,25 +542,7 @@ fn broker_secrets_stay_out_of_every_output_and_file() {
         &["--log-json"],
     );
     expect(&nats_run, "nats").code(0);
-    let mut c = cmd(WATCH, d);
-    c.args([
-        "kafka://127.0.0.1:9094",
-        "--topic",
-        "t",
-        "--group",
-        "g",
-        "--once",
-        "--log-json",
-        "--checkpoint",
-        "k.ckpt",
-        "--security-protocol",
-        "SASL_PLAINTEXT",
-        "--sasl-mechanism",
-        "SCRAM-SHA-256",
-    ])
-    .env("ETL_KAFKA_SASL_USERNAME", "etl")
-    .env("ETL_KAFKA_SASL_PASSWORD", "hunter2secret");
-    let kafka_run = run(c);
+    let kafka_run = kafka_scram_256(d, "t", "g", ("etl", "hunter2secret"), &["--log-json"]);
     expect(&kafka_run, "kafka").code(1).stdout("");
     let runs = crate::common::dump(&d.join("wh.db"), "_etl_runs").join("\n");
     let mut seen = vec![
