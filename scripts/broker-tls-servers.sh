@@ -123,13 +123,19 @@ start() {
     start_tansu 19093 9093 memory://tansu/
     start_proxy 9093 19093
     if ! tcp_up 19094; then
-      # SASL brokers of an older set-up (memory storage, no users): replaced.
+      # The SASL brokers share one SQLite file with the admin broker: when
+      # the admin broker is down they are all started afresh on a new file
+      # (a pid file may name a process that is long gone; the users of an
+      # old file would be made a second time).
       local p
       for p in 9094 19095; do
-        [ -e "$dir/tansu-$p.pid" ] && kill "$(cat "$dir/tansu-$p.pid")" 2>/dev/null
+        if [ -e "$dir/tansu-$p.pid" ]; then
+          kill "$(cat "$dir/tansu-$p.pid")" 2>/dev/null || true
+        fi
         rm -f "$dir/tansu-$p.pid"
       done
       for _ in $(seq 50); do tcp_up 9094 || tcp_up 19095 || break; sleep 0.1; done
+      rm -f "$dir"/tansu-sasl.db*
       start_tansu 19094 19094 sqlite://tansu-sasl.db
       sasl_users
     fi
