@@ -25,7 +25,7 @@ fn csv_is_framed_and_typed() {
     assert_eq!(lines[0]["stream"], "t");
     assert_eq!(
         lines[0]["schema"],
-        json!({"id":"integer","zip":"text","price":"float","ok":"boolean","when":"text"})
+        json!({"id":"integer","zip":"text","price":"decimal(15,2)","ok":"boolean","when":"date"})
     );
     assert_eq!(
         stdout(&out).lines().nth(1),

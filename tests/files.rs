@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::common::*;
 
+mod csv_types;
 mod parquet_types;
 
 fn read(path: &Path) -> String {

@@ -72,7 +72,7 @@ fn tsv_has_no_quotes_so_every_equal_field_is_null() {
     let tsv = b"id\tv\tw\n1\tNA\t\"NA\"\n2\t3.5\tx\n";
     let out = extract("t.tsv", tsv, &["--null-value", "NA"]);
     expect(&out, "TSV").code(0).stderr("").stdout(
-        "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"t\",\"source\":\"t.tsv\",\"schema\":{\"id\":\"integer\",\"v\":\"float\",\"w\":\"text\"}}\n\
+        "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"t\",\"source\":\"t.tsv\",\"schema\":{\"id\":\"integer\",\"v\":\"decimal(15,1)\",\"w\":\"text\"}}\n\
          {\"id\":1,\"v\":null,\"w\":\"\\\"NA\\\"\"}\n\
          {\"id\":2,\"v\":3.5,\"w\":\"x\"}\n\
          {\"@etl\":\"end\",\"stream\":\"t\",\"rows\":2}\n",

@@ -26,10 +26,19 @@ Several inputs (or a quoted glob such as 'exports/*.csv') become one stream,
 in order; CSV files in one stream must share their header.
 
 CSV columns are typed once, from the first --infer-rows records: integer
-(64-bit, no leading zeros), float (exact to 15 digits), boolean (true/false)
-or text; --schema pins types by column. Empty fields are null. A later value
-that does not fit its column's type is passed on unchanged as text, with a
-warning; a typed load rejects it. Memory stays flat for every format.
+(64-bit, no leading zeros); decimal(P,S) when every number has the same S
+digits after the point (12.50, 0.10; P is 15, or 18 or 38 when the first
+rows need more digits); float when the digits after the point vary and a
+64-bit float holds each exactly (15 digits); boolean (true/false); date
+(2024-02-29), time (13:04:05[.ffffff]), timestamp (2024-01-02T03:04:05,
+a space for the T allowed) or timestamptz (the same with Z or an offset:
++05:30, or +05 / +0530 as PostgreSQL prints them) when every value has
+that one form; else text. Timestamps go on the wire in ISO form (T, and
++HH:MM). --schema pins types by column. Empty fields are null. A later
+value that does not fit its column's type (12.505 in decimal(15,2), a date
+among timestamps) is passed on unchanged as text, with a warning; a typed
+load rejects it, never rounds or converts it. Memory stays flat for every
+format.
 
 Missing values written as a token (R's NA, MySQL's \\N, NULL, -): each
 --null-value TOKEN makes an unquoted field whose whole text is TOKEN null,
@@ -98,8 +107,8 @@ a Z; TIME is time (a negative TIME or one of 24 hours and more is written
 as MySQL shows it, -12:30:00: a PostgreSQL time column rejects it; CAST it
 AS CHAR in --query to keep it as text); JSON is nested JSON; text, ENUM and
 SET are UTF-8 (utf8mb4) text; binary strings and BLOBs are bytes (base64).
-SQLite: declared types give the wire types (DECIMAL_TEXT(p,s) is
-decimal(p,s); DATE, TIME, DATETIME, TIMESTAMPTZ and UUID when the first
+SQLite: declared types give the wire types (DECIMAL_TEXT(p,s), and
+DECIMAL(p,s) or NUMERIC(p,s) of up to 15 digits, are decimal(p,s); DATE, TIME, DATETIME, TIMESTAMPTZ and UUID when the first
 1000 values are in the type's ISO form; BLOBs bytes when all are BLOBs);
 other columns are typed from their first 1000 values. A zero date
 (0000-00-00, or a zero month or day) rejects its row unless --zero-dates

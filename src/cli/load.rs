@@ -52,8 +52,10 @@ changed: a value that does not fit it (\"n/a\" or 1.5 in an INTEGER column;
 2^53+1, 1e400 or 1e-400 in a REAL column) is rejected, never converted. Text
 written as a number (\"1.00\", \"12\") goes into a numeric column when the column
 holds that number exactly, like the number itself; other text (\"007\") does
-not. SQLite: a decimal the begin line declares gets a DECIMAL_TEXT(p,s)
-column (TEXT affinity: its digits as written, 12.50 stays 12.50), dates and
+not. SQLite: a decimal the begin line declares gets a DECIMAL(p,s) column
+of numbers up to 15 digits (SQL compares and sums them as numbers;
+etl-extract writes 12.50 back as 12.50), beyond that DECIMAL_TEXT(p,s)
+(TEXT affinity: its digits as written, never rounded), dates and
 times DATE, TIME, DATETIME or TIMESTAMPTZ (ISO text), uuids UUID and bytes
 a BLOB of the decoded bytes; an undeclared decimal goes into a REAL column
 (a binary float, exact to 15 significant digits), or stays TEXT when a

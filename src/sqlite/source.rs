@@ -22,10 +22,11 @@ use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
 use super::table::quote_ident;
-use super::values::ColumnKind;
+use super::values::{ColumnKind, NUMERIC_DIGITS};
 use crate::format::json;
 use crate::format::logical::{
-    check_date, check_time, check_timestamp, check_timestamptz, check_uuid, encode_bytes,
+    check_date, check_decimal, check_time, check_timestamp, check_timestamptz, check_uuid,
+    encode_bytes,
 };
 use crate::format::typing::is_number_text;
 use crate::record::{FieldType, Schema};
@@ -204,7 +205,15 @@ fn checked_type(t: FieldType) -> bool {
             | FieldType::Timestamp
             | FieldType::TimestampTz
             | FieldType::Uuid
-    )
+    ) || numeric_decimal(t).is_some()
+}
+
+/// The scale of a decimal a NUMERIC column holds as numbers.
+fn numeric_decimal(t: FieldType) -> Option<u16> {
+    match t {
+        FieldType::Decimal(Some((p, s))) if p <= NUMERIC_DIGITS => Some(s),
+        _ => None,
+    }
 }
 
 /// Is `text` in the wire form of `t`?
@@ -215,6 +224,9 @@ fn in_wire_form(t: FieldType, text: &str) -> bool {
         FieldType::Timestamp => check_timestamp(text).is_ok(),
         FieldType::TimestampTz => check_timestamptz(text).is_ok(),
         FieldType::Uuid => check_uuid(text).is_ok(),
+        FieldType::Decimal(declared @ Some(_)) => {
+            numeric_decimal(t).is_some() && check_decimal(text, declared).is_ok()
+        }
         _ => false,
     }
 }
@@ -254,6 +266,9 @@ fn sample_types(
                     (ValueRef::Null, _) => true,
                     (ValueRef::Text(b), ColumnKind::Typed(t)) => {
                         std::str::from_utf8(b).is_ok_and(|s| in_wire_form(t, s))
+                    }
+                    (ValueRef::Integer(_) | ValueRef::Real(_), ColumnKind::Typed(t)) => {
+                        numeric_decimal(t).is_some()
                     }
                     _ => false,
                 };
@@ -300,7 +315,20 @@ fn write_value(
         {
             out.extend_from_slice(if i == 1 { b"true" } else { b"false" });
         }
-        ValueRef::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        ValueRef::Integer(i) => {
+            out.extend_from_slice(i.to_string().as_bytes());
+            if let Some(scale @ 1..) = numeric_decimal(wire) {
+                // 12 in a DECIMAL(5,2) column is 12.00.
+                out.push(b'.');
+                out.extend(std::iter::repeat_n(b'0', usize::from(scale)));
+            }
+        }
+        ValueRef::Real(f) if f.is_finite() && numeric_decimal(wire).is_some() => {
+            // At most 15 digits, which the REAL holds exactly: written
+            // with the column's scale, 12.5 in a DECIMAL(5,2) is 12.50.
+            let scale = usize::from(numeric_decimal(wire).unwrap_or(0));
+            out.extend_from_slice(format!("{f:.scale$}").as_bytes());
+        }
         ValueRef::Real(f) if f.is_finite() => {
             let text = f.to_string();
             out.extend_from_slice(text.as_bytes());

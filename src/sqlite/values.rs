@@ -11,12 +11,18 @@ use crate::format::logical::{Temporal, check_decimal, check_iso_like, check_uuid
 use crate::format::typing::{exact_float, is_integer_text, is_number_text};
 use crate::record::FieldType;
 
+/// The widest decimal a NUMERIC column holds exactly: SQLite keeps 15
+/// significant digits of a number it stores as REAL.
+pub const NUMERIC_DIGITS: u16 = 15;
+
 /// The declared type etlkit gives a column it creates for `t`. Every
-/// logical type keeps its wire text exactly: SQLite's NUMERIC affinity
-/// (which `DECIMAL(12,2)` or `NUMERIC` would give) turns the text `12.50`
-/// into the float 12.5 and rounds past 15 digits, so decimals are declared
+/// logical type keeps its value exactly. A decimal of up to 15 digits is
+/// `DECIMAL(p,s)`: NUMERIC affinity stores each value as an INTEGER or a
+/// REAL that holds it exactly, so SQL compares, sorts and sums them as
+/// numbers, and etl-extract writes them back with their scale (`12.50`).
+/// A wider one would be rounded there, so it is declared
 /// `DECIMAL_TEXT(p,s)`, a name that says what the column holds and, by
-/// containing `TEXT`, gives it TEXT affinity. Dates and times are ISO text
+/// containing `TEXT`, gives it TEXT affinity (its digits kept as text). Dates and times are ISO text
 /// under the names readers know (`DATE`, `TIME`, `DATETIME`,
 /// `TIMESTAMPTZ`; their NUMERIC affinity leaves text that is no number as
 /// it is), uuids `UUID`, and bytes a `BLOB` of the decoded bytes.
@@ -29,6 +35,9 @@ pub fn declared_type(t: FieldType) -> String {
         // TEXT affinity: with the plain name JSON (NUMERIC affinity) SQLite
         // would turn a long number's text into a rounded REAL.
         FieldType::Json => "JSON_TEXT",
+        FieldType::Decimal(Some((p, s))) if p <= NUMERIC_DIGITS => {
+            return format!("DECIMAL({p},{s})");
+        }
         FieldType::Decimal(Some((p, s))) => return format!("DECIMAL_TEXT({p},{s})"),
         FieldType::Decimal(None) => "DECIMAL_TEXT",
         FieldType::Date => "DATE",
@@ -51,6 +60,19 @@ fn decimal_text(upper: &str) -> Option<FieldType> {
     FieldType::from_name(&name).or(Some(FieldType::Decimal(None)))
 }
 
+/// `DECIMAL(p,s)` or `NUMERIC(p,s)` (upper case) of at most 15 digits,
+/// which a NUMERIC column holds exactly, as its wire type.
+fn numeric_decimal(upper: &str) -> Option<FieldType> {
+    let rest = upper
+        .strip_prefix("DECIMAL")
+        .or_else(|| upper.strip_prefix("NUMERIC"))?;
+    let name = format!("decimal{}", rest.replace(' ', ""));
+    match FieldType::from_name(&name)? {
+        t @ FieldType::Decimal(Some((p, _))) if p <= NUMERIC_DIGITS => Some(t),
+        _ => None,
+    }
+}
+
 /// What a column accepts, derived from its declared type the way SQLite
 /// derives affinity, plus the two names etlkit gives meaning to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +90,7 @@ impl ColumnKind {
     /// The kind of a column declared as `decl`.
     pub fn from_declared(decl: &str) -> ColumnKind {
         let upper = decl.trim().to_ascii_uppercase();
-        if let Some(t) = decimal_text(&upper) {
+        if let Some(t) = decimal_text(&upper).or_else(|| numeric_decimal(&upper)) {
             return ColumnKind::Typed(t);
         }
         let logical = match upper.as_str() {
@@ -163,7 +185,14 @@ pub fn to_sql<'a>(value: &'a Raw<'a>, kind: ColumnKind) -> Result<ToSqlOutput<'a
         (_, Raw::Null) => owned(SqlValue::Null),
         (ColumnKind::Typed(FieldType::Decimal(declared)), Raw::Number(n) | Raw::Str(n)) => {
             check_decimal(n, declared).map_err(|why| format!("{} {why}", value.describe()))?;
-            Ok(text(n))
+            match declared {
+                // A NUMERIC column: the number, which at most 15 digits an
+                // INTEGER or a REAL holds exactly.
+                Some((p, _)) if p <= NUMERIC_DIGITS => {
+                    number_value(n, ColumnKind::Numeric).map_or_else(|| Err(misfit()), owned)
+                }
+                _ => Ok(text(n)),
+            }
         }
         (ColumnKind::Typed(t @ (FieldType::Date | FieldType::Time)), Raw::Str(s))
         | (ColumnKind::Typed(t @ (FieldType::Timestamp | FieldType::TimestampTz)), Raw::Str(s)) => {
@@ -308,12 +337,23 @@ mod tests {
 
     #[test]
     fn logical_types_keep_their_text() {
-        let dec = ColumnKind::Typed(FieldType::Decimal(Some((12, 2))));
+        let dec = ColumnKind::Typed(FieldType::Decimal(Some((20, 2))));
         assert!(matches!(
             to_sql(&num("12.50"), dec),
             Ok(ToSqlOutput::Borrowed(ValueRef::Text(b"12.50")))
         ));
         assert!(to_sql(&num("12.505"), dec).is_err());
+        // Up to 15 digits: a number SQLite compares and sums as one.
+        let numeric = ColumnKind::Typed(FieldType::Decimal(Some((15, 2))));
+        assert!(matches!(
+            to_sql(&num("12.50"), numeric),
+            Ok(ToSqlOutput::Owned(SqlValue::Real(f))) if f == 12.5
+        ));
+        assert!(matches!(
+            to_sql(&Raw::Str("-3".into()), numeric),
+            Ok(ToSqlOutput::Owned(SqlValue::Integer(-3)))
+        ));
+        assert!(to_sql(&num("1234567890123.505"), numeric).is_err());
         let date = ColumnKind::Typed(FieldType::Date);
         assert!(to_sql(&Raw::Str("2024-02-29".into()), date).is_ok());
         assert!(to_sql(&Raw::Str("2023-02-29".into()), date).is_err());
@@ -364,7 +404,16 @@ mod tests {
             Typed(FieldType::Timestamp)
         );
         assert_eq!(ColumnKind::from_declared("NUMERIC"), Numeric);
-        assert_eq!(ColumnKind::from_declared("DECIMAL(12,2)"), Numeric);
+        assert_eq!(
+            ColumnKind::from_declared("DECIMAL(12,2)"),
+            Typed(FieldType::Decimal(Some((12, 2))))
+        );
+        assert_eq!(
+            ColumnKind::from_declared("numeric(15, 0)"),
+            Typed(FieldType::Decimal(Some((15, 0))))
+        );
+        assert_eq!(ColumnKind::from_declared("DECIMAL(16,2)"), Numeric);
+        assert_eq!(ColumnKind::from_declared("DECIMAL"), Numeric);
         assert_eq!(ColumnKind::from_declared(""), Any);
         for t in [
             FieldType::Integer,

@@ -190,7 +190,7 @@ fn mariadb_types_arrive_native_in_mariadb_postgres_and_sqlite() {
         [
             "id|INTEGER",
             "dec65|DECIMAL_TEXT(65,30)",
-            "money|DECIMAL_TEXT(12,2)",
+            "money|DECIMAL(12,2)",
             "dt|DATETIME",
             "ts|TIMESTAMPTZ",
             "d|DATE",
@@ -459,7 +459,7 @@ fn postgres_types_survive_mariadb_and_sqlite() {
             "ts|DATETIME",
             "d|DATE",
             "u|TEXT",
-            "n|DECIMAL_TEXT(12,2)",
+            "n|DECIMAL(12,2)",
             "b|BLOB",
             "t|TIME",
             "big|DECIMAL_TEXT(38,10)",
