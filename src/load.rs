@@ -377,6 +377,20 @@ impl Load<'_> {
         if !prepared {
             self.flush_sample(sink, &schema, &mut sample)?;
         }
+        if self.plan.load.mode == LoadMode::Sync
+            && self.counts.written == 0
+            && !self.plan.allow_empty
+        {
+            return Err(Failure::new(
+                Kind::Runtime,
+                format!(
+                    "{}: no records; --mode sync would delete every row of {}, so nothing was committed",
+                    self.input_name, self.target_name
+                ),
+            )
+            .hint("if the source really is empty, add --allow-empty")
+            .into());
+        }
         Ok(())
     }
 
@@ -437,6 +451,17 @@ impl Load<'_> {
             },
             Err(reason) => reason,
         };
+        if self.plan.load.mode == LoadMode::Sync {
+            // A record left out would read as a row deleted at the source.
+            return Err(Failure::new(
+                Kind::Runtime,
+                format!(
+                    "{}:{line_no}: {reason}; --mode sync does not reject records (the row of a                      rejected record would be deleted), so nothing was committed",
+                    self.input_name
+                ),
+            )
+            .into());
+        }
         let origin = self.upstream.and_then(|u| u.origin(line_no));
         self.rejects
             .reject_line_from(self.input_name, line_no, origin, &reason, line)

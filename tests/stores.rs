@@ -1161,3 +1161,147 @@ fn a_key_field_binds_like_any_field_and_a_null_key_is_a_reject() {
         );
     }
 }
+
+/// `records` ordered as [`Store::read`] orders what it reads back.
+fn by_id(records: &[Value]) -> Vec<Value> {
+    let mut sorted = records.to_vec();
+    sorted.sort_by_key(|r| r.get("id").map(Value::to_string).unwrap_or_default());
+    sorted
+}
+
+#[test]
+fn sync_deletes_exactly_what_the_source_lacks_and_every_guard_holds() {
+    let start: Vec<Value> = (1..=10)
+        .map(|i| json!({"id": i, "v": format!("v{i}")}))
+        .collect();
+    // The source now: 9 and 10 gone, 2 changed, 11 new.
+    let mut now: Vec<Value> = start[..8].to_vec();
+    now[1] = json!({"id": 2, "v": "changed"});
+    now.push(json!({"id": 11, "v": "new"}));
+    let sync = ["--mode", "sync", "--key", "id"];
+    for store in Store::all("sync") {
+        let out = store.load("t", &sync, &framed(&start));
+        if store.lacks(Exception::NoUpsert) {
+            expect(&out, store.name())
+                .code(2)
+                .stderr_contains("--mode sync needs a database");
+            continue;
+        }
+        ok(&store, &out);
+        assert_holds(&store, "t", &by_id(&start));
+        let unchanged = |why: &str| {
+            let held = store.read("t").expect("the table");
+            assert_eq!(held.len(), 10, "{}: {why}: {held:?}", store.name());
+            assert_holds(&store, "t", &by_id(&start));
+        };
+        // A cut stream commits nothing, so deletes nothing.
+        let mut cut = framed(&now);
+        cut.truncate(cut.rfind("{\"@etl\":\"end\"").expect("end line"));
+        expect(&store.load("t", &sync, &cut), store.name())
+            .code(1)
+            .stderr_contains("has no end line");
+        unchanged("cut");
+        // An empty stream would delete everything: refused.
+        expect(&store.load("t", &sync, &framed(&[])), store.name())
+            .code(1)
+            .stderr_contains("no records; --mode sync would delete every row")
+            .stderr_contains("--allow-empty");
+        unchanged("empty");
+        // A null key, or any rejected record, fails the run: its row would
+        // read as deleted.
+        let mut null_key = now.clone();
+        null_key[3] = json!({"id": null, "v": "x"});
+        let out = store.load(
+            "t",
+            &["--mode", "sync", "--key", "id", "--rejects", "bad.ndjson"],
+            &framed(&null_key),
+        );
+        expect(&out, store.name())
+            .code(1)
+            .stderr_contains("stdin:5:")
+            .stderr_contains("--mode sync does not reject records");
+        unchanged("null key");
+        // More deletes than --max-deletes allows: refused before commit.
+        for limit in ["1", "10%"] {
+            let out = store.load(
+                "t",
+                &["--mode", "sync", "--key", "id", "--max-deletes", limit],
+                &framed(&now),
+            );
+            expect(&out, store.name())
+                .code(1)
+                .stderr_contains("would remove 2 of the 10 rows")
+                .stderr_contains("nothing was committed");
+            unchanged(limit);
+        }
+        // Within the limit: exactly the two gone rows go, the rest upsert.
+        let out = store.load(
+            "t",
+            &[
+                "--mode",
+                "sync",
+                "--key",
+                "id",
+                "--max-deletes",
+                "20%",
+                "-v",
+            ],
+            &framed(&now),
+        );
+        expect(&out, store.name())
+            .code(0)
+            .stderr_contains("deleted 2 rows missing from the source");
+        assert_holds(&store, "t", &by_id(&now));
+        // The same source again: nothing more goes.
+        let out = store.load("t", &["--mode", "sync", "--key", "id", "-v"], &framed(&now));
+        expect(&out, store.name())
+            .code(0)
+            .stderr_contains("deleted 0 rows");
+        assert_holds(&store, "t", &by_id(&now));
+        // --allow-empty: an empty source really is empty.
+        let out = store.load(
+            "t",
+            &["--mode", "sync", "--key", "id", "--allow-empty"],
+            &framed(&[]),
+        );
+        ok(&store, &out);
+        assert_eq!(
+            store.read("t").map(|r| r.len()),
+            Some(0),
+            "{}",
+            store.name()
+        );
+    }
+}
+
+#[test]
+fn sync_with_soft_delete_marks_rows_and_clears_them_when_they_come_back() {
+    let all: Vec<Value> = (1..=4).map(|i| json!({"id": i, "v": i * 10})).collect();
+    let args = ["--mode", "sync", "--key", "id", "--soft-delete", "gone_at"];
+    for store in Store::all("softsync") {
+        if store.lacks(Exception::NoUpsert) {
+            continue;
+        }
+        ok(&store, &store.load("t", &args, &framed(&all)));
+        let marked = |expected: &[i64]| {
+            let held = store.read("t").expect("the table");
+            assert_eq!(held.len(), 4, "{}: rows are kept: {held:?}", store.name());
+            let gone: Vec<i64> = held
+                .iter()
+                .filter(|r| !r["gone_at"].is_null())
+                .filter_map(|r| r["id"].as_i64())
+                .collect();
+            assert_eq!(gone, expected, "{}: {held:?}", store.name());
+        };
+        marked(&[]);
+        let out = store.load("t", &[&args[..], &["-v"]].concat(), &framed(&all[..2]));
+        expect(&out, store.name())
+            .code(0)
+            .stderr_contains("marked 2 rows missing from the source (--soft-delete gone_at)");
+        marked(&[3, 4]);
+        // 4 comes back, 1 goes: a row already marked is not marked again.
+        let back = [all[1].clone(), all[3].clone()];
+        ok(&store, &store.load("t", &args, &framed(&back)));
+        marked(&[1, 3]);
+    }
+}

@@ -16,6 +16,7 @@ use crate::files::inputs::FileInputs;
 use crate::format::Format;
 use crate::load::{CommitPolicy, LoadPlan};
 use crate::registry::{self, address, address::Role};
+use crate::sink::sync::{DeleteLimit, SyncOptions};
 use crate::sink::{LoadMode, LoadOptions};
 use crate::source::input::{self, Compression, Location};
 use crate::store::{Capabilities, Store, TargetArgs};
@@ -39,6 +40,17 @@ the last record for a key wins, so loading the same input twice leaves the
 table exactly as loading it once. With --delete-when COL, a record whose COL
 is true deletes its key's row instead (soft-delete flags become hard
 deletes); other records are upserted, COL included.
+
+Deletes from a full read: --mode sync --key K takes the stream as the whole
+source. It upserts every record and, in the same transaction, deletes the
+rows whose key the stream does not hold (--soft-delete COL stamps COL with
+the time instead, and clears it when the key comes back). The guards: a cut
+stream commits nothing; a stream without records is refused unless
+--allow-empty; --max-deletes N or P% fails the run before anything commits
+when more would go (a partial source read looks like a mass delete); a
+record that would be rejected (a null key, a value that does not fit)
+fails the run, since its row would read as deleted. --commit segment is
+refused. Databases only (SQLite, PostgreSQL, MySQL/MariaDB).
 
 The table is created if missing, with column types from the stream's begin
 line or, failing that, from the values: INTEGER, REAL, BOOLEAN, TEXT, JSON.
@@ -227,6 +239,8 @@ Examples:
   $ etl-extract sample-data/customers.csv | etl-load wh.db --table customers --mode replace
   $ etl-load wh.db --table events sample-data/events.ndjson
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table latest --mode upsert --key order_id
+  $ etl-extract sample-data/orders.csv | etl-load wh.db --table mirror --mode sync --key order_id --max-deletes 5%
+  $ etl-extract sample-data/orders.csv | etl-load wh.db --table mirror --mode sync --key order_id --soft-delete deleted_at
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders --dry-run --job nightly-orders
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders --schema strict --rejects rejects.ndjson --max-rejects 10
   $ etl-extract sample-data/events.ndjson | etl-load events.csv --mode replace
@@ -328,6 +342,17 @@ pub struct LoadArgs {
     #[arg(long, value_name = "COL")]
     pub delete_when: Option<String>,
 
+    /// With sync: stamp COL (created if missing, a timestamp with time zone)
+    /// with the time instead of deleting the row; a row that comes back is
+    /// cleared
+    #[arg(long, value_name = "COL")]
+    pub soft_delete: Option<String>,
+
+    /// With sync: fail the run, before anything commits, when more than N
+    /// rows (or P% of the table) would be deleted or marked
+    #[arg(long, value_name = "N|P%")]
+    pub max_deletes: Option<DeleteLimit>,
+
     /// evolve adds a column for a new field; strict rejects such records
     #[arg(long, value_enum, default_value_t = SchemaPolicy::Evolve)]
     pub schema: SchemaPolicy,
@@ -336,7 +361,8 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub rejects: super::RejectsArgs,
 
-    /// Let --mode replace empty the table when the input has no lines at all
+    /// Let --mode replace empty the table when the input has no lines at all,
+    /// and --mode sync delete every row when the input has no records
     #[arg(long)]
     pub allow_empty: bool,
 
@@ -400,6 +426,7 @@ impl ValueEnum for LoadMode {
             LoadMode::Replace,
             LoadMode::Upsert,
             LoadMode::ReplacePartitions,
+            LoadMode::Sync,
         ]
     }
 
@@ -413,6 +440,9 @@ impl ValueEnum for LoadMode {
             LoadMode::Upsert => PossibleValue::new("upsert").help("Insert or update rows by --key"),
             LoadMode::ReplacePartitions => PossibleValue::new("replace-partitions")
                 .help("Datasets: replace the partitions the input has rows for, keep the rest"),
+            LoadMode::Sync => PossibleValue::new("sync").help(
+                "Upsert by --key and delete the rows whose key the input (the whole source) lacks",
+            ),
         })
     }
 }
@@ -536,8 +566,24 @@ fn target(args: &LoadArgs) -> Result<(Box<dyn Store>, LoadOptions)> {
     if let Some(state) = &args.state {
         address::check_path(state, Role::State)?;
     }
-    if args.allow_empty && args.mode != LoadMode::Replace {
-        return Err(usage("--allow-empty only applies to --mode replace"));
+    if args.allow_empty && !matches!(args.mode, LoadMode::Replace | LoadMode::Sync) {
+        return Err(usage(
+            "--allow-empty only applies to --mode replace and --mode sync",
+        ));
+    }
+    if args.mode != LoadMode::Sync {
+        for (set, flag) in [
+            (args.soft_delete.is_some(), "--soft-delete"),
+            (args.max_deletes.is_some(), "--max-deletes"),
+        ] {
+            if set {
+                return Err(usage(format!("{flag} applies to --mode sync")));
+            }
+        }
+    } else if args.commit == CommitPolicy::Segment {
+        return Err(usage(
+            "--mode sync deletes what the whole stream lacks; it cannot be combined with --commit segment",
+        ));
     }
     let keys: Vec<String> = args
         .key
@@ -547,8 +593,9 @@ fn target(args: &LoadArgs) -> Result<(Box<dyn Store>, LoadOptions)> {
         .collect();
     match (args.mode, keys.is_empty()) {
         (LoadMode::Upsert, true) => return Err(usage("--mode upsert needs --key COL[,COL...]")),
+        (LoadMode::Sync, true) => return Err(usage("--mode sync needs --key COL[,COL...]")),
         (LoadMode::Append | LoadMode::Replace | LoadMode::ReplacePartitions, false) => {
-            return Err(usage("--key applies to --mode upsert"));
+            return Err(usage("--key applies to --mode upsert and --mode sync"));
         }
         _ => {}
     }
@@ -576,6 +623,10 @@ fn target(args: &LoadArgs) -> Result<(Box<dyn Store>, LoadOptions)> {
             delete_when: args.delete_when.clone(),
             strict: args.schema == SchemaPolicy::Strict,
             reject_naive_timestamps: args.naive_timestamps == NaiveTimestamps::Reject,
+            sync: SyncOptions {
+                soft_delete: args.soft_delete.clone(),
+                max_deletes: args.max_deletes,
+            },
         },
         state: args.state.clone(),
         state_is_database: args
@@ -594,9 +645,14 @@ fn target(args: &LoadArgs) -> Result<(Box<dyn Store>, LoadOptions)> {
 /// The flag checks every store shares, asked of its row of the capability
 /// table (`etl-load --help` prints the table).
 fn check_capabilities(c: &Capabilities, args: &LoadArgs) -> Result<()> {
-    if args.mode == LoadMode::Upsert && !c.upsert {
+    if args.mode.merges_by_key() && !c.upsert {
+        let mode = if args.mode == LoadMode::Sync {
+            "sync"
+        } else {
+            "upsert"
+        };
         return Err(usage(format!(
-            "--mode upsert needs a database, a store with keys ({}); {} has none",
+            "--mode {mode} needs a database, a store with keys ({}); {} has none",
             registry::names_with(|c| c.upsert),
             c.what
         )));

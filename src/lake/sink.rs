@@ -406,6 +406,7 @@ mod tests {
             delete_when: None,
             strict: false,
             reject_naive_timestamps: false,
+            sync: Default::default(),
         };
         let storage = Box::new(crate::lake::local::LocalDir::for_load(&ds).unwrap());
         let mut sink = Box::new(LakeSink::open(storage, options, load).unwrap());

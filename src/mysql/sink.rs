@@ -16,11 +16,12 @@ use mysql::prelude::Queryable;
 use super::conn::{self, message};
 use super::stage::{RunKind, Stage};
 use super::state::MysqlState;
-use super::table::{Table, check_name, db_err};
+use super::table::{Table, check_name, db_err, quote};
 use crate::error::{Failure, Kind as ErrorKind};
 use crate::format::flat::{Fields, Raw};
 use crate::format::typing::{beyond_bigint, column_types_native};
 use crate::record::{FieldType, Schema};
+use crate::sink::sync::{self, Dialect, Sweep};
 use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 use crate::store::binder::UNBOUND;
@@ -37,6 +38,8 @@ pub struct MysqlSink {
     in_transaction: bool,
     log: Vec<String>,
     deleted: u64,
+    /// Rows `--mode sync` removed (or marked).
+    swept: Option<u64>,
 }
 
 impl MysqlSink {
@@ -77,6 +80,7 @@ impl MysqlSink {
             in_transaction: false,
             log: Vec::new(),
             deleted: 0,
+            swept: None,
         })
     }
 
@@ -132,6 +136,32 @@ impl MysqlSink {
             self.log
                 .push(format!("emptied table {:?} for replace", self.table.table));
         }
+        if self.options.mode == LoadMode::Sync {
+            // Before the staged rows go in: a run commits once (see
+            // `cli/load.rs`), so the stage holds the whole stream.
+            let seen = self.stage.seen(&self.options.keys);
+            let sweep = Sweep {
+                table: &self.table.qtable,
+                seen: &seen,
+                keys: self.options.keys.iter().map(|k| quote(k)).collect(),
+                soft: self.options.sync.soft_delete.as_deref().map(quote),
+                dialect: Dialect::Mysql,
+            };
+            let mut run = |sql: &str, count: bool| -> Result<u64> {
+                if count {
+                    let n: Option<u64> =
+                        conn.query_first(sql).map_err(db_err("cannot count rows"))?;
+                    Ok(n.unwrap_or(0))
+                } else {
+                    conn.query_drop(sql)
+                        .map_err(db_err("cannot sync the table"))?;
+                    Ok(conn.affected_rows())
+                }
+            };
+            let removed = sweep.run(self.options.sync.max_deletes, None, &self.name, &mut run)?;
+            self.swept = Some(removed);
+        }
+        let conn = self.state.conn();
         self.deleted += self.stage.apply(conn, &self.table, &self.options)?;
         self.state.write(changes)?;
         self.state
@@ -170,6 +200,12 @@ impl Sink for MysqlSink {
                     self.table.plan_unsigned(&name);
                 }
             }
+        }
+        if let Some(col) = self.options.sync.soft_delete.clone()
+            && self.table.find(&col).is_none()
+        {
+            self.table
+                .plan_column(&col, FieldType::TimestampTz, &self.options.keys)?;
         }
         self.table.declare(schema);
         for key in &self.options.keys {
@@ -219,6 +255,9 @@ impl Sink for MysqlSink {
         let mut log = std::mem::take(&mut self.log);
         if self.deleted > 0 {
             log.push(format!("deleted {} rows (--delete-when)", self.deleted));
+        }
+        if let Some(removed) = self.swept {
+            log.push(sync::summary(removed, &self.options.sync));
         }
         Ok(log)
     }

@@ -15,7 +15,7 @@ use super::conn::message;
 use super::table::{Column, Table, db_err, quote};
 use super::values::{Kind, push_value};
 use crate::format::flat::{Fields, Raw};
-use crate::sink::{LoadMode, LoadOptions};
+use crate::sink::LoadOptions;
 use crate::store::binder::UNBOUND;
 
 /// The staging table (TEMPORARY: private to the session, gone with it).
@@ -300,6 +300,19 @@ impl Stage {
         Ok(values)
     }
 
+    /// The staging table as `--mode sync` reads the stream's keys from it
+    /// (a table of no rows when nothing was staged).
+    pub fn seen(&self, keys: &[String]) -> String {
+        if self.stage_exists {
+            return STAGE.to_string();
+        }
+        let none: Vec<String> = keys
+            .iter()
+            .map(|k| format!("NULL AS {}", quote(k)))
+            .collect();
+        format!("(SELECT {} FROM DUAL WHERE FALSE)", none.join(", "))
+    }
+
     /// Moves the staged runs into the table, in order, inside the open
     /// transaction; returns the rows deleted (--delete-when).
     pub fn apply(&mut self, conn: &mut Conn, table: &Table, options: &LoadOptions) -> Result<u64> {
@@ -364,7 +377,7 @@ fn apply(conn: &mut Conn, table: &Table, options: &LoadOptions, run: &Run) -> Re
                 names.join(", "),
                 select.join(", ")
             );
-            if options.mode == LoadMode::Upsert {
+            if options.mode.merges_by_key() {
                 let keys: Vec<String> = options.keys.iter().map(|k| k.to_lowercase()).collect();
                 let updates: Vec<String> = cols
                     .iter()

@@ -13,10 +13,11 @@ use postgres::Client;
 use super::conn::{db_message, pg_err};
 use super::stage::{Session, Stage};
 use super::state::PgState;
-use super::table::{Table, check_identifier, schema_of};
+use super::table::{Table, check_identifier, quote, schema_of};
 use crate::format::flat::Fields;
 use crate::format::typing::{beyond_bigint, column_types_native};
 use crate::record::{FieldType, Schema};
+use crate::sink::sync::{self, Dialect, Sweep};
 use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 use crate::store::binder::Lookup;
@@ -30,6 +31,8 @@ pub struct PgSink {
     options: LoadOptions,
     log: Vec<String>,
     deleted: u64,
+    /// Rows `--mode sync` removed (or marked).
+    swept: Option<u64>,
 }
 
 impl PgSink {
@@ -52,6 +55,7 @@ impl PgSink {
             options,
             log: Vec::new(),
             deleted: 0,
+            swept: None,
         };
         sink.table.need_offset = sink.options.reject_naive_timestamps;
         sink.begin()?;
@@ -119,8 +123,46 @@ impl PgSink {
         }
         let session = self.state.session();
         self.stage.flush(session, &self.table)?;
+        self.sweep()?;
+        let session = self.state.session();
         self.deleted += self.stage.settle(session, &self.table, &self.options)?;
         self.state.write(changes)
+    }
+
+    /// `--mode sync`: removes the rows whose key the staged stream does
+    /// not hold, before the merge (a run commits once: see `cli/load.rs`).
+    fn sweep(&mut self) -> Result<()> {
+        if self.options.mode != LoadMode::Sync || !self.table.exists {
+            return Ok(());
+        }
+        let sweep = Sweep {
+            table: &self.table.qtable,
+            seen: "etl_stage",
+            keys: self.options.keys.iter().map(|k| quote(k)).collect(),
+            soft: self.options.sync.soft_delete.as_deref().map(quote),
+            dialect: Dialect::Postgres,
+        };
+        let client = self.state.session().client()?;
+        let mut run = |sql: &str, count: bool| -> Result<u64> {
+            if count {
+                let row = client
+                    .query_one(sql, &[])
+                    .map_err(pg_err("cannot count rows"))?;
+                Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+            } else {
+                client
+                    .execute(sql, &[])
+                    .map_err(pg_err("cannot sync the table"))
+            }
+        };
+        let removed = sweep.run(
+            self.options.sync.max_deletes,
+            None,
+            &self.table.qtable,
+            &mut run,
+        )?;
+        self.swept = Some(removed);
+        Ok(())
     }
 }
 
@@ -144,6 +186,11 @@ impl Sink for PgSink {
             .collect();
         if !(self.options.strict && self.table.exists) {
             self.add_columns(&missing)?;
+        }
+        if let Some(col) = self.options.sync.soft_delete.clone()
+            && matches!(self.table.binder.lookup(&col), Lookup::Missing)
+        {
+            self.add_columns(&[(col, FieldType::TimestampTz)])?;
         }
         self.table.declare_bytes(schema);
         // Keys (and the delete flag) name their columns as the table spells
@@ -202,6 +249,9 @@ impl Sink for PgSink {
         let mut log = std::mem::take(&mut self.log);
         if self.deleted > 0 {
             log.push(format!("deleted {} rows (--delete-when)", self.deleted));
+        }
+        if let Some(removed) = self.swept {
+            log.push(sync::summary(removed, &self.options.sync));
         }
         Ok(log)
     }

@@ -18,7 +18,7 @@ use super::conn::{db_message, pg_err};
 use super::table::{Column, Table, quote};
 use super::values::{BINARY_HEADER, BINARY_TRAILER, binary_value, copy_value};
 use crate::format::flat::{Fields, Raw};
-use crate::sink::{LoadMode, LoadOptions};
+use crate::sink::LoadOptions;
 
 /// COPY data is sent in chunks of about this many bytes.
 const CHUNK: usize = 4 << 20;
@@ -148,8 +148,8 @@ impl Stage {
     /// The bulk path for a load with `options` (its mode decides).
     pub fn new(options: &LoadOptions) -> Stage {
         Stage {
-            staged: options.mode == LoadMode::Upsert,
-            upsert: options.mode == LoadMode::Upsert,
+            staged: options.mode.merges_by_key(),
+            upsert: options.mode.merges_by_key(),
             chunk: Vec::with_capacity(CHUNK + 65_536),
             copy_cols: Vec::new(),
             format: Format::Binary,

@@ -7,6 +7,8 @@ use crate::format::flat::Fields;
 use crate::record::Schema;
 use crate::state::{StateChanges, StateStore};
 
+pub mod sync;
+
 /// How a load treats what the target already holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadMode {
@@ -20,6 +22,17 @@ pub enum LoadMode {
     /// For a partitioned dataset: swap the partitions the input has rows
     /// for, keep the others as they are.
     ReplacePartitions,
+    /// Upsert the stream, which is the whole source, and delete (or mark,
+    /// `--soft-delete`) the rows whose key it does not hold, in the same
+    /// transaction.
+    Sync,
+}
+
+impl LoadMode {
+    /// Upsert and sync: records are merged into the table by key.
+    pub fn merges_by_key(self) -> bool {
+        matches!(self, LoadMode::Upsert | LoadMode::Sync)
+    }
 }
 
 /// What the load asks of every store, the same whatever the store: decided
@@ -39,6 +52,8 @@ pub struct LoadOptions {
     /// reject in a column that holds instants (PostgreSQL's timestamptz),
     /// rather than read in the session's time zone.
     pub reject_naive_timestamps: bool,
+    /// `--mode sync`: how rows missing from the stream go.
+    pub sync: sync::SyncOptions,
 }
 
 /// A destination for one load run: a table of a database, or a file. The

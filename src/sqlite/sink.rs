@@ -7,12 +7,13 @@
 use anyhow::Result;
 
 pub use super::conn::SqliteTarget;
-use super::stage::Stage;
+use super::stage::{Stage, rows_before_sync};
 use super::state::SqliteState;
 use super::table::Table;
 use crate::format::flat::Fields;
 use crate::record::Schema;
-use crate::sink::{LoadOptions, Sink};
+use crate::sink::sync;
+use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 
 /// Loads into one table of an open [`SqliteTarget`].
@@ -21,6 +22,10 @@ pub struct SqliteSink<'c> {
     table: Table<'c>,
     stage: Stage<'c>,
     state: SqliteState<'c>,
+    /// Rows `--mode sync` removed (or marked).
+    swept: Option<u64>,
+    /// `--mode sync`: the table's rows before the load.
+    rows_before: Option<u64>,
 }
 
 impl<'c> SqliteSink<'c> {
@@ -31,6 +36,8 @@ impl<'c> SqliteSink<'c> {
             stage: Stage::new(target.connection()),
             state: SqliteState::new(target.connection(), table),
             target,
+            swept: None,
+            rows_before: None,
         })
     }
 
@@ -39,6 +46,9 @@ impl<'c> SqliteSink<'c> {
     fn settle(&mut self, changes: &StateChanges) -> Result<()> {
         self.stage.reset();
         self.table.finish()?;
+        if self.table.options.mode == LoadMode::Sync && self.table.exists() {
+            self.swept = Some(self.stage.sweep(&self.table, self.rows_before)?);
+        }
         self.state.write(changes)
     }
 }
@@ -49,7 +59,11 @@ impl Sink for SqliteSink<'_> {
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
-        self.table.prepare(schema, sample)
+        self.table.prepare(schema, sample)?;
+        if self.table.options.mode == LoadMode::Sync && self.rows_before.is_none() {
+            self.rows_before = Some(rows_before_sync(self.target.connection(), &self.table)?);
+        }
+        Ok(())
     }
 
     fn insert(&mut self, fields: &Fields<'_>, _line: &[u8]) -> Result<Result<(), String>> {
@@ -73,6 +87,9 @@ impl Sink for SqliteSink<'_> {
                 "deleted {} rows (--delete-when)",
                 self.stage.deleted()
             ));
+        }
+        if let Some(removed) = self.swept {
+            log.push(sync::summary(removed, &self.table.options.sync));
         }
         Ok(log)
     }

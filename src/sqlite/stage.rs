@@ -11,6 +11,7 @@ use super::table::{Table, quote_ident};
 use super::values::to_sql;
 use crate::format::flat::{Fields, Raw};
 use crate::sink::LoadMode;
+use crate::sink::sync::{Dialect, Sweep};
 
 /// The prepared statements of a load into one table.
 pub struct Stage<'c> {
@@ -18,7 +19,12 @@ pub struct Stage<'c> {
     /// The insert for the columns it names.
     statement: Option<(Vec<usize>, CachedStatement<'c>)>,
     deleted: u64,
+    /// `--mode sync`: the stream's keys go into a temporary table as well.
+    seen: bool,
 }
+
+/// The temporary table of a sync's keys.
+const SEEN: &str = "temp.etl_seen";
 
 impl<'c> Stage<'c> {
     /// Nothing prepared yet.
@@ -27,6 +33,7 @@ impl<'c> Stage<'c> {
             conn,
             statement: None,
             deleted: 0,
+            seen: false,
         }
     }
 
@@ -58,7 +65,108 @@ impl<'c> Stage<'c> {
         {
             return self.delete(table, record);
         }
-        self.bind_and_run(table, record)
+        let done = self.bind_and_run(table, record)?;
+        if done.is_ok() && table.options.mode == LoadMode::Sync {
+            self.see(table, record)?;
+        }
+        Ok(done)
+    }
+
+    /// Keeps the record's key (it was written, so it fits its columns).
+    fn see(&mut self, table: &Table<'_>, record: &Fields<'_>) -> Result<()> {
+        let keys = key_columns(table);
+        if !self.seen {
+            self.create_seen(&keys)?;
+        }
+        let marks: Vec<String> = (1..=keys.len()).map(|n| format!("?{n}")).collect();
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("INSERT INTO {SEEN} VALUES ({})", marks.join(", ")))?;
+        for (n, &i) in keys.iter().enumerate() {
+            let value = field(record, &table.columns[i].name)
+                .or_else(|| {
+                    record
+                        .iter()
+                        .find(|(f, _)| f.eq_ignore_ascii_case(&table.columns[i].name))
+                        .map(|(_, v)| v)
+                })
+                .unwrap_or(&Raw::Null);
+            let bound = to_sql(value, table.columns[i].kind).map_err(|reason| {
+                anyhow::anyhow!("key column {:?}: {reason}", table.columns[i].name)
+            })?;
+            stmt.raw_bind_parameter(n + 1, bound)?;
+        }
+        stmt.raw_execute()?;
+        Ok(())
+    }
+
+    fn create_seen(&mut self, keys: &[usize]) -> Result<()> {
+        // Untyped columns: a key is stored as it was bound to the table's
+        // column, so it compares equal to the stored one.
+        self.conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS {SEEN}; CREATE TABLE {SEEN} ({})",
+            (1..=keys.len())
+                .map(|n| format!("k{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
+        self.seen = true;
+        Ok(())
+    }
+
+    /// `--mode sync`: removes (or marks) the rows whose key the stream did
+    /// not hold; returns how many.
+    pub fn sweep(&mut self, table: &Table<'_>, rows_before: Option<u64>) -> Result<u64> {
+        let keys = key_columns(table);
+        if !self.seen {
+            self.create_seen(&keys)?;
+        }
+        let seen_cols: Vec<String> = (1..=keys.len()).map(|n| format!("k{n}")).collect();
+        self.conn.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS temp.etl_seen_keys ON etl_seen ({})",
+            seen_cols.join(", ")
+        ))?;
+        // The sweep compares s.<key> with x.<key>: a view names the seen
+        // columns as the table's keys.
+        let names: Vec<String> = keys
+            .iter()
+            .map(|&i| quote_ident(&table.columns[i].name))
+            .collect();
+        let select: Vec<String> = seen_cols
+            .iter()
+            .zip(&names)
+            .map(|(k, n)| format!("{k} AS {n}"))
+            .collect();
+        self.conn.execute_batch(&format!(
+            "DROP VIEW IF EXISTS temp.etl_seen_keys_view;              CREATE TEMP VIEW etl_seen_keys_view AS SELECT {} FROM etl_seen",
+            select.join(", ")
+        ))?;
+        let sweep = Sweep {
+            table: &table.quoted_table,
+            seen: "temp.etl_seen_keys_view",
+            keys: names,
+            soft: table.options.sync.soft_delete.as_deref().map(quote_ident),
+            dialect: Dialect::Sqlite,
+        };
+        let conn = self.conn;
+        let mut run = |sql: &str, count: bool| -> Result<u64> {
+            if count {
+                let n: i64 = conn.query_row(sql, [], |r| r.get(0))?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            } else {
+                Ok(conn.execute(sql, [])? as u64)
+            }
+        };
+        let removed = sweep.run(
+            table.options.sync.max_deletes,
+            rows_before,
+            &table.quoted_table,
+            &mut run,
+        )?;
+        self.conn
+            .execute_batch("DROP VIEW temp.etl_seen_keys_view; DROP TABLE temp.etl_seen")?;
+        self.seen = false;
+        Ok(removed)
     }
 
     fn delete(&mut self, table: &Table<'_>, record: &Fields<'_>) -> Result<Result<(), String>> {
@@ -130,7 +238,7 @@ impl<'c> Stage<'c> {
                     names.join(", "),
                     marks.join(", ")
                 );
-                if table.options.mode == LoadMode::Upsert {
+                if table.options.mode.merges_by_key() {
                     sql.push_str(&on_conflict(table, &names));
                 }
                 sql
@@ -173,6 +281,38 @@ fn on_conflict(table: &Table<'_>, names: &[String]) -> String {
             updates.join(", ")
         )
     }
+}
+
+/// The rows of `table` (not marked by `--soft-delete`), before a sync
+/// writes any: its `--max-deletes P%` is a share of them.
+pub fn rows_before_sync(conn: &Connection, table: &Table<'_>) -> Result<u64> {
+    if !table.exists() {
+        return Ok(0);
+    }
+    let marked = table
+        .options
+        .sync
+        .soft_delete
+        .as_deref()
+        .and_then(|col| table.find(col))
+        .map(|i| format!(" WHERE {} IS NULL", quote_ident(&table.columns[i].name)))
+        .unwrap_or_default();
+    let n: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM {}{marked}", table.quoted_table),
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The table's key columns, by index.
+fn key_columns(table: &Table<'_>) -> Vec<usize> {
+    table
+        .options
+        .keys
+        .iter()
+        .filter_map(|k| table.find(k))
+        .collect()
 }
 
 /// The value of the first field called `name`.

@@ -89,6 +89,11 @@ impl<'c> Table<'c> {
         self.columns.push(Column { name, kind });
     }
 
+    /// Whether the table exists (before the run, or created by it).
+    pub fn exists(&self) -> bool {
+        self.exists
+    }
+
     /// The column a field names (see [`Binder::lookup`]).
     pub fn find(&self, name: &str) -> Option<usize> {
         self.binder.find(name)
@@ -115,6 +120,11 @@ impl<'c> Table<'c> {
             // fields are rejected one by one in `insert`.
         } else {
             self.add_columns(&missing)?;
+        }
+        if let Some(col) = self.options.sync.soft_delete.clone()
+            && self.find(&col).is_none()
+        {
+            self.add_columns(&[(col, FieldType::TimestampTz)])?;
         }
         // Fields the stream declares bytes go into a BLOB or untyped
         // column as their decoded bytes.
