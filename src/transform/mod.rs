@@ -17,10 +17,14 @@ use serde_json::{Map, Number, Value};
 use crate::error::Outcome;
 use crate::format::flat::{Fields, parse_object_keeping, recycle};
 use crate::format::infer;
+use crate::format::logical::{
+    check_date, check_decimal, check_time, check_timestamp, check_timestamptz, check_uuid,
+    decode_bytes,
+};
 use crate::format::typing::exact_float;
 use crate::output;
 use crate::progress::{Counts, Progress, Verbosity};
-use crate::record::FieldType;
+use crate::record::{FieldType, Schema};
 use crate::rejects::RejectsOptions;
 use crate::source::input::{self, Compression};
 use crate::wire::{Begin, End, Item, Reader};
@@ -86,41 +90,112 @@ fn cast(value: &Value, to: FieldType) -> Result<Value, String> {
         (FieldType::Boolean, Value::String(s)) => {
             Value::Bool(infer::parse_bool(s.trim()).ok_or_else(fail)?)
         }
+        // A decimal is a JSON number, digit for digit: a number as written,
+        // or text written as one, that fits the declared digits.
+        (FieldType::Decimal(declared), Value::Number(n)) => {
+            check_decimal(n.as_str(), declared).map_err(|why| format!("{value} {why}"))?;
+            value.clone()
+        }
+        (FieldType::Decimal(declared), Value::String(s)) => {
+            let t = s.trim();
+            check_decimal(t, declared).map_err(|why| format!("{value} {why}"))?;
+            Value::Number(t.parse::<Number>().map_err(|_| fail())?)
+        }
+        // The other logical types are text in their wire form, checked as
+        // the CSV reader checks them, never rewritten.
+        (_, Value::String(s)) => {
+            check_logical(to, s).map_err(|why| format!("{value} {why}"))?;
+            value.clone()
+        }
         _ => return Err(fail()),
     })
 }
 
-/// The begin line's schema after the steps (types of derived fields are
-/// not known, so they are left out).
-fn follow_schema(steps: &[Step], mut schema: Vec<(String, FieldType)>) -> Vec<(String, FieldType)> {
+/// Checks text against the wire form of a logical type other than decimal
+/// (date, time, timestamp, timestamptz, uuid, bytes).
+pub(crate) fn check_logical(to: FieldType, s: &str) -> Result<(), String> {
+    match to {
+        FieldType::Date => check_date(s),
+        FieldType::Time => check_time(s),
+        FieldType::Timestamp => check_timestamp(s),
+        FieldType::TimestampTz => check_timestamptz(s),
+        FieldType::Uuid => check_uuid(s),
+        FieldType::Bytes => decode_bytes(s).map(drop),
+        other => Err(format!("cannot be cast to {} exactly", other.name())),
+    }
+}
+
+/// The begin line's schema after the steps. A derived field has the type
+/// of what its expression computes where that is known (see
+/// [`Expr::result_type`]); else it is left out.
+fn follow_schema(steps: &[Step], mut schema: Schema) -> Schema {
     for step in steps {
-        match step {
-            Step::Select(fields) => {
-                schema = fields
-                    .iter()
-                    .filter_map(|f| schema.iter().find(|(n, _)| n == f).cloned())
-                    .collect();
-            }
-            Step::Drop(fields) => schema.retain(|(n, _)| !fields.contains(n)),
-            Step::Rename(pairs) => {
-                for (old, new) in pairs {
-                    for (n, _) in schema.iter_mut().filter(|(n, _)| n == old) {
-                        *n = new.clone();
-                    }
-                }
-            }
-            Step::Derive(name, _) => schema.retain(|(n, _)| n != name),
-            Step::Cast(pairs) => {
-                for (col, t) in pairs {
-                    for (_, ty) in schema.iter_mut().filter(|(n, _)| n == col) {
-                        *ty = *t;
-                    }
-                }
-            }
-            Step::Filter(_) => {}
-        }
+        follow_step(step, &mut schema);
     }
     schema
+}
+
+/// The type a schema gives a field.
+fn type_in(schema: &Schema, name: &str) -> Option<FieldType> {
+    schema.iter().find(|(n, _)| n == name).map(|(_, t)| *t)
+}
+
+/// [`follow_schema`] for one step.
+fn follow_step(step: &Step, schema: &mut Schema) {
+    match step {
+        Step::Select(fields) => {
+            *schema = fields
+                .iter()
+                .filter_map(|f| schema.iter().find(|(n, _)| n == f).cloned())
+                .collect();
+        }
+        Step::Drop(fields) => schema.retain(|(n, _)| !fields.contains(n)),
+        Step::Rename(pairs) => {
+            for (old, new) in pairs {
+                for (n, _) in schema.iter_mut().filter(|(n, _)| n == old) {
+                    *n = new.clone();
+                }
+            }
+        }
+        Step::Derive(name, e) => {
+            match e.result_type(&|n| type_in(schema, n)) {
+                Some(t) => match schema.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, slot)) => *slot = t,
+                    // A new field goes last, in the records too.
+                    None => schema.push((name.clone(), t)),
+                },
+                None => schema.retain(|(n, _)| n != name),
+            }
+        }
+        Step::Cast(pairs) => {
+            // Every value of a cast field has the type (or is null): a
+            // field the schema did not name joins it.
+            for (col, t) in pairs {
+                match schema.iter_mut().find(|(n, _)| n == col) {
+                    Some((_, ty)) => *ty = *t,
+                    None => schema.push((col.clone(), *t)),
+                }
+            }
+        }
+        Step::Filter(_) => {}
+    }
+}
+
+/// The steps for a stream with this schema: filters and derives compare
+/// the fields it types as dates and times as such (see
+/// [`Expr::with_types`]); the same steps when it types none.
+fn typed_steps(steps: &[Step], mut schema: Schema) -> Vec<Step> {
+    let mut typed = Vec::with_capacity(steps.len());
+    for step in steps {
+        let type_of = |n: &str| type_in(&schema, n);
+        typed.push(match step {
+            Step::Filter(e) => Step::Filter(e.with_types(&type_of)),
+            Step::Derive(name, e) => Step::Derive(name.clone(), e.with_types(&type_of)),
+            other => other.clone(),
+        });
+        follow_step(step, &mut schema);
+    }
+    typed
 }
 
 /// A checked `etl-transform` run.
@@ -148,6 +223,9 @@ pub struct TransformPlan {
 pub fn run(plan: TransformPlan) -> Result<Outcome> {
     let args = &plan;
     let steps = &plan.steps;
+    // The steps as the current stream's schema types them (before any
+    // begin line: as the casts type them).
+    let mut typed = typed_steps(steps, Vec::new());
     let mut contract = match &args.validate {
         Some(path) => Some(Contract::load(path)?),
         None => None,
@@ -186,18 +264,24 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
     let keep = needed.matcher();
     let mut writer = flat::Writer::default();
     let mut table = sql::Builder::new(wanted);
+    // Without a begin line, the casts type the query's columns.
+    table.declare(&follow_schema(steps, Vec::new()));
     let name = input.name.clone();
     let mut wire = Reader::new(input.reader, &name);
     let mut buffer = Vec::with_capacity(4096);
     // One field list for every line of the fast path.
     let mut spare: Fields<'static> = Vec::with_capacity(16);
 
+    // --sql: the begin line waits for the query's answer, whose columns
+    // and types its schema names.
+    let mut begin_held: Option<Begin> = None;
     let sql = args.sql.clone();
     let flush_held = |out: &mut Box<dyn Write>,
                       held: &mut held::Held,
                       table: &mut sql::Builder,
                       counts: &mut Counts,
-                      segment_rows: &mut u64|
+                      segment_rows: &mut u64,
+                      begin_held: &mut Option<Begin>|
      -> Result<()> {
         let Some(query) = &sql else {
             return held.drain(|line| {
@@ -217,11 +301,22 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
         let input = table.take();
         if input.is_empty() {
             // No records: no table for a query to run on.
+            if let Some(begin) = begin_held.take() {
+                writeln!(out, "{}", begin.to_line())?;
+            }
             return Ok(());
         }
         // A query's rows are not one per record read: the summary then
         // says how many went in and how many came out.
-        let written = sql::run(query, input, &lookups, out.as_mut())?;
+        let answer = sql::run(query, input, &lookups)?;
+        if let Some(begin) = begin_held.take() {
+            let begin = Begin {
+                schema: answer.schema(),
+                ..begin
+            };
+            writeln!(out, "{}", begin.to_line())?;
+        }
+        let written = answer.write(out.as_mut())?;
         counts.written += written;
         *segment_rows += written;
         Ok(())
@@ -231,14 +326,19 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
         let text = match item {
             Item::Begin(begin) => {
                 segment_rows = 0;
-                let schema = if args.sql.is_some() {
-                    // The query decides the columns.
-                    Vec::new()
+                typed = typed_steps(steps, begin.schema.clone());
+                let schema = follow_schema(steps, begin.schema);
+                if args.sql.is_some() {
+                    // The query decides the columns; its input columns
+                    // have the types the steps leave.
+                    table.declare(&schema);
+                    begin_held = Some(Begin {
+                        schema: Vec::new(),
+                        ..begin
+                    });
                 } else {
-                    follow_schema(steps, begin.schema)
-                };
-                let begin = Begin { schema, ..begin };
-                writeln!(out, "{}", begin.to_line())?;
+                    writeln!(out, "{}", Begin { schema, ..begin }.to_line())?;
+                }
                 continue;
             }
             Item::End(end) => {
@@ -248,6 +348,7 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
                     &mut table,
                     &mut counts,
                     &mut segment_rows,
+                    &mut begin_held,
                 )?;
                 // The count is what this stage wrote; the rest (bookmark,
                 // positions) passes through.
@@ -277,7 +378,7 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
             // An empty list of 'static fields is one of this line's.
             let mut fields: Fields<'_> = std::mem::take(&mut spare);
             let result = parse_object_keeping(text, &mut fields, |n| keep.keeps(n))
-                .and_then(|()| flat::apply_in_place(steps, &mut fields));
+                .and_then(|()| flat::apply_in_place(&typed, &mut fields));
             match result {
                 Ok(false) => counts.skipped += 1,
                 Ok(true) if hold => table.push(&fields),
@@ -300,7 +401,7 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
         // The same steps as the fast path; a record becomes a JSON map only
         // here, where it is checked against a contract or held.
         let result = crate::format::flat::parse_object(text)
-            .and_then(|fields| flat::apply(steps, fields))
+            .and_then(|fields| flat::apply(&typed, fields))
             .and_then(|fields| match fields {
                 None => Ok(None),
                 Some(fields) => {
@@ -346,6 +447,7 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
             &mut table,
             &mut counts,
             &mut segment_rows,
+            &mut begin_held,
         )?;
     }
     out.flush().context("writing to stdout")?;
@@ -402,6 +504,56 @@ mod tests {
         assert!(cast(&json!("yes"), FieldType::Boolean).is_err());
         assert!(cast(&json!("0.12345678901234567890"), FieldType::Float).is_err());
         assert_eq!(cast(&json!(null), FieldType::Integer).unwrap(), json!(null));
+    }
+
+    #[test]
+    fn casts_check_logical_types() {
+        assert_eq!(
+            cast(&json!("12.50"), FieldType::Decimal(Some((12, 2))))
+                .unwrap()
+                .to_string(),
+            "12.50"
+        );
+        let err = cast(&json!(12.505), FieldType::Decimal(Some((12, 2)))).unwrap_err();
+        assert!(err.contains("3 digits after the point"), "{err}");
+        assert!(cast(&json!("1,5"), FieldType::Decimal(None)).is_err());
+        assert_eq!(
+            cast(&json!("2024-02-29"), FieldType::Date).unwrap(),
+            json!("2024-02-29")
+        );
+        let err = cast(&json!("2023-02-29"), FieldType::Date).unwrap_err();
+        assert_eq!(err, r#""2023-02-29" has no day 29 in 2023-02"#);
+        assert!(cast(&json!(20240229), FieldType::Date).is_err());
+        assert!(cast(&json!("2024-01-02T03:04:05"), FieldType::TimestampTz).is_err());
+        assert!(cast(&json!("2024-01-02T03:04:05Z"), FieldType::TimestampTz).is_ok());
+        assert!(cast(&json!("13:04:05"), FieldType::Time).is_ok());
+        assert!(cast(&json!("3q2+7w=="), FieldType::Bytes).is_ok());
+        assert!(cast(&json!("\\xdead"), FieldType::Bytes).is_err());
+        assert!(cast(&json!("a0eebc999c0b4ef8bb6d6bb9bd380a11"), FieldType::Uuid).is_err());
+        assert_eq!(cast(&json!(null), FieldType::Uuid).unwrap(), json!(null));
+    }
+
+    #[test]
+    fn derived_and_cast_fields_keep_their_types() {
+        let steps = vec![
+            Step::Derive("copy".into(), expr::parse("ts").unwrap()),
+            Step::Derive("half".into(), expr::parse("n / 2").unwrap()),
+            Step::Derive("n".into(), expr::parse("n + 1").unwrap()),
+            Step::Cast(vec![("late".into(), FieldType::Date)]),
+        ];
+        let schema = vec![
+            ("n".into(), FieldType::Integer),
+            ("ts".into(), FieldType::TimestampTz),
+        ];
+        assert_eq!(
+            follow_schema(&steps, schema),
+            vec![
+                ("n".into(), FieldType::Integer),
+                ("ts".into(), FieldType::TimestampTz),
+                ("copy".into(), FieldType::TimestampTz),
+                ("late".into(), FieldType::Date),
+            ]
+        );
     }
 
     #[test]
