@@ -5,6 +5,7 @@
 //! holds two columns, however wide the records are.
 
 mod columns;
+mod decimal;
 mod rows;
 
 use std::collections::HashSet;
