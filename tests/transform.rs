@@ -276,8 +276,9 @@ fn bad_expressions_are_usage_errors() {
     let out = transform(&["--filter", "qty >"], "");
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("--filter:"), "{}", stderr(&out));
-    let out = transform(&["--cast", "a=decimal"], "");
+    let out = transform(&["--cast", "a=money"], "");
     assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("timestamptz"), "{}", stderr(&out));
 }
 
 #[test]
@@ -642,5 +643,229 @@ fn sql_passes_nested_values_through_as_json() {
         ),
         "{}",
         stderr(&out)
+    );
+}
+
+/// The begin line, the records and the end line of a transform's output.
+fn begin_schema(out: &std::process::Output) -> Value {
+    json_lines(&stdout(out))[0]["schema"].clone()
+}
+
+#[test]
+fn casts_to_logical_types_check_values_and_type_the_schema() {
+    let dir = tempdir();
+    let d = dir.path();
+    let input = "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"s\",\"schema\":{\"id\":\"integer\",\"day\":\"text\",\"amount\":\"text\",\"u\":\"text\"}}\n\
+        {\"id\":1,\"day\":\"2024-02-29\",\"amount\":\"12.50\",\"u\":\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"}\n\
+        {\"id\":2,\"day\":\"2023-02-29\",\"amount\":0.10,\"u\":null}\n\
+        {\"id\":3,\"day\":null,\"amount\":\"12.505\",\"u\":null}\n\
+        {\"id\":4,\"day\":\"2024-01-02\",\"amount\":1,\"u\":\"not-a-uuid\"}\n\
+        {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":4}\n";
+    let args = [
+        "--cast",
+        "day=date,amount=decimal(12,2)",
+        "--cast",
+        "u=uuid",
+        "--rejects",
+        "r.ndjson",
+    ];
+    let mut c = cmd(TRANSFORM, d);
+    c.args(args);
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(
+        begin_schema(&out),
+        json!({"id": "integer", "day": "date", "amount": "decimal(12,2)", "u": "uuid"})
+    );
+    // Decimals become JSON numbers digit for digit; nothing else changes.
+    assert!(
+        stdout(&out).contains(r#"{"id":1,"day":"2024-02-29","amount":12.50,"#),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(records(&stdout(&out)).len(), 1);
+    let rejected = std::fs::read_to_string(d.join("r.ndjson")).expect("rejects");
+    let lines: Vec<Value> = rejected
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a reject is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{rejected}");
+    for (reject, line) in lines.iter().zip([3, 4, 5]) {
+        assert_eq!(reject["line"], line, "{rejected}");
+    }
+    assert!(rejected.contains("no day 29 in 2023-02"), "{rejected}");
+    assert!(rejected.contains("digits after the point"), "{rejected}");
+    assert!(rejected.contains("is not a uuid"), "{rejected}");
+    // Without --rejects the first bad value fails the run, naming its line.
+    let out = transform(&["--cast", "day=date"], input);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("stdin:3: --cast day: \"2023-02-29\" has no day 29 in 2023-02"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn filters_compare_instants_across_offsets() {
+    let input = "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"s\",\"schema\":{\"id\":\"integer\",\"ts\":\"timestamptz\",\"day\":\"date\",\"t\":\"time\"}}\n\
+        {\"id\":1,\"ts\":\"2024-01-01T10:00:00+02:00\",\"day\":\"2024-01-01\",\"t\":\"10:00:00.50\"}\n\
+        {\"id\":2,\"ts\":\"2024-01-01T09:30:00Z\",\"day\":\"2024-01-02\",\"t\":\"10:00:00.5\"}\n\
+        {\"id\":3,\"ts\":\"2024-01-01T12:00:00+05:00\",\"day\":\"2023-12-31\",\"t\":\"09:00:00\"}\n\
+        {\"id\":4,\"ts\":null,\"day\":null,\"t\":null}\n\
+        {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":4}\n";
+    let ids = |args: &[&str]| -> Vec<Value> {
+        let out = transform(args, input);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        records(&stdout(&out))
+            .iter()
+            .map(|r| r["id"].clone())
+            .collect()
+    };
+    // 10:00+02:00 is 08:00Z and 12:00+05:00 is 07:00Z: both before 09:00Z,
+    // though their text sorts after it.
+    assert_eq!(
+        ids(&["--filter", "ts < '2024-01-01T09:00:00Z'"]),
+        [json!(1), json!(3)]
+    );
+    assert_eq!(
+        ids(&["--filter", "ts == '2024-01-01T08:00:00+00:00'"]),
+        [json!(1)]
+    );
+    // The same on the record path (--dedup), and after a select.
+    assert_eq!(
+        ids(&[
+            "--select",
+            "id,ts",
+            "--filter",
+            "ts >= '2024-01-01T04:00:00-05:00'",
+            "--dedup",
+            "id"
+        ]),
+        [json!(2)]
+    );
+    // Times compare by value: 10:00:00.50 is 10:00:00.5.
+    assert_eq!(
+        ids(&["--filter", "t == '10:00:00.5' and day > '2023-12-31'"]),
+        [json!(1), json!(2)]
+    );
+    // A field cast to timestamptz compares as one too.
+    let untyped = "{\"ts\":\"2024-01-01T10:00:00+02:00\"}\n{\"ts\":\"2024-01-01T09:30:00Z\"}\n";
+    let out = transform(
+        &[
+            "--cast",
+            "ts=timestamptz",
+            "--filter",
+            "ts < '2024-01-01T09:00:00Z'",
+        ],
+        untyped,
+    );
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"ts": "2024-01-01T10:00:00+02:00"})]
+    );
+}
+
+#[test]
+fn derived_fields_keep_the_types_that_are_known() {
+    let input = "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"s\",\"schema\":{\"id\":\"integer\",\"ts\":\"timestamptz\",\"amount\":\"decimal(12,2)\"}}\n\
+        {\"id\":1,\"ts\":\"2024-01-01T10:00:00+02:00\",\"amount\":12.50}\n\
+        {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":1}\n";
+    let out = transform(
+        &[
+            "--derive",
+            "at=ts",
+            "--derive",
+            "next=id + 1",
+            "--derive",
+            "half=amount / 2",
+            "--derive",
+            "big=amount > 10",
+            "--derive",
+            "label=upper('x' . id)",
+            "--derive",
+            "price=amount",
+        ],
+        input,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        begin_schema(&out),
+        json!({
+            "id": "integer", "ts": "timestamptz", "amount": "decimal(12,2)",
+            "at": "timestamptz", "next": "integer", "big": "boolean",
+            "label": "text", "price": "decimal(12,2)"
+        }),
+        "arithmetic on decimals runs in floats: its result is left untyped"
+    );
+    assert!(
+        stdout(&out).contains(r#""price":12.50"#),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn sql_sums_decimals_exactly() {
+    let input = "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"s\",\"schema\":{\"k\":\"text\",\"amount\":\"decimal(12,2)\"}}\n\
+        {\"k\":\"a\",\"amount\":12.50}\n\
+        {\"k\":\"a\",\"amount\":0.10}\n\
+        {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":2}\n";
+    let out = transform(&["--sql", "select sum(amount) as total from input"], input);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(r#"{"total":12.60}"#), "{text}");
+    let schema = begin_schema(&out);
+    let total = schema["total"].as_str().expect("total is typed");
+    assert!(
+        total.starts_with("decimal(") && total.ends_with(",2)"),
+        "{schema}"
+    );
+    assert_eq!(json_lines(&text).last().expect("end")["rows"], 1);
+    // A decimal passing through keeps its precision and scale.
+    let out = transform(&["--sql", "select k, amount from input"], input);
+    assert_eq!(
+        begin_schema(&out),
+        json!({"k": "text", "amount": "decimal(12,2)"})
+    );
+    assert!(
+        stdout(&out).contains(r#""amount":0.10}"#),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn sql_keeps_dates_times_uuids_and_bytes() {
+    let input = "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"s\",\"schema\":{\"d\":\"date\",\"ts\":\"timestamptz\",\"lt\":\"timestamp\",\"t\":\"time\",\"u\":\"uuid\",\"b\":\"bytes\"}}\n\
+        {\"d\":\"2024-02-29\",\"ts\":\"2024-01-01T10:00:00.5+02:00\",\"lt\":\"2024-01-01T10:00:00.123456\",\"t\":\"13:04:05\",\"u\":\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\",\"b\":\"3q2+7w==\"}\n\
+        {\"d\":\"0001-01-01\",\"ts\":null,\"lt\":null,\"t\":null,\"u\":null,\"b\":\"\"}\n\
+        {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":2}\n";
+    let out = transform(&["--sql", "SELECT * FROM input ORDER BY d DESC"], input);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        begin_schema(&out),
+        json!({"d": "date", "ts": "timestamptz", "lt": "timestamp", "t": "time", "u": "uuid", "b": "bytes"})
+    );
+    assert_eq!(
+        records(&stdout(&out)),
+        [
+            json!({"d": "2024-02-29", "ts": "2024-01-01T08:00:00.5+00:00", "lt": "2024-01-01T10:00:00.123456", "t": "13:04:05", "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "b": "3q2+7w=="}),
+            json!({"d": "0001-01-01", "ts": null, "lt": null, "t": null, "u": null, "b": ""}),
+        ]
+    );
+    // An aggregate of dates is a date; a uuid made into other text is text.
+    let out = transform(
+        &[
+            "--sql",
+            "SELECT max(d) AS last, max(upper(u)) AS shout FROM input",
+        ],
+        input,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(begin_schema(&out), json!({"last": "date", "shout": "text"}));
+    assert_eq!(
+        records(&stdout(&out)),
+        [json!({"last": "2024-02-29", "shout": "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"})]
     );
 }

@@ -23,8 +23,14 @@ a 16-byte hash and an offset per key) and --validate's unique rule holds a
   --rename old=new    rename a field (repeat, or a=x,b=y)
   --filter EXPR       keep records for which EXPR is true
   --derive name=EXPR  set a field to EXPR (a new field goes last)
-  --cast col=TYPE     integer, float, boolean or text; a value that cannot
-                      be cast exactly is a rejected record
+  --cast col=TYPE     integer, float, boolean, text, json, decimal,
+                      decimal(P,S), date, time, timestamp, timestamptz,
+                      uuid or bytes (--cast 'amount=decimal(12,2)'); the
+                      value is checked as the CSV reader checks it (a date
+                      2023-02-29 or a decimal with too many digits is a
+                      rejected record, with its line and reason), never
+                      converted, and the begin line's schema carries the
+                      new type
   --dedup key[,key]   keep the last record for each key
   --validate FILE     a data contract; records that break it are rejected
                       with the rule they broke
@@ -42,6 +48,15 @@ a 16-byte hash and an offset per key) and --validate's unique rule holds a
                       (integers past 64 bits, 1e400), are JSON columns:
                       compared, grouped, joined and written back as the
                       same JSON; CAST(col AS VARCHAR) gives their text.
+                      Typed columns keep their type: decimal(p,s) is
+                      polars' Decimal (SUM of 12.50 and 0.10 is exactly
+                      12.60), date Date, time Time, timestamp Datetime,
+                      timestamptz Datetime in UTC (written with +00:00),
+                      bytes Binary, uuid text; the begin line's schema
+                      names the result's types. polars compares a date or
+                      timestamp with text in its form, but an instant only
+                      with text without offset, read in UTC
+                      (WHERE ts > '2024-01-01 09:00:00').
 
 Expressions: fields by name (qty, $qty, ${order id}), numbers, 'text' or
 \"text\", true, false, null, + - * / %, . (join text), == != < <= > >=,
@@ -49,7 +64,13 @@ and or not (&& || !), parentheses, and lower upper trim len substr
 coalesce is_null int float text round. Integers stay exact 64-bit: an
 integer past 64 bits in arithmetic (or a result past them) rejects the
 record, never becomes a float. Numbers compare by their exact value, however
-long (1e400 > 1, 12345678901234567891 > 12345678901234567890).
+long (1e400 > 1, 12345678901234567891 > 12345678901234567890). Fields the
+schema types as date, time, timestamp or timestamptz compare by the moment
+they name, instants across offsets (2024-01-01T10:00:00+02:00 is before
+2024-01-01T09:00:00Z); text not in that form compares as text. A derived
+field keeps the type of what it computes where it is known (a copy of a
+field, a comparison, text functions, int, len, integer + - * %); other
+arithmetic runs in 64-bit floats and is left untyped in the schema.
 
 A contract is a JSON object: {\"required\": [\"id\"], \"not_null\": [\"id\"],
 \"types\": {\"id\": \"integer\", \"price\": \"float\"}, \"allowed\": {\"status\":
@@ -101,7 +122,8 @@ pub struct TransformArgs {
     #[arg(long, value_name = "NAME=EXPR", action = clap::ArgAction::Append)]
     pub derive: Vec<String>,
 
-    /// Cast a field: col=integer|float|boolean|text
+    /// Cast a field: col=TYPE (integer, float, decimal(P,S), date,
+    /// timestamptz, uuid, bytes...)
     #[arg(long, value_name = "COL=TYPE", value_delimiter = ',', action = clap::ArgAction::Append)]
     pub cast: Vec<String>,
 
@@ -163,6 +185,22 @@ fn split_pair(text: &str, what: &str) -> Result<(String, String)> {
     Ok((a.to_string(), b.to_string()))
 }
 
+/// `--cast` values as given, put together again where the comma list
+/// split a `decimal(12,2)`.
+fn cast_pairs(values: &[String]) -> Vec<String> {
+    let mut pairs: Vec<String> = Vec::new();
+    for v in values {
+        match pairs.last_mut() {
+            Some(open) if open.matches('(').count() > open.matches(')').count() => {
+                open.push(',');
+                open.push_str(v);
+            }
+            _ => pairs.push(v.clone()),
+        }
+    }
+    pairs
+}
+
 /// The steps in the order their flags appear on the command line.
 pub fn steps(matches: &ArgMatches) -> Result<Vec<Step>> {
     let mut found: Vec<(usize, Step)> = Vec::new();
@@ -200,17 +238,16 @@ pub fn steps(matches: &ArgMatches) -> Result<Vec<Step>> {
                     )
                 }
                 _ => Step::Cast(
-                    values
+                    cast_pairs(&values)
                         .iter()
                         .map(|v| {
                             let (col, t) = split_pair(v, "--cast")?;
-                            let t = FieldType::from_name(&t)
-                                .filter(|t| t.is_basic())
-                                .ok_or_else(|| {
-                                    usage(format!(
-                                        "--cast {v}: types are integer, float, boolean, text, json"
-                                    ))
-                                })?;
+                            let t = FieldType::from_name(&t.replace(' ', "")).ok_or_else(|| {
+                                usage(format!(
+                                    "--cast {v}: types are {}",
+                                    crate::record::TYPE_NAMES
+                                ))
+                            })?;
                             Ok((col, t))
                         })
                         .collect::<Result<_>>()?,

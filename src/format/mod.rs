@@ -6,6 +6,7 @@ pub mod infer;
 pub mod json;
 pub mod logical;
 pub mod nulls;
+pub mod temporal;
 pub mod typing;
 
 /// Byte searches eight bytes at a time (SWAR) for short runs on the hot

@@ -16,6 +16,10 @@ use std::cmp::Ordering;
 use anyhow::{Result, bail};
 use serde_json::{Map, Number, Value};
 
+use crate::format::logical::Temporal;
+use crate::format::temporal::{date_days, instant_micros, time_micros, timestamp_micros};
+use crate::record::FieldType;
+
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
@@ -29,6 +33,11 @@ pub enum Expr {
     Binary(Op, Box<Expr>, Box<Expr>),
     /// A function call.
     Call(String, Vec<Expr>),
+    /// A field the begin line's schema types as a date, time, timestamp
+    /// or timestamptz: compared by the moment its text names (instants
+    /// across offsets), where both sides are in that type's wire form.
+    /// Added per stream by [`Expr::with_types`], never parsed.
+    Temporal(Temporal, Box<Expr>),
 }
 
 /// Binary operators.
@@ -362,8 +371,28 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn compare(a: &Value, b: &Value) -> Option<Ordering> {
-    compare_scalars(Scalar::of(a)?, Scalar::of(b)?)
+fn compare(kind: Option<Temporal>, a: &Value, b: &Value) -> Option<Ordering> {
+    compare_as(kind, Scalar::of(a)?, Scalar::of(b)?)
+}
+
+/// [`compare_scalars`], but for an operand typed as a date or time: two
+/// texts in that type's wire form order by the moment they name (so
+/// `2024-01-01T10:00:00+02:00` is before `2024-01-01T09:00:00Z`, and
+/// `10:00:00.50` equals `10:00:00.5`); anything else as before.
+#[inline]
+fn compare_as(kind: Option<Temporal>, a: Scalar<'_>, b: Scalar<'_>) -> Option<Ordering> {
+    if let (Some(kind), Scalar::Text(x), Scalar::Text(y)) = (kind, a, b) {
+        let moment = |s: &str| match kind {
+            Temporal::Date => date_days(s),
+            Temporal::Time => time_micros(s),
+            Temporal::Timestamp => timestamp_micros(s),
+            Temporal::TimestampTz => instant_micros(s),
+        };
+        if let (Some(x), Some(y)) = (moment(x), moment(y)) {
+            return Some(x.cmp(&y));
+        }
+    }
+    compare_scalars(a, b)
 }
 
 /// A field's value as a filter reads it, borrowed from the record: the
@@ -641,6 +670,99 @@ impl Expr {
                 b.field_names(out);
             }
             Expr::Call(_, args) => args.iter().for_each(|a| a.field_names(out)),
+            Expr::Temporal(_, e) => e.field_names(out),
+        }
+    }
+
+    /// The date or time type an operand is compared as, if any.
+    #[inline]
+    fn temporal(&self) -> Option<Temporal> {
+        match self {
+            Expr::Temporal(kind, _) => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// The operand without its date or time type.
+    #[inline]
+    fn untyped(&self) -> &Expr {
+        match self {
+            Expr::Temporal(_, e) => e,
+            e => e,
+        }
+    }
+
+    /// The expression for a stream whose fields have the types `type_of`
+    /// gives: fields typed as a date, time, timestamp or timestamptz
+    /// compare as such (see [`Expr::Temporal`]).
+    pub fn with_types(&self, type_of: &dyn Fn(&str) -> Option<FieldType>) -> Expr {
+        let typed = |e: &Expr| Box::new(e.with_types(type_of));
+        match self {
+            Expr::Field(name) => {
+                let kind = match type_of(name) {
+                    Some(FieldType::Date) => Temporal::Date,
+                    Some(FieldType::Time) => Temporal::Time,
+                    Some(FieldType::Timestamp) => Temporal::Timestamp,
+                    Some(FieldType::TimestampTz) => Temporal::TimestampTz,
+                    _ => return self.clone(),
+                };
+                Expr::Temporal(kind, Box::new(self.clone()))
+            }
+            Expr::Lit(_) => self.clone(),
+            Expr::Unary(op, e) => Expr::Unary(*op, typed(e)),
+            Expr::Binary(op, a, b) => Expr::Binary(*op, typed(a), typed(b)),
+            Expr::Call(name, args) => Expr::Call(
+                name.clone(),
+                args.iter().map(|a| a.with_types(type_of)).collect(),
+            ),
+            Expr::Temporal(_, e) => e.with_types(type_of),
+        }
+    }
+
+    /// The wire type of what the expression computes, where it is known
+    /// whatever the record: a field's own type (a copy), comparisons and
+    /// logic (boolean), text functions and `.` (text), `len` and `int`
+    /// (integer), integer `+ - * %` and negation (integer: a result past
+    /// 64 bits rejects the record), `coalesce` of one type. `None` for the
+    /// rest: `/`, arithmetic on floats or decimals (computed in 64-bit
+    /// floats), `float`, `round`, and fields of unknown type.
+    pub fn result_type(&self, type_of: &dyn Fn(&str) -> Option<FieldType>) -> Option<FieldType> {
+        let integers = |a: &Expr, b: &Expr| {
+            (a.result_type(type_of)? == FieldType::Integer
+                && b.result_type(type_of)? == FieldType::Integer)
+                .then_some(FieldType::Integer)
+        };
+        match self {
+            Expr::Field(name) => type_of(name),
+            Expr::Temporal(_, e) => e.result_type(type_of),
+            Expr::Lit(Value::Bool(_)) => Some(FieldType::Boolean),
+            Expr::Lit(Value::String(_)) => Some(FieldType::Text),
+            Expr::Lit(Value::Number(n)) if as_int(n).is_some() => Some(FieldType::Integer),
+            Expr::Lit(_) => None,
+            Expr::Unary('-', e) => {
+                (e.result_type(type_of)? == FieldType::Integer).then_some(FieldType::Integer)
+            }
+            Expr::Unary(_, _) => Some(FieldType::Boolean),
+            Expr::Binary(
+                Op::Or | Op::And | Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge,
+                _,
+                _,
+            ) => Some(FieldType::Boolean),
+            Expr::Binary(Op::Concat, _, _) => Some(FieldType::Text),
+            Expr::Binary(Op::Add | Op::Sub | Op::Mul | Op::Rem, a, b) => integers(a, b),
+            Expr::Binary(Op::Div, _, _) => None,
+            Expr::Call(name, args) => match name.as_str() {
+                "lower" | "upper" | "trim" | "substr" | "text" | "string" => Some(FieldType::Text),
+                "len" | "int" => Some(FieldType::Integer),
+                "is_null" => Some(FieldType::Boolean),
+                "coalesce" => {
+                    let first = args.first()?.result_type(type_of)?;
+                    args.iter()
+                        .all(|a| a.result_type(type_of) == Some(first))
+                        .then_some(first)
+                }
+                _ => None,
+            },
         }
     }
 
@@ -669,9 +791,12 @@ impl Expr {
                 false => b.test_with(field),
             },
             Expr::Binary(op @ (Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge), a, b) => {
-                Some(holds(*op, compare_scalars(operand(a)?, operand(b)?)))
+                let kind = a.temporal().or(b.temporal());
+                let (a, b) = (operand(a.untyped())?, operand(b.untyped())?);
+                Some(holds(*op, compare_as(kind, a, b)))
             }
             Expr::Unary('!', e) => e.test_with(field).map(|t| !t),
+            Expr::Temporal(_, e) => e.test_with(field),
             Expr::Field(_) | Expr::Lit(_) => match operand(self)? {
                 Scalar::Null => Some(false),
                 Scalar::Bool(b) => Some(b),
@@ -707,6 +832,7 @@ impl Expr {
         Ok(match self {
             Expr::Lit(v) => v.clone(),
             Expr::Field(name) => field(name)?,
+            Expr::Temporal(_, e) => e.eval_with(record)?,
             Expr::Unary('-', e) => {
                 let v = e.eval_with(record)?;
                 arithmetic(Op::Sub, &Value::from(0), &v)?
@@ -719,11 +845,12 @@ impl Expr {
                 Value::Bool(truthy(&a.eval_with(record)?) || truthy(&b.eval_with(record)?))
             }
             Expr::Binary(op, a, b) => {
+                let kind = a.temporal().or(b.temporal());
                 let (a, b) = (a.operand(record)?, b.operand(record)?);
                 let (a, b) = (a.as_ref(), b.as_ref());
                 match op {
                     Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-                        Value::Bool(holds(*op, compare(a, b)))
+                        Value::Bool(holds(*op, compare(kind, a, b)))
                     }
                     Op::Concat => Value::String(text(a) + &text(b)),
                     _ => arithmetic(*op, a, b)?,
@@ -1082,6 +1209,65 @@ mod tests {
         assert_eq!(ok("round(-i, -3)"), "-1234567890123457000");
         assert_eq!(ok("round(i, -30)"), "0");
         assert!(err("round(9223372036854775807, -19)").starts_with("integer overflow"));
+    }
+
+    #[test]
+    fn typed_fields_compare_by_the_moment_they_name() {
+        let types = |name: &str| match name {
+            "ts" => Some(FieldType::TimestampTz),
+            "t" => Some(FieldType::Time),
+            "n" => Some(FieldType::Integer),
+            _ => None,
+        };
+        let map: Map<String, Value> = serde_json::from_str(
+            r#"{"ts":"2024-01-01T10:00:00+02:00","t":"10:00:00.50","raw":"2024-01-01T10:00:00+02:00","n":1}"#,
+        )
+        .unwrap();
+        let field = |name: &str| match map.get(name) {
+            Some(Value::String(s)) => Some(Scalar::Text(s)),
+            Some(Value::Number(n)) => Some(Scalar::Number(n.as_str())),
+            _ => Some(Scalar::Null),
+        };
+        for (src, expected) in [
+            ("ts < '2024-01-01T09:00:00Z'", true),
+            ("'2024-01-01T09:00:00Z' > ts", true),
+            ("ts == '2024-01-01T08:00:00+00:00'", true),
+            ("ts == 'soon'", false),
+            ("ts != null", true),
+            ("raw < '2024-01-01T09:00:00Z'", false),
+            ("t == '10:00:00.5'", true),
+            ("t > '10:00:00.49' and n == 1", true),
+        ] {
+            let e = parse(src).unwrap().with_types(&types);
+            assert_eq!(is_true(&e.eval(&map).unwrap()), expected, "{src}");
+            assert_eq!(e.test_with(&field), Some(expected), "{src}");
+        }
+        // Untyped streams keep the expression as it was.
+        let e = parse("ts < 'x' and n > 1").unwrap();
+        assert_eq!(e.with_types(&|_| None), e);
+    }
+
+    #[test]
+    fn result_types_are_known_where_every_record_agrees() {
+        let types = |name: &str| match name {
+            "i" => Some(FieldType::Integer),
+            "d" => Some(FieldType::Decimal(Some((12, 2)))),
+            "ts" => Some(FieldType::TimestampTz),
+            _ => None,
+        };
+        let of = |src: &str| parse(src).unwrap().with_types(&types).result_type(&types);
+        assert_eq!(of("ts"), Some(FieldType::TimestampTz));
+        assert_eq!(of("d"), Some(FieldType::Decimal(Some((12, 2)))));
+        assert_eq!(of("i * 2 - -i % 3"), Some(FieldType::Integer));
+        assert_eq!(of("i / 2"), None);
+        assert_eq!(of("d + 1"), None);
+        assert_eq!(of("d > 1 or not i"), Some(FieldType::Boolean));
+        assert_eq!(of("lower(x) . i"), Some(FieldType::Text));
+        assert_eq!(of("len(x)"), Some(FieldType::Integer));
+        assert_eq!(of("coalesce(ts, ts)"), Some(FieldType::TimestampTz));
+        assert_eq!(of("coalesce(ts, 'x')"), None);
+        assert_eq!(of("x"), None);
+        assert_eq!(of("round(i)"), None);
     }
 
     #[test]

@@ -8,9 +8,10 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use super::expr::Scalar;
-use super::{Step, cast, expr};
+use super::{Step, cast, check_logical, expr};
 use crate::format::flat::{Fields, Raw};
 use crate::format::json;
+use crate::record::FieldType;
 
 /// A field's value as JSON, or why it cannot be read (e.g. nested deeper
 /// than serde_json goes): never null in its place, which a filter would
@@ -265,6 +266,17 @@ pub fn apply_in_place(steps: &[Step], fields: &mut Fields<'_>) -> Result<bool, S
             Step::Cast(pairs) => {
                 for (col, t) in pairs {
                     if let Some((_, slot)) = fields.iter_mut().find(|(n, _)| n == col) {
+                        // Text in a logical type's wire form stays as it is:
+                        // checked where it lies.
+                        if let Raw::Str(s) = slot
+                            && !t.is_basic()
+                            && !matches!(t, FieldType::Decimal(_))
+                        {
+                            check_logical(*t, s).map_err(|why| {
+                                format!("--cast {col}: {} {why}", Value::String(s.to_string()))
+                            })?;
+                            continue;
+                        }
                         let cast = value_of(col, slot)
                             .map_err(|e| e.to_string())
                             .and_then(|v| cast(&v, *t))

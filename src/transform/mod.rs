@@ -7,17 +7,16 @@ pub mod expr;
 pub mod flat;
 pub mod held;
 pub mod sql;
+mod types;
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use crate::error::Outcome;
 use crate::format::flat::{Fields, parse_object_keeping, recycle};
-use crate::format::infer;
-use crate::format::typing::exact_float;
 use crate::output;
 use crate::progress::{Counts, Progress, Verbosity};
 use crate::record::FieldType;
@@ -26,6 +25,8 @@ use crate::source::input::{self, Compression};
 use crate::wire::{Begin, End, Item, Reader};
 use contract::Contract;
 use expr::Expr;
+pub(crate) use types::{cast, check_logical};
+use types::{follow_schema, typed_steps};
 
 const PROGRAM: &str = "etl-transform";
 
@@ -44,83 +45,6 @@ pub enum Step {
     Derive(String, Expr),
     /// Cast fields to types.
     Cast(Vec<(String, FieldType)>),
-}
-
-/// Casts a value exactly, or says why it cannot be.
-fn cast(value: &Value, to: FieldType) -> Result<Value, String> {
-    let fail = || format!("{value} cannot be cast to {} exactly", to.name());
-    Ok(match (to, value) {
-        (_, Value::Null) => Value::Null,
-        (FieldType::Text, Value::String(_)) => value.clone(),
-        (FieldType::Text, Value::Number(n)) => Value::String(n.to_string()),
-        (FieldType::Text, Value::Bool(b)) => Value::String(b.to_string()),
-        (FieldType::Text | FieldType::Json, other) => {
-            if to == FieldType::Json {
-                other.clone()
-            } else {
-                Value::String(other.to_string())
-            }
-        }
-        (FieldType::Integer, Value::Number(n)) if infer::is_integer(&n.to_string()) => {
-            value.clone()
-        }
-        (FieldType::Integer, Value::Number(n)) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
-            _ => return Err(fail()),
-        },
-        (FieldType::Integer, Value::String(s)) if infer::is_integer(s.trim()) => {
-            serde_json::from_str(s.trim()).map_err(|_| fail())?
-        }
-        (FieldType::Float, Value::Number(n)) => {
-            exact_float(&n.to_string()).ok_or_else(fail)?;
-            value.clone()
-        }
-        (FieldType::Float, Value::String(s)) => {
-            let t = s.trim();
-            if !(infer::is_integer(t) || infer::is_exact_decimal(t)) {
-                return Err(fail());
-            }
-            Value::Number(t.parse::<Number>().map_err(|_| fail())?)
-        }
-        (FieldType::Boolean, Value::Bool(_)) => value.clone(),
-        (FieldType::Boolean, Value::String(s)) => {
-            Value::Bool(infer::parse_bool(s.trim()).ok_or_else(fail)?)
-        }
-        _ => return Err(fail()),
-    })
-}
-
-/// The begin line's schema after the steps (types of derived fields are
-/// not known, so they are left out).
-fn follow_schema(steps: &[Step], mut schema: Vec<(String, FieldType)>) -> Vec<(String, FieldType)> {
-    for step in steps {
-        match step {
-            Step::Select(fields) => {
-                schema = fields
-                    .iter()
-                    .filter_map(|f| schema.iter().find(|(n, _)| n == f).cloned())
-                    .collect();
-            }
-            Step::Drop(fields) => schema.retain(|(n, _)| !fields.contains(n)),
-            Step::Rename(pairs) => {
-                for (old, new) in pairs {
-                    for (n, _) in schema.iter_mut().filter(|(n, _)| n == old) {
-                        *n = new.clone();
-                    }
-                }
-            }
-            Step::Derive(name, _) => schema.retain(|(n, _)| n != name),
-            Step::Cast(pairs) => {
-                for (col, t) in pairs {
-                    for (_, ty) in schema.iter_mut().filter(|(n, _)| n == col) {
-                        *ty = *t;
-                    }
-                }
-            }
-            Step::Filter(_) => {}
-        }
-    }
-    schema
 }
 
 /// A checked `etl-transform` run.
@@ -148,6 +72,9 @@ pub struct TransformPlan {
 pub fn run(plan: TransformPlan) -> Result<Outcome> {
     let args = &plan;
     let steps = &plan.steps;
+    // The steps as the current stream's schema types them (before any
+    // begin line: as the casts type them).
+    let mut typed = typed_steps(steps, Vec::new());
     let mut contract = match &args.validate {
         Some(path) => Some(Contract::load(path)?),
         None => None,
@@ -186,18 +113,24 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
     let keep = needed.matcher();
     let mut writer = flat::Writer::default();
     let mut table = sql::Builder::new(wanted);
+    // Without a begin line, the casts type the query's columns.
+    table.declare(&follow_schema(steps, Vec::new()));
     let name = input.name.clone();
     let mut wire = Reader::new(input.reader, &name);
     let mut buffer = Vec::with_capacity(4096);
     // One field list for every line of the fast path.
     let mut spare: Fields<'static> = Vec::with_capacity(16);
 
+    // --sql: the begin line waits for the query's answer, whose columns
+    // and types its schema names.
+    let mut begin_held: Option<Begin> = None;
     let sql = args.sql.clone();
     let flush_held = |out: &mut Box<dyn Write>,
                       held: &mut held::Held,
                       table: &mut sql::Builder,
                       counts: &mut Counts,
-                      segment_rows: &mut u64|
+                      segment_rows: &mut u64,
+                      begin_held: &mut Option<Begin>|
      -> Result<()> {
         let Some(query) = &sql else {
             return held.drain(|line| {
@@ -217,11 +150,22 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
         let input = table.take();
         if input.is_empty() {
             // No records: no table for a query to run on.
+            if let Some(begin) = begin_held.take() {
+                writeln!(out, "{}", begin.to_line())?;
+            }
             return Ok(());
         }
         // A query's rows are not one per record read: the summary then
         // says how many went in and how many came out.
-        let written = sql::run(query, input, &lookups, out.as_mut())?;
+        let answer = sql::run(query, input, &lookups)?;
+        if let Some(begin) = begin_held.take() {
+            let begin = Begin {
+                schema: answer.schema(),
+                ..begin
+            };
+            writeln!(out, "{}", begin.to_line())?;
+        }
+        let written = answer.write(out.as_mut())?;
         counts.written += written;
         *segment_rows += written;
         Ok(())
@@ -231,14 +175,19 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
         let text = match item {
             Item::Begin(begin) => {
                 segment_rows = 0;
-                let schema = if args.sql.is_some() {
-                    // The query decides the columns.
-                    Vec::new()
+                typed = typed_steps(steps, begin.schema.clone());
+                let schema = follow_schema(steps, begin.schema);
+                if args.sql.is_some() {
+                    // The query decides the columns; its input columns
+                    // have the types the steps leave.
+                    table.declare(&schema);
+                    begin_held = Some(Begin {
+                        schema: Vec::new(),
+                        ..begin
+                    });
                 } else {
-                    follow_schema(steps, begin.schema)
-                };
-                let begin = Begin { schema, ..begin };
-                writeln!(out, "{}", begin.to_line())?;
+                    writeln!(out, "{}", Begin { schema, ..begin }.to_line())?;
+                }
                 continue;
             }
             Item::End(end) => {
@@ -248,6 +197,7 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
                     &mut table,
                     &mut counts,
                     &mut segment_rows,
+                    &mut begin_held,
                 )?;
                 // The count is what this stage wrote; the rest (bookmark,
                 // positions) passes through.
@@ -277,7 +227,7 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
             // An empty list of 'static fields is one of this line's.
             let mut fields: Fields<'_> = std::mem::take(&mut spare);
             let result = parse_object_keeping(text, &mut fields, |n| keep.keeps(n))
-                .and_then(|()| flat::apply_in_place(steps, &mut fields));
+                .and_then(|()| flat::apply_in_place(&typed, &mut fields));
             match result {
                 Ok(false) => counts.skipped += 1,
                 Ok(true) if hold => table.push(&fields),
@@ -300,7 +250,7 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
         // The same steps as the fast path; a record becomes a JSON map only
         // here, where it is checked against a contract or held.
         let result = crate::format::flat::parse_object(text)
-            .and_then(|fields| flat::apply(steps, fields))
+            .and_then(|fields| flat::apply(&typed, fields))
             .and_then(|fields| match fields {
                 None => Ok(None),
                 Some(fields) => {
@@ -346,6 +296,7 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
             &mut table,
             &mut counts,
             &mut segment_rows,
+            &mut begin_held,
         )?;
     }
     out.flush().context("writing to stdout")?;
@@ -365,7 +316,6 @@ pub fn run(plan: TransformPlan) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn steps_apply_in_order() {
@@ -387,41 +337,6 @@ mod tests {
             flat::apply(&steps, crate::format::flat::parse_object(line).unwrap())
                 .unwrap()
                 .is_none()
-        );
-    }
-
-    #[test]
-    fn casts_are_exact_or_rejected() {
-        assert_eq!(cast(&json!("42"), FieldType::Integer).unwrap(), json!(42));
-        assert!(cast(&json!("4.2"), FieldType::Integer).is_err());
-        assert_eq!(cast(&json!(5), FieldType::Text).unwrap(), json!("5"));
-        assert_eq!(
-            cast(&json!("TRUE"), FieldType::Boolean).unwrap(),
-            json!(true)
-        );
-        assert!(cast(&json!("yes"), FieldType::Boolean).is_err());
-        assert!(cast(&json!("0.12345678901234567890"), FieldType::Float).is_err());
-        assert_eq!(cast(&json!(null), FieldType::Integer).unwrap(), json!(null));
-    }
-
-    #[test]
-    fn schema_follows_the_steps() {
-        let steps = vec![
-            Step::Rename(vec![("a".into(), "x".into())]),
-            Step::Cast(vec![("b".into(), FieldType::Text)]),
-            Step::Drop(vec!["c".into()]),
-        ];
-        let schema = vec![
-            ("a".into(), FieldType::Integer),
-            ("b".into(), FieldType::Integer),
-            ("c".into(), FieldType::Float),
-        ];
-        assert_eq!(
-            follow_schema(&steps, schema),
-            vec![
-                ("x".into(), FieldType::Integer),
-                ("b".into(), FieldType::Text)
-            ]
         );
     }
 }

@@ -10,6 +10,14 @@
 //! the result writes back as the same JSON value (`CAST(col AS VARCHAR)`
 //! gives its text). A column that mixes kinds widens: integers to floats,
 //! anything else to text (JSON values as their JSON text, digit for digit).
+//!
+//! A column the begin line's schema types (after the steps) is built as
+//! that type: decimal as polars' Decimal (exact: `SUM` of 12.50 and 0.10 is
+//! 12.60), date as Date, time as Time, timestamp as Datetime(us), an
+//! instant as Datetime(us, UTC), bytes as Binary (decoded from base64).
+//! A uuid is text to polars, and uuid again when it comes out unchanged.
+//! A typed column holding a value that is not in its type's wire form
+//! stays text (decimals: a decimal wide enough for the values, or text).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -18,7 +26,11 @@ use anyhow::{Result, anyhow};
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
+use super::decimal::decimal_column;
 use crate::format::flat::{Fields, Raw};
+use crate::format::logical::decode_bytes;
+use crate::format::temporal::{date_days, instant_micros, time_micros, timestamp_micros};
+use crate::record::{FieldType, Schema};
 use crate::transform::flat::raw_of;
 
 /// Which fields become columns.
@@ -123,6 +135,9 @@ enum Cells {
     Text(StringChunkedBuilder),
     /// JSON text, a binary column once finished.
     Json(StringChunkedBuilder),
+    /// Values of a column the schema types as a decimal, date, time,
+    /// timestamp, instant or bytes, as written: typed once finished.
+    Logical(FieldType, StringChunkedBuilder),
 }
 
 impl Cells {
@@ -168,7 +183,7 @@ impl Cells {
                 Cells::Json(b) => Cells::Text(b),
                 _ => unreachable!("matched as JSON above"),
             },
-            Cells::Text(_) => return,
+            Cells::Text(_) | Cells::Logical(..) => return,
         };
     }
 
@@ -178,8 +193,15 @@ impl Cells {
             Cells::Int(v) => v.push(None),
             Cells::Float(v) => v.push(None),
             Cells::Bool(v) => v.push(None),
-            Cells::Text(b) | Cells::Json(b) => b.append_null(),
+            Cells::Text(b) | Cells::Json(b) | Cells::Logical(_, b) => b.append_null(),
         }
+    }
+
+    /// A column the schema types, with `n` nulls.
+    fn logical(t: FieldType, n: usize) -> Cells {
+        let mut b = StringChunkedBuilder::new(PlSmallStr::EMPTY, n);
+        (0..n).for_each(|_| b.append_null());
+        Cells::Logical(t, b)
     }
 
     fn push(&mut self, cell: &Cell<'_>) {
@@ -191,7 +213,9 @@ impl Cells {
                 (Cells::Float(v), Cell::Float(f, _)) => return v.push(Some(*f)),
                 (Cells::Float(v), Cell::Int(i, _)) => return v.push(Some(*i as f64)),
                 (Cells::Bool(v), Cell::Bool(b)) => return v.push(Some(*b)),
-                (Cells::Text(b), c) => return b.append_value(c.text()),
+                (Cells::Text(b), c) | (Cells::Logical(_, b), c) => {
+                    return b.append_value(c.text());
+                }
                 (Cells::Json(b), Cell::Json(j)) => return b.append_value(j),
                 _ => self.widen_to_text(),
             }
@@ -207,8 +231,61 @@ impl Cells {
             Cells::Bool(v) => Column::new(name, v),
             Cells::Text(b) => b.finish().with_name(name).into_column(),
             Cells::Json(b) => b.finish().as_binary().with_name(name).into_column(),
+            Cells::Logical(t, b) => {
+                let texts = b.finish();
+                typed_column(t, &texts, name.clone())
+                    .unwrap_or_else(|| texts.with_name(name).into_column())
+            }
         }
     }
+
+    /// What the column holds, for the result's schema.
+    fn origin(&self) -> Option<FieldType> {
+        match self {
+            Cells::Json(_) => Some(FieldType::Json),
+            Cells::Logical(t, _) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
+/// Each value read by `read`, or `None` when one does not read.
+pub(super) fn all<T>(
+    texts: &StringChunked,
+    read: impl Fn(&str) -> Option<T>,
+) -> Option<Vec<Option<T>>> {
+    texts
+        .iter()
+        .map(|v| match v {
+            None => Some(None),
+            Some(s) => read(s).map(Some),
+        })
+        .collect()
+}
+
+/// A typed column's values as that type; `None` when one is not in its
+/// wire form.
+fn typed_column(t: FieldType, texts: &StringChunked, name: PlSmallStr) -> Option<Column> {
+    let micros = |read: fn(&str) -> Option<i64>| all(texts, read);
+    let series = match t {
+        FieldType::Date => {
+            let days = all(texts, |s| i32::try_from(date_days(s)?).ok())?;
+            Series::new(name, days).into_date()
+        }
+        FieldType::Time => {
+            let nanos = all(texts, |s| time_micros(s).map(|m| m * 1000))?;
+            Series::new(name, nanos).into_time()
+        }
+        FieldType::Timestamp => {
+            Series::new(name, micros(timestamp_micros)?).into_datetime(TimeUnit::Microseconds, None)
+        }
+        FieldType::TimestampTz => Series::new(name, micros(instant_micros)?)
+            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+        FieldType::Bytes => Series::new(name, all(texts, |s| decode_bytes(s).ok())?),
+        FieldType::Decimal(declared) => return decimal_column(declared, texts, name),
+        _ => return None,
+    };
+    Some(series.into_column())
 }
 
 /// Records turned into typed columns as they arrive (so a million records
@@ -216,6 +293,8 @@ impl Cells {
 #[derive(Default)]
 pub struct Builder {
     wanted: Wanted,
+    /// The logical types the stream's schema gives its fields.
+    declared: HashMap<String, FieldType>,
     names: Vec<String>,
     columns: Vec<Cells>,
     /// Every field name seen, and its column (`None`: not wanted).
@@ -246,8 +325,21 @@ impl Builder {
 
     /// A builder for the next segment, keeping the same fields.
     pub fn take(&mut self) -> Builder {
-        let next = Builder::new(self.wanted.clone());
+        let next = Builder {
+            declared: self.declared.clone(),
+            ..Builder::new(self.wanted.clone())
+        };
         std::mem::replace(self, next)
+    }
+
+    /// The types of the stream's fields (its begin line's schema, after
+    /// the steps), before its first record.
+    pub fn declare(&mut self, schema: &Schema) {
+        self.declared = schema
+            .iter()
+            .filter(|(_, t)| !t.is_basic())
+            .map(|(n, t)| (n.clone(), *t))
+            .collect();
     }
 
     fn column_of(&mut self, name: &str) -> Option<usize> {
@@ -256,7 +348,11 @@ impl Builder {
         }
         let slot = self.wanted.keeps(name).then(|| {
             self.names.push(name.to_string());
-            self.columns.push(Cells::Nulls(self.rows));
+            self.columns.push(match self.declared.get(name) {
+                // A uuid is text to polars.
+                Some(FieldType::Uuid) | None => Cells::Nulls(self.rows),
+                Some(t) => Cells::logical(*t, self.rows),
+            });
             self.filled.push(0);
             self.columns.len() - 1
         });
@@ -314,17 +410,39 @@ impl Builder {
         self.push(&fields);
     }
 
-    /// The finished table.
-    pub fn finish(self) -> Result<DataFrame> {
-        let columns = self
-            .names
-            .iter()
-            .zip(self.columns)
-            .map(|(name, cells)| cells.finish(name))
-            .collect();
-        DataFrame::new(self.rows, columns).map_err(|e| anyhow!("cannot build the table: {e}"))
+    /// The finished table, and what its columns hold where polars' type
+    /// does not say it (JSON, bytes or uuid), by column name.
+    pub fn finish(self) -> Result<(DataFrame, Origins)> {
+        let mut origins = Origins::new();
+        let mut columns = Vec::with_capacity(self.columns.len());
+        for (name, cells) in self.names.iter().zip(self.columns) {
+            let origin = match self.declared.get(name) {
+                Some(FieldType::Uuid) => Some(FieldType::Uuid),
+                _ => cells.origin(),
+            };
+            let column = cells.finish(name);
+            // Bytes are bytes, and JSON is JSON, when their column is binary.
+            let binary = column.dtype() == &DataType::Binary;
+            match origin {
+                Some(t @ (FieldType::Json | FieldType::Bytes)) if binary => {
+                    origins.insert(name.clone(), t);
+                }
+                Some(FieldType::Uuid) => {
+                    origins.insert(name.clone(), FieldType::Uuid);
+                }
+                _ => {}
+            }
+            columns.push(column);
+        }
+        let frame = DataFrame::new(self.rows, columns)
+            .map_err(|e| anyhow!("cannot build the table: {e}"))?;
+        Ok((frame, origins))
     }
 }
+
+/// What the input columns hold where polars' type does not say it: a
+/// binary column of JSON text or of bytes, a text column of uuids.
+pub type Origins = HashMap<String, FieldType>;
 
 /// Builds a DataFrame from records (columns in first-seen order).
 pub fn frame(records: &[Map<String, Value>]) -> Result<DataFrame> {
@@ -332,7 +450,7 @@ pub fn frame(records: &[Map<String, Value>]) -> Result<DataFrame> {
     for r in records {
         builder.push_map(r);
     }
-    builder.finish()
+    Ok(builder.finish()?.0)
 }
 
 #[cfg(test)]
@@ -345,7 +463,7 @@ mod tests {
         for line in lines {
             b.push(&parse_object(line.as_bytes()).unwrap());
         }
-        b.finish().unwrap()
+        b.finish().unwrap().0
     }
 
     #[test]
@@ -402,6 +520,36 @@ mod tests {
         assert_eq!(get("b", 0), "\"1\"");
         assert_eq!(get("b", 1), "\"[2]\"");
         assert_eq!(get("d", 1), "\"99999999999999999999\"");
+    }
+
+    #[test]
+    fn declared_types_become_polars_types() {
+        let mut b = Builder::new(Wanted::All);
+        b.declare(&vec![
+            ("d".into(), FieldType::Date),
+            ("a".into(), FieldType::Decimal(Some((12, 2)))),
+            ("w".into(), FieldType::Decimal(Some((4, 1)))),
+            ("bad".into(), FieldType::Date),
+            ("u".into(), FieldType::Uuid),
+            ("b".into(), FieldType::Bytes),
+        ]);
+        for line in [
+            r#"{"d":"2024-02-29","a":12.50,"w":1.5,"bad":"soon","u":"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11","b":"3q2+7w=="}"#,
+            r#"{"d":null,"a":"0.1","w":123.25,"bad":"2024-01-01"}"#,
+        ] {
+            b.push(&parse_object(line.as_bytes()).unwrap());
+        }
+        let (df, origins) = b.finish().unwrap();
+        let dtype = |n: &str| df.column(n).unwrap().dtype().clone();
+        assert_eq!(dtype("d"), DataType::Date);
+        assert_eq!(dtype("a"), DataType::Decimal(12, 2));
+        // A value wider than declared: as wide as the values need.
+        assert_eq!(dtype("w"), DataType::Decimal(38, 2));
+        assert_eq!(dtype("bad"), DataType::String);
+        assert_eq!(dtype("u"), DataType::String);
+        assert_eq!(dtype("b"), DataType::Binary);
+        assert_eq!(origins.get("u"), Some(&FieldType::Uuid));
+        assert_eq!(origins.get("b"), Some(&FieldType::Bytes));
     }
 
     #[test]

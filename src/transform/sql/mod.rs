@@ -5,17 +5,18 @@
 //! holds two columns, however wide the records are.
 
 mod columns;
+mod decimal;
 mod rows;
 
 use std::collections::HashSet;
-use std::io::Write;
 
 use anyhow::{Context, Result, anyhow};
 use polars::prelude::*;
 use polars::sql::SQLContext;
 use serde_json::{Map, Value};
 
-pub use columns::{Builder, Wanted, frame};
+pub use columns::{Builder, Origins, Wanted, frame};
+pub use rows::Answer;
 
 /// The fields of `input` a query can read: every word and quoted name in
 /// it, lower-cased (a superset: a keyword or alias that is also a field
@@ -134,16 +135,16 @@ fn tokens(sql: &str) -> Vec<Token> {
     out
 }
 
-/// Runs `sql` over `input` and named lookup tables and writes the result
-/// rows to `out`; returns how many.
+/// Runs `sql` over `input` and named lookup tables: the answer, checked
+/// and ready to be written (see [`Answer::schema`] and [`Answer::write`]).
 pub fn run(
     sql: &str,
     input: Builder,
     lookups: &[(String, Vec<Map<String, Value>>)],
-    out: &mut dyn Write,
-) -> Result<u64> {
+) -> Result<Answer> {
     let mut ctx = SQLContext::new();
-    ctx.register("input", input.finish()?.lazy());
+    let (table, origins) = input.finish()?;
+    ctx.register("input", table.lazy());
     for (name, rows) in lookups {
         ctx.register(
             name,
@@ -164,7 +165,7 @@ pub fn run(
             anyhow!(message)
         }
     })?;
-    rows::write(&result, out)
+    Answer::new(result, &origins)
 }
 
 #[cfg(test)]
@@ -230,7 +231,7 @@ mod tests {
             builder.push(&parse_object(line.as_bytes()).unwrap());
         }
         let mut out = Vec::new();
-        assert_eq!(run(sql, builder, &[], &mut out).unwrap(), 2);
+        assert_eq!(run(sql, builder, &[]).unwrap().write(&mut out).unwrap(), 2);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"k\":\"a\",\"total\":4,\"c\":2}\n{\"k\":\"b\",\"total\":2,\"c\":1}\n"

@@ -1,14 +1,20 @@
 //! A query's result written as NDJSON lines, column by column into each
-//! line (no JSON tree per row). Floats that JSON cannot hold (inf, NaN)
-//! are found before the first line is written: null would hide them, and
-//! a half-written result would look like a short one.
+//! line (no JSON tree per row), and the wire types of its columns for the
+//! begin line. Values JSON cannot hold (a float inf or NaN) or the wire
+//! cannot (a date past year 9999, nanoseconds) are found before the first
+//! line is written: null would hide them, and a half-written result would
+//! look like a short one.
 
 use std::io::Write;
 
 use anyhow::{Result, anyhow, bail};
 use polars::prelude::*;
 
+use super::Origins;
 use crate::format::json;
+use crate::format::logical::{check_uuid, encode_bytes};
+use crate::format::temporal::{format_date, format_instant, format_time, format_timestamp};
+use crate::record::{FieldType, Schema};
 
 /// A result column, in a type we write directly.
 enum Typed {
@@ -19,8 +25,59 @@ enum Typed {
     Str(StringChunked),
     /// JSON values (see `columns`): their JSON text, as it is.
     Json(BinaryChunked),
-    /// Dates, lists, structs...: written as their text.
+    /// Bytes, written as base64.
+    Bytes(BinaryChunked),
+    /// Decimals as the JSON numbers they are written as.
+    Numbers(Vec<Option<String>>),
+    /// Dates and times in their wire form.
+    Texts(Vec<Option<String>>),
+    /// Durations, lists, structs...: written as their text.
     Other(Column),
+}
+
+/// A decimal's text: `v` times ten to the minus `scale`, every digit.
+fn decimal_text(v: i128, scale: usize) -> String {
+    let digits = v.unsigned_abs().to_string();
+    let sign = if v < 0 { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let digits = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = digits.split_at(digits.len() - scale);
+    format!("{sign}{int}.{frac}")
+}
+
+/// Microseconds from a count of `unit`; `None` for nanoseconds that are
+/// not whole microseconds (the wire keeps six fraction digits).
+fn micros(v: i64, unit: TimeUnit) -> Option<i64> {
+    match unit {
+        TimeUnit::Nanoseconds => (v % 1000 == 0).then_some(v / 1000),
+        TimeUnit::Microseconds => Some(v),
+        TimeUnit::Milliseconds => v.checked_mul(1000),
+    }
+}
+
+/// Each value of a column's physical numbers in its wire form, or the
+/// first that has none.
+fn render<T: Copy>(
+    column: &Column,
+    values: impl Iterator<Item = Option<T>>,
+    form: impl Fn(T) -> Option<String>,
+    what: &str,
+) -> Result<Vec<Option<String>>> {
+    values
+        .enumerate()
+        .map(|(row, v)| match v {
+            None => Ok(None),
+            Some(v) => form(v).map(Some).ok_or_else(|| {
+                anyhow!(
+                    "--sql: result row {}, column {:?}: {what}",
+                    row + 1,
+                    column.name()
+                )
+            }),
+        })
+        .collect()
 }
 
 fn typed(column: &Column) -> Result<Typed> {
@@ -29,6 +86,8 @@ fn typed(column: &Column) -> Result<Typed> {
             .cast(to)
             .map_err(|e| anyhow!("--sql: column {:?}: {e}", column.name()))
     };
+    let physical = column.to_physical_repr();
+    let beyond = "a date beyond years 1 to 9999, which the wire does not hold";
     Ok(match column.dtype() {
         DataType::Int8
         | DataType::Int16
@@ -43,45 +102,151 @@ fn typed(column: &Column) -> Result<Typed> {
         DataType::Boolean => Typed::Bool(column.bool()?.rechunk().into_owned()),
         DataType::String => Typed::Str(column.str()?.rechunk().into_owned()),
         DataType::Binary => Typed::Json(column.binary()?.rechunk().into_owned()),
+        DataType::Decimal(_, scale) => {
+            let scale = *scale;
+            Typed::Numbers(render(
+                column,
+                physical.i128()?.iter(),
+                |v| Some(decimal_text(v, scale)),
+                "",
+            )?)
+        }
+        DataType::Date => Typed::Texts(render(
+            column,
+            physical.i32()?.iter(),
+            |d| format_date(i64::from(d)),
+            beyond,
+        )?),
+        DataType::Time => Typed::Texts(render(
+            column,
+            physical.i64()?.iter(),
+            |ns| (ns % 1000 == 0).then(|| format_time(ns / 1000)).flatten(),
+            "a time with nanoseconds, which the wire (microseconds) does not hold",
+        )?),
+        DataType::Datetime(unit, zone) => {
+            let (unit, zone) = (*unit, zone.is_some());
+            Typed::Texts(render(
+                column,
+                physical.i64()?.iter(),
+                |v| {
+                    let us = micros(v, unit)?;
+                    if zone {
+                        format_instant(us)
+                    } else {
+                        format_timestamp(us)
+                    }
+                },
+                "a timestamp with nanoseconds or beyond years 1 to 9999, which the wire does not hold",
+            )?)
+        }
         _ => Typed::Other(column.rechunk()),
     })
 }
 
-/// Writes the frame's rows to `out`; returns how many.
-pub fn write(frame: &DataFrame, out: &mut dyn Write) -> Result<u64> {
-    let columns = frame
-        .columns()
-        .iter()
-        .map(|c| Ok((json::key_prefix(c.name()), typed(c)?)))
-        .collect::<Result<Vec<_>>>()?;
-    for ((_, column), name) in columns.iter().zip(frame.get_column_names()) {
-        if let Typed::Float(ca) = column
-            && let Some((i, Some(f))) = ca
-                .iter()
-                .enumerate()
-                .find(|(_, f)| f.is_some_and(|f| !f.is_finite()))
-        {
-            bail!(
-                "--sql: result row {}, column {name:?}: float overflow: the result is {f}, which has no JSON form",
-                i + 1
-            );
-        }
-    }
-    let mut line = Vec::with_capacity(256);
-    for row in 0..frame.height() {
-        line.clear();
-        line.push(b'{');
-        for (i, (key, column)) in columns.iter().enumerate() {
-            if i > 0 {
-                line.push(b',');
+/// The wire type of a result column, where it is known.
+fn wire_type(column: &Column, typed: &Typed, origin: Option<FieldType>) -> Option<FieldType> {
+    Some(match (column.dtype(), typed) {
+        // An all-null column of integers is one polars had no type for.
+        (DataType::Int64, _) if column.null_count() == column.len() => return None,
+        (_, Typed::Int(_) | Typed::UInt(_)) => FieldType::Integer,
+        (_, Typed::Float(_)) => FieldType::Float,
+        (_, Typed::Bool(_)) => FieldType::Boolean,
+        (_, Typed::Str(ca)) => {
+            // A uuid column that comes out with uuids in it.
+            if origin == Some(FieldType::Uuid) && ca.iter().flatten().all(|u| check_uuid(u).is_ok())
+            {
+                FieldType::Uuid
+            } else {
+                FieldType::Text
             }
-            line.extend_from_slice(key);
-            write_cell(&mut line, column, row)?;
         }
-        line.extend_from_slice(b"}\n");
-        out.write_all(&line)?;
+        (_, Typed::Json(_)) => FieldType::Json,
+        (_, Typed::Bytes(_)) => FieldType::Bytes,
+        (DataType::Decimal(p, s), _) => {
+            FieldType::Decimal(Some((u16::try_from(*p).ok()?, u16::try_from(*s).ok()?)))
+        }
+        (DataType::Date, _) => FieldType::Date,
+        (DataType::Time, _) => FieldType::Time,
+        (DataType::Datetime(_, None), _) => FieldType::Timestamp,
+        (DataType::Datetime(_, Some(_)), _) => FieldType::TimestampTz,
+        _ => return None,
+    })
+}
+
+/// A query's result, checked and ready to be written.
+pub struct Answer {
+    height: usize,
+    /// Each column's encoded key (`"name":`) and values.
+    columns: Vec<(Vec<u8>, Typed)>,
+    schema: Schema,
+}
+
+impl Answer {
+    /// Checks the result and finds its columns' wire types; `origins`
+    /// says what the input's columns held where polars' type does not.
+    pub fn new(frame: DataFrame, origins: &Origins) -> Result<Answer> {
+        let mut columns = Vec::with_capacity(frame.width());
+        let mut schema = Schema::new();
+        for column in frame.columns() {
+            let name = column.name().as_str();
+            let origin = origins.get(name).copied();
+            let mut values = typed(column)?;
+            // A binary column is bytes when it came in as bytes, or when
+            // its values are not all JSON; else JSON, as it came in.
+            if let Typed::Json(ca) = &values
+                && (origin == Some(FieldType::Bytes)
+                    || (origin != Some(FieldType::Json)
+                        && ca.iter().flatten().any(|b| json::check_json(b).is_err())))
+            {
+                values = Typed::Bytes(ca.clone());
+            }
+            if let Typed::Float(ca) = &values
+                && let Some((i, Some(f))) = ca
+                    .iter()
+                    .enumerate()
+                    .find(|(_, f)| f.is_some_and(|f| !f.is_finite()))
+            {
+                bail!(
+                    "--sql: result row {}, column {name:?}: float overflow: the result is {f}, which has no JSON form",
+                    i + 1
+                );
+            }
+            if let Some(t) = wire_type(column, &values, origin) {
+                schema.push((name.to_string(), t));
+            }
+            columns.push((json::key_prefix(name), values));
+        }
+        Ok(Answer {
+            height: frame.height(),
+            columns,
+            schema,
+        })
     }
-    Ok(frame.height() as u64)
+
+    /// The wire types of the result's columns, for the begin line (a
+    /// column whose type is not known is left out).
+    pub fn schema(&self) -> Schema {
+        self.schema.clone()
+    }
+
+    /// Writes the rows to `out`; returns how many.
+    pub fn write(&self, out: &mut dyn Write) -> Result<u64> {
+        let mut line = Vec::with_capacity(256);
+        for row in 0..self.height {
+            line.clear();
+            line.push(b'{');
+            for (i, (key, column)) in self.columns.iter().enumerate() {
+                if i > 0 {
+                    line.push(b',');
+                }
+                line.extend_from_slice(key);
+                write_cell(&mut line, column, row)?;
+            }
+            line.extend_from_slice(b"}\n");
+            out.write_all(&line)?;
+        }
+        Ok(self.height as u64)
+    }
 }
 
 fn write_cell(line: &mut Vec<u8>, column: &Typed, row: usize) -> Result<()> {
@@ -113,6 +278,18 @@ fn write_cell(line: &mut Vec<u8>, column: &Typed, row: usize) -> Result<()> {
                 "--sql: result row {}: a binary value that is not JSON",
                 row + 1
             ),
+            None => line.extend_from_slice(b"null"),
+        },
+        Typed::Bytes(ca) => match ca.get(row) {
+            Some(bytes) => json::write_str(line, &encode_bytes(bytes)),
+            None => line.extend_from_slice(b"null"),
+        },
+        Typed::Numbers(v) => match &v[row] {
+            Some(n) => line.extend_from_slice(n.as_bytes()),
+            None => line.extend_from_slice(b"null"),
+        },
+        Typed::Texts(v) => match &v[row] {
+            Some(s) => json::write_str(line, s),
             None => line.extend_from_slice(b"null"),
         },
         Typed::Other(c) => match c.get(row).map_err(|e| anyhow!("--sql: {e}"))? {
