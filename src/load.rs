@@ -319,7 +319,7 @@ impl Load<'_> {
                         }
                     }
                     if prepared {
-                        sink.prepare(&schema, &[])?;
+                        sink.prepare(&self.keyed_schema(&schema), &[])?;
                     }
                 }
                 Item::End(end) => {
@@ -377,15 +377,14 @@ impl Load<'_> {
         if !prepared {
             self.flush_sample(sink, &schema, &mut sample)?;
         }
-        if self.plan.load.mode == LoadMode::Sync
-            && self.counts.written == 0
-            && !self.plan.allow_empty
-        {
+        if self.plan.load.mode.sweeps() && self.counts.written == 0 && !self.plan.allow_empty {
             return Err(Failure::new(
                 Kind::Runtime,
                 format!(
-                    "{}: no records; --mode sync would delete every row of {}, so nothing was committed",
-                    self.input_name, self.target_name
+                    "{}: no records; --mode {} would delete every row of {}, so nothing was committed",
+                    self.input_name,
+                    mode_name(self.plan.load.mode),
+                    self.target_name
                 ),
             )
             .hint("if the source really is empty, add --allow-empty")
@@ -410,12 +409,40 @@ impl Load<'_> {
             .filter_map(|p| p.as_ref().ok())
             .filter(|fields| self.reserved_field(fields).is_none())
             .collect();
-        sink.prepare(schema, &records)?;
+        if self.plan.load.mode == LoadMode::DeleteMissing {
+            let keyed: Vec<Fields<'_>> = records.iter().map(|f| self.keyed(f)).collect();
+            let keyed: Vec<&Fields<'_>> = keyed.iter().collect();
+            sink.prepare(&self.keyed_schema(schema), &keyed)?;
+        } else {
+            sink.prepare(schema, &records)?;
+        }
         for ((line_no, line), fields) in sample.iter().zip(parsed) {
             self.write(sink, *line_no, line, fields.as_ref().map_err(Clone::clone))?;
         }
         sample.clear();
         Ok(())
+    }
+
+    /// `--mode delete-missing` reads only the keys of a record: its other
+    /// fields neither add columns nor are checked.
+    fn keyed<'f>(&self, fields: &Fields<'f>) -> Fields<'f> {
+        let keys = &self.plan.load.keys;
+        fields
+            .iter()
+            .filter(|(n, _)| keys.iter().any(|k| k.eq_ignore_ascii_case(n)))
+            .cloned()
+            .collect()
+    }
+
+    /// The schema a store is prepared with: only the keys' for
+    /// `--mode delete-missing`.
+    fn keyed_schema(&self, schema: &Schema) -> Schema {
+        let mut schema = schema.clone();
+        if self.plan.load.mode == LoadMode::DeleteMissing {
+            let keys = &self.plan.load.keys;
+            schema.retain(|(n, _)| keys.iter().any(|k| k.eq_ignore_ascii_case(n)));
+        }
+        schema
     }
 
     /// The first field of a record bound for a database whose name etlkit
@@ -442,6 +469,15 @@ impl Load<'_> {
             Ok(fields) if let Some(name) = self.reserved_field(fields) => format!(
                 "field {name:?}: names starting with {RESERVED_PREFIX} are reserved for etlkit's own columns"
             ),
+            Ok(fields) if self.plan.load.mode == LoadMode::DeleteMissing => {
+                match sink.insert(&self.keyed(fields), line)? {
+                    Ok(()) => {
+                        self.counts.written += 1;
+                        return Ok(());
+                    }
+                    Err(reason) => reason,
+                }
+            }
             Ok(fields) => match sink.insert(fields, line)? {
                 Ok(()) => {
                     self.counts.written += 1;
@@ -451,7 +487,7 @@ impl Load<'_> {
             },
             Err(reason) => reason,
         };
-        if self.plan.load.mode == LoadMode::Sync {
+        if self.plan.load.mode.sweeps() {
             // A record left out would read as a row deleted at the source.
             return Err(Failure::new(
                 Kind::Runtime,
@@ -468,6 +504,15 @@ impl Load<'_> {
             .map_err(|err| hint_format(err, line))?;
         self.counts.rejected += 1;
         Ok(())
+    }
+}
+
+/// `sync` or `delete-missing`, for messages.
+fn mode_name(mode: LoadMode) -> &'static str {
+    if mode == LoadMode::DeleteMissing {
+        "delete-missing"
+    } else {
+        "sync"
     }
 }
 

@@ -247,7 +247,7 @@ fn usage_errors_exit_2() {
     assert_eq!(code(&out), 2);
     assert_eq!(
         stderr(&out),
-        "etl-load: error: --allow-empty only applies to --mode replace and --mode sync\n"
+        "etl-load: error: --allow-empty only applies to --mode replace, sync and delete-missing\n"
     );
     let mut c = cmd(LOAD, dir.path());
     c.arg("w.db");

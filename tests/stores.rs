@@ -1305,3 +1305,58 @@ fn sync_with_soft_delete_marks_rows_and_clears_them_when_they_come_back() {
         marked(&[1, 3]);
     }
 }
+
+#[test]
+fn delete_missing_deletes_by_the_source_keys_and_changes_nothing_else() {
+    let rows: Vec<Value> = (1..=5)
+        .map(|i| json!({"id": i, "v": format!("v{i}")}))
+        .collect();
+    // The source's keys now: 2 and 4 are gone, 6 is new; a stray field
+    // rides along.
+    let keys = [
+        json!({"id": 1}),
+        json!({"id": 3, "other": "ignored"}),
+        json!({"id": 5}),
+        json!({"id": 6}),
+    ];
+    let args = ["--mode", "delete-missing", "--key", "id"];
+    for store in Store::all("delmissing") {
+        if store.lacks(Exception::NoUpsert) {
+            let out = store.load("t", &args, &framed(&keys));
+            expect(&out, store.name())
+                .code(2)
+                .stderr_contains("--mode delete-missing needs a database");
+            continue;
+        }
+        // No table: nothing can be missing from it, and none is made.
+        expect(&store.load("t", &args, &framed(&keys)), store.name())
+            .code(1)
+            .stderr_contains("does not exist, so nothing can be missing from it");
+        assert!(store.read("t").is_none(), "{}", store.name());
+        ok(&store, &store.load("t", &[], &framed(&rows)));
+        expect(&store.load("t", &args, &framed(&[])), store.name())
+            .code(1)
+            .stderr_contains("--mode delete-missing would delete every row");
+        expect(
+            &store.load(
+                "t",
+                &[&args[..], &["--max-deletes", "1"]].concat(),
+                &framed(&keys),
+            ),
+            store.name(),
+        )
+        .code(1)
+        .stderr_contains("would remove 2 of the 5 rows");
+        assert_holds(&store, "t", &by_id(&rows));
+        let out = store.load("t", &[&args[..], &["-v"]].concat(), &framed(&keys));
+        expect(&out, store.name())
+            .code(0)
+            .stderr_contains("deleted 2 rows missing from the source");
+        // 2 and 4 gone; 6 not inserted; values and columns untouched.
+        let held = store.read("t").expect("the table");
+        assert_eq!(
+            held,
+            by_id(&[rows[0].clone(), rows[2].clone(), rows[4].clone()])
+        );
+    }
+}

@@ -51,6 +51,10 @@ when more would go (a partial source read looks like a mass delete); a
 record that would be rejected (a null key, a value that does not fit)
 fails the run, since its row would read as deleted. --commit segment is
 refused. Databases only (SQLite, PostgreSQL, MySQL/MariaDB).
+--mode delete-missing does only the deletes, from a stream of the source's
+keys (etl-extract ... --query 'SELECT id FROM t'): nothing is inserted or
+updated, fields other than the keys are ignored, the same guards hold, and
+the table must exist.
 
 The table is created if missing, with column types from the stream's begin
 line or, failing that, from the values: INTEGER, REAL, BOOLEAN, TEXT, JSON.
@@ -241,6 +245,7 @@ Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table latest --mode upsert --key order_id
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table mirror --mode sync --key order_id --max-deletes 5%
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table mirror --mode sync --key order_id --soft-delete deleted_at
+  $ etl-extract wh.db --query 'SELECT order_id FROM orders' | etl-load wh.db --table mirror --mode delete-missing --key order_id
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders --dry-run --job nightly-orders
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders --schema strict --rejects rejects.ndjson --max-rejects 10
   $ etl-extract sample-data/events.ndjson | etl-load events.csv --mode replace
@@ -427,6 +432,7 @@ impl ValueEnum for LoadMode {
             LoadMode::Upsert,
             LoadMode::ReplacePartitions,
             LoadMode::Sync,
+            LoadMode::DeleteMissing,
         ]
     }
 
@@ -443,6 +449,8 @@ impl ValueEnum for LoadMode {
             LoadMode::Sync => PossibleValue::new("sync").help(
                 "Upsert by --key and delete the rows whose key the input (the whole source) lacks",
             ),
+            LoadMode::DeleteMissing => PossibleValue::new("delete-missing")
+                .help("Only delete the rows whose key the input (the source's keys) lacks"),
         })
     }
 }
@@ -566,23 +574,26 @@ fn target(args: &LoadArgs) -> Result<(Box<dyn Store>, LoadOptions)> {
     if let Some(state) = &args.state {
         address::check_path(state, Role::State)?;
     }
-    if args.allow_empty && !matches!(args.mode, LoadMode::Replace | LoadMode::Sync) {
+    if args.allow_empty && !(args.mode == LoadMode::Replace || args.mode.sweeps()) {
         return Err(usage(
-            "--allow-empty only applies to --mode replace and --mode sync",
+            "--allow-empty only applies to --mode replace, sync and delete-missing",
         ));
     }
-    if args.mode != LoadMode::Sync {
+    if !args.mode.sweeps() {
         for (set, flag) in [
             (args.soft_delete.is_some(), "--soft-delete"),
             (args.max_deletes.is_some(), "--max-deletes"),
         ] {
             if set {
-                return Err(usage(format!("{flag} applies to --mode sync")));
+                return Err(usage(format!(
+                    "{flag} applies to --mode sync and --mode delete-missing"
+                )));
             }
         }
     } else if args.commit == CommitPolicy::Segment {
         return Err(usage(
-            "--mode sync deletes what the whole stream lacks; it cannot be combined with --commit segment",
+            "--mode sync and delete-missing delete what the whole stream lacks; they cannot be \
+             combined with --commit segment",
         ));
     }
     let keys: Vec<String> = args
@@ -594,8 +605,13 @@ fn target(args: &LoadArgs) -> Result<(Box<dyn Store>, LoadOptions)> {
     match (args.mode, keys.is_empty()) {
         (LoadMode::Upsert, true) => return Err(usage("--mode upsert needs --key COL[,COL...]")),
         (LoadMode::Sync, true) => return Err(usage("--mode sync needs --key COL[,COL...]")),
+        (LoadMode::DeleteMissing, true) => {
+            return Err(usage("--mode delete-missing needs --key COL[,COL...]"));
+        }
         (LoadMode::Append | LoadMode::Replace | LoadMode::ReplacePartitions, false) => {
-            return Err(usage("--key applies to --mode upsert and --mode sync"));
+            return Err(usage(
+                "--key applies to --mode upsert, sync and delete-missing",
+            ));
         }
         _ => {}
     }
@@ -646,10 +662,10 @@ fn target(args: &LoadArgs) -> Result<(Box<dyn Store>, LoadOptions)> {
 /// table (`etl-load --help` prints the table).
 fn check_capabilities(c: &Capabilities, args: &LoadArgs) -> Result<()> {
     if args.mode.merges_by_key() && !c.upsert {
-        let mode = if args.mode == LoadMode::Sync {
-            "sync"
-        } else {
-            "upsert"
+        let mode = match args.mode {
+            LoadMode::Sync => "sync",
+            LoadMode::DeleteMissing => "delete-missing",
+            _ => "upsert",
         };
         return Err(usage(format!(
             "--mode {mode} needs a database, a store with keys ({}); {} has none",

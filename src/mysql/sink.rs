@@ -136,7 +136,7 @@ impl MysqlSink {
             self.log
                 .push(format!("emptied table {:?} for replace", self.table.table));
         }
-        if self.options.mode == LoadMode::Sync {
+        if self.options.mode.sweeps() {
             // Before the staged rows go in: a run commits once (see
             // `cli/load.rs`), so the stage holds the whole stream.
             let seen = self.stage.seen(&self.options.keys);
@@ -162,7 +162,9 @@ impl MysqlSink {
             self.swept = Some(removed);
         }
         let conn = self.state.conn();
-        self.deleted += self.stage.apply(conn, &self.table, &self.options)?;
+        if self.options.mode != LoadMode::DeleteMissing {
+            self.deleted += self.stage.apply(conn, &self.table, &self.options)?;
+        }
         self.state.write(changes)?;
         self.state
             .conn()
@@ -189,6 +191,12 @@ impl Sink for MysqlSink {
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
+        if self.options.mode == LoadMode::DeleteMissing && !self.table.exists {
+            anyhow::bail!(
+                "--mode delete-missing: table {} does not exist, so nothing can be missing from it",
+                self.table.qtable
+            );
+        }
         let missing: Vec<(String, FieldType)> = column_types_native(schema, sample)
             .into_iter()
             .filter(|(n, _)| self.table.find(n).is_none())

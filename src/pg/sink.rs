@@ -132,7 +132,7 @@ impl PgSink {
     /// `--mode sync`: removes the rows whose key the staged stream does
     /// not hold, before the merge (a run commits once: see `cli/load.rs`).
     fn sweep(&mut self) -> Result<()> {
-        if self.options.mode != LoadMode::Sync || !self.table.exists {
+        if !self.options.mode.sweeps() || !self.table.exists {
             return Ok(());
         }
         let sweep = Sweep {
@@ -172,6 +172,12 @@ impl Sink for PgSink {
     }
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
+        if self.options.mode == LoadMode::DeleteMissing && !self.table.exists {
+            anyhow::bail!(
+                "--mode delete-missing: table {} does not exist, so nothing can be missing from it",
+                self.table.qtable
+            );
+        }
         let missing: Vec<(String, FieldType)> = column_types_native(schema, sample)
             .into_iter()
             .filter(|(n, _)| matches!(self.table.binder.lookup(n), Lookup::Missing))

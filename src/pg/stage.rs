@@ -18,7 +18,7 @@ use super::conn::{db_message, pg_err};
 use super::table::{Column, Table, quote};
 use super::values::{BINARY_HEADER, BINARY_TRAILER, binary_value, copy_value};
 use crate::format::flat::{Fields, Raw};
-use crate::sink::LoadOptions;
+use crate::sink::{LoadMode, LoadOptions};
 
 /// COPY data is sent in chunks of about this many bytes.
 const CHUNK: usize = 4 << 20;
@@ -330,6 +330,16 @@ impl Stage {
         options: &LoadOptions,
     ) -> Result<u64> {
         if !(self.staged && table.exists) {
+            return Ok(0);
+        }
+        if options.mode == LoadMode::DeleteMissing {
+            // The staged keys said what stays; nothing is merged.
+            session
+                .client()?
+                .batch_execute("TRUNCATE etl_stage")
+                .map_err(pg_err("cannot empty the staging table"))?;
+            self.patterns.clear();
+            self.pattern_ids.clear();
             return Ok(0);
         }
         self.merge(session, table, options)

@@ -26,12 +26,24 @@ pub enum LoadMode {
     /// `--soft-delete`) the rows whose key it does not hold, in the same
     /// transaction.
     Sync,
+    /// Only the deletes of a sync: the stream's keys (the whole source's)
+    /// say which rows stay; nothing is inserted or updated.
+    DeleteMissing,
 }
 
 impl LoadMode {
-    /// Upsert and sync: records are merged into the table by key.
+    /// Upsert, sync and delete-missing: records go by key (staged where a
+    /// store stages).
     pub fn merges_by_key(self) -> bool {
-        matches!(self, LoadMode::Upsert | LoadMode::Sync)
+        matches!(
+            self,
+            LoadMode::Upsert | LoadMode::Sync | LoadMode::DeleteMissing
+        )
+    }
+
+    /// Sync and delete-missing: rows whose key the stream lacks go.
+    pub fn sweeps(self) -> bool {
+        matches!(self, LoadMode::Sync | LoadMode::DeleteMissing)
     }
 }
 

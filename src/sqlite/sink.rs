@@ -13,7 +13,7 @@ use super::table::Table;
 use crate::format::flat::Fields;
 use crate::record::Schema;
 use crate::sink::sync;
-use crate::sink::{LoadMode, LoadOptions, Sink};
+use crate::sink::{LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
 
 /// Loads into one table of an open [`SqliteTarget`].
@@ -46,7 +46,7 @@ impl<'c> SqliteSink<'c> {
     fn settle(&mut self, changes: &StateChanges) -> Result<()> {
         self.stage.reset();
         self.table.finish()?;
-        if self.table.options.mode == LoadMode::Sync && self.table.exists() {
+        if self.table.options.mode.sweeps() && self.table.exists() {
             self.swept = Some(self.stage.sweep(&self.table, self.rows_before)?);
         }
         self.state.write(changes)
@@ -60,7 +60,7 @@ impl Sink for SqliteSink<'_> {
 
     fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
         self.table.prepare(schema, sample)?;
-        if self.table.options.mode == LoadMode::Sync && self.rows_before.is_none() {
+        if self.table.options.mode.sweeps() && self.rows_before.is_none() {
             self.rows_before = Some(rows_before_sync(self.target.connection(), &self.table)?);
         }
         Ok(())

@@ -65,6 +65,10 @@ impl<'c> Stage<'c> {
         {
             return self.delete(table, record);
         }
+        if table.options.mode == LoadMode::DeleteMissing {
+            // Only the key: it says the row stays.
+            return self.see(table, record).map(Ok);
+        }
         let done = self.bind_and_run(table, record)?;
         if done.is_ok() && table.options.mode == LoadMode::Sync {
             self.see(table, record)?;

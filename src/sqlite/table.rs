@@ -103,6 +103,12 @@ impl<'c> Table<'c> {
     /// and a sample of records: a column's type comes from the schema, else
     /// from the widest of its sample values.
     pub fn prepare(&mut self, schema: &Schema, sample: &[&Fields<'_>]) -> Result<()> {
+        if self.options.mode == LoadMode::DeleteMissing && !self.exists {
+            anyhow::bail!(
+                "--mode delete-missing: table {:?} does not exist, so nothing can be missing from it",
+                self.table
+            );
+        }
         let missing: Vec<(String, FieldType)> = column_types_native(schema, sample)
             .into_iter()
             .filter(|(name, _)| self.find(name).is_none())
