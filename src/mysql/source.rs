@@ -13,7 +13,8 @@
 //!   `YYYY-MM-DDTHH:MM:SS[.ffffff]` (`timestamp`, the column's fractional
 //!   digits), `TIMESTAMP` the same in UTC with a `Z` (`timestamptz`: the
 //!   session's time zone is `+00:00`, so the server hands out the instant
-//!   in UTC whatever its own zone); a zero date (`0000-00-00`, or a zero
+//!   in UTC whatever its own zone), and so is a DATETIME commented `UTC`
+//!   (etl-load's column for instants); a zero date (`0000-00-00`, or a zero
 //!   month or day) is rejected, or read as null with a warning under
 //!   `--zero-dates null`;
 //! - `TIME` declared `time`: a time of day as `HH:MM:SS[.ffffff]`; a value
@@ -23,7 +24,8 @@
 //!   column elsewhere rejects;
 //! - `JSON` as nested JSON (MariaDB's JSON, a checked LONGTEXT, too);
 //! - text in UTF-8 (utf8mb4: emoji included), `CHAR` with its leading
-//!   zeros, `ENUM` and `SET` as their text;
+//!   zeros, `ENUM` and `SET` as their text; a CHAR(36) commented `uuid`
+//!   (etl-load's column for uuids) as a lower-case `uuid`;
 //! - binary strings, BLOBs and spatial values as `bytes` (base64).
 
 use std::collections::HashMap;
@@ -66,6 +68,7 @@ enum Shape {
     Time(u8),
     Json,
     Text,
+    Uuid,
     Binary,
 }
 
@@ -88,12 +91,24 @@ pub struct MysqlSource {
     nulled: Vec<(String, u64)>,
 }
 
-/// Columns of the tables behind a result that MariaDB declares JSON (a
-/// LONGTEXT with a `json_valid` check): (schema, table) -> column names.
-fn mariadb_json_columns(
+/// What a table's own definition says about a column that its type in a
+/// result does not: MariaDB's JSON (a LONGTEXT with a `json_valid`
+/// check), and the comments etl-load gives the columns it creates for
+/// instants (a DATETIME commented `UTC`) and uuids (a CHAR(36) commented
+/// `uuid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Note {
+    Json,
+    Utc,
+    Uuid,
+}
+
+/// The noted columns of the tables behind a result: (schema, table) ->
+/// (column name, note).
+fn noted_columns(
     conn: &mut Conn,
     tables: &[(String, String)],
-) -> HashMap<(String, String), Vec<String>> {
+) -> HashMap<(String, String), Vec<(String, Note)>> {
     let mut found = HashMap::new();
     for (schema, table) in tables {
         // MySQL has no TABLE_NAME here (and a real JSON type): no answer.
@@ -104,13 +119,30 @@ fn mariadb_json_columns(
                 (schema, table),
             )
             .unwrap_or_default();
-        let columns = clauses
+        let mut columns: Vec<(String, Note)> = clauses
             .iter()
             .filter_map(|c| {
                 let inner = c.trim().strip_prefix("json_valid(`")?.strip_suffix("`)")?;
-                Some(inner.replace("``", "`"))
+                Some((inner.replace("``", "`"), Note::Json))
             })
             .collect();
+        let commented: Vec<(String, String)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, COLUMN_COMMENT FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND \
+                 ((LOWER(DATA_TYPE) = 'datetime' AND COLUMN_COMMENT = 'UTC') OR \
+                  (LOWER(COLUMN_TYPE) = 'char(36)' AND COLUMN_COMMENT = 'uuid'))",
+                (schema, table),
+            )
+            .unwrap_or_default();
+        columns.extend(commented.into_iter().map(|(name, comment)| {
+            let note = if comment == "UTC" {
+                Note::Utc
+            } else {
+                Note::Uuid
+            };
+            (name, note)
+        }));
         found.insert((schema.clone(), table.clone()), columns);
     }
     found
@@ -129,7 +161,7 @@ fn decimal_type(column: &mysql::Column, unsigned: bool) -> FieldType {
     }
 }
 
-fn shape_of(column: &mysql::Column, json: bool) -> (Shape, FieldType) {
+fn shape_of(column: &mysql::Column, note: Option<Note>) -> (Shape, FieldType) {
     use ColumnType::*;
     let unsigned = column.flags().contains(ColumnFlags::UNSIGNED_FLAG);
     let binary = column.character_set() == BINARY_CHARSET;
@@ -144,6 +176,9 @@ fn shape_of(column: &mysql::Column, json: bool) -> (Shape, FieldType) {
         MYSQL_TYPE_BIT if column.column_length() == 1 => (Shape::Bool, FieldType::Boolean),
         MYSQL_TYPE_BIT => (Shape::Int, FieldType::Integer),
         MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => (Shape::Date, FieldType::Date),
+        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 if note == Some(Note::Utc) => {
+            (Shape::Timestamp(decimals), FieldType::TimestampTz)
+        }
         MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => {
             (Shape::DateTime(decimals), FieldType::Timestamp)
         }
@@ -152,7 +187,8 @@ fn shape_of(column: &mysql::Column, json: bool) -> (Shape, FieldType) {
         }
         MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => (Shape::Time(decimals), FieldType::Time),
         MYSQL_TYPE_JSON => (Shape::Json, FieldType::Json),
-        _ if json && !binary => (Shape::Json, FieldType::Json),
+        _ if note == Some(Note::Json) && !binary => (Shape::Json, FieldType::Json),
+        _ if note == Some(Note::Uuid) && !binary => (Shape::Uuid, FieldType::Uuid),
         MYSQL_TYPE_GEOMETRY => (Shape::Binary, FieldType::Bytes),
         _ if binary => (Shape::Binary, FieldType::Bytes),
         _ => (Shape::Text, FieldType::Text),
@@ -192,7 +228,7 @@ impl MysqlSource {
                     window.column
                 );
             };
-            let (shape, _) = shape_of(cursor, false);
+            let (shape, _) = shape_of(cursor, None);
             let column = format!("b.{}", quote(window.column));
             let mut conditions = Vec::new();
             for (bound, op) in [(window.lower, ">="), (window.upper, "<")] {
@@ -244,15 +280,16 @@ impl MysqlSource {
             .collect();
         tables.sort();
         tables.dedup();
-        let json_columns = mariadb_json_columns(&mut conn, &tables);
+        let noted = noted_columns(&mut conn, &tables);
         let columns = statement
             .columns()
             .iter()
             .map(|c| {
-                let json = json_columns
+                let note = noted
                     .get(&(c.schema_str().into_owned(), c.org_table_str().into_owned()))
-                    .is_some_and(|cols| cols.iter().any(|n| *n == c.org_name_str()));
-                let (shape, wire) = shape_of(c, json);
+                    .and_then(|cols| cols.iter().find(|(n, _)| *n == c.org_name_str()))
+                    .map(|(_, note)| *note);
+                let (shape, wire) = shape_of(c, note);
                 let name = c.name_str().into_owned();
                 Column {
                     key: json::key_prefix(&name),
@@ -369,6 +406,12 @@ fn write_value(out: &mut Vec<u8>, value: &SqlValue, shape: Shape) -> Result<bool
             }
         }
         (SqlValue::Bytes(b), Shape::Binary) => json::write_str(out, &encode_bytes(b)),
+        (SqlValue::Bytes(b), Shape::Uuid) => {
+            // Canonical: lower case, as the other sources write uuids.
+            let text = std::str::from_utf8(b)
+                .map_err(|e| anyhow::anyhow!("text is not valid UTF-8 ({e})"))?;
+            json::write_str(out, &text.to_ascii_lowercase());
+        }
         (SqlValue::Bytes(b), _) => {
             let text = std::str::from_utf8(b)
                 .map_err(|e| anyhow::anyhow!("text is not valid UTF-8 ({e})"))?;
