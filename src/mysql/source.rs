@@ -37,6 +37,7 @@ use mysql::{Conn, Statement, Value as SqlValue};
 use serde_json::Value;
 
 use super::conn::{self, message};
+use super::dates::to_utc;
 use super::table::quote;
 use crate::format::json;
 use crate::format::logical::{decode_bytes, encode_bytes};
@@ -148,6 +149,29 @@ fn noted_columns(
     found
 }
 
+/// The note of each column of a prepared query.
+fn column_notes(conn: &mut Conn, statement: &Statement) -> Vec<Option<Note>> {
+    let mut tables: Vec<(String, String)> = statement
+        .columns()
+        .iter()
+        .filter(|c| !c.org_table_str().is_empty())
+        .map(|c| (c.schema_str().into_owned(), c.org_table_str().into_owned()))
+        .collect();
+    tables.sort();
+    tables.dedup();
+    let noted = noted_columns(conn, &tables);
+    statement
+        .columns()
+        .iter()
+        .map(|c| {
+            noted
+                .get(&(c.schema_str().into_owned(), c.org_table_str().into_owned()))
+                .and_then(|cols| cols.iter().find(|(n, _)| *n == c.org_name_str()))
+                .map(|(_, note)| *note)
+        })
+        .collect()
+}
+
 /// DECIMAL(p,s) from the column's display length: p digits, a point when
 /// s > 0, a sign unless UNSIGNED.
 fn decimal_type(column: &mysql::Column, unsigned: bool) -> FieldType {
@@ -215,20 +239,23 @@ impl MysqlSource {
                 .map_err(|e| anyhow::anyhow!("{name}: cannot prepare the query: {}", message(&e)))
         };
         let described = prepare(&mut conn, &base)?;
+        // The notes of the query's own columns: a window wraps it in a
+        // derived table, whose columns no longer name their tables.
+        let notes = column_notes(&mut conn, &described);
         let mut sql = base.clone();
         let mut params = Vec::new();
         if let Some(window) = window {
             let described_columns = described.columns();
-            let Some(cursor) = described_columns
+            let Some(at) = described_columns
                 .iter()
-                .find(|c| c.name_str() == window.column)
+                .position(|c| c.name_str() == window.column)
             else {
                 bail!(
                     "{name}: cursor column {:?} is not in the query's result",
                     window.column
                 );
             };
-            let (shape, _) = shape_of(cursor, None);
+            let (shape, _) = shape_of(&described_columns[at], notes[at]);
             let column = format!("b.{}", quote(window.column));
             let mut conditions = Vec::new();
             for (bound, op) in [(window.lower, ">="), (window.upper, "<")] {
@@ -251,6 +278,14 @@ impl MysqlSource {
                         params.push(SqlValue::Bytes(s.clone().into_bytes()));
                         format!("CAST({column} AS BINARY) {op} CAST(? AS BINARY)")
                     }
+                    (Value::String(s), Shape::Timestamp(_)) => {
+                        // An instant is held in UTC: a bound with an
+                        // offset is the same instant in UTC.
+                        let utc = to_utc(s)
+                            .map_err(|why| anyhow::anyhow!("{name}: cursor bound {s:?}: {why}"))?;
+                        params.push(SqlValue::Bytes(utc.into_bytes()));
+                        format!("{column} {op} ?")
+                    }
                     (Value::String(s), _) => {
                         let s = s.strip_suffix('Z').unwrap_or(s);
                         params.push(SqlValue::Bytes(s.as_bytes().to_vec()));
@@ -272,23 +307,11 @@ impl MysqlSource {
         } else {
             prepare(&mut conn, &sql)?
         };
-        let mut tables: Vec<(String, String)> = statement
-            .columns()
-            .iter()
-            .filter(|c| !c.org_table_str().is_empty())
-            .map(|c| (c.schema_str().into_owned(), c.org_table_str().into_owned()))
-            .collect();
-        tables.sort();
-        tables.dedup();
-        let noted = noted_columns(&mut conn, &tables);
         let columns = statement
             .columns()
             .iter()
-            .map(|c| {
-                let note = noted
-                    .get(&(c.schema_str().into_owned(), c.org_table_str().into_owned()))
-                    .and_then(|cols| cols.iter().find(|(n, _)| *n == c.org_name_str()))
-                    .map(|(_, note)| *note);
+            .zip(notes)
+            .map(|(c, note)| {
                 let (shape, wire) = shape_of(c, note);
                 let name = c.name_str().into_owned();
                 Column {

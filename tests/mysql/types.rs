@@ -485,6 +485,63 @@ fn postgres_types_survive_mariadb_and_sqlite() {
     );
 }
 
+/// A cursor window wraps the query in a derived table, whose columns no
+/// longer name their table: the columns still read as the table declares
+/// them (MariaDB's JSON, a DATETIME commented UTC, a CHAR(36) commented
+/// uuid), and a bound with an offset is the same instant in UTC.
+#[test]
+fn a_cursor_window_reads_the_columns_as_a_whole_table_does() {
+    let Some(my) = MyDb::new("window_notes") else {
+        return;
+    };
+    my.exec("CREATE TABLE t (id INT, doc JSON)");
+    my.exec("INSERT INTO t VALUES (1, '{\"a\": [1, 2.50]}'), (2, '[]'), (3, NULL)");
+    let dir = tempdir();
+    let d = dir.path();
+    let input = "{\"@etl\":\"begin\",\"version\":2,\"stream\":\"s\",\"schema\":\
+                 {\"id\":\"integer\",\"ts\":\"timestamptz\",\"u\":\"uuid\"}}\n\
+                 {\"id\":1,\"ts\":\"2024-01-02T01:00:00Z\",\"u\":\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"}\n\
+                 {\"id\":2,\"ts\":\"2024-01-02T03:04:05Z\",\"u\":\"00000000-0000-0000-0000-000000000000\"}\n\
+                 {\"id\":3,\"ts\":\"2024-01-03T00:00:00Z\",\"u\":null}\n\
+                 {\"@etl\":\"end\",\"stream\":\"s\",\"rows\":3}\n";
+    let mut c = cmd(LOAD, d);
+    c.args([&my.url, "--table", "i"]);
+    let out = run_with_input(c, input.as_bytes());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let extract = |args: &[&str]| {
+        let mut c = cmd(EXTRACT, d);
+        c.arg("-q").arg(&my.url).args(args);
+        let out = run(c);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        json_lines(&stdout(&out))
+    };
+    let whole = extract(&["--table", "t"]);
+    let window = extract(&["--table", "t", "--cursor", "id", "--since", "2"]);
+    assert_eq!(window[0]["schema"], whole[0]["schema"]);
+    assert_eq!(window[0]["schema"]["doc"], "json");
+    assert_eq!(window[1..3], whole[2..4]);
+
+    let whole = extract(&["--table", "i"]);
+    assert_eq!(
+        whole[0]["schema"],
+        serde_json::json!({"id": "integer", "ts": "timestamptz", "u": "uuid"})
+    );
+    // 2024-01-01T22:04:05-05:00 is 2024-01-02T03:04:05Z: row 1 (01:00 UTC)
+    // is before it.
+    let window = extract(&[
+        "--table",
+        "i",
+        "--cursor",
+        "ts",
+        "--since",
+        "2024-01-01T22:04:05-05:00",
+    ]);
+    assert_eq!(window[0]["schema"], whole[0]["schema"]);
+    assert_eq!(window[1..3], whole[2..4]);
+    assert_eq!(window.len(), 4, "{window:?}");
+}
+
 /// Bookmarks compare as text, and base64 does not sort as its bytes do: a
 /// cursor on a bytes column is refused before anything is written.
 #[test]
