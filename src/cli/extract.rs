@@ -60,8 +60,9 @@ and the like (buckets then addressed by path; AWS_S3_ADDRESSING_STYLE=path
 or virtual overrides).
 
 Incremental runs: --cursor COL --state STATE emits only rows whose COL is past
-the stream's bookmark (numbers by value, text by code point, so ISO 8601
-timestamps work) and puts the new bookmark in the end line. etl-load stores
+the stream's bookmark (numbers by value, ISO 8601 timestamps both in UTC
+or both without offset by their time, however many fraction digits, other
+text by code point) and puts the new bookmark in the end line. etl-load stores
 it: in the target database's _etl_state table, in the same transaction as
 the rows (so STATE is the target, e.g. wh.db), or in a STATE.json file. The
 bookmark also lists the rows at its exact value, so rows that share the

@@ -488,7 +488,8 @@ fn postgres_types_survive_mariadb_and_sqlite() {
 /// A cursor window wraps the query in a derived table, whose columns no
 /// longer name their table: the columns still read as the table declares
 /// them (MariaDB's JSON, a DATETIME commented UTC, a CHAR(36) commented
-/// uuid), and a bound with an offset is the same instant in UTC.
+/// uuid), a bound with an offset is the same instant in UTC, and a bound
+/// is the same time however many fraction digits either spells.
 #[test]
 fn a_cursor_window_reads_the_columns_as_a_whole_table_does() {
     let Some(my) = MyDb::new("window_notes") else {
@@ -538,6 +539,18 @@ fn a_cursor_window_reads_the_columns_as_a_whole_table_does() {
         "2024-01-01T22:04:05-05:00",
     ]);
     assert_eq!(window[0]["schema"], whole[0]["schema"]);
+    assert_eq!(window[1..3], whole[2..4]);
+    assert_eq!(window.len(), 4, "{window:?}");
+    // The row at the bound itself, written 03:04:05.000000Z, is in the
+    // window that starts at 03:04:05Z.
+    let window = extract(&[
+        "--table",
+        "i",
+        "--cursor",
+        "ts",
+        "--since",
+        "2024-01-02T03:04:05Z",
+    ]);
     assert_eq!(window[1..3], whole[2..4]);
     assert_eq!(window.len(), 4, "{window:?}");
 }
