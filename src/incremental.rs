@@ -101,7 +101,12 @@ impl Bookmark {
     }
 }
 
-/// Orders two cursor values: numbers by value, text by code point.
+/// Orders two cursor values: numbers by value, two timestamps both in UTC
+/// or both without an offset by their time (sources spell one differently:
+/// `03:04:05Z`, `03:04:05.000000Z`, `03:04:05+00:00`), other text by code
+/// point. Another offset keeps text order: a dataset's day partitions,
+/// which prune a window by the text of its bounds, are the days the values
+/// are written in.
 pub fn compare(a: &Value, b: &Value) -> Result<Ordering> {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
@@ -117,11 +122,63 @@ pub fn compare(a: &Value, b: &Value) -> Result<Ordering> {
                 _ => bail!("cannot compare cursor values {a} and {b}"),
             }
         }
-        (Value::String(x), Value::String(y)) => Ok(x.cmp(y)),
+        (Value::String(x), Value::String(y)) => match (time_point(x), time_point(y)) {
+            (Some((x, zoned_x)), Some((y, zoned_y))) if zoned_x == zoned_y => Ok(x.cmp(&y)),
+            _ => Ok(x.cmp(y)),
+        },
         _ => bail!(
             "cursor values {a} and {b} are of different kinds; a cursor must be all numbers or all text"
         ),
     }
+}
+
+/// An ISO 8601 timestamp without offset or in UTC
+/// (`YYYY-MM-DDTHH:MM:SS[.f][Z|+00:00]`, a space for the `T` too) as
+/// nanoseconds since 1970, and whether it is in UTC; `None` for other text.
+fn time_point(s: &str) -> Option<(i128, bool)> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |text: &str| -> Option<i64> {
+        if text.is_empty() || !text.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        text.parse().ok()
+    };
+    let (year, month, day) = (num(&s[0..4])?, num(&s[5..7])?, num(&s[8..10])?);
+    let (hour, minute, second) = (num(&s[11..13])?, num(&s[14..16])?, num(&s[17..19])?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    if second > 59 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut nanos = 0i128;
+    if let Some(after) = rest.strip_prefix('.') {
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        nanos = i128::from(num(&format!("{:0<9}", &after[..digits]))?);
+        rest = &after[digits..];
+    }
+    let utc = match rest {
+        "" => false,
+        "Z" | "z" | "+00:00" | "-00:00" => true,
+        _ => return None,
+    };
+    let days = crate::calendar::days_from_civil(year, month as u32, day as u32);
+    let minutes = days * 1440 + hour * 60 + minute;
+    let point = (i128::from(minutes) * 60 + i128::from(second)) * 1_000_000_000 + nanos;
+    Some((point, utc))
 }
 
 /// Parses a `--since`/`--until` argument: a number if it reads as one, else text.
@@ -416,6 +473,48 @@ mod tests {
     fn wrong_cursor_for_stored_state() {
         let stored = json!({"cursor":"a","value":1});
         assert!(Incremental::new("b", Some(&stored), None, None).is_err());
+    }
+
+    #[test]
+    fn timestamps_compare_as_points_in_time() {
+        let cmp = |a: &str, b: &str| compare(&json!(a), &json!(b)).unwrap();
+        // MySQL writes a DATETIME(6)'s six digits, PostgreSQL +00:00.
+        assert_eq!(
+            cmp("2024-01-02T03:04:05.000000Z", "2024-01-02T03:04:05Z"),
+            Ordering::Equal
+        );
+        assert_eq!(
+            cmp("2024-01-02T03:04:05.000001+00:00", "2024-01-02T03:04:05Z"),
+            Ordering::Greater
+        );
+        assert_eq!(
+            cmp("2024-01-02T03:04:05-00:00", "2024-01-02T03:04:05.0Z"),
+            Ordering::Equal
+        );
+        assert_eq!(
+            cmp("0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"),
+            Ordering::Less
+        );
+        assert_eq!(
+            cmp("2024-01-02 03:04:05.5", "2024-01-02T03:04:05.100000"),
+            Ordering::Greater
+        );
+        assert_eq!(
+            cmp("2024-01-02T03:04:05", "2024-01-02T03:04:05.000"),
+            Ordering::Equal
+        );
+        // Another offset, with and without one, dates, other text: by
+        // code point.
+        assert_eq!(
+            cmp("2024-01-02T03:04:05Z", "2024-01-02T08:04:05+05:00"),
+            Ordering::Less
+        );
+        assert_eq!(
+            cmp("2024-01-02T03:04:05", "2024-01-02T03:04:05Z"),
+            Ordering::Less
+        );
+        assert_eq!(cmp("2024-01-02", "2024-01-10"), Ordering::Less);
+        assert_eq!(cmp("b", "a"), Ordering::Greater);
     }
 
     #[test]

@@ -16,11 +16,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use etlkit::store::{Capabilities, NewField};
+use etlkit::store::{Capabilities, Instants, NewField};
 use serde_json::{Value, json};
 
 use crate::common::expect::expect;
 use crate::common::*;
+
+mod types;
 
 /// A store under test, with a place of its own.
 struct Store {
@@ -85,6 +87,10 @@ enum Exception {
     FixedColumns,
     /// No quoting: a value holding a tab or a line break is a reject.
     PlainText,
+    /// No type for instants: a DATETIME holds them in UTC, commented so.
+    UtcInstants,
+    /// No type for uuids: they are text (commented or declared `uuid`).
+    NoUuidType,
 }
 
 impl Store {
@@ -163,6 +169,8 @@ impl Store {
             Exception::Untyped => !c.typed_columns,
             Exception::FixedColumns => c.new_field == NewField::Rejected,
             Exception::PlainText => !c.any_text,
+            Exception::UtcInstants => c.instants == Instants::Utc,
+            Exception::NoUuidType => !c.uuid_type,
         }
     }
 

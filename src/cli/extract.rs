@@ -69,8 +69,9 @@ and the like (buckets then addressed by path; AWS_S3_ADDRESSING_STYLE=path
 or virtual overrides).
 
 Incremental runs: --cursor COL --state STATE emits only rows whose COL is past
-the stream's bookmark (numbers by value, text by code point, so ISO 8601
-timestamps work) and puts the new bookmark in the end line. etl-load stores
+the stream's bookmark (numbers by value, ISO 8601 timestamps both in UTC
+or both without offset by their time, however many fraction digits, other
+text by code point) and puts the new bookmark in the end line. etl-load stores
 it: in the target database's _etl_state table, in the same transaction as
 the rows (so STATE is the target, e.g. wh.db), or in a STATE.json file. The
 bookmark also lists the rows at its exact value, so rows that share the
@@ -103,10 +104,12 @@ UNSIGNED up to 18446744073709551615, YEAR, BIT(n) as an unsigned number)
 are integer; DECIMAL(p,s) is decimal(p,s), every digit; BIT(1) is
 true/false; DATE is date (YYYY-MM-DD), DATETIME timestamp
 (YYYY-MM-DDTHH:MM:SS[.f]) and TIMESTAMP timestamptz, the same in UTC with
-a Z; TIME is time (a negative TIME or one of 24 hours and more is written
-as MySQL shows it, -12:30:00: a PostgreSQL time column rejects it; CAST it
-AS CHAR in --query to keep it as text); JSON is nested JSON; text, ENUM and
-SET are UTF-8 (utf8mb4) text; binary strings and BLOBs are bytes (base64).
+a Z (so is a DATETIME commented UTC, as etl-load makes one for instants;
+a CHAR(36) commented uuid is uuid); TIME is time (a negative TIME or one
+of 24 hours and more is written as MySQL shows it, -12:30:00: a
+PostgreSQL time column rejects it; CAST it AS CHAR in --query to keep it
+as text); JSON is nested JSON; text, ENUM and SET are UTF-8 (utf8mb4)
+text; binary strings and BLOBs are bytes (base64).
 SQLite: declared types give the wire types (DECIMAL_TEXT(p,s), and
 DECIMAL(p,s) or NUMERIC(p,s) of up to 15 digits, are decimal(p,s); DATE, TIME, DATETIME, TIMESTAMPTZ and UUID when the first
 1000 values are in the type's ISO form; BLOBs bytes when all are BLOBs);

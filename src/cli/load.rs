@@ -135,9 +135,10 @@ key) and JSON columns, utf8mb4_bin, and for the types a begin line
 declares DECIMAL(p,s) (LONGTEXT past 65 digits or without precision),
 DATE, TIME(6), DATETIME(6), CHAR(36) for uuids and LONGBLOB for bytes
 (base64 decoded). MySQL has no zone: an instant (timestamptz) goes into a
-DATETIME(6) commented UTC, converted to UTC on the way in. Names longer
-than MySQL's 64 characters are refused, never truncated. Loads of one table
-take turns (GET_LOCK, up to --wait seconds).
+DATETIME(6) commented UTC, converted to UTC on the way in; a uuid's
+CHAR(36) is commented uuid (etl-extract reads both back as declared).
+Names longer than MySQL's 64 characters are refused, never truncated.
+Loads of one table take turns (GET_LOCK, up to --wait seconds).
 
 Endless input (from etl-watch, or tail -f through etl-extract): with
 --commit segment every begin..end segment is committed, with its bookmark,

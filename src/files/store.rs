@@ -17,7 +17,8 @@ use crate::parquet_io::writer::DEFAULT_ROW_GROUP;
 use crate::runs::RunRecord;
 use crate::sink::{LoadMode, LoadOptions};
 use crate::store::{
-    Capabilities, Claim, FlagCheck, NewField, Opened, Store, StoreType, TargetArgs, file_job_name,
+    Capabilities, Claim, FlagCheck, Instants, NewField, Opened, Store, StoreType, TargetArgs,
+    file_job_name,
 };
 
 /// A CSV file's row of the capability table: its header fixes the columns.
@@ -42,6 +43,8 @@ pub const PARQUET: Capabilities = Capabilities {
     append_existing: false,
     typed_columns: true,
     stdout: false,
+    instants: Instants::Zoned,
+    uuid_type: true,
     ..Capabilities::file("Parquet", "Parquet", "a Parquet file")
 };
 

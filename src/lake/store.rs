@@ -21,7 +21,7 @@ use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
 use crate::source::Window;
 use crate::store::{
-    Capabilities, Claim, FlagCheck, Opened, OpenedSource, Store, StoreType, TargetArgs,
+    Capabilities, Claim, FlagCheck, Instants, Opened, OpenedSource, Store, StoreType, TargetArgs,
     file_job_name,
 };
 
@@ -32,6 +32,8 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     typed_columns: true,
     own_state: true,
     stdout: false,
+    instants: Instants::Zoned,
+    uuid_type: true,
     ..Capabilities::file("dataset", "dataset", "a dataset directory")
 };
 

@@ -13,7 +13,8 @@
 //!   `YYYY-MM-DDTHH:MM:SS[.ffffff]` (`timestamp`, the column's fractional
 //!   digits), `TIMESTAMP` the same in UTC with a `Z` (`timestamptz`: the
 //!   session's time zone is `+00:00`, so the server hands out the instant
-//!   in UTC whatever its own zone); a zero date (`0000-00-00`, or a zero
+//!   in UTC whatever its own zone), and so is a DATETIME commented `UTC`
+//!   (etl-load's column for instants); a zero date (`0000-00-00`, or a zero
 //!   month or day) is rejected, or read as null with a warning under
 //!   `--zero-dates null`;
 //! - `TIME` declared `time`: a time of day as `HH:MM:SS[.ffffff]`; a value
@@ -23,7 +24,8 @@
 //!   column elsewhere rejects;
 //! - `JSON` as nested JSON (MariaDB's JSON, a checked LONGTEXT, too);
 //! - text in UTF-8 (utf8mb4: emoji included), `CHAR` with its leading
-//!   zeros, `ENUM` and `SET` as their text;
+//!   zeros, `ENUM` and `SET` as their text; a CHAR(36) commented `uuid`
+//!   (etl-load's column for uuids) as a lower-case `uuid`;
 //! - binary strings, BLOBs and spatial values as `bytes` (base64).
 
 use std::collections::HashMap;
@@ -35,6 +37,7 @@ use mysql::{Conn, Statement, Value as SqlValue};
 use serde_json::Value;
 
 use super::conn::{self, message};
+use super::dates::to_utc;
 use super::table::quote;
 use crate::format::json;
 use crate::format::logical::{decode_bytes, encode_bytes};
@@ -66,6 +69,7 @@ enum Shape {
     Time(u8),
     Json,
     Text,
+    Uuid,
     Binary,
 }
 
@@ -88,12 +92,24 @@ pub struct MysqlSource {
     nulled: Vec<(String, u64)>,
 }
 
-/// Columns of the tables behind a result that MariaDB declares JSON (a
-/// LONGTEXT with a `json_valid` check): (schema, table) -> column names.
-fn mariadb_json_columns(
+/// What a table's own definition says about a column that its type in a
+/// result does not: MariaDB's JSON (a LONGTEXT with a `json_valid`
+/// check), and the comments etl-load gives the columns it creates for
+/// instants (a DATETIME commented `UTC`) and uuids (a CHAR(36) commented
+/// `uuid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Note {
+    Json,
+    Utc,
+    Uuid,
+}
+
+/// The noted columns of the tables behind a result: (schema, table) ->
+/// (column name, note).
+fn noted_columns(
     conn: &mut Conn,
     tables: &[(String, String)],
-) -> HashMap<(String, String), Vec<String>> {
+) -> HashMap<(String, String), Vec<(String, Note)>> {
     let mut found = HashMap::new();
     for (schema, table) in tables {
         // MySQL has no TABLE_NAME here (and a real JSON type): no answer.
@@ -104,16 +120,56 @@ fn mariadb_json_columns(
                 (schema, table),
             )
             .unwrap_or_default();
-        let columns = clauses
+        let mut columns: Vec<(String, Note)> = clauses
             .iter()
             .filter_map(|c| {
                 let inner = c.trim().strip_prefix("json_valid(`")?.strip_suffix("`)")?;
-                Some(inner.replace("``", "`"))
+                Some((inner.replace("``", "`"), Note::Json))
             })
             .collect();
+        let commented: Vec<(String, String)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, COLUMN_COMMENT FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND \
+                 ((LOWER(DATA_TYPE) = 'datetime' AND COLUMN_COMMENT = 'UTC') OR \
+                  (LOWER(COLUMN_TYPE) = 'char(36)' AND COLUMN_COMMENT = 'uuid'))",
+                (schema, table),
+            )
+            .unwrap_or_default();
+        columns.extend(commented.into_iter().map(|(name, comment)| {
+            let note = if comment == "UTC" {
+                Note::Utc
+            } else {
+                Note::Uuid
+            };
+            (name, note)
+        }));
         found.insert((schema.clone(), table.clone()), columns);
     }
     found
+}
+
+/// The note of each column of a prepared query.
+fn column_notes(conn: &mut Conn, statement: &Statement) -> Vec<Option<Note>> {
+    let mut tables: Vec<(String, String)> = statement
+        .columns()
+        .iter()
+        .filter(|c| !c.org_table_str().is_empty())
+        .map(|c| (c.schema_str().into_owned(), c.org_table_str().into_owned()))
+        .collect();
+    tables.sort();
+    tables.dedup();
+    let noted = noted_columns(conn, &tables);
+    statement
+        .columns()
+        .iter()
+        .map(|c| {
+            noted
+                .get(&(c.schema_str().into_owned(), c.org_table_str().into_owned()))
+                .and_then(|cols| cols.iter().find(|(n, _)| *n == c.org_name_str()))
+                .map(|(_, note)| *note)
+        })
+        .collect()
 }
 
 /// DECIMAL(p,s) from the column's display length: p digits, a point when
@@ -129,7 +185,7 @@ fn decimal_type(column: &mysql::Column, unsigned: bool) -> FieldType {
     }
 }
 
-fn shape_of(column: &mysql::Column, json: bool) -> (Shape, FieldType) {
+fn shape_of(column: &mysql::Column, note: Option<Note>) -> (Shape, FieldType) {
     use ColumnType::*;
     let unsigned = column.flags().contains(ColumnFlags::UNSIGNED_FLAG);
     let binary = column.character_set() == BINARY_CHARSET;
@@ -144,6 +200,9 @@ fn shape_of(column: &mysql::Column, json: bool) -> (Shape, FieldType) {
         MYSQL_TYPE_BIT if column.column_length() == 1 => (Shape::Bool, FieldType::Boolean),
         MYSQL_TYPE_BIT => (Shape::Int, FieldType::Integer),
         MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => (Shape::Date, FieldType::Date),
+        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 if note == Some(Note::Utc) => {
+            (Shape::Timestamp(decimals), FieldType::TimestampTz)
+        }
         MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => {
             (Shape::DateTime(decimals), FieldType::Timestamp)
         }
@@ -152,7 +211,8 @@ fn shape_of(column: &mysql::Column, json: bool) -> (Shape, FieldType) {
         }
         MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => (Shape::Time(decimals), FieldType::Time),
         MYSQL_TYPE_JSON => (Shape::Json, FieldType::Json),
-        _ if json && !binary => (Shape::Json, FieldType::Json),
+        _ if note == Some(Note::Json) && !binary => (Shape::Json, FieldType::Json),
+        _ if note == Some(Note::Uuid) && !binary => (Shape::Uuid, FieldType::Uuid),
         MYSQL_TYPE_GEOMETRY => (Shape::Binary, FieldType::Bytes),
         _ if binary => (Shape::Binary, FieldType::Bytes),
         _ => (Shape::Text, FieldType::Text),
@@ -179,20 +239,23 @@ impl MysqlSource {
                 .map_err(|e| anyhow::anyhow!("{name}: cannot prepare the query: {}", message(&e)))
         };
         let described = prepare(&mut conn, &base)?;
+        // The notes of the query's own columns: a window wraps it in a
+        // derived table, whose columns no longer name their tables.
+        let notes = column_notes(&mut conn, &described);
         let mut sql = base.clone();
         let mut params = Vec::new();
         if let Some(window) = window {
             let described_columns = described.columns();
-            let Some(cursor) = described_columns
+            let Some(at) = described_columns
                 .iter()
-                .find(|c| c.name_str() == window.column)
+                .position(|c| c.name_str() == window.column)
             else {
                 bail!(
                     "{name}: cursor column {:?} is not in the query's result",
                     window.column
                 );
             };
-            let (shape, _) = shape_of(cursor, false);
+            let (shape, _) = shape_of(&described_columns[at], notes[at]);
             let column = format!("b.{}", quote(window.column));
             let mut conditions = Vec::new();
             for (bound, op) in [(window.lower, ">="), (window.upper, "<")] {
@@ -215,6 +278,14 @@ impl MysqlSource {
                         params.push(SqlValue::Bytes(s.clone().into_bytes()));
                         format!("CAST({column} AS BINARY) {op} CAST(? AS BINARY)")
                     }
+                    (Value::String(s), Shape::Timestamp(_)) => {
+                        // An instant is held in UTC: a bound with an
+                        // offset is the same instant in UTC.
+                        let utc = to_utc(s)
+                            .map_err(|why| anyhow::anyhow!("{name}: cursor bound {s:?}: {why}"))?;
+                        params.push(SqlValue::Bytes(utc.into_bytes()));
+                        format!("{column} {op} ?")
+                    }
                     (Value::String(s), _) => {
                         let s = s.strip_suffix('Z').unwrap_or(s);
                         params.push(SqlValue::Bytes(s.as_bytes().to_vec()));
@@ -236,23 +307,12 @@ impl MysqlSource {
         } else {
             prepare(&mut conn, &sql)?
         };
-        let mut tables: Vec<(String, String)> = statement
-            .columns()
-            .iter()
-            .filter(|c| !c.org_table_str().is_empty())
-            .map(|c| (c.schema_str().into_owned(), c.org_table_str().into_owned()))
-            .collect();
-        tables.sort();
-        tables.dedup();
-        let json_columns = mariadb_json_columns(&mut conn, &tables);
         let columns = statement
             .columns()
             .iter()
-            .map(|c| {
-                let json = json_columns
-                    .get(&(c.schema_str().into_owned(), c.org_table_str().into_owned()))
-                    .is_some_and(|cols| cols.iter().any(|n| *n == c.org_name_str()));
-                let (shape, wire) = shape_of(c, json);
+            .zip(notes)
+            .map(|(c, note)| {
+                let (shape, wire) = shape_of(c, note);
                 let name = c.name_str().into_owned();
                 Column {
                     key: json::key_prefix(&name),
@@ -369,6 +429,12 @@ fn write_value(out: &mut Vec<u8>, value: &SqlValue, shape: Shape) -> Result<bool
             }
         }
         (SqlValue::Bytes(b), Shape::Binary) => json::write_str(out, &encode_bytes(b)),
+        (SqlValue::Bytes(b), Shape::Uuid) => {
+            // Canonical: lower case, as the other sources write uuids.
+            let text = std::str::from_utf8(b)
+                .map_err(|e| anyhow::anyhow!("text is not valid UTF-8 ({e})"))?;
+            json::write_str(out, &text.to_ascii_lowercase());
+        }
         (SqlValue::Bytes(b), _) => {
             let text = std::str::from_utf8(b)
                 .map_err(|e| anyhow::anyhow!("text is not valid UTF-8 ({e})"))?;

@@ -15,12 +15,17 @@ use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
 use crate::source::{Selection, Window};
 use crate::store::{
-    Capabilities, Claim, FlagCheck, Opened, OpenedSource, SourceArgs, Store, StoreType, TargetArgs,
+    Capabilities, Claim, FlagCheck, Instants, Opened, OpenedSource, SourceArgs, Store, StoreType,
+    TargetArgs,
 };
 
-/// MySQL's and MariaDB's row of the capability table.
-pub const CAPABILITIES: Capabilities =
-    Capabilities::database("MySQL/MariaDB", "MySQL", "a MySQL/MariaDB database");
+/// MySQL's and MariaDB's row of the capability table: no type for
+/// instants (a DATETIME(6) holds them in UTC) nor for uuids (CHAR(36)).
+pub const CAPABILITIES: Capabilities = Capabilities {
+    instants: Instants::Utc,
+    uuid_type: false,
+    ..Capabilities::database("MySQL/MariaDB", "MySQL", "a MySQL/MariaDB database")
+};
 
 /// MySQL and MariaDB as the registry lists them: a `mysql://` or
 /// `mariadb://` URL.

@@ -85,14 +85,16 @@ pub fn declared_type(t: FieldType, key: bool) -> String {
 }
 
 /// A column's definition for CREATE or ALTER TABLE: a DATETIME made for
-/// instants says in its comment that it holds UTC.
+/// instants says in its comment that it holds UTC, a CHAR(36) made for
+/// uuids that it holds uuids, so that etl-extract declares them
+/// `timestamptz` and `uuid` again (MySQL has neither type).
 fn definition(c: &Column) -> String {
-    let utc = if matches!(c.kind, Kind::DateTime(_, true)) {
-        " COMMENT 'UTC'"
-    } else {
-        ""
+    let comment = match c.kind {
+        Kind::DateTime(_, true) => " COMMENT 'UTC'",
+        Kind::Uuid => " COMMENT 'uuid'",
+        _ => "",
     };
-    format!("{} {}{utc}", quote(&c.name), c.sql_type)
+    format!("{} {}{comment}", quote(&c.name), c.sql_type)
 }
 
 /// Turns a driver error into "`what`: the server's message".

@@ -134,6 +134,8 @@ pub fn capability_table() -> String {
 mod tests {
     use super::*;
 
+    use crate::store::Instants;
+
     #[test]
     fn every_store_has_one_row_and_the_table_names_them_all() {
         let text = capability_table();
@@ -142,11 +144,17 @@ mod tests {
             assert!(!c.upsert || c.tables, "{}", c.name);
             // Partitions only where a directory holds many files.
             assert!(!c.partitions || c.name == "dataset", "{}", c.name);
+            // A store whose columns have no types keeps instants as text.
+            assert!(
+                c.typed_columns || (c.instants == Instants::Text && !c.uuid_type),
+                "{}",
+                c.name
+            );
         }
         assert!(text.lines().next().is_some_and(|l| l.contains("SQLite")));
         assert_eq!(
             text.lines().take_while(|l| !l.is_empty()).count(),
-            12,
+            14,
             "{text}"
         );
         assert!(text.lines().all(|l| l.len() <= 80), "{text}");

@@ -80,7 +80,7 @@ impl<'c> Stage<'c> {
     fn see(&mut self, table: &Table<'_>, record: &Fields<'_>) -> Result<()> {
         let keys = key_columns(table);
         if !self.seen {
-            self.create_seen(&keys)?;
+            self.create_seen(table, &keys)?;
         }
         let marks: Vec<String> = (1..=keys.len()).map(|n| format!("?{n}")).collect();
         let mut stmt = self
@@ -104,15 +104,19 @@ impl<'c> Stage<'c> {
         Ok(())
     }
 
-    fn create_seen(&mut self, keys: &[usize]) -> Result<()> {
-        // Untyped columns: a key is stored as it was bound to the table's
-        // column, so it compares equal to the stored one.
+    /// The table of keys, with the key columns' names and declared types
+    /// (so that their affinity matches and its index serves the sweep's
+    /// anti-join).
+    fn create_seen(&mut self, table: &Table<'_>, keys: &[usize]) -> Result<()> {
+        let names: Vec<String> = keys
+            .iter()
+            .map(|&i| quote_ident(&table.columns[i].name))
+            .collect();
         self.conn.execute_batch(&format!(
-            "DROP TABLE IF EXISTS {SEEN}; CREATE TABLE {SEEN} ({})",
-            (1..=keys.len())
-                .map(|n| format!("k{n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "DROP TABLE IF EXISTS {SEEN}; \
+             CREATE TABLE {SEEN} AS SELECT {} FROM {} WHERE 0",
+            names.join(", "),
+            table.quoted_table
         ))?;
         self.seen = true;
         Ok(())
@@ -123,31 +127,19 @@ impl<'c> Stage<'c> {
     pub fn sweep(&mut self, table: &Table<'_>, rows_before: Option<u64>) -> Result<u64> {
         let keys = key_columns(table);
         if !self.seen {
-            self.create_seen(&keys)?;
+            self.create_seen(table, &keys)?;
         }
-        let seen_cols: Vec<String> = (1..=keys.len()).map(|n| format!("k{n}")).collect();
-        self.conn.execute_batch(&format!(
-            "CREATE INDEX IF NOT EXISTS temp.etl_seen_keys ON etl_seen ({})",
-            seen_cols.join(", ")
-        ))?;
-        // The sweep compares s.<key> with x.<key>: a view names the seen
-        // columns as the table's keys.
         let names: Vec<String> = keys
             .iter()
             .map(|&i| quote_ident(&table.columns[i].name))
             .collect();
-        let select: Vec<String> = seen_cols
-            .iter()
-            .zip(&names)
-            .map(|(k, n)| format!("{k} AS {n}"))
-            .collect();
         self.conn.execute_batch(&format!(
-            "DROP VIEW IF EXISTS temp.etl_seen_keys_view;              CREATE TEMP VIEW etl_seen_keys_view AS SELECT {} FROM etl_seen",
-            select.join(", ")
+            "CREATE INDEX IF NOT EXISTS temp.etl_seen_keys ON etl_seen ({})",
+            names.join(", ")
         ))?;
         let sweep = Sweep {
             table: &table.quoted_table,
-            seen: "temp.etl_seen_keys_view",
+            seen: SEEN,
             keys: names,
             soft: table.options.sync.soft_delete.as_deref().map(quote_ident),
             dialect: Dialect::Sqlite,
@@ -167,8 +159,7 @@ impl<'c> Stage<'c> {
             &table.quoted_table,
             &mut run,
         )?;
-        self.conn
-            .execute_batch("DROP VIEW temp.etl_seen_keys_view; DROP TABLE temp.etl_seen")?;
+        self.conn.execute_batch(&format!("DROP TABLE {SEEN}"))?;
         self.seen = false;
         Ok(removed)
     }

@@ -16,12 +16,17 @@ use crate::runs::RunRecord;
 use crate::sink::LoadOptions;
 use crate::source::{Selection, Window};
 use crate::store::{
-    Capabilities, Claim, FlagCheck, Opened, OpenedSource, SourceArgs, Store, StoreType, TargetArgs,
+    Capabilities, Claim, FlagCheck, Instants, Opened, OpenedSource, SourceArgs, Store, StoreType,
+    TargetArgs,
 };
 
-/// SQLite's row of the capability table.
-pub const CAPABILITIES: Capabilities =
-    Capabilities::database("SQLite", "SQLite", "a SQLite database");
+/// SQLite's row of the capability table: instants and uuids are text
+/// under the declared types `TIMESTAMPTZ` and `UUID`.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    instants: Instants::Text,
+    uuid_type: false,
+    ..Capabilities::database("SQLite", "SQLite", "a SQLite database")
+};
 
 /// SQLite as the registry lists it: the default store, a file that is
 /// no other store's.

@@ -18,6 +18,21 @@ pub enum NewField {
     Rejected,
 }
 
+/// Where a `timestamptz` value (an instant) goes in a new column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instants {
+    /// A type for instants (PostgreSQL's `timestamptz`, Parquet's
+    /// TIMESTAMP adjusted to UTC).
+    Zoned,
+    /// A date and time without zone holding the instant in UTC, the column
+    /// commented `UTC` (MySQL's `DATETIME(6)`: its TIMESTAMP ends in 2038);
+    /// etl-extract reads such a column back as instants.
+    Utc,
+    /// Text as the wire writes it, offset included (SQLite's declared
+    /// `TIMESTAMPTZ`, CSV, TSV, NDJSON).
+    Text,
+}
+
 /// One store's row of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -53,6 +68,11 @@ pub struct Capabilities {
     pub any_text: bool,
     /// Can be written to stdout (`-`).
     pub stdout: bool,
+    /// Where an instant goes.
+    pub instants: Instants,
+    /// A `uuid` gets a type of its own (else text: MySQL's CHAR(36),
+    /// commented `uuid`, and SQLite's declared `UUID` read back as uuids).
+    pub uuid_type: bool,
     /// Names starting with `_etl_` belong to etlkit's own tables and
     /// columns here: such a field is a reject (not printed: every store
     /// with tables has it).
@@ -82,6 +102,8 @@ impl Capabilities {
             names_fold_case: true,
             any_text: true,
             stdout: false,
+            instants: Instants::Zoned,
+            uuid_type: true,
             reserved_names: true,
         }
     }
@@ -108,6 +130,8 @@ impl Capabilities {
             names_fold_case: false,
             any_text: true,
             stdout: true,
+            instants: Instants::Text,
+            uuid_type: false,
             reserved_names: false,
         }
     }
@@ -159,6 +183,21 @@ pub fn table(stores: &[Capabilities]) -> String {
         ),
         ("any text", stores.iter().map(|c| yes(c.any_text)).collect()),
         ("stdout", stores.iter().map(|c| yes(c.stdout)).collect()),
+        (
+            "instants",
+            stores
+                .iter()
+                .map(|c| match c.instants {
+                    Instants::Zoned => "zone",
+                    Instants::Utc => "UTC",
+                    Instants::Text => "text",
+                })
+                .collect(),
+        ),
+        (
+            "uuid type",
+            stores.iter().map(|c| yes(c.uuid_type)).collect(),
+        ),
     ];
     let first = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(0);
     let widths: Vec<usize> = stores
@@ -193,7 +232,11 @@ pub fn table(stores: &[Capabilities]) -> String {
          commit (own) or in a --state JSON file written after it (file); fold\n\
          case: a field finds its column without regard to case, the exact name\n\
          first; any text: a value holding a tab or a line break is written as it\n\
-         is (elsewhere it is a reject); stdout: TARGET - writes to stdout.\n",
+         is (elsewhere it is a reject); stdout: TARGET - writes to stdout;\n\
+         instants: a timestamptz column is a type for instants (zone), a\n\
+         DATETIME holding UTC commented 'UTC' (UTC), or the wire's text (text);\n\
+         uuid type: a uuid column is a type of its own, else text (MySQL's\n\
+         CHAR(36) is commented 'uuid'); etl-extract reads either back as declared.\n",
     );
     out
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::Value;
 
-pub use capability::{Capabilities, NewField};
+pub use capability::{Capabilities, Instants, NewField};
 
 use crate::error::{Failure, Kind, usage};
 use crate::record::{RESERVED_PREFIX, is_reserved_name};
