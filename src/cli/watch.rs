@@ -10,6 +10,7 @@ use super::VerbosityArgs;
 use crate::error::usage;
 use crate::registry::address::{self, Role};
 use crate::watch::broker::{BrokerPlan, BrokerUrl, RestartFrom, is_broker_url};
+use crate::watch::objects::Inbox;
 use crate::watch::{WatchFormat, WatchPlan};
 
 const AFTER_HELP: &str = "\
@@ -178,9 +179,11 @@ pub struct WatchArgs {
     #[arg(long)]
     pub from_end: bool,
 
-    /// How often to look for changes, in milliseconds (also between inotify events)
-    #[arg(long, value_name = "MS", default_value_t = 250)]
-    pub poll_interval: u64,
+    /// How often to look for changes, in milliseconds (also between inotify
+    /// events; for s3:// how often the prefix is listed) [default: 250;
+    /// 5000 for s3://]
+    #[arg(long, value_name = "MS")]
+    pub poll_interval: Option<u64>,
 
     /// Do not use inotify; only poll (e.g. on network filesystems, where
     /// change notifications do not arrive)
@@ -320,7 +323,9 @@ impl WatchArgs {
             address::check_path(path, Role::WatchInput)?;
         }
         let broker = self.broker()?;
+        let inbox = self.inbox()?;
         let stdin = broker.is_none()
+            && inbox.is_none()
             && (args.paths.is_empty() || args.paths.iter().any(|p| p.as_os_str() == "-"));
         if stdin && args.paths.len() > 1 {
             return Err(usage("stdin (-) cannot be watched together with files"));
@@ -359,15 +364,42 @@ impl WatchArgs {
             checkpoint: args.checkpoint.clone(),
             once: args.once,
             from_end: args.from_end,
-            poll_interval: args.poll_interval,
+            poll_interval: args
+                .poll_interval
+                .unwrap_or(if inbox.is_some() { 5000 } else { 250 }),
             poll: args.poll,
             stream: args.stream.clone(),
             rejects: args.rejects.options(),
             verbosity: args.verbosity.verbosity(),
             broker,
+            inbox,
             create_stream: args.create_stream,
             restart_from: args.restart_from,
         })
+    }
+
+    /// The S3 prefix (or glob over keys) named on the command line.
+    fn inbox(&self) -> Result<Option<Inbox>> {
+        let Some(url) = self
+            .paths
+            .iter()
+            .filter_map(|p| p.to_str())
+            .find(|p| crate::client::s3::url::is_url(p))
+        else {
+            return Ok(None);
+        };
+        if self.paths.len() > 1 {
+            return Err(usage(
+                "an s3:// prefix is watched alone, not with files, brokers or other prefixes",
+            ));
+        }
+        if self.from_end {
+            return Err(usage(
+                "--from-end is for files and brokers: an s3:// prefix hands on every object \
+                 not yet handed on",
+            ));
+        }
+        Inbox::parse(url).map(Some)
     }
 
     /// The broker named on the command line, with its flags checked.

@@ -1,7 +1,8 @@
 //! Where `etl-watch` has got to: for each file (known by device, inode,
 //! birth time and a fingerprint of its first bytes) the offset up to which
 //! batches were handed on and a seal of the bytes before that offset, plus
-//! the batch in flight, if any. Written atomically; one `etl-watch` per
+//! the batch in flight, if any; for an S3 inbox, the object versions
+//! handed on and those of the batch in flight. Written atomically; one `etl-watch` per
 //! checkpoint (a second one is refused, not queued).
 
 use std::fs::File;
@@ -71,6 +72,17 @@ pub struct Range {
     pub hash: Option<String>,
 }
 
+/// One version of an object in an S3 inbox (`objects.rs`): its address
+/// and its ETag. An object written again with new content is another
+/// version.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectVersion {
+    /// `s3://bucket/key`.
+    pub object: String,
+    /// Its ETag, quotes included, as S3 gives it.
+    pub etag: String,
+}
+
 /// The saved positions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checkpoint {
@@ -80,6 +92,36 @@ pub struct Checkpoint {
     pub pending: Vec<Range>,
     /// That batch's id, reused when it is sent again.
     pub pending_id: Option<String>,
+    /// An S3 inbox: the object versions handed on that the last listing
+    /// still held.
+    pub objects: Vec<ObjectVersion>,
+    /// An S3 inbox: the object versions of the batch in flight.
+    pub pending_objects: Vec<ObjectVersion>,
+}
+
+/// The JSON form of object versions (also used in batch end lines).
+pub fn objects_json(objects: &[ObjectVersion]) -> Value {
+    Value::Array(
+        objects
+            .iter()
+            .map(|o| json!({"object": o.object, "etag": o.etag}))
+            .collect(),
+    )
+}
+
+fn objects_from(v: Option<&Value>) -> Vec<ObjectVersion> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| {
+                    Some(ObjectVersion {
+                        object: o.get("object")?.as_str()?.to_string(),
+                        etag: o.get("etag")?.as_str()?.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn id_json(id: &FileId) -> Value {
@@ -175,6 +217,8 @@ impl Checkpoint {
                 .get("pending_id")
                 .and_then(Value::as_str)
                 .map(String::from),
+            objects: objects_from(doc.get("objects")),
+            pending_objects: objects_from(doc.get("pending_objects")),
         })
     }
 
@@ -193,12 +237,21 @@ impl Checkpoint {
                 })
             })
             .collect();
-        let doc = json!({
+        let mut doc = json!({
             "version": 2,
             "files": files,
             "pending": ranges_json(&self.pending),
             "pending_id": self.pending_id,
         });
+        if let Value::Object(o) = &mut doc
+            && (!self.objects.is_empty() || !self.pending_objects.is_empty())
+        {
+            o.insert("objects".into(), objects_json(&self.objects));
+            o.insert(
+                "pending_objects".into(),
+                objects_json(&self.pending_objects),
+            );
+        }
         let text = serde_json::to_string_pretty(&doc)?;
         crate::atomic_file::write_atomically(path, text.as_bytes())
     }
@@ -255,6 +308,14 @@ mod tests {
                 hash: Some("ef".into()),
             }],
             pending_id: Some("b47c".into()),
+            objects: vec![ObjectVersion {
+                object: "s3://b/in/a.csv".into(),
+                etag: "\"e1\"".into(),
+            }],
+            pending_objects: vec![ObjectVersion {
+                object: "s3://b/in/b.csv".into(),
+                etag: "\"e2\"".into(),
+            }],
         };
         cp.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), cp);
