@@ -1,4 +1,5 @@
-//! `etl-watch`: follow files, directories or stdin and hand on batches.
+//! `etl-watch`: follow files, directories, stdin, an S3 prefix or a broker
+//! and hand on batches.
 
 use std::path::PathBuf;
 
@@ -62,6 +63,20 @@ through (a line that is not a JSON object is a reject); csv files are read
 with their header line, every value as text, an empty one null (and, with
 --null-value TOKEN, an unquoted TOKEN null, as in etl-extract).
 
+S3: etl-watch s3://BUCKET/PREFIX/ (or a quoted glob over keys,
+'s3://BUCKET/PREFIX/*.csv.gz') lists the prefix every --poll-interval
+(default 5000 ms here) and hands on each object not yet handed on, in key
+order, read with --format (gzip and zstd undone). An object is known by its
+key and ETag: one written again with new content is handed on again, and
+objects written in the same second are all seen. An object is read whole
+before its records enter a batch (a read that fails part way hands on
+nothing of it; it is read again later, and a --once run exits 1), and is
+never split across batches. An object deleted before it is read is skipped
+with a warning. The checkpoint keeps the versions handed on that the
+listing still holds, and names the batch in flight as for files. Keys come
+from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, another server
+from AWS_ENDPOINT_URL; no secret is ever printed.
+
 Brokers: etl-watch nats://HOST[:PORT] --subject SUBJECT --durable NAME
 reads a NATS JetStream stream through a durable pull consumer (created when
 missing; a missing stream is an error unless --create-stream), and
@@ -113,12 +128,13 @@ Examples:
   $ etl-watch --once --format csv sample-data/orders.csv --batch-rows 5 | grep -c '\"@etl\":\"end\"'
   $ etl-watch --once --format ndjson sample-data/events.ndjson --checkpoint events.ckpt --exec 'etl-load wh.db --table events_watch'
   $ etl-watch --once sample-data/events.ndjson --batch-rows 3 | head -n 2
+  $ etl-watch s3://drops/inbox/ --format ndjson --once --checkpoint drops.ckpt --exec 'etl-load wh.db --table drops'
   $ etl-watch redis://127.0.0.1:6379 --key orders --group etl --create-stream --once --checkpoint orders.ckpt --exec 'etl-load wh.db --table orders'
   $ etl-watch nats://127.0.0.1:4222 --subject 'orders.>' --durable etl-orders --js-stream ORDERS --create-stream --once --checkpoint nats.ckpt --exec 'etl-load wh.db --table orders'
   $ etl-watch kafka://127.0.0.1:9092 --topic orders --group etl-orders --once --checkpoint kafka.ckpt --exec 'etl-load wh.db --table orders'
 ";
 
-/// Follow files or stdin and hand on micro-batches, losing and repeating nothing
+/// Follow files, an S3 prefix or stdin and hand on micro-batches, losing and repeating nothing
 #[derive(Debug, Parser)]
 #[command(
     name = "etl-watch",
@@ -128,7 +144,8 @@ Examples:
 )]
 pub struct WatchArgs {
     /// Files, directories or quoted globs to follow, - for stdin (the
-    /// default), or one broker: nats://[USER:PASSWORD@|TOKEN@]HOST[:PORT]
+    /// default), one S3 prefix or glob over keys (s3://BUCKET/PREFIX/), or
+    /// one broker: nats://[USER:PASSWORD@|TOKEN@]HOST[:PORT]
     /// (tls://... over TLS), redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
     /// (rediss://... over TLS) or kafka://HOST[:PORT]
     #[arg(value_name = "PATH|URL")]

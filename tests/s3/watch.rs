@@ -375,3 +375,26 @@ fn a_crash_between_the_commit_and_the_checkpoint_repeats_nothing() {
         "append mode, yet nothing repeated"
     );
 }
+
+#[test]
+fn a_bucket_is_watched_alone_and_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, message) in [
+        (
+            vec!["s3://bucket/in/", "app.log"],
+            "etl-watch: error: an s3:// prefix is watched alone, not with files, brokers or other prefixes",
+        ),
+        (
+            vec!["s3://bucket/in/", "--from-end"],
+            "etl-watch: error: --from-end is for files and brokers: an s3:// prefix hands on every object not yet handed on",
+        ),
+    ] {
+        let mut command = cmd(WATCH, dir.path());
+        command.arg("--once").args(&args);
+        let out = run(command);
+        expect(&out, message)
+            .code(2)
+            .stdout("")
+            .stderr(&format!("{message}\n"));
+    }
+}
