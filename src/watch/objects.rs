@@ -136,17 +136,35 @@ impl Watcher<'_> {
             }
         }
         let interval = Duration::from_secs_f64(self.plan.batch_interval);
+        let mut first = true;
         loop {
-            let unread = self.scan_inbox(inbox, &mut state)?;
+            let unread = match self.scan_inbox(inbox, &mut state) {
+                Ok(unread) => unread,
+                // A running watcher outlives a server that stops answering
+                // for a while; a first listing that fails (a wrong key, a
+                // missing bucket) and a --once run fail at once.
+                Err(e) if !first && !self.plan.once => {
+                    self.progress.warn(&format!(
+                        "{e:#}; listing again in {} ms",
+                        self.plan.poll_interval
+                    ));
+                    std::thread::sleep(Duration::from_millis(self.plan.poll_interval));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            first = false;
             let due = self.batch.started.is_some_and(|s| s.elapsed() >= interval);
             if self.plan.once || due {
                 self.deliver_objects(&mut state)?;
             }
             if self.plan.once {
-                if unread > 0 {
-                    bail!(
-                        "{unread} objects could not be read (see above); they are read by the next run"
-                    );
+                match unread {
+                    0 => {}
+                    1 => bail!("1 object could not be read (see above); the next run reads it"),
+                    n => {
+                        bail!("{n} objects could not be read (see above); the next run reads them")
+                    }
                 }
                 return Ok(());
             }

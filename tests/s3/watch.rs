@@ -215,6 +215,40 @@ fn an_object_deleted_before_it_is_read_is_skipped() {
          etl-watch: 2 rows read, 2 written, 0 rejected in * s (* rows/s)\n"
     ));
     assert_eq!(loaded(&d.join("wh.db")), ["a/1/0", "c/1/0"]);
+
+    // An object whose read fails part way (a gzip cut short: its first
+    // records decompress, then the read fails) hands on nothing of it;
+    // the others go on, and the run says so.
+    let gzip = |text: &str| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, text.as_bytes()).expect("gzip");
+        gz.finish().expect("gzip")
+    };
+    let whole = gzip(&body("z", 1, 2000));
+    moto.put(&bucket, "in/y.ndjson.gz", &whole[..whole.len() / 2]);
+    moto.put(&bucket, "in/z.ndjson", body("z", 2, 1).as_bytes());
+    let args = [
+        &format!("s3://{bucket}/in/*"),
+        "--format",
+        "ndjson",
+        "--checkpoint",
+        "ck.json",
+        "--exec",
+        LOAD_T,
+    ];
+    let out = watch_once(&moto, d, &args);
+    expect(&out, "a read that fails part way")
+        .code(1)
+        .stderr_like(&format!(
+            "etl-watch: warning: cannot decompress s3://{bucket}/in/y.ndjson.gz: *; nothing of it was handed on, it is read again later\n\
+             etl-watch: error: 1 object could not be read (see above); the next run reads it\n"
+        ));
+    assert_eq!(loaded(&d.join("wh.db")), ["a/1/0", "c/1/0", "z/2/0"]);
+    // Written again whole: the next run reads it.
+    moto.put(&bucket, "in/y.ndjson.gz", &whole);
+    let out = watch_once(&moto, d, &args);
+    expect(&out, "the object whole").code(0);
+    assert_eq!(loaded(&d.join("wh.db")).len(), 2003);
 }
 
 #[test]
