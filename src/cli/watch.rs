@@ -68,12 +68,14 @@ S3: etl-watch s3://BUCKET/PREFIX/ (or a quoted glob over keys,
 (default 5000 ms here) and hands on each object not yet handed on, in key
 order, read with --format (gzip and zstd undone). An object is known by its
 key and ETag: one written again with new content is handed on again, and
-objects written in the same second are all seen. An object is read whole
-before its records enter a batch (a read that fails part way hands on
-nothing of it; it is read again later, and a --once run exits 1), and is
-never split across batches. An object deleted before it is read is skipped
-with a warning. The checkpoint keeps the versions handed on that the
-listing still holds, and names the batch in flight as for files. Keys come
+objects written in the same second are all seen. An object is fetched
+whole into a local spool file before its records enter a batch (a GET that
+fails part way hands on nothing of it; it is read again later, and a --once
+run exits 1), then read in chunks: a batch that fills inside an object is
+handed on there, its positions byte ranges of the object version. An
+object deleted before it is read is skipped with a warning. The checkpoint
+keeps the versions handed on that the listing still holds and how far an
+object read part way got, and names the batch in flight as for files. Keys come
 from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, another server
 from AWS_ENDPOINT_URL; no secret is ever printed.
 

@@ -2,7 +2,8 @@
 //! birth time and a fingerprint of its first bytes) the offset up to which
 //! batches were handed on and a seal of the bytes before that offset, plus
 //! the batch in flight, if any; for an S3 inbox, the object versions
-//! handed on and those of the batch in flight. Written atomically; one `etl-watch` per
+//! handed on, the one handed on part way, and the object ranges of the
+//! batch in flight. Written atomically; one `etl-watch` per
 //! checkpoint (a second one is refused, not queued).
 
 use std::fs::File;
@@ -95,18 +96,60 @@ pub struct Checkpoint {
     /// An S3 inbox: the object versions handed on that the last listing
     /// still held.
     pub objects: Vec<ObjectVersion>,
-    /// An S3 inbox: the object versions of the batch in flight.
-    pub pending_objects: Vec<ObjectVersion>,
+    /// An S3 inbox: the object versions handed on part way (each range's
+    /// `end` is the offset handed on up to).
+    pub partial: Vec<ObjectRange>,
+    /// An S3 inbox: the object ranges of the batch in flight.
+    pub pending_objects: Vec<ObjectRange>,
 }
 
-/// The JSON form of object versions (also used in batch end lines).
-pub fn objects_json(objects: &[ObjectVersion]) -> Value {
+/// A range of one object version's bytes (after decompression).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRange {
+    /// `s3://bucket/key`.
+    pub object: String,
+    /// Its ETag.
+    pub etag: String,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// Does the range reach the object's end?
+    pub last: bool,
+}
+
+fn versions_json(objects: &[ObjectVersion]) -> Value {
     Value::Array(
         objects
             .iter()
             .map(|o| json!({"object": o.object, "etag": o.etag}))
             .collect(),
     )
+}
+
+fn object_range_json(r: &ObjectRange) -> Value {
+    json!({"object": r.object, "etag": r.etag, "start": r.start, "end": r.end, "last": r.last})
+}
+
+/// The JSON form of object ranges (also used in batch end lines).
+pub fn object_ranges_json(ranges: &[ObjectRange]) -> Value {
+    Value::Array(ranges.iter().map(object_range_json).collect())
+}
+
+fn object_range_from(o: &Value) -> Option<ObjectRange> {
+    Some(ObjectRange {
+        object: o.get("object")?.as_str()?.to_string(),
+        etag: o.get("etag")?.as_str()?.to_string(),
+        start: o.get("start")?.as_u64()?,
+        end: o.get("end")?.as_u64()?,
+        last: o.get("last")?.as_bool()?,
+    })
+}
+
+fn object_ranges_from(v: Option<&Value>) -> Vec<ObjectRange> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(object_range_from).collect())
+        .unwrap_or_default()
 }
 
 fn objects_from(v: Option<&Value>) -> Vec<ObjectVersion> {
@@ -218,7 +261,8 @@ impl Checkpoint {
                 .and_then(Value::as_str)
                 .map(String::from),
             objects: objects_from(doc.get("objects")),
-            pending_objects: objects_from(doc.get("pending_objects")),
+            partial: object_ranges_from(doc.get("partial")),
+            pending_objects: object_ranges_from(doc.get("pending_objects")),
         })
     }
 
@@ -244,12 +288,15 @@ impl Checkpoint {
             "pending_id": self.pending_id,
         });
         if let Value::Object(o) = &mut doc
-            && (!self.objects.is_empty() || !self.pending_objects.is_empty())
+            && (!self.objects.is_empty()
+                || !self.partial.is_empty()
+                || !self.pending_objects.is_empty())
         {
-            o.insert("objects".into(), objects_json(&self.objects));
+            o.insert("objects".into(), versions_json(&self.objects));
+            o.insert("partial".into(), object_ranges_json(&self.partial));
             o.insert(
                 "pending_objects".into(),
-                objects_json(&self.pending_objects),
+                object_ranges_json(&self.pending_objects),
             );
         }
         let text = serde_json::to_string_pretty(&doc)?;
@@ -312,9 +359,19 @@ mod tests {
                 object: "s3://b/in/a.csv".into(),
                 etag: "\"e1\"".into(),
             }],
-            pending_objects: vec![ObjectVersion {
+            partial: vec![ObjectRange {
                 object: "s3://b/in/b.csv".into(),
                 etag: "\"e2\"".into(),
+                start: 0,
+                end: 10,
+                last: false,
+            }],
+            pending_objects: vec![ObjectRange {
+                object: "s3://b/in/b.csv".into(),
+                etag: "\"e2\"".into(),
+                start: 10,
+                end: 20,
+                last: true,
             }],
         };
         cp.save(&path).unwrap();

@@ -240,7 +240,7 @@ fn an_object_deleted_before_it_is_read_is_skipped() {
     expect(&out, "a read that fails part way")
         .code(1)
         .stderr_like(&format!(
-            "etl-watch: warning: cannot decompress s3://{bucket}/in/y.ndjson.gz: *; nothing of it was handed on, it is read again later\n\
+            "etl-watch: warning: cannot decompress s3://{bucket}/in/y.ndjson.gz: *; nothing more of it was handed on, it is read again later\n\
              etl-watch: error: 1 object could not be read (see above); the next run reads it\n"
         ));
     assert_eq!(loaded(&d.join("wh.db")), ["a/1/0", "c/1/0", "z/2/0"]);
@@ -431,4 +431,53 @@ fn a_bucket_is_watched_alone_and_from_its_start() {
             .stdout("")
             .stderr(&format!("{message}\n"));
     }
+}
+
+#[test]
+fn an_object_larger_than_a_batch_is_cut_and_resumed_after_a_crash() {
+    let Some(moto) = Moto::connect("s3 watch split") else {
+        return;
+    };
+    let bucket = moto.bucket("watch-split");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inbox = format!("s3://{bucket}/in/");
+    let mut csv = String::from("k,ver,n\n");
+    for n in 0..10 {
+        csv.push_str(&format!("big,1,{n}\n"));
+    }
+    // The last line without its newline: the object is complete.
+    csv.push_str("big,1,10");
+    moto.put(&bucket, "in/big.csv", csv.as_bytes());
+    let args = |exec: &str| {
+        vec![
+            inbox.clone(),
+            "-f".into(),
+            "csv".into(),
+            "--checkpoint".into(),
+            "ck.json".into(),
+            "--batch-rows".into(),
+            "4".into(),
+            "--exec".into(),
+            exec.into(),
+        ]
+    };
+    // The first batch (rows 0-3) commits, then the watcher dies.
+    let killing = args(&format!("{LOAD_T} && kill -9 $PPID"));
+    let killing: Vec<&str> = killing.iter().map(String::as_str).collect();
+    let out = watch_once(&moto, d, &killing);
+    assert!(out.status.code().is_none(), "the watcher was killed");
+    assert_eq!(loaded(&d.join("wh.db")).len(), 4);
+    let plain = args(LOAD_T);
+    let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+    let out = watch_once(&moto, d, &plain);
+    expect(&out, "after the crash").code(0);
+    let mut want = rows_of("big", 1, 11);
+    want.sort();
+    assert_eq!(loaded(&d.join("wh.db")), want, "each row once");
+    let out = watch_once(&moto, d, &plain);
+    expect(&out, "nothing new")
+        .code(0)
+        .stderr_like("etl-watch: 0 rows read, 0 written, 0 rejected in * s (* rows/s)\n");
+    assert_eq!(loaded(&d.join("wh.db")), want);
 }
