@@ -236,6 +236,7 @@ fn wrong_credentials_and_a_missing_bucket_are_named_without_the_secret() {
 mod duckdb;
 mod kill;
 mod lake;
+mod watch;
 
 #[test]
 fn a_parquet_object_of_many_row_groups_is_read_by_ranges() {
