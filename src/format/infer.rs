@@ -180,7 +180,10 @@ pub fn canonical_temporal<'a>(field: &'a str, buf: &'a mut [u8; CANONICAL_MAX]) 
     let space = b[10] == b' ';
     let n = b.len();
     // The wire form already (`T`, then `Z` or `+HH:MM`): the common case.
-    if !space && (matches!(b[n - 1], b'Z' | b'z') || (b[n - 3] == b':' && matches!(b[n - 6], b'+' | b'-'))) {
+    if !space
+        && (matches!(b[n - 1], b'Z' | b'z')
+            || (b[n - 3] == b':' && matches!(b[n - 6], b'+' | b'-')))
+    {
         return field;
     }
     // Where an offset's sign is, after the seconds and any fraction.

@@ -353,7 +353,12 @@ pub fn plain_decimal_digits(n: &str) -> Option<(usize, usize)> {
 
 /// Does a number of `int_digits` before the point and `scale_needed`
 /// after it fit `decimal(precision, scale)`?
-fn digits_fit(int_digits: i64, scale_needed: i64, precision: u16, scale: u16) -> Result<(), String> {
+fn digits_fit(
+    int_digits: i64,
+    scale_needed: i64,
+    precision: u16,
+    scale: u16,
+) -> Result<(), String> {
     let (p, s) = (i64::from(precision), i64::from(scale));
     if scale_needed > s {
         return Err(format!(
