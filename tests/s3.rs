@@ -233,9 +233,11 @@ fn wrong_credentials_and_a_missing_bucket_are_named_without_the_secret() {
         );
 }
 
+mod crash;
 mod duckdb;
 mod kill;
 mod lake;
+mod secrets;
 
 #[test]
 fn a_parquet_object_of_many_row_groups_is_read_by_ranges() {
