@@ -88,8 +88,11 @@ fn read(moto: &Moto, dir: &std::path::Path, target: &str) -> Result<State, Strin
 }
 
 /// Parquet keys under the dataset (key, age in seconds by the server's
-/// LastModified), and the manifest's files.
-fn files(moto: &Moto, bucket: &str) -> (BTreeMap<String, f64>, BTreeSet<String>) {
+/// LastModified), the manifest's files and the files it names as dropped
+/// (kept for the age after the commit that dropped them).
+type Files = (BTreeMap<String, f64>, BTreeSet<String>, BTreeSet<String>);
+
+fn files(moto: &Moto, bucket: &str) -> Files {
     let out = moto.boto(
         bucket,
         "import json, time\n\
@@ -99,20 +102,24 @@ fn files(moto: &Moto, bucket: &str) -> (BTreeMap<String, f64>, BTreeSet<String>)
          if o['Key'].endswith('.parquet'):\n            \
          print(o['Key'], time.time() - o['LastModified'].timestamp())\n\
          m = json.loads(s3.get_object(Bucket=bucket, Key='lake/orders/_etl_manifest.json')['Body'].read())\n\
-         for f in m['files']:\n    print('listed', 'lake/orders/' + f['path'])",
+         for f in m['files']:\n    print('listed', 'lake/orders/' + f['path'])\n\
+         for f in m.get('dropped', []):\n    print('dropped', 'lake/orders/' + f['path'])",
         b"",
     );
     let mut present = BTreeMap::new();
     let mut listed = BTreeSet::new();
+    let mut dropped = BTreeSet::new();
     for line in String::from_utf8_lossy(&out).lines() {
         let (a, b) = line.split_once(' ').expect("two words");
         if a == "listed" {
             listed.insert(b.to_string());
+        } else if a == "dropped" {
+            dropped.insert(b.to_string());
         } else {
             present.insert(a.to_string(), b.parse().expect("an age"));
         }
     }
-    (present, listed)
+    (present, listed, dropped)
 }
 
 #[test]
@@ -224,8 +231,11 @@ fn killed_s3_loads_never_show_a_partial_commit_to_a_reader() {
             what(i, mode)
         );
         current = now;
-        let (present, listed) = files(&moto, &bucket);
-        leftovers += present.keys().filter(|k| !listed.contains(*k)).count();
+        let (present, listed, dropped) = files(&moto, &bucket);
+        leftovers += present
+            .keys()
+            .filter(|k| !listed.contains(*k) && !dropped.contains(*k))
+            .count();
 
         // The next load succeeds, and deletes what no manifest lists and is
         // older than the age (never what is listed).
@@ -235,7 +245,9 @@ fn killed_s3_loads_never_show_a_partial_commit_to_a_reader() {
         states.lock().unwrap().push(complete.clone());
         let old: Vec<String> = present
             .iter()
-            .filter(|(k, age)| !listed.contains(*k) && **age > CLEAN_AFTER as f64 + 1.0)
+            .filter(|(k, age)| {
+                !listed.contains(*k) && !dropped.contains(*k) && **age > CLEAN_AFTER as f64 + 1.0
+            })
             .map(|(k, _)| k.clone())
             .collect();
         finish(
@@ -243,10 +255,13 @@ fn killed_s3_loads_never_show_a_partial_commit_to_a_reader() {
             &format!("{}: the next load", what(i, mode)),
         );
         current = complete;
-        let (present, listed) = files(&moto, &bucket);
+        let (present, listed, dropped) = files(&moto, &bucket);
         assert!(
-            listed.iter().all(|k| present.contains_key(k)),
-            "{}: a listed file is gone",
+            listed
+                .iter()
+                .chain(&dropped)
+                .all(|k| present.contains_key(k)),
+            "{}: a listed file, or one dropped less than {CLEAN_AFTER} s ago, is gone",
             what(i, mode)
         );
         for key in &old {
@@ -265,7 +280,7 @@ fn killed_s3_loads_never_show_a_partial_commit_to_a_reader() {
     std::thread::sleep(Duration::from_secs(CLEAN_AFTER + 1));
     let (input, fresh) = orders(next_id, 10, &[1]);
     finish(load(&input, "append"), "the last load");
-    let (present, listed) = files(&moto, &bucket);
+    let (present, listed, _) = files(&moto, &bucket);
     let unlisted: Vec<&String> = present.keys().filter(|k| !listed.contains(*k)).collect();
     assert!(unlisted.is_empty(), "left behind: {unlisted:?}");
     assert_eq!(

@@ -518,3 +518,72 @@ fn two_incremental_loads_from_one_bookmark_race_and_exactly_one_commits() {
     }
     eprintln!("s3 bookmark race: the loser {reasons:?}");
 }
+
+#[test]
+fn a_reader_that_read_the_manifest_before_a_replace_reads_the_replaced_files_whole() {
+    let Some(moto) = Moto::connect("s3 dataset reader during replace") else {
+        return;
+    };
+    let bucket = moto.bucket("lake-slow-reader");
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("s3://{bucket}/lake/events");
+    let rows = |tag: &str| {
+        let mut out = String::new();
+        for id in 0..6000u64 {
+            // Text that does not compress: the file is megabytes, read by
+            // row groups.
+            let pad: String = (1..30u64)
+                .map(|k| {
+                    format!(
+                        "{:09}",
+                        (id * 7919 + k).wrapping_mul(2_654_435_761) % 1_000_000_007
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "{{\"id\":{id},\"p\":\"a\",\"tag\":\"{tag}\",\"pad\":\"{pad}\"}}\n"
+            ));
+        }
+        out
+    };
+    let age = "2";
+    let mut command = cmd(LOAD, dir.path());
+    moto.env(&mut command)
+        .env("ETLKIT_LAKE_CLEAN_AFTER", age)
+        .args([&target, "--partition-by", "p", "--row-group-size", "50"]);
+    expect(&run_with_input(command, rows("old").as_bytes()), "load").code(0);
+    // The file is older than the age when the replace comes.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // A reader that has read the manifest and the file's footer, and waits
+    // on its stdout (500 KB of records, the pipe holds 64 KiB).
+    let mut command = cmd(EXTRACT, dir.path());
+    moto.env(&mut command)
+        .arg(&target)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let reader = command.spawn().expect("etl-extract runs");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut command = cmd(LOAD, dir.path());
+    moto.env(&mut command)
+        .env("ETLKIT_LAKE_CLEAN_AFTER", age)
+        .args([&target, "--mode", "replace-partitions"]);
+    expect(&run_with_input(command, rows("new").as_bytes()), "replace").code(0);
+    let out = reader.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "the reader: {}", stderr(&out));
+    let seen = by_id(&records(&stdout(&out)));
+    assert_eq!(seen.len(), 6000);
+    assert!(seen.values().all(|t| t == &["old"]));
+    // The replaced file goes once it has been unlisted for the age.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut command = cmd(LOAD, dir.path());
+    moto.env(&mut command)
+        .env("ETLKIT_LAKE_CLEAN_AFTER", age)
+        .arg(&target);
+    expect(&run_with_input(command, b""), "an empty append").code(0);
+    let parquet: Vec<String> = keys(&moto, &bucket, "lake/events/")
+        .into_iter()
+        .filter(|k| k.ends_with(".parquet"))
+        .collect();
+    assert_eq!(parquet.len(), 1, "{parquet:?}");
+}
