@@ -266,6 +266,30 @@ impl Load<'_> {
                         begin.stream,
                         begin.source.as_deref().unwrap_or("an unnamed source")
                     ));
+                    let part = if begin.batch.is_some() {
+                        Some("an etl-watch batch")
+                    } else if begin.from.as_ref().is_some_and(|f| !f.is_null()) {
+                        Some("an incremental read (it starts at a bookmark)")
+                    } else {
+                        None
+                    };
+                    if self.plan.load.mode.sweeps()
+                        && let Some(part) = part
+                    {
+                        return Err(Failure::new(
+                            Kind::Runtime,
+                            format!(
+                                "{}:{line_no}: stream {:?} is {part}, a part of its source; \
+                                 --mode {} would delete every row the part lacks, so nothing \
+                                 was committed",
+                                self.input_name,
+                                begin.stream,
+                                mode_name(self.plan.load.mode)
+                            ),
+                        )
+                        .hint("sync from a full read (no --cursor, no batches), or load parts with --mode upsert")
+                        .into());
+                    }
                     if let Some(from) = &begin.from {
                         let stored = sink.state().bookmark(&begin.stream)?;
                         self.run

@@ -172,12 +172,31 @@ fn help_examples_run() {
             let api = example
                 .contains("https://api.example.com")
                 .then(|| crate::common::http::Api::orders(250, Some("docs-example-token")));
-            let script = match &api {
-                Some(api) => format!(
+            // An S3 example runs against the S3 test server, in a bucket of
+            // its own holding one object.
+            let s3 = if example.contains("s3://drops/") {
+                let Some(moto) = crate::common::s3::Moto::connect("help example on S3") else {
+                    continue;
+                };
+                let bucket = moto.bucket("help");
+                moto.put(&bucket, "inbox/a.ndjson", b"{\"id\":1}\n");
+                Some(format!(
+                    "export AWS_ENDPOINT_URL={} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}\n{}",
+                    moto.endpoint,
+                    moto.access_key,
+                    moto.secret_key,
+                    example.replace("s3://drops/", &format!("s3://{bucket}/"))
+                ))
+            } else {
+                None
+            };
+            let script = match (&api, s3) {
+                (Some(api), _) => format!(
                     "export API_TOKEN=docs-example-token\n{}",
                     example.replace("https://api.example.com", &api.server.base())
                 ),
-                None => example.to_string(),
+                (None, Some(s3)) => s3,
+                (None, None) => example.to_string(),
             };
             let out = bash(&script, dir.path());
             assert_eq!(code(&out), 0, "{example}\n{}", stderr(&out));

@@ -506,8 +506,8 @@ fn an_unknown_url_scheme_is_a_usage_error_not_a_local_path() {
         ),
         (
             WATCH,
-            vec!["s3://bucket/inbox", "--once"],
-            "etl-watch: error: s3:// cannot be used as etl-watch's PATH: it takes nats://, tls://, redis://, rediss://, kafka:// or a local file, directory, glob or -".to_string(),
+            vec!["gs://bucket/inbox", "--once"],
+            "etl-watch: error: gs:// is an address scheme etlkit does not know, so it cannot be etl-watch's PATH: it takes nats://, tls://, redis://, rediss://, kafka://, s3:// or a local file, directory, glob or -".to_string(),
         ),
     ];
     for (bin, args, message) in cases {

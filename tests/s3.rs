@@ -238,6 +238,7 @@ mod duckdb;
 mod kill;
 mod lake;
 mod secrets;
+mod watch;
 
 #[test]
 fn a_parquet_object_of_many_row_groups_is_read_by_ranges() {

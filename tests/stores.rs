@@ -1368,3 +1368,34 @@ fn delete_missing_deletes_by_the_source_keys_and_changes_nothing_else() {
         );
     }
 }
+
+#[test]
+fn sync_refuses_a_stream_that_is_only_part_of_its_source() {
+    let rows = [json!({"id": 1, "v": "a"}), json!({"id": 2, "v": "b"})];
+    for store in Store::all("syncpart") {
+        if store.lacks(Exception::NoUpsert) || store.kind != Kind::Sqlite {
+            continue;
+        }
+        ok(&store, &store.load("t", &[], &framed(&rows)));
+        for (begin, what) in [
+            (
+                r#"{"@etl":"begin","stream":"s","batch":"b-1"}"#,
+                "is an etl-watch batch",
+            ),
+            (
+                r#"{"@etl":"begin","stream":"s","from":{"cursor":"id","value":1}}"#,
+                "is an incremental read",
+            ),
+        ] {
+            let part = framed_with(begin, &rows[1..], None);
+            expect(
+                &store.load("t", &["--mode", "sync", "--key", "id"], &part),
+                store.name(),
+            )
+            .code(1)
+            .stderr_contains(what)
+            .stderr_contains("sync from a full read");
+            assert_holds(&store, "t", &rows);
+        }
+    }
+}

@@ -49,8 +49,10 @@ stream commits nothing; a stream without records is refused unless
 --allow-empty; --max-deletes N or P% fails the run before anything commits
 when more would go (a partial source read looks like a mass delete); a
 record that would be rejected (a null key, a value that does not fit)
-fails the run, since its row would read as deleted. --commit segment is
-refused. Databases only (SQLite, PostgreSQL, MySQL/MariaDB).
+fails the run, since its row would read as deleted; a stream that is part
+of its source (an etl-watch batch, an incremental read from a bookmark) is
+refused, and so is --commit segment. Databases only (SQLite, PostgreSQL,
+MySQL/MariaDB).
 --mode delete-missing does only the deletes, from a stream of the source's
 keys (etl-extract ... --query 'SELECT id FROM t'): nothing is inserted or
 updated, fields other than the keys are ignored, the same guards hold, and

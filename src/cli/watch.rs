@@ -1,4 +1,5 @@
-//! `etl-watch`: follow files, directories or stdin and hand on batches.
+//! `etl-watch`: follow files, directories, stdin, an S3 prefix or a broker
+//! and hand on batches.
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use super::VerbosityArgs;
 use crate::error::usage;
 use crate::registry::address::{self, Role};
 use crate::watch::broker::{BrokerPlan, BrokerUrl, RestartFrom, is_broker_url};
+use crate::watch::objects::Inbox;
 use crate::watch::{WatchFormat, WatchPlan};
 
 const AFTER_HELP: &str = "\
@@ -60,6 +62,22 @@ each line becomes {\"line\":...,\"file\":...,\"offset\":...}; ndjson lines pass
 through (a line that is not a JSON object is a reject); csv files are read
 with their header line, every value as text, an empty one null (and, with
 --null-value TOKEN, an unquoted TOKEN null, as in etl-extract).
+
+S3: etl-watch s3://BUCKET/PREFIX/ (or a quoted glob over keys,
+'s3://BUCKET/PREFIX/*.csv.gz') lists the prefix every --poll-interval
+(default 5000 ms here) and hands on each object not yet handed on, in key
+order, read with --format (gzip and zstd undone). An object is known by its
+key and ETag: one written again with new content is handed on again, and
+objects written in the same second are all seen. An object is fetched
+whole into a local spool file before its records enter a batch (a GET that
+fails part way hands on nothing of it; it is read again later, and a --once
+run exits 1), then read in chunks: a batch that fills inside an object is
+handed on there, its positions byte ranges of the object version. An
+object deleted before it is read is skipped with a warning. The checkpoint
+keeps the versions handed on that the listing still holds and how far an
+object read part way got, and names the batch in flight as for files. Keys come
+from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, another server
+from AWS_ENDPOINT_URL; no secret is ever printed.
 
 Brokers: etl-watch nats://HOST[:PORT] --subject SUBJECT --durable NAME
 reads a NATS JetStream stream through a durable pull consumer (created when
@@ -112,12 +130,13 @@ Examples:
   $ etl-watch --once --format csv sample-data/orders.csv --batch-rows 5 | grep -c '\"@etl\":\"end\"'
   $ etl-watch --once --format ndjson sample-data/events.ndjson --checkpoint events.ckpt --exec 'etl-load wh.db --table events_watch'
   $ etl-watch --once sample-data/events.ndjson --batch-rows 3 | head -n 2
+  $ etl-watch s3://drops/inbox/ --format ndjson --once --checkpoint drops.ckpt --exec 'etl-load wh.db --table drops'
   $ etl-watch redis://127.0.0.1:6379 --key orders --group etl --create-stream --once --checkpoint orders.ckpt --exec 'etl-load wh.db --table orders'
   $ etl-watch nats://127.0.0.1:4222 --subject 'orders.>' --durable etl-orders --js-stream ORDERS --create-stream --once --checkpoint nats.ckpt --exec 'etl-load wh.db --table orders'
   $ etl-watch kafka://127.0.0.1:9092 --topic orders --group etl-orders --once --checkpoint kafka.ckpt --exec 'etl-load wh.db --table orders'
 ";
 
-/// Follow files or stdin and hand on micro-batches, losing and repeating nothing
+/// Follow files, an S3 prefix or stdin and hand on micro-batches, losing and repeating nothing
 #[derive(Debug, Parser)]
 #[command(
     name = "etl-watch",
@@ -127,7 +146,8 @@ Examples:
 )]
 pub struct WatchArgs {
     /// Files, directories or quoted globs to follow, - for stdin (the
-    /// default), or one broker: nats://[USER:PASSWORD@|TOKEN@]HOST[:PORT]
+    /// default), one S3 prefix or glob over keys (s3://BUCKET/PREFIX/), or
+    /// one broker: nats://[USER:PASSWORD@|TOKEN@]HOST[:PORT]
     /// (tls://... over TLS), redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
     /// (rediss://... over TLS) or kafka://HOST[:PORT]
     #[arg(value_name = "PATH|URL")]
@@ -178,9 +198,11 @@ pub struct WatchArgs {
     #[arg(long)]
     pub from_end: bool,
 
-    /// How often to look for changes, in milliseconds (also between inotify events)
-    #[arg(long, value_name = "MS", default_value_t = 250)]
-    pub poll_interval: u64,
+    /// How often to look for changes, in milliseconds (also between inotify
+    /// events; for s3:// how often the prefix is listed) [default: 250;
+    /// 5000 for s3://]
+    #[arg(long, value_name = "MS")]
+    pub poll_interval: Option<u64>,
 
     /// Do not use inotify; only poll (e.g. on network filesystems, where
     /// change notifications do not arrive)
@@ -320,7 +342,9 @@ impl WatchArgs {
             address::check_path(path, Role::WatchInput)?;
         }
         let broker = self.broker()?;
+        let inbox = self.inbox()?;
         let stdin = broker.is_none()
+            && inbox.is_none()
             && (args.paths.is_empty() || args.paths.iter().any(|p| p.as_os_str() == "-"));
         if stdin && args.paths.len() > 1 {
             return Err(usage("stdin (-) cannot be watched together with files"));
@@ -359,15 +383,42 @@ impl WatchArgs {
             checkpoint: args.checkpoint.clone(),
             once: args.once,
             from_end: args.from_end,
-            poll_interval: args.poll_interval,
+            poll_interval: args
+                .poll_interval
+                .unwrap_or(if inbox.is_some() { 5000 } else { 250 }),
             poll: args.poll,
             stream: args.stream.clone(),
             rejects: args.rejects.options(),
             verbosity: args.verbosity.verbosity(),
             broker,
+            inbox,
             create_stream: args.create_stream,
             restart_from: args.restart_from,
         })
+    }
+
+    /// The S3 prefix (or glob over keys) named on the command line.
+    fn inbox(&self) -> Result<Option<Inbox>> {
+        let Some(url) = self
+            .paths
+            .iter()
+            .filter_map(|p| p.to_str())
+            .find(|p| crate::client::s3::url::is_url(p))
+        else {
+            return Ok(None);
+        };
+        if self.paths.len() > 1 {
+            return Err(usage(
+                "an s3:// prefix is watched alone, not with files, brokers or other prefixes",
+            ));
+        }
+        if self.from_end {
+            return Err(usage(
+                "--from-end is for files and brokers: an s3:// prefix hands on every object \
+                 not yet handed on",
+            ));
+        }
+        Inbox::parse(url).map(Some)
     }
 
     /// The broker named on the command line, with its flags checked.

@@ -166,17 +166,6 @@ fn plain_decimal(field: &str) -> Option<(u16, u16)> {
     Some((u16::try_from(int).ok()?, u16::try_from(frac).ok()?))
 }
 
-/// Does a plain decimal fit `decimal(precision, scale)`? Trailing zeros
-/// after the point beyond the scale do not count (`12.500` fits scale 2).
-fn plain_decimal_fits(field: &str, precision: u16, scale: u16) -> Option<bool> {
-    let body = field.strip_prefix('-').unwrap_or(field);
-    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-    plain_decimal(field)?;
-    let int = if int == "0" { 0 } else { int.len() };
-    let frac = frac.trim_end_matches('0').len();
-    Some(frac <= usize::from(scale) && int <= usize::from(precision.saturating_sub(scale)))
-}
-
 /// The longest date or time text [`canonical_temporal`] writes.
 const CANONICAL_MAX: usize = 40;
 
@@ -189,6 +178,11 @@ pub fn canonical_temporal<'a>(field: &'a str, buf: &'a mut [u8; CANONICAL_MAX]) 
         return field;
     }
     let space = b[10] == b' ';
+    let n = b.len();
+    // The wire form already (`T`, then `Z` or `+HH:MM`): the common case.
+    if !space && (matches!(b[n - 1], b'Z' | b'z') || (b[n - 3] == b':' && matches!(b[n - 6], b'+' | b'-'))) {
+        return field;
+    }
     // Where an offset's sign is, after the seconds and any fraction.
     let sign = b[19..]
         .iter()
@@ -331,12 +325,8 @@ impl Typed {
                 return Encoded::Fits;
             }
             // A decimal goes as a JSON number when it is written as one and
-            // fits its precision and scale (the plain form is checked
-            // without the general parser: it is the common one).
-            FieldType::Decimal(ps) => match ps.and_then(|(p, s)| plain_decimal_fits(field, p, s)) {
-                Some(fits) => fits,
-                None => logical::check_decimal(field, ps).is_ok(),
-            },
+            // fits its precision and scale.
+            FieldType::Decimal(ps) => logical::check_decimal(field, ps).is_ok(),
             t => {
                 let mut buf = [0u8; CANONICAL_MAX];
                 let (field, checked) = match t {

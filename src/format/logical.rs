@@ -41,8 +41,25 @@ fn month_days(year: u32, month: u32) -> u32 {
     }
 }
 
+/// A `YYYY-MM-DD` at the start of `s` with a day of 1 to 28 (every month
+/// has it) and a year past 0: the common date, checked in one pass.
+#[inline]
+fn common_date(s: &[u8]) -> bool {
+    let d = |i: usize| s[i].wrapping_sub(b'0');
+    s.len() >= 10
+        && s[4] == b'-'
+        && s[7] == b'-'
+        && [0, 1, 2, 3, 5, 6, 8, 9].iter().all(|&i| d(i) <= 9)
+        && (d(0) | d(1) | d(2) | d(3)) != 0
+        && matches!(d(5) * 10 + d(6), 1..=12)
+        && matches!(d(8) * 10 + d(9), 1..=28)
+}
+
 /// Reads a `YYYY-MM-DD` date at the start of `s`; the rest.
 fn date_prefix(s: &[u8]) -> Result<&[u8], String> {
+    if common_date(s) {
+        return Ok(&s[10..]);
+    }
     let shape = || "is not a date in the form YYYY-MM-DD".to_string();
     let (year, rest) = digits(s, 4).ok_or_else(shape)?;
     let rest = rest.strip_prefix(b"-").ok_or_else(shape)?;
@@ -63,6 +80,19 @@ fn date_prefix(s: &[u8]) -> Result<&[u8], String> {
 
 /// Reads a `HH:MM:SS[.ffffff]` time at the start of `s`; the rest.
 fn time_prefix(s: &[u8]) -> Result<&[u8], String> {
+    let d = |i: usize| s[i].wrapping_sub(b'0');
+    if s.len() >= 8
+        && s[2] == b':'
+        && s[5] == b':'
+        && [0, 1, 3, 4, 6, 7].iter().all(|&i| d(i) <= 9)
+        && d(0) * 10 + d(1) <= 23
+        && d(3) <= 5
+        && d(6) <= 5
+        && s.get(8) != Some(&b'.')
+    {
+        // Whole seconds, the common case; a fraction takes the long way.
+        return Ok(&s[8..]);
+    }
     let shape = || "is not a time in the form HH:MM:SS[.ffffff]".to_string();
     let (hour, rest) = digits(s, 2).ok_or_else(shape)?;
     let rest = rest.strip_prefix(b":").ok_or_else(shape)?;
@@ -262,6 +292,12 @@ impl DecimalParts<'_> {
 /// most `scale` digits after the point and `precision - scale` before it,
 /// when those are declared.
 pub fn check_decimal(n: &str, declared: Option<(u16, u16)>) -> Result<(), String> {
+    if let Some((precision, scale)) = declared
+        && let Some((int_digits, scale_needed)) = plain_decimal_digits(n)
+    {
+        // The common form (`-12.50`), read in one pass.
+        return digits_fit(int_digits as i64, scale_needed as i64, precision, scale);
+    }
     if !is_number_text(n) {
         return Err("is not a decimal number".into());
     }
@@ -277,16 +313,47 @@ pub fn check_decimal(n: &str, declared: Option<(u16, u16)>) -> Result<(), String
     else {
         return Err("has an exponent out of range".into());
     };
-    let all = format!("{int}{frac}");
+    // The digits of int then frac, as one run, without joining them.
+    let all = || int.bytes().chain(frac.bytes());
     let point = int.len() as i64 + exponent;
-    let leading = all.bytes().take_while(|&b| b == b'0').count() as i64;
-    let len = all.len() as i64;
+    let leading = all().take_while(|&b| b == b'0').count() as i64;
+    let len = (int.len() + frac.len()) as i64;
     if leading == len {
         return Ok(());
     }
-    let trailing = all.bytes().rev().take_while(|&b| b == b'0').count() as i64;
+    let trailing = frac
+        .bytes()
+        .rev()
+        .chain(int.bytes().rev())
+        .take_while(|&b| b == b'0')
+        .count() as i64;
     let int_digits = (point - leading).max(0);
     let scale_needed = (len - trailing - point).max(0);
+    digits_fit(int_digits, scale_needed, precision, scale)
+}
+
+/// Digits before the point (leading zeros not counted) and after it
+/// (trailing zeros not counted) of a plain decimal, `-?[0-9]+(.[0-9]+)?`
+/// without an exponent; `None` for any other text.
+pub fn plain_decimal_digits(n: &str) -> Option<(usize, usize)> {
+    let b = n.strip_prefix('-').unwrap_or(n).as_bytes();
+    let int = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if int == 0 || (int > 1 && b[0] == b'0') {
+        return None;
+    }
+    let frac = match &b[int..] {
+        [] => &b[int..],
+        [b'.', rest @ ..] if !rest.is_empty() && rest.iter().all(u8::is_ascii_digit) => rest,
+        _ => return None,
+    };
+    let significant_int = if b[0] == b'0' { 0 } else { int };
+    let kept = frac.len() - frac.iter().rev().take_while(|&&c| c == b'0').count();
+    Some((significant_int, kept))
+}
+
+/// Does a number of `int_digits` before the point and `scale_needed`
+/// after it fit `decimal(precision, scale)`?
+fn digits_fit(int_digits: i64, scale_needed: i64, precision: u16, scale: u16) -> Result<(), String> {
     let (p, s) = (i64::from(precision), i64::from(scale));
     if scale_needed > s {
         return Err(format!(

@@ -198,7 +198,7 @@ impl Sink for PgSink {
         {
             self.add_columns(&[(col, FieldType::TimestampTz)])?;
         }
-        self.table.declare_bytes(schema);
+        self.table.declare(schema);
         // Keys (and the delete flag) name their columns as the table spells
         // them, so the merge's SQL and the checks below use one name.
         self.table.key_cols.clear();

@@ -106,10 +106,14 @@ pub struct Table {
     pub binder: Binder,
     /// The key columns (`--key`), found once by `prepare`.
     pub key_cols: Vec<usize>,
-    /// Fields the stream declares `bytes` (base64 on the wire).
-    bytes_fields: Vec<String>,
+    /// Fields the stream declares a date, time, timestamp, instant, uuid
+    /// or bytes (base64 on the wire), with that type.
+    declared_fields: Vec<(String, FieldType)>,
     /// `--naive-timestamps reject`: timestamptz columns need offsets.
     pub need_offset: bool,
+    /// The session's time zone is UTC: a timestamp without offset names
+    /// the same instant here as on the server.
+    utc_session: bool,
 }
 
 impl Table {
@@ -124,8 +128,9 @@ impl Table {
             exists: false,
             columns: Vec::new(),
             key_cols: Vec::new(),
-            bytes_fields: Vec::new(),
+            declared_fields: Vec::new(),
             need_offset: false,
+            utc_session: false,
         }
     }
 
@@ -147,6 +152,14 @@ impl Table {
                 &[&self.qtable],
             )
             .map_err(pg_err("cannot read the table's columns"))?;
+        let zone: String = client
+            .query_one("SELECT current_setting('TimeZone')", &[])
+            .map_err(pg_err("cannot read the session's time zone"))?
+            .get(0);
+        self.utc_session = matches!(
+            zone.trim_start_matches("Etc/"),
+            "UTC" | "UCT" | "GMT" | "Universal" | "Zulu" | "Greenwich" | "GMT0" | "GMT+0" | "GMT-0"
+        );
         self.exists = !rows.is_empty();
         self.columns = rows
             .iter()
@@ -160,13 +173,26 @@ impl Table {
         Ok(())
     }
 
-    /// Marks the bytea columns of fields the stream declares `bytes`: their
-    /// values are base64, decoded on the way in.
+    /// Marks the columns of fields the stream declares a logical type:
+    /// a bytea column's values are base64, decoded on the way in, and a
+    /// date, time, timestamp, timestamptz, uuid or bytea column of the
+    /// declared type goes in binary COPY form (its values are in the wire
+    /// form, and one that is not is a reject rather than text the server
+    /// would read by its DateStyle).
     /// The marks survive [`begin`](Self::begin) reading the columns again.
-    pub fn declare_bytes(&mut self, schema: &crate::record::Schema) {
+    pub fn declare(&mut self, schema: &crate::record::Schema) {
         for (name, t) in schema {
-            if *t == FieldType::Bytes && !self.bytes_fields.contains(name) {
-                self.bytes_fields.push(name.clone());
+            let logical = matches!(
+                t,
+                FieldType::Bytes
+                    | FieldType::Date
+                    | FieldType::Time
+                    | FieldType::Timestamp
+                    | FieldType::TimestampTz
+                    | FieldType::Uuid
+            );
+            if logical && !self.declared_fields.iter().any(|(n, _)| n == name) {
+                self.declared_fields.push((name.clone(), *t));
             }
         }
         self.mark_columns();
@@ -178,11 +204,38 @@ impl Table {
                 *need_offset = self.need_offset;
             }
         }
-        for k in 0..self.bytes_fields.len() {
-            if let Some(i) = self.find(&self.bytes_fields[k])
-                && let Kind::Bytea { base64 } = &mut self.columns[i].kind
+        for k in 0..self.declared_fields.len() {
+            let (name, t) = &self.declared_fields[k];
+            let Some(i) = self.find(name) else {
+                continue;
+            };
+            let column = &mut self.columns[i];
+            if let Kind::Bytea { base64 } = &mut column.kind
+                && *t == FieldType::Bytes
             {
                 *base64 = true;
+            }
+            // Only the plain types (no precision modifier to round to).
+            let binary = match (*t, column.kind, column.type_name.as_str()) {
+                (FieldType::Date, Kind::Date, "date") => Some(Binary::Date),
+                (FieldType::Time, Kind::Time, "time without time zone") => Some(Binary::Time),
+                (FieldType::Timestamp, Kind::Timestamp, "timestamp without time zone") => {
+                    Some(Binary::Timestamp)
+                }
+                // A timestamp without offset is read in the session's zone:
+                // in binary form only when that zone is UTC (or such a
+                // value is a reject anyway).
+                (
+                    FieldType::TimestampTz,
+                    Kind::TimestampTz { need_offset },
+                    "timestamp with time zone",
+                ) if need_offset || self.utc_session => Some(Binary::TimestampTz),
+                (FieldType::Uuid, Kind::Uuid, "uuid") => Some(Binary::Uuid),
+                (FieldType::Bytes, Kind::Bytea { .. }, "bytea") => Some(Binary::Bytea),
+                _ => None,
+            };
+            if binary.is_some() {
+                column.binary = binary;
             }
         }
     }

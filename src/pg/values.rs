@@ -5,7 +5,11 @@
 //! before anything is sent.
 
 use crate::format::flat::Raw;
+use crate::format::infer::canonical_temporal;
 use crate::format::logical::{Temporal, check_iso_like, decode_bytes};
+use crate::format::temporal::{
+    MICROS_PER_DAY, date_days, instant_micros, time_micros, timestamp_micros,
+};
 use crate::format::typing::{exact_float, is_number_text};
 use crate::record::FieldType;
 
@@ -368,12 +372,27 @@ pub enum Binary {
     Text,
     /// jsonb: a version byte, then the text.
     Jsonb,
+    /// date: days since 2000-01-01, 4 bytes.
+    Date,
+    /// time: microseconds since midnight, 8 bytes.
+    Time,
+    /// timestamp: microseconds since 2000-01-01T00:00:00, 8 bytes.
+    Timestamp,
+    /// timestamptz: microseconds since 2000-01-01T00:00:00Z, 8 bytes.
+    TimestampTz,
+    /// uuid: 16 bytes.
+    Uuid,
+    /// bytea: the bytes.
+    Bytea,
 }
 
 impl Binary {
     /// The binary form for a column of `kind` whose type is `type_name`
-    /// (format_type), if etlkit writes one; other types (dates, uuids,
-    /// domains, extensions such as citext) go as text.
+    /// (format_type), if etlkit writes one whatever the stream declares;
+    /// other types (domains, extensions such as citext) go as text, and so
+    /// do dates, times, uuids and bytea unless the stream declares the
+    /// field so (`Table::declare`): text the server reads in other
+    /// spellings (`Jan 2 2024`, `infinity`) has no binary form here.
     pub fn of(kind: Kind, type_name: &str) -> Option<Binary> {
         Some(match kind {
             Kind::Int(min, _) if min >= i64::from(i16::MIN) => Binary::Int2,
@@ -454,6 +473,18 @@ pub fn binary_value(
             out.extend_from_slice(&sign.to_be_bytes());
             out.extend_from_slice(&[0, 0]);
         }
+        Checked::Text(s)
+            if matches!(
+                binary,
+                Binary::Date
+                    | Binary::Time
+                    | Binary::Timestamp
+                    | Binary::TimestampTz
+                    | Binary::Uuid
+            ) =>
+        {
+            logical_binary(out, binary, &s).map_err(|why| format!("{} {why}", value.describe()))?;
+        }
         Checked::Text(s) => {
             if binary == Binary::Jsonb {
                 out.push(1);
@@ -464,6 +495,54 @@ pub fn binary_value(
     }
     let len = i32::try_from(out.len() - start - 4).map_err(|_| bad("one value (over 2 GB)"))?;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_MICROS: i64 = 10_957 * MICROS_PER_DAY;
+
+/// Appends a date, time, timestamp, instant or uuid in its binary COPY
+/// form. The value is in the wire form (a space for the `T` and an offset
+/// written `+05` allowed), else it is not one the declared type holds.
+fn logical_binary(out: &mut Vec<u8>, binary: Binary, text: &str) -> Result<(), String> {
+    let mut buf = [0u8; 40];
+    let text = canonical_temporal(text, &mut buf);
+    let not = |what: &str| format!("is not a {what} in ISO 8601 form, which its declared type is");
+    match binary {
+        Binary::Date => {
+            let days = date_days(text).ok_or_else(|| not("date"))? - 10_957;
+            let days = i32::try_from(days).map_err(|_| not("date"))?;
+            out.extend_from_slice(&days.to_be_bytes());
+        }
+        Binary::Time => {
+            out.extend_from_slice(&time_micros(text).ok_or_else(|| not("time"))?.to_be_bytes());
+        }
+        Binary::Timestamp => {
+            let micros = timestamp_micros(text).ok_or_else(|| not("timestamp"))?;
+            out.extend_from_slice(&(micros - PG_EPOCH_MICROS).to_be_bytes());
+        }
+        Binary::TimestampTz => {
+            // Without an offset: in the session's zone, which is UTC when
+            // this form is chosen (or such a value was refused already).
+            let micros = instant_micros(text)
+                .or_else(|| timestamp_micros(text))
+                .ok_or_else(|| not("timestamp"))?;
+            out.extend_from_slice(&(micros - PG_EPOCH_MICROS).to_be_bytes());
+        }
+        _ => {
+            let hex: Vec<u8> = text
+                .bytes()
+                .filter(|b| !matches!(b, b'-' | b'{' | b'}'))
+                .collect();
+            let mut bytes = [0u8; 16];
+            for (i, pair) in hex.chunks(2).enumerate() {
+                let digits = std::str::from_utf8(pair).unwrap_or("");
+                bytes[i] =
+                    u8::from_str_radix(digits, 16).map_err(|_| "is not a uuid".to_string())?;
+            }
+            out.extend_from_slice(&bytes);
+        }
+    }
     Ok(())
 }
 

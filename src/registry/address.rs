@@ -35,7 +35,11 @@ impl Role {
             Role::ExtractInput => super::database_schemes()
                 .chain(super::source_schemes())
                 .collect(),
-            Role::WatchInput => BROKERS.to_vec(),
+            Role::WatchInput => BROKERS
+                .iter()
+                .copied()
+                .chain(super::object_schemes())
+                .collect(),
         }
     }
 

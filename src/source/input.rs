@@ -318,7 +318,7 @@ pub fn open(location: &Location, compression: Compression, progress: &Progress) 
 }
 
 /// Buffers `raw` and undoes its compression (`Auto`: by its first bytes).
-fn decode(name: String, raw: Box<dyn Read>, chosen: Compression) -> Result<Input> {
+pub fn decode(name: String, raw: Box<dyn Read>, chosen: Compression) -> Result<Input> {
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     let chosen = match chosen {
         Compression::Auto => sniff(&mut buffered).with_context(|| format!("cannot read {name}"))?,

@@ -206,8 +206,11 @@ pub fn to_sql<'a>(value: &'a Raw<'a>, kind: ColumnKind) -> Result<ToSqlOutput<'a
                 FieldType::Time => Temporal::Time,
                 _ => Temporal::TimestampTz,
             };
-            check_iso_like(temporal, s).map_err(|why| format!("{} {why}", value.describe()))?;
-            if looks_numeric(s) {
+            let iso = check_iso_like(temporal, s)
+                .map_err(|why| format!("{} {why}", value.describe()))?;
+            // ISO text is no number; other text might be, and a NUMERIC
+            // column would turn it into one.
+            if !iso && looks_numeric(s) {
                 return Err(format!(
                     "{} would be turned into a number by a {} column",
                     value.describe(),

@@ -1,7 +1,9 @@
 //! Where `etl-watch` has got to: for each file (known by device, inode,
 //! birth time and a fingerprint of its first bytes) the offset up to which
 //! batches were handed on and a seal of the bytes before that offset, plus
-//! the batch in flight, if any. Written atomically; one `etl-watch` per
+//! the batch in flight, if any; for an S3 inbox, the object versions
+//! handed on, the one handed on part way, and the object ranges of the
+//! batch in flight. Written atomically; one `etl-watch` per
 //! checkpoint (a second one is refused, not queued).
 
 use std::fs::File;
@@ -71,6 +73,17 @@ pub struct Range {
     pub hash: Option<String>,
 }
 
+/// One version of an object in an S3 inbox (`objects.rs`): its address
+/// and its ETag. An object written again with new content is another
+/// version.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectVersion {
+    /// `s3://bucket/key`.
+    pub object: String,
+    /// Its ETag, quotes included, as S3 gives it.
+    pub etag: String,
+}
+
 /// The saved positions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checkpoint {
@@ -80,6 +93,78 @@ pub struct Checkpoint {
     pub pending: Vec<Range>,
     /// That batch's id, reused when it is sent again.
     pub pending_id: Option<String>,
+    /// An S3 inbox: the object versions handed on that the last listing
+    /// still held.
+    pub objects: Vec<ObjectVersion>,
+    /// An S3 inbox: the object versions handed on part way (each range's
+    /// `end` is the offset handed on up to).
+    pub partial: Vec<ObjectRange>,
+    /// An S3 inbox: the object ranges of the batch in flight.
+    pub pending_objects: Vec<ObjectRange>,
+}
+
+/// A range of one object version's bytes (after decompression).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRange {
+    /// `s3://bucket/key`.
+    pub object: String,
+    /// Its ETag.
+    pub etag: String,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// Does the range reach the object's end?
+    pub last: bool,
+}
+
+fn versions_json(objects: &[ObjectVersion]) -> Value {
+    Value::Array(
+        objects
+            .iter()
+            .map(|o| json!({"object": o.object, "etag": o.etag}))
+            .collect(),
+    )
+}
+
+fn object_range_json(r: &ObjectRange) -> Value {
+    json!({"object": r.object, "etag": r.etag, "start": r.start, "end": r.end, "last": r.last})
+}
+
+/// The JSON form of object ranges (also used in batch end lines).
+pub fn object_ranges_json(ranges: &[ObjectRange]) -> Value {
+    Value::Array(ranges.iter().map(object_range_json).collect())
+}
+
+fn object_range_from(o: &Value) -> Option<ObjectRange> {
+    Some(ObjectRange {
+        object: o.get("object")?.as_str()?.to_string(),
+        etag: o.get("etag")?.as_str()?.to_string(),
+        start: o.get("start")?.as_u64()?,
+        end: o.get("end")?.as_u64()?,
+        last: o.get("last")?.as_bool()?,
+    })
+}
+
+fn object_ranges_from(v: Option<&Value>) -> Vec<ObjectRange> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(object_range_from).collect())
+        .unwrap_or_default()
+}
+
+fn objects_from(v: Option<&Value>) -> Vec<ObjectVersion> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| {
+                    Some(ObjectVersion {
+                        object: o.get("object")?.as_str()?.to_string(),
+                        etag: o.get("etag")?.as_str()?.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn id_json(id: &FileId) -> Value {
@@ -175,6 +260,9 @@ impl Checkpoint {
                 .get("pending_id")
                 .and_then(Value::as_str)
                 .map(String::from),
+            objects: objects_from(doc.get("objects")),
+            partial: object_ranges_from(doc.get("partial")),
+            pending_objects: object_ranges_from(doc.get("pending_objects")),
         })
     }
 
@@ -193,12 +281,24 @@ impl Checkpoint {
                 })
             })
             .collect();
-        let doc = json!({
+        let mut doc = json!({
             "version": 2,
             "files": files,
             "pending": ranges_json(&self.pending),
             "pending_id": self.pending_id,
         });
+        if let Value::Object(o) = &mut doc
+            && (!self.objects.is_empty()
+                || !self.partial.is_empty()
+                || !self.pending_objects.is_empty())
+        {
+            o.insert("objects".into(), versions_json(&self.objects));
+            o.insert("partial".into(), object_ranges_json(&self.partial));
+            o.insert(
+                "pending_objects".into(),
+                object_ranges_json(&self.pending_objects),
+            );
+        }
         let text = serde_json::to_string_pretty(&doc)?;
         crate::atomic_file::write_atomically(path, text.as_bytes())
     }
@@ -255,6 +355,24 @@ mod tests {
                 hash: Some("ef".into()),
             }],
             pending_id: Some("b47c".into()),
+            objects: vec![ObjectVersion {
+                object: "s3://b/in/a.csv".into(),
+                etag: "\"e1\"".into(),
+            }],
+            partial: vec![ObjectRange {
+                object: "s3://b/in/b.csv".into(),
+                etag: "\"e2\"".into(),
+                start: 0,
+                end: 10,
+                last: false,
+            }],
+            pending_objects: vec![ObjectRange {
+                object: "s3://b/in/b.csv".into(),
+                etag: "\"e2\"".into(),
+                start: 10,
+                end: 20,
+                last: true,
+            }],
         };
         cp.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), cp);

@@ -1,12 +1,14 @@
-//! `etl-watch`: follow files, stdin or a message broker (`broker/`), cut
-//! what arrives into batches, hand each batch on (stdout or `--exec`), and
-//! move the checkpoint only past batches that were handed on successfully.
+//! `etl-watch`: follow files, stdin, an S3 prefix (`objects.rs`) or a
+//! message broker (`broker/`), cut what arrives into batches, hand each
+//! batch on (stdout or `--exec`), and move the checkpoint only past
+//! batches that were handed on successfully.
 
 pub mod broker;
 pub mod checkpoint;
 mod copies;
 pub mod files;
 pub mod identity;
+pub mod objects;
 mod records;
 mod stdin;
 
@@ -122,6 +124,8 @@ pub struct WatchPlan {
     pub rejects: RejectsOptions,
     /// A message broker to read instead of files.
     pub broker: Option<broker::BrokerPlan>,
+    /// An S3 prefix (or glob over keys) to read instead of files.
+    pub inbox: Option<objects::Inbox>,
     /// Create the broker's stream when it is missing.
     pub create_stream: bool,
     /// Where to start again when the broker lost the group, consumer or
@@ -170,6 +174,8 @@ pub fn run(plan: WatchPlan) -> Result<Outcome> {
             restart: args.restart_from,
         };
         watcher.follow_broker(broker, options)?;
+    } else if let Some(inbox) = &args.inbox {
+        watcher.follow_objects(inbox)?;
     } else if stdin {
         watcher.follow_stdin()?;
     } else {
@@ -282,6 +288,7 @@ impl Watcher<'_> {
                 .collect::<Result<_>>()?,
             pending,
             pending_id,
+            ..Checkpoint::default()
         };
         checkpoint.save(path)
     }

@@ -160,7 +160,13 @@ impl Watcher<'_> {
         })
     }
 
-    fn reject(&mut self, name: &str, offset: u64, reason: &str, raw: &[u8]) -> Result<()> {
+    pub(super) fn reject(
+        &mut self,
+        name: &str,
+        offset: u64,
+        reason: &str,
+        raw: &[u8],
+    ) -> Result<()> {
         self.counts.read += 1;
         self.counts.rejected += 1;
         let reason = format!("at byte {offset}: {reason}");
@@ -177,24 +183,29 @@ impl Watcher<'_> {
             return Ok(None);
         };
         let name = t.path.display().to_string();
-        let mut parser = CsvParser::new(&line[..], &name, b',', Quoting::Rfc4180);
-        let mut rec = RawRecord::default();
-        if parser.read(&mut rec)? != Step::Record {
-            bail!("{name}:1: the header line cannot be read");
-        }
-        if parser.bytes_read() < line.len() as u64 {
-            // The records are counted from the first LF: a header ended by
-            // a lone CR would have the rows after it skipped with it.
-            bail!(
-                "{name}:1: the header line ends with a lone CR (old Mac line endings); \
-                 etl-watch reads CSV lines that end with LF or CRLF"
-            );
-        }
-        let names: Vec<String> = (0..rec.len())
-            .map(|i| rec.text(i).map(|s| s.trim().to_string()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("{name}:1: header line: {e}"))?;
+        let names = header_names(&name, &line)?;
         self.headers.insert(key, names.clone());
         Ok(Some(names))
     }
+}
+
+/// The column names in a CSV header `line` (one complete line) of `name`.
+pub(super) fn header_names(name: &str, line: &[u8]) -> Result<Vec<String>> {
+    let mut parser = CsvParser::new(line, name, b',', Quoting::Rfc4180);
+    let mut rec = RawRecord::default();
+    if parser.read(&mut rec)? != Step::Record {
+        bail!("{name}:1: the header line cannot be read");
+    }
+    if parser.bytes_read() < line.len() as u64 {
+        // The records are counted from the first LF: a header ended by
+        // a lone CR would have the rows after it skipped with it.
+        bail!(
+            "{name}:1: the header line ends with a lone CR (old Mac line endings); \
+             etl-watch reads CSV lines that end with LF or CRLF"
+        );
+    }
+    (0..rec.len())
+        .map(|i| rec.text(i).map(|s| s.trim().to_string()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{name}:1: header line: {e}"))
 }

@@ -98,6 +98,28 @@ impl Moto {
         out.stdout
     }
 
+    /// A shell command that runs a boto3 snippet (as [`Moto::boto`] does,
+    /// without stdin data), its script written into `dir` as `name`: for
+    /// --exec.
+    pub fn boto_command(
+        &self,
+        dir: &std::path::Path,
+        name: &str,
+        bucket: &str,
+        code: &str,
+    ) -> String {
+        let script = format!(
+            "import sys, boto3\n\
+             s3 = boto3.client('s3', endpoint_url={:?}, region_name='us-east-1', \
+             aws_access_key_id={:?}, aws_secret_access_key={:?})\n\
+             bucket = {bucket:?}\n{code}\n",
+            self.endpoint, self.access_key, self.secret_key
+        );
+        let path = dir.join(name);
+        std::fs::write(&path, script).expect("write the script");
+        format!("{} {}", self.python.display(), path.display())
+    }
+
     /// Starts a boto3 snippet as [`Moto::boto`] does, without waiting for it.
     pub fn boto_child(&self, bucket: &str, code: &str) -> std::process::Child {
         let script = format!(

@@ -491,3 +491,70 @@ fn naive_timestamps_into_instant_columns_follow_the_policy() {
         stderr(&out)
     );
 }
+
+#[test]
+fn declared_dates_times_instants_and_uuids_go_in_binary_and_keep_their_values() {
+    let Some(pg) = PgSchema::new("binlogical") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    // No column without a binary form (an interval, say): the whole COPY
+    // is binary.
+    let begin = r#"{"@etl":"begin","version":2,"stream":"s","schema":{"id":"integer","d":"date","t":"time","ts":"timestamp","tz":"timestamptz","u":"uuid","b":"bytes"}}"#;
+    let rows = [
+        r#"{"id":1,"d":"2024-02-29","t":"13:04:05.123456","ts":"2024-01-02T03:04:05.5","tz":"2024-01-02T03:04:05.123456+05:30","u":"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11","b":"3q2+7w=="}"#,
+        r#"{"id":2,"d":"0001-01-01","t":"00:00:00","ts":"0001-01-01T00:00:00","tz":"0001-01-01T00:00:00-00:00","u":"00000000-0000-0000-0000-000000000000","b":""}"#,
+        r#"{"id":3,"d":"9999-12-31","t":"23:59:59.999999","ts":"9999-12-31T23:59:59.999999","tz":"9999-12-31T23:59:59.999999Z","u":"ffffffff-ffff-ffff-ffff-ffffffffffff","b":"AP8KDVw="}"#,
+        r#"{"id":4,"d":"1999-12-31","t":"12:00:00","ts":"2000-01-01 00:00:00","tz":"2024-06-30 23:00:00+02","u":null,"b":null}"#,
+        r#"{"id":5,"d":null,"t":null,"ts":null,"tz":null,"u":null,"b":null}"#,
+    ];
+    let stream = format!(
+        "{begin}\n{}\n{{\"@etl\":\"end\",\"stream\":\"s\",\"rows\":5}}\n",
+        rows.join("\n")
+    );
+    let mut c = cmd(LOAD, d);
+    c.arg(&pg.url)
+        .args(["--schema-name", &pg.name, "-t", "t", "-q"]);
+    let out = run_with_input(c, stream.as_bytes());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let s = &pg.name;
+    assert_eq!(
+        pg.rows(&format!(
+            "SELECT id, d::text AS day, t::text AS tod, ts::text AS naive, \
+             to_char(tz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS utc, u::text AS uu, \
+             encode(b, 'hex') AS hex FROM {s}.t ORDER BY id"
+        )),
+        [
+            "1|2024-02-29|13:04:05.123456|2024-01-02 03:04:05.5|2024-01-01 21:34:05.123456|a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|deadbeef",
+            "2|0001-01-01|00:00:00|0001-01-01 00:00:00|0001-01-01 00:00:00.000000|00000000-0000-0000-0000-000000000000|",
+            "3|9999-12-31|23:59:59.999999|9999-12-31 23:59:59.999999|9999-12-31 23:59:59.999999|ffffffff-ffff-ffff-ffff-ffffffffffff|00ff0a0d5c",
+            "4|1999-12-31|12:00:00|2000-01-01 00:00:00|2024-06-30 21:00:00.000000||",
+            "5||||||",
+        ]
+    );
+    // A declared date in another spelling is not a date the wire knows:
+    // a reject with its line, never read by the server's DateStyle.
+    let bad = format!(
+        "{begin}\n{}\n{}\n{{\"@etl\":\"end\",\"stream\":\"s\",\"rows\":2}}\n",
+        r#"{"id":6,"d":"2024-03-01"}"#, r#"{"id":7,"d":"03/04/2024"}"#
+    );
+    let mut c = cmd(LOAD, d);
+    c.arg(&pg.url).args([
+        "--schema-name",
+        &pg.name,
+        "-t",
+        "t",
+        "-q",
+        "--rejects",
+        "bad.ndjson",
+    ]);
+    let out = run_with_input(c, bad.as_bytes());
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let rejects = std::fs::read_to_string(d.join("bad.ndjson")).expect("rejects");
+    assert!(
+        rejects.contains("is not a date in ISO 8601 form"),
+        "{rejects}"
+    );
+    assert_eq!(pg.count("t"), 6);
+}

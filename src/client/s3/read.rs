@@ -92,6 +92,19 @@ impl ObjectReader {
         from: u64,
         len: Option<u64>,
     ) -> anyhow::Result<ObjectReader> {
+        ObjectReader::start(client, key, etag, from, len)
+            .map_err(|r| client.error("cannot read", Some(key), r))
+    }
+
+    /// As [`ObjectReader::open`], with the server's refusal as it is (a
+    /// caller tells a deleted object, 404, from a failure).
+    pub fn start(
+        client: &Client,
+        key: &str,
+        etag: Option<&str>,
+        from: u64,
+        len: Option<u64>,
+    ) -> Result<ObjectReader, Refusal> {
         let mut reader = ObjectReader {
             client: client.clone(),
             key: key.to_string(),
@@ -101,10 +114,14 @@ impl ObjectReader {
             body: None,
             resumes: 0,
         };
-        reader
-            .request()
-            .map_err(|r| client.error("cannot read", Some(key), r))?;
+        reader.request()?;
         Ok(reader)
+    }
+
+    /// The version being read: the ETag asked for, or the one the first
+    /// answer gave.
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
     }
 
     fn request(&mut self) -> Result<(), Refusal> {

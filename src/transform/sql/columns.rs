@@ -26,7 +26,7 @@ use anyhow::{Result, anyhow};
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
-use super::decimal::decimal_column;
+use super::decimal::{all, decimal_column};
 use crate::format::flat::{Fields, Raw};
 use crate::format::logical::decode_bytes;
 use crate::format::temporal::{date_days, instant_micros, time_micros, timestamp_micros};
@@ -247,20 +247,6 @@ impl Cells {
             _ => None,
         }
     }
-}
-
-/// Each value read by `read`, or `None` when one does not read.
-pub(super) fn all<T>(
-    texts: &StringChunked,
-    read: impl Fn(&str) -> Option<T>,
-) -> Option<Vec<Option<T>>> {
-    texts
-        .iter()
-        .map(|v| match v {
-            None => Some(None),
-            Some(s) => read(s).map(Some),
-        })
-        .collect()
 }
 
 /// A typed column's values as that type; `None` when one is not in its

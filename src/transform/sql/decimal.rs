@@ -4,7 +4,6 @@
 
 use polars::prelude::*;
 
-use super::columns::all;
 use crate::format::logical::{DecimalParts, check_decimal};
 
 /// polars' widest decimal.
@@ -75,6 +74,20 @@ pub fn decimal_column(
         .into_decimal(precision as usize, scale as usize)
         .ok()
         .map(Series::into_column)
+}
+
+/// Each value read by `read`, or `None` when one does not read.
+pub(super) fn all<T>(
+    texts: &StringChunked,
+    read: impl Fn(&str) -> Option<T>,
+) -> Option<Vec<Option<T>>> {
+    texts
+        .iter()
+        .map(|v| match v {
+            None => Some(None),
+            Some(s) => read(s).map(Some),
+        })
+        .collect()
 }
 
 #[cfg(test)]
