@@ -1,8 +1,12 @@
 //! The S3 secret key and session token appear in no output of a run
 //! against S3: stdout, stderr (`-v` included), `--log-json` records, a
 //! `--state` file, `--rejects` files, a watcher's checkpoint, the
-//! dataset's manifest or any other object; for runs that succeed and runs
-//! that fail (a wrong secret, a server that is not there).
+//! dataset's manifest or any other object; for runs of etl-extract,
+//! etl-load and etl-watch (over a bucket, and handing batches to a load
+//! into one) that succeed and that fail (a wrong secret, a session token
+//! the server refuses, a server that is not there). moto accepts no
+//! session token with the test user's keys, so the token is only seen in
+//! runs it refuses.
 
 use std::process::Output;
 
@@ -151,6 +155,30 @@ fn no_secret_key_or_session_token_in_any_output() {
         let out = run(c);
         assert_eq!(code(&out) == 0, succeeded, "{}", stderr(&out));
         outputs.push((format!("watch into a dataset (token {with_token})"), out));
+        // etl-watch over the bucket itself.
+        moto.put(
+            &bucket,
+            &format!("in/{with_token}.ndjson"),
+            format!(
+                "{{\"id\":3,\"token\":{with_token},\"ordered_at\":\"2026-11-03T10:00:00Z\"}}\n"
+            )
+            .as_bytes(),
+        );
+        let mut c = cmd(WATCH, d);
+        env(&mut c);
+        c.args([
+            "-v",
+            "--log-json",
+            &format!("s3://{bucket}/in/"),
+            "--once",
+            "--checkpoint",
+            "watch-s3.ckpt",
+            "--exec",
+            &format!("etl-load -v --log-json {lake}"),
+        ]);
+        let out = run(c);
+        assert_eq!(code(&out) == 0, succeeded, "{}", stderr(&out));
+        outputs.push((format!("watch of a bucket (token {with_token})"), out));
         if !with_token {
             assert!(succeeded, "the runs with the right keys succeed");
         }
@@ -256,6 +284,24 @@ fn no_secret_key_or_session_token_in_any_output() {
         failed(
             &mut outputs,
             &format!("{name}: watch into a dataset"),
+            run(c),
+            false,
+        );
+        let mut c = cmd(WATCH, d);
+        env(&mut c);
+        c.args([
+            "-v",
+            "--log-json",
+            &format!("s3://{bucket}/in/"),
+            "--once",
+            "--checkpoint",
+            "watch-s3.ckpt",
+            "--exec",
+            &format!("etl-load -v --log-json {lake}"),
+        ]);
+        failed(
+            &mut outputs,
+            &format!("{name}: watch of a bucket"),
             run(c),
             false,
         );
