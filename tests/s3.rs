@@ -233,9 +233,11 @@ fn wrong_credentials_and_a_missing_bucket_are_named_without_the_secret() {
         );
 }
 
+mod crash;
 mod duckdb;
 mod kill;
 mod lake;
+mod secrets;
 mod watch;
 
 #[test]

@@ -235,8 +235,10 @@ changed the partitioning or a column's type: then it fails (exit 1),
 naming why, and the winner's commit stands. Files no manifest lists (a
 killed load's, the ones a replace dropped) are never read, and a load
 deletes them (only names a load gives, never another tool's files) once
-they are older than an hour (ETLKIT_LAKE_CLEAN_AFTER, seconds); a load whose files waited more than half that for their commit
-fails instead of committing them.
+they are an hour old (ETLKIT_LAKE_CLEAN_AFTER, seconds), the ones a
+replace dropped an hour after the replace (for readers of the manifest
+before it). A load whose files waited more than half that for their
+commit fails instead of committing them.
 
 Examples:
   $ etl-extract sample-data/orders.csv | etl-load wh.db --table orders

@@ -59,6 +59,11 @@ pub struct Manifest {
     /// Bookmarks and batch ids, laid out as in a JSON state file
     /// (`"streams"`, `"batches"`), so `etl-extract --state` reads them.
     pub state: Map<String, Value>,
+    /// Files recent commits stopped listing, with when (seconds since
+    /// 1970): on object storage they are kept for the cleaning age after
+    /// that, for readers of the manifest that listed them (`s3.rs`). Empty
+    /// for a directory, which deletes them at the commit.
+    pub dropped: Vec<(String, i64)>,
 }
 
 /// The manifest path of a dataset directory.
@@ -139,6 +144,25 @@ impl Manifest {
             .map(data_file)
             .collect::<Result<Vec<_>>>()?;
         check_files(&files, &partition_by)?;
+        let dropped = match doc.get("dropped") {
+            None => Vec::new(),
+            Some(list) => list
+                .as_array()
+                .context("\"dropped\" is not a list")?
+                .iter()
+                .map(|d| {
+                    let path = d.get("path").and_then(Value::as_str);
+                    let at = d.get("at").and_then(Value::as_i64);
+                    match (path, at) {
+                        (Some(path), Some(at)) => {
+                            check_relative(path)?;
+                            Ok((path.to_string(), at))
+                        }
+                        _ => bail!("dropped entry {d} needs a path and a time"),
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
         let mut state = Map::new();
         for key in ["streams", "batches", "runs"] {
             if let Some(v) = doc.remove(key) {
@@ -151,6 +175,7 @@ impl Manifest {
             schema,
             files,
             state,
+            dropped,
         })
     }
 
@@ -205,7 +230,23 @@ impl Manifest {
             format!("[\n{}\n  ]", files.join(",\n"))
         };
         let state_keys: Vec<&String> = self.state.keys().filter(|k| *k != "version").collect();
-        field("files", files, state_keys.is_empty());
+        field(
+            "files",
+            files,
+            state_keys.is_empty() && self.dropped.is_empty(),
+        );
+        if !self.dropped.is_empty() {
+            let dropped: Vec<Value> = self
+                .dropped
+                .iter()
+                .map(|(path, at)| json!({"path": path, "at": at}))
+                .collect();
+            field(
+                "dropped",
+                Value::Array(dropped).to_string(),
+                state_keys.is_empty(),
+            );
+        }
         for (i, key) in state_keys.iter().enumerate() {
             let value = serde_json::to_string(&self.state[key.as_str()]).unwrap_or_default();
             field(key, value, i + 1 == state_keys.len());
@@ -311,6 +352,10 @@ mod tests {
                 bytes: 700,
             }],
             state: Map::new(),
+            dropped: vec![(
+                "at_day=2026-11-02/part-0-00000.parquet".into(),
+                1_796_000_000,
+            )],
         };
         let changes = crate::state::StateChanges {
             ends: vec![crate::wire::End {
@@ -327,6 +372,7 @@ mod tests {
         assert_eq!(back.files, m.files);
         assert_eq!(back.schema, m.schema);
         assert_eq!(back.partition_by, m.partition_by);
+        assert_eq!(back.dropped, m.dropped);
         assert_eq!(
             crate::state_document::bookmark_in(&back.state, "s"),
             Some(json!({"value": 1}))

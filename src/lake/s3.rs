@@ -20,8 +20,10 @@
 //! - Readers read only what the manifest lists. Files no manifest lists
 //!   (a killed load's, a losing load's, the files a replace dropped) are
 //!   deleted by a later load once they are older than [`clean_after`]
-//!   (an hour): long enough for a load to commit the files it uploaded
-//!   and for a reader to finish the files its manifest named.
+//!   (an hour): long enough for a load to commit the files it uploaded.
+//!   The files a commit stops listing are named in its manifest's
+//!   `dropped`, with the time, and kept that long after it, however old:
+//!   a reader that read the manifest before may still be reading them.
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
@@ -373,8 +375,19 @@ impl Storage for S3Dataset {
         }
     }
 
+    fn keep_dropped(&self) -> Option<Duration> {
+        Some(clean_after())
+    }
+
     fn tidy(&mut self, manifest: &Manifest, _replaced: &[String]) -> Result<usize> {
-        let listed: HashSet<String> = manifest.files.iter().map(|f| self.key(&f.path)).collect();
+        // Listed, or dropped less than the age ago: a reader of an
+        // earlier manifest may be reading it.
+        let listed: HashSet<String> = manifest
+            .files
+            .iter()
+            .map(|f| self.key(&f.path))
+            .chain(manifest.dropped.iter().map(|(path, _)| self.key(path)))
+            .collect();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);

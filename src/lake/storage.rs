@@ -82,6 +82,14 @@ pub trait Storage: Send {
     /// Writes `manifest` in place of version `base` of it.
     fn commit(&mut self, manifest: &Manifest, base: &Version) -> Result<Commit>;
 
+    /// How long files a commit stops listing stay (named in the
+    /// manifest's `dropped`), for readers of the manifests that listed
+    /// them; `None`: they are deleted at the commit (a directory: a
+    /// reader's open file outlives its deletion).
+    fn keep_dropped(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// After a commit of `manifest`: removes what may go (`replaced`: the
     /// files it no longer lists). Returns how many files went.
     fn tidy(&mut self, manifest: &Manifest, replaced: &[String]) -> Result<usize>;

@@ -275,6 +275,15 @@ fn a_cut_stream_and_a_killed_load_s_files_change_nothing_read() {
     assert_eq!(extract(&moto, dir.path(), &target).len(), 6);
 }
 
+/// Rounds of 8 racing loads: `ETLKIT_S3_RACE_ROUNDS`, 8 by default
+/// (about 15 s here), 20 for the count.
+fn race_rounds() -> u32 {
+    std::env::var("ETLKIT_S3_RACE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+}
+
 #[test]
 fn racing_loads_each_commit_once_or_fail_clearly() {
     let Some(moto) = Moto::connect("s3 dataset race") else {
@@ -284,7 +293,7 @@ fn racing_loads_each_commit_once_or_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let target = format!("s3://{bucket}/lake/orders");
     let mut committed: BTreeMap<i64, String> = BTreeMap::new();
-    for round in 0..3u32 {
+    for round in 0..race_rounds() {
         let mut children = Vec::new();
         for load in 0..8u32 {
             // Loads 0 and 1 of a round carry the same batch: at most one commits it.
@@ -414,4 +423,167 @@ fn an_incremental_job_reads_its_bookmark_from_the_dataset_s_manifest() {
         .args(["src.ndjson", "--cursor", "id", "--state"])
         .arg(format!("s3://{bucket}/state.json"));
     expect(&run(command), "an object as --state").code(2);
+}
+
+#[test]
+fn two_incremental_loads_from_one_bookmark_race_and_exactly_one_commits() {
+    let Some(moto) = Moto::connect("s3 dataset bookmark race") else {
+        return;
+    };
+    let bucket = moto.bucket("lake-bookmark-race");
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("s3://{bucket}/lake/orders");
+    let mut loaded = 0u32;
+    let mut reasons = BTreeMap::new();
+    for round in 0..6u32 {
+        // New rows past the bookmark, then one extract: both loads start
+        // from the bookmark it read.
+        let upto = 10 * (round + 1);
+        let text: String = (0..upto)
+            .map(|id| {
+                format!(
+                    "{{\"id\":{id},\"ordered_at\":\"2026-11-0{}T10:00:00Z\",\"tag\":\"a\"}}\n",
+                    1 + id % 3
+                )
+            })
+            .collect();
+        std::fs::write(dir.path().join("src.ndjson"), text).unwrap();
+        let mut command = cmd(EXTRACT, dir.path());
+        moto.env(&mut command).args([
+            "-q",
+            "src.ndjson",
+            "--cursor",
+            "id",
+            "--stream",
+            "orders",
+            "--state",
+            &target,
+        ]);
+        let out = run(command);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let stream = stdout(&out);
+        assert_eq!(records(&stream).len() as u32, upto - loaded);
+        let mut children = Vec::new();
+        for _ in 0..2 {
+            let mut command = cmd(LOAD, dir.path());
+            moto.env(&mut command)
+                .args([&target, "--partition-by", "ordered_at:day"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            children.push(command.spawn().expect("etl-load runs"));
+        }
+        for child in &mut children {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(stream.as_bytes())
+                .unwrap();
+        }
+        let outs: Vec<Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let won = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(won, 1, "round {round}: {} loads committed", won);
+        let lost = outs.iter().find(|o| !o.status.success()).unwrap();
+        let err = stderr(lost);
+        let reason = if err.contains("another load committed first, and it moved the bookmark of stream \"orders\", which this load started from; its commit stands") {
+            "lost the commit"
+        } else if err.contains("is not the one this extract started from") {
+            "refused at the begin line"
+        } else {
+            panic!("round {round}: the loser's message: {err}")
+        };
+        assert!(err.contains("hint: run"), "{err}");
+        *reasons.entry(reason).or_insert(0) += 1;
+        loaded = upto;
+        // The bookmark is the winner's; every row is there once.
+        let manifest: Value =
+            serde_json::from_slice(&moto.get(&bucket, "lake/orders/_etl_manifest.json").unwrap())
+                .unwrap();
+        assert_eq!(
+            manifest["streams"]["orders"]["bookmark"]["value"],
+            upto - 1,
+            "round {round}: {manifest}"
+        );
+        let seen = by_id(&extract(&moto, dir.path(), &target));
+        assert_eq!(seen.len() as u32, upto, "round {round}");
+        assert!(
+            seen.values().all(|t| t.len() == 1),
+            "round {round}: {seen:?}"
+        );
+    }
+    eprintln!("s3 bookmark race: the loser {reasons:?}");
+}
+
+#[test]
+fn a_reader_that_read_the_manifest_before_a_replace_reads_the_replaced_files_whole() {
+    let Some(moto) = Moto::connect("s3 dataset reader during replace") else {
+        return;
+    };
+    let bucket = moto.bucket("lake-slow-reader");
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("s3://{bucket}/lake/events");
+    let rows = |tag: &str| {
+        let mut out = String::new();
+        for id in 0..6000u64 {
+            // Text that does not compress: the file is megabytes, read by
+            // row groups.
+            let pad: String = (1..30u64)
+                .map(|k| {
+                    format!(
+                        "{:09}",
+                        (id * 7919 + k).wrapping_mul(2_654_435_761) % 1_000_000_007
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "{{\"id\":{id},\"p\":\"a\",\"tag\":\"{tag}\",\"pad\":\"{pad}\"}}\n"
+            ));
+        }
+        out
+    };
+    let age = "2";
+    let mut command = cmd(LOAD, dir.path());
+    moto.env(&mut command)
+        .env("ETLKIT_LAKE_CLEAN_AFTER", age)
+        .args([&target, "--partition-by", "p", "--row-group-size", "50"]);
+    expect(&run_with_input(command, rows("old").as_bytes()), "load").code(0);
+    // The file is older than the age when the replace comes.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // A reader that has read the manifest and the file's footer, and waits
+    // on its stdout (500 KB of records, the pipe holds 64 KiB).
+    let mut command = cmd(EXTRACT, dir.path());
+    moto.env(&mut command)
+        .arg(&target)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let reader = command.spawn().expect("etl-extract runs");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut command = cmd(LOAD, dir.path());
+    moto.env(&mut command)
+        .env("ETLKIT_LAKE_CLEAN_AFTER", age)
+        .args([&target, "--mode", "replace-partitions"]);
+    expect(&run_with_input(command, rows("new").as_bytes()), "replace").code(0);
+    let out = reader.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "the reader: {}", stderr(&out));
+    let seen = by_id(&records(&stdout(&out)));
+    assert_eq!(seen.len(), 6000);
+    assert!(seen.values().all(|t| t == &["old"]));
+    // The replaced file goes once it has been unlisted for the age.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut command = cmd(LOAD, dir.path());
+    moto.env(&mut command)
+        .env("ETLKIT_LAKE_CLEAN_AFTER", age)
+        .arg(&target);
+    expect(&run_with_input(command, b""), "an empty append").code(0);
+    let parquet: Vec<String> = keys(&moto, &bucket, "lake/events/")
+        .into_iter()
+        .filter(|k| k.ends_with(".parquet"))
+        .collect();
+    assert_eq!(parquet.len(), 1, "{parquet:?}");
 }

@@ -17,6 +17,8 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use anyhow::{Result, bail};
 
 use super::{FNV_OFFSET, LakeSink, fnv};
@@ -111,12 +113,17 @@ impl LakeSink {
             files.extend(new_files.iter().cloned());
             files.sort_by(|a, b| a.path.cmp(&b.path));
             files.dedup_by(|a, b| a.path == b.path);
+            let dropped = match self.storage.keep_dropped() {
+                Some(age) => dropped_files(&self.old, &files, age),
+                None => Vec::new(),
+            };
             let mut manifest = Manifest {
                 commit: self.old.commit + 1,
                 partition_by: self.specs.clone(),
                 schema: self.schema.clone(),
                 files,
                 state: self.old.state.clone(),
+                dropped,
             };
             let log = crate::lake::state::record(&mut manifest, changes)?;
             if self.storage.commit(&manifest, &self.version)? == Commit::Done {
@@ -214,6 +221,29 @@ impl LakeSink {
         self.version = version;
         Ok(())
     }
+}
+
+/// What a commit listing `files` names as dropped: the files of `old` it
+/// stops listing, from now, and those `old` names that were dropped less
+/// than `age` ago and are not listed again. Once older, a file is named no
+/// more, and the next load deletes it (`s3.rs`).
+fn dropped_files(old: &Manifest, files: &[DataFile], age: Duration) -> Vec<(String, i64)> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let age = age.as_secs() as i64;
+    let listed: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let mut dropped: Vec<(String, i64)> = old
+        .dropped
+        .iter()
+        .cloned()
+        .chain(old.files.iter().map(|f| (f.path.clone(), now)))
+        .filter(|(path, at)| now - at < age && !listed.contains(path.as_str()))
+        .collect();
+    // The latest time of a path first: dedup keeps it.
+    dropped.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    dropped.dedup_by(|a, b| a.0 == b.0);
+    dropped
 }
 
 /// The committed files a load of `mode` keeps, given the partition
