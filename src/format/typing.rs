@@ -160,17 +160,32 @@ pub fn exact_float(text: &str) -> Option<f64> {
         return None;
     }
     let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0');
-    if significant.is_empty() {
+    // The significant digits' count, without gathering them: the common
+    // case (15 digits or fewer) needs no more.
+    let mut digits = mantissa.bytes().filter(u8::is_ascii_digit);
+    let first = digits.position(|d| d != b'0');
+    let Some(_) = first else {
         return Some(f);
+    };
+    let mut count = 1;
+    let mut kept = 1;
+    for d in digits {
+        count += 1;
+        if d != b'0' {
+            kept = count;
+        }
     }
     if f == 0.0 {
         return None;
     }
-    if significant.len() > 17 {
+    if kept > 17 {
         return None;
     }
+    if kept <= 15 && f.abs() >= f64::MIN_POSITIVE {
+        return Some(f);
+    }
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0');
     if f.abs() < f64::MIN_POSITIVE {
         // A subnormal holds fewer than 15 digits: it is exact only when the
         // shortest text that reads back as it has the written digits.
