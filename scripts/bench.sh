@@ -611,6 +611,66 @@ else
 fi
 rm -rf ylake ylake_b yduck year.csv
 
+# 9c. Data lake on S3: the orders into a dataset on an S3-compatible server
+# (the moto test server of scripts/s3-server.sh, on this machine) and read
+# back, against DuckDB's httpfs COPY ... TO 's3://...' (PARTITION_BY ...)
+# into the same server. Needs the server (scripts/s3-server.sh start) and a
+# Python with duckdb and duckdb_extension_httpfs ($ETLKIT_DUCKDB_HTTPFS_PYTHON,
+# as .ci/run installs it); skipped with a note otherwise.
+s3_dir=${ETLKIT_S3_DIR:-/tmp/etlkit-s3}
+s3_port=${ETLKIT_S3_PORT:-5055}
+httpfs_py=${ETLKIT_DUCKDB_HTTPFS_PYTHON:-$HOME/.cache/etlkit/venv-duckdb-httpfs/bin/python}
+moto_py=${ETLKIT_MOTO_VENV:-$HOME/.cache/etlkit/venv-moto}/bin/python
+if [ -s "$s3_dir/credentials" ] && (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null \
+  && "$httpfs_py" -c 'import duckdb, duckdb_extension_httpfs' 2>/dev/null && [ -x "$moto_py" ]; then
+  echo "9c. lake on S3: $rows orders by day" >&2
+  set -a
+  # shellcheck disable=SC1091 # written by scripts/s3-server.sh
+  . "$s3_dir/credentials"
+  set +a
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$s3_port" AWS_REGION=us-east-1
+  bucket="bench-$$"
+  "$moto_py" -c "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1]).create_bucket(Bucket=sys.argv[2])" \
+    "$AWS_ENDPOINT_URL" "$bucket"
+  cat > duck-s3.py <<'PY'
+import glob, os, sys, duckdb, duckdb_extension_httpfs
+con = duckdb.connect()
+ext = glob.glob(os.path.join(os.path.dirname(duckdb_extension_httpfs.__file__), 'extensions', '*', 'httpfs.duckdb_extension'))[0]
+con.execute(f"LOAD '{ext}'")
+endpoint = os.environ['AWS_ENDPOINT_URL'].removeprefix('http://')
+con.execute(f"CREATE SECRET s (TYPE s3, KEY_ID '{os.environ['AWS_ACCESS_KEY_ID']}', "
+            f"SECRET '{os.environ['AWS_SECRET_ACCESS_KEY']}', ENDPOINT '{endpoint}', "
+            "URL_STYLE 'path', USE_SSL false, REGION 'us-east-1')")
+for statement in sys.argv[1:-1]:
+    con.execute(statement)
+print(' '.join(str(v) for v in con.execute(sys.argv[-1]).fetchone()))
+PY
+  # Empties a prefix before each timed run, so a reader of the files sees
+  # only the last run's (a replace keeps the files it dropped for a while).
+  cat > s3-rm.py <<'PY'
+import os, sys, boto3
+s3 = boto3.client('s3', endpoint_url=os.environ['AWS_ENDPOINT_URL'])
+for page in s3.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[1], Prefix=sys.argv[2]):
+    for o in page.get('Contents', []):
+        s3.delete_object(Bucket=sys.argv[1], Key=o['Key'])
+PY
+  s3_sums() { "$httpfs_py" duck-s3.py "SELECT count(*), sum(quantity), count(DISTINCT ordered_at_day) FROM read_parquet('$1/**/*.parquet', hive_partitioning = true)"; }
+  measure "etlkit" "$moto_py s3-rm.py $bucket lake/" "$(T x) etl-extract -q orders.csv | $(T l) etl-load -q s3://$bucket/lake/orders --partition-by ordered_at:day" cur strict
+  s3_time=$last_time; s3_rss=$last_rss
+  measure "etl-extract of the S3 dataset" "rm -f s3k.db" "$(T x) etl-extract -q s3://$bucket/lake/orders | etl-load -q s3k.db --table orders" cur strict
+  s3r_time=$last_time
+  check "S3 lake read back by etl-extract" "$rows" "$(sqlite3 s3k.db 'SELECT count(*) FROM orders')"
+  s3_ours=$(s3_sums "s3://$bucket/lake/orders")
+  check "S3 lake read by DuckDB: count" "$rows" "${s3_ours%% *}"
+  bench "DuckDB COPY … TO s3 PARTITION_BY" "$moto_py s3-rm.py $bucket duck/" "$(T s) $httpfs_py duck-s3.py \"COPY (SELECT *, CAST(ordered_at AS DATE) AS ordered_at_day FROM read_csv('orders.csv')) TO 's3://$bucket/duck' (FORMAT parquet, PARTITION_BY (ordered_at_day), OVERWRITE_OR_IGNORE)\" 'SELECT 1'"
+  check "DuckDB's S3 lake and etlkit's" "$s3_ours" "$(s3_sums "s3://$bucket/duck")"
+  row "CSV → S3 lake by day, read back" "load ${s3_time}s (${s3_rss} MB), read ${s3r_time}s" "DuckDB COPY … TO s3 PARTITION_BY: ${last_time}s" "$(ratio "$s3_time" "$last_time")x" "≤ 1.5x, same rows and sums"
+  rm -f s3k.db duck-s3.py s3-rm.py
+else
+  row "CSV → S3 lake by day" "skipped" "DuckDB COPY … TO s3" "–" "≤ 1.5x"
+  notes+=("S3 lake: needs the S3 test server (scripts/s3-server.sh start) and DuckDB's httpfs (\$ETLKIT_DUCKDB_HTTPFS_PYTHON).")
+fi
+
 # 6. Memory of the streaming paths as input grows
 echo "6. memory" >&2
 if [ -n "$gnu_time" ]; then
