@@ -329,20 +329,7 @@ impl Watcher<'_> {
             None if ranges.is_empty() => None,
             None => Some(identity::Hasher::of(positions_key(&ranges).as_bytes())),
         };
-        let begin = Begin {
-            stream: self.plan.stream.clone(),
-            source: Some(PROGRAM.into()),
-            schema: self.schema(),
-            from: None,
-            batch: id.clone(),
-        };
-        let end = End {
-            stream: self.plan.stream.clone(),
-            rows: self.batch.rows as u64,
-            bookmark: None,
-            positions: Some(positions),
-        };
-        let payload = framed(&begin, &self.batch.records, &end);
+        let payload = self.framed_batch(id.clone(), positions);
 
         match &self.plan.exec {
             Some(cmd) => {
@@ -714,6 +701,27 @@ fn positions_key(ranges: &[Range]) -> String {
 
 /// A batch as it is handed on: its begin line, its record lines, its end
 /// line (the one framing for file, stdin and broker batches).
+impl Watcher<'_> {
+    /// The open batch framed as a stream: a begin line naming its id, its
+    /// records, an end line with its positions (files or objects).
+    fn framed_batch(&self, id: Option<String>, positions: serde_json::Value) -> Vec<u8> {
+        let begin = Begin {
+            stream: self.plan.stream.clone(),
+            source: Some(PROGRAM.into()),
+            schema: self.schema(),
+            from: None,
+            batch: id,
+        };
+        let end = End {
+            stream: self.plan.stream.clone(),
+            rows: self.batch.rows as u64,
+            bookmark: None,
+            positions: Some(positions),
+        };
+        framed(&begin, &self.batch.records, &end)
+    }
+}
+
 fn framed(begin: &Begin, records: &[u8], end: &End) -> Vec<u8> {
     let mut payload = Vec::with_capacity(records.len() + 512);
     payload.extend_from_slice(begin.to_line().as_bytes());

@@ -30,12 +30,11 @@ use anyhow::{Context, Result, bail};
 
 use super::checkpoint::{Checkpoint, ObjectRange, ObjectVersion, object_ranges_json};
 use super::records::header_names;
-use super::{PROGRAM, WatchFormat, Watcher, framed, identity};
+use super::{WatchFormat, Watcher, identity};
 use crate::client::s3::read::ObjectReader;
 use crate::client::s3::{Client, ObjectUrl, Refusal};
 use crate::error::usage;
 use crate::source::input::{Compression, decode};
-use crate::wire::{Begin, End};
 
 /// A watched prefix, or glob over keys, of one bucket.
 #[derive(Debug, Clone)]
@@ -513,20 +512,7 @@ impl Watcher<'_> {
             Some(id) => id,
             None => identity::Hasher::of(objects_key(&state.in_batch).as_bytes()),
         };
-        let begin = Begin {
-            stream: self.plan.stream.clone(),
-            source: Some(PROGRAM.into()),
-            schema: self.schema(),
-            from: None,
-            batch: Some(id.clone()),
-        };
-        let end = End {
-            stream: self.plan.stream.clone(),
-            rows: self.batch.rows as u64,
-            bookmark: None,
-            positions: Some(positions),
-        };
-        let payload = framed(&begin, &self.batch.records, &end);
+        let payload = self.framed_batch(Some(id.clone()), positions);
         match &self.plan.exec {
             Some(cmd) => {
                 self.save_objects(state, Some(id))?;
