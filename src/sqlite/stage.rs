@@ -87,14 +87,12 @@ impl<'c> Stage<'c> {
             .conn
             .prepare_cached(&format!("INSERT INTO {SEEN} VALUES ({})", marks.join(", ")))?;
         for (n, &i) in keys.iter().enumerate() {
-            let value = field(record, &table.columns[i].name)
-                .or_else(|| {
-                    record
-                        .iter()
-                        .find(|(f, _)| f.eq_ignore_ascii_case(&table.columns[i].name))
-                        .map(|(_, v)| v)
-                })
-                .unwrap_or(&Raw::Null);
+            // The record was bound to the table's columns: its key fields
+            // are found as every field is.
+            let value = table
+                .binder
+                .field_of(i)
+                .map_or(&Raw::Null, |p| &record[p].1);
             let bound = to_sql(value, table.columns[i].kind).map_err(|reason| {
                 anyhow::anyhow!("key column {:?}: {reason}", table.columns[i].name)
             })?;
