@@ -108,11 +108,8 @@ impl Sweep<'_> {
     }
 
     /// Only rows not marked already count, with --soft-delete.
-    fn live(&self) -> String {
-        match &self.soft {
-            Some(col) => format!(" AND x.{col} IS NULL"),
-            None => String::new(),
-        }
+    fn live(&self) -> Option<String> {
+        self.soft.as_ref().map(|col| format!("x.{col} IS NULL"))
     }
 
     fn now(&self) -> &'static str {
@@ -128,15 +125,18 @@ impl Sweep<'_> {
     /// The first is also what a store counts before its rows go in.
     pub fn count_sql(&self) -> (String, String) {
         let live = self.live();
-        let where_live = live.strip_prefix(" AND ").map(|l| format!(" WHERE {l}"));
+        let rows = match &live {
+            Some(l) => format!(" WHERE {l}"),
+            None => String::new(),
+        };
+        let going = match &live {
+            Some(l) => format!(" AND {l}"),
+            None => String::new(),
+        };
         (
+            format!("SELECT count(*) FROM {} AS x{rows}", self.table),
             format!(
-                "SELECT count(*) FROM {} AS x{}",
-                self.table,
-                where_live.unwrap_or_default()
-            ),
-            format!(
-                "SELECT count(*) FROM {} AS x WHERE {}{live}",
+                "SELECT count(*) FROM {} AS x WHERE {}{going}",
                 self.table,
                 self.missing()
             ),
