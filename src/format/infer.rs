@@ -91,7 +91,9 @@ impl ColumnGuess {
             self.all_number = false;
         }
         if self.all_decimal {
-            match plain_decimal(field) {
+            let digits = logical::plain_decimal(field)
+                .and_then(|d| Some((u16::try_from(d.int).ok()?, u16::try_from(d.frac).ok()?)));
+            match digits {
                 Some((int, frac)) => {
                     self.int_digits = self.int_digits.max(int);
                     self.scale = match self.scale {
@@ -146,24 +148,6 @@ impl ColumnGuess {
         }
         FieldType::Text
     }
-}
-
-/// A plain decimal's digits before the point (leading zeros not counted)
-/// and after it (trailing zeros counted: `12.50` has scale 2); `None` for
-/// anything else (`+1`, `1e5`, `.5`, `01.5`, `1.`).
-fn plain_decimal(field: &str) -> Option<(u16, u16)> {
-    let body = field.strip_prefix('-').unwrap_or(field).as_bytes();
-    let int = body.iter().take_while(|b| b.is_ascii_digit()).count();
-    if int == 0 || (int > 1 && body[0] == b'0') {
-        return None;
-    }
-    let frac = match &body[int..] {
-        [] => 0,
-        [b'.', rest @ ..] if !rest.is_empty() && rest.iter().all(u8::is_ascii_digit) => rest.len(),
-        _ => return None,
-    };
-    let int = if body[0] == b'0' { 0 } else { int };
-    Some((u16::try_from(int).ok()?, u16::try_from(frac).ok()?))
 }
 
 /// The longest date or time text [`canonical_temporal`] writes.

@@ -293,10 +293,10 @@ impl DecimalParts<'_> {
 /// when those are declared.
 pub fn check_decimal(n: &str, declared: Option<(u16, u16)>) -> Result<(), String> {
     if let Some((precision, scale)) = declared
-        && let Some((int_digits, scale_needed)) = plain_decimal_digits(n)
+        && let Some(d) = plain_decimal(n)
     {
         // The common form (`-12.50`), read in one pass.
-        return digits_fit(int_digits as i64, scale_needed as i64, precision, scale);
+        return digits_fit(d.int as i64, d.needed as i64, precision, scale);
     }
     if !is_number_text(n) {
         return Err("is not a decimal number".into());
@@ -332,10 +332,20 @@ pub fn check_decimal(n: &str, declared: Option<(u16, u16)>) -> Result<(), String
     digits_fit(int_digits, scale_needed, precision, scale)
 }
 
-/// Digits before the point (leading zeros not counted) and after it
-/// (trailing zeros not counted) of a plain decimal, `-?[0-9]+(.[0-9]+)?`
-/// without an exponent; `None` for any other text.
-pub fn plain_decimal_digits(n: &str) -> Option<(usize, usize)> {
+/// The digits of a plain decimal, `-?(0|[1-9][0-9]*)(.[0-9]+)?` without an
+/// exponent (not `+1`, `1e5`, `.5`, `01.5`, `1.`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlainDecimal {
+    /// Before the point, leading zeros not counted (`0.5` has none).
+    pub int: usize,
+    /// After the point as written (`12.50` has 2).
+    pub frac: usize,
+    /// After the point without trailing zeros (`12.50` needs 1).
+    pub needed: usize,
+}
+
+/// The digits of `n` when it is a plain decimal; `None` for other text.
+pub fn plain_decimal(n: &str) -> Option<PlainDecimal> {
     let b = n.strip_prefix('-').unwrap_or(n).as_bytes();
     let int = b.iter().take_while(|c| c.is_ascii_digit()).count();
     if int == 0 || (int > 1 && b[0] == b'0') {
@@ -346,9 +356,11 @@ pub fn plain_decimal_digits(n: &str) -> Option<(usize, usize)> {
         [b'.', rest @ ..] if !rest.is_empty() && rest.iter().all(u8::is_ascii_digit) => rest,
         _ => return None,
     };
-    let significant_int = if b[0] == b'0' { 0 } else { int };
-    let kept = frac.len() - frac.iter().rev().take_while(|&&c| c == b'0').count();
-    Some((significant_int, kept))
+    Some(PlainDecimal {
+        int: if b[0] == b'0' { 0 } else { int },
+        frac: frac.len(),
+        needed: frac.len() - frac.iter().rev().take_while(|&&c| c == b'0').count(),
+    })
 }
 
 /// Does a number of `int_digits` before the point and `scale_needed`
