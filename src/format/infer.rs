@@ -151,7 +151,7 @@ impl ColumnGuess {
 }
 
 /// The longest date or time text [`canonical_temporal`] writes.
-const CANONICAL_MAX: usize = 40;
+pub const CANONICAL_MAX: usize = 40;
 
 /// A date or time text in its wire form: a space between date and time
 /// becomes `T`, and an offset written `+HH` or `+HHMM` (as PostgreSQL

@@ -252,6 +252,21 @@ pub fn check_uuid(s: &str) -> Result<(), String> {
     }
 }
 
+/// The 16 bytes of a uuid written as 32 hex digits, with any `-`, `{` or
+/// `}` among them (the spellings PostgreSQL's uuid input reads); `None`
+/// for anything else. No allocation: it runs for every uuid loaded.
+pub fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    let mut n = 0;
+    for c in s.bytes().filter(|b| !matches!(b, b'-' | b'{' | b'}')) {
+        let digit = (c as char).to_digit(16)? as u8;
+        let slot = bytes.get_mut(n / 2)?;
+        *slot = *slot << 4 | digit;
+        n += 1;
+    }
+    (n == 32).then_some(bytes)
+}
+
 /// A number's text (JSON syntax, an exponent allowed) taken apart: its
 /// sign, the digits before and after the point, and the exponent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

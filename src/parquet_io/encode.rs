@@ -129,17 +129,12 @@ pub fn decimal_bytes(value: i128, len: usize) -> Vec<u8> {
     value.to_be_bytes()[16 - len.min(16)..].to_vec()
 }
 
-/// A uuid's 16 bytes from its canonical text.
+/// A uuid's 16 bytes from its canonical text (36 characters, no braces).
 pub fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
-    let hex: Vec<u8> = s.bytes().filter(|&c| c != b'-').collect();
-    if s.len() != 36 || hex.len() != 32 {
+    if s.len() != 36 || s.contains(['{', '}']) {
         return None;
     }
-    let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
+    crate::format::logical::uuid_bytes(s)
 }
 
 /// A uuid's canonical text (lowercase) from its 16 bytes.

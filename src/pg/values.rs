@@ -5,8 +5,8 @@
 //! before anything is sent.
 
 use crate::format::flat::Raw;
-use crate::format::infer::canonical_temporal;
-use crate::format::logical::{Temporal, check_iso_like, decode_bytes};
+use crate::format::infer::{CANONICAL_MAX, canonical_temporal};
+use crate::format::logical::{Temporal, check_iso_like, decode_bytes, uuid_bytes};
 use crate::format::temporal::{
     MICROS_PER_DAY, date_days, instant_micros, time_micros, timestamp_micros,
 };
@@ -289,11 +289,7 @@ fn check<'v>(kind: Kind, type_name: &str, value: &'v Raw<'_>) -> Result<Checked<
             Checked::Text(Cow::Borrowed(s))
         }
         (Kind::Uuid, Raw::Str(s)) => {
-            let hex: String = s
-                .chars()
-                .filter(|c| !matches!(c, '-' | '{' | '}'))
-                .collect();
-            if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if uuid_bytes(s).is_none() {
                 return Err(wrong("is not a uuid".into()));
             }
             Checked::Text(Cow::Borrowed(s))
@@ -505,7 +501,7 @@ const PG_EPOCH_MICROS: i64 = 10_957 * MICROS_PER_DAY;
 /// form. The value is in the wire form (a space for the `T` and an offset
 /// written `+05` allowed), else it is not one the declared type holds.
 fn logical_binary(out: &mut Vec<u8>, binary: Binary, text: &str) -> Result<(), String> {
-    let mut buf = [0u8; 40];
+    let mut buf = [0u8; CANONICAL_MAX];
     let text = canonical_temporal(text, &mut buf);
     let not = |what: &str| format!("is not a {what} in ISO 8601 form, which its declared type is");
     match binary {
@@ -529,19 +525,7 @@ fn logical_binary(out: &mut Vec<u8>, binary: Binary, text: &str) -> Result<(), S
                 .ok_or_else(|| not("timestamp"))?;
             out.extend_from_slice(&(micros - PG_EPOCH_MICROS).to_be_bytes());
         }
-        _ => {
-            let hex: Vec<u8> = text
-                .bytes()
-                .filter(|b| !matches!(b, b'-' | b'{' | b'}'))
-                .collect();
-            let mut bytes = [0u8; 16];
-            for (i, pair) in hex.chunks(2).enumerate() {
-                let digits = std::str::from_utf8(pair).unwrap_or("");
-                bytes[i] =
-                    u8::from_str_radix(digits, 16).map_err(|_| "is not a uuid".to_string())?;
-            }
-            out.extend_from_slice(&bytes);
-        }
+        _ => out.extend_from_slice(&uuid_bytes(text).ok_or("is not a uuid")?),
     }
     Ok(())
 }
