@@ -2,6 +2,7 @@
 //! environment, against real SQLite files.
 
 mod brokers;
+mod cdc;
 mod common;
 mod corpus;
 mod crash;

@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 use super::VerbosityArgs;
 use crate::error::usage;
 use crate::registry::address::{self, Role};
-use crate::watch::broker::{BrokerPlan, BrokerUrl, RestartFrom, is_broker_url};
+use crate::watch::broker::{BrokerPlan, BrokerUrl, RestartFrom, SlotPlan, is_broker_url};
 use crate::watch::objects::Inbox;
 use crate::watch::{WatchFormat, WatchPlan};
 
@@ -110,7 +110,8 @@ there (the file is added to across runs). A batch holds at most the
 consumer's max_ack_pending messages (a consumer etl-watch creates allows
 twice --batch-rows). Kafka: etl-watch is the group's one reader (it does
 not join the group's rebalancing; its checkpoint lock keeps a second
-etl-watch out); the topic must exist; no TLS or SASL.
+etl-watch out); the topic must exist. TLS and sign-in: the options under
+\"TLS and authentication for brokers\".
 
 The checkpoint also keeps how far messages were handed on (Redis: the last
 entry id; NATS: the last sequence; Kafka: the committed offsets). When it
@@ -125,6 +126,24 @@ batch in flight is rebuilt and sent with its id, so nothing is repeated),
 start or end. A NATS stream that was created again numbers its messages
 from 1: only start or end apply there. Without a checkpoint (a first run)
 the group or consumer is created as always.
+
+Change data capture: etl-watch postgres://USER@HOST/DB --slot NAME
+--publication NAME reads one table's inserts, updates and deletes from a
+logical replication slot (pgoutput; the server needs wal_level = logical),
+in commit order; a batch closes only between transactions. --create-slot
+with --table [SCHEMA.]TABLE makes the publication (inserts, updates and
+deletes of that one table) and the slot when missing. A record is the row
+(a delete: its key), then _op (insert, update, delete), _deleted, _lsn (the
+commit's LSN) and _commit_time; the begin line names the columns' types.
+The slot is read without moving it and advanced past a batch only after
+--exec exited 0, so a crash repeats nothing that etl-load committed:
+  etl-watch postgres://etl@db/app --slot wh_orders --publication wh_orders \
+    --checkpoint orders.cdc --once \
+    --exec 'etl-load wh.db --table orders --mode upsert --key id --delete-when _deleted'
+While no batch is open the slot is moved up to the server's WAL position;
+--once ends by saying how much WAL the server keeps for the slot. A
+TRUNCATE, a publication of several tables, and a slot that is gone while
+the checkpoint shows loaded changes are refused, saying what to do.
 
 Examples:
   $ etl-watch --once --format csv sample-data/orders.csv --batch-rows 5 | grep -c '\"@etl\":\"end\"'
@@ -149,7 +168,8 @@ pub struct WatchArgs {
     /// default), one S3 prefix or glob over keys (s3://BUCKET/PREFIX/), or
     /// one broker: nats://[USER:PASSWORD@|TOKEN@]HOST[:PORT]
     /// (tls://... over TLS), redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
-    /// (rediss://... over TLS) or kafka://HOST[:PORT]
+    /// (rediss://... over TLS) or kafka://HOST[:PORT], or one PostgreSQL
+    /// database whose replication slot to read (postgres://...)
     #[arg(value_name = "PATH|URL")]
     pub paths: Vec<PathBuf>,
 
@@ -269,6 +289,24 @@ pub struct WatchArgs {
     /// here; without it etl-watch refuses to read everything again
     #[arg(long, value_enum, value_name = "WHERE", help_heading = "Brokers")]
     pub restart_from: Option<RestartFrom>,
+
+    /// PostgreSQL: the logical replication slot to read (pgoutput)
+    #[arg(long, value_name = "NAME", help_heading = "Change data capture")]
+    pub slot: Option<String>,
+
+    /// PostgreSQL: the publication naming the one table to read
+    #[arg(long, value_name = "NAME", help_heading = "Change data capture")]
+    pub publication: Option<String>,
+
+    /// PostgreSQL: the table ([SCHEMA.]TABLE) --create-slot publishes;
+    /// checked against an existing publication
+    #[arg(long, value_name = "TABLE", help_heading = "Change data capture")]
+    pub table: Option<String>,
+
+    /// PostgreSQL: create the publication (inserts, updates and deletes of
+    /// --table) and the slot when missing
+    #[arg(long, help_heading = "Change data capture")]
+    pub create_slot: bool,
 
     /// TLS and authentication for brokers
     #[command(flatten)]
@@ -427,12 +465,21 @@ impl WatchArgs {
             .paths
             .iter()
             .filter_map(|p| p.to_str())
-            .filter(|p| is_broker_url(p))
+            .filter(|p| is_broker_url(p) || is_postgres_url(p))
             .collect();
+        let cdc_flags = self.slot.is_some()
+            || self.publication.is_some()
+            || self.table.is_some()
+            || self.create_slot;
         let nats_flags =
             self.subject.is_some() || self.durable.is_some() || self.js_stream.is_some();
         let redis_flags = self.key.is_some() || self.group.is_some();
         let Some(url) = urls.first() else {
+            if cdc_flags {
+                return Err(usage(
+                    "--slot, --publication, --table and --create-slot need a postgres:// URL",
+                ));
+            }
             if nats_flags
                 || redis_flags
                 || self.topic.is_some()
@@ -465,6 +512,14 @@ impl WatchArgs {
         if self.paths.len() > 1 {
             return Err(usage(
                 "a broker is watched alone, not with files or other brokers",
+            ));
+        }
+        if is_postgres_url(url) {
+            return self.slot_plan(url).map(Some);
+        }
+        if cdc_flags {
+            return Err(usage(
+                "--slot, --publication, --table and --create-slot are for postgres://",
             ));
         }
         let url = BrokerUrl::parse(url).map_err(|e| usage(format!("{e:#}")))?;
@@ -557,6 +612,85 @@ impl WatchArgs {
                 tls,
             }))
         }
+    }
+}
+
+/// Is `path` a PostgreSQL URL (change data capture)?
+fn is_postgres_url(path: &str) -> bool {
+    crate::pg::SCHEMES
+        .iter()
+        .any(|s| path.strip_prefix(s).is_some_and(|r| r.starts_with("://")))
+}
+
+impl WatchArgs {
+    /// The plan for reading a replication slot, with its flags checked.
+    fn slot_plan(&self, url: &str) -> Result<BrokerPlan> {
+        let s = &self.security;
+        let broker_flags = self.subject.is_some()
+            || self.durable.is_some()
+            || self.js_stream.is_some()
+            || self.key.is_some()
+            || self.topic.is_some()
+            || self.group.is_some()
+            || self.create_stream
+            || self.from_end;
+        if broker_flags {
+            return Err(usage(
+                "postgres:// takes --slot and --publication (--table, --create-slot), not the \
+                 broker flags (--subject, --durable, --js-stream, --key, --topic, --group, \
+                 --create-stream, --from-end)",
+            ));
+        }
+        if s.ca_cert.is_some()
+            || s.client_cert.is_some()
+            || s.client_key.is_some()
+            || s.creds.is_some()
+            || s.kafka_config.is_some()
+            || s.security_protocol.is_some()
+            || s.sasl_mechanism.is_some()
+            || s.sasl_username.is_some()
+            || s.sasl_password.is_some()
+        {
+            return Err(usage(
+                "postgres:// takes TLS settings in the URL (sslmode, sslrootcert, sslcert, \
+                 sslkey) or the PGSSL* variables, not the broker security options",
+            ));
+        }
+        if self.format.is_some_and(|f| f != WatchFormat::Ndjson) {
+            return Err(usage(
+                "postgres:// hands on change records (JSON objects): --format does not apply",
+            ));
+        }
+        let (Some(slot), Some(publication)) = (&self.slot, &self.publication) else {
+            return Err(usage(
+                "postgres:// needs --slot NAME and --publication NAME",
+            ));
+        };
+        let slot_ok = !slot.is_empty()
+            && slot.len() <= 63
+            && slot
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !slot_ok {
+            return Err(usage(
+                "--slot is a replication slot name: lower-case letters, digits and _, at most 63",
+            ));
+        }
+        if publication.is_empty() {
+            return Err(usage("--publication cannot be empty"));
+        }
+        if self.create_slot && self.table.is_none() {
+            return Err(usage(
+                "--create-slot needs --table TABLE (the table the publication holds)",
+            ));
+        }
+        Ok(BrokerPlan::Postgres(SlotPlan {
+            url: url.to_string(),
+            slot: slot.clone(),
+            publication: publication.clone(),
+            table: self.table.clone(),
+            create: self.create_slot,
+        }))
     }
 }
 

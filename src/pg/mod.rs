@@ -6,10 +6,12 @@
 //! their columns (`values.rs`; numeric's binary form in `numeric.rs`) and
 //! keeps the bookmarks with the rows (`state.rs`).
 
+pub mod changes;
 pub mod conn;
 mod numeric;
 pub mod pgpass;
 pub mod sink;
+pub mod slot;
 pub mod source;
 pub mod stage;
 pub mod state;

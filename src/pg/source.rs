@@ -38,13 +38,18 @@ pub struct PgSource {
 /// `decimal(p,s)`; interval stays text (PostgreSQL's own form, which no
 /// other store reads as a duration) and arrays are json.
 fn wire_type(c: &postgres::Column) -> Option<FieldType> {
-    let t = c.type_();
+    wire_type_of(c.type_(), c.type_modifier())
+}
+
+/// [`wire_type`] of a type and its modifier (change data capture reads
+/// them from the replication stream).
+pub(crate) fn wire_type_of(t: &Type, typmod: i32) -> Option<FieldType> {
     Some(match *t {
         Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => FieldType::Integer,
         Type::FLOAT4 | Type::FLOAT8 => FieldType::Float,
         Type::BOOL => FieldType::Boolean,
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::INTERVAL => FieldType::Text,
-        Type::NUMERIC => FieldType::Decimal(numeric_modifier(c.type_modifier())),
+        Type::NUMERIC => FieldType::Decimal(numeric_modifier(typmod)),
         Type::DATE => FieldType::Date,
         Type::TIME => FieldType::Time,
         Type::TIMESTAMP => FieldType::Timestamp,

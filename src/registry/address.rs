@@ -39,6 +39,7 @@ impl Role {
                 .iter()
                 .copied()
                 .chain(super::object_schemes())
+                .chain(crate::pg::SCHEMES)
                 .collect(),
         }
     }

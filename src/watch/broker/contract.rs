@@ -11,6 +11,8 @@ use std::hash::Hash;
 use anyhow::Result;
 use serde_json::Value;
 
+use crate::record::FieldType;
+
 /// Where a message sits in its broker, typed per broker (`position.rs`):
 /// a JetStream stream sequence, a Redis entry id, a Kafka partition and
 /// offset. Batches key their messages by it.
@@ -43,6 +45,9 @@ pub(crate) enum Body {
     Payload(Vec<u8>),
     /// A Redis entry without a `payload` field: all fields, one record.
     Fields(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A record the source made itself (a change from a replication
+    /// slot): one JSON object, whatever --format says.
+    Record(Vec<u8>),
     /// Deleted from the stream (trimmed) after it was delivered.
     Gone,
 }
@@ -97,6 +102,16 @@ pub(crate) trait BrokerSource {
     /// The group, consumer or stream was created again from its start or
     /// its end (--restart-from start|end): the checkpoint no longer applies.
     fn started_over(&self) -> bool;
+    /// The begin line's schema, where the source knows its records' types
+    /// (a replicated table); empty: the one --format gives.
+    fn schema(&self) -> Vec<(String, FieldType)> {
+        Vec::new()
+    }
+    /// A line for the summary on how the source stands (a replication
+    /// slot's retained WAL), said once the run ends.
+    fn standing(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Where reading starts again when the checkpoint shows progress but the

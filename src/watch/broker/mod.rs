@@ -26,6 +26,7 @@ mod kafka;
 mod nats;
 mod payload;
 mod position;
+mod postgres;
 mod redis;
 
 use std::collections::HashMap;
@@ -37,7 +38,9 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 pub use contract::{BrokerOptions, RestartFrom};
-pub use url::{BrokerPlan, BrokerUrl, KafkaSecurity, NatsAuth, TlsOptions, is_broker_url};
+pub use url::{
+    BrokerPlan, BrokerUrl, KafkaSecurity, NatsAuth, SlotPlan, TlsOptions, is_broker_url,
+};
 
 use super::{PROGRAM, WatchFormat, Watcher, identity};
 use crate::format::json;
@@ -78,6 +81,9 @@ impl Watcher<'_> {
             }
             BrokerPlan::Kafka { .. } => {
                 self.follow(|previous| kafka::KafkaTopic::open(broker, options, previous))
+            }
+            BrokerPlan::Postgres(plan) => {
+                self.follow(|previous| postgres::SlotSource::open(plan, options, previous))
             }
         }
     }
@@ -149,7 +155,11 @@ impl Watcher<'_> {
                 self.deliver_messages(source, &mut open, &path, None)?;
             }
             if self.plan.once && nothing {
-                return self.deliver_messages(source, &mut open, &path, None);
+                self.deliver_messages(source, &mut open, &path, None)?;
+                if let Some(line) = source.standing() {
+                    self.progress.note(&line);
+                }
+                return Ok(());
             }
         }
     }
@@ -174,7 +184,7 @@ impl Watcher<'_> {
         match self.records(&message, &seq) {
             Ok(records) => {
                 let size = match &message.body {
-                    Body::Payload(p) => p.len(),
+                    Body::Payload(p) | Body::Record(p) => p.len(),
                     Body::Fields(f) => f.iter().map(|(k, v)| k.len() + v.len()).sum(),
                     Body::Gone => 0,
                 };
@@ -202,7 +212,7 @@ impl Watcher<'_> {
                 self.counts.read += 1;
                 self.counts.rejected += 1;
                 let raw = match &message.body {
-                    Body::Payload(p) => p.clone(),
+                    Body::Payload(p) | Body::Record(p) => p.clone(),
                     Body::Fields(fields) => fields_text(fields),
                     Body::Gone => Vec::new(),
                 };
@@ -223,6 +233,7 @@ impl Watcher<'_> {
     fn records<P>(&self, message: &Message<P>, seq: &Value) -> Result<Vec<Vec<u8>>, String> {
         let payload = match &message.body {
             Body::Gone => return Ok(Vec::new()),
+            Body::Record(record) => return Ok(vec![record.clone()]),
             Body::Fields(fields) => {
                 let mut out = vec![b'{'];
                 for (i, (k, v)) in fields.iter().enumerate() {
@@ -304,7 +315,14 @@ impl Watcher<'_> {
             let begin = Begin {
                 stream: self.plan.stream.clone(),
                 source: Some(PROGRAM.into()),
-                schema: self.broker_schema(),
+                schema: {
+                    let schema = source.schema();
+                    if schema.is_empty() {
+                        self.broker_schema()
+                    } else {
+                        schema
+                    }
+                },
                 from: None,
                 batch: Some(id),
             };

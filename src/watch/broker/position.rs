@@ -168,3 +168,26 @@ mod tests {
         assert_eq!(ranges([1, 2, 3, 5, 7, 8]), vec![(1, 3), (5, 5), (7, 8)]);
     }
 }
+
+/// A change from a replication slot: its transaction's end (the LSN just
+/// past its commit record, where the slot moves once it is loaded) and its
+/// place in the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ChangeAt {
+    pub end: u64,
+    pub index: u32,
+}
+
+impl Position for ChangeAt {
+    fn json(&self) -> Value {
+        format!("{}#{}", crate::pg::changes::lsn_text(self.end), self.index).into()
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "change {} of the transaction ending at {}",
+            self.index,
+            crate::pg::changes::lsn_text(self.end)
+        )
+    }
+}

@@ -5,6 +5,7 @@ pub use crate::client::kafka::security::KafkaSecurity;
 pub use crate::client::nats::NatsAuth;
 pub use crate::client::tls::TlsOptions;
 pub use crate::client::url::{BrokerUrl, is_broker_url};
+pub use crate::pg::slot::SlotPlan;
 
 /// Which broker, and where in it.
 #[derive(Debug, Clone)]
@@ -48,4 +49,6 @@ pub enum BrokerPlan {
         /// Trust and the client certificate, for `rediss://`.
         tls: TlsOptions,
     },
+    /// A PostgreSQL logical replication slot (change data capture).
+    Postgres(SlotPlan),
 }

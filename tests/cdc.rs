@@ -1,0 +1,520 @@
+//! Change data capture from PostgreSQL: `etl-watch postgres://... --slot S
+//! --publication P` against a real cluster with wal_level = logical, which
+//! `scripts/cdc-servers.sh start` runs beside the machine's own server (on
+//! 127.0.0.1:55433). Without it the tests skip loudly, unless
+//! ETLKIT_REQUIRE_CDC is set, as in CI.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use crate::common::expect::expect;
+use crate::common::*;
+
+/// The test database's URL once the cluster is up; `None` (with a loud
+/// note) when it cannot be started, unless ETLKIT_REQUIRE_CDC is set.
+fn server() -> Option<String> {
+    static STARTED: OnceLock<Result<String, String>> = OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cdc-servers.sh");
+        let out = std::process::Command::new(&script)
+            .arg("start")
+            .output()
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} start failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let url = std::process::Command::new(&script)
+            .arg("url")
+            .output()
+            .map_err(|e| e.to_string())?;
+        let url = String::from_utf8_lossy(&url.stdout).trim().to_string();
+        postgres::Client::connect(&url, postgres::NoTls).map_err(|e| e.to_string())?;
+        Ok(url)
+    });
+    match started {
+        Ok(url) => Some(url.clone()),
+        Err(e) if std::env::var_os("ETLKIT_REQUIRE_CDC").is_some() => {
+            panic!("the CDC server is required (ETLKIT_REQUIRE_CDC) but down: {e}")
+        }
+        Err(e) => {
+            eprintln!(
+                "SKIPPED: change data capture test: the wal_level=logical server is down ({e})"
+            );
+            None
+        }
+    }
+}
+
+/// One test's table, publication and slot, dropped at the end.
+struct Cdc {
+    url: String,
+    /// The schema, the publication's and the slot's name.
+    name: String,
+}
+
+impl Cdc {
+    fn new(test: &str, ddl: &str) -> Option<Cdc> {
+        let url = server()?;
+        let name = format!("cdc_{test}_{}", std::process::id());
+        let cdc = Cdc { url, name };
+        cdc.drop_all();
+        cdc.sql(&format!(
+            "CREATE SCHEMA {n}; SET search_path = {n}; {ddl}",
+            n = cdc.name
+        ));
+        Some(cdc)
+    }
+
+    /// `schema.table` for this test's `table`.
+    fn table(&self, table: &str) -> String {
+        format!("{}.{table}", self.name)
+    }
+
+    fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).expect("connect")
+    }
+
+    fn sql(&self, sql: &str) {
+        self.client()
+            .batch_execute(&format!("SET search_path = {}; {sql}", self.name))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The slot's confirmed position, as text.
+    fn confirmed(&self) -> String {
+        self.client()
+            .query_one(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.name],
+            )
+            .expect("slot")
+            .get(0)
+    }
+
+    /// The table as etl-extract gives it (ordered by id), records only.
+    fn extract(&self, dir: &Path, table: &str) -> Vec<serde_json::Value> {
+        let mut c = cmd(EXTRACT, dir);
+        c.args([
+            "-q",
+            &self.url,
+            "--query",
+            &format!("SELECT * FROM {}.{table} ORDER BY id", self.name),
+        ]);
+        let out = run(c);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        records(&stdout(&out))
+    }
+
+    /// etl-watch on the slot with `args` after the URL, --slot and
+    /// --publication.
+    fn watch(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+        let mut c = cmd(WATCH, dir);
+        c.args([
+            &self.url,
+            "--slot",
+            &self.name,
+            "--publication",
+            &self.name,
+            "--checkpoint",
+            "cdc.json",
+        ])
+        .args(args);
+        run(c)
+    }
+
+    fn drop_all(&self) {
+        let mut c = self.client();
+        let _ = c.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+             WHERE slot_name = $1",
+            &[&self.name],
+        );
+        let _ = c.batch_execute(&format!(
+            "DROP PUBLICATION IF EXISTS {n}; DROP SCHEMA IF EXISTS {n} CASCADE",
+            n = self.name
+        ));
+    }
+}
+
+impl Drop for Cdc {
+    fn drop(&mut self) {
+        self.drop_all();
+    }
+}
+
+const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), \
+    day date, at timestamptz, uid uuid, raw bytea, doc jsonb, note text, big text)";
+
+/// The table's rows in the SQLite target, without the change fields.
+fn target_rows(dir: &Path) -> Vec<serde_json::Value> {
+    extract_records(
+        dir,
+        &[
+            "wh.db",
+            "--query",
+            "SELECT id, amount, day, at, uid, raw, doc, note, big FROM orders ORDER BY id",
+        ],
+    )
+}
+
+/// Every change, in commit order, reaches the target once: inserts,
+/// updates (one of them moving a key, one leaving a TOASTed value
+/// untouched), deletes; each value in the form `etl-extract` gives it; a
+/// second run finds nothing; the slot moved past what was loaded.
+#[test]
+fn every_change_reaches_the_target_once_in_commit_order() {
+    let Some(cdc) = Cdc::new("order", ORDERS) else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let table = format!("{}.orders", cdc.name);
+    let load = "etl-load wh.db --table orders --mode upsert --key id --delete-when _deleted";
+    let out = cdc.watch(
+        d,
+        &["--table", &table, "--create-slot", "--once", "--exec", load],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Each statement its own transaction; the long value is stored out
+    // of line (TOAST), so the update of its row does not send it.
+    cdc.sql(
+        "INSERT INTO orders VALUES
+           (1, 12.50, '2026-01-02', '2026-01-02 03:04:05.5+02', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+            '\\x00ff10', '{\"a\": [1, 2.50]}', E'line\\nbreak \"q\" é',
+            (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 4000) AS g)),
+           (2, 0.10, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+           (3, 7, '2026-02-03', '2026-02-03 00:00:00Z', NULL, NULL, 'null', '', 'small')",
+    );
+    cdc.sql(
+        "BEGIN; UPDATE orders SET amount = 13.75 WHERE id = 1; \
+         DELETE FROM orders WHERE id = 2; COMMIT;",
+    );
+    cdc.sql("UPDATE orders SET id = 30 WHERE id = 3");
+    cdc.sql("INSERT INTO orders (id, amount) VALUES (2, 99.99)");
+    let tee = format!("tee -a sent.ndjson | {load}");
+    let out = cdc.watch(d, &["--once", "--exec", &tee]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let sent = records(&std::fs::read_to_string(d.join("sent.ndjson")).unwrap());
+    let ops: Vec<String> = sent
+        .iter()
+        .map(|r| format!("{} {}", r["_op"].as_str().unwrap(), r["id"]))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "insert 1",
+            "insert 2",
+            "insert 3",
+            "update 1",
+            "delete 2",
+            "delete 3",
+            "update 30",
+            "insert 2"
+        ]
+    );
+    assert!(
+        sent[3].get("big").is_none(),
+        "the TOASTed value was sent: {}",
+        sent[3]
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "etl-watch: replication slot \"{}\" is at ",
+            cdc.name
+        )) && err.contains("bytes of WAL for it"),
+        "{err}"
+    );
+    let source = cdc.extract(d, "orders");
+    assert_eq!(source.len(), 3);
+    assert_same_records(&target_rows(d), &source, "the target after the changes");
+    let stored = extract_records(
+        d,
+        &[
+            "wh.db",
+            "--query",
+            "SELECT id, _op, _deleted FROM orders ORDER BY id",
+        ],
+    );
+    assert_eq!(
+        serde_json::Value::Array(stored).to_string(),
+        r#"[{"id":1,"_op":"update","_deleted":false},{"id":2,"_op":"insert","_deleted":false},{"id":30,"_op":"update","_deleted":false}]"#
+    );
+    let again = cdc.watch(d, &["--once", "--exec", "cat >> again.ndjson"]);
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert!(
+        !d.join("again.ndjson").exists(),
+        "a second run handed on a batch"
+    );
+}
+
+/// The records on stdout: one per change, a delete with its key only, in
+/// the begin line the table's types and the change fields.
+#[test]
+fn change_records_carry_the_operation_the_key_the_lsn_and_the_commit_time() {
+    let Some(cdc) = Cdc::new("records", "CREATE TABLE t (id int PRIMARY KEY, v text)") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let out = cdc.watch(d, &["--table", &cdc.table("t"), "--create-slot", "--once"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    cdc.sql("INSERT INTO t VALUES (1, 'a'); UPDATE t SET v = 'b' WHERE id = 1; DELETE FROM t WHERE id = 1;");
+    let out = cdc.watch(d, &["--once"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines = json_lines(&stdout(&out));
+    assert_eq!(lines.len(), 5, "{}", stdout(&out));
+    assert_eq!(
+        lines[0]["schema"].to_string(),
+        r#"{"id":"integer","v":"text","_op":"text","_deleted":"boolean","_lsn":"text","_commit_time":"timestamptz"}"#
+    );
+    let shapes: Vec<String> = lines[1..4]
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let o = r.as_object_mut().unwrap();
+            let lsn = o.remove("_lsn").unwrap();
+            let time = o.remove("_commit_time").unwrap();
+            assert!(lsn.as_str().unwrap().contains('/'), "{lsn}");
+            assert!(time.as_str().unwrap().ends_with("+00:00"), "{time}");
+            r.to_string()
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            r#"{"id":1,"v":"a","_op":"insert","_deleted":false}"#,
+            r#"{"id":1,"v":"b","_op":"update","_deleted":false}"#,
+            r#"{"id":1,"_op":"delete","_deleted":true}"#,
+        ]
+    );
+    assert_eq!(lines[4]["@etl"], "end");
+    assert_eq!(lines[4]["positions"]["broker"], "postgres");
+}
+
+/// A transaction is never split: with --batch-rows 2, a transaction of 5
+/// changes is one batch of 5, the next of 3 another.
+#[test]
+fn a_transaction_is_never_split_across_batches() {
+    let Some(cdc) = Cdc::new("split", "CREATE TABLE t (id int PRIMARY KEY)") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let out = cdc.watch(d, &["--table", &cdc.table("t"), "--create-slot", "--once"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Two transactions (one batch_execute would be one).
+    cdc.sql("INSERT INTO t SELECT generate_series(1, 5)");
+    cdc.sql("INSERT INTO t SELECT generate_series(6, 8)");
+    let out = cdc.watch(d, &["--once", "--batch-rows", "2"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rows: Vec<u64> = json_lines(&stdout(&out))
+        .iter()
+        .filter(|l| l["@etl"] == "end")
+        .map(|l| l["rows"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, [5, 3]);
+}
+
+/// A load that fails leaves the slot where it was: the run exits 1 and the
+/// next one hands the same changes on again, with the same batch id.
+#[test]
+fn a_failed_load_leaves_the_slot_and_the_changes_come_again() {
+    let Some(cdc) = Cdc::new("fail", "CREATE TABLE t (id int PRIMARY KEY, v text)") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let out = cdc.watch(d, &["--table", &cdc.table("t"), "--create-slot", "--once"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    cdc.sql("INSERT INTO t VALUES (1, 'a'), (2, 'b');");
+    let before = cdc.confirmed();
+    let out = cdc.watch(
+        d,
+        &[
+            "--once",
+            "--max-retries",
+            "0",
+            "--exec",
+            "cat > failed.ndjson; exit 3",
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(
+        cdc.confirmed(),
+        before,
+        "the slot moved past a batch that failed"
+    );
+    let out = cdc.watch(d, &["--once", "--exec", "cat > loaded.ndjson"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let failed = std::fs::read_to_string(d.join("failed.ndjson")).unwrap();
+    let loaded = std::fs::read_to_string(d.join("loaded.ndjson")).unwrap();
+    assert_eq!(failed, loaded, "the batch sent again differs");
+    assert_ne!(cdc.confirmed(), before);
+}
+
+/// etl-watch killed after the load committed and before the slot moved:
+/// the next run sends the batch again with its id, and etl-load skips it,
+/// so even --mode append holds every row once.
+#[test]
+fn a_batch_loaded_before_a_crash_is_not_loaded_twice() {
+    let Some(cdc) = Cdc::new("crash", "CREATE TABLE t (id int PRIMARY KEY, v text)") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let out = cdc.watch(d, &["--table", &cdc.table("t"), "--create-slot", "--once"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    cdc.sql("INSERT INTO t VALUES (1, 'a'), (2, 'b'); UPDATE t SET v = 'c' WHERE id = 1;");
+    let before = cdc.confirmed();
+    let out = cdc.watch(
+        d,
+        &[
+            "--once",
+            "--exec",
+            "etl-load -q wh.db --table t && kill -9 $PPID",
+        ],
+    );
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        cdc.confirmed(),
+        before,
+        "the slot moved though etl-watch was killed"
+    );
+    assert_eq!(count(&d.join("wh.db"), "t"), Some(3));
+    let out = cdc.watch(d, &["--once", "--exec", "etl-load wh.db --table t"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("etl-load: 3 rows read, 0 written, 0 rejected, 3 skipped in "),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(&d.join("wh.db"), "t"), Some(3));
+    assert_ne!(cdc.confirmed(), before);
+}
+
+/// What cannot be read is refused before anything is, naming what to do.
+#[test]
+fn a_missing_slot_a_publication_of_two_tables_and_a_table_without_a_key_are_refused() {
+    let Some(cdc) = Cdc::new(
+        "refuse",
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); \
+         CREATE TABLE nokey (v text);",
+    ) else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let server = cdc.url.clone();
+    let n = &cdc.name;
+    let out = cdc.watch(d, &["--once"]);
+    expect(&out, "no publication")
+        .code(1)
+        .stdout("")
+        .stderr(&format!(
+            "etl-watch: error: {server}: there is no publication \"{n}\"; hint: --create-slot \
+             --table TABLE creates it and the slot (or CREATE PUBLICATION \"{n}\" FOR TABLE ... \
+             WITH (publish = 'insert, update, delete'))\n"
+        ));
+    let out = cdc.watch(
+        d,
+        &["--once", "--create-slot", "--table", &cdc.table("nokey")],
+    );
+    expect(&out, "no key").code(1).stdout("").stderr(&format!(
+        "etl-watch: error: {server}: table {n}.nokey has no primary key (nor a replica \
+             identity): once published, PostgreSQL would refuse its updates and deletes; hint: \
+             add a primary key, or ALTER TABLE {n}.nokey REPLICA IDENTITY FULL\n"
+    ));
+    cdc.sql(&format!("CREATE PUBLICATION {n} FOR TABLE a, b"));
+    let out = cdc.watch(d, &["--once"]);
+    expect(&out, "two tables")
+        .code(1)
+        .stdout("")
+        .stderr(&format!(
+            "etl-watch: error: {server}: publication \"{n}\" publishes 2 tables ({n}.a, {n}.b); \
+             etl-watch reads one table per publication and slot, so that each batch goes to one \
+             target table\n"
+        ));
+    cdc.sql(&format!(
+        "DROP PUBLICATION {n}; CREATE PUBLICATION {n} FOR TABLE a"
+    ));
+    let out = cdc.watch(d, &["--once"]);
+    expect(&out, "no slot").code(1).stdout("").stderr(&format!(
+        "etl-watch: error: {server}: there is no replication slot \"{n}\"; hint: \
+             --create-slot creates it\n"
+    ));
+}
+
+/// The machine's own server runs with wal_level = replica: refused with
+/// what to change.
+#[test]
+fn a_server_without_logical_decoding_is_refused() {
+    let Some(url) = pg_url() else {
+        return;
+    };
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let level: String = client.query_one("SHOW wal_level", &[]).unwrap().get(0);
+    if level == "logical" {
+        eprintln!("SKIPPED: the test server already has wal_level = logical");
+        return;
+    }
+    let dir = tempdir();
+    let mut c = cmd(WATCH, dir.path());
+    c.args([
+        &url,
+        "--slot",
+        "s",
+        "--publication",
+        "p",
+        "--checkpoint",
+        "c.json",
+        "--once",
+    ]);
+    let out = run(c);
+    expect(&out, "wal_level")
+        .code(1)
+        .stdout("")
+        .stderr(&format!(
+            "etl-watch: error: {url}: wal_level is {level}; change data capture needs wal_level = \
+         logical (set it in postgresql.conf and restart the server)\n"
+        ));
+}
+
+/// A password in the URL is never shown, in messages or the checkpoint.
+#[test]
+fn the_password_in_the_url_is_never_shown() {
+    let Some(cdc) = Cdc::new("secret", "CREATE TABLE t (id int PRIMARY KEY)") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let url = cdc.url.replace("postgres@", "postgres:cdc-s3cret@");
+    let t = cdc.table("t");
+    for args in [
+        vec!["--table", &t, "--create-slot", "--once", "-v"],
+        vec!["--once", "--log-json"],
+        vec!["--once", "--table", "nope"],
+    ] {
+        let mut c = cmd(WATCH, d);
+        c.args([
+            &url,
+            "--slot",
+            &cdc.name,
+            "--publication",
+            &cdc.name,
+            "--checkpoint",
+            "c.json",
+        ])
+        .args(&args);
+        let out = run(c);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!all.contains("cdc-s3cret"), "{all}");
+        cdc.sql("INSERT INTO t SELECT coalesce(max(id), 0) + 1 FROM t");
+    }
+    let checkpoint = std::fs::read_to_string(d.join("c.json")).unwrap();
+    assert!(!checkpoint.contains("cdc-s3cret"), "{checkpoint}");
+}
