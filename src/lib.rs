@@ -10,6 +10,7 @@
 
 pub mod atomic_file;
 pub mod calendar;
+pub mod changes;
 pub mod cli;
 pub mod client;
 pub mod error;

@@ -507,7 +507,7 @@ fn an_unknown_url_scheme_is_a_usage_error_not_a_local_path() {
         (
             WATCH,
             vec!["gs://bucket/inbox", "--once"],
-            "etl-watch: error: gs:// is an address scheme etlkit does not know, so it cannot be etl-watch's PATH: it takes nats://, tls://, redis://, rediss://, kafka://, s3://, postgres://, postgresql:// or a local file, directory, glob or -".to_string(),
+            "etl-watch: error: gs:// is an address scheme etlkit does not know, so it cannot be etl-watch's PATH: it takes nats://, tls://, redis://, rediss://, kafka://, s3://, postgres://, postgresql://, mysql://, mariadb:// or a local file, directory, glob or -".to_string(),
         ),
     ];
     for (bin, args, message) in cases {

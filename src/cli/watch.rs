@@ -10,7 +10,9 @@ use clap::{Parser, ValueEnum};
 use super::VerbosityArgs;
 use crate::error::usage;
 use crate::registry::address::{self, Role};
-use crate::watch::broker::{BrokerPlan, BrokerUrl, RestartFrom, SlotPlan, is_broker_url};
+use crate::watch::broker::{
+    BinlogPlan, BrokerPlan, BrokerUrl, RestartFrom, SlotPlan, is_broker_url,
+};
 use crate::watch::objects::Inbox;
 use crate::watch::{WatchFormat, WatchPlan};
 
@@ -133,8 +135,9 @@ logical replication slot (pgoutput; the server needs wal_level = logical),
 in commit order; a batch closes only between transactions. --create-slot
 with --table [SCHEMA.]TABLE makes the publication (inserts, updates and
 deletes of that one table) and the slot when missing. A record is the row
-(a delete: its key), then _op (insert, update, delete), _deleted, _lsn (the
-commit's LSN) and _commit_time; the begin line names the columns' types.
+(a delete: its key), then _op (insert, update, delete), _deleted,
+_position (the commit's LSN) and _commit_time; the begin line names the
+columns' types.
 The slot is read without moving it and advanced past a batch only after
 --exec exited 0, so a crash repeats nothing that etl-load committed:
   etl-watch postgres://etl@db/app --slot wh_orders --publication wh_orders \
@@ -144,6 +147,15 @@ While no batch is open the slot is moved up to the server's WAL position;
 --once ends by saying how much WAL the server keeps for the slot. A
 TRUNCATE, a publication of several tables, and a slot that is gone while
 the checkpoint shows loaded changes are refused, saying what to do.
+
+From MySQL or MariaDB: etl-watch mysql://USER@HOST/DB --table TABLE reads
+the table's changes from the binary log, as a replica does (the server
+needs log_bin, binlog_format = ROW, binlog_row_image = FULL and
+binlog_row_metadata = FULL, and the user REPLICATION SLAVE and
+REPLICATION CLIENT; the table a primary key). The same records, _position
+being FILE:OFFSET just past the transaction's commit. The checkpoint keeps
+the position: a first run starts at the log's current end (copy the table
+in full once), and after a batch was handed on it moves past it.
 
 Examples:
   $ etl-watch --once --format csv sample-data/orders.csv --batch-rows 5 | grep -c '\"@etl\":\"end\"'
@@ -168,8 +180,8 @@ pub struct WatchArgs {
     /// default), one S3 prefix or glob over keys (s3://BUCKET/PREFIX/), or
     /// one broker: nats://[USER:PASSWORD@|TOKEN@]HOST[:PORT]
     /// (tls://... over TLS), redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
-    /// (rediss://... over TLS) or kafka://HOST[:PORT], or one PostgreSQL
-    /// database whose replication slot to read (postgres://...)
+    /// (rediss://... over TLS) or kafka://HOST[:PORT], or one database
+    /// whose change log to read (postgres://... --slot, mysql://... --table)
     #[arg(value_name = "PATH|URL")]
     pub paths: Vec<PathBuf>,
 
@@ -298,8 +310,9 @@ pub struct WatchArgs {
     #[arg(long, value_name = "NAME", help_heading = "Change data capture")]
     pub publication: Option<String>,
 
-    /// PostgreSQL: the table ([SCHEMA.]TABLE) --create-slot publishes;
-    /// checked against an existing publication
+    /// PostgreSQL: the table ([SCHEMA.]TABLE) --create-slot publishes,
+    /// checked against an existing publication; MySQL: the table whose
+    /// changes to read
     #[arg(long, value_name = "TABLE", help_heading = "Change data capture")]
     pub table: Option<String>,
 
@@ -465,7 +478,7 @@ impl WatchArgs {
             .paths
             .iter()
             .filter_map(|p| p.to_str())
-            .filter(|p| is_broker_url(p) || is_postgres_url(p))
+            .filter(|p| is_broker_url(p) || is_postgres_url(p) || crate::mysql::is_url(p))
             .collect();
         let cdc_flags = self.slot.is_some()
             || self.publication.is_some()
@@ -477,7 +490,8 @@ impl WatchArgs {
         let Some(url) = urls.first() else {
             if cdc_flags {
                 return Err(usage(
-                    "--slot, --publication, --table and --create-slot need a postgres:// URL",
+                    "--slot, --publication, --table and --create-slot need a postgres:// or \
+                     mysql:// URL",
                 ));
             }
             if nats_flags
@@ -517,9 +531,13 @@ impl WatchArgs {
         if is_postgres_url(url) {
             return self.slot_plan(url).map(Some);
         }
+        if crate::mysql::is_url(url) {
+            return self.binlog_plan(url).map(Some);
+        }
         if cdc_flags {
             return Err(usage(
-                "--slot, --publication, --table and --create-slot are for postgres://",
+                "--slot, --publication, --table and --create-slot are for postgres:// and \
+                 mysql://",
             ));
         }
         let url = BrokerUrl::parse(url).map_err(|e| usage(format!("{e:#}")))?;
@@ -623,8 +641,35 @@ fn is_postgres_url(path: &str) -> bool {
 }
 
 impl WatchArgs {
-    /// The plan for reading a replication slot, with its flags checked.
-    fn slot_plan(&self, url: &str) -> Result<BrokerPlan> {
+    /// The plan for reading a MySQL or MariaDB binary log, with its flags
+    /// checked.
+    fn binlog_plan(&self, url: &str) -> Result<BrokerPlan> {
+        self.no_broker_flags("mysql:// takes --table")?;
+        if self.slot.is_some() || self.publication.is_some() || self.create_slot {
+            return Err(usage(
+                "--slot, --publication and --create-slot are for postgres://; mysql:// takes \
+                 --table (the binary log holds every table)",
+            ));
+        }
+        let Some(table) = &self.table else {
+            return Err(usage(
+                "mysql:// needs --table TABLE (in the URL's database)",
+            ));
+        };
+        if table.is_empty() || table.contains('.') {
+            return Err(usage(
+                "--table for mysql:// is a table of the URL's database, without a schema",
+            ));
+        }
+        Ok(BrokerPlan::Mysql(BinlogPlan {
+            url: url.to_string(),
+            table: table.clone(),
+        }))
+    }
+
+    /// Refuses the broker flags for a database's change log; `takes` says
+    /// what it takes instead.
+    fn no_broker_flags(&self, takes: &str) -> Result<()> {
         let s = &self.security;
         let broker_flags = self.subject.is_some()
             || self.durable.is_some()
@@ -635,11 +680,10 @@ impl WatchArgs {
             || self.create_stream
             || self.from_end;
         if broker_flags {
-            return Err(usage(
-                "postgres:// takes --slot and --publication (--table, --create-slot), not the \
-                 broker flags (--subject, --durable, --js-stream, --key, --topic, --group, \
-                 --create-stream, --from-end)",
-            ));
+            return Err(usage(format!(
+                "{takes}, not the broker flags (--subject, --durable, --js-stream, --key, \
+                 --topic, --group, --create-stream, --from-end)"
+            )));
         }
         if s.ca_cert.is_some()
             || s.client_cert.is_some()
@@ -652,15 +696,25 @@ impl WatchArgs {
             || s.sasl_password.is_some()
         {
             return Err(usage(
-                "postgres:// takes TLS settings in the URL (sslmode, sslrootcert, sslcert, \
-                 sslkey) or the PGSSL* variables, not the broker security options",
+                "a database takes its TLS settings in the URL (postgres://: sslmode, \
+                 sslrootcert, sslcert, sslkey or the PGSSL* variables; mysql://: ssl-mode, \
+                 ssl-ca, ssl-cert, ssl-key), not the broker security options",
             ));
         }
         if self.format.is_some_and(|f| f != WatchFormat::Ndjson) {
             return Err(usage(
-                "postgres:// hands on change records (JSON objects): --format does not apply",
+                "a database's change log hands on change records (JSON objects): --format \
+                 does not apply",
             ));
         }
+        Ok(())
+    }
+
+    /// The plan for reading a replication slot, with its flags checked.
+    fn slot_plan(&self, url: &str) -> Result<BrokerPlan> {
+        self.no_broker_flags(
+            "postgres:// takes --slot and --publication (--table, --create-slot)",
+        )?;
         let (Some(slot), Some(publication)) = (&self.slot, &self.publication) else {
             return Err(usage(
                 "postgres:// needs --slot NAME and --publication NAME",

@@ -6,6 +6,7 @@
 //! (`state.rs`), over connections made as the `mysql` client makes them
 //! (`conn.rs`, with TLS in `tls.rs`).
 
+pub mod binlog;
 pub mod conn;
 pub mod dates;
 pub mod sink;

@@ -57,8 +57,9 @@ pub enum ZeroDates {
     Null,
 }
 
+/// How a column's values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
+pub(super) enum Shape {
     Int,
     Float,
     Decimal,
@@ -98,7 +99,7 @@ pub struct MysqlSource {
 /// instants (a DATETIME commented `UTC`) and uuids (a CHAR(36) commented
 /// `uuid`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Note {
+pub(super) enum Note {
     Json,
     Utc,
     Uuid,
@@ -150,7 +151,7 @@ fn noted_columns(
 }
 
 /// The note of each column of a prepared query.
-fn column_notes(conn: &mut Conn, statement: &Statement) -> Vec<Option<Note>> {
+pub(super) fn column_notes(conn: &mut Conn, statement: &Statement) -> Vec<Option<Note>> {
     let mut tables: Vec<(String, String)> = statement
         .columns()
         .iter()
@@ -185,7 +186,8 @@ fn decimal_type(column: &mysql::Column, unsigned: bool) -> FieldType {
     }
 }
 
-fn shape_of(column: &mysql::Column, note: Option<Note>) -> (Shape, FieldType) {
+/// How a column of a result is written, and its wire type.
+pub(super) fn shape_of(column: &mysql::Column, note: Option<Note>) -> (Shape, FieldType) {
     use ColumnType::*;
     let unsigned = column.flags().contains(ColumnFlags::UNSIGNED_FLAG);
     let binary = column.character_set() == BINARY_CHARSET;
@@ -348,7 +350,7 @@ fn push_float(out: &mut Vec<u8>, f: f64) -> Result<()> {
     Ok(())
 }
 
-fn push_fraction(out: &mut String, micros: u32, digits: u8) {
+pub(super) fn push_fraction(out: &mut String, micros: u32, digits: u8) {
     if digits > 0 {
         let text = format!("{micros:06}");
         out.push('.');
@@ -357,7 +359,7 @@ fn push_fraction(out: &mut String, micros: u32, digits: u8) {
 }
 
 /// Writes one value; `Ok(false)` for a zero date (nothing written).
-fn write_value(out: &mut Vec<u8>, value: &SqlValue, shape: Shape) -> Result<bool> {
+pub(super) fn write_value(out: &mut Vec<u8>, value: &SqlValue, shape: Shape) -> Result<bool> {
     match (value, shape) {
         (SqlValue::NULL, _) => out.extend_from_slice(b"null"),
         (SqlValue::Int(i), Shape::Int) => out.extend_from_slice(i.to_string().as_bytes()),

@@ -11,9 +11,8 @@
 //!
 //! A change becomes one JSON object: the row's columns in table order
 //! (values in their wire form, as `etl-extract postgres://` writes them),
-//! then `_op` (`insert`, `update`, `delete`), `_deleted` (true for a
-//! delete, for `etl-load --delete-when _deleted`), `_lsn` (the commit's
-//! LSN, `0/16B3748`) and `_commit_time`. A delete carries the key columns
+//! then the change fields (`crate::changes`: `_op`, `_deleted`,
+//! `_position`, the commit's LSN `0/16B3748`, and `_commit_time`). A delete carries the key columns
 //! only. An update that changes the key is a delete of the old key, then
 //! the new row. A value TOAST left unchanged in an update is not in the
 //! message: its field is omitted, so an upsert keeps the stored value.
@@ -24,6 +23,8 @@ use anyhow::{Result, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use crate::changes;
+pub use crate::changes::Op;
 use crate::format::infer::{CANONICAL_MAX, canonical_temporal};
 use crate::format::json;
 use crate::format::temporal;
@@ -31,14 +32,6 @@ use crate::record::FieldType;
 
 /// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-
-/// The fields every change record ends with, and their types.
-pub const CHANGE_FIELDS: [(&str, FieldType); 4] = [
-    ("_op", FieldType::Text),
-    ("_deleted", FieldType::Boolean),
-    ("_lsn", FieldType::Text),
-    ("_commit_time", FieldType::TimestampTz),
-];
 
 /// An LSN as PostgreSQL writes it: `16/B374D848`.
 pub fn lsn_text(lsn: u64) -> String {
@@ -85,29 +78,8 @@ impl Relation {
         self.columns
             .iter()
             .filter_map(|c| Some((c.name.clone(), column_type(c.oid, c.typmod)?)))
-            .chain(CHANGE_FIELDS.iter().map(|(n, t)| (n.to_string(), *t)))
+            .chain(changes::FIELDS.iter().map(|(n, t)| (n.to_string(), *t)))
             .collect()
-    }
-}
-
-/// What a change did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// A new row.
-    Insert,
-    /// A row's new values.
-    Update,
-    /// A row gone (the record carries its key).
-    Delete,
-}
-
-impl Op {
-    fn word(self) -> &'static str {
-        match self {
-            Op::Insert => "insert",
-            Op::Update => "update",
-            Op::Delete => "delete",
-        }
     }
 }
 
@@ -265,28 +237,12 @@ impl Decoder {
                 let time =
                     temporal::format_instant(commit_time.max(open.commit_time) + PG_EPOCH_MICROS)
                         .unwrap_or_default();
-                let mut tail = Vec::with_capacity(80);
-                tail.extend_from_slice(b"\"_lsn\":");
-                json::write_str(&mut tail, &lsn_text(commit_lsn));
-                tail.extend_from_slice(b",\"_commit_time\":");
-                json::write_str(&mut tail, &time);
-                tail.push(b'}');
+                let tail = changes::tail(&lsn_text(commit_lsn), &time);
                 let changes = open
                     .changes
                     .into_iter()
                     .map(|(op, mut record)| {
-                        if record.len() > 1 {
-                            record.push(b',');
-                        }
-                        record.extend_from_slice(b"\"_op\":\"");
-                        record.extend_from_slice(op.word().as_bytes());
-                        record.extend_from_slice(b"\",\"_deleted\":");
-                        record.extend_from_slice(if op == Op::Delete {
-                            b"true,"
-                        } else {
-                            b"false,"
-                        });
-                        record.extend_from_slice(&tail);
+                        changes::finish(&mut record, op, &tail);
                         Change { op, record }
                     })
                     .collect();
@@ -630,7 +586,7 @@ mod tests {
             .iter()
             .map(|c| String::from_utf8(c.record.clone()).unwrap())
             .collect();
-        let tail = r#""_lsn":"1/100","_commit_time":"2000-01-01T00:00:01.5+00:00"}"#;
+        let tail = r#""_position":"1/100","_commit_time":"2000-01-01T00:00:01.5+00:00"}"#;
         assert_eq!(
             records,
             vec![

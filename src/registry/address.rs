@@ -40,6 +40,7 @@ impl Role {
                 .copied()
                 .chain(super::object_schemes())
                 .chain(crate::pg::SCHEMES)
+                .chain(crate::mysql::SCHEMES)
                 .collect(),
         }
     }

@@ -5,6 +5,7 @@ pub use crate::client::kafka::security::KafkaSecurity;
 pub use crate::client::nats::NatsAuth;
 pub use crate::client::tls::TlsOptions;
 pub use crate::client::url::{BrokerUrl, is_broker_url};
+pub use crate::mysql::binlog::BinlogPlan;
 pub use crate::pg::slot::SlotPlan;
 
 /// Which broker, and where in it.
@@ -51,4 +52,6 @@ pub enum BrokerPlan {
     },
     /// A PostgreSQL logical replication slot (change data capture).
     Postgres(SlotPlan),
+    /// A MySQL or MariaDB binary log (change data capture of one table).
+    Mysql(BinlogPlan),
 }

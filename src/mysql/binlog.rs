@@ -1,0 +1,576 @@
+//! A MySQL or MariaDB binary log read as change records of one table
+//! (`etl-watch mysql://... --table T`).
+//!
+//! The log is read as a replica reads it (`COM_BINLOG_DUMP`, non-blocking:
+//! the server sends what it has and ends the stream), from a file and
+//! offset where a transaction starts. Events are grouped into
+//! transactions (a commit: the XID event, or a `COMMIT` or DDL query); the
+//! row events of the table become records (`crate::changes`), the rest
+//! only move the position. Values are written as `etl-extract mysql://`
+//! writes them, from the table's own column types; the server must log
+//! whole rows with their metadata (`binlog_format = ROW`,
+//! `binlog_row_image = FULL`, `binlog_row_metadata = FULL`, which tells
+//! an unsigned column from a signed one): other settings are refused.
+
+use anyhow::{Context, Result, bail};
+use mysql::binlog::events::{EventData, RowsEventData};
+use mysql::binlog::value::BinlogValue;
+use mysql::prelude::Queryable;
+use mysql::{BinlogDumpFlags, BinlogRequest, Value as SqlValue};
+
+use super::conn::{self, message};
+use super::source::{Shape, column_notes, push_fraction, shape_of, write_value};
+use super::table::quote;
+use crate::changes::{self, Op};
+use crate::format::json;
+use crate::record::FieldType;
+
+/// A place in the binary log: a file and an offset in it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogPos {
+    /// The file, `binlog.000003`.
+    pub file: String,
+    /// The offset of the next event.
+    pub pos: u64,
+}
+
+impl std::fmt::Display for LogPos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
+impl LogPos {
+    /// Reads `binlog.000003:1234`.
+    pub fn parse(text: &str) -> Option<LogPos> {
+        let (file, pos) = text.rsplit_once(':')?;
+        Some(LogPos {
+            file: file.to_string(),
+            pos: pos.parse().ok()?,
+        })
+    }
+}
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub struct BinlogPlan {
+    /// The server and database, as given (holds the password, if any).
+    pub url: String,
+    /// The table, in the URL's database.
+    pub table: String,
+}
+
+/// A committed transaction's changes to the table.
+#[derive(Debug)]
+pub struct Transaction {
+    /// Just past its commit: where reading goes on.
+    pub end: LogPos,
+    /// Its records, in order (none: it changed other tables only).
+    pub changes: Vec<(Op, Vec<u8>)>,
+}
+
+struct Col {
+    name: String,
+    key: Vec<u8>,
+    shape: Shape,
+    wire: FieldType,
+    /// ENUM or SET members, in order.
+    members: Option<(bool, Vec<String>)>,
+    /// A YEAR column (logged as 1900 + the stored byte).
+    year: bool,
+    /// Text stored in latin1 (MySQL's latin1 is Windows-1252), which the
+    /// log holds as stored: turned into UTF-8.
+    latin1: bool,
+}
+
+/// The table's binary log, opened.
+pub struct Binlog {
+    url: String,
+    /// The server without its password.
+    pub server: String,
+    /// The database.
+    pub database: String,
+    /// The table.
+    pub table: String,
+    columns: Vec<Col>,
+    /// The primary key's columns, by index.
+    key: Vec<usize>,
+    server_id: u32,
+}
+
+impl Binlog {
+    /// Connects, checks the server's logging settings and reads the
+    /// table's columns and primary key.
+    pub fn open(plan: &BinlogPlan) -> Result<Binlog> {
+        let server = conn::redact(&plan.url);
+        let database = conn::database(&plan.url)?;
+        let mut c = conn::connect(&plan.url)?;
+        let fail =
+            |what: &str, e: mysql::Error| anyhow::anyhow!("{server}: {what}: {}", message(&e));
+        for (name, wanted) in [
+            ("log_bin", "ON"),
+            ("binlog_format", "ROW"),
+            ("binlog_row_image", "FULL"),
+            ("binlog_row_metadata", "FULL"),
+        ] {
+            let value: Option<(String, String)> = c
+                .exec_first("SHOW GLOBAL VARIABLES WHERE Variable_name = ?", (name,))
+                .map_err(|e| fail("cannot read the server's settings", e))?;
+            let value = value.map(|(_, v)| v).unwrap_or_else(|| "not set".into());
+            if !value.eq_ignore_ascii_case(wanted) {
+                bail!(
+                    "{server}: {name} is {value}; change data capture needs {name} = {wanted} \
+                     (binary log on, whole rows with their column metadata, so that every \
+                     value, an unsigned BIGINT included, reads back exactly)"
+                );
+            }
+        }
+        let probe = c
+            .prep(format!("SELECT * FROM {} LIMIT 0", quote(&plan.table)))
+            .map_err(|e| fail(&format!("cannot read table {}", plan.table), e))?;
+        let notes = column_notes(&mut c, &probe);
+        let types: Vec<(String, String, Option<String>)> = c
+            .exec(
+                "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME FROM \
+                 information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                 ORDER BY ORDINAL_POSITION",
+                (&database, &plan.table),
+            )
+            .map_err(|e| fail("cannot read the table's columns", e))?;
+        for (name, _, charset) in &types {
+            let charset = charset.as_deref().unwrap_or("binary");
+            if !matches!(
+                charset,
+                "utf8mb4" | "utf8mb3" | "utf8" | "ascii" | "latin1" | "binary"
+            ) {
+                bail!(
+                    "{server}: column {name} of {} is in character set {charset}, which the \
+                     binary log holds as stored and etlkit reads only as utf8mb4, utf8mb3, \
+                     ascii or latin1; hint: ALTER TABLE ... CONVERT TO CHARACTER SET utf8mb4",
+                    plan.table
+                );
+            }
+        }
+        let columns: Vec<Col> = probe
+            .columns()
+            .iter()
+            .zip(notes)
+            .map(|(column, note)| {
+                let (shape, wire) = shape_of(column, note);
+                let name = column.name_str().into_owned();
+                let found = types.iter().find(|(n, _, _)| *n == name);
+                let declared = found
+                    .map(|(_, t, _)| t.to_ascii_lowercase())
+                    .unwrap_or_default();
+                let latin1 = found.and_then(|(_, _, c)| c.as_deref()) == Some("latin1");
+                Col {
+                    latin1,
+                    key: json::key_prefix(&name),
+                    members: members(&declared),
+                    year: declared.starts_with("year"),
+                    name,
+                    shape,
+                    wire,
+                }
+            })
+            .collect();
+        let key_names: Vec<String> = c
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
+                 ORDER BY ORDINAL_POSITION",
+                (&database, &plan.table),
+            )
+            .map_err(|e| fail("cannot read the table's key", e))?;
+        if key_names.is_empty() {
+            bail!(
+                "{server}: table {} has no primary key: its deletes and updates could not be \
+                 applied to one row; hint: add a primary key",
+                plan.table
+            );
+        }
+        let key = key_names
+            .iter()
+            .filter_map(|k| columns.iter().position(|c| c.name == *k))
+            .collect();
+        // A replica id of its own, from the database and table, so that
+        // readers of different tables never end each other's streams.
+        let name = format!("{database}.{}", plan.table);
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let server_id = 1_000_000 + (hash % 1_000_000) as u32;
+        Ok(Binlog {
+            url: plan.url.clone(),
+            server,
+            database,
+            table: plan.table.clone(),
+            columns,
+            key,
+            server_id,
+        })
+    }
+
+    /// The begin line's schema.
+    pub fn schema(&self) -> Vec<(String, FieldType)> {
+        self.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.wire))
+            .chain(changes::FIELDS.iter().map(|(n, t)| (n.to_string(), *t)))
+            .collect()
+    }
+
+    /// Where the log ends now: reading from here gives only what commits
+    /// from now on.
+    pub fn current(&self) -> Result<LogPos> {
+        let mut c = conn::connect(&self.url)?;
+        let row: Option<mysql::Row> = c
+            .query_first("SHOW MASTER STATUS")
+            .or_else(|_| c.query_first("SHOW BINARY LOG STATUS"))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: cannot read the binary log's position: {}",
+                    self.server,
+                    message(&e)
+                )
+            })?;
+        let row = row.with_context(|| format!("{}: the binary log is off", self.server))?;
+        let file: String = row.get(0).context("no binary log file")?;
+        let pos: u64 = row.get(1).context("no binary log position")?;
+        Ok(LogPos { file, pos })
+    }
+
+    /// The transactions committed after `from`, whole, until `max_changes`
+    /// records were read (at least one transaction with changes when there
+    /// is one) or the log's current end; `until`: stop after the
+    /// transaction ending there.
+    pub fn read(
+        &self,
+        from: &LogPos,
+        max_changes: usize,
+        until: Option<&LogPos>,
+    ) -> Result<Vec<Transaction>> {
+        let c = conn::connect(&self.url)?;
+        let request = BinlogRequest::new(self.server_id)
+            .with_filename(from.file.as_bytes().to_vec())
+            .with_pos(from.pos)
+            .with_flags(BinlogDumpFlags::BINLOG_DUMP_NON_BLOCK);
+        let mut stream = c.get_binlog_stream(request).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot read the binary log at {from}: {}",
+                self.server,
+                message(&e)
+            )
+        })?;
+        let mut file = from.file.clone();
+        let mut out: Vec<Transaction> = Vec::new();
+        let mut open: Vec<(Op, Vec<u8>)> = Vec::new();
+        while let Some(event) = stream.next() {
+            let event = event.map_err(|e| {
+                let text = message(&e);
+                anyhow::anyhow!(
+                    "{}: reading the binary log from {from}: {text}{}",
+                    self.server,
+                    if text.contains("first log file") || text.contains("purged") {
+                        "; hint: the log the checkpoint points at is gone: load the table again \
+                         in full, then --restart-from end"
+                    } else {
+                        ""
+                    }
+                )
+            })?;
+            let header = event.header();
+            let end = u64::from(header.log_pos());
+            let data = match event.read_data() {
+                Ok(Some(data)) => data,
+                // Events this reader does not know (MariaDB's GTID list,
+                // annotations): nothing for a record.
+                Ok(None) | Err(_) => continue,
+            };
+            let commit = match &data {
+                // The rotate the server sends first (log position 0) names
+                // the file asked for, and comes before the format
+                // description, so its name may still carry the event's
+                // checksum: only a real rotate (at a file's end) moves on.
+                EventData::RotateEvent(rotate) => {
+                    if end != 0 {
+                        file = rotate.name().into_owned();
+                    }
+                    continue;
+                }
+                EventData::XidEvent(_) => true,
+                EventData::QueryEvent(query) => {
+                    let q = query.query();
+                    !q.trim().eq_ignore_ascii_case("BEGIN")
+                }
+                EventData::RowsEvent(rows) => {
+                    let Some(tme) = stream.get_tme(rows.table_id()) else {
+                        bail!("{}: a row event without its table map", self.server);
+                    };
+                    if tme.database_name() != self.database.as_str()
+                        || tme.table_name() != self.table.as_str()
+                    {
+                        continue;
+                    }
+                    for row in rows.rows(tme) {
+                        let (old, new) = row.map_err(|e| {
+                            anyhow::anyhow!("{}: a row event at {file}:{end}: {e}", self.server)
+                        })?;
+                        self.change(rows, old.as_ref(), new.as_ref(), &mut open)
+                            .with_context(|| {
+                                format!("{}: a row event at {file}:{end}", self.server)
+                            })?;
+                    }
+                    continue;
+                }
+                _ => false,
+            };
+            if !commit || end == 0 {
+                continue;
+            }
+            let at = LogPos {
+                file: file.clone(),
+                pos: end,
+            };
+            let time =
+                crate::format::temporal::format_instant(i64::from(header.timestamp()) * 1_000_000)
+                    .unwrap_or_default();
+            let tail = changes::tail(&at.to_string(), &time);
+            let records = std::mem::take(&mut open)
+                .into_iter()
+                .map(|(op, mut record)| {
+                    changes::finish(&mut record, op, &tail);
+                    (op, record)
+                })
+                .collect::<Vec<_>>();
+            let done = until.is_some_and(|u| *u == at);
+            let counted: usize = out.iter().map(|t| t.changes.len()).sum::<usize>() + records.len();
+            let had_changes = out.iter().any(|t| !t.changes.is_empty()) || !records.is_empty();
+            out.push(Transaction {
+                end: at,
+                changes: records,
+            });
+            if done || (until.is_none() && had_changes && counted >= max_changes) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The records of one row of a rows event (an update that moves the
+    /// key: a delete of the old key, then the new row).
+    fn change(
+        &self,
+        rows: &RowsEventData<'_>,
+        old: Option<&mysql::binlog::row::BinlogRow>,
+        new: Option<&mysql::binlog::row::BinlogRow>,
+        out: &mut Vec<(Op, Vec<u8>)>,
+    ) -> Result<()> {
+        let kind = match rows {
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Op::Insert,
+            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
+            _ => Op::Update,
+        };
+        match (kind, old, new) {
+            (Op::Insert, _, Some(new)) => out.push((Op::Insert, self.record(new, None)?)),
+            (Op::Delete, Some(old), _) | (Op::Delete, None, Some(old)) => {
+                out.push((Op::Delete, self.record(old, Some(&self.key))?));
+            }
+            (Op::Update, Some(old), Some(new)) => {
+                let moved = self.key.iter().any(|&i| {
+                    let a = old.as_ref(i).map(value_text);
+                    let b = new.as_ref(i).map(value_text);
+                    a != b
+                });
+                if moved {
+                    out.push((Op::Delete, self.record(old, Some(&self.key))?));
+                }
+                out.push((Op::Update, self.record(new, None)?));
+            }
+            _ => bail!("a row event without the row image it needs"),
+        }
+        Ok(())
+    }
+
+    /// One row as an open JSON object (the change fields follow); `only`:
+    /// just these columns.
+    fn record(
+        &self,
+        row: &mysql::binlog::row::BinlogRow,
+        only: Option<&[usize]>,
+    ) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(64 * self.columns.len());
+        out.push(b'{');
+        for (i, col) in self.columns.iter().enumerate() {
+            if only.is_some_and(|o| !o.contains(&i)) {
+                continue;
+            }
+            let Some(value) = row.as_ref(i) else {
+                continue;
+            };
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&col.key);
+            write_binlog_value(&mut out, value, col)
+                .with_context(|| format!("column {}", col.name))?;
+        }
+        Ok(out)
+    }
+}
+
+/// A value's bytes for comparing keys.
+fn value_text(value: &BinlogValue<'_>) -> String {
+    format!("{value:?}")
+}
+
+/// One value as `etl-extract mysql://` writes it, from its binlog form.
+fn write_binlog_value(out: &mut Vec<u8>, value: &BinlogValue<'_>, col: &Col) -> Result<()> {
+    let value = match value {
+        BinlogValue::Value(v) => v,
+        BinlogValue::Jsonb(doc) => {
+            let doc = serde_json::Value::try_from(doc.clone())
+                .map_err(|e| anyhow::anyhow!("a JSON value with no JSON form: {e}"))?;
+            json::write_compact(out, doc.to_string().as_bytes());
+            return Ok(());
+        }
+        BinlogValue::JsonDiff(_) => bail!("a partial JSON update (binlog_row_value_options)"),
+    };
+    match (value, col.shape) {
+        (SqlValue::NULL, _) => out.extend_from_slice(b"null"),
+        // YEAR: the log holds 1900 + the stored byte, and 0 is year 0000.
+        (SqlValue::Bytes(b), Shape::Int) if col.year => {
+            let year: u32 = std::str::from_utf8(b)?.parse()?;
+            let year = if year == 1900 { 0 } else { year };
+            out.extend_from_slice(year.to_string().as_bytes());
+        }
+        // TIMESTAMP: seconds since the epoch, with the fraction.
+        (SqlValue::Bytes(b), Shape::Timestamp(digits)) => {
+            let text = std::str::from_utf8(b)?;
+            let (secs, frac) = text.split_once('.').unwrap_or((text, "0"));
+            let secs: i64 = secs.parse()?;
+            let micros: u32 = format!("{frac:0<6}")[..6].parse()?;
+            let mut iso = crate::format::temporal::format_timestamp(secs * 1_000_000)
+                .context("a TIMESTAMP out of range")?;
+            if let Some(dot) = iso.find('.') {
+                iso.truncate(dot);
+            }
+            push_fraction(&mut iso, micros, digits);
+            iso.push('Z');
+            json::write_str(out, &iso);
+        }
+        (SqlValue::Int(i), Shape::Text) if col.members.is_some() => {
+            let (_, members) = col.members.as_ref().expect("checked");
+            let label = usize::try_from(*i - 1)
+                .ok()
+                .and_then(|n| members.get(n))
+                .map_or("", String::as_str);
+            json::write_str(out, label);
+        }
+        (SqlValue::Bytes(b), Shape::Text) if col.members.as_ref().is_some_and(|(set, _)| *set) => {
+            let (_, members) = col.members.as_ref().expect("checked");
+            let bits = b
+                .iter()
+                .rev()
+                .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
+            let labels: Vec<&str> = members
+                .iter()
+                .enumerate()
+                .filter(|(n, _)| bits & (1 << n) != 0)
+                .map(|(_, m)| m.as_str())
+                .collect();
+            json::write_str(out, &labels.join(","));
+        }
+        (SqlValue::Bytes(b), Shape::Text | Shape::Json | Shape::Uuid) if col.latin1 => {
+            let text = cp1252(b);
+            write_value(out, &SqlValue::Bytes(text.into_bytes()), col.shape)?;
+        }
+        (SqlValue::Int(i), Shape::Bool) => {
+            out.extend_from_slice(if *i != 0 { b"true" } else { b"false" })
+        }
+        _ => {
+            if !write_value(out, value, col.shape)? {
+                bail!("a zero date");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Windows-1252 bytes (MySQL's latin1) as UTF-8 text.
+fn cp1252(bytes: &[u8]) -> String {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
+    ];
+    bytes
+        .iter()
+        .map(|&b| match b {
+            0x80..=0x9f => HIGH[usize::from(b - 0x80)],
+            _ => char::from(b),
+        })
+        .collect()
+}
+
+/// The members of an ENUM or SET column type (`enum('a','b''c')`): `true`
+/// for a SET.
+fn members(declared: &str) -> Option<(bool, Vec<String>)> {
+    let (set, rest) = if let Some(r) = declared.strip_prefix("enum(") {
+        (false, r)
+    } else {
+        (true, declared.strip_prefix("set(")?)
+    };
+    let rest = rest.strip_suffix(')')?;
+    let mut out = Vec::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\'' {
+            continue;
+        }
+        let mut member = String::new();
+        while let Some(c) = chars.next() {
+            if c == '\'' {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                    member.push('\'');
+                    continue;
+                }
+                break;
+            }
+            member.push(c);
+        }
+        out.push(member);
+    }
+    Some((set, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_and_set_members_are_read_from_the_column_type() {
+        assert_eq!(
+            members("enum('a','b''c','')"),
+            Some((false, vec!["a".into(), "b'c".into(), String::new()]))
+        );
+        assert_eq!(
+            members("set('x','y')"),
+            Some((true, vec!["x".into(), "y".into()]))
+        );
+        assert_eq!(members("varchar(10)"), None);
+    }
+
+    #[test]
+    fn latin1_is_windows_1252() {
+        assert_eq!(cp1252(b"h\xe9 \x80 \x9f"), "hé € Ÿ");
+    }
+
+    #[test]
+    fn positions_read_and_write_as_file_and_offset() {
+        let p = LogPos::parse("binlog.000003:1234").unwrap();
+        assert_eq!(p.to_string(), "binlog.000003:1234");
+        assert!(LogPos::parse("binlog.000003").is_none());
+    }
+}
