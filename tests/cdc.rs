@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use crate::common::expect::expect;
 use crate::common::*;
 
+mod storm;
+
 /// The test database's URL once the cluster is up; `None` (with a loud
 /// note) when it cannot be started, unless ETLKIT_REQUIRE_CDC is set.
 fn server() -> Option<String> {
