@@ -3,9 +3,11 @@
 //! as libpq sets it up in `tls.rs`), a streamed source (`source.rs`), and
 //! a sink (`sink.rs`) that creates and widens its table (`table.rs`),
 //! writes with COPY through a staging table (`stage.rs`), fits values to
-//! their columns (`values.rs`; numeric's binary form in `numeric.rs`) and
-//! keeps the bookmarks with the rows (`state.rs`).
+//! their columns (`values.rs`; COPY's binary format in `binary.rs`,
+//! numeric's base-10000 digits in `numeric.rs`) and keeps the bookmarks
+//! with the rows (`state.rs`).
 
+pub mod binary;
 pub mod changes;
 pub mod conn;
 mod numeric;

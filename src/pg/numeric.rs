@@ -60,7 +60,8 @@ pub fn binary(out: &mut Vec<u8>, n: &str) -> Option<()> {
 mod tests {
     use super::*;
     use crate::format::flat::Raw;
-    use crate::pg::values::{Binary, Kind, binary_value};
+    use crate::pg::binary::{Binary, binary_value};
+    use crate::pg::values::Kind;
 
     #[test]
     fn numeric_binary_form() {

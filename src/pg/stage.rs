@@ -14,9 +14,10 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result, bail};
 use postgres::Client;
 
+use super::binary::{BINARY_HEADER, BINARY_TRAILER, binary_value};
 use super::conn::{db_message, pg_err};
 use super::table::{Column, Table, quote};
-use super::values::{BINARY_HEADER, BINARY_TRAILER, binary_value, copy_value};
+use super::values::copy_value;
 use crate::format::flat::{Fields, Raw};
 use crate::sink::{LoadMode, LoadOptions};
 

@@ -6,8 +6,9 @@
 use anyhow::{Result, bail};
 use postgres::Client;
 
+use super::binary::Binary;
 use super::conn::{db_message, pg_err};
-use super::values::{Binary, Kind};
+use super::values::Kind;
 use crate::error::usage;
 use crate::record::FieldType;
 use crate::store::binder::Binder;
