@@ -237,6 +237,31 @@ fn postgres_certificate_failures_are_named() {
         ));
 }
 
+/// verify-ca checks the certificate's authority, not its name: with the
+/// right CA the certificate for `localhost` is taken at 127.0.0.1 too, from
+/// the URL or from PGSSLMODE and PGSSLROOTCERT, and the session is
+/// encrypted.
+#[test]
+fn postgres_verify_ca_trusts_the_authority_not_the_name() {
+    let Some(ca) = servers() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let root = file(&ca, "ca.crt");
+    for host in ["127.0.0.1:55432", PG] {
+        let url = format!("postgres://postgres@{host}/test?sslmode=verify-ca&sslrootcert={root}");
+        assert_eq!(
+            one_record(&extract(d, &url, PG_SSL, &[]), &url),
+            r#"{"ssl":true,"who":"postgres"}"#
+        );
+    }
+    let env = [("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", root.as_str())];
+    let url = "postgres://postgres@127.0.0.1:55432/test";
+    assert_eq!(
+        one_record(&extract(d, url, PG_SSL, &env), "PGSSLMODE=verify-ca"),
+        r#"{"ssl":true,"who":"postgres"}"#
+    );
+}
+
 #[test]
 fn postgres_tls_only_server_refuses_plain_text() {
     let Some(_) = servers() else { return };
@@ -381,13 +406,41 @@ fn mysql_modes_against_a_tls_only_server() {
             "etl-extract: error: cannot connect to {url}: TLS with {MY} failed: the server's \
              certificate is not signed by a trusted certificate authority (unknown issuer)\n"
         ));
-    let url = "mysql://etl_pw:Wr0ng-s3cret@127.0.0.1:33306/test?ssl-mode=DISABLED";
+    // Plain text with the right credentials: MariaDB's
+    // require_secure_transport answers "Access denied", so the hint names
+    // the plain text.
+    let plain_text_hint = "hint: with ssl-mode=DISABLED the login went in plain text, which a \
+                           server requiring secure transport (MariaDB's \
+                           require_secure_transport) refuses as access denied: drop \
+                           ssl-mode=DISABLED, or check the user and password\n";
+    let url = "mysql://etl@127.0.0.1:33306/test?ssl-mode=DISABLED";
     expect(&extract(d, url, "SELECT 1", &[]), "plain text")
+        .code(1)
+        .stdout("")
+        .stderr(&format!(
+            "etl-extract: error: cannot connect to {url}: Access denied for user \
+             'etl'@'127.0.0.1' (using password: NO) (error 1045)\n{plain_text_hint}"
+        ));
+    let url = "mysql://etl_pw:Wr0ng-s3cret@127.0.0.1:33306/test?ssl-mode=DISABLED";
+    expect(
+        &extract(d, url, "SELECT 1", &[]),
+        "plain text, wrong password",
+    )
+    .code(1)
+    .stdout("")
+    .stderr(&format!(
+        "etl-extract: error: cannot connect to \
+             mysql://etl_pw@127.0.0.1:33306/test?ssl-mode=DISABLED: Access denied for user \
+             'etl_pw'@'127.0.0.1' (using password: YES) (error 1045)\n{plain_text_hint}"
+    ));
+    // The same wrong password over TLS is only the password.
+    let url = "mysql://etl_pw:Wr0ng-s3cret@127.0.0.1:33306/test?ssl-mode=REQUIRED";
+    expect(&extract(d, url, "SELECT 1", &[]), "wrong password over TLS")
         .code(1)
         .stdout("")
         .stderr(
             "etl-extract: error: cannot connect to \
-             mysql://etl_pw@127.0.0.1:33306/test?ssl-mode=DISABLED: Access denied for user \
+             mysql://etl_pw@127.0.0.1:33306/test?ssl-mode=REQUIRED: Access denied for user \
              'etl_pw'@'127.0.0.1' (using password: YES) (error 1045)\n",
         );
     // A client certificate for the user that requires one.

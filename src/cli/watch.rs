@@ -88,7 +88,8 @@ etl-watch redis://HOST[:PORT][/DB] --key KEY --group NAME reads a Redis
 stream through a consumer group with XREADGROUP (group created when
 missing), and etl-watch kafka://HOST[:PORT] --topic TOPIC --group NAME reads
 every partition of a Kafka topic, starting at the group's committed offsets
-(a group with none starts at the log's start, or its end with --from-end).
+(a group with none starts at the log's start, or its end with --from-end;
+record batches compressed with gzip, snappy, lz4 or zstd are read).
 A message's record is its payload (a Redis entry's payload field;
 an entry without one is one record of all its fields), read by --format:
 ndjson (the default for brokers), lines, or csv with a header line in each

@@ -326,12 +326,39 @@ pub fn connect(url: &str) -> Result<Conn> {
                 "cannot connect to {shown}: TLS with {endpoint} failed: {}",
                 scrub(&reason, password)
             ),
+            // MariaDB's require_secure_transport refuses plain text with
+            // the same "Access denied" as a wrong password (MySQL names it,
+            // error 3159), so the choice of plain text is named beside it.
+            None if plain_text_refused(&e, s.tls.mode(), s.socket.is_some()) => {
+                crate::error::Failure::new(
+                    crate::error::Kind::Runtime,
+                    format!(
+                        "cannot connect to {shown}: {}",
+                        scrub(&message(&e), password)
+                    ),
+                )
+                .hint(
+                    "with ssl-mode=DISABLED the login went in plain text, which a server \
+                     requiring secure transport (MariaDB's require_secure_transport) refuses \
+                     as access denied: drop ssl-mode=DISABLED, or check the user and password",
+                )
+                .into()
+            }
             None => anyhow::anyhow!(
                 "cannot connect to {shown}: {}",
                 scrub(&message(&e), password)
             ),
         }
     })
+}
+
+/// Did the server deny a login that ssl-mode=DISABLED sent over TCP in
+/// plain text? (Over a Unix socket there is no TLS to ask for.)
+fn plain_text_refused(err: &mysql::Error, mode: Mode, socket: bool) -> bool {
+    const ACCESS_DENIED: u16 = 1045;
+    mode == Mode::Disabled
+        && !socket
+        && matches!(err, mysql::Error::MySqlError(e) if e.code == ACCESS_DENIED)
 }
 
 /// The TLS failure in a driver error, in words.

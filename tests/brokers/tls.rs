@@ -387,6 +387,45 @@ fn kafka_over_ssl_reads_and_refuses_a_wrong_ca() {
     );
 }
 
+/// Plain text to the SSL listener fails at once, saying the broker may
+/// want TLS and where security.protocol is set; nothing waits for an
+/// answer that cannot come.
+#[test]
+fn kafka_plain_text_to_the_ssl_listener_is_refused_at_once() {
+    if !up(9093, "Kafka SSL") {
+        return;
+    }
+    let dir = tempdir();
+    let topic = unique("tls_plain");
+    let started = std::time::Instant::now();
+    let out = watch_args(
+        dir.path(),
+        "kafka://127.0.0.1:9093",
+        &[
+            "--topic",
+            &topic,
+            "--group",
+            "g",
+            "--once",
+            "--checkpoint",
+            "c",
+        ],
+    );
+    let took = started.elapsed();
+    expect(&out, "plain text to the SSL listener")
+        .code(1)
+        .stdout("")
+        .stderr(
+            "etl-watch: error: kafka://127.0.0.1:9093: the broker closed the connection (does \
+             it want TLS or SASL? hint: --security-protocol, or security.protocol in \
+             --kafka-config)\n",
+        );
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "refused after {took:?}"
+    );
+}
+
 /// etl-watch reading `topic` once from the SASL_PLAINTEXT broker (9094)
 /// with SCRAM-SHA-256, signed in as `(user, password)` from the
 /// environment; its checkpoint is named after `group`.

@@ -157,12 +157,37 @@ impl Kafka {
     /// the offset of the first.
     pub fn produce(&mut self, topic: &str, partition: i32, values: &[Vec<u8>]) -> i64 {
         let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-        let batch = etlkit::client::kafka::record_batch(&values);
+        self.produce_batch(
+            topic,
+            partition,
+            &etlkit::client::kafka::record_batch(&values),
+        )
+    }
+
+    /// Publishes `values` to one partition as one record batch compressed
+    /// with `codec` as producers write it (snappy in the Java client's
+    /// framing; `RawSnappy` as one raw block); the offset of the first.
+    pub fn produce_compressed(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        values: &[Vec<u8>],
+        codec: Codec,
+    ) -> i64 {
+        let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let batch = etlkit::client::kafka::record_batch_compressed(&values, codec.id(), |r| {
+            codec.compress(&r)
+        });
+        self.produce_batch(topic, partition, &batch)
+    }
+
+    /// Publishes one record batch as it is; the offset of its first record.
+    pub fn produce_batch(&mut self, topic: &str, partition: i32, batch: &[u8]) -> i64 {
         let mut body = Body::default();
         body.i16(-1).i16(-1).i32(30_000);
         body.i32(1).string(topic).i32(1).i32(partition);
         body.i32(batch.len() as i32);
-        body.0.extend_from_slice(&batch);
+        body.0.extend_from_slice(batch);
         let reply = self.call(0, 3, &body);
         let mut a = Answer(&reply);
         assert_eq!(a.i32(), 1);
@@ -172,6 +197,38 @@ impl Kafka {
         let error = a.i16();
         assert_eq!(error, 0, "Produce: Kafka error {error}");
         a.i64()
+    }
+
+    /// The compression (attributes' low bits) of each record batch the
+    /// broker serves from the start of one partition: what a consumer gets.
+    pub fn batch_codecs(&mut self, topic: &str, partition: i32) -> Vec<i16> {
+        let mut body = Body::default();
+        body.i32(-1).i32(0).i32(1).i32(1 << 20);
+        body.0.push(0);
+        body.i32(1).string(topic).i32(1);
+        body.i32(partition).i64(0).i32(1 << 20);
+        let reply = self.call(1, 4, &body);
+        let mut a = Answer(&reply);
+        let _throttle = a.i32();
+        assert_eq!(a.i32(), 1);
+        let _name = a.string();
+        assert_eq!(a.i32(), 1);
+        let _p = a.i32();
+        let error = a.i16();
+        assert_eq!(error, 0, "Fetch: Kafka error {error}");
+        let _high = a.i64();
+        let _stable = a.i64();
+        assert!(a.i32() <= 0, "no transactions here");
+        let size = a.i32().max(0) as usize;
+        let mut batches = Answer(a.take(size));
+        let mut out = Vec::new();
+        while batches.0.len() >= 12 {
+            let _base = batches.i64();
+            let length = batches.i32() as usize;
+            let batch = batches.take(length);
+            out.push(i16::from_be_bytes([batch[9], batch[10]]) & 7);
+        }
+        out
     }
 
     /// The end offset (high watermark) of each of `partitions`, as a
@@ -262,5 +319,64 @@ impl Kafka {
         let mut body = Body::default();
         body.i32(1).string(topic).i32(30_000);
         let _ = self.call(20, 0, &body);
+    }
+}
+
+/// A record batch compression, as producers write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Gzip,
+    /// The Java client's snappy: snappy-java's framing of raw blocks.
+    Snappy,
+    /// One raw snappy block, as other producers write it.
+    RawSnappy,
+    /// The LZ4 frame format.
+    Lz4,
+    Zstd,
+}
+
+impl Codec {
+    /// The codec's number in a batch's attributes.
+    pub fn id(self) -> i16 {
+        match self {
+            Codec::Gzip => 1,
+            Codec::Snappy | Codec::RawSnappy => 2,
+            Codec::Lz4 => 3,
+            Codec::Zstd => 4,
+        }
+    }
+
+    pub fn compress(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Codec::Gzip => {
+                let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                w.write_all(data).expect("gzip");
+                w.finish().expect("gzip")
+            }
+            Codec::Snappy => {
+                let mut out = b"\x82SNAPPY\x00".to_vec();
+                out.extend_from_slice(&1i32.to_be_bytes());
+                out.extend_from_slice(&1i32.to_be_bytes());
+                // snappy-java writes blocks of up to 32 KiB; smaller ones
+                // here so that a test batch holds several.
+                for chunk in data.chunks(100) {
+                    let block = snap::raw::Encoder::new()
+                        .compress_vec(chunk)
+                        .expect("snappy");
+                    out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+                    out.extend_from_slice(&block);
+                }
+                out
+            }
+            Codec::RawSnappy => snap::raw::Encoder::new()
+                .compress_vec(data)
+                .expect("snappy"),
+            Codec::Lz4 => {
+                let mut w = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                w.write_all(data).expect("lz4");
+                w.finish().expect("lz4")
+            }
+            Codec::Zstd => zstd::encode_all(data, 1).expect("zstd"),
+        }
     }
 }

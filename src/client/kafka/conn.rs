@@ -137,10 +137,17 @@ impl Conn {
         let fail = |e: std::io::Error| {
             if tcp::timed_out(&e) {
                 anyhow!("{server}: no answer from the broker in time")
-            } else if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            } else if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+            ) {
+                // A TLS listener drops a plain-text request (a TLS proxy
+                // resets it), a SASL listener one sent before signing in.
                 anyhow!(
                     "{server}: the broker closed the connection (does it want TLS or SASL? \
-                     hint: security.protocol in --kafka-config)"
+                     hint: --security-protocol, or security.protocol in --kafka-config)"
                 )
             } else {
                 anyhow!("{server}: {e}")
@@ -150,6 +157,13 @@ impl Conn {
         self.stream.set_read_timeout(Some(wait + REPLY_TIMEOUT))?;
         let mut size = [0u8; 4];
         self.stream.read_exact(&mut size).map_err(&fail)?;
+        if matches!(self.stream, Stream::Plain(_)) && is_tls_record(size) {
+            bail!(
+                "{}: the broker answered in TLS (an SSL listener); hint: --security-protocol \
+                 SSL or SASL_SSL, or security.protocol in --kafka-config",
+                self.server
+            );
+        }
         let size = i32::from_be_bytes(size);
         if size < 4 || size as usize > MAX_REPLY {
             bail!("{}: an answer of {size} bytes is not Kafka's", self.server);
@@ -162,5 +176,65 @@ impl Conn {
         }
         reply.drain(..4);
         Ok(reply)
+    }
+}
+
+/// Do an answer's first bytes start a TLS record (an alert or a
+/// handshake, TLS 1.0 to 1.3's record version 3.1-3.4) rather than a Kafka
+/// size? As a size they would be over 350 MB.
+fn is_tls_record(head: [u8; 4]) -> bool {
+    matches!(head, [0x15 | 0x16, 0x03, 0x01..=0x04, _])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A server on 127.0.0.1 that reads a request and answers `reply`, then
+    /// closes; its port.
+    fn answering(reply: &'static [u8]) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("port").port();
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 64];
+            let _ = socket.read(&mut request);
+            let _ = socket.write_all(reply);
+        });
+        port
+    }
+
+    fn first_call(port: u16) -> String {
+        let server = format!("kafka://127.0.0.1:{port}");
+        let mut conn = Conn::connect("127.0.0.1", port, &server, &KafkaSecurity::default())
+            .expect("plain text connects");
+        let err = conn
+            .call(3, 1, &[0, 0, 0, 0], Duration::ZERO)
+            .expect_err("no Kafka answer");
+        format!("{err:#}").replace(&server, "SERVER")
+    }
+
+    #[test]
+    fn plain_text_to_a_tls_listener_is_named() {
+        // A TLS alert (unexpected_message), as a TLS server answers bytes
+        // that are not a handshake.
+        let port = answering(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a]);
+        assert_eq!(
+            first_call(port),
+            "SERVER: the broker answered in TLS (an SSL listener); hint: --security-protocol \
+             SSL or SASL_SSL, or security.protocol in --kafka-config"
+        );
+        let port = answering(b"");
+        assert_eq!(
+            first_call(port),
+            "SERVER: the broker closed the connection (does it want TLS or SASL? hint: \
+             --security-protocol, or security.protocol in --kafka-config)"
+        );
+        let port = answering(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        assert_eq!(
+            first_call(port),
+            "SERVER: an answer of 1213486160 bytes is not Kafka's"
+        );
     }
 }

@@ -10,6 +10,7 @@
 //! coordinator, and the requests.
 
 mod codec;
+mod compression;
 mod conn;
 mod records;
 pub mod security;
@@ -23,7 +24,7 @@ use codec::Decoder;
 pub use codec::Encoder;
 use conn::Conn;
 use records::decode_batches;
-pub use records::{crc32c, record_batch};
+pub use records::{crc32c, record_batch, record_batch_compressed};
 use security::KafkaSecurity;
 
 use super::url::BrokerUrl;
@@ -389,12 +390,13 @@ impl Client {
                 }
                 let start = from[&id];
                 let before = out.len();
-                for (offset, value) in decode_batches(records)
-                    .with_context(|| format!("{}: {}/{id}", self.server, self.topic))?
-                {
-                    if offset >= start {
-                        out.push((id, offset, value));
-                    }
+                for (offset, value) in decode_batches(records, start).with_context(|| {
+                    format!(
+                        "{}: reading {}/{id} from offset {start}",
+                        self.server, self.topic
+                    )
+                })? {
+                    out.push((id, offset, value));
                 }
                 let first = out[before..].iter().map(|m| m.1).min();
                 if high > start && first.is_none_or(|f| f > start) {

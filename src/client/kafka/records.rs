@@ -1,19 +1,26 @@
 //! Record batches (message format v2): reading a fetch's batches
-//! (checksums, gzip and zstd, control batches skipped) and writing one, as
-//! a producer sends it.
-
-use std::io::Read;
+//! (checksums, any compression, control batches skipped) and writing one,
+//! as a producer sends it.
 
 use anyhow::{Context, Result, bail};
 
 use super::codec::{Decoder, Encoder};
+use super::compression::decompress;
 
-/// The (offset, value) of each record in a fetch's record batches. A last
-/// batch cut off by the size limit is left for the next fetch; control
+/// The message bytes after which a fetch's decoding stops at the next
+/// batch's start, leaving the rest for the next fetch: a fetch of highly
+/// compressed batches stays bounded in memory however far its batches
+/// expand.
+const DECODED_BYTES: usize = 64 << 20;
+
+/// The (offset, value) of each record from offset `from` on in a fetch's
+/// record batches. A last batch cut off by the size limit is left for the
+/// next fetch, as are the batches after DECODED_BYTES of messages; control
 /// batches (transaction markers) hold no messages.
-pub(super) fn decode_batches(mut data: &[u8]) -> Result<Vec<(i64, Vec<u8>)>> {
+pub(super) fn decode_batches(mut data: &[u8], from: i64) -> Result<Vec<(i64, Vec<u8>)>> {
     let mut out = Vec::new();
-    while data.len() >= 12 {
+    let mut decoded = 0;
+    while data.len() >= 12 && decoded < DECODED_BYTES {
         let base = i64::from_be_bytes(data[..8].try_into()?);
         let length = i32::from_be_bytes(data[8..12].try_into()?);
         if length < 0 {
@@ -46,20 +53,8 @@ pub(super) fn decode_batches(mut data: &[u8]) -> Result<Vec<(i64, Vec<u8>)>> {
         if attributes & 0x20 != 0 {
             continue;
         }
-        let records: Vec<u8> = match attributes & 0x07 {
-            0 => d.rest().to_vec(),
-            1 => {
-                let mut out = Vec::new();
-                flate2::read::GzDecoder::new(d.rest())
-                    .read_to_end(&mut out)
-                    .context("a gzip record batch does not decompress")?;
-                out
-            }
-            4 => zstd::decode_all(d.rest()).context("a zstd record batch does not decompress")?,
-            2 => bail!("snappy-compressed record batches are not supported (gzip and zstd are)"),
-            3 => bail!("lz4-compressed record batches are not supported (gzip and zstd are)"),
-            c => bail!("unknown compression {c} in a record batch"),
-        };
+        let records = decompress(attributes & 0x07, d.rest())
+            .with_context(|| format!("the record batch at offset {base}"))?;
         let mut r = Decoder::new(&records);
         for _ in 0..count {
             let length = r.varint()?;
@@ -69,8 +64,11 @@ pub(super) fn decode_batches(mut data: &[u8]) -> Result<Vec<(i64, Vec<u8>)>> {
             let _ts = f.varint()?;
             let delta = f.varint()?;
             let _key = f.var_bytes()?;
-            let value = f.var_bytes()?.unwrap_or_default().to_vec();
-            out.push((base + delta, value));
+            let value = f.var_bytes()?.unwrap_or_default();
+            if base + delta >= from {
+                decoded += value.len();
+                out.push((base + delta, value.to_vec()));
+            }
         }
     }
     Ok(out)
@@ -80,6 +78,16 @@ pub(super) fn decode_batches(mut data: &[u8]) -> Result<Vec<(i64, Vec<u8>)>> {
 /// records without keys, offsets 0.. from the batch's start: what a
 /// producer sends (etlkit's tests publish with it).
 pub fn record_batch(values: &[&[u8]]) -> Vec<u8> {
+    record_batch_compressed(values, 0, |records| records)
+}
+
+/// A record batch as `record_batch`, its records compressed by `compress`
+/// and its attributes naming `codec` (1 gzip, 2 snappy, 3 lz4, 4 zstd).
+pub fn record_batch_compressed(
+    values: &[&[u8]],
+    codec: i16,
+    compress: impl FnOnce(Vec<u8>) -> Vec<u8>,
+) -> Vec<u8> {
     let mut records = Vec::new();
     for (i, value) in values.iter().enumerate() {
         let mut record = Vec::new();
@@ -96,8 +104,9 @@ pub fn record_batch(values: &[&[u8]]) -> Vec<u8> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
+    let records = compress(records);
     let mut tail = Encoder::default();
-    tail.i16(0)
+    tail.i16(codec)
         .i32(values.len().saturating_sub(1) as i32)
         .i64(now)
         .i64(now)
@@ -169,19 +178,116 @@ mod tests {
     #[test]
     fn record_batches_decode_to_what_was_encoded() {
         let values: [&[u8]; 3] = [b"{\"id\":1}", b"", &[b'x'; 300]];
-        let decoded = decode_batches(&record_batch(&values)).unwrap();
+        let decoded = decode_batches(&record_batch(&values), 0).unwrap();
         assert_eq!(decoded.len(), 3);
         assert_eq!(decoded[0], (0, values[0].to_vec()));
         assert_eq!(decoded[2], (2, values[2].to_vec()));
         let mut cut = record_batch(&values);
         cut.pop();
         assert!(
-            decode_batches(&cut).unwrap().is_empty(),
+            decode_batches(&cut, 0).unwrap().is_empty(),
             "a cut batch waits"
         );
         let mut bad = record_batch(&values);
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert!(decode_batches(&bad).is_err(), "a bad checksum fails");
+        assert!(decode_batches(&bad, 0).is_err(), "a bad checksum fails");
+    }
+
+    fn snappy_raw(records: Vec<u8>) -> Vec<u8> {
+        snap::raw::Encoder::new().compress_vec(&records).unwrap()
+    }
+
+    /// The Java client's framing, blocks of at most 64 bytes.
+    fn snappy_java(records: Vec<u8>) -> Vec<u8> {
+        let mut out = b"\x82SNAPPY\x00\0\0\0\x01\0\0\0\x01".to_vec();
+        for chunk in records.chunks(64) {
+            let block = snappy_raw(chunk.to_vec());
+            out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            out.extend_from_slice(&block);
+        }
+        out
+    }
+
+    fn lz4_frame(records: Vec<u8>) -> Vec<u8> {
+        let mut w = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        std::io::Write::write_all(&mut w, &records).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn compressed_record_batches_decode() {
+        let values: [&[u8]; 4] = [b"{\"id\":1}", b"", &[b'x'; 300], b"{\"id\":4}"];
+        let want: Vec<(i64, Vec<u8>)> = (0..).zip(values.iter().map(|v| v.to_vec())).collect();
+        let gzip = |records: Vec<u8>| {
+            let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut w, &records).unwrap();
+            w.finish().unwrap()
+        };
+        let zstd = |records: Vec<u8>| zstd::encode_all(&records[..], 1).unwrap();
+        let batches = [
+            record_batch_compressed(&values, 1, gzip),
+            record_batch_compressed(&values, 2, snappy_java),
+            record_batch_compressed(&values, 2, snappy_raw),
+            record_batch_compressed(&values, 3, lz4_frame),
+            record_batch_compressed(&values, 4, zstd),
+        ];
+        for batch in &batches {
+            assert!(batch.len() < record_batch(&values).len(), "compressed");
+            assert_eq!(decode_batches(batch, 0).unwrap(), want);
+            assert_eq!(decode_batches(batch, 2).unwrap(), want[2..]);
+        }
+        assert_eq!(decode_batches(&batches.concat(), 0).unwrap().len(), 20);
+    }
+
+    #[test]
+    fn a_damaged_compressed_batch_names_its_offset() {
+        let values: [&[u8]; 2] = [b"{\"id\":1}", b"{\"id\":2}"];
+        let damaged = |codec, compress: fn(Vec<u8>) -> Vec<u8>| {
+            let mut batch = record_batch_compressed(&values, codec, |records| {
+                let mut out = compress(records);
+                let middle = out.len() / 2;
+                out.truncate(middle);
+                out
+            });
+            batch[..8].copy_from_slice(&41i64.to_be_bytes());
+            format!("{:#}", decode_batches(&batch, 0).unwrap_err())
+        };
+        for message in [
+            damaged(2, snappy_java),
+            damaged(2, snappy_raw),
+            damaged(3, lz4_frame),
+        ] {
+            let (head, _) = message.split_once(" data does not decompress: ").unwrap();
+            assert!(
+                [
+                    "the record batch at offset 41: snappy",
+                    "the record batch at offset 41: lz4"
+                ]
+                .contains(&head),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn decoding_stops_at_a_batch_boundary_past_the_budget() {
+        let big = vec![b'x'; 1 << 20];
+        let values: Vec<&[u8]> = vec![&big; 40];
+        let mut one = record_batch_compressed(&values, 2, snappy_raw);
+        let mut two = one.clone();
+        two[..8].copy_from_slice(&40i64.to_be_bytes());
+        one.extend_from_slice(&two);
+        let mut three = two.clone();
+        three[..8].copy_from_slice(&80i64.to_be_bytes());
+        one.extend_from_slice(&three);
+        let decoded = decode_batches(&one, 0).unwrap();
+        assert_eq!(
+            decoded.len(),
+            80,
+            "two batches pass 64 MiB; the third waits"
+        );
+        assert_eq!(decoded[79].0, 79);
+        assert_eq!(decode_batches(&one, 80).unwrap().len(), 40);
     }
 }
