@@ -26,9 +26,12 @@ fn setting(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A table as the test keeps it: id -> (v, w).
+type Rows = BTreeMap<i64, (i64, i64)>;
+
 /// The statements of `n` transactions, each with the number of changes
-/// it commits, and the table they leave: id -> (v, w).
-fn transactions(n: usize, rng: &mut Rng) -> (Vec<(String, usize)>, BTreeMap<i64, (i64, i64)>) {
+/// it commits, and the table they leave.
+fn transactions(n: usize, rng: &mut Rng) -> (Vec<(String, usize)>, Rows) {
     let mut live: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     let mut next_id = 1i64;
     let mut out = Vec::with_capacity(n);
@@ -78,7 +81,7 @@ fn transactions(n: usize, rng: &mut Rng) -> (Vec<(String, usize)>, BTreeMap<i64,
             continue;
         }
         // One in ten rolled back: none of it may arrive.
-        if kind == 8 || rng.next() % 10 == 0 {
+        if kind == 8 || rng.next().is_multiple_of(10) {
             out.push((format!("{}; ROLLBACK", statements.join("; ")), 0));
             continue;
         }
