@@ -144,8 +144,9 @@ The slot is read without moving it and advanced past a batch only after
   etl-watch postgres://etl@db/app --slot wh_orders --publication wh_orders \
     --checkpoint orders.cdc --once \
     --exec 'etl-load wh.db --table orders --mode upsert --key id --delete-when _deleted'
-While no batch is open the slot is moved up to the server's WAL position;
---once ends by saying how much WAL the server keeps for the slot. A
+--once reads what was committed when it began, however busy the table,
+and ends by saying how much WAL the server keeps for the slot; while no
+batch is open the slot is moved up to the server's WAL position. A
 TRUNCATE, a publication of several tables, and a slot that is gone while
 the checkpoint shows loaded changes are refused, saying what to do.
 

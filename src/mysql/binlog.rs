@@ -243,12 +243,13 @@ impl Binlog {
     /// The transactions committed after `from`, whole, until `max_changes`
     /// records were read (at least one transaction with changes when there
     /// is one) or the log's current end; `until`: stop after the
-    /// transaction ending there.
+    /// transaction ending there; `bound`: leave out what ends past it.
     pub fn read(
         &self,
         from: &LogPos,
         max_changes: usize,
         until: Option<&LogPos>,
+        bound: Option<&LogPos>,
     ) -> Result<Vec<Transaction>> {
         let c = conn::connect(&self.url)?;
         let request = BinlogRequest::new(self.server_id)
@@ -332,6 +333,9 @@ impl Binlog {
                 file: file.clone(),
                 pos: end,
             };
+            if bound.is_some_and(|b| at > *b) {
+                break;
+            }
             let time =
                 crate::format::temporal::format_instant(i64::from(header.timestamp()) * 1_000_000)
                     .unwrap_or_default();

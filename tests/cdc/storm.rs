@@ -344,3 +344,141 @@ fn a_binlog_under_kills_hands_on_every_committed_change_once() {
         "the checkpoint ({at}) is behind the last change loaded ({last})"
     );
 }
+
+/// scripts/cdc-table.sh: `start` (position, full copy, catch up) while
+/// transactions keep committing, then `follow`: the target is the source
+/// table row for row, nothing written during the copy lost or doubled.
+fn copy_then_follow(
+    dir: &Path,
+    url: &str,
+    table: &str,
+    begin: &str,
+    write: Box<dyn FnMut(&str) + Send>,
+    source_rows: &dyn Fn() -> Rows,
+) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cdc-table.sh");
+    let mut rng = Rng(seed() | 3);
+    // Rows before the copy, then changes during it.
+    let (mut before, _) = transactions(20_300, &mut rng);
+    let during = before.split_off(300);
+    let mut write = write;
+    for (sql, _) in &before {
+        write(&format!("{begin}; {sql}"));
+    }
+    // The writer goes on until the copy and its catching up are done.
+    let begin = begin.to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut written = 0;
+        for (sql, _) in &during {
+            if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            write(&format!("{begin}; {sql}"));
+            written += 1;
+        }
+        (written, during.len())
+    });
+    let run_step = |step: &str| {
+        let out = bash(
+            &format!("{} {step} '{url}' {table} wh.db id", script.display()),
+            dir,
+        );
+        assert_eq!(code(&out), 0, "cdc-table.sh {step}: {}", stderr(&out));
+    };
+    run_step("start");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (written, planned) = writer.join().expect("the writer");
+    assert!(
+        written > 0 && written < planned,
+        "the writer was not writing all through the copy ({written} of {planned})"
+    );
+    run_step("follow");
+    let into = table.rsplit('.').next().expect("a table");
+    let target = extract_records(
+        dir,
+        &[
+            "wh.db",
+            "--query",
+            &format!("SELECT id, v, w FROM {into} ORDER BY id"),
+        ],
+    );
+    let target: Rows = target
+        .iter()
+        .map(|r| {
+            let n = |k: &str| r[k].as_i64().unwrap_or(-1);
+            (n("id"), (n("v"), n("w")))
+        })
+        .collect();
+    let source = source_rows();
+    assert_eq!(
+        target.len(),
+        source.len(),
+        "rows in the target and the source"
+    );
+    assert!(target == source, "the target differs from the source");
+}
+
+#[test]
+fn postgres_copy_then_changes_lose_and_double_nothing() {
+    let Some(cdc) = Cdc::new("copy", "CREATE TABLE t (id int PRIMARY KEY, v int, w int)") else {
+        return;
+    };
+    let dir = tempdir();
+    let mut client = cdc.client();
+    let schema = cdc.name.clone();
+    let write = Box::new(move |sql: &str| {
+        client
+            .batch_execute(&format!("SET search_path = {schema}; {sql}"))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    });
+    let rows = || -> Rows {
+        cdc.client()
+            .query(&format!("SELECT id, v, w FROM {}.t", cdc.name), &[])
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                let (id, v, w): (i32, i32, i32) = (r.get(0), r.get(1), r.get(2));
+                (i64::from(id), (i64::from(v), i64::from(w)))
+            })
+            .collect()
+    };
+    // The script names the slot and the publication after the table.
+    let slot = format!("etl_{}_t", cdc.name);
+    copy_then_follow(dir.path(), &cdc.url, &cdc.table("t"), "BEGIN", write, &rows);
+    let mut c = cdc.client();
+    let _ = c.execute("SELECT pg_drop_replication_slot($1)", &[&slot]);
+    let _ = c.batch_execute(&format!("DROP PUBLICATION IF EXISTS {slot}"));
+}
+
+#[test]
+fn mysql_copy_then_changes_lose_and_double_nothing() {
+    let Some(b) = Binlog::new("copy", "id int PRIMARY KEY, v int, w int") else {
+        return;
+    };
+    let dir = tempdir();
+    let opts = mysql::Opts::from_url(&b.url).expect("a MySQL URL");
+    let mut conn = mysql::Conn::new(opts.clone()).expect("connect");
+    let table = b.table.clone();
+    let write = Box::new(move |sql: &str| {
+        let sql = sql.replace(" t ", &format!(" {table} "));
+        mysql::prelude::Queryable::query_drop(&mut conn, &sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    });
+    let rows = || -> Rows {
+        let mut c = mysql::Conn::new(opts.clone()).expect("connect");
+        let got: Vec<(i64, i64, i64)> =
+            mysql::prelude::Queryable::query(&mut c, format!("SELECT id, v, w FROM {}", b.table))
+                .expect("rows");
+        got.into_iter().map(|(id, v, w)| (id, (v, w))).collect()
+    };
+    copy_then_follow(
+        dir.path(),
+        &b.url,
+        &b.table,
+        "START TRANSACTION",
+        write,
+        &rows,
+    );
+}

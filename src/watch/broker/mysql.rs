@@ -59,6 +59,9 @@ pub(super) struct BinlogSource {
     backlog: VecDeque<Vec<Message<LogAt>>>,
     /// Messages given to the batch and not yet acknowledged.
     pending: usize,
+    /// --once: the log's end when the run began; nothing committed after
+    /// it is read, so a run ends however busy the server is.
+    once_until: Option<LogPos>,
     started_over: bool,
 }
 
@@ -86,6 +89,7 @@ impl BinlogSource {
             taken: start,
             backlog: VecDeque::new(),
             pending: 0,
+            once_until: None,
             started_over,
         })
     }
@@ -151,7 +155,12 @@ impl BrokerSource for BinlogSource {
             if !self.backlog.is_empty() {
                 return Ok(self.next(max));
             }
-            let txs = self.log.read(&self.taken, max, None)?;
+            if wait.is_none() && self.once_until.is_none() {
+                self.once_until = Some(self.log.current()?);
+            }
+            let txs = self
+                .log
+                .read(&self.taken, max, None, self.once_until.as_ref())?;
             self.read(txs);
             if !self.backlog.is_empty() {
                 return Ok(self.next(max));
@@ -197,7 +206,9 @@ impl BrokerSource for BinlogSource {
         if batch.last <= self.acked {
             return Ok(Vec::new());
         }
-        let txs = self.log.read(&self.acked, usize::MAX, Some(&batch.last))?;
+        let txs = self
+            .log
+            .read(&self.acked, usize::MAX, Some(&batch.last), None)?;
         if txs.last().map(|t| &t.end) != Some(&batch.last) {
             bail!(
                 "{}: the batch in flight ended at {}, which the binary log no longer reaches \

@@ -38,6 +38,9 @@ pub(super) struct SlotSource {
     /// Transactions read but not yet handed to the batch (a look gives
     /// more than the batch has room for), with their decoding rows.
     backlog: VecDeque<(Vec<Message<ChangeAt>>, usize)>,
+    /// --once: the WAL position when the run began; nothing committed
+    /// after it is read, so a run ends however busy the table is.
+    once_until: Option<u64>,
     /// How far the slot was moved by this or an earlier run (checkpoint).
     acked: Option<u64>,
     started_over: bool,
@@ -94,6 +97,7 @@ impl SlotSource {
             taken: None,
             taken_rows: 0,
             backlog: VecDeque::new(),
+            once_until: None,
             acked: if started_over { None } else { acked },
             started_over,
         })
@@ -163,7 +167,13 @@ impl BrokerSource for SlotSource {
             if !self.backlog.is_empty() {
                 return Ok(self.next(max));
             }
-            let wal = self.slot.current_wal()?;
+            let wal = match wait {
+                Some(_) => self.slot.current_wal()?,
+                None => match self.once_until {
+                    Some(until) => until,
+                    None => *self.once_until.insert(self.slot.current_wal()?),
+                },
+            };
             let txs = self
                 .slot
                 .peek(Some(wal), Some(self.taken_rows.saturating_add(max)))?;
