@@ -768,3 +768,56 @@ fn binlog_settings_that_cannot_give_exact_rows_are_refused() {
          unsigned BIGINT included, reads back exactly)\n"
         ));
 }
+
+/// A slot dropped after changes were loaded is not silently made again
+/// (the changes made meanwhile are in no slot): refused, saying what to
+/// do; --create-slot --restart-from end starts a new one from now.
+#[test]
+fn a_slot_that_is_gone_after_loads_is_refused_until_restarted_from_the_end() {
+    let Some(cdc) = Cdc::new("gone", "CREATE TABLE t (id int PRIMARY KEY)") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let t = cdc.table("t");
+    let out = cdc.watch(d, &["--table", &t, "--create-slot", "--once"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    cdc.sql("INSERT INTO t VALUES (1)");
+    let out = cdc.watch(d, &["--once", "--exec", "etl-load -q wh.db --table t"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let checkpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("cdc.json")).unwrap()).unwrap();
+    let acked = checkpoint["state"]["acked"].as_str().unwrap().to_string();
+    cdc.client()
+        .execute("SELECT pg_drop_replication_slot($1)", &[&cdc.name])
+        .unwrap();
+    cdc.sql("INSERT INTO t VALUES (2)");
+    let server = &cdc.url;
+    let n = &cdc.name;
+    let out = cdc.watch(d, &["--table", &t, "--create-slot", "--once"]);
+    expect(&out, "gone").code(1).stdout("").stderr(&format!(
+        "etl-watch: error: {server}: replication slot \"{n}\" is gone, but the checkpoint shows \
+         changes up to {acked} were loaded: changes made since it went are in no slot; hint: \
+         load the table again in full, then --create-slot --restart-from end makes a new slot \
+         that starts now\n"
+    ));
+    let out = cdc.watch(
+        d,
+        &[
+            "--table",
+            &t,
+            "--create-slot",
+            "--restart-from",
+            "end",
+            "--once",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    cdc.sql("INSERT INTO t VALUES (3)");
+    let out = cdc.watch(d, &["--once", "--exec", "etl-load -q wh.db --table t"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        extract_records(d, &["wh.db", "--query", "SELECT id FROM t ORDER BY id"]),
+        [serde_json::json!({"id": 1}), serde_json::json!({"id": 3})]
+    );
+}
