@@ -7,7 +7,7 @@
 //! Without the servers these tests skip loudly; with
 //! ETLKIT_REQUIRE_BROKER_TLS set (as in CI) they fail instead.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use etlkit::client::nats::{Conn as NatsConn, NatsAuth};
 use etlkit::client::nkey::Credentials;
@@ -700,4 +700,135 @@ fn broker_security_options_are_checked_before_connecting() {
             .stdout("")
             .stderr(message);
     }
+}
+
+/// A TLS proxy on a port of its own in front of the plain Redis, with a
+/// certificate (signed by the test CA) for the name `localhost` only;
+/// stopped when dropped.
+struct NamedProxy {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl NamedProxy {
+    fn start(target: u16) -> NamedProxy {
+        let dir = tempdir();
+        let d = dir.path();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+        };
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "named.key",
+            "-out",
+            "named.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(d.join("named.ext"), "subjectAltName=DNS:localhost\n").expect("ext");
+        let (ca, ca_key) = (cert("ca.crt"), cert("ca.key"));
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "named.csr",
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-CAserial",
+            "named.srl",
+            "-days",
+            "2",
+            "-out",
+            "named.crt",
+            "-extfile",
+            "named.ext",
+        ]);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("address").port();
+        drop(listener);
+        let proxy = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls_proxy.py");
+        let child = std::process::Command::new("python3")
+            .arg(proxy)
+            .args([port.to_string(), target.to_string()])
+            .arg(d.join("named.crt"))
+            .arg(d.join("named.key"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the TLS proxy did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        NamedProxy {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for NamedProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server whose certificate names another host is refused, naming the
+/// names it holds, whatever CA signed it; the same server by its name is
+/// read.
+#[test]
+fn a_broker_certificate_for_another_name_is_refused() {
+    if !up(6380, "Redis TLS") || !reachable("127.0.0.1:6379", "Redis", "ETLKIT_REQUIRE_REDIS") {
+        return;
+    }
+    let proxy = NamedProxy::start(6379);
+    let dir = tempdir();
+    let key = unique("named");
+    let ca = cert("ca.crt");
+    let read = |host: &str, group: &str| {
+        let url = format!("rediss://{host}:{}", proxy.port);
+        let rest = [
+            "--key",
+            key.as_str(),
+            "--group",
+            group,
+            "--create-stream",
+            "--once",
+            "--checkpoint",
+            group,
+            "--ca-cert",
+            ca.as_str(),
+        ];
+        watch_args(dir.path(), &url, &rest)
+    };
+    let out = read("127.0.0.1", "by-address");
+    expect(&out, "a name the certificate lacks")
+        .code(1)
+        .stdout("")
+        .stderr_like(&format!(
+            "etl-watch: error: rediss://127.0.0.1:{}: TLS handshake failed: *localhost*\n",
+            proxy.port
+        ));
+    assert!(stderr(&out).contains("127.0.0.1"), "{}", stderr(&out));
+    let out = read("localhost", "by-name");
+    expect(&out, "the name the certificate holds").code(0);
 }
