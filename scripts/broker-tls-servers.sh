@@ -8,6 +8,8 @@
 #   4224  NATS with JetStream, users: etl/etl-secret and an nkey user (the
 #         seed in tests/fixtures/nats-user.nk)
 #   4225  NATS with JetStream, token etl-token
+#   4226  NATS with JetStream, TLS required and a user etl/etl-secret (the
+#         shape of a managed NATS)
 #   9093  Kafka SSL: a TLS proxy (tests/fixtures/tls_proxy.py) in front of
 #         tansu on 19093 (tansu 0.6 takes --cert/--key but does not serve TLS)
 #   9094  Kafka SASL_PLAINTEXT: tansu --authentication, its SCRAM users
@@ -119,6 +121,8 @@ start() {
   start_nats 4223 "tls { cert_file: \"$dir/server.crt\", key_file: \"$dir/server.key\", timeout: 5 }"
   start_nats 4224 "authorization { users = [ { user: etl, password: \"etl-secret\" }, { nkey: $nkey_user } ] }"
   start_nats 4225 "authorization { token: \"etl-token\" }"
+  start_nats 4226 "tls { cert_file: \"$dir/server.crt\", key_file: \"$dir/server.key\", timeout: 5 }" \
+    "authorization { users = [ { user: etl, password: \"etl-secret\" } ] }"
   if [ -x "$tansu_bin" ]; then
     start_tansu 19093 9093 memory://tansu/
     start_proxy 9093 19093

@@ -832,3 +832,60 @@ fn a_broker_certificate_for_another_name_is_refused() {
     let out = read("localhost", "by-name");
     expect(&out, "the name the certificate holds").code(0);
 }
+
+/// A managed NATS's shape: TLS required and a user with a password on one
+/// server. Read with both; a wrong password over TLS is refused, and so is
+/// the right one without the CA that signed the server.
+#[test]
+fn nats_over_tls_with_a_user_and_password_reads_and_refuses_a_wrong_one() {
+    if !up(4226, "NATS TLS with users") {
+        return;
+    }
+    let dir = tempdir();
+    let stream = unique("TLSPW");
+    let subject = unique("tlspw");
+    let auth = NatsAuth {
+        tls: options("ca.crt", false),
+        creds: None,
+    };
+    nats_setup(
+        "tls://etl:etl-secret@127.0.0.1:4226",
+        &auth,
+        &stream,
+        &subject,
+    );
+    let ca = cert("ca.crt");
+    for url in [
+        "tls://etl:etl-secret@127.0.0.1:4226",
+        "nats://etl:etl-secret@localhost:4226",
+    ] {
+        let out = nats_read(dir.path(), url, &stream, &subject, &["--ca-cert", &ca]);
+        expect(&out, url).code(0);
+        assert_eq!(records(&stdout(&out)).len(), 3, "{url}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("etl-secret"), "{}", stderr(&out));
+    }
+    let out = nats_read(
+        dir.path(),
+        "tls://etl:not-the-secret@127.0.0.1:4226",
+        &stream,
+        &subject,
+        &["--ca-cert", &ca],
+    );
+    expect(&out, "wrong password over TLS").code(1).stdout("");
+    let err = stderr(&out);
+    assert!(err.contains("Authorization Violation"), "{err}");
+    assert!(!err.contains("not-the-secret"), "{err}");
+    let other = cert("other-ca.crt");
+    let out = nats_read(
+        dir.path(),
+        "tls://etl:etl-secret@127.0.0.1:4226",
+        &stream,
+        &subject,
+        &["--ca-cert", &other],
+    );
+    expect(&out, "wrong CA").code(1).stdout("").stderr(
+        "etl-watch: error: tls://127.0.0.1:4226: TLS handshake failed: the server's \
+         certificate is not signed by a trusted certificate authority (unknown issuer); hint: \
+         --ca-cert FILE names the CA that signed it\n",
+    );
+}
