@@ -426,6 +426,19 @@ mod tests {
         }
     }
 
+    /// RFC 4616: an empty authorization identity, then the user and the
+    /// password, each after a NUL; nothing else (no framing of our own).
+    #[test]
+    fn plain_sends_the_rfc_4616_message() {
+        let Exchange::Plain(message) =
+            Exchange::new(&sasl(Mechanism::Plain, "etl", "p@ss:w0rd")).unwrap()
+        else {
+            panic!("PLAIN is one message");
+        };
+        assert_eq!(message, b"\0etl\0p@ss:w0rd");
+        assert_eq!(Mechanism::parse("plain").unwrap().name(), "PLAIN");
+    }
+
     #[test]
     fn scram_sha_256_follows_rfc_7677s_example() {
         let mut scram = Scram::new(
