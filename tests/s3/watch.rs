@@ -1,6 +1,7 @@
 //! etl-watch on an S3 prefix: each object version (key and ETag) is
 //! loaded exactly once, through restarts, deletes and SIGKILLs.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -251,11 +252,24 @@ fn an_object_deleted_before_it_is_read_is_skipped() {
     assert_eq!(loaded(&d.join("wh.db")).len(), 2003);
 }
 
+/// 1,000 objects (ETLKIT_S3_WATCH_OBJECTS) arrive in 10 rounds
+/// (ETLKIT_S3_WATCH_KILLS), all in the same seconds; some already loaded
+/// are written again with new content, some are deleted before any reader
+/// saw them; each round's watcher is SIGKILLed at a seeded point, alone or
+/// with its loader. At the end every object version is loaded exactly once.
 #[test]
 fn sigkill_at_seeded_points_loses_and_repeats_no_object_version() {
     let Some(moto) = Moto::connect("s3 watch kill") else {
         return;
     };
+    let setting = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let rounds = setting("ETLKIT_S3_WATCH_KILLS", 10).max(1);
+    let per_round = (setting("ETLKIT_S3_WATCH_OBJECTS", 1000) / rounds).max(1);
     let bucket = moto.bucket("watch-kill");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -272,35 +286,50 @@ fn sigkill_at_seeded_points_loses_and_repeats_no_object_version() {
     };
     let mut want = Vec::new();
     let mut versions = std::collections::HashMap::new();
-    for round in 0..6u32 {
+    let mut deleted = 0;
+    let mut loader_kills = 0;
+    for round in 0..rounds {
         let mut objects = Vec::new();
-        for i in 0..25 {
-            let k = format!("r{round}-{i:02}");
+        let mut fresh = Vec::new();
+        for i in 0..per_round {
+            let k = format!("r{round}-{i:03}");
             objects.push((format!("in/{k}.ndjson"), body(&k, 1, 3)));
+            fresh.push(k);
+        }
+        // Objects already loaded written again with new content (one not
+        // loaded yet would lose a version no reader could ever see).
+        let done = loaded(&d.join("wh.db"));
+        let mut keys: Vec<&String> = versions.keys().collect();
+        keys.sort();
+        let again: Vec<String> = keys
+            .iter()
+            .filter(|k| done.contains(&format!("{k}/{}/2", versions[**k])))
+            .filter(|_| next() % 20 == 0)
+            .map(|k| k.to_string())
+            .collect();
+        for k in &again {
+            let ver = versions[k] + 1;
+            versions.insert(k.clone(), ver);
+            objects.push((format!("in/{k}.ndjson"), body(k, ver, 3)));
+            want.extend(rows_of(k, ver, 3));
+        }
+        put_all(&moto, &bucket, &objects);
+        // A few new ones deleted before any reader lists them.
+        let gone: Vec<String> = fresh.iter().filter(|_| next() % 25 == 0).cloned().collect();
+        if !gone.is_empty() {
+            let keys: Vec<String> = gone.iter().map(|k| format!("in/{k}.ndjson")).collect();
+            let data = serde_json::to_vec(&keys).expect("keys as JSON");
+            moto.boto(
+                &bucket,
+                "import json\nfor k in json.loads(data):\n    s3.delete_object(Bucket=bucket, Key=k)",
+                &data,
+            );
+            deleted += gone.len();
+        }
+        for k in fresh.into_iter().filter(|k| !gone.contains(k)) {
             want.extend(rows_of(&k, 1, 3));
             versions.insert(k, 1);
         }
-        // An object already loaded written again with new content (one
-        // not loaded yet would lose a version no reader could ever see).
-        let done = if round > 0 {
-            loaded(&d.join("wh.db"))
-        } else {
-            Vec::new()
-        };
-        let mut keys: Vec<&String> = versions.keys().collect();
-        keys.sort();
-        let overwrite = keys
-            .iter()
-            .filter(|k| done.contains(&format!("{k}/{}/2", versions[**k])))
-            .map(|k| k.to_string())
-            .nth(next() as usize % 3);
-        if let Some(k) = overwrite {
-            let ver = versions[&k] + 1;
-            versions.insert(k.clone(), ver);
-            objects.push((format!("in/{k}.ndjson"), body(&k, ver, 3)));
-            want.extend(rows_of(&k, ver, 3));
-        }
-        put_all(&moto, &bucket, &objects);
         let mut command = cmd(WATCH, d);
         moto.env(&mut command)
             .args([
@@ -310,22 +339,31 @@ fn sigkill_at_seeded_points_loses_and_repeats_no_object_version() {
                 "--checkpoint",
                 "ck.json",
                 "--batch-rows",
-                "7",
+                "40",
                 "--poll-interval",
                 "50",
                 "--exec",
                 LOAD_T,
             ])
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut child = command.spawn().expect("etl-watch runs");
-        std::thread::sleep(Duration::from_millis(50 + next() % 600));
-        let _ = child.kill();
+        std::thread::sleep(Duration::from_millis(300 + next() % 1200));
+        if next() % 2 == 0 {
+            // Watcher and loader at once: the whole process group.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            loader_kills += 1;
+        } else {
+            let _ = child.kill();
+        }
         let _ = child.wait();
     }
     // A killed watcher's --exec child may hold the lock a moment longer.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let out = loop {
         let out = watch_once(
             &moto,
@@ -336,6 +374,8 @@ fn sigkill_at_seeded_points_loses_and_repeats_no_object_version() {
                 "ndjson",
                 "--checkpoint",
                 "ck.json",
+                "--batch-rows",
+                "40",
                 "--exec",
                 LOAD_T,
             ],
@@ -349,7 +389,12 @@ fn sigkill_at_seeded_points_loses_and_repeats_no_object_version() {
     assert_eq!(crate::common::code(&out), 0, "{}", stderr(&out));
     want.sort();
     let got = loaded(&d.join("wh.db"));
-    assert!(want.len() > 450, "objects were written again");
+    if rounds >= 4 {
+        assert!(
+            deleted > 0 && loader_kills > 0,
+            "the rounds deleted objects and killed loaders"
+        );
+    }
     assert_eq!(got.len(), want.len(), "every object version exactly once");
     assert_eq!(got, want);
 }
