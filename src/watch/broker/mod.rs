@@ -29,6 +29,7 @@ mod payload;
 mod position;
 mod postgres;
 mod redis;
+mod transactions;
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -12,7 +12,6 @@
 //! batch is open, the position moves past transactions that changed
 //! other tables, so a later run does not read them again.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -21,6 +20,7 @@ use serde_json::{Value, json};
 use super::contract::{
     AtRest, Body, BrokerOptions, BrokerSource, Message, Position, Previous, RestartFrom,
 };
+use super::transactions::Transactions;
 use crate::mysql::binlog::{Binlog, BinlogPlan, LogPos, Transaction};
 use crate::record::FieldType;
 
@@ -56,7 +56,7 @@ pub(super) struct BinlogSource {
     /// Read up to here (the open batch and the backlog included).
     taken: LogPos,
     /// Transactions read but not yet in the batch.
-    backlog: VecDeque<Vec<Message<LogAt>>>,
+    backlog: Transactions<LogAt>,
     /// Messages given to the batch and not yet acknowledged.
     pending: usize,
     /// --once: the log's end when the run began; nothing committed after
@@ -87,7 +87,7 @@ impl BinlogSource {
             log,
             acked: start.clone(),
             taken: start,
-            backlog: VecDeque::new(),
+            backlog: Transactions::default(),
             pending: 0,
             once_until: None,
             started_over,
@@ -117,20 +117,14 @@ impl BinlogSource {
                     ack: None,
                 })
                 .collect();
-            self.backlog.push_back(messages);
+            self.backlog.push(messages, 0);
         }
     }
 
-    /// Whole transactions from the backlog, up to `max` changes (at least
-    /// one transaction, however large).
+    /// Whole transactions from the backlog, up to `max` changes, counted
+    /// as given to the batch.
     fn next(&mut self, max: usize) -> Vec<Message<LogAt>> {
-        let mut out: Vec<Message<LogAt>> = Vec::new();
-        while let Some(messages) = self.backlog.front() {
-            if !out.is_empty() && out.len() + messages.len() > max {
-                break;
-            }
-            out.extend(self.backlog.pop_front().expect("a front entry"));
-        }
+        let out = self.backlog.next(max);
         self.pending += out.len();
         out
     }

@@ -11,7 +11,6 @@
 //! While nothing is open, the slot is moved up to the WAL position it was
 //! read to, so that writes to other tables do not hold WAL on the server.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -19,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::contract::{AtRest, Body, BrokerOptions, BrokerSource, Message, Previous, RestartFrom};
 use super::position::ChangeAt;
+use super::transactions::Transactions;
 use crate::pg::changes::{Transaction, lsn_text, parse_lsn};
 use crate::pg::slot::{Slot, SlotPlan};
 use crate::record::FieldType;
@@ -35,9 +35,8 @@ pub(super) struct SlotSource {
     /// Decoding rows the transactions up to `taken` take: a look asks for
     /// these and `max` more, so that it reaches new ones.
     taken_rows: usize,
-    /// Transactions read but not yet handed to the batch (a look gives
-    /// more than the batch has room for), with their decoding rows.
-    backlog: VecDeque<(Vec<Message<ChangeAt>>, usize)>,
+    /// Transactions read but not yet handed to the batch.
+    backlog: Transactions<ChangeAt>,
     /// --once: the WAL position when the run began; nothing committed
     /// after it is read, so a run ends however busy the table is.
     once_until: Option<u64>,
@@ -96,7 +95,7 @@ impl SlotSource {
             slot,
             taken: None,
             taken_rows: 0,
-            backlog: VecDeque::new(),
+            backlog: Transactions::default(),
             once_until: None,
             acked: if started_over { None } else { acked },
             started_over,
@@ -129,22 +128,8 @@ impl SlotSource {
                     ack: None,
                 })
                 .collect();
-            self.backlog.push_back((messages, tx.rows));
+            self.backlog.push(messages, tx.rows);
         }
-    }
-
-    /// Whole transactions from the backlog, up to `max` changes (at least
-    /// one transaction, however large).
-    fn next(&mut self, max: usize) -> Vec<Message<ChangeAt>> {
-        let mut out: Vec<Message<ChangeAt>> = Vec::new();
-        while let Some((messages, _)) = self.backlog.front() {
-            if !out.is_empty() && out.len() + messages.len() > max {
-                break;
-            }
-            let (messages, _) = self.backlog.pop_front().expect("a front entry");
-            out.extend(messages);
-        }
-        out
     }
 }
 
@@ -165,7 +150,7 @@ impl BrokerSource for SlotSource {
         let started = Instant::now();
         loop {
             if !self.backlog.is_empty() {
-                return Ok(self.next(max));
+                return Ok(self.backlog.next(max));
             }
             let wal = match wait {
                 Some(_) => self.slot.current_wal()?,
@@ -179,7 +164,7 @@ impl BrokerSource for SlotSource {
                 .peek(Some(wal), Some(self.taken_rows.saturating_add(max)))?;
             self.read(txs);
             if !self.backlog.is_empty() {
-                return Ok(self.next(max));
+                return Ok(self.backlog.next(max));
             }
             if self.taken.is_none() {
                 // Nothing of the table committed before `wal`: the slot
@@ -212,7 +197,7 @@ impl BrokerSource for SlotSource {
             self.taken = None;
         }
         // What is still read and not acknowledged: the backlog.
-        self.taken_rows = self.backlog.iter().map(|(_, rows)| rows).sum();
+        self.taken_rows = self.backlog.rows();
         Ok(())
     }
 
@@ -235,7 +220,7 @@ impl BrokerSource for SlotSource {
             .filter(|t| t.end_lsn <= batch.last)
             .collect();
         self.read(txs);
-        Ok(self.next(usize::MAX))
+        Ok(self.backlog.next(usize::MAX))
     }
 
     fn state(&self) -> SlotState {
