@@ -300,7 +300,9 @@ pub struct WatchArgs {
     /// When the checkpoint shows messages were loaded but the Redis group,
     /// the NATS durable consumer, the Kafka group's offsets or the stream
     /// are gone (deleted, or lost in a restart), create them again from
-    /// here; without it etl-watch refuses to read everything again
+    /// here; without it etl-watch refuses to read everything again. For a
+    /// replication slot that is gone (with --create-slot) or a binary log
+    /// position: start or end begin at the log's current end
     #[arg(long, value_enum, value_name = "WHERE", help_heading = "Brokers")]
     pub restart_from: Option<RestartFrom>,
 
