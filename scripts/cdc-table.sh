@@ -44,6 +44,11 @@ case "$source" in
   *) echo "cdc-table.sh: SOURCE is a postgres:// or mysql:// URL" >&2; exit 2 ;;
 esac
 
+# One run at a time: a cron `follow` waits while `start` copies (it would
+# move the position past changes the copy then overwrites).
+exec 9>"$state/cdc-$name.lock"
+flock 9
+
 follow() {
   etl-watch -q "$source" "${from[@]}" "$@" --checkpoint "$checkpoint" --once --exec "$load"
 }

@@ -605,8 +605,9 @@ fn binlog_changes_reach_the_target_once_in_commit_order() {
     let Some(b) = Binlog::new(
         "order",
         "id int PRIMARY KEY, big bigint unsigned, amount decimal(12,2), d date, dt datetime(3), \
-         ts timestamp(6) NULL, y year, e enum('a','b c'), s set('x','y','z'), j json, \
-         b blob, f double, flag bit(1), note varchar(20), old varchar(20) CHARACTER SET latin1",
+         ts timestamp(6) NULL, y year, e enum('a','B c'), s set('x','Y','z'), j json, \
+         b blob, f double, flag bit(1), note varchar(20), old varchar(20) CHARACTER SET latin1, \
+         bin binary(4), hidden int INVISIBLE DEFAULT 7",
     ) else {
         return;
     };
@@ -617,10 +618,10 @@ fn binlog_changes_reach_the_target_once_in_commit_order() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     b.sql(&format!(
         "INSERT INTO {t} VALUES (1, 18446744073709551615, 12.50, '2026-01-02', \
-           '2026-01-02 03:04:05.123', '2026-01-02 03:04:05.5', 2024, 'b c', 'x,z', \
-           '{{\"a\": [1, 2.5]}}', x'00ff', 0.1, b'1', 'hé \"q\"', 'café €'), \
-           (2, 0, 0.10, NULL, NULL, NULL, 0, 'a', '', NULL, NULL, NULL, b'0', NULL, NULL), \
-           (3, NULL, 7, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'x', NULL)",
+           '2026-01-02 03:04:05.123', '2026-01-02 03:04:05.5', 2024, 'B c', 'x,Y', \
+           '{{\"a\": [1, 2.5]}}', x'00ff', 0.1, b'1', 'hé \"q\"', 'café €', x'01000000'), \
+           (2, 0, 0.10, NULL, NULL, NULL, 0, 'a', '', NULL, NULL, NULL, b'0', NULL, NULL, x'00'), \
+           (3, NULL, 7, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'x', NULL, NULL)",
         t = b.table
     ));
     b.sql(&format!(
@@ -628,6 +629,8 @@ fn binlog_changes_reach_the_target_once_in_commit_order() {
          DELETE FROM {t} WHERE id = 2; COMMIT",
         t = b.table
     ));
+    // A new binary log file between two transactions.
+    b.sql("FLUSH BINARY LOGS");
     b.sql(&format!("UPDATE {t} SET id = 30 WHERE id = 3", t = b.table));
     b.sql(&format!(
         "INSERT INTO {t} (id, amount) VALUES (2, 99.99)",
@@ -660,7 +663,8 @@ fn binlog_changes_reach_the_target_once_in_commit_order() {
         &[
             "wh.db",
             "--query",
-            "SELECT id, big, amount, d, dt, ts, y, e, s, j, b, f, flag, note, old FROM t ORDER BY id",
+            "SELECT id, big, amount, d, dt, ts, y, e, s, j, b, f, flag, note, old, bin FROM t \
+             ORDER BY id",
         ],
     );
     assert_eq!(source.len(), 3);

@@ -13,7 +13,7 @@
 //! an unsigned column from a signed one): other settings are refused.
 
 use anyhow::{Context, Result, bail};
-use mysql::binlog::events::{EventData, RowsEventData};
+use mysql::binlog::events::{EventData, OptionalMetaExtractor, RowsEventData, TableMapEvent};
 use mysql::binlog::value::BinlogValue;
 use mysql::prelude::Queryable;
 use mysql::{BinlogDumpFlags, BinlogRequest, Value as SqlValue};
@@ -25,13 +25,27 @@ use crate::changes::{self, Op};
 use crate::format::json;
 use crate::record::FieldType;
 
-/// A place in the binary log: a file and an offset in it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A place in the binary log: a file and an offset in it. Places order by
+/// the file's number (`binlog.999999` comes before `binlog.1000000`), then
+/// the offset.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LogPos {
     /// The file, `binlog.000003`.
     pub file: String,
     /// The offset of the next event.
     pub pos: u64,
+}
+
+impl Ord for LogPos {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.file_key(), self.pos).cmp(&(other.file_key(), other.pos))
+    }
+}
+
+impl PartialOrd for LogPos {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl std::fmt::Display for LogPos {
@@ -41,6 +55,14 @@ impl std::fmt::Display for LogPos {
 }
 
 impl LogPos {
+    /// The file's stem and number: `("binlog", 3)`.
+    fn file_key(&self) -> (&str, u64) {
+        match self.file.rsplit_once('.') {
+            Some((stem, n)) => (stem, n.parse().unwrap_or(0)),
+            None => (&self.file, 0),
+        }
+    }
+
     /// Reads `binlog.000003:1234`.
     pub fn parse(text: &str) -> Option<LogPos> {
         let (file, pos) = text.rsplit_once(':')?;
@@ -78,6 +100,9 @@ struct Col {
     members: Option<(bool, Vec<String>)>,
     /// A YEAR column (logged as 1900 + the stored byte).
     year: bool,
+    /// A BINARY(n) column: the log keeps its value without the trailing
+    /// zero bytes the column pads it with.
+    pad: Option<usize>,
     /// Text stored in latin1 (MySQL's latin1 is Windows-1252), which the
     /// log holds as stored: turned into UTF-8.
     latin1: bool,
@@ -93,6 +118,9 @@ pub struct Binlog {
     /// The table.
     pub table: String,
     columns: Vec<Col>,
+    /// Every column the table had at the start, invisible ones included
+    /// (`SELECT *` leaves those out, and so do the records).
+    all_columns: Vec<String>,
     /// The primary key's columns, by index.
     key: Vec<usize>,
     server_id: u32,
@@ -159,15 +187,18 @@ impl Binlog {
                 let (shape, wire) = shape_of(column, note);
                 let name = column.name_str().into_owned();
                 let found = types.iter().find(|(n, _, _)| *n == name);
-                let declared = found
-                    .map(|(_, t, _)| t.to_ascii_lowercase())
-                    .unwrap_or_default();
+                let declared = found.map(|(_, t, _)| t.clone()).unwrap_or_default();
+                let lower = declared.to_ascii_lowercase();
                 let latin1 = found.and_then(|(_, _, c)| c.as_deref()) == Some("latin1");
                 Col {
                     latin1,
                     key: json::key_prefix(&name),
                     members: members(&declared),
-                    year: declared.starts_with("year"),
+                    year: lower.starts_with("year"),
+                    pad: lower
+                        .strip_prefix("binary(")
+                        .and_then(|n| n.strip_suffix(')'))
+                        .and_then(|n| n.parse().ok()),
                     name,
                     shape,
                     wire,
@@ -206,6 +237,7 @@ impl Binlog {
             database,
             table: plan.table.clone(),
             columns,
+            all_columns: types.iter().map(|(n, _, _)| n.clone()).collect(),
             key,
             server_id,
         })
@@ -224,16 +256,20 @@ impl Binlog {
     /// from now on.
     pub fn current(&self) -> Result<LogPos> {
         let mut c = conn::connect(&self.url)?;
-        let row: Option<mysql::Row> = c
-            .query_first("SHOW MASTER STATUS")
-            .or_else(|_| c.query_first("SHOW BINARY LOG STATUS"))
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: cannot read the binary log's position: {}",
-                    self.server,
-                    message(&e)
-                )
-            })?;
+        // MySQL 8.4 renamed it; another error (a missing privilege) is
+        // the one to show.
+        let row: Result<Option<mysql::Row>, mysql::Error> =
+            match c.query_first("SHOW MASTER STATUS") {
+                Err(e) if message(&e).contains("syntax") => c.query_first("SHOW BINARY LOG STATUS"),
+                other => other,
+            };
+        let row = row.map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot read the binary log's position: {}",
+                self.server,
+                message(&e)
+            )
+        })?;
         let row = row.with_context(|| format!("{}: the binary log is off", self.server))?;
         let file: String = row.get(0).context("no binary log file")?;
         let pos: u64 = row.get(1).context("no binary log position")?;
@@ -264,6 +300,7 @@ impl Binlog {
             )
         })?;
         let mut file = from.file.clone();
+        let mut described = false;
         let mut out: Vec<Transaction> = Vec::new();
         let mut open: Vec<(Op, Vec<u8>)> = Vec::new();
         while let Some(event) = stream.next() {
@@ -282,27 +319,66 @@ impl Binlog {
             })?;
             let header = event.header();
             let end = u64::from(header.log_pos());
+            let raw_type = header.event_type_raw();
+            // MariaDB's compressed events (log_bin_compress) and an
+            // incident (the server lost events): no change may pass
+            // unread.
+            if (165..=171).contains(&raw_type) {
+                bail!(
+                    "{}: the binary log at {file}:{end} holds compressed events \
+                     (log_bin_compress), which etlkit does not read; hint: SET GLOBAL \
+                     log_bin_compress = OFF",
+                    self.server
+                );
+            }
             let data = match event.read_data() {
                 Ok(Some(data)) => data,
-                // Events this reader does not know (MariaDB's GTID list,
+                // Events this reader does not know (MariaDB's GTID and
                 // annotations): nothing for a record.
-                Ok(None) | Err(_) => continue,
+                Ok(None) => continue,
+                Err(_) if header.event_type().is_err() => continue,
+                Err(e) => bail!(
+                    "{}: the binary log event at {file}:{end} (type {raw_type}) does not \
+                     decode: {e}",
+                    self.server
+                ),
             };
             let commit = match &data {
-                // The rotate the server sends first (log position 0) names
-                // the file asked for, and comes before the format
-                // description, so its name may still carry the event's
-                // checksum: only a real rotate (at a file's end) moves on.
+                EventData::FormatDescriptionEvent(_) => {
+                    described = true;
+                    continue;
+                }
+                // The rotate the server sends before the first format
+                // description may still carry the event's checksum after
+                // the name: the file asked for is known. Every later one,
+                // at a file's end or (log position 0) after a server
+                // restart left a file without one, names the next file.
                 EventData::RotateEvent(rotate) => {
-                    if end != 0 {
+                    if described {
                         file = rotate.name().into_owned();
                     }
                     continue;
                 }
+                EventData::IncidentEvent(_) => bail!(
+                    "{}: the server logged an incident at {file}:{end} (events were lost); \
+                     hint: load the table again in full, then --restart-from end",
+                    self.server
+                ),
+                EventData::TransactionPayloadEvent(_) => bail!(
+                    "{}: the binary log at {file}:{end} holds a compressed transaction \
+                     (binlog_transaction_compression), which etlkit does not read; hint: SET \
+                     GLOBAL binlog_transaction_compression = OFF",
+                    self.server
+                ),
                 EventData::XidEvent(_) => true,
+                // A query ends a transaction unless it opens one or marks
+                // a point inside it (COMMIT, and DDL, which commits).
                 EventData::QueryEvent(query) => {
                     let q = query.query();
-                    !q.trim().eq_ignore_ascii_case("BEGIN")
+                    let q = q.trim_start().to_ascii_uppercase();
+                    !["BEGIN", "SAVEPOINT", "ROLLBACK TO", "XA START", "XA END"]
+                        .iter()
+                        .any(|w| q.starts_with(w))
                 }
                 EventData::RowsEvent(rows) => {
                     let Some(tme) = stream.get_tme(rows.table_id()) else {
@@ -313,11 +389,14 @@ impl Binlog {
                     {
                         continue;
                     }
+                    let map = self
+                        .column_map(tme)
+                        .with_context(|| format!("{}: at {file}:{end}", self.server))?;
                     for row in rows.rows(tme) {
                         let (old, new) = row.map_err(|e| {
                             anyhow::anyhow!("{}: a row event at {file}:{end}: {e}", self.server)
                         })?;
-                        self.change(rows, old.as_ref(), new.as_ref(), &mut open)
+                        self.change(rows, &map, old.as_ref(), new.as_ref(), &mut open)
                             .with_context(|| {
                                 format!("{}: a row event at {file}:{end}", self.server)
                             })?;
@@ -366,6 +445,7 @@ impl Binlog {
     fn change(
         &self,
         rows: &RowsEventData<'_>,
+        map: &[Option<usize>],
         old: Option<&mysql::binlog::row::BinlogRow>,
         new: Option<&mysql::binlog::row::BinlogRow>,
         out: &mut Vec<(Op, Vec<u8>)>,
@@ -375,41 +455,47 @@ impl Binlog {
             RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
             _ => Op::Update,
         };
+        let key = Some(self.key.as_slice());
         match (kind, old, new) {
-            (Op::Insert, _, Some(new)) => out.push((Op::Insert, self.record(new, None)?)),
+            (Op::Insert, _, Some(new)) => out.push((Op::Insert, self.record(new, map, None)?)),
             (Op::Delete, Some(old), _) | (Op::Delete, None, Some(old)) => {
-                out.push((Op::Delete, self.record(old, Some(&self.key))?));
+                out.push((Op::Delete, self.record(old, map, key)?));
             }
             (Op::Update, Some(old), Some(new)) => {
-                let moved = self.key.iter().any(|&i| {
-                    let a = old.as_ref(i).map(value_text);
-                    let b = new.as_ref(i).map(value_text);
-                    a != b
+                let moved = map.iter().enumerate().any(|(logged, i)| {
+                    i.is_some_and(|i| self.key.contains(&i))
+                        && old.as_ref(logged).map(value_text) != new.as_ref(logged).map(value_text)
                 });
                 if moved {
-                    out.push((Op::Delete, self.record(old, Some(&self.key))?));
+                    out.push((Op::Delete, self.record(old, map, key)?));
                 }
-                out.push((Op::Update, self.record(new, None)?));
+                out.push((Op::Update, self.record(new, map, None)?));
             }
             _ => bail!("a row event without the row image it needs"),
         }
         Ok(())
     }
 
-    /// One row as an open JSON object (the change fields follow); `only`:
-    /// just these columns.
+    /// One row as an open JSON object (the change fields follow); `map`
+    /// gives each logged column's index among the table's columns;
+    /// `only`: just these of the table's columns.
     fn record(
         &self,
         row: &mysql::binlog::row::BinlogRow,
+        map: &[Option<usize>],
         only: Option<&[usize]>,
     ) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(64 * self.columns.len());
         out.push(b'{');
-        for (i, col) in self.columns.iter().enumerate() {
+        for (logged, i) in map.iter().enumerate() {
+            let Some(i) = *i else {
+                continue;
+            };
             if only.is_some_and(|o| !o.contains(&i)) {
                 continue;
             }
-            let Some(value) = row.as_ref(i) else {
+            let col = &self.columns[i];
+            let Some(value) = row.as_ref(logged) else {
                 continue;
             };
             if out.len() > 1 {
@@ -420,6 +506,35 @@ impl Binlog {
                 .with_context(|| format!("column {}", col.name))?;
         }
         Ok(out)
+    }
+
+    /// Each logged column's index among the table's columns, by the names
+    /// the table map carries (binlog_row_metadata = FULL): a column the
+    /// table had not when etl-watch started (an ALTER since) ends the run,
+    /// and the next one starts with it.
+    fn column_map(&self, tme: &TableMapEvent<'_>) -> Result<Vec<Option<usize>>> {
+        let names: Vec<String> = OptionalMetaExtractor::new(tme.iter_optional_meta())?
+            .iter_column_name()
+            .map(|n| n.map(|n| n.name().into_owned()))
+            .collect::<std::io::Result<_>>()?;
+        if names.is_empty() {
+            bail!("the table map has no column names (binlog_row_metadata is not FULL)");
+        }
+        names
+            .iter()
+            .map(
+                |name| match self.columns.iter().position(|c| c.name == *name) {
+                    Some(i) => Ok(Some(i)),
+                    // An invisible column: not in the records, as not in a copy.
+                    None if self.all_columns.contains(name) => Ok(None),
+                    None => bail!(
+                        "table {} has a column {name} it had not when etl-watch started; run \
+                     etl-watch again to read it",
+                        self.table
+                    ),
+                },
+            )
+            .collect()
     }
 }
 
@@ -454,6 +569,12 @@ fn write_binlog_value(out: &mut Vec<u8>, value: &BinlogValue<'_>, col: &Col) -> 
             let (secs, frac) = text.split_once('.').unwrap_or((text, "0"));
             let secs: i64 = secs.parse()?;
             let micros: u32 = format!("{frac:0<6}")[..6].parse()?;
+            if secs == 0 && micros == 0 {
+                // A zero TIMESTAMP: as MySQL shows it, for the load to
+                // reject with its reason (never read as 1970).
+                json::write_str(out, "0000-00-00T00:00:00");
+                return Ok(());
+            }
             let mut iso = crate::format::temporal::format_timestamp(secs * 1_000_000)
                 .context("a TIMESTAMP out of range")?;
             if let Some(dot) = iso.find('.') {
@@ -489,12 +610,19 @@ fn write_binlog_value(out: &mut Vec<u8>, value: &BinlogValue<'_>, col: &Col) -> 
             let text = cp1252(b);
             write_value(out, &SqlValue::Bytes(text.into_bytes()), col.shape)?;
         }
+        (SqlValue::Bytes(b), Shape::Binary) if col.pad.is_some_and(|n| b.len() < n) => {
+            let mut padded = b.clone();
+            padded.resize(col.pad.unwrap_or(0), 0);
+            write_value(out, &SqlValue::Bytes(padded), col.shape)?;
+        }
         (SqlValue::Int(i), Shape::Bool) => {
             out.extend_from_slice(if *i != 0 { b"true" } else { b"false" })
         }
         _ => {
             if !write_value(out, value, col.shape)? {
-                bail!("a zero date");
+                // A zero date: as MySQL shows it, for the load to reject
+                // with its reason (a watcher never stops on a value).
+                json::write_str(out, "0000-00-00");
             }
         }
     }
@@ -520,10 +648,13 @@ fn cp1252(bytes: &[u8]) -> String {
 /// The members of an ENUM or SET column type (`enum('a','b''c')`): `true`
 /// for a SET.
 fn members(declared: &str) -> Option<(bool, Vec<String>)> {
-    let (set, rest) = if let Some(r) = declared.strip_prefix("enum(") {
-        (false, r)
+    let lower = declared.to_ascii_lowercase();
+    let (set, rest) = if lower.starts_with("enum(") {
+        (false, &declared[5..])
+    } else if lower.starts_with("set(") {
+        (true, &declared[4..])
     } else {
-        (true, declared.strip_prefix("set(")?)
+        return None;
     };
     let rest = rest.strip_suffix(')')?;
     let mut out = Vec::new();
@@ -556,6 +687,10 @@ mod tests {
     #[test]
     fn enum_and_set_members_are_read_from_the_column_type() {
         assert_eq!(
+            members("ENUM('Big','small')"),
+            Some((false, vec!["Big".into(), "small".into()]))
+        );
+        assert_eq!(
             members("enum('a','b''c','')"),
             Some((false, vec!["a".into(), "b'c".into(), String::new()]))
         );
@@ -575,6 +710,9 @@ mod tests {
     fn positions_read_and_write_as_file_and_offset() {
         let p = LogPos::parse("binlog.000003:1234").unwrap();
         assert_eq!(p.to_string(), "binlog.000003:1234");
+        let wide = LogPos::parse("binlog.1000000:4").unwrap();
+        assert!(LogPos::parse("binlog.999999:99999").unwrap() < wide);
+        assert!(p < LogPos::parse("binlog.000003:1235").unwrap());
         assert!(LogPos::parse("binlog.000003").is_none());
     }
 }

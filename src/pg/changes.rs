@@ -338,10 +338,12 @@ impl Decoder {
                     }
                 }
                 bail!(
-                    "TRUNCATE of {} cannot be handed on as row changes; hint: load the table \
-                     again in full (etl-extract ... | etl-load ... --mode replace), and leave \
-                     truncate out of the publication (WITH (publish = 'insert, update, delete'), \
-                     as --create-slot makes it)",
+                    "TRUNCATE of {} cannot be handed on as row changes, and the slot cannot \
+                     move past it; hint: leave truncate out of the publication (ALTER \
+                     PUBLICATION ... SET (publish = 'insert, update, delete'), as --create-slot \
+                     makes it), drop the slot (SELECT pg_drop_replication_slot(...)), load the \
+                     table again in full (etl-extract ... | etl-load ... --mode replace), then \
+                     --create-slot --restart-from end",
                     if names.is_empty() {
                         "the table".to_string()
                     } else {

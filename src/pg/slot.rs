@@ -108,13 +108,25 @@ impl Slot {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let exists: bool = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
+        let flags = client
+            .query_opt(
+                "SELECT pubinsert AND pubupdate AND pubdelete FROM pg_publication \
+                 WHERE pubname = $1",
                 &[&plan.publication],
             )
-            .map_err(|e| fail("cannot read the publication", e))?
-            .get(0);
+            .map_err(|e| fail("cannot read the publication", e))?;
+        let exists = flags.is_some();
+        if let Some(row) = flags
+            && !row.get::<_, bool>(0)
+        {
+            bail!(
+                "{server}: publication {:?} does not publish every insert, update and delete, \
+                 so the target would miss some; hint: ALTER PUBLICATION {} SET (publish = \
+                 'insert, update, delete')",
+                plan.publication,
+                quote(&plan.publication)
+            );
+        }
         let wanted = match &plan.table {
             Some(t) => Some(qualified(&mut client, t).map_err(|e| fail("no such table", e))?),
             None => None,

@@ -159,17 +159,28 @@ impl BrokerSource for SlotSource {
                     None => *self.once_until.insert(self.slot.current_wal()?),
                 },
             };
-            let txs = self
-                .slot
-                .peek(Some(wal), Some(self.taken_rows.saturating_add(max)))?;
+            let limit = self.taken_rows.saturating_add(max);
+            let txs = self.slot.peek(Some(wal), Some(limit))?;
+            // A look that stopped at its row limit may not have reached
+            // `wal` (a server before 15 sends the other tables'
+            // transactions, empty, and they count).
+            let decoded: usize = txs.iter().map(|t| t.rows).sum();
+            let last = txs.last().map(|t| t.end_lsn);
             self.read(txs);
             if !self.backlog.is_empty() {
                 return Ok(self.backlog.next(max));
             }
             if self.taken.is_none() {
-                // Nothing of the table committed before `wal`: the slot
-                // can go there, and the server may drop that WAL.
-                self.slot.advance(wal)?;
+                if decoded < limit {
+                    // Nothing of the table committed before `wal`: the
+                    // slot can go there, and the server may drop that WAL.
+                    self.slot.advance(wal)?;
+                } else if let Some(last) = last {
+                    // Only other tables' transactions, up to the limit:
+                    // past them, and look again at once.
+                    self.slot.advance(last)?;
+                    continue;
+                }
             }
             let Some(wait) = wait else {
                 return Ok(Vec::new());
@@ -186,12 +197,8 @@ impl BrokerSource for SlotSource {
         let Some(end) = messages.iter().map(|m| m.position.end).max() else {
             return Ok(());
         };
-        // Only a whole batch moves the slot: every transaction up to its
-        // last is in it (a single message is a reject's, acknowledged with
-        // the batch that follows).
-        if messages.len() == 1 && self.taken.is_some_and(|t| t > end) {
-            return Ok(());
-        }
+        // A batch holds whole transactions: every one up to its last end
+        // was handed on.
         self.slot.advance(end)?;
         if self.taken.is_some_and(|t| t <= end) {
             self.taken = None;
