@@ -301,6 +301,7 @@ impl Binlog {
         })?;
         let mut file = from.file.clone();
         let mut described = false;
+        let mut counted = 0usize;
         let mut out: Vec<Transaction> = Vec::new();
         let mut open: Vec<(Op, Vec<u8>)> = Vec::new();
         while let Some(event) = stream.next() {
@@ -427,13 +428,21 @@ impl Binlog {
                 })
                 .collect::<Vec<_>>();
             let done = until.is_some_and(|u| *u == at);
-            let counted: usize = out.iter().map(|t| t.changes.len()).sum::<usize>() + records.len();
-            let had_changes = out.iter().any(|t| !t.changes.is_empty()) || !records.is_empty();
+            counted += records.len();
+            // Transactions of other tables only move the position: one
+            // entry for the last of a run of them, not one each.
+            if records.is_empty()
+                && out
+                    .last()
+                    .is_some_and(|t: &Transaction| t.changes.is_empty())
+            {
+                out.pop();
+            }
             out.push(Transaction {
                 end: at,
                 changes: records,
             });
-            if done || (until.is_none() && had_changes && counted >= max_changes) {
+            if done || (until.is_none() && counted > 0 && counted >= max_changes) {
                 break;
             }
         }
