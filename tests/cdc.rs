@@ -149,7 +149,7 @@ impl Drop for Cdc {
 }
 
 const ORDERS: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), \
-    day date, at timestamptz, uid uuid, raw bytea, doc jsonb, note text, big text)";
+    day date, at timestamptz, uid uuid, raw bytea, doc jsonb, note text, big text, tags text[])";
 
 /// The table's rows in the SQLite target, without the change fields.
 fn target_rows(dir: &Path) -> Vec<serde_json::Value> {
@@ -158,7 +158,7 @@ fn target_rows(dir: &Path) -> Vec<serde_json::Value> {
         &[
             "wh.db",
             "--query",
-            "SELECT id, amount, day, at, uid, raw, doc, note, big FROM orders ORDER BY id",
+            "SELECT id, amount, day, at, uid, raw, doc, note, big, tags FROM orders ORDER BY id",
         ],
     )
 }
@@ -187,9 +187,10 @@ fn every_change_reaches_the_target_once_in_commit_order() {
         "INSERT INTO orders VALUES
            (1, 12.50, '2026-01-02', '2026-01-02 03:04:05.5+02', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
             '\\x00ff10', '{\"a\": [1, 2.50]}', E'line\\nbreak \"q\" é',
-            (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 4000) AS g)),
-           (2, 0.10, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-           (3, 7, '2026-02-03', '2026-02-03 00:00:00Z', NULL, NULL, 'null', '', 'small')",
+            (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 4000) AS g),
+            ARRAY['a b', NULL, 'c\"d']),
+           (2, 0.10, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '{}'),
+           (3, 7, '2026-02-03', '2026-02-03 00:00:00Z', NULL, NULL, 'null', '', 'small', NULL)",
     );
     cdc.sql(
         "BEGIN; UPDATE orders SET amount = 13.75 WHERE id = 1; \

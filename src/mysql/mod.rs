@@ -7,6 +7,7 @@
 //! (`conn.rs`, with TLS in `tls.rs`).
 
 pub mod binlog;
+mod binlog_values;
 pub mod conn;
 pub mod dates;
 pub mod sink;

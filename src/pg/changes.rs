@@ -20,12 +20,10 @@
 use std::collections::HashMap;
 
 use anyhow::{Result, bail};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 
+use super::change_values::{column_type, write_value};
 use crate::changes;
 pub use crate::changes::Op;
-use crate::format::infer::{CANONICAL_MAX, canonical_temporal};
 use crate::format::json;
 use crate::format::temporal;
 use crate::record::FieldType;
@@ -438,70 +436,6 @@ fn row(relation: &Relation, cells: &[Cell<'_>], keep: impl Fn(usize) -> bool) ->
         }
     }
     Ok(out)
-}
-
-/// The wire type of a column of type `oid`, as `etl-extract postgres://`
-/// gives it; arrays stay text here (PostgreSQL's `{1,2}` form).
-pub fn column_type(oid: u32, typmod: i32) -> Option<FieldType> {
-    match postgres::types::Type::from_oid(oid) {
-        Some(t) if matches!(t.kind(), postgres::types::Kind::Array(_)) => Some(FieldType::Text),
-        Some(t) => super::source::wire_type_of(&t, typmod),
-        None => None,
-    }
-}
-
-/// One value in its wire form from its text form (the session is in UTC,
-/// ISO dates, hex bytea).
-fn write_value(out: &mut Vec<u8>, oid: u32, text: &[u8]) {
-    use postgres::types::Type;
-    let s = String::from_utf8_lossy(text);
-    let t = Type::from_oid(oid);
-    let number = |out: &mut Vec<u8>| {
-        // NaN and the infinities have no JSON number: they go as text.
-        if s.bytes()
-            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
-        {
-            out.extend_from_slice(s.as_bytes());
-        } else {
-            json::write_str(out, &s);
-        }
-    };
-    match t {
-        Some(Type::INT2 | Type::INT4 | Type::INT8 | Type::OID) => number(out),
-        Some(Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC) => number(out),
-        Some(Type::BOOL) => out.extend_from_slice(if &*s == "t" { b"true" } else { b"false" }),
-        Some(Type::JSON | Type::JSONB) => json::write_compact(out, text),
-        Some(Type::BYTEA) => match s.strip_prefix("\\x").and_then(hex) {
-            Some(bytes) => json::write_str(out, &BASE64.encode(bytes)),
-            None => json::write_str(out, &s),
-        },
-        Some(Type::DATE) => json::write_str(out, &s),
-        Some(Type::TIME) => json::write_str(out, &s),
-        Some(Type::TIMESTAMP) => {
-            let mut buf = [0u8; CANONICAL_MAX];
-            let wire = canonical_temporal(&s, &mut buf);
-            let iso = temporal::timestamp_micros(wire).and_then(temporal::format_timestamp);
-            json::write_str(out, iso.as_deref().unwrap_or(&s))
-        }
-        Some(Type::TIMESTAMPTZ) => {
-            let mut buf = [0u8; CANONICAL_MAX];
-            let wire = canonical_temporal(&s, &mut buf);
-            let iso = temporal::instant_micros(wire).and_then(temporal::format_instant);
-            json::write_str(out, iso.as_deref().unwrap_or(&s))
-        }
-        _ => json::write_str(out, &s),
-    }
-}
-
-/// Bytes from hex digits; `None` when they are not.
-fn hex(h: &str) -> Option<Vec<u8>> {
-    if !h.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

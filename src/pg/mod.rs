@@ -8,6 +8,7 @@
 //! with the rows (`state.rs`).
 
 pub mod binary;
+mod change_values;
 pub mod changes;
 pub mod conn;
 mod numeric;
