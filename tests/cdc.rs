@@ -826,3 +826,55 @@ fn a_slot_that_is_gone_after_loads_is_refused_until_restarted_from_the_end() {
         [serde_json::json!({"id": 1}), serde_json::json!({"id": 3})]
     );
 }
+
+/// A publication that leaves out deletes (or updates, or inserts) would
+/// leave the target with rows the source no longer has: refused, saying
+/// how to publish them.
+#[test]
+fn a_publication_that_leaves_out_deletes_is_refused() {
+    let Some(cdc) = Cdc::new("nodel", "CREATE TABLE t (id int PRIMARY KEY)") else {
+        return;
+    };
+    let dir = tempdir();
+    let n = &cdc.name;
+    cdc.sql(&format!(
+        "CREATE PUBLICATION {n} FOR TABLE t WITH (publish = 'insert, update')"
+    ));
+    let out = cdc.watch(
+        dir.path(),
+        &["--once", "--create-slot", "--table", &cdc.table("t")],
+    );
+    expect(&out, "no deletes")
+        .code(1)
+        .stdout("")
+        .stderr(&format!(
+            "etl-watch: error: {}: publication \"{n}\" does not publish every insert, update and \
+         delete, so the target would miss some; hint: ALTER PUBLICATION \"{n}\" SET (publish = \
+         'insert, update, delete')\n",
+            cdc.url
+        ));
+}
+
+/// A zero date in the binary log is handed on as MySQL shows it, for the
+/// load to reject with its reason: never read as 1970, and the watcher
+/// does not stop on it.
+#[test]
+fn binlog_zero_dates_are_handed_on_as_mysql_shows_them() {
+    let Some(b) = Binlog::new("zero", "id int PRIMARY KEY, d date, ts timestamp NULL") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let out = b.watch(d, &["--once"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    b.sql(&format!(
+        "SET SESSION sql_mode = ''; INSERT INTO {} VALUES (1, '0000-00-00', '0000-00-00 00:00:00')",
+        b.table
+    ));
+    let out = b.watch(d, &["--once"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let records = records(&stdout(&out));
+    assert_eq!(records.len(), 1, "{}", stdout(&out));
+    assert_eq!(records[0]["d"], "0000-00-00");
+    assert_eq!(records[0]["ts"], "0000-00-00T00:00:00");
+}
