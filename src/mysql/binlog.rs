@@ -14,7 +14,6 @@
 
 use anyhow::{Context, Result, bail};
 use mysql::binlog::events::{EventData, OptionalMetaExtractor, RowsEventData, TableMapEvent};
-use mysql::binlog::value::BinlogValue;
 use mysql::prelude::Queryable;
 use mysql::{BinlogDumpFlags, BinlogRequest};
 
@@ -457,7 +456,7 @@ impl Binlog {
             (Op::Update, Some(old), Some(new)) => {
                 let moved = map.iter().enumerate().any(|(logged, i)| {
                     i.is_some_and(|i| self.key.contains(&i))
-                        && old.as_ref(logged).map(value_text) != new.as_ref(logged).map(value_text)
+                        && old.as_ref(logged) != new.as_ref(logged)
                 });
                 if moved {
                     out.push((Op::Delete, self.record(old, map, key)?));
@@ -529,11 +528,6 @@ impl Binlog {
             )
             .collect()
     }
-}
-
-/// A value's bytes for comparing keys.
-fn value_text(value: &BinlogValue<'_>) -> String {
-    format!("{value:?}")
 }
 
 #[cfg(test)]

@@ -20,12 +20,9 @@ use serde_json::{Value, json};
 use super::contract::{
     AtRest, Body, BrokerOptions, BrokerSource, Message, Position, Previous, RestartFrom,
 };
-use super::transactions::Transactions;
+use super::transactions::{Transactions, wait_more};
 use crate::mysql::binlog::{Binlog, BinlogPlan, LogPos, Transaction};
 use crate::record::FieldType;
-
-/// Longest sleep between two looks at a quiet log.
-const POLL: Duration = Duration::from_millis(500);
 
 /// A change in the binary log: its transaction's end and its place in it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -163,14 +160,9 @@ impl BrokerSource for BinlogSource {
                 // Only other tables' transactions since: pass them.
                 self.acked = self.taken.clone();
             }
-            let Some(wait) = wait else {
-                return Ok(Vec::new());
-            };
-            let left = wait.saturating_sub(started.elapsed());
-            if left.is_zero() {
+            if !wait_more(started, wait) {
                 return Ok(Vec::new());
             }
-            std::thread::sleep(left.min(POLL));
         }
     }
 

@@ -18,13 +18,10 @@ use serde_json::{Value, json};
 
 use super::contract::{AtRest, Body, BrokerOptions, BrokerSource, Message, Previous, RestartFrom};
 use super::position::ChangeAt;
-use super::transactions::Transactions;
+use super::transactions::{Transactions, wait_more};
 use crate::pg::changes::{Transaction, lsn_text, parse_lsn};
 use crate::pg::slot::{Slot, SlotPlan};
 use crate::record::FieldType;
-
-/// Longest sleep between two looks at an idle slot.
-const POLL: Duration = Duration::from_millis(500);
 
 /// A replication slot read by etl-watch.
 pub(super) struct SlotSource {
@@ -182,14 +179,9 @@ impl BrokerSource for SlotSource {
                     continue;
                 }
             }
-            let Some(wait) = wait else {
-                return Ok(Vec::new());
-            };
-            let left = wait.saturating_sub(started.elapsed());
-            if left.is_zero() {
+            if !wait_more(started, wait) {
                 return Ok(Vec::new());
             }
-            std::thread::sleep(left.min(POLL));
         }
     }
 

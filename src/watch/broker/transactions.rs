@@ -1,10 +1,30 @@
 //! Transactions read from a database's change log but not yet in a batch:
 //! a look at the log gives more than the batch has room for, and a batch
-//! takes only whole transactions (never half of one).
+//! takes only whole transactions (never half of one); and the wait
+//! between two looks at a quiet log.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use super::contract::Message;
+
+/// Longest sleep between two looks at a quiet change log.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Between two looks at a change log that had nothing new: sleeps (at most
+/// `POLL`) and says whether to look again, or `false` once `wait`, counted
+/// from `started`, is over (`None`, --once: no waiting at all).
+pub(super) fn wait_more(started: Instant, wait: Option<Duration>) -> bool {
+    let Some(wait) = wait else {
+        return false;
+    };
+    let left = wait.saturating_sub(started.elapsed());
+    if left.is_zero() {
+        return false;
+    }
+    std::thread::sleep(left.min(POLL));
+    true
+}
 
 /// The queue, each transaction with the decoding rows it took.
 pub(super) struct Transactions<P> {
