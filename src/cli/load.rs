@@ -124,14 +124,20 @@ Rows are checked against their columns (integer ranges incl. UNSIGNED,
 DECIMAL digits and scale, exact floats, FLOAT's range, text length, dates,
 TIMESTAMP's range, YEAR's 1901 to 2155 and 0 for 0000; base64 of a bytes
 field, or \\x-hex text, becomes the bytes of a binary column; a row too large for the server's
-max_allowed_packet), so a bad row is a reject, and staged in a temporary
-table in statements sized to max_allowed_packet: MySQL commits at every CREATE or
-ALTER TABLE, so new tables and columns are made at the end, before one
-InnoDB transaction moves the rows (replace: DELETE and refill; upsert:
-INSERT ... ON DUPLICATE KEY UPDATE of the fields each record carries, on a
-unique index over --key) and stores the bookmark (_etl_state) and batch ids
-(_etl_batches). A run that fails leaves the rows as they were (a column or
-table it created may stay, empty). New tables get BIGINT (BIGINT UNSIGNED
+max_allowed_packet), so a bad row is a reject. Append and replace into a
+table that exists stream the rows with LOAD DATA LOCAL INFILE inside one
+InnoDB transaction (replace: DELETE and refill); MySQL commits at every
+CREATE or ALTER TABLE, so a new field mid-stream rolls it back, adds the
+column and sends the rows again from a spill file (nothing was visible). A
+row LOCAL would skip (a duplicate key) or change fails the run. Where the
+server's local_infile is OFF, and for upsert, sync and a new table, rows
+are staged in a temporary table in statements sized to max_allowed_packet,
+tables and columns are made at the end, and one transaction moves the rows
+(upsert: INSERT ... ON DUPLICATE KEY UPDATE of the fields each record
+carries, on a unique index over --key). The bookmark (_etl_state) and batch
+ids (_etl_batches) are stored in the rows' transaction. A run that fails
+leaves the rows as they were (a column or table it created may stay,
+empty). New tables get BIGINT (BIGINT UNSIGNED
 for integers past 2^63-1), DOUBLE, BIT(1), LONGTEXT (VARCHAR(191) for a
 key) and JSON columns, utf8mb4_bin, and for the types a begin line
 declares DECIMAL(p,s) (LONGTEXT past 65 digits or without precision),
@@ -648,6 +654,7 @@ fn target(args: &LoadArgs) -> Result<(Box<dyn Store>, LoadOptions)> {
                 soft_delete: args.soft_delete.clone(),
                 max_deletes: args.max_deletes,
             },
+            dry_run: args.dry_run,
         },
         state: args.state.clone(),
         state_is_database: args

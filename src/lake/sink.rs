@@ -407,6 +407,7 @@ mod tests {
             strict: false,
             reject_naive_timestamps: false,
             sync: Default::default(),
+            dry_run: false,
         };
         let storage = Box::new(crate::lake::local::LocalDir::for_load(&ds).unwrap());
         let mut sink = Box::new(LakeSink::open(storage, options, load).unwrap());

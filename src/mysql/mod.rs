@@ -1,13 +1,16 @@
 //! MySQL and MariaDB as a store: a table or query as a streamed source
 //! (`source.rs`), a table as a target (`sink.rs`: the table's columns and
-//! DDL in `table.rs`, rows staged in a temporary table and then moved in
-//! one InnoDB transaction in `stage.rs`, values fitted to their columns in
-//! `values.rs` and `dates.rs`), and the state kept beside the data
+//! DDL in `table.rs`; rows streamed straight into an existing table with
+//! LOAD DATA LOCAL INFILE for append and replace in `bulk.rs`, or staged in
+//! a temporary table and then moved in one InnoDB transaction in
+//! `stage.rs`; values fitted to their columns in `values.rs` and
+//! `dates.rs`), and the state kept beside the data
 //! (`state.rs`), over connections made as the `mysql` client makes them
 //! (`conn.rs`, with TLS in `tls.rs`).
 
 pub mod binlog;
 mod binlog_values;
+pub mod bulk;
 pub mod conn;
 pub mod dates;
 pub mod sink;

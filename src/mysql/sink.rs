@@ -1,22 +1,32 @@
 //! A MySQL or MariaDB table as a sink.
 //!
-//! Rows are checked and staged in a TEMPORARY table as they come
-//! (`stage.rs`). At commit, the target's DDL runs first (create the table,
-//! add columns, the unique key for upsert: `table.rs`; the state tables:
-//! `state.rs`; none of it holds rows yet), then one InnoDB transaction
-//! moves the staged rows in order (replace empties the table first, in the
-//! same transaction; upsert is INSERT ... ON DUPLICATE KEY UPDATE of the
-//! fields each record carries) and stores the bookmarks and batch ids. A
-//! failure anywhere before COMMIT leaves the table's rows as they were.
-//! Loads of one table take turns (GET_LOCK).
+//! Append and replace into a table that exists go straight in with LOAD
+//! DATA LOCAL INFILE inside one InnoDB transaction (`bulk.rs`: replace
+//! empties the table first, in the same transaction), and a column added
+//! mid-stream rolls the transaction back and sends its rows again after
+//! the DDL.
+//!
+//! Otherwise (upsert, sync, a new table, a dry run) rows are checked and
+//! staged in a TEMPORARY table as they come (`stage.rs`; with LOAD DATA
+//! too, unless the server refuses LOCAL: then INSERT statements). At
+//! commit, the target's DDL runs first (create the table, add columns,
+//! the unique key for upsert: `table.rs`; the state tables: `state.rs`;
+//! none of it holds rows yet), then one InnoDB transaction moves the staged
+//! rows in order (upsert is INSERT ... ON DUPLICATE KEY UPDATE of the
+//! fields each record carries) and stores the bookmarks and batch ids.
+//!
+//! Either way, a failure anywhere before COMMIT leaves the table's rows as
+//! they were. Loads of one table take turns (GET_LOCK).
 
 use anyhow::Result;
 use mysql::prelude::Queryable;
 
+use super::bulk::Bulk;
 use super::conn::{self, message};
-use super::stage::{RunKind, Stage};
+use super::stage::{RunKind, STATEMENT_HEADROOM, Stage};
 use super::state::MysqlState;
 use super::table::{Table, check_name, db_err, quote};
+use super::values::TabText;
 use crate::error::{Failure, Kind as ErrorKind};
 use crate::format::flat::{Fields, Raw};
 use crate::format::typing::{beyond_bigint, column_types_native};
@@ -40,6 +50,11 @@ pub struct MysqlSink {
     deleted: u64,
     /// Rows `--mode sync` removed (or marked).
     swept: Option<u64>,
+    /// Append and replace into an existing table: rows go straight in with
+    /// LOAD DATA (`None`: through the staging table).
+    bulk: Option<Bulk>,
+    /// Replace emptied the table (said once, however often it restarts).
+    emptied: bool,
 }
 
 impl MysqlSink {
@@ -70,24 +85,46 @@ impl MysqlSink {
             .into());
         }
         let target = Table::read(&mut conn, &name, table)?;
-        let stage = Stage::new(&mut conn)?;
+        let mut stage = Stage::new(&mut conn)?;
+        let mut log = Vec::new();
+        let local: Option<i64> = conn
+            .query_first("SELECT @@local_infile")
+            .map_err(db_err("cannot read the server's local_infile"))?;
+        let mut bulk = None;
+        if local != Some(1) {
+            log.push(
+                "the server does not allow LOAD DATA LOCAL INFILE (local_infile is OFF): \
+                 rows went in INSERT statements, which is slower"
+                    .to_string(),
+            );
+        } else if matches!(options.mode, LoadMode::Append | LoadMode::Replace)
+            && options.delete_when.is_none()
+            && target.exists
+            && !options.dry_run
+        {
+            bulk = Some(Bulk::default());
+        } else {
+            stage.load_data = true;
+        }
         Ok(MysqlSink {
-            state: MysqlState::new(conn, table),
+            state: MysqlState::new(conn, &name, table),
             table: target,
             stage,
             name,
             options,
             in_transaction: false,
-            log: Vec::new(),
+            log,
             deleted: 0,
             swept: None,
+            bulk,
+            emptied: false,
         })
     }
 
     /// Sends the buffered rows to the staging table.
     fn flush(&mut self) -> Result<()> {
         self.stage.flush(
-            self.state.conn(),
+            self.state.conn()?,
             &mut self.table,
             &self.options.keys,
             &self.name,
@@ -99,17 +136,20 @@ impl MysqlSink {
     fn stage_row(
         &mut self,
         kind: RunKind,
-        values: &str,
+        values: &[u8],
         longest: Option<(usize, usize)>,
     ) -> Result<Result<(), String>> {
-        if let Some(reason) =
-            self.stage
-                .too_large(&self.table, &self.options.keys, &kind, values, longest)
-        {
+        if let Some(reason) = self.stage.too_large(
+            &self.table,
+            &self.options.keys,
+            &kind,
+            values.len(),
+            longest,
+        ) {
             return Ok(Err(reason));
         }
         self.stage.stage_row(
-            self.state.conn(),
+            self.state.conn()?,
             &mut self.table,
             &self.options.keys,
             &self.name,
@@ -122,20 +162,15 @@ impl MysqlSink {
     /// The end of every transaction: DDL first, then the rows, bookmarks
     /// and batch ids in one transaction, committed.
     fn settle(&mut self, changes: &StateChanges) -> Result<()> {
+        if self.bulk.is_some() {
+            return self.settle_bulk(changes);
+        }
         self.flush()?;
         self.table
-            .create_or_widen(self.state.conn(), &self.options, &mut self.log)?;
+            .create_or_widen(self.state.conn()?, &self.options, &mut self.log)?;
         self.state.create_tables(changes)?;
-        let conn = self.state.conn();
-        conn.query_drop("START TRANSACTION")
-            .map_err(db_err("cannot start a transaction"))?;
-        self.in_transaction = true;
-        if self.options.mode == LoadMode::Replace && self.table.exists {
-            conn.query_drop(format!("DELETE FROM {}", self.table.qtable))
-                .map_err(db_err("cannot empty the table for replace"))?;
-            self.log
-                .push(format!("emptied table {:?} for replace", self.table.table));
-        }
+        self.start_transaction()?;
+        let conn = self.state.conn()?;
         if self.options.mode.sweeps() {
             // Before the staged rows go in: a run commits once (see
             // `cli/load.rs`), so the stage holds the whole stream.
@@ -161,17 +196,124 @@ impl MysqlSink {
             let removed = sweep.run(self.options.sync.max_deletes, None, &self.name, &mut run)?;
             self.swept = Some(removed);
         }
-        let conn = self.state.conn();
+        let conn = self.state.conn()?;
         if self.options.mode != LoadMode::DeleteMissing {
             self.deleted += self.stage.apply(conn, &self.table, &self.options)?;
         }
         self.state.write(changes)?;
+        self.commit_transaction()?;
+        self.stage.clear(self.state.conn()?)
+    }
+
+    /// Starts the data's transaction; replace empties the table in it.
+    fn start_transaction(&mut self) -> Result<()> {
+        let conn = self.state.conn()?;
+        conn.query_drop("START TRANSACTION")
+            .map_err(db_err("cannot start a transaction"))?;
+        self.in_transaction = true;
+        if self.options.mode == LoadMode::Replace && self.table.exists {
+            conn.query_drop(format!("DELETE FROM {}", self.table.qtable))
+                .map_err(db_err("cannot empty the table for replace"))?;
+            if !self.emptied {
+                self.log
+                    .push(format!("emptied table {:?} for replace", self.table.table));
+                self.emptied = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_transaction(&mut self) -> Result<()> {
         self.state
-            .conn()
+            .conn()?
             .query_drop("COMMIT")
             .map_err(|e| anyhow::anyhow!("{}: cannot commit: {}", self.name, message(&e)))?;
         self.in_transaction = false;
-        self.stage.clear(self.state.conn())
+        Ok(())
+    }
+
+    /// Opens the data's transaction for LOAD DATA, first ending one that
+    /// is open (rolled back: its rows are in the spill) and running the
+    /// DDL that is due: the table's columns, and the state tables
+    /// `changes` writes to. The rows sent so far go in again.
+    fn restart_bulk(&mut self, changes: Option<&StateChanges>) -> Result<()> {
+        let Some(bulk) = self.bulk.as_mut() else {
+            anyhow::bail!("no LOAD DATA in this load");
+        };
+        bulk.end_run(self.state.session())?;
+        if self.in_transaction {
+            self.state
+                .conn()?
+                .query_drop("ROLLBACK")
+                .map_err(db_err("cannot roll back to add a column"))?;
+            self.in_transaction = false;
+        }
+        self.table
+            .apply_ddl(self.state.conn()?, &self.options, &mut self.log)?;
+        if let Some(changes) = changes {
+            self.state.create_tables(changes)?;
+        }
+        self.start_transaction()?;
+        if let Some(bulk) = self.bulk.as_mut() {
+            bulk.replay(self.state.session(), &self.table)?;
+        }
+        Ok(())
+    }
+
+    /// Sends one row straight to the table with LOAD DATA, or says why it
+    /// cannot go.
+    fn load_row(&mut self, fields: &Fields<'_>) -> Result<Result<(), String>> {
+        let (row, longest) = match Stage::encode::<TabText>(&self.table, fields) {
+            Ok(encoded) => encoded,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let columns = |table: &Table| {
+            let bound = table.binder.bound.iter().copied();
+            bound.filter(|&i| i != UNBOUND).collect::<Vec<_>>()
+        };
+        if row.0.len() + STATEMENT_HEADROOM >= self.stage.max_packet()
+            && let Some(reason) = self.stage.too_large(
+                &self.table,
+                &self.options.keys,
+                &RunKind::Write(columns(&self.table)),
+                row.0.len(),
+                longest,
+            )
+        {
+            return Ok(Err(reason));
+        }
+        if self.table.needs_ddl() || !self.in_transaction {
+            self.restart_bulk(None)?;
+        }
+        let Some(bulk) = self.bulk.as_mut() else {
+            anyhow::bail!("no LOAD DATA in this load");
+        };
+        let bound = self.table.binder.bound.iter().copied();
+        if !bulk.runs(bound.filter(|&i| i != UNBOUND)) {
+            bulk.begin_run(self.state.session(), &self.table, columns(&self.table))?;
+        }
+        bulk.push_row(self.state.session(), &row.0)?;
+        Ok(Ok(()))
+    }
+
+    /// The end of a transaction of LOAD DATA: the last rows sent, columns
+    /// for null-only fields and the state tables created (after a rollback
+    /// and a replay, if either needs DDL), then the bookmarks and batch ids
+    /// written and the transaction committed.
+    fn settle_bulk(&mut self, changes: &StateChanges) -> Result<()> {
+        if let Some(bulk) = self.bulk.as_mut() {
+            bulk.end_run(self.state.session())?;
+        }
+        self.table.plan_null_only(&self.options)?;
+        if !self.in_transaction || self.table.needs_ddl() || self.state.tables_missing(changes)? {
+            self.restart_bulk(Some(changes))?;
+        }
+        self.state.write(changes)?;
+        self.commit_transaction()?;
+        if let Some(bulk) = self.bulk.as_mut() {
+            bulk.committed()?;
+        }
+        Ok(())
     }
 }
 
@@ -234,18 +376,31 @@ impl Sink for MysqlSink {
         if let Some(reason) = self.table.binder.missing_key(fields, &self.options.keys) {
             return Ok(Err(reason));
         }
+        if self.bulk.is_some() {
+            return self.load_row(fields);
+        }
         if let Some(flag) = &self.options.delete_when
             && fields
                 .iter()
                 .any(|(n, v)| n == flag && *v == Raw::Bool(true))
         {
-            let values = match Stage::encode_keys(&self.table, fields, &self.options.keys) {
-                Ok(values) => values,
-                Err(reason) => return Ok(Err(reason)),
+            let keys = &self.options.keys;
+            let values = if self.stage.load_data {
+                Stage::encode_keys::<TabText>(&self.table, fields, keys).map(|t| t.0)
+            } else {
+                Stage::encode_keys::<String>(&self.table, fields, keys).map(String::into_bytes)
             };
-            return self.stage_row(RunKind::Delete, &values, None);
+            return match values {
+                Ok(values) => self.stage_row(RunKind::Delete, &values, None),
+                Err(reason) => Ok(Err(reason)),
+            };
         }
-        let (values, longest) = match Stage::encode(&self.table, fields) {
+        let encoded = if self.stage.load_data {
+            Stage::encode::<TabText>(&self.table, fields).map(|(t, l)| (t.0, l))
+        } else {
+            Stage::encode::<String>(&self.table, fields).map(|(s, l)| (s.into_bytes(), l))
+        };
+        let (values, longest) = match encoded {
             Ok(encoded) => encoded,
             Err(reason) => return Ok(Err(reason)),
         };
@@ -276,8 +431,10 @@ impl Sink for MysqlSink {
 
     fn abort(mut self: Box<Self>) {
         // The server rolls back too when the session ends without COMMIT.
-        if self.in_transaction {
-            let _ = self.state.conn().query_drop("ROLLBACK");
+        if self.in_transaction
+            && let Ok(conn) = self.state.conn()
+        {
+            let _ = conn.query_drop("ROLLBACK");
         }
     }
 }

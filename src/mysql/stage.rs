@@ -11,9 +11,10 @@ use anyhow::{Result, bail};
 use mysql::Conn;
 use mysql::prelude::Queryable;
 
+use super::bulk::{CHUNK, load_chunk, load_sql};
 use super::conn::message;
 use super::table::{Column, Table, db_err, quote};
-use super::values::{Kind, push_value};
+use super::values::{Kind, Literal, push_value};
 use crate::format::flat::{Fields, Raw};
 use crate::sink::LoadOptions;
 use crate::store::binder::UNBOUND;
@@ -34,7 +35,7 @@ const DEFAULT_PACKET: usize = 16 << 20;
 
 /// Room for a staging INSERT's head: below this many bytes short of the
 /// max_allowed_packet, the head is not measured.
-const STATEMENT_HEADROOM: usize = 1 << 20;
+pub const STATEMENT_HEADROOM: usize = 1 << 20;
 
 /// What a run of consecutive staged rows does at commit.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +58,14 @@ pub struct Stage {
     stage_exists: bool,
     runs: Vec<Run>,
     seq: u64,
-    buffer: String,
+    /// The rows of the statement being built: an INSERT's `(...),(...)`,
+    /// or LOAD DATA's lines.
+    buffer: Vec<u8>,
+    /// Rows in `buffer`.
+    buffered: u64,
+    /// Rows go to the staging table with LOAD DATA LOCAL INFILE (the
+    /// server allows it), as tab-separated text (`values::TabText`).
+    pub load_data: bool,
     /// The server's max_allowed_packet: the largest statement it takes.
     max_packet: usize,
 }
@@ -82,10 +90,17 @@ impl Stage {
             stage_exists: false,
             runs: Vec::new(),
             seq: 0,
-            buffer: String::new(),
+            buffer: Vec::new(),
+            buffered: 0,
+            load_data: false,
             max_packet: max_packet
                 .map_or(DEFAULT_PACKET, |p| usize::try_from(p).unwrap_or(usize::MAX)),
         })
+    }
+
+    /// The server's max_allowed_packet.
+    pub fn max_packet(&self) -> usize {
+        self.max_packet
     }
 
     /// Creates the staging table, or adds the columns it lacks. DDL on a
@@ -145,14 +160,18 @@ impl Stage {
             RunKind::Write(cols) => cols.clone(),
             RunKind::Delete => table.key_columns(keys),
         };
+        let rows = std::mem::take(&mut self.buffered);
+        if self.load_data {
+            let columns: Vec<&Column> = cols.iter().map(|&i| &table.columns[i]).collect();
+            let sql = load_sql(STAGE, Some("_etl_seq"), &columns);
+            let data = std::mem::take(&mut self.buffer);
+            return load_chunk(conn, &sql, data, rows)
+                .map_err(|e| anyhow::anyhow!("{name}: cannot stage rows: {e}"));
+        }
         let mut names = vec!["`_etl_seq`".to_string()];
         names.extend(cols.iter().map(|&i| quote(&table.columns[i].name)));
-        let sql = format!(
-            "INSERT INTO {STAGE} ({}) VALUES {}",
-            names.join(", "),
-            self.buffer
-        );
-        self.buffer.clear();
+        let values = String::from_utf8(std::mem::take(&mut self.buffer))?;
+        let sql = format!("INSERT INTO {STAGE} ({}) VALUES {values}", names.join(", "));
         conn.query_drop(sql)
             .map_err(|e| anyhow::anyhow!("{name}: cannot stage rows: {}", message(&e)))
     }
@@ -175,21 +194,23 @@ impl Stage {
         "INSERT INTO ".len() + STAGE.len() + " (`_etl_seq`) VALUES ".len() + names
     }
 
-    /// Why a row of `kind` whose literals are `values` cannot be sent in
-    /// any statement the server takes (its max_allowed_packet), if so.
+    /// Why a row of `kind` whose literals take `values` bytes cannot be
+    /// sent in any statement the server takes (its max_allowed_packet), if
+    /// so. (LOAD DATA rows are held to the same limit, so a row is a reject
+    /// or not whichever path it takes.)
     pub fn too_large(
         &self,
         table: &Table,
         keys: &[String],
         kind: &RunKind,
-        values: &str,
+        values: usize,
         longest: Option<(usize, usize)>,
     ) -> Option<String> {
-        if values.len() + STATEMENT_HEADROOM < self.max_packet {
+        if values + STATEMENT_HEADROOM < self.max_packet {
             return None;
         }
         // One command byte, the parentheses and the sequence number.
-        let bytes = 1 + Self::head_bytes(table, keys, kind) + values.len() + 2 + 20;
+        let bytes = 1 + Self::head_bytes(table, keys, kind) + values + 2 + 20;
         if bytes <= self.max_packet {
             return None;
         }
@@ -207,8 +228,9 @@ impl Stage {
         })
     }
 
-    /// Appends one staged row (`values` holds its literals) to the run of
-    /// `kind`, starting a new run when the kind or columns change.
+    /// Appends one staged row (`values` holds its literals, or its LOAD
+    /// DATA fields, each after its separator) to the run of `kind`,
+    /// starting a new run when the kind or columns change.
     pub fn stage_row(
         &mut self,
         conn: &mut Conn,
@@ -216,7 +238,7 @@ impl Stage {
         keys: &[String],
         name: &str,
         kind: RunKind,
-        values: &str,
+        values: &[u8],
     ) -> Result<()> {
         self.seq += 1;
         let same = self.runs.last().is_some_and(|r| r.kind == kind);
@@ -228,6 +250,7 @@ impl Stage {
                 last: self.seq,
             });
         } else if !self.buffer.is_empty()
+            && !self.load_data
             && self.buffer.len() + values.len() + STATEMENT_HEADROOM >= self.max_packet
             && self.buffer.len() + values.len() + 24 + Self::head_bytes(table, keys, &kind)
                 >= self.max_packet
@@ -239,38 +262,49 @@ impl Stage {
         if let Some(run) = self.runs.last_mut() {
             run.last = self.seq;
         }
-        if !self.buffer.is_empty() {
-            self.buffer.push(',');
+        let seq = self.seq.to_string();
+        self.buffered += 1;
+        if self.load_data {
+            self.buffer.extend_from_slice(seq.as_bytes());
+            self.buffer.extend_from_slice(values);
+            self.buffer.push(b'\n');
+            if self.buffer.len() >= CHUNK {
+                self.flush(conn, table, keys, name)?;
+            }
+            return Ok(());
         }
-        self.buffer.push('(');
-        self.buffer.push_str(&self.seq.to_string());
-        self.buffer.push_str(values);
-        self.buffer.push(')');
+        if !self.buffer.is_empty() {
+            self.buffer.push(b',');
+        }
+        self.buffer.push(b'(');
+        self.buffer.extend_from_slice(seq.as_bytes());
+        self.buffer.extend_from_slice(values);
+        self.buffer.push(b')');
         if self.buffer.len() >= STATEMENT_BYTES {
             self.flush(conn, table, keys, name)?;
         }
         Ok(())
     }
 
-    /// Literals for `fields` in the columns `bound` (`None`: a field
-    /// without a column, only null so far), each preceded by a comma, and
-    /// the column with the longest literal (index, bytes).
-    pub fn encode(
+    /// Literals for `fields` in the columns they are bound to (a field
+    /// without a column, only null so far, is left out), each after its
+    /// separator, and the column with the longest literal (index, bytes).
+    pub fn encode<L: Literal + Default>(
         table: &Table,
         fields: &Fields<'_>,
-    ) -> Result<(String, Option<(usize, usize)>), String> {
-        let mut out = String::with_capacity(64 * fields.len());
+    ) -> Result<(L, Option<(usize, usize)>), String> {
+        let mut out = L::default();
         let mut longest: Option<(usize, usize)> = None;
         for ((_, value), &i) in fields.iter().zip(&table.binder.bound) {
             if i == UNBOUND {
                 continue;
             }
             let column = &table.columns[i];
-            out.push(',');
-            let start = out.len();
+            out.separator();
+            let start = out.written();
             push_value(&mut out, &column.kind, &column.sql_type, value)
                 .map_err(|reason| format!("column {:?}: {reason}", column.name))?;
-            let bytes = out.len() - start;
+            let bytes = out.written() - start;
             if longest.is_none_or(|(_, n)| bytes > n) {
                 longest = Some((i, bytes));
             }
@@ -280,19 +314,19 @@ impl Stage {
 
     /// Literals for the key columns of a record that deletes its key, each
     /// preceded by a comma.
-    pub fn encode_keys(
+    pub fn encode_keys<L: Literal + Default>(
         table: &Table,
         fields: &Fields<'_>,
         keys: &[String],
-    ) -> Result<String, String> {
-        let mut values = String::new();
+    ) -> Result<L, String> {
+        let mut values = L::default();
         for i in table.key_columns(keys) {
             let column = &table.columns[i];
             let value = fields
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case(&column.name))
                 .map_or(&Raw::Null, |(_, v)| v);
-            values.push(',');
+            values.separator();
             if let Err(reason) = push_value(&mut values, &column.kind, &column.sql_type, value) {
                 return Err(format!("key column {:?}: {reason}", column.name));
             }

@@ -13,6 +13,7 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, Value as SqlValue};
 use serde_json::Value;
 
+use super::bulk::Session;
 use super::conn::message;
 use crate::runs::{RUNS_TABLE, RunRecord};
 use crate::state::{BATCH_TABLE, STATE_TABLE, StateChanges, StateStore};
@@ -20,35 +21,54 @@ use crate::state::{BATCH_TABLE, STATE_TABLE, StateChanges, StateStore};
 /// The state of one target table, read and written through the load's
 /// connection.
 pub struct MysqlState {
-    conn: Conn,
+    session: Session,
     table: String,
 }
 
 impl MysqlState {
-    /// The state kept for `table`, over the load's connection `conn`.
-    pub fn new(conn: Conn, table: &str) -> MysqlState {
+    /// The state kept for `table`, over the load's connection `conn`
+    /// (`name`: the target as messages show it).
+    pub fn new(conn: Conn, name: &str, table: &str) -> MysqlState {
         MysqlState {
-            conn,
+            session: Session::new(conn, name),
             table: table.to_string(),
         }
     }
 
-    /// The load's connection (also the table's and the staging's).
-    pub fn conn(&mut self) -> &mut Conn {
-        &mut self.conn
+    /// The load's connection (also the table's and the staging's), once
+    /// any LOAD DATA in progress has ended.
+    pub fn conn(&mut self) -> Result<&mut Conn> {
+        self.session.conn()
+    }
+
+    /// The connection as a LOAD DATA borrows it.
+    pub fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// Would [`create_tables`](Self::create_tables) have a table to make
+    /// for `changes`? (No DDL: safe inside the data's transaction.)
+    pub fn tables_missing(&mut self, changes: &StateChanges) -> Result<bool> {
+        let conn = self.session.conn()?;
+        Ok(
+            (changes.bookmarks().next().is_some() && !table_exists(conn, STATE_TABLE)?)
+                || (!changes.batches.is_empty() && !table_exists(conn, BATCH_TABLE)?)
+                || (changes.run.is_some() && !table_exists(conn, RUNS_TABLE)?),
+        )
     }
 
     /// Creates the state tables `changes` will write to (DDL: call it
     /// before the data's transaction starts).
     pub fn create_tables(&mut self, changes: &StateChanges) -> Result<()> {
+        let conn = self.session.conn()?;
         if changes.bookmarks().next().is_some() {
-            ensure_state_table(&mut self.conn)?;
+            ensure_state_table(conn)?;
         }
         if !changes.batches.is_empty() {
-            ensure_batch_table(&mut self.conn)?;
+            ensure_batch_table(conn)?;
         }
         if changes.run.is_some() {
-            ensure_runs_table(&mut self.conn)?;
+            ensure_runs_table(conn)?;
         }
         Ok(())
     }
@@ -56,14 +76,15 @@ impl MysqlState {
     /// Writes a run's bookmarks, the batch ids it loaded and its record,
     /// inside the data's transaction (after [`create_tables`](Self::create_tables)).
     pub fn write(&mut self, changes: &StateChanges) -> Result<()> {
+        let conn = self.session.conn()?;
         for (stream, bookmark, rows) in changes.bookmarks() {
-            write_bookmark(&mut self.conn, stream, bookmark, rows)?;
+            write_bookmark(conn, stream, bookmark, rows)?;
         }
         for (stream, id) in &changes.batches {
-            record_batch(&mut self.conn, &self.table, stream, id)?;
+            record_batch(conn, &self.table, stream, id)?;
         }
         if let Some(run) = &changes.run {
-            record_run(&mut self.conn, &self.table, run)?;
+            record_run(conn, &self.table, run)?;
         }
         Ok(())
     }
@@ -71,11 +92,11 @@ impl MysqlState {
 
 impl StateStore for MysqlState {
     fn bookmark(&mut self, stream: &str) -> Result<Option<Value>> {
-        read_bookmark(&mut self.conn, stream)
+        read_bookmark(self.session.conn()?, stream)
     }
 
     fn batch_committed(&mut self, stream: &str, id: &str) -> Result<bool> {
-        batch_committed(&mut self.conn, &self.table, stream, id)
+        batch_committed(self.session.conn()?, &self.table, stream, id)
     }
 }
 

@@ -306,6 +306,13 @@ impl Table {
         options: &LoadOptions,
         log: &mut Vec<String>,
     ) -> Result<()> {
+        self.plan_null_only(options)?;
+        self.apply_ddl(conn, options, log)
+    }
+
+    /// Plans columns for the fields that held only nulls (typed now, at
+    /// commit, from what the stream declared).
+    pub fn plan_null_only(&mut self, options: &LoadOptions) -> Result<()> {
         let pending = self.binder.take_null_only();
         if !options.strict || !self.exists {
             for (name, t) in pending {
@@ -314,6 +321,22 @@ impl Table {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Is there a table or a column to create (DDL, which commits)?
+    pub fn needs_ddl(&self) -> bool {
+        !self.exists || self.columns.iter().any(|c| !c.in_target)
+    }
+
+    /// Creates the table or the columns planned so far, and the unique key
+    /// `options.keys` needs; what it did goes to `log`.
+    pub fn apply_ddl(
+        &mut self,
+        conn: &mut Conn,
+        options: &LoadOptions,
+        log: &mut Vec<String>,
+    ) -> Result<()> {
         let new: Vec<usize> = (0..self.columns.len())
             .filter(|&i| !self.columns[i].in_target)
             .collect();

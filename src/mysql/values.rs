@@ -228,6 +228,114 @@ fn decimal_parts(s: &str) -> Option<(bool, &str, &str)> {
         .then_some((negative, int, frac))
 }
 
+/// Where a checked value is written: an SQL literal (`String`), or a
+/// field of the tab-separated text LOAD DATA reads ([`TabText`]).
+pub trait Literal {
+    /// Goes before each value of a row.
+    fn separator(&mut self);
+    /// Bytes written so far.
+    fn written(&self) -> usize;
+    /// NULL.
+    fn null(&mut self);
+    /// Text the server reads as it stands (a number): nothing to quote or
+    /// escape.
+    fn raw(&mut self, s: &str);
+    /// A string.
+    fn text(&mut self, s: &str);
+    /// Bytes.
+    fn hex(&mut self, bytes: &[u8]);
+    /// A BIT(1) value.
+    fn bit(&mut self, b: bool);
+}
+
+impl Literal for String {
+    fn separator(&mut self) {
+        self.push(',');
+    }
+
+    fn written(&self) -> usize {
+        self.len()
+    }
+
+    fn null(&mut self) {
+        self.push_str("NULL");
+    }
+
+    fn raw(&mut self, s: &str) {
+        self.push_str(s);
+    }
+
+    fn text(&mut self, s: &str) {
+        push_text(self, s);
+    }
+
+    fn hex(&mut self, bytes: &[u8]) {
+        push_hex(self, bytes);
+    }
+
+    fn bit(&mut self, b: bool) {
+        self.push_str(if b { "b'1'" } else { "b'0'" });
+    }
+}
+
+/// Rows as LOAD DATA reads them by default: fields between tabs, lines
+/// ended by a newline, a backslash escaping a tab, a newline, a backslash
+/// or a NUL, and `\N` for NULL. Every value comes after a tab (the caller
+/// drops the first, or puts a field before it). Bytes are written as hex
+/// digits and BIT values as decimal digits: the statement turns them back
+/// (`UNHEX`, `CAST ... AS UNSIGNED`, see `bulk.rs`).
+#[derive(Default)]
+pub struct TabText(pub Vec<u8>);
+
+impl Literal for TabText {
+    fn separator(&mut self) {
+        self.0.push(b'\t');
+    }
+
+    fn written(&self) -> usize {
+        self.0.len()
+    }
+
+    fn null(&mut self) {
+        self.0.extend_from_slice(b"\\N");
+    }
+
+    fn raw(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn text(&mut self, s: &str) {
+        let out = &mut self.0;
+        let mut start = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let escaped: &[u8] = match b {
+                b'\\' => b"\\\\",
+                b'\t' => b"\\t",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                0 => b"\\0",
+                _ => continue,
+            };
+            out.extend_from_slice(&s.as_bytes()[start..i]);
+            out.extend_from_slice(escaped);
+            start = i + 1;
+        }
+        out.extend_from_slice(&s.as_bytes()[start..]);
+    }
+
+    fn hex(&mut self, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in bytes {
+            self.0.push(DIGITS[usize::from(b >> 4)]);
+            self.0.push(DIGITS[usize::from(b & 15)]);
+        }
+    }
+
+    fn bit(&mut self, b: bool) {
+        self.0.push(if b { b'1' } else { b'0' });
+    }
+}
+
 /// Appends a string literal.
 pub fn push_text(out: &mut String, s: &str) {
     if s.contains('\0') {
@@ -270,27 +378,27 @@ pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
 /// Appends `value` as a literal for a column of `kind` (named `column_type`
 /// in messages), or says why it does not fit.
 pub fn push_value(
-    out: &mut String,
+    out: &mut impl Literal,
     kind: &Kind,
     column_type: &str,
     value: &Raw<'_>,
 ) -> Result<(), String> {
     let misfit = || format!("{} does not fit a {column_type} column", value.describe());
     match (kind, value) {
-        (_, Raw::Null) => out.push_str("NULL"),
+        (_, Raw::Null) => out.null(),
         (Kind::Int { min, max, .. }, Raw::Number(n) | Raw::Str(n)) if is_canonical_integer(n) => {
             let i: i128 = n.parse().map_err(|_| misfit())?;
             if i < *min || i > *max {
                 return Err(misfit());
             }
-            out.push_str(n);
+            out.raw(n);
         }
         (
             Kind::Int {
                 tiny_bool: true, ..
             },
             Raw::Bool(b),
-        ) => out.push(if *b { '1' } else { '0' }),
+        ) => out.raw(if *b { "1" } else { "0" }),
         (
             Kind::Float {
                 single,
@@ -331,14 +439,14 @@ pub fn push_value(
                 // the shortest text of the largest FLOAT (3.4028235e38) is
                 // above it as a double, which the server refuses as out of
                 // range; the exact value converts back to the same float.
-                out.push_str(&format!("{:e}", f64::from(single)));
+                out.raw(&format!("{:e}", f64::from(single)));
             } else {
                 // In exponent form: MySQL reads a literal with a decimal
                 // point and more than 65 digits as a DECIMAL and clamps it
                 // (10^300 written out became 1e65); with an exponent it is
                 // a DOUBLE, and the shortest exponent text reads back as
                 // the same float.
-                out.push_str(&format!("{f:e}"));
+                out.raw(&format!("{f:e}"));
             }
         }
         (
@@ -359,15 +467,15 @@ pub fn push_value(
             {
                 return Err(misfit());
             }
-            out.push_str(n);
+            out.raw(n);
         }
-        (Kind::Bit(1), Raw::Bool(b)) => out.push_str(if *b { "b'1'" } else { "b'0'" }),
+        (Kind::Bit(1), Raw::Bool(b)) => out.bit(*b),
         (Kind::Bit(bits), Raw::Number(n)) if is_canonical_integer(n) => {
             let i: i128 = n.parse().map_err(|_| misfit())?;
             if i < 0 || i >= 1i128 << bits {
                 return Err(misfit());
             }
-            out.push_str(n);
+            out.raw(n);
         }
         (Kind::Text(limit), Raw::Str(s) | Raw::Number(s) | Raw::Nested(s)) => {
             if limit.is_some_and(|l| s.chars().count() as u64 > l) {
@@ -376,13 +484,13 @@ pub fn push_value(
                     value.describe()
                 ));
             }
-            push_text(out, s);
+            out.text(s);
         }
         (Kind::Uuid, Raw::Str(s)) => {
             check_uuid(s).map_err(|why| format!("{} {why}", value.describe()))?;
-            push_text(out, s);
+            out.text(s);
         }
-        (Kind::Text(_), Raw::Bool(b)) => push_text(out, if *b { "true" } else { "false" }),
+        (Kind::Text(_), Raw::Bool(b)) => out.text(if *b { "true" } else { "false" }),
         (Kind::Binary(limit, true), Raw::Str(s)) => {
             let bytes = decode_bytes(s).map_err(|why| format!("{} {why}", value.describe()))?;
             if limit.is_some_and(|l| bytes.len() as u64 > l) {
@@ -391,7 +499,7 @@ pub fn push_value(
                     value.describe()
                 ));
             }
-            push_hex(out, &bytes);
+            out.hex(&bytes);
         }
         (Kind::Binary(limit, false), Raw::Str(s) | Raw::Number(s)) => {
             let bytes = decode_hex(s).unwrap_or_else(|| s.as_bytes().to_vec());
@@ -401,22 +509,22 @@ pub fn push_value(
                     value.describe()
                 ));
             }
-            push_hex(out, &bytes);
+            out.hex(&bytes);
         }
-        (Kind::Json, other) => push_text(out, &other.to_json()),
+        (Kind::Json, other) => out.text(&other.to_json()),
         (Kind::Date, Raw::Str(s)) => {
             parse_date(s).ok_or_else(|| format!("text {s:?} is not a date (YYYY-MM-DD)"))?;
-            push_text(out, s);
+            out.text(s);
         }
         (Kind::DateTime(fraction, false), Raw::Str(s)) => {
-            push_text(out, &date_time(s, *fraction, false, column_type)?);
+            out.text(&date_time(s, *fraction, false, column_type)?);
         }
         (Kind::DateTime(fraction, true), Raw::Str(s)) => {
-            push_text(out, &date_time(&to_utc(s)?, *fraction, false, column_type)?);
+            out.text(&date_time(&to_utc(s)?, *fraction, false, column_type)?);
         }
         (Kind::Time(fraction), Raw::Str(s)) => {
             check_mysql_time(s, *fraction, column_type)?;
-            push_text(out, s);
+            out.text(s);
         }
         (Kind::Timestamp(fraction), Raw::Str(s)) => {
             // An instant: the session's zone is UTC, so any offset is
@@ -428,7 +536,7 @@ pub fn push_value(
                     "text {s:?} is outside the range of a TIMESTAMP column (1970 to 2038)"
                 ));
             }
-            push_text(out, &text);
+            out.text(&text);
         }
         (Kind::Year, Raw::Number(s) | Raw::Str(s)) if is_canonical_integer(s) => {
             // The server reads 1 to 99 as 2001 to 2069 and 1970 to 1999,
@@ -436,8 +544,8 @@ pub fn push_value(
             // the year 0000 an extract writes as 0.
             let year: i64 = s.parse().map_err(|_| misfit())?;
             match year {
-                0 => out.push_str("'0000'"),
-                1901..=2155 => out.push_str(s),
+                0 => out.text("0000"),
+                1901..=2155 => out.raw(s),
                 _ => {
                     return Err(format!(
                         "{} is not a year a {column_type} column keeps (1901 to 2155, or 0)",
@@ -446,8 +554,8 @@ pub fn push_value(
                 }
             }
         }
-        (Kind::Year, Raw::Str(s)) if s == "0000" => out.push_str("'0000'"),
-        (Kind::Other, Raw::Str(s) | Raw::Number(s)) => push_text(out, s),
+        (Kind::Year, Raw::Str(s)) if s == "0000" => out.text("0000"),
+        (Kind::Other, Raw::Str(s) | Raw::Number(s)) => out.text(s),
         _ => return Err(misfit()),
     }
     Ok(())

@@ -171,3 +171,33 @@ fn booleans_and_floats() {
     assert_eq!(lit(&double, num(&written_out)).unwrap(), "1e300");
     assert!(lit(&Kind::of(FieldType::Integer), Raw::Bool(true)).is_err());
 }
+
+/// A value as a field of LOAD DATA's text, after its tab.
+fn field(kind: &Kind, value: Raw<'_>) -> Result<String, String> {
+    let mut out = TabText::default();
+    out.separator();
+    push_value(&mut out, kind, "x", &value)?;
+    Ok(String::from_utf8(out.0).expect("utf-8"))
+}
+
+#[test]
+fn load_data_fields_escape_what_its_text_would_misread() {
+    let text = Kind::Text(None);
+    let s = |t: &'static str| Raw::Str(t.into());
+    assert_eq!(
+        field(&text, s("a\tb\nc\\d\re")).unwrap(),
+        "\ta\\tb\\nc\\\\d\\re"
+    );
+    assert_eq!(field(&text, s("\\N")).unwrap(), "\t\\\\N");
+    assert_eq!(field(&text, s("nul\0")).unwrap(), "\tnul\\0");
+    assert_eq!(field(&text, s("")).unwrap(), "\t");
+    assert_eq!(field(&text, Raw::Null).unwrap(), "\t\\N");
+    // Bytes as hex digits and BIT(1) as a digit: the statement converts.
+    let bytes = Kind::Binary(None, false);
+    assert_eq!(field(&bytes, s("\\x00ff")).unwrap(), "\t00ff");
+    assert_eq!(field(&Kind::Bit(1), Raw::Bool(true)).unwrap(), "\t1");
+    // YEAR 0 is the text 0000 (the number 0 would be 2000).
+    assert_eq!(field(&Kind::Year, num("0")).unwrap(), "\t0000");
+    // The checks are the SQL literal's.
+    assert!(field(&Kind::Text(Some(2)), s("abc")).is_err());
+}

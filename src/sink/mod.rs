@@ -66,6 +66,9 @@ pub struct LoadOptions {
     pub reject_naive_timestamps: bool,
     /// `--mode sync`: how rows missing from the stream go.
     pub sync: sync::SyncOptions,
+    /// `--dry-run`: the run ends in an abort, and a store must not make a
+    /// change it cannot roll back (MySQL's DDL commits).
+    pub dry_run: bool,
 }
 
 /// A destination for one load run: a table of a database, or a file. The
