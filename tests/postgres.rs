@@ -1219,3 +1219,52 @@ fn a_replace_in_progress_shows_readers_the_old_rows_and_a_cut_one_keeps_them() {
         }
     }
 }
+
+#[test]
+fn a_table_the_load_creates_gets_its_rows_frozen_and_an_existing_one_does_not() {
+    let Some(pg) = PgSchema::new("freeze") else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    // Rows of many pages, so that every page's bits are checked.
+    let rows: Vec<String> = (1..=5000)
+        .map(|i| format!("{{\"id\":{i},\"note\":\"{}\"}}", "x".repeat(100)))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let input = framed(&rows);
+    pg.client()
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_visibility")
+        .expect("pg_visibility (in PostgreSQL's contrib)");
+    let frozen = |table: &str| {
+        pg.rows(&format!(
+            "SELECT count(*) || ' ' || count(*) FILTER (WHERE all_frozen) \
+             FROM pg_visibility_map('{}.{table}')",
+            pg.name
+        ))
+    };
+    // Created by this load (append, then replace into a new table): COPY
+    // FREEZE, every page all-frozen at once.
+    for (table, mode) in [("fresh", "append"), ("renewed", "replace")] {
+        let out = load(&pg, d, &["--table", table, "--mode", mode], &input);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let seen = frozen(table);
+        let (pages, all) = seen[0].split_once(' ').expect("two counts");
+        assert!(pages.parse::<u32>().unwrap_or(0) > 10, "{seen:?}");
+        assert_eq!(pages, all, "{table}: pages and frozen pages");
+    }
+    // Loaded again into the table that exists: other transactions may see
+    // it, so the rows are written as usual.
+    let out = load(&pg, d, &["--table", "renewed", "--mode", "replace"], &input);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        pg.rows(&format!("SELECT count(*) FROM {}.renewed", pg.name)),
+        ["5000"]
+    );
+    let seen = frozen("renewed");
+    let (_, all) = seen[0].split_once(' ').expect("two counts");
+    assert!(
+        all.parse::<u32>().unwrap_or(1) < 10,
+        "rows that another transaction could see were frozen: {seen:?}"
+    );
+}

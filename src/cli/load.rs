@@ -101,8 +101,10 @@ PostgreSQL targets: TARGET is a postgres:// URL (see PostgreSQL connections
 below); the table goes to --schema-name, else to the connection's current
 schema (public, unless the search_path says otherwise). Rows go in with
 COPY: straight into the table for append and for replace (the old rows are
-deleted first, in the same transaction: readers see them until the commit);
-through a temporary staging table for upsert (INSERT ... ON CONFLICT on
+deleted first, in the same transaction: readers see them until the commit;
+a table the load creates gets its rows with COPY FREEZE, already frozen, so
+no reader or VACUUM rewrites its pages later); through a temporary staging
+table for upsert (INSERT ... ON CONFLICT on
 --key; a field a record omits keeps its stored value, as in SQLite). New tables get bigint, numeric
 (decimals, digit for digit: 12.50 stays 12.50), boolean, text and jsonb
 columns, and for the types a begin line declares (wire version 2) numeric(p,s),

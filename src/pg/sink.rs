@@ -67,6 +67,7 @@ impl PgSink {
         client
             .batch_execute("BEGIN")
             .map_err(pg_err("cannot start a transaction"))?;
+        self.stage.freeze = false;
         self.table.begin(client)?;
         if self.table.exists && self.options.mode == LoadMode::Replace {
             // DELETE, not TRUNCATE: readers keep seeing the old rows (MVCC)
@@ -97,6 +98,7 @@ impl PgSink {
         if created && self.stage.staged {
             self.stage.create(session, &self.table)?;
         }
+        self.stage.freeze |= created;
         Ok(())
     }
 

@@ -143,6 +143,11 @@ pub struct Stage {
     patterns: Vec<Vec<bool>>,
     pattern_ids: HashMap<Vec<bool>, usize>,
     pattern: Vec<bool>,
+    /// The table was created in this transaction: COPY FREEZE writes its
+    /// rows already frozen, so no reader or VACUUM rewrites every page
+    /// later to set hint bits (no other transaction can see the table
+    /// before the commit).
+    pub freeze: bool,
 }
 
 impl Stage {
@@ -157,6 +162,7 @@ impl Stage {
             patterns: Vec::new(),
             pattern_ids: HashMap::new(),
             pattern: Vec::new(),
+            freeze: false,
         }
     }
 
@@ -204,11 +210,17 @@ impl Stage {
                 names.push("_etl_pat".into());
             }
             let binary = self.format == Format::Binary;
+            let freeze = self.freeze && !self.staged;
             let sql = format!(
                 "COPY {} ({}) FROM STDIN{}",
                 self.target(table),
                 names.join(", "),
-                if binary { " (FORMAT binary)" } else { "" }
+                match (binary, freeze) {
+                    (true, true) => " (FORMAT binary, FREEZE)",
+                    (true, false) => " (FORMAT binary)",
+                    (false, true) => " (FREEZE)",
+                    (false, false) => "",
+                }
             );
             session.start_copy(sql, binary, self.copy_cols.clone())?;
         }
