@@ -429,6 +429,39 @@ fn append_adds_and_replace_refills() {
 }
 
 #[test]
+fn upsert_of_whole_records_with_a_key_twice_in_one_run_keeps_the_last() {
+    for store in Store::all("upsert_twice") {
+        if store.lacks(Exception::NoUpsert) {
+            continue;
+        }
+        let upsert = ["--mode", "upsert", "--key", "id"];
+        ok(
+            &store,
+            &store.load("h", &upsert, &framed(&[json!({"id": 1, "a": "a1"})])),
+        );
+        // A stored key and a new one, each twice: the second of each wins.
+        let twice = framed(&[
+            json!({"id": 1, "a": "first"}),
+            json!({"id": 3, "a": "first"}),
+            json!({"id": 1, "a": "last"}),
+            json!({"id": 3, "a": "last"}),
+        ]);
+        ok(&store, &store.load("h", &upsert, &twice));
+        let expected = [json!({"id": 1, "a": "last"}), json!({"id": 3, "a": "last"})];
+        assert_holds(&store, "h", &expected);
+        // Once per key: merged as staged.
+        let once = framed(&[json!({"id": 3, "a": "once"}), json!({"id": 4, "a": "new"})]);
+        ok(&store, &store.load("h", &upsert, &once));
+        let expected = [
+            json!({"id": 1, "a": "last"}),
+            json!({"id": 3, "a": "once"}),
+            json!({"id": 4, "a": "new"}),
+        ];
+        assert_holds(&store, "h", &expected);
+    }
+}
+
+#[test]
 fn upsert_keeps_omitted_fields_and_the_last_record_wins() {
     for store in Store::all("upsert") {
         let out = store.load(

@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result, bail};
 use postgres::Client;
+use postgres::error::SqlState;
 
 use super::binary::{BINARY_HEADER, BINARY_TRAILER, binary_value};
 use super::conn::{db_message, pg_err};
@@ -453,8 +454,30 @@ impl Stage {
         let everyone = self.patterns.len();
         let sql = if groups.iter().all(|(c, _)| c.len() == everyone) {
             // Every record carried every column: the latest record per key.
+            // Most streams hold one record per key; merged as staged, with
+            // no sort, unless the server finds a key twice (it refuses to
+            // update a row twice in one statement): then rolled back to
+            // the savepoint and merged from the latest records.
             let cols: Vec<String> = groups.into_iter().flat_map(|(_, c)| c).collect();
-            upsert(&cols, &latest, "")
+            let client = session.client()?;
+            client
+                .batch_execute("SAVEPOINT etl_merge")
+                .map_err(pg_err("cannot upsert"))?;
+            match client.batch_execute(&upsert(&cols, "etl_stage", "")) {
+                Ok(()) => {
+                    client
+                        .batch_execute("RELEASE SAVEPOINT etl_merge")
+                        .map_err(pg_err("cannot upsert"))?;
+                    String::new()
+                }
+                Err(e) if e.code() == Some(&SqlState::CARDINALITY_VIOLATION) => {
+                    client
+                        .batch_execute("ROLLBACK TO SAVEPOINT etl_merge")
+                        .map_err(pg_err("cannot upsert"))?;
+                    upsert(&cols, &latest, "")
+                }
+                Err(e) => return Err(pg_err("cannot upsert")(e)),
+            }
         } else {
             let flags: Vec<String> = (0..groups.len())
                 .map(|g| format!("NULL::boolean AS _etl_c{g}"))
@@ -514,9 +537,15 @@ impl Stage {
             sql.push_str("DROP TABLE etl_merged");
             sql
         };
+        if !sql.is_empty() {
+            session
+                .client()?
+                .batch_execute(&sql)
+                .map_err(pg_err("cannot upsert"))?;
+        }
         session
             .client()?
-            .batch_execute(&format!("{sql}; TRUNCATE etl_stage"))
+            .batch_execute("TRUNCATE etl_stage")
             .map_err(pg_err("cannot upsert"))?;
         self.patterns.clear();
         self.pattern_ids.clear();
