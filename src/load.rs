@@ -357,7 +357,9 @@ impl Load<'_> {
                             .insert(stream.clone(), bookmark.clone());
                     }
                     changes.ends.push(end);
-                    if self.plan.commit == CommitPolicy::Segment {
+                    // A dry run commits nothing: its segments stay in the one
+                    // transaction the end rolls back.
+                    if self.plan.commit == CommitPolicy::Segment && !self.plan.dry_run {
                         if !prepared {
                             self.flush_sample(sink, &schema, &mut sample)?;
                             prepared = true;

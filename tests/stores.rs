@@ -1047,6 +1047,17 @@ fn a_dry_run_does_everything_then_changes_nothing() {
         // Bad rows still fail a dry run, as they would fail the real one.
         let out = store.load("t", &["--mode", "replace", "--dry-run"], "{\"id\":3\n");
         assert_eq!(code(&out), 1, "{}: {}", store.name(), stderr(&out));
+        // Segments that would each commit commit nothing in a dry run.
+        if store.capabilities().segment_commits {
+            let two = format!(
+                "{}{}",
+                framed(&[json!({"id": 4, "name": "a"})]),
+                framed(&[json!({"id": 5, "name": "b", "more": 1})])
+            );
+            let out = store.load("t", &["--commit", "segment", "--dry-run"], &two);
+            ok(&store, &out);
+            assert_holds(&store, "t", &rows);
+        }
     }
 }
 

@@ -103,8 +103,9 @@ schema (public, unless the search_path says otherwise). Rows go in with
 COPY: straight into the table for append and for replace (the old rows are
 deleted first, in the same transaction: readers see them until the commit;
 a table the load creates gets its rows with COPY FREEZE, already frozen, so
-no reader or VACUUM rewrites its pages later); through a temporary staging
-table for upsert (INSERT ... ON CONFLICT on
+no reader or VACUUM rewrites its pages later; as PostgreSQL documents for
+FREEZE, a REPEATABLE READ transaction older than the load sees those rows
+once they are committed); through a temporary staging table for upsert (INSERT ... ON CONFLICT on
 --key; a field a record omits keeps its stored value, as in SQLite). New tables get bigint, numeric
 (decimals, digit for digit: 12.50 stays 12.50), boolean, text and jsonb
 columns, and for the types a begin line declares (wire version 2) numeric(p,s),
@@ -127,8 +128,8 @@ DECIMAL digits and scale, exact floats, FLOAT's range, text length, dates,
 TIMESTAMP's range, YEAR's 1901 to 2155 and 0 for 0000; base64 of a bytes
 field, or \\x-hex text, becomes the bytes of a binary column; a row too large for the server's
 max_allowed_packet), so a bad row is a reject. Append and replace into a
-table that exists stream the rows with LOAD DATA LOCAL INFILE inside one
-InnoDB transaction (replace: DELETE and refill); MySQL commits at every
+table that exists send the rows with LOAD DATA LOCAL INFILE (a statement
+per 4 MB of rows) inside one InnoDB transaction (replace: DELETE and refill); MySQL commits at every
 CREATE or ALTER TABLE, so a new field mid-stream rolls it back, adds the
 column and sends the rows again from a spill file (nothing was visible). A
 row LOCAL would skip (a duplicate key) or change fails the run. Where the

@@ -2,15 +2,17 @@
 //! INFILE`, the server's own bulk path, inside the load's transaction.
 //!
 //! Rows are checked and written as LOAD DATA's tab-separated text
-//! (`values.rs`), in chunks that a writer thread streams to the server
-//! through the client's local-infile handler while the next chunk is
-//! encoded here: one statement for each run of rows with the same columns.
+//! (`values.rs`), in chunks of whole rows. Each chunk is one statement,
+//! run by a writer thread through the client's local-infile handler while
+//! the next chunk is encoded here. Between chunks no statement is open, so
+//! a pause in the input never leaves the server waiting for file data
+//! (it gives up after its net_read_timeout).
 //!
 //! MySQL commits the open transaction at every CREATE or ALTER TABLE. So
 //! every chunk sent is also written to a spill file: when a column must be
 //! added mid-stream (or a state table created at commit), the transaction
 //! is rolled back (nothing was ever visible), the DDL runs, and the spill is
-//! sent again in a new transaction.
+//! sent again, chunk by chunk, in a new transaction.
 //!
 //! With LOCAL, the server turns a duplicate key or a value it had to change
 //! into a warning and goes on; a statement whose rows did not all go in
@@ -18,7 +20,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result, anyhow};
@@ -29,19 +30,18 @@ use super::conn::message;
 use super::table::{Column, Table, quote};
 use super::values::Kind;
 
-/// Chunks of about this many bytes go to the server.
+/// Chunks of about this many bytes go to the server, one statement each.
 pub const CHUNK: usize = 4 << 20;
 
 /// What the writer thread hands back: the connection, and the statement's
 /// affected rows and warnings (or why it failed).
 type Outcome = (Conn, Result<(u64, u16)>);
 
-/// A LOAD DATA in progress on a writer thread, which holds the connection
-/// until it ends.
+/// A LOAD DATA statement running on a writer thread, which holds the
+/// connection until it ends.
 struct LoadStream {
-    chunks: SyncSender<Vec<u8>>,
     done: JoinHandle<Outcome>,
-    /// Rows sent so far.
+    /// Rows the statement was given.
     rows: u64,
 }
 
@@ -73,13 +73,12 @@ impl Session {
             .context("the connection was lost with a failed LOAD DATA")
     }
 
-    /// Ends the LOAD DATA in progress, if any, and checks that the server
-    /// took every row it was sent, unchanged.
+    /// Waits for the LOAD DATA in progress, if any, and checks that the
+    /// server took every row it was given, unchanged.
     fn finish(&mut self) -> Result<()> {
         let Some(load) = self.load.take() else {
             return Ok(());
         };
-        drop(load.chunks);
         let (mut conn, result) = load
             .done
             .join()
@@ -90,48 +89,36 @@ impl Session {
         checked.map_err(|e| anyhow!("{}: {e}", self.name))
     }
 
-    /// Hands the connection to a writer thread that runs `sql` (a LOAD
-    /// DATA LOCAL INFILE) and streams it the chunks it is sent.
-    fn start(&mut self, sql: String) -> Result<()> {
+    /// Once the statement before has ended, hands the connection to a
+    /// writer thread that runs `sql` (a LOAD DATA LOCAL INFILE) with
+    /// `chunk`, `rows` whole rows, as its file.
+    fn start(&mut self, sql: String, chunk: Vec<u8>, rows: u64) -> Result<()> {
         self.finish()?;
         let mut conn = self.conn.take().context("no connection")?;
-        let (chunks, incoming) = sync_channel::<Vec<u8>>(2);
         let done = std::thread::spawn(move || {
-            let mut incoming = Some(incoming);
-            conn.set_local_infile_handler(Some(LocalInfileHandler::new(move |_, out| {
-                // Whatever file the server names, only these rows are sent.
-                for chunk in incoming.take().into_iter().flatten() {
-                    out.write_all(&chunk)?;
-                }
-                Ok(())
-            })));
-            let result = conn
-                .query_drop(&sql)
-                .map(|()| (conn.affected_rows(), conn.warnings()))
-                .map_err(|e| anyhow!("LOAD DATA failed: {}", message(&e)));
-            // Drops the handler, so a send after a failure returns at once.
-            conn.set_local_infile_handler(None);
+            let result = run_load(&mut conn, &sql, chunk);
             (conn, result)
         });
-        self.load = Some(LoadStream {
-            chunks,
-            done,
-            rows: 0,
-        });
+        self.load = Some(LoadStream { done, rows });
         Ok(())
     }
+}
 
-    /// Sends a chunk of `rows` rows to the LOAD DATA in progress.
-    fn send(&mut self, chunk: Vec<u8>, rows: u64) -> Result<()> {
-        let load = self.load.as_mut().context("no LOAD DATA in progress")?;
-        load.rows += rows;
-        if load.chunks.send(chunk).is_err() {
-            // The statement ended early: its error says why.
-            self.finish()?;
-            anyhow::bail!("{}: the server stopped reading the rows", self.name);
+/// Runs `sql` (a LOAD DATA LOCAL INFILE) with `data` as its file: the
+/// affected rows and warnings.
+fn run_load(conn: &mut Conn, sql: &str, data: Vec<u8>) -> Result<(u64, u16)> {
+    let mut data = Some(data);
+    conn.set_local_infile_handler(Some(LocalInfileHandler::new(move |_, out| {
+        // Whatever file the server names, only these rows are sent.
+        if let Some(data) = data.take() {
+            out.write_all(&data)?;
         }
         Ok(())
-    }
+    })));
+    let result = conn.query_drop(sql);
+    conn.set_local_infile_handler(None);
+    result.map_err(|e| anyhow!("LOAD DATA failed: {}", message(&e)))?;
+    Ok((conn.affected_rows(), conn.warnings()))
 }
 
 /// Did the server take all `rows` rows unchanged (`affected` of them, with
@@ -154,17 +141,7 @@ fn check_taken(conn: &mut Conn, rows: u64, affected: u64, warnings: u16) -> Resu
 /// Runs `sql` (a LOAD DATA LOCAL INFILE) with `data`, `rows` rows, as its
 /// file, here and now: the staging path's statement.
 pub fn load_chunk(conn: &mut Conn, sql: &str, data: Vec<u8>, rows: u64) -> Result<()> {
-    let mut data = Some(data);
-    conn.set_local_infile_handler(Some(LocalInfileHandler::new(move |_, out| {
-        if let Some(data) = data.take() {
-            out.write_all(&data)?;
-        }
-        Ok(())
-    })));
-    let result = conn.query_drop(sql);
-    conn.set_local_infile_handler(None);
-    result.map_err(|e| anyhow!("LOAD DATA failed: {}", message(&e)))?;
-    let (affected, warnings) = (conn.affected_rows(), conn.warnings());
+    let (affected, warnings) = run_load(conn, sql, data)?;
     check_taken(conn, rows, affected, warnings)
 }
 
@@ -226,7 +203,7 @@ pub fn load_sql(into: &str, first: Option<&str>, columns: &[&Column]) -> String 
 
 /// One statement's rows in the spill file.
 struct Segment {
-    columns: Vec<usize>,
+    sql: String,
     start: u64,
     bytes: u64,
     rows: u64,
@@ -236,8 +213,9 @@ struct Segment {
 /// row sent in the open transaction.
 #[derive(Default)]
 pub struct Bulk {
-    /// The columns of the statement in progress (`None`: none started).
-    columns: Option<Vec<usize>>,
+    /// The columns of the run being built, and its statement (`None`: no
+    /// run yet).
+    run: Option<(Vec<usize>, String)>,
     chunk: Vec<u8>,
     chunk_rows: u64,
     spill: Option<File>,
@@ -246,14 +224,15 @@ pub struct Bulk {
 }
 
 impl Bulk {
-    /// Is a statement of these columns in progress?
+    /// Is the run being built one of these columns?
     pub fn runs(&self, columns: impl Iterator<Item = usize>) -> bool {
-        self.columns
+        self.run
             .as_ref()
-            .is_some_and(|c| c.iter().copied().eq(columns))
+            .is_some_and(|(c, _)| c.iter().copied().eq(columns))
     }
 
-    /// Starts a statement for rows of `columns` (the one in progress ends).
+    /// Starts a run of rows of `columns` (the rows of the one before are
+    /// sent).
     pub fn begin_run(
         &mut self,
         session: &mut Session,
@@ -261,20 +240,14 @@ impl Bulk {
         columns: Vec<usize>,
     ) -> Result<()> {
         self.end_run(session)?;
-        session.start(statement(table, &columns))?;
-        self.segments.push(Segment {
-            columns: columns.clone(),
-            start: self.spilled,
-            bytes: 0,
-            rows: 0,
-        });
-        self.columns = Some(columns);
+        let sql = statement(table, &columns);
+        self.run = Some((columns, sql));
         Ok(())
     }
 
-    /// Adds one encoded row (its fields, each after a tab) to the
-    /// statement in progress. A row of no columns is sent as `\N` into a
-    /// variable: every column takes its default.
+    /// Adds one encoded row (its fields, each after a tab) to the run. A
+    /// row of no columns is sent as `\N` into a variable: every column
+    /// takes its default.
     pub fn push_row(&mut self, session: &mut Session, row: &[u8]) -> Result<()> {
         match row.split_first() {
             Some((_, fields)) => self.chunk.extend_from_slice(fields),
@@ -288,11 +261,15 @@ impl Bulk {
         Ok(())
     }
 
-    /// Sends the chunk being built, after writing it to the spill.
+    /// Sends the chunk being built as a statement of its own, after
+    /// writing it to the spill.
     fn send(&mut self, session: &mut Session) -> Result<()> {
         if self.chunk_rows == 0 {
             return Ok(());
         }
+        let Some((_, sql)) = &self.run else {
+            anyhow::bail!("rows without a LOAD DATA statement");
+        };
         let spill = match &mut self.spill {
             Some(file) => file,
             None => self
@@ -303,21 +280,24 @@ impl Bulk {
             .write_all(&self.chunk)
             .context("cannot write the rows' spill file")?;
         let bytes = self.chunk.len() as u64;
-        self.spilled += bytes;
-        if let Some(segment) = self.segments.last_mut() {
-            segment.bytes += bytes;
-            segment.rows += self.chunk_rows;
-        }
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK + (64 << 10)));
         let rows = std::mem::take(&mut self.chunk_rows);
-        session.send(chunk, rows)
+        self.segments.push(Segment {
+            sql: sql.clone(),
+            start: self.spilled,
+            bytes,
+            rows,
+        });
+        self.spilled += bytes;
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK + (64 << 10)));
+        session.start(sql.clone(), chunk, rows)
     }
 
-    /// Ends the statement in progress: the rest of its rows are sent and
-    /// the server's count checked.
+    /// Ends the run: the rest of its rows are sent and the server's count
+    /// checked.
     pub fn end_run(&mut self, session: &mut Session) -> Result<()> {
-        if self.columns.take().is_some() {
+        if self.run.is_some() {
             self.send(session)?;
+            self.run = None;
         }
         session.conn()?;
         Ok(())
@@ -325,49 +305,32 @@ impl Bulk {
 
     /// Sends every row of the open transaction again, statement by
     /// statement, into a new transaction (after a rollback and DDL).
-    pub fn replay(&mut self, session: &mut Session, table: &Table) -> Result<()> {
+    pub fn replay(&mut self, session: &mut Session) -> Result<()> {
         self.end_run(session)?;
         let Some(spill) = &mut self.spill else {
             return Ok(());
         };
         spill.flush().context("cannot write the rows' spill file")?;
         for segment in &self.segments {
-            if segment.rows == 0 {
-                continue;
-            }
-            session.start(statement(table, &segment.columns))?;
             spill
                 .seek(SeekFrom::Start(segment.start))
                 .context("cannot read the rows' spill file")?;
-            let mut left = segment.bytes;
-            let mut rows = segment.rows;
-            while left > 0 {
-                let n = left.min(CHUNK as u64);
-                let mut chunk = vec![0; n as usize];
-                spill
-                    .read_exact(&mut chunk)
-                    .context("cannot read the rows' spill file")?;
-                left -= n;
-                // The row count goes with the last piece.
-                let count = if left == 0 {
-                    std::mem::take(&mut rows)
-                } else {
-                    0
-                };
-                session.send(chunk, count)?;
-            }
-            session.conn()?;
+            let mut chunk = vec![0; usize::try_from(segment.bytes)?];
+            spill
+                .read_exact(&mut chunk)
+                .context("cannot read the rows' spill file")?;
+            session.start(segment.sql.clone(), chunk, segment.rows)?;
         }
+        session.conn()?;
         spill
             .seek(SeekFrom::End(0))
             .context("cannot write the rows' spill file")?;
         Ok(())
     }
 
-    /// Forgets the spilled rows once their transaction committed (or
-    /// rolled back for good).
+    /// Forgets the spilled rows once their transaction committed.
     pub fn committed(&mut self) -> Result<()> {
-        self.columns = None;
+        self.run = None;
         self.chunk.clear();
         self.chunk_rows = 0;
         self.segments.clear();

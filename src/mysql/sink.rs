@@ -161,9 +161,12 @@ impl MysqlSink {
 
     /// The end of every transaction: DDL first, then the rows, bookmarks
     /// and batch ids in one transaction, committed.
-    fn settle(&mut self, changes: &StateChanges) -> Result<()> {
+    /// `last`: the run's final commit, after which nothing is cleaned up
+    /// (the session ends; an error after the COMMIT would report
+    /// committed rows as not loaded).
+    fn settle(&mut self, changes: &StateChanges, last: bool) -> Result<()> {
         if self.bulk.is_some() {
-            return self.settle_bulk(changes);
+            return self.settle_bulk(changes, last);
         }
         self.flush()?;
         self.table
@@ -202,6 +205,9 @@ impl MysqlSink {
         }
         self.state.write(changes)?;
         self.commit_transaction()?;
+        if last {
+            return Ok(());
+        }
         self.stage.clear(self.state.conn()?)
     }
 
@@ -255,7 +261,7 @@ impl MysqlSink {
         }
         self.start_transaction()?;
         if let Some(bulk) = self.bulk.as_mut() {
-            bulk.replay(self.state.session(), &self.table)?;
+            bulk.replay(self.state.session())?;
         }
         Ok(())
     }
@@ -300,7 +306,7 @@ impl MysqlSink {
     /// for null-only fields and the state tables created (after a rollback
     /// and a replay, if either needs DDL), then the bookmarks and batch ids
     /// written and the transaction committed.
-    fn settle_bulk(&mut self, changes: &StateChanges) -> Result<()> {
+    fn settle_bulk(&mut self, changes: &StateChanges, last: bool) -> Result<()> {
         if let Some(bulk) = self.bulk.as_mut() {
             bulk.end_run(self.state.session())?;
         }
@@ -310,7 +316,9 @@ impl MysqlSink {
         }
         self.state.write(changes)?;
         self.commit_transaction()?;
-        if let Some(bulk) = self.bulk.as_mut() {
+        if let Some(bulk) = self.bulk.as_mut()
+            && !last
+        {
             bulk.committed()?;
         }
         Ok(())
@@ -410,11 +418,11 @@ impl Sink for MysqlSink {
     }
 
     fn commit_point(&mut self, changes: &StateChanges) -> Result<()> {
-        self.settle(changes)
+        self.settle(changes, false)
     }
 
     fn commit(mut self: Box<Self>, changes: &StateChanges) -> Result<Vec<String>> {
-        self.settle(changes)?;
+        self.settle(changes, true)?;
         let mut log = std::mem::take(&mut self.log);
         if self.deleted > 0 {
             log.push(format!("deleted {} rows (--delete-when)", self.deleted));

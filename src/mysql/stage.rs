@@ -196,8 +196,9 @@ impl Stage {
 
     /// Why a row of `kind` whose literals take `values` bytes cannot be
     /// sent in any statement the server takes (its max_allowed_packet), if
-    /// so. (LOAD DATA rows are held to the same limit, so a row is a reject
-    /// or not whichever path it takes.)
+    /// so. (LOAD DATA rows are held to the same limit, measured on the
+    /// text they are sent as: a quote or a backslash counts once here,
+    /// twice there.)
     pub fn too_large(
         &self,
         table: &Table,
