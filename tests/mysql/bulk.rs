@@ -149,3 +149,43 @@ fn a_first_incremental_run_that_creates_the_state_table_loads_each_row_once() {
     let bookmark = my.rows("SELECT bookmark FROM _etl_state WHERE stream = 'src'");
     assert!(bookmark[0].contains("\"value\":500"), "{bookmark:?}");
 }
+
+/// A begin line with a batch id asks the target whether it committed that
+/// batch: mid-run, between LOAD DATA statements.
+#[test]
+fn batches_in_one_run_each_load_once_and_a_rerun_skips_them() {
+    let Some(my) = MyDb::new("bulk_batches") else {
+        return;
+    };
+    my.exec("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(10))");
+    let dir = tempdir();
+    let d = dir.path();
+    let mut input = String::new();
+    // More rows than the typing sample, so that rows are on their way
+    // when the second begin line asks about its batch.
+    for (batch, ids) in [("b1", 1..=3000), ("b2", 3001..=6000)] {
+        input.push_str(&format!(
+            "{{\"@etl\":\"begin\",\"stream\":\"s\",\"batch\":\"{batch}\"}}\n"
+        ));
+        for id in ids {
+            input.push_str(&format!("{{\"id\":{id},\"name\":\"n{id}\"}}\n"));
+        }
+        input.push_str("{\"@etl\":\"end\",\"stream\":\"s\",\"rows\":3000}\n");
+    }
+    let file = write(d, "batches.ndjson", input.as_bytes());
+    for round in 0..2 {
+        let mut c = cmd(LOAD, d);
+        c.arg(&my.url).args(["--table", "t"]).arg(&file);
+        let out = run(c);
+        assert_eq!(code(&out), 0, "round {round}: {}", stderr(&out));
+        assert_eq!(
+            my.rows("SELECT COUNT(*), SUM(id) FROM t"),
+            ["6000|18003000"],
+            "round {round}"
+        );
+    }
+    assert_eq!(
+        my.rows("SELECT id FROM _etl_batches WHERE target_table = 't' ORDER BY id"),
+        ["b1", "b2"]
+    );
+}
