@@ -53,8 +53,6 @@ pub struct LoadPlan {
     pub verbosity: Verbosity,
     /// The job's name in the run history (none: the table or file).
     pub job: Option<String>,
-    /// Do everything, then roll back and say what would have changed.
-    pub dry_run: bool,
     /// Input that is not NDJSON (CSV, TSV, a JSON array, Parquet, several
     /// files): read with etl-extract's code, as `etl-extract | etl-load`.
     pub extract: Option<crate::extract::ExtractPlan>,
@@ -109,7 +107,7 @@ pub fn run(mut plan: LoadPlan) -> Result<Outcome> {
     match result.and_then(|log| rejects.finish().map(|()| log)) {
         Ok(log) => {
             for line in log {
-                if plan.dry_run {
+                if plan.load.dry_run {
                     // Asked for: shown even without -v.
                     progress.note(&line);
                 } else {
@@ -183,7 +181,7 @@ impl Load<'_> {
             self.counts.rejected += rejected;
         }
         match ran.and_then(|()| self.rejects.finish()) {
-            Ok(()) if self.plan.dry_run => {
+            Ok(()) if self.plan.load.dry_run => {
                 // Everything was done; now undo it and say what it was.
                 let described = sink.describe();
                 sink.abort();
@@ -359,7 +357,7 @@ impl Load<'_> {
                     changes.ends.push(end);
                     // A dry run commits nothing: its segments stay in the one
                     // transaction the end rolls back.
-                    if self.plan.commit == CommitPolicy::Segment && !self.plan.dry_run {
+                    if self.plan.commit == CommitPolicy::Segment && !self.plan.load.dry_run {
                         if !prepared {
                             self.flush_sample(sink, &schema, &mut sample)?;
                             prepared = true;

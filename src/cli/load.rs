@@ -501,7 +501,6 @@ impl LoadArgs {
             rejects: self.rejects.options(),
             verbosity: self.verbosity.verbosity(),
             job: self.job.clone(),
-            dry_run: self.dry_run,
         })
     }
 }

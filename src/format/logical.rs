@@ -413,6 +413,20 @@ pub fn encode_bytes(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
+/// Decodes `\x`-prefixed hex text (PostgreSQL's bytea output, and the form a
+/// binary column is extracted as before the wire typed bytes); `None` when
+/// `s` is not such text.
+pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let hex = s.strip_prefix("\\x")?;
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

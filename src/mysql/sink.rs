@@ -23,7 +23,7 @@ use mysql::prelude::Queryable;
 
 use super::bulk::Bulk;
 use super::conn::{self, message};
-use super::stage::{RunKind, STATEMENT_HEADROOM, Stage};
+use super::stage::{RunKind, Stage};
 use super::state::MysqlState;
 use super::table::{Table, check_name, db_err, quote};
 use super::values::TabText;
@@ -34,7 +34,6 @@ use crate::record::{FieldType, Schema};
 use crate::sink::sync::{self, Dialect, Sweep};
 use crate::sink::{LoadMode, LoadOptions, Sink};
 use crate::state::{StateChanges, StateStore};
-use crate::store::binder::UNBOUND;
 
 /// Loads into one MySQL table.
 pub struct MysqlSink {
@@ -142,7 +141,7 @@ impl MysqlSink {
         if let Some(reason) = self.stage.too_large(
             &self.table,
             &self.options.keys,
-            &kind,
+            || kind.clone(),
             values.len(),
             longest,
         ) {
@@ -273,19 +272,13 @@ impl MysqlSink {
             Ok(encoded) => encoded,
             Err(reason) => return Ok(Err(reason)),
         };
-        let columns = |table: &Table| {
-            let bound = table.binder.bound.iter().copied();
-            bound.filter(|&i| i != UNBOUND).collect::<Vec<_>>()
-        };
-        if row.0.len() + STATEMENT_HEADROOM >= self.stage.max_packet()
-            && let Some(reason) = self.stage.too_large(
-                &self.table,
-                &self.options.keys,
-                &RunKind::Write(columns(&self.table)),
-                row.0.len(),
-                longest,
-            )
-        {
+        if let Some(reason) = self.stage.too_large(
+            &self.table,
+            &self.options.keys,
+            || RunKind::Write(self.table.binder.columns().collect()),
+            row.0.len(),
+            longest,
+        ) {
             return Ok(Err(reason));
         }
         if self.table.needs_ddl() || !self.in_transaction {
@@ -294,9 +287,9 @@ impl MysqlSink {
         let Some(bulk) = self.bulk.as_mut() else {
             anyhow::bail!("no LOAD DATA in this load");
         };
-        let bound = self.table.binder.bound.iter().copied();
-        if !bulk.runs(bound.filter(|&i| i != UNBOUND)) {
-            bulk.begin_run(self.state.session(), &self.table, columns(&self.table))?;
+        if !bulk.runs(self.table.binder.columns()) {
+            let run = self.table.binder.columns().collect();
+            bulk.begin_run(self.state.session(), &self.table, run)?;
         }
         bulk.push_row(self.state.session(), &row.0)?;
         Ok(Ok(()))
@@ -392,28 +385,19 @@ impl Sink for MysqlSink {
                 .iter()
                 .any(|(n, v)| n == flag && *v == Raw::Bool(true))
         {
-            let keys = &self.options.keys;
-            let values = if self.stage.load_data {
-                Stage::encode_keys::<TabText>(&self.table, fields, keys).map(|t| t.0)
-            } else {
-                Stage::encode_keys::<String>(&self.table, fields, keys).map(String::into_bytes)
-            };
-            return match values {
+            return match self
+                .stage
+                .encode_key_row(&self.table, fields, &self.options.keys)
+            {
                 Ok(values) => self.stage_row(RunKind::Delete, &values, None),
                 Err(reason) => Ok(Err(reason)),
             };
         }
-        let encoded = if self.stage.load_data {
-            Stage::encode::<TabText>(&self.table, fields).map(|(t, l)| (t.0, l))
-        } else {
-            Stage::encode::<String>(&self.table, fields).map(|(s, l)| (s.into_bytes(), l))
-        };
-        let (values, longest) = match encoded {
+        let (values, longest) = match self.stage.encode_row(&self.table, fields) {
             Ok(encoded) => encoded,
             Err(reason) => return Ok(Err(reason)),
         };
-        let bound = &self.table.binder.bound;
-        let kind = RunKind::Write(bound.iter().copied().filter(|&i| i != UNBOUND).collect());
+        let kind = RunKind::Write(self.table.binder.columns().collect());
         self.stage_row(kind, &values, longest)
     }
 

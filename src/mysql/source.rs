@@ -269,7 +269,7 @@ impl MysqlSource {
                         // \x hex text of bookmarks stored by earlier versions.
                         let bytes = decode_bytes(s)
                             .ok()
-                            .or_else(|| super::values::decode_hex(s))
+                            .or_else(|| crate::format::logical::decode_hex(s))
                             .unwrap_or_else(|| s.clone().into_bytes());
                         params.push(SqlValue::Bytes(bytes));
                         format!("CAST({column} AS BINARY) {op} CAST(? AS BINARY)")

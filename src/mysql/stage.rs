@@ -14,7 +14,7 @@ use mysql::prelude::Queryable;
 use super::bulk::{CHUNK, load_chunk, load_sql};
 use super::conn::message;
 use super::table::{Column, Table, db_err, quote};
-use super::values::{Kind, Literal, push_value};
+use super::values::{Kind, Literal, TabText, push_value};
 use crate::format::flat::{Fields, Raw};
 use crate::sink::LoadOptions;
 use crate::store::binder::UNBOUND;
@@ -35,7 +35,10 @@ const DEFAULT_PACKET: usize = 16 << 20;
 
 /// Room for a staging INSERT's head: below this many bytes short of the
 /// max_allowed_packet, the head is not measured.
-pub const STATEMENT_HEADROOM: usize = 1 << 20;
+const STATEMENT_HEADROOM: usize = 1 << 20;
+
+/// A row's encoded values, and the column with the longest (index, bytes).
+pub type Encoded<T> = (T, Option<(usize, usize)>);
 
 /// What a run of consecutive staged rows does at commit.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,11 +99,6 @@ impl Stage {
             max_packet: max_packet
                 .map_or(DEFAULT_PACKET, |p| usize::try_from(p).unwrap_or(usize::MAX)),
         })
-    }
-
-    /// The server's max_allowed_packet.
-    pub fn max_packet(&self) -> usize {
-        self.max_packet
     }
 
     /// Creates the staging table, or adds the columns it lacks. DDL on a
@@ -203,7 +201,7 @@ impl Stage {
         &self,
         table: &Table,
         keys: &[String],
-        kind: &RunKind,
+        kind: impl FnOnce() -> RunKind,
         values: usize,
         longest: Option<(usize, usize)>,
     ) -> Option<String> {
@@ -211,7 +209,7 @@ impl Stage {
             return None;
         }
         // One command byte, the parentheses and the sequence number.
-        let bytes = 1 + Self::head_bytes(table, keys, kind) + values + 2 + 20;
+        let bytes = 1 + Self::head_bytes(table, keys, &kind()) + values + 2 + 20;
         if bytes <= self.max_packet {
             return None;
         }
@@ -287,13 +285,41 @@ impl Stage {
         Ok(())
     }
 
+    /// A row's values in the form this stage sends them: LOAD DATA's text
+    /// or SQL literals (see [`encode`](Self::encode)).
+    pub fn encode_row(
+        &self,
+        table: &Table,
+        fields: &Fields<'_>,
+    ) -> Result<Encoded<Vec<u8>>, String> {
+        if self.load_data {
+            Self::encode::<TabText>(table, fields).map(|(t, l)| (t.0, l))
+        } else {
+            Self::encode::<String>(table, fields).map(|(s, l)| (s.into_bytes(), l))
+        }
+    }
+
+    /// A deleting record's key values in the form this stage sends them.
+    pub fn encode_key_row(
+        &self,
+        table: &Table,
+        fields: &Fields<'_>,
+        keys: &[String],
+    ) -> Result<Vec<u8>, String> {
+        if self.load_data {
+            Self::encode_keys::<TabText>(table, fields, keys).map(|t| t.0)
+        } else {
+            Self::encode_keys::<String>(table, fields, keys).map(String::into_bytes)
+        }
+    }
+
     /// Literals for `fields` in the columns they are bound to (a field
     /// without a column, only null so far, is left out), each after its
     /// separator, and the column with the longest literal (index, bytes).
     pub fn encode<L: Literal + Default>(
         table: &Table,
         fields: &Fields<'_>,
-    ) -> Result<(L, Option<(usize, usize)>), String> {
+    ) -> Result<Encoded<L>, String> {
         let mut out = L::default();
         let mut longest: Option<(usize, usize)> = None;
         for ((_, value), &i) in fields.iter().zip(&table.binder.bound) {

@@ -50,25 +50,20 @@ impl MysqlState {
     /// for `changes`? (No DDL: safe inside the data's transaction.)
     pub fn tables_missing(&mut self, changes: &StateChanges) -> Result<bool> {
         let conn = self.session.conn()?;
-        Ok(
-            (changes.bookmarks().next().is_some() && !table_exists(conn, STATE_TABLE)?)
-                || (!changes.batches.is_empty() && !table_exists(conn, BATCH_TABLE)?)
-                || (changes.run.is_some() && !table_exists(conn, RUNS_TABLE)?),
-        )
+        for (table, _) in wanted(changes) {
+            if !table_exists(conn, table)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Creates the state tables `changes` will write to (DDL: call it
     /// before the data's transaction starts).
     pub fn create_tables(&mut self, changes: &StateChanges) -> Result<()> {
         let conn = self.session.conn()?;
-        if changes.bookmarks().next().is_some() {
-            ensure_state_table(conn)?;
-        }
-        if !changes.batches.is_empty() {
-            ensure_batch_table(conn)?;
-        }
-        if changes.run.is_some() {
-            ensure_runs_table(conn)?;
+        for (_, ensure) in wanted(changes) {
+            ensure(conn)?;
         }
         Ok(())
     }
@@ -112,6 +107,24 @@ fn fits(what: &str, text: &str) -> Result<()> {
         bail!("{what} {text:?} is longer than the {KEY_LIMIT} characters MySQL state keeps");
     }
     Ok(())
+}
+
+/// Makes one state table if it is missing (DDL).
+type Ensure = fn(&mut Conn) -> Result<()>;
+
+/// The state tables `changes` writes to, each with the DDL that makes it.
+fn wanted(changes: &StateChanges) -> Vec<(&'static str, Ensure)> {
+    let mut wanted: Vec<(&'static str, Ensure)> = Vec::new();
+    if changes.bookmarks().next().is_some() {
+        wanted.push((STATE_TABLE, ensure_state_table));
+    }
+    if !changes.batches.is_empty() {
+        wanted.push((BATCH_TABLE, ensure_batch_table));
+    }
+    if changes.run.is_some() {
+        wanted.push((RUNS_TABLE, ensure_runs_table));
+    }
+    wanted
 }
 
 /// Does a table of this name exist in the current database?

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::dates::{check_mysql_time, date_time, parse_date, to_utc};
 use crate::format::flat::Raw;
-use crate::format::logical::{check_uuid, decode_bytes};
+use crate::format::logical::{check_uuid, decode_bytes, decode_hex};
 use crate::format::typing::exact_float;
 use crate::record::FieldType;
 
@@ -361,18 +361,6 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
         let _ = write!(out, "{b:02x}");
     }
     out.push('\'');
-}
-
-/// Decodes the `\x`-prefixed hex text a binary column is extracted as.
-pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    let hex = s.strip_prefix("\\x")?;
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Appends `value` as a literal for a column of `kind` (named `column_type`

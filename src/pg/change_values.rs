@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::format::infer::{CANONICAL_MAX, canonical_temporal};
 use crate::format::json;
+use crate::format::logical::decode_hex;
 use crate::format::temporal;
 use crate::record::FieldType;
 
@@ -133,7 +134,7 @@ pub(super) fn write_value(out: &mut Vec<u8>, oid: u32, text: &[u8]) {
         Some(Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC) => number(out),
         Some(Type::BOOL) => out.extend_from_slice(if &*s == "t" { b"true" } else { b"false" }),
         Some(Type::JSON | Type::JSONB) => json::write_compact(out, text),
-        Some(Type::BYTEA) => match s.strip_prefix("\\x").and_then(hex) {
+        Some(Type::BYTEA) => match decode_hex(&s) {
             Some(bytes) => json::write_str(out, &BASE64.encode(bytes)),
             None => json::write_str(out, &s),
         },
@@ -153,17 +154,6 @@ pub(super) fn write_value(out: &mut Vec<u8>, oid: u32, text: &[u8]) {
         }
         _ => json::write_str(out, &s),
     }
-}
-
-/// Bytes from hex digits; `None` when they are not.
-fn hex(h: &str) -> Option<Vec<u8>> {
-    if !h.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

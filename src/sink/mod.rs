@@ -66,8 +66,9 @@ pub struct LoadOptions {
     pub reject_naive_timestamps: bool,
     /// `--mode sync`: how rows missing from the stream go.
     pub sync: sync::SyncOptions,
-    /// `--dry-run`: the run ends in an abort, and a store must not make a
-    /// change it cannot roll back (MySQL's DDL commits).
+    /// `--dry-run`: do everything, then roll back and say what would have
+    /// changed; a store must not make a change it cannot roll back (MySQL's
+    /// DDL commits).
     pub dry_run: bool,
 }
 

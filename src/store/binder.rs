@@ -206,6 +206,12 @@ impl Binder {
         self.last = fields.iter().map(|(n, _)| n.to_string()).collect();
     }
 
+    /// The columns the last bound record's fields went to, in field order
+    /// (fields without a column left out).
+    pub fn columns(&self) -> impl Iterator<Item = usize> + '_ {
+        self.bound.iter().copied().filter(|&i| i != UNBOUND)
+    }
+
     /// The field of the bound record that column `column` takes, if any.
     pub fn field_of(&self, column: usize) -> Option<usize> {
         self.bound.iter().position(|&b| b == column)
